@@ -1,0 +1,142 @@
+"""Every way an upload can fail, as exceptions that know whether trying again can help.
+
+Foreign errors (``requests``, ``botocore``, ``sqlite3``, ``OSError``) are translated into these at the
+boundary with ``raise ... from exc``, so the retry policy, the fallback chain and the GUI only ever
+look at this tree, and the original stays attached for the log::
+
+    UploaderError                      .message is a sentence a non-technical person can act on
+    ├── TransientError                 trying again may work
+    │   ├── NetworkError               refused, reset, DNS, TLS
+    │   │   └── StalledError           no bytes moved within the read timeout
+    │   ├── ServerBusyError            5xx, 408, 429 (may carry Retry-After)
+    │   ├── IntegrityError             storage saw other bytes than we sent (BadDigest, ETag != MD5)
+    │   ├── ProtocolError              the server answered something we can't read
+    │   └── UrlExpiredError            a presigned URL ran out: re-sign, not a retry attempt
+    ├── PermanentError                 trying the same thing again will fail the same way
+    │   ├── AuthError                  401: token wrong or missing
+    │   ├── ForbiddenError             403 that is not an expired URL
+    │   ├── NotFoundError              the upload is gone on the server
+    │   ├── RejectedError              any other 4xx, with the server's own reason
+    │   ├── UnsupportedError           this server doesn't offer that method or action
+    │   ├── FileTooLargeError
+    │   ├── LocalFileError             the file on this computer is the problem
+    │   │   ├── FileUnreadableError
+    │   │   └── FileChangedError
+    │   ├── DiskFullError              no room to write our own state or logs
+    │   └── StateError                 the resume record can't be used
+    └── SettingsError                  a setting is out of range (also a ValueError)
+
+``Interrupted`` is not an error: it unwinds a part when the user pauses or cancels.
+"""
+
+from __future__ import annotations
+
+from desktop_uploader.engine.limits import human_bytes
+
+
+class UploaderError(Exception):
+    """Base of the tree. ``message`` is for people; ``str()`` adds nothing beyond it."""
+
+    transient = False
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class TransientError(UploaderError):
+    transient = True
+
+
+class NetworkError(TransientError):
+    pass
+
+
+class StalledError(NetworkError):
+    pass
+
+
+class ServerBusyError(TransientError):
+    def __init__(self, message: str, *, status: int | None = None, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
+
+
+class IntegrityError(TransientError):
+    pass
+
+
+class ProtocolError(TransientError):
+    pass
+
+
+class UrlExpiredError(TransientError):
+    pass
+
+
+class PermanentError(UploaderError):
+    pass
+
+
+class AuthError(PermanentError):
+    pass
+
+
+class ForbiddenError(PermanentError):
+    pass
+
+
+class NotFoundError(PermanentError):
+    pass
+
+
+class RejectedError(PermanentError):
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class UnsupportedError(PermanentError):
+    pass
+
+
+class FileTooLargeError(PermanentError):
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(
+            f"This file is {human_bytes(size)}, larger than the {human_bytes(limit)} this storage accepts."
+        )
+        self.size = size
+        self.limit = limit
+
+
+class LocalFileError(PermanentError):
+    pass
+
+
+class FileUnreadableError(LocalFileError):
+    pass
+
+
+class FileChangedError(LocalFileError):
+    pass
+
+
+class DiskFullError(PermanentError):
+    pass
+
+
+class StateError(PermanentError):
+    pass
+
+
+class SettingsError(UploaderError, ValueError):
+    pass
+
+
+class Interrupted(Exception):  # noqa: N818 - control flow, deliberately not named *Error
+    """Raised inside a part's body read when the upload is paused or cancelled."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason

@@ -1,0 +1,51 @@
+"""One logging set-up for the CLI, the GUI and the servers: a rotating file, redacted.
+
+The file lives in the user log dir so people can attach it to a support request; every handler
+carries :class:`RedactingFilter`, so presigned URL signatures and tokens never reach it.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import sys
+from pathlib import Path
+
+from desktop_uploader.engine.redact import RedactingFilter
+
+FORMAT = "%(asctime)s %(levelname)-7s %(threadName)s %(name)s: %(message)s"
+
+
+def configure_logging(
+    log_file: Path | None,
+    *,
+    level: int = logging.INFO,
+    console_level: int | None = None,
+    secrets: tuple[str, ...] = (),
+) -> None:
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, "_desktop_uploader", False):
+            root.removeHandler(handler)
+            handler.close()
+    handlers: list[logging.Handler] = []
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        file_handler = logging.handlers.RotatingFileHandler(
+            log_file, maxBytes=5 * 1024 * 1024, backupCount=5, encoding="utf-8"
+        )
+        file_handler.setLevel(level)
+        handlers.append(file_handler)
+    if console_level is not None:
+        console = logging.StreamHandler(sys.stderr)
+        console.setLevel(console_level)
+        handlers.append(console)
+    for handler in handlers:
+        handler.setFormatter(logging.Formatter(FORMAT))
+        handler.addFilter(RedactingFilter(secrets))
+        handler._desktop_uploader = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+    root.setLevel(min([level, *([console_level] if console_level is not None else [])]))
+    # Third-party chatter that would drown the upload story at INFO.
+    for noisy in ("botocore", "boto3", "urllib3", "s3transfer", "asyncio", "multipart"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
