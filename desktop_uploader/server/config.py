@@ -1,0 +1,76 @@
+"""The reference API's configuration: flags or ``UPLOAD_API_*`` environment variables.
+
+Credentials for S3 follow boto3's standard chain (environment, shared config, instance role)
+unless an access key is given here, which is what the sandbox does.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from desktop_uploader.engine.filenames import DEFAULT_MODEL_EXTENSIONS
+from desktop_uploader.engine.limits import DEFAULT_LIMITS, GiB, MiB, S3Limits
+
+SEED_ACTIONS = ("start", "complete", "abort")
+EXTENDED_ACTIONS = (*SEED_ACTIONS, "sign", "status", "list")
+
+
+class ServerConfig(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="UPLOAD_API_", extra="ignore")
+
+    bucket: str
+    s3_endpoint: str | None = Field(None, description="S3 endpoint the server itself talks to; unset for AWS.")
+    s3_public_endpoint: str | None = Field(
+        None, description="Endpoint written into presigned URLs, when clients reach storage by another address."
+    )
+    s3_region: str = "us-east-1"
+    s3_access_key: str | None = None
+    s3_secret_key: str | None = None
+    tokens_file: Path = Field(description="JSON object mapping bearer tokens to user ids.")
+    url_expiry_seconds: int = Field(3600, ge=1, le=7 * 24 * 3600)
+    max_file_size: int = Field(100 * GiB, ge=1)
+    min_part_size: int = DEFAULT_LIMITS.min_part_size
+    max_part_size: int = DEFAULT_LIMITS.max_part_size
+    max_parts: int = Field(DEFAULT_LIMITS.max_parts, ge=1, le=DEFAULT_LIMITS.max_parts)
+    chunk_max_bytes: int = Field(4 * MiB, ge=64 * 1024)
+    legacy_max_bytes: int = Field(6 * MiB, ge=1)
+    max_json_body: int = Field(2 * MiB, ge=1024)
+    allowed_extensions: tuple[str, ...] = DEFAULT_MODEL_EXTENSIONS
+    spool_dir: Path = Field(description="Where chunked uploads are assembled into S3 parts (local disk).")
+    actions: tuple[str, ...] = Field(
+        EXTENDED_ACTIONS, description="Presigned actions offered; ('start','complete','abort') mimics the seed."
+    )
+    capabilities_enabled: bool = True
+    presigned_enabled: bool = True
+    chunked_enabled: bool = True
+    legacy_enabled: bool = True
+    comfyui_root: str = "/runpod-volume"
+    key_prefix: str = "loras"
+
+    @field_validator("allowed_extensions", mode="before")
+    @classmethod
+    def _split_extensions(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [v for v in value.replace(",", " ").split() if v]
+        if isinstance(value, list | tuple):
+            return tuple(v.lower() if v.startswith(".") else "." + v.lower() for v in value)
+        return value
+
+    @field_validator("actions", mode="before")
+    @classmethod
+    def _split_actions(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(v for v in value.replace(",", " ").split() if v)
+        return value
+
+    @property
+    def limits(self) -> S3Limits:
+        return DEFAULT_LIMITS.narrowed(
+            min_part_size=self.min_part_size,
+            max_part_size=self.max_part_size,
+            max_parts=self.max_parts,
+            max_object_size=self.max_file_size,
+        )

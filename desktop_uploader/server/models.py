@@ -1,0 +1,125 @@
+"""Request bodies of the upload API, as the seed's JavaScript client sends them (camelCase).
+
+They are declared as one discriminated union per endpoint so the OpenAPI schema describes the
+real contract (schemathesis fuzzes from it), and so a missing field or an unknown action becomes
+one readable 400 instead of pydantic's error list.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.alias_generators import to_camel
+
+MAX_PART_NUMBER = 10_000
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+
+UploadId = Annotated[str, Field(min_length=1, max_length=1024)]
+S3Key = Annotated[str, Field(min_length=1, max_length=1024)]
+PartNumber = Annotated[int, Field(ge=1, le=MAX_PART_NUMBER)]
+
+
+class StartRequest(_Body):
+    action: Literal["start"]
+    file_name: Annotated[str, Field(min_length=1, max_length=4096)]
+    total_parts: Annotated[int, Field(ge=1, le=MAX_PART_NUMBER)]
+    file_size: Annotated[int, Field(ge=0)] | None = None
+    display_name: Annotated[str, Field(max_length=1024)] | None = None
+    content_type: Annotated[str, Field(max_length=255)] | None = None
+    url_batch: Annotated[int, Field(ge=1, le=MAX_PART_NUMBER)] | None = None
+
+
+class CompletedPart(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+    part_number: PartNumber = Field(alias="PartNumber")
+    etag: Annotated[str, Field(min_length=1, max_length=256)] = Field(alias="ETag")
+
+
+class CompleteRequest(_Body):
+    action: Literal["complete"]
+    upload_id: UploadId
+    s3_key: S3Key
+    parts: Annotated[list[CompletedPart], Field(max_length=MAX_PART_NUMBER)]
+
+
+class AbortRequest(_Body):
+    action: Literal["abort"]
+    upload_id: UploadId
+    s3_key: S3Key
+
+
+class SignRequest(_Body):
+    action: Literal["sign"]
+    upload_id: UploadId
+    s3_key: S3Key
+    part_numbers: Annotated[list[PartNumber], Field(min_length=1, max_length=MAX_PART_NUMBER)]
+    content_md5: dict[str, str] | None = None
+
+    @field_validator("content_md5")
+    @classmethod
+    def _valid_md5s(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        for number, digest in (value or {}).items():
+            if not number.isdigit():
+                raise ValueError(f"contentMd5 keys are part numbers, got {number!r}")
+            try:
+                raw = base64.b64decode(digest, validate=True)
+            except (binascii.Error, ValueError):
+                raw = b""
+            if len(raw) != 16:
+                raise ValueError(f"contentMd5 for part {number} must be a base64 MD5 digest (16 bytes)")
+        return value
+
+
+class StatusRequest(_Body):
+    action: Literal["status"]
+    upload_id: UploadId
+    s3_key: S3Key
+
+
+class ListRequest(_Body):
+    action: Literal["list"]
+
+
+PresignedRequest = Annotated[
+    StartRequest | CompleteRequest | AbortRequest | SignRequest | StatusRequest | ListRequest,
+    Field(discriminator="action"),
+]
+
+
+class ChunkedStartRequest(_Body):
+    action: Literal["start"]
+    file_name: Annotated[str, Field(min_length=1, max_length=4096)]
+    file_size: Annotated[int, Field(ge=0)]
+    display_name: Annotated[str, Field(max_length=1024)] | None = None
+    content_type: Annotated[str, Field(max_length=255)] | None = None
+
+
+class ChunkedStatusRequest(_Body):
+    action: Literal["status"]
+    upload_id: UploadId
+    s3_key: S3Key
+
+
+class ChunkedCompleteRequest(_Body):
+    action: Literal["complete"]
+    upload_id: UploadId
+    s3_key: S3Key
+
+
+class ChunkedAbortRequest(_Body):
+    action: Literal["abort"]
+    upload_id: UploadId
+    s3_key: S3Key
+
+
+ChunkedRequest = Annotated[
+    ChunkedStartRequest | ChunkedStatusRequest | ChunkedCompleteRequest | ChunkedAbortRequest,
+    Field(discriminator="action"),
+]

@@ -1,0 +1,65 @@
+"""Running the API: in the foreground for ``desktop-uploader serve``, or on a thread for the sandbox.
+
+Both bind the listening socket first and hand it to uvicorn, so a free port chosen by the OS is the
+port that serves: no window in which another process can take it.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from dataclasses import dataclass
+
+import uvicorn
+from fastapi import FastAPI
+
+
+def bind(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _uvicorn_config(app: FastAPI, *, access_log: bool) -> uvicorn.Config:
+    # log_config=None: uvicorn's loggers propagate to ours, which redact and rotate.
+    return uvicorn.Config(app, log_config=None, access_log=access_log, lifespan="off", timeout_keep_alive=30)
+
+
+def serve_forever(app: FastAPI, host: str, port: int, *, access_log: bool = True) -> None:
+    sock = bind(host, port)
+    uvicorn.Server(_uvicorn_config(app, access_log=access_log)).run(sockets=[sock])
+
+
+@dataclass
+class ServerThread:
+    """A uvicorn server on a daemon thread; ``stop()`` is bounded and idempotent."""
+
+    server: uvicorn.Server
+    thread: threading.Thread
+    url: str
+
+    @classmethod
+    def start(cls, app: FastAPI, host: str = "127.0.0.1", port: int = 0, *, access_log: bool = False) -> ServerThread:
+        sock = bind(host, port)
+        server = uvicorn.Server(_uvicorn_config(app, access_log=access_log))
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="upload-api", daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 15
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                sock.close()
+                raise RuntimeError("the upload API did not start")
+            time.sleep(0.01)
+        bound_port = sock.getsockname()[1]
+        return cls(server, thread, f"http://{host}:{bound_port}")
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout)
+        if self.thread.is_alive():
+            self.server.force_exit = True
+            self.thread.join(timeout)

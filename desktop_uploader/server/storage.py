@@ -1,0 +1,195 @@
+"""The server's S3 calls, with S3's errors turned into API answers a client can act on.
+
+Two boto3 clients: one for the server's own calls, one whose endpoint is the address *clients*
+reach storage at, used only to presign (SigV4 signs the Host header, so a URL must be presigned
+for the host the client will connect to). Both use path-style addressing and compute checksums
+only when an operation requires them: SeaweedFS, MinIO and R2 reject boto3's new default CRCs.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import IO, Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+
+from desktop_uploader.engine.limits import human_bytes
+from desktop_uploader.server.config import ServerConfig
+from desktop_uploader.server.errors import ApiError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StoredPart:
+    number: int
+    etag: str
+    size: int
+
+    def as_json(self) -> dict[str, Any]:
+        return {"PartNumber": self.number, "ETag": self.etag, "Size": self.size}
+
+
+def _client(config: ServerConfig, endpoint: str | None, *, read_timeout: int) -> Any:
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name=config.s3_region,
+        aws_access_key_id=config.s3_access_key,
+        aws_secret_access_key=config.s3_secret_key,
+        config=Config(
+            signature_version="s3v4",
+            s3={"addressing_style": "path"},
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+            connect_timeout=5,
+            # CompleteMultipartUpload of 10 GB+ takes minutes on some stores (RunPod documents it).
+            read_timeout=read_timeout,
+            retries={"mode": "standard", "max_attempts": 3},
+            max_pool_connections=32,
+        ),
+    )
+
+
+@contextmanager
+def _translated(action: str, min_part_size: int) -> Iterator[None]:
+    try:
+        yield
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        log.warning("S3 %s failed: %s", action, code)
+        if code in {"NoSuchUpload", "NoSuchKey"}:
+            raise ApiError(404, "No such upload for this key: it was completed, aborted, or never started.") from exc
+        if code == "EntityTooSmall":
+            raise ApiError(
+                400,
+                f"Storage refused the parts: every part except the last must be at least "
+                f"{human_bytes(min_part_size)}. Upload again with a chunk size of at least "
+                f"{human_bytes(min_part_size)}.",
+            ) from exc
+        if code in {"InvalidPart", "InvalidPartOrder"}:
+            raise ApiError(
+                400, "Storage refused the part list: a part is missing, or an ETag does not match what was stored."
+            ) from exc
+        if code in {"EntityTooLarge", "InvalidArgument"}:
+            raise ApiError(400, f"Storage refused the request ({code}).") from exc
+        if code in {"SlowDown", "ServiceUnavailable", "RequestTimeout", "InternalError"}:
+            raise ApiError(503, "Storage is busy; try again shortly.") from exc
+        raise ApiError(502, f"Storage answered with an error ({code or 'unknown'}).") from exc
+    except EndpointConnectionError as exc:
+        log.warning("S3 %s failed: storage unreachable", action)
+        raise ApiError(503, "Storage is unreachable; try again shortly.") from exc
+    except BotoCoreError as exc:
+        log.warning("S3 %s failed: %s", action, type(exc).__name__)
+        raise ApiError(503, "Storage did not answer properly; try again shortly.") from exc
+
+
+class Storage:
+    def __init__(self, config: ServerConfig) -> None:
+        self.bucket = config.bucket
+        self.min_part_size = config.limits.min_part_size
+        self._s3 = _client(config, config.s3_endpoint, read_timeout=600)
+        self._signer = _client(config, config.s3_public_endpoint or config.s3_endpoint, read_timeout=60)
+
+    def _call(self, action: str) -> Any:
+        return _translated(action, self.min_part_size)
+
+    def ensure_bucket(self) -> None:
+        with self._call("HeadBucket"):
+            try:
+                self._s3.head_bucket(Bucket=self.bucket)
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") not in {"404", "NoSuchBucket", "NotFound"}:
+                    raise
+                self._s3.create_bucket(Bucket=self.bucket)
+
+    def create_multipart(self, key: str, content_type: str, metadata: dict[str, str]) -> str:
+        with self._call("CreateMultipartUpload"):
+            answer = self._s3.create_multipart_upload(
+                Bucket=self.bucket, Key=key, ContentType=content_type, Metadata=metadata
+            )
+        return str(answer["UploadId"])
+
+    def presign_part(self, key: str, upload_id: str, number: int, expiry: int, content_md5: str | None = None) -> str:
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "UploadId": upload_id, "PartNumber": number}
+        if content_md5:
+            params["ContentMD5"] = content_md5
+        return str(self._signer.generate_presigned_url("upload_part", Params=params, ExpiresIn=expiry))
+
+    def verify_upload(self, key: str, upload_id: str) -> None:
+        """404 unless ``upload_id`` is an unfinished multipart upload of exactly ``key``."""
+        with self._call("ListParts"):
+            self._s3.list_parts(Bucket=self.bucket, Key=key, UploadId=upload_id, MaxParts=1)
+
+    def list_parts(self, key: str, upload_id: str) -> list[StoredPart]:
+        parts: list[StoredPart] = []
+        marker = 0
+        with self._call("ListParts"):
+            while True:
+                page = self._s3.list_parts(
+                    Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumberMarker=marker, MaxParts=1000
+                )
+                parts.extend(StoredPart(p["PartNumber"], p["ETag"], p["Size"]) for p in page.get("Parts", []))
+                if not page.get("IsTruncated"):
+                    return parts
+                next_marker = int(page.get("NextPartNumberMarker") or 0)
+                if next_marker <= marker:  # a store that paginates wrongly must not loop us forever
+                    return parts
+                marker = next_marker
+
+    def upload_part(self, key: str, upload_id: str, number: int, body: IO[bytes], length: int) -> str:
+        with self._call("UploadPart"):
+            answer = self._s3.upload_part(
+                Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=body, ContentLength=length
+            )
+        return str(answer["ETag"])
+
+    def complete(self, key: str, upload_id: str, parts: list[tuple[int, str]]) -> str:
+        ordered = [{"PartNumber": n, "ETag": etag} for n, etag in sorted(parts)]
+        with self._call("CompleteMultipartUpload"):
+            answer = self._s3.complete_multipart_upload(
+                Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": ordered}
+            )
+        return str(answer.get("ETag", ""))
+
+    def abort(self, key: str, upload_id: str) -> None:
+        # Stores differ on aborting an already-aborted upload (SeaweedFS says 204, S3 NoSuchUpload);
+        # the API promises a 404 for any upload id that does not exist, so it checks first.
+        self.verify_upload(key, upload_id)
+        with self._call("AbortMultipartUpload"):
+            self._s3.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+
+    def object_size(self, key: str) -> int:
+        with self._call("HeadObject"):
+            return int(self._s3.head_object(Bucket=self.bucket, Key=key)["ContentLength"])
+
+    def put_object(self, key: str, body: IO[bytes], length: int, content_type: str, metadata: dict[str, str]) -> str:
+        with self._call("PutObject"):
+            answer = self._s3.put_object(
+                Bucket=self.bucket,
+                Key=key,
+                Body=body,
+                ContentLength=length,
+                ContentType=content_type,
+                Metadata=metadata,
+            )
+        return str(answer.get("ETag", ""))
+
+    def list_uploads(self, prefix: str) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix, "MaxUploads": 1000}
+        with self._call("ListMultipartUploads"):
+            while True:
+                page = self._s3.list_multipart_uploads(**kwargs)
+                found.extend(page.get("Uploads", []))
+                if not page.get("IsTruncated"):
+                    return found
+                key_marker, id_marker = page.get("NextKeyMarker"), page.get("NextUploadIdMarker")
+                if not key_marker or (key_marker, id_marker) == (kwargs.get("KeyMarker"), kwargs.get("UploadIdMarker")):
+                    return found
+                kwargs.update(KeyMarker=key_marker, UploadIdMarker=id_marker)
