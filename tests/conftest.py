@@ -1,0 +1,86 @@
+"""Fixtures shared by every test: one real sandbox per session, files to upload, storage checks."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from desktop_uploader.sandbox.runtime import SandboxInfo
+from tests.support.api import Api
+from tests.support.sandbox_process import SandboxProcess
+from tests.support.storage import s3_client
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+@pytest.fixture(scope="session")
+def sandbox_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxProcess]:
+    home = tmp_path_factory.mktemp("sandbox-home")
+    process = SandboxProcess.start(home)
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.fixture(scope="session")
+def sandbox(sandbox_process: SandboxProcess) -> SandboxInfo:
+    return sandbox_process.info
+
+
+@pytest.fixture(scope="session")
+def s3(sandbox: SandboxInfo) -> Any:
+    return s3_client(sandbox)
+
+
+@pytest.fixture
+def api(sandbox: SandboxInfo) -> Api:
+    return Api(sandbox.api_url, sandbox.token)
+
+
+@pytest.fixture(autouse=True)
+def private_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """No test reads or writes the real user's settings, queue or logs."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("DESKTOP_UPLOADER_HOME", str(home))
+    return home
+
+
+@dataclass(frozen=True)
+class SampleFile:
+    path: Path
+    size: int
+    sha256: str
+
+    def read(self) -> bytes:
+        return self.path.read_bytes()
+
+
+@pytest.fixture
+def make_file(tmp_path: Path) -> Callable[..., SampleFile]:
+    """Files of pseudo-random bytes (incompressible, reproducible per name) of any size."""
+
+    def make(size: int, name: str = "model.safetensors", seed: int = 0) -> SampleFile:
+        path = tmp_path / "files" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha256()
+        block = hashlib.sha256(f"{name}:{seed}".encode()).digest() * 32768  # 1 MiB pattern
+        counter = 0
+        with open(path, "wb") as handle:
+            remaining = size
+            while remaining:
+                # Vary each MiB so that parts differ (equal parts would hide part-order bugs).
+                chunk = (counter.to_bytes(8, "big") + block[8:])[: min(remaining, len(block))]
+                handle.write(chunk)
+                digest.update(chunk)
+                remaining -= len(chunk)
+                counter += 1
+        return SampleFile(path, size, digest.hexdigest())
+
+    return make

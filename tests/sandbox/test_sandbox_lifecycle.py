@@ -1,0 +1,138 @@
+"""The sandbox starts fast, answers, keeps its identity, and leaves no process behind however it ends."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.support.api import Api
+from tests.support.sandbox_process import SandboxProcess, stop_process
+from tests.support.storage import s3_client
+
+
+def processes_mentioning(text: str) -> list[psutil.Process]:
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        try:
+            if any(text in part for part in process.info["cmdline"] or []):
+                found.append(process)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return found
+
+
+def wait_until_gone(text: str, timeout: float = 15.0) -> list[psutil.Process]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        left = [p for p in processes_mentioning(text) if p.status() != psutil.STATUS_ZOMBIE]
+        if not left:
+            return []
+        time.sleep(0.1)
+    return left
+
+
+def test_sandbox_is_ready_fast_and_stops_without_leftovers(tmp_path: Path) -> None:
+    data_dir = tmp_path / "store"
+    sandbox = SandboxProcess.start(tmp_path / "home", data_dir)
+    try:
+        assert sandbox.startup_seconds < 10
+        children = psutil.Process(sandbox.process.pid).children(recursive=True)
+        assert any("weed" in " ".join(c.cmdline()) for c in children)
+        assert Api(sandbox.info.api_url, sandbox.info.token).capabilities().status_code == 200
+        assert s3_client(sandbox.info).head_bucket(Bucket=sandbox.info.bucket)
+        assert (data_dir / "sandbox.json").exists()
+    finally:
+        code = sandbox.stop()
+    assert code == 0
+    assert not wait_until_gone(str(data_dir), timeout=5)
+    assert not any(psutil.pid_exists(c.pid) and c.status() != psutil.STATUS_ZOMBIE for c in children)
+    assert not (data_dir / "sandbox.json").exists()
+
+
+def test_sigterm_stops_it_cleanly(tmp_path: Path) -> None:
+    data_dir = tmp_path / "store"
+    sandbox = SandboxProcess.start(tmp_path / "home", data_dir)
+    assert processes_mentioning(str(data_dir))
+    sandbox.process.send_signal(signal.SIGTERM)
+    assert sandbox.process.wait(15) == 0
+    assert not wait_until_gone(str(data_dir), timeout=5)
+
+
+def test_it_stops_when_its_parent_dies(tmp_path: Path) -> None:
+    data_dir = tmp_path / "store"
+    parent_script = textwrap.dedent(f"""
+        import os, subprocess, sys, time
+        env = dict(os.environ, DESKTOP_UPLOADER_HOME={str(tmp_path / "home")!r})
+        child = subprocess.Popen([sys.executable, "-m", "desktop_uploader", "sandbox", "--json",
+                                  "--data-dir", {str(data_dir)!r}], stdout=subprocess.PIPE, text=True, env=env)
+        print(child.stdout.readline(), flush=True)
+        time.sleep(600)
+    """)
+    parent = subprocess.Popen([sys.executable, "-c", parent_script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout and '"api_url"' in parent.stdout.readline()
+        assert len(processes_mentioning(str(data_dir))) >= 2  # the sandbox and its weed
+        parent.kill()
+        parent.wait(5)
+        assert not wait_until_gone(str(data_dir), timeout=15)
+    finally:
+        stop_process(parent)
+
+
+def test_a_start_that_fails_half_way_leaves_nothing_running(tmp_path: Path) -> None:
+    data_dir = tmp_path / "store"
+    data_dir.mkdir()
+    (data_dir / "spool").write_text("a file where the API wants its spool folder")
+    env = {**os.environ, "DESKTOP_UPLOADER_HOME": str(tmp_path / "home")}
+    result = subprocess.run(
+        [sys.executable, "-m", "desktop_uploader", "sandbox", "--json", "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "could not start" in result.stderr and "Traceback" not in result.stderr
+    assert "weed" in (data_dir / "weed.log").read_text(errors="replace").lower()  # weed did get started
+    assert not wait_until_gone(str(data_dir), timeout=5)
+
+
+def test_a_broken_weed_binary_gives_a_clear_error(tmp_path: Path) -> None:
+    fake = tmp_path / "weed"
+    fake.write_text("#!/bin/sh\necho 'cannot start' >&2\nexit 3\n")
+    fake.chmod(0o755)
+    env = {**os.environ, "DESKTOP_UPLOADER_HOME": str(tmp_path / "home"), "DESKTOP_UPLOADER_WEED": str(fake)}
+    result = subprocess.run(
+        [sys.executable, "-m", "desktop_uploader", "sandbox", "--data-dir", str(tmp_path / "store")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "SeaweedFS could not be started" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.timeout(120)
+def test_identity_and_data_survive_a_restart(tmp_path: Path) -> None:
+    data_dir = tmp_path / "store"
+    first = SandboxProcess.start(tmp_path / "home", data_dir)
+    try:
+        s3_client(first.info).put_object(Bucket=first.info.bucket, Key="kept/object.bin", Body=b"still here")
+    finally:
+        first.stop()
+    second = SandboxProcess.start(tmp_path / "home", data_dir)
+    try:
+        assert (second.info.token, second.info.access_key) == (first.info.token, first.info.access_key)
+        body = s3_client(second.info).get_object(Bucket=second.info.bucket, Key="kept/object.bin")["Body"].read()
+        assert body == b"still here"
+    finally:
+        second.stop()
