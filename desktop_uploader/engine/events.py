@@ -1,0 +1,143 @@
+"""What the engine tells its listeners: frozen dataclasses, delivered on worker threads.
+
+Listeners (the CLI's progress bars, the GUI's bridge) must be quick and must not call back into
+the manager while handling an event on a worker thread; the GUI bridge re-emits them as queued Qt
+signals. Progress is coalesced by the engine (a few events a second per file), and the bytes it
+reports as confirmed are bytes storage acknowledged, so they never go backwards on a retry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+class Status(Enum):
+    QUEUED = "queued"
+    STARTING = "starting"
+    UPLOADING = "uploading"
+    RETRYING = "retrying"
+    FALLING_BACK = "falling back"
+    COMPLETING = "completing"
+    PAUSED = "paused"
+    INTERRUPTED = "interrupted"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in {Status.COMPLETED, Status.FAILED, Status.CANCELLED}
+
+    @property
+    def active(self) -> bool:
+        return self in {Status.STARTING, Status.UPLOADING, Status.RETRYING, Status.FALLING_BACK, Status.COMPLETING}
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    method: str
+    size: int
+    unique_file_name: str
+    s3_key: str
+    comfyui_path: str | None
+    network_volume_path: str | None
+    etag: str
+    seconds: float = 0.0
+    bytes_sent: int = 0  # including re-sent bytes; size/bytes_sent shows what retries cost
+
+
+@dataclass(frozen=True)
+class Event:
+    job_id: str
+
+
+@dataclass(frozen=True)
+class Queued(Event):
+    path: str
+    display_name: str
+    size: int
+
+
+@dataclass(frozen=True)
+class StatusChanged(Event):
+    status: Status
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class Started(Event):
+    method: str
+    part_size: int
+    part_count: int
+    resumed_bytes: int = 0
+    adjustments: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Progress(Event):
+    method: str
+    confirmed: int  # acknowledged by storage: never decreases
+    in_flight: int  # handed to the network for parts not yet acknowledged
+    total: int
+    speed: float  # bytes per second over a sliding window
+    eta: float | None  # seconds
+    parts_done: int = 0
+    parts_total: int = 0
+    parts_in_flight: int = 0
+
+
+@dataclass(frozen=True)
+class Retrying(Event):
+    method: str
+    part: int
+    attempt: int  # the attempt that failed, 1-based
+    max_attempts: int
+    delay: float  # seconds until the next try
+    reason: str
+
+
+@dataclass(frozen=True)
+class FallingBack(Event):
+    from_method: str
+    to_method: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Notice(Event):
+    message: str
+    level: str = "info"
+
+
+@dataclass(frozen=True)
+class Completed(Event):
+    result: UploadResult
+
+
+@dataclass(frozen=True)
+class Failed(Event):
+    message: str
+    resumable: bool
+    method: str = ""
+    kind: str = ""
+
+
+@dataclass(frozen=True)
+class Cancelled(Event):
+    pass
+
+
+@dataclass(frozen=True)
+class Removed(Event):
+    """The job left the queue (finished rows cleared, or an interrupted upload discarded)."""
+
+
+@dataclass(frozen=True)
+class Renamed(Event):
+    display_name: str
+
+
+@dataclass(frozen=True)
+class EventBatch:
+    events: tuple[Event, ...] = field(default_factory=tuple)

@@ -1,0 +1,225 @@
+"""HTTP plumbing shared by the API client and the part senders.
+
+One ``requests.Session`` per thread: each worker keeps its own keep-alive connections, and no lock
+is shared across the hot path. Sessions send bodies in blocks of up to 1 MiB instead of urllib3's
+16 KiB, which cuts the Python-level loop per GiB sixty-fold; the part body itself decides how much
+each read returns, so a slow link still sees small, pause-friendly blocks.
+
+This module is also the boundary where ``requests`` errors and HTTP statuses become the engine's
+own exceptions (see :mod:`desktop_uploader.engine.errors`), each with a sentence for people.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import re
+import threading
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from desktop_uploader.engine.errors import (
+    AuthError,
+    ForbiddenError,
+    IntegrityError,
+    NetworkError,
+    NotFoundError,
+    ProtocolError,
+    RejectedError,
+    ServerBusyError,
+    StalledError,
+    UploaderError,
+    UrlExpiredError,
+)
+
+SEND_BLOCK = 1024 * 1024
+USER_AGENT = "DesktopUploader"
+
+
+class _BigBlockAdapter(HTTPAdapter):
+    def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any) -> None:
+        pool_kwargs.setdefault("blocksize", SEND_BLOCK)
+        super().init_poolmanager(connections, maxsize, block=block, **pool_kwargs)
+
+
+def new_session(pool_size: int = 4) -> requests.Session:
+    session = requests.Session()
+    adapter = _BigBlockAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    session.headers["User-Agent"] = USER_AGENT
+    return session
+
+
+class Sessions:
+    """A session per thread, all closed together when the owner shuts down."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+        self._all: list[requests.Session] = []
+        self._lock = threading.Lock()
+
+    def get(self) -> requests.Session:
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
+            session = new_session()
+            self._local.session = session
+            with self._lock:
+                self._all.append(session)
+        return session
+
+    def close(self) -> None:
+        with self._lock:
+            sessions, self._all = self._all, []
+        for session in sessions:
+            session.close()
+
+
+def host_of(url: str) -> str:
+    return urlsplit(url).netloc or url
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, moment.timestamp() - time.time())
+
+
+_XML_CODE = re.compile(r"<Code>([^<]{1,100})</Code>")
+_XML_MESSAGE = re.compile(r"<Message>([^<]{1,500})</Message>")
+
+
+def storage_error_code(response: requests.Response) -> tuple[str, str]:
+    text = response.text[:4096] if response.content else ""
+    code = _XML_CODE.search(text)
+    message = _XML_MESSAGE.search(text)
+    return (code.group(1) if code else "", message.group(1) if message else "")
+
+
+def api_error_message(response: requests.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    if isinstance(body, dict) and isinstance(body.get("error"), str):
+        return str(body["error"])[:500]
+    return ""
+
+
+def error_for_s3(
+    status: int,
+    code: str,
+    message: str,
+    host: str,
+    retry_after: float | None = None,
+    *,
+    own_credentials: bool = False,
+) -> UploaderError:
+    """An S3 error answer in words; its code decides whether trying again can help.
+
+    ``own_credentials``: the request was signed with the user's keys (direct-S3), so a signature
+    error means wrong keys; on a presigned URL it means presigned uploads don't work with this store.
+    """
+    if status == 403 and ("expired" in message.lower() or code in {"ExpiredToken", "RequestExpired"}):
+        return UrlExpiredError("The upload link expired; getting a fresh one.")
+    if code in {"BadDigest", "InvalidDigest", "XAmzContentSHA256Mismatch"}:
+        return IntegrityError("Storage received different bytes than were sent (a damaged transfer); resending.")
+    if status in (408, 429) or status >= 500 or code in {"SlowDown", "RequestTimeout", "InternalError"}:
+        return ServerBusyError(
+            f"Storage at {host} is busy or unavailable (HTTP {status}{' ' + code if code else ''}).",
+            status=status,
+            retry_after=retry_after,
+        )
+    if own_credentials and code in {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied"}:
+        return AuthError(f"Storage at {host} refused your access key or secret ({code}). Check them in Settings.")
+    if status == 403:
+        return ForbiddenError(
+            f"Storage refused the upload ({code or 'HTTP 403'}). Presigned uploads may not work with this storage."
+        )
+    if status == 404 or code in {"NoSuchUpload", "NoSuchBucket"}:
+        return NotFoundError(
+            "Storage no longer knows this upload (it was completed or aborted elsewhere)."
+            if code != "NoSuchBucket"
+            else f"The bucket does not exist at {host}."
+        )
+    return RejectedError(
+        f"Storage refused the part ({code or f'HTTP {status}'}: {message or 'no reason given'}).", status=status
+    )
+
+
+def error_for_storage_response(response: requests.Response) -> UploaderError:
+    """A failed PUT to a presigned URL."""
+    code, message = storage_error_code(response)
+    return error_for_s3(
+        response.status_code,
+        code,
+        message,
+        host_of(response.url),
+        retry_after_seconds(response.headers.get("Retry-After")),
+    )
+
+
+def error_for_api_response(response: requests.Response, action: str) -> UploaderError:
+    status = response.status_code
+    reason = api_error_message(response)
+    if status == 401:
+        return AuthError("The server did not accept your access token. Check it in Settings → Connection.")
+    if status in (408, 429) or status >= 500:
+        return ServerBusyError(
+            f"The upload server is busy or having trouble (HTTP {status} on {action}); trying again.",
+            status=status,
+            retry_after=retry_after_seconds(response.headers.get("Retry-After")),
+        )
+    if status == 403:
+        return ForbiddenError(reason or f"The server refused {action} (HTTP 403).")
+    if status in (404, 405) and not reason:
+        return NotFoundError(f"The server does not offer '{action}' here (HTTP {status}).")
+    if status == 404:
+        return NotFoundError(reason)
+    return RejectedError(reason or f"The server refused {action} (HTTP {status}).", status=status)
+
+
+def error_for_exception(exc: requests.RequestException, url: str, read_timeout: float) -> UploaderError:
+    host = host_of(url)
+    if isinstance(exc, requests.ConnectTimeout):
+        return NetworkError(f"Could not connect to {host}: it did not answer in time.")
+    if isinstance(exc, requests.ReadTimeout):
+        return StalledError(f"The connection to {host} stalled: nothing moved for {read_timeout:g} s.")
+    if isinstance(exc, requests.exceptions.SSLError):
+        if "CERTIFICATE_VERIFY_FAILED" in str(exc):
+            return RejectedError(f"The certificate of {host} is not trusted, so the connection was refused.")
+        return NetworkError(f"The secure connection to {host} broke.")
+    if isinstance(exc, requests.exceptions.InvalidURL | requests.exceptions.MissingSchema):
+        return RejectedError(f"'{url[:80]}' is not a usable address.")
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError | requests.exceptions.ContentDecodingError):
+        return NetworkError(f"The connection to {host} broke while the answer was arriving.")
+    if isinstance(exc, requests.ConnectionError):
+        text = str(exc)
+        if "Name or service not known" in text or "getaddrinfo" in text or "nodename" in text:
+            return NetworkError(f"Could not find {host}: check your internet connection and the server address.")
+        if "Connection refused" in text:
+            return NetworkError(f"{host} refused the connection: the server may be down.")
+        return NetworkError(f"The connection to {host} was lost.")
+    return NetworkError(f"Talking to {host} failed ({type(exc).__name__}).")
+
+
+def json_object(response: requests.Response, action: str) -> dict[str, Any]:
+    """The body of a successful API answer, or a ProtocolError if it is not a JSON object."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        kind = "an empty answer" if not response.content else "something that is not JSON"
+        raise ProtocolError(f"The upload server sent {kind} to '{action}'; it may be misconfigured or overloaded.")
+    return body

@@ -1,0 +1,218 @@
+"""Upload settings: one frozen, validated dataclass, the seed's presets, and a JSON file to keep them.
+
+Validation happens in ``__post_init__`` so that no invalid ``Settings`` can exist anywhere: the
+settings dialog, the CLI flags and the saved file all go through it, and the message names the
+limit ("Concurrency must be between 1 and 64"). A damaged or hand-edited file never stops the app:
+bad values fall back to their defaults with a warning.
+
+The chunk size is a *wish*: values under S3's 5 MiB minimum are accepted here (the seed's 512 KB
+setting must keep working) and raised by the planner, which logs why.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from desktop_uploader.engine.errors import SettingsError
+from desktop_uploader.engine.limits import GiB, KiB, MiB, human_bytes
+
+METHODS = ("auto", "presigned", "chunked", "legacy", "direct-s3")
+AUTO_CONCURRENCY = 0  # "Auto": the engine adapts parts in flight to measured goodput
+MAX_CONCURRENCY = 64
+
+PRESIGNED_PATH = "/api/user/influencers/presigned-upload"
+CHUNKED_PATH = "/api/user/influencers/chunked-upload"
+LEGACY_PATH = "/api/user/influencers/upload"
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Connection. An empty server means "the local sandbox".
+    server_url: str = ""
+    presigned_path: str = PRESIGNED_PATH
+    chunked_path: str = CHUNKED_PATH
+    legacy_path: str = LEGACY_PATH
+    # Performance.
+    preset: str = "Normal"
+    chunk_size: int = 8 * MiB
+    concurrency: int = 6
+    retries: int = 5
+    backoff_base: float = 1.0
+    backoff_cap: float = 30.0
+    files_at_once: int = 2
+    bandwidth_limit: int = 0  # bytes per second for all uploads together; 0 = no limit
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+    complete_timeout: float = 900.0  # CompleteMultipartUpload of 10 GB+ takes minutes on some stores
+    url_expiry_seconds: int = 3600  # a wish; the server may grant less
+    # Method policy.
+    method: str = "auto"
+    fallback: bool = True
+    verify_integrity: bool = True
+    # Direct S3 with the user's own credentials (the secret lives in the keyring, never here).
+    direct_endpoint: str = ""
+    direct_region: str = "us-east-1"
+    direct_bucket: str = ""
+    direct_access_key: str = ""
+    direct_prefix: str = "loras"
+    # Behaviour of the desktop app.
+    notifications: bool = True
+    auto_start: bool = True
+    keep_awake: bool = True
+    minimize_to_tray: bool = False
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        _check_range("Chunk size", self.chunk_size, 64 * KiB, 5 * GiB, human_bytes)
+        if self.concurrency != AUTO_CONCURRENCY:
+            _check_range("Parts in flight (concurrency)", self.concurrency, 1, MAX_CONCURRENCY)
+        _check_range("Retries", self.retries, 1, 50)
+        _check_range("Backoff base", self.backoff_base, 0.05, 60.0, lambda v: f"{v:g} s")
+        _check_range("Backoff cap", self.backoff_cap, self.backoff_base, 600.0, lambda v: f"{v:g} s")
+        _check_range("Files at once", self.files_at_once, 1, 16)
+        _check_range("Bandwidth limit", self.bandwidth_limit, 0, 100 * GiB, lambda v: f"{human_bytes(v)}/s")
+        _check_range("Connect timeout", self.connect_timeout, 1.0, 300.0, lambda v: f"{v:g} s")
+        _check_range("Read timeout", self.read_timeout, 1.0, 3600.0, lambda v: f"{v:g} s")
+        _check_range("Completion timeout", self.complete_timeout, 10.0, 7200.0, lambda v: f"{v:g} s")
+        _check_range("URL expiry", self.url_expiry_seconds, 1, 7 * 24 * 3600, lambda v: f"{v} s")
+        if self.method not in METHODS:
+            raise SettingsError(f"Upload method must be one of {', '.join(METHODS)}.")
+        if self.server_url and not self.server_url.startswith(("http://", "https://")):
+            raise SettingsError("The server URL must start with http:// or https://.")
+        for name in ("presigned_path", "chunked_path", "legacy_path"):
+            if not getattr(self, name).startswith("/"):
+                raise SettingsError("Endpoint paths must start with '/'.")
+
+    @property
+    def auto_concurrency(self) -> bool:
+        return self.concurrency == AUTO_CONCURRENCY
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+    def to_json(self) -> dict[str, Any]:
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
+        return {**self.extra, **data}
+
+
+def _check_range(label: str, value: float, low: float, high: float, show: Any = str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise SettingsError(f"{label} must be a number.")
+    if not low <= value <= high:
+        raise SettingsError(f"{label} must be between {show(low)} and {show(high)}; got {show(value)}.")
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    summary: str
+    seed: str  # what the original app used, and how it was adapted
+    values: dict[str, Any]
+
+
+# The seed's presets, adapted to S3: its sub-5 MiB chunks are raised to 5 MiB (S3 refuses smaller
+# parts at completion), and links that lose packets get *more* parts in flight, not fewer, because
+# on a lossy link each TCP stream crawls and parallel streams are what fill the pipe.
+PRESETS: dict[str, Preset] = {
+    p.name: p
+    for p in (
+        Preset(
+            "Fast",
+            "Fast, stable connection (fibre, office)",
+            "10 MB chunks, 6 at once",
+            {"chunk_size": 16 * MiB, "concurrency": 8, "retries": 3, "backoff_base": 1.0, "read_timeout": 60.0},
+        ),
+        Preset(
+            "Normal",
+            "Typical home broadband",
+            "5 MB chunks, 3 at once",
+            {"chunk_size": 8 * MiB, "concurrency": 6, "retries": 5, "backoff_base": 1.0, "read_timeout": 60.0},
+        ),
+        Preset(
+            "Slow",
+            "Slow uplink (DSL, busy Wi-Fi)",
+            "2 MB chunks, 2 at once; chunks raised to 5 MiB",
+            {"chunk_size": 5 * MiB, "concurrency": 3, "retries": 6, "backoff_base": 2.0, "read_timeout": 120.0},
+        ),
+        Preset(
+            "Unstable",
+            "Connection that drops or loses packets (mobile, far Wi-Fi)",
+            "512 KB chunks, 2 at once, 5 retries; chunks raised to 5 MiB, more in flight",
+            {"chunk_size": 5 * MiB, "concurrency": 12, "retries": 10, "backoff_base": 1.0, "read_timeout": 120.0},
+        ),
+        Preset(
+            "Very large",
+            "Files of 10 GB and more",
+            "50 MB chunks, 4 at once",
+            {"chunk_size": 64 * MiB, "concurrency": 8, "retries": 8, "backoff_base": 2.0, "read_timeout": 120.0},
+        ),
+    )
+}
+
+
+def with_preset(settings: Settings, name: str) -> Settings:
+    try:
+        preset = PRESETS[name]
+    except KeyError:
+        raise SettingsError(f"Unknown preset '{name}'. Presets: {', '.join(PRESETS)}.") from None
+    return settings.replace(preset=name, **preset.values)
+
+
+def settings_from_mapping(raw: dict[str, Any], base: Settings | None = None) -> tuple[Settings, list[str]]:
+    """Settings from a parsed file: bad values fall back to the default, each with a warning."""
+    settings = base or Settings()
+    known = {f.name: f for f in fields(Settings) if f.name != "extra"}
+    warnings: list[str] = []
+    extra = {k: v for k, v in raw.items() if k not in known}
+    for name, given in raw.items():
+        if name not in known:
+            continue
+        default = getattr(settings, name)
+        value = float(given) if isinstance(default, float) and type(given) is int else given
+        if type(value) is not type(default):
+            warnings.append(f"Setting '{name}' had a value of the wrong kind ({value!r}); using {default!r}.")
+            continue
+        try:
+            settings = settings.replace(**{name: value})
+        except SettingsError as exc:
+            warnings.append(f"{exc.message} Using {default!r}.")
+    return settings.replace(extra=extra), warnings
+
+
+def load_settings(path: Path) -> tuple[Settings, list[str]]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return Settings(), []
+    except OSError as exc:
+        return Settings(), [f"Could not read the settings file ({exc.strerror}); using defaults."]
+    try:
+        raw = json.loads(text)
+    except ValueError:
+        return Settings(), [f"The settings file {path} is damaged; using defaults (it will be rewritten)."]
+    if not isinstance(raw, dict):
+        return Settings(), [f"The settings file {path} is damaged; using defaults (it will be rewritten)."]
+    return settings_from_mapping(raw)
+
+
+def save_settings(path: Path, settings: Settings) -> None:
+    """Atomic replace, so a crash mid-write never leaves half a file behind."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, tmp = tempfile.mkstemp(prefix=".settings-", dir=path.parent)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            json.dump(settings.to_json(), handle, indent=2, sort_keys=True)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
