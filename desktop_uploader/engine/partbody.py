@@ -1,0 +1,165 @@
+"""One part of a file, streamed from disk into an HTTP request body.
+
+Nothing is buffered beyond one block, so memory stays flat however many parts are in flight. Each
+read checks the upload's control (pause and cancel act mid-part), takes its share of the bandwidth
+cap, reports the bytes to progress, and can hash them on the way for an ETag check.
+
+Block size adapts to the link: large blocks keep Python's per-block overhead small on fast links;
+small blocks on slow links keep a pause prompt, because a block handed to the socket must drain
+before the next check.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+from desktop_uploader.engine.bandwidth import TokenBucket
+from desktop_uploader.engine.control import Control
+from desktop_uploader.engine.errors import FileChangedError
+from desktop_uploader.engine.fileid import unreadable
+
+MIN_BLOCK = 16 * 1024
+MAX_BLOCK = 1024 * 1024
+HASH_BLOCK = 4 * 1024 * 1024
+
+
+def md5_of_span(path: Path, offset: int, size: int, control: Control | None = None) -> str:
+    """Base64 MD5 of ``size`` bytes at ``offset``: the Content-MD5 header S3 verifies."""
+    digest = hashlib.md5()
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(offset)
+            remaining = size
+            while remaining:
+                if control is not None:
+                    control.check()
+                block = handle.read(min(HASH_BLOCK, remaining))
+                if not block:
+                    raise FileChangedError(f"{path.name} became shorter while it was uploading.")
+                digest.update(block)
+                remaining -= len(block)
+    except OSError as exc:
+        raise unreadable(path, exc) from exc
+    return base64.b64encode(digest.digest()).decode("ascii")
+
+
+class PartBody(io.RawIOBase):
+    def __init__(
+        self,
+        path: Path,
+        offset: int,
+        size: int,
+        *,
+        control: Control,
+        on_sent: Callable[[int], None],
+        on_rewind: Callable[[], None] | None = None,
+        limiter: TokenBucket | None = None,
+        hash_md5: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__()
+        self.path = path
+        self.offset = offset
+        self.size = size
+        self.control = control
+        self.on_sent = on_sent
+        self.on_rewind = on_rewind
+        self.limiter = limiter
+        self.clock = clock
+        self._hash_md5 = hash_md5
+        self._md5 = hashlib.md5() if hash_md5 else None
+        self._position = 0
+        self._handle: BinaryIO | None = None
+        self._block = 64 * 1024
+        self._last_read = 0.0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        target = {io.SEEK_SET: offset, io.SEEK_CUR: self._position + offset, io.SEEK_END: self.size + offset}[whence]
+        if target not in (0, self._position):
+            raise io.UnsupportedOperation("a part body can only be rewound to its start")
+        if target == 0 and self._position:
+            self._position = 0
+            self._md5 = hashlib.md5() if self._hash_md5 else None
+            if self._handle is not None:
+                self._handle.seek(self.offset)
+            if self.on_rewind is not None:
+                self.on_rewind()
+        return self._position
+
+    def _file(self) -> BinaryIO:
+        if self._handle is None:
+            try:
+                self._handle = open(self.path, "rb")  # noqa: SIM115 - closed in close()
+                self._handle.seek(self.offset + self._position)
+            except OSError as exc:
+                raise unreadable(self.path, exc) from exc
+        return self._handle
+
+    def read(self, size: int = -1) -> bytes:
+        self.control.check()
+        remaining = self.size - self._position
+        if remaining <= 0:
+            return b""
+        want = min(remaining, self._block if size is None or size < 0 else min(size, self._block))
+        if self.limiter is not None:
+            wait = self.limiter.reserve(want)
+            if wait > 0:
+                self.control.sleep(wait)
+        try:
+            data = self._file().read(want)
+        except OSError as exc:
+            raise unreadable(self.path, exc) from exc
+        if len(data) != want:
+            raise FileChangedError(f"{self.path.name} became shorter while it was uploading.")
+        if self._md5 is not None:
+            self._md5.update(data)
+        self._position += len(data)
+        self._adapt()
+        self.on_sent(len(data))
+        return data
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def _adapt(self) -> None:
+        now = self.clock()
+        if self._last_read:
+            gap = now - self._last_read
+            if gap < 0.02 and self._block < MAX_BLOCK:
+                self._block *= 2
+            elif gap > 0.2 and self._block > MIN_BLOCK:
+                self._block //= 2
+        self._last_read = now
+
+    @property
+    def md5_hex(self) -> str | None:
+        """MD5 of what was read, once the whole part has been read."""
+        if self._md5 is None or self._position != self.size:
+            return None
+        return self._md5.hexdigest()
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+        super().close()

@@ -1,0 +1,138 @@
+"""Honest progress for one upload: confirmed bytes, bytes in flight, speed and time left.
+
+"Confirmed" counts only parts that storage acknowledged, so it never goes backwards when a part is
+retried and never counts bytes that merely sit in a socket buffer. "In flight" is what the
+network has taken for parts still unacknowledged; it drops back when a part is retried. Speed is
+measured over a sliding window of everything sent (retries included: that is what the link does).
+
+Events are coalesced: at most one :class:`Progress` per ``interval`` per upload, so a 10 GiB
+upload emits a few thousand events, not millions; state changes always go out at once.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+
+from desktop_uploader.engine.events import Event, Progress
+
+WINDOW_SECONDS = 5.0
+
+
+class SpeedMeter:
+    """Bytes per second over the last ``window`` seconds of a monotonically growing counter."""
+
+    def __init__(self, window: float = WINDOW_SECONDS, clock: Callable[[], float] = time.monotonic) -> None:
+        self.window = window
+        self.clock = clock
+        self._samples: deque[tuple[float, int]] = deque()
+
+    def add(self, total: int) -> None:
+        now = self.clock()
+        if self._samples and now - self._samples[-1][0] < 0.05:
+            self._samples[-1] = (self._samples[-1][0], total)
+        else:
+            self._samples.append((now, total))
+        while len(self._samples) > 2 and now - self._samples[1][0] > self.window:
+            self._samples.popleft()
+
+    def rate(self) -> float:
+        if len(self._samples) < 2:
+            return 0.0
+        (t0, b0), (t1, b1) = self._samples[0], self._samples[-1]
+        now = self.clock()
+        span = max(now, t1) - t0
+        return (b1 - b0) / span if span >= 0.2 else 0.0
+
+
+class ProgressTracker:
+    def __init__(
+        self,
+        job_id: str,
+        method: str,
+        total: int,
+        emit: Callable[[Event], None],
+        *,
+        parts_total: int = 0,
+        interval: float = 0.25,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.job_id = job_id
+        self.method = method
+        self.total = total
+        self.parts_total = parts_total
+        self.emit = emit
+        self.interval = interval
+        self.clock = clock
+        self.confirmed = 0
+        self.parts_done = 0
+        self.bytes_sent = 0
+        self._in_flight: dict[int, int] = {}
+        self._meter = SpeedMeter(clock=clock)
+        self._last_emit = float("-inf")
+        self._lock = threading.Lock()
+
+    def baseline(self, confirmed: int, parts_done: int = 0) -> None:
+        """Bytes already safe in storage before this run (a resumed upload)."""
+        with self._lock:
+            self.confirmed = confirmed
+            self.parts_done = parts_done
+        self.flush()
+
+    def sent(self, part: int, amount: int) -> None:
+        with self._lock:
+            self._in_flight[part] = self._in_flight.get(part, 0) + amount
+            self.bytes_sent += amount
+            self._meter.add(self.bytes_sent)
+            due = self.clock() - self._last_emit >= self.interval
+        if due:
+            self.flush()
+
+    def restarted(self, part: int) -> None:
+        with self._lock:
+            self._in_flight.pop(part, None)
+
+    def confirmed_part(self, part: int, size: int) -> None:
+        with self._lock:
+            self._in_flight.pop(part, None)
+            self.confirmed += size
+            self.parts_done += 1
+            due = self.clock() - self._last_emit >= self.interval
+        if due:
+            self.flush()
+
+    def advance_to(self, confirmed: int) -> None:
+        """For sequential methods whose server reports an absolute offset."""
+        with self._lock:
+            self.bytes_sent += max(0, confirmed - self.confirmed)
+            self.confirmed = max(self.confirmed, confirmed)
+            self._meter.add(self.bytes_sent)
+        self.flush()
+
+    def speed(self) -> float:
+        with self._lock:
+            return self._meter.rate()
+
+    def snapshot(self) -> Progress:
+        with self._lock:
+            speed = self._meter.rate()
+            remaining = max(0, self.total - self.confirmed)
+            return Progress(
+                job_id=self.job_id,
+                method=self.method,
+                confirmed=self.confirmed,
+                in_flight=min(sum(self._in_flight.values()), remaining),
+                total=self.total,
+                speed=speed,
+                eta=remaining / speed if speed > 0 else (0.0 if remaining == 0 else None),
+                parts_done=self.parts_done,
+                parts_total=self.parts_total,
+                parts_in_flight=len(self._in_flight),
+            )
+
+    def flush(self) -> None:
+        with self._lock:
+            self._last_emit = self.clock()
+        self.emit(self.snapshot())

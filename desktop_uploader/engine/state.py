@@ -1,0 +1,401 @@
+"""The resume store: what has been sent, so that nothing is sent twice after a crash.
+
+SQLite in the user data dir, in WAL mode with ``synchronous=FULL``: a part is only reported as
+confirmed once its row is on disk, so kill -9, a reboot or a power cut lose at most the parts that
+were in flight. Every change is one transaction, so a crash at any point leaves either the old or
+the new state, never half of one.
+
+Each thread gets its own connection (SQLite connections are not meant to be shared across
+threads, and a lock around one shared connection would serialise every part on the hot path);
+WAL lets them read concurrently and ``busy_timeout`` queues their writes.
+
+A damaged file never stops the app: it is renamed aside (``uploads.sqlite3.damaged-<time>``), a
+notice says so, and a fresh store takes its place. If even that fails (read-only disk), the store
+lives in memory for the session and uploads still work, only without resume.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from desktop_uploader.engine.errors import DiskFullError, StateError
+from desktop_uploader.engine.fileid import FileIdentity
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE uploads (
+    id TEXT PRIMARY KEY,
+    path TEXT NOT NULL,
+    display_name TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    head_sha256 TEXT NOT NULL,
+    tail_sha256 TEXT NOT NULL,
+    method TEXT NOT NULL,
+    server TEXT NOT NULL,
+    upload_id TEXT,
+    s3_key TEXT,
+    unique_file_name TEXT,
+    comfyui_path TEXT,
+    part_size INTEGER NOT NULL DEFAULT 0,
+    part_count INTEGER NOT NULL DEFAULT 0,
+    chunk_offset INTEGER NOT NULL DEFAULT 0,
+    status TEXT NOT NULL,
+    message TEXT NOT NULL DEFAULT '',
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE parts (
+    upload TEXT NOT NULL REFERENCES uploads(id) ON DELETE CASCADE,
+    number INTEGER NOT NULL,
+    etag TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    PRIMARY KEY (upload, number)
+) WITHOUT ROWID;
+CREATE TABLE urls (
+    upload TEXT NOT NULL REFERENCES uploads(id) ON DELETE CASCADE,
+    number INTEGER NOT NULL,
+    url TEXT NOT NULL,
+    expires_at REAL NOT NULL,
+    PRIMARY KEY (upload, number)
+) WITHOUT ROWID;
+"""
+
+_RECORD_COLUMNS = [
+    "id",
+    "path",
+    "display_name",
+    "size",
+    "mtime_ns",
+    "head_sha256",
+    "tail_sha256",
+    "method",
+    "server",
+    "upload_id",
+    "s3_key",
+    "unique_file_name",
+    "comfyui_path",
+    "part_size",
+    "part_count",
+    "chunk_offset",
+    "status",
+    "message",
+    "created_at",
+    "updated_at",
+]
+
+
+@dataclass(frozen=True)
+class UploadRecord:
+    id: str
+    path: str
+    display_name: str
+    identity: FileIdentity
+    method: str
+    server: str
+    status: str = "active"
+    upload_id: str | None = None
+    s3_key: str | None = None
+    unique_file_name: str | None = None
+    comfyui_path: str | None = None
+    part_size: int = 0
+    part_count: int = 0
+    chunk_offset: int = 0
+    message: str = ""
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+    def with_changes(self, **changes: Any) -> UploadRecord:
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class SavedPart:
+    number: int
+    etag: str
+    size: int
+
+
+def _row_to_record(row: sqlite3.Row) -> UploadRecord:
+    return UploadRecord(
+        id=row["id"],
+        path=row["path"],
+        display_name=row["display_name"],
+        identity=FileIdentity(row["size"], row["mtime_ns"], row["head_sha256"], row["tail_sha256"]),
+        method=row["method"],
+        server=row["server"],
+        status=row["status"],
+        upload_id=row["upload_id"],
+        s3_key=row["s3_key"],
+        unique_file_name=row["unique_file_name"],
+        comfyui_path=row["comfyui_path"],
+        part_size=row["part_size"],
+        part_count=row["part_count"],
+        chunk_offset=row["chunk_offset"],
+        message=row["message"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+_memory_names = itertools.count()
+
+
+class StateStore:
+    def __init__(self, target: str, *, uri: bool = False) -> None:
+        self._target = target
+        self._uri = uri
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self.notices: list[str] = []
+        self.persistent = not uri
+        self._keepalive: sqlite3.Connection | None = None
+
+    # -- opening --------------------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: Path) -> StateStore:
+        """Open (or create) the store at ``path``; a damaged one is set aside with a notice."""
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            store = cls(str(path))
+            store._prepare()
+            return store
+        except (sqlite3.DatabaseError, StateError) as exc:
+            log.warning("Resume store %s is unusable (%s); setting it aside", path, exc)
+            aside = cls._set_aside(path)
+        except OSError as exc:
+            log.warning("Resume store %s can't be opened (%s)", path, exc)
+            aside = None
+        if aside is not None:
+            try:
+                store = cls(str(path))
+                store._prepare()
+            except (sqlite3.DatabaseError, StateError, OSError):
+                pass
+            else:
+                store.notices.append(
+                    f"The list of interrupted uploads was damaged and has been set aside as {aside.name}. "
+                    "New uploads work normally; uploads interrupted earlier have to be started again."
+                )
+                return store
+        store = cls.in_memory()
+        store.notices.append(
+            f"The list of interrupted uploads at {path} can't be used, so uploads in this session can't be "
+            "resumed after the app closes."
+        )
+        return store
+
+    @classmethod
+    def in_memory(cls) -> StateStore:
+        store = cls(f"file:desktop-uploader-{next(_memory_names)}?mode=memory&cache=shared", uri=True)
+        store._keepalive = store._connection()  # a shared-cache memory DB lives while a connection does
+        store._prepare()
+        return store
+
+    @staticmethod
+    def _set_aside(path: Path) -> Path | None:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        aside = path.with_name(f"{path.name}.damaged-{stamp}")
+        try:
+            path.replace(aside)
+        except OSError:
+            return None
+        for suffix in ("-wal", "-shm"):
+            with contextlib.suppress(OSError):
+                Path(str(path) + suffix).replace(Path(str(aside) + suffix))
+        return aside
+
+    def _connection(self) -> sqlite3.Connection:
+        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = sqlite3.connect(
+                self._target, uri=self._uri, timeout=30, isolation_level=None, check_same_thread=False
+            )
+            connection.row_factory = sqlite3.Row
+            connection.execute("PRAGMA busy_timeout = 30000")
+            connection.execute("PRAGMA foreign_keys = ON")
+            if self.persistent:
+                connection.execute("PRAGMA journal_mode = WAL")
+                connection.execute("PRAGMA synchronous = FULL")
+            self._local.connection = connection
+            with self._lock:
+                self._connections.append(connection)
+        return connection
+
+    def _prepare(self) -> None:
+        connection = self._connection()
+        check = connection.execute("PRAGMA quick_check").fetchone()[0]
+        if check != "ok":
+            raise StateError(f"integrity check failed: {check}")
+        version = connection.execute("PRAGMA user_version").fetchone()[0]
+        if version == 0:
+            with self._transaction() as db:
+                db.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
+        elif version > SCHEMA_VERSION:
+            raise StateError(f"written by a newer version of the app (schema {version})")
+        columns = {row[1] for row in connection.execute("PRAGMA table_info(uploads)")}
+        if not set(_RECORD_COLUMNS) <= columns:
+            raise StateError("unexpected layout")
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        connection = self._connection()
+        try:
+            yield connection
+        except sqlite3.OperationalError as exc:
+            with contextlib.suppress(sqlite3.Error):
+                connection.execute("ROLLBACK")
+            text = str(exc).lower()
+            if "full" in text:
+                raise DiskFullError(
+                    "Your disk is full, so upload progress can't be saved for resuming. Free some space."
+                ) from exc
+            raise StateError(f"Saving upload progress failed: {exc}") from exc
+        except sqlite3.DatabaseError as exc:
+            with contextlib.suppress(sqlite3.Error):
+                connection.execute("ROLLBACK")
+            raise StateError(f"The resume store is damaged: {exc}") from exc
+
+    def _write(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> None:
+        with self._transaction() as db:
+            db.execute("BEGIN IMMEDIATE")
+            db.execute(sql, params)
+            db.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._lock:
+            connections, self._connections = self._connections, []
+        for connection in connections:
+            with contextlib.suppress(sqlite3.Error):
+                connection.close()
+
+    # -- records --------------------------------------------------------------------------------------
+
+    def create(self, record: UploadRecord) -> UploadRecord:
+        now = time.time()
+        record = record.with_changes(created_at=record.created_at or now, updated_at=now)
+        values = {
+            "id": record.id,
+            "path": record.path,
+            "display_name": record.display_name,
+            "size": record.identity.size,
+            "mtime_ns": record.identity.mtime_ns,
+            "head_sha256": record.identity.head_sha256,
+            "tail_sha256": record.identity.tail_sha256,
+            "method": record.method,
+            "server": record.server,
+            "upload_id": record.upload_id,
+            "s3_key": record.s3_key,
+            "unique_file_name": record.unique_file_name,
+            "comfyui_path": record.comfyui_path,
+            "part_size": record.part_size,
+            "part_count": record.part_count,
+            "chunk_offset": record.chunk_offset,
+            "status": record.status,
+            "message": record.message,
+            "created_at": record.created_at,
+            "updated_at": record.updated_at,
+        }
+        names = ", ".join(values)
+        marks = ", ".join(f":{name}" for name in values)
+        with self._transaction() as db:
+            db.execute("BEGIN IMMEDIATE")
+            # A new attempt of the same job starts from a clean slate.
+            db.execute("DELETE FROM parts WHERE upload = ?", (record.id,))
+            db.execute("DELETE FROM urls WHERE upload = ?", (record.id,))
+            db.execute(f"INSERT OR REPLACE INTO uploads ({names}) VALUES ({marks})", values)  # noqa: S608
+            db.execute("COMMIT")
+        return record
+
+    _UPDATABLE = frozenset(
+        [
+            "method",
+            "upload_id",
+            "s3_key",
+            "unique_file_name",
+            "comfyui_path",
+            "part_size",
+            "part_count",
+            "chunk_offset",
+            "status",
+            "message",
+            "display_name",
+            "server",
+        ]
+    )
+
+    def update(self, upload: str, **changes: Any) -> None:
+        unknown = set(changes) - self._UPDATABLE
+        if unknown:
+            raise ValueError(f"not updatable: {sorted(unknown)}")
+        assignments = ", ".join(f"{name} = :{name}" for name in changes)
+        self._write(
+            f"UPDATE uploads SET {assignments}, updated_at = :now WHERE id = :id",  # noqa: S608
+            {**changes, "now": time.time(), "id": upload},
+        )
+
+    def get(self, upload: str) -> UploadRecord | None:
+        with self._transaction() as db:
+            row = db.execute("SELECT * FROM uploads WHERE id = ?", (upload,)).fetchone()
+        return _row_to_record(row) if row else None
+
+    def unfinished(self) -> list[UploadRecord]:
+        with self._transaction() as db:
+            rows = db.execute("SELECT * FROM uploads ORDER BY created_at").fetchall()
+        return [_row_to_record(row) for row in rows]
+
+    def delete(self, upload: str) -> None:
+        self._write("DELETE FROM uploads WHERE id = ?", (upload,))
+
+    # -- parts ------------------------------------------------------------------------------------------
+
+    def record_part(self, upload: str, number: int, etag: str, size: int) -> None:
+        self._write(
+            "INSERT OR REPLACE INTO parts (upload, number, etag, size) VALUES (?, ?, ?, ?)",
+            (upload, number, etag, size),
+        )
+
+    def replace_parts(self, upload: str, parts: list[SavedPart]) -> None:
+        """Make the saved parts exactly ``parts`` (after reconciling with the server)."""
+        with self._transaction() as db:
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("DELETE FROM parts WHERE upload = ?", (upload,))
+            db.executemany(
+                "INSERT INTO parts (upload, number, etag, size) VALUES (?, ?, ?, ?)",
+                [(upload, p.number, p.etag, p.size) for p in parts],
+            )
+            db.execute("COMMIT")
+
+    def parts(self, upload: str) -> dict[int, SavedPart]:
+        with self._transaction() as db:
+            rows = db.execute("SELECT number, etag, size FROM parts WHERE upload = ?", (upload,)).fetchall()
+        return {row["number"]: SavedPart(row["number"], row["etag"], row["size"]) for row in rows}
+
+    # -- URLs from a server that can't re-sign ----------------------------------------------------------
+
+    def save_urls(self, upload: str, urls: dict[int, tuple[str, float]]) -> None:
+        with self._transaction() as db:
+            db.execute("BEGIN IMMEDIATE")
+            db.executemany(
+                "INSERT OR REPLACE INTO urls (upload, number, url, expires_at) VALUES (?, ?, ?, ?)",
+                [(upload, n, url, expires) for n, (url, expires) in urls.items()],
+            )
+            db.execute("COMMIT")
+
+    def urls(self, upload: str) -> dict[int, tuple[str, float]]:
+        with self._transaction() as db:
+            rows = db.execute("SELECT number, url, expires_at FROM urls WHERE upload = ?", (upload,)).fetchall()
+        return {row["number"]: (row["url"], row["expires_at"]) for row in rows}
