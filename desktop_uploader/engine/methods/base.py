@@ -1,0 +1,113 @@
+"""What every upload method gets to work with, and the interface the manager drives them through."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from desktop_uploader.engine.api_client import ApiClient
+from desktop_uploader.engine.bandwidth import TokenBucket
+from desktop_uploader.engine.control import Control
+from desktop_uploader.engine.errors import DiskFullError, StateError
+from desktop_uploader.engine.events import Event, Notice, Started
+from desktop_uploader.engine.fileid import FileIdentity
+from desktop_uploader.engine.planner import PartPlan
+from desktop_uploader.engine.retry import RetryPolicy, RetryQuota
+from desktop_uploader.engine.settings import Settings
+from desktop_uploader.engine.state import StateStore, UploadRecord
+
+log = logging.getLogger(__name__)
+
+PRESIGNED = "presigned-s3"
+CHUNKED = "chunked-s3"
+LEGACY = "serverless-function"
+DIRECT = "direct-s3"
+
+
+@dataclass
+class JobContext:
+    job_id: str
+    path: Path
+    display_name: str
+    identity: FileIdentity
+    settings: Settings
+    state: StateStore
+    control: Control
+    emit: Callable[[Event], None]
+    part_executor: Executor
+    server_id: str
+    api: ApiClient | None = None
+    record: UploadRecord | None = None  # set when resuming
+    limiter: TokenBucket | None = None
+    concurrency: Callable[[], int] | None = None  # overrides settings.concurrency (Auto mode)
+    _said: set[str] = field(default_factory=set)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def size(self) -> int:
+        return self.identity.size
+
+    def policy(self) -> RetryPolicy:
+        return RetryPolicy(self.settings.retries, self.settings.backoff_base, self.settings.backoff_cap)
+
+    def quota(self) -> RetryQuota:
+        return RetryQuota()
+
+    def notice(self, message: str, level: str = "info") -> None:
+        if message in self._said:
+            return
+        self._said.add(message)
+        getattr(log, "warning" if level == "warning" else "info")("%s: %s", self.name, message)
+        self.emit(Notice(self.job_id, message, level))
+
+    def announce(self, method: str, plan: PartPlan, resumed_bytes: int = 0) -> None:
+        for adjustment in plan.adjustments:
+            log.info("%s: %s", self.name, adjustment)
+        log.info(
+            "%s: %s upload of %d bytes in %d parts of %d bytes%s",
+            self.name,
+            method,
+            plan.file_size,
+            plan.part_count,
+            plan.part_size,
+            f", resuming with {resumed_bytes} bytes already stored" if resumed_bytes else "",
+        )
+        self.emit(Started(self.job_id, method, plan.part_size, plan.part_count, resumed_bytes, plan.adjustments))
+
+    def save(self, write: Callable[[], object]) -> None:
+        """Write resume state; a full disk costs resumability, not the upload."""
+        try:
+            write()
+        except DiskFullError as exc:
+            self.notice(exc.message, "warning")
+        except StateError as exc:
+            self.notice(f"{exc.message} The upload goes on, but may not resume after a crash.", "warning")
+
+
+class UploadMethod(Protocol):
+    name: str
+
+    def run(self, ctx: JobContext) -> Completion: ...
+
+    def abort(self, ctx: JobContext, record: UploadRecord) -> None:
+        """Remove the server-side upload behind ``record`` (nothing to do if there is none)."""
+
+
+@dataclass(frozen=True)
+class Completion:
+    """What a method hands back; the manager adds timing and turns it into an UploadResult."""
+
+    s3_key: str
+    unique_file_name: str
+    comfyui_path: str | None
+    network_volume_path: str | None
+    etag: str
+    size: int
+    bytes_sent: int

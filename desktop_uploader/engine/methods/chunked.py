@@ -1,0 +1,142 @@
+"""``chunked-s3``: bytes go through the API in small sequential chunks, resumable by offset.
+
+The fallback for networks or stores where presigned URLs fail. The server assembles chunks into
+legal S3 parts; the client only keeps track of one number, the offset the server acknowledged,
+and a 409 tells it where the server really is (after a lost answer, or a crash between a chunk and
+its record).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from functools import partial
+
+from desktop_uploader.engine.api_client import OffsetMismatchError
+from desktop_uploader.engine.errors import (
+    FileChangedError,
+    NotFoundError,
+    ProtocolError,
+    UploaderError,
+)
+from desktop_uploader.engine.events import Retrying
+from desktop_uploader.engine.fileid import ensure_unchanged, unreadable
+from desktop_uploader.engine.methods.base import CHUNKED, Completion, JobContext
+from desktop_uploader.engine.planner import PartPlan
+from desktop_uploader.engine.progress import ProgressTracker
+from desktop_uploader.engine.state import UploadRecord
+
+log = logging.getLogger(__name__)
+MAX_OFFSET_CORRECTIONS = 20
+
+
+class ChunkedMethod:
+    name = CHUNKED
+
+    def abort(self, ctx: JobContext, record: UploadRecord) -> None:
+        if ctx.api is not None and record.upload_id and record.s3_key:
+            with contextlib.suppress(NotFoundError):
+                ctx.api.chunked_abort(record.upload_id, record.s3_key)
+
+    def _resume(self, ctx: JobContext, record: UploadRecord) -> int | None:
+        assert ctx.api is not None and record.upload_id and record.s3_key
+        ensure_unchanged(ctx.path, record.identity)
+        try:
+            return ctx.api.chunked_status(record.upload_id, record.s3_key, control=ctx.control)
+        except NotFoundError:
+            ctx.notice("The interrupted upload is no longer on the server; starting it again from the beginning.")
+            ctx.state.delete(ctx.job_id)
+            return None
+
+    def run(self, ctx: JobContext) -> Completion:
+        api = ctx.api
+        assert api is not None, "chunked uploads need the API"
+        record = ctx.record if ctx.record is not None and ctx.record.method == CHUNKED else None
+        offset = self._resume(ctx, record) if record is not None else None
+        if record is None or offset is None:
+            started = api.chunked_start(ctx.name, ctx.size, display_name=ctx.display_name, control=ctx.control)
+            chunk = min(started.max_chunk_bytes, api.capabilities().max_chunk_bytes)
+            record = UploadRecord(
+                id=ctx.job_id,
+                path=str(ctx.path),
+                display_name=ctx.display_name,
+                identity=ctx.identity,
+                method=CHUNKED,
+                server=ctx.server_id,
+                upload_id=started.upload_id,
+                s3_key=started.s3_key,
+                unique_file_name=started.unique_file_name,
+                comfyui_path=started.comfyui_path,
+                part_size=chunk,
+                part_count=max(1, -(-ctx.size // chunk)),
+            )
+            ctx.save(partial(ctx.state.create, record))
+            offset = 0
+        assert record.upload_id and record.s3_key
+        chunk = record.part_size
+        plan = PartPlan(ctx.size, chunk, record.part_count)
+        tracker = ProgressTracker(ctx.job_id, CHUNKED, ctx.size, ctx.emit, parts_total=record.part_count)
+        ctx.announce(CHUNKED, plan, offset)
+        tracker.baseline(offset, offset // chunk if chunk else 0)
+        offset = self._send(ctx, record, offset, chunk, tracker)
+        ensure_unchanged(ctx.path, ctx.identity)
+        completion = api.chunked_complete(record.upload_id, record.s3_key, control=ctx.control)
+        if completion.size is not None and completion.size != ctx.size:
+            raise ProtocolError(f"The server stored {completion.size} bytes of {ctx.name}, not {ctx.size}.")
+        return Completion(
+            s3_key=record.s3_key,
+            unique_file_name=completion.unique_file_name or record.unique_file_name or "",
+            comfyui_path=completion.comfyui_path or record.comfyui_path,
+            network_volume_path=completion.network_volume_path,
+            etag=completion.etag,
+            size=ctx.size,
+            bytes_sent=tracker.bytes_sent,
+        )
+
+    def _send(self, ctx: JobContext, record: UploadRecord, offset: int, chunk: int, tracker: ProgressTracker) -> int:
+        assert ctx.api is not None and record.upload_id and record.s3_key
+        corrections = 0
+        try:
+            handle = open(ctx.path, "rb")  # noqa: SIM115 - closed in the finally below
+        except OSError as exc:
+            raise unreadable(ctx.path, exc) from exc
+        try:
+            while offset < ctx.size:
+                ctx.control.check()
+                length = min(chunk, ctx.size - offset)
+                handle.seek(offset)
+                data = handle.read(length)
+                if len(data) != length:
+                    raise FileChangedError(f"{ctx.name} became shorter while it was uploading.")
+                if ctx.limiter is not None:
+                    ctx.control.sleep(ctx.limiter.reserve(length))
+
+                def retried(attempt: int, error: UploaderError, at: int = offset) -> None:
+                    ctx.emit(
+                        Retrying(
+                            ctx.job_id, CHUNKED, at // chunk + 1, attempt, ctx.settings.retries, 0.0, error.message
+                        )
+                    )
+
+                try:
+                    received = ctx.api.send_chunk(
+                        record.upload_id, record.s3_key, offset, data, control=ctx.control, on_retry=retried
+                    )
+                except OffsetMismatchError as mismatch:
+                    corrections += 1
+                    if not 0 <= mismatch.expected <= ctx.size or corrections > MAX_OFFSET_CORRECTIONS:
+                        raise ProtocolError("The server keeps asking for chunks at impossible offsets.") from None
+                    log.info("%s: server expects offset %d, not %d", ctx.name, mismatch.expected, offset)
+                    offset = mismatch.expected
+                    tracker.advance_to(offset)
+                    continue
+                except OSError as exc:
+                    raise unreadable(ctx.path, exc) from exc
+                if not offset < received <= ctx.size:
+                    raise ProtocolError(f"The server acknowledged an impossible offset ({received}).")
+                offset = received
+                ctx.save(partial(ctx.state.update, ctx.job_id, chunk_offset=offset))
+                tracker.advance_to(offset)
+        finally:
+            handle.close()
+        return offset

@@ -1,0 +1,264 @@
+"""Sending a file's parts in parallel, each retried on its own, shared by presigned and direct-S3 uploads.
+
+The coordinator (the upload's own thread) keeps up to N parts in flight on the worker pool and
+waits; workers stream their part from disk, retry with backoff, and record every confirmed part in
+the resume store before reporting it. N is asked for before each part starts, so Auto mode can
+change it while the upload runs.
+
+When one part fails for good, no new parts start and the other workers stop retrying, but parts
+already on the wire may still land: that is work a resume won't have to repeat.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import threading
+import time
+from collections import deque
+from functools import partial
+from typing import Protocol
+
+from desktop_uploader.engine.control import Control
+from desktop_uploader.engine.errors import (
+    FileChangedError,
+    ForbiddenError,
+    IntegrityError,
+    Interrupted,
+    TransientError,
+    UrlExpiredError,
+)
+from desktop_uploader.engine.events import Retrying
+from desktop_uploader.engine.fileid import quick_unchanged
+from desktop_uploader.engine.methods.base import JobContext
+from desktop_uploader.engine.partbody import PartBody
+from desktop_uploader.engine.planner import PartPlan, PartSpan
+from desktop_uploader.engine.progress import ProgressTracker
+from desktop_uploader.engine.state import SavedPart
+
+log = logging.getLogger(__name__)
+
+_PLAIN_MD5 = re.compile(r"^[0-9a-f]{32}$")
+MAX_URL_REFRESHES = 5
+FILE_CHECK_SECONDS = 2.0
+
+
+def plain_etag(etag: str) -> str:
+    return etag.strip().strip('"').lower()
+
+
+class PartSender(Protocol):
+    hashes_body: bool  # does the sender need the body to hash what it reads (for an ETag check)?
+
+    def send(self, span: PartSpan, body: PartBody) -> str:
+        """Send one part and return storage's ETag, or raise an engine error."""
+
+    def forget(self, number: int) -> None:
+        """Drop what was prepared for ``number`` (a URL that expired, an MD5 that didn't match)."""
+
+
+class PartQueue:
+    """Part numbers not yet started, in order; the signer peeks ahead to sign in batches."""
+
+    def __init__(self, numbers: list[int]) -> None:
+        self._pending = deque(numbers)
+        self._lock = threading.Lock()
+
+    def take(self) -> int | None:
+        with self._lock:
+            return self._pending.popleft() if self._pending else None
+
+    def upcoming(self, count: int) -> list[int]:
+        with self._lock:
+            return list(self._pending)[:count]
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._pending)
+
+
+class EtagCheck:
+    """Compares each part's ETag with its MD5, for stores that prove their ETags are MD5s.
+
+    S3 and SeaweedFS answer a part's MD5 as its ETag; MinIO and encrypted buckets don't. Until a
+    match is seen, a mismatch is retried once and then taken as "this store's ETags aren't MD5s".
+    After a match, every mismatch is corruption in transit and the part is sent again.
+    """
+
+    def __init__(self) -> None:
+        self.trusted: bool | None = None
+        self._suspects: set[int] = set()
+        self._lock = threading.Lock()
+
+    def verify(self, number: int, md5_hex: str | None, etag: str) -> None:
+        tag = plain_etag(etag)
+        with self._lock:
+            if md5_hex is None or self.trusted is False:
+                return
+            if not _PLAIN_MD5.match(tag):
+                self.trusted = False
+                log.info("Storage ETags are not MD5s (%s...); relying on transport checks", tag[:8])
+                return
+            if tag == md5_hex:
+                self.trusted = True
+                self._suspects.discard(number)
+                return
+            if self.trusted is None and number in self._suspects:
+                self.trusted = False
+                log.info("Storage ETags don't match part MD5s twice in a row; they are not MD5s here")
+                return
+            self._suspects.add(number)
+        raise IntegrityError(f"Part {number} arrived damaged (its checksum doesn't match); sending it again.")
+
+
+def multipart_etag(parts: list[SavedPart]) -> str | None:
+    """The ETag S3 gives a multipart object, computable when every part's ETag is its MD5."""
+    tags = [plain_etag(p.etag) for p in sorted(parts, key=lambda p: p.number)]
+    if not tags or not all(_PLAIN_MD5.match(t) for t in tags):
+        return None
+    return f"{hashlib.md5(b''.join(bytes.fromhex(t) for t in tags)).hexdigest()}-{len(tags)}"
+
+
+class PartScheduler:
+    def __init__(
+        self,
+        ctx: JobContext,
+        plan: PartPlan,
+        sender: PartSender,
+        queue: PartQueue,
+        tracker: ProgressTracker,
+        method: str,
+        done: dict[int, SavedPart],
+    ) -> None:
+        self.ctx = ctx
+        self.plan = plan
+        self.sender = sender
+        self.queue = queue
+        self.tracker = tracker
+        self.method = method
+        self.results = dict(done)
+        self.policy = ctx.policy()
+        self.quota = ctx.quota()
+        self.halt = Control()  # stops retries once the upload as a whole has failed
+        self._failure: BaseException | None = None
+        self._in_flight: set[int] = set()
+        self._cond = threading.Condition()
+
+    def target(self) -> int:
+        return max(1, self.ctx.concurrency() if self.ctx.concurrency else self.ctx.settings.concurrency)
+
+    def run(self) -> dict[int, SavedPart]:
+        control = self.ctx.control
+        last_check = time.monotonic()
+        while True:
+            with self._cond:
+                while self._failure is None and not control.stopping and len(self._in_flight) < self.target():
+                    number = self.queue.take()
+                    if number is None:
+                        break
+                    self._in_flight.add(number)
+                    self.ctx.part_executor.submit(self._task, number)
+                if not self._in_flight and (self._failure or control.stopping or not len(self.queue)):
+                    break
+                self._cond.wait(0.25)
+            if time.monotonic() - last_check > FILE_CHECK_SECONDS:
+                last_check = time.monotonic()
+                if not quick_unchanged(self.ctx.path, self.ctx.identity):
+                    self._fail(
+                        FileChangedError(
+                            f"{self.ctx.name} was changed while it was uploading. Start the upload again to send "
+                            "the new version."
+                        )
+                    )
+        if self._failure is not None:
+            raise self._failure
+        control.check()
+        self.tracker.flush()  # coalescing may have held back the event for the last part
+        return self.results
+
+    def _fail(self, error: BaseException) -> None:
+        with self._cond:
+            if self._failure is None:
+                self._failure = error
+            self._cond.notify_all()
+        self.halt.request("failed")
+
+    def _task(self, number: int) -> None:
+        try:
+            saved = self._send(self.plan.span(number))
+            with self._cond:
+                self.results[number] = saved
+        except Interrupted as stop:
+            if not self.ctx.control.stopping and stop.reason != "failed":
+                self._fail(stop)
+        except BaseException as exc:  # any failure ends the upload; the coordinator reports it
+            self._fail(exc)
+        finally:
+            with self._cond:
+                self._in_flight.discard(number)
+                self._cond.notify_all()
+
+    def _send(self, span: PartSpan) -> SavedPart:
+        ctx, tracker = self.ctx, self.tracker
+        attempt = 0
+        refreshes = 0
+        while True:
+            ctx.control.check()
+            attempt += 1
+            body = PartBody(
+                ctx.path,
+                span.offset,
+                span.size,
+                control=ctx.control,
+                on_sent=lambda amount: tracker.sent(span.number, amount),
+                on_rewind=lambda: tracker.restarted(span.number),
+                limiter=ctx.limiter,
+                hash_md5=self.sender.hashes_body,
+            )
+            try:
+                etag = self.sender.send(span, body)
+            except UrlExpiredError:
+                tracker.restarted(span.number)
+                self.sender.forget(span.number)
+                attempt -= 1  # an expired link is not the part's fault
+                refreshes += 1
+                if refreshes > MAX_URL_REFRESHES:
+                    raise ForbiddenError(
+                        "Upload links keep expiring as soon as they are issued. Check that this computer's clock "
+                        "is right."
+                    ) from None
+                log.info("%s: part %d: upload link expired, re-signing", ctx.name, span.number)
+                continue
+            except TransientError as exc:
+                tracker.restarted(span.number)
+                if isinstance(exc, IntegrityError):
+                    self.sender.forget(span.number)
+                if self.halt.stopping or not self.policy.should_retry(attempt, exc) or not self.quota.take():
+                    raise
+                delay = self.policy.delay(attempt, exc)
+                log.warning(
+                    "%s: part %d failed (attempt %d/%d): %s; retrying in %.1f s",
+                    ctx.name,
+                    span.number,
+                    attempt,
+                    self.policy.attempts,
+                    exc.message,
+                    delay,
+                )
+                ctx.emit(
+                    Retrying(ctx.job_id, self.method, span.number, attempt, self.policy.attempts, delay, exc.message)
+                )
+                sleep_until = time.monotonic() + delay
+                while (left := sleep_until - time.monotonic()) > 0:
+                    ctx.control.sleep(min(left, 0.25))
+                    if self.halt.stopping:
+                        raise
+                continue
+            finally:
+                body.close()
+            saved = SavedPart(span.number, etag, span.size)
+            ctx.save(partial(ctx.state.record_part, ctx.job_id, saved.number, saved.etag, saved.size))
+            tracker.confirmed_part(span.number, span.size)
+            self.quota.refund()
+            return saved

@@ -1,0 +1,382 @@
+"""``presigned-s3``: the API hands out presigned UploadPart URLs; parts go straight to storage.
+
+Signing. With a server that offers ``sign``, URLs are fetched lazily: ``start`` asks for one batch,
+and workers that need a URL join the next ``sign`` call, so concurrent requests coalesce into one
+round trip and a 10,000-part file never holds 10,000 URLs (which would expire before use anyway).
+A URL is not used within a safety margin of its expiry, and an "expired" 403 re-signs the part
+without counting as a failed attempt. With the seed's server (no ``sign``), the URLs from
+``start`` are all there is; they are kept in the resume store so a crash can resume within their
+lifetime.
+
+Integrity. When the server can sign Content-MD5, each part's MD5 is computed first and signed into
+its URL: storage then refuses damaged bytes itself. Otherwise the MD5 is computed while streaming
+and compared with the returned ETag (see :class:`EtagCheck`), and the final multipart ETag is
+checked against the parts' MD5s.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+import requests
+
+from desktop_uploader.engine.api_client import ApiClient, Capabilities, RemotePart, SignedUrl, StartedUpload
+from desktop_uploader.engine.errors import (
+    IntegrityError,
+    NotFoundError,
+    ProtocolError,
+    UnsupportedError,
+    UploaderError,
+)
+from desktop_uploader.engine.fileid import ensure_unchanged
+from desktop_uploader.engine.http import Sessions, error_for_exception, error_for_storage_response
+from desktop_uploader.engine.methods.base import PRESIGNED, Completion, JobContext
+from desktop_uploader.engine.methods.multipart import (
+    EtagCheck,
+    PartQueue,
+    PartScheduler,
+    multipart_etag,
+    plain_etag,
+)
+from desktop_uploader.engine.partbody import PartBody, md5_of_span
+from desktop_uploader.engine.planner import PartPlan, PartSpan, plan_parts
+from desktop_uploader.engine.progress import ProgressTracker
+from desktop_uploader.engine.state import SavedPart, UploadRecord
+
+log = logging.getLogger(__name__)
+
+# URLs are signed a few parts ahead, never thousands at once.
+MIN_BATCH = 8
+MAX_BATCH = 64
+
+
+def expiry_margin(lifetime: float) -> float:
+    """How long before expiry a URL stops being used: long enough to start a PUT, short enough to use it."""
+    return min(60.0, lifetime * 0.25)
+
+
+@dataclass(frozen=True)
+class _Entry:
+    url: str
+    expires_at: float
+    lifetime: float
+    md5: str | None
+
+
+class UrlBook:
+    """Presigned URLs by part number; thread-safe; signs on demand in coalesced batches."""
+
+    def __init__(
+        self,
+        api: ApiClient,
+        upload_id: str,
+        s3_key: str,
+        *,
+        can_sign: bool,
+        queue: PartQueue | None = None,
+        batch: int = MIN_BATCH,
+    ) -> None:
+        self.api = api
+        self.upload_id = upload_id
+        self.s3_key = s3_key
+        self.can_sign = can_sign
+        self.queue = queue
+        self.batch = batch
+        self.sign_calls = 0
+        self._entries: dict[int, _Entry] = {}
+        self._wanted: dict[int, str | None] = {}
+        self._signing = False
+        self._cond = threading.Condition()
+
+    def add(self, urls: dict[int, SignedUrl], md5s: dict[int, str] | None = None, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        with self._cond:
+            for number, signed in urls.items():
+                lifetime = max(0.0, signed.expires_at - now)
+                md5 = (md5s or {}).get(number)
+                self._entries[number] = _Entry(signed.url, signed.expires_at, lifetime, md5)
+            self._cond.notify_all()
+
+    def _usable(self, number: int, md5: str | None) -> str | None:
+        entry = self._entries.get(number)
+        if entry is None or entry.md5 != md5:
+            return None
+        if entry.expires_at - time.monotonic() <= expiry_margin(entry.lifetime):
+            return None
+        return entry.url
+
+    def forget(self, number: int) -> None:
+        with self._cond:
+            self._entries.pop(number, None)
+
+    def get(self, number: int, md5: str | None = None) -> str:
+        with self._cond:
+            while True:
+                url = self._usable(number, md5)
+                if url is not None:
+                    return url
+                if not self.can_sign:
+                    raise UnsupportedError(
+                        "The upload links ran out and this server can't issue new ones; starting over another way."
+                    )
+                self._wanted[number] = md5
+                if not self._signing:
+                    break
+                self._cond.wait()
+            self._signing = True
+            wanted, self._wanted = self._wanted, {}
+        try:
+            self._sign(wanted)
+        except BaseException:
+            with self._cond:
+                for other, digest in wanted.items():
+                    if other != number:
+                        self._wanted.setdefault(other, digest)
+            raise
+        finally:
+            with self._cond:
+                self._signing = False
+                self._cond.notify_all()
+        return self.get(number, md5)
+
+    def _sign(self, wanted: dict[int, str | None]) -> None:
+        numbers = list(wanted)
+        md5s = {n: d for n, d in wanted.items() if d}
+        if not md5s and self.queue is not None:  # sign ahead for the parts coming next
+            for ahead in self.queue.upcoming(self.batch):
+                if len(numbers) >= self.batch:
+                    break
+                if ahead not in wanted and self._usable(ahead, None) is None:
+                    numbers.append(ahead)
+        signed = self.api.sign(self.upload_id, self.s3_key, sorted(numbers), content_md5=md5s or None)
+        self.sign_calls += 1
+        self.add(signed, md5s)
+
+
+class PresignedSender:
+    def __init__(
+        self,
+        ctx: JobContext,
+        urls: UrlBook,
+        sessions: Sessions,
+        *,
+        content_md5: bool,
+        etag_check: EtagCheck | None,
+    ) -> None:
+        self.ctx = ctx
+        self.urls = urls
+        self.sessions = sessions
+        self.content_md5 = content_md5
+        self.etag_check = etag_check
+        self.hashes_body = etag_check is not None
+        self._md5s: dict[int, str] = {}
+        self._lock = threading.Lock()
+
+    def _md5(self, span: PartSpan) -> str:
+        with self._lock:
+            known = self._md5s.get(span.number)
+        if known is None:
+            known = md5_of_span(self.ctx.path, span.offset, span.size, self.ctx.control)
+            with self._lock:
+                self._md5s[span.number] = known
+        return known
+
+    def forget(self, number: int) -> None:
+        self.urls.forget(number)
+        with self._lock:
+            self._md5s.pop(number, None)
+
+    def send(self, span: PartSpan, body: PartBody) -> str:
+        headers: dict[str, str] = {}
+        md5 = None
+        if self.content_md5:
+            md5 = self._md5(span)
+            headers["Content-MD5"] = md5
+        url = self.urls.get(span.number, md5)
+        settings = self.ctx.settings
+        try:
+            response = self.sessions.get().put(
+                url, data=body, headers=headers, timeout=(settings.connect_timeout, settings.read_timeout)
+            )
+        except requests.RequestException as exc:
+            raise error_for_exception(exc, url, settings.read_timeout) from exc
+        if response.status_code >= 300:
+            raise error_for_storage_response(response)
+        etag = response.headers.get("ETag")
+        if not etag:
+            raise ProtocolError("Storage accepted a part but sent no ETag for it.")
+        if self.etag_check is not None:
+            self.etag_check.verify(span.number, body.md5_hex, etag)
+        return etag
+
+
+def _url_batch(ctx: JobContext) -> int:
+    return max(MIN_BATCH, min(MAX_BATCH, 2 * max(1, ctx.settings.concurrency)))
+
+
+class PresignedMethod:
+    name = PRESIGNED
+
+    def __init__(self, sessions: Sessions) -> None:
+        self.sessions = sessions
+
+    def abort(self, ctx: JobContext, record: UploadRecord) -> None:
+        if ctx.api is not None and record.upload_id and record.s3_key:
+            with contextlib.suppress(NotFoundError):  # already gone: that is what we wanted
+                ctx.api.abort(record.upload_id, record.s3_key)
+
+    def run(self, ctx: JobContext) -> Completion:
+        api = ctx.api
+        assert api is not None, "presigned uploads need the API"
+        caps = api.capabilities(control=ctx.control)
+        if not caps.presigned:
+            raise UnsupportedError("This server has presigned uploads switched off.")
+        record = ctx.record if ctx.record is not None and ctx.record.method == PRESIGNED else None
+        resumed = self._resume(ctx, caps, record) if record is not None else None
+        started: StartedUpload | None
+        if resumed is None:
+            plan = plan_parts(ctx.size, ctx.settings.chunk_size, caps.limits)
+            record, started = self._start(ctx, caps, plan)
+            done: dict[int, SavedPart] = {}
+        else:
+            plan, record, done, started = resumed
+        queue = PartQueue([n for n in range(1, plan.part_count + 1) if n not in done])
+        urls = UrlBook(
+            api,
+            record.upload_id or "",
+            record.s3_key or "",
+            can_sign=caps.offers("sign"),
+            queue=queue,
+            batch=_url_batch(ctx),
+        )
+        if started is not None:
+            urls.add(started.urls)
+        elif not caps.offers("sign"):
+            stored = ctx.state.urls(ctx.job_id)
+            now_wall, now = time.time(), time.monotonic()
+            urls.add({n: SignedUrl(u, now + (expires - now_wall)) for n, (u, expires) in stored.items()})
+
+        tracker = ProgressTracker(ctx.job_id, PRESIGNED, ctx.size, ctx.emit, parts_total=plan.part_count)
+        resumed_bytes = sum(p.size for p in done.values())
+        ctx.announce(PRESIGNED, plan, resumed_bytes)
+        tracker.baseline(resumed_bytes, len(done))
+        sender = PresignedSender(
+            ctx,
+            urls,
+            self.sessions,
+            content_md5=caps.content_md5 and ctx.settings.verify_integrity,
+            etag_check=EtagCheck() if ctx.settings.verify_integrity and not caps.content_md5 else None,
+        )
+        parts = PartScheduler(ctx, plan, sender, queue, tracker, PRESIGNED, done).run()
+        log.info("%s: all %d parts stored (%d sign calls); completing", ctx.name, plan.part_count, urls.sign_calls)
+        return self._complete(ctx, record, parts, tracker)
+
+    def _start(self, ctx: JobContext, caps: Capabilities, plan: PartPlan) -> tuple[UploadRecord, StartedUpload]:
+        api = ctx.api
+        assert api is not None
+        batch = _url_batch(ctx) if caps.url_batch and plan.part_count > _url_batch(ctx) else None
+        started = api.start(
+            ctx.name, plan.part_count, ctx.size, display_name=ctx.display_name, url_batch=batch, control=ctx.control
+        )
+        log.info("%s: started %s (upload %s…)", ctx.name, started.s3_key, started.upload_id[:12])
+        record = UploadRecord(
+            id=ctx.job_id,
+            path=str(ctx.path),
+            display_name=ctx.display_name,
+            identity=ctx.identity,
+            method=PRESIGNED,
+            server=ctx.server_id,
+            upload_id=started.upload_id,
+            s3_key=started.s3_key,
+            unique_file_name=started.unique_file_name,
+            comfyui_path=started.comfyui_path,
+            part_size=plan.part_size,
+            part_count=plan.part_count,
+        )
+        try:
+            ctx.state.create(record)
+            if not caps.offers("sign"):
+                now_wall, now = time.time(), time.monotonic()
+                ctx.state.save_urls(
+                    ctx.job_id, {n: (u.url, now_wall + (u.expires_at - now)) for n, u in started.urls.items()}
+                )
+        except UploaderError as exc:
+            ctx.notice(f"{exc.message} The upload goes on, but can't resume after a crash.", "warning")
+        return record, started
+
+    def _resume(
+        self, ctx: JobContext, caps: Capabilities, record: UploadRecord
+    ) -> tuple[PartPlan, UploadRecord, dict[int, SavedPart], None] | None:
+        """Plan, record and confirmed parts of an interrupted upload, or None to start afresh."""
+        api = ctx.api
+        assert api is not None and record.upload_id and record.s3_key
+        ensure_unchanged(ctx.path, record.identity)
+        plan = PartPlan(ctx.size, record.part_size, record.part_count)
+        saved = ctx.state.parts(ctx.job_id)
+        if caps.offers("status"):
+            try:
+                remote = {p.number: p for p in api.status(record.upload_id, record.s3_key, control=ctx.control)}
+            except NotFoundError:
+                ctx.notice("The interrupted upload is no longer on the server; starting it again from the beginning.")
+                ctx.state.delete(ctx.job_id)
+                return None
+            done = self._reconcile(ctx, plan, saved, remote)
+            ctx.save(lambda: ctx.state.replace_parts(ctx.job_id, list(done.values())))
+        else:
+            done = saved
+        log.info("%s: resuming %s with %d of %d parts stored", ctx.name, record.s3_key, len(done), plan.part_count)
+        return plan, record, done, None
+
+    @staticmethod
+    def _reconcile(
+        ctx: JobContext, plan: PartPlan, saved: dict[int, SavedPart], remote: dict[int, RemotePart]
+    ) -> dict[int, SavedPart]:
+        """Parts both sides agree on; a part only the server has is kept if its ETag is our bytes' MD5."""
+        done: dict[int, SavedPart] = {}
+        for number, part in remote.items():
+            if not 1 <= number <= plan.part_count:
+                continue
+            span = plan.span(number)
+            etag, size = part.etag, part.size
+            if size != span.size:
+                continue
+            mine = saved.get(number)
+            if mine is not None and plain_etag(mine.etag) == plain_etag(etag):
+                done[number] = SavedPart(number, etag, size)
+                continue
+            with contextlib.suppress(UploaderError, ValueError):
+                local = md5_of_span(ctx.path, span.offset, span.size, ctx.control)
+                if base64.b64decode(local).hex() == plain_etag(etag):
+                    done[number] = SavedPart(number, etag, size)
+        return done
+
+    def _complete(
+        self, ctx: JobContext, record: UploadRecord, parts: dict[int, SavedPart], tracker: ProgressTracker
+    ) -> Completion:
+        api = ctx.api
+        assert api is not None and record.upload_id and record.s3_key
+        ensure_unchanged(ctx.path, ctx.identity)
+        ordered = [parts[n] for n in sorted(parts)]
+        completion = api.complete(
+            record.upload_id, record.s3_key, [(p.number, p.etag) for p in ordered], control=ctx.control
+        )
+        expected = multipart_etag(ordered) if len(ordered) > 1 else None
+        got = plain_etag(completion.etag)
+        if expected and "-" in got and got != expected:
+            raise IntegrityError(f"Storage assembled {ctx.name} differently from the parts that were sent.")
+        if completion.size is not None and completion.size != ctx.size:
+            raise IntegrityError(f"Storage reports {completion.size} bytes for {ctx.name}, not {ctx.size}.")
+        return Completion(
+            s3_key=record.s3_key,
+            unique_file_name=completion.unique_file_name or record.unique_file_name or "",
+            comfyui_path=completion.comfyui_path or record.comfyui_path,
+            network_volume_path=completion.network_volume_path,
+            etag=completion.etag,
+            size=ctx.size,
+            bytes_sent=tracker.bytes_sent,
+        )
