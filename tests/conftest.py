@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from desktop_uploader.sandbox.runtime import SandboxInfo
+from desktop_uploader.sandbox.info import SandboxInfo
 from tests.support.api import Api
 from tests.support.sandbox_process import SandboxProcess
 from tests.support.storage import s3_client

@@ -7,11 +7,12 @@ Exit codes: 0 when everything asked for was done, 1 when something failed (a fil
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Callable, Sequence
 
 from desktop_uploader import __version__
-from desktop_uploader.cli import sandbox_cmd, serve_cmd
+from desktop_uploader.cli import records_cmd, sandbox_cmd, serve_cmd, upload_cmd
 from desktop_uploader.paths import resolve_paths
 
 Runner = Callable[[argparse.Namespace], int]
@@ -24,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (serve_cmd, sandbox_cmd):
+    for module in (upload_cmd, records_cmd, serve_cmd, sandbox_cmd):
         module.register(commands)
     return parser
 
@@ -38,7 +39,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Until the desktop window exists, a bare run starts the local sandbox and says how to use it.
         return sandbox_cmd.run_sandbox(paths.sandbox_dir, json_only=False, log_file=paths.log_file)
     args.paths = paths
-    return runner(args)
+    try:
+        return runner(args)
+    except KeyboardInterrupt:
+        print("Interrupted.", file=sys.stderr)
+        return 1
+    except Exception:  # never a traceback in a user's face: it goes to the log file
+        logging.getLogger("desktop_uploader.cli").exception("Command %s failed", args.command)
+        print(f"Something went wrong. Details are in {paths.log_file}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

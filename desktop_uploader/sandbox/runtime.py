@@ -18,8 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import requests
-
+from desktop_uploader.sandbox.info import RUNTIME_FILE, SandboxInfo
 from desktop_uploader.sandbox.seaweed import SeaweedServer
 from desktop_uploader.server.app import create_app
 from desktop_uploader.server.config import ServerConfig
@@ -52,34 +51,6 @@ class SandboxIdentity:
         path.write_text(json.dumps(asdict(identity)), encoding="utf-8")
         os.chmod(path, 0o600)
         return identity
-
-
-@dataclass(frozen=True)
-class SandboxInfo:
-    api_url: str
-    token: str
-    s3_endpoint: str
-    bucket: str
-    access_key: str
-    secret_key: str
-    data_dir: str
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self))
-
-    @classmethod
-    def from_json(cls, text: str) -> SandboxInfo:
-        raw: dict[str, Any] = json.loads(text)
-        return cls(**{k: raw[k] for k in cls.__dataclass_fields__})
-
-
-def running_sandbox(data_dir: Path) -> SandboxInfo | None:
-    """The sandbox another process of ours runs on ``data_dir``, if it still answers."""
-    with contextlib.suppress(OSError, ValueError, TypeError, KeyError, requests.RequestException):
-        info = SandboxInfo.from_json((data_dir / "sandbox.json").read_text(encoding="utf-8"))
-        if requests.get(f"{info.api_url}/healthz", timeout=1).ok:
-            return info
-    return None
 
 
 class Sandbox:
@@ -137,7 +108,7 @@ class Sandbox:
             secret_key=identity.secret_key,
             data_dir=str(self.data_dir),
         )
-        runtime = self.data_dir / "sandbox.json"
+        runtime = self.data_dir / RUNTIME_FILE
         runtime.write_text(self.info.to_json(), encoding="utf-8")
         os.chmod(runtime, 0o600)
         log.info("Sandbox ready: API %s, S3 %s", self.api.url, self.weed.s3_endpoint)
@@ -152,4 +123,4 @@ class Sandbox:
                 self.weed.stop()
                 self.weed = None
             with contextlib.suppress(OSError):
-                (self.data_dir / "sandbox.json").unlink(missing_ok=True)
+                (self.data_dir / RUNTIME_FILE).unlink(missing_ok=True)

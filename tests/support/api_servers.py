@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from desktop_uploader.sandbox.runtime import SandboxInfo
+from desktop_uploader.sandbox.info import SandboxInfo
 from desktop_uploader.server.app import create_app
 from desktop_uploader.server.config import ServerConfig
 from desktop_uploader.server.run import ServerThread

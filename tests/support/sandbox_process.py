@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from desktop_uploader.sandbox.runtime import SandboxInfo
+from desktop_uploader.sandbox.info import SandboxInfo
 
 
 @dataclass

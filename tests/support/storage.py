@@ -8,7 +8,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from desktop_uploader.sandbox.runtime import SandboxInfo
+from desktop_uploader.sandbox.info import SandboxInfo
 
 
 def s3_client(info: SandboxInfo) -> Any:

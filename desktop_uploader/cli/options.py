@@ -1,0 +1,74 @@
+"""Flags shared by the subcommands that upload, and how they become validated Settings."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from typing import Any
+
+from desktop_uploader.engine.errors import SettingsError
+from desktop_uploader.engine.settings import AUTO_CONCURRENCY, PRESETS, Settings, with_preset
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?)(b?)\s*$", re.IGNORECASE)
+_POWERS = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4}
+
+
+def parse_size(text: str) -> int:
+    """``8MiB``, ``8M`` (binary) and ``8MB`` (decimal); a bare number is bytes."""
+    match = _SIZE.match(text)
+    if not match:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a size; try 8MiB, 512KB or 10485760.")
+    number, prefix, binary, byte = match.groups()
+    base = 1000 if byte and not binary and prefix else 1024
+    return int(float(number) * base ** _POWERS[prefix.lower()])
+
+
+def parse_concurrency(text: str) -> int:
+    if text.lower() == "auto":
+        return AUTO_CONCURRENCY
+    if text.isdigit() and int(text) > 0:
+        return int(text)
+    raise argparse.ArgumentTypeError(f"'{text}' is not a number of parts (or 'auto').")
+
+
+def add_server_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("server")
+    group.add_argument("--server", metavar="URL", help="upload API base URL (default: settings, then the sandbox)")
+    group.add_argument("--token", help="API token (default: $DESKTOP_UPLOADER_TOKEN, then the keychain)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="also print the log to the terminal")
+
+
+def add_tuning_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("tuning (defaults come from the app's settings)")
+    group.add_argument("--preset", choices=list(PRESETS), help="a preset: " + ", ".join(PRESETS))
+    group.add_argument("--chunk-size", type=parse_size, metavar="SIZE", help="part size wish, e.g. 16MiB")
+    group.add_argument("--concurrency", type=parse_concurrency, metavar="N|auto", help="parts in flight per file")
+    group.add_argument("--retries", type=int, metavar="N", help="tries per part")
+    group.add_argument("--files-at-once", type=int, metavar="N", help="files uploading at the same time")
+    group.add_argument("--bandwidth-limit", type=parse_size, metavar="RATE", help="bytes per second, e.g. 5MB")
+    group.add_argument(
+        "--method",
+        choices=["auto", "presigned", "chunked", "legacy", "direct-s3"],
+        help="how bytes travel (auto: presigned, falling back to chunked, then a single request)",
+    )
+    group.add_argument("--no-fallback", action="store_true", help="don't fall back to another method")
+
+
+def settings_from_args(base: Settings, args: argparse.Namespace) -> Settings:
+    """Apply the preset, then explicit flags; raises SettingsError with the limit that was broken."""
+    settings = with_preset(base, args.preset) if getattr(args, "preset", None) else base
+    changes: dict[str, Any] = {}
+    for flag in ("chunk_size", "concurrency", "retries", "files_at_once", "bandwidth_limit", "method"):
+        value = getattr(args, flag, None)
+        if value is not None:
+            changes[flag] = value
+    if getattr(args, "no_fallback", False):
+        changes["fallback"] = False
+    if getattr(args, "server", None):
+        changes["server_url"] = args.server.rstrip("/")
+    try:
+        return settings.replace(**changes)
+    except SettingsError:
+        raise
+    except TypeError as exc:  # pragma: no cover - argparse types make this unreachable
+        raise SettingsError(str(exc)) from exc

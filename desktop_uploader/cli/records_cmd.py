@@ -1,0 +1,127 @@
+"""``list`` and ``discard``: see interrupted uploads, and give one up (aborting it on the server)."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from desktop_uploader.cli.options import add_server_flags
+from desktop_uploader.cli.render import print_json
+from desktop_uploader.cli.session import UsageError, console, engine_session, load_base_settings, setup_logging
+from desktop_uploader.connection import ConnectionSetupError
+from desktop_uploader.engine.errors import UploaderError
+from desktop_uploader.engine.limits import human_bytes
+from desktop_uploader.engine.manager import interrupted_records
+from desktop_uploader.engine.methods.base import CHUNKED
+from desktop_uploader.engine.state import StateStore, UploadRecord
+
+
+def register(commands: Any) -> None:
+    listing: argparse.ArgumentParser = commands.add_parser("list", help="show interrupted uploads")
+    listing.add_argument("--json", action="store_true", help="print machine-readable records on stdout")
+    listing.set_defaults(run=run_list)
+    discard: argparse.ArgumentParser = commands.add_parser(
+        "discard",
+        help="give up an interrupted upload",
+        description="Abort an interrupted upload on the server and forget it, so it stops taking up storage.",
+    )
+    discard.add_argument("id", help="the upload's id (or its first characters), from 'list'")
+    add_server_flags(discard)
+    discard.set_defaults(run=run_discard)
+
+
+def stored_bytes(state: StateStore, record: UploadRecord) -> int:
+    if record.method == CHUNKED:
+        return record.chunk_offset
+    return sum(part.size for part in state.parts(record.id).values())
+
+
+def run_list(args: argparse.Namespace) -> int:
+    out = console()
+    setup_logging(args)
+    state = StateStore.open(args.paths.state_db)
+    try:
+        for notice in state.notices:
+            out.print(f"[yellow]{notice}")
+        records = interrupted_records(state)
+        rows = [(r, stored_bytes(state, r)) for r in records]
+    finally:
+        state.close()
+    if args.json:
+        print_json(
+            {
+                "uploads": [
+                    {
+                        "id": r.id,
+                        "file": r.path,
+                        "displayName": r.display_name,
+                        "size": r.identity.size,
+                        "stored": stored,
+                        "method": r.method,
+                        "status": r.status,
+                        "message": r.message,
+                        "server": r.server,
+                        "s3Key": r.s3_key,
+                        "updatedAt": r.updated_at,
+                    }
+                    for r, stored in rows
+                ]
+            }
+        )
+        return 0
+    if not rows:
+        out.print("No interrupted uploads.")
+        return 0
+    table = Table(title="Interrupted uploads", expand=True)
+    for column in ("ID", "File", "Stored", "Method", "State", "Last activity"):
+        table.add_column(column, overflow="fold")
+    for record, stored in rows:
+        share = f"{human_bytes(stored)} of {human_bytes(record.identity.size)}"
+        ago = time.strftime("%Y-%m-%d %H:%M", time.localtime(record.updated_at))
+        table.add_row(
+            record.id[:8],
+            record.display_name or record.path,
+            share,
+            record.method,
+            record.status + (f": {record.message}" if record.message else ""),
+            ago,
+        )
+    Console(highlight=False).print(table)
+    out.print("Resume with 'desktop-uploader resume ID' (or --all); give one up with 'desktop-uploader discard ID'.")
+    return 0
+
+
+def run_discard(args: argparse.Namespace) -> int:
+    out = console()
+    setup_logging(args)
+    state = StateStore.open(args.paths.state_db)
+    try:
+        matches = [r for r in interrupted_records(state) if r.id.startswith(args.id)]
+    finally:
+        state.close()
+    if len(matches) != 1:
+        out.print(f"[red]desktop-uploader: '{args.id}' matches {len(matches)} interrupted uploads; see 'list'.")
+        return 2
+    record = matches[0]
+    try:
+        settings = load_base_settings(args.paths, out)
+        with engine_session(args, settings, out) as session:
+            aborted = session.manager.discard_record(record.id)
+    except (UsageError, ConnectionSetupError) as exc:
+        out.print(f"[red]{exc}")
+        return 1
+    except UploaderError as exc:
+        out.print(f"[red]{exc.message}")
+        return 1
+    if not aborted:
+        out.print(
+            f"Discarded {record.display_name or record.path}. The server could not be reached to remove its "
+            "partial upload; that will be retried the next time the app runs."
+        )
+        return 1
+    out.print(f"Discarded {record.display_name or record.path}; its partial upload was removed from the server.")
+    return 0

@@ -1,0 +1,151 @@
+"""What the CLI shows: a progress bar per file (rich), a summary table, or JSON for scripts."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from desktop_uploader.engine import events
+from desktop_uploader.engine.limits import human_bytes
+from desktop_uploader.engine.manager import JobView
+
+
+@dataclass
+class ProgressView:
+    """Turns engine events into rich progress bars; safe to call from worker threads."""
+
+    console: Console
+    progress: Progress = field(init=False)
+    tasks: dict[str, TaskID] = field(default_factory=dict)
+    names: dict[str, str] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.progress = Progress(
+            TextColumn("[bold]{task.fields[name]}", justify="left"),
+            TextColumn("[cyan]{task.fields[method]}"),
+            BarColumn(bar_width=None),
+            DownloadColumn(binary_units=True),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[note]}"),
+            console=self.console,
+            transient=False,
+            expand=True,
+        )
+
+    def __enter__(self) -> ProgressView:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.progress.stop()
+
+    def _task(self, job_id: str) -> TaskID | None:
+        return self.tasks.get(job_id)
+
+    def handle(self, event: events.Event) -> None:
+        with self.lock:
+            self._handle(event)
+
+    def _handle(self, event: events.Event) -> None:
+        if isinstance(event, events.Queued):
+            name = Path(event.path).name
+            self.names[event.job_id] = name
+            self.tasks[event.job_id] = self.progress.add_task(
+                "", total=max(event.size, 1), name=_short(name), method="", note="queued"
+            )
+            return
+        task = self._task(event.job_id)
+        if task is None:
+            return
+        if isinstance(event, events.Started):
+            self.progress.update(task, method=event.method, note="")
+            for note in event.adjustments:
+                self.console.print(f"[yellow]{self.names[event.job_id]}: {note}")
+        elif isinstance(event, events.Progress):
+            self.progress.update(task, completed=event.confirmed, method=event.method, note="")
+        elif isinstance(event, events.Retrying):
+            self.progress.update(task, note=f"[yellow]retry {event.attempt}/{event.max_attempts} in {event.delay:.0f}s")
+        elif isinstance(event, events.FallingBack):
+            self.console.print(
+                f"[yellow]{self.names[event.job_id]}: {event.from_method} failed "
+                f"({event.reason}); trying {event.to_method}"
+            )
+            self.progress.update(task, method=event.to_method, completed=0)
+        elif isinstance(event, events.Notice):
+            self.console.print(f"[yellow]{self.names[event.job_id]}: {event.message}")
+        elif isinstance(event, events.Completed):
+            self.progress.update(task, completed=event.result.size or 1, note="[green]done")
+        elif isinstance(event, events.Failed):
+            self.progress.update(task, note="[red]failed")
+        elif isinstance(event, events.StatusChanged) and event.status in (
+            events.Status.PAUSED,
+            events.Status.CANCELLED,
+        ):
+            self.progress.update(task, note=event.status.value)
+
+
+def _short(name: str, width: int = 36) -> str:
+    return name if len(name) <= width else name[: width - 1] + "…"
+
+
+def print_summary(out: Console, jobs: list[JobView]) -> None:
+    """One block per file, each path on a line of its own so it can be copied whole."""
+    done = sum(1 for j in jobs if j.status == events.Status.COMPLETED)
+    out.print(f"[bold]{done} of {len(jobs)} uploaded")
+    for job in jobs:
+        result = job.result
+        if job.status == events.Status.COMPLETED and result is not None:
+            seconds = f" in {result.seconds:.1f} s" if result.seconds else ""
+            out.print(f"[green]✓[/] {job.path.name}  [dim]({result.method}, {human_bytes(result.size)}{seconds})")
+            if result.comfyui_path:
+                out.print(f"    ComfyUI: {result.comfyui_path}", soft_wrap=True)
+            out.print(f"    S3:      {result.network_volume_path or result.s3_key}", soft_wrap=True)
+        else:
+            mark = "[red]✗[/]" if job.status == events.Status.FAILED else "[yellow]‖[/]"
+            out.print(f"{mark} {job.path.name}  [dim]({job.status.value}{', ' + job.method if job.method else ''})")
+            if job.message:
+                out.print(f"    {job.message}", soft_wrap=True)
+            if job.resumable:
+                out.print(f"    Resume with: desktop-uploader resume {job.id[:8]}", soft_wrap=True)
+
+
+def job_json(job: JobView) -> dict[str, Any]:
+    result = job.result
+    return {
+        "id": job.id,
+        "file": str(job.path),
+        "displayName": job.display_name,
+        "size": job.size,
+        "status": job.status.value,
+        "method": job.method,
+        "message": job.message,
+        "resumable": job.resumable,
+        "comfyUIPath": result.comfyui_path if result else None,
+        "networkVolumePath": result.network_volume_path if result else None,
+        "s3Key": result.s3_key if result else None,
+        "etag": result.etag if result else None,
+        "seconds": round(result.seconds, 3) if result else None,
+        "bytesSent": result.bytes_sent if result else None,
+    }
+
+
+def print_json(payload: Any) -> None:
+    sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+    sys.stdout.flush()

@@ -1,0 +1,103 @@
+"""One engine for one CLI command: the resume store, the server (or sandbox), and the manager."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from rich.console import Console
+
+from desktop_uploader.connection import SandboxHandle, configured_server, credential_store, resolve_connection
+from desktop_uploader.engine.credentials import direct_secret_key
+from desktop_uploader.engine.errors import SettingsError
+from desktop_uploader.engine.manager import UploadManager
+from desktop_uploader.engine.methods.direct_s3 import DirectTarget
+from desktop_uploader.engine.settings import Settings, load_settings
+from desktop_uploader.engine.state import StateStore
+from desktop_uploader.logsetup import configure_logging
+from desktop_uploader.paths import AppPaths
+
+SECRET_ENV = "DESKTOP_UPLOADER_S3_SECRET"  # noqa: S105 - the variable's name, not a secret
+
+
+class UsageError(Exception):
+    """Exit code 2: the command line (or the settings it relies on) can't work as given."""
+
+
+def console() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+def setup_logging(args: argparse.Namespace) -> None:
+    paths: AppPaths = args.paths
+    configure_logging(
+        paths.log_file,
+        console_level=logging.INFO if getattr(args, "verbose", False) else None,
+        secrets=tuple(s for s in (getattr(args, "token", None),) if s),
+    )
+
+
+def load_base_settings(paths: AppPaths, out: Console) -> Settings:
+    settings, warnings = load_settings(paths.settings_file)
+    for warning in warnings:
+        out.print(f"[yellow]{warning}")
+    return settings
+
+
+def direct_target(settings: Settings, paths: AppPaths, args: argparse.Namespace) -> DirectTarget | None:
+    endpoint = getattr(args, "s3_endpoint", None) or settings.direct_endpoint
+    bucket = getattr(args, "bucket", None) or settings.direct_bucket
+    access_key = getattr(args, "access_key", None) or settings.direct_access_key
+    if settings.method != "direct-s3" and not (endpoint or bucket):
+        return None
+    if not bucket:
+        raise UsageError("Direct uploads need a bucket: pass --bucket or set it in Settings.")
+    secret = os.environ.get(SECRET_ENV) or (
+        credential_store(paths).get(direct_secret_key(endpoint, access_key)) if access_key else None
+    )
+    if access_key and not secret:
+        raise UsageError(f"No secret key for {access_key}: set {SECRET_ENV} or save it in the app's Settings.")
+    return DirectTarget(endpoint, settings.direct_region, bucket, access_key, secret or "", settings.direct_prefix)
+
+
+@dataclass
+class EngineSession:
+    manager: UploadManager
+    state: StateStore
+    sandbox: SandboxHandle | None
+
+
+@contextlib.contextmanager
+def engine_session(args: argparse.Namespace, settings: Settings, out: Console) -> Iterator[EngineSession]:
+    paths: AppPaths = args.paths
+    state = StateStore.open(paths.state_db)
+    for notice in state.notices:
+        out.print(f"[yellow]{notice}")
+    sandbox = None
+    try:
+        direct = direct_target(settings, paths, args)
+        connection = None
+        if settings.method != "direct-s3":
+            if not configured_server(settings, getattr(args, "server", None)):
+                out.print("[dim]No server configured: using the local sandbox (starting it if needed)…")
+            connection, sandbox = resolve_connection(
+                paths, settings, server=getattr(args, "server", None), token=getattr(args, "token", None)
+            )
+        manager = UploadManager(settings, state, connection, direct=direct)
+        try:
+            manager.sweep_abandoned()
+            yield EngineSession(manager, state, sandbox)
+        finally:
+            manager.close()
+    finally:
+        state.close()
+        if sandbox is not None:
+            sandbox.stop()
+
+
+def settings_problem(exc: SettingsError) -> UsageError:
+    return UsageError(exc.message)

@@ -1,0 +1,208 @@
+"""``upload`` and ``resume``: send files (or finish interrupted uploads) with a progress bar per file."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from desktop_uploader.cli.options import add_server_flags, add_tuning_flags, settings_from_args
+from desktop_uploader.cli.render import ProgressView, job_json, print_json, print_summary
+from desktop_uploader.cli.session import (
+    UsageError,
+    console,
+    engine_session,
+    load_base_settings,
+    settings_problem,
+    setup_logging,
+)
+from desktop_uploader.connection import ConnectionSetupError
+from desktop_uploader.engine.errors import SettingsError, UploaderError
+from desktop_uploader.engine.events import Queued, Status
+from desktop_uploader.engine.filenames import is_model_file
+from desktop_uploader.engine.manager import JobView, UploadManager, interrupted_records
+from desktop_uploader.engine.state import StateStore
+
+
+def register(commands: Any) -> None:
+    upload: argparse.ArgumentParser = commands.add_parser(
+        "upload", help="upload files or folders", description="Upload model files; folders are searched recursively."
+    )
+    upload.add_argument("files", nargs="+", metavar="FILE|DIR")
+    upload.add_argument("--display-name", help="display name (single file only)")
+    upload.add_argument("--json", action="store_true", help="print machine-readable results on stdout")
+    add_server_flags(upload)
+    add_tuning_flags(upload)
+    direct = upload.add_argument_group("direct-s3 (your own S3 storage; secret from $DESKTOP_UPLOADER_S3_SECRET)")
+    direct.add_argument("--s3-endpoint", metavar="URL")
+    direct.add_argument("--bucket")
+    direct.add_argument("--access-key")
+    upload.set_defaults(run=run_upload)
+
+    resume: argparse.ArgumentParser = commands.add_parser(
+        "resume",
+        help="finish interrupted uploads",
+        description="Finish uploads a crash, quit or lost network "
+        "interrupted, sending only the parts that never arrived.",
+    )
+    target = resume.add_mutually_exclusive_group()
+    target.add_argument("id", nargs="?", help="the upload's id (or its first characters), from 'list'")
+    target.add_argument("--all", action="store_true", help="resume every interrupted upload")
+    resume.add_argument("--json", action="store_true", help="print machine-readable results on stdout")
+    add_server_flags(resume)
+    add_tuning_flags(resume)
+    resume.set_defaults(run=run_resume)
+
+
+def expand(paths: list[str], out: Console) -> list[Path]:
+    """Files as given; folders searched recursively for model files (hidden ones skipped)."""
+    found: list[Path] = []
+    for given in paths:
+        path = Path(given).expanduser()
+        if path.is_dir():
+            models = sorted(
+                Path(root) / name
+                for root, dirs, names in os.walk(path)
+                for name in names
+                if not name.startswith(".")
+                and is_model_file(name)
+                and not any(part.startswith(".") for part in Path(root).relative_to(path).parts)
+            )
+            if not models:
+                out.print(f"[yellow]{given}: no model files in this folder")
+            found.extend(models)
+        elif path.exists():
+            found.append(path)
+        else:
+            raise UsageError(f"{given}: no such file or folder")
+    return list(dict.fromkeys(p.resolve() for p in found))
+
+
+def run_upload(args: argparse.Namespace) -> int:
+    out = console()
+    setup_logging(args)
+    try:
+        settings = settings_from_args(load_base_settings(args.paths, out), args)
+        files = expand(args.files, out)
+        if not files:
+            raise UsageError("Nothing to upload.")
+        if args.display_name and len(files) > 1:
+            raise UsageError("--display-name names a single file; drop it to upload several.")
+        with engine_session(args, settings, out) as session:
+            return _upload(session.manager, files, args, out)
+    except SettingsError as exc:
+        return _usage(settings_problem(exc), out)
+    except UsageError as exc:
+        return _usage(exc, out)
+    except ConnectionSetupError as exc:
+        out.print(f"[red]{exc}")
+        return 1
+
+
+def _usage(exc: UsageError, out: Console) -> int:
+    out.print(f"[red]desktop-uploader: {exc}")
+    return 2
+
+
+def _upload(manager: UploadManager, files: list[Path], args: argparse.Namespace, out: Console) -> int:
+    view = ProgressView(out)
+    rejected: list[dict[str, Any]] = []
+    with view if not args.json else _Quiet():
+        if not args.json:
+            manager.subscribe(view.handle)
+        ids = []
+        for path in files:
+            try:
+                ids.append(manager.add(path, args.display_name))
+            except UploaderError as exc:
+                out.print(f"[red]{exc.message}")
+                rejected.append({"file": str(path), "status": "failed", "message": exc.message})
+        _wait(manager, ids, out)
+    return _report(manager, ids, args, out, rejected)
+
+
+class _Quiet:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *_: object) -> None:
+        return None
+
+
+def _wait(manager: UploadManager, ids: list[str], out: Console) -> None:
+    try:
+        manager.wait(ids)
+    except KeyboardInterrupt:
+        out.print("[yellow]Pausing… (the uploads can be resumed with: desktop-uploader resume --all)")
+        manager.pause_all()
+        manager.wait(ids, timeout=30)
+
+
+def _report(
+    manager: UploadManager,
+    ids: list[str],
+    args: argparse.Namespace,
+    out: Console,
+    rejected: list[dict[str, Any]] | None = None,
+) -> int:
+    jobs: list[JobView] = [manager.job(i) for i in ids]
+    if args.json:
+        print_json({"uploads": [job_json(j) for j in jobs] + (rejected or [])})
+    else:
+        print_summary(Console(highlight=False), jobs)
+    ok = all(j.status == Status.COMPLETED for j in jobs) and not rejected
+    return 0 if ok else 1
+
+
+def run_resume(args: argparse.Namespace) -> int:
+    out = console()
+    setup_logging(args)
+    try:
+        settings = settings_from_args(load_base_settings(args.paths, out), args)
+        # Choose from the local records first: no server is needed to learn there is nothing to do.
+        state = StateStore.open(args.paths.state_db)
+        try:
+            waiting = [record.id for record in interrupted_records(state)]
+        finally:
+            state.close()
+        if not waiting and not args.id:
+            out.print("Nothing to resume: there are no interrupted uploads.")
+            return 0
+        chosen = _choose(waiting, args)
+        with engine_session(args, settings, out) as session:
+            manager = session.manager
+            manager.restore_interrupted()
+            view = ProgressView(out)
+            with view if not args.json else _Quiet():
+                if not args.json:
+                    for job in manager.jobs():
+                        if job.id in chosen:
+                            view.handle(Queued(job.id, str(job.path), job.display_name, job.size))
+                    manager.subscribe(lambda event: view.handle(event) if event.job_id in chosen else None)
+                for job_id in chosen:
+                    manager.resume(job_id)
+                _wait(manager, chosen, out)
+            return _report(manager, chosen, args, out)
+    except SettingsError as exc:
+        return _usage(settings_problem(exc), out)
+    except UsageError as exc:
+        return _usage(exc, out)
+    except ConnectionSetupError as exc:
+        out.print(f"[red]{exc}")
+        return 1
+
+
+def _choose(restored: list[str], args: argparse.Namespace) -> list[str]:
+    if args.all:
+        return restored
+    if args.id:
+        matches = [i for i in restored if i.startswith(args.id)]
+        if len(matches) != 1:
+            raise UsageError(f"'{args.id}' matches {len(matches)} interrupted uploads; see 'desktop-uploader list'.")
+        return matches
+    if len(restored) == 1:
+        return restored
+    raise UsageError("Several uploads are interrupted: name one (see 'desktop-uploader list') or pass --all.")

@@ -1,0 +1,123 @@
+"""Which upload server to talk to, and with what token: flags, settings, keyring, environment, or the sandbox.
+
+Outside the engine because the last resort, the local sandbox, is a subprocess of this app: when
+no server is configured, the CLI and the GUI use a sandbox that is already running for this user,
+or start one (``desktop-uploader sandbox --json``) that lives as long as they do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from desktop_uploader.engine.credentials import CredentialStore, token_key
+from desktop_uploader.engine.manager import ServerConnection
+from desktop_uploader.engine.settings import Settings
+from desktop_uploader.paths import AppPaths
+from desktop_uploader.sandbox.info import SandboxInfo, running_sandbox
+
+SERVER_ENV = "DESKTOP_UPLOADER_SERVER"
+TOKEN_ENV = "DESKTOP_UPLOADER_TOKEN"  # noqa: S105 - the variable's name, not a secret
+
+
+class ConnectionSetupError(Exception):
+    """A configuration the user has to fix (no token for a server, a sandbox that won't start)."""
+
+
+def self_command() -> list[str]:
+    """How to run this app again as a subprocess, installed or frozen by PyInstaller."""
+    if getattr(sys, "frozen", False):
+        return [sys.executable]
+    return [sys.executable, "-m", "desktop_uploader"]
+
+
+@dataclass
+class SandboxHandle:
+    info: SandboxInfo
+    process: subprocess.Popen[str] | None  # None: someone else's sandbox, not ours to stop
+
+    def stop(self, grace: float = 10.0) -> None:
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError, OSError):
+            process.send_signal(signal.SIGINT if os.name != "nt" else signal.CTRL_BREAK_EVENT)  # type: ignore[attr-defined]
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def launch_sandbox(paths: AppPaths, timeout: float = 45.0) -> SandboxHandle:
+    """The user's running sandbox, or a new one that stops when we do."""
+    existing = running_sandbox(paths.sandbox_dir)
+    if existing is not None:
+        return SandboxHandle(existing, None)
+    kwargs: dict[str, object] = {}
+    if os.name == "nt":
+        kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP  # type: ignore[attr-defined]
+    process = subprocess.Popen(  # type: ignore[call-overload]
+        [*self_command(), "sandbox", "--json", "--data-dir", str(paths.sandbox_dir)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: lines.put(process.stdout.readline()), daemon=True).start()
+    try:
+        line = lines.get(timeout=timeout)
+    except queue.Empty:
+        line = ""
+    if not line.strip():
+        handle = SandboxHandle(SandboxInfo("", "", "", "", "", "", ""), process)
+        handle.stop()
+        detail = process.stderr.read().strip() if process.stderr and not process.stderr.closed else ""
+        raise ConnectionSetupError(f"The local sandbox could not start. {detail}".strip())
+    return SandboxHandle(SandboxInfo.from_json(line), process)
+
+
+def sandbox_connection(info: SandboxInfo) -> ServerConnection:
+    return ServerConnection(info.api_url, info.token, info.server_id, "Local sandbox (this computer)")
+
+
+def configured_server(settings: Settings, server: str | None = None) -> str:
+    return (server or settings.server_url or os.environ.get(SERVER_ENV, "")).rstrip("/")
+
+
+def resolve_connection(
+    paths: AppPaths, settings: Settings, *, server: str | None = None, token: str | None = None
+) -> tuple[ServerConnection, SandboxHandle | None]:
+    """A connection to the configured server, or to the local sandbox when none is configured."""
+    url = configured_server(settings, server)
+    if url:
+        if not url.startswith(("http://", "https://")):
+            raise ConnectionSetupError(f"'{url}' is not a server address; it must start with http:// or https://.")
+        secret = (
+            token
+            or os.environ.get(TOKEN_ENV)
+            or CredentialStore(paths.config_dir / "credentials.json").get(token_key(url))
+        )
+        if not secret:
+            raise ConnectionSetupError(
+                f"No access token for {url}. Pass --token, set {TOKEN_ENV}, or save it in the app's Settings."
+            )
+        return ServerConnection(url, secret, url, urlsplit(url).netloc or url), None
+    handle = launch_sandbox(paths)
+    return sandbox_connection(handle.info), handle
+
+
+def credential_store(paths: AppPaths) -> CredentialStore:
+    return CredentialStore(paths.config_dir / "credentials.json")

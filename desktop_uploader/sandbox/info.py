@@ -1,0 +1,49 @@
+"""What a running sandbox is, and how to find one: light enough for the CLI and GUI to import at start.
+
+(The sandbox itself needs FastAPI, uvicorn and boto3; finding one must not.)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+
+RUNTIME_FILE = "sandbox.json"
+
+
+@dataclass(frozen=True)
+class SandboxInfo:
+    api_url: str
+    token: str
+    s3_endpoint: str
+    bucket: str
+    access_key: str
+    secret_key: str
+    data_dir: str
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> SandboxInfo:
+        raw: dict[str, Any] = json.loads(text)
+        return cls(**{k: raw[k] for k in cls.__dataclass_fields__})
+
+    @property
+    def server_id(self) -> str:
+        """Stable across restarts (ports change, the data dir and identity do not)."""
+        return f"sandbox:{self.data_dir}"
+
+
+def running_sandbox(data_dir: Path) -> SandboxInfo | None:
+    """The sandbox another process of ours runs on ``data_dir``, if it still answers."""
+    with contextlib.suppress(OSError, ValueError, TypeError, KeyError, requests.RequestException):
+        info = SandboxInfo.from_json((data_dir / RUNTIME_FILE).read_text(encoding="utf-8"))
+        if requests.get(f"{info.api_url}/healthz", timeout=1).ok:
+            return info
+    return None
