@@ -1,0 +1,64 @@
+"""Run the real ``desktop-uploader`` command in a subprocess, with a private home."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from desktop_uploader.sandbox.info import SandboxInfo
+
+
+@dataclass
+class CliResult:
+    code: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+
+@dataclass
+class Cli:
+    home: Path
+    sandbox: SandboxInfo
+
+    def env(self, server: bool = True, extra: dict[str, str] | None = None) -> dict[str, str]:
+        env = {**os.environ, "DESKTOP_UPLOADER_HOME": str(self.home), "COLUMNS": "200"}
+        if server:
+            env.update(DESKTOP_UPLOADER_SERVER=self.sandbox.api_url, DESKTOP_UPLOADER_TOKEN=self.sandbox.token)
+        env.update(extra or {})
+        return env
+
+    def __call__(
+        self, *args: str, server: bool = True, timeout: float = 180, env: dict[str, str] | None = None
+    ) -> CliResult:
+        done = subprocess.run(
+            [sys.executable, "-m", "desktop_uploader", *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=self.env(server, env),
+        )
+        return CliResult(done.returncode, done.stdout, done.stderr)
+
+    def popen(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "desktop_uploader", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=self.env(True, env),
+        )
+
+
+@pytest.fixture
+def cli(private_home: Path, sandbox: SandboxInfo) -> Cli:
+    return Cli(private_home, sandbox)

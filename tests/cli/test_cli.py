@@ -1,0 +1,129 @@
+"""The command line as a user (or a script) meets it."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from desktop_uploader.engine.limits import MiB
+from tests.support.storage import object_sha256, open_multipart_uploads
+
+
+def test_upload_a_folder_with_json_results(cli: Any, make_file: Any, s3: Any, sandbox: Any, tmp_path: Path) -> None:
+    first = make_file(7 * MiB, name="a.safetensors")
+    second = make_file(1 * MiB, name="nested/b.ckpt")
+    (first.path.parent / "notes.txt").write_text("not a model")
+    result = cli("upload", str(first.path.parent), "--json", "--concurrency", "2")
+    assert result.code == 0, result.stderr
+    uploads = {Path(u["file"]).name: u for u in result.json()["uploads"]}
+    assert set(uploads) == {"a.safetensors", "b.ckpt"}
+    for sample in (first, second):
+        entry = uploads[sample.path.name]
+        assert entry["status"] == "completed" and entry["method"] == "presigned-s3"
+        assert entry["comfyUIPath"].startswith("/runpod-volume/loras/sandbox-user/")
+        assert entry["networkVolumePath"] == f"s3://{sandbox.bucket}/{entry['s3Key']}"
+        assert object_sha256(s3, sandbox.bucket, entry["s3Key"]) == sample.sha256
+
+
+def test_human_output_and_the_log_explain_a_raised_part_size(cli: Any, make_file: Any, private_home: Path) -> None:
+    sample = make_file(11 * MiB)
+    result = cli("upload", str(sample.path), "--chunk-size", "512KiB")
+    assert result.code == 0, result.stderr
+    assert "1 of 1 uploaded" in result.stdout and "ComfyUI: /runpod-volume/loras/" in result.stdout
+    assert "below the 5.0 MiB minimum" in result.stderr
+    log = (private_home / "logs" / "desktop-uploader.log").read_text()
+    assert "Chunk size 512.0 KiB is below the 5.0 MiB minimum" in log
+    assert "presigned-s3 upload of 11534336 bytes in 3 parts of 5242880 bytes" in log
+    assert "completed via presigned-s3" in log
+
+
+def test_a_corrupt_state_file_does_not_stop_the_cli(cli: Any, make_file: Any, private_home: Path) -> None:
+    state = private_home / "data" / "uploads.sqlite3"
+    state.parent.mkdir(parents=True)
+    state.write_bytes(b"\x00garbage" * 512)
+    result = cli("upload", str(make_file(2 * MiB).path))
+    assert result.code == 0, result.stderr
+    assert "damaged and has been set aside" in result.stderr
+    assert list(state.parent.glob("uploads.sqlite3.damaged-*"))
+    assert cli("list").code == 0
+
+
+def test_usage_errors_exit_2_with_a_sentence(cli: Any, make_file: Any, tmp_path: Path) -> None:
+    sample = make_file(1000)
+    for args, phrase in (
+        (("upload", str(tmp_path / "missing.bin")), "no such file or folder"),
+        (("upload", str(sample.path), "--concurrency", "0"), "not a number of parts"),
+        (("upload", str(sample.path), "--retries", "0"), "Retries must be between 1 and 50"),
+        (("upload",), "required"),
+        (("resume", "nope"), "matches 0"),
+    ):
+        result = cli(*args)
+        assert result.code == 2, (args, result.stderr)
+        assert phrase in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_wrong_token_fails_with_a_clear_message(cli: Any, make_file: Any) -> None:
+    result = cli("upload", str(make_file(1000).path), env={"DESKTOP_UPLOADER_TOKEN": "wrong-token-wrong-token"})
+    assert result.code == 1
+    assert "did not accept your access token" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_an_unreadable_file_fails_with_a_clear_message(cli: Any, tmp_path: Path) -> None:
+    folder = tmp_path / "folder.safetensors"
+    folder.mkdir()
+    (folder / "inner.bin").write_bytes(b"x")
+    fifo_like = tmp_path / "gone.safetensors"
+    result = cli("upload", str(fifo_like))
+    assert result.code == 2 and "no such file" in result.stderr
+
+
+def stored_parts(home: Path) -> int:
+    database = home / "data" / "uploads.sqlite3"
+    if not database.exists():
+        return 0
+    with contextlib.closing(sqlite3.connect(database, timeout=5)) as db:
+        try:
+            return int(db.execute("SELECT COUNT(*) FROM parts").fetchone()[0])
+        except sqlite3.OperationalError:  # not created yet
+            return 0
+
+
+def wait_for_parts(home: Path, count: int, process: subprocess.Popen[str], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while stored_parts(home) < count:
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "the upload made no progress"
+        time.sleep(0.05)
+
+
+def test_ctrl_c_pauses_then_list_and_discard(cli: Any, make_file: Any, s3: Any, sandbox: Any) -> None:
+    sample = make_file(40 * MiB)
+    running = cli.popen(
+        "upload", str(sample.path), "--chunk-size", "5MiB", "--concurrency", "2", "--bandwidth-limit", "8MiB"
+    )
+    wait_for_parts(cli.home, 2, running)
+    running.send_signal(signal.SIGINT)
+    out, err = running.communicate(timeout=60)
+    assert running.returncode == 1, err
+    assert "Pausing" in err and "Resume with: desktop-uploader resume" in out
+
+    listing = cli("list", "--json")
+    assert listing.code == 0
+    [record] = listing.json()["uploads"]
+    assert record["file"] == str(sample.path) and record["status"] == "paused"
+    assert 10 * MiB <= record["stored"] < sample.size
+    assert open_multipart_uploads(s3, sandbox.bucket, record["s3Key"])
+    human = cli("list")
+    assert record["id"][:8] in human.stdout and "Resume with" in human.stderr
+
+    discarded = cli("discard", record["id"][:8])
+    assert discarded.code == 0, discarded.stderr
+    assert "removed from the server" in discarded.stderr
+    assert not open_multipart_uploads(s3, sandbox.bucket, record["s3Key"])
+    assert cli("list", "--json").json() == {"uploads": []}

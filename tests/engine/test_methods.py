@@ -1,0 +1,161 @@
+"""Every method delivers byte-identical objects; fallback, pause, cancel and file changes behave."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from desktop_uploader.engine.events import Completed, FallingBack, Progress, Started, Status
+from desktop_uploader.engine.limits import MiB
+from desktop_uploader.engine.settings import Settings
+from tests.support.api_servers import api_server
+from tests.support.storage import object_sha256, open_multipart_uploads
+
+SIZE = 64 * MiB
+
+
+@pytest.mark.parametrize(
+    ("settings", "method"),
+    [
+        (Settings(method="presigned", concurrency=3, chunk_size=8 * MiB), "presigned-s3"),
+        (Settings(method="chunked"), "chunked-s3"),
+        (Settings(method="direct-s3", concurrency=4, chunk_size=8 * MiB), "direct-s3"),
+    ],
+    ids=["presigned", "chunked", "direct"],
+)
+def test_64_mib_arrives_byte_identical(
+    make_engine: Any, make_file: Any, s3: Any, sandbox: Any, direct_target: Any, settings: Settings, method: str
+) -> None:
+    sample = make_file(SIZE)
+    engine = make_engine(settings, direct=direct_target if method == "direct-s3" else None)
+    job = engine.upload(sample.path)
+    assert job.status == Status.COMPLETED, job.message
+    assert job.result is not None and job.result.method == method
+    assert object_sha256(s3, sandbox.bucket, job.result.s3_key) == sample.sha256
+    assert not open_multipart_uploads(s3, sandbox.bucket, job.result.s3_key)
+    assert engine.of(job.id, Started)[0].method == method
+    progress = [e.confirmed for e in engine.of(job.id, Progress)]
+    assert progress == sorted(progress) and progress[-1] == SIZE
+    assert engine.state.get(job.id) is None, "a finished upload leaves no resume record"
+    if method != "direct-s3":
+        assert job.result.comfyui_path and job.result.comfyui_path.endswith("_model.safetensors")
+
+
+def test_small_file_through_the_single_request_path(make_engine: Any, make_file: Any, s3: Any, sandbox: Any) -> None:
+    sample = make_file(3 * MiB, name="tiny.pt")
+    job = make_engine(Settings(method="legacy")).upload(sample.path)
+    assert job.status == Status.COMPLETED and job.result is not None
+    assert job.result.method == "serverless-function"
+    assert object_sha256(s3, sandbox.bucket, job.result.s3_key) == sample.sha256
+
+
+def test_zero_byte_file(make_engine: Any, make_file: Any, s3: Any, sandbox: Any) -> None:
+    sample = make_file(0, name="empty.bin")
+    job = make_engine(Settings(method="presigned")).upload(sample.path)
+    assert job.status == Status.COMPLETED, job.message
+    assert job.result is not None
+    assert s3.get_object(Bucket=sandbox.bucket, Key=job.result.s3_key)["Body"].read() == b""
+
+
+def test_the_seeds_512_kb_setting_uploads_correctly(make_engine: Any, make_file: Any, s3: Any, sandbox: Any) -> None:
+    sample = make_file(12 * MiB)
+    engine = make_engine(Settings(chunk_size=512 * 1024, method="presigned"))
+    job = engine.upload(sample.path)
+    assert job.status == Status.COMPLETED, job.message
+    started = engine.of(job.id, Started)[0]
+    assert started.part_size == 5 * MiB and any("below the 5.0 MiB minimum" in a for a in started.adjustments)
+    assert job.result is not None and object_sha256(s3, sandbox.bucket, job.result.s3_key) == sample.sha256
+
+
+def test_a_server_that_knows_only_start_complete_abort(
+    make_engine: Any, make_file: Any, s3: Any, sandbox: Any, tmp_path: Path
+) -> None:
+    sample = make_file(23 * MiB)
+    with api_server(
+        sandbox, tmp_path / "seed", actions=("start", "complete", "abort"), capabilities_enabled=False
+    ) as url:
+        engine = make_engine(Settings(method="presigned", chunk_size=5 * MiB, concurrency=3), api_url=url)
+        job = engine.upload(sample.path)
+        assert engine.manager.api is not None and not engine.manager.api.capabilities().advertised
+    assert job.status == Status.COMPLETED, job.message
+    assert job.result is not None and object_sha256(s3, sandbox.bucket, job.result.s3_key) == sample.sha256
+
+
+def test_when_presigned_start_fails_the_fallback_runs(
+    make_engine: Any, make_file: Any, s3: Any, sandbox: Any, tmp_path: Path
+) -> None:
+    sample = make_file(9 * MiB)
+    with api_server(sandbox, tmp_path / "no-presigned", presigned_enabled=False) as url:
+        engine = make_engine(Settings(), api_url=url)
+        job = engine.upload(sample.path)
+    assert job.status == Status.COMPLETED, job.message
+    assert job.method == "chunked-s3" and job.result is not None and job.result.method == "chunked-s3"
+    fallback = engine.of(job.id, FallingBack)
+    assert [(f.from_method, f.to_method) for f in fallback] == [("presigned-s3", "chunked-s3")]
+    assert object_sha256(s3, sandbox.bucket, job.result.s3_key) == sample.sha256
+
+
+def slow(settings: Settings | None = None, **changes: Any) -> Settings:
+    """Slow enough to act mid-upload: 5 MiB parts, 2 in flight, 10 MB/s."""
+    base = settings or Settings(method="presigned", chunk_size=5 * MiB, concurrency=2, bandwidth_limit=10 * MiB)
+    return base.replace(**changes)
+
+
+def test_pause_then_resume_completes(make_engine: Any, make_file: Any, s3: Any, sandbox: Any) -> None:
+    sample = make_file(40 * MiB)
+    engine = make_engine(slow())
+    job = engine.manager.add(sample.path)
+    engine.wait_for(lambda: engine.manager.job(job).confirmed >= 10 * MiB)
+    engine.manager.pause(job)
+    assert engine.manager.wait([job], 5), "pause must take effect within a second or so"
+    paused = engine.manager.job(job)
+    assert paused.status == Status.PAUSED and paused.resumable
+    record = engine.state.get(job)
+    assert record is not None and len(engine.state.parts(job)) >= 2
+    engine.manager.resume(job)
+    assert engine.manager.wait([job], 60)
+    done = engine.manager.job(job)
+    assert done.status == Status.COMPLETED, done.message
+    assert done.result is not None and object_sha256(s3, sandbox.bucket, done.result.s3_key) == sample.sha256
+    assert [e.result.s3_key for e in engine.of(job, Completed)] == [record.s3_key]  # same upload, resumed
+
+
+def test_cancel_leaves_no_multipart_upload(make_engine: Any, make_file: Any, s3: Any, sandbox: Any) -> None:
+    sample = make_file(40 * MiB)
+    engine = make_engine(slow())
+    job = engine.manager.add(sample.path)
+    engine.wait_for(lambda: engine.manager.job(job).confirmed >= 5 * MiB)
+    record = engine.state.get(job)
+    assert record is not None and record.s3_key
+    assert open_multipart_uploads(s3, sandbox.bucket, record.s3_key)
+    engine.manager.cancel(job)
+    assert engine.manager.wait([job], 10)
+    assert engine.manager.job(job).status == Status.CANCELLED
+    assert not open_multipart_uploads(s3, sandbox.bucket, record.s3_key)
+    assert engine.state.get(job) is None
+
+
+def test_a_file_changed_between_pause_and_resume_is_refused(
+    make_engine: Any, make_file: Any, s3: Any, sandbox: Any
+) -> None:
+    sample = make_file(40 * MiB)
+    original = sample.read()
+    engine = make_engine(slow())
+    job = engine.manager.add(sample.path)
+    engine.wait_for(lambda: engine.manager.job(job).confirmed >= 5 * MiB)
+    engine.manager.pause(job)
+    assert engine.manager.wait([job], 5)
+    record = engine.state.get(job)
+    assert record is not None and record.s3_key
+    with open(sample.path, "r+b") as handle:  # someone edits the file while the upload is paused
+        handle.seek(20 * MiB)
+        handle.write(b"edited")
+    engine.manager.resume(job)
+    assert engine.manager.wait([job], 30)
+    failed = engine.manager.job(job)
+    assert failed.status == Status.FAILED and not failed.resumable
+    assert "has changed since the upload started" in failed.message
+    assert not open_multipart_uploads(s3, sandbox.bucket, record.s3_key), "the stale upload must be aborted"
+    assert sample.path.read_bytes()[: 20 * MiB] == original[: 20 * MiB]  # we never write to the user's file

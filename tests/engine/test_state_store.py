@@ -1,0 +1,82 @@
+"""The resume store: durable parts, thread-safe writes, and damaged files set aside instead of crashing."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+from desktop_uploader.engine.fileid import FileIdentity
+from desktop_uploader.engine.state import SavedPart, StateStore, UploadRecord
+
+
+def record(job: str = "job1") -> UploadRecord:
+    return UploadRecord(
+        id=job,
+        path="/tmp/x.safetensors",
+        display_name="x",
+        identity=FileIdentity(10, 1, "a", "b"),
+        method="presigned-s3",
+        server="sandbox:/d",
+        upload_id="u",
+        s3_key="k",
+        part_size=5,
+        part_count=2,
+    )
+
+
+def test_records_and_parts_survive_reopening(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite3"
+    store = StateStore.open(path)
+    store.create(record())
+    store.record_part("job1", 1, '"etag1"', 5)
+    store.update("job1", status="paused", message="Paused.")
+    store.close()
+    again = StateStore.open(path)
+    assert again.notices == []
+    saved = again.get("job1")
+    assert saved is not None and saved.status == "paused" and saved.identity == FileIdentity(10, 1, "a", "b")
+    assert again.parts("job1") == {1: SavedPart(1, '"etag1"', 5)}
+    again.replace_parts("job1", [SavedPart(2, "e2", 5)])
+    assert list(again.parts("job1")) == [2]
+    again.delete("job1")
+    assert again.get("job1") is None and again.parts("job1") == {}
+
+
+def test_parts_recorded_from_many_threads_all_land(tmp_path: Path) -> None:
+    store = StateStore.open(tmp_path / "state.sqlite3")
+    store.create(record())
+    threads = [threading.Thread(target=store.record_part, args=("job1", n, f"e{n}", 5)) for n in range(1, 65)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(store.parts("job1")) == list(range(1, 65))
+
+
+def test_a_damaged_store_is_set_aside_with_a_notice(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite3"
+    path.write_bytes(b"this is not a database" * 100)
+    store = StateStore.open(path)
+    assert store.persistent and len(store.notices) == 1 and "set aside" in store.notices[0]
+    assert list(tmp_path.glob("state.sqlite3.damaged-*"))
+    store.create(record())
+    assert store.get("job1") is not None
+
+
+def test_a_store_from_a_newer_app_is_set_aside(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite3"
+    connection = sqlite3.connect(path)
+    connection.execute("PRAGMA user_version = 99")
+    connection.close()
+    store = StateStore.open(path)
+    assert store.notices and store.unfinished() == []
+
+
+def test_an_unusable_location_falls_back_to_memory(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    store = StateStore.open(blocker / "sub" / "state.sqlite3")  # parent is a file: can't be created
+    assert not store.persistent and "can't be resumed" in store.notices[0]
+    store.create(record())
+    assert store.get("job1") is not None
