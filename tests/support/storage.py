@@ -19,6 +19,7 @@ def s3_client(info: SandboxInfo) -> Any:
         aws_secret_access_key=info.secret_key,
         region_name="us-east-1",
         config=Config(
+            signature_version="s3v4",  # what the server uses; SeaweedFS accepts SigV2 URLs with no signature
             s3={"addressing_style": "path"},
             request_checksum_calculation="when_required",
             response_checksum_validation="when_required",
