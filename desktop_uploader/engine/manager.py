@@ -67,6 +67,7 @@ from desktop_uploader.engine.events import (
 )
 from desktop_uploader.engine.fileid import identify, unreadable
 from desktop_uploader.engine.http import Sessions
+from desktop_uploader.engine.locks import UploadBusyError, UploadLocks
 from desktop_uploader.engine.methods.base import CHUNKED, DIRECT, LEGACY, PRESIGNED, JobContext, UploadMethod
 from desktop_uploader.engine.methods.chunked import ChunkedMethod
 from desktop_uploader.engine.methods.direct_s3 import DirectS3Method, DirectTarget
@@ -168,6 +169,7 @@ class UploadManager:
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
         self._forget_when_done: set[str] = set()
+        self._locks = UploadLocks(state.lock_dir)
         self._closed = False
 
     # -- wiring --------------------------------------------------------------------------------------------
@@ -255,8 +257,8 @@ class UploadManager:
         """Uploads a crash or quit left unfinished become jobs in the INTERRUPTED state."""
         restored = []
         for record in self.state.unfinished():
-            if record.status == ABANDONED:
-                continue
+            if record.status == ABANDONED or self._locks.busy(record.id):
+                continue  # owed aborts, and uploads another window or command is running right now
             with self._lock:
                 if record.id in self._jobs:
                     continue
@@ -373,7 +375,12 @@ class UploadManager:
         record = self.state.get(record_id)
         if record is None:
             raise NotFoundError(f"There is no interrupted upload with id {record_id}.")
-        return self._abort_record(record)
+        lock = self._locks.acquire(record_id)
+        try:
+            return self._abort_record(record)
+        finally:
+            lock.release()
+            self._locks.forget(record_id)
 
     def wait(self, job_ids: Iterable[str] | None = None, timeout: float | None = None) -> bool:
         """Block until the jobs are settled (finished, paused, or interrupted); False on timeout."""
@@ -423,6 +430,13 @@ class UploadManager:
 
     def _run_safely(self, job: Job) -> None:
         try:
+            lock = self._locks.acquire(job.id)
+        except UploadBusyError as exc:
+            self._finish(job, Status.FAILED, exc.message, resumable=True)
+            self._emit(Failed(job.id, exc.message, True, job.method, type(exc).__name__))
+            self._pump()
+            return
+        try:
             self._run(job)
         except BaseException:  # the queue must keep moving whatever happened to one file
             log.exception("Upload of %s crashed", job.path)
@@ -430,6 +444,9 @@ class UploadManager:
                 job, Status.FAILED, "Something unexpected went wrong; details are in the log file.", resumable=True
             )
         finally:
+            lock.release()
+            if job.status in {Status.COMPLETED, Status.CANCELLED}:
+                self._locks.forget(job.id)
             with self._lock:
                 forget = job.id in self._forget_when_done
                 self._forget_when_done.discard(job.id)
@@ -627,10 +644,17 @@ class UploadManager:
     def _abort_saved(self, job_id: str) -> None:
         try:
             record = self.state.get(job_id)
-        except UploaderError:
+            if record is None:
+                return
+            lock = self._locks.acquire(job_id)
+        except UploaderError as exc:
+            log.warning("Could not cancel %s: %s", job_id, exc.message)
             return
-        if record is not None:
+        try:
             self._abort_record(record)
+        finally:
+            lock.release()
+            self._locks.forget(job_id)
 
     def sweep_abandoned(self) -> int:
         """Abort server-side uploads an earlier session could not; returns how many are still owed."""
@@ -692,4 +716,6 @@ class UploadManager:
 
 
 def interrupted_records(state: StateStore) -> list[UploadRecord]:
-    return [r for r in state.unfinished() if r.status != ABANDONED]
+    """Uploads waiting to be resumed: not an owed abort, and not running in another process right now."""
+    locks = UploadLocks(state.lock_dir)
+    return [r for r in state.unfinished() if r.status != ABANDONED and not locks.busy(r.id)]

@@ -163,6 +163,11 @@ class StateStore:
         self.persistent = not uri
         self._keepalive: sqlite3.Connection | None = None
 
+    @property
+    def lock_dir(self) -> Path | None:
+        """Where per-upload lock files live: beside the database, so every process of this user shares them."""
+        return Path(self._target).parent / "locks" if self.persistent else None
+
     # -- opening --------------------------------------------------------------------------------------
 
     @classmethod

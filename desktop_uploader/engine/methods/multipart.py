@@ -260,5 +260,13 @@ class PartScheduler:
             saved = SavedPart(span.number, etag, span.size)
             ctx.save(partial(ctx.state.record_part, ctx.job_id, saved.number, saved.etag, saved.size))
             tracker.confirmed_part(span.number, span.size)
+            log.info(
+                "%s: part %d/%d stored (%d bytes, attempt %d)",
+                ctx.name,
+                span.number,
+                self.plan.part_count,
+                span.size,
+                attempt,
+            )
             self.quota.refund()
             return saved

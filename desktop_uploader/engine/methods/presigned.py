@@ -111,6 +111,9 @@ class UrlBook:
         return entry.url
 
     def forget(self, number: int) -> None:
+        """Drop a URL so the next use signs afresh; without ``sign`` the URL is all there is, so it stays."""
+        if not self.can_sign:
+            return
         with self._cond:
             self._entries.pop(number, None)
 
@@ -121,9 +124,7 @@ class UrlBook:
                 if url is not None:
                     return url
                 if not self.can_sign:
-                    raise UnsupportedError(
-                        "The upload links ran out and this server can't issue new ones; starting over another way."
-                    )
+                    raise UnsupportedError("The upload links from this server expired, and it can't issue new ones.")
                 self._wanted[number] = md5
                 if not self._signing:
                     break
