@@ -127,3 +127,27 @@ def test_ctrl_c_pauses_then_list_and_discard(cli: Any, make_file: Any, s3: Any, 
     assert "removed from the server" in discarded.stderr
     assert not open_multipart_uploads(s3, sandbox.bucket, record["s3Key"])
     assert cli("list", "--json").json() == {"uploads": []}
+
+
+def test_an_upload_running_in_one_process_cannot_be_resumed_or_discarded_by_another(
+    cli: Any, make_file: Any, s3: Any, sandbox: Any
+) -> None:
+    sample = make_file(40 * MiB)
+    running = cli.popen(
+        "upload", str(sample.path), "--chunk-size", "5MiB", "--concurrency", "2", "--bandwidth-limit", "6MiB"
+    )
+    try:
+        wait_for_parts(cli.home, 1, running)
+        assert cli("list", "--json").json() == {"uploads": []}, "a running upload is not 'interrupted'"
+        resumed = cli("resume", "--all")
+        assert resumed.code == 0 and "Nothing to resume" in resumed.stderr
+    finally:
+        running.send_signal(signal.SIGINT)
+        running.communicate(timeout=60)
+    [record] = cli("list", "--json").json()["uploads"]  # paused now: resumable from here
+    finished = cli("resume", record["id"], "--json")
+    assert finished.code == 0, finished.stderr
+    [result] = finished.json()["uploads"]
+    assert result["s3Key"] == record["s3Key"], "the same upload went on; no second one was started"
+    assert object_sha256(s3, sandbox.bucket, result["s3Key"]) == sample.sha256
+    assert not open_multipart_uploads(s3, sandbox.bucket, result["s3Key"])

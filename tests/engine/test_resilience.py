@@ -1,0 +1,249 @@
+"""Faults a real server won't produce on demand, injected by a proxy between the client and storage."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from desktop_uploader.engine.events import FallingBack, Retrying, Status
+from desktop_uploader.engine.limits import MiB
+from desktop_uploader.engine.settings import Settings
+from tests.support.api_servers import api_server
+from tests.support.proxy import Delay, Forward, Proxy, RequestInfo, Respond, Stall
+from tests.support.storage import object_sha256, open_multipart_uploads
+
+
+@pytest.fixture
+def storage_proxy(sandbox: Any) -> Iterator[Proxy]:
+    with Proxy.start(sandbox.s3_endpoint) as proxy:
+        yield proxy
+
+
+@contextlib.contextmanager
+def api_via(sandbox: Any, proxy: Proxy, workdir: Path, **overrides: Any) -> Iterator[str]:
+    """An API whose presigned URLs point at the proxy, so every part crosses it."""
+    with api_server(sandbox, workdir, s3_public_endpoint=proxy.url, **overrides) as url:
+        yield url
+
+
+def part_puts(proxy: Proxy) -> list[Any]:
+    return [r for r in proxy.stats.records("PUT") if "partNumber" in r.query]
+
+
+def test_kill_9_then_resume_resends_at_most_concurrency_plus_one_parts(
+    sandbox: Any, storage_proxy: Proxy, make_file: Any, s3: Any, private_home: Path, tmp_path: Path
+) -> None:
+    sample = make_file(64 * MiB)
+    part, concurrency = 5 * MiB, 3
+    with api_via(sandbox, storage_proxy, tmp_path / "api") as url:
+        env = {
+            "DESKTOP_UPLOADER_HOME": str(private_home),
+            "DESKTOP_UPLOADER_SERVER": url,
+            "DESKTOP_UPLOADER_TOKEN": sandbox.token,
+        }
+        import os
+
+        env = {**os.environ, **env}
+        argv = [sys.executable, "-m", "desktop_uploader"]
+        flags = ["--chunk-size", "5MiB", "--concurrency", str(concurrency)]
+        uploading = subprocess.Popen(
+            [*argv, "upload", str(sample.path), *flags, "--bandwidth-limit", "12MiB"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        database = private_home / "data" / "uploads.sqlite3"
+        deadline = time.monotonic() + 60
+        while stored(database) < 6:
+            assert uploading.poll() is None and time.monotonic() < deadline
+            time.sleep(0.02)
+        uploading.send_signal(signal.SIGKILL)
+        uploading.wait(10)
+        sent_before = storage_proxy.stats.sent_body_bytes("PUT")
+        assert sent_before < sample.size, "killed too late to prove anything"
+
+        resumed = subprocess.run(
+            [*argv, "resume", "--all", "--json", *flags], env=env, capture_output=True, text=True, timeout=120
+        )
+        assert resumed.returncode == 0, resumed.stderr
+        [result] = __import__("json").loads(resumed.stdout)["uploads"]
+    assert object_sha256(s3, sandbox.bucket, result["s3Key"]) == sample.sha256
+    assert not open_multipart_uploads(s3, sandbox.bucket, result["s3Key"])
+    # Counted where the bytes land, not by the client: everything storage was sent, both runs together.
+    resent = storage_proxy.stats.sent_body_bytes("PUT") - sample.size
+    print(f"killed after {sent_before / MiB:.1f} MiB sent; re-sent {resent / MiB:.1f} MiB")
+    assert 0 <= resent <= (concurrency + 1) * part, f"re-sent {resent / MiB:.1f} MiB"
+
+
+def stored(database: Path) -> int:
+    if not database.exists():
+        return 0
+    with contextlib.closing(sqlite3.connect(database, timeout=5)) as db:
+        try:
+            return int(db.execute("SELECT COUNT(*) FROM parts").fetchone()[0])
+        except sqlite3.OperationalError:
+            return 0
+
+
+def test_urls_expiring_mid_upload_are_resigned(
+    make_engine: Any, make_file: Any, sandbox: Any, s3: Any, storage_proxy: Proxy, tmp_path: Path
+) -> None:
+    sample = make_file(30 * MiB)
+    settings = Settings(method="presigned", chunk_size=5 * MiB, concurrency=2, bandwidth_limit=4 * MiB)
+    with api_via(sandbox, storage_proxy, tmp_path / "api", url_expiry_seconds=2) as url:
+        engine = make_engine(settings, api_url=url)
+        began = time.monotonic()
+        job = engine.upload(sample.path)
+        took = time.monotonic() - began
+    assert job.status == Status.COMPLETED, job.message
+    assert job.result is not None and object_sha256(s3, sandbox.bucket, job.result.s3_key) == sample.sha256
+    assert took > 3 * 2, "the upload must outlive several URL lifetimes"
+    puts = part_puts(storage_proxy)
+    assert all(p.status == 200 for p in puts), "no URL is used after it expired"
+    signed_at = {p.query["X-Amz-Date"] for p in puts}
+    assert len(signed_at) >= 3, "parts went out on freshly signed URLs"
+
+
+def test_an_expired_url_is_resigned_without_costing_an_attempt(
+    make_engine: Any, make_file: Any, sandbox: Any, s3: Any, storage_proxy: Proxy, tmp_path: Path
+) -> None:
+    sample = make_file(6 * MiB)
+    delayed: list[int] = []
+
+    def hold_first_put(request: RequestInfo) -> Any:
+        if request.method == "PUT" and not delayed:
+            delayed.append(request.seq)
+            return Delay(2.5)  # by the time storage sees it, the 2 s URL has expired
+        return Forward()
+
+    storage_proxy.set_fault_plan(hold_first_put)
+    with api_via(sandbox, storage_proxy, tmp_path / "api", url_expiry_seconds=2) as url:
+        engine = make_engine(Settings(method="presigned", retries=1), api_url=url)
+        job = engine.upload(sample.path)
+    assert job.status == Status.COMPLETED, job.message  # with retries=1, counting it would have failed
+    statuses = [p.status for p in part_puts(storage_proxy)]
+    assert statuses[0] == 403 and statuses[-1] == 200
+    assert engine.of(job.id, Retrying) == []
+    assert job.result is not None and object_sha256(s3, sandbox.bucket, job.result.s3_key) == sample.sha256
+
+
+SIGNATURE_ERROR = (
+    b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>SignatureDoesNotMatch</Code>'
+    b"<Message>The request signature we calculated does not match.</Message></Error>"
+)
+
+
+def test_presigned_refused_by_storage_is_aborted_before_the_chunked_fallback(
+    make_engine: Any, make_file: Any, sandbox: Any, s3: Any, storage_proxy: Proxy, tmp_path: Path
+) -> None:
+    sample = make_file(12 * MiB)
+    storage_proxy.set_fault_plan(
+        lambda r: Respond(403, SIGNATURE_ERROR, {"Content-Type": "application/xml"}) if r.method == "PUT" else None
+    )
+    with api_via(sandbox, storage_proxy, tmp_path / "api") as url:
+        engine = make_engine(Settings(), api_url=url)
+        job = engine.upload(sample.path)
+    assert job.status == Status.COMPLETED, job.message
+    assert job.result is not None and job.result.method == "chunked-s3"
+    assert [(f.from_method, f.to_method) for f in engine.of(job.id, FallingBack)] == [("presigned-s3", "chunked-s3")]
+    refused = {p.query["uploadId"] for p in part_puts(storage_proxy)}
+    assert len(refused) == 1
+    still_open = {u["UploadId"] for u in open_multipart_uploads(s3, sandbox.bucket, "loras/sandbox-user/")}
+    assert not refused & still_open, "the presigned upload must be aborted before falling back"
+    assert object_sha256(s3, sandbox.bucket, job.result.s3_key) == sample.sha256
+
+
+def test_busy_storage_is_retried_honouring_retry_after(
+    make_engine: Any, make_file: Any, sandbox: Any, s3: Any, storage_proxy: Proxy, tmp_path: Path
+) -> None:
+    sample = make_file(11 * MiB)
+    refusals: list[int] = []
+
+    def busy_twice(request: RequestInfo) -> Any:
+        if request.method == "PUT" and len(refusals) < 2:
+            refusals.append(request.seq)
+            return Respond(
+                503, b"<Error><Code>SlowDown</Code><Message>Reduce your rate</Message></Error>", {"Retry-After": "1"}
+            )
+        return None
+
+    storage_proxy.set_fault_plan(busy_twice)
+    with api_via(sandbox, storage_proxy, tmp_path / "api") as url:
+        engine = make_engine(
+            Settings(method="presigned", chunk_size=5 * MiB, concurrency=1, backoff_base=0.05), api_url=url
+        )
+        job = engine.upload(sample.path)
+    assert job.status == Status.COMPLETED, job.message
+    retries = engine.of(job.id, Retrying)
+    assert len(retries) == 2 and all(r.delay >= 1.0 for r in retries)
+    assert "busy" in retries[0].reason and retries[0].max_attempts == 5
+    assert job.result is not None and object_sha256(s3, sandbox.bucket, job.result.s3_key) == sample.sha256
+
+
+def test_a_stalled_connection_times_out_and_the_part_is_resent(
+    make_engine: Any, make_file: Any, sandbox: Any, s3: Any, storage_proxy: Proxy, tmp_path: Path
+) -> None:
+    sample = make_file(6 * MiB)
+    stalled: list[int] = []
+
+    def stall_once(request: RequestInfo) -> Any:
+        if request.method == "PUT" and not stalled:
+            stalled.append(request.seq)
+            return Stall(30)
+        return None
+
+    storage_proxy.set_fault_plan(stall_once)
+    with api_via(sandbox, storage_proxy, tmp_path / "api") as url:
+        engine = make_engine(Settings(method="presigned", read_timeout=1.5, backoff_base=0.05), api_url=url)
+        job = engine.upload(sample.path, timeout=60)
+    assert job.status == Status.COMPLETED, job.message
+    assert "stalled" in engine.of(job.id, Retrying)[0].reason
+    assert job.result is not None and object_sha256(s3, sandbox.bucket, job.result.s3_key) == sample.sha256
+
+
+def test_an_etag_that_is_not_the_parts_md5_is_retried(
+    make_engine: Any, make_file: Any, sandbox: Any, s3: Any, storage_proxy: Proxy, tmp_path: Path
+) -> None:
+    """Against the seed's server (no Content-MD5 signing), ETags are the integrity check."""
+    sample = make_file(16 * MiB)
+    lied: list[int] = []
+
+    def lie_about_part_2(request: RequestInfo) -> Any:
+        if request.method == "PUT" and request.query.get("partNumber") == "2" and not lied:
+            lied.append(request.seq)
+            return Respond(200, b"", {"ETag": '"00000000000000000000000000000000"'})
+        return None
+
+    storage_proxy.set_fault_plan(lie_about_part_2)
+    with api_via(
+        sandbox, storage_proxy, tmp_path / "api", actions=("start", "complete", "abort"), capabilities_enabled=False
+    ) as url:
+        engine = make_engine(
+            Settings(method="presigned", chunk_size=5 * MiB, concurrency=1, backoff_base=0.05), api_url=url
+        )
+        job = engine.upload(sample.path)
+    assert job.status == Status.COMPLETED, job.message
+    assert [r.part for r in engine.of(job.id, Retrying)] == [2]
+    assert "damaged" in engine.of(job.id, Retrying)[0].reason
+    assert job.result is not None and object_sha256(s3, sandbox.bucket, job.result.s3_key) == sample.sha256
+
+
+def test_connections_are_kept_alive_across_parts(
+    make_engine: Any, make_file: Any, sandbox: Any, storage_proxy: Proxy, tmp_path: Path
+) -> None:
+    sample = make_file(64 * MiB)
+    with api_via(sandbox, storage_proxy, tmp_path / "api") as url:
+        engine = make_engine(Settings(method="presigned", chunk_size=5 * MiB, concurrency=3), api_url=url)
+        job = engine.upload(sample.path)
+    assert job.status == Status.COMPLETED, job.message
+    assert len(part_puts(storage_proxy)) == 13
+    assert storage_proxy.stats.connections() <= 6, "each worker thread reuses its pooled connection"
