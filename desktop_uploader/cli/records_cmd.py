@@ -40,6 +40,13 @@ def stored_bytes(state: StateStore, record: UploadRecord) -> int:
     return sum(part.size for part in state.parts(record.id).values())
 
 
+def _state(record: UploadRecord) -> str:
+    if record.status == "active":  # the process that ran it is gone (crash, kill, power cut)
+        return "interrupted"
+    redundant = record.message.lower().rstrip(".") in {"", record.status}
+    return record.status if redundant else f"{record.status}: {record.message}"
+
+
 def run_list(args: argparse.Namespace) -> int:
     out = console()
     setup_logging(args)
