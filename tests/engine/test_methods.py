@@ -103,9 +103,12 @@ def slow(settings: Settings | None = None, **changes: Any) -> Settings:
     return base.replace(**changes)
 
 
-def test_pause_then_resume_completes(make_engine: Any, make_file: Any, s3: Any, sandbox: Any) -> None:
+@pytest.mark.parametrize("method", ["presigned", "chunked", "direct-s3"])
+def test_pause_then_resume_completes(
+    make_engine: Any, make_file: Any, s3: Any, sandbox: Any, direct_target: Any, method: str
+) -> None:
     sample = make_file(40 * MiB)
-    engine = make_engine(slow())
+    engine = make_engine(slow(method=method), direct=direct_target if method == "direct-s3" else None)
     job = engine.manager.add(sample.path)
     engine.wait_for(lambda: engine.manager.job(job).confirmed >= 10 * MiB)
     engine.manager.pause(job)
@@ -113,13 +116,17 @@ def test_pause_then_resume_completes(make_engine: Any, make_file: Any, s3: Any, 
     paused = engine.manager.job(job)
     assert paused.status == Status.PAUSED and paused.resumable
     record = engine.state.get(job)
-    assert record is not None and len(engine.state.parts(job)) >= 2
+    assert record is not None
+    stored = record.chunk_offset if method == "chunked" else sum(p.size for p in engine.state.parts(job).values())
+    assert stored >= 8 * MiB
     engine.manager.resume(job)
     assert engine.manager.wait([job], 60)
     done = engine.manager.job(job)
     assert done.status == Status.COMPLETED, done.message
     assert done.result is not None and object_sha256(s3, sandbox.bucket, done.result.s3_key) == sample.sha256
     assert [e.result.s3_key for e in engine.of(job, Completed)] == [record.s3_key]  # same upload, resumed
+    resumed = [e for e in engine.of(job, Started) if e.resumed_bytes]
+    assert len(resumed) == 1 and resumed[0].resumed_bytes >= stored
 
 
 def test_cancel_leaves_no_multipart_upload(make_engine: Any, make_file: Any, s3: Any, sandbox: Any) -> None:
