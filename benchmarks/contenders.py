@@ -1,0 +1,223 @@
+"""The contenders: each turns (server, file, key) into an argv and environment, plus optional set-up.
+
+Ours is the real ``desktop-uploader upload`` command with a private ``DESKTOP_UPLOADER_HOME`` (so
+a settings file can select what flags cannot, such as switching the integrity check off). The
+others are run as a user would run them, with their default settings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import requests
+
+from benchmarks.measure import MiB
+from benchmarks.servers import ROOT, VENV_BIN, Target
+
+PRESIGNED = "/api/user/influencers/presigned-upload"
+
+
+@dataclass
+class Prepared:
+    argv: list[str]
+    env: dict[str, str]
+    cwd: Path | None = None
+    finish: Callable[[str], None] | None = None  # after the timed run, given its stdout (curl's Complete)
+    key: str = ""
+
+
+@dataclass
+class Contender:
+    name: str
+    kind: str  # ours | boto3 | awscli | rclone | curl
+    label: str = ""
+    flags: list[str] = field(default_factory=list)
+    settings: dict[str, Any] = field(default_factory=dict)
+    parallel: int = 8  # curl only
+
+    def prepare(self, target: Target, path: Path, work: Path) -> Prepared:
+        key = f"bench/{uuid.uuid4().hex[:12]}-{path.name}"
+        base_env = _clean_env()
+        if self.kind == "ours":
+            home = work / "homes" / self.name
+            (home / "config").mkdir(parents=True, exist_ok=True)
+            (home / "config" / "settings.json").write_text(json.dumps(self.settings), encoding="utf-8")
+            argv = [
+                str(VENV_BIN / "desktop-uploader"),
+                "upload",
+                str(path),
+                "--server",
+                target.api_url,
+                "--token",
+                target.token,
+                "--json",
+                *self.flags,
+            ]
+            return Prepared(argv, {**base_env, "DESKTOP_UPLOADER_HOME": str(home)})
+        s3_env = {
+            **base_env,
+            "AWS_ACCESS_KEY_ID": target.access_key,
+            "AWS_SECRET_ACCESS_KEY": target.secret_key,
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_CONFIG_FILE": str(work / "no-aws-config"),
+            "AWS_SHARED_CREDENTIALS_FILE": str(work / "no-aws-credentials"),
+        }
+        if self.kind == "boto3":
+            argv = [
+                sys.executable,
+                "-m",
+                "benchmarks.clients.boto3_upload",
+                str(path),
+                target.s3_endpoint,
+                target.bucket,
+                key,
+            ]
+            return Prepared(argv, {**s3_env, "PYTHONPATH": str(ROOT)}, cwd=ROOT, key=key)
+        if self.kind == "awscli":
+            aws = os.environ.get("BENCH_AWS") or shutil.which("aws") or str(VENV_BIN / "aws")
+            argv = [
+                aws,
+                "s3",
+                "cp",
+                str(path),
+                f"s3://{target.bucket}/{key}",
+                "--endpoint-url",
+                target.s3_endpoint,
+                "--only-show-errors",
+            ]
+            return Prepared(argv, s3_env, key=key)
+        if self.kind == "rclone":
+            env = {k: v for k, v in s3_env.items() if k != "AWS_CA_BUNDLE"}
+            argv = [
+                os.environ.get("BENCH_RCLONE") or shutil.which("rclone") or "rclone",
+                "copyto",
+                str(path),
+                f":s3:{target.bucket}/{key}",
+                "--s3-provider=Other",
+                f"--s3-endpoint={target.s3_endpoint}",
+                f"--s3-access-key-id={target.access_key}",
+                f"--s3-secret-access-key={target.secret_key}",
+                "--s3-region=us-east-1",
+                f"--config={work / 'rclone.conf'}",
+                "--log-level=ERROR",
+            ]
+            (work / "rclone.conf").touch()
+            return Prepared(argv, env, key=key)
+        if self.kind == "curl":
+            return self._curl(target, path, work)
+        raise ValueError(self.kind)
+
+    def _curl(self, target: Target, path: Path, work: Path) -> Prepared:
+        """The raw ceiling: parts pre-split on disk, PUT by one curl with N transfers in parallel."""
+        part_size = 8 * MiB
+        parts_dir = split_parts(path, part_size, work / "parts")
+        count = len(list(parts_dir.glob("part.*")))
+        headers = {"Authorization": f"Bearer {target.token}"}
+        started = requests.post(
+            target.api_url + PRESIGNED,
+            json={"action": "start", "fileName": path.name, "totalParts": count, "fileSize": path.stat().st_size},
+            headers=headers,
+            timeout=60,
+        )
+        started.raise_for_status()
+        body = started.json()
+        urls: list[str] = body["presignedUrls"]
+        config = work / "curl.cfg"
+        lines = []
+        for number, url in enumerate(urls, 1):
+            lines += [
+                f'upload-file = "{parts_dir / f"part.{number:05d}"}"',
+                f'url = "{url}"',
+                'output = "/dev/null"',
+            ]
+        config.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        argv = [
+            shutil.which("curl") or "curl",
+            "--parallel",
+            "--parallel-immediate",
+            "--parallel-max",
+            str(self.parallel),
+            "--silent",
+            "--no-progress-meter",
+            "--show-error",
+            "--fail",
+            "--write-out",
+            "%{url_effective}\\t%header{etag}\\n",
+            "--config",
+            str(config),
+        ]
+
+        def finish(stdout: str) -> None:
+            found: dict[int, str] = {}
+            for line in stdout.splitlines():
+                url, _, tag = line.partition("\t")
+                number = parse_qs(urlsplit(url).query).get("partNumber", ["0"])[0]
+                found[int(number)] = tag.strip()
+            if sorted(found) != list(range(1, count + 1)):
+                raise RuntimeError(f"curl reported {len(found)} of {count} parts")
+            etags = [{"PartNumber": n, "ETag": found[n]} for n in sorted(found)]
+            done = requests.post(
+                target.api_url + PRESIGNED,
+                json={"action": "complete", "uploadId": body["uploadId"], "s3Key": body["s3Key"], "parts": etags},
+                headers=headers,
+                timeout=600,
+            )
+            done.raise_for_status()
+
+        return Prepared(argv, _clean_env(), finish=finish, key=body["s3Key"])
+
+
+def split_parts(path: Path, part_size: int, directory: Path) -> Path:
+    marker = directory / f".from-{path.stat().st_size}-{part_size}-{path.name}"
+    if marker.exists():
+        return directory
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    subprocess.run(
+        ["split", "-b", str(part_size), "-a", "5", "-d", "--numeric-suffixes=1", str(path), str(directory / "part.")],
+        check=True,
+    )
+    marker.touch()
+    return directory
+
+
+def _clean_env() -> dict[str, str]:
+    """The environment minus anything that would redirect or slow a contender (proxies)."""
+    return {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+
+
+def ours(name: str, label: str, *, flags: list[str] | None = None, **settings: Any) -> Contender:
+    return Contender(name, "ours", label, flags or [], settings)
+
+
+def loopback_contenders(curl_parallel: int = 8) -> list[Contender]:
+    from desktop_uploader.engine.settings import PRESETS
+
+    result = [ours("ours-default", "Ours, default settings")]
+    for preset in PRESETS:
+        result.append(
+            ours(f"ours-{preset.lower().replace(' ', '-')}", f"Ours, preset {preset}", flags=["--preset", preset])
+        )
+    result += [
+        ours("ours-no-check", "Ours, default, integrity check off", verify_integrity=False),
+        Contender("boto3", "boto3", "boto3 upload_file (default TransferConfig)"),
+        Contender("awscli", "awscli", "AWS CLI v1 `aws s3 cp`"),
+        Contender("rclone", "rclone", "rclone copyto (defaults)"),
+        Contender(
+            f"curl-x{curl_parallel}",
+            "curl",
+            f"Raw ceiling: curl, {curl_parallel} parallel PUTs",
+            parallel=curl_parallel,
+        ),
+    ]
+    return result

@@ -1,0 +1,31 @@
+"""A tiny launcher: runs a contender and writes its rusage as JSON, so peak RSS is the contender's own.
+
+Linux carries the resident-set high-water mark of the image a process ``exec``s from into its
+``ru_maxrss``: a contender forked from the benchmark driver (160 MiB of imports) would report at
+least the driver's size. Started with ``python -S -I`` this launcher is ~10 MiB, and contenders
+are spawned from it. Usage: ``python -S -I launch.py RESULT_JSON ARGV...``.
+"""
+
+import json
+import os
+import sys
+
+
+def main() -> int:
+    result_path, argv = sys.argv[1], sys.argv[2:]
+    pid = os.posix_spawn(argv[0], argv, os.environ)
+    _, status, usage = os.wait4(pid, 0)
+    with open(result_path, "w") as handle:
+        json.dump(
+            {
+                "returncode": os.waitstatus_to_exitcode(status),
+                "cpu": usage.ru_utime + usage.ru_stime,
+                "max_rss": usage.ru_maxrss * 1024,
+            },
+            handle,
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

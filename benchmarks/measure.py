@@ -1,0 +1,163 @@
+"""Running one contender: a child process timed by the wall clock, with its CPU and peak RSS from ``wait4``.
+
+Every contender is started by a tiny launcher (see launch.py) with no shell in between, so the
+kernel's rusage of the child is the contender's own: user + system CPU of all its threads, and its
+peak resident set. A run that exceeds its time bound is killed with its whole process group and
+recorded as timed out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+LAUNCHER = Path(__file__).with_name("launch.py")
+GiB = 1 << 30
+MiB = 1 << 20
+
+
+@dataclass
+class RunResult:
+    returncode: int | None
+    wall: float
+    cpu: float
+    max_rss: int  # bytes
+    stdout: str
+    stderr: str
+    timed_out: bool = False
+    started: float = 0.0  # time.monotonic() at spawn
+    ended: float = 0.0
+
+
+@dataclass
+class Sample:
+    scenario: str  # "sink", "seaweedfs", "wan-clean-cubic", "memory", ...
+    contender: str
+    round: int
+    size: int
+    ok: bool
+    wall: float
+    cpu: float
+    max_rss: int
+    mbps: float  # 10^6 bytes per second, end to end (process start to exit)
+    cpu_per_gib: float
+    note: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def run_measured(
+    argv: Sequence[str],
+    *,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float = 600.0,
+    on_tick: Callable[[float], bool] | None = None,
+    prefix: Sequence[str] = (),
+) -> RunResult:
+    """Run ``argv`` to completion (or ``timeout``); ``on_tick(elapsed)`` returning True stops it early."""
+    out_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-out-{os.getpid()}-{time.monotonic_ns()}"
+    err_path = out_path.with_suffix(".err")
+    usage_path = out_path.with_suffix(".usage")
+    program = shutil.which(argv[0], path=(env or os.environ).get("PATH")) or argv[0]
+    with open(out_path, "wb") as out, open(err_path, "wb") as err:
+        started = time.monotonic()
+        process = subprocess.Popen(
+            [*prefix, sys.executable, "-S", "-I", str(LAUNCHER), str(usage_path), program, *argv[1:]],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
+        )
+        timed_out = False
+        status = 0
+        usage: Any = None
+        while True:
+            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+            if pid:
+                break
+            elapsed = time.monotonic() - started
+            stop = elapsed > timeout or (on_tick is not None and on_tick(elapsed))
+            if stop:
+                timed_out = elapsed > timeout
+                _kill_group(process.pid, signal.SIGINT)
+                deadline = time.monotonic() + 10
+                while time.monotonic() < deadline:
+                    pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+                    if pid:
+                        break
+                    time.sleep(0.05)
+                else:
+                    _kill_group(process.pid, signal.SIGKILL)
+                    _, status, usage = os.wait4(process.pid, 0)
+                break
+            time.sleep(0.01)
+        ended = time.monotonic()
+        process.returncode = os.waitstatus_to_exitcode(status)
+    _kill_group(process.pid, signal.SIGKILL)  # stragglers the contender left behind
+    own: dict[str, Any] = {}
+    with contextlib.suppress(OSError, ValueError):
+        own = json.loads(usage_path.read_text())
+    usage_path.unlink(missing_ok=True)
+    if own:  # the contender's own figures; without them (killed launcher) the launcher's, as a bound
+        process.returncode = own["returncode"]
+    stdout = out_path.read_text(errors="replace")
+    stderr = err_path.read_text(errors="replace")
+    out_path.unlink(missing_ok=True)
+    err_path.unlink(missing_ok=True)
+    return RunResult(
+        returncode=process.returncode,
+        wall=ended - started,
+        cpu=own.get("cpu", usage.ru_utime + usage.ru_stime),
+        max_rss=own.get("max_rss", usage.ru_maxrss * 1024),
+        stdout=stdout,
+        stderr=stderr,
+        timed_out=timed_out,
+        started=started,
+        ended=ended,
+    )
+
+
+def _kill_group(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+
+
+def make_file(path: Path, size: int, seed: int = 1) -> Path:
+    """An incompressible file of ``size`` bytes (a 64 MiB random pattern, each MiB stamped with its index)."""
+    if path.exists() and path.stat().st_size == size:
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pattern = bytearray(os.urandom(64 * MiB))
+    tmp = path.with_suffix(".partial")
+    with open(tmp, "wb") as handle:
+        written = 0
+        index = 0
+        while written < size:
+            block = min(MiB, size - written)
+            offset = (index % 64) * MiB
+            stamp = (index * 2654435761 + seed).to_bytes(8, "little")
+            pattern[offset : offset + 8] = stamp
+            handle.write(memoryview(pattern)[offset : offset + block])
+            written += block
+            index += 1
+    tmp.rename(path)
+    return path
+
+
+def warm(path: Path) -> None:
+    """Read the file once so every contender finds it in the page cache."""
+    with open(path, "rb") as handle:
+        while handle.read(16 * MiB):
+            pass
