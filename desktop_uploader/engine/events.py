@@ -95,6 +95,7 @@ class Retrying(Event):
     max_attempts: int
     delay: float  # seconds until the next try
     reason: str
+    busy: bool = False  # storage answered 429 or 503: Auto mode takes fewer parts in flight
 
 
 @dataclass(frozen=True)

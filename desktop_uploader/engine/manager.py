@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from desktop_uploader.engine.api_client import ApiClient
+from desktop_uploader.engine.autotune import AutoConcurrency
 from desktop_uploader.engine.bandwidth import TokenBucket
 from desktop_uploader.engine.control import CANCEL, Control
 from desktop_uploader.engine.errors import (
@@ -60,6 +61,7 @@ from desktop_uploader.engine.events import (
     Queued,
     Removed,
     Renamed,
+    Retrying,
     Started,
     Status,
     StatusChanged,
@@ -78,7 +80,6 @@ from desktop_uploader.engine.state import StateStore, UploadRecord
 
 log = logging.getLogger(__name__)
 
-AUTO_FALLBACK_CONCURRENCY = 6
 ABANDONED = "abandoned"  # a server-side upload we still owe an abort
 
 
@@ -488,14 +489,19 @@ class UploadManager:
     def _context(self, job: Job, settings: Settings, api: ApiClient | None) -> JobContext:
         identity = identify(job.path)
 
+        auto = AutoConcurrency() if settings.auto_concurrency else None
+
         def emit(event: Event) -> None:
             if isinstance(event, Progress):
                 job.progress = event
+                if auto is not None:
+                    auto.observe(event.confirmed + event.in_flight, event.parts_in_flight)
             elif isinstance(event, Started):
                 job.method = event.method
+            elif isinstance(event, Retrying) and event.busy and auto is not None:
+                auto.busy()
             self._emit(event)
 
-        auto = settings.auto_concurrency
         return JobContext(
             job_id=job.id,
             path=job.path,
@@ -509,7 +515,7 @@ class UploadManager:
             server_id=self.connection.server_id if self.connection else "",
             api=api,
             limiter=self._limiter,
-            concurrency=(lambda: AUTO_FALLBACK_CONCURRENCY) if auto else None,
+            concurrency=auto.target if auto is not None else None,
         )
 
     def _run(self, job: Job) -> None:

@@ -26,6 +26,7 @@ from desktop_uploader.engine.errors import (
     ForbiddenError,
     IntegrityError,
     Interrupted,
+    ServerBusyError,
     TransientError,
     UrlExpiredError,
 )
@@ -246,8 +247,11 @@ class PartScheduler:
                     exc.message,
                     delay,
                 )
+                busy = isinstance(exc, ServerBusyError) and exc.status in (429, 503)
                 ctx.emit(
-                    Retrying(ctx.job_id, self.method, span.number, attempt, self.policy.attempts, delay, exc.message)
+                    Retrying(
+                        ctx.job_id, self.method, span.number, attempt, self.policy.attempts, delay, exc.message, busy
+                    )
                 )
                 sleep_until = time.monotonic() + delay
                 while (left := sleep_until - time.monotonic()) > 0:

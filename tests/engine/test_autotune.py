@@ -1,0 +1,152 @@
+"""Auto concurrency: the policy on a simulated clock and link, then for real through the sandbox."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from desktop_uploader.engine.autotune import AutoConcurrency, AutoTuning
+from desktop_uploader.engine.events import Retrying, Status
+from desktop_uploader.engine.limits import MiB
+from desktop_uploader.engine.settings import AUTO_CONCURRENCY, Settings
+from tests.support.api_servers import api_server
+from tests.support.proxy import Proxy, RequestInfo, Respond
+from tests.support.storage import object_sha256
+
+MB = 1e6
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def drive(
+    policy: AutoConcurrency,
+    clock: FakeClock,
+    goodput: Callable[[int], float],
+    seconds: float,
+    *,
+    parts_left: Callable[[float], int] | None = None,
+    step: float = 0.25,
+) -> list[int]:
+    """Run the policy against a link whose goodput depends on the parts in flight; returns the levels."""
+    sent = 0.0
+    levels = []
+    began = clock.now
+    while clock.now - began < seconds:
+        level = policy.target()
+        in_flight = level if parts_left is None else min(level, parts_left(clock.now - began))
+        clock.now += step
+        sent += goodput(in_flight) * step
+        policy.observe(int(sent), in_flight)
+        levels.append(level)
+    return levels
+
+
+def lossy(n: int) -> float:
+    """1 % loss, 50 ms, CUBIC: each stream ~0.37 MB/s until the 5.9 MB/s link is full."""
+    return min(5.9 * MB, 0.37 * MB * n)
+
+
+def test_on_a_lossy_link_it_climbs_until_the_link_is_full() -> None:
+    clock = FakeClock()
+    policy = AutoConcurrency(clock=clock)
+    levels = drive(policy, clock, lossy, 60)
+    assert policy.level >= 16, policy.history
+    assert lossy(policy.level) >= 0.95 * 5.9 * MB
+    reached = next(i for i, level in enumerate(levels) if lossy(level) >= 0.9 * 5.9 * MB) * 0.25
+    assert reached <= 15, f"took {reached} s to fill the link: {policy.history}"
+
+
+def test_on_a_clean_link_it_does_not_pile_up_parts() -> None:
+    clock = FakeClock()
+    policy = AutoConcurrency(clock=clock)
+    levels = drive(policy, clock, lambda n: 5.9 * MB, 120)
+    assert max(levels) <= 2 * AutoTuning().start
+    assert policy.level == AutoTuning().start
+    assert any("no better" in why for _, _, why in policy.history)
+
+
+def test_it_takes_a_step_back_when_more_parts_stop_helping() -> None:
+    clock = FakeClock()
+    policy = AutoConcurrency(clock=clock)
+    drive(policy, clock, lambda n: min(n, 10) * MB, 90)  # a link that 10 parts fill
+    assert 10 <= policy.level <= 16, policy.history
+
+
+def test_busy_storage_halves_the_level_and_holds_it() -> None:
+    clock = FakeClock()
+    tuning = AutoTuning(busy_hold=30)
+    policy = AutoConcurrency(tuning, clock=clock)
+    drive(policy, clock, lossy, 30)
+    before = policy.level
+    policy.busy()
+    policy.busy()  # the same burst of 503s counts once
+    assert policy.level == max(1, before // 2)
+    drive(policy, clock, lossy, 25)
+    assert policy.level == max(1, before // 2), "held while storage is busy"
+    drive(policy, clock, lossy, 30)
+    assert policy.level > before // 2, "and climbs again afterwards"
+
+
+def test_never_above_the_memory_budget() -> None:
+    clock = FakeClock()
+    policy = AutoConcurrency(AutoTuning(maximum=24), clock=clock)
+    levels = drive(policy, clock, lambda n: n * MB, 200)
+    assert max(levels) == 24
+
+
+def test_an_upload_shorter_than_an_epoch_runs_at_the_start_level() -> None:
+    clock = FakeClock()
+    policy = AutoConcurrency(clock=clock)
+    levels = drive(policy, clock, lambda n: 1000 * MB, 2.5)
+    assert set(levels) == {AutoTuning().start}
+
+
+def test_the_last_parts_of_a_file_do_not_count_as_a_verdict() -> None:
+    clock = FakeClock()
+    policy = AutoConcurrency(clock=clock)
+    drive(policy, clock, lossy, 60, parts_left=lambda t: 3)  # only 3 parts left to send
+    assert policy.level == AutoTuning().start
+    assert all(why == "not enough parts to measure" for _, _, why in policy.history)
+
+
+def test_a_retry_that_makes_the_byte_count_dip_is_not_negative_goodput() -> None:
+    clock = FakeClock()
+    policy = AutoConcurrency(clock=clock)
+    for sent in (10 * MiB, 20 * MiB, 12 * MiB, 30 * MiB):
+        clock.now += 1
+        policy.observe(sent, 4)
+    assert policy.target() >= 1
+
+
+# -- for real ----------------------------------------------------------------------------------------------------
+
+
+def test_auto_uploads_through_the_sandbox_and_reacts_to_busy_storage(
+    make_engine: Any, make_file: Any, sandbox: Any, s3: Any, tmp_path: Path
+) -> None:
+    sample = make_file(26 * MiB)
+    refusals: list[int] = []
+
+    def busy_once(request: RequestInfo) -> Any:
+        if request.method == "PUT" and not refusals:
+            refusals.append(request.seq)
+            return Respond(503, b"<Error><Code>SlowDown</Code><Message>Reduce your rate</Message></Error>")
+        return None
+
+    with Proxy.start(sandbox.s3_endpoint) as proxy:
+        proxy.set_fault_plan(busy_once)
+        with api_server(sandbox, tmp_path / "api", s3_public_endpoint=proxy.url) as url:
+            settings = Settings(method="presigned", chunk_size=5 * MiB, concurrency=AUTO_CONCURRENCY, backoff_base=0.05)
+            engine = make_engine(settings, api_url=url)
+            job = engine.upload(sample.path)
+    assert job.status == Status.COMPLETED, job.message
+    retries = engine.of(job.id, Retrying)
+    assert len(retries) == 1 and retries[0].busy
+    assert job.result is not None and object_sha256(s3, sandbox.bucket, job.result.s3_key) == sample.sha256
