@@ -63,6 +63,7 @@ class Capabilities:
     legacy_path: str | None
     legacy_max_bytes: int
     advertised: bool  # False: the server has no capabilities document (the seed's backend)
+    checksum_crc32: bool = False  # ``sign`` can sign an x-amz-checksum-crc32 into a part's URL
 
     def offers(self, action: str) -> bool:
         return action in self.actions
@@ -290,6 +291,7 @@ class ApiClient:
             legacy_path=str(legacy["path"]) if isinstance(legacy, dict) and "path" in legacy else None,
             legacy_max_bytes=int(legacy.get("maxBytes", 0)) if isinstance(legacy, dict) else 0,
             advertised=True,
+            checksum_crc32="sign" in offered and "crc32" in (body.get("checksums") or []),
         )
 
     # -- presigned multipart ------------------------------------------------------------------------------
@@ -380,11 +382,14 @@ class ApiClient:
         part_numbers: list[int],
         *,
         content_md5: dict[int, str] | None = None,
+        checksum_crc32: dict[int, str] | None = None,
         control: Control | None = None,
     ) -> dict[int, SignedUrl]:
         body: dict[str, Any] = {"action": "sign", "uploadId": upload_id, "s3Key": s3_key, "partNumbers": part_numbers}
         if content_md5:
             body["contentMd5"] = {str(n): digest for n, digest in content_md5.items()}
+        if checksum_crc32:
+            body["checksumCrc32"] = {str(n): digest for n, digest in checksum_crc32.items()}
         answer = self._call("sign", "POST", self.settings.presigned_path, json=body, control=control)
         received = self.clock()
         urls = _field(answer, "presignedUrls", dict, "sign")

@@ -61,20 +61,30 @@ class SignRequest(_Body):
     s3_key: S3Key
     part_numbers: Annotated[list[PartNumber], Field(min_length=1, max_length=MAX_PART_NUMBER)]
     content_md5: dict[str, str] | None = None
+    checksum_crc32: dict[str, str] | None = None
 
     @field_validator("content_md5")
     @classmethod
     def _valid_md5s(cls, value: dict[str, str] | None) -> dict[str, str] | None:
-        for number, digest in (value or {}).items():
-            if not number.isdigit():
-                raise ValueError(f"contentMd5 keys are part numbers, got {number!r}")
-            try:
-                raw = base64.b64decode(digest, validate=True)
-            except (binascii.Error, ValueError):
-                raw = b""
-            if len(raw) != 16:
-                raise ValueError(f"contentMd5 for part {number} must be a base64 MD5 digest (16 bytes)")
-        return value
+        return _digests(value, "contentMd5", 16, "MD5 digest")
+
+    @field_validator("checksum_crc32")
+    @classmethod
+    def _valid_crcs(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        return _digests(value, "checksumCrc32", 4, "CRC32, big-endian")
+
+
+def _digests(value: dict[str, str] | None, name: str, size: int, what: str) -> dict[str, str] | None:
+    for number, digest in (value or {}).items():
+        if not number.isdigit():
+            raise ValueError(f"{name} keys are part numbers, got {number!r}")
+        try:
+            raw = base64.b64decode(digest, validate=True)
+        except (binascii.Error, ValueError):
+            raw = b""
+        if len(raw) != size:
+            raise ValueError(f"{name} for part {number} must be a base64 {what} ({size} bytes)")
+    return value
 
 
 class StatusRequest(_Body):

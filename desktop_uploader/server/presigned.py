@@ -50,6 +50,7 @@ class PresignedService:
             "urlExpirySeconds": self.config.url_expiry_seconds,
             "urlBatch": "sign" in self.config.actions,
             "contentMd5": "sign" in self.config.actions,
+            "checksums": ["crc32"] if "sign" in self.config.actions else [],
             "presignedUpload": self.config.presigned_enabled,
             "chunkedUpload": (
                 {"path": "/api/user/influencers/chunked-upload", "maxChunkBytes": self.config.chunk_max_bytes}
@@ -158,17 +159,30 @@ class PresignedService:
     def sign(self, user_id: str, request: SignRequest) -> dict[str, Any]:
         destination = owned_destination(self.config, user_id, request.s3_key)
         md5s = request.content_md5 or {}
+        crcs = request.checksum_crc32 or {}
         wanted = set(request.part_numbers)
-        stray = [n for n in md5s if int(n) not in wanted]
-        if stray:
-            raise ApiError(400, f"contentMd5 names parts that partNumbers does not list: {', '.join(stray[:5])}.")
+        for name, given in (("contentMd5", md5s), ("checksumCrc32", crcs)):
+            stray = [n for n in given if int(n) not in wanted]
+            if stray:
+                raise ApiError(400, f"{name} names parts that partNumbers does not list: {', '.join(stray[:5])}.")
+        both = sorted(set(md5s) & set(crcs), key=int)
+        if both:
+            raise ApiError(400, f"Part {both[0]} has both contentMd5 and checksumCrc32; send one.")
         self.storage.verify_upload(destination.s3_key, request.upload_id)
         expiry = self.config.url_expiry_seconds
         urls = {
-            str(n): self.storage.presign_part(destination.s3_key, request.upload_id, n, expiry, md5s.get(str(n)))
+            str(n): self.storage.presign_part(
+                destination.s3_key, request.upload_id, n, expiry, md5s.get(str(n)), crcs.get(str(n))
+            )
             for n in sorted(wanted)
         }
-        log.info("sign %s: %d parts (%d with Content-MD5)", destination.s3_key, len(urls), len(md5s))
+        log.info(
+            "sign %s: %d parts (%d with Content-MD5, %d with CRC32)",
+            destination.s3_key,
+            len(urls),
+            len(md5s),
+            len(crcs),
+        )
         return {"presignedUrls": urls, "expiresAt": self._expires_at()}
 
     def status(self, user_id: str, request: StatusRequest) -> dict[str, Any]:
