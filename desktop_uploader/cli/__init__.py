@@ -30,14 +30,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _desktop_app(args: argparse.Namespace) -> int:
+    from desktop_uploader.gui.app import run as run_desktop_app
+
+    return run_desktop_app(args.paths)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     paths = resolve_paths().ensure()
     runner: Runner | None = getattr(args, "run", None)
     if runner is None:
-        # Until the desktop window exists, a bare run starts the local sandbox and says how to use it.
-        return sandbox_cmd.run_sandbox(paths.sandbox_dir, json_only=False, log_file=paths.log_file)
+        runner = _desktop_app
     args.paths = paths
     try:
         return runner(args)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ from desktop_uploader.cli.session import (
 from desktop_uploader.connection import ConnectionSetupError
 from desktop_uploader.engine.errors import SettingsError, UploaderError
 from desktop_uploader.engine.events import Queued, Status
-from desktop_uploader.engine.filenames import is_model_file
+from desktop_uploader.engine.files import collect
 from desktop_uploader.engine.manager import JobView, UploadManager, interrupted_records
 from desktop_uploader.engine.state import StateStore
 
@@ -58,27 +57,17 @@ def register(commands: Any) -> None:
 
 
 def expand(paths: list[str], out: Console) -> list[Path]:
-    """Files as given; folders searched recursively for model files (hidden ones skipped)."""
-    found: list[Path] = []
-    for given in paths:
-        path = Path(given).expanduser()
-        if path.is_dir():
-            models = sorted(
-                Path(root) / name
-                for root, dirs, names in os.walk(path)
-                for name in names
-                if not name.startswith(".")
-                and is_model_file(name)
-                and not any(part.startswith(".") for part in Path(root).relative_to(path).parts)
-            )
-            if not models:
-                out.print(f"[yellow]{given}: no model files in this folder")
-            found.extend(models)
-        elif path.exists():
-            found.append(path)
-        else:
-            raise UsageError(f"{given}: no such file or folder")
-    return list(dict.fromkeys(p.resolve() for p in found))
+    """Files as given; folders searched recursively for model files (other files in folders are skipped)."""
+    found = collect(paths)
+    if found.missing:
+        raise UsageError(f"{found.missing[0]}: no such file or folder")
+    for folder in found.empty_folders:
+        out.print(f"[yellow]{folder}: no files in this folder")
+    given = {Path(p).expanduser().resolve() for p in paths}
+    skipped = [p for p in found.others if p not in given]
+    if skipped:
+        out.print(f"[yellow]Skipped {len(skipped)} file(s) in folders that aren't model files, e.g. {skipped[0].name}")
+    return found.models + [p for p in found.others if p in given]
 
 
 def run_upload(args: argparse.Namespace) -> int:

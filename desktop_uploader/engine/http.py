@@ -176,7 +176,7 @@ def error_for_api_response(response: requests.Response, action: str) -> Uploader
         return AuthError("The server did not accept your access token. Check it in Settings → Connection.")
     if status in (408, 429) or status >= 500:
         return ServerBusyError(
-            f"The upload server is busy or having trouble (HTTP {status} on {action}); trying again.",
+            f"The upload server is busy or having trouble (HTTP {status} on {action}).",
             status=status,
             retry_after=retry_after_seconds(response.headers.get("Retry-After")),
         )

@@ -200,6 +200,7 @@ class UploadManager:
         with self._lock:
             self.connection = connection
             self._api = self._new_api(self._settings)
+        self._pump()
 
     def subscribe(self, listener: Callable[[Event], None]) -> Callable[[], None]:
         with self._lock:
@@ -334,12 +335,13 @@ class UploadManager:
         """Stop for good: the server-side upload is aborted and nothing is kept for resuming."""
         with self._lock:
             job = self._jobs[job_id]
-            if job.status.finished:
-                return
+            if job.status.finished and not (job.status == Status.FAILED and job.resumable):
+                return  # a failure kept for Retry still has an upload on the server: cancelling aborts it
             if job.status.active:
                 job.control.request(CANCEL)
                 return
             job.status = Status.CANCELLED
+            job.resumable = False
         self._file_executor.submit(self._abort_saved, job.id)
         self._emit(StatusChanged(job.id, Status.CANCELLED, "Cancelled."))
         self._emit(Cancelled(job.id))
@@ -417,8 +419,8 @@ class UploadManager:
 
     def _pump(self) -> None:
         with self._lock:
-            if self._closed:
-                return
+            if self._closed or (self._api is None and self._settings.method != "direct-s3"):
+                return  # queued jobs wait for a server (the GUI connects to the sandbox in the background)
             running = sum(1 for job in self._jobs.values() if job.status.active)
             for job in self._jobs.values():
                 if running >= self._settings.files_at_once:
@@ -516,6 +518,7 @@ class UploadManager:
             api=api,
             limiter=self._limiter,
             concurrency=auto.target if auto is not None else None,
+            on_status=lambda status, message: self._set(job, status, message),
         )
 
     def _run(self, job: Job) -> None:

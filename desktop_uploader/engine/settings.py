@@ -67,6 +67,7 @@ class Settings:
     auto_start: bool = True
     keep_awake: bool = True
     minimize_to_tray: bool = False
+    use_sandbox: bool = False  # the person chose the local sandbox when no server was set up
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:

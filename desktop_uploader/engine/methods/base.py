@@ -13,7 +13,7 @@ from desktop_uploader.engine.api_client import ApiClient
 from desktop_uploader.engine.bandwidth import TokenBucket
 from desktop_uploader.engine.control import Control
 from desktop_uploader.engine.errors import DiskFullError, StateError
-from desktop_uploader.engine.events import Event, Notice, Started
+from desktop_uploader.engine.events import Event, Notice, Started, Status
 from desktop_uploader.engine.fileid import FileIdentity
 from desktop_uploader.engine.planner import PartPlan
 from desktop_uploader.engine.retry import RetryPolicy, RetryQuota
@@ -44,6 +44,7 @@ class JobContext:
     record: UploadRecord | None = None  # set when resuming
     limiter: TokenBucket | None = None
     concurrency: Callable[[], int] | None = None  # overrides settings.concurrency (Auto mode)
+    on_status: Callable[[Status, str], None] | None = None
     _said: set[str] = field(default_factory=set)
 
     @property
@@ -80,6 +81,11 @@ class JobContext:
             f", resuming with {resumed_bytes} bytes already stored" if resumed_bytes else "",
         )
         self.emit(Started(self.job_id, method, plan.part_size, plan.part_count, resumed_bytes, plan.adjustments))
+
+    def completing(self) -> None:
+        """Say that every byte is stored and storage is assembling the object (minutes for big files)."""
+        if self.on_status is not None:
+            self.on_status(Status.COMPLETING, "Finishing…")
 
     def save(self, write: Callable[[], object]) -> None:
         """Write resume state; a full disk costs resumability, not the upload."""

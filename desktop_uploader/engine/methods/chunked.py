@@ -21,6 +21,7 @@ from desktop_uploader.engine.errors import (
 )
 from desktop_uploader.engine.events import Retrying
 from desktop_uploader.engine.fileid import ensure_unchanged, unreadable
+from desktop_uploader.engine.methods import lost_starts
 from desktop_uploader.engine.methods.base import CHUNKED, Completion, JobContext
 from desktop_uploader.engine.planner import PartPlan
 from desktop_uploader.engine.progress import ProgressTracker
@@ -34,7 +35,9 @@ class ChunkedMethod:
     name = CHUNKED
 
     def abort(self, ctx: JobContext, record: UploadRecord) -> None:
-        if ctx.api is not None and record.upload_id and record.s3_key:
+        if ctx.api is not None and not record.upload_id:  # an intent: its start never answered
+            lost_starts.abort_leftovers(ctx, record, chunked=True)
+        elif ctx.api is not None and record.upload_id and record.s3_key:
             with contextlib.suppress(NotFoundError):
                 ctx.api.chunked_abort(record.upload_id, record.s3_key)
 
@@ -52,9 +55,15 @@ class ChunkedMethod:
         api = ctx.api
         assert api is not None, "chunked uploads need the API"
         record = ctx.record if ctx.record is not None and ctx.record.method == CHUNKED else None
+        if record is not None and not record.upload_id:  # its start never answered: clear up after it first
+            self.abort(ctx, record)
+            record = None
         offset = self._resume(ctx, record) if record is not None else None
         if record is None or offset is None:
+            intent = lost_starts.intent(ctx, CHUNKED)
             started = api.chunked_start(ctx.name, ctx.size, display_name=ctx.display_name, control=ctx.control)
+            if started.attempts > 1:
+                lost_starts.after_retried_start(ctx, intent, started.upload_id, chunked=True)
             chunk = min(started.max_chunk_bytes, api.capabilities().max_chunk_bytes)
             record = UploadRecord(
                 id=ctx.job_id,
@@ -80,6 +89,7 @@ class ChunkedMethod:
         tracker.baseline(offset, offset // chunk if chunk else 0)
         offset = self._send(ctx, record, offset, chunk, tracker)
         ensure_unchanged(ctx.path, ctx.identity)
+        ctx.completing()
         completion = api.chunked_complete(record.upload_id, record.s3_key, control=ctx.control)
         if completion.size is not None and completion.size != ctx.size:
             raise ProtocolError(f"The server stored {completion.size} bytes of {ctx.name}, not {ctx.size}.")

@@ -180,6 +180,7 @@ class DirectS3Method:
         sender = DirectS3Sender(ctx, s3, record.s3_key, record.upload_id)
         parts = PartScheduler(ctx, plan, sender, queue, tracker, DIRECT, done).run()
         ensure_unchanged(ctx.path, ctx.identity)
+        ctx.completing()
         ordered = [{"PartNumber": n, "ETag": parts[n].etag} for n in sorted(parts)]
         answer = s3(
             "complete_multipart_upload",

@@ -36,6 +36,7 @@ from desktop_uploader.engine.errors import (
 )
 from desktop_uploader.engine.fileid import ensure_unchanged
 from desktop_uploader.engine.http import Sessions, error_for_exception, error_for_storage_response
+from desktop_uploader.engine.methods import lost_starts
 from desktop_uploader.engine.methods.base import PRESIGNED, Completion, JobContext
 from desktop_uploader.engine.methods.multipart import (
     EtagCheck,
@@ -244,7 +245,9 @@ class PresignedMethod:
         self.sessions = sessions
 
     def abort(self, ctx: JobContext, record: UploadRecord) -> None:
-        if ctx.api is not None and record.upload_id and record.s3_key:
+        if ctx.api is not None and not record.upload_id:  # an intent: its start never answered
+            lost_starts.abort_leftovers(ctx, record, chunked=False)
+        elif ctx.api is not None and record.upload_id and record.s3_key:
             with contextlib.suppress(NotFoundError):  # already gone: that is what we wanted
                 ctx.api.abort(record.upload_id, record.s3_key)
 
@@ -255,6 +258,9 @@ class PresignedMethod:
         if not caps.presigned:
             raise UnsupportedError("This server has presigned uploads switched off.")
         record = ctx.record if ctx.record is not None and ctx.record.method == PRESIGNED else None
+        if record is not None and not record.upload_id:  # its start never answered: clear up after it first
+            self.abort(ctx, record)
+            record = None
         resumed = self._resume(ctx, caps, record) if record is not None else None
         started: StartedUpload | None
         if resumed is None:
@@ -301,9 +307,12 @@ class PresignedMethod:
         api = ctx.api
         assert api is not None
         batch = _url_batch(ctx) if caps.url_batch and plan.part_count > _url_batch(ctx) else None
+        intent = lost_starts.intent(ctx, PRESIGNED, part_size=plan.part_size, part_count=plan.part_count)
         started = api.start(
             ctx.name, plan.part_count, ctx.size, display_name=ctx.display_name, url_batch=batch, control=ctx.control
         )
+        if not started.leftovers_checked:
+            lost_starts.park(ctx, intent)
         log.info("%s: started %s (upload %s…)", ctx.name, started.s3_key, started.upload_id[:12])
         record = UploadRecord(
             id=ctx.job_id,
@@ -343,6 +352,12 @@ class PresignedMethod:
             try:
                 remote = {p.number: p for p in api.status(record.upload_id, record.s3_key, control=ctx.control)}
             except NotFoundError:
+                if len(saved) == plan.part_count:
+                    # Every part was confirmed, so the upload most likely vanished because it was completed
+                    # and the answer never arrived (a crash, a lost connection). Completing again answers
+                    # with the object where a store has it, instead of storing a second copy.
+                    log.info("%s: %s is gone with every part confirmed; completing it again", ctx.name, record.s3_key)
+                    return plan, record, saved, None
                 ctx.notice("The interrupted upload is no longer on the server; starting it again from the beginning.")
                 ctx.state.delete(ctx.job_id)
                 return None
@@ -382,6 +397,7 @@ class PresignedMethod:
         api = ctx.api
         assert api is not None and record.upload_id and record.s3_key
         ensure_unchanged(ctx.path, ctx.identity)
+        ctx.completing()
         ordered = [parts[n] for n in sorted(parts)]
         completion = api.complete(
             record.upload_id, record.s3_key, [(p.number, p.etag) for p in ordered], control=ctx.control

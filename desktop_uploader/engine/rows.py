@@ -1,0 +1,228 @@
+"""What one row of the upload queue shows, folded from engine events: pure, so it is tested without Qt.
+
+The GUI's model holds one :class:`Row` per job and calls :meth:`Row.apply` for each event; the
+delegate only paints what the properties here return. The wording lives here too, so the CLI, the
+tray and the window tell the same story.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from enum import Enum
+from pathlib import Path
+
+from desktop_uploader.engine import events
+from desktop_uploader.engine.events import Status
+from desktop_uploader.engine.limits import human_bytes
+
+
+class RowAction(Enum):
+    PAUSE = "Pause"
+    RESUME = "Resume"
+    RETRY = "Retry"
+    CANCEL = "Cancel"
+    DISCARD = "Discard"
+    REMOVE = "Remove from list"
+    COPY_COMFYUI = "Copy ComfyUI path"
+    COPY_S3 = "Copy S3 path"
+
+
+def human_speed(bytes_per_second: float) -> str:
+    if bytes_per_second <= 0:
+        return ""
+    if bytes_per_second < 1_000_000:
+        return f"{bytes_per_second / 1000:.0f} kB/s"
+    return f"{bytes_per_second / 1_000_000:.1f} MB/s"
+
+
+def human_duration(seconds: float | None) -> str:
+    if seconds is None or math.isinf(seconds) or seconds < 0:
+        return ""
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole} s"
+    minutes, seconds_left = divmod(whole, 60)
+    if minutes < 60:
+        return f"{minutes} min" if minutes >= 10 or not seconds_left else f"{minutes} min {seconds_left} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min"
+
+
+@dataclass
+class Row:
+    job_id: str
+    path: Path
+    display_name: str
+    size: int
+    status: Status = Status.QUEUED
+    method: str = ""
+    confirmed: int = 0
+    in_flight: int = 0
+    speed: float = 0.0
+    eta: float | None = None
+    message: str = ""
+    resumable: bool = False
+    retry_until: float | None = None
+    retry_attempt: int = 0
+    retry_max: int = 0
+    falling_back_to: str = ""
+    result: events.UploadResult | None = None
+    notices: list[str] = field(default_factory=list)
+
+    @property
+    def file_name(self) -> str:
+        return self.path.name
+
+    @property
+    def fraction(self) -> float:
+        if self.status == Status.COMPLETED:
+            return 1.0
+        return min(1.0, self.confirmed / self.size) if self.size else 0.0
+
+    @property
+    def percent(self) -> int:
+        return int(self.fraction * 100)
+
+    def apply(self, event: events.Event, now: float) -> bool:
+        """Fold one event into the row; False when it changed nothing visible."""
+        match event:
+            case events.Progress():
+                self.confirmed, self.in_flight = event.confirmed, event.in_flight
+                self.speed, self.eta, self.method = event.speed, event.eta, event.method
+                if self.retry_until is not None and now >= self.retry_until:
+                    self.retry_until = None
+            case events.Started():
+                self.method = event.method
+                self.falling_back_to = ""
+                self.confirmed = event.resumed_bytes
+            case events.StatusChanged():
+                self.status = event.status
+                if event.status in (Status.FAILED, Status.PAUSED, Status.INTERRUPTED, Status.CANCELLED):
+                    self.speed, self.eta, self.in_flight, self.retry_until = 0.0, None, 0, None
+                self.message = event.message
+            case events.Retrying():
+                self.retry_until = now + event.delay
+                self.retry_attempt, self.retry_max = event.attempt, event.max_attempts
+                self.message = event.reason
+            case events.FallingBack():
+                self.falling_back_to = event.to_method
+                self.confirmed = 0
+            case events.Completed():
+                self.result = event.result
+                self.confirmed = self.size
+                self.resumable = False
+            case events.Failed():
+                self.message, self.resumable = event.message, event.resumable
+            case events.Notice():
+                self.notices.append(event.message)
+            case events.Renamed():
+                self.display_name = event.display_name
+            case _:
+                return False
+        return True
+
+    def status_text(self, now: float) -> str:
+        match self.status:
+            case Status.QUEUED:
+                return "Queued"
+            case Status.STARTING:
+                return "Starting…"
+            case Status.FALLING_BACK:
+                return f"Falling back to {self.falling_back_to or 'another method'}…"
+            case Status.COMPLETING:
+                return "Finishing…"
+            case Status.UPLOADING | Status.RETRYING if self.retry_until is not None and now < self.retry_until:
+                wait = max(1, math.ceil(self.retry_until - now))
+                return f"Retrying in {wait} s (attempt {self.retry_attempt + 1}/{self.retry_max})"
+            case Status.UPLOADING | Status.RETRYING:
+                return "Resuming…" if self.message == "Resuming…" and not self.speed else "Uploading"
+            case Status.PAUSED:
+                return "Paused"
+            case Status.INTERRUPTED:
+                return "Interrupted: resume to go on where it stopped"
+            case Status.COMPLETED:
+                return "Completed"
+            case Status.FAILED:
+                return f"Failed: {self.message}" if self.message else "Failed"
+            case Status.CANCELLED:
+                return "Cancelled"
+        return self.status.value
+
+    def progress_text(self) -> str:
+        if self.status == Status.COMPLETED:
+            return f"{human_bytes(self.size)} · 100%"
+        return f"{human_bytes(self.confirmed)} of {human_bytes(self.size)} · {self.percent}%"
+
+    def rate_text(self) -> str:
+        if not self.status.active or not self.speed:
+            return ""
+        eta = human_duration(self.eta)
+        return f"{human_speed(self.speed)}" + (f" · {eta} left" if eta else "")
+
+    def actions(self) -> list[RowAction]:
+        """Everything that makes sense for this row now, in menu order."""
+        found: list[RowAction] = []
+        if self.status.active or self.status == Status.QUEUED:
+            found.append(RowAction.PAUSE)
+        if self.status == Status.PAUSED:
+            found.append(RowAction.RESUME)
+        if self.status == Status.INTERRUPTED:
+            found += [RowAction.RESUME, RowAction.DISCARD]
+        if self.status == Status.FAILED:
+            found.append(RowAction.RETRY)
+        if not self.status.finished and self.status != Status.INTERRUPTED:
+            found.append(RowAction.CANCEL)
+        if self.status.finished or self.status == Status.FAILED:
+            found.append(RowAction.REMOVE)
+        if self.result is not None and self.result.comfyui_path:
+            found.append(RowAction.COPY_COMFYUI)
+        if self.result is not None and (self.result.network_volume_path or self.result.s3_key):
+            found.append(RowAction.COPY_S3)
+        return found
+
+    def primary_action(self) -> RowAction | None:
+        """The one button a row shows: what a person most likely wants next."""
+        for action in (RowAction.PAUSE, RowAction.RESUME, RowAction.RETRY, RowAction.COPY_COMFYUI):
+            if action in self.actions():
+                return action
+        return None
+
+    def copy(self) -> Row:
+        return replace(self, notices=list(self.notices))
+
+
+@dataclass(frozen=True)
+class QueueSummary:
+    total: int
+    done: int
+    active: int
+    failed: int
+    speed: float
+    fraction: float
+
+    def text(self) -> str:
+        if not self.total:
+            return "No uploads"
+        parts = [f"{self.done} of {self.total} done"]
+        if self.active:
+            parts.append(f"{self.active} uploading")
+        if self.failed:
+            parts.append(f"{self.failed} failed")
+        if self.speed:
+            parts.append(human_speed(self.speed))
+        return " · ".join(parts)
+
+
+def summarize(rows: list[Row]) -> QueueSummary:
+    counted = [r for r in rows if r.status != Status.CANCELLED]
+    size = sum(r.size for r in counted)
+    confirmed = sum(r.size if r.status == Status.COMPLETED else r.confirmed for r in counted)
+    return QueueSummary(
+        total=len(counted),
+        done=sum(1 for r in counted if r.status == Status.COMPLETED),
+        active=sum(1 for r in counted if r.status.active),
+        failed=sum(1 for r in counted if r.status == Status.FAILED),
+        speed=sum(r.speed for r in counted if r.status.active),
+        fraction=confirmed / size if size else (1.0 if counted else 0.0),
+    )

@@ -1,0 +1,85 @@
+"""Keep the computer from sleeping while uploads run, where the platform allows it.
+
+A sleeping laptop drops every connection, and some uploads never recover from that (Uppy #3783).
+Linux: ``systemd-inhibit`` holds a sleep/idle lock for as long as its child lives. macOS:
+``caffeinate -i -w <our pid>`` does the same and dies with us. Windows: ``SetThreadExecutionState``.
+Elsewhere, or when the tool is missing, this is a no-op with one log line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import os
+import shutil
+import subprocess
+import sys
+
+log = logging.getLogger(__name__)
+
+_ES_CONTINUOUS = 0x80000000
+_ES_SYSTEM_REQUIRED = 0x00000001
+
+
+def inhibit_command(platform: str, pid: int, reason: str) -> list[str] | None:
+    """The helper process that keeps the system awake on ``platform``, or None."""
+    if platform.startswith("linux") and shutil.which("systemd-inhibit"):
+        return [
+            "systemd-inhibit",
+            "--what=sleep:idle",
+            "--who=Desktop Uploader",
+            f"--why={reason}",
+            "--mode=block",
+            "sleep",
+            "infinity",
+        ]
+    if platform == "darwin" and shutil.which("caffeinate"):
+        return ["caffeinate", "-i", "-w", str(pid)]
+    return None
+
+
+class KeepAwake:
+    def __init__(self, platform: str = sys.platform) -> None:
+        self.platform = platform
+        self._process: subprocess.Popen[bytes] | None = None
+        self._windows_held = False
+        self._warned = False
+
+    @property
+    def holding(self) -> bool:
+        return self._windows_held or (self._process is not None and self._process.poll() is None)
+
+    def hold(self, reason: str = "Uploading files") -> bool:
+        if self.holding:
+            return True
+        if self.platform == "win32":
+            with contextlib.suppress(AttributeError, OSError):
+                ctypes.windll.kernel32.SetThreadExecutionState(_ES_CONTINUOUS | _ES_SYSTEM_REQUIRED)  # type: ignore[attr-defined]
+                self._windows_held = True
+                return True
+        command = inhibit_command(self.platform, os.getpid(), reason)
+        if command is None:
+            if not self._warned:
+                log.info("Can't keep the computer awake here: no inhibitor available")
+                self._warned = True
+            return False
+        try:
+            self._process = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+        except OSError as exc:
+            log.info("Can't keep the computer awake: %s", exc)
+            return False
+        return True
+
+    def release(self) -> None:
+        if self._windows_held:
+            with contextlib.suppress(AttributeError, OSError):
+                ctypes.windll.kernel32.SetThreadExecutionState(_ES_CONTINUOUS)  # type: ignore[attr-defined]
+            self._windows_held = False
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(2)
