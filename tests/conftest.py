@@ -17,6 +17,8 @@ from tests.support.sandbox_process import SandboxProcess
 from tests.support.storage import s3_client
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# Tests never read or write a real keychain: with no usable backend, secrets go to the private home.
+os.environ["PYTHON_KEYRING_BACKEND"] = "keyring.backends.fail.Keyring"
 
 
 @pytest.fixture(scope="session")

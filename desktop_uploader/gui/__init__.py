@@ -1,0 +1,1 @@
+"""The desktop app: Qt widgets, models and dialogs over the engine, joined by one bridge."""

@@ -1,0 +1,92 @@
+"""Start the desktop app: Qt, the qasync event loop, the session, the window, the tray."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from dataclasses import dataclass
+
+import qasync
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QApplication, QSystemTrayIcon
+
+from desktop_uploader import APP_ID, APP_NAME, __version__
+from desktop_uploader.engine.settings import load_settings
+from desktop_uploader.engine.state import StateStore
+from desktop_uploader.gui.icons import app_icon
+from desktop_uploader.gui.main_window import MainWindow
+from desktop_uploader.gui.session import AppSession
+from desktop_uploader.gui.tasks import spawn
+from desktop_uploader.gui.tray import Tray
+from desktop_uploader.logsetup import configure_logging
+from desktop_uploader.paths import AppPaths
+
+log = logging.getLogger(__name__)
+
+
+def application(argv: list[str] | None = None) -> QApplication:
+    existing = QApplication.instance()
+    if isinstance(existing, QApplication):
+        return existing
+    QApplication.setHighDpiScaleFactorRoundingPolicy(Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
+    app = QApplication(argv or sys.argv[:1])
+    app.setApplicationName(APP_NAME)
+    app.setApplicationDisplayName(APP_NAME)
+    app.setApplicationVersion(__version__)
+    app.setOrganizationName(APP_NAME)
+    app.setDesktopFileName(APP_ID)
+    app.setWindowIcon(app_icon())
+    return app
+
+
+@dataclass
+class Desktop:
+    session: AppSession
+    window: MainWindow
+    tray: Tray | None
+
+
+def build(paths: AppPaths) -> Desktop:
+    """The whole app, ready to show; also what the tests build, against their own home."""
+    settings, warnings = load_settings(paths.settings_file)
+    state = StateStore.open(paths.state_db)
+    session = AppSession(paths, settings, state)
+    tray_available = QSystemTrayIcon.isSystemTrayAvailable()
+    window = MainWindow(session, tray_available=tray_available)
+    tray = Tray(session, window) if tray_available else None
+    for warning in warnings:
+        session.message.emit(warning)
+    return Desktop(session, window, tray)
+
+
+async def start(desktop: Desktop) -> None:
+    await desktop.session.connect()
+    await desktop.session.restore_interrupted()
+
+
+def run(paths: AppPaths, argv: list[str] | None = None) -> int:
+    configure_logging(paths.log_file)
+    app = application(argv)
+    app.setQuitOnLastWindowClosed(False)  # uploads may go on in the tray
+    loop = qasync.QEventLoop(app)
+    asyncio.set_event_loop(loop)
+    desktop = build(paths)
+    finished = asyncio.Event()
+
+    async def quit_app(cancel: bool) -> None:
+        desktop.window.hide()
+        try:
+            await desktop.session.shutdown(cancel=cancel)
+        finally:
+            finished.set()
+
+    desktop.window.quitRequested.connect(lambda cancel: spawn(quit_app(cancel)))
+    desktop.window.show()
+    log.info("%s %s started", APP_NAME, __version__)
+    with loop:
+        loop.create_task(start(desktop))
+        loop.run_until_complete(finished.wait())
+    if desktop.tray is not None:
+        desktop.tray.icon.hide()
+    return 0

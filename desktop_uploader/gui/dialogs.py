@@ -1,0 +1,85 @@
+"""Dialogs awaited as coroutines: opened with ``open()``, never ``exec()``.
+
+A nested ``exec()`` loop inside a coroutine lets another asyncio task step in while the first is
+suspended mid-step, which asyncio refuses. Opening the dialog and awaiting its ``finished`` signal
+keeps one event loop and makes dialogs easy to drive from tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from enum import Enum
+from pathlib import Path
+
+from PySide6.QtWidgets import QDialog, QMessageBox, QWidget
+
+
+async def finished(dialog: QDialog) -> int:
+    future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+    def done(result: int) -> None:
+        if not future.done():
+            future.set_result(result)
+
+    dialog.finished.connect(done)
+    dialog.open()
+    return await future
+
+
+class CloseChoice(Enum):
+    PAUSE_AND_QUIT = "Pause and quit"
+    KEEP_IN_TRAY = "Keep uploading in the tray"
+    CANCEL_AND_QUIT = "Cancel uploads and quit"
+    STAY = "Don't quit"
+
+
+async def ask_close(parent: QWidget, *, tray: bool) -> CloseChoice:
+    box = QMessageBox(parent)
+    box.setObjectName("closeQuestion")
+    box.setIcon(QMessageBox.Icon.Question)
+    box.setWindowTitle("Uploads are still running")
+    box.setText("Uploads are still running. What should happen to them?")
+    box.setInformativeText(
+        "Paused uploads continue where they stopped the next time you open the app. Cancelled uploads are "
+        "removed from the server."
+    )
+    buttons = {
+        box.addButton(CloseChoice.PAUSE_AND_QUIT.value, QMessageBox.ButtonRole.AcceptRole): CloseChoice.PAUSE_AND_QUIT,
+        box.addButton(
+            CloseChoice.CANCEL_AND_QUIT.value, QMessageBox.ButtonRole.DestructiveRole
+        ): CloseChoice.CANCEL_AND_QUIT,
+        box.addButton(CloseChoice.STAY.value, QMessageBox.ButtonRole.RejectRole): CloseChoice.STAY,
+    }
+    if tray:
+        buttons[box.addButton(CloseChoice.KEEP_IN_TRAY.value, QMessageBox.ButtonRole.ActionRole)] = (
+            CloseChoice.KEEP_IN_TRAY
+        )
+    box.setDefaultButton(next(b for b, c in buttons.items() if c == CloseChoice.PAUSE_AND_QUIT))
+    await finished(box)
+    return buttons.get(box.clickedButton(), CloseChoice.STAY)  # type: ignore[call-overload]
+
+
+async def confirm_other_files(parent: QWidget, others: list[Path]) -> bool:
+    box = QMessageBox(parent)
+    box.setObjectName("otherFilesQuestion")
+    box.setIcon(QMessageBox.Icon.Question)
+    box.setWindowTitle("Not model files")
+    names = ", ".join(p.name for p in others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
+    box.setText(f"{len(others)} of the files aren't model files: {names}.")
+    box.setInformativeText("The server may refuse them. Add them anyway?")
+    add = box.addButton("Add them too", QMessageBox.ButtonRole.AcceptRole)
+    box.addButton("Skip them", QMessageBox.ButtonRole.RejectRole)
+    await finished(box)
+    return box.clickedButton() is add
+
+
+async def confirm(parent: QWidget, title: str, text: str, action: str) -> bool:
+    box = QMessageBox(parent)
+    box.setObjectName("confirmation")
+    box.setIcon(QMessageBox.Icon.Warning)
+    box.setWindowTitle(title)
+    box.setText(text)
+    yes = box.addButton(action, QMessageBox.ButtonRole.DestructiveRole)
+    box.addButton("Keep it", QMessageBox.ButtonRole.RejectRole)
+    await finished(box)
+    return box.clickedButton() is yes

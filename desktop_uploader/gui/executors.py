@@ -1,0 +1,63 @@
+"""A ``concurrent.futures.Executor`` on a QThreadPool: the engine's work runs on Qt's own thread pool.
+
+The engine takes any Executor, so the CLI uses the standard library's and the GUI this one. Each
+executor owns its QThreadPool (not the global one), so a pool of upload threads can never starve
+Qt's own users of the global pool, and file-level and part-level work can't starve each other.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import Executor, Future
+from typing import Any, TypeVar
+
+import shiboken6
+from PySide6.QtCore import QThreadPool
+
+T = TypeVar("T")
+
+
+class QtPoolExecutor(Executor):
+    def __init__(self, max_threads: int, name: str) -> None:
+        self.pool = QThreadPool()
+        self.pool.setObjectName(name)
+        self.pool.setMaxThreadCount(max_threads)
+        self.pool.setExpiryTimeout(60_000)
+        self._shutdown = False
+        self._lock = threading.Lock()
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        future: Future[T] = Future()
+        with self._lock:
+            if self._shutdown:
+                raise RuntimeError("cannot schedule new work after shutdown")
+
+        def run() -> None:
+            if not future.set_running_or_notify_cancel():
+                return
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException as exc:  # handed to whoever waits on the future
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
+
+        self.pool.start(run)
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """With ``wait``, also destroy the pool now, joining its idle threads.
+
+        Idle pool threads otherwise live until they expire, and if that happens while Python is
+        finalizing, tearing down their thread states crashes the interpreter.
+        """
+        with self._lock:
+            if self._shutdown and not wait:
+                return
+            self._shutdown = True
+        if cancel_futures:
+            self.pool.clear()
+        if wait and shiboken6.isValid(self.pool):
+            self.pool.waitForDone()
+            shiboken6.delete(self.pool)

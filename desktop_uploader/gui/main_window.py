@@ -1,0 +1,446 @@
+"""The main window: a drop target, the queue, a toolbar, and a status bar that says where files go."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtCore import QModelIndex, QSize, Qt, QUrl, Signal
+from PySide6.QtGui import (
+    QAction,
+    QCloseEvent,
+    QDesktopServices,
+    QDragEnterEvent,
+    QDragMoveEvent,
+    QDropEvent,
+    QKeySequence,
+    QPainter,
+    QPaintEvent,
+    QPalette,
+    QPen,
+    QShortcut,
+)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFileDialog,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QListView,
+    QMainWindow,
+    QMenu,
+    QPushButton,
+    QSizePolicy,
+    QStackedWidget,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop_uploader import APP_NAME
+from desktop_uploader.engine.filenames import DEFAULT_MODEL_EXTENSIONS
+from desktop_uploader.engine.rows import QueueSummary, Row, RowAction
+from desktop_uploader.gui.dialogs import CloseChoice, ask_close, confirm, confirm_other_files
+from desktop_uploader.gui.icons import app_icon, ui_icon
+from desktop_uploader.gui.queue_delegate import UploadDelegate
+from desktop_uploader.gui.session import AppSession, Link
+from desktop_uploader.gui.settings_dialog import SettingsDialog
+from desktop_uploader.gui.tasks import spawn
+
+MenuEntry = tuple[str, Callable[[], None]]
+
+
+class EmptyState(QWidget):
+    """What a first look shows: where to drop, two buttons, and (on first run) where files would go."""
+
+    def __init__(self, window: MainWindow) -> None:
+        super().__init__(window)
+        self.setObjectName("emptyState")
+        self.setAccessibleName("Drop model files or folders here")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(36, 28, 36, 28)
+        layout.addStretch(2)
+        picture = QLabel(self)
+        picture.setPixmap(ui_icon("drop").pixmap(QSize(72, 72)))
+        picture.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        layout.addWidget(picture)
+        title = QLabel("Drop model files or folders here", self)
+        title.setObjectName("emptyTitle")
+        font = title.font()
+        font.setPointSizeF(font.pointSizeF() * 1.6)
+        font.setBold(True)
+        title.setFont(font)
+        title.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        layout.addWidget(title)
+        kinds = " ".join(DEFAULT_MODEL_EXTENSIONS)
+        hint = QLabel(f"LoRAs, checkpoints and other model files ({kinds}), of any size.", self)
+        hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        hint.setWordWrap(True)
+        layout.addWidget(hint)
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        for text, icon, slot, name in (
+            ("Add files…", "add-file", window.add_files, "Add files"),
+            ("Add folder…", "add-folder", window.add_folder, "Add folder"),
+        ):
+            button = QPushButton(ui_icon(icon), text, self)
+            button.setAccessibleName(name)
+            button.setMinimumHeight(34)
+            button.clicked.connect(slot)
+            buttons.addWidget(button)
+        buttons.addStretch(1)
+        layout.addLayout(buttons)
+        layout.addSpacing(24)
+        self.setup = SetupPanel(window)
+        layout.addWidget(self.setup, alignment=Qt.AlignmentFlag.AlignHCenter)
+        layout.addStretch(3)
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        """A dashed drop zone, so the empty window reads as a place to put files."""
+        painter = QPainter(self)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        pen = QPen(self.palette().color(QPalette.ColorGroup.Disabled, QPalette.ColorRole.WindowText), 1.6)
+        pen.setStyle(Qt.PenStyle.DashLine)
+        painter.setPen(pen)
+        painter.drawRoundedRect(self.rect().adjusted(18, 14, -18, -14), 14, 14)
+        painter.end()
+
+
+class SetupPanel(QFrame):
+    """First run: no server is configured, so offer the local sandbox or the settings."""
+
+    def __init__(self, window: MainWindow) -> None:
+        super().__init__(window)
+        self.setObjectName("setupPanel")
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.setFixedWidth(520)
+        layout = QVBoxLayout(self)
+        self.text = QLabel(
+            "<b>No upload server is set up yet.</b><br>Try the app right away with a local test storage on this "
+            "computer, or connect to your team's upload server.",
+            self,
+        )
+        self.text.setWordWrap(True)
+        self.text.setTextFormat(Qt.TextFormat.RichText)
+        layout.addWidget(self.text)
+        row = QHBoxLayout()
+        self.try_local = QPushButton("Try it on this computer", self)
+        self.try_local.setObjectName("trySandbox")
+        self.try_local.setAccessibleName("Try it on this computer with the local sandbox")
+        self.try_local.clicked.connect(lambda: spawn(window.session.use_sandbox()))
+        self.connect_server = QPushButton("Connect to a server…", self)
+        self.connect_server.setAccessibleName("Connect to a server")
+        self.connect_server.clicked.connect(window.open_settings)
+        row.addWidget(self.try_local)
+        row.addWidget(self.connect_server)
+        row.addStretch(1)
+        layout.addLayout(row)
+
+
+class MainWindow(QMainWindow):
+    quitRequested = Signal(bool)  # cancel uploads first?
+
+    def __init__(self, session: AppSession, *, tray_available: bool = False) -> None:
+        super().__init__()
+        self.session = session
+        self.tray_available = tray_available
+        self._quitting = False
+        self.setObjectName("mainWindow")
+        self.setWindowTitle(APP_NAME)
+        self.setWindowIcon(app_icon())
+        self.setAcceptDrops(True)
+        self.resize(960, 620)
+        self.setMinimumSize(640, 420)
+        self._build_actions()
+        self._build_toolbar()
+        self._build_central()
+        self._build_status_bar()
+        session.model.rowsInserted.connect(self._update_page)
+        session.model.rowsRemoved.connect(self._update_page)
+        session.model.summaryChanged.connect(self._show_summary)
+        session.linkChanged.connect(self._show_link)
+        session.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
+        self._show_link()
+        self._update_page()
+
+    # -- building -------------------------------------------------------------------------------------------
+
+    def _action(
+        self,
+        text: str,
+        icon: str,
+        slot: Callable[[], object],
+        shortcut: str | QKeySequence | None = None,
+        tip: str = "",
+    ) -> QAction:
+        action = QAction(ui_icon(icon), text, self)
+        action.triggered.connect(slot)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        action.setToolTip(tip or text)
+        action.setStatusTip(tip or text)
+        self.addAction(action)
+        return action
+
+    def _build_actions(self) -> None:
+        self.add_files_action = self._action(
+            "Add files", "add-file", self.add_files, "Ctrl+O", "Add model files (Ctrl+O)"
+        )
+        self.add_folder_action = self._action(
+            "Add folder",
+            "add-folder",
+            self.add_folder,
+            "Ctrl+Shift+O",
+            "Add every model file in a folder (Ctrl+Shift+O)",
+        )
+        self.start_all_action = self._action(
+            "Start all", "start", self.session.start_all, None, "Start or resume every paused upload"
+        )
+        self.pause_all_action = self._action(
+            "Pause all", "pause", self.session.pause_all, None, "Pause every upload; they resume where they stopped"
+        )
+        self.clear_action = self._action(
+            "Clear finished",
+            "clear",
+            self.session.manager.clear_finished,
+            None,
+            "Remove completed and cancelled uploads from the list",
+        )
+        self.settings_action = self._action(
+            "Settings", "settings", self.open_settings, "Ctrl+,", "Server, speed and behaviour (Ctrl+,)"
+        )
+
+    def _build_toolbar(self) -> None:
+        toolbar = QToolBar("Main", self)
+        toolbar.setObjectName("mainToolbar")
+        toolbar.setMovable(False)
+        toolbar.setIconSize(QSize(20, 20))
+        toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        for action in (self.add_files_action, self.add_folder_action):
+            toolbar.addAction(action)
+        toolbar.addSeparator()
+        toolbar.addAction(self.start_all_action)
+        toolbar.addAction(self.pause_all_action)
+        toolbar.addAction(self.clear_action)
+        spacer = QWidget(toolbar)
+        spacer.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        toolbar.addWidget(spacer)
+        toolbar.addAction(self.settings_action)
+        self.addToolBar(toolbar)
+
+    def _build_central(self) -> None:
+        self.pages = QStackedWidget(self)
+        self.empty = EmptyState(self)
+        self.pages.addWidget(self.empty)
+        queue_page = QWidget(self)
+        layout = QVBoxLayout(queue_page)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        self.banner = QLabel(queue_page)
+        self.banner.setObjectName("linkBanner")
+        self.banner.setWordWrap(True)
+        self.banner.setContentsMargins(12, 6, 12, 6)
+        layout.addWidget(self.banner)
+        self.view = QListView(queue_page)
+        self.view.setObjectName("queueView")
+        self.view.setAccessibleName("Upload queue")
+        self.view.setModel(self.session.model)
+        self.delegate = UploadDelegate(self.session.model.clock, self.view)
+        self.delegate.actionTriggered.connect(self.session.act)
+        self.view.setItemDelegate(self.delegate)
+        self.view.setUniformItemSizes(True)
+        self.view.setMouseTracking(True)
+        self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.view.setEditTriggers(
+            QAbstractItemView.EditTrigger.EditKeyPressed | QAbstractItemView.EditTrigger.DoubleClicked
+        )
+        self.view.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.view.customContextMenuRequested.connect(self._context_menu)
+        layout.addWidget(self.view)
+        self.pages.addWidget(queue_page)
+        self.setCentralWidget(self.pages)
+        for keys, slot in (
+            (Qt.Key.Key_Space, self._toggle_selected),
+            (QKeySequence.StandardKey.Delete, self._remove_selected),
+        ):
+            shortcut = QShortcut(QKeySequence(keys), self.view)
+            shortcut.setContext(Qt.ShortcutContext.WidgetShortcut)
+            shortcut.activated.connect(slot)
+        copy = QShortcut(QKeySequence.StandardKey.Copy, self.view)
+        copy.setContext(Qt.ShortcutContext.WidgetShortcut)
+        copy.activated.connect(lambda: self._act_selected(RowAction.COPY_COMFYUI))
+
+    def _build_status_bar(self) -> None:
+        self.summary_label = QLabel(self)
+        self.summary_label.setObjectName("summary")
+        self.server_label = QLabel(self)
+        self.server_label.setObjectName("server")
+        self.statusBar().addWidget(self.summary_label, 1)
+        self.statusBar().addPermanentWidget(self.server_label)
+        self._show_summary(self.session.model.summary)
+
+    # -- state ------------------------------------------------------------------------------------------------
+
+    def _update_page(self, *_: object) -> None:
+        self.pages.setCurrentIndex(1 if self.session.model.rowCount() else 0)
+
+    def _show_summary(self, summary: QueueSummary) -> None:
+        rows = self.session.model.rows()
+        self.start_all_action.setEnabled(any(RowAction.RESUME in r.actions() for r in rows))
+        self.pause_all_action.setEnabled(any(RowAction.PAUSE in r.actions() for r in rows))
+        self.clear_action.setEnabled(any(r.status.finished and r.status.value != "failed" for r in rows))
+        self.summary_label.setText(summary.text())
+        self.setWindowTitle(f"{APP_NAME} · {round(summary.fraction * 100)}%" if summary.active else APP_NAME)
+
+    def _show_link(self) -> None:
+        session = self.session
+        self.server_label.setText(f"Server: {session.link_label}")
+        self.server_label.setToolTip(session.link_detail or session.link_label)
+        self.empty.setup.setVisible(session.link == Link.NEEDS_SETUP)
+        sandbox = session.link == Link.CONNECTED and session.sandbox is not None
+        text = session.link_detail if (sandbox or session.link == Link.FAILED) else ""
+        self.banner.setText(text)
+        self.banner.setVisible(bool(text))
+
+    # -- commands ----------------------------------------------------------------------------------------------
+
+    def add_files(self) -> None:
+        dialog = QFileDialog(self, "Add model files")
+        dialog.setObjectName("addFilesDialog")
+        dialog.setFileMode(QFileDialog.FileMode.ExistingFiles)
+        patterns = " ".join(f"*{ext}" for ext in DEFAULT_MODEL_EXTENSIONS)
+        dialog.setNameFilters([f"Model files ({patterns})", "All files (*)"])
+        dialog.filesSelected.connect(lambda files: self.add_paths(list(files)))
+        dialog.open()
+
+    def add_folder(self) -> None:
+        dialog = QFileDialog(self, "Add a folder of model files")
+        dialog.setObjectName("addFolderDialog")
+        dialog.setFileMode(QFileDialog.FileMode.Directory)
+        dialog.setOption(QFileDialog.Option.ShowDirsOnly, True)
+        dialog.fileSelected.connect(lambda folder: self.add_paths([folder]))
+        dialog.open()
+
+    def add_paths(self, paths: list[str]) -> None:
+        spawn(self.session.add_paths(paths, lambda others: confirm_other_files(self, others)))
+
+    def open_settings(self) -> None:
+        session = self.session
+        dialog = SettingsDialog(
+            session.settings,
+            token=session.token_for(session.settings.server_url) or "",
+            token_home=session.credentials.where,
+            log_dir=session.paths.log_dir,
+            tester=session.test_connection,
+            parent=self,
+        )
+        dialog.accepted.connect(lambda: spawn(session.apply_settings(dialog.result_settings(), dialog.token())))
+        dialog.open()
+        self.settings_dialog = dialog
+
+    def selected_row(self) -> Row | None:
+        return self.session.model.row_at(self.view.currentIndex())
+
+    def _act_selected(self, action: RowAction) -> None:
+        row = self.selected_row()
+        if row is not None and action in row.actions():
+            self.session.act(row.job_id, action)
+
+    def _toggle_selected(self) -> None:
+        row = self.selected_row()
+        if row is not None:
+            self.session.toggle(row.job_id)
+
+    def _remove_selected(self) -> None:
+        row = self.selected_row()
+        if row is None:
+            return
+        if row.status.finished:
+            self.session.act(row.job_id, RowAction.REMOVE)
+            return
+        spawn(self._confirm_remove(row))
+
+    async def _confirm_remove(self, row: Row) -> None:
+        if await confirm(
+            self,
+            "Cancel this upload?",
+            f"{row.file_name} hasn't finished. Cancel it and remove it "
+            "from the list? What was uploaded so far is deleted from the server.",
+            "Cancel upload",
+        ):
+            self.session.act(row.job_id, RowAction.REMOVE)
+
+    def menu_entries(self, row: Row) -> list[MenuEntry]:
+        """The context menu as plain (label, callable) pairs, so tests can check it without opening a menu."""
+        return [(action.value, lambda a=action: self.session.act(row.job_id, a)) for action in row.actions()]
+
+    def _context_menu(self, position: object) -> None:
+        index: QModelIndex = self.view.indexAt(position)  # type: ignore[arg-type]
+        row = self.session.model.row_at(index)
+        if row is None:
+            return
+        menu = QMenu(self)
+        for label, callback in self.menu_entries(row):
+            menu.addAction(label).triggered.connect(callback)
+        menu.addSeparator()
+        menu.addAction("Show in folder").triggered.connect(
+            lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(row.path.parent)))
+        )
+        menu.popup(self.view.viewport().mapToGlobal(position))  # type: ignore[arg-type]
+
+    # -- drag and drop -------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _local_paths(event: QDropEvent | QDragEnterEvent | QDragMoveEvent) -> list[str]:
+        mime = event.mimeData()
+        if not mime.hasUrls():
+            return []
+        return [url.toLocalFile() for url in mime.urls() if url.isLocalFile()]
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if self._local_paths(event):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event: QDragMoveEvent) -> None:
+        if self._local_paths(event):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        paths = self._local_paths(event)
+        if not paths:
+            event.ignore()
+            return
+        event.acceptProposedAction()
+        self.add_paths(paths)
+
+    # -- closing --------------------------------------------------------------------------------------------------
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if self._quitting:
+            event.accept()
+            return
+        event.ignore()
+        if not self.session.running():
+            self.request_quit(cancel=False)
+            return
+        if self.session.settings.minimize_to_tray and self.tray_available:
+            self.hide()
+            return
+        spawn(self._ask_and_close())
+
+    async def _ask_and_close(self) -> None:
+        choice = await ask_close(self, tray=self.tray_available)
+        if choice == CloseChoice.KEEP_IN_TRAY:
+            self.hide()
+        elif choice in (CloseChoice.PAUSE_AND_QUIT, CloseChoice.CANCEL_AND_QUIT):
+            self.request_quit(cancel=choice == CloseChoice.CANCEL_AND_QUIT)
+
+    def request_quit(self, *, cancel: bool) -> None:
+        self._quitting = True
+        self.quitRequested.emit(cancel)
+
+    def open_log_folder(self) -> None:
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(Path(self.session.paths.log_dir))))

@@ -1,0 +1,276 @@
+"""Paints one upload row, and turns clicks on its buttons into actions.
+
+Qt's advice for rows that change many times a second: paint them with a delegate instead of a
+widget per row. The row's progress bar is the platform's own (``QStyleOptionProgressBar``), so it
+looks native everywhere; the two buttons are painted too and hit-tested in :meth:`editorEvent`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from PySide6.QtCore import (
+    QAbstractItemModel,
+    QEvent,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    QPoint,
+    QRect,
+    QSize,
+    Qt,
+    Signal,
+)
+from PySide6.QtGui import QColor, QCursor, QFont, QHelpEvent, QMouseEvent, QPainter, QPalette
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QApplication,
+    QLineEdit,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionProgressBar,
+    QStyleOptionViewItem,
+    QToolTip,
+    QWidget,
+)
+
+from desktop_uploader.engine.events import Status
+from desktop_uploader.engine.limits import human_bytes
+from desktop_uploader.engine.rows import Row, RowAction
+from desktop_uploader.gui.icons import ui_icon
+from desktop_uploader.gui.queue_model import Role
+
+Index = QModelIndex | QPersistentModelIndex
+PAD = 10
+BUTTON = 30
+GAP = 6
+
+ACTION_ICONS = {
+    RowAction.PAUSE: "pause",
+    RowAction.RESUME: "start",
+    RowAction.RETRY: "retry",
+    RowAction.CANCEL: "cancel",
+    RowAction.DISCARD: "remove",
+    RowAction.REMOVE: "remove",
+    RowAction.COPY_COMFYUI: "copy",
+    RowAction.COPY_S3: "copy",
+}
+
+METHOD_HUES = {"presigned-s3": 215, "chunked-s3": 32, "serverless-function": 170, "direct-s3": 275}
+
+
+def is_dark(palette: QPalette) -> bool:
+    return palette.color(QPalette.ColorRole.Window).lightness() < 128
+
+
+def status_color(row: Row, palette: QPalette, now: float) -> QColor:
+    dark = is_dark(palette)
+    if row.status == Status.COMPLETED:
+        return QColor("#66bb6a" if dark else "#2e7d32")
+    if row.status == Status.FAILED:
+        return QColor("#ef6c6c" if dark else "#c62828")
+    if row.status == Status.INTERRUPTED or (row.retry_until is not None and now < row.retry_until):
+        return QColor("#ffb74d" if dark else "#b25e00")
+    return (
+        palette.color(QPalette.ColorGroup.Disabled, QPalette.ColorRole.WindowText)
+        if row.status in (Status.PAUSED, Status.CANCELLED, Status.QUEUED)
+        else palette.color(QPalette.ColorRole.WindowText)
+    )
+
+
+def secondary_action(row: Row) -> RowAction | None:
+    for action in (RowAction.CANCEL, RowAction.DISCARD, RowAction.REMOVE):
+        if action in row.actions():
+            return action
+    return None
+
+
+@dataclass(frozen=True)
+class RowLayout:
+    name: QRect
+    badge: QRect
+    bar: QRect
+    progress: QRect
+    status: QRect
+    rate: QRect
+    primary: QRect
+    secondary: QRect
+
+
+class UploadDelegate(QStyledItemDelegate):
+    actionTriggered = Signal(str, object)  # job id, RowAction
+
+    def __init__(self, clock: Callable[[], float], parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.clock = clock
+
+    def _now(self) -> float:
+        return self.clock()
+
+    # -- geometry ---------------------------------------------------------------------------------------
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: Index) -> QSize:
+        line = option.fontMetrics.height()
+        return QSize(560, PAD * 2 + line * 3 + GAP * 2 + 2)
+
+    def layout(self, option: QStyleOptionViewItem) -> RowLayout:
+        rect = option.rect.adjusted(PAD, PAD, -PAD, -PAD)
+        line = option.fontMetrics.height()
+        buttons = QRect(rect.right() - 2 * BUTTON - GAP + 1, rect.center().y() - BUTTON // 2, 2 * BUTTON + GAP, BUTTON)
+        content_right = buttons.left() - PAD * 2
+        badge_width = option.fontMetrics.horizontalAdvance("serverless-function") + 14
+        badge = QRect(content_right - badge_width, rect.top(), badge_width, line)
+        name = QRect(rect.left(), rect.top(), badge.left() - GAP - rect.left(), line)
+        second = rect.top() + line + GAP
+        progress_width = option.fontMetrics.horizontalAdvance("999.9 MiB of 999.9 GiB · 100%") + 8
+        bar = QRect(rect.left(), second + line // 4, content_right - rect.left() - progress_width - GAP, line // 2 + 2)
+        progress = QRect(bar.right() + GAP, second, progress_width, line)
+        third = second + line + GAP
+        rate_width = option.fontMetrics.horizontalAdvance("999.9 MB/s · 59 min 59 s left") + 8
+        rate = QRect(content_right - rate_width, third, rate_width, line)
+        status = QRect(rect.left(), third, rate.left() - GAP - rect.left(), line)
+        primary = QRect(buttons.left(), buttons.top(), BUTTON, BUTTON)
+        secondary = QRect(buttons.left() + BUTTON + GAP, buttons.top(), BUTTON, BUTTON)
+        return RowLayout(name, badge, bar, progress, status, rate, primary, secondary)
+
+    # -- painting ---------------------------------------------------------------------------------------
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:  # noqa: PLR0915
+        row: Row | None = index.data(Role.ROW)
+        if row is None:
+            return
+        view_option = QStyleOptionViewItem(option)
+        self.initStyleOption(view_option, index)
+        view_option.text = ""
+        widget = option.widget
+        style = widget.style() if widget is not None else QApplication.style()
+        style.drawPrimitive(QStyle.PrimitiveElement.PE_PanelItemViewItem, view_option, painter, widget)
+        geometry = self.layout(option)
+        palette = option.palette
+        selected = bool(option.state & QStyle.StateFlag.State_Selected)
+        text_role = QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.WindowText
+        dim = palette.color(QPalette.ColorGroup.Disabled, QPalette.ColorRole.WindowText)
+        if selected:
+            dim = palette.color(QPalette.ColorRole.HighlightedText)
+        now = self._now()
+        painter.save()
+        # Line 1: file name (bold), the display name if it differs, the size, the method badge.
+        bold = QFont(option.font)
+        bold.setBold(True)
+        painter.setFont(bold)
+        painter.setPen(palette.color(text_role))
+        name_width = painter.fontMetrics().horizontalAdvance(row.file_name)
+        elided = painter.fontMetrics().elidedText(row.file_name, Qt.TextElideMode.ElideMiddle, geometry.name.width())
+        painter.drawText(geometry.name, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, elided)
+        painter.setFont(option.font)
+        painter.setPen(dim)
+        extra = f"  {human_bytes(row.size)}"
+        if row.display_name and row.display_name != row.path.stem:
+            extra = f"  “{row.display_name}”" + extra
+        rest = geometry.name.adjusted(min(name_width, geometry.name.width()), 0, 0, 0)
+        painter.drawText(
+            rest,
+            Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+            painter.fontMetrics().elidedText(extra, Qt.TextElideMode.ElideRight, rest.width()),
+        )
+        if row.method:
+            self._badge(painter, geometry.badge, row.method, palette)
+        # Line 2: the progress bar and how much of the file is stored.
+        bar = QStyleOptionProgressBar()
+        bar.rect = geometry.bar
+        bar.minimum, bar.maximum = 0, 1000
+        bar.progress = round(row.fraction * 1000)
+        bar.textVisible = False
+        bar.state = QStyle.StateFlag.State_Enabled | QStyle.StateFlag.State_Horizontal
+        bar.palette = palette
+        style.drawControl(QStyle.ControlElement.CE_ProgressBar, bar, painter, widget)
+        painter.setPen(palette.color(text_role))
+        painter.drawText(
+            geometry.progress, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, row.progress_text()
+        )
+        # Line 3: what is happening, in words, and the speed with the time left.
+        painter.setPen(palette.color(text_role) if selected else status_color(row, palette, now))
+        status = painter.fontMetrics().elidedText(
+            row.status_text(now), Qt.TextElideMode.ElideRight, geometry.status.width()
+        )
+        painter.drawText(geometry.status, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, status)
+        painter.setPen(dim)
+        painter.drawText(geometry.rate, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, row.rate_text())
+        # The buttons.
+        hover = QPoint(-1, -1)
+        if isinstance(option.widget, QAbstractItemView):
+            hover = option.widget.viewport().mapFromGlobal(QCursor.pos())
+        for rect, action in ((geometry.primary, row.primary_action()), (geometry.secondary, secondary_action(row))):
+            if action is not None:
+                self._button(painter, rect, action, palette, hovered=rect.contains(hover))
+        painter.restore()
+
+    def _badge(self, painter: QPainter, rect: QRect, method: str, palette: QPalette) -> None:
+        hue = METHOD_HUES.get(method, 0)
+        dark = is_dark(palette)
+        fill = QColor.fromHsl(hue, 170, 70 if dark else 225)
+        text = QColor.fromHsl(hue, 200, 200 if dark else 70)
+        small = QFont(painter.font())
+        small.setPointSizeF(max(7.0, small.pointSizeF() * 0.85))
+        painter.setFont(small)
+        width = painter.fontMetrics().horizontalAdvance(method) + 14
+        badge = QRect(rect.right() - width, rect.top(), width, rect.height())
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(fill)
+        painter.drawRoundedRect(badge, badge.height() / 2, badge.height() / 2)
+        painter.setPen(text)
+        painter.drawText(badge, Qt.AlignmentFlag.AlignCenter, method)
+        painter.setFont(QFont(painter.font()))
+
+    def _button(self, painter: QPainter, rect: QRect, action: RowAction, palette: QPalette, *, hovered: bool) -> None:
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        if hovered:
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(palette.color(QPalette.ColorRole.Mid))
+            painter.drawRoundedRect(rect, 6, 6)
+        icon = ui_icon(ACTION_ICONS[action], palette)
+        icon.paint(painter, rect.adjusted(6, 6, -6, -6))
+
+    # -- interaction ------------------------------------------------------------------------------------
+
+    def action_at(self, option: QStyleOptionViewItem, index: Index, position: QPoint) -> RowAction | None:
+        row: Row | None = index.data(Role.ROW)
+        if row is None:
+            return None
+        geometry = self.layout(option)
+        if geometry.primary.contains(position):
+            return row.primary_action()
+        if geometry.secondary.contains(position):
+            return secondary_action(row)
+        return None
+
+    def editorEvent(self, event: QEvent, model: QAbstractItemModel, option: QStyleOptionViewItem, index: Index) -> bool:
+        if not isinstance(event, QMouseEvent):
+            return super().editorEvent(event, model, option, index)
+        action = self.action_at(option, index, event.position().toPoint())
+        if action is not None and event.type() == QEvent.Type.MouseButtonRelease:
+            if event.button() == Qt.MouseButton.LeftButton:
+                self.actionTriggered.emit(index.data(Role.JOB_ID), action)
+            return True
+        if action is not None and event.type() in (QEvent.Type.MouseButtonPress, QEvent.Type.MouseButtonDblClick):
+            return True  # a click on a button is not a selection or an edit
+        return super().editorEvent(event, model, option, index)
+
+    def helpEvent(self, event: QHelpEvent, view: QAbstractItemView, option: QStyleOptionViewItem, index: Index) -> bool:
+        action = self.action_at(option, index, event.pos())
+        if action is not None:
+            QToolTip.showText(event.globalPos(), action.value, view)
+            return True
+        return super().helpEvent(event, view, option, index)
+
+    def createEditor(self, parent: QWidget, option: QStyleOptionViewItem, index: Index) -> QWidget:
+        editor = QLineEdit(parent)
+        editor.setAccessibleName("Display name")
+        editor.setPlaceholderText("Display name")
+        return editor
+
+    def updateEditorGeometry(self, editor: QWidget, option: QStyleOptionViewItem, index: Index) -> None:
+        geometry = self.layout(option)
+        editor.setGeometry(geometry.name.adjusted(-4, -4, 4, 4))

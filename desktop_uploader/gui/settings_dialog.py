@@ -1,0 +1,386 @@
+"""Settings: connection, performance, behaviour, advanced.
+
+Every edit builds a candidate :class:`Settings`; its own validation decides, so the dialog can
+never save what the engine would refuse, and the reason shown is the engine's sentence naming
+the limit. Fields accept more than is valid on purpose: typing 100 parts in flight explains the
+limit instead of silently turning into 64.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QUrl
+from PySide6.QtGui import QDesktopServices
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop_uploader.engine.errors import SettingsError
+from desktop_uploader.engine.limits import MiB
+from desktop_uploader.engine.settings import PRESETS, Settings
+from desktop_uploader.gui.tasks import spawn
+
+Tester = Callable[[str, str], Awaitable[tuple[bool, str]]]
+CUSTOM = "Custom"
+MB = 1_000_000
+
+
+def _spin(low: int, high: int, suffix: str = "", special: str = "") -> QSpinBox:
+    box = QSpinBox()
+    box.setRange(low, high)
+    box.setSuffix(suffix)
+    if special:
+        box.setSpecialValueText(special)
+    box.setKeyboardTracking(True)
+    return box
+
+
+def _double(low: float, high: float, decimals: int, suffix: str = "", special: str = "") -> QDoubleSpinBox:
+    box = QDoubleSpinBox()
+    box.setRange(low, high)
+    box.setDecimals(decimals)
+    box.setSuffix(suffix)
+    if special:
+        box.setSpecialValueText(special)
+    return box
+
+
+def _note(text: str) -> QLabel:
+    label = QLabel(text)
+    label.setWordWrap(True)
+    label.setProperty("role", "hint")
+    label.setEnabled(False)  # rendered in the palette's muted text colour
+    return label
+
+
+class SettingsDialog(QDialog):
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        token: str,
+        token_home: str,
+        log_dir: Path,
+        tester: Tester,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setObjectName("settingsDialog")
+        self.setWindowTitle("Settings")
+        self.setMinimumWidth(560)
+        self.original = settings
+        self.tester = tester
+        self.log_dir = log_dir
+        self._candidate: Settings | None = settings
+        self._filling = False
+        tabs = QTabWidget(self)
+        tabs.addTab(self._connection_tab(token, token_home), "Connection")
+        tabs.addTab(self._performance_tab(), "Performance")
+        tabs.addTab(self._behaviour_tab(), "Behaviour")
+        tabs.addTab(self._advanced_tab(), "Advanced")
+        self.tabs = tabs
+        self.problem = QLabel(self)
+        self.problem.setObjectName("settingsProblem")
+        self.problem.setWordWrap(True)
+        self.problem.setStyleSheet("color: #c62828;")
+        self.buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Save
+            | QDialogButtonBox.StandardButton.Cancel
+            | QDialogButtonBox.StandardButton.RestoreDefaults,
+            self,
+        )
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+        self.buttons.button(QDialogButtonBox.StandardButton.RestoreDefaults).clicked.connect(self.restore_defaults)
+        layout = QVBoxLayout(self)
+        layout.addWidget(tabs)
+        layout.addWidget(self.problem)
+        layout.addWidget(self.buttons)
+        self.fill(settings)
+
+    # -- tabs ---------------------------------------------------------------------------------------------
+
+    def _connection_tab(self, token: str, token_home: str) -> QWidget:
+        page = QWidget()
+        form = QFormLayout(page)
+        self.server_url = QLineEdit()
+        self.server_url.setObjectName("serverUrl")
+        self.server_url.setAccessibleName("Server address")
+        self.server_url.setPlaceholderText("https://your-app.example.com (empty: local sandbox)")
+        form.addRow("Server address", self.server_url)
+        self.token_edit = QLineEdit(token)
+        self.token_edit.setObjectName("token")
+        self.token_edit.setAccessibleName("Access token")
+        self.token_edit.setEchoMode(QLineEdit.EchoMode.Password)
+        self.token_edit.setPlaceholderText("The access token you were given")
+        form.addRow("Access token", self.token_edit)
+        form.addRow("", _note(f"The token is kept in {token_home}."))
+        row = QHBoxLayout()
+        self.test_button = QPushButton("Test connection")
+        self.test_button.setObjectName("testConnection")
+        self.test_button.setAccessibleName("Test connection")
+        self.test_button.clicked.connect(lambda: spawn(self.test_connection()))
+        row.addWidget(self.test_button)
+        row.addStretch(1)
+        form.addRow("", row)
+        self.test_result = QLabel()
+        self.test_result.setObjectName("testResult")
+        self.test_result.setWordWrap(True)
+        self.test_result.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        form.addRow("", self.test_result)
+        self.server_url.textChanged.connect(self.revalidate)
+        self.token_edit.textChanged.connect(self.revalidate)
+        return page
+
+    def _performance_tab(self) -> QWidget:
+        page = QWidget()
+        form = QFormLayout(page)
+        self.preset = QComboBox()
+        self.preset.setObjectName("preset")
+        self.preset.setAccessibleName("Preset")
+        self.preset.addItems([*PRESETS, CUSTOM])
+        self.preset.currentTextChanged.connect(self._apply_preset)
+        form.addRow("Preset", self.preset)
+        self.preset_note = _note("")
+        form.addRow("", self.preset_note)
+        self.chunk_size = _double(0.06, 9999.0, 2, " MiB")
+        self.chunk_size.setObjectName("chunkSize")
+        self.chunk_size.setAccessibleName("Chunk size in MiB")
+        form.addRow("Chunk size", self.chunk_size)
+        form.addRow(
+            "",
+            _note(
+                "S3 needs every part but the last to be at least 5 MiB and at most 5 GiB, and a file "
+                "to have at most 10,000 parts. Smaller chunk sizes are raised to 5 MiB; very large "
+                "files get bigger parts automatically."
+            ),
+        )
+        self.concurrency = _spin(0, 999, " parts", "Auto")
+        self.concurrency.setObjectName("concurrency")
+        self.concurrency.setAccessibleName("Parts in flight per file")
+        form.addRow("Parts in flight per file", self.concurrency)
+        form.addRow("", _note("Auto adapts to your connection. More parts help most on links that lose packets."))
+        self.retries = _spin(0, 999, " tries")
+        self.retries.setObjectName("retries")
+        self.retries.setAccessibleName("Tries per part")
+        form.addRow("Tries per part", self.retries)
+        self.backoff = _double(0.0, 999.0, 2, " s")
+        self.backoff.setObjectName("backoff")
+        self.backoff.setAccessibleName("First retry delay in seconds")
+        form.addRow("First retry after", self.backoff)
+        self.files_at_once = _spin(0, 99, " files")
+        self.files_at_once.setObjectName("filesAtOnce")
+        self.files_at_once.setAccessibleName("Files uploading at once")
+        form.addRow("Files at once", self.files_at_once)
+        self.bandwidth = _double(0.0, 100_000.0, 1, " MB/s", "Unlimited")
+        self.bandwidth.setObjectName("bandwidth")
+        self.bandwidth.setAccessibleName("Bandwidth limit in MB per second")
+        form.addRow("Bandwidth limit", self.bandwidth)
+        for box in (self.chunk_size, self.concurrency, self.retries, self.backoff, self.files_at_once, self.bandwidth):
+            box.valueChanged.connect(self._performance_edited)
+        return page
+
+    def _behaviour_tab(self) -> QWidget:
+        page = QWidget()
+        layout = QVBoxLayout(page)
+        self.fallback = QCheckBox("Fall back to a chunked upload through the server when direct uploads fail")
+        self.notifications = QCheckBox("Notify me when a batch finishes or a file fails")
+        self.auto_start = QCheckBox("Start uploads as soon as files are added")
+        self.keep_awake = QCheckBox("Keep the computer awake while uploading")
+        self.minimize_to_tray = QCheckBox("Closing the window keeps uploads running in the tray")
+        for box, name in (
+            (self.fallback, "fallback"),
+            (self.notifications, "notifications"),
+            (self.auto_start, "autoStart"),
+            (self.keep_awake, "keepAwake"),
+            (self.minimize_to_tray, "minimizeToTray"),
+        ):
+            box.setObjectName(name)
+            box.setAccessibleName(box.text())
+            box.toggled.connect(self.revalidate)
+            layout.addWidget(box)
+        layout.addStretch(1)
+        return page
+
+    def _advanced_tab(self) -> QWidget:
+        page = QWidget()
+        form = QFormLayout(page)
+        self.presigned_path = QLineEdit()
+        self.chunked_path = QLineEdit()
+        self.legacy_path = QLineEdit()
+        for edit, label, name in (
+            (self.presigned_path, "Presigned upload path", "presignedPath"),
+            (self.chunked_path, "Chunked upload path", "chunkedPath"),
+            (self.legacy_path, "Single-request path", "legacyPath"),
+        ):
+            edit.setObjectName(name)
+            edit.setAccessibleName(label)
+            edit.textChanged.connect(self.revalidate)
+            form.addRow(label, edit)
+        self.url_expiry = _spin(0, 10**7, " s")
+        self.url_expiry.setObjectName("urlExpiry")
+        self.url_expiry.setAccessibleName("Upload link lifetime wish in seconds")
+        form.addRow("Upload link lifetime", self.url_expiry)
+        form.addRow("", _note("A wish: the server decides. Expired links are renewed automatically."))
+        self.read_timeout = _double(0.0, 99_999.0, 0, " s")
+        self.read_timeout.setObjectName("readTimeout")
+        self.read_timeout.setAccessibleName("Stall timeout in seconds")
+        form.addRow("Give up on a stalled connection after", self.read_timeout)
+        for box in (self.url_expiry, self.read_timeout):
+            box.valueChanged.connect(self.revalidate)
+        logs = QPushButton("Open the log folder")
+        logs.setObjectName("openLogs")
+        logs.setAccessibleName("Open the log folder")
+        logs.clicked.connect(lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.log_dir))))
+        form.addRow("", logs)
+        return page
+
+    # -- values -------------------------------------------------------------------------------------------
+
+    def fill(self, settings: Settings) -> None:
+        self._filling = True
+        try:
+            self.server_url.setText(settings.server_url)
+            self.preset.setCurrentText(settings.preset if settings.preset in PRESETS else CUSTOM)
+            self.chunk_size.setValue(settings.chunk_size / MiB)
+            self.concurrency.setValue(settings.concurrency)
+            self.retries.setValue(settings.retries)
+            self.backoff.setValue(settings.backoff_base)
+            self.files_at_once.setValue(settings.files_at_once)
+            self.bandwidth.setValue(settings.bandwidth_limit / MB)
+            self.fallback.setChecked(settings.fallback)
+            self.notifications.setChecked(settings.notifications)
+            self.auto_start.setChecked(settings.auto_start)
+            self.keep_awake.setChecked(settings.keep_awake)
+            self.minimize_to_tray.setChecked(settings.minimize_to_tray)
+            self.presigned_path.setText(settings.presigned_path)
+            self.chunked_path.setText(settings.chunked_path)
+            self.legacy_path.setText(settings.legacy_path)
+            self.url_expiry.setValue(settings.url_expiry_seconds)
+            self.read_timeout.setValue(settings.read_timeout)
+        finally:
+            self._filling = False
+        self._show_preset_note()
+        self.revalidate()
+
+    def _collect(self) -> Settings:
+        url = self.server_url.text().strip().rstrip("/")
+        return self.original.replace(
+            server_url=url,
+            use_sandbox=self.original.use_sandbox and not url,
+            preset=self.preset.currentText(),
+            chunk_size=round(self.chunk_size.value() * MiB),
+            concurrency=self.concurrency.value(),
+            retries=self.retries.value(),
+            backoff_base=self.backoff.value(),
+            backoff_cap=max(self.original.backoff_cap, self.backoff.value()),
+            files_at_once=self.files_at_once.value(),
+            bandwidth_limit=round(self.bandwidth.value() * MB),
+            fallback=self.fallback.isChecked(),
+            notifications=self.notifications.isChecked(),
+            auto_start=self.auto_start.isChecked(),
+            keep_awake=self.keep_awake.isChecked(),
+            minimize_to_tray=self.minimize_to_tray.isChecked(),
+            presigned_path=self.presigned_path.text().strip(),
+            chunked_path=self.chunked_path.text().strip(),
+            legacy_path=self.legacy_path.text().strip(),
+            url_expiry_seconds=self.url_expiry.value(),
+            read_timeout=self.read_timeout.value(),
+        )
+
+    def revalidate(self, *_: object) -> None:
+        if self._filling:
+            return
+        try:
+            self._candidate = self._collect()
+            problem = ""
+            if self._candidate.server_url and not self.token_edit.text().strip():
+                problem = "Enter the access token for this server."
+                self._candidate = None
+        except SettingsError as exc:
+            self._candidate = None
+            problem = exc.message
+        self.problem.setText(problem)
+        self.problem.setVisible(bool(problem))
+        self.buttons.button(QDialogButtonBox.StandardButton.Save).setEnabled(self._candidate is not None)
+
+    def _apply_preset(self, name: str) -> None:
+        if self._filling or name not in PRESETS:
+            self._show_preset_note()
+            return
+        values = PRESETS[name].values
+        self._filling = True
+        try:
+            self.chunk_size.setValue(values["chunk_size"] / MiB)
+            self.concurrency.setValue(values["concurrency"])
+            self.retries.setValue(values["retries"])
+            self.backoff.setValue(values["backoff_base"])
+            self.read_timeout.setValue(values["read_timeout"])
+        finally:
+            self._filling = False
+        self._show_preset_note()
+        self.revalidate()
+
+    def _show_preset_note(self) -> None:
+        preset = PRESETS.get(self.preset.currentText())
+        self.preset_note.setText(
+            f"{preset.summary}. The original app used {preset.seed}." if preset else "Your own values."
+        )
+
+    def _performance_edited(self, *_: object) -> None:
+        if not self._filling and self.preset.currentText() != CUSTOM:
+            preset = PRESETS.get(self.preset.currentText())
+            if preset is not None and any(
+                getattr(self._collect_quietly(), k, None) != v for k, v in preset.values.items()
+            ):
+                self._filling = True
+                self.preset.setCurrentText(CUSTOM)
+                self._filling = False
+                self._show_preset_note()
+        self.revalidate()
+
+    def _collect_quietly(self) -> Settings | None:
+        try:
+            return self._collect()
+        except SettingsError:
+            return None
+
+    def restore_defaults(self) -> None:
+        """Performance, behaviour and advanced values go back to defaults; the server and token stay."""
+        defaults = Settings(server_url=self.server_url.text().strip(), use_sandbox=self.original.use_sandbox)
+        token = self.token_edit.text()
+        self.fill(defaults)
+        self.token_edit.setText(token)
+
+    def result_settings(self) -> Settings:
+        assert self._candidate is not None, "Save is disabled while settings are invalid"
+        return self._candidate
+
+    def token(self) -> str | None:
+        text = self.token_edit.text().strip()
+        return text or None
+
+    async def test_connection(self) -> None:
+        self.test_button.setEnabled(False)
+        self.test_result.setText("Testing…")
+        try:
+            ok, text = await self.tester(self.server_url.text().strip().rstrip("/"), self.token_edit.text().strip())
+        finally:
+            self.test_button.setEnabled(True)
+        self.test_result.setText(("✓ " if ok else "✗ ") + text)
+        self.test_result.setProperty("ok", ok)

@@ -1,0 +1,102 @@
+"""The real desktop app, offscreen, on a qasync loop, against the sandbox (or a proxy in front of it).
+
+Scenarios run inside ``loop.run_until_complete``: Qt processes events there exactly as in the app,
+and the app's coroutines (connecting, adding files, testing a connection) have their loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+import pytest
+import qasync
+from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
+
+from desktop_uploader.engine.credentials import token_key
+from desktop_uploader.engine.settings import Settings, save_settings
+from desktop_uploader.gui.app import Desktop, build, start
+from desktop_uploader.gui.session import in_thread
+from desktop_uploader.paths import resolve_paths
+from desktop_uploader.sandbox.info import SandboxInfo
+
+
+@pytest.fixture(scope="session", autouse=True)
+def release_qt_objects_before_exit() -> Iterator[None]:
+    """Qt objects still alive at interpreter exit are torn down after Qt, which can crash the process."""
+    yield
+    import gc
+
+    from desktop_uploader.gui.icons import forget_icons
+
+    forget_icons()
+    gc.collect()
+
+
+@pytest.fixture
+def aloop(qapp: QApplication) -> Iterator[qasync.QEventLoop]:
+    qapp.setQuitOnLastWindowClosed(False)  # as the app does: uploads may go on in the tray
+    loop = qasync.QEventLoop(qapp, already_running=False)
+    asyncio.set_event_loop(loop)
+    yield loop
+    for task in asyncio.all_tasks(loop):
+        task.cancel()
+    loop.close()
+    asyncio.set_event_loop(None)
+
+
+async def until(predicate: Callable[[], object], timeout: float = 30.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+async def answer(parent: QWidget, name: str, button: str, timeout: float = 10.0) -> None:
+    """Click ``button`` on the message box ``name`` once it opens (dialogs are opened, never exec'd)."""
+    await until(
+        lambda: parent.findChild(QMessageBox, name) is not None and parent.findChild(QMessageBox, name).isVisible(),
+        timeout,
+        f"the {name} dialog",
+    )
+    box = parent.findChild(QMessageBox, name)
+    assert box is not None
+    target = next(b for b in box.buttons() if b.text() == button)
+    target.click()
+
+
+@pytest.fixture
+def make_desktop(
+    qtbot: Any, aloop: qasync.QEventLoop, sandbox: SandboxInfo, private_home: Any
+) -> Iterator[Callable[..., Desktop]]:
+    made: list[Desktop] = []
+
+    def make(server: str | None = None, token: str | None = None, *, connect: bool = True, **changes: Any) -> Desktop:
+        paths = resolve_paths().ensure()
+        url = sandbox.api_url if server is None else server
+        settings = Settings(server_url=url, **changes)
+        save_settings(paths.settings_file, settings)
+        desktop = build(paths)
+        if url:
+            desktop.session.credentials.set(token_key(url), token or sandbox.token)
+        qtbot.addWidget(desktop.window)
+        desktop.window.show()
+        if connect:
+            aloop.run_until_complete(start(desktop))
+        made.append(desktop)
+        return desktop
+
+    yield make
+    for desktop in made:
+        if desktop.session.state is not None:
+            aloop.run_until_complete(desktop.session.shutdown())
+
+
+def run(loop: qasync.QEventLoop, scenario: Awaitable[Any]) -> Any:
+    return loop.run_until_complete(scenario)
+
+
+__all__ = ["answer", "in_thread", "run", "until"]

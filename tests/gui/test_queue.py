@@ -1,0 +1,128 @@
+"""Dropping files, uploading, and acting on rows, as a person would in the real window."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
+from PySide6.QtWidgets import QApplication
+
+from desktop_uploader.engine.events import Status
+from desktop_uploader.engine.limits import MiB
+from desktop_uploader.engine.rows import RowAction
+from desktop_uploader.gui.queue_model import Role
+from tests.gui.conftest import answer, run, until
+from tests.support.storage import object_sha256, open_multipart_uploads
+
+
+def drop(window: Any, paths: list[Path]) -> None:
+    """A drag entering the window, moving, and dropping: the events a person's drag produces."""
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    rest = (Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    enter, move = QDragEnterEvent(QPoint(200, 200), *rest), QDragMoveEvent(QPoint(200, 200), *rest)
+    for event in (enter, move, QDropEvent(QPointF(200, 200), *rest)):
+        QApplication.sendEvent(window, event)
+        assert event.isAccepted(), f"{type(event).__name__} refused"
+
+
+def statuses(desktop: Any) -> dict[str, Status]:
+    return {row.file_name: row.status for row in desktop.session.model.rows()}
+
+
+def test_a_real_drop_of_files_and_folders_queues_them(
+    make_desktop: Any, make_file: Any, aloop: Any, tmp_path: Path
+) -> None:
+    desktop = make_desktop(auto_start=False)
+    window = desktop.window
+    assert window.pages.currentIndex() == 0, "the empty state invites a drop"
+    single = make_file(1000, name="solo.safetensors")
+    nested = make_file(2000, name="pack/inner/deep.ckpt")
+    notes = single.path.parent / "pack" / "readme.txt"
+    notes.write_text("not a model")
+
+    async def scenario() -> None:
+        drop(window, [single.path, single.path.parent / "pack"])
+        await answer(window, "otherFilesQuestion", "Skip them")
+        await until(lambda: desktop.session.model.rowCount() == 2, what="two rows")
+        drop(window, [single.path])  # the same file again is not queued twice
+        await until(lambda: "Already in the queue" in window.statusBar().currentMessage(), what="duplicate note")
+
+    run(aloop, scenario())
+    assert set(statuses(desktop)) == {"solo.safetensors", "deep.ckpt"}
+    assert all(s == Status.PAUSED for s in statuses(desktop).values())  # "start automatically" is off
+    assert window.pages.currentIndex() == 1
+    assert nested.path.name == "deep.ckpt"
+
+
+def test_a_20_mib_file_uploads_and_its_row_shows_method_and_100_percent(
+    make_desktop: Any, make_file: Any, aloop: Any, s3: Any, sandbox: Any
+) -> None:
+    desktop = make_desktop()
+    sample = make_file(20 * MiB, name="lora.safetensors")
+    model = desktop.session.model
+
+    async def scenario() -> None:
+        drop(desktop.window, [sample.path])
+        await until(lambda: model.rowCount() == 1 and model.rows()[0].status == Status.COMPLETED, 60, "completion")
+        await until(lambda: model.data(model.index(0), Role.PERCENT) == 100, 5, "the row to repaint at 100%")
+        await until(lambda: "1 of 1 done" in desktop.window.summary_label.text(), 5, "the status bar summary")
+
+    run(aloop, scenario())
+    index = model.index(0)
+    assert model.data(index, Role.METHOD) == "presigned-s3"
+    assert model.data(index, Role.STATUS_TEXT) == "Completed"
+    row = model.rows()[0]
+    assert row.result is not None and object_sha256(s3, sandbox.bucket, row.result.s3_key) == sample.sha256
+    assert desktop.window.server_label.text().startswith("Server: 127.0.0.1:")
+
+
+def click_row_button(desktop: Any, job_id: str, which: str) -> None:
+    """Click the painted button of a row, where a person would."""
+    window = desktop.window
+    index = desktop.session.model.index_of(job_id)
+    option = window.view.viewOptions() if hasattr(window.view, "viewOptions") else None
+    from PySide6.QtWidgets import QStyleOptionViewItem
+
+    option = QStyleOptionViewItem()
+    window.view.initViewItemOption(option)
+    option.rect = window.view.visualRect(index)
+    geometry = window.delegate.layout(option)
+    point: QPoint = getattr(geometry, which).center()
+    from pytestqt.qtbot import QtBot
+
+    QtBot.mouseClick(window.view.viewport(), Qt.MouseButton.LeftButton, pos=point)
+
+
+def test_pause_then_resume_completes_and_cancel_leaves_nothing(
+    make_desktop: Any, make_file: Any, aloop: Any, s3: Any, sandbox: Any
+) -> None:
+    desktop = make_desktop(bandwidth_limit=8 * 1000 * 1000, chunk_size=5 * MiB, concurrency=2)
+    model, session = desktop.session.model, desktop.session
+    keep = make_file(30 * MiB, name="keep.safetensors")
+    drop_it = make_file(30 * MiB, name="drop.safetensors")
+
+    async def scenario() -> None:
+        drop(desktop.window, [keep.path, drop_it.path])
+        await until(
+            lambda: model.rowCount() == 2 and all(r.confirmed >= 5 * MiB for r in model.rows()),
+            60,
+            "both uploads under way",
+        )
+        kept, dropped = model.rows()
+        click_row_button(desktop, kept.job_id, "primary")  # the Pause button
+        await until(lambda: kept.status == Status.PAUSED, 10, "pause")
+        assert RowAction.RESUME in kept.actions() and kept.status_text(0) == "Paused"
+        record = session.state.get(dropped.job_id)
+        assert record is not None and record.s3_key
+        click_row_button(desktop, dropped.job_id, "secondary")  # the Cancel button
+        await until(lambda: dropped.status == Status.CANCELLED, 15, "cancel")
+        await until(lambda: not open_multipart_uploads(s3, sandbox.bucket, record.s3_key), 10, "abort in storage")
+        click_row_button(desktop, kept.job_id, "primary")  # now the Resume button
+        await until(lambda: kept.status == Status.COMPLETED, 60, "resumed upload to complete")
+
+    run(aloop, scenario())
+    kept = model.rows()[0]
+    assert kept.result is not None and object_sha256(s3, sandbox.bucket, kept.result.s3_key) == keep.sha256
