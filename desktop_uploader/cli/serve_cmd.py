@@ -7,10 +7,7 @@ import logging
 import sys
 from typing import Any
 
-from pydantic import ValidationError
-
 from desktop_uploader.logsetup import configure_logging
-from desktop_uploader.server.config import SEED_ACTIONS
 
 
 def register(commands: Any) -> None:
@@ -40,8 +37,10 @@ def register(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
     from desktop_uploader.server.app import create_app
-    from desktop_uploader.server.config import ServerConfig
+    from desktop_uploader.server.config import SEED_ACTIONS, ServerConfig
     from desktop_uploader.server.run import serve_forever
 
     configure_logging(args.paths.log_dir / "server.log", console_level=logging.INFO)
