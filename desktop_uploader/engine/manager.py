@@ -435,8 +435,8 @@ class UploadManager:
         try:
             lock = self._locks.acquire(job.id)
         except UploadBusyError as exc:
-            self._finish(job, Status.FAILED, exc.message, resumable=True)
             self._emit(Failed(job.id, exc.message, True, job.method, type(exc).__name__))
+            self._finish(job, Status.FAILED, exc.message, resumable=True)
             self._pump()
             return
         try:
@@ -594,8 +594,9 @@ class UploadManager:
             with self._lock:
                 job.result = result
                 job.resumable = False
-            self._finish(job, Status.COMPLETED, "")
+            # The details first: whoever sees COMPLETED can rely on the result being there.
             self._emit(Completed(job.id, result))
+            self._finish(job, Status.COMPLETED, "")
             return
 
     @staticmethod
@@ -714,8 +715,8 @@ class UploadManager:
         log.warning("%s failed (%s): %s", job.path.name, type(error).__name__, error.message)
         with self._lock:
             job.resumable = resumable
-        self._finish(job, Status.FAILED, error.message)
         self._emit(Failed(job.id, error.message, resumable, job.method, type(error).__name__))
+        self._finish(job, Status.FAILED, error.message)
 
     def _finish(self, job: Job, status: Status, message: str, *, resumable: bool | None = None) -> None:
         with self._lock:

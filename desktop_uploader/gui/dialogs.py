@@ -56,7 +56,9 @@ async def ask_close(parent: QWidget, *, tray: bool) -> CloseChoice:
         )
     box.setDefaultButton(next(b for b, c in buttons.items() if c == CloseChoice.PAUSE_AND_QUIT))
     await finished(box)
-    return buttons.get(box.clickedButton(), CloseChoice.STAY)  # type: ignore[call-overload]
+    choice = buttons.get(box.clickedButton(), CloseChoice.STAY)  # type: ignore[call-overload]
+    box.deleteLater()
+    return choice
 
 
 async def confirm_other_files(parent: QWidget, others: list[Path]) -> bool:
@@ -70,7 +72,9 @@ async def confirm_other_files(parent: QWidget, others: list[Path]) -> bool:
     add = box.addButton("Add them too", QMessageBox.ButtonRole.AcceptRole)
     box.addButton("Skip them", QMessageBox.ButtonRole.RejectRole)
     await finished(box)
-    return box.clickedButton() is add
+    chosen = box.clickedButton() is add
+    box.deleteLater()
+    return chosen
 
 
 async def confirm(parent: QWidget, title: str, text: str, action: str) -> bool:
@@ -82,4 +86,6 @@ async def confirm(parent: QWidget, title: str, text: str, action: str) -> bool:
     yes = box.addButton(action, QMessageBox.ButtonRole.DestructiveRole)
     box.addButton("Keep it", QMessageBox.ButtonRole.RejectRole)
     await finished(box)
-    return box.clickedButton() is yes
+    chosen = box.clickedButton() is yes
+    box.deleteLater()
+    return chosen

@@ -336,6 +336,7 @@ class MainWindow(QMainWindow):
             parent=self,
         )
         dialog.accepted.connect(lambda: spawn(session.apply_settings(dialog.result_settings(), dialog.token())))
+        dialog.finished.connect(dialog.deleteLater)
         dialog.open()
         self.settings_dialog = dialog
 

@@ -95,6 +95,7 @@ class AppSession(QObject):
         self.sandbox: SandboxHandle | None = None
         self.keep_awake = KeepAwake()
         self._last_summary = self.model.summary
+        self.closed = False
 
     # -- connection ---------------------------------------------------------------------------------------
 
@@ -295,10 +296,13 @@ class AppSession(QObject):
     # -- the end -------------------------------------------------------------------------------------------
 
     def running(self) -> bool:
+        if self.closed:
+            return False
         return bool(self.model.summary.active) or any(r.status == events.Status.QUEUED for r in self.model.rows())
 
     async def shutdown(self, *, cancel: bool = False) -> None:
         """Pause (or cancel) what runs, then release the manager, the sandbox and the store."""
+        self.closed = True
         if cancel:
             for row in self.model.rows():
                 if not row.status.finished:

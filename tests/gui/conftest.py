@@ -91,7 +91,7 @@ def make_desktop(
 
     yield make
     for desktop in made:
-        if desktop.session.state is not None:
+        if not desktop.session.closed:
             aloop.run_until_complete(desktop.session.shutdown())
 
 

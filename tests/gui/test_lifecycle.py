@@ -1,0 +1,146 @@
+"""Starting, quitting, coming back, and the first run without a server."""
+
+from __future__ import annotations
+
+import urllib.parse
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QGuiApplication
+from pytestqt.qtbot import QtBot
+
+from desktop_uploader.engine.events import Completed, Queued, Started, Status, StatusChanged
+from desktop_uploader.engine.limits import MiB
+from desktop_uploader.engine.rows import RowAction
+from desktop_uploader.gui.dialogs import CloseChoice
+from desktop_uploader.gui.queue_model import UploadQueueModel
+from desktop_uploader.gui.session import Link
+from tests.gui.conftest import answer, run, until
+from tests.gui.test_queue import drop
+from tests.support.storage import object_sha256
+
+
+def test_a_new_window_shows_an_interrupted_upload_and_resume_completes_it(
+    make_desktop: Any, make_file: Any, aloop: Any, s3: Any, sandbox: Any
+) -> None:
+    sample = make_file(30 * MiB)
+    first = make_desktop(bandwidth_limit=8 * 1000 * 1000, chunk_size=5 * MiB, concurrency=2)
+
+    async def interrupt() -> None:
+        drop(first.window, [sample.path])
+        await until(
+            lambda: first.session.model.rowCount() and first.session.model.rows()[0].confirmed >= 10 * MiB,
+            60,
+            "some parts stored",
+        )
+        await first.session.shutdown()  # quitting with "Pause and quit"
+
+    run(aloop, interrupt())
+    first.window.close()
+    second = make_desktop(bandwidth_limit=0)  # the same home: the same settings dir and resume store
+    [row] = second.session.model.rows()
+    assert row.status == Status.INTERRUPTED and row.file_name == sample.path.name
+    assert row.actions()[:2] == [RowAction.RESUME, RowAction.DISCARD]
+    assert "Interrupted" in row.status_text(0)
+    events: list[Any] = []
+    second.session.manager.subscribe(events.append)
+
+    async def resume() -> None:
+        second.session.act(row.job_id, RowAction.RESUME)
+        await until(lambda: second.session.model.rows()[0].status == Status.COMPLETED, 60, "the resumed upload")
+
+    run(aloop, resume())
+    done = second.session.model.rows()[0]
+    assert done.result is not None and object_sha256(s3, sandbox.bucket, done.result.s3_key) == sample.sha256
+    resumed = [e for e in events if isinstance(e, Started)]
+    assert resumed and resumed[0].resumed_bytes >= 10 * MiB  # it went on; it did not start again
+
+
+def test_closing_with_uploads_running_asks_what_to_do(make_desktop: Any, make_file: Any, aloop: Any) -> None:
+    desktop = make_desktop(bandwidth_limit=4 * 1000 * 1000)
+    window = desktop.window
+    quits: list[bool] = []
+    window.quitRequested.connect(quits.append)
+
+    async def scenario() -> None:
+        drop(window, [make_file(20 * MiB).path])
+        await until(lambda: desktop.session.running() and desktop.session.model.summary.active, 30, "an upload")
+        window.close()
+        await answer(window, "closeQuestion", CloseChoice.STAY.value)
+        assert window.isVisible() and quits == []
+        window.close()
+        await answer(window, "closeQuestion", CloseChoice.PAUSE_AND_QUIT.value)
+        await until(lambda: quits == [False], 5, "the quit request")
+
+    run(aloop, scenario())
+
+
+def test_first_run_offers_the_sandbox_and_shows_where_files_go(make_desktop: Any, aloop: Any, make_file: Any) -> None:
+    desktop = make_desktop(server="", connect=True)
+    window, session = desktop.window, desktop.session
+    assert session.link == Link.NEEDS_SETUP
+    assert window.empty.setup.isVisible() and window.server_label.text() == "Server: No server set up"
+
+    async def scenario() -> None:
+        window.empty.setup.try_local.click()
+        await until(lambda: session.link == Link.CONNECTED, 60, "the local sandbox")
+        drop(window, [make_file(2 * MiB).path])
+        await until(
+            lambda: session.model.rowCount() and session.model.rows()[0].status == Status.COMPLETED,
+            60,
+            "an upload to the sandbox",
+        )
+
+    run(aloop, scenario())
+    assert window.server_label.text() == "Server: Local sandbox (this computer)"
+    assert window.banner.isVisible() and "test storage on this computer" in window.banner.text()
+    assert session.settings.use_sandbox and not window.empty.setup.isVisible()
+
+
+def test_row_menu_copy_rename_and_keyboard(
+    make_desktop: Any, make_file: Any, aloop: Any, s3: Any, sandbox: Any
+) -> None:
+    desktop = make_desktop(auto_start=False)
+    window, session = desktop.window, desktop.session
+    sample = make_file(6 * MiB, name="anime-style.safetensors")
+
+    async def scenario() -> None:
+        drop(window, [sample.path])
+        await until(lambda: session.model.rowCount() == 1, 10, "the row")
+        index = session.model.index(0)
+        assert session.model.setData(index, "Anime style v2")  # the editable display name
+        window.view.setCurrentIndex(index)
+        window.view.setFocus()
+        QtBot.keyClick(window.view, Qt.Key.Key_Space)  # Space starts a waiting upload
+        await until(lambda: session.model.rows()[0].status == Status.COMPLETED, 60, "the upload")
+
+    run(aloop, scenario())
+    row = session.model.rows()[0]
+    assert row.result is not None
+    head = s3.head_object(Bucket=sandbox.bucket, Key=row.result.s3_key)
+    assert urllib.parse.unquote(head["Metadata"]["display-name"]) == "Anime style v2"
+    labels = [label for label, _ in window.menu_entries(row)]
+    assert labels == ["Remove from list", "Copy ComfyUI path", "Copy S3 path"]
+    dict(window.menu_entries(row))["Copy ComfyUI path"]()
+    assert QGuiApplication.clipboard().text() == row.result.comfyui_path
+    dict(window.menu_entries(row))["Copy S3 path"]()
+    assert QGuiApplication.clipboard().text() == row.result.network_volume_path
+    QtBot.keyClick(window.view, Qt.Key.Key_Delete)  # Del removes a finished row
+    run(aloop, until(lambda: session.model.rowCount() == 0, 5, "the row to go"))
+    assert window.pages.currentIndex() == 0
+
+
+def test_the_queue_model_passes_qts_model_tester(qtmodeltester: Any) -> None:
+    model = UploadQueueModel()
+    for number in range(5):
+        model.apply_event(Queued(f"job{number}", f"/tmp/file{number}.safetensors", f"file {number}", 100 * number))
+    model.apply_event(StatusChanged("job1", Status.UPLOADING))
+    model.apply_event(Completed("job2", _result()))
+    model.flush()
+    qtmodeltester.check(model, force_py=True)
+
+
+def _result() -> Any:
+    from desktop_uploader.engine.events import UploadResult
+
+    return UploadResult("presigned-s3", 200, "u_1_f.safetensors", "loras/u/u_1_f.safetensors", "/c", "s3://b/k", "e")

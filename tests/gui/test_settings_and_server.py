@@ -1,0 +1,137 @@
+"""The settings dialog, and what a person sees when the server fails and comes back."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from PySide6.QtWidgets import QDialogButtonBox
+
+from desktop_uploader.engine.events import Started, Status
+from desktop_uploader.engine.limits import MiB
+from desktop_uploader.engine.rows import RowAction
+from desktop_uploader.engine.settings import load_settings
+from tests.gui.conftest import run, until
+from tests.gui.test_queue import drop
+from tests.support.proxy import Proxy, Respond
+from tests.support.storage import object_sha256
+
+
+def save_button(dialog: Any) -> Any:
+    return dialog.buttons.button(QDialogButtonBox.StandardButton.Save)
+
+
+def test_settings_reject_invalid_values_persist_valid_ones_and_the_next_upload_uses_them(
+    make_desktop: Any, make_file: Any, aloop: Any, s3: Any, sandbox: Any
+) -> None:
+    desktop = make_desktop()
+    window, session = desktop.window, desktop.session
+    window.open_settings()
+    dialog = window.settings_dialog
+    assert dialog.isVisible() and dialog.tabs.count() == 4
+
+    dialog.concurrency.setValue(100)
+    assert not save_button(dialog).isEnabled()
+    assert "between 1 and 64" in dialog.problem.text()
+    dialog.concurrency.setValue(0)
+    assert dialog.concurrency.text() == "Auto"
+    dialog.files_at_once.setValue(0)
+    assert "Files at once must be between 1 and 16" in dialog.problem.text()
+    dialog.files_at_once.setValue(1)
+    dialog.server_url.setText("ftp://nope")
+    assert "must start with http" in dialog.problem.text() and not save_button(dialog).isEnabled()
+    dialog.server_url.setText(sandbox.api_url)
+
+    dialog.preset.setCurrentText("Fast")
+    assert dialog.chunk_size.value() == 16 and dialog.concurrency.value() == 8
+    dialog.chunk_size.setValue(6)  # editing a preset's value makes it custom
+    assert dialog.preset.currentText() == "Custom"
+    dialog.concurrency.setValue(2)
+    dialog.auto_start.setChecked(True)
+    assert save_button(dialog).isEnabled() and not dialog.problem.isVisible()
+    events: list[Any] = []
+    session.manager.subscribe(events.append)
+    sample = make_file(13 * MiB)
+
+    async def scenario() -> None:
+        save_button(dialog).click()
+        await until(lambda: load_settings(session.paths.settings_file)[0].chunk_size == 6 * MiB, 10, "saved settings")
+        drop(window, [sample.path])
+        await until(lambda: any(r.status == Status.COMPLETED for r in session.model.rows()), 60, "upload")
+
+    run(aloop, scenario())
+    saved = json.loads(session.paths.settings_file.read_text())
+    assert saved["chunk_size"] == 6 * MiB and saved["concurrency"] == 2 and saved["preset"] == "Custom"
+    started = [e for e in events if isinstance(e, Started)]
+    assert started and started[0].part_size == 6 * MiB  # the new upload used the new settings
+    row = session.model.rows()[0]
+    assert row.result is not None and object_sha256(s3, sandbox.bucket, row.result.s3_key) == sample.sha256
+
+
+def test_restore_defaults_keeps_the_server(make_desktop: Any) -> None:
+    desktop = make_desktop(chunk_size=64 * MiB, concurrency=3)
+    desktop.window.open_settings()
+    dialog = desktop.window.settings_dialog
+    server = dialog.server_url.text()
+    dialog.restore_defaults()
+    assert dialog.server_url.text() == server and dialog.token_edit.text()
+    assert dialog.chunk_size.value() == 8 and dialog.concurrency.value() == 6
+
+
+def test_test_connection_shows_what_the_server_offers(make_desktop: Any, aloop: Any, sandbox: Any) -> None:
+    desktop = make_desktop()
+    desktop.window.open_settings()
+    dialog = desktop.window.settings_dialog
+
+    async def scenario() -> None:
+        dialog.test_button.click()
+        await until(lambda: dialog.test_result.text().startswith(("✓", "✗")), 20, "the test result")
+
+    run(aloop, scenario())
+    assert dialog.test_result.text().startswith("✓ Connected.")
+    assert "presigned uploads" in dialog.test_result.text() and "chunked uploads" in dialog.test_result.text()
+
+    dialog.token_edit.setText("wrong-token-wrong-token")
+    run(aloop, _click_and_wait(dialog))
+    assert (
+        dialog.test_result.text() == "✗ The server did not accept your access token. Check it in Settings → Connection."
+    )
+
+
+async def _click_and_wait(dialog: Any) -> None:
+    dialog.test_result.setText("")
+    dialog.test_button.click()
+    await until(lambda: dialog.test_result.text().startswith(("✓", "✗")), 20, "the test result")
+
+
+def test_a_failing_server_shows_the_reason_and_retry_completes_once_it_is_back(
+    make_desktop: Any, make_file: Any, aloop: Any, s3: Any, sandbox: Any
+) -> None:
+    with Proxy.start(sandbox.api_url) as proxy:
+        proxy.set_fault_plan(lambda request: Respond(503, b'{"error": "maintenance"}', {"Retry-After": "0"}))
+        desktop = make_desktop(proxy.url, sandbox.token, retries=2, backoff_base=0.05)
+        session = desktop.session
+        sample = make_file(3 * MiB)
+
+        async def failing() -> None:
+            drop(desktop.window, [sample.path])
+            await until(
+                lambda: session.model.rowCount() == 1 and session.model.rows()[0].status == Status.FAILED,
+                60,
+                "the upload to fail",
+            )
+
+        run(aloop, failing())
+        row = session.model.rows()[0]
+        assert row.status_text(0) == "Failed: The upload server is busy or having trouble (HTTP 503 on capabilities)."
+        assert row.primary_action() == RowAction.RETRY
+
+        proxy.set_fault_plan(None)  # the server is back
+
+        async def retrying() -> None:
+            session.act(row.job_id, RowAction.RETRY)
+            await until(lambda: session.model.rows()[0].status == Status.COMPLETED, 60, "the retried upload")
+
+        run(aloop, retrying())
+    done = session.model.rows()[0]
+    assert done.result is not None and object_sha256(s3, sandbox.bucket, done.result.s3_key) == sample.sha256
