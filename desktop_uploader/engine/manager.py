@@ -196,6 +196,12 @@ class UploadManager:
             self._limiter.set_rate(settings.bandwidth_limit)
         self._pump()
 
+    def set_direct(self, target: DirectTarget | None) -> None:
+        """Your own S3 storage for direct uploads (from the settings and the keychain)."""
+        with self._lock:
+            self.direct = target
+        self._pump()
+
     def set_connection(self, connection: ServerConnection | None) -> None:
         with self._lock:
             self.connection = connection

@@ -330,12 +330,15 @@ class MainWindow(QMainWindow):
         dialog = SettingsDialog(
             session.settings,
             token=session.token_for(session.settings.server_url) or "",
+            direct_secret=session.direct_secret() or "",
             token_home=session.credentials.where,
             log_dir=session.paths.log_dir,
             tester=session.test_connection,
             parent=self,
         )
-        dialog.accepted.connect(lambda: spawn(session.apply_settings(dialog.result_settings(), dialog.token())))
+        dialog.accepted.connect(
+            lambda: spawn(session.apply_settings(dialog.result_settings(), dialog.token(), dialog.direct_secret()))
+        )
         dialog.finished.connect(dialog.deleteLater)
         dialog.open()
         self.settings_dialog = dialog

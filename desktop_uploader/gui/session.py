@@ -29,11 +29,12 @@ from desktop_uploader.connection import (
 )
 from desktop_uploader.engine import events
 from desktop_uploader.engine.api_client import ApiClient
-from desktop_uploader.engine.credentials import token_key
+from desktop_uploader.engine.credentials import direct_secret_key, token_key
 from desktop_uploader.engine.errors import UploaderError
 from desktop_uploader.engine.files import collect
 from desktop_uploader.engine.limits import human_bytes
 from desktop_uploader.engine.manager import ServerConnection, UploadManager
+from desktop_uploader.engine.methods.direct_s3 import DirectTarget
 from desktop_uploader.engine.rows import QueueSummary, RowAction
 from desktop_uploader.engine.settings import Settings, save_settings
 from desktop_uploader.engine.state import StateStore
@@ -112,6 +113,7 @@ class AppSession(QObject):
 
     async def connect(self) -> None:
         """Connect to the configured server, or the local sandbox if the person chose it."""
+        self.manager.set_direct(self._direct_target(await in_thread(self.direct_secret)))
         url = self.server_url
         if not url and not self.settings.use_sandbox:
             self.manager.set_connection(None)
@@ -142,18 +144,36 @@ class AppSession(QObject):
             f"Files go to a test storage on this computer: s3://{info.bucket}/loras/… in {info.data_dir}",
         )
 
+    def direct_secret(self, settings: Settings | None = None) -> str | None:
+        settings = settings or self.settings
+        if not settings.direct_access_key:
+            return None
+        return self.credentials.get(direct_secret_key(settings.direct_endpoint, settings.direct_access_key))
+
+    def _direct_target(self, secret: str | None) -> DirectTarget | None:
+        s = self.settings
+        if not s.direct_bucket:
+            return None
+        return DirectTarget(
+            s.direct_endpoint, s.direct_region, s.direct_bucket, s.direct_access_key, secret or "", s.direct_prefix
+        )
+
     async def use_sandbox(self) -> None:
         await self.apply_settings(self.settings.replace(use_sandbox=True, server_url=""), token=None)
 
-    async def apply_settings(self, settings: Settings, token: str | None) -> None:
-        """Save new settings (and the token, in the keychain); they apply to uploads that start from now on."""
+    async def apply_settings(self, settings: Settings, token: str | None, direct_secret: str | None = None) -> None:
+        """Save new settings (secrets go to the keychain); they apply to uploads that start from now on."""
         reconnect = settings.server_url != self.settings.server_url or settings.use_sandbox != self.settings.use_sandbox
         self.settings = settings
         await in_thread(save_settings, self.paths.settings_file, settings)
         if token is not None and settings.server_url:
             await in_thread(self.credentials.set, token_key(settings.server_url), token)
             reconnect = True
+        if direct_secret is not None and settings.direct_access_key:
+            key = direct_secret_key(settings.direct_endpoint, settings.direct_access_key)
+            await in_thread(self.credentials.set, key, direct_secret)
         self.manager.update_settings(settings)
+        self.manager.set_direct(self._direct_target(await in_thread(self.direct_secret)))
         if reconnect:
             await self.connect()
 

@@ -36,6 +36,13 @@ from desktop_uploader.engine.settings import PRESETS, Settings
 from desktop_uploader.gui.tasks import spawn
 
 Tester = Callable[[str, str], Awaitable[tuple[bool, str]]]
+METHOD_CHOICES = (
+    ("Automatic (recommended)", "auto"),
+    ("Presigned only (straight to storage)", "presigned"),
+    ("Chunked through the server", "chunked"),
+    ("Single request (small files only)", "legacy"),
+    ("Direct to my own S3 storage", "direct-s3"),
+)
 CUSTOM = "Custom"
 MB = 1_000_000
 
@@ -75,6 +82,7 @@ class SettingsDialog(QDialog):
         *,
         token: str,
         token_home: str,
+        direct_secret: str = "",
         log_dir: Path,
         tester: Tester,
         parent: QWidget | None = None,
@@ -92,7 +100,7 @@ class SettingsDialog(QDialog):
         tabs.addTab(self._connection_tab(token, token_home), "Connection")
         tabs.addTab(self._performance_tab(), "Performance")
         tabs.addTab(self._behaviour_tab(), "Behaviour")
-        tabs.addTab(self._advanced_tab(), "Advanced")
+        tabs.addTab(self._advanced_tab(direct_secret), "Advanced")
         self.tabs = tabs
         self.problem = QLabel(self)
         self.problem.setObjectName("settingsProblem")
@@ -198,7 +206,16 @@ class SettingsDialog(QDialog):
     def _behaviour_tab(self) -> QWidget:
         page = QWidget()
         layout = QVBoxLayout(page)
-        self.fallback = QCheckBox("Fall back to a chunked upload through the server when direct uploads fail")
+        method_row = QFormLayout()
+        self.method = QComboBox()
+        self.method.setObjectName("method")
+        self.method.setAccessibleName("Upload method")
+        for label, value in METHOD_CHOICES:
+            self.method.addItem(label, value)
+        self.method.currentIndexChanged.connect(self.revalidate)
+        method_row.addRow("Upload method", self.method)
+        layout.addLayout(method_row)
+        self.fallback = QCheckBox("With Automatic, fall back to a chunked upload through the server when needed")
         self.notifications = QCheckBox("Notify me when a batch finishes or a file fails")
         self.auto_start = QCheckBox("Start uploads as soon as files are added")
         self.keep_awake = QCheckBox("Keep the computer awake while uploading")
@@ -217,9 +234,26 @@ class SettingsDialog(QDialog):
         layout.addStretch(1)
         return page
 
-    def _advanced_tab(self) -> QWidget:
+    def _advanced_tab(self, direct_secret: str) -> QWidget:
         page = QWidget()
         form = QFormLayout(page)
+        form.addRow(_note("<b>Your own S3 storage</b>, for the “Direct to my own S3 storage” method."))
+        self.direct_endpoint = QLineEdit()
+        self.direct_bucket = QLineEdit()
+        self.direct_access_key = QLineEdit()
+        self.direct_secret_edit = QLineEdit(direct_secret)
+        self.direct_secret_edit.setEchoMode(QLineEdit.EchoMode.Password)
+        self.direct_endpoint.setPlaceholderText("https://s3.example.com (empty: AWS)")
+        for edit, label, name in (
+            (self.direct_endpoint, "S3 endpoint", "directEndpoint"),
+            (self.direct_bucket, "Bucket", "directBucket"),
+            (self.direct_access_key, "Access key", "directAccessKey"),
+            (self.direct_secret_edit, "Secret key", "directSecret"),
+        ):
+            edit.setObjectName(name)
+            edit.setAccessibleName(label)
+            edit.textChanged.connect(self.revalidate)
+            form.addRow(label, edit)
         self.presigned_path = QLineEdit()
         self.chunked_path = QLineEdit()
         self.legacy_path = QLineEdit()
@@ -273,6 +307,10 @@ class SettingsDialog(QDialog):
             self.legacy_path.setText(settings.legacy_path)
             self.url_expiry.setValue(settings.url_expiry_seconds)
             self.read_timeout.setValue(settings.read_timeout)
+            self.method.setCurrentIndex(max(0, self.method.findData(settings.method)))
+            self.direct_endpoint.setText(settings.direct_endpoint)
+            self.direct_bucket.setText(settings.direct_bucket)
+            self.direct_access_key.setText(settings.direct_access_key)
         finally:
             self._filling = False
         self._show_preset_note()
@@ -301,6 +339,10 @@ class SettingsDialog(QDialog):
             legacy_path=self.legacy_path.text().strip(),
             url_expiry_seconds=self.url_expiry.value(),
             read_timeout=self.read_timeout.value(),
+            method=str(self.method.currentData() or "auto"),
+            direct_endpoint=self.direct_endpoint.text().strip().rstrip("/"),
+            direct_bucket=self.direct_bucket.text().strip(),
+            direct_access_key=self.direct_access_key.text().strip(),
         )
 
     def revalidate(self, *_: object) -> None:
@@ -311,6 +353,9 @@ class SettingsDialog(QDialog):
             problem = ""
             if self._candidate.server_url and not self.token_edit.text().strip():
                 problem = "Enter the access token for this server."
+                self._candidate = None
+            elif self._candidate.method == "direct-s3" and not self._candidate.direct_bucket:
+                problem = "Direct uploads need your S3 bucket (Advanced tab)."
                 self._candidate = None
         except SettingsError as exc:
             self._candidate = None
@@ -370,6 +415,10 @@ class SettingsDialog(QDialog):
     def result_settings(self) -> Settings:
         assert self._candidate is not None, "Save is disabled while settings are invalid"
         return self._candidate
+
+    def direct_secret(self) -> str | None:
+        text = self.direct_secret_edit.text().strip()
+        return text or None
 
     def token(self) -> str | None:
         text = self.token_edit.text().strip()

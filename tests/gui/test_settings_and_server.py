@@ -135,3 +135,34 @@ def test_a_failing_server_shows_the_reason_and_retry_completes_once_it_is_back(
         run(aloop, retrying())
     done = session.model.rows()[0]
     assert done.result is not None and object_sha256(s3, sandbox.bucket, done.result.s3_key) == sample.sha256
+
+
+def test_direct_uploads_to_your_own_s3_storage_from_the_settings(
+    make_desktop: Any, make_file: Any, aloop: Any, s3: Any, sandbox: Any
+) -> None:
+    desktop = make_desktop()
+    window, session = desktop.window, desktop.session
+    window.open_settings()
+    dialog = window.settings_dialog
+    dialog.method.setCurrentIndex(dialog.method.findData("direct-s3"))
+    assert "need your S3 bucket" in dialog.problem.text() and not save_button(dialog).isEnabled()
+    dialog.direct_endpoint.setText(sandbox.s3_endpoint)
+    dialog.direct_bucket.setText(sandbox.bucket)
+    dialog.direct_access_key.setText(sandbox.access_key)
+    dialog.direct_secret_edit.setText(sandbox.secret_key)
+    sample = make_file(9 * MiB)
+
+    async def scenario() -> None:
+        save_button(dialog).click()
+        await until(lambda: session.manager.direct is not None, 10, "the direct target")
+        drop(window, [sample.path])
+        await until(lambda: session.model.rowCount() and session.model.rows()[0].status == Status.COMPLETED, 60,
+                    "the direct upload")
+
+    run(aloop, scenario())
+    row = session.model.rows()[0]
+    assert row.method == "direct-s3" and row.result is not None
+    assert row.result.s3_key.startswith("loras/")
+    assert object_sha256(s3, sandbox.bucket, row.result.s3_key) == sample.sha256
+    assert sandbox.secret_key not in session.paths.settings_file.read_text()
+    assert session.direct_secret() == sandbox.secret_key  # kept by the credential store
