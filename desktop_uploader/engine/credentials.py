@@ -12,9 +12,7 @@ import json
 import logging
 import os
 from pathlib import Path
-
-import keyring
-import keyring.errors
+from types import ModuleType
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +27,17 @@ def direct_secret_key(endpoint: str, access_key: str) -> str:
     return f"s3-secret:{endpoint or 'aws'}:{access_key}"
 
 
+def _keyring() -> ModuleType:
+    """keyring, imported when a secret is first needed: it costs every CLI command 60 ms otherwise."""
+    import keyring
+    import keyring.errors
+
+    return keyring
+
+
 def _keyring_usable() -> bool:
     try:
-        backend = keyring.get_keyring()
+        backend = _keyring().get_keyring()
         priority = getattr(backend, "priority", 0)
         name = type(backend).__module__
     except Exception:  # a broken backend configuration must not stop the app
@@ -71,14 +77,16 @@ class CredentialStore:
 
     def get(self, name: str) -> str | None:
         if self.use_keyring:
+            keyring = _keyring()
             try:
-                return keyring.get_password(SERVICE, name)
+                return keyring.get_password(SERVICE, name)  # type: ignore[no-any-return]
             except keyring.errors.KeyringError as exc:
                 log.warning("The keychain could not be read (%s); using the private file", type(exc).__name__)
         return self._read_file().get(name)
 
     def set(self, name: str, secret: str) -> None:
         if self.use_keyring:
+            keyring = _keyring()
             try:
                 keyring.set_password(SERVICE, name, secret)
                 return
@@ -91,6 +99,7 @@ class CredentialStore:
 
     def delete(self, name: str) -> None:
         if self.use_keyring:
+            keyring = _keyring()
             with contextlib.suppress(keyring.errors.KeyringError):
                 keyring.delete_password(SERVICE, name)
         data = self._read_file()

@@ -22,6 +22,7 @@ import contextlib
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import requests
@@ -92,6 +93,9 @@ class UrlBook:
         self.queue = queue
         self.batch = batch
         self.sign_calls = 0
+        # With digests signed in, the URL of each part needs its digest first; this computes it for the
+        # parts coming next, so one sign call covers a batch instead of one round trip per part.
+        self.digest_ahead: Callable[[int], str | None] | None = None
         self._entries: dict[int, _Entry] = {}
         self._wanted: dict[int, str | None] = {}
         self._signing = False
@@ -152,12 +156,15 @@ class UrlBook:
     def _sign(self, wanted: dict[int, str | None]) -> None:
         numbers = list(wanted)
         md5s = {n: d for n, d in wanted.items() if d}
-        if not md5s and self.queue is not None:  # sign ahead for the parts coming next
+        if self.queue is not None and (not md5s or self.digest_ahead is not None):  # sign ahead for the next parts
             for ahead in self.queue.upcoming(self.batch):
                 if len(numbers) >= self.batch:
                     break
-                if ahead not in wanted and self._usable(ahead, None) is None:
+                digest = self.digest_ahead(ahead) if md5s and self.digest_ahead is not None else None
+                if ahead not in wanted and self._usable(ahead, digest) is None:
                     numbers.append(ahead)
+                    if digest:
+                        md5s[ahead] = digest
         crcs = {n: d.removeprefix(CRC32_PREFIX) for n, d in md5s.items() if d.startswith(CRC32_PREFIX)}
         signed = self.api.sign(
             self.upload_id,
@@ -206,15 +213,18 @@ class PresignedSender:
         with self._lock:
             self._md5s.pop(number, None)
 
+    def url_digest(self, span: PartSpan) -> str | None:
+        """The digest signed into this part's URL: its CRC32 (marked), its Content-MD5, or none."""
+        if self.crc32:  # signed into the URL like Content-MD5, at a fifth of MD5's CPU
+            return CRC32_PREFIX + self._md5(span)
+        return self._md5(span) if self.content_md5 else None
+
     def send(self, span: PartSpan, body: PartBody) -> str:
         headers: dict[str, str] = {}
-        md5 = None
-        if self.crc32:  # signed into the URL like Content-MD5, at a fifth of MD5's CPU
-            crc = self._md5(span)
-            headers["x-amz-checksum-crc32"] = crc
-            md5 = CRC32_PREFIX + crc
-        elif self.content_md5:
-            md5 = self._md5(span)
+        md5 = self.url_digest(span)
+        if md5 is not None and md5.startswith(CRC32_PREFIX):
+            headers["x-amz-checksum-crc32"] = md5.removeprefix(CRC32_PREFIX)
+        elif md5 is not None:
             headers["Content-MD5"] = md5
         url = self.urls.get(span.number, md5)
         settings = self.ctx.settings
@@ -299,6 +309,8 @@ class PresignedMethod:
             ),
             crc32=caps.checksum_crc32 and ctx.settings.verify_integrity,
         )
+        if sender.crc32 or sender.content_md5:
+            urls.digest_ahead = lambda number: sender.url_digest(plan.span(number))
         parts = PartScheduler(ctx, plan, sender, queue, tracker, PRESIGNED, done).run()
         log.info("%s: all %d parts stored (%d sign calls); completing", ctx.name, plan.part_count, urls.sign_calls)
         return self._complete(ctx, record, parts, tracker)
