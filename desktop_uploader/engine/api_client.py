@@ -15,10 +15,11 @@ Two calls are not naturally idempotent, and their answers can be lost on the way
 
 from __future__ import annotations
 
+import email.utils
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -99,6 +100,7 @@ class StartedUpload:
     unique_file_name: str
     comfyui_path: str
     urls: dict[int, SignedUrl]
+    leftovers_checked: bool = True  # False: a retried start may have left uploads that could not be looked for
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,7 @@ class ChunkedUpload:
     unique_file_name: str
     comfyui_path: str
     max_chunk_bytes: int
+    attempts: int = 1  # more than one: an earlier attempt may have created an upload whose answer was lost
 
 
 class OffsetMismatchError(RejectedError):
@@ -347,20 +350,24 @@ class ApiClient:
         )
         if not url_batch and len(started.urls) < total_parts:
             raise ProtocolError("The upload server returned fewer upload links than parts.")
-        if retried:
-            self._sweep_lost_starts(started, seconds=received - began + 5.0)
+        if retried and not self._sweep_lost_starts(started, seconds=received - began + 5.0):
+            started = replace(started, leftovers_checked=False)
         return started
 
-    def _sweep_lost_starts(self, kept: StartedUpload, seconds: float) -> None:
-        """Abort uploads created by earlier attempts of a retried ``start`` whose answers were lost."""
+    def _sweep_lost_starts(self, kept: StartedUpload, seconds: float) -> bool:
+        """Abort uploads created by earlier attempts of a retried ``start`` whose answers were lost.
+
+        False when that could not be done (the caller keeps the search for later).
+        """
         if not self.capabilities().offers("list"):
             log.warning("start was retried and the server can't list uploads; an earlier attempt may be left over")
-            return
+            return True  # nothing can ever be done about it, so there is nothing to keep for later
         try:
             mine = self.list_uploads()
         except UploaderError as exc:
             log.warning("Could not check for uploads left by a retried start: %s", exc.message)
-            return
+            return False
+        checked = True
         name = kept.unique_file_name.split("_", 2)[-1]
         kept_millis = _millis_of(kept.unique_file_name)
         for upload in mine:
@@ -372,8 +379,50 @@ class ApiClient:
                 log.info("Aborting %s, left by a start whose answer was lost", upload.s3_key)
                 try:
                     self.abort(upload.upload_id, upload.s3_key)
+                except NotFoundError:
+                    pass
                 except UploaderError as exc:
                     log.warning("Could not abort the leftover upload %s: %s", upload.s3_key, exc.message)
+                    checked = False
+        return checked
+
+    def abort_lost_starts(
+        self, safe_name: str, since: float, until: float, keep: set[str], *, chunked: bool = False
+    ) -> int:
+        """Abort unfinished uploads of ``safe_name`` the server created between ``since`` and ``until``
+        (wall-clock seconds on this computer), except those in ``keep``: what start calls whose answers were
+        lost left behind. Returns how many were aborted; raises if the server can't be asked right now.
+
+        The server's clock is read from the ``Date`` of its answer, so a computer whose clock is off does
+        not look in the wrong place.
+        """
+        if not self.capabilities().offers("list"):
+            log.warning("This server can't list uploads, so one left by a lost start of %s can't be found", safe_name)
+            return 0
+
+        def parse(response: requests.Response) -> tuple[dict[str, Any], float]:
+            return json_object(response, "list"), _clock_offset(response)
+
+        answer, offset = self._call("list", "POST", self.settings.presigned_path, json={"action": "list"}, parse=parse)
+        aborted = 0
+        for item in _field(answer, "uploads", list, "list"):
+            upload_id = item.get("uploadId") if isinstance(item, dict) else None
+            key = item.get("s3Key") if isinstance(item, dict) else None
+            if not isinstance(upload_id, str) or not isinstance(key, str) or upload_id in keep:
+                continue
+            created = _created_at(key, safe_name)
+            if created is None or not since - CLOCK_SLACK <= created - offset <= until + CLOCK_SLACK:
+                continue
+            log.info("Aborting %s, left by a start whose answer was lost", key)
+            try:
+                if chunked:
+                    self.chunked_abort(upload_id, key)
+                else:
+                    self.abort(upload_id, key)
+            except NotFoundError:
+                continue
+            aborted += 1
+        return aborted
 
     def sign(
         self,
@@ -502,8 +551,16 @@ class ApiClient:
         body: dict[str, Any] = {"action": "start", "fileName": file_name, "fileSize": file_size}
         if display_name:
             body["displayName"] = display_name
+        retried: list[bool] = []
         try:
-            answer = self._call("chunked start", "POST", self._chunked_path(), json=body, control=control)
+            answer = self._call(
+                "chunked start",
+                "POST",
+                self._chunked_path(),
+                json=body,
+                control=control,
+                on_retry=lambda *_: retried.append(True),
+            )
         except NotFoundError as exc:
             raise UnsupportedError("This server does not offer the chunked upload.") from exc
         max_chunk = answer.get("maxChunkBytes")
@@ -513,6 +570,7 @@ class ApiClient:
             unique_file_name=str(answer.get("uniqueFileName") or ""),
             comfyui_path=str(answer.get("comfyUIPath") or ""),
             max_chunk_bytes=max_chunk if isinstance(max_chunk, int) and max_chunk > 0 else 4 * MiB,
+            attempts=1 + len(retried),
         )
 
     def send_chunk(
@@ -611,6 +669,29 @@ class ApiClient:
         except NotFoundError as exc:
             raise UnsupportedError("This server does not offer single-request uploads.") from exc
         return self._completion(answer, "upload")
+
+
+CLOCK_SLACK = 3.0  # seconds: the Date header's resolution, and the time between a request and its stamp
+
+
+def _clock_offset(response: requests.Response) -> float:
+    """How far the server's clock is ahead of ours, from its ``Date`` header (0 without one)."""
+    try:
+        moment = email.utils.parsedate_to_datetime(response.headers.get("Date", ""))
+    except (TypeError, ValueError):
+        return 0.0
+    return moment.timestamp() - time.time()
+
+
+def _created_at(s3_key: str, safe_name: str) -> float | None:
+    """When the server created the upload at ``loras/{user}/{user}_{millis}_{name}`` (server clock, seconds),
+    if its name is ``safe_name``. The user id may itself contain ``_``; the folder says where it ends."""
+    folder, _, unique = s3_key.rpartition("/")
+    user = folder.rsplit("/", 1)[-1]
+    if not user or not unique.startswith(user + "_"):
+        return None
+    millis, _, name = unique[len(user) + 1 :].partition("_")
+    return int(millis) / 1000 if millis.isdigit() and name == safe_name else None
 
 
 def _millis_of(unique_file_name: str) -> int | None:
