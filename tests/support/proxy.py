@@ -31,7 +31,7 @@ import socket
 import struct
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -48,6 +48,7 @@ __all__ = [
     "Forward",
     "Proxy",
     "ProxyStats",
+    "Replace",
     "RequestInfo",
     "RequestRecord",
     "ResetRequest",
@@ -84,6 +85,11 @@ class RequestInfo:
     S3 keys and ``partNumber`` without re-parsing; ``target`` keeps the raw form. Header names are lower-case,
     repeated headers are joined with ``", "``. ``seq`` numbers requests from 1 in arrival order over the
     proxy's life (it survives :meth:`ProxyStats.reset`), so a plan can say "the third request".
+
+    ``body`` is the whole request body when the proxy was started with ``peek_bytes`` and the body, by its
+    ``Content-Length``, is no longer than that (so a plan can tell JSON API actions apart); otherwise ``b""``.
+    A peeked body is read before the plan runs and then relayed (or cut, or dropped) exactly as any other.
+    Requests that announce ``Expect: 100-continue`` or a chunked body are never peeked.
     """
 
     method: str
@@ -92,6 +98,7 @@ class RequestInfo:
     query: dict[str, str]
     headers: dict[str, str]
     seq: int
+    body: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -119,6 +126,25 @@ class Respond:
     def __post_init__(self) -> None:
         if not 200 <= self.status <= 599:
             raise ValueError(f"Respond needs a final status (200-599), not {self.status}")
+
+
+@dataclass(frozen=True)
+class Replace:
+    """The server did the work and the client hears something else: a gateway's HTML error page after the
+    backend finished, an empty 200, JSON of the wrong shape.
+
+    The request is forwarded in full, the upstream's whole response is read and dropped, and this response is
+    sent in its place, framed as :class:`Respond` frames its own (``Content-Length`` added unless ``headers``
+    give framing). The client connection stays usable unless ``headers`` carry ``Connection: close``.
+    """
+
+    status: int
+    body: bytes = b""
+    headers: dict[str, str] | None = None
+
+    def __post_init__(self) -> None:
+        if not 200 <= self.status <= 599:
+            raise ValueError(f"Replace needs a final status (200-599), not {self.status}")
 
 
 @dataclass(frozen=True)
@@ -216,7 +242,7 @@ class Delay:
             raise ValueError("seconds must be >= 0")
 
 
-Action = Forward | Respond | ResetRequest | ResetResponse | Stall | Truncate | SlowBody | Delay
+Action = Forward | Respond | Replace | ResetRequest | ResetResponse | Stall | Truncate | SlowBody | Delay
 FaultPlan = Callable[[RequestInfo], Action | None]
 
 
@@ -330,13 +356,16 @@ class Proxy:
     Create it with :meth:`start`; use it as a context manager or call :meth:`stop`.
     """
 
-    def __init__(self, upstream: str, host: str = "127.0.0.1") -> None:
+    def __init__(self, upstream: str, host: str = "127.0.0.1", *, peek_bytes: int = 0) -> None:
         parts = urlsplit(upstream)
         if parts.scheme != "http" or not parts.hostname:
             raise ValueError(f"upstream must be an http://host:port URL, not {upstream!r}")
         if host not in ("127.0.0.1", "::1", "localhost"):
             raise ValueError(f"the proxy listens on loopback only, not {host!r}")
+        if peek_bytes < 0:
+            raise ValueError("peek_bytes must be >= 0")
         self.upstream = upstream
+        self.peek_bytes = peek_bytes  # request bodies up to this size are shown to the plan (RequestInfo.body)
         self.host = "127.0.0.1" if host == "localhost" else host
         self._family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         self._upstream_address = (parts.hostname, parts.port or 80)
@@ -361,9 +390,9 @@ class Proxy:
         self._accept_thread = threading.Thread(target=self._accept_loop, name=f"proxy:{self.port}:accept", daemon=True)
 
     @classmethod
-    def start(cls, upstream: str, host: str = "127.0.0.1") -> Proxy:
-        """Bind a free loopback port and serve on a daemon thread."""
-        proxy = cls(upstream, host)
+    def start(cls, upstream: str, host: str = "127.0.0.1", *, peek_bytes: int = 0) -> Proxy:
+        """Bind a free loopback port and serve on a daemon thread (``peek_bytes``: see :class:`RequestInfo`)."""
+        proxy = cls(upstream, host, peek_bytes=peek_bytes)
         proxy._accept_thread.start()
         log.debug("proxy %s -> %s started", proxy.url, upstream)
         return proxy
@@ -556,7 +585,7 @@ class Proxy:
 
     # -- per request -------------------------------------------------------------------------------------------
 
-    def _request_info(self, request: h11.Request) -> RequestInfo:
+    def _request_info(self, request: h11.Request, body: bytes = b"") -> RequestInfo:
         target = request.target.decode("latin-1")
         parts = urlsplit(target)
         headers: dict[str, str] = {}
@@ -572,6 +601,7 @@ class Proxy:
             query=dict(parse_qsl(parts.query, keep_blank_values=True)),
             headers=headers,
             seq=seq,
+            body=body,
         )
 
     def _choose(self, info: RequestInfo) -> Action:
@@ -643,6 +673,7 @@ class _Endpoint:
         self._cancelled = cancelled
         self._upstream = upstream
         self.eof = False  # the peer closed its side: a protocol error after this is a cut, not garbage
+        self.pending: deque[_Event] = deque()  # events read ahead (a peeked body), handed out first
 
     def _failed(self, exc: Exception) -> Exception:
         if self._upstream:
@@ -685,6 +716,8 @@ class _Endpoint:
 
     def next_event(self, deadline: float | None = None) -> _Event | None:
         """The next complete event; None once ``deadline`` passed."""
+        if self.pending:
+            return self.pending.popleft()
         while True:
             try:
                 event = self.conn.next_event()
@@ -870,8 +903,32 @@ class _ClientConnection:
                 return  # Connection: close (either side), or a body left unread
             conn.start_next_cycle()
 
+    def _peek(self, request: h11.Request) -> bytes:
+        """Read a small request body ahead so the plan can see it; its events are replayed to whoever reads on."""
+        limit = self.proxy.peek_bytes
+        if not limit or self.client.conn.they_are_waiting_for_100_continue:
+            return b""
+        headers = dict(request.headers)
+        if b"transfer-encoding" in headers:
+            return b""
+        length = int(headers.get(b"content-length", b"0"))
+        if not 0 < length <= limit:
+            return b""
+        body = bytearray()
+        events: list[_Event] = []
+        while True:
+            event = self.client.next_event()
+            events.append(event)
+            if isinstance(event, h11.Data):
+                body += event.data
+            elif isinstance(event, h11.EndOfMessage):
+                self.client.pending.extend(events)
+                return bytes(body)
+            else:
+                raise _ClientGoneError(f"unexpected {event!r} in a request body")
+
     def _exchange(self, request: h11.Request) -> None:
-        info = self.proxy._request_info(request)
+        info = self.proxy._request_info(request, self._peek(request))
         action = self.proxy._choose(info)
         log.debug("proxy %s: #%d %s %s -> %s", self.proxy.url, info.seq, info.method, info.target, action)
         progress = _Progress(info, action, self.proxy.stats)
@@ -886,6 +943,7 @@ class _ClientConnection:
                 self._forward(request, info, action, progress)
         finally:
             progress.record()  # before the connection is reset or closed, for the same reason
+            self.client.pending.clear()
 
     # -- actions that never reach the upstream -----------------------------------------------------------------
 
@@ -1063,7 +1121,7 @@ class _ClientConnection:
             if isinstance(event, h11.InformationalResponse):
                 self._relay_informational(event)  # not "the response": never shaped
             elif isinstance(event, h11.Response):
-                progress.respond(event.status_code)
+                progress.respond(action.status if isinstance(action, Replace) else event.status_code)
                 shaper.head(
                     h11.Response(status_code=event.status_code, headers=event.headers.raw_items(), reason=event.reason)
                 )
@@ -1090,18 +1148,23 @@ class _ClientConnection:
 
 class _Shaper:
     """Writes a response to the client as the action wants it: whole, cut after some wire bytes (ResetResponse),
-    cut after some body bytes (Truncate), or slowly (SlowBody)."""
+    cut after some body bytes (Truncate), slowly (SlowBody), or not at all but another in its place (Replace)."""
 
     def __init__(self, client: _Endpoint, action: Action, wait: Callable[[float], None]) -> None:
         self._client = client
+        self._replace = action if isinstance(action, Replace) else None
         self._budget = action.after_bytes if isinstance(action, ResetResponse) else None  # wire bytes left
         self._keep = action.keep_bytes if isinstance(action, Truncate) else None  # body bytes left
         self._pacer = _Pacer(action.bytes_per_second, wait) if isinstance(action, SlowBody) else None
 
     def head(self, response: h11.Response) -> None:
+        if self._replace is not None:
+            return
         self._write(self._client.send_wire(response))
 
     def body(self, data: bytes) -> None:
+        if self._replace is not None:
+            return
         if self._keep is not None:
             if len(data) > self._keep:
                 if self._keep:
@@ -1113,9 +1176,24 @@ class _Shaper:
             self._write(self._client.send_wire(h11.Data(data=piece)))
 
     def end(self, trailer: h11.EndOfMessage) -> None:
+        if self._replace is not None:
+            self._send_replacement(self._replace)
+            return
         self._write(self._client.send_wire(trailer))
         if self._budget is not None:
             raise _ResetClientError("ResetResponse: the response was shorter than after_bytes")
+
+    def _send_replacement(self, replace: Replace) -> None:
+        headers = dict(replace.headers or {})
+        framed = any(name.lower() in ("content-length", "transfer-encoding") for name in headers)
+        if not framed and replace.status not in (204, 304):
+            headers["Content-Length"] = str(len(replace.body))
+        self._client.send(
+            h11.Response(status_code=replace.status, headers=list(headers.items()), reason=_reason(replace.status))
+        )
+        if replace.body and replace.status not in (204, 304):
+            self._client.send(h11.Data(data=replace.body))
+        self._client.send(h11.EndOfMessage())
 
     def _write(self, data: bytes) -> None:
         if self._budget is not None and len(data) >= self._budget:
