@@ -1,0 +1,62 @@
+"""The fault-injection suite's world: proxies in front of storage and the API, a redacted log, the long run."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from desktop_uploader.logsetup import configure_logging
+from desktop_uploader.sandbox.info import SandboxInfo
+from tests.faults.harness import SeedResult, World
+from tests.support.api_servers import api_server
+from tests.support.proxy import Proxy
+
+REPORT_ENV = "FAULTS_REPORT"  # a .jsonl file each seeded run appends its result to
+LONGRUN_ENV = "FAULTS_LONGRUN"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The 200-seed run is opt-in: ``pytest -m longrun tests/faults`` or FAULTS_LONGRUN=1."""
+    wanted = "longrun" in (config.getoption("markexpr", "") or "") or os.environ.get(LONGRUN_ENV) == "1"
+    if wanted:
+        return
+    skip = pytest.mark.skip(reason="the long fault run; select it with -m longrun (or FAULTS_LONGRUN=1)")
+    for item in items:
+        if item.get_closest_marker("longrun") is not None:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="module")
+def world(sandbox: SandboxInfo, s3: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    workdir = tmp_path_factory.mktemp("faults")
+    log_file = workdir / "logs" / "engine-and-server.log"
+    root = logging.getLogger()
+    level = root.level
+    configure_logging(log_file)  # the app's own set-up: a rotating file behind the redacting filter
+    try:
+        with contextlib.ExitStack() as stack:
+            storage_proxy = stack.enter_context(Proxy.start(sandbox.s3_endpoint))
+            api_url = stack.enter_context(api_server(sandbox, workdir / "api", s3_public_endpoint=storage_proxy.url))
+            api_proxy = stack.enter_context(Proxy.start(api_url, peek_bytes=256 * 1024))
+            yield World(sandbox, s3, storage_proxy, api_proxy, log_file)
+            assert not storage_proxy.plan_errors and not api_proxy.plan_errors
+    finally:
+        for handler in list(root.handlers):
+            if getattr(handler, "_desktop_uploader", False):
+                root.removeHandler(handler)
+                handler.close()
+        root.setLevel(level)
+
+
+def record(result: SeedResult) -> None:
+    target = os.environ.get(REPORT_ENV)
+    if target:
+        with open(Path(target), "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(result.as_json(), sort_keys=True) + "\n")
