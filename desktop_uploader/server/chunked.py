@@ -210,16 +210,37 @@ class ChunkedService:
         etag = self.storage.upload_part(meta.s3_key, meta.upload_id, number, io.BytesIO(body), len(body))
         self.spool.advance(meta, [number, etag, len(body)], len(body))
 
+    def _completed(self, missing: ApiError, user_id: str, s3_key: str) -> tuple[int, str]:
+        """Size and ETag of the object an upload whose spool is gone already completed, else ``missing``.
+
+        A complete whose answer was lost (a reset, a crash of the client) is asked again, or resumed with
+        ``status``; its spool is gone by then, but its object is at its key, which no other upload shares.
+        Answering with that object, not a 404, is what keeps the client from storing the file twice.
+        """
+        owned_destination(self.config, user_id, s3_key)
+        found = self.storage.existing(s3_key) if missing.status == 404 else None
+        if found is None:
+            raise missing
+        return found
+
     def status(self, user_id: str, request: ChunkedStatusRequest) -> dict[str, Any]:
         self._enabled()
         with self.spool.lock(request.upload_id):
-            meta = self._meta(user_id, request.upload_id, request.s3_key)
+            try:
+                meta = self._meta(user_id, request.upload_id, request.s3_key)
+            except ApiError as missing:
+                size, _ = self._completed(missing, user_id, request.s3_key)
+                return {"received": size, "fileSize": size}
             return {"received": self.spool.received(meta), "fileSize": meta.file_size}
 
     def complete(self, user_id: str, request: ChunkedCompleteRequest) -> dict[str, Any]:
         self._enabled()
         with self.spool.lock(request.upload_id):
-            meta = self._meta(user_id, request.upload_id, request.s3_key)
+            try:
+                meta = self._meta(user_id, request.upload_id, request.s3_key)
+            except ApiError as missing:
+                _, etag = self._completed(missing, user_id, request.s3_key)
+                return self.presigned.completion(owned_destination(self.config, user_id, request.s3_key), etag)
             received = self.spool.received(meta)
             if received != meta.file_size:
                 raise ApiError(

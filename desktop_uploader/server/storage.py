@@ -175,6 +175,17 @@ class Storage:
         with self._call("AbortMultipartUpload"):
             self._s3.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
 
+    def existing(self, key: str) -> tuple[int, str] | None:
+        """Size and ETag of the object at ``key``, or None when there is none."""
+        with self._call("HeadObject"):
+            try:
+                answer = self._s3.head_object(Bucket=self.bucket, Key=key)
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
+                    return None
+                raise
+        return int(answer["ContentLength"]), str(answer.get("ETag", ""))
+
     def object_size(self, key: str) -> int:
         with self._call("HeadObject"):
             return int(self._s3.head_object(Bucket=self.bucket, Key=key)["ContentLength"])
