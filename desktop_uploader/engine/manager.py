@@ -172,6 +172,7 @@ class UploadManager:
         self._forget_when_done: set[str] = set()
         self._locks = UploadLocks(state.lock_dir)
         self._closed = False
+        self._unwinding: set[str] = set()  # jobs whose last run has not let go of the upload's lock yet
 
     # -- wiring --------------------------------------------------------------------------------------------
 
@@ -431,16 +432,21 @@ class UploadManager:
             for job in self._jobs.values():
                 if running >= self._settings.files_at_once:
                     break
-                if job.status == Status.QUEUED:
+                # A job retried the moment it failed waits for its last run to let go of the lock: else it
+                # would find the lock taken (by itself) and fail as "running in another window".
+                if job.status == Status.QUEUED and job.id not in self._unwinding:
                     job.status = Status.STARTING
                     job.message = ""
                     running += 1
+                    self._unwinding.add(job.id)
                     self._file_executor.submit(self._run_safely, job)
 
     def _run_safely(self, job: Job) -> None:
         try:
             lock = self._locks.acquire(job.id)
         except UploadBusyError as exc:
+            with self._lock:
+                self._unwinding.discard(job.id)
             self._emit(Failed(job.id, exc.message, True, job.method, type(exc).__name__))
             self._finish(job, Status.FAILED, exc.message, resumable=True)
             self._pump()
@@ -459,6 +465,7 @@ class UploadManager:
             with self._lock:
                 forget = job.id in self._forget_when_done
                 self._forget_when_done.discard(job.id)
+                self._unwinding.discard(job.id)
             if forget:
                 self.remove(job.id)
             self._pump()

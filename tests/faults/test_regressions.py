@@ -1,0 +1,180 @@
+"""Each bug the seeded runs found, pinned down by a deterministic test of its own (the seed is in the name)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from desktop_uploader.engine.events import Status
+from desktop_uploader.engine.limits import MiB
+from desktop_uploader.engine.manager import ServerConnection, UploadManager
+from desktop_uploader.engine.settings import Settings
+from desktop_uploader.engine.state import StateStore
+from tests.faults.harness import World, open_uploads, stored_objects
+from tests.support.proxy import Replace, RequestInfo, ResetResponse, Respond
+from tests.support.storage import object_sha256
+
+FAST = Settings(
+    chunk_size=5 * MiB,
+    concurrency=2,
+    retries=2,
+    backoff_base=0.05,
+    backoff_cap=0.1,
+    connect_timeout=1.0,
+    read_timeout=1.0,
+    complete_timeout=10.0,
+)
+BUSY = Respond(503, b"<Error><Code>SlowDown</Code><Message>Reduce your rate</Message></Error>")
+
+
+@pytest.fixture
+def engine(world: World, tmp_path: Path) -> Iterator[Callable[..., tuple[UploadManager, StateStore]]]:
+    made: list[tuple[UploadManager, StateStore]] = []
+
+    def make(settings: Settings = FAST) -> tuple[UploadManager, StateStore]:
+        state = StateStore.open(tmp_path / f"state-{len(made)}.sqlite3")
+        connection = ServerConnection(world.api_url, world.sandbox.token, "fault-api", "faults")
+        manager = UploadManager(settings, state, connection)
+        made.append((manager, state))
+        return manager, state
+
+    world.install(None)
+    yield make
+    world.install(None)
+    for manager, state in made:
+        manager.close(timeout=10)
+        state.close()
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.02)
+
+
+def test_seed_0_cancelling_a_failed_resumable_upload_aborts_it(world: World, engine: Any, make_file: Any) -> None:
+    """A failure kept for Retry still holds a multipart upload; Cancel (and the GUI's Discard) used to do nothing."""
+    sample = make_file(12 * MiB, name="regression-cancel.safetensors")
+    world.storage_proxy.set_fault_plan(
+        lambda r: BUSY if r.method == "PUT" and r.query.get("partNumber") == "2" else None
+    )
+    manager, state = engine(FAST.replace(method="presigned"))
+    job = manager.add(sample.path)
+    assert manager.wait([job], 60)
+    view = manager.job(job)
+    assert view.status == Status.FAILED and view.resumable, view.message
+    assert open_uploads(world, sample.path.name), "the failure keeps the upload for Retry"
+
+    manager.cancel(job)
+    assert manager.job(job).status == Status.CANCELLED
+    wait_until(lambda: state.get(job) is None)
+    assert not open_uploads(world, sample.path.name)
+    assert state.unfinished() == []
+
+
+def api_action_is(name: str) -> Callable[[RequestInfo], bool]:
+    from tests.faults.scenario import api_action
+
+    return lambda request: api_action(request) == name
+
+
+GATEWAY_PAGE = Replace(502, b"<html><body>502 Bad Gateway</body></html>", {"Content-Type": "text/html"})
+
+
+@pytest.mark.parametrize(("method", "complete"), [("presigned", "presigned:complete"), ("chunked", "chunked:complete")])
+def test_seeds_37_and_1030_a_complete_whose_answers_were_lost_resumes_without_a_second_copy(
+    world: World, engine: Any, make_file: Any, method: str, complete: str
+) -> None:
+    """The server completed the upload, every answer was lost; Retry used to find the upload gone and store the
+    file again under a new key (found by seed 37 for presigned, by seed 1030's kill -9 for chunked)."""
+    sample = make_file(12 * MiB, name=f"regression-complete-{method}.safetensors")
+    is_complete = api_action_is(complete)
+    world.api_proxy.set_fault_plan(lambda r: GATEWAY_PAGE if is_complete(r) else None)
+    manager, state = engine(FAST.replace(method=method))
+    job = manager.add(sample.path)
+    assert manager.wait([job], 60)
+    view = manager.job(job)
+    assert view.status == Status.FAILED and view.resumable, view.message
+
+    world.api_proxy.set_fault_plan(None)
+    manager.retry(job)
+    assert manager.wait([job], 60)
+    view = manager.job(job)
+    assert view.status == Status.COMPLETED, view.message
+    keys = stored_objects(world, sample.path.name)
+    assert keys == [view.result.s3_key if view.result else ""], "one object, the one the first attempt completed"
+    assert object_sha256(world.s3, world.sandbox.bucket, keys[0]) == sample.sha256
+    assert state.unfinished() == []
+
+
+@pytest.mark.parametrize("method", ["presigned", "chunked"])
+def test_seed_41_uploads_created_by_starts_whose_answers_were_lost_are_aborted(
+    world: World, engine: Any, make_file: Any, method: str
+) -> None:
+    """Every answer to start was lost after the server created an upload: each attempt left an upload nobody
+    knew the id of (found by seed 41). Now the intent the job wrote before starting finds and aborts them."""
+    sample = make_file(7 * MiB, name=f"regression-start-{method}.safetensors")
+    is_start = api_action_is(f"{method}:start")
+    world.api_proxy.set_fault_plan(lambda r: ResetResponse(0) if is_start(r) else None)
+    manager, state = engine(FAST.replace(method=method))
+    job = manager.add(sample.path)
+    assert manager.wait([job], 60)
+    view = manager.job(job)
+    assert view.status == Status.FAILED, view.message
+    assert len([r for r in world.api_proxy.stats.records() if is_start_record(r, method)]) == FAST.retries
+    assert open_uploads(world, sample.path.name), "the server did create uploads for the lost starts"
+
+    world.api_proxy.set_fault_plan(None)
+    manager.cancel(job) if view.resumable else manager.remove(job)
+    wait_until(lambda: not open_uploads(world, sample.path.name) and state.unfinished() == [])
+    assert manager.sweep_abandoned() == 0
+
+
+def test_seed_41_a_start_retried_after_lost_answers_keeps_one_upload(world: World, engine: Any, make_file: Any) -> None:
+    sample = make_file(7 * MiB, name="regression-start-retried.safetensors")
+    is_start = api_action_is("chunked:start")
+    lost: list[int] = []
+
+    def lose_two(request: RequestInfo) -> Any:
+        if is_start(request) and len(lost) < 2:
+            lost.append(request.seq)
+            return ResetResponse(0)
+        return None
+
+    world.api_proxy.set_fault_plan(lose_two)
+    manager, state = engine(FAST.replace(method="chunked", retries=3))
+    job = manager.add(sample.path)
+    assert manager.wait([job], 60)
+    view = manager.job(job)
+    assert view.status == Status.COMPLETED, view.message
+    assert open_uploads(world, sample.path.name) == {}, "the two uploads whose answers were lost are aborted"
+    assert state.unfinished() == []
+
+
+def is_start_record(record: Any, method: str) -> bool:
+    return record.method == "POST" and record.path.endswith(f"{method}-upload") and "offset" not in record.query
+
+
+def test_retry_right_after_a_failure_is_not_refused_as_running_elsewhere(
+    world: World, engine: Any, make_file: Any
+) -> None:
+    """Retry the moment a failure is reported: the failed run was still letting go of the upload's lock, and the
+    retry failed with "already running in another window" (found while pinning down seed 37)."""
+    sample = make_file(6 * MiB, name="regression-retry-race.safetensors")
+    world.storage_proxy.set_fault_plan(lambda r: BUSY if r.method == "PUT" else None)
+    manager, _ = engine(FAST.replace(method="presigned", retries=1, fallback=False))
+    job = manager.add(sample.path)
+    for _ in range(5):
+        assert manager.wait([job], 60)
+        view = manager.job(job)
+        assert view.status == Status.FAILED and "another" not in view.message, view.message
+        manager.retry(job)
+    world.storage_proxy.set_fault_plan(None)
+    assert manager.wait([job], 60)
+    assert manager.job(job).status == Status.COMPLETED
