@@ -218,7 +218,9 @@ def create_app(config: ServerConfig) -> FastAPI:  # noqa: PLR0915 - the route ta
         if content_type == "application/octet-stream":
             params = request.query_params
             offset_text = params.get("offset", "")
-            if not params.get("uploadId") or not params.get("s3Key") or not offset_text.isdigit():
+            # ASCII digits, and not too many: "²" is a digit to str.isdigit() but not to int().
+            numeric = offset_text.isascii() and offset_text.isdigit() and len(offset_text) <= 19
+            if not params.get("uploadId") or not params.get("s3Key") or not numeric:
                 raise ApiError(400, "A chunk needs the query parameters uploadId, s3Key and a numeric offset.")
             return await run_in_threadpool(
                 chunked.chunk, user, params["uploadId"], params["s3Key"], int(offset_text), raw

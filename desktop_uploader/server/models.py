@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
 MAX_PART_NUMBER = 10_000
@@ -21,7 +22,18 @@ class _Body(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
 
 
-UploadId = Annotated[str, Field(min_length=1, max_length=1024)]
+def _printable(what: str) -> Callable[[str], str]:
+    """Ids and ETags are printable ASCII in every store; anything else is refused here, not by storage (a 502)."""
+
+    def check(value: str) -> str:
+        if not all("!" <= ch <= "~" for ch in value):
+            raise ValueError(f"{what} may only hold printable ASCII characters, without spaces")
+        return value
+
+    return check
+
+
+UploadId = Annotated[str, Field(min_length=1, max_length=1024), AfterValidator(_printable("an upload id"))]
 S3Key = Annotated[str, Field(min_length=1, max_length=1024)]
 PartNumber = Annotated[int, Field(ge=1, le=MAX_PART_NUMBER)]
 
@@ -39,7 +51,9 @@ class StartRequest(_Body):
 class CompletedPart(BaseModel):
     model_config = ConfigDict(populate_by_name=True, extra="ignore")
     part_number: PartNumber = Field(alias="PartNumber")
-    etag: Annotated[str, Field(min_length=1, max_length=256)] = Field(alias="ETag")
+    etag: Annotated[str, Field(min_length=1, max_length=256), AfterValidator(_printable("an ETag"))] = Field(
+        alias="ETag"
+    )
 
 
 class CompleteRequest(_Body):
@@ -76,8 +90,9 @@ class SignRequest(_Body):
 
 def _digests(value: dict[str, str] | None, name: str, size: int, what: str) -> dict[str, str] | None:
     for number, digest in (value or {}).items():
-        if not number.isdigit():
-            raise ValueError(f"{name} keys are part numbers, got {number!r}")
+        # ASCII digits only: "²" is a digit to str.isdigit() but not to int(), and 5 digits reach 10,000.
+        if not (number.isascii() and number.isdigit() and len(number) <= 5):
+            raise ValueError(f"{name} keys are part numbers, got {number[:20]!r}")
         try:
             raw = base64.b64decode(digest, validate=True)
         except (binascii.Error, ValueError):

@@ -56,6 +56,9 @@ def _client(config: ServerConfig, endpoint: str | None, *, read_timeout: int) ->
     )
 
 
+_PER_UPLOAD = frozenset({"ListParts", "UploadPart", "CompleteMultipartUpload", "AbortMultipartUpload"})
+
+
 @contextmanager
 def _translated(action: str, min_part_size: int) -> Iterator[None]:
     try:
@@ -63,7 +66,8 @@ def _translated(action: str, min_part_size: int) -> Iterator[None]:
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "")
         log.warning("S3 %s failed: %s", action, code)
-        if code in {"NoSuchUpload", "NoSuchKey"}:
+        if code in {"NoSuchUpload", "NoSuchKey"} or (code == "InvalidRequest" and action in _PER_UPLOAD):
+            # An upload id storage can't even parse ("a/b" on SeaweedFS) is one that does not exist.
             raise ApiError(404, "No such upload for this key: it was completed, aborted, or never started.") from exc
         if code == "EntityTooSmall":
             raise ApiError(
@@ -76,7 +80,7 @@ def _translated(action: str, min_part_size: int) -> Iterator[None]:
             raise ApiError(
                 400, "Storage refused the part list: a part is missing, or an ETag does not match what was stored."
             ) from exc
-        if code in {"EntityTooLarge", "InvalidArgument"}:
+        if code in {"EntityTooLarge", "InvalidArgument", "InvalidRequest", "MalformedXML"}:
             raise ApiError(400, f"Storage refused the request ({code}).") from exc
         if code in {"SlowDown", "ServiceUnavailable", "RequestTimeout", "InternalError"}:
             raise ApiError(503, "Storage is busy; try again shortly.") from exc
