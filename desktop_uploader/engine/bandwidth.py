@@ -1,8 +1,11 @@
 """A bandwidth cap shared by every part of every upload: a token bucket.
 
 Shared, because the setting is what the user wants left of their uplink, not a per-connection
-figure. Waiting happens in small slices through the upload's control, so a pause is not delayed
-by the cap.
+figure. Waiting happens through the upload's control, so a pause is not delayed by the cap.
+
+Fair shares: budget is taken in quanta of at most :data:`QUANTUM` bytes, each waiting its turn.
+A caller that reserved a whole 4 MiB chunk at once would put every other stream's next small read
+behind that debt, so one chunked upload would take most of the link from several parallel ones.
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+
+QUANTUM = 64 * 1024
 
 
 class TokenBucket:
@@ -27,6 +32,15 @@ class TokenBucket:
         with self._lock:
             self.rate = float(rate)
             self.capacity = max(self.rate * 0.25, 64 * 1024.0)
+
+    def throttle(self, amount: int, sleep: Callable[[float], None]) -> None:
+        """Wait until ``amount`` bytes may go, a quantum at a time so every stream gets its turn."""
+        while amount > 0:
+            piece = min(amount, QUANTUM)
+            wait = self.reserve(piece)
+            if wait > 0:
+                sleep(wait)
+            amount -= piece
 
     def reserve(self, amount: int) -> float:
         """Take ``amount`` bytes of budget; returns how long the caller must wait before sending them."""

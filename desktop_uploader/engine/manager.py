@@ -283,9 +283,20 @@ class UploadManager:
                 )
                 self._jobs[job.id] = job
             self._emit(Queued(job.id, record.path, record.display_name, record.identity.size))
+            stored = self._stored_bytes(record)
+            job.progress = Progress(job.id, record.method, stored, 0, record.identity.size, 0.0, None)
+            self._emit(job.progress)  # what is already safe in storage, so nobody thinks resume starts over
             self._emit(StatusChanged(job.id, Status.INTERRUPTED, job.message))
             restored.append(job.id)
         return restored
+
+    def _stored_bytes(self, record: UploadRecord) -> int:
+        if record.method == CHUNKED:
+            return record.chunk_offset
+        try:
+            return sum(part.size for part in self.state.parts(record.id).values())
+        except UploaderError:
+            return 0
 
     def jobs(self) -> list[JobView]:
         with self._lock:
@@ -365,8 +376,8 @@ class UploadManager:
                 job.control.request(CANCEL)
                 self._forget_when_done.add(job_id)
                 return
-        if not job.status.finished:
-            self.cancel(job_id)
+        if job.status not in (Status.COMPLETED, Status.CANCELLED):
+            self.cancel(job_id)  # nothing half-done stays on the server for a row that is gone
         with self._lock:
             self._jobs.pop(job_id, None)
             self._changed.notify_all()

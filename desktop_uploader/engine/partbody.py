@@ -143,9 +143,7 @@ class PartBody(io.RawIOBase):
             return b""
         want = min(remaining, self._block if size is None or size < 0 else min(size, self._block))
         if self.limiter is not None:
-            wait = self.limiter.reserve(want)
-            if wait > 0:
-                self.control.sleep(wait)
+            self.limiter.throttle(want, self.control.sleep)
         try:
             data = self._file().read(want)
         except OSError as exc:

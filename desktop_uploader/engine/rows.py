@@ -170,10 +170,11 @@ class Row:
         if self.status == Status.INTERRUPTED:
             found += [RowAction.RESUME, RowAction.DISCARD]
         if self.status == Status.FAILED:
-            found.append(RowAction.RETRY)
+            # A failure kept for resuming still has its parts on the server: giving up must remove them.
+            found += [RowAction.RETRY, RowAction.DISCARD if self.resumable else RowAction.REMOVE]
         if not self.status.finished and self.status != Status.INTERRUPTED:
             found.append(RowAction.CANCEL)
-        if self.status.finished or self.status == Status.FAILED:
+        if self.status in (Status.COMPLETED, Status.CANCELLED):
             found.append(RowAction.REMOVE)
         if self.result is not None and self.result.comfyui_path:
             found.append(RowAction.COPY_COMFYUI)
@@ -183,7 +184,7 @@ class Row:
 
     def primary_action(self) -> RowAction | None:
         """The one button a row shows: what a person most likely wants next."""
-        for action in (RowAction.PAUSE, RowAction.RESUME, RowAction.RETRY, RowAction.COPY_COMFYUI):
+        for action in (RowAction.PAUSE, RowAction.RESUME, RowAction.RETRY, RowAction.COPY_COMFYUI, RowAction.COPY_S3):
             if action in self.actions():
                 return action
         return None

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from desktop_uploader.engine.events import Completed, FallingBack, Progress, Started, Status
+from desktop_uploader.engine.events import Completed, FallingBack, Progress, Retrying, Started, Status
 from desktop_uploader.engine.limits import MiB
 from desktop_uploader.engine.settings import Settings
 from tests.support.api_servers import api_server
@@ -115,6 +115,7 @@ def test_pause_then_resume_completes(
     assert engine.manager.wait([job], 5), "pause must take effect within a second or so"
     paused = engine.manager.job(job)
     assert paused.status == Status.PAUSED and paused.resumable
+    assert engine.of(job, Retrying) == [], "a pause stops parts; it is not a failure to retry"
     record = engine.state.get(job)
     assert record is not None
     stored = record.chunk_offset if method == "chunked" else sum(p.size for p in engine.state.parts(job).values())

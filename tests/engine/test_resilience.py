@@ -247,3 +247,34 @@ def test_connections_are_kept_alive_across_parts(
     assert job.status == Status.COMPLETED, job.message
     assert len(part_puts(storage_proxy)) == 13
     assert storage_proxy.stats.connections() <= 6, "each worker thread reuses its pooled connection"
+
+
+def test_discarding_a_failed_upload_that_kept_its_parts_aborts_it(
+    make_engine: Any, make_file: Any, sandbox: Any, s3: Any, storage_proxy: Proxy, tmp_path: Path
+) -> None:
+    sample = make_file(20 * MiB)
+    allowed: list[int] = []
+
+    def storage_goes_away_after_two_parts(request: RequestInfo) -> Any:
+        if request.method != "PUT":
+            return None
+        if len(allowed) < 2:
+            allowed.append(request.seq)
+            return None
+        return Respond(503, b"<Error><Code>ServiceUnavailable</Code></Error>")
+
+    storage_proxy.set_fault_plan(storage_goes_away_after_two_parts)
+    with api_via(sandbox, storage_proxy, tmp_path / "api") as url:
+        engine = make_engine(
+            Settings(method="presigned", chunk_size=5 * MiB, concurrency=1, retries=2, backoff_base=0.05), api_url=url
+        )
+        job = engine.upload(sample.path)
+        assert job.status == Status.FAILED and job.resumable, "parts are stored: the upload is kept for resume"
+        record = engine.state.get(job.id)
+        assert record is not None and record.s3_key
+        assert open_multipart_uploads(s3, sandbox.bucket, record.s3_key)
+        engine.manager.cancel(job.id)  # the row's Discard
+        assert engine.manager.wait([job.id], 10)
+        engine.wait_for(lambda: engine.state.get(job.id) is None, 10)
+    assert engine.manager.job(job.id).status == Status.CANCELLED
+    assert not open_multipart_uploads(s3, sandbox.bucket, record.s3_key)

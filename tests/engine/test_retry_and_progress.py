@@ -58,3 +58,31 @@ def test_progress_is_coalesced() -> None:
     for _ in range(10_000):
         tracker.sent(1, 100)
     assert len(seen) <= 2
+
+
+def test_a_stream_sending_big_chunks_does_not_starve_one_reading_small_blocks() -> None:
+    """The chunked method takes 4 MiB at a time, part bodies 64 KiB: both must get a fair share."""
+    import threading
+    import time
+
+    from desktop_uploader.engine.bandwidth import TokenBucket
+
+    bucket = TokenBucket(20_000_000)
+    sent = {"chunks": 0, "blocks": 0}
+    stop = time.monotonic() + 1.5
+
+    def stream(name: str, size: int) -> None:
+        while time.monotonic() < stop:
+            bucket.throttle(size, time.sleep)
+            sent[name] += size
+
+    threads = [
+        threading.Thread(target=stream, args=("chunks", 4 * 1024 * 1024)),
+        threading.Thread(target=stream, args=("blocks", 64 * 1024)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sent["blocks"] >= sent["chunks"] / 3, sent  # without quanta the small reader gets a few percent
+    assert sum(sent.values()) <= 20_000_000 * 1.5 * 1.3 + 4 * 1024 * 1024

@@ -40,6 +40,7 @@ def test_a_new_window_shows_an_interrupted_upload_and_resume_completes_it(
     second = make_desktop(bandwidth_limit=0)  # the same home: the same settings dir and resume store
     [row] = second.session.model.rows()
     assert row.status == Status.INTERRUPTED and row.file_name == sample.path.name
+    assert row.confirmed >= 10 * MiB and row.method == "presigned-s3"  # what's stored shows, not 0%
     assert row.actions()[:2] == [RowAction.RESUME, RowAction.DISCARD]
     assert "Interrupted" in row.status_text(0)
     events: list[Any] = []

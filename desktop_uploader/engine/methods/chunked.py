@@ -119,7 +119,7 @@ class ChunkedMethod:
                 if len(data) != length:
                     raise FileChangedError(f"{ctx.name} became shorter while it was uploading.")
                 if ctx.limiter is not None:
-                    ctx.control.sleep(ctx.limiter.reserve(length))
+                    ctx.limiter.throttle(length, ctx.control.sleep)
 
                 def retried(attempt: int, error: UploaderError, at: int = offset) -> None:
                     ctx.emit(

@@ -18,7 +18,14 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from desktop_uploader.engine.errors import AuthError, NetworkError, NotFoundError, StalledError, UploaderError
+from desktop_uploader.engine.errors import (
+    AuthError,
+    Interrupted,
+    NetworkError,
+    NotFoundError,
+    StalledError,
+    UploaderError,
+)
 from desktop_uploader.engine.fileid import ensure_unchanged
 from desktop_uploader.engine.filenames import safe_basename
 from desktop_uploader.engine.http import error_for_s3, host_of
@@ -108,7 +115,26 @@ class _S3:
         try:
             return getattr(self.client, operation)(Bucket=self.target.bucket, **kwargs)
         except (ClientError, BotoCoreError) as exc:
+            ours = _our_error_inside(exc)
+            if ours is not None:  # a pause, or the file changing, raised inside the part body
+                raise ours from None
             raise translate(exc, self.target.endpoint, self.read_timeout) from exc
+
+
+def _our_error_inside(exc: BaseException) -> BaseException | None:
+    """botocore wraps whatever the request body raised in HTTPClientError; find ours again."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, Interrupted | UploaderError):
+            return current
+        wrapped = getattr(current, "kwargs", {}).get("error") if hasattr(current, "kwargs") else None
+        pending += [wrapped if isinstance(wrapped, BaseException) else None, current.__cause__, current.__context__]
+    return None
 
 
 class DirectS3Sender:

@@ -1,0 +1,63 @@
+"""What a queue row says and offers, folded from events: the GUI paints exactly this."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from desktop_uploader.engine import events
+from desktop_uploader.engine.events import Status
+from desktop_uploader.engine.limits import MiB
+from desktop_uploader.engine.rows import Row, RowAction, human_duration, human_speed, summarize
+
+
+def row(**changes: object) -> Row:
+    base = Row("job", Path("/m/lora.safetensors"), "lora", 100 * MiB)
+    for key, value in changes.items():
+        setattr(base, key, value)
+    return base
+
+
+def result(comfyui: str | None = "/runpod-volume/loras/u/x") -> events.UploadResult:
+    return events.UploadResult("direct-s3", 1, "x", "loras/x", comfyui, "s3://b/loras/x", "etag")
+
+
+def test_progress_speed_and_eta_read_like_a_person_would_say_them() -> None:
+    r = row(status=Status.UPLOADING)
+    r.apply(events.Progress("job", "presigned-s3", 25 * MiB, 3 * MiB, 100 * MiB, 12_500_000, 95.0), now=0)
+    assert r.progress_text() == "25.0 MiB of 100.0 MiB · 25%"
+    assert r.rate_text() == "12.5 MB/s · 1 min 35 s left"
+    assert r.status_text(0) == "Uploading" and r.method == "presigned-s3"
+    assert human_speed(900) == "1 kB/s" and human_duration(3 * 3600 + 61) == "3 h 1 min"
+
+
+def test_retrying_counts_down_then_returns_to_uploading() -> None:
+    r = row(status=Status.UPLOADING)
+    r.apply(events.Retrying("job", "presigned-s3", 4, 1, 5, 4.0, "busy"), now=100.0)
+    assert r.status_text(100.0) == "Retrying in 4 s (attempt 2/5)"
+    assert r.status_text(102.5) == "Retrying in 2 s (attempt 2/5)"
+    assert r.status_text(104.5) == "Uploading"
+
+
+def test_each_state_offers_the_actions_that_make_sense() -> None:
+    assert row(status=Status.UPLOADING).actions() == [RowAction.PAUSE, RowAction.CANCEL]
+    assert row(status=Status.PAUSED).actions() == [RowAction.RESUME, RowAction.CANCEL]
+    assert row(status=Status.INTERRUPTED).actions() == [RowAction.RESUME, RowAction.DISCARD]
+    assert row(status=Status.FAILED).actions() == [RowAction.RETRY, RowAction.REMOVE]
+    assert row(status=Status.FAILED, resumable=True).actions() == [RowAction.RETRY, RowAction.DISCARD]
+    done = row(status=Status.COMPLETED, result=result())
+    assert done.actions() == [RowAction.REMOVE, RowAction.COPY_COMFYUI, RowAction.COPY_S3]
+    assert done.primary_action() == RowAction.COPY_COMFYUI
+    assert row(status=Status.COMPLETED, result=result(None)).primary_action() == RowAction.COPY_S3
+
+
+def test_the_summary_counts_what_a_person_cares_about() -> None:
+    rows = [
+        row(status=Status.COMPLETED),
+        row(status=Status.UPLOADING, confirmed=50 * MiB, speed=2e6),
+        row(status=Status.FAILED, message="nope"),
+        row(status=Status.CANCELLED),
+    ]
+    summary = summarize(rows)
+    assert (summary.total, summary.done, summary.active, summary.failed) == (3, 1, 1, 1)
+    assert summary.text() == "1 of 3 done · 1 uploading · 1 failed · 2.0 MB/s"
+    assert summary.fraction == (100 + 50) / 300
