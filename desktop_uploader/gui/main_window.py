@@ -113,14 +113,13 @@ class SetupPanel(QFrame):
         super().__init__(window)
         self.setObjectName("setupPanel")
         self.setFrameShape(QFrame.Shape.StyledPanel)
-        self.setFixedWidth(520)
         layout = QVBoxLayout(self)
+        # Explicit line breaks: a word-wrapped label under a centred layout gets too little height.
         self.text = QLabel(
-            "<b>No upload server is set up yet.</b><br>Try the app right away with a local test storage on this "
-            "computer, or connect to your team's upload server.",
+            "<b>No upload server is set up yet.</b><br>Try the app right away with a local test storage on<br>"
+            "this computer, or connect to your team's upload server.",
             self,
         )
-        self.text.setWordWrap(True)
         self.text.setTextFormat(Qt.TextFormat.RichText)
         layout.addWidget(self.text)
         row = QHBoxLayout()

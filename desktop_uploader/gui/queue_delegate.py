@@ -185,6 +185,7 @@ class UploadDelegate(QStyledItemDelegate):
         bar.state = QStyle.StateFlag.State_Enabled | QStyle.StateFlag.State_Horizontal
         bar.palette = palette
         style.drawControl(QStyle.ControlElement.CE_ProgressBar, bar, painter, widget)
+        self._in_flight(painter, geometry.bar, row, palette)
         painter.setPen(palette.color(text_role))
         painter.drawText(
             geometry.progress, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, row.progress_text()
@@ -205,6 +206,23 @@ class UploadDelegate(QStyledItemDelegate):
             if action is not None:
                 self._button(painter, rect, action, palette, hovered=rect.contains(hover))
         painter.restore()
+
+    def _in_flight(self, painter: QPainter, bar: QRect, row: Row, palette: QPalette) -> None:
+        """Bytes on the wire but not yet acknowledged: a lighter stretch after the stored part of the bar.
+
+        Large parts only count as stored when storage confirms them, so without this a slow link shows 0%
+        for a long time while data flows; painting them apart keeps the bar honest and alive.
+        """
+        if not row.in_flight or not row.size or not row.status.active:
+            return
+        inner = bar.adjusted(1, 1, -1, -1)
+        start = inner.left() + round(inner.width() * row.fraction)
+        width = round(inner.width() * min(row.in_flight, row.size - row.confirmed) / row.size)
+        if width <= 0:
+            return
+        color = QColor(palette.color(QPalette.ColorRole.Highlight))
+        color.setAlpha(90)
+        painter.fillRect(QRect(start, inner.top(), width, inner.height()), color)
 
     def _badge(self, painter: QPainter, rect: QRect, method: str, palette: QPalette) -> None:
         hue = METHOD_HUES.get(method, 0)
