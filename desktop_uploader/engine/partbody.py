@@ -1,8 +1,11 @@
 """One part of a file, streamed from disk into an HTTP request body.
 
-Nothing is buffered beyond one block, so memory stays flat however many parts are in flight. Each
-read checks the upload's control (pause and cancel act mid-part), takes its share of the bandwidth
-cap, reports the bytes to progress, and can hash them on the way for an ETag check.
+Nothing is buffered beyond one block, so memory stays flat however many parts are in flight: each
+part reads into one buffer of its own, reused block after block (no allocation per block, so no
+heap fragmentation over a long upload), and the caller shrinks that buffer when many parts run at
+once (:func:`block_for`), so all buffers together stay within ``BLOCK_BUDGET``. Each read checks
+the upload's control (pause and cancel act mid-part), takes its share of the bandwidth cap,
+reports the bytes to progress, and can hash them on the way for an ETag check.
 
 Block size adapts to the link: large blocks keep Python's per-block overhead small on fast links;
 small blocks on slow links keep a pause prompt, because a block handed to the socket must drain
@@ -18,7 +21,6 @@ import time
 import zlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
 
 from desktop_uploader.engine.bandwidth import TokenBucket
 from desktop_uploader.engine.control import Control
@@ -27,8 +29,14 @@ from desktop_uploader.engine.fileid import unreadable
 
 MIN_BLOCK = 16 * 1024
 MAX_BLOCK = 1024 * 1024
-HASH_BLOCK = 4 * 1024 * 1024
-CRC_BLOCK = 512 * 1024
+HASH_BLOCK = 256 * 1024
+CRC_BLOCK = 256 * 1024
+BLOCK_BUDGET = 8 * 1024 * 1024  # all parts in flight together
+
+
+def block_for(parts_in_flight: int) -> int:
+    """The largest block each of ``parts_in_flight`` parts may read, within ``BLOCK_BUDGET``."""
+    return max(4 * MIN_BLOCK, min(MAX_BLOCK, BLOCK_BUDGET // max(1, parts_in_flight)))
 
 
 def md5_of_span(path: Path, offset: int, size: int, control: Control | None = None) -> str:
@@ -45,7 +53,7 @@ def crc32_of_span(path: Path, offset: int, size: int, control: Control | None = 
     """
     crc = 0
 
-    def update(block: bytes) -> None:
+    def update(block: memoryview) -> None:
         nonlocal crc
         crc = zlib.crc32(block, crc)
 
@@ -54,20 +62,21 @@ def crc32_of_span(path: Path, offset: int, size: int, control: Control | None = 
 
 
 def _feed(
-    update: Callable[[bytes], object], path: Path, offset: int, size: int, control: Control | None, block_size: int
+    update: Callable[[memoryview], object], path: Path, offset: int, size: int, control: Control | None, block_size: int
 ) -> None:
     try:
-        with open(path, "rb") as handle:
+        buffer = memoryview(bytearray(min(block_size, size) or 1))
+        with open(path, "rb", buffering=0) as handle:
             handle.seek(offset)
             remaining = size
             while remaining:
                 if control is not None:
                     control.check()
-                block = handle.read(min(block_size, remaining))
-                if not block:
+                got = handle.readinto(buffer[: min(len(buffer), remaining)])
+                if not got:
                     raise FileChangedError(f"{path.name} became shorter while it was uploading.")
-                update(block)
-                remaining -= len(block)
+                update(buffer[:got])
+                remaining -= got
     except OSError as exc:
         raise unreadable(path, exc) from exc
 
@@ -85,6 +94,7 @@ class PartBody(io.RawIOBase):
         limiter: TokenBucket | None = None,
         hash_md5: bool = False,
         clock: Callable[[], float] = time.monotonic,
+        max_block: int = MAX_BLOCK,
     ) -> None:
         super().__init__()
         self.path = path
@@ -98,8 +108,10 @@ class PartBody(io.RawIOBase):
         self._hash_md5 = hash_md5
         self._md5 = hashlib.md5() if hash_md5 else None
         self._position = 0
-        self._handle: BinaryIO | None = None
-        self._block = 64 * 1024
+        self._handle: io.BufferedReader | None = None
+        self._max_block = max(MIN_BLOCK, min(MAX_BLOCK, max_block))
+        self._block = min(64 * 1024, self._max_block)
+        self._buffer: memoryview | None = None
         self._last_read = 0.0
 
     def __len__(self) -> int:
@@ -127,7 +139,7 @@ class PartBody(io.RawIOBase):
                 self.on_rewind()
         return self._position
 
-    def _file(self) -> BinaryIO:
+    def _file(self) -> io.BufferedReader:
         if self._handle is None:
             try:
                 self._handle = open(self.path, "rb")  # noqa: SIM115 - closed in close()
@@ -136,7 +148,8 @@ class PartBody(io.RawIOBase):
                 raise unreadable(self.path, exc) from exc
         return self._handle
 
-    def read(self, size: int = -1) -> bytes:
+    def read(self, size: int = -1) -> bytes | memoryview:
+        """The next block, as a view of this part's own buffer: valid until the next read."""
         self.control.check()
         remaining = self.size - self._position
         if remaining <= 0:
@@ -144,11 +157,14 @@ class PartBody(io.RawIOBase):
         want = min(remaining, self._block if size is None or size < 0 else min(size, self._block))
         if self.limiter is not None:
             self.limiter.throttle(want, self.control.sleep)
+        if self._buffer is None:
+            self._buffer = memoryview(bytearray(min(self._max_block, self.size)))
+        data = self._buffer[:want]
         try:
-            data = self._file().read(want)
+            got = self._file().readinto(data)
         except OSError as exc:
             raise unreadable(self.path, exc) from exc
-        if len(data) != want:
+        if got != want:
             raise FileChangedError(f"{self.path.name} became shorter while it was uploading.")
         if self._md5 is not None:
             self._md5.update(data)
@@ -166,8 +182,8 @@ class PartBody(io.RawIOBase):
         now = self.clock()
         if self._last_read:
             gap = now - self._last_read
-            if gap < 0.02 and self._block < MAX_BLOCK:
-                self._block *= 2
+            if gap < 0.02 and self._block < self._max_block:
+                self._block = min(self._block * 2, self._max_block)
             elif gap > 0.2 and self._block > MIN_BLOCK:
                 self._block //= 2
         self._last_read = now

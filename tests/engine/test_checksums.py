@@ -129,3 +129,23 @@ def test_a_server_without_crc32_still_gets_content_md5(
     assert job.status == Status.COMPLETED, job.message
     assert seen and all("content-md5" in headers and "x-amz-checksum-crc32" not in headers for headers in seen)
     assert job.result is not None and object_sha256(s3, sandbox.bucket, job.result.s3_key) == sample.sha256
+
+
+def test_a_part_body_reads_whole_blocks_within_its_budget(tmp_path: Path) -> None:
+    """Many parts in flight get smaller blocks, each read into the part's one buffer, and every byte arrives."""
+    from desktop_uploader.engine.control import Control
+    from desktop_uploader.engine.partbody import BLOCK_BUDGET, PartBody, block_for
+
+    data = bytes(range(256)) * 40_000
+    path = tmp_path / "f.bin"
+    path.write_bytes(data)
+    for parts in (1, 6, 24, 64):
+        limit = block_for(parts)
+        assert limit * parts <= max(BLOCK_BUDGET, parts * 64 * 1024)
+        body = PartBody(path, 1000, 9_000_000, control=Control(), on_sent=lambda _: None, max_block=limit)
+        received = bytearray()
+        while block := body.read(1 << 20):
+            assert len(block) <= limit
+            received += block
+        body.close()
+        assert bytes(received) == data[1000:9_001_000]

@@ -33,7 +33,7 @@ from desktop_uploader.engine.errors import (
 from desktop_uploader.engine.events import Retrying
 from desktop_uploader.engine.fileid import quick_unchanged
 from desktop_uploader.engine.methods.base import JobContext
-from desktop_uploader.engine.partbody import PartBody
+from desktop_uploader.engine.partbody import PartBody, block_for
 from desktop_uploader.engine.planner import PartPlan, PartSpan
 from desktop_uploader.engine.progress import ProgressTracker
 from desktop_uploader.engine.state import SavedPart
@@ -216,6 +216,7 @@ class PartScheduler:
                 on_rewind=lambda: tracker.restarted(span.number),
                 limiter=ctx.limiter,
                 hash_md5=self.sender.hashes_body,
+                max_block=block_for(self.target()),  # memory stays flat however many parts run
             )
             try:
                 etag = self.sender.send(span, body)
