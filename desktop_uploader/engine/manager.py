@@ -360,7 +360,7 @@ class UploadManager:
                 return
             job.status = Status.CANCELLED
             job.resumable = False
-        self._file_executor.submit(self._abort_saved, job.id)
+        self._file_executor.submit(self._abort_when_unwound, job.id)
         self._emit(StatusChanged(job.id, Status.CANCELLED, "Cancelled."))
         self._emit(Cancelled(job.id))
 
@@ -458,6 +458,7 @@ class UploadManager:
         except UploadBusyError as exc:
             with self._lock:
                 self._unwinding.discard(job.id)
+                self._changed.notify_all()
             self._emit(Failed(job.id, exc.message, True, job.method, type(exc).__name__))
             self._finish(job, Status.FAILED, exc.message, resumable=True)
             self._pump()
@@ -477,6 +478,7 @@ class UploadManager:
                 forget = job.id in self._forget_when_done
                 self._forget_when_done.discard(job.id)
                 self._unwinding.discard(job.id)
+                self._changed.notify_all()
             if forget:
                 self.remove(job.id)
             self._pump()
@@ -674,6 +676,12 @@ class UploadManager:
             server_id=record.server,
             api=self._api,
         )
+
+    def _abort_when_unwound(self, job_id: str) -> None:
+        """Cancel's abort, once the job's last run (if it has only just failed) has let go of the upload's lock."""
+        with self._changed:
+            self._changed.wait_for(lambda: job_id not in self._unwinding, timeout=60)
+        self._abort_saved(job_id)
 
     def _abort_saved(self, job_id: str) -> None:
         try:

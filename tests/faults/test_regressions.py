@@ -178,3 +178,20 @@ def test_retry_right_after_a_failure_is_not_refused_as_running_elsewhere(
     world.storage_proxy.set_fault_plan(None)
     assert manager.wait([job], 60)
     assert manager.job(job).status == Status.COMPLETED
+
+
+def test_seed_1122_cancel_right_after_a_failure_aborts_the_upload(world: World, engine: Any, make_file: Any) -> None:
+    """Cancel the moment a failure is reported: the abort found the upload's lock still held by the failed run,
+    gave up with a warning, and left the record and the multipart upload behind (seeds 1084 and 1122)."""
+    world.storage_proxy.set_fault_plan(
+        lambda r: BUSY if r.method == "PUT" and r.query.get("partNumber") == "2" else None
+    )
+    manager, state = engine(FAST.replace(method="presigned", retries=1))
+    for round_ in range(3):
+        sample = make_file(7 * MiB, name=f"regression-cancel-race-{round_}.safetensors")
+        job = manager.add(sample.path)
+        assert manager.wait([job], 60)
+        assert manager.job(job).resumable
+        manager.cancel(job)
+        wait_until(lambda: state.get(job) is None)  # noqa: B023 - used before the loop moves on
+        assert not open_uploads(world, sample.path.name)
