@@ -3,20 +3,25 @@
 Why it matters: on a clean link one TCP stream fills the pipe, but on a link that loses packets
 each stream crawls (loss-based congestion control such as CUBIC halves its window at every loss),
 and only parallel streams fill it: measured at 1 % loss and 50 ms, 1 part gets 5 % of a 50 Mbit/s
-link, 24 parts 72 %. No fixed number is right for both, so Auto measures.
+link, 6 parts 30 %. No fixed number is right for both, so Auto measures.
 
 How: hill climbing on one number, in epochs. Each epoch runs at a level (parts in flight), lets
-new connections settle for ``settle`` seconds, then measures the goodput (bytes handed to the
-network per second) over ``window`` seconds. A first epoch sets the baseline; then the level is
-raised (doubled while each step pays off well, by a quarter after the first step that did not),
-and the step is kept only if goodput rose by at least ``gain``. A step that does not pay is taken
-back, and the next probe waits ``hold`` seconds: more parts than the link needs only cost memory
-and fairness. A 429 or 503 from storage (busy, SlowDown) halves the level at once and holds it for
+new connections settle for ``settle`` seconds (``first_settle`` for the first, counted from the
+first byte: slow start overshoots and empty socket buffers swallow a burst), then measures the
+goodput (bytes handed to the network per second) over ``window`` seconds. The first probe
+multiplies the level by ``first_step``, later ones double it while doubling pays (goodput up by at
+least ``gain_double``), and after the first step that does not pay, probes grow it by half and
+must gain ``gain``. A step that does not pay is taken back, and the next probe waits ``hold``
+seconds: more parts than the link needs only cost memory and fairness. The thresholds are wide on
+purpose: goodput measured over a second or two of a lossy link wobbles by ±20 % (each part's count
+moves in send blocks), while a step that helps shows as +50 % or more.
+
+A 429 or 503 from storage (busy, SlowDown) halves the level at once and holds it for
 ``busy_hold`` seconds. The level stays within ``minimum`` and ``maximum``, where ``maximum`` comes
 from a memory budget: a part in flight holds at most one send block in memory.
 
 An upload shorter than one epoch (a 1 GiB file on a LAN) runs at ``start`` throughout: that is
-chosen to be as good as any fixed setting on a fast local link.
+the fixed setting measured best on a fast local link, where more parts only add contention.
 
 The policy is fed from the outside (``observe`` with the bytes sent so far, ``busy`` on a busy
 answer) and asked ``target()`` before each part starts; the clock is injected so tests need
@@ -25,6 +30,7 @@ neither sleeps nor a network.
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -36,17 +42,22 @@ from desktop_uploader.engine.http import SEND_BLOCK
 from desktop_uploader.engine.limits import MiB
 from desktop_uploader.engine.settings import MAX_CONCURRENCY
 
+log = logging.getLogger(__name__)
+
 MEMORY_BUDGET = 48 * MiB  # for the send blocks of one upload's parts in flight
 
 
 @dataclass(frozen=True)
 class AutoTuning:
-    start: int = 4
+    start: int = 6
     minimum: int = 1
     maximum: int = min(MAX_CONCURRENCY, MEMORY_BUDGET // SEND_BLOCK)
+    first_settle: float = 1.0  # seconds from the first byte before the first measurement
     settle: float = 1.0  # seconds after a change before measuring: new connections fill their buffers
-    window: float = 2.0  # seconds of measurement per epoch
-    gain: float = 0.12  # a step up is kept only if goodput rose at least this much
+    window: float = 1.2  # seconds of measurement per epoch
+    first_step: int = 4  # the first probe multiplies the level by this
+    gain_double: float = 0.25  # a probe that doubles (or more) is kept only if goodput rose this much
+    gain: float = 0.15  # a smaller step up is kept only if goodput rose at least this much
     hold: float = 20.0  # seconds before probing again after a step that did not pay
     busy_hold: float = 30.0  # seconds at the reduced level after a busy answer
 
@@ -63,10 +74,11 @@ class AutoConcurrency:
         self._samples: deque[tuple[float, int]] = deque()
         self._sent = 0
         self._busiest = 0  # the most parts seen in flight during this epoch's window
-        self._epoch = self.clock()
+        self._epoch: float | None = None  # starts with the first byte
+        self._settle = self.tuning.first_settle
         self._baseline: float | None = None  # goodput at the level we would return to
         self._previous: int | None = None  # set while probing: the level before the step up
-        self._doubling = True
+        self._factor = float(self.tuning.first_step)
         self._hold_until = 0.0
         self._last_busy = float("-inf")
 
@@ -77,13 +89,18 @@ class AutoConcurrency:
         now = self.clock()
         with self._lock:
             self._sent = max(self._sent, sent)
+            if self._epoch is None:
+                if self._sent <= 0:
+                    return
+                self._epoch = now
             if self._samples and now - self._samples[-1][0] < 0.05:
                 self._samples[-1] = (self._samples[-1][0], self._sent)
             else:
                 self._samples.append((now, self._sent))
-            while len(self._samples) > 2 and now - self._samples[1][0] > 4 * (self.tuning.settle + self.tuning.window):
+            horizon = 4 * (self.tuning.first_settle + self.tuning.window)
+            while len(self._samples) > 2 and now - self._samples[1][0] > horizon:
                 self._samples.popleft()
-            if in_flight is not None and now >= self._epoch + self.tuning.settle:
+            if in_flight is not None and now >= self._epoch + self._settle:
                 self._busiest = max(self._busiest, in_flight)
 
     def busy(self) -> None:
@@ -96,7 +113,7 @@ class AutoConcurrency:
             self._set(max(self.tuning.minimum, self.level // 2), now, "storage busy")
             self._previous = None
             self._baseline = None
-            self._doubling = False
+            self._factor = 1.5
             self._hold_until = now + self.tuning.busy_hold
 
     # -- output --------------------------------------------------------------------------------------------
@@ -117,14 +134,19 @@ class AutoConcurrency:
         return (self._sent - b0) / (now - t0)
 
     def _set(self, level: int, now: float, why: str) -> None:
+        if level != self.level:
+            log.info("Auto: %d parts in flight (was %d): %s", level, self.level, why)
         self.level = level
         self._epoch = now
+        self._settle = self.tuning.settle
         self._busiest = 0
         self.history.append((now, level, why))
 
     def _tick(self, now: float) -> None:
         tuning = self.tuning
-        measured_from = self._epoch + tuning.settle
+        if self._epoch is None:
+            return
+        measured_from = self._epoch + self._settle
         if now < measured_from + tuning.window:
             return
         rate = self._rate_since(measured_from, now)
@@ -137,15 +159,16 @@ class AutoConcurrency:
             return
         if self._previous is not None:  # the verdict on a step up
             assert self._baseline is not None
-            if rate >= self._baseline * (1 + tuning.gain):
-                self._doubling = self._doubling and rate >= self._baseline * 1.5
+            grew = self.level / self._previous
+            if rate >= self._baseline * (1 + (tuning.gain_double if grew >= 2 else tuning.gain)):
                 self._baseline = rate
                 self._previous = None
+                self._factor = 2.0 if grew >= 2 else 1.5
                 self._step_up(now, f"kept: {rate / 1e6:.2f} MB/s")
             else:
                 level = self._previous
                 self._previous = None
-                self._doubling = False
+                self._factor = 1.5
                 self._hold_until = now + tuning.hold
                 self._set(level, now, f"back: {rate / 1e6:.2f} MB/s is no better")
             return
@@ -159,6 +182,6 @@ class AutoConcurrency:
         if self.level >= self.tuning.maximum:
             self._set(self.level, now, why + "; at the maximum")
             return
-        bigger = self.level * 2 if self._doubling else self.level + max(1, math.ceil(self.level / 4))
+        bigger = max(self.level + 1, math.ceil(self.level * self._factor))
         self._previous = self.level
         self._set(min(self.tuning.maximum, bigger), now, why)
