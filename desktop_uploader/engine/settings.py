@@ -42,7 +42,7 @@ class Settings:
     # Performance.
     preset: str = "Normal"
     chunk_size: int = 8 * MiB
-    concurrency: int = 6
+    concurrency: int = AUTO_CONCURRENCY  # measured best on loopback, clean and lossy links (docs/benchmarks.md)
     retries: int = 5
     backoff_base: float = 1.0
     backoff_cap: float = 30.0
@@ -133,8 +133,14 @@ PRESETS: dict[str, Preset] = {
         Preset(
             "Normal",
             "Typical home broadband",
-            "5 MB chunks, 3 at once",
-            {"chunk_size": 8 * MiB, "concurrency": 6, "retries": 5, "backoff_base": 1.0, "read_timeout": 60.0},
+            "5 MB chunks, 3 at once; parts in flight on Auto",
+            {
+                "chunk_size": 8 * MiB,
+                "concurrency": AUTO_CONCURRENCY,
+                "retries": 5,
+                "backoff_base": 1.0,
+                "read_timeout": 60.0,
+            },
         ),
         Preset(
             "Slow",

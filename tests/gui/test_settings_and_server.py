@@ -75,7 +75,7 @@ def test_restore_defaults_keeps_the_server(make_desktop: Any) -> None:
     server = dialog.server_url.text()
     dialog.restore_defaults()
     assert dialog.server_url.text() == server and dialog.token_edit.text()
-    assert dialog.chunk_size.value() == 8 and dialog.concurrency.value() == 6
+    assert dialog.chunk_size.value() == 8 and dialog.concurrency.value() == 0  # 0 shows as "Auto"
 
 
 def test_test_connection_shows_what_the_server_offers(make_desktop: Any, aloop: Any, sandbox: Any) -> None:
