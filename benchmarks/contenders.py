@@ -25,6 +25,7 @@ from benchmarks.measure import MiB
 from benchmarks.servers import ROOT, VENV_BIN, Target
 
 PRESIGNED = "/api/user/influencers/presigned-upload"
+FIXED = (1, 3, 6, 12, 24)  # the fixed parts-in-flight settings Auto is compared with
 
 
 @dataclass
@@ -208,6 +209,9 @@ def loopback_contenders(curl_parallel: int = 8) -> list[Contender]:
         result.append(
             ours(f"ours-{preset.lower().replace(' ', '-')}", f"Ours, preset {preset}", flags=["--preset", preset])
         )
+    result.append(ours("ours-auto", "Ours, Auto", flags=["--concurrency", "auto"]))
+    for n in FIXED:
+        result.append(ours(f"ours-{n}", f"Ours, {n} parts in flight", flags=["--concurrency", str(n)]))
     result += [
         ours("ours-no-check", "Ours, default, integrity check off", verify_integrity=False),
         Contender("boto3", "boto3", "boto3 upload_file (default TransferConfig)"),

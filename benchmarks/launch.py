@@ -8,12 +8,17 @@ are spawned from it. Usage: ``python -S -I launch.py RESULT_JSON ARGV...``.
 
 import json
 import os
+import signal
 import sys
 
 
 def main() -> int:
     result_path, argv = sys.argv[1], sys.argv[2:]
-    pid = os.posix_spawn(argv[0], argv, os.environ)
+    # A time bound stops a run with SIGINT to the whole group: the contender gets it and winds down,
+    # and this launcher outlives it to report its figures. The contender gets the default handlers.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    pid = os.posix_spawn(argv[0], argv, os.environ, setsigdef=(signal.SIGINT, signal.SIGTERM))
     _, status, usage = os.wait4(pid, 0)
     with open(result_path, "w") as handle:
         json.dump(

@@ -27,6 +27,7 @@ import argparse
 import ctypes
 import fcntl
 import json
+import math
 import os
 import random
 import select
@@ -139,7 +140,8 @@ def forward(fd_a: int, fd_b: int, a_to_b: Direction, b_to_a: Direction, stop: li
     while not stop[0]:
         now = clock()
         waits = [t for t in (a_to_b.next_time(), b_to_a.next_time()) if t is not None]
-        timeout_ms = max(0, int((min(waits) - now) * 1000)) if waits else 200
+        # Round up: a zero timeout for a delivery still 0.3 ms away would spin a whole core.
+        timeout_ms = max(0, math.ceil((min(waits) - now) * 1000)) if waits else 200
         for fd, event in poller.poll(timeout_ms):
             if fd == control:
                 if event & (select.POLLHUP | select.POLLERR) or not os.read(control, 4096):

@@ -19,7 +19,7 @@ from benchmarks.loopback import run_rounds
 from benchmarks.measure import GiB, MiB, Sample, make_file, warm
 from benchmarks.servers import ROOT, SeaweedSandbox, SinkServers
 
-SCENARIOS = ("sink", "seaweedfs", "memory", "wan")
+SCENARIOS = ("checksums", "sink", "seaweedfs", "memory", "wan")
 RESULTS = ROOT / "benchmarks" / "results"
 
 
@@ -76,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5, help="rounds for the loopback scenarios (default 5)")
     parser.add_argument("--wan-rounds", type=int, default=3, help="rounds for the WAN scenarios (default 3)")
     parser.add_argument("--wan-seconds", type=float, default=60.0, help="time bound of one WAN run (default 60)")
+    parser.add_argument("--wan-cases", default="", help="e.g. lossy-cubic,clean-bbr (default: all four)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 64 MiB files, one round, short WAN runs")
     parser.add_argument("--work", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "du-bench")
     parser.add_argument("--contenders", default="", help="comma-separated contender names (default: all)")
@@ -131,11 +132,19 @@ def main(argv: list[str] | None = None) -> int:
                 shutil.rmtree(work / "seaweedfs" / "data", ignore_errors=True)
             save()
         if "memory" in only:
-            samples += memory_scenario(work, size, rounds, log, pick)
+            samples += memory_scenario(work, size, min(rounds, 3), log, pick)
+            save()
+        if "checksums" in only:
+            samples += checksum_costs(path, log)
             save()
         if "wan" in only:
-            from benchmarks.wan import wan_scenarios
+            from benchmarks.wan import CLEAN, wan_scenarios
 
+            meta["links"] = {
+                f"wan-{link}-{cc}": round(CLEAN.ideal_goodput / 1e6, 3)
+                for link in ("clean", "lossy")
+                for cc in ("cubic", "bbr")
+            }
             samples += wan_scenarios(work, args, log, pick)
             save()
     finally:
@@ -145,6 +154,37 @@ def main(argv: list[str] | None = None) -> int:
 
     print(summary_text(json.loads(out.read_text())))
     return 0
+
+
+def checksum_costs(path: Path, log: Any) -> list[Sample]:
+    """CPU per GiB of each integrity check on its own: the pre-pass over a part before its PUT."""
+    from desktop_uploader.engine.partbody import crc32_of_span, md5_of_span
+
+    size = path.stat().st_size
+    samples = []
+    for round_no in (1, 2, 3):
+        for name, digest in (("md5 (Content-MD5)", md5_of_span), ("crc32 (x-amz-checksum-crc32)", crc32_of_span)):
+            cpu, wall = time.process_time(), time.monotonic()
+            for offset in range(0, size, 8 * MiB):
+                digest(path, offset, min(8 * MiB, size - offset))
+            cpu, wall = time.process_time() - cpu, time.monotonic() - wall
+            gib = size / GiB
+            samples.append(
+                Sample(
+                    "checksums",
+                    name,
+                    round_no,
+                    size,
+                    True,
+                    round(wall, 3),
+                    round(cpu, 3),
+                    0,
+                    round(size / wall / 1e6, 1),
+                    round(cpu / gib, 3),
+                )
+            )
+            log(f"checksums  r{round_no} {name:<30} {cpu / gib:.2f} CPU-s/GiB")
+    return samples
 
 
 def memory_scenario(work: Path, size: int, rounds: int, log: Any, pick: Any) -> list[Sample]:

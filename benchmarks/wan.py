@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -35,6 +35,7 @@ from benchmarks.servers import ROOT, SinkServers, _read_line, stop_process
 ADDR_CLIENT = "198.18.0.1"
 ADDR_SERVER = "198.18.1.1"
 CC_SYSCTL = "net.ipv4.tcp_congestion_control"
+LOCK_FILE = "/run/du-bench-wan.lock"
 ALLOWED_SYSCTL = "net.ipv4.tcp_allowed_congestion_control"
 
 
@@ -72,6 +73,14 @@ class Lab:
 
     def __enter__(self) -> Lab:
         self.work.mkdir(parents=True, exist_ok=True)
+        # One WAN run at a time on a machine: a second one would record the first one's sysctl
+        # changes as "the original" and restore those.
+        self._lock = open(LOCK_FILE, "w")  # held for the run, released in __exit__
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock.close()
+            raise RuntimeError("another WAN benchmark is running on this machine") from None
         self.guard = subprocess.Popen(
             [sys.executable, "-m", "benchmarks.netguard"],
             stdin=subprocess.PIPE,
@@ -102,6 +111,7 @@ class Lab:
                 self.guard.wait(60)
             except subprocess.TimeoutExpired:
                 self.guard.kill()
+        self._lock.close()
 
     def in_client(self) -> list[str]:
         return ["ip", "netns", "exec", self.ns_client]
@@ -280,6 +290,24 @@ def wan_contenders() -> list[Contender]:
     return result
 
 
+def parts_in_flight(contender: Contender, log_file: Path) -> int | None:
+    """Parts in flight when the run ended: the flag, or Auto's last decision in the CLI's log."""
+    if contender.kind != "ours" or "chunked" in contender.flags:
+        return None
+    if "--concurrency" in contender.flags:
+        value = contender.flags[contender.flags.index("--concurrency") + 1]
+        if value != "auto":
+            return int(value)
+    from desktop_uploader.engine.autotune import AutoTuning
+
+    level = AutoTuning().start
+    with contextlib.suppress(OSError):
+        for line in log_file.read_text(errors="replace").splitlines():
+            if "Auto: " in line and " parts in flight" in line:
+                level = int(line.split("Auto: ", 1)[1].split(" ", 1)[0])
+    return level
+
+
 def spool_bytes(spool: Path) -> int:
     total = 0
     for path in spool.rglob("*"):
@@ -303,10 +331,10 @@ def run_wan_one(
     servers.reset()
     size = path.stat().st_size
     prepared = contender.prepare(target, path, work)
-    flight: list[int] = []
-    watch_stop = threading.Event()
+    log_file = work / "homes" / contender.name / "logs" / "desktop-uploader.log"
+    log_file.unlink(missing_ok=True)
     result = run_measured(prepared.argv, env=prepared.env, cwd=prepared.cwd, timeout=bound, prefix=lab.in_client())
-    watch_stop.set()
+    flight = parts_in_flight(contender, log_file)
     stats = servers.stats()
     payload = int(stats.get("payload_bytes", 0)) + spool_bytes(work / "wan-sink" / "spool")
     elapsed = min(result.wall, bound)
@@ -319,8 +347,8 @@ def run_wan_one(
         "finished": finished,
         "uploads": len(uploads),
     }
-    if flight:
-        extra["parts_in_flight"] = flight[-1]
+    if flight is not None:
+        extra["parts_in_flight"] = flight
     note = (
         ""
         if finished
@@ -350,7 +378,31 @@ def wan_scenarios(work: Path, args: argparse.Namespace, log: Callable[[str], Non
     warm(path)
     samples: list[Sample] = []
     contenders = pick(wan_contenders())
+    cases = {c for c in getattr(args, "wan_cases", "").split(",") if c}
     with Lab(work / "wan") as lab:
+        # The emulator must not be the bottleneck: its own ceiling (no rate, no delay) and the clean link.
+        for link, flows in ((Link("unlimited", 0, 0.0, 0.0), 4), (CLEAN, 1)):
+            lab.start_link(link)
+            lab.set_congestion_control("cubic")
+            found = self_test(lab, link, 5.0 if args.quick else 12.0, flows)
+            lab.stop_link()
+            samples.append(
+                Sample(
+                    "wan-selftest",
+                    f"raw-tcp-{link.name}-{flows}-flows",
+                    1,
+                    0,
+                    True,
+                    0,
+                    0,
+                    0,
+                    found["goodput_mbps"],
+                    0,
+                    f"TCP handshake RTT {found['rtt_ms']} ms",
+                    {"goodput_mbps": found["goodput_mbps"], "rtt_ms": found["rtt_ms"]},
+                )
+            )
+            log(f"self-test {link.name}, {flows} flow(s): {found}")
         servers = SinkServers(work / "wan-sink", host=ADDR_SERVER, prefix=lab.in_server())
         for link in (CLEAN, LOSSY):
             lab.start_link(link)
@@ -358,8 +410,10 @@ def wan_scenarios(work: Path, args: argparse.Namespace, log: Callable[[str], Non
                 target = servers.start()
                 _wait_api(lab, target.api_url)
             for cc in ("cubic", "bbr"):
-                lab.set_congestion_control(cc)
                 scenario = f"wan-{link.name}-{cc}"
+                if cases and scenario.removeprefix("wan-") not in cases:
+                    continue
+                lab.set_congestion_control(cc)
                 for round_no in range(1, rounds + 1):
                     for contender in contenders:
                         sample = run_wan_one(scenario, contender, lab, servers, target, path, work, round_no, bound)
