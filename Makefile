@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint check clean
+.PHONY: run test lint check clean bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,12 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check desktop_uploader tests
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+
+## Benchmarks (not part of the tests): our CLI against boto3, the AWS CLI, rclone and curl, on loopback
+## and on an emulated WAN; about an hour, needs root for the WAN's network namespaces. docs/benchmarks.md
+bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
