@@ -216,14 +216,24 @@ class QueueSummary:
 
 
 def summarize(rows: list[Row]) -> QueueSummary:
-    counted = [r for r in rows if r.status != Status.CANCELLED]
-    size = sum(r.size for r in counted)
-    confirmed = sum(r.size if r.status == Status.COMPLETED else r.confirmed for r in counted)
-    return QueueSummary(
-        total=len(counted),
-        done=sum(1 for r in counted if r.status == Status.COMPLETED),
-        active=sum(1 for r in counted if r.status.active),
-        failed=sum(1 for r in counted if r.status == Status.FAILED),
-        speed=sum(r.speed for r in counted if r.status.active),
-        fraction=confirmed / size if size else (1.0 if counted else 0.0),
-    )
+    """One pass over the rows: it runs ten times a second over queues of thousands."""
+    total = done = active = failed = 0
+    size = confirmed = 0
+    speed = 0.0
+    for row in rows:
+        status = row.status
+        if status is Status.CANCELLED:
+            continue
+        total += 1
+        size += row.size
+        if status is Status.COMPLETED:
+            done += 1
+            confirmed += row.size
+            continue
+        confirmed += row.confirmed
+        if status is Status.FAILED:
+            failed += 1
+        elif status.active:
+            active += 1
+            speed += row.speed
+    return QueueSummary(total, done, active, failed, speed, confirmed / size if size else (1.0 if total else 0.0))

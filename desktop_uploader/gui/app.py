@@ -29,6 +29,9 @@ def application(argv: list[str] | None = None) -> QApplication:
     existing = QApplication.instance()
     if isinstance(existing, QApplication):
         return existing
+    # Upload threads hold the GIL between socket writes; at CPython's default 5 ms hand-over the window
+    # waited up to tens of ms for it with a few files uploading (benchmarks/gui.py). 1 ms keeps it fluid.
+    sys.setswitchinterval(0.001)
     QApplication.setHighDpiScaleFactorRoundingPolicy(Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
     app = QApplication(argv or sys.argv[:1])
     app.setApplicationName(APP_NAME)

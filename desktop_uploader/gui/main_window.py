@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QModelIndex, QSize, Qt, QUrl, Signal
+from PySide6.QtCore import QEvent, QModelIndex, QSize, Qt, QUrl, Signal
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
@@ -38,6 +38,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop_uploader import APP_NAME
+from desktop_uploader.engine.events import Status
 from desktop_uploader.engine.filenames import DEFAULT_MODEL_EXTENSIONS
 from desktop_uploader.engine.rows import QueueSummary, Row, RowAction
 from desktop_uploader.gui.dialogs import CloseChoice, ask_close, confirm, confirm_other_files
@@ -173,6 +174,7 @@ class MainWindow(QMainWindow):
         tip: str = "",
     ) -> QAction:
         action = QAction(ui_icon(icon), text, self)
+        action.setProperty("iconName", icon)  # re-tinted when the palette changes
         action.triggered.connect(slot)
         if shortcut is not None:
             action.setShortcut(QKeySequence(shortcut))
@@ -247,6 +249,7 @@ class MainWindow(QMainWindow):
         self.delegate = UploadDelegate(self.session.model.clock, self.view)
         self.delegate.actionTriggered.connect(self.session.act)
         self.view.setItemDelegate(self.delegate)
+        self.delegate.track_hover(self.view)
         self.view.setUniformItemSizes(True)
         self.view.setMouseTracking(True)
         self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
@@ -285,10 +288,10 @@ class MainWindow(QMainWindow):
         self.pages.setCurrentIndex(1 if self.session.model.rowCount() else 0)
 
     def _show_summary(self, summary: QueueSummary) -> None:
-        rows = self.session.model.rows()
-        self.start_all_action.setEnabled(any(RowAction.RESUME in r.actions() for r in rows))
-        self.pause_all_action.setEnabled(any(RowAction.PAUSE in r.actions() for r in rows))
-        self.clear_action.setEnabled(any(r.status.finished and r.status.value != "failed" for r in rows))
+        counts = self.session.model.status_counts()
+        self.start_all_action.setEnabled(bool(counts[Status.PAUSED] + counts[Status.INTERRUPTED]))
+        self.pause_all_action.setEnabled(bool(summary.active + counts[Status.QUEUED]))
+        self.clear_action.setEnabled(bool(counts[Status.COMPLETED] + counts[Status.CANCELLED]))
         self.summary_label.setText(summary.text())
         self.setWindowTitle(f"{APP_NAME} · {round(summary.fraction * 100)}%" if summary.active else APP_NAME)
 
@@ -391,6 +394,16 @@ class MainWindow(QMainWindow):
             lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(row.path.parent)))
         )
         menu.popup(self.view.viewport().mapToGlobal(position))  # type: ignore[arg-type]
+
+    def changeEvent(self, event: QEvent) -> None:
+        """Follow the system's light or dark palette while running: icons are re-tinted to match."""
+        if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange):
+            for action in self.actions():
+                name = action.property("iconName")
+                if name:
+                    action.setIcon(ui_icon(str(name), self.palette()))
+            self.view.viewport().update()
+        super().changeEvent(event)
 
     # -- drag and drop -------------------------------------------------------------------------------------------
 

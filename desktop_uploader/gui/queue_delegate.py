@@ -22,7 +22,7 @@ from PySide6.QtCore import (
     Qt,
     Signal,
 )
-from PySide6.QtGui import QColor, QCursor, QFont, QHelpEvent, QMouseEvent, QPainter, QPalette
+from PySide6.QtGui import QColor, QFont, QHelpEvent, QIcon, QMouseEvent, QPainter, QPalette
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QApplication,
@@ -104,6 +104,25 @@ class UploadDelegate(QStyledItemDelegate):
     def __init__(self, clock: Callable[[], float], parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.clock = clock
+        self.hover = QPoint(-1, -1)  # kept by track_hover(): asking the X server per painted row is slow
+        self._icons: dict[tuple[int, RowAction], QIcon] = {}
+
+    def track_hover(self, view: QAbstractItemView) -> None:
+        view.viewport().installEventFilter(self)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.MouseMove and isinstance(event, QMouseEvent):
+            self.hover = event.position().toPoint()
+        elif event.type() == QEvent.Type.Leave:
+            self.hover = QPoint(-1, -1)
+        return False
+
+    def _icon_for(self, action: RowAction, palette: QPalette) -> QIcon:
+        key = (palette.cacheKey(), action)
+        icon = self._icons.get(key)
+        if icon is None:
+            icon = self._icons[key] = ui_icon(ACTION_ICONS[action], palette)
+        return icon
 
     def _now(self) -> float:
         return self.clock()
@@ -199,12 +218,9 @@ class UploadDelegate(QStyledItemDelegate):
         painter.setPen(dim)
         painter.drawText(geometry.rate, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, row.rate_text())
         # The buttons.
-        hover = QPoint(-1, -1)
-        if isinstance(option.widget, QAbstractItemView):
-            hover = option.widget.viewport().mapFromGlobal(QCursor.pos())
         for rect, action in ((geometry.primary, row.primary_action()), (geometry.secondary, secondary_action(row))):
             if action is not None:
-                self._button(painter, rect, action, palette, hovered=rect.contains(hover))
+                self._button(painter, rect, action, palette, hovered=rect.contains(self.hover))
         painter.restore()
 
     def _in_flight(self, painter: QPainter, bar: QRect, row: Row, palette: QPalette) -> None:
@@ -248,8 +264,7 @@ class UploadDelegate(QStyledItemDelegate):
             painter.setPen(Qt.PenStyle.NoPen)
             painter.setBrush(palette.color(QPalette.ColorRole.Mid))
             painter.drawRoundedRect(rect, 6, 6)
-        icon = ui_icon(ACTION_ICONS[action], palette)
-        icon.paint(painter, rect.adjusted(6, 6, -6, -6))
+        self._icon_for(action, palette).paint(painter, rect.adjusted(6, 6, -6, -6))
 
     # -- interaction ------------------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ per byte.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable
 from enum import IntEnum
 from pathlib import Path
@@ -45,12 +46,13 @@ class UploadQueueModel(QAbstractListModel):
         self._rows: list[Row] = []
         self._index: dict[str, int] = {}
         self._dirty: set[str] = set()
+        self._arriving: dict[str, Row] = {}  # queued jobs waiting to be inserted in one batch
         self._timer = QTimer(self)
         self._timer.setInterval(FLUSH_INTERVAL_MS)
         self._timer.timeout.connect(self.flush)
         self._timer.start()
         self._summary = summarize([])
-        self._statuses: tuple[Status, ...] = ()
+        self._counts: Counter[Status] = Counter()
 
     # -- Qt model interface ----------------------------------------------------------------------------
 
@@ -116,23 +118,37 @@ class UploadQueueModel(QAbstractListModel):
 
     def apply_event(self, event: events.Event) -> None:
         if isinstance(event, events.Queued):
-            if event.job_id in self._index:
-                return
-            position = len(self._rows)
-            self.beginInsertRows(QModelIndex(), position, position)
-            self._rows.append(Row(event.job_id, Path(event.path), event.display_name, event.size))
-            self._index[event.job_id] = position
-            self.endInsertRows()
-            self._dirty.add(event.job_id)
+            if event.job_id not in self._index and event.job_id not in self._arriving:
+                self._arriving[event.job_id] = Row(event.job_id, Path(event.path), event.display_name, event.size)
+                if len(self._arriving) == 1:
+                    QTimer.singleShot(0, self._insert_arrivals)
             return
         if isinstance(event, events.Removed):
-            self._remove(event.job_id)
+            if self._arriving.pop(event.job_id, None) is None:
+                self._remove(event.job_id)
+            return
+        row = self._arriving.get(event.job_id)
+        if row is not None:
+            row.apply(event, self.clock())
             return
         position = self._index.get(event.job_id)
         if position is None:
             return
         if self._rows[position].apply(event, self.clock()):
             self._dirty.add(event.job_id)
+
+    def _insert_arrivals(self) -> None:
+        """New rows go in together: a drop of 1,000 files is one insertion, not 1,000 relayouts."""
+        if not self._arriving:
+            return
+        arriving, self._arriving = list(self._arriving.values()), {}
+        first = len(self._rows)
+        self.beginInsertRows(QModelIndex(), first, first + len(arriving) - 1)
+        for offset, row in enumerate(arriving):
+            self._rows.append(row)
+            self._index[row.job_id] = first + offset
+        self.endInsertRows()
+        self._dirty.update(row.job_id for row in arriving)
 
     def _remove(self, job_id: str) -> None:
         position = self._index.get(job_id)
@@ -164,11 +180,15 @@ class UploadQueueModel(QAbstractListModel):
         self._emit_summary()
 
     def _emit_summary(self) -> None:
-        statuses = tuple(row.status for row in self._rows)
+        counts = Counter(row.status for row in self._rows)
         summary = summarize(self._rows)
-        if summary != self._summary or statuses != self._statuses:
-            self._summary, self._statuses = summary, statuses
+        if summary != self._summary or counts != self._counts:
+            self._summary, self._counts = summary, counts
             self.summaryChanged.emit(summary)
+
+    def status_counts(self) -> Counter[Status]:
+        """How many rows are in each state (as of the last flush)."""
+        return Counter(self._counts)
 
     # -- queries -----------------------------------------------------------------------------------------
 
@@ -184,11 +204,11 @@ class UploadQueueModel(QAbstractListModel):
 
     def row_by_id(self, job_id: str) -> Row | None:
         position = self._index.get(job_id)
-        return self._rows[position] if position is not None else None
+        return self._rows[position] if position is not None else self._arriving.get(job_id)
 
     def index_of(self, job_id: str) -> QModelIndex:
         position = self._index.get(job_id)
         return self.index(position) if position is not None else QModelIndex()
 
-    def has_unfinished(self, path: str) -> bool:
-        return any(str(row.path) == path and not row.status.finished for row in self._rows)
+    def job_ids(self) -> set[str]:
+        return set(self._index) | set(self._arriving)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -235,17 +236,28 @@ class AppSession(QObject):
                 chosen += found.others
             else:
                 skipped = len(found.others)
-        duplicates, problems, added = [], [], 0
+        known = self.model.job_ids()
         start = self.settings.auto_start
-        for path in chosen:
-            if self.model.has_unfinished(str(path)):
-                duplicates.append(path.name)
-                continue
-            try:
-                await in_thread(lambda p=path: self.manager.add(p, start=start))
-                added += 1
-            except UploaderError as exc:
-                problems.append(exc.message)
+
+        def add_all() -> tuple[int, list[str], list[str]]:
+            """One trip to a worker thread for the whole drop; the manager refuses files already queued."""
+            added, duplicates, problems = 0, [], []
+            for number, path in enumerate(chosen):
+                if number % 25 == 24:
+                    time.sleep(0)  # let the window take the interpreter between batches of a big drop
+                try:
+                    job = self.manager.add(path, start=start)
+                except UploaderError as exc:
+                    problems.append(exc.message)
+                    continue
+                if job in known:
+                    duplicates.append(path.name)
+                else:
+                    known.add(job)
+                    added += 1
+            return added, duplicates, problems
+
+        added, duplicates, problems = await in_thread(add_all)
         problems += [f"{p}: not found" for p in found.missing]
         outcome = AddOutcome(added, duplicates, problems, skipped)
         self.message.emit(self._describe(outcome))

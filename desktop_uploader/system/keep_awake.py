@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +41,15 @@ def inhibit_command(platform: str, pid: int, reason: str) -> list[str] | None:
 
 
 class KeepAwake:
-    def __init__(self, platform: str = sys.platform) -> None:
+    def __init__(
+        self, platform: str = sys.platform, command: Callable[[str, int, str], list[str] | None] | None = None
+    ) -> None:
         self.platform = platform
+        self.command = command or inhibit_command
         self._process: subprocess.Popen[bytes] | None = None
         self._windows_held = False
         self._warned = False
+        self.unavailable = False  # the inhibitor exists but died (no session bus, say): don't respawn it
 
     @property
     def holding(self) -> bool:
@@ -58,7 +63,14 @@ class KeepAwake:
                 ctypes.windll.kernel32.SetThreadExecutionState(_ES_CONTINUOUS | _ES_SYSTEM_REQUIRED)  # type: ignore[attr-defined]
                 self._windows_held = True
                 return True
-        command = inhibit_command(self.platform, os.getpid(), reason)
+        if self._process is not None and self._process.poll() not in (None, 0):
+            # It started and died: asking again on every progress update would fork in a loop.
+            log.info("Can't keep the computer awake: %s exited with %s", self._process.args, self._process.returncode)
+            self._process = None
+            self.unavailable = True
+        if self.unavailable:
+            return False
+        command = self.command(self.platform, os.getpid(), reason)
         if command is None:
             if not self._warned:
                 log.info("Can't keep the computer awake here: no inhibitor available")

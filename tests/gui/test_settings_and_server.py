@@ -156,8 +156,11 @@ def test_direct_uploads_to_your_own_s3_storage_from_the_settings(
         save_button(dialog).click()
         await until(lambda: session.manager.direct is not None, 10, "the direct target")
         drop(window, [sample.path])
-        await until(lambda: session.model.rowCount() and session.model.rows()[0].status == Status.COMPLETED, 60,
-                    "the direct upload")
+        await until(
+            lambda: session.model.rowCount() and session.model.rows()[0].status == Status.COMPLETED,
+            60,
+            "the direct upload",
+        )
 
     run(aloop, scenario())
     row = session.model.rows()[0]

@@ -1,0 +1,118 @@
+"""Notifications, keeping the computer awake, shortcuts, the tray's tooltip, following the palette."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtGui import QColor, QKeySequence, QPalette
+from PySide6.QtWidgets import QApplication
+
+from desktop_uploader.engine.events import Status
+from desktop_uploader.engine.limits import MiB
+from desktop_uploader.engine.rows import QueueSummary
+from desktop_uploader.gui.tray import tooltip
+from desktop_uploader.system.keep_awake import inhibit_command
+from tests.gui.conftest import run, until
+from tests.gui.test_queue import drop
+
+
+def test_a_finished_batch_and_a_failed_file_are_notified(make_desktop: Any, make_file: Any, aloop: Any) -> None:
+    desktop = make_desktop()
+    session = desktop.session
+    notes: list[tuple[str, str]] = []
+    session.notify.connect(lambda title, text: notes.append((title, text)))
+    good = make_file(2 * MiB, name="good.safetensors")
+    bad = make_file(100, name="bad.txt")
+
+    async def yes(_: object) -> bool:
+        return True
+
+    async def scenario() -> None:
+        await session.add_paths([str(good.path), str(bad.path)], yes)
+        await until(
+            lambda: len(session.model.rows()) == 2 and all(r.status.finished for r in session.model.rows()),
+            60,
+            "both to finish",
+        )
+        await until(lambda: any(t == "Uploads finished" for t, _ in notes), 5, "the batch notification")
+
+    run(aloop, scenario())
+    assert ("Upload failed: bad.txt", notes[0][1]) in notes and "not accepted" in notes[0][1]
+    assert any(t == "Uploads finished" and "1 of 2 done" in text for t, text in notes)
+
+
+def test_notifications_can_be_turned_off(make_desktop: Any, make_file: Any, aloop: Any) -> None:
+    desktop = make_desktop(notifications=False)
+    notes: list[tuple[str, str]] = []
+    desktop.session.notify.connect(lambda title, text: notes.append((title, text)))
+
+    async def scenario() -> None:
+        drop(desktop.window, [make_file(1 * MiB).path])
+        await until(
+            lambda: desktop.session.model.rowCount() and desktop.session.model.rows()[0].status == Status.COMPLETED,
+            60,
+            "the upload",
+        )
+        await until(lambda: not desktop.session.model.summary.active, 5, "the summary")
+
+    run(aloop, scenario())
+    assert notes == []
+
+
+def test_keep_awake_uses_the_platforms_inhibitor() -> None:
+    linux = inhibit_command("linux", 42, "Uploading")
+    if linux is not None:  # systemd-inhibit exists on this machine
+        assert linux[:2] == ["systemd-inhibit", "--what=sleep:idle"] and "--why=Uploading" in linux
+    assert inhibit_command("plan9", 42, "x") is None
+
+
+def test_the_shortcuts_people_expect(make_desktop: Any) -> None:
+    window = make_desktop(connect=False).window
+    assert window.add_files_action.shortcut() == QKeySequence("Ctrl+O")
+    assert window.settings_action.shortcut() == QKeySequence("Ctrl+,")
+    assert window.view.accessibleName() == "Upload queue"
+    assert window.add_folder_action.shortcut() == QKeySequence("Ctrl+Shift+O")
+
+
+def test_the_tray_tooltip_shows_overall_progress() -> None:
+    busy = QueueSummary(total=3, done=1, active=2, failed=0, speed=5e6, fraction=0.42)
+    assert tooltip(busy) == "Desktop Uploader: 42% · 1 of 3 done · 2 uploading · 5.0 MB/s"
+    assert tooltip(QueueSummary(0, 0, 0, 0, 0.0, 0.0)) == "Desktop Uploader"
+
+
+def test_icons_follow_a_dark_palette(make_desktop: Any) -> None:
+    window = make_desktop(connect=False).window
+    dark = QPalette(QApplication.palette())
+    dark.setColor(QPalette.ColorRole.Window, QColor("#202020"))
+    dark.setColor(QPalette.ColorRole.WindowText, QColor("#f0f0f0"))
+    original = QApplication.palette()
+    QApplication.setPalette(dark)
+    try:
+        QApplication.processEvents()  # the palette change is an event, as it is when the desktop switches
+        image = window.settings_action.icon().pixmap(20, 20).toImage()
+        lightest = max(
+            image.pixelColor(x, y).lightness()
+            for x in range(20)
+            for y in range(20)
+            if image.pixelColor(x, y).alpha() > 200
+        )
+        assert lightest > 200, "the gear is drawn light on a dark window"
+    finally:
+        QApplication.setPalette(original)
+
+
+def test_an_inhibitor_that_dies_is_not_respawned_on_every_update(tmp_path: Any) -> None:
+    from desktop_uploader.system.keep_awake import KeepAwake
+
+    spawned: list[int] = []
+
+    def failing(platform: str, pid: int, reason: str) -> list[str]:
+        spawned.append(pid)
+        return ["sh", "-c", "exit 1"]  # like systemd-inhibit without a system bus
+
+    awake = KeepAwake("linux", failing)
+    assert awake.hold()
+    awake._process.wait(5)  # type: ignore[union-attr]
+    for _ in range(20):
+        awake.hold()
+    assert len(spawned) == 1 and awake.unavailable and not awake.holding
