@@ -441,6 +441,11 @@ def run_cli(world: World, sc: Scenario, path: Path, workdir: Path, result: SeedR
                 if phase == "fault-free":
                     plan.disable()
                 waiting = [r for r in _db_records(cli.database) if r.status != ABANDONED]
+                if not waiting and ran.killed and stored_objects(world, sc.name):
+                    # Killed after it had finished (its record was gone): nothing to resume, and the file is
+                    # there, which the final checks verify. Uploading it again would be the user's choice.
+                    result.phases.append(f"{phase}: stored before the kill")
+                    break
                 # Killed before anything was recorded: the user uploads it again.
                 ran = cli.run("resume", "--all", "--json") if waiting else cli.run("upload", str(path), "--json")
                 if _cli_phase(check, cli, ran, f"{phase} ({'resume' if waiting else 'upload again'})"):
@@ -540,7 +545,7 @@ def outcome_of(result: SeedResult) -> str:
     first = result.phases[0] if result.phases else ""
     rest = " ".join(result.phases[1:])
     start = "killed" if "killed" in first else ("completed" if first.endswith("completed") else "clear error")
-    if start == "completed":
+    if start == "completed" or "stored before the kill" in rest:
         return "stored"
     if "discard" in rest:
         return f"{start} → discarded"

@@ -89,6 +89,9 @@ def summary(runs: list[dict[str, Any]]) -> str:
 
 def main(argv: list[str]) -> int:
     runs = load(Path(argv[1]))
+    if "--min-seed" in argv:
+        lowest = int(argv[argv.index("--min-seed") + 1])
+        runs = [run for run in runs if run["seed"] >= lowest]
     print(summary(runs))
     print()
     print(matrix(runs))
