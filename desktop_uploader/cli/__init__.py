@@ -24,10 +24,21 @@ def build_parser() -> argparse.ArgumentParser:
         description="Upload large model files to S3-compatible storage. Run without a command for the app.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--self-test",
+        action="store_true",
+        help="check this installation: upload a generated file the way the app does, offscreen, and verify it",
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in (upload_cmd, records_cmd, serve_cmd, sandbox_cmd):
         module.register(commands)
     return parser
+
+
+def _self_test(args: argparse.Namespace) -> int:
+    from desktop_uploader.selftest import run_self_test
+
+    return run_self_test(args.paths)
 
 
 def _desktop_app(args: argparse.Namespace) -> int:
@@ -41,7 +52,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     paths = resolve_paths().ensure()
     runner: Runner | None = getattr(args, "run", None)
-    if runner is None:
+    if args.self_test:
+        runner = _self_test
+    elif runner is None:
         runner = _desktop_app
     args.paths = paths
     try:

