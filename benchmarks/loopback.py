@@ -8,6 +8,7 @@ the disk does not fill up; the sink keeps nothing.
 from __future__ import annotations
 
 import contextlib
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +22,7 @@ from benchmarks.measure import GiB, Sample, run_measured
 from benchmarks.servers import SinkServers, Target
 
 Log = Callable[[str], None]
+MIN_FREE = 4 << 30  # never let a benchmark fill the disk other people's work shares
 
 
 def run_one(
@@ -139,10 +141,14 @@ def run_rounds(
     *,
     sink: SinkServers | None = None,
     timeout: float = 300.0,
+    first_round: int = 1,
 ) -> list[Sample]:
     samples: list[Sample] = []
-    for round_no in range(1, rounds + 1):
+    for round_no in range(first_round, first_round + rounds):
         for contender in contenders:
+            free = shutil.disk_usage(work).free
+            if free < 2 * path.stat().st_size + MIN_FREE:
+                raise RuntimeError(f"only {free >> 30} GiB of disk left; stopping before storage fills it")
             began = time.monotonic()
             sample = run_one(scenario, contender, target, path, work, round_no, sink=sink, timeout=timeout)
             samples.append(sample)

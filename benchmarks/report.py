@@ -36,9 +36,11 @@ def loopback_table(rows: dict[str, list[dict[str, Any]]]) -> str:
     base_cpu = [s["cpu_per_gib"] for s in rows.get("boto3", []) if s["ok"]]
     boto_mbps = statistics.median(base) if base else None
     boto_cpu = statistics.median(base_cpu) if base_cpu else None
+    ceiling_runs = [s["mbps"] for name, runs in rows.items() if name.startswith("curl") for s in runs if s["ok"]]
+    ceiling = statistics.median(ceiling_runs) if ceiling_runs else None
     has_data = any("data_mbps" in s["extra"] for runs in rows.values() for s in runs)
-    head = "| Contender | MB/s | × boto3 | CPU-s/GiB | × boto3 CPU | Peak RSS MiB | Server CPU-s |"
-    rule = "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+    head = "| Contender | MB/s | × boto3 | of ceiling | CPU-s/GiB | × boto3 CPU | Peak RSS MiB | Server CPU-s |"
+    rule = "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     if has_data:
         head += " Data-phase MB/s |"
         rule += " ---: |"
@@ -51,10 +53,11 @@ def loopback_table(rows: dict[str, list[dict[str, Any]]]) -> str:
         rss = [s["max_rss"] / MiB for s in good]
         server = [s["extra"].get("server_cpu", 0.0) for s in good]
         ratio = f"{statistics.median(mbps) / boto_mbps:.2f}" if mbps and boto_mbps else "–"
+        of_ceiling = f"{statistics.median(mbps) / ceiling * 100:.0f}%" if mbps and ceiling else "–"
         cpu_ratio = f"{statistics.median(cpu) / boto_cpu:.2f}" if cpu and boto_cpu else "–"
         label = name + (f" ({failed} of {len(runs)} failed)" if failed else "")
         line = (
-            f"| {label} | {_spread(mbps)} | {ratio} | {_spread(cpu, '{:.2f}')} | {cpu_ratio} | "
+            f"| {label} | {_spread(mbps)} | {ratio} | {of_ceiling} | {_spread(cpu, '{:.2f}')} | {cpu_ratio} | "
             f"{_spread(rss)} | {_spread(server, '{:.1f}')} |"
         )
         if has_data:
@@ -102,9 +105,20 @@ def summary_text(data: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+
+
 def main(argv: list[str] | None = None) -> int:
+    """``python -m benchmarks.report RESULTS.json [--into docs/benchmarks.md]``."""
     args = argv if argv is not None else sys.argv[1:]
-    print(summary_text(json.loads(Path(args[0]).read_text())))
+    text = summary_text(json.loads(Path(args[0]).read_text()))
+    if len(args) >= 3 and args[1] == "--into":
+        doc = Path(args[2])
+        before, _, rest = doc.read_text(encoding="utf-8").partition(BEGIN)
+        _, _, after = rest.partition(END)
+        doc.write_text(f"{before}{BEGIN}\n{text}\n{END}{after}", encoding="utf-8")
+    else:
+        print(text)
     return 0
 
 

@@ -122,15 +122,19 @@ def main(argv: list[str] | None = None) -> int:
                 servers.stop()
             save()
         if "seaweedfs" in only:
-            sandbox = SeaweedSandbox(work / "seaweedfs")
-            shutil.rmtree(work / "seaweedfs", ignore_errors=True)
-            target = sandbox.start()
-            try:
-                samples += run_rounds("seaweedfs", pick(loopback_contenders()), target, path, work, rounds, log)
-            finally:
-                sandbox.stop()
-                shutil.rmtree(work / "seaweedfs" / "data", ignore_errors=True)
-            save()
+            # SeaweedFS keeps deleted objects' space until a vacuum, so each round gets a fresh store:
+            # a 4-round run otherwise fills 70 GiB of disk.
+            for round_no in range(1, rounds + 1):
+                sandbox = SeaweedSandbox(work / "seaweedfs")
+                shutil.rmtree(work / "seaweedfs", ignore_errors=True)
+                target = sandbox.start()
+                try:
+                    contenders = pick(loopback_contenders())
+                    samples += run_rounds("seaweedfs", contenders, target, path, work, 1, log, first_round=round_no)
+                finally:
+                    sandbox.stop()
+                    shutil.rmtree(work / "seaweedfs", ignore_errors=True)
+                save()
         if "memory" in only:
             samples += memory_scenario(work, size, min(rounds, 3), log, pick)
             save()
