@@ -69,6 +69,7 @@ def run_self_test(real: AppPaths, timeout: float = 180.0) -> int:
     finally:
         shutil.rmtree(home, ignore_errors=True)
     print(("PASSED: " if outcome.ok else "FAILED: ") + outcome.message, flush=True)
+    print(f"  details: {real.log_dir / 'self-test.log'}")
     return 0 if outcome.ok else 1
 
 
@@ -81,7 +82,7 @@ def _run(real: AppPaths, home: Path, timeout: float) -> Outcome:
     from desktop_uploader.logsetup import configure_logging
 
     paths = AppPaths(home / "config", home / "data", home / "logs").ensure()
-    configure_logging(paths.log_file)
+    configure_logging(real.log_dir / "self-test.log")  # kept after the private home is gone
     problem = _borrow_server(real, paths)
     if problem is not None:
         return problem

@@ -1,0 +1,94 @@
+#!/usr/bin/env python3
+"""Build the installable app: ``make package``.
+
+1. Compress SeaweedFS's ``weed`` (the sandbox's storage server) with xz: 153 MB becomes 34 MB, and
+   the app unpacks it into the user's data dir the first time someone tries the sandbox.
+2. Freeze the app with PyInstaller (one folder; see desktop-uploader.spec for what is left out).
+3. On Linux, wrap it in a .deb (packaging/linux/build_deb.py). Windows and macOS installers are
+   built on their own systems by .github/workflows/package.yml.
+
+Prints the sizes, which README.md quotes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import lzma
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def weed_binary() -> Path:
+    exe = "weed.exe" if os.name == "nt" else "weed"
+    path = Path(sysconfig.get_path("scripts")) / exe
+    if not path.is_file():
+        sys.exit(f"{path} is missing: install the app's dependencies (pip install -e .) first")
+    return path
+
+
+def compress_weed(build: Path) -> Path:
+    source = weed_binary()
+    target = build / "weed.xz"
+    if target.is_file() and target.stat().st_mtime >= source.stat().st_mtime:
+        return target
+    build.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(".partial")
+    print(f"compressing {source.name} ({source.stat().st_size / 1e6:.0f} MB) …", flush=True)
+    if shutil.which("xz"):  # multi-threaded: a quarter of the time of Python's lzma
+        with open(partial, "wb") as packed:
+            subprocess.run(["xz", "-6", "-T0", "-c", str(source)], stdout=packed, check=True)
+    else:
+        with open(source, "rb") as raw, lzma.open(partial, "wb", preset=6) as packed:
+            shutil.copyfileobj(raw, packed, 8 * 1024 * 1024)
+    partial.replace(target)
+    return target
+
+
+def size_of(path: Path) -> int:
+    """Bytes on disk as an installer counts them: a symlink is the link, not its target again."""
+    return sum(f.lstat().st_size for f in path.rglob("*") if f.is_symlink() or f.is_file())
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "dist", help="where the bundle and installers go")
+    parser.add_argument("--no-deb", action="store_true", help="only the PyInstaller bundle")
+    args = parser.parse_args()
+    build = ROOT / "build"
+    compress_weed(build)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "PyInstaller",
+            "--noconfirm",
+            "--log-level",
+            "WARN",
+            "--distpath",
+            str(args.out),
+            "--workpath",
+            str(build / "pyi"),
+            str(ROOT / "packaging" / "desktop-uploader.spec"),
+        ],
+        check=True,
+        cwd=ROOT,
+    )
+    bundle = args.out / "desktop-uploader"
+    print(f"bundle: {bundle} ({size_of(bundle) / 1e6:.1f} MB)")
+    if sys.platform.startswith("linux") and not args.no_deb:
+        sys.path.insert(0, str(ROOT / "packaging" / "linux"))
+        from build_deb import build_deb
+
+        deb = build_deb(bundle, args.out)
+        print(f"deb: {deb} ({deb.stat().st_size / 1e6:.1f} MB to download)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

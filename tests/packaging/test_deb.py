@@ -1,0 +1,131 @@
+"""Build the installer, install it like a user's machine would, and check the installed app works.
+
+Slow (about two minutes: PyInstaller, then dpkg), and it needs root and dpkg to install a .deb, so
+it skips itself elsewhere; CI runs as root on Debian and runs it. Set DESKTOP_UPLOADER_SCREENSHOTS
+to a folder to keep the screenshot of the installed app's window (docs/screenshots is refreshed so).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = [pytest.mark.packaging, pytest.mark.slow, pytest.mark.timeout(1800)]
+
+
+def run(argv: list[str], timeout: float = 600, **kwargs: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, **kwargs)  # type: ignore[call-overload]
+
+
+@contextmanager
+def xvfb() -> Iterator[str]:
+    display = f":{150 + os.getpid() % 50}"
+    server = subprocess.Popen(
+        ["Xvfb", display, "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(1)
+    try:
+        yield display
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    missing = [tool for tool in ("dpkg", "dpkg-deb", "Xvfb", "xdotool", "import") if not shutil.which(tool)]
+    if os.geteuid() != 0 or missing:
+        pytest.skip(f"installing a .deb needs root and {', '.join(missing) or 'dpkg'} (CI has them)")
+    out = tmp_path_factory.mktemp("dist")
+    began = time.monotonic()
+    built = run([sys.executable, "packaging/build.py", "--out", str(out)], cwd=ROOT)
+    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+    print(
+        f"\nbuilt in {time.monotonic() - began:.0f} s: "
+        + " | ".join(line for line in built.stdout.splitlines() if line.startswith(("bundle:", "deb:")))
+    )
+    deb = next(out.glob("desktop-uploader_*_amd64.deb"))
+    installing = run(["dpkg", "-i", str(deb)])
+    assert installing.returncode == 0, installing.stdout + installing.stderr
+    try:
+        yield deb
+    finally:
+        run(["dpkg", "-r", "desktop-uploader"])
+
+
+def test_the_deb_declares_what_qt_needs_and_installs_where_desktops_look(installed: Path) -> None:
+    fields = run(["dpkg-deb", "-f", str(installed), "Depends", "Installed-Size"]).stdout
+    for library in (
+        "libxcb-cursor0",
+        "libxkbcommon-x11-0",
+        "libxcb-icccm4",
+        "libxcb-keysyms1",
+        "libxcb-shape0",
+        "libxcb-randr0",
+        "libxcb-render-util0",
+        "libxcb-image0",
+        "libegl1",
+    ):
+        assert library in fields
+    kib = int(run(["dpkg-query", "-W", "-f=${Installed-Size}", "desktop-uploader"]).stdout)
+    app = sum(f.lstat().st_size for f in Path("/opt/desktop-uploader").rglob("*") if f.is_symlink() or f.is_file())
+    weed = sum(f.stat().st_size for f in Path("/opt/desktop-uploader").rglob("weed.xz"))
+    print(
+        f"\ninstalled size: {kib / 1024:.1f} MiB ({app / 1e6:.1f} MB in /opt/desktop-uploader, of which "
+        f"{weed / 1e6:.1f} MB is the sandbox's compressed storage server); download "
+        f"{installed.stat().st_size / 1e6:.1f} MB"
+    )
+    assert Path("/usr/bin/desktop-uploader").is_file()
+    assert Path("/usr/share/applications/desktop-uploader.desktop").is_file()
+    assert Path("/usr/share/icons/hicolor/256x256/apps/desktop-uploader.png").is_file()
+    assert Path("/usr/share/icons/hicolor/scalable/apps/desktop-uploader.svg").is_file()
+
+
+def test_the_installed_app_reports_its_version_and_passes_its_self_test(installed: Path, tmp_path: Path) -> None:
+    env = {**os.environ, "DESKTOP_UPLOADER_HOME": str(tmp_path / "home"), "QT_QPA_PLATFORM": "offscreen"}
+    env.pop("DESKTOP_UPLOADER_SERVER", None)
+    assert run(["desktop-uploader", "--version"], env=env).stdout.strip().startswith("desktop-uploader 0.")
+    began = time.monotonic()
+    checked = run(["desktop-uploader", "--self-test"], env=env)
+    print(f"\nself-test of the installed app ({time.monotonic() - began:.1f} s):\n{checked.stdout}")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "PASSED: the stored object is byte-identical to the file" in checked.stdout
+
+
+def test_the_installed_app_opens_a_real_window(installed: Path, tmp_path: Path) -> None:
+    shots = Path(os.environ.get("DESKTOP_UPLOADER_SCREENSHOTS", tmp_path))
+    with xvfb() as display:
+        env = {
+            **os.environ,
+            "DISPLAY": display,
+            "QT_QPA_PLATFORM": "xcb",
+            "DESKTOP_UPLOADER_HOME": str(tmp_path / "home"),
+        }
+        app = subprocess.Popen(
+            ["desktop-uploader"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        try:
+            found = run(
+                ["xdotool", "search", "--sync", "--onlyvisible", "--name", "^Desktop Uploader"], env=env, timeout=60
+            )
+            assert found.returncode == 0 and found.stdout.strip(), "no window appeared"
+            time.sleep(1.5)  # let it paint
+            target = shots / "installed-app-xvfb.png"
+            shots.mkdir(parents=True, exist_ok=True)
+            assert run(["import", "-window", "root", str(target)], env=env).returncode == 0
+            assert target.stat().st_size > 10_000
+        finally:
+            app.terminate()
+            output = app.communicate(timeout=20)[0]
+    assert "could not load the Qt platform plugin" not in output.lower(), output
