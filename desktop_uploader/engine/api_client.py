@@ -249,6 +249,11 @@ class ApiClient:
     def close(self) -> None:
         self.sessions.close()
 
+    def _expiry_wish(self) -> dict[str, int]:
+        """The settings' URL lifetime, for servers that say what they do (the seed's may not expect it)."""
+        caps = self._capabilities
+        return {"expiresIn": self.settings.url_expiry_seconds} if caps is not None and caps.advertised else {}
+
     # -- capabilities ------------------------------------------------------------------------------------
 
     def capabilities(self, *, refresh: bool = False, control: Control | None = None) -> Capabilities:
@@ -329,6 +334,7 @@ class ApiClient:
             body["displayName"] = display_name
         if url_batch:
             body["urlBatch"] = url_batch
+        body.update(self._expiry_wish())
         retried: list[bool] = []
         began = self.clock()
         answer = self._call(
@@ -439,6 +445,7 @@ class ApiClient:
             body["contentMd5"] = {str(n): digest for n, digest in content_md5.items()}
         if checksum_crc32:
             body["checksumCrc32"] = {str(n): digest for n, digest in checksum_crc32.items()}
+        body.update(self._expiry_wish())
         answer = self._call("sign", "POST", self.settings.presigned_path, json=body, control=control)
         received = self.clock()
         urls = _field(answer, "presignedUrls", dict, "sign")

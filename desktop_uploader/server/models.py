@@ -36,6 +36,8 @@ def _printable(what: str) -> Callable[[str], str]:
 UploadId = Annotated[str, Field(min_length=1, max_length=1024), AfterValidator(_printable("an upload id"))]
 S3Key = Annotated[str, Field(min_length=1, max_length=1024)]
 PartNumber = Annotated[int, Field(ge=1, le=MAX_PART_NUMBER)]
+# A client's wish for how long URLs live; the server grants at most its own configured limit.
+ExpiresIn = Annotated[int, Field(ge=1, le=7 * 24 * 3600)]
 
 
 class StartRequest(_Body):
@@ -46,6 +48,7 @@ class StartRequest(_Body):
     display_name: Annotated[str, Field(max_length=1024)] | None = None
     content_type: Annotated[str, Field(max_length=255)] | None = None
     url_batch: Annotated[int, Field(ge=1, le=MAX_PART_NUMBER)] | None = None
+    expires_in: ExpiresIn | None = None
 
 
 class CompletedPart(BaseModel):
@@ -76,6 +79,7 @@ class SignRequest(_Body):
     part_numbers: Annotated[list[PartNumber], Field(min_length=1, max_length=MAX_PART_NUMBER)]
     content_md5: dict[str, str] | None = None
     checksum_crc32: dict[str, str] | None = None
+    expires_in: ExpiresIn | None = None
 
     @field_validator("content_md5")
     @classmethod

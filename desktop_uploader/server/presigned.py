@@ -84,8 +84,12 @@ class PresignedService:
                 return self.list_uploads(user_id)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _expires_at(self) -> str:
-        moment = datetime.now(UTC) + timedelta(seconds=self.config.url_expiry_seconds)
+    def _expiry(self, wish: int | None) -> int:
+        """A client may ask for shorter-lived URLs, never longer than this server allows."""
+        return min(self.config.url_expiry_seconds, wish or self.config.url_expiry_seconds)
+
+    def _expires_at(self, seconds: int) -> str:
+        moment = datetime.now(UTC) + timedelta(seconds=seconds)
         return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
 
     def start(self, user_id: str, request: StartRequest) -> dict[str, Any]:
@@ -111,7 +115,7 @@ class PresignedService:
         )
         batching = "sign" in self.config.actions and request.url_batch is not None
         count = min(request.total_parts, request.url_batch or request.total_parts) if batching else request.total_parts
-        expiry = self.config.url_expiry_seconds
+        expiry = self._expiry(request.expires_in)
         try:
             urls = [self.storage.presign_part(destination.s3_key, upload_id, n, expiry) for n in range(1, count + 1)]
         except Exception:
@@ -123,7 +127,7 @@ class PresignedService:
             "uniqueFileName": destination.unique_file_name,
             "presignedUrls": urls,
             "comfyUIPath": destination.comfyui_path,
-            "expiresAt": self._expires_at(),
+            "expiresAt": self._expires_at(expiry),
         }
 
     def complete(self, user_id: str, request: CompleteRequest) -> dict[str, Any]:
@@ -169,7 +173,7 @@ class PresignedService:
         if both:
             raise ApiError(400, f"Part {both[0]} has both contentMd5 and checksumCrc32; send one.")
         self.storage.verify_upload(destination.s3_key, request.upload_id)
-        expiry = self.config.url_expiry_seconds
+        expiry = self._expiry(request.expires_in)
         urls = {
             str(n): self.storage.presign_part(
                 destination.s3_key, request.upload_id, n, expiry, md5s.get(str(n)), crcs.get(str(n))
@@ -183,7 +187,7 @@ class PresignedService:
             len(md5s),
             len(crcs),
         )
-        return {"presignedUrls": urls, "expiresAt": self._expires_at()}
+        return {"presignedUrls": urls, "expiresAt": self._expires_at(expiry)}
 
     def status(self, user_id: str, request: StatusRequest) -> dict[str, Any]:
         destination = owned_destination(self.config, user_id, request.s3_key)

@@ -167,3 +167,18 @@ def test_a_file_changed_between_pause_and_resume_is_refused(
     assert "has changed since the upload started" in failed.message
     assert not open_multipart_uploads(s3, sandbox.bucket, record.s3_key), "the stale upload must be aborted"
     assert sample.path.read_bytes()[: 20 * MiB] == original[: 20 * MiB]  # we never write to the user's file
+
+
+def test_the_url_lifetime_setting_reaches_the_urls(
+    make_engine: Any, make_file: Any, sandbox: Any, tmp_path: Path, s3: Any
+) -> None:
+    from tests.support.proxy import Proxy
+
+    sample = make_file(6 * MiB)
+    with (
+        Proxy.start(sandbox.s3_endpoint) as proxy,
+        api_server(sandbox, tmp_path / "api", s3_public_endpoint=proxy.url) as url,
+    ):
+        job = make_engine(Settings(method="presigned", url_expiry_seconds=300), api_url=url).upload(sample.path)
+        lifetimes = {r.query.get("X-Amz-Expires") for r in proxy.stats.records("PUT")}
+    assert job.status == Status.COMPLETED and lifetimes == {"300"}

@@ -195,3 +195,24 @@ def test_capabilities_describe_the_server(api: Api) -> None:
     assert caps["chunkedUpload"] == {"path": "/api/user/influencers/chunked-upload", "maxChunkBytes": 4 * MiB}
     assert caps["legacyUpload"]["path"] == "/api/user/influencers/upload"
     assert caps["legacyUpload"]["maxBytes"] == 6 * MiB
+
+
+def test_a_client_may_ask_for_shorter_lived_urls_but_never_longer(api: Api) -> None:
+    def lifetime(url: str) -> int:
+        return int(urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)["X-Amz-Expires"][0])
+
+    short = api.ok(api.presigned({"action": "start", "fileName": "a.bin", "totalParts": 1, "expiresIn": 120}))
+    assert lifetime(short["presignedUrls"][0]) == 120
+    signed = api.ok(
+        api.presigned(
+            {
+                "action": "sign",
+                "uploadId": short["uploadId"],
+                "s3Key": short["s3Key"],
+                "partNumbers": [1],
+                "expiresIn": 7 * 24 * 3600,
+            }
+        )
+    )
+    assert lifetime(signed["presignedUrls"]["1"]) == 3600  # the server's own limit wins
+    api.ok(api.presigned({"action": "abort", "uploadId": short["uploadId"], "s3Key": short["s3Key"]}))
