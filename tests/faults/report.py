@@ -13,6 +13,9 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
+from desktop_uploader.engine.settings import AUTO_CONCURRENCY
+from tests.faults.scenario import scenario
+
 COLUMNS = (
     "stored",
     "clear error → resumed, stored",
@@ -69,11 +72,12 @@ def summary(runs: list[dict[str, Any]]) -> str:
     seconds = [run["seconds"] for run in runs]
     modes = Counter(run["mode"] for run in runs)
     methods = Counter(run["method"] for run in runs)
+    auto = sum(1 for run in runs if scenario(run["seed"]).concurrency == AUTO_CONCURRENCY)
     fired = sum(len(run["faults"]) for run in runs)
     failing = [run for run in runs if run["violations"]]
     text = [
         f"{len(runs)} seeds ({modes['engine']} in-process engine, {modes['cli']} real CLI with kill -9), "
-        f"methods {dict(methods)}; {fired} faults fired; "
+        f"methods {dict(methods)}, Auto concurrency in {auto}; {fired} faults fired; "
         f"{sum(seconds):.0f} s in all, median {statistics.median(seconds):.1f} s, slowest {max(seconds):.1f} s.",
     ]
     copies = [run["seed"] for run in runs if any("copies" in note for note in run["notes"])]

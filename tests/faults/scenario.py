@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from desktop_uploader.engine.limits import MiB
-from desktop_uploader.engine.settings import Settings
+from desktop_uploader.engine.settings import AUTO_CONCURRENCY, Settings
 from tests.support.proxy import (
     Action,
     Delay,
@@ -146,7 +146,8 @@ class Scenario:
     def describe(self) -> str:
         lines = [
             f"seed {self.seed}: {'CLI' if self.cli else 'engine'}, {self.size:,} bytes ({self.parts} parts), "
-            f"method {self.method}, concurrency {self.concurrency}, retries {self.retries}, then {self.after_failure}"
+            f"method {self.method}, concurrency {self.concurrency or 'auto'}, retries {self.retries}, "
+            f"then {self.after_failure}"
         ]
         lines += [f"  {fault.describe()}" for fault in self.faults]
         if self.kill:
@@ -248,7 +249,7 @@ def scenario(seed: int) -> Scenario:
         seed=seed,
         size=size,
         method=method,
-        concurrency=rng.randint(1, 4),
+        concurrency=rng.choice([AUTO_CONCURRENCY, AUTO_CONCURRENCY, 1, 2, 3, 4]),  # Auto is the default
         retries=retries,
         cli=cli,
         faults=tuple(faults),
