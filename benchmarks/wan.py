@@ -156,6 +156,9 @@ class Lab:
             cwd=ROOT,
             start_new_session=True,
         )
+        # The link must not slow down because other work shares the CPU: it gets a higher priority.
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, self.emulator.pid, -10)
         assert self.emulator.stdout is not None
         line = _read_line(self.emulator.stdout, 20)
         if not line:
@@ -333,13 +336,29 @@ def run_wan_one(
     prepared = contender.prepare(target, path, work)
     log_file = work / "homes" / contender.name / "logs" / "desktop-uploader.log"
     log_file.unlink(missing_ok=True)
-    result = run_measured(prepared.argv, env=prepared.env, cwd=prepared.cwd, timeout=bound, prefix=lab.in_client())
+    at_bound: dict[str, Any] = {}
+
+    def snapshot_at_bound(elapsed: float) -> bool:
+        # Count what arrived by the bound, not what drains while the contender winds down after it.
+        if elapsed < bound:
+            return False
+        at_bound.update(servers.stats(), spool=spool_bytes(work / "wan-sink" / "spool"))
+        return True
+
+    result = run_measured(
+        prepared.argv,
+        env=prepared.env,
+        cwd=prepared.cwd,
+        timeout=bound + 30,
+        prefix=lab.in_client(),
+        on_tick=snapshot_at_bound,
+    )
     flight = parts_in_flight(contender, log_file)
-    stats = servers.stats()
-    payload = int(stats.get("payload_bytes", 0)) + spool_bytes(work / "wan-sink" / "spool")
-    elapsed = min(result.wall, bound)
+    finished = result.returncode == 0 and not at_bound and not result.timed_out
+    stats = at_bound or servers.stats()
+    payload = int(stats.get("payload_bytes", 0)) + int(at_bound.get("spool", spool_bytes(work / "wan-sink" / "spool")))
+    elapsed = bound if at_bound else result.wall
     goodput = payload / elapsed / 1e6 if elapsed > 0 else 0.0
-    finished = result.returncode == 0 and not result.timed_out
     uploads = stats.get("uploads", {})
     extra: dict[str, Any] = {
         "goodput_mbps": round(goodput, 3),
@@ -350,9 +369,7 @@ def run_wan_one(
     if flight is not None:
         extra["parts_in_flight"] = flight
     note = (
-        ""
-        if finished
-        else ("time bound reached" if result.timed_out else f"exit {result.returncode}: {result.stderr[-300:]}")
+        "" if finished else ("time bound reached" if at_bound else f"exit {result.returncode}: {result.stderr[-300:]}")
     )
     return Sample(
         scenario,
