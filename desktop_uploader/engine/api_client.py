@@ -19,7 +19,7 @@ import email.utils
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -100,7 +100,7 @@ class StartedUpload:
     unique_file_name: str
     comfyui_path: str
     urls: dict[int, SignedUrl]
-    leftovers_checked: bool = True  # False: a retried start may have left uploads that could not be looked for
+    attempts: int = 1  # more than one: an earlier attempt may have created an upload whose answer was lost
 
 
 @dataclass(frozen=True)
@@ -336,7 +336,6 @@ class ApiClient:
             body["urlBatch"] = url_batch
         body.update(self._expiry_wish())
         retried: list[bool] = []
-        began = self.clock()
         answer = self._call(
             "start",
             "POST",
@@ -353,44 +352,11 @@ class ApiClient:
             unique_file_name=str(answer.get("uniqueFileName") or ""),
             comfyui_path=str(answer.get("comfyUIPath") or ""),
             urls=self._signed(enumerate(urls, start=1), "start", received),
+            attempts=1 + len(retried),
         )
         if not url_batch and len(started.urls) < total_parts:
             raise ProtocolError("The upload server returned fewer upload links than parts.")
-        if retried and not self._sweep_lost_starts(started, seconds=received - began + 5.0):
-            started = replace(started, leftovers_checked=False)
         return started
-
-    def _sweep_lost_starts(self, kept: StartedUpload, seconds: float) -> bool:
-        """Abort uploads created by earlier attempts of a retried ``start`` whose answers were lost.
-
-        False when that could not be done (the caller keeps the search for later).
-        """
-        if not self.capabilities().offers("list"):
-            log.warning("start was retried and the server can't list uploads; an earlier attempt may be left over")
-            return True  # nothing can ever be done about it, so there is nothing to keep for later
-        try:
-            mine = self.list_uploads()
-        except UploaderError as exc:
-            log.warning("Could not check for uploads left by a retried start: %s", exc.message)
-            return False
-        checked = True
-        name = kept.unique_file_name.split("_", 2)[-1]
-        kept_millis = _millis_of(kept.unique_file_name)
-        for upload in mine:
-            millis = _millis_of(upload.unique_file_name)
-            same_name = upload.unique_file_name.split("_", 2)[-1] == name
-            if upload.upload_id == kept.upload_id or not same_name or millis is None or kept_millis is None:
-                continue
-            if kept_millis - seconds * 1000 <= millis <= kept_millis:
-                log.info("Aborting %s, left by a start whose answer was lost", upload.s3_key)
-                try:
-                    self.abort(upload.upload_id, upload.s3_key)
-                except NotFoundError:
-                    pass
-                except UploaderError as exc:
-                    log.warning("Could not abort the leftover upload %s: %s", upload.s3_key, exc.message)
-                    checked = False
-        return checked
 
     def abort_lost_starts(
         self, safe_name: str, since: float, until: float, keep: set[str], *, chunked: bool = False
@@ -699,8 +665,3 @@ def _created_at(s3_key: str, safe_name: str) -> float | None:
         return None
     millis, _, name = unique[len(user) + 1 :].partition("_")
     return int(millis) / 1000 if millis.isdigit() and name == safe_name else None
-
-
-def _millis_of(unique_file_name: str) -> int | None:
-    parts = unique_file_name.split("_", 2)
-    return int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else None

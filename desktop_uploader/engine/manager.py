@@ -718,7 +718,12 @@ class UploadManager:
             if ctx is not None and method is not None:
                 self._abandon(ctx, method)
             else:
-                self._abort_saved(job.id)
+                # Cancelled while preparing (before any method ran). This run holds the upload's lock,
+                # so abort here: _abort_saved would find the lock taken, by us, and give up.
+                with contextlib.suppress(UploaderError):
+                    record = self.state.get(job.id)
+                    if record is not None:
+                        self._abort_record(record)
             self._finish(job, Status.CANCELLED, "Cancelled.")
             self._emit(Cancelled(job.id))
             return

@@ -249,8 +249,9 @@ def test_connections_are_kept_alive_across_parts(
     assert storage_proxy.stats.connections() <= 6, "each worker thread reuses its pooled connection"
 
 
+@pytest.mark.parametrize("give_up", ["cancel", "remove"])
 def test_discarding_a_failed_upload_that_kept_its_parts_aborts_it(
-    make_engine: Any, make_file: Any, sandbox: Any, s3: Any, storage_proxy: Proxy, tmp_path: Path
+    make_engine: Any, make_file: Any, sandbox: Any, s3: Any, storage_proxy: Proxy, tmp_path: Path, give_up: str
 ) -> None:
     sample = make_file(20 * MiB)
     allowed: list[int] = []
@@ -273,8 +274,38 @@ def test_discarding_a_failed_upload_that_kept_its_parts_aborts_it(
         record = engine.state.get(job.id)
         assert record is not None and record.s3_key
         assert open_multipart_uploads(s3, sandbox.bucket, record.s3_key)
-        engine.manager.cancel(job.id)  # the row's Discard
-        assert engine.manager.wait([job.id], 10)
+        getattr(engine.manager, give_up)(job.id)  # the row's Discard, or Del on the row
         engine.wait_for(lambda: engine.state.get(job.id) is None, 10)
-    assert engine.manager.job(job.id).status == Status.CANCELLED
+        if give_up == "cancel":
+            assert engine.manager.job(job.id).status == Status.CANCELLED
+        else:
+            assert job.id not in {j.id for j in engine.manager.jobs()}
+    assert not open_multipart_uploads(s3, sandbox.bucket, record.s3_key)
+
+
+def test_cancelling_a_resumed_upload_while_it_prepares_aborts_it(
+    make_engine: Any, make_file: Any, sandbox: Any, s3: Any, tmp_path: Path
+) -> None:
+    """Cancel lands while the app still asks a struggling server what it offers, before any method runs."""
+    sample = make_file(20 * MiB)
+    with Proxy.start(sandbox.api_url) as api_proxy:
+        first = make_engine(Settings(method="presigned", chunk_size=5 * MiB, concurrency=1,
+                                     bandwidth_limit=8 * 1000 * 1000), api_url=api_proxy.url)
+        job = first.manager.add(sample.path)
+        first.wait_for(lambda: first.manager.job(job).confirmed >= 5 * MiB)
+        first.manager.pause(job)
+        assert first.manager.wait([job], 10)
+        record = first.state.get(job)
+        assert record is not None and record.s3_key
+        first.manager.close()
+        api_proxy.set_fault_plan(lambda r: Respond(503, b'{"error": "busy"}') if r.method == "GET" else None)
+        second = make_engine(Settings(retries=6, backoff_base=1.0), api_url=api_proxy.url)
+        [restored] = second.manager.restore_interrupted()
+        second.manager.resume(restored)
+        second.wait_for(lambda: sum(1 for r in api_proxy.stats.records("GET")) >= 2, 20)  # retrying, not running
+        assert second.manager.job(restored).status == Status.STARTING
+        second.manager.cancel(restored)
+        assert second.manager.wait([restored], 15)
+        assert second.manager.job(restored).status == Status.CANCELLED
+        second.wait_for(lambda: second.state.get(restored) is None, 10)
     assert not open_multipart_uploads(s3, sandbox.bucket, record.s3_key)

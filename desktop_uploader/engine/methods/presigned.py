@@ -323,8 +323,8 @@ class PresignedMethod:
         started = api.start(
             ctx.name, plan.part_count, ctx.size, display_name=ctx.display_name, url_batch=batch, control=ctx.control
         )
-        if not started.leftovers_checked:
-            lost_starts.park(ctx, intent)
+        if started.attempts > 1:
+            lost_starts.after_retried_start(ctx, intent, started.upload_id, chunked=False)
         log.info("%s: started %s (upload %s…)", ctx.name, started.s3_key, started.upload_id[:12])
         record = UploadRecord(
             id=ctx.job_id,
