@@ -7,7 +7,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from desktop_uploader.engine.api_client import ApiClient
 from desktop_uploader.engine.bandwidth import TokenBucket
@@ -81,6 +81,18 @@ class JobContext:
             f", resuming with {resumed_bytes} bytes already stored" if resumed_bytes else "",
         )
         self.emit(Started(self.job_id, method, plan.part_size, plan.part_count, resumed_bytes, plan.adjustments))
+
+    def new_record(self, method: str, **fields: Any) -> UploadRecord:
+        """This job's resume record for ``method``: the file's side filled in, the server's side given."""
+        fields.setdefault("server", self.server_id)
+        return UploadRecord(
+            id=self.job_id,
+            path=str(self.path),
+            display_name=self.display_name,
+            identity=self.identity,
+            method=method,
+            **fields,
+        )
 
     def completing(self) -> None:
         """Say that every byte is stored and storage is assembling the object (minutes for big files)."""

@@ -65,13 +65,8 @@ class ChunkedMethod:
             if started.attempts > 1:
                 lost_starts.after_retried_start(ctx, intent, started.upload_id, chunked=True)
             chunk = min(started.max_chunk_bytes, api.capabilities().max_chunk_bytes)
-            record = UploadRecord(
-                id=ctx.job_id,
-                path=str(ctx.path),
-                display_name=ctx.display_name,
-                identity=ctx.identity,
-                method=CHUNKED,
-                server=ctx.server_id,
+            record = ctx.new_record(
+                CHUNKED,
                 upload_id=started.upload_id,
                 s3_key=started.s3_key,
                 unique_file_name=started.unique_file_name,

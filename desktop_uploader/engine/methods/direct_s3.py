@@ -239,12 +239,8 @@ class DirectS3Method:
                 "UploadId"
             ]
         )
-        record = UploadRecord(
-            id=ctx.job_id,
-            path=str(ctx.path),
-            display_name=ctx.display_name,
-            identity=ctx.identity,
-            method=DIRECT,
+        record = ctx.new_record(
+            DIRECT,
             server=self.target.server_id,
             upload_id=upload_id,
             s3_key=key,

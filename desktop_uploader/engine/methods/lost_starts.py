@@ -40,13 +40,8 @@ def start_budget(settings: Settings) -> float:
 
 def intent(ctx: JobContext, method: str, **fields: Any) -> UploadRecord:
     """Write (and return) the record that says "a start of this file is under way since now"."""
-    record = UploadRecord(
-        id=ctx.job_id,
-        path=str(ctx.path),
-        display_name=ctx.display_name,
-        identity=ctx.identity,
-        method=method,
-        server=ctx.server_id,
+    record = ctx.new_record(
+        method,
         unique_file_name=safe_basename(ctx.name),
         created_at=time.time(),
         **fields,

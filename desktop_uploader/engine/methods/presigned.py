@@ -326,13 +326,8 @@ class PresignedMethod:
         if started.attempts > 1:
             lost_starts.after_retried_start(ctx, intent, started.upload_id, chunked=False)
         log.info("%s: started %s (upload %s…)", ctx.name, started.s3_key, started.upload_id[:12])
-        record = UploadRecord(
-            id=ctx.job_id,
-            path=str(ctx.path),
-            display_name=ctx.display_name,
-            identity=ctx.identity,
-            method=PRESIGNED,
-            server=ctx.server_id,
+        record = ctx.new_record(
+            PRESIGNED,
             upload_id=started.upload_id,
             s3_key=started.s3_key,
             unique_file_name=started.unique_file_name,
