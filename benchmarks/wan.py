@@ -20,6 +20,7 @@ import contextlib
 import fcntl
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -337,12 +338,15 @@ def run_wan_one(
     log_file = work / "homes" / contender.name / "logs" / "desktop-uploader.log"
     log_file.unlink(missing_ok=True)
     at_bound: dict[str, Any] = {}
+    spool = work / "wan-sink" / "spool"
+    # Only this run's chunks count: a chunked upload stopped at its bound leaves its spool behind.
+    spool_before = spool_bytes(spool)
 
     def snapshot_at_bound(elapsed: float) -> bool:
         # Count what arrived by the bound, not what drains while the contender winds down after it.
         if elapsed < bound:
             return False
-        at_bound.update(servers.stats(), spool=spool_bytes(work / "wan-sink" / "spool"))
+        at_bound.update(servers.stats(), spool=spool_bytes(spool))
         return True
 
     result = run_measured(
@@ -356,7 +360,8 @@ def run_wan_one(
     flight = parts_in_flight(contender, log_file)
     finished = result.returncode == 0 and not at_bound and not result.timed_out
     stats = at_bound or servers.stats()
-    payload = int(stats.get("payload_bytes", 0)) + int(at_bound.get("spool", spool_bytes(work / "wan-sink" / "spool")))
+    spooled = int(at_bound.get("spool", spool_bytes(spool))) - spool_before
+    payload = int(stats.get("payload_bytes", 0)) + max(0, spooled)
     elapsed = bound if at_bound else result.wall
     goodput = payload / elapsed / 1e6 if elapsed > 0 else 0.0
     uploads = stats.get("uploads", {})
@@ -396,6 +401,7 @@ def wan_scenarios(work: Path, args: argparse.Namespace, log: Callable[[str], Non
     samples: list[Sample] = []
     contenders = pick(wan_contenders())
     cases = {c for c in getattr(args, "wan_cases", "").split(",") if c}
+    shutil.rmtree(work / "wan-sink" / "spool", ignore_errors=True)
     with Lab(work / "wan") as lab:
         # The emulator must not be the bottleneck: its own ceiling (no rate, no delay) and the clean link.
         for link, flows in ((Link("unlimited", 0, 0.0, 0.0), 4), (CLEAN, 1)):
