@@ -24,8 +24,8 @@ test: $(STAMP) lint
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check desktop_uploader tests
-	$(BIN)/ruff format --check desktop_uploader tests
+	$(BIN)/ruff check desktop_uploader tests benchmarks scripts packaging
+	$(BIN)/ruff format --check desktop_uploader tests benchmarks packaging
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

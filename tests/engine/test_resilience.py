@@ -289,8 +289,10 @@ def test_cancelling_a_resumed_upload_while_it_prepares_aborts_it(
     """Cancel lands while the app still asks a struggling server what it offers, before any method runs."""
     sample = make_file(20 * MiB)
     with Proxy.start(sandbox.api_url) as api_proxy:
-        first = make_engine(Settings(method="presigned", chunk_size=5 * MiB, concurrency=1,
-                                     bandwidth_limit=8 * 1000 * 1000), api_url=api_proxy.url)
+        first = make_engine(
+            Settings(method="presigned", chunk_size=5 * MiB, concurrency=1, bandwidth_limit=8 * 1000 * 1000),
+            api_url=api_proxy.url,
+        )
         job = first.manager.add(sample.path)
         first.wait_for(lambda: first.manager.job(job).confirmed >= 5 * MiB)
         first.manager.pause(job)
