@@ -83,26 +83,34 @@ def run_measured(
         timed_out = False
         status = 0
         usage: Any = None
-        while True:
-            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
-            if pid:
-                break
-            elapsed = time.monotonic() - started
-            stop = elapsed > timeout or (on_tick is not None and on_tick(elapsed))
-            if stop:
-                timed_out = elapsed > timeout
-                _kill_group(process.pid, signal.SIGINT)
-                deadline = time.monotonic() + 10
-                while time.monotonic() < deadline:
-                    pid, status, usage = os.wait4(process.pid, os.WNOHANG)
-                    if pid:
-                        break
-                    time.sleep(0.05)
-                else:
-                    _kill_group(process.pid, signal.SIGKILL)
-                    _, status, usage = os.wait4(process.pid, 0)
-                break
-            time.sleep(0.01)
+        try:
+            while True:
+                pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+                if pid:
+                    break
+                elapsed = time.monotonic() - started
+                stop = elapsed > timeout or (on_tick is not None and on_tick(elapsed))
+                if stop:
+                    timed_out = elapsed > timeout
+                    _kill_group(process.pid, signal.SIGINT)
+                    deadline = time.monotonic() + 10
+                    while time.monotonic() < deadline:
+                        pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+                        if pid:
+                            break
+                        time.sleep(0.05)
+                    else:
+                        _kill_group(process.pid, signal.SIGKILL)
+                        _, status, usage = os.wait4(process.pid, 0)
+                    break
+                time.sleep(0.01)
+        except BaseException:  # interrupted: leave no contender running, nor its files behind
+            _kill_group(process.pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                os.wait4(process.pid, 0)
+            for leftover in (out_path, err_path, usage_path):
+                leftover.unlink(missing_ok=True)
+            raise
         ended = time.monotonic()
         process.returncode = os.waitstatus_to_exitcode(status)
     _kill_group(process.pid, signal.SIGKILL)  # stragglers the contender left behind

@@ -8,6 +8,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -70,6 +71,10 @@ def loadavg() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
+def _interrupted(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--only", default=",".join(SCENARIOS), help=f"comma-separated: {', '.join(SCENARIOS)}")
@@ -82,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--contenders", default="", help="comma-separated contender names (default: all)")
     parser.add_argument("--out", type=Path, default=None, help="results JSON (default benchmarks/results/<time>.json)")
     args = parser.parse_args(argv)
+    # SIGTERM (and SIGINT, which a shell ignores in background jobs) must unwind like an error does, so
+    # every server, emulator and contender this run started is stopped by its own cleanup.
+    signal.signal(signal.SIGTERM, _interrupted)
     only = [s.strip() for s in args.only.split(",") if s.strip()]
     work: Path = args.work
     work.mkdir(parents=True, exist_ok=True)

@@ -427,29 +427,32 @@ def wan_scenarios(work: Path, args: argparse.Namespace, log: Callable[[str], Non
             )
             log(f"self-test {link.name}, {flows} flow(s): {found}")
         servers = SinkServers(work / "wan-sink", host=ADDR_SERVER, prefix=lab.in_server())
-        for link in (CLEAN, LOSSY):
-            lab.start_link(link)
-            if servers.sink is None:
-                target = servers.start()
-                _wait_api(lab, target.api_url)
-            for cc in ("cubic", "bbr"):
-                scenario = f"wan-{link.name}-{cc}"
-                if cases and scenario.removeprefix("wan-") not in cases:
-                    continue
-                lab.set_congestion_control(cc)
-                for round_no in range(1, rounds + 1):
-                    for contender in contenders:
-                        sample = run_wan_one(scenario, contender, lab, servers, target, path, work, round_no, bound)
-                        samples.append(sample)
-                        log(
-                            f"{scenario:<16} r{round_no} {contender.name:<14} {sample.extra['goodput_mbps']:6.2f} MB/s "
-                            f"({sample.extra['goodput_mbps'] * 1e6 / link.ideal_goodput * 100:5.1f}% of ideal) "
-                            f"{'finished' if sample.ok else 'bounded'} {sample.max_rss / 2**20:5.1f} MiB "
-                            f"{sample.note[:80]}"
-                        )
-            counters = lab.stop_link()
-            log(f"link {link.name}: {json.dumps(counters)}")
-        servers.stop()
+        try:
+            for link in (CLEAN, LOSSY):
+                lab.start_link(link)
+                if servers.sink is None:
+                    target = servers.start()
+                    _wait_api(lab, target.api_url)
+                for cc in ("cubic", "bbr"):
+                    scenario = f"wan-{link.name}-{cc}"
+                    if cases and scenario.removeprefix("wan-") not in cases:
+                        continue
+                    lab.set_congestion_control(cc)
+                    for round_no in range(1, rounds + 1):
+                        for contender in contenders:
+                            sample = run_wan_one(scenario, contender, lab, servers, target, path, work, round_no, bound)
+                            samples.append(sample)
+                            rate = sample.extra["goodput_mbps"]
+                            log(
+                                f"{scenario:<16} r{round_no} {contender.name:<14} {rate:6.2f} MB/s "
+                                f"({rate * 1e6 / link.ideal_goodput * 100:5.1f}% of ideal) "
+                                f"{'finished' if sample.ok else 'bounded'} {sample.max_rss / 2**20:5.1f} MiB "
+                                f"{sample.note[:80]}"
+                            )
+                counters = lab.stop_link()
+                log(f"link {link.name}: {json.dumps(counters)}")
+        finally:
+            servers.stop()
     return samples
 
 
