@@ -92,8 +92,12 @@ def summary_text(data: dict[str, Any]) -> str:
     if machine:
         out.append(
             f"Machine: {machine.get('cpu')} × {machine.get('cores')} cores, {machine.get('memory_gib')} GiB, "
-            f"kernel {machine.get('kernel')}, Python {machine.get('python')}; load before "
-            f"{meta.get('load_before')}, after {meta.get('load_after')}; {meta.get('seconds')} s in all."
+            f"kernel {machine.get('kernel')}, Python {machine.get('python')}; {meta.get('seconds')} s of runs."
+        )
+    for run in meta.get("runs", []):
+        out.append(
+            f"- Run {run['started']} ({run['seconds']} s, load average before {run['load_before']}, after "
+            f"{run['load_after']}): {', '.join(run['scenarios'])}."
         )
     links = meta.get("links", {})
     for scenario, rows in grouped(data["samples"]).items():
@@ -108,15 +112,57 @@ def summary_text(data: dict[str, Any]) -> str:
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 
 
+def _load(arg: str) -> dict[str, Any]:
+    """``FILE.json`` or ``FILE.json:scenario,scenario``: a run, or only some of its scenarios."""
+    path, _, only = arg.partition(":")
+    data: dict[str, Any] = json.loads(Path(path).read_text())
+    if only:
+        keep = set(only.split(","))
+        data["samples"] = [s for s in data["samples"] if s["scenario"] in keep]
+    return data
+
+
+def merged(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several runs' results as one: loopback and WAN are run apart (the WAN needs root and an hour)."""
+    if len(results) == 1:
+        return results[0]
+    runs = []
+    links: dict[str, Any] = {}
+    for result in results:
+        meta = result.get("meta", {})
+        links.update(meta.get("links", {}))
+        scenarios = list(dict.fromkeys(s["scenario"] for s in result["samples"]))
+        runs.append(
+            {
+                "started": meta.get("started"),
+                "seconds": meta.get("seconds"),
+                "load_before": meta.get("load_before"),
+                "load_after": meta.get("load_after"),
+                "scenarios": scenarios,
+            }
+        )
+    first = results[0].get("meta", {})
+    meta = {
+        "machine": first.get("machine", {}),
+        "seconds": round(sum(r["seconds"] or 0 for r in runs), 1),
+        "runs": runs,
+        "links": links,
+    }
+    return {"meta": meta, "samples": [s for r in results for s in r["samples"]]}
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``python -m benchmarks.report RESULTS.json [--into docs/benchmarks.md]``."""
+    """``python -m benchmarks.report RESULTS.json[:scenario,…] [MORE.json …] [--into docs/benchmarks.md]``."""
     args = argv if argv is not None else sys.argv[1:]
-    text = summary_text(json.loads(Path(args[0]).read_text()))
-    if len(args) >= 3 and args[1] == "--into":
-        doc = Path(args[2])
-        before, _, rest = doc.read_text(encoding="utf-8").partition(BEGIN)
+    into = None
+    if "--into" in args:
+        at = args.index("--into")
+        into, args = Path(args[at + 1]), args[:at] + args[at + 2 :]
+    text = summary_text(merged([_load(a) for a in args]))
+    if into is not None:
+        before, _, rest = into.read_text(encoding="utf-8").partition(BEGIN)
         _, _, after = rest.partition(END)
-        doc.write_text(f"{before}{BEGIN}\n{text}\n{END}{after}", encoding="utf-8")
+        into.write_text(f"{before}{BEGIN}\n{text}\n{END}{after}", encoding="utf-8")
     else:
         print(text)
     return 0
