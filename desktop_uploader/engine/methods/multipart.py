@@ -12,6 +12,7 @@ already on the wire may still land: that is work a resume won't have to repeat.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import re
 import threading
@@ -72,7 +73,7 @@ class PartQueue:
 
     def upcoming(self, count: int) -> list[int]:
         with self._lock:
-            return list(self._pending)[:count]
+            return list(itertools.islice(self._pending, count))
 
     def __len__(self) -> int:
         with self._lock:
