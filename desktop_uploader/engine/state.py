@@ -32,7 +32,7 @@ from desktop_uploader.engine.fileid import FileIdentity
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the checksum algorithm of an upload, and each part's checksum
 _SCHEMA = """
 CREATE TABLE uploads (
     id TEXT PRIMARY KEY,
@@ -51,6 +51,7 @@ CREATE TABLE uploads (
     part_size INTEGER NOT NULL DEFAULT 0,
     part_count INTEGER NOT NULL DEFAULT 0,
     chunk_offset INTEGER NOT NULL DEFAULT 0,
+    checksum TEXT NOT NULL DEFAULT '',
     status TEXT NOT NULL,
     message TEXT NOT NULL DEFAULT '',
     created_at REAL NOT NULL,
@@ -61,6 +62,7 @@ CREATE TABLE parts (
     number INTEGER NOT NULL,
     etag TEXT NOT NULL,
     size INTEGER NOT NULL,
+    checksum TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (upload, number)
 ) WITHOUT ROWID;
 CREATE TABLE urls (
@@ -89,11 +91,20 @@ _RECORD_COLUMNS = [
     "part_size",
     "part_count",
     "chunk_offset",
+    "checksum",
     "status",
     "message",
     "created_at",
     "updated_at",
 ]
+
+# Each step takes the store from the version before it to the next one.
+_MIGRATIONS = {
+    2: (
+        "ALTER TABLE uploads ADD COLUMN checksum TEXT NOT NULL DEFAULT '';"
+        "ALTER TABLE parts ADD COLUMN checksum TEXT NOT NULL DEFAULT '';"
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -112,6 +123,9 @@ class UploadRecord:
     part_size: int = 0
     part_count: int = 0
     chunk_offset: int = 0
+    # The checksum algorithm storage was told about when the upload started ("crc32c", "crc32"), or "":
+    # every part of such an upload must carry that checksum, and completing it must list them all.
+    checksum: str = ""
     message: str = ""
     created_at: float = 0.0
     updated_at: float = 0.0
@@ -125,6 +139,7 @@ class SavedPart:
     number: int
     etag: str
     size: int
+    checksum: str = ""  # base64, of the upload's checksum algorithm, when it has one
 
 
 def _row_to_record(row: sqlite3.Row) -> UploadRecord:
@@ -143,6 +158,7 @@ def _row_to_record(row: sqlite3.Row) -> UploadRecord:
         part_size=row["part_size"],
         part_count=row["part_count"],
         chunk_offset=row["chunk_offset"],
+        checksum=row["checksum"],
         message=row["message"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
@@ -251,9 +267,23 @@ class StateStore:
                 db.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
         elif version > SCHEMA_VERSION:
             raise StateError(f"written by a newer version of the app (schema {version})")
+        elif version < SCHEMA_VERSION:
+            self._upgrade()
         columns = {row[1] for row in connection.execute("PRAGMA table_info(uploads)")}
         if not set(_RECORD_COLUMNS) <= columns:
             raise StateError("unexpected layout")
+
+    def _upgrade(self) -> None:
+        """Bring an older store up to date, keeping every record (another process may be doing the same)."""
+        with self._transaction() as db:
+            db.execute("BEGIN IMMEDIATE")
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            for step in range(version + 1, SCHEMA_VERSION + 1):
+                log.info("Upgrading the resume store to schema %d", step)
+                for statement in filter(None, (part.strip() for part in _MIGRATIONS[step].split(";"))):
+                    db.execute(statement)
+                db.execute(f"PRAGMA user_version = {step}")
+            db.execute("COMMIT")
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -309,6 +339,7 @@ class StateStore:
             "part_size": record.part_size,
             "part_count": record.part_count,
             "chunk_offset": record.chunk_offset,
+            "checksum": record.checksum,
             "status": record.status,
             "message": record.message,
             "created_at": record.created_at,
@@ -335,6 +366,7 @@ class StateStore:
             "part_size",
             "part_count",
             "chunk_offset",
+            "checksum",
             "status",
             "message",
             "display_name",
@@ -367,10 +399,10 @@ class StateStore:
 
     # -- parts ------------------------------------------------------------------------------------------
 
-    def record_part(self, upload: str, number: int, etag: str, size: int) -> None:
+    def record_part(self, upload: str, number: int, etag: str, size: int, checksum: str = "") -> None:
         self._write(
-            "INSERT OR REPLACE INTO parts (upload, number, etag, size) VALUES (?, ?, ?, ?)",
-            (upload, number, etag, size),
+            "INSERT OR REPLACE INTO parts (upload, number, etag, size, checksum) VALUES (?, ?, ?, ?, ?)",
+            (upload, number, etag, size, checksum),
         )
 
     def replace_parts(self, upload: str, parts: list[SavedPart]) -> None:
@@ -379,15 +411,15 @@ class StateStore:
             db.execute("BEGIN IMMEDIATE")
             db.execute("DELETE FROM parts WHERE upload = ?", (upload,))
             db.executemany(
-                "INSERT INTO parts (upload, number, etag, size) VALUES (?, ?, ?, ?)",
-                [(upload, p.number, p.etag, p.size) for p in parts],
+                "INSERT INTO parts (upload, number, etag, size, checksum) VALUES (?, ?, ?, ?, ?)",
+                [(upload, p.number, p.etag, p.size, p.checksum) for p in parts],
             )
             db.execute("COMMIT")
 
     def parts(self, upload: str) -> dict[int, SavedPart]:
         with self._transaction() as db:
-            rows = db.execute("SELECT number, etag, size FROM parts WHERE upload = ?", (upload,)).fetchall()
-        return {row["number"]: SavedPart(row["number"], row["etag"], row["size"]) for row in rows}
+            rows = db.execute("SELECT number, etag, size, checksum FROM parts WHERE upload = ?", (upload,)).fetchall()
+        return {row["number"]: SavedPart(row["number"], row["etag"], row["size"], row["checksum"]) for row in rows}
 
     # -- URLs from a server that can't re-sign ----------------------------------------------------------
 

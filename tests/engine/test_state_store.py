@@ -80,3 +80,53 @@ def test_an_unusable_location_falls_back_to_memory(tmp_path: Path) -> None:
     assert not store.persistent and "can't be resumed" in store.notices[0]
     store.create(record())
     assert store.get("job1") is not None
+
+
+# The layout an app before part checksums wrote (schema 1).
+_SCHEMA_1 = """
+CREATE TABLE uploads (
+    id TEXT PRIMARY KEY, path TEXT NOT NULL, display_name TEXT NOT NULL, size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL, head_sha256 TEXT NOT NULL, tail_sha256 TEXT NOT NULL, method TEXT NOT NULL,
+    server TEXT NOT NULL, upload_id TEXT, s3_key TEXT, unique_file_name TEXT, comfyui_path TEXT,
+    part_size INTEGER NOT NULL DEFAULT 0, part_count INTEGER NOT NULL DEFAULT 0,
+    chunk_offset INTEGER NOT NULL DEFAULT 0, status TEXT NOT NULL, message TEXT NOT NULL DEFAULT '',
+    created_at REAL NOT NULL, updated_at REAL NOT NULL
+);
+CREATE TABLE parts (
+    upload TEXT NOT NULL REFERENCES uploads(id) ON DELETE CASCADE, number INTEGER NOT NULL,
+    etag TEXT NOT NULL, size INTEGER NOT NULL, PRIMARY KEY (upload, number)
+) WITHOUT ROWID;
+CREATE TABLE urls (
+    upload TEXT NOT NULL REFERENCES uploads(id) ON DELETE CASCADE, number INTEGER NOT NULL,
+    url TEXT NOT NULL, expires_at REAL NOT NULL, PRIMARY KEY (upload, number)
+) WITHOUT ROWID;
+INSERT INTO uploads VALUES ('old', '/tmp/x.safetensors', 'x', 10, 1, 'a', 'b', 'presigned-s3', 'sandbox:/d',
+    'u', 'k', NULL, NULL, 5, 2, 0, 'paused', 'Paused.', 1.0, 2.0);
+INSERT INTO parts VALUES ('old', 1, '"etag1"', 5);
+PRAGMA user_version = 1;
+"""
+
+
+def test_a_store_from_the_previous_version_is_upgraded_and_keeps_its_uploads(tmp_path: Path) -> None:
+    """An interrupted upload from before part checksums still resumes (without checksums) after an update."""
+    path = tmp_path / "state.sqlite3"
+    with sqlite3.connect(path) as old:
+        old.executescript(_SCHEMA_1)
+    old.close()
+    store = StateStore.open(path)
+    assert store.notices == []
+    saved = store.get("old")
+    assert saved is not None and saved.status == "paused" and saved.checksum == ""
+    assert store.parts("old") == {1: SavedPart(1, '"etag1"', 5, "")}
+    store.create(record("new").with_changes(checksum="crc32c"))
+    store.record_part("new", 1, '"e1"', 5, "AAAAAA==")
+    store.close()
+    again = StateStore.open(path)
+    assert again.notices == []
+    new = again.get("new")
+    assert new is not None and new.checksum == "crc32c"
+    assert again.parts("new") == {1: SavedPart(1, '"e1"', 5, "AAAAAA==")}
+    with sqlite3.connect(path) as check:
+        assert check.execute("PRAGMA user_version").fetchone()[0] == 2
+    check.close()
+    again.close()
