@@ -64,7 +64,8 @@ class Capabilities:
     legacy_path: str | None
     legacy_max_bytes: int
     advertised: bool  # False: the server has no capabilities document (the seed's backend)
-    checksum_crc32: bool = False  # ``sign`` can sign an x-amz-checksum-crc32 into a part's URL
+    # Checksum algorithms ``sign`` can sign into a part's URL, and ``start`` announce to storage.
+    checksums: tuple[str, ...] = ()
 
     def offers(self, action: str) -> bool:
         return action in self.actions
@@ -101,6 +102,7 @@ class StartedUpload:
     comfyui_path: str
     urls: dict[int, SignedUrl]
     attempts: int = 1  # more than one: an earlier attempt may have created an upload whose answer was lost
+    checksum: str = ""  # the algorithm storage expects on every part, as the server confirmed it ("": none)
 
 
 @dataclass(frozen=True)
@@ -299,7 +301,9 @@ class ApiClient:
             legacy_path=str(legacy["path"]) if isinstance(legacy, dict) and "path" in legacy else None,
             legacy_max_bytes=int(legacy.get("maxBytes", 0)) if isinstance(legacy, dict) else 0,
             advertised=True,
-            checksum_crc32="sign" in offered and "crc32" in (body.get("checksums") or []),
+            checksums=tuple(
+                str(name) for name in (body.get("checksums") or []) if "sign" in offered and isinstance(name, str)
+            ),
         )
 
     # -- presigned multipart ------------------------------------------------------------------------------
@@ -321,6 +325,7 @@ class ApiClient:
         *,
         display_name: str | None = None,
         url_batch: int | None = None,
+        checksum: str | None = None,
         control: Control | None = None,
     ) -> StartedUpload:
         body: dict[str, Any] = {
@@ -334,6 +339,8 @@ class ApiClient:
             body["displayName"] = display_name
         if url_batch:
             body["urlBatch"] = url_batch
+        if checksum:
+            body["checksumAlgorithm"] = checksum
         body.update(self._expiry_wish())
         retried: list[bool] = []
         answer = self._call(
@@ -353,6 +360,8 @@ class ApiClient:
             comfyui_path=str(answer.get("comfyUIPath") or ""),
             urls=self._signed(enumerate(urls, start=1), "start", received),
             attempts=1 + len(retried),
+            # Only what the server confirms: one that ignored the wish created an upload without it.
+            checksum=checksum if checksum and answer.get("checksumAlgorithm") == checksum else "",
         )
         if not url_batch and len(started.urls) < total_parts:
             raise ProtocolError("The upload server returned fewer upload links than parts.")
@@ -403,14 +412,17 @@ class ApiClient:
         part_numbers: list[int],
         *,
         content_md5: dict[int, str] | None = None,
-        checksum_crc32: dict[int, str] | None = None,
+        checksums: dict[int, str] | None = None,
+        checksum: str = "",
         control: Control | None = None,
     ) -> dict[int, SignedUrl]:
+        """URLs for ``part_numbers``, with a Content-MD5 or a ``checksum``-algorithm checksum signed in per part."""
         body: dict[str, Any] = {"action": "sign", "uploadId": upload_id, "s3Key": s3_key, "partNumbers": part_numbers}
         if content_md5:
             body["contentMd5"] = {str(n): digest for n, digest in content_md5.items()}
-        if checksum_crc32:
-            body["checksumCrc32"] = {str(n): digest for n, digest in checksum_crc32.items()}
+        if checksums:
+            field = {"crc32": "checksumCrc32", "crc32c": "checksumCrc32c"}[checksum]
+            body[field] = {str(n): digest for n, digest in checksums.items()}
         body.update(self._expiry_wish())
         answer = self._call("sign", "POST", self.settings.presigned_path, json=body, control=control)
         received = self.clock()
@@ -443,14 +455,23 @@ class ApiClient:
         return parts
 
     def complete(
-        self, upload_id: str, s3_key: str, parts: list[tuple[int, str]], *, control: Control | None = None
+        self,
+        upload_id: str,
+        s3_key: str,
+        parts: list[tuple[int, str]],
+        *,
+        checksums: dict[int, str] | None = None,
+        checksum: str = "",
+        control: Control | None = None,
     ) -> Completion:
-        body = {
-            "action": "complete",
-            "uploadId": upload_id,
-            "s3Key": s3_key,
-            "parts": [{"PartNumber": n, "ETag": etag} for n, etag in sorted(parts)],
-        }
+        """Assemble the object; an upload started with a checksum algorithm lists every part's checksum."""
+        listed: list[dict[str, Any]] = []
+        for number, etag in sorted(parts):
+            item: dict[str, Any] = {"PartNumber": number, "ETag": etag}
+            if checksum and checksums and checksums.get(number):
+                item[f"Checksum{checksum.upper()}"] = checksums[number]
+            listed.append(item)
+        body = {"action": "complete", "uploadId": upload_id, "s3Key": s3_key, "parts": listed}
         retried: list[bool] = []
         try:
             answer = self._call(

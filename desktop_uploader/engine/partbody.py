@@ -18,7 +18,6 @@ import base64
 import hashlib
 import io
 import time
-import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -30,7 +29,6 @@ from desktop_uploader.engine.fileid import unreadable
 MIN_BLOCK = 16 * 1024
 MAX_BLOCK = 1024 * 1024
 HASH_BLOCK = 256 * 1024
-CRC_BLOCK = 256 * 1024
 BLOCK_BUDGET = 8 * 1024 * 1024  # all parts in flight together
 
 
@@ -42,28 +40,15 @@ def block_for(parts_in_flight: int) -> int:
 def md5_of_span(path: Path, offset: int, size: int, control: Control | None = None) -> str:
     """Base64 MD5 of ``size`` bytes at ``offset``: the Content-MD5 header S3 verifies."""
     digest = hashlib.md5()
-    _feed(digest.update, path, offset, size, control, HASH_BLOCK)
+    feed_span(digest.update, path, offset, size, control, HASH_BLOCK)
     return base64.b64encode(digest.digest()).decode("ascii")
 
 
-def crc32_of_span(path: Path, offset: int, size: int, control: Control | None = None) -> str:
-    """Base64 big-endian CRC32 of ``size`` bytes at ``offset``: the x-amz-checksum-crc32 header S3 verifies.
-
-    Read in small blocks, so a dozen parts checksummed at once stay a few MiB of memory.
-    """
-    crc = 0
-
-    def update(block: memoryview) -> None:
-        nonlocal crc
-        crc = zlib.crc32(block, crc)
-
-    _feed(update, path, offset, size, control, CRC_BLOCK)
-    return base64.b64encode(crc.to_bytes(4, "big")).decode("ascii")
-
-
-def _feed(
+def feed_span(
     update: Callable[[memoryview], object], path: Path, offset: int, size: int, control: Control | None, block_size: int
 ) -> None:
+    """Hand ``size`` bytes at ``offset`` to ``update`` in blocks of one reused buffer: a checksum of a part
+    costs ``block_size`` of memory, however large the part and however many are checksummed at once."""
     try:
         buffer = memoryview(bytearray(min(block_size, size) or 1))
         with open(path, "rb", buffering=0) as handle:

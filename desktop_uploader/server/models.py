@@ -38,6 +38,8 @@ S3Key = Annotated[str, Field(min_length=1, max_length=1024)]
 PartNumber = Annotated[int, Field(ge=1, le=MAX_PART_NUMBER)]
 # A client's wish for how long URLs live; the server grants at most its own configured limit.
 ExpiresIn = Annotated[int, Field(ge=1, le=7 * 24 * 3600)]
+# The checksum algorithms an upload can be started with (S3 then wants that checksum on every part).
+ChecksumAlgorithm = Literal["crc32", "crc32c"]
 
 
 class StartRequest(_Body):
@@ -49,6 +51,16 @@ class StartRequest(_Body):
     content_type: Annotated[str, Field(max_length=255)] | None = None
     url_batch: Annotated[int, Field(ge=1, le=MAX_PART_NUMBER)] | None = None
     expires_in: ExpiresIn | None = None
+    checksum_algorithm: ChecksumAlgorithm | None = None
+
+
+def _crc(value: str | None) -> str | None:
+    if value is not None:
+        _digests({"1": value}, "a part's checksum", 4, "big-endian CRC")
+    return value
+
+
+Crc = Annotated[str, AfterValidator(_crc)]
 
 
 class CompletedPart(BaseModel):
@@ -57,6 +69,17 @@ class CompletedPart(BaseModel):
     etag: Annotated[str, Field(min_length=1, max_length=256), AfterValidator(_printable("an ETag"))] = Field(
         alias="ETag"
     )
+    # As S3 names them: an upload started with a checksum algorithm is completed with each part's checksum.
+    checksum_crc32: Crc | None = Field(default=None, alias="ChecksumCRC32")
+    checksum_crc32c: Crc | None = Field(default=None, alias="ChecksumCRC32C")
+
+    def checksum(self) -> tuple[str, str] | None:
+        """(S3 field, value) of the part's checksum, if it has one."""
+        if self.checksum_crc32c:
+            return "ChecksumCRC32C", self.checksum_crc32c
+        if self.checksum_crc32:
+            return "ChecksumCRC32", self.checksum_crc32
+        return None
 
 
 class CompleteRequest(_Body):
@@ -79,6 +102,7 @@ class SignRequest(_Body):
     part_numbers: Annotated[list[PartNumber], Field(min_length=1, max_length=MAX_PART_NUMBER)]
     content_md5: dict[str, str] | None = None
     checksum_crc32: dict[str, str] | None = None
+    checksum_crc32c: dict[str, str] | None = Field(default=None, alias="checksumCrc32c")  # not "…32C"
     expires_in: ExpiresIn | None = None
 
     @field_validator("content_md5")
@@ -90,6 +114,25 @@ class SignRequest(_Body):
     @classmethod
     def _valid_crcs(cls, value: dict[str, str] | None) -> dict[str, str] | None:
         return _digests(value, "checksumCrc32", 4, "CRC32, big-endian")
+
+    @field_validator("checksum_crc32c")
+    @classmethod
+    def _valid_crc32cs(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        return _digests(value, "checksumCrc32c", 4, "CRC32C, big-endian")
+
+    def digests(self) -> dict[str, tuple[str, str]]:
+        """Each part's signed digest as (S3 parameter, value); 400 for a part given two of them."""
+        found: dict[str, tuple[str, str]] = {}
+        for param, given in (
+            ("ContentMD5", self.content_md5),
+            ("ChecksumCRC32", self.checksum_crc32),
+            ("ChecksumCRC32C", self.checksum_crc32c),
+        ):
+            for number, value in (given or {}).items():
+                if number in found:
+                    raise ValueError(f"Part {number} has more than one digest; send one.")
+                found[number] = (param, value)
+        return found
 
 
 def _digests(value: dict[str, str] | None, name: str, size: int, what: str) -> dict[str, str] | None:

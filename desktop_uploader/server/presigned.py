@@ -50,7 +50,7 @@ class PresignedService:
             "urlExpirySeconds": self.config.url_expiry_seconds,
             "urlBatch": "sign" in self.config.actions,
             "contentMd5": "sign" in self.config.actions,
-            "checksums": ["crc32"] if "sign" in self.config.actions else [],
+            "checksums": ["crc32c", "crc32"] if "sign" in self.config.actions else [],
             "presignedUpload": self.config.presigned_enabled,
             "chunkedUpload": (
                 {"path": "/api/user/influencers/chunked-upload", "maxChunkBytes": self.config.chunk_max_bytes}
@@ -103,8 +103,10 @@ class PresignedService:
                 raise ApiError(400, problem)
         content_type = content_type_of(request.content_type)
         destination = new_destination(self.config, user_id, name)
+        # Only a client that can sign checksums may ask for one: storage then refuses parts without it.
+        algorithm = request.checksum_algorithm if "sign" in self.config.actions else None
         upload_id = self.storage.create_multipart(
-            destination.s3_key, content_type, metadata_for(request.display_name, request.file_name)
+            destination.s3_key, content_type, metadata_for(request.display_name, request.file_name), algorithm
         )
         log.info(
             "start %s for %s: %d parts, %s bytes",
@@ -128,6 +130,7 @@ class PresignedService:
             "presignedUrls": urls,
             "comfyUIPath": destination.comfyui_path,
             "expiresAt": self._expires_at(expiry),
+            "checksumAlgorithm": algorithm,
         }
 
     def complete(self, user_id: str, request: CompleteRequest) -> dict[str, Any]:
@@ -138,7 +141,7 @@ class PresignedService:
         if len(set(numbers)) != len(numbers):
             raise ApiError(400, "parts lists the same PartNumber more than once.")
         etag = self.storage.complete(
-            destination.s3_key, request.upload_id, [(p.part_number, p.etag) for p in request.parts]
+            destination.s3_key, request.upload_id, [(p.part_number, p.etag, p.checksum()) for p in request.parts]
         )
         log.info("complete %s: %d parts", destination.s3_key, len(request.parts))
         return self.completion(destination, etag)
@@ -162,31 +165,26 @@ class PresignedService:
 
     def sign(self, user_id: str, request: SignRequest) -> dict[str, Any]:
         destination = owned_destination(self.config, user_id, request.s3_key)
-        md5s = request.content_md5 or {}
-        crcs = request.checksum_crc32 or {}
         wanted = set(request.part_numbers)
-        for name, given in (("contentMd5", md5s), ("checksumCrc32", crcs)):
-            stray = [n for n in given if int(n) not in wanted]
+        for name, given in (
+            ("contentMd5", request.content_md5),
+            ("checksumCrc32", request.checksum_crc32),
+            ("checksumCrc32c", request.checksum_crc32c),
+        ):
+            stray = [n for n in given or {} if int(n) not in wanted]
             if stray:
                 raise ApiError(400, f"{name} names parts that partNumbers does not list: {', '.join(stray[:5])}.")
-        both = sorted(set(md5s) & set(crcs), key=int)
-        if both:
-            raise ApiError(400, f"Part {both[0]} has both contentMd5 and checksumCrc32; send one.")
+        try:
+            digests = request.digests()
+        except ValueError as exc:
+            raise ApiError(400, str(exc)) from exc
         self.storage.verify_upload(destination.s3_key, request.upload_id)
         expiry = self._expiry(request.expires_in)
         urls = {
-            str(n): self.storage.presign_part(
-                destination.s3_key, request.upload_id, n, expiry, md5s.get(str(n)), crcs.get(str(n))
-            )
+            str(n): self.storage.presign_part(destination.s3_key, request.upload_id, n, expiry, digests.get(str(n)))
             for n in sorted(wanted)
         }
-        log.info(
-            "sign %s: %d parts (%d with Content-MD5, %d with CRC32)",
-            destination.s3_key,
-            len(urls),
-            len(md5s),
-            len(crcs),
-        )
+        log.info("sign %s: %d parts (%d with a digest)", destination.s3_key, len(urls), len(digests))
         return {"presignedUrls": urls, "expiresAt": self._expires_at(expiry)}
 
     def status(self, user_id: str, request: StatusRequest) -> dict[str, Any]:

@@ -112,10 +112,14 @@ class Storage:
                     raise
                 self._s3.create_bucket(Bucket=self.bucket)
 
-    def create_multipart(self, key: str, content_type: str, metadata: dict[str, str]) -> str:
+    def create_multipart(
+        self, key: str, content_type: str, metadata: dict[str, str], checksum_algorithm: str | None = None
+    ) -> str:
+        """A new multipart upload; with ``checksum_algorithm``, S3 takes (and wants) that checksum on each part."""
+        extra = {"ChecksumAlgorithm": checksum_algorithm.upper()} if checksum_algorithm else {}
         with self._call("CreateMultipartUpload"):
             answer = self._s3.create_multipart_upload(
-                Bucket=self.bucket, Key=key, ContentType=content_type, Metadata=metadata
+                Bucket=self.bucket, Key=key, ContentType=content_type, Metadata=metadata, **extra
             )
         return str(answer["UploadId"])
 
@@ -125,15 +129,13 @@ class Storage:
         upload_id: str,
         number: int,
         expiry: int,
-        content_md5: str | None = None,
-        checksum_crc32: str | None = None,
+        digest: tuple[str, str] | None = None,
     ) -> str:
-        """An UploadPart URL; a digest given is signed in, so storage refuses bytes that don't match it."""
+        """An UploadPart URL; a digest given as (S3 parameter, value), e.g. ("ChecksumCRC32C", "…"), is
+        signed in, so storage refuses bytes that don't match it (and a request without its header)."""
         params: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "UploadId": upload_id, "PartNumber": number}
-        if content_md5:
-            params["ContentMD5"] = content_md5
-        if checksum_crc32:
-            params["ChecksumCRC32"] = checksum_crc32
+        if digest is not None:
+            params[digest[0]] = digest[1]
         return str(self._signer.generate_presigned_url("upload_part", Params=params, ExpiresIn=expiry))
 
     def verify_upload(self, key: str, upload_id: str) -> None:
@@ -164,8 +166,12 @@ class Storage:
             )
         return str(answer["ETag"])
 
-    def complete(self, key: str, upload_id: str, parts: list[tuple[int, str]]) -> str:
-        ordered = [{"PartNumber": n, "ETag": etag} for n, etag in sorted(parts)]
+    def complete(self, key: str, upload_id: str, parts: list[tuple[int, str, tuple[str, str] | None]]) -> str:
+        """Assemble the parts; each given with its checksum (S3 field, value) when the upload has an algorithm."""
+        ordered = [
+            {"PartNumber": n, "ETag": etag, **({checksum[0]: checksum[1]} if checksum else {})}
+            for n, etag, checksum in sorted(parts, key=lambda part: part[0])
+        ]
         with self._call("CompleteMultipartUpload"):
             answer = self._s3.complete_multipart_upload(
                 Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": ordered}

@@ -59,6 +59,9 @@ class PartSender(Protocol):
     def forget(self, number: int) -> None:
         """Drop what was prepared for ``number`` (a URL that expired, an MD5 that didn't match)."""
 
+    def part_checksum(self, number: int) -> str:
+        """The checksum a stored part was sent with ("" when the upload has none), kept for completing."""
+
 
 class PartQueue:
     """Part numbers not yet started, in order; the signer peeks ahead to sign in batches."""
@@ -263,8 +266,8 @@ class PartScheduler:
                 continue
             finally:
                 body.close()
-            saved = SavedPart(span.number, etag, span.size)
-            ctx.save(partial(ctx.state.record_part, ctx.job_id, saved.number, saved.etag, saved.size))
+            saved = SavedPart(span.number, etag, span.size, self.sender.part_checksum(span.number))
+            ctx.save(partial(ctx.state.record_part, ctx.job_id, saved.number, saved.etag, saved.size, saved.checksum))
             tracker.confirmed_part(span.number, span.size)
             log.info(
                 "%s: part %d/%d stored (%d bytes, attempt %d)",

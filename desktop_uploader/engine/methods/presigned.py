@@ -8,11 +8,12 @@ without counting as a failed attempt. With the seed's server (no ``sign``), the 
 ``start`` are all there is; they are kept in the resume store so a crash can resume within their
 lifetime.
 
-Integrity. When the server can sign a CRC32 checksum (``x-amz-checksum-crc32``), or else
-Content-MD5, each part's checksum is computed first and signed into its URL: storage then refuses
-damaged bytes itself. CRC32 is preferred: it catches transfer damage just as well and costs a fifth
-of MD5's CPU. Otherwise the MD5 is computed while streaming and compared with the returned ETag
-(see :class:`EtagCheck`), and the final multipart ETag is checked against the parts' MD5s.
+Integrity. When the server can sign a checksum (CRC32C or CRC32, see :mod:`checksums`), the upload
+is started with that algorithm, each part's checksum is computed first and signed into its URL, and
+storage refuses damaged bytes itself; completing lists every part's checksum, as S3 requires for
+such an upload. Otherwise, when it can sign Content-MD5, the same with MD5 (five times the CPU). Failing
+both, the MD5 is computed while streaming and compared with the returned ETag (see
+:class:`EtagCheck`), and the final multipart ETag is checked against the parts' MD5s.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 
 import requests
 
+from desktop_uploader.engine import checksums
 from desktop_uploader.engine.api_client import ApiClient, Capabilities, RemotePart, SignedUrl, StartedUpload
 from desktop_uploader.engine.errors import (
     IntegrityError,
@@ -46,14 +48,12 @@ from desktop_uploader.engine.methods.multipart import (
     multipart_etag,
     plain_etag,
 )
-from desktop_uploader.engine.partbody import PartBody, crc32_of_span, md5_of_span
+from desktop_uploader.engine.partbody import PartBody, md5_of_span
 from desktop_uploader.engine.planner import PartPlan, PartSpan, plan_parts
 from desktop_uploader.engine.progress import ProgressTracker
 from desktop_uploader.engine.state import SavedPart, UploadRecord
 
 log = logging.getLogger(__name__)
-
-CRC32_PREFIX = "crc32:"  # marks a URL book digest as a CRC32 checksum rather than a Content-MD5
 
 # URLs are signed a few parts ahead, never thousands at once.
 MIN_BATCH = 8
@@ -85,8 +85,10 @@ class UrlBook:
         can_sign: bool,
         queue: PartQueue | None = None,
         batch: int = MIN_BATCH,
+        checksum: str = "",
     ) -> None:
         self.api = api
+        self.checksum = checksum  # the algorithm of the digests signed in; "" when they are Content-MD5s
         self.upload_id = upload_id
         self.s3_key = s3_key
         self.can_sign = can_sign
@@ -165,13 +167,13 @@ class UrlBook:
                     numbers.append(ahead)
                     if digest:
                         md5s[ahead] = digest
-        crcs = {n: d.removeprefix(CRC32_PREFIX) for n, d in md5s.items() if d.startswith(CRC32_PREFIX)}
         signed = self.api.sign(
             self.upload_id,
             self.s3_key,
             sorted(numbers),
-            content_md5={n: d for n, d in md5s.items() if n not in crcs} or None,
-            checksum_crc32=crcs or None,
+            content_md5=None if self.checksum else md5s or None,
+            checksums=md5s or None if self.checksum else None,
+            checksum=self.checksum,
         )
         self.sign_calls += 1
         self.add(signed, md5s)
@@ -186,13 +188,13 @@ class PresignedSender:
         *,
         content_md5: bool,
         etag_check: EtagCheck | None,
-        crc32: bool = False,
+        checksum: str = "",
     ) -> None:
         self.ctx = ctx
         self.urls = urls
         self.sessions = sessions
         self.content_md5 = content_md5
-        self.crc32 = crc32
+        self.checksum = checksum  # the upload's checksum algorithm; "" for none
         self.etag_check = etag_check
         self.hashes_body = etag_check is not None
         self._md5s: dict[int, str] = {}
@@ -202,8 +204,8 @@ class PresignedSender:
         with self._lock:
             known = self._md5s.get(span.number)
         if known is None:
-            digest = crc32_of_span if self.crc32 else md5_of_span
-            known = digest(self.ctx.path, span.offset, span.size, self.ctx.control)
+            where = (self.ctx.path, span.offset, span.size, self.ctx.control)
+            known = checksums.checksum_of_span(self.checksum, *where) if self.checksum else md5_of_span(*where)
             with self._lock:
                 self._md5s[span.number] = known
         return known
@@ -214,16 +216,21 @@ class PresignedSender:
             self._md5s.pop(number, None)
 
     def url_digest(self, span: PartSpan) -> str | None:
-        """The digest signed into this part's URL: its CRC32 (marked), its Content-MD5, or none."""
-        if self.crc32:  # signed into the URL like Content-MD5, at a fifth of MD5's CPU
-            return CRC32_PREFIX + self._md5(span)
-        return self._md5(span) if self.content_md5 else None
+        """The digest signed into this part's URL: its checksum, its Content-MD5, or none."""
+        return self._md5(span) if self.checksum or self.content_md5 else None
+
+    def part_checksum(self, number: int) -> str:
+        """The checksum this part was sent with, for completing an upload that has an algorithm."""
+        if not self.checksum:
+            return ""
+        with self._lock:
+            return self._md5s.get(number, "")
 
     def send(self, span: PartSpan, body: PartBody) -> str:
         headers: dict[str, str] = {}
         md5 = self.url_digest(span)
-        if md5 is not None and md5.startswith(CRC32_PREFIX):
-            headers["x-amz-checksum-crc32"] = md5.removeprefix(CRC32_PREFIX)
+        if md5 is not None and self.checksum:
+            headers[checksums.header(self.checksum)] = md5
         elif md5 is not None:
             headers["Content-MD5"] = md5
         url = self.urls.get(span.number, md5)
@@ -275,7 +282,8 @@ class PresignedMethod:
         started: StartedUpload | None
         if resumed is None:
             plan = plan_parts(ctx.size, ctx.settings.chunk_size, caps.limits)
-            record, started = self._start(ctx, caps, plan)
+            algorithm = checksums.choose(caps.checksums) if ctx.settings.verify_integrity else None
+            record, started = self._start(ctx, caps, plan, algorithm)
             done: dict[int, SavedPart] = {}
         else:
             plan, record, done, started = resumed
@@ -287,6 +295,7 @@ class PresignedMethod:
             can_sign=caps.offers("sign"),
             queue=queue,
             batch=_url_batch(ctx),
+            checksum=record.checksum,
         )
         if started is not None:
             urls.add(started.urls)
@@ -299,29 +308,37 @@ class PresignedMethod:
         resumed_bytes = sum(p.size for p in done.values())
         ctx.announce(PRESIGNED, plan, resumed_bytes)
         tracker.baseline(resumed_bytes, len(done))
+        # An upload started with a checksum algorithm takes it on every part, whatever the settings say now.
+        content_md5 = not record.checksum and caps.content_md5 and ctx.settings.verify_integrity
         sender = PresignedSender(
             ctx,
             urls,
             self.sessions,
-            content_md5=caps.content_md5 and ctx.settings.verify_integrity,
-            etag_check=(
-                EtagCheck() if ctx.settings.verify_integrity and not (caps.content_md5 or caps.checksum_crc32) else None
-            ),
-            crc32=caps.checksum_crc32 and ctx.settings.verify_integrity,
+            content_md5=content_md5,
+            etag_check=EtagCheck() if ctx.settings.verify_integrity and not (content_md5 or record.checksum) else None,
+            checksum=record.checksum,
         )
-        if sender.crc32 or sender.content_md5:
+        if sender.checksum or sender.content_md5:
             urls.digest_ahead = lambda number: sender.url_digest(plan.span(number))
         parts = PartScheduler(ctx, plan, sender, queue, tracker, PRESIGNED, done).run()
         log.info("%s: all %d parts stored (%d sign calls); completing", ctx.name, plan.part_count, urls.sign_calls)
         return self._complete(ctx, record, parts, tracker)
 
-    def _start(self, ctx: JobContext, caps: Capabilities, plan: PartPlan) -> tuple[UploadRecord, StartedUpload]:
+    def _start(
+        self, ctx: JobContext, caps: Capabilities, plan: PartPlan, algorithm: str | None
+    ) -> tuple[UploadRecord, StartedUpload]:
         api = ctx.api
         assert api is not None
         batch = _url_batch(ctx) if caps.url_batch and plan.part_count > _url_batch(ctx) else None
         intent = lost_starts.intent(ctx, PRESIGNED, part_size=plan.part_size, part_count=plan.part_count)
         started = api.start(
-            ctx.name, plan.part_count, ctx.size, display_name=ctx.display_name, url_batch=batch, control=ctx.control
+            ctx.name,
+            plan.part_count,
+            ctx.size,
+            display_name=ctx.display_name,
+            url_batch=batch,
+            checksum=algorithm,
+            control=ctx.control,
         )
         if started.attempts > 1:
             lost_starts.after_retried_start(ctx, intent, started.upload_id, chunked=False)
@@ -334,6 +351,7 @@ class PresignedMethod:
             comfyui_path=started.comfyui_path,
             part_size=plan.part_size,
             part_count=plan.part_count,
+            checksum=started.checksum,
         )
         try:
             ctx.state.create(record)
@@ -390,13 +408,32 @@ class PresignedMethod:
                 continue
             mine = saved.get(number)
             if mine is not None and plain_etag(mine.etag) == plain_etag(etag):
-                done[number] = SavedPart(number, etag, size)
+                done[number] = SavedPart(number, etag, size, mine.checksum)
                 continue
             with contextlib.suppress(UploaderError, ValueError):
                 local = md5_of_span(ctx.path, span.offset, span.size, ctx.control)
                 if base64.b64decode(local).hex() == plain_etag(etag):
                     done[number] = SavedPart(number, etag, size)
         return done
+
+    @staticmethod
+    def _part_checksums(
+        ctx: JobContext, record: UploadRecord, ordered: list[SavedPart], parts: dict[int, SavedPart]
+    ) -> dict[int, str]:
+        """Every part's checksum, for an upload with an algorithm; one the store lacks is computed again."""
+        if not record.checksum:
+            return {}
+        plan = PartPlan(ctx.size, record.part_size, record.part_count)
+        found = {}
+        for part in ordered:
+            if part.checksum:
+                found[part.number] = part.checksum
+            else:  # known only from the server's listing (a part whose answer was lost): from the file
+                span = plan.span(part.number)
+                found[part.number] = checksums.checksum_of_span(
+                    record.checksum, ctx.path, span.offset, span.size, ctx.control
+                )
+        return found
 
     def _complete(
         self, ctx: JobContext, record: UploadRecord, parts: dict[int, SavedPart], tracker: ProgressTracker
@@ -407,7 +444,12 @@ class PresignedMethod:
         ctx.completing()
         ordered = [parts[n] for n in sorted(parts)]
         completion = api.complete(
-            record.upload_id, record.s3_key, [(p.number, p.etag) for p in ordered], control=ctx.control
+            record.upload_id,
+            record.s3_key,
+            [(p.number, p.etag) for p in ordered],
+            checksums=self._part_checksums(ctx, record, ordered, parts),
+            checksum=record.checksum,
+            control=ctx.control,
         )
         expected = multipart_etag(ordered) if len(ordered) > 1 else None
         got = plain_etag(completion.etag)
