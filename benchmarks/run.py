@@ -170,12 +170,20 @@ def main(argv: list[str] | None = None) -> int:
 
 def checksum_costs(path: Path, log: Any) -> list[Sample]:
     """CPU per GiB of each integrity check on its own: the pre-pass over a part before its PUT."""
-    from desktop_uploader.engine.partbody import crc32_of_span, md5_of_span
+    from functools import partial
+
+    from desktop_uploader.engine.checksums import CRC32, CRC32C, checksum_of_span
+    from desktop_uploader.engine.partbody import md5_of_span
 
     size = path.stat().st_size
     samples = []
+    kinds = (
+        ("md5 (Content-MD5)", md5_of_span),
+        ("crc32 (x-amz-checksum-crc32)", partial(checksum_of_span, CRC32)),
+        ("crc32c (x-amz-checksum-crc32c)", partial(checksum_of_span, CRC32C)),
+    )
     for round_no in (1, 2, 3):
-        for name, digest in (("md5 (Content-MD5)", md5_of_span), ("crc32 (x-amz-checksum-crc32)", crc32_of_span)):
+        for name, digest in kinds:
             cpu, wall = time.process_time(), time.monotonic()
             for offset in range(0, size, 8 * MiB):
                 digest(path, offset, min(8 * MiB, size - offset))
