@@ -19,7 +19,7 @@ from functools import cache
 from pathlib import Path
 
 from desktop_uploader.engine.control import Control
-from desktop_uploader.engine.partbody import feed_span
+from desktop_uploader.engine.partbody import span_blocks
 
 CRC32 = "crc32"
 CRC32C = "crc32c"
@@ -46,23 +46,16 @@ def choose(offered: Sequence[str]) -> str | None:
 
 def checksum_of_span(algorithm: str, path: Path, offset: int, size: int, control: Control | None = None) -> str:
     """Base64 of the big-endian checksum of ``size`` bytes at ``offset``, as S3's headers carry it."""
-    crc = 0
     if algorithm == CRC32C:
         extend = _crc32c()[0]
-
-        def feed(block: memoryview) -> None:
-            nonlocal crc
-            crc = extend(crc, bytes(block))  # it takes only bytes; a 256 KiB copy costs ~1/10 of the read
-
+        update: Callable[[bytes, int], int] = lambda block, crc: extend(crc, block)  # noqa: E731
     elif algorithm == CRC32:
-
-        def feed(block: memoryview) -> None:
-            nonlocal crc
-            crc = zlib.crc32(block, crc)
-
+        update = zlib.crc32
     else:
         raise ValueError(f"unknown checksum algorithm {algorithm!r}")
-    feed_span(feed, path, offset, size, control, CHECKSUM_BLOCK)
+    crc = 0
+    for block in span_blocks(path, offset, size, control, CHECKSUM_BLOCK):  # google-crc32c takes only bytes
+        crc = update(block, crc)
     return base64.b64encode(crc.to_bytes(4, "big")).decode("ascii")
 
 

@@ -18,7 +18,7 @@ import base64
 import hashlib
 import io
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from desktop_uploader.engine.bandwidth import TokenBucket
@@ -40,11 +40,11 @@ def block_for(parts_in_flight: int) -> int:
 def md5_of_span(path: Path, offset: int, size: int, control: Control | None = None) -> str:
     """Base64 MD5 of ``size`` bytes at ``offset``: the Content-MD5 header S3 verifies."""
     digest = hashlib.md5()
-    feed_span(digest.update, path, offset, size, control, HASH_BLOCK)
+    _feed(digest.update, path, offset, size, control, HASH_BLOCK)
     return base64.b64encode(digest.digest()).decode("ascii")
 
 
-def feed_span(
+def _feed(
     update: Callable[[memoryview], object], path: Path, offset: int, size: int, control: Control | None, block_size: int
 ) -> None:
     """Hand ``size`` bytes at ``offset`` to ``update`` in blocks of one reused buffer: a checksum of a part
@@ -62,6 +62,25 @@ def feed_span(
                     raise FileChangedError(f"{path.name} became shorter while it was uploading.")
                 update(buffer[:got])
                 remaining -= got
+    except OSError as exc:
+        raise unreadable(path, exc) from exc
+
+
+def span_blocks(path: Path, offset: int, size: int, control: Control | None, block_size: int) -> Iterator[bytes]:
+    """``size`` bytes at ``offset`` as fresh ``bytes`` blocks, for consumers that take nothing else (one copy
+    fewer than reading into a buffer and copying it out); each block is freed as the next one is read."""
+    try:
+        with open(path, "rb", buffering=0) as handle:
+            handle.seek(offset)
+            remaining = size
+            while remaining:
+                if control is not None:
+                    control.check()
+                block = handle.read(min(block_size, remaining))
+                if not block:
+                    raise FileChangedError(f"{path.name} became shorter while it was uploading.")
+                remaining -= len(block)
+                yield block
     except OSError as exc:
         raise unreadable(path, exc) from exc
 
