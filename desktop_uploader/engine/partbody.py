@@ -40,35 +40,17 @@ def block_for(parts_in_flight: int) -> int:
 def md5_of_span(path: Path, offset: int, size: int, control: Control | None = None) -> str:
     """Base64 MD5 of ``size`` bytes at ``offset``: the Content-MD5 header S3 verifies."""
     digest = hashlib.md5()
-    _feed(digest.update, path, offset, size, control, HASH_BLOCK)
+    for block in span_blocks(path, offset, size, control, HASH_BLOCK):
+        digest.update(block)
     return base64.b64encode(digest.digest()).decode("ascii")
 
 
-def _feed(
-    update: Callable[[memoryview], object], path: Path, offset: int, size: int, control: Control | None, block_size: int
-) -> None:
-    """Hand ``size`` bytes at ``offset`` to ``update`` in blocks of one reused buffer: a checksum of a part
-    costs ``block_size`` of memory, however large the part and however many are checksummed at once."""
-    try:
-        buffer = memoryview(bytearray(min(block_size, size) or 1))
-        with open(path, "rb", buffering=0) as handle:
-            handle.seek(offset)
-            remaining = size
-            while remaining:
-                if control is not None:
-                    control.check()
-                got = handle.readinto(buffer[: min(len(buffer), remaining)])
-                if not got:
-                    raise FileChangedError(f"{path.name} became shorter while it was uploading.")
-                update(buffer[:got])
-                remaining -= got
-    except OSError as exc:
-        raise unreadable(path, exc) from exc
-
-
 def span_blocks(path: Path, offset: int, size: int, control: Control | None, block_size: int) -> Iterator[bytes]:
-    """``size`` bytes at ``offset`` as fresh ``bytes`` blocks, for consumers that take nothing else (one copy
-    fewer than reading into a buffer and copying it out); each block is freed as the next one is read."""
+    """``size`` bytes at ``offset``, block by block: what a checksum of a part reads.
+
+    A checksum then holds one block however large the part, and many at once stay a few MiB. Fresh
+    ``bytes`` suit every hash API (google-crc32c takes nothing else), and cost one copy fewer than
+    reading into a reused buffer and copying out of it."""
     try:
         with open(path, "rb", buffering=0) as handle:
             handle.seek(offset)
