@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import requests
+from urllib3.filepost import encode_multipart_formdata
 
 from desktop_uploader.engine.control import Control
 from desktop_uploader.engine.errors import (
@@ -37,6 +38,7 @@ from desktop_uploader.engine.errors import (
 )
 from desktop_uploader.engine.fileid import unreadable
 from desktop_uploader.engine.http import (
+    PacedBody,
     Sessions,
     error_for_api_response,
     error_for_exception,
@@ -216,13 +218,15 @@ class ApiClient:
             if control is not None:
                 control.check()
             try:
+                body = kwargs.get("data")
+                paced = {"data": PacedBody(body)} if isinstance(body, bytes) else {}
                 try:
                     response = self.sessions.get().request(
                         method,
                         self._url(path),
                         headers={**self._headers(), **(headers_extra or {})},
                         timeout=(self.settings.connect_timeout, read_timeout),
-                        **kwargs,
+                        **{**kwargs, **paced},
                     )
                 except requests.RequestException as exc:
                     raise error_for_exception(exc, self._url(path), read_timeout) from exc
@@ -650,15 +654,12 @@ class ApiClient:
             data = path.read_bytes()
         except OSError as exc:
             raise unreadable(path, exc) from exc
-        form = {"displayName": display_name} if display_name else {}
+        form: dict[str, Any] = {"displayName": display_name} if display_name else {}
+        # Encoded here, not by requests, so that the body goes out paced like any other (see PacedBody).
+        body, content_type = encode_multipart_formdata({**form, "file": (file_name, data, "application/octet-stream")})
         try:
             answer = self._call(
-                "upload",
-                "POST",
-                legacy_path,
-                control=control,
-                files={"file": (file_name, data, "application/octet-stream")},
-                data=form,
+                "upload", "POST", legacy_path, control=control, data=body, headers_extra={"Content-Type": content_type}
             )
         except NotFoundError as exc:
             raise UnsupportedError("This server does not offer single-request uploads.") from exc

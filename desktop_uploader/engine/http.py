@@ -12,6 +12,7 @@ own exceptions (see :mod:`desktop_uploader.engine.errors`), each with a sentence
 from __future__ import annotations
 
 import email.utils
+import io
 import re
 import threading
 import time
@@ -37,6 +38,22 @@ from desktop_uploader.engine.errors import (
 
 SEND_BLOCK = 1024 * 1024
 USER_AGENT = "DesktopUploader"
+
+
+PACED_BLOCK = 64 * 1024
+
+
+class PacedBody(io.BytesIO):
+    """A request body in memory, handed to the socket a block at a time.
+
+    urllib3 sends a body under the *connect* timeout, and Python applies a socket timeout to a whole
+    ``sendall``: given as one ``bytes``, a 4 MiB chunk had to be on its way within 10 s, so on a 3 Mbit/s
+    uplink every chunk failed, every retry alike. Block by block, only a link that stops for the connect
+    timeout fails. A fresh one per attempt: a retry sends the bytes from the start.
+    """
+
+    def read(self, size: int | None = -1) -> bytes:
+        return super().read(PACED_BLOCK if size is None or size < 0 else min(size, PACED_BLOCK))
 
 
 class _BigBlockAdapter(HTTPAdapter):

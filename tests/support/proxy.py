@@ -55,6 +55,7 @@ __all__ = [
     "ResetResponse",
     "Respond",
     "SlowBody",
+    "SlowUpload",
     "Stall",
     "Truncate",
 ]
@@ -231,6 +232,18 @@ class SlowBody:
 
 
 @dataclass(frozen=True)
+class SlowUpload:
+    """A slow link on the way up: the request body is taken from the client and forwarded at about
+    ``bytes_per_second``, so a client sending faster is held back by TCP, as on a slow uplink."""
+
+    bytes_per_second: int
+
+    def __post_init__(self) -> None:
+        if self.bytes_per_second <= 0:
+            raise ValueError("bytes_per_second must be > 0")
+
+
+@dataclass(frozen=True)
 class Delay:
     """A slow server: wait ``seconds`` after the request head arrived, then forward normally. The client's
     body waits in socket buffers meanwhile."""
@@ -242,7 +255,7 @@ class Delay:
             raise ValueError("seconds must be >= 0")
 
 
-Action = Forward | Respond | Replace | ResetRequest | ResetResponse | Stall | Truncate | SlowBody | Delay
+Action = Forward | Respond | Replace | ResetRequest | ResetResponse | Stall | Truncate | SlowBody | SlowUpload | Delay
 FaultPlan = Callable[[RequestInfo], Action | None]
 
 
@@ -1040,6 +1053,7 @@ class _ClientConnection:
         if limit == 0:
             raise _ResetClientError("ResetRequest after the head")
         method = info.method
+        pacer = _Pacer(action.bytes_per_second, self.wait) if isinstance(action, SlowUpload) else None
         while True:
             event = self.client.next_event()
             if isinstance(event, h11.Data):
@@ -1047,10 +1061,10 @@ class _ClientConnection:
                 cut = limit is not None and progress.body_bytes + len(data) >= limit
                 if cut and limit is not None:
                     data = data[: limit - progress.body_bytes]
-                if data:
-                    upstream.send(h11.Data(data=data))
-                    progress.body_bytes += len(data)
-                    self.proxy.stats._count_sent(method, len(data))
+                for piece in pacer.pieces(data) if pacer is not None and data else (data,) if data else ():
+                    upstream.send(h11.Data(data=piece))
+                    progress.body_bytes += len(piece)
+                    self.proxy.stats._count_sent(method, len(piece))
                 if cut:
                     raise _ResetClientError(f"ResetRequest after {progress.body_bytes} body bytes")
             elif isinstance(event, h11.EndOfMessage):
