@@ -123,7 +123,10 @@ def _load(arg: str) -> dict[str, Any]:
 
 
 def merged(results: list[dict[str, Any]]) -> dict[str, Any]:
-    """Several runs' results as one: loopback and WAN are run apart (the WAN needs root and an hour)."""
+    """Several runs' results as one: loopback and WAN are run apart (the WAN needs root and an hour).
+
+    Where two runs measured the same contender in the same scenario, the later one's samples are used.
+    """
     if len(results) == 1:
         return results[0]
     runs = []
@@ -148,7 +151,18 @@ def merged(results: list[dict[str, Any]]) -> dict[str, Any]:
         "runs": runs,
         "links": links,
     }
-    return {"meta": meta, "samples": [s for r in results for s in r["samples"]]}
+    # A later run of a contender in a scenario supersedes an earlier one (a re-run after a fix).
+    latest: dict[tuple[str, str], int] = {}
+    for index, result in enumerate(results):
+        for sample in result["samples"]:
+            latest[(sample["scenario"], sample["contender"])] = index
+    samples = [
+        sample
+        for index, result in enumerate(results)
+        for sample in result["samples"]
+        if latest[(sample["scenario"], sample["contender"])] == index
+    ]
+    return {"meta": meta, "samples": samples}
 
 
 def main(argv: list[str] | None = None) -> int:
