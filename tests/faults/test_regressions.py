@@ -14,7 +14,7 @@ from desktop_uploader.engine.manager import ServerConnection, UploadManager
 from desktop_uploader.engine.settings import Settings
 from desktop_uploader.engine.state import StateStore
 from tests.faults.harness import World, open_uploads, stored_objects
-from tests.support.proxy import Replace, RequestInfo, ResetResponse, Respond
+from tests.support.proxy import Delay, Replace, RequestInfo, ResetResponse, Respond
 from tests.support.storage import object_sha256
 
 FAST = Settings(
@@ -195,3 +195,68 @@ def test_seed_1122_cancel_right_after_a_failure_aborts_the_upload(world: World, 
         manager.cancel(job)
         wait_until(lambda: state.get(job) is None)  # noqa: B023 - used before the loop moves on
         assert not open_uploads(world, sample.path.name)
+
+
+def test_seed_1039_a_lost_start_the_server_handles_after_the_resume_swept_is_aborted(
+    world: World, engine: Any, make_file: Any
+) -> None:
+    """Killed right after sending start, resumed at once: the server created the lost start's upload only
+    after the resume had swept for it, and it stayed behind (seed 1039). The server handles requests
+    concurrently, so a request sent earlier can land later; once the resume's own start has been answered,
+    it sweeps again. Here the lost start is held 0.4 s on its way, the resume's own 0.8 s."""
+    import threading
+    import time
+
+    import requests
+
+    from desktop_uploader.engine.fileid import identify
+    from desktop_uploader.engine.filenames import safe_basename
+    from desktop_uploader.engine.state import UploadRecord
+
+    sample = make_file(7 * MiB, name="regression-late-start.safetensors")
+    is_start = api_action_is("presigned:start")
+    starts: list[int] = []
+
+    def late_starts(request: RequestInfo) -> Any:
+        if not is_start(request):
+            return None
+        starts.append(1)
+        return Delay(0.4 if len(starts) == 1 else 0.8)
+
+    world.api_proxy.set_fault_plan(late_starts)
+    manager, state = engine()
+    # What the killed run left: its intent in the resume store, and its start on the way to the server.
+    state.create(
+        UploadRecord(
+            id="killed-run",
+            path=str(sample.path),
+            display_name=sample.path.name,
+            identity=identify(sample.path),
+            method="presigned-s3",
+            server="fault-api",
+            unique_file_name=safe_basename(sample.path.name),
+            created_at=time.time(),
+        )
+    )
+    lost = threading.Thread(
+        target=requests.post,
+        args=(f"{world.api_url}/api/user/influencers/presigned-upload",),
+        kwargs={
+            "json": {"action": "start", "fileName": sample.path.name, "totalParts": 2, "fileSize": sample.size},
+            "headers": {"Authorization": f"Bearer {world.sandbox.token}"},
+            "timeout": 30,
+        },
+    )
+    lost.start()
+    wait_until(lambda: len(starts) == 1)
+    [job] = manager.restore_interrupted()
+    manager.resume(job)
+    assert manager.wait([job], 60)
+    lost.join(30)
+    view = manager.job(job)
+    assert view.status == Status.COMPLETED, view.message
+    assert len(starts) == 2
+    assert view.result is not None
+    assert object_sha256(world.s3, world.sandbox.bucket, view.result.s3_key) == sample.sha256
+    assert open_uploads(world, sample.path.name) == {}, "the lost start's upload was left behind"
+    assert state.unfinished() == []

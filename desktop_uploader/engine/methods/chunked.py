@@ -55,15 +55,15 @@ class ChunkedMethod:
         api = ctx.api
         assert api is not None, "chunked uploads need the API"
         record = ctx.record if ctx.record is not None and ctx.record.method == CHUNKED else None
+        lost = None
         if record is not None and not record.upload_id:  # its start never answered: clear up after it first
             self.abort(ctx, record)
-            record = None
+            lost, record = record, None
         offset = self._resume(ctx, record) if record is not None else None
         if record is None or offset is None:
             intent = lost_starts.intent(ctx, CHUNKED)
             started = api.chunked_start(ctx.name, ctx.size, display_name=ctx.display_name, control=ctx.control)
-            if started.attempts > 1:
-                lost_starts.after_retried_start(ctx, intent, started.upload_id, chunked=True)
+            lost_starts.after_start(ctx, intent, started.upload_id, started.attempts, lost=lost, chunked=True)
             chunk = min(started.max_chunk_bytes, api.capabilities().max_chunk_bytes)
             record = ctx.new_record(
                 CHUNKED,

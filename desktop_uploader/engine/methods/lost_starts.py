@@ -71,6 +71,22 @@ def abort_leftovers(ctx: JobContext, record: UploadRecord, *, chunked: bool, kep
         log.info("%s: aborted %d upload(s) left by a start whose answer was lost", ctx.name, aborted)
 
 
+def after_start(
+    ctx: JobContext, intent: UploadRecord, started: str, attempts: int, *, lost: UploadRecord | None, chunked: bool
+) -> None:
+    """Once our own start has answered with ``started``, sweep for uploads the sweep before it could miss.
+
+    A start that needed retries may have created uploads before the one it answered with. And a start
+    lost in an earlier run (``lost``, already swept for) can reach the server *after* that sweep: the
+    server handles requests concurrently, and a resume can follow a crash within milliseconds. By the
+    time our own start has been answered, one sent before it has almost always been handled too.
+    """
+    if attempts > 1:
+        after_retried_start(ctx, intent, started, chunked=chunked)
+    if lost is not None and time.time() < lost.created_at + start_budget(ctx.settings):
+        after_retried_start(ctx, lost, started, chunked=chunked)
+
+
 def after_retried_start(ctx: JobContext, record: UploadRecord, kept: str, *, chunked: bool) -> None:
     """A start that needed retries may have created uploads before the one it answered with: abort them."""
     try:

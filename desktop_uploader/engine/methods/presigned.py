@@ -275,15 +275,16 @@ class PresignedMethod:
         if not caps.presigned:
             raise UnsupportedError("This server has presigned uploads switched off.")
         record = ctx.record if ctx.record is not None and ctx.record.method == PRESIGNED else None
+        lost = None
         if record is not None and not record.upload_id:  # its start never answered: clear up after it first
             self.abort(ctx, record)
-            record = None
+            lost, record = record, None
         resumed = self._resume(ctx, caps, record) if record is not None else None
         started: StartedUpload | None
         if resumed is None:
             plan = plan_parts(ctx.size, ctx.settings.chunk_size, caps.limits)
             algorithm = checksums.choose(caps.checksums) if ctx.settings.verify_integrity else None
-            record, started = self._start(ctx, caps, plan, algorithm)
+            record, started = self._start(ctx, caps, plan, algorithm, lost)
             done: dict[int, SavedPart] = {}
         else:
             plan, record, done, started = resumed
@@ -325,7 +326,7 @@ class PresignedMethod:
         return self._complete(ctx, record, parts, tracker)
 
     def _start(
-        self, ctx: JobContext, caps: Capabilities, plan: PartPlan, algorithm: str | None
+        self, ctx: JobContext, caps: Capabilities, plan: PartPlan, algorithm: str | None, lost: UploadRecord | None
     ) -> tuple[UploadRecord, StartedUpload]:
         api = ctx.api
         assert api is not None
@@ -340,8 +341,7 @@ class PresignedMethod:
             checksum=algorithm,
             control=ctx.control,
         )
-        if started.attempts > 1:
-            lost_starts.after_retried_start(ctx, intent, started.upload_id, chunked=False)
+        lost_starts.after_start(ctx, intent, started.upload_id, started.attempts, lost=lost, chunked=False)
         log.info("%s: started %s (upload %s…)", ctx.name, started.s3_key, started.upload_id[:12])
         record = ctx.new_record(
             PRESIGNED,
