@@ -27,6 +27,7 @@ from urllib.parse import parse_qs, urlsplit
 import requests
 from urllib3.filepost import encode_multipart_formdata
 
+from desktop_uploader.engine.checksums import api_field, s3_field
 from desktop_uploader.engine.control import Control
 from desktop_uploader.engine.errors import (
     NotFoundError,
@@ -425,8 +426,7 @@ class ApiClient:
         if content_md5:
             body["contentMd5"] = {str(n): digest for n, digest in content_md5.items()}
         if checksums:
-            field = {"crc32": "checksumCrc32", "crc32c": "checksumCrc32c"}[checksum]
-            body[field] = {str(n): digest for n, digest in checksums.items()}
+            body[api_field(checksum)] = {str(n): digest for n, digest in checksums.items()}
         body.update(self._expiry_wish())
         answer = self._call("sign", "POST", self.settings.presigned_path, json=body, control=control)
         received = self.clock()
@@ -473,7 +473,7 @@ class ApiClient:
         for number, etag in sorted(parts):
             item: dict[str, Any] = {"PartNumber": number, "ETag": etag}
             if checksum and checksums and checksums.get(number):
-                item[f"Checksum{checksum.upper()}"] = checksums[number]
+                item[s3_field(checksum)] = checksums[number]
             listed.append(item)
         body = {"action": "complete", "uploadId": upload_id, "s3Key": s3_key, "parts": listed}
         retried: list[bool] = []

@@ -67,3 +67,8 @@ def header(algorithm: str) -> str:
 def s3_field(algorithm: str) -> str:
     """The checksum's name in S3's API: ``ChecksumCRC32C``."""
     return f"Checksum{algorithm.upper()}"
+
+
+def api_field(algorithm: str) -> str:
+    """The upload API's name for a map of these checksums in ``sign``: ``checksumCrc32c``."""
+    return {CRC32: "checksumCrc32", CRC32C: "checksumCrc32c"}[algorithm]

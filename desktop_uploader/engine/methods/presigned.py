@@ -70,7 +70,7 @@ class _Entry:
     url: str
     expires_at: float
     lifetime: float
-    md5: str | None
+    digest: str | None
 
 
 class UrlBook:
@@ -103,18 +103,18 @@ class UrlBook:
         self._signing = False
         self._cond = threading.Condition()
 
-    def add(self, urls: dict[int, SignedUrl], md5s: dict[int, str] | None = None, now: float | None = None) -> None:
+    def add(self, urls: dict[int, SignedUrl], digests: dict[int, str] | None = None, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
         with self._cond:
             for number, signed in urls.items():
                 lifetime = max(0.0, signed.expires_at - now)
-                md5 = (md5s or {}).get(number)
-                self._entries[number] = _Entry(signed.url, signed.expires_at, lifetime, md5)
+                digest = (digests or {}).get(number)
+                self._entries[number] = _Entry(signed.url, signed.expires_at, lifetime, digest)
             self._cond.notify_all()
 
-    def _usable(self, number: int, md5: str | None) -> str | None:
+    def _usable(self, number: int, digest: str | None) -> str | None:
         entry = self._entries.get(number)
-        if entry is None or entry.md5 != md5:
+        if entry is None or entry.digest != digest:
             return None
         if entry.expires_at - time.monotonic() <= expiry_margin(entry.lifetime):
             return None
@@ -127,15 +127,15 @@ class UrlBook:
         with self._cond:
             self._entries.pop(number, None)
 
-    def get(self, number: int, md5: str | None = None) -> str:
+    def get(self, number: int, digest: str | None = None) -> str:
         with self._cond:
             while True:
-                url = self._usable(number, md5)
+                url = self._usable(number, digest)
                 if url is not None:
                     return url
                 if not self.can_sign:
                     raise UnsupportedError("The upload links from this server expired, and it can't issue new ones.")
-                self._wanted[number] = md5
+                self._wanted[number] = digest
                 if not self._signing:
                     break
                 self._cond.wait()
@@ -145,38 +145,38 @@ class UrlBook:
             self._sign(wanted)
         except BaseException:
             with self._cond:
-                for other, digest in wanted.items():
+                for other, theirs in wanted.items():
                     if other != number:
-                        self._wanted.setdefault(other, digest)
+                        self._wanted.setdefault(other, theirs)
             raise
         finally:
             with self._cond:
                 self._signing = False
                 self._cond.notify_all()
-        return self.get(number, md5)
+        return self.get(number, digest)
 
     def _sign(self, wanted: dict[int, str | None]) -> None:
         numbers = list(wanted)
-        md5s = {n: d for n, d in wanted.items() if d}
-        if self.queue is not None and (not md5s or self.digest_ahead is not None):  # sign ahead for the next parts
+        digests = {n: d for n, d in wanted.items() if d}
+        if self.queue is not None and (not digests or self.digest_ahead is not None):  # sign ahead for the next parts
             for ahead in self.queue.upcoming(self.batch):
                 if len(numbers) >= self.batch:
                     break
-                digest = self.digest_ahead(ahead) if md5s and self.digest_ahead is not None else None
+                digest = self.digest_ahead(ahead) if digests and self.digest_ahead is not None else None
                 if ahead not in wanted and self._usable(ahead, digest) is None:
                     numbers.append(ahead)
                     if digest:
-                        md5s[ahead] = digest
+                        digests[ahead] = digest
         signed = self.api.sign(
             self.upload_id,
             self.s3_key,
             sorted(numbers),
-            content_md5=None if self.checksum else md5s or None,
-            checksums=md5s or None if self.checksum else None,
+            content_md5=None if self.checksum else (digests or None),
+            checksums=(digests or None) if self.checksum else None,
             checksum=self.checksum,
         )
         self.sign_calls += 1
-        self.add(signed, md5s)
+        self.add(signed, digests)
 
 
 class PresignedSender:
@@ -197,43 +197,43 @@ class PresignedSender:
         self.checksum = checksum  # the upload's checksum algorithm; "" for none
         self.etag_check = etag_check
         self.hashes_body = etag_check is not None
-        self._md5s: dict[int, str] = {}
+        self._digests: dict[int, str] = {}
         self._lock = threading.Lock()
 
-    def _md5(self, span: PartSpan) -> str:
+    def _digest(self, span: PartSpan) -> str:
         with self._lock:
-            known = self._md5s.get(span.number)
+            known = self._digests.get(span.number)
         if known is None:
             where = (self.ctx.path, span.offset, span.size, self.ctx.control)
             known = checksums.checksum_of_span(self.checksum, *where) if self.checksum else md5_of_span(*where)
             with self._lock:
-                self._md5s[span.number] = known
+                self._digests[span.number] = known
         return known
 
     def forget(self, number: int) -> None:
         self.urls.forget(number)
         with self._lock:
-            self._md5s.pop(number, None)
+            self._digests.pop(number, None)
 
     def url_digest(self, span: PartSpan) -> str | None:
         """The digest signed into this part's URL: its checksum, its Content-MD5, or none."""
-        return self._md5(span) if self.checksum or self.content_md5 else None
+        return self._digest(span) if self.checksum or self.content_md5 else None
 
     def part_checksum(self, number: int) -> str:
         """The checksum this part was sent with, for completing an upload that has an algorithm."""
         if not self.checksum:
             return ""
         with self._lock:
-            return self._md5s.get(number, "")
+            return self._digests.get(number, "")
 
     def send(self, span: PartSpan, body: PartBody) -> str:
         headers: dict[str, str] = {}
-        md5 = self.url_digest(span)
-        if md5 is not None and self.checksum:
-            headers[checksums.header(self.checksum)] = md5
-        elif md5 is not None:
-            headers["Content-MD5"] = md5
-        url = self.urls.get(span.number, md5)
+        digest = self.url_digest(span)
+        if digest is not None and self.checksum:
+            headers[checksums.header(self.checksum)] = digest
+        elif digest is not None:
+            headers["Content-MD5"] = digest
+        url = self.urls.get(span.number, digest)
         settings = self.ctx.settings
         try:
             response = self.sessions.get().put(
