@@ -14,6 +14,7 @@ import logging
 import os
 import secrets
 import threading
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from desktop_uploader.sandbox.info import RUNTIME_FILE, SandboxInfo
 from desktop_uploader.sandbox.seaweed import SeaweedServer
 from desktop_uploader.server.app import create_app
 from desktop_uploader.server.config import ServerConfig
+from desktop_uploader.server.errors import ApiError
 from desktop_uploader.server.run import ServerThread
 from desktop_uploader.server.storage import Storage
 
@@ -51,6 +53,24 @@ class SandboxIdentity:
         path.write_text(json.dumps(asdict(identity)), encoding="utf-8")
         os.chmod(path, 0o600)
         return identity
+
+
+def _make_bucket_when_ready(storage: Storage, timeout: float = 30.0) -> None:
+    """Create the bucket once weed's filer takes writes.
+
+    S3 answers before the filer behind it is ready, and then says "busy" (503): that means "not
+    yet", until the deadline. Any other refusal is the real cause and is raised as it is.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            storage.ensure_bucket()
+            return
+        except ApiError as exc:
+            if exc.status != 503 or time.monotonic() >= deadline:
+                raise
+            log.info("Storage is not ready for the bucket yet (%s)", exc.message)
+        time.sleep(0.1)
 
 
 class Sandbox:
@@ -91,10 +111,10 @@ class Sandbox:
         identity = SandboxIdentity.load_or_create(self.data_dir)
         try:
             self.weed = SeaweedServer.start(
-                self.data_dir, access_key=identity.access_key, secret_key=identity.secret_key, bucket=BUCKET
+                self.data_dir, access_key=identity.access_key, secret_key=identity.secret_key
             )
             config = self.server_config(identity, self.weed.s3_endpoint)
-            Storage(config).ensure_bucket()
+            _make_bucket_when_ready(Storage(config))
             self.api = ServerThread.start(create_app(config), access_log=True)
         except BaseException:
             self.stop()

@@ -3,6 +3,10 @@
 ``weed mini`` opens a dozen listeners (master, volume, filer, S3 and their gRPC twins, plus an
 admin server even with its UI off). Each gets a port the OS said was free, everything binds
 127.0.0.1, and telemetry, WebDAV, the admin UI, Iceberg and Lance are switched off.
+
+weed reads settings from its environment (``S3_BUCKET``, ``S3``, ``DEBUG`` and more), so it starts
+with a clean one that we write out. It is never given ``-bucket=``: weed would create the bucket
+by itself while the sandbox checks for it, and one creator is the only race-free number.
 """
 
 from __future__ import annotations
@@ -105,6 +109,16 @@ def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
             sock.close()
 
 
+def clean_environment(home: Path) -> dict[str, str]:
+    """What weed gets instead of ours: enough to run, nothing that changes how it runs."""
+    env = {"PATH": os.defpath, "HOME": str(home), "LANG": "C.UTF-8"}
+    if os.name == "nt":  # Windows programs need these to start at all
+        for name in ("SYSTEMROOT", "WINDIR", "TEMP", "TMP"):
+            if name in os.environ:
+                env[name] = os.environ[name]
+    return env
+
+
 @dataclass
 class SeaweedServer:
     process: subprocess.Popen[bytes]
@@ -124,7 +138,6 @@ class SeaweedServer:
         *,
         access_key: str,
         secret_key: str,
-        bucket: str,
         timeout: float = 20.0,
         attempts: int = 3,
     ) -> SeaweedServer:
@@ -132,18 +145,14 @@ class SeaweedServer:
         last_error: Exception | None = None
         for _ in range(attempts):
             try:
-                return cls._start_once(
-                    data_dir, access_key=access_key, secret_key=secret_key, bucket=bucket, timeout=timeout
-                )
+                return cls._start_once(data_dir, access_key=access_key, secret_key=secret_key, timeout=timeout)
             except SeaweedError as exc:
                 last_error = exc
                 log.warning("SeaweedFS did not come up (%s); retrying on other ports", exc)
         raise SeaweedError(f"SeaweedFS could not be started: {last_error}")
 
     @classmethod
-    def _start_once(
-        cls, data_dir: Path, *, access_key: str, secret_key: str, bucket: str, timeout: float
-    ) -> SeaweedServer:
+    def _start_once(cls, data_dir: Path, *, access_key: str, secret_key: str, timeout: float) -> SeaweedServer:
         weed = find_weed(cache_dir=data_dir / "bin")
         store = data_dir / "weed"
         store.mkdir(parents=True, exist_ok=True)
@@ -168,6 +177,7 @@ class SeaweedServer:
         socket_dir = Path(tempfile.mkdtemp(prefix="du-weed-"))
         argv = [
             str(weed),
+            "-logtostderr",  # into weed.log below, not three new files and symlinks in /tmp per start
             "mini",
             f"-dir={store}",
             "-ip=127.0.0.1",
@@ -179,31 +189,30 @@ class SeaweedServer:
             "-s3.port.iceberg=0",
             "-s3.port.lance=0",
             f"-s3.config={identities}",
-            f"-bucket={bucket}",
             "-volume.preStopSeconds=0",
             f"-s3.localSocket={socket_dir / 's3.sock'}",
             f"-filer.localSocket={socket_dir / 'filer.sock'}",
         ]
         log_path = data_dir / "weed.log"
-        process = processes.spawn(argv, log_path=log_path)
+        process = processes.spawn(argv, log_path=log_path, env=clean_environment(store))
         server = cls(process, f"http://127.0.0.1:{ports['s3.port']}", socket_dir, log_path, tuple(ports.values()))
         try:
-            server._wait_ready(bucket, timeout)
+            server._wait_ready(timeout)
         except BaseException:
             server.stop()
             raise
         log.info("SeaweedFS (pid %d) serves S3 at %s", process.pid, server.s3_endpoint)
         return server
 
-    def _wait_ready(self, bucket: str, timeout: float) -> None:
+    def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise SeaweedError(f"weed exited with code {self.process.returncode}; see {self.log_path}")
             with contextlib.suppress(requests.RequestException):
-                # Unsigned requests are refused (403) once S3 is up; the bucket is then checked signed.
-                answer = requests.get(f"{self.s3_endpoint}/{bucket}", timeout=1)
-                if answer.status_code in (200, 403):
+                # Unsigned requests are refused (403) once S3 is up; the caller then makes the bucket, signed.
+                answer = requests.get(f"{self.s3_endpoint}/", timeout=1)
+                if answer.status_code == 403:
                     return
             time.sleep(0.1)
         raise SeaweedError(f"S3 did not answer within {timeout:.0f} s; see {self.log_path}")

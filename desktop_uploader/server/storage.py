@@ -56,6 +56,13 @@ def _client(config: ServerConfig, endpoint: str | None, *, read_timeout: int) ->
     )
 
 
+_BUCKET_EXISTS = frozenset({"BucketAlreadyOwnedByYou", "BucketAlreadyExists"})
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
 _PER_UPLOAD = frozenset({"ListParts", "UploadPart", "CompleteMultipartUpload", "AbortMultipartUpload"})
 
 
@@ -64,7 +71,7 @@ def _translated(action: str, min_part_size: int) -> Iterator[None]:
     try:
         yield
     except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
+        code = _code(exc)
         log.warning("S3 %s failed: %s", action, code)
         if code in {"NoSuchUpload", "NoSuchKey"} or (code == "InvalidRequest" and action in _PER_UPLOAD):
             # An upload id storage can't even parse ("a/b" on SeaweedFS) is one that does not exist.
@@ -104,13 +111,23 @@ class Storage:
         return _translated(action, self.min_part_size)
 
     def ensure_bucket(self) -> None:
+        """The bucket exists afterwards, whoever made it.
+
+        Another creator can win the race between HeadBucket and CreateBucket (a second instance, or a
+        store that makes buckets itself), so "it already exists" is success, not an error.
+        """
         with self._call("HeadBucket"):
             try:
                 self._s3.head_bucket(Bucket=self.bucket)
             except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") not in {"404", "NoSuchBucket", "NotFound"}:
+                if _code(exc) not in {"404", "NoSuchBucket", "NotFound"}:
                     raise
-                self._s3.create_bucket(Bucket=self.bucket)
+                try:
+                    self._s3.create_bucket(Bucket=self.bucket)
+                except ClientError as create_exc:
+                    if _code(create_exc) not in _BUCKET_EXISTS:
+                        raise
+                    log.info("Bucket %s was created by someone else meanwhile", self.bucket)
 
     def create_multipart(
         self, key: str, content_type: str, metadata: dict[str, str], checksum_algorithm: str | None = None

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,16 +20,23 @@ class SandboxProcess:
     process: subprocess.Popen[str]
     info: SandboxInfo
     home: Path
-    startup_seconds: float
+    stderr_path: Path
 
     @classmethod
-    def start(cls, home: Path, data_dir: Path | None = None, timeout: float = 30.0) -> SandboxProcess:
+    def start(cls, home: Path, data_dir: Path | None = None, timeout: float = 120.0) -> SandboxProcess:
+        """Start it and wait for its one JSON line; ``timeout`` only bounds a start that hangs.
+
+        Its stderr goes to a file, not a pipe: nobody reads a pipe during a long session, and a
+        full one would stall the sandbox. A failed start raises with what the sandbox said.
+        """
         env = {**os.environ, "DESKTOP_UPLOADER_HOME": str(home)}
         argv = [sys.executable, "-m", "desktop_uploader", "sandbox", "--json"]
         if data_dir is not None:
             argv += ["--data-dir", str(data_dir)]
-        began = time.monotonic()
-        process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        home.mkdir(parents=True, exist_ok=True)
+        stderr_path = home / "sandbox-stderr.txt"
+        with open(stderr_path, "w", encoding="utf-8") as stderr:
+            process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env)
         lines: queue.Queue[str] = queue.Queue()
         threading.Thread(
             target=lambda: lines.put(process.stdout.readline() if process.stdout else ""), daemon=True
@@ -38,12 +44,12 @@ class SandboxProcess:
         try:
             line = lines.get(timeout=timeout)
         except queue.Empty:
-            stop_process(process)
-            raise RuntimeError("the sandbox printed nothing within the timeout") from None
+            line = ""
         if not line.strip():
             stop_process(process)
-            raise RuntimeError(f"the sandbox failed to start: {process.stderr.read() if process.stderr else ''}")
-        return cls(process, SandboxInfo.from_json(line), home, time.monotonic() - began)
+            said = stderr_path.read_text(encoding="utf-8", errors="replace").strip()
+            raise RuntimeError(f"the sandbox did not start (exit code {process.returncode}); it said:\n{said}")
+        return cls(process, SandboxInfo.from_json(line), home, stderr_path)
 
     def stop(self) -> int | None:
         return stop_process(self.process)
