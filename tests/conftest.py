@@ -16,6 +16,9 @@ from tests.support.api import Api
 from tests.support.sandbox_process import SandboxProcess
 from tests.support.storage import s3_client
 
+# Any unexpected WARNING or ERROR record fails the test that logged it (tests/support/logfail.py).
+pytest_plugins = ["tests.support.logfail"]
+
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 # Tests never read or write a real keychain: with no usable backend, secrets go to the private home.
 os.environ["PYTHON_KEYRING_BACKEND"] = "keyring.backends.fail.Keyring"
