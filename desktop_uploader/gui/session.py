@@ -328,9 +328,11 @@ class AppSession(QObject):
     # -- the end -------------------------------------------------------------------------------------------
 
     def running(self) -> bool:
+        """Whether closing now would stop work: read from the rows, not from the summary, which is
+        refreshed on a timer and can still count an upload that has just finished."""
         if self.closed:
             return False
-        return bool(self.model.summary.active) or any(r.status == events.Status.QUEUED for r in self.model.rows())
+        return any(r.status.active or r.status is events.Status.QUEUED for r in self.model.rows())
 
     async def shutdown(self, *, cancel: bool = False) -> None:
         """Pause (or cancel) what runs, then release the manager, the sandbox and the store."""
