@@ -8,10 +8,11 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, File, Form, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import TypeAdapter, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from desktop_uploader import __version__
 from desktop_uploader.server.auth import TokenStore
@@ -162,6 +163,12 @@ def create_app(config: ServerConfig) -> FastAPI:  # noqa: PLR0915 - the route ta
         if exc.status_code == 405:
             message = "That method is not allowed on this endpoint."
         return JSONResponse({"error": message}, status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(ClientDisconnect)
+    async def _client_left(request: Request, _: ClientDisconnect) -> Response:
+        # A client that hangs up mid-body (a cancelled or killed upload) is normal, not a server error.
+        log.info("The client left during %s %s", request.method, request.url.path)
+        return Response(status_code=400)  # nobody is there to read it
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
