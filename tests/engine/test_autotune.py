@@ -7,11 +7,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from desktop_uploader.engine.autotune import AutoConcurrency, AutoTuning
 from desktop_uploader.engine.events import Retrying, Status
 from desktop_uploader.engine.limits import MiB
 from desktop_uploader.engine.settings import AUTO_CONCURRENCY, Settings
 from tests.support.api_servers import api_server
+from tests.support.logfail import RETRIED
 from tests.support.proxy import Proxy, RequestInfo, Respond
 from tests.support.storage import object_sha256
 
@@ -146,6 +149,7 @@ def test_a_retry_that_makes_the_byte_count_dip_is_not_negative_goodput() -> None
 # -- for real ----------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.allow_log(*RETRIED)
 def test_auto_uploads_through_the_sandbox_and_reacts_to_busy_storage(
     make_engine: Any, make_file: Any, sandbox: Any, s3: Any, tmp_path: Path
 ) -> None:

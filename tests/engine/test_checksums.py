@@ -25,6 +25,7 @@ from desktop_uploader.engine.planner import PartPlan
 from desktop_uploader.engine.settings import Settings
 from tests.support.api import Api
 from tests.support.api_servers import api_server
+from tests.support.logfail import RETRIED
 from tests.support.proxy import Proxy, RequestInfo, Respond
 from tests.support.storage import object_sha256, open_multipart_uploads
 
@@ -137,6 +138,7 @@ def _expected_checksums(path: Path, part_size: int, algorithm: str) -> dict[int,
     }
 
 
+@pytest.mark.allow_log(*RETRIED)
 def test_the_engine_signs_crc32c_resends_a_damaged_part_and_completes_with_every_checksum(
     make_engine: Any, make_file: Any, sandbox: Any, s3: Any, tmp_path: Path
 ) -> None:

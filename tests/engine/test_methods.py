@@ -11,6 +11,7 @@ from desktop_uploader.engine.events import Completed, FallingBack, Progress, Ret
 from desktop_uploader.engine.limits import MiB
 from desktop_uploader.engine.settings import Settings
 from tests.support.api_servers import api_server
+from tests.support.logfail import UPLOAD_FAILED
 from tests.support.storage import object_sha256, open_multipart_uploads
 
 SIZE = 64 * MiB
@@ -83,6 +84,7 @@ def test_a_server_that_knows_only_start_complete_abort(
     assert job.result is not None and object_sha256(s3, sandbox.bucket, job.result.s3_key) == sample.sha256
 
 
+@pytest.mark.allow_log(*UPLOAD_FAILED)
 def test_when_presigned_start_fails_the_fallback_runs(
     make_engine: Any, make_file: Any, s3: Any, sandbox: Any, tmp_path: Path
 ) -> None:
@@ -145,6 +147,7 @@ def test_cancel_leaves_no_multipart_upload(make_engine: Any, make_file: Any, s3:
     assert engine.state.get(job) is None
 
 
+@pytest.mark.allow_log(*UPLOAD_FAILED)
 def test_a_file_changed_between_pause_and_resume_is_refused(
     make_engine: Any, make_file: Any, s3: Any, sandbox: Any
 ) -> None:

@@ -18,8 +18,12 @@ from desktop_uploader.engine.events import FallingBack, Retrying, Status
 from desktop_uploader.engine.limits import MiB
 from desktop_uploader.engine.settings import Settings
 from tests.support.api_servers import api_server
+from tests.support.logfail import FAULTS
 from tests.support.proxy import Delay, Forward, Proxy, RequestInfo, Respond, Stall
 from tests.support.storage import object_sha256, open_multipart_uploads
+
+# Every test here breaks something on purpose; the retries and failures that follow are logged, and expected.
+pytestmark = pytest.mark.allow_log(*FAULTS)
 
 
 @pytest.fixture

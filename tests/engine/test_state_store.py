@@ -6,6 +6,8 @@ import sqlite3
 import threading
 from pathlib import Path
 
+import pytest
+
 from desktop_uploader.engine.fileid import FileIdentity
 from desktop_uploader.engine.state import SavedPart, StateStore, UploadRecord
 
@@ -54,6 +56,9 @@ def test_parts_recorded_from_many_threads_all_land(tmp_path: Path) -> None:
     assert sorted(store.parts("job1")) == list(range(1, 65))
 
 
+@pytest.mark.allow_log(
+    r"^WARNING desktop_uploader\.engine\.state: Resume store .* is unusable \(file is not a database\)"
+)
 def test_a_damaged_store_is_set_aside_with_a_notice(tmp_path: Path) -> None:
     path = tmp_path / "state.sqlite3"
     path.write_bytes(b"this is not a database" * 100)
@@ -64,6 +69,9 @@ def test_a_damaged_store_is_set_aside_with_a_notice(tmp_path: Path) -> None:
     assert store.get("job1") is not None
 
 
+@pytest.mark.allow_log(
+    r"^WARNING desktop_uploader\.engine\.state: Resume store .* is unusable \(written by a newer version"
+)
 def test_a_store_from_a_newer_app_is_set_aside(tmp_path: Path) -> None:
     path = tmp_path / "state.sqlite3"
     connection = sqlite3.connect(path)
@@ -73,6 +81,7 @@ def test_a_store_from_a_newer_app_is_set_aside(tmp_path: Path) -> None:
     assert store.notices and store.unfinished() == []
 
 
+@pytest.mark.allow_log(r"^WARNING desktop_uploader\.engine\.state: Resume store .* can.t be opened")
 def test_an_unusable_location_falls_back_to_memory(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x")

@@ -27,6 +27,10 @@ from desktop_uploader.engine.errors import FileTooLargeError
 from desktop_uploader.engine.limits import DEFAULT_LIMITS, GiB, KiB, MiB, S3Limits, TiB, layout_problem
 from desktop_uploader.engine.planner import plan_parts
 from desktop_uploader.engine.state import StateStore
+from tests.support.logfail import FAULTS
+
+# Faults are injected on purpose here: the retries and failures they cause are logged, and expected.
+pytestmark = pytest.mark.allow_log(*FAULTS)
 
 # ---------------------------------------------------------------------------------------------------------------
 # The planner

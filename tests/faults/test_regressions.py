@@ -14,8 +14,13 @@ from desktop_uploader.engine.manager import ServerConnection, UploadManager
 from desktop_uploader.engine.settings import Settings
 from desktop_uploader.engine.state import StateStore
 from tests.faults.harness import World, open_uploads, stored_objects
+from tests.support.logfail import FAULTS
 from tests.support.proxy import Delay, Replace, RequestInfo, ResetResponse, Respond
 from tests.support.storage import object_sha256
+from tests.support.waiting import wait_until
+
+# Faults are injected on purpose here: the retries and failures they cause are logged, and expected.
+pytestmark = pytest.mark.allow_log(*FAULTS)
 
 FAST = Settings(
     chunk_size=5 * MiB,
@@ -47,15 +52,6 @@ def engine(world: World, tmp_path: Path) -> Iterator[Callable[..., tuple[UploadM
     for manager, state in made:
         manager.close(timeout=10)
         state.close()
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.02)
 
 
 def test_seed_0_cancelling_a_failed_resumable_upload_aborts_it(world: World, engine: Any, make_file: Any) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+import pytest
 from PySide6.QtGui import QColor, QKeySequence, QPalette
 from PySide6.QtWidgets import QApplication
 
@@ -14,8 +16,10 @@ from desktop_uploader.gui.tray import tooltip
 from desktop_uploader.system.keep_awake import inhibit_command
 from tests.gui.conftest import run, until
 from tests.gui.test_queue import drop
+from tests.support.logfail import UPLOAD_FAILED
 
 
+@pytest.mark.allow_log(*UPLOAD_FAILED)
 def test_a_finished_batch_and_a_failed_file_are_notified(make_desktop: Any, make_file: Any, aloop: Any) -> None:
     desktop = make_desktop()
     session = desktop.session
@@ -60,10 +64,15 @@ def test_notifications_can_be_turned_off(make_desktop: Any, make_file: Any, aloo
 
 
 def test_keep_awake_uses_the_platforms_inhibitor() -> None:
-    linux = inhibit_command("linux", 42, "Uploading")
-    if linux is not None:  # systemd-inhibit exists on this machine
-        assert linux[:2] == ["systemd-inhibit", "--what=sleep:idle"] and "--why=Uploading" in linux
-    assert inhibit_command("plan9", 42, "x") is None
+    def installed(*tools: str) -> Callable[[str], str | None]:
+        return lambda name: f"/usr/bin/{name}" if name in tools else None
+
+    linux = inhibit_command("linux", 42, "Uploading", installed("systemd-inhibit"))
+    assert linux is not None
+    assert linux[:2] == ["systemd-inhibit", "--what=sleep:idle"] and "--why=Uploading" in linux
+    assert inhibit_command("darwin", 42, "x", installed("caffeinate")) == ["caffeinate", "-i", "-w", "42"]
+    assert inhibit_command("linux", 42, "x", installed()) is None  # no systemd: nothing to hold
+    assert inhibit_command("plan9", 42, "x", installed("systemd-inhibit", "caffeinate")) is None
 
 
 def test_the_shortcuts_people_expect(make_desktop: Any) -> None:

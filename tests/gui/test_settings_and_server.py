@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from PySide6.QtWidgets import QDialogButtonBox
 
 from desktop_uploader.engine.events import Started, Status
@@ -13,6 +14,7 @@ from desktop_uploader.engine.rows import RowAction
 from desktop_uploader.engine.settings import load_settings
 from tests.gui.conftest import run, until
 from tests.gui.test_queue import drop
+from tests.support.logfail import FAULTS
 from tests.support.proxy import Proxy, Respond
 from tests.support.storage import object_sha256
 
@@ -104,6 +106,7 @@ async def _click_and_wait(dialog: Any) -> None:
     await until(lambda: dialog.test_result.text().startswith(("✓", "✗")), 20, "the test result")
 
 
+@pytest.mark.allow_log(*FAULTS)
 def test_a_failing_server_shows_the_reason_and_retry_completes_once_it_is_back(
     make_desktop: Any, make_file: Any, aloop: Any, s3: Any, sandbox: Any
 ) -> None:

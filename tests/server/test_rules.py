@@ -14,6 +14,7 @@ import requests
 from desktop_uploader.engine.limits import GiB, MiB
 from tests.support.api import CHUNKED, LEGACY, PRESIGNED, Api
 from tests.support.api_servers import SECOND_USER, SECOND_USER_TOKEN, api_server
+from tests.support.logfail import STORAGE_REFUSED
 from tests.support.sandbox_process import SandboxProcess
 
 
@@ -64,6 +65,7 @@ def test_chunk_without_token_is_401(api: Api) -> None:
 # --- ownership: user B can never touch user A's uploads --------------------------------------------
 
 
+@pytest.mark.allow_log(*STORAGE_REFUSED)
 def test_another_users_upload_is_out_of_reach_for_every_action(two_user_api: tuple[Api, Api]) -> None:
     alice, bob = two_user_api
     theirs = start(alice)

@@ -6,9 +6,12 @@ for each test: its setup, its call and its teardown. It collects every record at
 from any thread, and the test ends in an error that lists those it did not expect.
 
 A test that expects such a record says so, with a regular expression matched against
-``"<logger name>: <message>"``::
+``"<LEVEL> <logger name>: <message>"``::
 
-    @pytest.mark.allow_log(r"desktop_uploader\\.server\\.storage: S3 \\w+ failed")
+    @pytest.mark.allow_log(r"^WARNING desktop_uploader\\.server\\.storage: S3 \\w+ failed")
+
+The usual expectations of a test that injects faults are named below (all at WARNING: an ERROR, such as
+a listener's crash, is never among them).
 
 ``LOGFAIL_REPORT=<file>`` appends the records to that file instead of failing, to survey a whole run.
 """
@@ -18,11 +21,26 @@ from __future__ import annotations
 import logging
 import os
 import re
+import traceback
 from collections.abc import Iterator
 
 import pytest
 
 MARKER = "allow_log"
+
+# A part or an API call failed and is tried again.
+RETRIED = (
+    r"^WARNING desktop_uploader\.engine\.methods\.\w+: .* failed \(attempt \d+/\d+\): .*; retrying in ",
+    r"^WARNING desktop_uploader\.engine\.api_client: API .* failed \(attempt \d+/\d+\): .*; retrying in ",
+)
+# An upload ended in an error the user is shown, or one method gave way to the next.
+UPLOAD_FAILED = (
+    r"^WARNING desktop_uploader\.engine\.manager: .* failed \(\w+\): ",
+    r"^WARNING desktop_uploader\.engine\.manager: .* failed \(.*\); falling back to ",
+)
+# The reference server's storage refused a request (an unknown upload id, a part storage lost).
+STORAGE_REFUSED = (r"^WARNING desktop_uploader\.server\.storage: S3 \w+ failed: \w+$",)
+FAULTS = (*RETRIED, *UPLOAD_FAILED, *STORAGE_REFUSED)
 
 
 class _Collector(logging.Handler):
@@ -37,7 +55,7 @@ class _Collector(logging.Handler):
 
 
 def describe(record: logging.LogRecord) -> str:
-    return f"{record.name}: {record.getMessage()}"
+    return f"{record.levelname} {record.name}: {record.getMessage()}"
 
 
 def _allowed(node: pytest.Item) -> list[re.Pattern[str]]:
@@ -45,11 +63,7 @@ def _allowed(node: pytest.Item) -> list[re.Pattern[str]]:
 
 
 def unexpected(records: list[logging.LogRecord], allowed: list[re.Pattern[str]]) -> list[str]:
-    return [
-        f"{record.levelname} {describe(record)}"
-        for record in records
-        if not any(pattern.search(describe(record)) for pattern in allowed)
-    ]
+    return [describe(record) for record in records if not any(pattern.search(describe(record)) for pattern in allowed)]
 
 
 @pytest.fixture(autouse=True)
@@ -70,6 +84,9 @@ def logfail(request: pytest.FixtureRequest) -> Iterator[None]:
             sink.writelines(f"{request.node.nodeid}\t{line}\n" for line in found)
         return
     listing = "\n".join(f"  {line}" for line in found[:20])
+    crashes = [record for record in collector.records if record.exc_info and record.exc_info[1] is not None]
+    if crashes:  # the first crash in full: a log line alone rarely says where it came from
+        listing += "\n" + "".join(traceback.format_exception(*crashes[0].exc_info))  # type: ignore[misc]
     more = f"\n  … and {len(found) - 20} more" if len(found) > 20 else ""
     pytest.fail(f"unexpected log records (mark the test allow_log if they are expected):\n{listing}{more}", False)
 
