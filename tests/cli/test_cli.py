@@ -6,12 +6,12 @@ import contextlib
 import signal
 import sqlite3
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
 from desktop_uploader.engine.limits import MiB
 from tests.support.storage import object_sha256, open_multipart_uploads
+from tests.support.waiting import wait_until
 
 
 def test_upload_a_folder_with_json_results(cli: Any, make_file: Any, s3: Any, sandbox: Any, tmp_path: Path) -> None:
@@ -95,11 +95,11 @@ def stored_parts(home: Path) -> int:
 
 
 def wait_for_parts(home: Path, count: int, process: subprocess.Popen[str], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while stored_parts(home) < count:
+    def stored() -> bool:
         assert process.poll() is None, process.communicate()
-        assert time.monotonic() < deadline, "the upload made no progress"
-        time.sleep(0.05)
+        return stored_parts(home) >= count
+
+    wait_until(stored, timeout, f"{count} parts stored")
 
 
 def test_ctrl_c_pauses_then_list_and_discard(cli: Any, make_file: Any, s3: Any, sandbox: Any) -> None:

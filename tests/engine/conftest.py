@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +15,7 @@ from desktop_uploader.engine.methods.direct_s3 import DirectTarget
 from desktop_uploader.engine.settings import Settings
 from desktop_uploader.engine.state import StateStore
 from desktop_uploader.sandbox.info import SandboxInfo
+from tests.support.waiting import wait_until
 
 
 @dataclass
@@ -30,10 +30,7 @@ class Engine:
         return self.manager.job(job)
 
     def wait_for(self, predicate: Callable[[], bool], timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            assert time.monotonic() < deadline, "condition not reached in time"
-            time.sleep(0.02)
+        wait_until(predicate, timeout)
 
     def of(self, job_id: str, kind: type) -> list[Any]:
         return [e for e in self.events if isinstance(e, kind) and e.job_id == job_id]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from desktop_uploader.engine.bandwidth import QUANTUM, TokenBucket
 from desktop_uploader.engine.errors import NetworkError, RejectedError, ServerBusyError
 from desktop_uploader.engine.events import Event, Progress
 from desktop_uploader.engine.progress import ProgressTracker
@@ -60,29 +63,46 @@ def test_progress_is_coalesced() -> None:
     assert len(seen) <= 2
 
 
+def test_a_big_send_waits_a_quantum_at_a_time() -> None:
+    """Fairness rests on this: a 4 MiB chunk takes its budget in 64 KiB turns, never as one debt."""
+    now = [0.0]
+    bucket = TokenBucket(1_000_000, clock=lambda: now[0])
+    bucket.reserve(int(bucket.capacity))  # an empty bucket: every byte from here on waits
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        now[0] += seconds
+
+    bucket.throttle(4 * 1024 * 1024, sleep)
+    assert len(waits) == 4 * 1024 * 1024 // QUANTUM
+    assert max(waits) <= QUANTUM / 1_000_000 * 1.0001
+    assert now[0] == pytest.approx(4 * 1024 * 1024 / 1_000_000)
+
+
 def test_a_stream_sending_big_chunks_does_not_starve_one_reading_small_blocks() -> None:
-    """The chunked method takes 4 MiB at a time, part bodies 64 KiB: both must get a fair share."""
-    import threading
-    import time
+    """The chunked method takes 4 MiB at a time, part bodies 64 KiB: both must get a fair share.
 
-    from desktop_uploader.engine.bandwidth import TokenBucket
-
-    bucket = TokenBucket(20_000_000)
-    sent = {"chunks": 0, "blocks": 0}
-    stop = time.monotonic() + 1.5
-
-    def stream(name: str, size: int) -> None:
-        while time.monotonic() < stop:
-            bucket.throttle(size, time.sleep)
-            sent[name] += size
-
-    threads = [
-        threading.Thread(target=stream, args=("chunks", 4 * 1024 * 1024)),
-        threading.Thread(target=stream, args=("blocks", 64 * 1024)),
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert sent["blocks"] >= sent["chunks"] / 3, sent  # without quanta the small reader gets a few percent
-    assert sum(sent.values()) <= 20_000_000 * 1.5 * 1.3 + 4 * 1024 * 1024
+    Two streams share one bucket on a fake clock: each takes its next quantum when its last wait ends,
+    as two threads calling ``throttle`` would, but in a fixed order, so the shares are exact.
+    """
+    now = [0.0]
+    bucket = TokenBucket(20_000_000, clock=lambda: now[0])
+    sizes = {"chunks": 4 * 1024 * 1024, "blocks": 64 * 1024}
+    sent = dict.fromkeys(sizes, 0)
+    left = dict(sizes)  # what is left of each stream's current send
+    ready = [(0.0, name) for name in sizes]  # (when the stream may take its next quantum, stream)
+    while ready:
+        ready.sort()
+        now[0], name = ready.pop(0)
+        if now[0] >= 1.5:
+            continue
+        piece = min(left[name], QUANTUM)
+        wait = bucket.reserve(piece)
+        left[name] -= piece
+        if not left[name]:  # the whole send went out: count it and start the next
+            sent[name] += sizes[name]
+            left[name] = sizes[name]
+        ready.append((now[0] + wait, name))
+    assert sent["blocks"] >= sent["chunks"] / 3, sent  # a 4 MiB reservation at once starves the small reader
+    assert sum(sent.values()) <= 20_000_000 * 1.5 + bucket.capacity

@@ -21,6 +21,7 @@ from desktop_uploader.gui.app import Desktop, build, start
 from desktop_uploader.gui.session import in_thread
 from desktop_uploader.paths import resolve_paths
 from desktop_uploader.sandbox.info import SandboxInfo
+from tests.support.waiting import deadline_after
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -48,7 +49,8 @@ def aloop(qapp: QApplication) -> Iterator[qasync.QEventLoop]:
 
 
 async def until(predicate: Callable[[], object], timeout: float = 30.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
+    """Wait for ``predicate`` (a readiness check, polled) for at most ``timeout`` seconds of a quiet machine."""
+    deadline = deadline_after(timeout)
     while not predicate():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")

@@ -21,6 +21,7 @@ from tests.support.api import Api
 from tests.support.proxy import Proxy, Respond
 from tests.support.sandbox_process import SandboxProcess, stop_process
 from tests.support.storage import s3_client
+from tests.support.waiting import deadline_after
 
 
 def processes_mentioning(text: str) -> list[psutil.Process]:
@@ -35,7 +36,7 @@ def processes_mentioning(text: str) -> list[psutil.Process]:
 
 
 def wait_until_gone(text: str, timeout: float = 15.0) -> list[psutil.Process]:
-    deadline = time.monotonic() + timeout
+    deadline = deadline_after(timeout)
     while time.monotonic() < deadline:
         left = [p for p in processes_mentioning(text) if p.status() != psutil.STATUS_ZOMBIE]
         if not left:

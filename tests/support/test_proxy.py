@@ -35,6 +35,7 @@ from tests.support.proxy import (
     Stall,
     Truncate,
 )
+from tests.support.waiting import wait_until
 
 MiB = 1024 * 1024
 
@@ -225,15 +226,7 @@ def proxy(upstream: UpstreamServer) -> Iterator[Proxy]:
 
 def eventually(check: Callable[[], bool], timeout: float = 5.0) -> None:
     """Wait for ``check`` to hold (an exception counts as "not yet")."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if check():
-                return
-        except Exception:  # noqa: S110 - not yet
-            pass
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
+    wait_until(check, timeout, errors_mean_not_yet=True)
 
 
 def only(method: str, action: Any) -> Callable[[RequestInfo], Any]:
@@ -423,13 +416,11 @@ def test_reset_response_loses_the_answer_after_the_server_did_the_work(proxy: Pr
 def test_stall_drives_the_client_into_its_read_timeout(proxy: Proxy, upstream: UpstreamServer) -> None:
     proxy.set_fault_plan(only("PUT", Stall(seconds=5)))
 
-    started = time.monotonic()
-    with pytest.raises(requests.exceptions.ReadTimeout):
+    with pytest.raises(requests.exceptions.ReadTimeout):  # an answer after the stall would be no timeout
         requests.put(f"{proxy.url}/bucket/part", data=pattern(MiB), timeout=(2, 0.3))
 
-    assert time.monotonic() - started < 2
     assert upstream.seen == []
-    eventually(lambda: proxy.active_connections == 0, timeout=2)  # the client left: the stall ends with it
+    eventually(lambda: proxy.active_connections == 0)  # the client left: the stall ends with it
 
 
 def test_stop_returns_promptly_while_a_stall_is_in_progress(proxy: Proxy, upstream: UpstreamServer) -> None:
@@ -450,7 +441,7 @@ def test_stop_returns_promptly_while_a_stall_is_in_progress(proxy: Proxy, upstre
 
     started = time.monotonic()
     proxy.stop()
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 30  # far less than the 60 s stall it cut short (a bound, not a speed)
     for thread in threads:
         thread.join(5)
     assert isinstance(outcomes["/stall"], requests.ConnectionError)
