@@ -23,9 +23,11 @@ _ES_CONTINUOUS = 0x80000000
 _ES_SYSTEM_REQUIRED = 0x00000001
 
 
-def inhibit_command(platform: str, pid: int, reason: str) -> list[str] | None:
-    """The helper process that keeps the system awake on ``platform``, or None."""
-    if platform.startswith("linux") and shutil.which("systemd-inhibit"):
+def inhibit_command(
+    platform: str, pid: int, reason: str, which: Callable[[str], str | None] = shutil.which
+) -> list[str] | None:
+    """The helper process that keeps the system awake on ``platform``, or None where there is none."""
+    if platform.startswith("linux") and which("systemd-inhibit"):
         return [
             "systemd-inhibit",
             "--what=sleep:idle",
@@ -35,7 +37,7 @@ def inhibit_command(platform: str, pid: int, reason: str) -> list[str] | None:
             "sleep",
             "infinity",
         ]
-    if platform == "darwin" and shutil.which("caffeinate"):
+    if platform == "darwin" and which("caffeinate"):
         return ["caffeinate", "-i", "-w", str(pid)]
     return None
 

@@ -54,7 +54,10 @@ def test_a_real_drop_of_files_and_folders_queues_them(
     assert set(statuses(desktop)) == {"solo.safetensors", "deep.ckpt"}
     assert all(s == Status.PAUSED for s in statuses(desktop).values())  # "start automatically" is off
     assert window.pages.currentIndex() == 1
-    assert nested.path.name == "deep.ckpt"
+    # The folder's model file was found two levels down, and its row points at that file, at its size.
+    rows = {row.file_name: row for row in desktop.session.model.rows()}
+    assert (rows["deep.ckpt"].path, rows["deep.ckpt"].size) == (nested.path, nested.size)
+    assert (rows["solo.safetensors"].path, rows["solo.safetensors"].size) == (single.path, single.size)
 
 
 def test_a_20_mib_file_uploads_and_its_row_shows_method_and_100_percent(
