@@ -13,13 +13,17 @@ Prints the sizes, which README.md quotes.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import lzma
 import os
 import shutil
 import subprocess
 import sys
 import sysconfig
+import time
 from pathlib import Path
+
+from platformdirs import user_cache_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,20 +37,32 @@ def weed_binary() -> Path:
 
 
 def compress_weed(build: Path) -> Path:
+    """build/weed.xz, from a cache outside the checkout when this very binary was compressed before.
+
+    xz -6 on 153 MB takes one to several minutes and gives the same bytes every time, so the result is
+    kept in the user's cache dir, keyed by the binary's digest: a fresh clone on the same machine (a CI
+    run, a second checkout) reuses it, and a new SeaweedFS release misses the cache as it should.
+    """
     source = weed_binary()
     target = build / "weed.xz"
-    if target.is_file() and target.stat().st_mtime >= source.stat().st_mtime:
-        return target
     build.mkdir(parents=True, exist_ok=True)
-    partial = target.with_suffix(".partial")
-    print(f"compressing {source.name} ({source.stat().st_size / 1e6:.0f} MB) …", flush=True)
-    if shutil.which("xz"):  # multi-threaded: a quarter of the time of Python's lzma
-        with open(partial, "wb") as packed:
-            subprocess.run(["xz", "-6", "-T0", "-c", str(source)], stdout=packed, check=True)
-    else:
-        with open(source, "rb") as raw, lzma.open(partial, "wb", preset=6) as packed:
-            shutil.copyfileobj(raw, packed, 8 * 1024 * 1024)
-    partial.replace(target)
+    digest = hashlib.sha256()
+    with open(source, "rb") as raw:
+        for block in iter(lambda: raw.read(8 * 1024 * 1024), b""):
+            digest.update(block)
+    cached = Path(user_cache_dir("desktop-uploader-build")) / f"{source.name}-{digest.hexdigest()[:24]}.xz"
+    if not cached.is_file():
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        partial = cached.with_suffix(f".{os.getpid()}.partial")
+        print(f"compressing {source.name} ({source.stat().st_size / 1e6:.0f} MB) …", flush=True)
+        if shutil.which("xz"):  # multi-threaded: a quarter of the time of Python's lzma
+            with open(partial, "wb") as packed:
+                subprocess.run(["xz", "-6", "-T0", "-c", str(source)], stdout=packed, check=True)
+        else:
+            with open(source, "rb") as raw, lzma.open(partial, "wb", preset=6) as packed:
+                shutil.copyfileobj(raw, packed, 8 * 1024 * 1024)
+        partial.replace(cached)
+    shutil.copyfile(cached, target)
     return target
 
 
@@ -61,7 +77,10 @@ def main() -> int:
     parser.add_argument("--no-deb", action="store_true", help="only the PyInstaller bundle")
     args = parser.parse_args()
     build = ROOT / "build"
+    began = time.monotonic()
     compress_weed(build)
+    print(f"step: weed compressed in {time.monotonic() - began:.0f} s", flush=True)
+    began = time.monotonic()
     subprocess.run(
         [
             sys.executable,
@@ -80,12 +99,15 @@ def main() -> int:
         cwd=ROOT,
     )
     bundle = args.out / "desktop-uploader"
+    print(f"step: frozen by PyInstaller in {time.monotonic() - began:.0f} s", flush=True)
     print(f"bundle: {bundle} ({size_of(bundle) / 1e6:.1f} MB)")
     if sys.platform.startswith("linux") and not args.no_deb:
         sys.path.insert(0, str(ROOT / "packaging" / "linux"))
         from build_deb import build_deb
 
+        began = time.monotonic()
         deb = build_deb(bundle, args.out)
+        print(f"step: packaged by dpkg-deb in {time.monotonic() - began:.0f} s", flush=True)
         print(f"deb: {deb} ({deb.stat().st_size / 1e6:.1f} MB to download)")
     return 0
 

@@ -111,6 +111,8 @@ def build_deb(bundle: Path, out: Path) -> Path:
             0o755,
         )
     deb = out / f"{PACKAGE}_{version()}_amd64.deb"
-    subprocess.run(["dpkg-deb", "--build", "--root-owner-group", "-Zxz", str(stage), str(deb)], check=True)
+    # xz level 3, not 6: half the build time for about 5 % more download (89 against 85 MB); the
+    # installed size is the same. The storage server inside is xz -6 already.
+    subprocess.run(["dpkg-deb", "--build", "--root-owner-group", "-Zxz", "-z3", str(stage), str(deb)], check=True)
     shutil.rmtree(stage, ignore_errors=True)
     return deb

@@ -18,8 +18,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.waiting import wait_until
+
 ROOT = Path(__file__).resolve().parents[2]
-pytestmark = [pytest.mark.packaging, pytest.mark.slow, pytest.mark.timeout(1800)]
+# Bounds, not speeds: the build alone takes about 3 minutes on a quiet 2-core machine and over 10 on a busy one.
+pytestmark = [pytest.mark.packaging, pytest.mark.slow, pytest.mark.timeout(3600)]
+BUILD_BOUND = 2400
 
 
 def run(argv: list[str], timeout: float = 600, **kwargs: object) -> subprocess.CompletedProcess[str]:
@@ -28,18 +32,30 @@ def run(argv: list[str], timeout: float = 600, **kwargs: object) -> subprocess.C
 
 @contextmanager
 def xvfb() -> Iterator[str]:
-    display = f":{150 + os.getpid() % 50}"
+    """A virtual screen, yielded once it takes clients: Xvfb writes its display number to ``-displayfd``
+    when it is ready, and picks a free one itself, so no guessed number collides and nothing sleeps."""
+    reader, writer = os.pipe()
     server = subprocess.Popen(
-        ["Xvfb", display, "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
+        ["Xvfb", "-displayfd", str(writer), "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        pass_fds=(writer,),
     )
-    time.sleep(1)
+    os.close(writer)
     try:
-        yield display
+        with os.fdopen(reader) as announced:
+            number = announced.readline().strip()  # blocks until ready; EOF if Xvfb died
+        assert number, f"Xvfb did not start (exit code {server.poll()})"
+        yield f":{number}"
     finally:
         server.terminate()
         server.wait(10)
+
+
+def colours_in(window: str, env: dict[str, str]) -> int:
+    """How many distinct colours the window shows: a blank or half-drawn window has a handful."""
+    shown = run(["import", "-window", window, "-format", "%k", "info:"], env=env, timeout=60)
+    return int(shown.stdout.strip() or 0) if shown.returncode == 0 else 0
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +65,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         pytest.skip(f"installing a .deb needs root and {', '.join(missing) or 'dpkg'} (CI has them)")
     out = tmp_path_factory.mktemp("dist")
     began = time.monotonic()
-    built = run([sys.executable, "packaging/build.py", "--out", str(out)], cwd=ROOT)
+    built = run([sys.executable, "packaging/build.py", "--out", str(out)], timeout=BUILD_BOUND, cwd=ROOT)
     assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
     print(
         f"\nbuilt in {time.monotonic() - began:.0f} s: "
@@ -120,7 +136,8 @@ def test_the_installed_app_opens_a_real_window(installed: Path, tmp_path: Path) 
                 ["xdotool", "search", "--sync", "--onlyvisible", "--name", "^Desktop Uploader"], env=env, timeout=60
             )
             assert found.returncode == 0 and found.stdout.strip(), "no window appeared"
-            time.sleep(1.5)  # let it paint
+            window = found.stdout.split()[0]
+            wait_until(lambda: colours_in(window, env) > 50, 60, "the window to paint its text and icons")
             target = shots / "installed-app-xvfb.png"
             shots.mkdir(parents=True, exist_ok=True)
             assert run(["import", "-window", "root", str(target)], env=env).returncode == 0
