@@ -42,6 +42,7 @@ from desktop_uploader.sandbox.info import SandboxInfo
 from tests.faults.scenario import Scenario, SeededPlan, kill_process, scenario
 from tests.support.proxy import Proxy
 from tests.support.storage import object_sha256, open_multipart_uploads
+from tests.support.waiting import deadline_after
 
 USER_PREFIX = "loras/sandbox-user/"
 SETTLE_TIMEOUT = 120.0
@@ -235,7 +236,7 @@ def _settle(manager: UploadManager, job_id: str) -> Any:
 
 
 def _wait_for(predicate: Callable[[], bool], timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
+    deadline = deadline_after(timeout)
     while not predicate():
         if time.monotonic() > deadline:
             return False
