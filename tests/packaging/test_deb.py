@@ -11,12 +11,14 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 from tests.support.waiting import wait_until
 
@@ -24,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # Bounds, not speeds: the build alone takes about 3 minutes on a quiet 2-core machine and over 10 on a busy one.
 pytestmark = [pytest.mark.packaging, pytest.mark.slow, pytest.mark.timeout(3600)]
 BUILD_BOUND = 2400
+INSTALL_LOCK = Path(tempfile.gettempdir()) / "desktop-uploader-deb-test.lock"
 
 
 def run(argv: list[str], timeout: float = 600, **kwargs: object) -> subprocess.CompletedProcess[str]:
@@ -72,12 +75,27 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         + " | ".join(line for line in built.stdout.splitlines() if line.startswith(("bundle:", "deb:")))
     )
     deb = next(out.glob("desktop-uploader_*_amd64.deb"))
-    installing = run(["dpkg", "-i", str(deb)])
-    assert installing.returncode == 0, installing.stdout + installing.stderr
-    try:
-        yield deb
-    finally:
-        run(["dpkg", "-r", "desktop-uploader"])
+    # The installed package is the machine's, not this run's: a second test run (another clone, say)
+    # waits here until this one has removed it again.
+    with FileLock(INSTALL_LOCK):
+        installing = dpkg("-i", str(deb))
+        assert installing.returncode == 0, installing.stdout + installing.stderr
+        try:
+            yield deb
+        finally:
+            dpkg("-r", "desktop-uploader")
+
+
+def dpkg(*args: str) -> subprocess.CompletedProcess[str]:
+    """dpkg, once no other process (an apt-get elsewhere) holds dpkg's own lock."""
+    answers: list[subprocess.CompletedProcess[str]] = []
+
+    def attempt() -> bool:
+        answers.append(run(["dpkg", *args]))
+        return "lock" not in answers[-1].stderr.lower() or answers[-1].returncode == 0
+
+    wait_until(attempt, 300, "dpkg's lock")
+    return answers[-1]
 
 
 def test_the_deb_declares_what_qt_needs_and_installs_where_desktops_look(installed: Path) -> None:
