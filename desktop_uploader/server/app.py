@@ -82,6 +82,18 @@ class BodyCap:
         await self.app(scope, counted, send)
 
 
+# Strict models: a wrong JSON type is named as such ("must be an integer, not a string").
+_JSON_TYPES = {
+    "int_type": "an integer (a JSON number)",
+    "string_type": "a string",
+    "bool_type": "true or false",
+    "list_type": "a list",
+    "dict_type": "an object",
+}
+_JSON_NAMES = {str: "a string", bool: "a boolean", int: "an integer", float: "a fractional number"}
+_JSON_NAMES.update({list: "a list", dict: "an object", type(None): "null"})
+
+
 def _human_validation(errors: list[Any]) -> str:
     first = errors[0] if errors else {}
     kind = first.get("type", "")
@@ -98,6 +110,9 @@ def _human_validation(errors: list[Any]) -> str:
     field = ".".join(loc[1:] if len(loc) > 1 else loc) or "body"
     if kind == "missing":
         return f"Missing field '{field}'."
+    if kind in _JSON_TYPES:
+        given = _JSON_NAMES.get(type(first.get("input")), "something else")
+        return f"Invalid '{field}': must be {_JSON_TYPES[kind]}, not {given}."
     return f"Invalid '{field}': {first.get('msg', 'not acceptable')}."
 
 
