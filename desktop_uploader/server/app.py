@@ -8,17 +8,21 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, File, Form, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import TypeAdapter, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from desktop_uploader import __version__
 from desktop_uploader.server.auth import TokenStore
 from desktop_uploader.server.chunked import ChunkedService
 from desktop_uploader.server.config import ServerConfig
 from desktop_uploader.server.errors import ApiError
+from desktop_uploader.server.guard import ACTION_KEY, Guard
 from desktop_uploader.server.legacy import LegacyService
+from desktop_uploader.server.metrics import CONTENT_TYPE_LATEST as METRICS_CONTENT_TYPE
+from desktop_uploader.server.metrics import Metrics
 from desktop_uploader.server.models import (
     ChunkedAbortRequest,
     ChunkedCompleteRequest,
@@ -143,7 +147,10 @@ def create_app(config: ServerConfig) -> FastAPI:  # noqa: PLR0915 - the route ta
     chunked = ChunkedService(config, storage, presigned)
     legacy = LegacyService(config, storage, presigned)
 
+    metrics = Metrics()
     app = FastAPI(title="Desktop Uploader API", version=__version__)
+    app.state.server_config = config  # run.py takes the header deadline and h11 limits from here
+    app.state.metrics = metrics
     app.add_middleware(
         BodyCap,  # type: ignore[arg-type]
         limits={
@@ -151,6 +158,23 @@ def create_app(config: ServerConfig) -> FastAPI:  # noqa: PLR0915 - the route ta
             CHUNKED_PATH: max(config.chunk_max_bytes, config.max_json_body),
             LEGACY_PATH: config.legacy_max_bytes + _FORM_OVERHEAD,
         },
+    )
+
+    def user_of(authorization: str | None) -> str | None:
+        try:
+            return tokens.user_for(authorization)
+        except ApiError:
+            return None  # counted in the total only; the route answers 401
+
+    app.add_middleware(
+        Guard,  # type: ignore[arg-type]
+        metrics=metrics,
+        user_of=user_of,
+        paths={PRESIGNED_PATH: "presigned", CHUNKED_PATH: "chunked", LEGACY_PATH: "legacy"},
+        body_stall_seconds=config.body_stall_seconds,
+        max_in_flight=config.max_in_flight,
+        max_in_flight_per_user=config.max_in_flight_per_user,
+        retry_after_seconds=config.retry_after_seconds,
     )
     bearer = HTTPBearer(auto_error=False, description="The upload token from the operator's tokens file.")
 
@@ -178,6 +202,11 @@ def create_app(config: ServerConfig) -> FastAPI:  # noqa: PLR0915 - the route ta
             message = "That method is not allowed on this endpoint."
         return JSONResponse({"error": message}, status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(request: Request, _: ClientDisconnect) -> JSONResponse:
+        log.info("%s left before sending its whole request", request.client)
+        return JSONResponse({"error": "The client disconnected."}, status_code=400)
+
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.error("Unhandled error: %s", type(exc).__name__, exc_info=exc)
@@ -187,10 +216,15 @@ def create_app(config: ServerConfig) -> FastAPI:  # noqa: PLR0915 - the route ta
     def healthz() -> dict[str, Any]:
         return {"ok": True, "version": __version__}
 
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus_metrics() -> Response:
+        return Response(metrics.render(), media_type=METRICS_CONTENT_TYPE)
+
     if config.capabilities_enabled:
 
         @app.get(PRESIGNED_PATH)
-        def capabilities(user: User) -> dict[str, Any]:
+        def capabilities(request: Request, user: User) -> dict[str, Any]:
+            request.scope[ACTION_KEY] = "capabilities"
             return presigned.capabilities()
 
     presigned_adapter: TypeAdapter[Any] = TypeAdapter(PresignedRequest)
@@ -208,6 +242,7 @@ def create_app(config: ServerConfig) -> FastAPI:  # noqa: PLR0915 - the route ta
     )
     async def presigned_upload(request: Request, user: User) -> Any:
         body = _parse(presigned_adapter, await request.body())
+        request.scope[ACTION_KEY] = body.action
         return await run_in_threadpool(presigned.handle, user, body)
 
     @app.post(
@@ -231,6 +266,7 @@ def create_app(config: ServerConfig) -> FastAPI:  # noqa: PLR0915 - the route ta
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         raw = await request.body()
         if content_type == "application/octet-stream":
+            request.scope[ACTION_KEY] = "chunked-chunk"
             params = request.query_params
             offset_text = params.get("offset", "")
             # ASCII digits, and not too many: "²" is a digit to str.isdigit() but not to int().
@@ -241,6 +277,7 @@ def create_app(config: ServerConfig) -> FastAPI:  # noqa: PLR0915 - the route ta
                 chunked.chunk, user, params["uploadId"], params["s3Key"], int(offset_text), raw
             )
         body = _parse(chunked_adapter, raw)
+        request.scope[ACTION_KEY] = f"chunked-{body.action}"
         handlers: dict[type[Any], Callable[[str, Any], dict[str, Any]]] = {
             ChunkedStartRequest: chunked.start,
             ChunkedStatusRequest: chunked.status,
@@ -251,10 +288,12 @@ def create_app(config: ServerConfig) -> FastAPI:  # noqa: PLR0915 - the route ta
 
     @app.post(LEGACY_PATH)
     def legacy_upload(
+        request: Request,
         user: User,
         file: Annotated[UploadFile, File(description="The model file, at most legacyUpload.maxBytes.")],
         displayName: Annotated[str | None, Form(max_length=1024)] = None,  # noqa: N803 - the seed's field name
     ) -> dict[str, Any]:
+        request.scope[ACTION_KEY] = "legacy-upload"
         size = file.size if file.size is not None else len(file.file.read())
         return legacy.upload(user, file.filename or "", file.file, size, displayName, None)
 

@@ -48,6 +48,18 @@ class ServerConfig(BaseSettings):
     chunked_enabled: bool = True
     legacy_enabled: bool = True
     comfyui_root: str = "/runpod-volume"
+    # Hostile or broken clients (server/guard.py): deadlines, and caps on requests in flight.
+    header_timeout_seconds: float = Field(
+        10.0, gt=0, description="A connection's request head must be complete this long after it starts."
+    )
+    body_stall_seconds: float = Field(
+        30.0, gt=0, description="A request body that sends nothing for this long is cut (408)."
+    )
+    keep_alive_seconds: int = Field(30, ge=1, description="Idle keep-alive connections are closed after this.")
+    max_header_bytes: int = Field(16 * 1024, ge=4096, description="Largest request head (h11's limit).")
+    max_in_flight: int = Field(256, ge=1, description="Requests in flight at once, all users; then 429.")
+    max_in_flight_per_user: int = Field(16, ge=1, description="Requests in flight at once for one user; then 429.")
+    retry_after_seconds: int = Field(2, ge=1, description="The Retry-After of a 429.")
     key_prefix: str = "loras"
 
     @field_validator("allowed_extensions", mode="before")

@@ -14,6 +14,9 @@ from dataclasses import dataclass
 import uvicorn
 from fastapi import FastAPI
 
+from desktop_uploader.server.config import ServerConfig
+from desktop_uploader.server.guard import deadline_protocol
+
 
 def bind(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -26,7 +29,18 @@ def bind(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
 
 def _uvicorn_config(app: FastAPI, *, access_log: bool) -> uvicorn.Config:
     # log_config=None: uvicorn's loggers propagate to ours, which redact and rotate.
-    return uvicorn.Config(app, log_config=None, access_log=access_log, lifespan="off", timeout_keep_alive=30)
+    config: ServerConfig | None = getattr(app.state, "server_config", None)
+    if config is None:  # an application of another kind (a test's): uvicorn's own protocol and limits
+        return uvicorn.Config(app, log_config=None, access_log=access_log, lifespan="off", timeout_keep_alive=30)
+    return uvicorn.Config(
+        app,
+        log_config=None,
+        access_log=access_log,
+        lifespan="off",
+        http=deadline_protocol(config.header_timeout_seconds, getattr(app.state, "metrics", None)),
+        timeout_keep_alive=config.keep_alive_seconds,
+        h11_max_incomplete_event_size=config.max_header_bytes,
+    )
 
 
 def serve_forever(app: FastAPI, host: str, port: int, *, access_log: bool = True) -> None:
