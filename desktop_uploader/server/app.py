@@ -264,7 +264,6 @@ def create_app(config: ServerConfig) -> FastAPI:  # noqa: PLR0915 - the route ta
     )
     async def chunked_upload(request: Request, user: User) -> Any:
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        raw = await request.body()
         if content_type == "application/octet-stream":
             request.scope[ACTION_KEY] = "chunked-chunk"
             params = request.query_params
@@ -273,10 +272,17 @@ def create_app(config: ServerConfig) -> FastAPI:  # noqa: PLR0915 - the route ta
             numeric = offset_text.isascii() and offset_text.isdigit() and len(offset_text) <= 19
             if not params.get("uploadId") or not params.get("s3Key") or not numeric:
                 raise ApiError(400, "A chunk needs the query parameters uploadId, s3Key and a numeric offset.")
-            return await run_in_threadpool(
-                chunked.chunk, user, params["uploadId"], params["s3Key"], int(offset_text), raw
-            )
-        body = _parse(chunked_adapter, raw)
+            # Streamed to disk as it arrives, never held whole (page-cache writes of at most a socket read).
+            with chunked.incoming() as sink:
+                length = 0
+                async for piece in request.stream():
+                    sink.write(piece)
+                    length += len(piece)
+                sink.seek(0)
+                return await run_in_threadpool(
+                    chunked.chunk, user, params["uploadId"], params["s3Key"], int(offset_text), sink, length
+                )
+        body = _parse(chunked_adapter, await request.body())
         request.scope[ACTION_KEY] = f"chunked-{body.action}"
         handlers: dict[type[Any], Callable[[str, Any], dict[str, Any]]] = {
             ChunkedStartRequest: chunked.start,

@@ -4,6 +4,10 @@ Why a spool: chunks are at most 4 MiB (serverless body limits), S3 parts at leas
 upload has a folder under ``spool_dir`` on this server's local disk holding the bytes not yet sent
 as a part, and a ``meta.json`` naming the parts already stored and the current spool file.
 
+Memory: a chunk's body is streamed to an unnamed file in the spool dir as it arrives, appended to the
+spool from there, and a part goes to storage read from the spool file: no request holds a chunk or a
+part in memory, whatever the chunk size.
+
 Crash safety: a flush writes the remainder to a *new* spool file, then atomically replaces
 ``meta.json`` (which names the new file and the new part), then deletes the old spool. A crash at
 any point leaves a meta.json whose part list and spool file agree, so ``received`` never lies;
@@ -22,10 +26,11 @@ import io
 import json
 import os
 import shutil
+import tempfile
 import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from desktop_uploader.engine.limits import MiB, human_bytes
 from desktop_uploader.engine.planner import plan_parts
@@ -48,6 +53,7 @@ from desktop_uploader.server.storage import Storage
 
 # Larger parts than S3's minimum mean fewer UploadPart calls; the spool stays on disk either way.
 _PART_WISH = 8 * MiB
+_COPY_BLOCK = 1 * MiB
 
 
 @dataclass
@@ -70,6 +76,50 @@ def _fsync_write(path: Path, data: bytes) -> None:
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())
+
+
+class FileHead(io.RawIOBase):
+    """The first ``length`` bytes of an open file as a seekable stream: a part goes to storage from disk."""
+
+    def __init__(self, handle: IO[bytes], length: int) -> None:
+        super().__init__()
+        self._handle = handle
+        self._length = length
+        self._position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._length}[whence]
+        self._position = min(max(0, base + offset), self._length)
+        return self._position
+
+    def read(self, size: int | None = -1) -> bytes:
+        # Straight from the file: RawIOBase's read() would allocate, fill and copy a buffer per call.
+        left = self._length - self._position
+        wanted = left if size is None or size < 0 else min(size, left)
+        if wanted <= 0:
+            return b""
+        self._handle.seek(self._position)
+        data = self._handle.read(wanted)
+        self._position += len(data)
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        wanted = min(len(buffer), self._length - self._position)
+        if wanted <= 0:
+            return 0
+        self._handle.seek(self._position)
+        got = self._handle.readinto(memoryview(buffer)[:wanted])  # type: ignore[attr-defined]
+        self._position += got
+        return int(got)
 
 
 class ChunkSpool:
@@ -118,21 +168,22 @@ class ChunkSpool:
     def received(self, meta: SpoolMeta) -> int:
         return meta.stored + self.spooled(meta)
 
-    def append(self, meta: SpoolMeta, data: bytes) -> None:
+    def append(self, meta: SpoolMeta, source: IO[bytes]) -> None:
         with open(self.spool_file(meta), "ab") as handle:
-            handle.write(data)
+            shutil.copyfileobj(source, handle, _COPY_BLOCK)
             handle.flush()
             os.fsync(handle.fileno())
 
     def advance(self, meta: SpoolMeta, part: list[Any], consumed: int) -> None:
         """Record ``part`` as stored and keep only the spool bytes after ``consumed``."""
         old = self.spool_file(meta)
-        with open(old, "rb") as handle:
-            handle.seek(consumed)
-            remainder = handle.read()
         meta.generation += 1
         meta.parts.append(part)
-        _fsync_write(self.spool_file(meta), remainder)
+        with open(old, "rb") as source, open(self.spool_file(meta), "wb") as handle:
+            source.seek(consumed)
+            shutil.copyfileobj(source, handle, _COPY_BLOCK)
+            handle.flush()
+            os.fsync(handle.fileno())
         self.save(meta)
         old.unlink(missing_ok=True)
 
@@ -186,19 +237,26 @@ class ChunkedService:
             "maxChunkBytes": self.config.chunk_max_bytes,
         }
 
-    def chunk(self, user_id: str, upload_id: str, s3_key: str, offset: int, data: bytes) -> dict[str, Any]:
+    def incoming(self) -> IO[bytes]:
+        """Where a chunk's body is streamed as it arrives: an unnamed file in the spool dir, gone when closed."""
+        return tempfile.TemporaryFile(dir=self.config.spool_dir)
+
+    def chunk(
+        self, user_id: str, upload_id: str, s3_key: str, offset: int, source: IO[bytes], length: int
+    ) -> dict[str, Any]:
+        """Append ``length`` bytes read from ``source`` at ``offset``; never the whole chunk in memory."""
         self._enabled()
-        if len(data) > self.config.chunk_max_bytes:
+        if length > self.config.chunk_max_bytes:
             raise ApiError(413, f"A chunk may be at most {human_bytes(self.config.chunk_max_bytes)}.")
         with self.spool.lock(upload_id):
             meta = self._meta(user_id, upload_id, s3_key)
             received = self.spool.received(meta)
             if offset != received:
                 raise ApiError(409, f"Expected the chunk at offset {received}, got {offset}.", expectedOffset=received)
-            if received + len(data) > meta.file_size:
+            if received + length > meta.file_size:
                 raise ApiError(400, f"This chunk would go past the declared file size of {meta.file_size} bytes.")
-            if data:
-                self.spool.append(meta, data)
+            if length:
+                self.spool.append(meta, source)
             while self.spool.spooled(meta) >= meta.part_size and meta.stored + meta.part_size < meta.file_size:
                 self._flush(meta, meta.part_size)
             return {"received": self.spool.received(meta)}
@@ -206,9 +264,8 @@ class ChunkedService:
     def _flush(self, meta: SpoolMeta, size: int) -> None:
         number = len(meta.parts) + 1
         with open(self.spool.spool_file(meta), "rb") as handle:
-            body = handle.read(size)
-        etag = self.storage.upload_part(meta.s3_key, meta.upload_id, number, io.BytesIO(body), len(body))
-        self.spool.advance(meta, [number, etag, len(body)], len(body))
+            etag = self.storage.upload_part(meta.s3_key, meta.upload_id, number, FileHead(handle, size), size)
+        self.spool.advance(meta, [number, etag, size], size)
 
     def _completed(self, missing: ApiError, user_id: str, s3_key: str) -> tuple[int, str]:
         """Size and ETag of the object an upload whose spool is gone already completed, else ``missing``.
