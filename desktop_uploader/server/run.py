@@ -6,6 +6,8 @@ port that serves: no window in which another process can take it.
 
 from __future__ import annotations
 
+import ipaddress
+import logging
 import socket
 import threading
 import time
@@ -16,6 +18,8 @@ from fastapi import FastAPI
 
 from desktop_uploader.server.config import ServerConfig
 from desktop_uploader.server.guard import deadline_protocol
+
+log = logging.getLogger(__name__)
 
 
 def bind(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
@@ -43,7 +47,24 @@ def _uvicorn_config(app: FastAPI, *, access_log: bool) -> uvicorn.Config:
     )
 
 
+def exposure_warning(host: str) -> str | None:
+    """What to say when this plain-HTTP server listens beyond this computer (it never speaks TLS itself)."""
+    try:
+        loopback = ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        loopback = host.lower() == "localhost"
+    if loopback:
+        return None
+    return (
+        f"Serving plain HTTP on {host}: bearer tokens and uploaded bytes travel in clear to this address. "
+        "Put a TLS-terminating proxy or load balancer in front, and bind this server where only it can reach."
+    )
+
+
 def serve_forever(app: FastAPI, host: str, port: int, *, access_log: bool = True) -> None:
+    warning = exposure_warning(host)
+    if warning:
+        log.warning("%s", warning)
     sock = bind(host, port)
     uvicorn.Server(_uvicorn_config(app, access_log=access_log)).run(sockets=[sock])
 
@@ -58,6 +79,9 @@ class ServerThread:
 
     @classmethod
     def start(cls, app: FastAPI, host: str = "127.0.0.1", port: int = 0, *, access_log: bool = False) -> ServerThread:
+        warning = exposure_warning(host)
+        if warning:
+            log.warning("%s", warning)
         sock = bind(host, port)
         server = uvicorn.Server(_uvicorn_config(app, access_log=access_log))
         thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="upload-api", daemon=True)
