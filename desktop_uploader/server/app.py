@@ -17,6 +17,7 @@ from starlette.requests import ClientDisconnect
 from desktop_uploader import __version__
 from desktop_uploader.server.auth import TokenStore
 from desktop_uploader.server.chunked import ChunkedService
+from desktop_uploader.server.cleanup import Janitor
 from desktop_uploader.server.config import ServerConfig
 from desktop_uploader.server.errors import ApiError
 from desktop_uploader.server.guard import ACTION_KEY, Guard
@@ -146,11 +147,13 @@ def create_app(config: ServerConfig) -> FastAPI:  # noqa: PLR0915 - the route ta
     presigned = PresignedService(config, storage)
     chunked = ChunkedService(config, storage, presigned)
     legacy = LegacyService(config, storage, presigned)
+    janitor = Janitor(storage, chunked.spool, config.key_prefix, config.stale_upload_seconds)
 
     metrics = Metrics()
     app = FastAPI(title="Desktop Uploader API", version=__version__)
     app.state.server_config = config  # run.py takes the header deadline and h11 limits from here
     app.state.metrics = metrics
+    app.state.janitor = janitor  # `serve` runs it on a schedule, `cleanup` once
     app.add_middleware(
         BodyCap,  # type: ignore[arg-type]
         limits={

@@ -60,6 +60,13 @@ class ServerConfig(BaseSettings):
     max_in_flight: int = Field(256, ge=1, description="Requests in flight at once, all users; then 429.")
     max_in_flight_per_user: int = Field(16, ge=1, description="Requests in flight at once for one user; then 429.")
     retry_after_seconds: int = Field(2, ge=1, description="The Retry-After of a 429.")
+    # Unfinished uploads under key_prefix (server/cleanup.py).
+    stale_upload_seconds: float = Field(
+        7 * 24 * 3600, ge=0, description="Unfinished uploads (and spools) older than this are aborted by cleanup."
+    )
+    cleanup_interval_seconds: float = Field(
+        3600, ge=0, description="How often `serve` runs the cleanup; 0: never (run `cleanup` yourself)."
+    )
     key_prefix: str = "loras"
 
     @field_validator("allowed_extensions", mode="before")
