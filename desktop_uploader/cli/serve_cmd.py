@@ -37,7 +37,7 @@ def _add_settings(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--chunk-max-bytes", type=int, help="largest chunk of the chunked upload (default 4 MiB)")
     parser.add_argument("--legacy-max-bytes", type=int, help="largest single-request upload (default 6 MiB)")
     parser.add_argument("--allowed-extensions", help="comma-separated, e.g. .safetensors,.ckpt")
-    parser.add_argument("--spool-dir", help="local folder where chunked uploads are assembled")
+    parser.add_argument("--spool-dir", help="local scratch folder for chunk bodies while a request handles them")
     parser.add_argument(
         "--stale-upload-seconds",
         type=float,
@@ -67,7 +67,7 @@ def register(commands: Any) -> None:
         "cleanup",
         help="abort the API's unfinished uploads older than --stale-upload-seconds, once, and say which",
         description="What `serve` does on a schedule, once: abort the multipart uploads under the API's key "
-        "prefix that are older than --stale-upload-seconds, and remove their spool folders. Same settings as serve.",
+        "prefix that are older than --stale-upload-seconds, and delete their staged chunks. Same settings as serve.",
     )
     _add_settings(cleanup)
     cleanup.set_defaults(run=run_cleanup)

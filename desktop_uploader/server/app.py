@@ -147,7 +147,7 @@ def create_app(config: ServerConfig) -> FastAPI:  # noqa: PLR0915 - the route ta
     presigned = PresignedService(config, storage)
     chunked = ChunkedService(config, storage, presigned)
     legacy = LegacyService(config, storage, presigned)
-    janitor = Janitor(storage, chunked.spool, config.key_prefix, config.stale_upload_seconds)
+    janitor = Janitor(storage, chunked, config.key_prefix, config.stale_upload_seconds)
 
     metrics = Metrics()
     app = FastAPI(title="Desktop Uploader API", version=__version__)

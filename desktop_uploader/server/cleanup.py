@@ -1,10 +1,10 @@
-"""Unfinished uploads are not kept for ever: storage bills for their parts, and the spool holds their bytes.
+"""Unfinished uploads are not kept for ever: storage bills for their parts and their staged chunks.
 
 A client that gives up without aborting (a crash, a deleted queue, a user who never comes back)
-leaves a multipart upload in storage and, for the chunked path, a spool folder on this server's
-disk. ``Janitor.sweep`` aborts every multipart upload under the prefix this server owns
-(``{key_prefix}/``) that was initiated more than ``stale_upload_seconds`` ago, removes its spool
-folder, and removes spool folders nothing has written to for as long (their upload is gone). It
+leaves a multipart upload in storage and, for the chunked path, staged chunks beside it.
+``Janitor.sweep`` aborts every multipart upload under the prefix this server owns
+(``{key_prefix}/``) that was initiated more than ``stale_upload_seconds`` ago, deletes its staged
+chunks, and deletes staged objects nothing has written for as long (their upload is gone). It
 logs each removal. ``desktop-uploader serve`` sweeps every ``cleanup_interval_seconds`` on a
 thread; ``desktop-uploader cleanup`` sweeps once. The clock is injected, so tests need not wait.
 """
@@ -12,14 +12,12 @@ thread; ``desktop-uploader cleanup`` sweeps once. The clock is injected, so test
 from __future__ import annotations
 
 import logging
-import shutil
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-from desktop_uploader.server.chunked import ChunkSpool
+from desktop_uploader.server.chunked import ChunkedService
 from desktop_uploader.server.errors import ApiError
 from desktop_uploader.server.storage import Storage
 
@@ -28,28 +26,28 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Removed:
-    what: str  # "upload" (a multipart upload, with its spool if any) or "spool" (an orphaned spool folder)
-    name: str  # the S3 key, or the spool folder
+    what: str  # "upload" (a multipart upload, with its staged chunks) or "staged" (an orphaned staged object)
+    name: str  # the S3 key of the upload, or of the staged object
     upload_id: str
     started: datetime
 
     def describe(self) -> str:
         if self.what == "upload":
             return f"aborted {self.name} (upload {self.upload_id[:16]}…), started {self.started:%Y-%m-%d %H:%M:%S %Z}"
-        return f"removed spool {self.name}, last written {self.started:%Y-%m-%d %H:%M:%S %Z}"
+        return f"deleted staged {self.name}, written {self.started:%Y-%m-%d %H:%M:%S %Z}"
 
 
 class Janitor:
     def __init__(
         self,
         storage: Storage,
-        spool: ChunkSpool,
+        chunked: ChunkedService,
         prefix: str,
         max_age_seconds: float,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.storage = storage
-        self.spool = spool
+        self.chunked = chunked
         self.prefix = prefix.rstrip("/") + "/"
         self.max_age = timedelta(seconds=max_age_seconds)
         self.clock = clock
@@ -57,8 +55,10 @@ class Janitor:
     def sweep(self) -> list[Removed]:
         """Abort what is older than the age limit; return (and log) what was removed."""
         cutoff = self.clock() - self.max_age
-        removed = [*self._uploads(cutoff), *self._orphaned_spools(cutoff)]
-        log.info("Cleanup: %d unfinished upload(s) and spool(s) older than %s removed", len(removed), self.max_age)
+        removed = [*self._uploads(cutoff), *self._orphaned_staging(cutoff)]
+        log.info(
+            "Cleanup: %d unfinished upload(s) and staged object(s) older than %s removed", len(removed), self.max_age
+        )
         return removed
 
     def _uploads(self, cutoff: datetime) -> list[Removed]:
@@ -75,24 +75,19 @@ class Janitor:
                 if exc.status != 404:  # 404: completed or aborted meanwhile, which is just as good
                     log.warning("Cleanup could not abort %s: %s", key, exc.message)
                     continue
-            self.spool.discard(upload_id)
+            self.chunked.discard(upload_id)
             entry = Removed("upload", key, upload_id, started)
             log.info("Cleanup %s", entry.describe())
             removed.append(entry)
         return removed
 
-    def _orphaned_spools(self, cutoff: datetime) -> list[Removed]:
+    def _orphaned_staging(self, cutoff: datetime) -> list[Removed]:
         removed: list[Removed] = []
-        if not self.spool.root.is_dir():
-            return removed
-        for folder in sorted(self.spool.root.iterdir()):
-            if not folder.is_dir():
+        for key, _, written in self.storage.list_objects(self.chunked.staging_root()):
+            if written > cutoff:
                 continue
-            written = _last_written(folder)
-            if written is None or written > cutoff:
-                continue
-            shutil.rmtree(folder, ignore_errors=True)
-            entry = Removed("spool", folder.name, "", written)
+            self.storage.delete_object(key)
+            entry = Removed("staged", key, "", written)
             log.info("Cleanup %s", entry.describe())
             removed.append(entry)
         return removed
@@ -110,9 +105,3 @@ class Janitor:
 
         threading.Thread(target=loop, name="upload-cleanup", daemon=True).start()
         return stop.set
-
-
-def _last_written(folder: Path) -> datetime | None:
-    times = [entry.stat().st_mtime for entry in folder.iterdir() if entry.is_file()]
-    times.append(folder.stat().st_mtime)
-    return datetime.fromtimestamp(max(times), UTC) if times else None

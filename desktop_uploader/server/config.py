@@ -39,7 +39,9 @@ class ServerConfig(BaseSettings):
     legacy_max_bytes: int = Field(6 * MiB, ge=1)
     max_json_body: int = Field(2 * MiB, ge=1024)
     allowed_extensions: tuple[str, ...] = DEFAULT_MODEL_EXTENSIONS
-    spool_dir: Path = Field(description="Where chunked uploads are assembled into S3 parts (local disk).")
+    spool_dir: Path = Field(
+        description="Local scratch for chunk bodies and parts while one request handles them (nothing outlives it)."
+    )
     actions: tuple[str, ...] = Field(
         EXTENDED_ACTIONS, description="Presigned actions offered; ('start','complete','abort') mimics the seed."
     )

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import IO, Any
 
 import boto3
@@ -261,3 +262,30 @@ class Storage:
                 if not key_marker or (key_marker, id_marker) == (kwargs.get("KeyMarker"), kwargs.get("UploadIdMarker")):
                     return found
                 kwargs.update(KeyMarker=key_marker, UploadIdMarker=id_marker)
+
+    def list_objects(self, prefix: str) -> list[tuple[str, int, datetime]]:
+        """(key, size, last modified) of every object under ``prefix``, all pages."""
+        found: list[tuple[str, int, datetime]] = []
+        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix, "MaxKeys": 1000}
+        with self._call("ListObjectsV2"):
+            while True:
+                page = self._s3.list_objects_v2(**kwargs)
+                found.extend((o["Key"], int(o["Size"]), o["LastModified"]) for o in page.get("Contents", []))
+                token = page.get("NextContinuationToken")
+                if not page.get("IsTruncated") or not token or token == kwargs.get("ContinuationToken"):
+                    return found
+                kwargs["ContinuationToken"] = token
+
+    def download_into(self, key: str, handle: IO[bytes]) -> int:
+        """Stream the object at ``key`` into ``handle``; its size."""
+        with self._call("GetObject"):
+            body = self._s3.get_object(Bucket=self.bucket, Key=key)["Body"]
+            size = 0
+            for block in iter(lambda: body.read(1 << 20), b""):
+                handle.write(block)
+                size += len(block)
+        return size
+
+    def delete_object(self, key: str) -> None:
+        with self._call("DeleteObject"):
+            self._s3.delete_object(Bucket=self.bucket, Key=key)

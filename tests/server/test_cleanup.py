@@ -1,7 +1,8 @@
-"""Unfinished uploads past the age limit are aborted, with their spools; younger ones are left alone."""
+"""Unfinished uploads past the age limit are aborted, with their staged chunks; younger ones are left alone."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -14,9 +15,11 @@ from typing import Any
 import pytest
 
 from desktop_uploader.engine.limits import MiB
-from desktop_uploader.server.chunked import ChunkSpool, SpoolMeta
+from desktop_uploader.server.chunked import ChunkedService
 from desktop_uploader.server.cleanup import Janitor
 from desktop_uploader.server.config import ServerConfig
+from desktop_uploader.server.models import ChunkedAbortRequest, ChunkedStartRequest
+from desktop_uploader.server.presigned import PresignedService
 from desktop_uploader.server.storage import Storage
 from tests.support.storage import open_multipart_uploads
 
@@ -43,48 +46,56 @@ def initiated(s3: Any, bucket: str, key: str) -> datetime:
     return started
 
 
-def test_a_stale_upload_is_aborted_with_its_spool_and_a_younger_one_is_left_alone(
+def services(config: ServerConfig) -> tuple[Storage, ChunkedService]:
+    storage = Storage(config)
+    config.spool_dir.mkdir(parents=True, exist_ok=True)
+    return storage, ChunkedService(config, storage, PresignedService(config, storage))
+
+
+def start_chunked(chunked: ChunkedService, name: str) -> tuple[str, str]:
+    started = chunked.start("u", ChunkedStartRequest(action="start", file_name=name, file_size=10 * MiB))
+    return started["s3Key"], started["uploadId"]
+
+
+def test_a_stale_upload_is_aborted_with_its_staged_chunks_and_a_younger_one_is_left_alone(
     sandbox: Any, s3: Any, tmp_path: Path
 ) -> None:
     prefix = f"janitor-{uuid.uuid4().hex[:8]}"
     config = config_for(sandbox, tmp_path, prefix)
-    storage, spool = Storage(config), ChunkSpool(config.spool_dir)
-    old_key, young_key = f"{prefix}/u/u_1_old.safetensors", f"{prefix}/u/u_2_young.safetensors"
+    storage, chunked = services(config)
+    # Written first, so no younger than the old upload: staged bytes whose upload is long gone.
+    orphan = f"{chunked.staging_root()}{'0' * 40}/chunk-{0:020d}"
+    storage.put_object(orphan, io.BytesIO(b"left over"), 9, "application/octet-stream", {})
+    old_key, old_id = start_chunked(chunked, "old.safetensors")
+    with chunked.incoming() as sink:
+        sink.write(b"staged bytes")
+        sink.seek(0)
+        chunked.chunk("u", old_id, old_key, 0, sink, 12)
     foreign_key = f"{prefix}-not-ours/u/u_1_x.bin"  # the same letters, not under the prefix's folder
-
-    old_id = storage.create_multipart(old_key, "application/octet-stream", {})
-    spool.create(SpoolMeta(old_id, old_key, "u", 10 * MiB, 8 * MiB))
     foreign_id = storage.create_multipart(foreign_key, "application/octet-stream", {})
     old_started = initiated(s3, sandbox.bucket, old_key)
     # Storage stamps uploads to the second. Ask it (not a sleep) until a new upload is a second younger.
     for _ in range(10_000):
-        young_id = storage.create_multipart(young_key, "application/octet-stream", {})
+        young_key, young_id = start_chunked(chunked, "young.safetensors")
         if initiated(s3, sandbox.bucket, young_key) > old_started:
             break
-        storage.abort(young_key, young_id)
+        chunked.abort("u", ChunkedAbortRequest(action="abort", upload_id=young_id, s3_key=young_key))
     else:
         raise AssertionError("storage's clock never moved on")
-    spool.create(SpoolMeta(young_id, young_key, "u", 10 * MiB, 8 * MiB))
-    orphan = spool.folder("an-upload-long-gone")
-    orphan.mkdir(parents=True)
-    (orphan / "spool-3").write_bytes(b"left over")
-    long_ago = (old_started - timedelta(seconds=10)).timestamp()
-    for path in (orphan / "spool-3", orphan):
-        os.utime(path, (long_ago, long_ago))
 
     # "Now" is just past the old upload's age limit: the young one is a second short of it.
-    janitor = Janitor(storage, spool, prefix, AGE, clock=lambda: old_started + timedelta(seconds=AGE + 0.5))
+    janitor = Janitor(storage, chunked, prefix, AGE, clock=lambda: old_started + timedelta(seconds=AGE + 0.5))
     removed = janitor.sweep()
 
-    assert [(r.what, r.name) for r in removed] == [("upload", old_key), ("spool", orphan.name)]
+    assert [(r.what, r.name) for r in removed] == [("upload", old_key), ("staged", orphan)]
     assert not open_multipart_uploads(s3, sandbox.bucket, old_key)
-    assert not spool.folder(old_id).exists() and not orphan.exists()
+    assert not storage.list_objects(chunked.stage_of(old_id)) and storage.existing(orphan) is None
     assert [u["UploadId"] for u in open_multipart_uploads(s3, sandbox.bucket, young_key)] == [young_id]
-    assert spool.load(young_id) is not None
+    assert storage.list_objects(chunked.stage_of(young_id)), "the young upload's staging is kept"
     assert [u["UploadId"] for u in open_multipart_uploads(s3, sandbox.bucket, foreign_key)] == [foreign_id]
     assert janitor.sweep() == []  # nothing more to do
 
-    storage.abort(young_key, young_id)
+    chunked.abort("u", ChunkedAbortRequest(action="abort", upload_id=young_id, s3_key=young_key))
     storage.abort(foreign_key, foreign_id)
 
 
@@ -144,7 +155,7 @@ def test_the_schedule_sweeps_on_its_own_until_stopped(sandbox: Any, s3: Any, tmp
     key = f"{prefix}/u/u_1_abandoned.pt"
     storage.create_multipart(key, "application/octet-stream", {})
     a_day_later = initiated(s3, sandbox.bucket, key) + timedelta(days=1)
-    stop = Janitor(storage, ChunkSpool(config.spool_dir), prefix, AGE, clock=lambda: a_day_later).every(0.01)
+    stop = Janitor(storage, services(config)[1], prefix, AGE, clock=lambda: a_day_later).every(0.01)
     try:
         for _ in range(10_000):  # until storage shows the sweep happened
             if not open_multipart_uploads(s3, sandbox.bucket, key):
