@@ -9,10 +9,12 @@ from __future__ import annotations
 import hashlib
 import io
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from desktop_uploader.engine.limits import MiB
 from desktop_uploader.server.chunked import ChunkedService
@@ -21,6 +23,8 @@ from desktop_uploader.server.presigned import PresignedService
 from desktop_uploader.server.storage import Storage
 from tests.support.api import Api
 from tests.support.api_servers import api_server
+from tests.support.haproxy import BINARY as HAPROXY
+from tests.support.haproxy import haproxy
 from tests.support.storage import object_sha256, open_multipart_uploads
 
 
@@ -113,3 +117,38 @@ def test_leftovers_of_a_flush_cut_short_are_ignored_and_cleared(
     api.ok(api.chunked({"action": "complete", "uploadId": upload_id, "s3Key": key}))
     assert object_sha256(s3, sandbox.bucket, key) == sample.sha256
     assert storage.existing(stale) is None
+
+
+def chunked_200s(url: str) -> float:
+    text = requests.get(url + "/metrics", timeout=30).text
+    line = 'upload_api_requests_total{action="chunked-chunk",status="200"} '
+    return sum(float(row[len(line) :]) for row in text.splitlines() if row.startswith(line))
+
+
+@pytest.mark.skipif(not HAPROXY, reason="haproxy is not installed (.ci/run installs it)")
+def test_behind_haproxy_round_robin_an_upload_survives_losing_an_instance(
+    sandbox: Any, s3: Any, tmp_path: Path, make_file: Any
+) -> None:
+    """Three instances behind a real HAProxy, no sticky sessions; one is stopped mid-upload."""
+    sample = make_file(26 * MiB + 9)
+    data = sample.read()
+    with ExitStack() as instances:
+        urls = [instances.enter_context(api_server(sandbox, tmp_path / f"i{n}")) for n in range(2)]
+        doomed = ExitStack()
+        urls.append(doomed.enter_context(api_server(sandbox, tmp_path / "doomed")))
+        with doomed, haproxy(tmp_path / "haproxy", urls) as balanced:
+            api = Api(balanced, sandbox.token)
+            api.session.headers["Connection"] = "close"  # a new connection, so a new pick, every request
+            started = api.ok(api.chunked({"action": "start", "fileName": "lb.safetensors", "fileSize": sample.size}))
+            upload_id, key = started["uploadId"], started["s3Key"]
+            offset = 0
+            while offset < 12 * MiB:
+                offset = api.ok(api.chunk(upload_id, key, offset, data[offset : offset + 3 * MiB]))["received"]
+            assert all(chunked_200s(url) >= 1 for url in urls), "round robin reached every instance"
+            doomed.close()  # one instance goes away mid-upload; HAProxy re-dispatches to the others
+            while offset < sample.size:
+                offset = api.ok(api.chunk(upload_id, key, offset, data[offset : offset + 3 * MiB]))["received"]
+            done = api.ok(api.chunked({"action": "complete", "uploadId": upload_id, "s3Key": key}))
+            assert done["size"] == sample.size
+    assert object_sha256(s3, sandbox.bucket, key) == sample.sha256
+    assert not staged_objects(s3, sandbox.bucket, upload_id)
