@@ -163,3 +163,12 @@ def test_requests_in_flight_are_capped_in_total(sandbox: Any, tmp_path: Path) ->
             assert anonymous.status_code == 429
         wait_for_metric(url, "upload_api_requests_in_flight", 0)
         bob.ok(bob.presigned({"action": "list"}))
+
+
+@pytest.mark.allow_log(r"uvicorn\.error: Invalid HTTP request received")
+def test_a_request_head_growing_past_the_size_limit_is_refused(sandbox: Any, tmp_path: Path) -> None:
+    settings = {"max_header_bytes": 8 * 1024, "header_timeout_seconds": 600}  # the size limit, not the clock
+    with api_server(sandbox, tmp_path / "api", **settings) as url, raw_connection(url) as sock:
+        # Still incomplete past the limit: h11 gives up on it at once, without waiting for the deadline.
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: test\r\nX-Big: " + b"a" * 9 * 1024)
+        assert read_until_closed(sock).startswith(b"HTTP/1.1 400 ")
