@@ -23,7 +23,11 @@ and sent as a part (3× the bytes of the presigned path, which this is the fallb
 
 Concurrency: the protocol is sequential (a client sends a chunk after the previous one's answer),
 so two requests for one upload at once are a client's retry of the same chunk: the same bytes at the
-same offset, staged under the same name. Within an instance a lock per upload orders them anyway.
+same offset, staged under the same name. Within an instance a lock per upload orders them. Across
+instances nothing does: if both requests then flush the same part, both upload the same bytes as
+that part (an overwrite), but the slower one may find the chunks it was reading already deleted and
+answer 404, and the app then starts that file again. Known, rare (it needs a retry
+racing its own original across instances), and not yet handled.
 """
 
 from __future__ import annotations
