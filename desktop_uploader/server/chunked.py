@@ -24,10 +24,10 @@ and sent as a part (3× the bytes of the presigned path, which this is the fallb
 Concurrency: the protocol is sequential (a client sends a chunk after the previous one's answer),
 so two requests for one upload at once are a client's retry of the same chunk: the same bytes at the
 same offset, staged under the same name. Within an instance a lock per upload orders them. Across
-instances nothing does: if both requests then flush the same part, both upload the same bytes as
-that part (an overwrite), but the slower one may find the chunks it was reading already deleted and
-answer 404, and the app then starts that file again. Known, rare (it needs a retry
-racing its own original across instances), and not yet handled.
+instances nothing does: if both then flush the same part, both upload the same bytes as that part
+(an overwrite), and the slower finds the chunks it was reading deleted; it then answers from what
+storage holds, as a ``status`` would. (Two ``complete`` calls racing across instances are not
+handled that way: the slower may answer 404.)
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import logging
 import re
 import tempfile
 import threading
@@ -54,6 +55,8 @@ from desktop_uploader.server.models import (
 from desktop_uploader.server.naming import checked_name, metadata_for, new_destination, owned_destination
 from desktop_uploader.server.presigned import PresignedService, content_type_of
 from desktop_uploader.server.storage import Storage
+
+log = logging.getLogger(__name__)
 
 # Larger parts than S3's minimum mean fewer UploadPart calls; staging is in storage either way.
 _PART_WISH = 8 * MiB
@@ -101,6 +104,10 @@ class FileHead(io.RawIOBase):
         data = self.read(len(buffer))
         buffer[: len(data)] = data
         return len(data)
+
+
+class _OvertakenError(Exception):
+    """A chunk being flushed was deleted meanwhile: another instance flushed the same part."""
 
 
 @dataclass
@@ -219,8 +226,14 @@ class ChunkedService:
                 key = f"{state.stage}chunk-{offset:020d}"
                 self.storage.put_object(key, FileHead(source, length), length, "application/octet-stream", {})
                 state.chunks.append((offset, length, key))
-            while state.staged >= state.part_size and state.stored + state.part_size < state.file_size:
-                self._flush(s3_key, upload_id, state, state.part_size)
+            try:
+                while state.staged >= state.part_size and state.stored + state.part_size < state.file_size:
+                    self._flush(s3_key, upload_id, state, state.part_size)
+            except _OvertakenError:
+                # Another instance flushed these chunks first (a client's retry racing its original there):
+                # what storage holds now is the answer.
+                log.info("Chunked upload %s: another instance flushed this part first", s3_key)
+                state = self._state(user_id, upload_id, s3_key)
             return {"received": state.received}
 
     def _flush(self, s3_key: str, upload_id: str, state: Staged, size: int) -> None:
@@ -230,7 +243,12 @@ class ChunkedService:
             gathered = 0
             while gathered < size:
                 _, chunk_size, key = state.chunks.pop(0)
-                self.storage.download_into(key, assembly)
+                try:
+                    self.storage.download_into(key, assembly)
+                except ApiError as exc:
+                    if exc.status == 404:  # consumed and deleted by another instance's flush of this part
+                        raise _OvertakenError from exc
+                    raise
                 gathered += chunk_size
                 consumed.append(key)
             assembly.flush()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import threading
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -25,6 +26,7 @@ from tests.support.api import Api
 from tests.support.api_servers import api_server
 from tests.support.haproxy import BINARY as HAPROXY
 from tests.support.haproxy import haproxy
+from tests.support.proxy import Forward, Proxy, RequestInfo
 from tests.support.storage import object_sha256, open_multipart_uploads
 
 
@@ -150,5 +152,53 @@ def test_behind_haproxy_round_robin_an_upload_survives_losing_an_instance(
                 offset = api.ok(api.chunk(upload_id, key, offset, data[offset : offset + 3 * MiB]))["received"]
             done = api.ok(api.chunked({"action": "complete", "uploadId": upload_id, "s3Key": key}))
             assert done["size"] == sample.size
+    assert object_sha256(s3, sandbox.bucket, key) == sample.sha256
+    assert not staged_objects(s3, sandbox.bucket, upload_id)
+
+
+@pytest.mark.allow_log(r"desktop_uploader\.server\.storage: S3 GetObject failed: NoSuchKey")
+def test_a_retry_racing_its_original_on_another_instance_is_answered_from_storage(
+    sandbox: Any, s3: Any, tmp_path: Path, make_file: Any
+) -> None:
+    """Instance B reaches storage through the fault proxy, which holds B's staging of a chunk until
+    instance A has taken the same chunk (a client's retry) and flushed the part it completes. B then
+    finds the chunks it meant to flush gone, and must answer from storage, not with a 404."""
+    sample = make_file(12 * MiB)
+    data = sample.read()
+    chunk_name = f"chunk-{4 * MiB:020d}"
+    b_is_held, a_is_done = threading.Event(), threading.Event()
+    held: list[str] = []
+
+    def hold_bs_staging(request: RequestInfo) -> Forward | None:
+        if request.method == "PUT" and request.path.endswith(chunk_name) and not held:
+            held.append(request.path)
+            b_is_held.set()
+            a_is_done.wait(60)  # the test thread sets it: an event, not a timer
+        return None
+
+    with (
+        Proxy.start(sandbox.s3_endpoint) as proxy,
+        api_server(sandbox, tmp_path / "a") as url_a,
+        api_server(sandbox, tmp_path / "b", s3_endpoint=proxy.url) as url_b,
+    ):
+        proxy.set_fault_plan(hold_bs_staging)
+        a, b = Api(url_a, sandbox.token), Api(url_b, sandbox.token)
+        started = a.ok(a.chunked({"action": "start", "fileName": "race.safetensors", "fileSize": sample.size}))
+        upload_id, key = started["uploadId"], started["s3Key"]
+        a.ok(a.chunk(upload_id, key, 0, data[: 4 * MiB]))
+        answers: list[Any] = []
+        original = threading.Thread(
+            target=lambda: answers.append(b.chunk(upload_id, key, 4 * MiB, data[4 * MiB : 8 * MiB])), daemon=True
+        )
+        original.start()
+        assert b_is_held.wait(60), "B never staged the chunk"
+        assert a.ok(a.chunk(upload_id, key, 4 * MiB, data[4 * MiB : 8 * MiB]))["received"] == 8 * MiB  # the retry
+        a_is_done.set()
+        original.join(60)
+        assert answers and answers[0].status_code == 200, answers and answers[0].text
+        assert answers[0].json()["received"] == 8 * MiB
+        assert not proxy.plan_errors
+        b.ok(b.chunk(upload_id, key, 8 * MiB, data[8 * MiB :]))
+        b.ok(b.chunked({"action": "complete", "uploadId": upload_id, "s3Key": key}))
     assert object_sha256(s3, sandbox.bucket, key) == sample.sha256
     assert not staged_objects(s3, sandbox.bucket, upload_id)
