@@ -26,8 +26,8 @@ so two requests for one upload at once are a client's retry of the same chunk: t
 same offset, staged under the same name. Within an instance a lock per upload orders them. Across
 instances nothing does: if both then flush the same part, both upload the same bytes as that part
 (an overwrite), and the slower finds the chunks it was reading deleted; it then answers from what
-storage holds, as a ``status`` would. (Two ``complete`` calls racing across instances are not
-handled that way: the slower may answer 404.)
+storage holds, as a ``status`` would. Two ``complete`` calls racing the same way: the slower answers
+with the object the faster completed, as a retried ``complete`` would.
 """
 
 from __future__ import annotations
@@ -306,11 +306,19 @@ class ChunkedService:
                     f"Only {state.received} of {state.file_size} bytes have arrived; send the rest before completing.",
                     expectedOffset=state.received,
                 )
-            if state.staged or not state.parts:
-                self._flush(request.s3_key, request.upload_id, state, state.staged)
-            stored = self.storage.list_parts(request.s3_key, request.upload_id)
-            etag = self.storage.complete(request.s3_key, request.upload_id, [(p.number, p.etag, None) for p in stored])
-            self.discard(request.upload_id)
+            try:
+                if state.staged or not state.parts:
+                    self._flush(request.s3_key, request.upload_id, state, state.staged)
+                stored = self.storage.list_parts(request.s3_key, request.upload_id)
+                parts = [(p.number, p.etag, None) for p in stored]
+                etag = self.storage.complete(request.s3_key, request.upload_id, parts)
+            except (_OvertakenError, ApiError) as exc:
+                if isinstance(exc, ApiError) and exc.status != 404:
+                    raise
+                # Another instance completed it meanwhile (a retried complete racing its original there).
+                _, etag = self._completed(ApiError(404, _GONE), user_id, request.s3_key)
+            else:
+                self.discard(request.upload_id)
         return self.presigned.completion(owned_destination(self.config, user_id, request.s3_key), etag)
 
     def abort(self, user_id: str, request: ChunkedAbortRequest) -> dict[str, Any]:

@@ -202,3 +202,50 @@ def test_a_retry_racing_its_original_on_another_instance_is_answered_from_storag
         b.ok(b.chunked({"action": "complete", "uploadId": upload_id, "s3Key": key}))
     assert object_sha256(s3, sandbox.bucket, key) == sample.sha256
     assert not staged_objects(s3, sandbox.bucket, upload_id)
+
+
+@pytest.mark.allow_log(r"desktop_uploader\.server\.storage: S3 GetObject failed: NoSuchKey")
+def test_a_complete_racing_its_retry_on_another_instance_answers_with_the_completed_object(
+    sandbox: Any, s3: Any, tmp_path: Path, make_file: Any
+) -> None:
+    """B's complete is held (in the fault proxy) while reading the last staged chunk; A completes the
+    upload meanwhile. B must answer with the object, as a retried complete does, not a 404 or a 500."""
+    sample = make_file(12 * MiB)
+    data = sample.read()
+    last_chunk = f"chunk-{8 * MiB:020d}"
+    b_is_held, a_is_done = threading.Event(), threading.Event()
+    held: list[str] = []
+
+    def hold_bs_read(request: RequestInfo) -> Forward | None:
+        if request.method == "GET" and request.path.endswith(last_chunk) and not held:
+            held.append(request.path)
+            b_is_held.set()
+            a_is_done.wait(60)
+        return None
+
+    with (
+        Proxy.start(sandbox.s3_endpoint) as proxy,
+        api_server(sandbox, tmp_path / "a") as url_a,
+        api_server(sandbox, tmp_path / "b", s3_endpoint=proxy.url) as url_b,
+    ):
+        proxy.set_fault_plan(hold_bs_read)
+        a, b = Api(url_a, sandbox.token), Api(url_b, sandbox.token)
+        started = a.ok(a.chunked({"action": "start", "fileName": "race.safetensors", "fileSize": sample.size}))
+        upload_id, key = started["uploadId"], started["s3Key"]
+        for offset in (0, 4 * MiB, 8 * MiB):
+            a.ok(a.chunk(upload_id, key, offset, data[offset : offset + 4 * MiB]))
+        ids = {"uploadId": upload_id, "s3Key": key}
+        answers: list[Any] = []
+        original = threading.Thread(
+            target=lambda: answers.append(b.chunked({"action": "complete", **ids})), daemon=True
+        )
+        original.start()
+        assert b_is_held.wait(60), "B never read the last chunk"
+        assert a.ok(a.chunked({"action": "complete", **ids}))["size"] == sample.size  # the retry
+        a_is_done.set()
+        original.join(60)
+        assert answers and answers[0].status_code == 200, answers and answers[0].text
+        assert answers[0].json()["size"] == sample.size and answers[0].json()["success"] is True
+        assert not proxy.plan_errors
+    assert object_sha256(s3, sandbox.bucket, key) == sample.sha256
+    assert not staged_objects(s3, sandbox.bucket, upload_id)
