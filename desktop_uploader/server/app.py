@@ -17,9 +17,13 @@ from starlette.requests import ClientDisconnect
 from desktop_uploader import __version__
 from desktop_uploader.server.auth import TokenStore
 from desktop_uploader.server.chunked import ChunkedService
+from desktop_uploader.server.cleanup import Janitor
 from desktop_uploader.server.config import ServerConfig
 from desktop_uploader.server.errors import ApiError
+from desktop_uploader.server.guard import ACTION_KEY, Guard
 from desktop_uploader.server.legacy import LegacyService
+from desktop_uploader.server.metrics import CONTENT_TYPE_LATEST as METRICS_CONTENT_TYPE
+from desktop_uploader.server.metrics import Metrics
 from desktop_uploader.server.models import (
     ChunkedAbortRequest,
     ChunkedCompleteRequest,
@@ -83,6 +87,18 @@ class BodyCap:
         await self.app(scope, counted, send)
 
 
+# Strict models: a wrong JSON type is named as such ("must be an integer, not a string").
+_JSON_TYPES = {
+    "int_type": "an integer (a JSON number)",
+    "string_type": "a string",
+    "bool_type": "true or false",
+    "list_type": "a list",
+    "dict_type": "an object",
+}
+_JSON_NAMES = {str: "a string", bool: "a boolean", int: "an integer", float: "a fractional number"}
+_JSON_NAMES.update({list: "a list", dict: "an object", type(None): "null"})
+
+
 def _human_validation(errors: list[Any]) -> str:
     first = errors[0] if errors else {}
     kind = first.get("type", "")
@@ -99,6 +115,9 @@ def _human_validation(errors: list[Any]) -> str:
     field = ".".join(loc[1:] if len(loc) > 1 else loc) or "body"
     if kind == "missing":
         return f"Missing field '{field}'."
+    if kind in _JSON_TYPES:
+        given = _JSON_NAMES.get(type(first.get("input")), "something else")
+        return f"Invalid '{field}': must be {_JSON_TYPES[kind]}, not {given}."
     return f"Invalid '{field}': {first.get('msg', 'not acceptable')}."
 
 
@@ -128,8 +147,13 @@ def create_app(config: ServerConfig) -> FastAPI:  # noqa: PLR0915 - the route ta
     presigned = PresignedService(config, storage)
     chunked = ChunkedService(config, storage, presigned)
     legacy = LegacyService(config, storage, presigned)
+    janitor = Janitor(storage, chunked, config.key_prefix, config.stale_upload_seconds)
 
+    metrics = Metrics()
     app = FastAPI(title="Desktop Uploader API", version=__version__)
+    app.state.server_config = config  # run.py takes the header deadline and h11 limits from here
+    app.state.metrics = metrics
+    app.state.janitor = janitor  # `serve` runs it on a schedule, `cleanup` once
     app.add_middleware(
         BodyCap,  # type: ignore[arg-type]
         limits={
@@ -137,6 +161,23 @@ def create_app(config: ServerConfig) -> FastAPI:  # noqa: PLR0915 - the route ta
             CHUNKED_PATH: max(config.chunk_max_bytes, config.max_json_body),
             LEGACY_PATH: config.legacy_max_bytes + _FORM_OVERHEAD,
         },
+    )
+
+    def user_of(authorization: str | None) -> str | None:
+        try:
+            return tokens.user_for(authorization)
+        except ApiError:
+            return None  # counted in the total only; the route answers 401
+
+    app.add_middleware(
+        Guard,  # type: ignore[arg-type]
+        metrics=metrics,
+        user_of=user_of,
+        paths={PRESIGNED_PATH: "presigned", CHUNKED_PATH: "chunked", LEGACY_PATH: "legacy"},
+        body_stall_seconds=config.body_stall_seconds,
+        max_in_flight=config.max_in_flight,
+        max_in_flight_per_user=config.max_in_flight_per_user,
+        retry_after_seconds=config.retry_after_seconds,
     )
     bearer = HTTPBearer(auto_error=False, description="The upload token from the operator's tokens file.")
 
@@ -179,10 +220,15 @@ def create_app(config: ServerConfig) -> FastAPI:  # noqa: PLR0915 - the route ta
     def healthz() -> dict[str, Any]:
         return {"ok": True, "version": __version__}
 
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus_metrics() -> Response:
+        return Response(metrics.render(), media_type=METRICS_CONTENT_TYPE)
+
     if config.capabilities_enabled:
 
         @app.get(PRESIGNED_PATH)
-        def capabilities(user: User) -> dict[str, Any]:
+        def capabilities(request: Request, user: User) -> dict[str, Any]:
+            request.scope[ACTION_KEY] = "capabilities"
             return presigned.capabilities()
 
     presigned_adapter: TypeAdapter[Any] = TypeAdapter(PresignedRequest)
@@ -200,6 +246,7 @@ def create_app(config: ServerConfig) -> FastAPI:  # noqa: PLR0915 - the route ta
     )
     async def presigned_upload(request: Request, user: User) -> Any:
         body = _parse(presigned_adapter, await request.body())
+        request.scope[ACTION_KEY] = body.action
         return await run_in_threadpool(presigned.handle, user, body)
 
     @app.post(
@@ -221,18 +268,26 @@ def create_app(config: ServerConfig) -> FastAPI:  # noqa: PLR0915 - the route ta
     )
     async def chunked_upload(request: Request, user: User) -> Any:
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        raw = await request.body()
         if content_type == "application/octet-stream":
+            request.scope[ACTION_KEY] = "chunked-chunk"
             params = request.query_params
             offset_text = params.get("offset", "")
             # ASCII digits, and not too many: "²" is a digit to str.isdigit() but not to int().
             numeric = offset_text.isascii() and offset_text.isdigit() and len(offset_text) <= 19
             if not params.get("uploadId") or not params.get("s3Key") or not numeric:
                 raise ApiError(400, "A chunk needs the query parameters uploadId, s3Key and a numeric offset.")
-            return await run_in_threadpool(
-                chunked.chunk, user, params["uploadId"], params["s3Key"], int(offset_text), raw
-            )
-        body = _parse(chunked_adapter, raw)
+            # Streamed to disk as it arrives, never held whole (page-cache writes of at most a socket read).
+            with chunked.incoming() as sink:
+                length = 0
+                async for piece in request.stream():
+                    sink.write(piece)
+                    length += len(piece)
+                sink.seek(0)
+                return await run_in_threadpool(
+                    chunked.chunk, user, params["uploadId"], params["s3Key"], int(offset_text), sink, length
+                )
+        body = _parse(chunked_adapter, await request.body())
+        request.scope[ACTION_KEY] = f"chunked-{body.action}"
         handlers: dict[type[Any], Callable[[str, Any], dict[str, Any]]] = {
             ChunkedStartRequest: chunked.start,
             ChunkedStatusRequest: chunked.status,
@@ -243,10 +298,12 @@ def create_app(config: ServerConfig) -> FastAPI:  # noqa: PLR0915 - the route ta
 
     @app.post(LEGACY_PATH)
     def legacy_upload(
+        request: Request,
         user: User,
         file: Annotated[UploadFile, File(description="The model file, at most legacyUpload.maxBytes.")],
         displayName: Annotated[str | None, Form(max_length=1024)] = None,  # noqa: N803 - the seed's field name
     ) -> dict[str, Any]:
+        request.scope[ACTION_KEY] = "legacy-upload"
         size = file.size if file.size is not None else len(file.file.read())
         return legacy.upload(user, file.filename or "", file.file, size, displayName, None)
 

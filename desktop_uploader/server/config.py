@@ -39,7 +39,9 @@ class ServerConfig(BaseSettings):
     legacy_max_bytes: int = Field(6 * MiB, ge=1)
     max_json_body: int = Field(2 * MiB, ge=1024)
     allowed_extensions: tuple[str, ...] = DEFAULT_MODEL_EXTENSIONS
-    spool_dir: Path = Field(description="Where chunked uploads are assembled into S3 parts (local disk).")
+    spool_dir: Path = Field(
+        description="Local scratch for chunk bodies and parts while one request handles them (nothing outlives it)."
+    )
     actions: tuple[str, ...] = Field(
         EXTENDED_ACTIONS, description="Presigned actions offered; ('start','complete','abort') mimics the seed."
     )
@@ -48,6 +50,25 @@ class ServerConfig(BaseSettings):
     chunked_enabled: bool = True
     legacy_enabled: bool = True
     comfyui_root: str = "/runpod-volume"
+    # Hostile or broken clients (server/guard.py): deadlines, and caps on requests in flight.
+    header_timeout_seconds: float = Field(
+        10.0, gt=0, description="A connection's request head must be complete this long after it starts."
+    )
+    body_stall_seconds: float = Field(
+        30.0, gt=0, description="A request body that sends nothing for this long is cut (408)."
+    )
+    keep_alive_seconds: int = Field(30, ge=1, description="Idle keep-alive connections are closed after this.")
+    max_header_bytes: int = Field(16 * 1024, ge=4096, description="Largest request head (h11's limit).")
+    max_in_flight: int = Field(256, ge=1, description="Requests in flight at once, all users; then 429.")
+    max_in_flight_per_user: int = Field(16, ge=1, description="Requests in flight at once for one user; then 429.")
+    retry_after_seconds: int = Field(2, ge=1, description="The Retry-After of a 429.")
+    # Unfinished uploads under key_prefix (server/cleanup.py).
+    stale_upload_seconds: float = Field(
+        7 * 24 * 3600, ge=0, description="Unfinished uploads (and spools) older than this are aborted by cleanup."
+    )
+    cleanup_interval_seconds: float = Field(
+        3600, ge=0, description="How often `serve` runs the cleanup; 0: never (run `cleanup` yourself)."
+    )
     key_prefix: str = "loras"
 
     @field_validator("allowed_extensions", mode="before")

@@ -2,7 +2,8 @@
 
 They are declared as one discriminated union per endpoint so the OpenAPI schema describes the
 real contract (schemathesis fuzzes from it), and so a missing field or an unknown action becomes
-one readable 400 instead of pydantic's error list.
+one readable 400 instead of pydantic's error list. Every model is strict: a client that sends
+``"totalParts": "5"`` or ``true`` has a bug worth hearing about, not a value to be guessed at.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ MAX_PART_NUMBER = 10_000
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+    # strict: a JSON number must be a number ("5" is not 5) and a boolean is not one (true is not 1).
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore", strict=True)
 
 
 def _printable(what: str) -> Callable[[str], str]:
@@ -64,7 +66,7 @@ Crc = Annotated[str, AfterValidator(_crc)]
 
 
 class CompletedPart(BaseModel):
-    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+    model_config = ConfigDict(populate_by_name=True, extra="ignore", strict=True)
     part_number: PartNumber = Field(alias="PartNumber")
     etag: Annotated[str, Field(min_length=1, max_length=256), AfterValidator(_printable("an ETag"))] = Field(
         alias="ETag"

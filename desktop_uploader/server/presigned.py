@@ -119,7 +119,7 @@ class PresignedService:
         count = min(request.total_parts, request.url_batch or request.total_parts) if batching else request.total_parts
         expiry = self._expiry(request.expires_in)
         try:
-            urls = [self.storage.presign_part(destination.s3_key, upload_id, n, expiry) for n in range(1, count + 1)]
+            urls = list(self.storage.presign_parts(destination.s3_key, upload_id, range(1, count + 1), expiry).values())
         except Exception:
             self.storage.abort(destination.s3_key, upload_id)
             raise
@@ -180,10 +180,10 @@ class PresignedService:
             raise ApiError(400, str(exc)) from exc
         self.storage.verify_upload(destination.s3_key, request.upload_id)
         expiry = self._expiry(request.expires_in)
-        urls = {
-            str(n): self.storage.presign_part(destination.s3_key, request.upload_id, n, expiry, digests.get(str(n)))
-            for n in sorted(wanted)
-        }
+        signed = self.storage.presign_parts(
+            destination.s3_key, request.upload_id, sorted(wanted), expiry, {int(n): d for n, d in digests.items()}
+        )
+        urls = {str(n): url for n, url in signed.items()}
         log.info("sign %s: %d parts (%d with a digest)", destination.s3_key, len(urls), len(digests))
         return {"presignedUrls": urls, "expiresAt": self._expires_at(expiry)}
 

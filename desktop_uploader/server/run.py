@@ -6,6 +6,8 @@ port that serves: no window in which another process can take it.
 
 from __future__ import annotations
 
+import ipaddress
+import logging
 import socket
 import threading
 import time
@@ -13,6 +15,11 @@ from dataclasses import dataclass
 
 import uvicorn
 from fastapi import FastAPI
+
+from desktop_uploader.server.config import ServerConfig
+from desktop_uploader.server.guard import deadline_protocol
+
+log = logging.getLogger(__name__)
 
 
 def bind(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
@@ -26,10 +33,38 @@ def bind(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
 
 def _uvicorn_config(app: FastAPI, *, access_log: bool) -> uvicorn.Config:
     # log_config=None: uvicorn's loggers propagate to ours, which redact and rotate.
-    return uvicorn.Config(app, log_config=None, access_log=access_log, lifespan="off", timeout_keep_alive=30)
+    config: ServerConfig | None = getattr(app.state, "server_config", None)
+    if config is None:  # an application of another kind (a test's): uvicorn's own protocol and limits
+        return uvicorn.Config(app, log_config=None, access_log=access_log, lifespan="off", timeout_keep_alive=30)
+    return uvicorn.Config(
+        app,
+        log_config=None,
+        access_log=access_log,
+        lifespan="off",
+        http=deadline_protocol(config.header_timeout_seconds, getattr(app.state, "metrics", None)),
+        timeout_keep_alive=config.keep_alive_seconds,
+        h11_max_incomplete_event_size=config.max_header_bytes,
+    )
+
+
+def exposure_warning(host: str) -> str | None:
+    """What to say when this plain-HTTP server listens beyond this computer (it never speaks TLS itself)."""
+    try:
+        loopback = ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        loopback = host.lower() == "localhost"
+    if loopback:
+        return None
+    return (
+        f"Serving plain HTTP on {host}: bearer tokens and uploaded bytes travel in clear to this address. "
+        "Put a TLS-terminating proxy or load balancer in front, and bind this server where only it can reach."
+    )
 
 
 def serve_forever(app: FastAPI, host: str, port: int, *, access_log: bool = True) -> None:
+    warning = exposure_warning(host)
+    if warning:
+        log.warning("%s", warning)
     sock = bind(host, port)
     uvicorn.Server(_uvicorn_config(app, access_log=access_log)).run(sockets=[sock])
 
@@ -44,6 +79,9 @@ class ServerThread:
 
     @classmethod
     def start(cls, app: FastAPI, host: str = "127.0.0.1", port: int = 0, *, access_log: bool = False) -> ServerThread:
+        warning = exposure_warning(host)
+        if warning:
+            log.warning("%s", warning)
         sock = bind(host, port)
         server = uvicorn.Server(_uvicorn_config(app, access_log=access_log))
         thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="upload-api", daemon=True)

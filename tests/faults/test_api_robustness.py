@@ -33,11 +33,11 @@ from desktop_uploader.logsetup import configure_logging
 from desktop_uploader.sandbox.info import SandboxInfo
 from tests.support.api import CHUNKED, LEGACY, PRESIGNED, Api
 from tests.support.api_servers import api_server
-from tests.support.logfail import FAULTS
+from tests.support.logfail import FAULTS, HOSTILE_INPUT
 from tests.support.storage import open_multipart_uploads
 
-# Faults are injected on purpose here: the retries and failures they cause are logged, and expected.
-pytestmark = pytest.mark.allow_log(*FAULTS)
+# Faults and malformed requests are sent on purpose here: what they cause is logged, and expected.
+pytestmark = pytest.mark.allow_log(*FAULTS, *HOSTILE_INPUT)
 
 ALICE, ALICE_TOKEN = "fuzz-alice", "alice-token-0123456789abcdef0123"
 BOB, BOB_TOKEN = "fuzz-bob", "bob-token-0123456789abcdef012345"

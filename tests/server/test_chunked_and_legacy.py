@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tracemalloc
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +43,39 @@ def test_chunked_upload_completes_and_resumes_from_the_expected_offset(
     assert not open_multipart_uploads(s3, sandbox.bucket, key)
     parts = s3.head_object(Bucket=sandbox.bucket, Key=key)["ETag"].strip('"').split("-")
     assert len(parts) == 2 and int(parts[1]) == 2, "4 MiB chunks must leave as parts of at least 5 MiB"
+
+
+def test_chunk_bodies_and_their_parts_are_streamed_never_held_whole(
+    sandbox: Any, s3: Any, tmp_path: Path, make_file: Any
+) -> None:
+    """An in-process server, so tracemalloc sees its allocations: a 4 MiB chunk, and the 8 MiB part the
+    second chunk completes, cost a bounded few MiB (copy buffers, botocore's hashing reads), not their size."""
+    sample = make_file(9 * MiB)
+    view = memoryview(sample.read())
+
+    def pieces(start: int, size: int) -> Iterator[bytes]:  # the client streams too: 64 KiB at a time
+        for at in range(start, start + size, 64 * 1024):
+            yield bytes(view[at : min(at + 64 * 1024, start + size)])
+
+    with api_server(sandbox, tmp_path / "api") as url:
+        api = Api(url, sandbox.token)
+        started = api.ok(api.chunked({"action": "start", "fileName": "m.safetensors", "fileSize": sample.size}))
+        upload_id, key = started["uploadId"], started["s3Key"]
+        peaks = []
+        tracemalloc.start()
+        try:
+            for offset in (0, 4 * MiB):  # the second chunk fills the first 8 MiB part, sent to storage
+                tracemalloc.reset_peak()
+                baseline = tracemalloc.get_traced_memory()[0]
+                api.ok(api.chunk(upload_id, key, offset, pieces(offset, 4 * MiB)))  # type: ignore[arg-type]
+                peaks.append(tracemalloc.get_traced_memory()[1] - baseline)
+        finally:
+            tracemalloc.stop()
+        assert max(peaks) < 3 * MiB, [f"{peak / MiB:.1f} MiB" for peak in peaks]
+        assert len(s3.list_parts(Bucket=sandbox.bucket, Key=key, UploadId=upload_id)["Parts"]) == 1
+        api.ok(api.chunk(upload_id, key, 8 * MiB, bytes(view[8 * MiB :])))
+        api.ok(api.chunked({"action": "complete", "uploadId": upload_id, "s3Key": key}))
+        assert object_sha256(s3, sandbox.bucket, key) == sample.sha256
 
 
 def test_chunked_refuses_oversized_chunks_incomplete_completion_and_allows_abort(

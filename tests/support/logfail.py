@@ -41,6 +41,8 @@ UPLOAD_FAILED = (
 # The reference server's storage refused a request (an unknown upload id, a part storage lost).
 STORAGE_REFUSED = (r"^WARNING desktop_uploader\.server\.storage: S3 \w+ failed: \w+$",)
 FAULTS = (*RETRIED, *UPLOAD_FAILED, *STORAGE_REFUSED)
+# Malformed requests on purpose (fuzzing): the multipart parser says what it skipped.
+HOSTILE_INPUT = (r"^WARNING python_multipart\.multipart: ",)
 
 
 class _Collector(logging.Handler):
