@@ -66,6 +66,9 @@ def serve_forever(app: FastAPI, host: str, port: int, *, access_log: bool = True
     if warning:
         log.warning("%s", warning)
     sock = bind(host, port)
+    # uvicorn says nothing of where it listens when handed a socket: say it, with the port the OS
+    # chose for --port 0, so an operator (or a test) can reach it.
+    log.info("Serving the upload API on http://%s:%d", host, sock.getsockname()[1])
     uvicorn.Server(_uvicorn_config(app, access_log=access_log)).run(sockets=[sock])
 
 
