@@ -29,82 +29,9 @@ from typing import Any
 
 from desktop_uploader.engine.errors import DiskFullError, StateError
 from desktop_uploader.engine.fileid import FileIdentity
+from desktop_uploader.engine.state_schema import MIGRATIONS, RECORD_COLUMNS, SCHEMA, SCHEMA_VERSION
 
 log = logging.getLogger(__name__)
-
-SCHEMA_VERSION = 2  # 2: the checksum algorithm of an upload, and each part's checksum
-_SCHEMA = """
-CREATE TABLE uploads (
-    id TEXT PRIMARY KEY,
-    path TEXT NOT NULL,
-    display_name TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    mtime_ns INTEGER NOT NULL,
-    head_sha256 TEXT NOT NULL,
-    tail_sha256 TEXT NOT NULL,
-    method TEXT NOT NULL,
-    server TEXT NOT NULL,
-    upload_id TEXT,
-    s3_key TEXT,
-    unique_file_name TEXT,
-    comfyui_path TEXT,
-    part_size INTEGER NOT NULL DEFAULT 0,
-    part_count INTEGER NOT NULL DEFAULT 0,
-    chunk_offset INTEGER NOT NULL DEFAULT 0,
-    checksum TEXT NOT NULL DEFAULT '',
-    status TEXT NOT NULL,
-    message TEXT NOT NULL DEFAULT '',
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL
-);
-CREATE TABLE parts (
-    upload TEXT NOT NULL REFERENCES uploads(id) ON DELETE CASCADE,
-    number INTEGER NOT NULL,
-    etag TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    checksum TEXT NOT NULL DEFAULT '',
-    PRIMARY KEY (upload, number)
-) WITHOUT ROWID;
-CREATE TABLE urls (
-    upload TEXT NOT NULL REFERENCES uploads(id) ON DELETE CASCADE,
-    number INTEGER NOT NULL,
-    url TEXT NOT NULL,
-    expires_at REAL NOT NULL,
-    PRIMARY KEY (upload, number)
-) WITHOUT ROWID;
-"""
-
-_RECORD_COLUMNS = [
-    "id",
-    "path",
-    "display_name",
-    "size",
-    "mtime_ns",
-    "head_sha256",
-    "tail_sha256",
-    "method",
-    "server",
-    "upload_id",
-    "s3_key",
-    "unique_file_name",
-    "comfyui_path",
-    "part_size",
-    "part_count",
-    "chunk_offset",
-    "checksum",
-    "status",
-    "message",
-    "created_at",
-    "updated_at",
-]
-
-# Each step takes the store from the version before it to the next one.
-_MIGRATIONS = {
-    2: (
-        "ALTER TABLE uploads ADD COLUMN checksum TEXT NOT NULL DEFAULT '';"
-        "ALTER TABLE parts ADD COLUMN checksum TEXT NOT NULL DEFAULT '';"
-    ),
-}
 
 
 @dataclass(frozen=True)
@@ -264,13 +191,13 @@ class StateStore:
         version = connection.execute("PRAGMA user_version").fetchone()[0]
         if version == 0:
             with self._transaction() as db:
-                db.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
+                db.executescript(f"BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
         elif version > SCHEMA_VERSION:
             raise StateError(f"written by a newer version of the app (schema {version})")
         elif version < SCHEMA_VERSION:
             self._upgrade()
         columns = {row[1] for row in connection.execute("PRAGMA table_info(uploads)")}
-        if not set(_RECORD_COLUMNS) <= columns:
+        if not set(RECORD_COLUMNS) <= columns:
             raise StateError("unexpected layout")
 
     def _upgrade(self) -> None:
@@ -280,7 +207,7 @@ class StateStore:
             version = db.execute("PRAGMA user_version").fetchone()[0]
             for step in range(version + 1, SCHEMA_VERSION + 1):
                 log.info("Upgrading the resume store to schema %d", step)
-                for statement in filter(None, (part.strip() for part in _MIGRATIONS[step].split(";"))):
+                for statement in filter(None, (part.strip() for part in MIGRATIONS[step].split(";"))):
                     db.execute(statement)
                 db.execute(f"PRAGMA user_version = {step}")
             db.execute("COMMIT")
