@@ -2,6 +2,10 @@
 
 The file lives in the user log dir so people can attach it to a support request; every handler
 carries :class:`RedactingFilter`, so presigned URL signatures and tokens never reach it.
+
+Logging never breaks the app or litters the terminal: a name that isn't valid text is written with
+backslash escapes, and a handler that fails anyway (disk full, closed stream) stays silent instead of
+printing a traceback (``logging.raiseExceptions`` off, as for a release build).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ def configure_logging(
     console_level: int | None = None,
     secrets: tuple[str, ...] = (),
 ) -> None:
+    logging.raiseExceptions = False
     root = logging.getLogger()
     for handler in list(root.handlers):
         if getattr(handler, "_desktop_uploader", False):
@@ -32,7 +37,7 @@ def configure_logging(
     if log_file is not None:
         log_file.parent.mkdir(parents=True, exist_ok=True)
         file_handler = logging.handlers.RotatingFileHandler(
-            log_file, maxBytes=5 * 1024 * 1024, backupCount=5, encoding="utf-8"
+            log_file, maxBytes=5 * 1024 * 1024, backupCount=5, encoding="utf-8", errors="backslashreplace"
         )
         file_handler.setLevel(level)
         handlers.append(file_handler)

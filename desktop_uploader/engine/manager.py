@@ -68,6 +68,7 @@ from desktop_uploader.engine.events import (
     UploadResult,
 )
 from desktop_uploader.engine.fileid import identify, unreadable
+from desktop_uploader.engine.filenames import is_text, shown
 from desktop_uploader.engine.http import Sessions
 from desktop_uploader.engine.locks import UploadBusyError, UploadLocks
 from desktop_uploader.engine.methods.base import CHUNKED, DIRECT, LEGACY, PRESIGNED, JobContext, UploadMethod
@@ -238,6 +239,12 @@ class UploadManager:
     def add(self, path: str | Path, display_name: str | None = None, *, start: bool = True) -> str:
         """Queue a file; returns its job id (the existing one if the file is already queued)."""
         resolved = Path(path).expanduser().resolve()
+        if not is_text(str(resolved)):
+            # Such a name can't go in a request or the resume store; refusing it here keeps the rest going.
+            raise FileUnreadableError(
+                f"{shown(str(resolved))} can't be uploaded: its name has bytes that aren't valid text (UTF-8). "
+                "Rename the file (or its folder) and add it again."
+            )
         try:
             if not resolved.is_file():
                 raise (

@@ -230,6 +230,13 @@ class StateStore:
             with contextlib.suppress(sqlite3.Error):
                 connection.execute("ROLLBACK")
             raise StateError(f"The resume store is damaged: {exc}") from exc
+        except BaseException:
+            # Anything else (a value SQLite can't take, an interrupt): this thread's connection must not
+            # keep the write lock, or every other upload's next write waits out the busy timeout and fails.
+            if connection.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    connection.execute("ROLLBACK")
+            raise
 
     def _write(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> None:
         with self._transaction() as db:

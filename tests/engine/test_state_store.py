@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from pathlib import Path
+
+import pytest
 
 from desktop_uploader.engine.fileid import FileIdentity
 from desktop_uploader.engine.state import SavedPart, StateStore, UploadRecord
@@ -130,3 +133,23 @@ def test_a_store_from_the_previous_version_is_upgraded_and_keeps_its_uploads(tmp
         assert check.execute("PRAGMA user_version").fetchone()[0] == 2
     check.close()
     again.close()
+
+
+def test_a_failure_inside_a_write_rolls_back_and_lets_other_writers_on(tmp_path: Path) -> None:
+    """A value SQLite can't take (a name that isn't UTF-8) must not leave the write lock held."""
+    path = tmp_path / "state.sqlite3"
+    store = StateStore.open(path)
+    store.create(record("kept"))
+    bad = record("bad").with_changes(path=os.fsdecode(b"/tmp/caf\xe9.safetensors"))
+    with pytest.raises(UnicodeEncodeError):
+        store.create(bad)
+    # Another writer gets the lock at once: with timeout=0 a held lock fails instead of waiting.
+    other = sqlite3.connect(path, timeout=0, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("ROLLBACK")
+    finally:
+        other.close()
+    assert store.get("bad") is None and store.get("kept") is not None, "the half-done write was rolled back"
+    store.record_part("kept", 1, "e1", 5)
+    assert list(store.parts("kept")) == [1]

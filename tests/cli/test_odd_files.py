@@ -1,0 +1,68 @@
+"""Odd file names and odd files, as the real CLI meets them: each is refused (or warned about) alone."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from desktop_uploader.engine.limits import MiB
+from desktop_uploader.logsetup import configure_logging
+from tests.support.storage import object_sha256
+
+
+def test_a_name_that_is_not_text_is_refused_alone_and_the_rest_goes_on(
+    cli: Any, make_file: Any, s3: Any, sandbox: Any
+) -> None:
+    good = make_file(6 * MiB, name="good.ckpt")
+    bad = Path(os.fsdecode(os.fsencode(good.path.parent) + b"/caf\xe9.ckpt"))
+    bad.write_bytes(b"x" * 1000)
+    result = cli("upload", str(bad), str(good.path), "--json", "--files-at-once", "2")
+    assert result.code == 1, result.stderr
+    uploads = {Path(u["file"]).name: u for u in result.json()["uploads"]}
+    assert uploads["good.ckpt"]["status"] == "completed", uploads
+    assert object_sha256(s3, sandbox.bucket, uploads["good.ckpt"]["s3Key"]) == good.sha256
+    [refused] = [u for u in uploads.values() if u["status"] == "failed"]
+    assert "caf\\xe9.ckpt can't be uploaded: its name has bytes that aren't valid text" in refused["message"]
+    assert "caf\\xe9.ckpt can't be uploaded" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_logging_a_name_that_is_not_text_neither_raises_nor_prints(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(logging, "raiseExceptions", True)  # configure_logging turns it off; restored after
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "level", root.level)
+    log_file = tmp_path / "logs" / "app.log"
+    configure_logging(log_file, console_level=logging.INFO)
+    try:
+        assert logging.raiseExceptions is False
+        logging.getLogger("desktop_uploader.test").info("Uploading %s", os.fsdecode(b"caf\xe9.safetensors"))
+        ours = next(h for h in root.handlers if getattr(h, "_desktop_uploader", False))
+        assert isinstance(ours, logging.FileHandler)
+        ours.flush()
+        ours.stream.close()
+        ours.stream = _FullDisk()  # a handler that can't write any more
+        logging.getLogger("desktop_uploader.test").info("after the log file broke")
+    finally:
+        for handler in [h for h in root.handlers if getattr(h, "_desktop_uploader", False)]:
+            root.removeHandler(handler)
+            handler.close()
+    assert "Uploading caf\\udce9.safetensors" in log_file.read_text(encoding="utf-8")
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "Logging error" not in err
+    assert "after the log file broke" in err, "the other handler carried on"
+
+
+class _FullDisk:
+    def write(self, _: str) -> int:
+        raise OSError(28, "No space left on device")
+
+    def flush(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
