@@ -9,7 +9,7 @@ from typing import Any
 from rich.console import Console
 
 from desktop_uploader.cli.options import add_server_flags, add_tuning_flags, settings_from_args
-from desktop_uploader.cli.render import ProgressView, job_json, print_json, print_summary
+from desktop_uploader.cli.render import ProgressView, job_json, new_console, plain, print_json, print_summary
 from desktop_uploader.cli.session import (
     UsageError,
     console,
@@ -62,11 +62,12 @@ def expand(paths: list[str], out: Console) -> list[Path]:
     if found.missing:
         raise UsageError(f"{found.missing[0]}: no such file or folder")
     for folder in found.empty_folders:
-        out.print(f"[yellow]{folder}: no files in this folder")
+        out.print(f"[yellow]{plain(folder)}: no files in this folder")
     given = {Path(p).expanduser().resolve() for p in paths}
     skipped = [p for p in found.others if p not in given]
     if skipped:
-        out.print(f"[yellow]Skipped {len(skipped)} file(s) in folders that aren't model files, e.g. {skipped[0].name}")
+        example = plain(skipped[0].name)
+        out.print(f"[yellow]Skipped {len(skipped)} file(s) in folders that aren't model files, e.g. {example}")
     return found.models + [p for p in found.others if p in given]
 
 
@@ -87,12 +88,12 @@ def run_upload(args: argparse.Namespace) -> int:
     except UsageError as exc:
         return _usage(exc, out)
     except ConnectionSetupError as exc:
-        out.print(f"[red]{exc}")
+        out.print(f"[red]{plain(exc)}")
         return 1
 
 
 def _usage(exc: UsageError, out: Console) -> int:
-    out.print(f"[red]desktop-uploader: {exc}")
+    out.print(f"[red]desktop-uploader: {plain(exc)}")
     return 2
 
 
@@ -107,7 +108,7 @@ def _upload(manager: UploadManager, files: list[Path], args: argparse.Namespace,
             try:
                 ids.append(manager.add(path, args.display_name))
             except UploaderError as exc:
-                out.print(f"[red]{exc.message}")
+                out.print(f"[red]{plain(exc.message)}")
                 rejected.append({"file": str(path), "status": "failed", "message": exc.message})
         _wait(manager, ids, out)
     return _report(manager, ids, args, out, rejected)
@@ -141,7 +142,7 @@ def _report(
     if args.json:
         print_json({"uploads": [job_json(j) for j in jobs] + (rejected or [])})
     else:
-        print_summary(Console(highlight=False), jobs)
+        print_summary(new_console(), jobs)
     ok = all(j.status == Status.COMPLETED for j in jobs) and not rejected
     return 0 if ok else 1
 
@@ -180,7 +181,7 @@ def run_resume(args: argparse.Namespace) -> int:
     except UsageError as exc:
         return _usage(exc, out)
     except ConnectionSetupError as exc:
-        out.print(f"[red]{exc}")
+        out.print(f"[red]{plain(exc)}")
         return 1
 
 

@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
+from desktop_uploader.engine.fileid import FileIdentity
 from desktop_uploader.engine.limits import MiB
+from desktop_uploader.engine.state import StateStore, UploadRecord
 from desktop_uploader.logsetup import configure_logging
 from tests.support.storage import object_sha256
 
@@ -66,3 +68,47 @@ class _FullDisk:
 
     def close(self) -> None:
         return None
+
+
+# ESC sequences (colour, an OSC 8 link, a window title), a carriage return, rich markup and an emoji code
+# (a file name can't hold '/', so no closing tag here; the missing file below has one).
+HOSTILE = "a\x1b[31mred\x1b]8;;evil.example\x07[bold]b[red]:smile:\r\x1b]0;title\x07.ckpt"
+HOSTILE_SHOWN = "a\\x1b[31mred\\x1b]8;;evil.example\\x07[bold]b[red]:smile:\\r\\x1b]0;title\\x07.ckpt"
+
+
+def test_names_are_printed_escaped_never_as_terminal_control_or_markup(cli: Any, make_file: Any) -> None:
+    sample = make_file(1000, name=HOSTILE)
+    result = cli("upload", str(sample.path))
+    assert result.code == 0, result.stderr
+    for stream in (result.stdout, result.stderr):
+        assert "\x1b" not in stream and "\x07" not in stream and "\r" not in stream and "😄" not in stream
+    summary = result.stdout.splitlines()
+    assert summary[1].startswith(f"✓ {HOSTILE_SHOWN}  (presigned-s3, 1000 B"), summary
+    assert HOSTILE_SHOWN[:30] in result.stderr, "the progress bar shows the name escaped too"
+
+    missing = cli("upload", "[/bold]gone.safetensors")
+    assert missing.code == 2, missing.stderr
+    assert missing.stderr == "desktop-uploader: [/bold]gone.safetensors: no such file or folder\n"
+
+
+def test_list_shows_a_hostile_name_and_server_message_escaped(cli: Any, sandbox: Any) -> None:
+    state = StateStore.open(cli.home / "data" / "uploads.sqlite3")
+    state.create(
+        UploadRecord(
+            id="feedfacefeedface",
+            path="/nowhere/x.ckpt",
+            display_name=HOSTILE,
+            identity=FileIdentity(10, 1, "a", "b"),
+            method="presigned-s3",
+            server=sandbox.server_id,
+            status="failed",
+            message="[red]\x1b]0;storage said\x07",
+        )
+    )
+    state.close()
+    result = cli("list")
+    assert result.code == 0, result.stderr
+    assert "\x1b" not in result.stdout and "\x07" not in result.stdout
+    [row] = [line for line in result.stdout.splitlines() if "feedface" in line]
+    cells = [cell.strip() for cell in row.strip("│").split("│")]
+    assert cells[1] == HOSTILE_SHOWN and cells[4] == "failed: [red]\\x1b]0;storage said\\x07", cells
