@@ -14,8 +14,19 @@ import logging
 import logging.handlers
 import sys
 from pathlib import Path
+from typing import TextIO
 
+from desktop_uploader.engine.private import private_dir, private_file
 from desktop_uploader.engine.redact import RedactingFilter
+
+
+class _PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """Each log file (the first and every one rotation starts) is 0600: it names every file sent."""
+
+    def _open(self) -> TextIO:
+        private_file(Path(self.baseFilename))
+        return super()._open()
+
 
 FORMAT = "%(asctime)s %(levelname)-7s %(threadName)s %(name)s: %(message)s"
 
@@ -35,8 +46,8 @@ def configure_logging(
             handler.close()
     handlers: list[logging.Handler] = []
     if log_file is not None:
-        log_file.parent.mkdir(parents=True, exist_ok=True)
-        file_handler = logging.handlers.RotatingFileHandler(
+        private_dir(log_file.parent)
+        file_handler = _PrivateRotatingFileHandler(
             log_file, maxBytes=5 * 1024 * 1024, backupCount=5, encoding="utf-8", errors="backslashreplace"
         )
         file_handler.setLevel(level)

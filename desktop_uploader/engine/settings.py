@@ -24,6 +24,7 @@ from typing import Any
 
 from desktop_uploader.engine.errors import SettingsError
 from desktop_uploader.engine.limits import GiB, KiB, MiB, human_bytes
+from desktop_uploader.engine.private import private_dir
 
 METHODS = ("auto", "presigned", "chunked", "legacy", "direct-s3")
 AUTO_CONCURRENCY = 0  # "Auto": the engine adapts parts in flight to measured goodput
@@ -237,8 +238,8 @@ def _damaged(path: Path) -> str:
 
 def save_settings(path: Path, settings: Settings) -> None:
     """Atomic replace, so a crash mid-write never leaves half a file behind."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, tmp = tempfile.mkstemp(prefix=".settings-", dir=path.parent)
+    private_dir(path.parent)
+    descriptor, tmp = tempfile.mkstemp(prefix=".settings-", dir=path.parent)  # 0600, whatever the umask
     try:
         with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
             json.dump(settings.to_json(), handle, indent=2, sort_keys=True)

@@ -29,6 +29,7 @@ from typing import Any
 
 from desktop_uploader.engine.errors import DiskFullError, StateError
 from desktop_uploader.engine.fileid import FileIdentity
+from desktop_uploader.engine.private import make_private, private_dir, private_file
 from desktop_uploader.engine.state_schema import MIGRATIONS, RECORD_COLUMNS, SCHEMA, SCHEMA_VERSION
 
 log = logging.getLogger(__name__)
@@ -117,9 +118,11 @@ class StateStore:
     def open(cls, path: Path) -> StateStore:
         """Open (or create) the store at ``path``; a damaged one is set aside with a notice."""
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(path.parent)
+            private_file(path)  # SQLite gives its -wal and -shm files the database's mode
             store = cls(str(path))
             store._prepare()
+            store._make_private()
             return store
         except (sqlite3.DatabaseError, StateError) as exc:
             log.warning("Resume store %s is unusable (%s); setting it aside", path, exc)
@@ -129,8 +132,10 @@ class StateStore:
             aside = None
         if aside is not None:
             try:
+                private_file(path)
                 store = cls(str(path))
                 store._prepare()
+                store._make_private()
             except (sqlite3.DatabaseError, StateError, OSError):
                 pass
             else:
@@ -145,6 +150,10 @@ class StateStore:
             "resumed after the app closes."
         )
         return store
+
+    def _make_private(self) -> None:
+        for suffix in ("", "-wal", "-shm"):
+            make_private(Path(self._target + suffix))
 
     @classmethod
     def in_memory(cls) -> StateStore:
