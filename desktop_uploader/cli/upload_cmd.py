@@ -59,6 +59,9 @@ def register(commands: Any) -> None:
 def expand(paths: list[str], out: Console) -> list[Path]:
     """Files as given; folders searched recursively for model files (other files in folders are skipped)."""
     found = collect(paths)
+    if found.special:
+        path, kind = found.special[0]
+        raise UsageError(f"{path} is {kind}, not a file; only regular files can be uploaded.")
     if found.missing:
         raise UsageError(f"{found.missing[0]}: no such file or folder")
     for folder in found.empty_folders:

@@ -57,6 +57,7 @@ from desktop_uploader.engine.events import (
     Event,
     Failed,
     FallingBack,
+    Notice,
     Progress,
     Queued,
     Removed,
@@ -69,6 +70,7 @@ from desktop_uploader.engine.events import (
 )
 from desktop_uploader.engine.fileid import identify, unreadable
 from desktop_uploader.engine.filenames import is_text, shown
+from desktop_uploader.engine.files import special_kind
 from desktop_uploader.engine.http import Sessions
 from desktop_uploader.engine.locks import UploadBusyError, UploadLocks
 from desktop_uploader.engine.methods.base import CHUNKED, DIRECT, LEGACY, PRESIGNED, JobContext, UploadMethod
@@ -245,6 +247,9 @@ class UploadManager:
                 f"{shown(str(resolved))} can't be uploaded: its name has bytes that aren't valid text (UTF-8). "
                 "Rename the file (or its folder) and add it again."
             )
+        kind = special_kind(resolved)
+        if kind is not None:
+            raise FileUnreadableError(f"{shown(resolved.name)} can't be uploaded: it is {kind}, not a regular file.")
         try:
             if not resolved.is_file():
                 raise (
@@ -264,6 +269,8 @@ class UploadManager:
                 job.status = Status.PAUSED
             self._jobs[job.id] = job
         self._emit(Queued(job.id, str(resolved), job.display_name, size))
+        if size == 0:
+            self._emit(Notice(job.id, "This file is empty (0 bytes); it will be uploaded as it is.", "warning"))
         if not start:
             self._emit(StatusChanged(job.id, Status.PAUSED, "Waiting for you to start it."))
         self._pump()

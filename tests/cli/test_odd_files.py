@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from desktop_uploader.engine.errors import FileUnreadableError
 from desktop_uploader.engine.fileid import FileIdentity
 from desktop_uploader.engine.limits import MiB
+from desktop_uploader.engine.manager import UploadManager
+from desktop_uploader.engine.settings import Settings
 from desktop_uploader.engine.state import StateStore, UploadRecord
 from desktop_uploader.logsetup import configure_logging
 from tests.support.storage import object_sha256
@@ -112,3 +116,46 @@ def test_list_shows_a_hostile_name_and_server_message_escaped(cli: Any, sandbox:
     [row] = [line for line in result.stdout.splitlines() if "feedface" in line]
     cells = [cell.strip() for cell in row.strip("│").split("│")]
     assert cells[1] == HOSTILE_SHOWN and cells[4] == "failed: [red]\\x1b]0;storage said\\x07", cells
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX special files")
+def test_a_pipe_a_device_or_a_socket_is_refused_for_what_it_is(cli: Any, tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.safetensors"
+    os.mkfifo(fifo)
+    with socket.socket(socket.AF_UNIX) as listening:
+        sock = tmp_path / "s.ckpt"
+        listening.bind(str(sock))
+        for path, kind in ((fifo, "a named pipe (FIFO)"), (Path("/dev/zero"), "a device"), (sock, "a socket")):
+            result = cli("upload", str(path))
+            assert result.code == 2, result.stderr
+            assert (
+                result.stderr
+                == f"desktop-uploader: {path} is {kind}, not a file; only regular files can be uploaded.\n"
+            )
+
+
+def test_an_empty_file_is_uploaded_after_a_warning(cli: Any, make_file: Any, s3: Any, sandbox: Any) -> None:
+    empty = make_file(0, name="empty.ckpt")
+    result = cli("upload", str(empty.path), "--json")
+    assert result.code == 0, result.stderr
+    [upload] = result.json()["uploads"]
+    assert upload["status"] == "completed"
+    assert s3.head_object(Bucket=sandbox.bucket, Key=upload["s3Key"])["ContentLength"] == 0
+    human = cli("upload", str(empty.path))
+    assert human.code == 0, human.stderr
+    assert "empty.ckpt: This file is empty (0 bytes); it will be uploaded as it is." in human.stderr
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX special files")
+def test_the_engine_refuses_a_pipe_dropped_on_the_app(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.safetensors"
+    os.mkfifo(fifo)
+    state = StateStore.open(tmp_path / "state.sqlite3")
+    manager = UploadManager(Settings(), state, None)
+    try:
+        with pytest.raises(FileUnreadableError, match=r"pipe.safetensors can't be uploaded: it is a named pipe"):
+            manager.add(fifo)
+        assert manager.jobs() == []
+    finally:
+        manager.close()
+        state.close()
