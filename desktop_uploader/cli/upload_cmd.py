@@ -23,6 +23,7 @@ from desktop_uploader.engine.errors import SettingsError, UploaderError
 from desktop_uploader.engine.events import Queued, Status
 from desktop_uploader.engine.files import collect
 from desktop_uploader.engine.manager import JobView, UploadManager, interrupted_records
+from desktop_uploader.engine.safetensors_header import safetensors_problem
 from desktop_uploader.engine.state import StateStore
 
 
@@ -33,6 +34,12 @@ def register(commands: Any) -> None:
     upload.add_argument("files", nargs="+", metavar="FILE|DIR")
     upload.add_argument("--display-name", help="display name (single file only)")
     upload.add_argument("--json", action="store_true", help="print machine-readable results on stdout")
+    upload.add_argument(
+        "--send-anyway",
+        action="store_true",
+        help="upload .safetensors files even when their header says they are incomplete or damaged "
+        "(without it such a file is not uploaded, the others are, and the exit code is 1)",
+    )
     add_server_flags(upload)
     add_tuning_flags(upload)
     direct = upload.add_argument_group("direct-s3 (your own S3 storage; secret from $DESKTOP_UPLOADER_S3_SECRET)")
@@ -84,8 +91,11 @@ def run_upload(args: argparse.Namespace) -> int:
             raise UsageError("Nothing to upload.")
         if args.display_name and len(files) > 1:
             raise UsageError("--display-name names a single file; drop it to upload several.")
+        files, rejected = _preflight(files, args.send_anyway, out)
+        if not files:
+            return _report_rejected(rejected, args)
         with engine_session(args, settings, out) as session:
-            return _upload(session.manager, files, args, out)
+            return _upload(session.manager, files, args, out, rejected)
     except SettingsError as exc:
         return _usage(settings_problem(exc), out)
     except UsageError as exc:
@@ -100,9 +110,35 @@ def _usage(exc: UsageError, out: Console) -> int:
     return 2
 
 
-def _upload(manager: UploadManager, files: list[Path], args: argparse.Namespace, out: Console) -> int:
-    view = ProgressView(out)
+def _preflight(files: list[Path], send_anyway: bool, out: Console) -> tuple[list[Path], list[dict[str, Any]]]:
+    """Check each .safetensors file's header before anything is sent: a cut-short download is refused."""
+    kept: list[Path] = []
     rejected: list[dict[str, Any]] = []
+    for path in files:
+        problem = safetensors_problem(path) if path.suffix.lower() == ".safetensors" else None
+        if problem is None:
+            kept.append(path)
+        elif send_anyway:
+            warning = f"{path.name} looks damaged. {problem} Sending it anyway, as asked."
+            out.print(f"[yellow]{plain(warning)}", soft_wrap=True)
+            kept.append(path)
+        else:
+            message = f"{path.name} was not uploaded because it looks damaged. {problem}"
+            out.print(f"[red]{plain(message)} To upload it as it is, add --send-anyway.", soft_wrap=True)
+            rejected.append({"file": str(path), "status": "failed", "message": message})
+    return kept, rejected
+
+
+def _report_rejected(rejected: list[dict[str, Any]], args: argparse.Namespace) -> int:
+    if args.json:
+        print_json({"uploads": rejected})
+    return 1
+
+
+def _upload(
+    manager: UploadManager, files: list[Path], args: argparse.Namespace, out: Console, rejected: list[dict[str, Any]]
+) -> int:
+    view = ProgressView(out)
     with view if not args.json else _Quiet():
         if not args.json:
             manager.subscribe(view.handle)

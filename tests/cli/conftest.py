@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,8 @@ from typing import Any
 import pytest
 
 from desktop_uploader.sandbox.info import SandboxInfo
+from tests.conftest import SampleFile
+from tests.support.safetensors_files import write_safetensors
 
 
 @dataclass
@@ -62,3 +65,20 @@ class Cli:
 @pytest.fixture
 def cli(private_home: Path, sandbox: SandboxInfo) -> Cli:
     return Cli(private_home, sandbox)
+
+
+@pytest.fixture
+def make_file(make_file: Callable[..., SampleFile], tmp_path: Path) -> Callable[..., SampleFile]:
+    """As the suite's, but a .safetensors file is a whole one (a real header), as the CLI checks it is.
+
+    Random bytes named .safetensors look like a cut-short download to ``upload``'s preflight; the tests
+    that want a damaged one make it so on purpose.
+    """
+
+    def make(size: int, name: str = "model.safetensors", seed: int = 0) -> SampleFile:
+        if not name.endswith(".safetensors") or size < 256:
+            return make_file(size, name, seed)
+        path = tmp_path / "files" / name
+        return SampleFile(path, size, write_safetensors(path, size, seed))
+
+    return make

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import socket
@@ -159,3 +160,38 @@ def test_the_engine_refuses_a_pipe_dropped_on_the_app(tmp_path: Path) -> None:
     finally:
         manager.close()
         state.close()
+
+
+def test_a_cut_short_safetensors_file_is_refused_unless_sent_anyway(
+    cli: Any, make_file: Any, s3: Any, sandbox: Any
+) -> None:
+    whole = make_file(3 * MiB, name="whole.safetensors")
+    cut = make_file(3 * MiB, name="cut.safetensors")
+    with open(cut.path, "r+b") as handle:
+        handle.truncate(2 * MiB)  # a download that stopped two thirds of the way
+    result = cli("upload", str(cut.path), str(whole.path), "--json")
+    assert result.code == 1, result.stderr
+    uploads = {Path(u["file"]).name: u for u in result.json()["uploads"]}
+    assert uploads["whole.safetensors"]["status"] == "completed"
+    assert uploads["cut.safetensors"] == {
+        "file": str(cut.path),
+        "status": "failed",
+        "message": "cut.safetensors was not uploaded because it looks damaged. It is 2.0 MiB, but its header "
+        "describes 3.0 MiB. It looks cut short, like a download that did not finish.",
+    }
+    assert "To upload it as it is, add --send-anyway." in result.stderr
+
+    only = cli("upload", str(cut.path))
+    assert only.code == 1 and "looks damaged" in only.stderr and "Traceback" not in only.stderr
+
+    sent = cli("upload", str(cut.path), "--send-anyway", "--json")
+    assert sent.code == 0, sent.stderr
+    [upload] = sent.json()["uploads"]
+    assert upload["status"] == "completed" and upload["s3Key"].endswith("cut.safetensors")
+    assert object_sha256(s3, sandbox.bucket, upload["s3Key"]) == hashlib.sha256(cut.path.read_bytes()).hexdigest()
+    assert "cut.safetensors looks damaged. It is 2.0 MiB" in sent.stderr and "Sending it anyway" in sent.stderr
+
+
+def test_the_help_explains_send_anyway(cli: Any) -> None:
+    result = cli("upload", "--help")
+    assert "--send-anyway" in result.stdout and "incomplete or damaged" in result.stdout
