@@ -110,6 +110,8 @@ def run_discard(args: argparse.Namespace) -> int:
     finally:
         state.close()
     if len(matches) != 1:
+        for notice in state.notices:
+            out.print(f"[yellow]{plain(notice)}")
         out.print(f"[red]desktop-uploader: '{plain(args.id)}' matches {len(matches)} interrupted uploads; see 'list'.")
         return 2
     record = matches[0]

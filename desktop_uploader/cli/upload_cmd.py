@@ -198,6 +198,8 @@ def run_resume(args: argparse.Namespace) -> int:
         finally:
             state.close()
         if not waiting and not args.id:
+            for notice in state.notices:  # why there may be nothing (the session below would say it otherwise)
+                out.print(f"[yellow]{plain(notice)}")
             out.print("Nothing to resume: there are no interrupted uploads.")
             return 0
         chosen = _choose(waiting, args)

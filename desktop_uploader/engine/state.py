@@ -9,9 +9,11 @@ Each thread gets its own connection (SQLite connections are not meant to be shar
 threads, and a lock around one shared connection would serialise every part on the hot path);
 WAL lets them read concurrently and ``busy_timeout`` queues their writes.
 
-A damaged file never stops the app: it is renamed aside (``uploads.sqlite3.damaged-<time>``), a
-notice says so, and a fresh store takes its place. If even that fails (read-only disk), the store
-lives in memory for the session and uploads still work, only without resume.
+A damaged file never stops the app: it is renamed aside (``uploads.sqlite3.damaged-<time>``, with a
+``.reason`` file saying why), a notice says so, and a fresh store takes its place. If even that fails
+(read-only disk), the store lives in memory for the session and uploads still work, only without
+resume. A store written by a newer version of the app is not damaged: it is left untouched, and this
+session's store is in memory.
 """
 
 from __future__ import annotations
@@ -30,9 +32,18 @@ from typing import Any
 from desktop_uploader.engine.errors import DiskFullError, StateError
 from desktop_uploader.engine.fileid import FileIdentity
 from desktop_uploader.engine.private import make_private, private_dir, private_file
+from desktop_uploader.engine.state_files import newer_schema, set_aside
 from desktop_uploader.engine.state_schema import MIGRATIONS, RECORD_COLUMNS, SCHEMA, SCHEMA_VERSION
 
 log = logging.getLogger(__name__)
+
+
+class NewerStoreError(StateError):
+    """The store was written by a newer version of the app: not damaged, and not ours to change."""
+
+    def __init__(self, version: int) -> None:
+        super().__init__(f"written by a newer version of Desktop Uploader (schema {version})")
+        self.version = version
 
 
 @dataclass(frozen=True)
@@ -116,7 +127,14 @@ class StateStore:
 
     @classmethod
     def open(cls, path: Path) -> StateStore:
-        """Open (or create) the store at ``path``; a damaged one is set aside with a notice."""
+        """Open (or create) the store at ``path``; a damaged one is set aside with a notice.
+
+        A store from a newer version of the app is left exactly as it is (that version's uploads are
+        in it): this session keeps its records in memory instead, and says so.
+        """
+        newer = newer_schema(path)
+        if newer is not None:
+            return cls._beside_newer(path, newer)
         try:
             private_dir(path.parent)
             private_file(path)  # SQLite gives its -wal and -shm files the database's mode
@@ -124,9 +142,11 @@ class StateStore:
             store._prepare()
             store._make_private()
             return store
+        except NewerStoreError as exc:  # became newer between the peek and the opening
+            return cls._beside_newer(path, exc.version)
         except (sqlite3.DatabaseError, StateError) as exc:
             log.warning("Resume store %s is unusable (%s); setting it aside", path, exc)
-            aside = cls._set_aside(path)
+            aside = set_aside(path, f"it could not be used ({exc}).")
         except OSError as exc:
             log.warning("Resume store %s can't be opened (%s)", path, exc)
             aside = None
@@ -151,6 +171,17 @@ class StateStore:
         )
         return store
 
+    @classmethod
+    def _beside_newer(cls, path: Path, version: int) -> StateStore:
+        log.warning("Resume store %s is from a newer app (schema %d); left alone", path, version)
+        store = cls.in_memory()
+        store.notices.append(
+            f"The list of interrupted uploads at {path} was written by a newer version of Desktop Uploader, "
+            "so this version leaves it untouched. Uploads in this session can't be resumed after the app "
+            "closes; use the newer version to resume the uploads listed there."
+        )
+        return store
+
     def _make_private(self) -> None:
         for suffix in ("", "-wal", "-shm"):
             make_private(Path(self._target + suffix))
@@ -161,19 +192,6 @@ class StateStore:
         store._keepalive = store._connection()  # a shared-cache memory DB lives while a connection does
         store._prepare()
         return store
-
-    @staticmethod
-    def _set_aside(path: Path) -> Path | None:
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        aside = path.with_name(f"{path.name}.damaged-{stamp}")
-        try:
-            path.replace(aside)
-        except OSError:
-            return None
-        for suffix in ("-wal", "-shm"):
-            with contextlib.suppress(OSError):
-                Path(str(path) + suffix).replace(Path(str(aside) + suffix))
-        return aside
 
     def _connection(self) -> sqlite3.Connection:
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
@@ -202,7 +220,7 @@ class StateStore:
             with self._transaction() as db:
                 db.executescript(f"BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
         elif version > SCHEMA_VERSION:
-            raise StateError(f"written by a newer version of the app (schema {version})")
+            raise NewerStoreError(version)
         elif version < SCHEMA_VERSION:
             self._upgrade()
         columns = {row[1] for row in connection.execute("PRAGMA table_info(uploads)")}

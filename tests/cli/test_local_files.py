@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -110,3 +112,19 @@ def test_the_resume_stores_wal_and_shm_files_are_private(tmp_path: Path, open_um
             assert _mode(Path(f"{path}{suffix}")) == 0o600, suffix
     finally:
         store.close()
+
+
+def test_a_store_from_a_newer_version_is_left_alone_by_every_command(cli: Any, make_file: Any) -> None:
+    database = cli.home / "data" / "uploads.sqlite3"
+    database.parent.mkdir(parents=True)
+    with contextlib.closing(sqlite3.connect(database)) as newer:
+        newer.executescript("CREATE TABLE uploads (id TEXT PRIMARY KEY); PRAGMA user_version = 7;")
+    before = database.read_bytes()
+    for command in (("upload", str(make_file(1 * MiB, name="n.ckpt").path)), ("list",), ("resume", "--all")):
+        result = cli(*command)
+        assert result.code == 0, (command, result.stderr)
+        assert "written by a newer version of Desktop Uploader" in result.stderr, command
+    discarded = cli("discard", "abc")
+    assert discarded.code == 2 and "written by a newer version of Desktop Uploader" in discarded.stderr
+    assert database.read_bytes() == before
+    assert sorted(p.name for p in database.parent.iterdir() if p.name.startswith("uploads")) == ["uploads.sqlite3"]

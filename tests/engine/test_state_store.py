@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
@@ -57,23 +58,40 @@ def test_parts_recorded_from_many_threads_all_land(tmp_path: Path) -> None:
     assert sorted(store.parts("job1")) == list(range(1, 65))
 
 
+@pytest.mark.allow_log(r"desktop_uploader\.engine\.state: Resume store .* is unusable \(file is not a database\)")
 def test_a_damaged_store_is_set_aside_with_a_notice(tmp_path: Path) -> None:
     path = tmp_path / "state.sqlite3"
-    path.write_bytes(b"this is not a database" * 100)
+    damaged = b"this is not a database" * 100
+    path.write_bytes(damaged)
     store = StateStore.open(path)
     assert store.persistent and len(store.notices) == 1 and "set aside" in store.notices[0]
-    assert list(tmp_path.glob("state.sqlite3.damaged-*"))
+    [aside] = tmp_path.glob("state.sqlite3.damaged-*[0-9]")
+    assert aside.read_bytes() == damaged, "the old file is kept as it was"
+    reason = Path(f"{aside}.reason").read_text(encoding="utf-8")
+    assert "Set aside by Desktop Uploader" in reason and "it could not be used (file is not a database)" in reason
     store.create(record())
     assert store.get("job1") is not None
 
 
-def test_a_store_from_a_newer_app_is_set_aside(tmp_path: Path) -> None:
+@pytest.mark.allow_log(r"engine\.state: Resume store .* is from a newer app \(schema 99\); left alone")
+def test_a_store_from_a_newer_app_is_left_untouched_not_set_aside(tmp_path: Path) -> None:
     path = tmp_path / "state.sqlite3"
-    connection = sqlite3.connect(path)
-    connection.execute("PRAGMA user_version = 99")
-    connection.close()
+    with contextlib.closing(sqlite3.connect(path)) as newer:
+        newer.executescript("CREATE TABLE uploads (id TEXT PRIMARY KEY, future TEXT); PRAGMA user_version = 99;")
+        newer.execute("INSERT INTO uploads VALUES ('theirs', 'x')")
+        newer.commit()
+    before = path.read_bytes()
     store = StateStore.open(path)
-    assert store.notices and store.unfinished() == []
+    try:
+        assert not store.persistent and len(store.notices) == 1
+        assert "written by a newer version of Desktop Uploader" in store.notices[0]
+        assert "damaged" not in store.notices[0]
+        store.create(record())  # this session still works, in memory
+        assert store.get("job1") is not None
+    finally:
+        store.close()
+    assert path.read_bytes() == before, "not written to"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.sqlite3"], "nothing set aside, no -wal or -shm"
 
 
 def test_an_unusable_location_falls_back_to_memory(tmp_path: Path) -> None:
