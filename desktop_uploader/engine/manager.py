@@ -611,8 +611,7 @@ class UploadManager:
                     continue
                 self._failed(job, ctx, method, exc)
                 return
-            with contextlib.suppress(UploaderError):
-                self.state.delete(job.id)
+            self._clear_record(job, ctx)
             result = UploadResult(
                 method=name,
                 size=completion.size,
@@ -638,6 +637,16 @@ class UploadManager:
             self._emit(Completed(job.id, result))
             self._finish(job, Status.COMPLETED, "")
             return
+
+    def _clear_record(self, job: Job, ctx: JobContext) -> None:
+        try:
+            self.state.delete(job.id)
+        except DiskFullError as exc:
+            # The record stays, so a later resume finds every part confirmed and completes the upload
+            # again (storage answers with the object) rather than sending it twice. Said once per upload.
+            ctx.notice(exc.message, "warning")
+        except UploaderError as exc:
+            log.warning("%s: its resume record could not be cleared: %s", job.path.name, exc.message)
 
     @staticmethod
     def _may_fall_back(job: Job, error: UploaderError) -> bool:
