@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from desktop_uploader.sandbox.info import RUNTIME_FILE, SandboxInfo
+from desktop_uploader.sandbox.info import RUNTIME_FILE, SandboxInfo, running_sandbox
 from desktop_uploader.sandbox.seaweed import SeaweedServer
 from desktop_uploader.server.app import create_app
 from desktop_uploader.server.config import ServerConfig
@@ -108,6 +108,11 @@ class Sandbox:
 
     def start(self) -> SandboxInfo:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        # A sandbox.json that no sandbox answers for is a killed one's: it must not send other processes
+        # to its dead ports while this one starts (one that does answer is left to its owner).
+        if running_sandbox(self.data_dir) is None:
+            with contextlib.suppress(OSError):
+                (self.data_dir / RUNTIME_FILE).unlink(missing_ok=True)
         identity = SandboxIdentity.load_or_create(self.data_dir)
         try:
             self.weed = SeaweedServer.start(

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import requests
 
-from desktop_uploader.sandbox import processes
+from desktop_uploader.sandbox import leftovers, processes
 
 log = logging.getLogger(__name__)
 
@@ -172,9 +172,10 @@ class SeaweedServer:
             encoding="utf-8",
         )
         os.chmod(identities, 0o600)
+        leftovers.sweep()  # what an earlier sandbox killed with -9 left behind
         ports = dict(zip(_PORT_NAMES, free_ports(len(_PORT_NAMES)), strict=True))
         # Unix socket paths are limited to ~100 bytes, so they live in a short private temp dir.
-        socket_dir = Path(tempfile.mkdtemp(prefix="du-weed-"))
+        socket_dir = Path(tempfile.mkdtemp(prefix=leftovers.SOCKET_DIR_PREFIX))
         argv = [
             str(weed),
             "-logtostderr",  # into weed.log below, not three new files and symlinks in /tmp per start
@@ -195,6 +196,8 @@ class SeaweedServer:
         ]
         log_path = data_dir / "weed.log"
         process = processes.spawn(argv, log_path=log_path, env=clean_environment(store))
+        with contextlib.suppress(OSError):  # lets the next start tell a dead sandbox's folder from a live one's
+            (socket_dir / leftovers.PID_FILE).write_text(str(process.pid), encoding="ascii")
         server = cls(process, f"http://127.0.0.1:{ports['s3.port']}", socket_dir, log_path, tuple(ports.values()))
         try:
             server._wait_ready(timeout)
@@ -221,7 +224,7 @@ class SeaweedServer:
         processes.stop(self.process, grace=grace, name="SeaweedFS")
         shutil.rmtree(self.socket_dir, ignore_errors=True)
         # weed puts its gRPC sockets in the temp dir by port; a killed weed leaves them behind.
-        tmp = Path(tempfile.gettempdir())
+        tmp = leftovers.weed_temp_dir()
         for port in self.ports:
             for leftover in tmp.glob(f"seaweedfs-*-{port}.sock"):
                 leftover.unlink(missing_ok=True)
