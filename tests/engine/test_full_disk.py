@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from desktop_uploader.engine.events import Notice, Status, StatusChanged
+from desktop_uploader.engine.events import Notice, Started, Status, StatusChanged
 from desktop_uploader.engine.limits import MiB
 from desktop_uploader.engine.settings import Settings
 from tests.support.storage import object_sha256
@@ -89,4 +89,40 @@ def test_a_completed_upload_whose_record_cant_be_cleared_is_not_sent_again(
     assert resumed.status == Status.COMPLETED, resumed.message
     assert resumed.result is not None and resumed.result.bytes_sent == 0, "nothing was sent a second time"
     assert resumed.result.s3_key == first.result.s3_key
+    assert again.state.unfinished() == []
+
+
+@pytest.mark.allow_log(r"engine\.methods\.base: .*: Your disk is full")
+def test_an_upload_completed_while_the_disk_was_full_is_found_in_storage_not_sent_again(
+    make_engine: Any, make_file: Any, small_disk: Path, s3: Any, sandbox: Any
+) -> None:
+    """The disk fills as the upload starts: no part is recorded, and the record outlives the upload."""
+    sample = make_file(12 * MiB, name="full-from-the-start.ckpt")
+    state_path = small_disk / "data" / "uploads.sqlite3"
+    engine = make_engine(Settings(chunk_size=5 * MiB, concurrency=2), state_path=state_path)
+    fillers: list[Path] = []
+
+    def fill_when_started(event: Any) -> None:
+        if isinstance(event, Started) and not fillers:  # the record exists; none of its parts will
+            fillers.append(fill(small_disk))
+
+    engine.manager.subscribe(fill_when_started)
+    first = engine.upload(sample.path)
+    assert first.status == Status.COMPLETED, first.message
+    assert [e.message for e in engine.of(first.id, Notice) if "disk is full" in e.message] == [FULL]
+    assert engine.state.parts(first.id) == {}, "no part could be recorded"
+    engine.manager.close(timeout=10)
+    engine.state.close()
+    os.unlink(fillers[0])
+
+    again = make_engine(Settings(chunk_size=5 * MiB, concurrency=2), state_path=state_path)
+    [restored] = again.manager.restore_interrupted()
+    again.manager.resume(restored)
+    assert again.manager.wait([restored], 60)
+    resumed = again.manager.job(restored)
+    assert resumed.status == Status.COMPLETED, resumed.message
+    assert resumed.result is not None and resumed.result.bytes_sent == 0, "storage had it: nothing sent again"
+    assert resumed.result.s3_key == first.result.s3_key
+    assert resumed.result.comfyui_path == first.result.comfyui_path
+    assert object_sha256(s3, sandbox.bucket, resumed.result.s3_key) == sample.sha256
     assert again.state.unfinished() == []
