@@ -16,6 +16,7 @@ import json
 import logging
 import lzma
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -109,6 +110,29 @@ def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
             sock.close()
 
 
+def write_security(home: Path) -> Path:
+    """JWT keys, new at each start, so the volume and filer servers answer only weed itself.
+
+    They listen on 127.0.0.1, which every local process (and user) can reach: without keys anyone
+    could read or write every stored file through the filer's or the volume server's HTTP API. weed
+    signs its own requests with these keys; S3 (with its own credentials) is the only way in. weed
+    reads ``$HOME/.seaweedfs/security.toml``, and its HOME is its store (see clean_environment).
+    The master has no such switch: its status page stays readable, and it hands out no write tokens.
+    """
+    folder = home / ".seaweedfs"
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(folder, 0o700)
+    sections = ("jwt.signing", "jwt.signing.read", "jwt.filer_signing", "jwt.filer_signing.read")
+    text = "".join(f'[{name}]\nkey = "{secrets.token_hex(32)}"\nexpires_after_seconds = 60\n\n' for name in sections)
+    path = folder / "security.toml"
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        if os.name == "posix":  # an older file keeps its mode through O_TRUNC
+            os.fchmod(handle.fileno(), 0o600)
+        handle.write(text)
+    return path
+
+
 def clean_environment(home: Path) -> dict[str, str]:
     """What weed gets instead of ours: enough to run, nothing that changes how it runs."""
     env = {"PATH": os.defpath, "HOME": str(home), "LANG": "C.UTF-8"}
@@ -156,6 +180,7 @@ class SeaweedServer:
         weed = find_weed(cache_dir=data_dir / "bin")
         store = data_dir / "weed"
         store.mkdir(parents=True, exist_ok=True)
+        write_security(store)
         identities = data_dir / "s3-identities.json"
         identities.write_text(
             json.dumps(
