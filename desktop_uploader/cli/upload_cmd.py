@@ -20,7 +20,7 @@ from desktop_uploader.cli.session import (
 )
 from desktop_uploader.connection import ConnectionSetupError
 from desktop_uploader.engine.errors import SettingsError, UploaderError
-from desktop_uploader.engine.events import Queued, Status
+from desktop_uploader.engine.events import Event, Notice, Queued, Status
 from desktop_uploader.engine.files import collect
 from desktop_uploader.engine.manager import JobView, UploadManager, interrupted_records
 from desktop_uploader.engine.safetensors_header import safetensors_problem
@@ -140,8 +140,7 @@ def _upload(
 ) -> int:
     view = ProgressView(out)
     with view if not args.json else _Quiet():
-        if not args.json:
-            manager.subscribe(view.handle)
+        _listen(manager, view, json_mode=args.json)
         ids = []
         for path in files:
             try:
@@ -151,6 +150,19 @@ def _upload(
                 rejected.append({"file": str(path), "status": "failed", "message": exc.message})
         _wait(manager, ids, out)
     return _report(manager, ids, args, out, rejected)
+
+
+def _listen(manager: UploadManager, view: ProgressView, *, json_mode: bool, only: list[str] | None = None) -> None:
+    """Progress bars for people; with --json (stdout is for the script) still the warnings, on stderr."""
+
+    def listener(event: Event) -> None:
+        if only is not None and event.job_id not in only:
+            return
+        if json_mode and not (isinstance(event, Queued) or (isinstance(event, Notice) and event.level == "warning")):
+            return
+        view.handle(event)
+
+    manager.subscribe(listener)
 
 
 class _Quiet:
@@ -208,11 +220,10 @@ def run_resume(args: argparse.Namespace) -> int:
             manager.restore_interrupted()
             view = ProgressView(out)
             with view if not args.json else _Quiet():
-                if not args.json:
-                    for job in manager.jobs():
-                        if job.id in chosen:
-                            view.handle(Queued(job.id, str(job.path), job.display_name, job.size))
-                    manager.subscribe(lambda event: view.handle(event) if event.job_id in chosen else None)
+                for job in manager.jobs():
+                    if job.id in chosen:
+                        view.handle(Queued(job.id, str(job.path), job.display_name, job.size))
+                _listen(manager, view, json_mode=args.json, only=chosen)
                 for job_id in chosen:
                     manager.resume(job_id)
                 _wait(manager, chosen, out)

@@ -141,6 +141,7 @@ def test_an_empty_file_is_uploaded_after_a_warning(cli: Any, make_file: Any, s3:
     assert result.code == 0, result.stderr
     [upload] = result.json()["uploads"]
     assert upload["status"] == "completed"
+    assert "empty.ckpt: This file is empty (0 bytes)" in result.stderr, "said on stderr with --json too"
     assert s3.head_object(Bucket=sandbox.bucket, Key=upload["s3Key"])["ContentLength"] == 0
     human = cli("upload", str(empty.path))
     assert human.code == 0, human.stderr
