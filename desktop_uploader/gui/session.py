@@ -259,6 +259,7 @@ class AppSession(QObject):
 
         added, duplicates, problems = await in_thread(add_all)
         problems += [f"{p}: not found" for p in found.missing]
+        problems += [f"{p.name} is {kind}, not a file." for p, kind in found.special]
         outcome = AddOutcome(added, duplicates, problems, skipped)
         self.message.emit(self._describe(outcome))
         return outcome
