@@ -7,6 +7,7 @@ import logging
 import sys
 from typing import Any
 
+from desktop_uploader.engine.filenames import shown
 from desktop_uploader.logsetup import configure_logging
 
 
@@ -69,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         app = create_app(config)
     except (OSError, ValueError) as exc:
-        print(f"desktop-uploader serve: {exc}", file=sys.stderr)
+        print(f"desktop-uploader serve: {shown(str(exc))}", file=sys.stderr)
         return 2
     serve_forever(app, args.host, args.port)
     return 0

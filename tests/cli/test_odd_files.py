@@ -196,3 +196,13 @@ def test_a_cut_short_safetensors_file_is_refused_unless_sent_anyway(
 def test_the_help_explains_send_anyway(cli: Any) -> None:
     result = cli("upload", "--help")
     assert "--send-anyway" in result.stdout and "incomplete or damaged" in result.stdout
+
+
+def test_the_self_test_prints_a_hostile_server_address_escaped(cli: Any) -> None:
+    from desktop_uploader.engine.settings import save_settings
+
+    save_settings(cli.home / "config" / "settings.json", Settings(server_url="http://evil\x1b]0;title\x07.example"))
+    result = cli("--self-test", server=False, env={"QT_QPA_PLATFORM": "offscreen"})
+    assert result.code == 1
+    assert "\x1b" not in result.stdout + result.stderr and "\x07" not in result.stdout + result.stderr
+    assert "FAILED: a server is configured (http://evil\\x1b]0;title\\x07.example)" in result.stdout, result.stdout
