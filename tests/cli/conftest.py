@@ -15,7 +15,7 @@ import pytest
 
 from desktop_uploader.sandbox.info import SandboxInfo
 from tests.conftest import SampleFile
-from tests.support.safetensors_files import write_safetensors
+from tests.support.safetensors_files import whole_models
 
 
 @dataclass
@@ -69,16 +69,5 @@ def cli(private_home: Path, sandbox: SandboxInfo) -> Cli:
 
 @pytest.fixture
 def make_file(make_file: Callable[..., SampleFile], tmp_path: Path) -> Callable[..., SampleFile]:
-    """As the suite's, but a .safetensors file is a whole one (a real header), as the CLI checks it is.
-
-    Random bytes named .safetensors look like a cut-short download to ``upload``'s preflight; the tests
-    that want a damaged one make it so on purpose.
-    """
-
-    def make(size: int, name: str = "model.safetensors", seed: int = 0) -> SampleFile:
-        if not name.endswith(".safetensors") or size < 256:
-            return make_file(size, name, seed)
-        path = tmp_path / "files" / name
-        return SampleFile(path, size, write_safetensors(path, size, seed))
-
-    return make
+    """Whole .safetensors files, as the CLI checks they are (tests/support/safetensors_files.py)."""
+    return whole_models(make_file, tmp_path)

@@ -143,3 +143,27 @@ def test_a_dropped_pipe_is_named_for_what_it_is(make_desktop: Any, make_file: An
     [outcome] = outcomes
     assert outcome.added == 1 and outcome.problems == ["pipe.safetensors is a named pipe (FIFO), not a file."]
     assert "pipe.safetensors is a named pipe (FIFO), not a file." in desktop.window.statusBar().currentMessage()
+
+
+def test_a_cut_short_model_is_asked_about_before_it_is_queued(
+    make_desktop: Any, make_file: Any, aloop: Any, tmp_path: Path
+) -> None:
+    desktop = make_desktop(auto_start=False)
+    window = desktop.window
+    cut = make_file(3 * MiB, name="cut.safetensors")
+    with open(cut.path, "r+b") as handle:
+        handle.truncate(2 * MiB)
+    whole = make_file(1 * MiB, name="whole.safetensors")
+
+    async def scenario() -> None:
+        drop(window, [cut.path, whole.path])
+        await answer(window, "damagedFilesQuestion", "Skip them")
+        refused = "cut.safetensors was not added because it looks damaged"
+        await until(lambda: refused in window.statusBar().currentMessage(), what="the refusal")
+        assert set(statuses(desktop)) == {"whole.safetensors"}
+        drop(window, [cut.path])
+        await answer(window, "damagedFilesQuestion", "Send anyway")
+        await until(lambda: desktop.session.model.rowCount() == 2, what="the damaged file, queued as asked")
+
+    run(aloop, scenario())
+    assert set(statuses(desktop)) == {"whole.safetensors", "cut.safetensors"}

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 
 def header(data_size: int, tensors: int = 1) -> bytes:
@@ -47,3 +49,20 @@ def write_safetensors(path: Path, size: int, seed: int = 0) -> str:
             remaining -= len(chunk)
             counter += 1
     return digest.hexdigest()
+
+
+def whole_models(make_file: Callable[..., Any], tmp_path: Path) -> Callable[..., Any]:
+    """The suite's ``make_file``, but a .safetensors file is a whole one (a real header).
+
+    Random bytes named .safetensors look like a cut-short download to the upload preflight (the CLI
+    refuses such a file, the window asks about it); the tests that want a damaged one make it so.
+    """
+    from tests.conftest import SampleFile
+
+    def make(size: int, name: str = "model.safetensors", seed: int = 0) -> Any:
+        if not name.endswith(".safetensors") or size < 256:
+            return make_file(size, name, seed)
+        path = tmp_path / "files" / name
+        return SampleFile(path, size, write_safetensors(path, size, seed))
+
+    return make
