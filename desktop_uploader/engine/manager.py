@@ -40,6 +40,7 @@ from desktop_uploader.engine.autotune import AutoConcurrency
 from desktop_uploader.engine.bandwidth import TokenBucket
 from desktop_uploader.engine.control import CANCEL, Control
 from desktop_uploader.engine.errors import (
+    DISK_FULL,
     AuthError,
     DiskFullError,
     FileUnreadableError,
@@ -176,6 +177,7 @@ class UploadManager:
         self._locks = UploadLocks(state.lock_dir)
         self._closed = False
         self._unwinding: set[str] = set()  # jobs whose last run has not let go of the upload's lock yet
+        self._disk_full_said = False
 
     # -- wiring --------------------------------------------------------------------------------------------
 
@@ -542,6 +544,11 @@ class UploadManager:
                 job.method = event.method
             elif isinstance(event, Retrying) and event.busy and auto is not None:
                 auto.busy()
+            elif isinstance(event, Notice) and event.message.startswith(DISK_FULL):
+                with self._lock:  # one full disk, however many files find it full: said once
+                    if self._disk_full_said:
+                        return
+                    self._disk_full_said = True
             self._emit(event)
 
         return JobContext(

@@ -29,21 +29,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from desktop_uploader.engine.errors import DiskFullError, StateError
+from desktop_uploader.engine.errors import DiskFullError, RecordMissingError, StateError
 from desktop_uploader.engine.fileid import FileIdentity
 from desktop_uploader.engine.private import make_private, private_dir, private_file
-from desktop_uploader.engine.state_files import newer_schema, set_aside
+from desktop_uploader.engine.state_files import NewerStoreError, newer_schema, set_aside
 from desktop_uploader.engine.state_schema import MIGRATIONS, RECORD_COLUMNS, SCHEMA, SCHEMA_VERSION
 
 log = logging.getLogger(__name__)
-
-
-class NewerStoreError(StateError):
-    """The store was written by a newer version of the app: not damaged, and not ours to change."""
-
-    def __init__(self, version: int) -> None:
-        super().__init__(f"written by a newer version of Desktop Uploader (schema {version})")
-        self.version = version
 
 
 @dataclass(frozen=True)
@@ -249,10 +241,12 @@ class StateStore:
                 connection.execute("ROLLBACK")
             text = str(exc).lower()
             if "full" in text:
-                raise DiskFullError(
-                    "Your disk is full, so upload progress can't be saved for resuming. Free some space."
-                ) from exc
+                raise DiskFullError() from exc
             raise StateError(f"Saving upload progress failed: {exc}") from exc
+        except sqlite3.IntegrityError as exc:  # a part of an upload whose record could not be written
+            with contextlib.suppress(sqlite3.Error):
+                connection.execute("ROLLBACK")
+            raise RecordMissingError(f"The upload's resume record is missing ({exc}).") from exc
         except sqlite3.DatabaseError as exc:
             with contextlib.suppress(sqlite3.Error):
                 connection.execute("ROLLBACK")

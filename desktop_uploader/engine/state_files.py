@@ -13,8 +13,17 @@ import time
 from pathlib import Path
 
 from desktop_uploader import __version__
+from desktop_uploader.engine.errors import StateError
 from desktop_uploader.engine.private import private_file
 from desktop_uploader.engine.state_schema import SCHEMA_VERSION
+
+
+class NewerStoreError(StateError):
+    """The store was written by a newer version of the app: not damaged, and not ours to change."""
+
+    def __init__(self, version: int) -> None:
+        super().__init__(f"written by a newer version of Desktop Uploader (schema {version})")
+        self.version = version
 
 
 def newer_schema(path: Path) -> int | None:

@@ -78,6 +78,11 @@ def test_a_completed_upload_whose_record_cant_be_cleared_is_not_sent_again(
     assert object_sha256(s3, sandbox.bucket, first.result.s3_key) == sample.sha256
     assert [r.id for r in engine.state.unfinished()] == [first.id], "the record could not be cleared"
 
+    second = engine.upload(make_file(6 * MiB, name="while-full.ckpt").path)  # the disk is still full
+    assert second.status == Status.COMPLETED, second.message
+    said = [e.message for e in engine.events if isinstance(e, Notice) and "disk is full" in e.message]
+    assert said == [FULL], "one full disk is said once, not once per file"
+
     engine.manager.close(timeout=10)
     engine.state.close()
     os.unlink(fillers[0])
