@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import stat
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -83,7 +84,7 @@ def test_only_what_is_provably_dead_is_removed(tmp_path: Path, listening: list[s
 
 def test_a_start_after_a_kill_removes_the_killed_sandboxs_leftovers(tmp_path: Path) -> None:
     data_dir = tmp_path / "sandbox"
-    data_dir.mkdir()
+    data_dir.mkdir(mode=0o755)
     temp = leftovers.weed_temp_dir()
     killed = Path(os.fsdecode(temp / f"du-weed-test-{os.getpid()}-killed"))
     killed.mkdir()
@@ -98,6 +99,7 @@ def test_a_start_after_a_kill_removes_the_killed_sandboxs_leftovers(tmp_path: Pa
             assert SandboxInfo.from_json((data_dir / RUNTIME_FILE).read_text()).api_url == info.api_url
             mine = [p for p in temp.glob("du-weed-*") if (p / leftovers.PID_FILE).is_file()]
             assert mine, "the running sandbox's folder records its weed's pid"
+            assert stat.S_IMODE(data_dir.stat().st_mode) == 0o700, "the store and its credentials are private"
     finally:
         grpc.unlink(missing_ok=True)
         if killed.exists():
