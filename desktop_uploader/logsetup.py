@@ -2,6 +2,10 @@
 
 The file lives in the user log dir so people can attach it to a support request; every handler
 carries :class:`RedactingFilter`, so presigned URL signatures and tokens never reach it.
+
+Logging never breaks the app or litters the terminal: a name that isn't valid text is written with
+backslash escapes, and a handler that fails anyway (disk full, closed stream) stays silent instead of
+printing a traceback (``logging.raiseExceptions`` off, as for a release build).
 """
 
 from __future__ import annotations
@@ -10,8 +14,19 @@ import logging
 import logging.handlers
 import sys
 from pathlib import Path
+from typing import TextIO
 
+from desktop_uploader.engine.private import private_dir, private_file
 from desktop_uploader.engine.redact import RedactingFilter
+
+
+class _PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """Each log file (the first and every one rotation starts) is 0600: it names every file sent."""
+
+    def _open(self) -> TextIO:
+        private_file(Path(self.baseFilename))
+        return super()._open()
+
 
 FORMAT = "%(asctime)s %(levelname)-7s %(threadName)s %(name)s: %(message)s"
 
@@ -23,6 +38,7 @@ def configure_logging(
     console_level: int | None = None,
     secrets: tuple[str, ...] = (),
 ) -> None:
+    logging.raiseExceptions = False
     root = logging.getLogger()
     for handler in list(root.handlers):
         if getattr(handler, "_desktop_uploader", False):
@@ -30,9 +46,9 @@ def configure_logging(
             handler.close()
     handlers: list[logging.Handler] = []
     if log_file is not None:
-        log_file.parent.mkdir(parents=True, exist_ok=True)
-        file_handler = logging.handlers.RotatingFileHandler(
-            log_file, maxBytes=5 * 1024 * 1024, backupCount=5, encoding="utf-8"
+        private_dir(log_file.parent)
+        file_handler = _PrivateRotatingFileHandler(
+            log_file, maxBytes=5 * 1024 * 1024, backupCount=5, encoding="utf-8", errors="backslashreplace"
         )
         file_handler.setLevel(level)
         handlers.append(file_handler)

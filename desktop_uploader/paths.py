@@ -15,6 +15,7 @@ from pathlib import Path
 import platformdirs
 
 from desktop_uploader import APP_ID
+from desktop_uploader.engine.private import private_dir
 
 HOME_ENV = "DESKTOP_UPLOADER_HOME"
 
@@ -42,8 +43,9 @@ class AppPaths:
         return self.log_dir / "desktop-uploader.log"
 
     def ensure(self) -> AppPaths:
+        """Create the folders, readable by this user only (they hold paths, upload ids and logs)."""
         for directory in (self.config_dir, self.data_dir, self.log_dir):
-            directory.mkdir(parents=True, exist_ok=True)
+            private_dir(directory)
         return self
 
 

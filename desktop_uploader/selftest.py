@@ -23,6 +23,7 @@ from pathlib import Path
 
 from desktop_uploader import __version__
 from desktop_uploader.engine.credentials import token_key
+from desktop_uploader.engine.filenames import shown
 from desktop_uploader.engine.limits import MiB, human_bytes
 from desktop_uploader.engine.settings import Settings, load_settings, save_settings
 from desktop_uploader.paths import AppPaths
@@ -68,7 +69,7 @@ def run_self_test(real: AppPaths, timeout: float = 180.0) -> int:
         outcome = Outcome(False, f"the self-test itself failed: {type(exc).__name__}: {exc}")
     finally:
         shutil.rmtree(home, ignore_errors=True)
-    print(("PASSED: " if outcome.ok else "FAILED: ") + outcome.message, flush=True)
+    print(("PASSED: " if outcome.ok else "FAILED: ") + shown(outcome.message), flush=True)
     print(f"  details: {real.log_dir / 'self-test.log'}")
     return 0 if outcome.ok else 1
 
@@ -115,7 +116,7 @@ def _run(real: AppPaths, home: Path, timeout: float) -> Outcome:
                 return Outcome(False, f"the upload {row.status.value}: {row.message}")
             result = row.result
             print(f"  uploaded {human_bytes(SIZE)} via {result.method} in {time.monotonic() - began:.1f} s")
-            print(f"  stored as {result.network_volume_path or result.s3_key}")
+            print(f"  stored as {shown(result.network_volume_path or result.s3_key)}")
             return _verify(session, result, sample, sha256)
         finally:
             await session.shutdown()
@@ -143,7 +144,7 @@ def _borrow_server(real: AppPaths, paths: AppPaths) -> Outcome | None:
     if not token:
         return Outcome(False, f"a server is configured ({server}) but no access token is saved for it")
     credential_store(paths).set(token_key(server), token)
-    print(f"  server: {server}")
+    print(f"  server: {shown(server)}")
     return None
 
 

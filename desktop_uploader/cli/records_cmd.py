@@ -6,11 +6,10 @@ import argparse
 import time
 from typing import Any
 
-from rich.console import Console
 from rich.table import Table
 
 from desktop_uploader.cli.options import add_server_flags
-from desktop_uploader.cli.render import print_json
+from desktop_uploader.cli.render import new_console, plain, print_json
 from desktop_uploader.cli.session import UsageError, console, engine_session, load_base_settings, setup_logging
 from desktop_uploader.connection import ConnectionSetupError
 from desktop_uploader.engine.errors import UploaderError
@@ -53,7 +52,7 @@ def run_list(args: argparse.Namespace) -> int:
     state = StateStore.open(args.paths.state_db)
     try:
         for notice in state.notices:
-            out.print(f"[yellow]{notice}")
+            out.print(f"[yellow]{plain(notice)}")
         records = interrupted_records(state)
         rows = [(r, stored_bytes(state, r)) for r in records]
     finally:
@@ -91,13 +90,13 @@ def run_list(args: argparse.Namespace) -> int:
         ago = time.strftime("%Y-%m-%d %H:%M", time.localtime(record.updated_at))
         table.add_row(
             record.id[:8],
-            record.display_name or record.path,
+            plain(record.display_name or record.path),
             share,
-            record.method,
-            record.status + (f": {record.message}" if record.message else ""),
+            plain(record.method),
+            plain(record.status + (f": {record.message}" if record.message else "")),
             ago,
         )
-    Console(highlight=False).print(table)
+    new_console().print(table)
     out.print("Resume with 'desktop-uploader resume ID' (or --all); give one up with 'desktop-uploader discard ID'.")
     return 0
 
@@ -111,7 +110,9 @@ def run_discard(args: argparse.Namespace) -> int:
     finally:
         state.close()
     if len(matches) != 1:
-        out.print(f"[red]desktop-uploader: '{args.id}' matches {len(matches)} interrupted uploads; see 'list'.")
+        for notice in state.notices:
+            out.print(f"[yellow]{plain(notice)}")
+        out.print(f"[red]desktop-uploader: '{plain(args.id)}' matches {len(matches)} interrupted uploads; see 'list'.")
         return 2
     record = matches[0]
     try:
@@ -119,16 +120,17 @@ def run_discard(args: argparse.Namespace) -> int:
         with engine_session(args, settings, out) as session:
             aborted = session.manager.discard_record(record.id)
     except (UsageError, ConnectionSetupError) as exc:
-        out.print(f"[red]{exc}")
+        out.print(f"[red]{plain(exc)}")
         return 1
     except UploaderError as exc:
-        out.print(f"[red]{exc.message}")
+        out.print(f"[red]{plain(exc.message)}")
         return 1
+    name = plain(record.display_name or record.path)
     if not aborted:
         out.print(
-            f"Discarded {record.display_name or record.path}. The server could not be reached to remove its "
+            f"Discarded {name}. The server could not be reached to remove its "
             "partial upload; that will be retried the next time the app runs."
         )
         return 1
-    out.print(f"Discarded {record.display_name or record.path}; its partial upload was removed from the server.")
+    out.print(f"Discarded {name}; its partial upload was removed from the server.")
     return 0

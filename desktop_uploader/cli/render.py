@@ -1,4 +1,9 @@
-"""What the CLI shows: a progress bar per file (rich), a summary table, or JSON for scripts."""
+"""What the CLI shows: a progress bar per file (rich), a summary table, or JSON for scripts.
+
+Every file name, server string and message goes through :func:`plain` before it reaches rich: a
+name is data, never markup ("[/bold]x" would end in a MarkupError), never emoji codes, and never
+terminal control (an ESC or OSC sequence in a name could rewrite the screen or the window title).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -21,8 +27,22 @@ from rich.progress import (
 )
 
 from desktop_uploader.engine import events
+from desktop_uploader.engine.filenames import shown
 from desktop_uploader.engine.limits import human_bytes
 from desktop_uploader.engine.manager import JobView
+
+
+def plain(text: object) -> str:
+    """``text`` shown literally in rich markup: control characters made visible, markup escaped.
+
+    Print it on a :func:`new_console`, which also leaves ``:emoji_codes:`` alone.
+    """
+    return escape(shown(str(text)))
+
+
+def new_console(*, stderr: bool = False) -> Console:
+    """A console that prints what it is given: no syntax highlighting, and ``:name:`` is not an emoji."""
+    return Console(stderr=stderr, highlight=False, emoji=False)
 
 
 @dataclass
@@ -37,8 +57,9 @@ class ProgressView:
 
     def __post_init__(self) -> None:
         self.progress = Progress(
-            TextColumn("[bold]{task.fields[name]}", justify="left"),
-            TextColumn("[cyan]{task.fields[method]}"),
+            # Names and methods are data: shown literally (no markup, no emoji codes), styled by the column.
+            TextColumn("{task.fields[name]}", style="bold", justify="left", markup=False),
+            TextColumn("{task.fields[method]}", style="cyan", markup=False),
             BarColumn(bar_width=None),
             DownloadColumn(binary_units=True),
             TransferSpeedColumn(),
@@ -66,30 +87,30 @@ class ProgressView:
     def _handle(self, event: events.Event) -> None:
         if isinstance(event, events.Queued):
             name = Path(event.path).name
-            self.names[event.job_id] = name
+            self.names[event.job_id] = plain(name)
             self.tasks[event.job_id] = self.progress.add_task(
-                "", total=max(event.size, 1), name=_short(name), method="", note="queued"
+                "", total=max(event.size, 1), name=_short(shown(name)), method="", note="queued"
             )
             return
         task = self._task(event.job_id)
         if task is None:
             return
         if isinstance(event, events.Started):
-            self.progress.update(task, method=event.method, note="")
+            self.progress.update(task, method=shown(event.method), note="")
             for note in event.adjustments:
-                self.console.print(f"[yellow]{self.names[event.job_id]}: {note}")
+                self.console.print(f"[yellow]{self.names[event.job_id]}: {plain(note)}")
         elif isinstance(event, events.Progress):
-            self.progress.update(task, completed=event.confirmed, method=event.method, note="")
+            self.progress.update(task, completed=event.confirmed, method=shown(event.method), note="")
         elif isinstance(event, events.Retrying):
             self.progress.update(task, note=f"[yellow]retry {event.attempt}/{event.max_attempts} in {event.delay:.0f}s")
         elif isinstance(event, events.FallingBack):
             self.console.print(
-                f"[yellow]{self.names[event.job_id]}: {event.from_method} failed "
-                f"({event.reason}); trying {event.to_method}"
+                f"[yellow]{self.names[event.job_id]}: {plain(event.from_method)} failed "
+                f"({plain(event.reason)}); trying {plain(event.to_method)}"
             )
-            self.progress.update(task, method=event.to_method, completed=0)
+            self.progress.update(task, method=shown(event.to_method), completed=0)
         elif isinstance(event, events.Notice):
-            self.console.print(f"[yellow]{self.names[event.job_id]}: {event.message}")
+            self.console.print(f"[yellow]{self.names[event.job_id]}: {plain(event.message)}")
         elif isinstance(event, events.Completed):
             self.progress.update(task, completed=event.result.size or 1, note="[green]done")
         elif isinstance(event, events.Failed):
@@ -111,17 +132,19 @@ def print_summary(out: Console, jobs: list[JobView]) -> None:
     out.print(f"[bold]{done} of {len(jobs)} uploaded")
     for job in jobs:
         result = job.result
+        name = plain(job.path.name)
         if job.status == events.Status.COMPLETED and result is not None:
             seconds = f" in {result.seconds:.1f} s" if result.seconds else ""
-            out.print(f"[green]✓[/] {job.path.name}  [dim]({result.method}, {human_bytes(result.size)}{seconds})")
+            out.print(f"[green]✓[/] {name}  [dim]({plain(result.method)}, {human_bytes(result.size)}{seconds})")
             if result.comfyui_path:
-                out.print(f"    ComfyUI: {result.comfyui_path}", soft_wrap=True)
-            out.print(f"    S3:      {result.network_volume_path or result.s3_key}", soft_wrap=True)
+                out.print(f"    ComfyUI: {plain(result.comfyui_path)}", soft_wrap=True)
+            out.print(f"    S3:      {plain(result.network_volume_path or result.s3_key)}", soft_wrap=True)
         else:
             mark = "[red]✗[/]" if job.status == events.Status.FAILED else "[yellow]‖[/]"
-            out.print(f"{mark} {job.path.name}  [dim]({job.status.value}{', ' + job.method if job.method else ''})")
+            method = f", {plain(job.method)}" if job.method else ""
+            out.print(f"{mark} {name}  [dim]({job.status.value}{method})")
             if job.message:
-                out.print(f"    {job.message}", soft_wrap=True)
+                out.print(f"    {plain(job.message)}", soft_wrap=True)
             if job.resumable:
                 out.print(f"    Resume with: desktop-uploader resume {job.id[:8]}", soft_wrap=True)
 

@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from desktop_uploader.engine.filenames import shown
 from desktop_uploader.logsetup import configure_logging
 
 
@@ -44,7 +45,7 @@ def run_sandbox(data_dir: Path, *, json_only: bool, log_file: Path) -> int:
         info = sandbox.start()
     except Exception as exc:
         logging.getLogger(__name__).exception("sandbox start failed")
-        print(f"The sandbox could not start: {exc}\nDetails are in {log_file}", file=sys.stderr)
+        print(f"The sandbox could not start: {shown(str(exc))}\nDetails are in {log_file}", file=sys.stderr)
         return 1
     if not json_only:
         print(

@@ -7,6 +7,7 @@ import logging
 import sys
 from typing import Any
 
+from desktop_uploader.engine.filenames import shown
 from desktop_uploader.logsetup import configure_logging
 
 _SETTINGS = [
@@ -93,7 +94,7 @@ def _app(args: argparse.Namespace, log_name: str) -> Any:
     try:
         return create_app(config)
     except (OSError, ValueError) as exc:
-        print(f"desktop-uploader {args.command}: {exc}", file=sys.stderr)
+        print(f"desktop-uploader {args.command}: {shown(str(exc))}", file=sys.stderr)
         return None
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from rich.console import Console
 
+from desktop_uploader.cli.render import new_console, plain
 from desktop_uploader.connection import SandboxHandle, configured_server, credential_store, resolve_connection
 from desktop_uploader.engine.credentials import direct_secret_key
 from desktop_uploader.engine.errors import SettingsError
@@ -29,7 +30,7 @@ class UsageError(Exception):
 
 
 def console() -> Console:
-    return Console(stderr=True, highlight=False)
+    return new_console(stderr=True)
 
 
 def setup_logging(args: argparse.Namespace) -> None:
@@ -44,7 +45,7 @@ def setup_logging(args: argparse.Namespace) -> None:
 def load_base_settings(paths: AppPaths, out: Console) -> Settings:
     settings, warnings = load_settings(paths.settings_file)
     for warning in warnings:
-        out.print(f"[yellow]{warning}")
+        out.print(f"[yellow]{plain(warning)}")
     return settings
 
 
@@ -76,7 +77,7 @@ def engine_session(args: argparse.Namespace, settings: Settings, out: Console) -
     paths: AppPaths = args.paths
     state = StateStore.open(paths.state_db)
     for notice in state.notices:
-        out.print(f"[yellow]{notice}")
+        out.print(f"[yellow]{plain(notice)}")
     sandbox = None
     try:
         direct = direct_target(settings, paths, args)

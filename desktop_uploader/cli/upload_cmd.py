@@ -9,7 +9,7 @@ from typing import Any
 from rich.console import Console
 
 from desktop_uploader.cli.options import add_server_flags, add_tuning_flags, settings_from_args
-from desktop_uploader.cli.render import ProgressView, job_json, print_json, print_summary
+from desktop_uploader.cli.render import ProgressView, job_json, new_console, plain, print_json, print_summary
 from desktop_uploader.cli.session import (
     UsageError,
     console,
@@ -20,9 +20,10 @@ from desktop_uploader.cli.session import (
 )
 from desktop_uploader.connection import ConnectionSetupError
 from desktop_uploader.engine.errors import SettingsError, UploaderError
-from desktop_uploader.engine.events import Queued, Status
+from desktop_uploader.engine.events import Event, Notice, Queued, Status
 from desktop_uploader.engine.files import collect
 from desktop_uploader.engine.manager import JobView, UploadManager, interrupted_records
+from desktop_uploader.engine.safetensors_header import safetensors_problem
 from desktop_uploader.engine.state import StateStore
 
 
@@ -33,6 +34,12 @@ def register(commands: Any) -> None:
     upload.add_argument("files", nargs="+", metavar="FILE|DIR")
     upload.add_argument("--display-name", help="display name (single file only)")
     upload.add_argument("--json", action="store_true", help="print machine-readable results on stdout")
+    upload.add_argument(
+        "--send-anyway",
+        action="store_true",
+        help="upload .safetensors files even when their header says they are incomplete or damaged "
+        "(without it such a file is not uploaded, the others are, and the exit code is 1)",
+    )
     add_server_flags(upload)
     add_tuning_flags(upload)
     direct = upload.add_argument_group("direct-s3 (your own S3 storage; secret from $DESKTOP_UPLOADER_S3_SECRET)")
@@ -59,14 +66,18 @@ def register(commands: Any) -> None:
 def expand(paths: list[str], out: Console) -> list[Path]:
     """Files as given; folders searched recursively for model files (other files in folders are skipped)."""
     found = collect(paths)
+    if found.special:
+        path, kind = found.special[0]
+        raise UsageError(f"{path} is {kind}, not a file; only regular files can be uploaded.")
     if found.missing:
         raise UsageError(f"{found.missing[0]}: no such file or folder")
     for folder in found.empty_folders:
-        out.print(f"[yellow]{folder}: no files in this folder")
+        out.print(f"[yellow]{plain(folder)}: no files in this folder")
     given = {Path(p).expanduser().resolve() for p in paths}
     skipped = [p for p in found.others if p not in given]
     if skipped:
-        out.print(f"[yellow]Skipped {len(skipped)} file(s) in folders that aren't model files, e.g. {skipped[0].name}")
+        example = plain(skipped[0].name)
+        out.print(f"[yellow]Skipped {len(skipped)} file(s) in folders that aren't model files, e.g. {example}")
     return found.models + [p for p in found.others if p in given]
 
 
@@ -80,37 +91,78 @@ def run_upload(args: argparse.Namespace) -> int:
             raise UsageError("Nothing to upload.")
         if args.display_name and len(files) > 1:
             raise UsageError("--display-name names a single file; drop it to upload several.")
+        files, rejected = _preflight(files, args.send_anyway, out)
+        if not files:
+            return _report_rejected(rejected, args)
         with engine_session(args, settings, out) as session:
-            return _upload(session.manager, files, args, out)
+            return _upload(session.manager, files, args, out, rejected)
     except SettingsError as exc:
         return _usage(settings_problem(exc), out)
     except UsageError as exc:
         return _usage(exc, out)
     except ConnectionSetupError as exc:
-        out.print(f"[red]{exc}")
+        out.print(f"[red]{plain(exc)}")
         return 1
 
 
 def _usage(exc: UsageError, out: Console) -> int:
-    out.print(f"[red]desktop-uploader: {exc}")
+    out.print(f"[red]desktop-uploader: {plain(exc)}")
     return 2
 
 
-def _upload(manager: UploadManager, files: list[Path], args: argparse.Namespace, out: Console) -> int:
-    view = ProgressView(out)
+def _preflight(files: list[Path], send_anyway: bool, out: Console) -> tuple[list[Path], list[dict[str, Any]]]:
+    """Check each .safetensors file's header before anything is sent: a cut-short download is refused."""
+    kept: list[Path] = []
     rejected: list[dict[str, Any]] = []
+    for path in files:
+        problem = safetensors_problem(path) if path.suffix.lower() == ".safetensors" else None
+        if problem is None:
+            kept.append(path)
+        elif send_anyway:
+            warning = f"{path.name} looks damaged. {problem} Sending it anyway, as asked."
+            out.print(f"[yellow]{plain(warning)}", soft_wrap=True)
+            kept.append(path)
+        else:
+            message = f"{path.name} was not uploaded because it looks damaged. {problem}"
+            out.print(f"[red]{plain(message)} To upload it as it is, add --send-anyway.", soft_wrap=True)
+            rejected.append({"file": str(path), "status": "failed", "message": message})
+    return kept, rejected
+
+
+def _report_rejected(rejected: list[dict[str, Any]], args: argparse.Namespace) -> int:
+    if args.json:
+        print_json({"uploads": rejected})
+    return 1
+
+
+def _upload(
+    manager: UploadManager, files: list[Path], args: argparse.Namespace, out: Console, rejected: list[dict[str, Any]]
+) -> int:
+    view = ProgressView(out)
     with view if not args.json else _Quiet():
-        if not args.json:
-            manager.subscribe(view.handle)
+        _listen(manager, view, json_mode=args.json)
         ids = []
         for path in files:
             try:
                 ids.append(manager.add(path, args.display_name))
             except UploaderError as exc:
-                out.print(f"[red]{exc.message}")
+                out.print(f"[red]{plain(exc.message)}")
                 rejected.append({"file": str(path), "status": "failed", "message": exc.message})
         _wait(manager, ids, out)
     return _report(manager, ids, args, out, rejected)
+
+
+def _listen(manager: UploadManager, view: ProgressView, *, json_mode: bool, only: list[str] | None = None) -> None:
+    """Progress bars for people; with --json (stdout is for the script) still the warnings, on stderr."""
+
+    def listener(event: Event) -> None:
+        if only is not None and event.job_id not in only:
+            return
+        if json_mode and not (isinstance(event, Queued) or (isinstance(event, Notice) and event.level == "warning")):
+            return
+        view.handle(event)
+
+    manager.subscribe(listener)
 
 
 class _Quiet:
@@ -141,7 +193,7 @@ def _report(
     if args.json:
         print_json({"uploads": [job_json(j) for j in jobs] + (rejected or [])})
     else:
-        print_summary(Console(highlight=False), jobs)
+        print_summary(new_console(), jobs)
     ok = all(j.status == Status.COMPLETED for j in jobs) and not rejected
     return 0 if ok else 1
 
@@ -158,6 +210,8 @@ def run_resume(args: argparse.Namespace) -> int:
         finally:
             state.close()
         if not waiting and not args.id:
+            for notice in state.notices:  # why there may be nothing (the session below would say it otherwise)
+                out.print(f"[yellow]{plain(notice)}")
             out.print("Nothing to resume: there are no interrupted uploads.")
             return 0
         chosen = _choose(waiting, args)
@@ -166,11 +220,10 @@ def run_resume(args: argparse.Namespace) -> int:
             manager.restore_interrupted()
             view = ProgressView(out)
             with view if not args.json else _Quiet():
-                if not args.json:
-                    for job in manager.jobs():
-                        if job.id in chosen:
-                            view.handle(Queued(job.id, str(job.path), job.display_name, job.size))
-                    manager.subscribe(lambda event: view.handle(event) if event.job_id in chosen else None)
+                for job in manager.jobs():
+                    if job.id in chosen:
+                        view.handle(Queued(job.id, str(job.path), job.display_name, job.size))
+                _listen(manager, view, json_mode=args.json, only=chosen)
                 for job_id in chosen:
                     manager.resume(job_id)
                 _wait(manager, chosen, out)
@@ -180,7 +233,7 @@ def run_resume(args: argparse.Namespace) -> int:
     except UsageError as exc:
         return _usage(exc, out)
     except ConnectionSetupError as exc:
-        out.print(f"[red]{exc}")
+        out.print(f"[red]{plain(exc)}")
         return 1
 
 

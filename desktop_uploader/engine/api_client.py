@@ -117,6 +117,14 @@ class Completion:
     etag: str
 
 
+class AlreadyStoredError(NotFoundError):
+    """The upload is gone because it was completed: its object is stored (a server that says so)."""
+
+    def __init__(self, completion: Completion) -> None:
+        super().__init__("This upload was already completed.")
+        self.completion = completion
+
+
 @dataclass(frozen=True)
 class RemotePart:
     number: int
@@ -442,6 +450,7 @@ class ApiClient:
         return signed
 
     def status(self, upload_id: str, s3_key: str, *, control: Control | None = None) -> list[RemotePart]:
+        """The parts storage holds; :class:`AlreadyStoredError` when the server says the upload was completed."""
         answer = self._call(
             "status",
             "POST",
@@ -449,6 +458,8 @@ class ApiClient:
             control=control,
             json={"action": "status", "uploadId": upload_id, "s3Key": s3_key},
         )
+        if answer.get("completed") is True:
+            raise AlreadyStoredError(self._completion(answer, "status"))
         parts = []
         for item in _field(answer, "parts", list, "status"):
             if not isinstance(item, dict):

@@ -14,6 +14,8 @@ import os
 from pathlib import Path
 from types import ModuleType
 
+from desktop_uploader.engine.private import private_dir
+
 log = logging.getLogger(__name__)
 
 SERVICE = "desktop-uploader"
@@ -66,9 +68,11 @@ class CredentialStore:
         )
 
     def _write_file(self, data: dict[str, str]) -> None:
-        self.fallback_file.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.fallback_file.parent)
         tmp = self.fallback_file.with_name(self.fallback_file.name + ".tmp")
         descriptor = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with contextlib.suppress(OSError):
+            os.fchmod(descriptor, 0o600)  # a .tmp left behind by a crash keeps its old mode otherwise
         with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
             json.dump(data, handle)
         os.replace(tmp, self.fallback_file)

@@ -24,6 +24,7 @@ look at this tree, and the original stays attached for the log::
     │   │   └── FileChangedError
     │   ├── DiskFullError              no room to write our own state or logs
     │   └── StateError                 the resume record can't be used
+    │       └── RecordMissingError     progress for a record that was never written
     └── SettingsError                  a setting is out of range (also a ValueError)
 
 ``Interrupted`` is not an error: it unwinds a part when the user pauses or cancels.
@@ -122,12 +123,20 @@ class FileChangedError(LocalFileError):
     pass
 
 
+DISK_FULL = "Your disk is full, so upload progress can't be saved for resuming. Free some space."
+
+
 class DiskFullError(PermanentError):
-    pass
+    def __init__(self, message: str = DISK_FULL) -> None:
+        super().__init__(message)
 
 
 class StateError(PermanentError):
     pass
+
+
+class RecordMissingError(StateError):
+    """Progress of an upload whose record was never written (the disk was full then): nothing to add to."""
 
 
 class SettingsError(UploaderError, ValueError):

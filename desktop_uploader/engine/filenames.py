@@ -50,3 +50,38 @@ def safe_basename(name: str, max_length: int = MAX_NAME_LENGTH) -> str:
         else:
             name = name[:max_length]
     return name
+
+
+_NAMED_CONTROLS = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def shown(text: str) -> str:
+    """``text`` as a person may safely see it: nothing in it can act on a terminal or hide what it is.
+
+    A byte that was not valid UTF-8 (kept by Python as a lone surrogate) becomes ``\\xNN``, control
+    characters (ESC, BEL, CR…) ``\\xNN`` or ``\\r``/``\\n``/``\\t``, bidi marks and line separators
+    ``\\uNNNN``. Everything else, including accents and other scripts, is left as it is.
+    """
+    out = []
+    for char in text:
+        code = ord(char)
+        if 0xDC80 <= code <= 0xDCFF:
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif char in _NAMED_CONTROLS:
+            out.append(_NAMED_CONTROLS[char])
+        elif unicodedata.category(char) == "Cc":
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+        elif char in _BIDI or unicodedata.category(char) in {"Cs", "Zl", "Zp"}:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def is_text(name: str) -> bool:
+    """False for a name with bytes that are not UTF-8 (Linux allows them): it can't be sent or stored."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +16,25 @@ class Collected:
     models: list[Path] = field(default_factory=list)
     others: list[Path] = field(default_factory=list)  # not model files: the caller asks or skips
     missing: list[Path] = field(default_factory=list)
+    special: list[tuple[Path, str]] = field(default_factory=list)  # pipes, devices, sockets: and what each is
     empty_folders: list[Path] = field(default_factory=list)
+
+
+def special_kind(path: Path) -> str | None:
+    """What ``path`` is when it exists but is neither a regular file nor a folder ("a named pipe (FIFO)")."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return None
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    return "not a regular file"
 
 
 def _hidden(path: Path, root: Path) -> bool:
@@ -48,6 +67,8 @@ def collect(paths: Iterable[str | Path]) -> Collected:
                 found.empty_folders.append(path)
         elif path.is_file():
             keep(path)
+        elif (kind := special_kind(path)) is not None:
+            found.special.append((path, kind))
         else:
             found.missing.append(path)
     return found

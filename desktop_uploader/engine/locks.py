@@ -14,6 +14,7 @@ from pathlib import Path
 import filelock
 
 from desktop_uploader.engine.errors import PermanentError
+from desktop_uploader.engine.private import FILE_MODE, private_dir
 
 
 class UploadBusyError(PermanentError):
@@ -25,8 +26,8 @@ class UploadLocks:
         self.directory = directory or Path(tempfile.gettempdir()) / "desktop-uploader-locks"
 
     def _lock(self, job_id: str) -> filelock.BaseFileLock:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        return filelock.FileLock(self.directory / f"{job_id}.lock", timeout=0, thread_local=False)
+        private_dir(self.directory)
+        return filelock.FileLock(self.directory / f"{job_id}.lock", timeout=0, mode=FILE_MODE, thread_local=False)
 
     def acquire(self, job_id: str) -> filelock.BaseFileLock:
         lock = self._lock(job_id)

@@ -40,6 +40,7 @@ from desktop_uploader.engine.autotune import AutoConcurrency
 from desktop_uploader.engine.bandwidth import TokenBucket
 from desktop_uploader.engine.control import CANCEL, Control
 from desktop_uploader.engine.errors import (
+    DISK_FULL,
     AuthError,
     DiskFullError,
     FileUnreadableError,
@@ -57,6 +58,7 @@ from desktop_uploader.engine.events import (
     Event,
     Failed,
     FallingBack,
+    Notice,
     Progress,
     Queued,
     Removed,
@@ -68,6 +70,8 @@ from desktop_uploader.engine.events import (
     UploadResult,
 )
 from desktop_uploader.engine.fileid import identify, unreadable
+from desktop_uploader.engine.filenames import is_text, shown
+from desktop_uploader.engine.files import special_kind
 from desktop_uploader.engine.http import Sessions
 from desktop_uploader.engine.locks import UploadBusyError, UploadLocks
 from desktop_uploader.engine.methods.base import CHUNKED, DIRECT, LEGACY, PRESIGNED, JobContext, UploadMethod
@@ -173,6 +177,7 @@ class UploadManager:
         self._locks = UploadLocks(state.lock_dir)
         self._closed = False
         self._unwinding: set[str] = set()  # jobs whose last run has not let go of the upload's lock yet
+        self._disk_full_said = False
 
     # -- wiring --------------------------------------------------------------------------------------------
 
@@ -238,6 +243,15 @@ class UploadManager:
     def add(self, path: str | Path, display_name: str | None = None, *, start: bool = True) -> str:
         """Queue a file; returns its job id (the existing one if the file is already queued)."""
         resolved = Path(path).expanduser().resolve()
+        if not is_text(str(resolved)):
+            # Such a name can't go in a request or the resume store; refusing it here keeps the rest going.
+            raise FileUnreadableError(
+                f"{shown(str(resolved))} can't be uploaded: its name has bytes that aren't valid text (UTF-8). "
+                "Rename the file (or its folder) and add it again."
+            )
+        kind = special_kind(resolved)
+        if kind is not None:
+            raise FileUnreadableError(f"{shown(resolved.name)} can't be uploaded: it is {kind}, not a regular file.")
         try:
             if not resolved.is_file():
                 raise (
@@ -257,6 +271,8 @@ class UploadManager:
                 job.status = Status.PAUSED
             self._jobs[job.id] = job
         self._emit(Queued(job.id, str(resolved), job.display_name, size))
+        if size == 0:
+            self._emit(Notice(job.id, "This file is empty (0 bytes); it will be uploaded as it is.", "warning"))
         if not start:
             self._emit(StatusChanged(job.id, Status.PAUSED, "Waiting for you to start it."))
         self._pump()
@@ -528,6 +544,11 @@ class UploadManager:
                 job.method = event.method
             elif isinstance(event, Retrying) and event.busy and auto is not None:
                 auto.busy()
+            elif isinstance(event, Notice) and event.message.startswith(DISK_FULL):
+                with self._lock:  # one full disk, however many files find it full: said once
+                    if self._disk_full_said:
+                        return
+                    self._disk_full_said = True
             self._emit(event)
 
         return JobContext(
@@ -597,8 +618,7 @@ class UploadManager:
                     continue
                 self._failed(job, ctx, method, exc)
                 return
-            with contextlib.suppress(UploaderError):
-                self.state.delete(job.id)
+            self._clear_record(job, ctx)
             result = UploadResult(
                 method=name,
                 size=completion.size,
@@ -624,6 +644,16 @@ class UploadManager:
             self._emit(Completed(job.id, result))
             self._finish(job, Status.COMPLETED, "")
             return
+
+    def _clear_record(self, job: Job, ctx: JobContext) -> None:
+        try:
+            self.state.delete(job.id)
+        except DiskFullError as exc:
+            # The record stays, so a later resume finds every part confirmed and completes the upload
+            # again (storage answers with the object) rather than sending it twice. Said once per upload.
+            ctx.notice(exc.message, "warning")
+        except UploaderError as exc:
+            log.warning("%s: its resume record could not be cleared: %s", job.path.name, exc.message)
 
     @staticmethod
     def _may_fall_back(job: Job, error: UploaderError) -> bool:

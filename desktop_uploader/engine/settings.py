@@ -3,7 +3,8 @@
 Validation happens in ``__post_init__`` so that no invalid ``Settings`` can exist anywhere: the
 settings dialog, the CLI flags and the saved file all go through it, and the message names the
 limit ("Concurrency must be between 1 and 64"). A damaged or hand-edited file never stops the app:
-bad values fall back to their defaults with a warning.
+bad values fall back to their defaults with a warning, and a file that can't be read or decoded at
+all is moved aside (``settings.json.damaged-<time>``) with one notice saying where.
 
 The chunk size is a *wish*: values under S3's 5 MiB minimum are accepted here (the seed's 512 KB
 setting must keep working) and raised by the planner, which logs why.
@@ -16,12 +17,14 @@ import dataclasses
 import json
 import os
 import tempfile
+import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from desktop_uploader.engine.errors import SettingsError
 from desktop_uploader.engine.limits import GiB, KiB, MiB, human_bytes
+from desktop_uploader.engine.private import private_dir
 
 METHODS = ("auto", "presigned", "chunked", "legacy", "direct-s3")
 AUTO_CONCURRENCY = 0  # "Auto": the engine adapts parts in flight to measured goodput
@@ -182,9 +185,12 @@ def settings_from_mapping(raw: dict[str, Any], base: Settings | None = None) -> 
         if name not in known:
             continue
         default = getattr(settings, name)
-        value = float(given) if isinstance(default, float) and type(given) is int else given
+        try:
+            value = float(given) if isinstance(default, float) and type(given) is int else given
+        except OverflowError:  # an integer too large for a float
+            value = given
         if type(value) is not type(default):
-            warnings.append(f"Setting '{name}' had a value of the wrong kind ({value!r}); using {default!r}.")
+            warnings.append(f"Setting '{name}' had a value of the wrong kind ({value!r:.80}); using {default!r}.")
             continue
         try:
             settings = settings.replace(**{name: value})
@@ -194,25 +200,46 @@ def settings_from_mapping(raw: dict[str, Any], base: Settings | None = None) -> 
 
 
 def load_settings(path: Path) -> tuple[Settings, list[str]]:
+    """The saved settings; a file that can't be read or decoded is moved aside and defaults are used.
+
+    Moving it aside (``settings.json.damaged-<time>``) keeps what the person had, for them or for
+    support, and means the one notice about it is shown once, not on every start.
+    """
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
         return Settings(), []
-    except OSError as exc:
-        return Settings(), [f"Could not read the settings file ({exc.strerror}); using defaults."]
-    try:
-        raw = json.loads(text)
-    except ValueError:
-        return Settings(), [f"The settings file {path} is damaged; using defaults (it will be rewritten)."]
+    except OSError:
+        data = None
+    raw: Any = None
+    if data is not None:
+        try:
+            raw = json.loads(data.decode("utf-8"))
+        except (ValueError, RecursionError):  # not UTF-8, not JSON, or nested too deep to parse
+            raw = None
     if not isinstance(raw, dict):
-        return Settings(), [f"The settings file {path} is damaged; using defaults (it will be rewritten)."]
+        return Settings(), [_damaged(path)]
     return settings_from_mapping(raw)
+
+
+def _damaged(path: Path) -> str:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    aside = path.with_name(f"{path.name}.damaged-{stamp}")
+    for number in range(2, 100):
+        if not aside.exists():
+            break
+        aside = path.with_name(f"{path.name}.damaged-{stamp}-{number}")
+    try:
+        os.replace(path, aside)
+    except OSError:
+        return f"The settings file {path} can't be read and couldn't be moved aside; using the default settings."
+    return f"The settings file could not be read, so the default settings are in use. It was moved to {aside}."
 
 
 def save_settings(path: Path, settings: Settings) -> None:
     """Atomic replace, so a crash mid-write never leaves half a file behind."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, tmp = tempfile.mkstemp(prefix=".settings-", dir=path.parent)
+    private_dir(path.parent)
+    descriptor, tmp = tempfile.mkstemp(prefix=".settings-", dir=path.parent)  # 0600, whatever the umask
     try:
         with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
             json.dump(settings.to_json(), handle, indent=2, sort_keys=True)

@@ -9,9 +9,11 @@ Each thread gets its own connection (SQLite connections are not meant to be shar
 threads, and a lock around one shared connection would serialise every part on the hot path);
 WAL lets them read concurrently and ``busy_timeout`` queues their writes.
 
-A damaged file never stops the app: it is renamed aside (``uploads.sqlite3.damaged-<time>``), a
-notice says so, and a fresh store takes its place. If even that fails (read-only disk), the store
-lives in memory for the session and uploads still work, only without resume.
+A damaged file never stops the app: it is renamed aside (``uploads.sqlite3.damaged-<time>``, with a
+``.reason`` file saying why), a notice says so, and a fresh store takes its place. If even that fails
+(read-only disk), the store lives in memory for the session and uploads still work, only without
+resume. A store written by a newer version of the app is not damaged: it is left untouched, and this
+session's store is in memory.
 """
 
 from __future__ import annotations
@@ -27,84 +29,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from desktop_uploader.engine.errors import DiskFullError, StateError
+from desktop_uploader.engine.errors import DiskFullError, RecordMissingError, StateError
 from desktop_uploader.engine.fileid import FileIdentity
+from desktop_uploader.engine.private import make_private, private_dir, private_file
+from desktop_uploader.engine.state_files import NewerStoreError, newer_schema, set_aside
+from desktop_uploader.engine.state_schema import MIGRATIONS, RECORD_COLUMNS, SCHEMA, SCHEMA_VERSION
 
 log = logging.getLogger(__name__)
-
-SCHEMA_VERSION = 2  # 2: the checksum algorithm of an upload, and each part's checksum
-_SCHEMA = """
-CREATE TABLE uploads (
-    id TEXT PRIMARY KEY,
-    path TEXT NOT NULL,
-    display_name TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    mtime_ns INTEGER NOT NULL,
-    head_sha256 TEXT NOT NULL,
-    tail_sha256 TEXT NOT NULL,
-    method TEXT NOT NULL,
-    server TEXT NOT NULL,
-    upload_id TEXT,
-    s3_key TEXT,
-    unique_file_name TEXT,
-    comfyui_path TEXT,
-    part_size INTEGER NOT NULL DEFAULT 0,
-    part_count INTEGER NOT NULL DEFAULT 0,
-    chunk_offset INTEGER NOT NULL DEFAULT 0,
-    checksum TEXT NOT NULL DEFAULT '',
-    status TEXT NOT NULL,
-    message TEXT NOT NULL DEFAULT '',
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL
-);
-CREATE TABLE parts (
-    upload TEXT NOT NULL REFERENCES uploads(id) ON DELETE CASCADE,
-    number INTEGER NOT NULL,
-    etag TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    checksum TEXT NOT NULL DEFAULT '',
-    PRIMARY KEY (upload, number)
-) WITHOUT ROWID;
-CREATE TABLE urls (
-    upload TEXT NOT NULL REFERENCES uploads(id) ON DELETE CASCADE,
-    number INTEGER NOT NULL,
-    url TEXT NOT NULL,
-    expires_at REAL NOT NULL,
-    PRIMARY KEY (upload, number)
-) WITHOUT ROWID;
-"""
-
-_RECORD_COLUMNS = [
-    "id",
-    "path",
-    "display_name",
-    "size",
-    "mtime_ns",
-    "head_sha256",
-    "tail_sha256",
-    "method",
-    "server",
-    "upload_id",
-    "s3_key",
-    "unique_file_name",
-    "comfyui_path",
-    "part_size",
-    "part_count",
-    "chunk_offset",
-    "checksum",
-    "status",
-    "message",
-    "created_at",
-    "updated_at",
-]
-
-# Each step takes the store from the version before it to the next one.
-_MIGRATIONS = {
-    2: (
-        "ALTER TABLE uploads ADD COLUMN checksum TEXT NOT NULL DEFAULT '';"
-        "ALTER TABLE parts ADD COLUMN checksum TEXT NOT NULL DEFAULT '';"
-    ),
-}
 
 
 @dataclass(frozen=True)
@@ -188,22 +119,35 @@ class StateStore:
 
     @classmethod
     def open(cls, path: Path) -> StateStore:
-        """Open (or create) the store at ``path``; a damaged one is set aside with a notice."""
+        """Open (or create) the store at ``path``; a damaged one is set aside with a notice.
+
+        A store from a newer version of the app is left exactly as it is (that version's uploads are
+        in it): this session keeps its records in memory instead, and says so.
+        """
+        newer = newer_schema(path)
+        if newer is not None:
+            return cls._beside_newer(path, newer)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(path.parent)
+            private_file(path)  # SQLite gives its -wal and -shm files the database's mode
             store = cls(str(path))
             store._prepare()
+            store._make_private()
             return store
+        except NewerStoreError as exc:  # became newer between the peek and the opening
+            return cls._beside_newer(path, exc.version)
         except (sqlite3.DatabaseError, StateError) as exc:
             log.warning("Resume store %s is unusable (%s); setting it aside", path, exc)
-            aside = cls._set_aside(path)
+            aside = set_aside(path, f"it could not be used ({exc}).")
         except OSError as exc:
             log.warning("Resume store %s can't be opened (%s)", path, exc)
             aside = None
         if aside is not None:
             try:
+                private_file(path)
                 store = cls(str(path))
                 store._prepare()
+                store._make_private()
             except (sqlite3.DatabaseError, StateError, OSError):
                 pass
             else:
@@ -220,24 +164,26 @@ class StateStore:
         return store
 
     @classmethod
+    def _beside_newer(cls, path: Path, version: int) -> StateStore:
+        log.warning("Resume store %s is from a newer app (schema %d); left alone", path, version)
+        store = cls.in_memory()
+        store.notices.append(
+            f"The list of interrupted uploads at {path} was written by a newer version of Desktop Uploader, "
+            "so this version leaves it untouched. Uploads in this session can't be resumed after the app "
+            "closes; use the newer version to resume the uploads listed there."
+        )
+        return store
+
+    def _make_private(self) -> None:
+        for suffix in ("", "-wal", "-shm"):
+            make_private(Path(self._target + suffix))
+
+    @classmethod
     def in_memory(cls) -> StateStore:
         store = cls(f"file:desktop-uploader-{next(_memory_names)}?mode=memory&cache=shared", uri=True)
         store._keepalive = store._connection()  # a shared-cache memory DB lives while a connection does
         store._prepare()
         return store
-
-    @staticmethod
-    def _set_aside(path: Path) -> Path | None:
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        aside = path.with_name(f"{path.name}.damaged-{stamp}")
-        try:
-            path.replace(aside)
-        except OSError:
-            return None
-        for suffix in ("-wal", "-shm"):
-            with contextlib.suppress(OSError):
-                Path(str(path) + suffix).replace(Path(str(aside) + suffix))
-        return aside
 
     def _connection(self) -> sqlite3.Connection:
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
@@ -264,13 +210,13 @@ class StateStore:
         version = connection.execute("PRAGMA user_version").fetchone()[0]
         if version == 0:
             with self._transaction() as db:
-                db.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
+                db.executescript(f"BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
         elif version > SCHEMA_VERSION:
-            raise StateError(f"written by a newer version of the app (schema {version})")
+            raise NewerStoreError(version)
         elif version < SCHEMA_VERSION:
             self._upgrade()
         columns = {row[1] for row in connection.execute("PRAGMA table_info(uploads)")}
-        if not set(_RECORD_COLUMNS) <= columns:
+        if not set(RECORD_COLUMNS) <= columns:
             raise StateError("unexpected layout")
 
     def _upgrade(self) -> None:
@@ -280,7 +226,7 @@ class StateStore:
             version = db.execute("PRAGMA user_version").fetchone()[0]
             for step in range(version + 1, SCHEMA_VERSION + 1):
                 log.info("Upgrading the resume store to schema %d", step)
-                for statement in filter(None, (part.strip() for part in _MIGRATIONS[step].split(";"))):
+                for statement in filter(None, (part.strip() for part in MIGRATIONS[step].split(";"))):
                     db.execute(statement)
                 db.execute(f"PRAGMA user_version = {step}")
             db.execute("COMMIT")
@@ -295,14 +241,23 @@ class StateStore:
                 connection.execute("ROLLBACK")
             text = str(exc).lower()
             if "full" in text:
-                raise DiskFullError(
-                    "Your disk is full, so upload progress can't be saved for resuming. Free some space."
-                ) from exc
+                raise DiskFullError() from exc
             raise StateError(f"Saving upload progress failed: {exc}") from exc
+        except sqlite3.IntegrityError as exc:  # a part of an upload whose record could not be written
+            with contextlib.suppress(sqlite3.Error):
+                connection.execute("ROLLBACK")
+            raise RecordMissingError(f"The upload's resume record is missing ({exc}).") from exc
         except sqlite3.DatabaseError as exc:
             with contextlib.suppress(sqlite3.Error):
                 connection.execute("ROLLBACK")
             raise StateError(f"The resume store is damaged: {exc}") from exc
+        except BaseException:
+            # Anything else (a value SQLite can't take, an interrupt): this thread's connection must not
+            # keep the write lock, or every other upload's next write waits out the busy timeout and fails.
+            if connection.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    connection.execute("ROLLBACK")
+            raise
 
     def _write(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> None:
         with self._transaction() as db:

@@ -77,6 +77,23 @@ async def confirm_other_files(parent: QWidget, others: list[Path]) -> bool:
     return chosen
 
 
+async def confirm_damaged_files(parent: QWidget, damaged: list[tuple[Path, str]]) -> bool:
+    box = QMessageBox(parent)
+    box.setObjectName("damagedFilesQuestion")
+    box.setIcon(QMessageBox.Icon.Warning)
+    box.setWindowTitle("Files that look damaged")
+    first, problem = damaged[0]
+    more = f" (and {len(damaged) - 1} more)" if len(damaged) > 1 else ""
+    box.setText(f"{first.name}{more} looks damaged: {problem}")
+    box.setInformativeText("Uploading it will most likely store a model that can't be loaded. Send it anyway?")
+    send = box.addButton("Send anyway", QMessageBox.ButtonRole.AcceptRole)
+    box.addButton("Skip them", QMessageBox.ButtonRole.RejectRole)
+    await finished(box)
+    chosen = box.clickedButton() is send
+    box.deleteLater()
+    return chosen
+
+
 async def confirm(parent: QWidget, title: str, text: str, action: str) -> bool:
     box = QMessageBox(parent)
     box.setObjectName("confirmation")

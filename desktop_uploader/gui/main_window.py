@@ -41,7 +41,7 @@ from desktop_uploader import APP_NAME
 from desktop_uploader.engine.events import Status
 from desktop_uploader.engine.filenames import DEFAULT_MODEL_EXTENSIONS
 from desktop_uploader.engine.rows import QueueSummary, Row, RowAction
-from desktop_uploader.gui.dialogs import CloseChoice, ask_close, confirm, confirm_other_files
+from desktop_uploader.gui.dialogs import CloseChoice, ask_close, confirm, confirm_damaged_files, confirm_other_files
 from desktop_uploader.gui.icons import app_icon, ui_icon
 from desktop_uploader.gui.queue_delegate import UploadDelegate
 from desktop_uploader.gui.session import AppSession, Link
@@ -325,7 +325,13 @@ class MainWindow(QMainWindow):
         dialog.open()
 
     def add_paths(self, paths: list[str]) -> None:
-        spawn(self.session.add_paths(paths, lambda others: confirm_other_files(self, others)))
+        spawn(
+            self.session.add_paths(
+                paths,
+                lambda others: confirm_other_files(self, others),
+                lambda damaged: confirm_damaged_files(self, damaged),
+            )
+        )
 
     def open_settings(self) -> None:
         session = self.session

@@ -37,6 +37,7 @@ from desktop_uploader.engine.limits import human_bytes
 from desktop_uploader.engine.manager import ServerConnection, UploadManager
 from desktop_uploader.engine.methods.direct_s3 import DirectTarget
 from desktop_uploader.engine.rows import QueueSummary, RowAction
+from desktop_uploader.engine.safetensors_header import safetensors_problem
 from desktop_uploader.engine.settings import Settings, save_settings
 from desktop_uploader.engine.state import StateStore
 from desktop_uploader.gui.bridge import EngineBridge
@@ -59,6 +60,16 @@ class Link(Enum):
     CONNECTING = "connecting"
     CONNECTED = "connected"
     FAILED = "failed"
+
+
+def _damaged(paths: list[Path]) -> list[tuple[Path, str]]:
+    """The .safetensors files whose header says they are incomplete, each with what is wrong (header only)."""
+    found = []
+    for path in paths:
+        problem = safetensors_problem(path) if path.suffix.lower() == ".safetensors" else None
+        if problem is not None:
+            found.append((path, problem))
+    return found
 
 
 @dataclass(frozen=True)
@@ -226,8 +237,12 @@ class AppSession(QObject):
         return len(ids)
 
     async def add_paths(
-        self, paths: list[str], confirm_others: Callable[[list[Path]], Awaitable[bool]] | None = None
+        self,
+        paths: list[str],
+        confirm_others: Callable[[list[Path]], Awaitable[bool]] | None = None,
+        confirm_damaged: Callable[[list[tuple[Path, str]]], Awaitable[bool]] | None = None,
     ) -> AddOutcome:
+        """Queue what was dropped or chosen; with ``confirm_damaged``, cut-short .safetensors files are asked about."""
         found = await in_thread(collect, paths)
         chosen = list(found.models)
         skipped = 0
@@ -236,6 +251,12 @@ class AppSession(QObject):
                 chosen += found.others
             else:
                 skipped = len(found.others)
+        refused: list[str] = []
+        if confirm_damaged is not None:
+            damaged = await in_thread(_damaged, chosen)
+            if damaged and not await confirm_damaged(damaged):
+                chosen = [p for p in chosen if p not in {path for path, _ in damaged}]
+                refused = [f"{path.name} was not added because it looks damaged." for path, _ in damaged]
         known = self.model.job_ids()
         start = self.settings.auto_start
 
@@ -258,7 +279,8 @@ class AppSession(QObject):
             return added, duplicates, problems
 
         added, duplicates, problems = await in_thread(add_all)
-        problems += [f"{p}: not found" for p in found.missing]
+        problems += refused + [f"{p}: not found" for p in found.missing]
+        problems += [f"{p.name} is {kind}, not a file." for p, kind in found.special]
         outcome = AddOutcome(added, duplicates, problems, skipped)
         self.message.emit(self._describe(outcome))
         return outcome

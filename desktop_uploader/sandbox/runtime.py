@@ -19,7 +19,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from desktop_uploader.sandbox.info import RUNTIME_FILE, SandboxInfo
+from desktop_uploader.engine.private import private_dir
+from desktop_uploader.sandbox.info import RUNTIME_FILE, SandboxInfo, running_sandbox
 from desktop_uploader.sandbox.seaweed import SeaweedServer
 from desktop_uploader.server.app import create_app
 from desktop_uploader.server.config import ServerConfig
@@ -107,7 +108,12 @@ class Sandbox:
         return ServerConfig(**settings)
 
     def start(self) -> SandboxInfo:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.data_dir)  # its store holds every uploaded file, and its credentials
+        # A sandbox.json that no sandbox answers for is a killed one's: it must not send other processes
+        # to its dead ports while this one starts (one that does answer is left to its owner).
+        if running_sandbox(self.data_dir) is None:
+            with contextlib.suppress(OSError):
+                (self.data_dir / RUNTIME_FILE).unlink(missing_ok=True)
         identity = SandboxIdentity.load_or_create(self.data_dir)
         try:
             self.weed = SeaweedServer.start(

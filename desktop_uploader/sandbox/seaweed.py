@@ -16,6 +16,7 @@ import json
 import logging
 import lzma
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -28,7 +29,7 @@ from pathlib import Path
 
 import requests
 
-from desktop_uploader.sandbox import processes
+from desktop_uploader.sandbox import leftovers, processes
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +110,29 @@ def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
             sock.close()
 
 
+def write_security(home: Path) -> Path:
+    """JWT keys, new at each start, so the volume and filer servers answer only weed itself.
+
+    They listen on 127.0.0.1, which every local process (and user) can reach: without keys anyone
+    could read or write every stored file through the filer's or the volume server's HTTP API. weed
+    signs its own requests with these keys; S3 (with its own credentials) is the only way in. weed
+    reads ``$HOME/.seaweedfs/security.toml``, and its HOME is its store (see clean_environment).
+    The master has no such switch: its status page stays readable, and it hands out no write tokens.
+    """
+    folder = home / ".seaweedfs"
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(folder, 0o700)
+    sections = ("jwt.signing", "jwt.signing.read", "jwt.filer_signing", "jwt.filer_signing.read")
+    text = "".join(f'[{name}]\nkey = "{secrets.token_hex(32)}"\nexpires_after_seconds = 60\n\n' for name in sections)
+    path = folder / "security.toml"
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        if os.name == "posix":  # an older file keeps its mode through O_TRUNC
+            os.fchmod(handle.fileno(), 0o600)
+        handle.write(text)
+    return path
+
+
 def clean_environment(home: Path) -> dict[str, str]:
     """What weed gets instead of ours: enough to run, nothing that changes how it runs."""
     env = {"PATH": os.defpath, "HOME": str(home), "LANG": "C.UTF-8"}
@@ -156,6 +180,7 @@ class SeaweedServer:
         weed = find_weed(cache_dir=data_dir / "bin")
         store = data_dir / "weed"
         store.mkdir(parents=True, exist_ok=True)
+        write_security(store)
         identities = data_dir / "s3-identities.json"
         identities.write_text(
             json.dumps(
@@ -172,9 +197,10 @@ class SeaweedServer:
             encoding="utf-8",
         )
         os.chmod(identities, 0o600)
+        leftovers.sweep()  # what an earlier sandbox killed with -9 left behind
         ports = dict(zip(_PORT_NAMES, free_ports(len(_PORT_NAMES)), strict=True))
         # Unix socket paths are limited to ~100 bytes, so they live in a short private temp dir.
-        socket_dir = Path(tempfile.mkdtemp(prefix="du-weed-"))
+        socket_dir = Path(tempfile.mkdtemp(prefix=leftovers.SOCKET_DIR_PREFIX))
         argv = [
             str(weed),
             "-logtostderr",  # into weed.log below, not three new files and symlinks in /tmp per start
@@ -195,6 +221,8 @@ class SeaweedServer:
         ]
         log_path = data_dir / "weed.log"
         process = processes.spawn(argv, log_path=log_path, env=clean_environment(store))
+        with contextlib.suppress(OSError):  # lets the next start tell a dead sandbox's folder from a live one's
+            (socket_dir / leftovers.PID_FILE).write_text(str(process.pid), encoding="ascii")
         server = cls(process, f"http://127.0.0.1:{ports['s3.port']}", socket_dir, log_path, tuple(ports.values()))
         try:
             server._wait_ready(timeout)
@@ -221,7 +249,7 @@ class SeaweedServer:
         processes.stop(self.process, grace=grace, name="SeaweedFS")
         shutil.rmtree(self.socket_dir, ignore_errors=True)
         # weed puts its gRPC sockets in the temp dir by port; a killed weed leaves them behind.
-        tmp = Path(tempfile.gettempdir())
+        tmp = leftovers.weed_temp_dir()
         for port in self.ports:
             for leftover in tmp.glob(f"seaweedfs-*-{port}.sock"):
                 leftover.unlink(missing_ok=True)

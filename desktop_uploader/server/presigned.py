@@ -189,7 +189,16 @@ class PresignedService:
 
     def status(self, user_id: str, request: StatusRequest) -> dict[str, Any]:
         destination = owned_destination(self.config, user_id, request.s3_key)
-        parts = self.storage.list_parts(destination.s3_key, request.upload_id)
+        try:
+            parts = self.storage.list_parts(destination.s3_key, request.upload_id)
+        except ApiError as missing:
+            # An upload that is gone because it was completed (its client lost the answer, or could not
+            # record it) has its object at its key, which no other upload shares: say so, with what
+            # complete answered, so the client does not send the file a second time.
+            found = self.storage.existing(destination.s3_key) if missing.status == 404 else None
+            if found is None:
+                raise
+            return {"parts": [], "completed": True, **self.completion(destination, found[1])}
         return {"parts": [p.as_json() for p in parts]}
 
     def list_uploads(self, user_id: str) -> dict[str, Any]:

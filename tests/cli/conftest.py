@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,8 @@ from typing import Any
 import pytest
 
 from desktop_uploader.sandbox.info import SandboxInfo
+from tests.conftest import SampleFile
+from tests.support.safetensors_files import whole_models
 
 
 @dataclass
@@ -62,3 +65,9 @@ class Cli:
 @pytest.fixture
 def cli(private_home: Path, sandbox: SandboxInfo) -> Cli:
     return Cli(private_home, sandbox)
+
+
+@pytest.fixture
+def make_file(make_file: Callable[..., SampleFile], tmp_path: Path) -> Callable[..., SampleFile]:
+    """Whole .safetensors files, as the CLI checks they are (tests/support/safetensors_files.py)."""
+    return whole_models(make_file, tmp_path)

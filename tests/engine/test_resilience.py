@@ -60,7 +60,7 @@ def test_kill_9_then_resume_resends_at_most_concurrency_plus_one_parts(
         argv = [sys.executable, "-m", "desktop_uploader"]
         flags = ["--chunk-size", "5MiB", "--concurrency", str(concurrency)]
         uploading = subprocess.Popen(
-            [*argv, "upload", str(sample.path), *flags, "--bandwidth-limit", "12MiB"],
+            [*argv, "upload", str(sample.path), *flags, "--bandwidth-limit", "12MiB", "--send-anyway"],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

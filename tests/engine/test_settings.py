@@ -67,6 +67,24 @@ def test_settings_round_trip_and_damaged_files_fall_back(tmp_path: Path) -> None
     assert loaded == Settings() and "damaged" in warnings[0]
 
 
+@pytest.mark.parametrize("content", [b'{"server_url": "caf\xe9"}', b"{not json", b"[1, 2]", b"[" * 100_000])
+def test_a_settings_file_that_cant_be_decoded_is_moved_aside_with_one_notice(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "settings.json"
+    path.write_bytes(content)
+    loaded, warnings = load_settings(path)
+    [aside] = tmp_path.glob("settings.json.damaged-*")
+    assert loaded.server_url == "" and aside.read_bytes() == content and not path.exists()
+    assert len(warnings) == 1 and f"It was moved to {aside}." in warnings[0]
+    assert load_settings(path) == (Settings(), []), "said once: the next start finds no damaged file"
+
+
+def test_a_number_too_large_for_a_setting_is_a_warning_not_a_crash(tmp_path: Path) -> None:
+    path = tmp_path / "settings.json"
+    path.write_text('{"backoff_cap": ' + "9" * 400 + "}")
+    loaded, warnings = load_settings(path)
+    assert loaded.backoff_cap == Settings().backoff_cap and len(warnings) == 1
+
+
 @pytest.mark.parametrize(
     ("text", "size"),
     [

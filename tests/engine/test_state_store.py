@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 import threading
 from pathlib import Path
@@ -56,29 +58,40 @@ def test_parts_recorded_from_many_threads_all_land(tmp_path: Path) -> None:
     assert sorted(store.parts("job1")) == list(range(1, 65))
 
 
-@pytest.mark.allow_log(
-    r"^WARNING desktop_uploader\.engine\.state: Resume store .* is unusable \(file is not a database\)"
-)
+@pytest.mark.allow_log(r"desktop_uploader\.engine\.state: Resume store .* is unusable \(file is not a database\)")
 def test_a_damaged_store_is_set_aside_with_a_notice(tmp_path: Path) -> None:
     path = tmp_path / "state.sqlite3"
-    path.write_bytes(b"this is not a database" * 100)
+    damaged = b"this is not a database" * 100
+    path.write_bytes(damaged)
     store = StateStore.open(path)
     assert store.persistent and len(store.notices) == 1 and "set aside" in store.notices[0]
-    assert list(tmp_path.glob("state.sqlite3.damaged-*"))
+    [aside] = tmp_path.glob("state.sqlite3.damaged-*[0-9]")
+    assert aside.read_bytes() == damaged, "the old file is kept as it was"
+    reason = Path(f"{aside}.reason").read_text(encoding="utf-8")
+    assert "Set aside by Desktop Uploader" in reason and "it could not be used (file is not a database)" in reason
     store.create(record())
     assert store.get("job1") is not None
 
 
-@pytest.mark.allow_log(
-    r"^WARNING desktop_uploader\.engine\.state: Resume store .* is unusable \(written by a newer version"
-)
-def test_a_store_from_a_newer_app_is_set_aside(tmp_path: Path) -> None:
+@pytest.mark.allow_log(r"engine\.state: Resume store .* is from a newer app \(schema 99\); left alone")
+def test_a_store_from_a_newer_app_is_left_untouched_not_set_aside(tmp_path: Path) -> None:
     path = tmp_path / "state.sqlite3"
-    connection = sqlite3.connect(path)
-    connection.execute("PRAGMA user_version = 99")
-    connection.close()
+    with contextlib.closing(sqlite3.connect(path)) as newer:
+        newer.executescript("CREATE TABLE uploads (id TEXT PRIMARY KEY, future TEXT); PRAGMA user_version = 99;")
+        newer.execute("INSERT INTO uploads VALUES ('theirs', 'x')")
+        newer.commit()
+    before = path.read_bytes()
     store = StateStore.open(path)
-    assert store.notices and store.unfinished() == []
+    try:
+        assert not store.persistent and len(store.notices) == 1
+        assert "written by a newer version of Desktop Uploader" in store.notices[0]
+        assert "damaged" not in store.notices[0]
+        store.create(record())  # this session still works, in memory
+        assert store.get("job1") is not None
+    finally:
+        store.close()
+    assert path.read_bytes() == before, "not written to"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.sqlite3"], "nothing set aside, no -wal or -shm"
 
 
 @pytest.mark.allow_log(r"^WARNING desktop_uploader\.engine\.state: Resume store .* can.t be opened")
@@ -139,3 +152,23 @@ def test_a_store_from_the_previous_version_is_upgraded_and_keeps_its_uploads(tmp
         assert check.execute("PRAGMA user_version").fetchone()[0] == 2
     check.close()
     again.close()
+
+
+def test_a_failure_inside_a_write_rolls_back_and_lets_other_writers_on(tmp_path: Path) -> None:
+    """A value SQLite can't take (a name that isn't UTF-8) must not leave the write lock held."""
+    path = tmp_path / "state.sqlite3"
+    store = StateStore.open(path)
+    store.create(record("kept"))
+    bad = record("bad").with_changes(path=os.fsdecode(b"/tmp/caf\xe9.safetensors"))
+    with pytest.raises(UnicodeEncodeError):
+        store.create(bad)
+    # Another writer gets the lock at once: with timeout=0 a held lock fails instead of waiting.
+    other = sqlite3.connect(path, timeout=0, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("ROLLBACK")
+    finally:
+        other.close()
+    assert store.get("bad") is None and store.get("kept") is not None, "the half-done write was rolled back"
+    store.record_part("kept", 1, "e1", 5)
+    assert list(store.parts("kept")) == [1]

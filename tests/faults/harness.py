@@ -432,7 +432,9 @@ def run_cli(world: World, sc: Scenario, path: Path, workdir: Path, result: SeedR
     check = Checker(world, sc, path, sha256_of(path), result)
     cli = Cli(world, sc, workdir / "home")
     try:
-        ran = cli.run("upload", str(path), "--json", "--bandwidth-limit", str(sc.bandwidth), plan=plan, kill=True)
+        ran = cli.run(
+            "upload", str(path), "--json", "--send-anyway", "--bandwidth-limit", str(sc.bandwidth), plan=plan, kill=True
+        )
         result.killed = f"{sc.kill.kind if sc.kill else ''}: {plan.killed_at}" if ran.killed else ""
         stored = _cli_phase(check, cli, ran, "upload")
         if not stored and sc.after_failure == "discard":
@@ -448,7 +450,11 @@ def run_cli(world: World, sc: Scenario, path: Path, workdir: Path, result: SeedR
                     result.phases.append(f"{phase}: stored before the kill")
                     break
                 # Killed before anything was recorded: the user uploads it again.
-                ran = cli.run("resume", "--all", "--json") if waiting else cli.run("upload", str(path), "--json")
+                ran = (
+                    cli.run("resume", "--all", "--json")
+                    if waiting
+                    else cli.run("upload", str(path), "--json", "--send-anyway")
+                )
                 if _cli_phase(check, cli, ran, f"{phase} ({'resume' if waiting else 'upload again'})"):
                     break
                 if phase == "fault-free":

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +22,8 @@ from desktop_uploader.gui.app import Desktop, build, start
 from desktop_uploader.gui.session import in_thread
 from desktop_uploader.paths import resolve_paths
 from desktop_uploader.sandbox.info import SandboxInfo
+from tests.conftest import SampleFile
+from tests.support.safetensors_files import whole_models
 from tests.support.waiting import deadline_after
 
 
@@ -68,6 +71,12 @@ async def answer(parent: QWidget, name: str, button: str, timeout: float = 10.0)
     assert box is not None
     target = next(b for b in box.buttons() if b.text() == button)
     target.click()
+
+
+@pytest.fixture
+def make_file(make_file: Callable[..., SampleFile], tmp_path: Path) -> Callable[..., SampleFile]:
+    """Whole .safetensors files: the window asks before sending one whose header says it is cut short."""
+    return whole_models(make_file, tmp_path)
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -129,3 +130,43 @@ def test_pause_then_resume_completes_and_cancel_leaves_nothing(
     run(aloop, scenario())
     kept = model.rows()[0]
     assert kept.result is not None and object_sha256(s3, sandbox.bucket, kept.result.s3_key) == keep.sha256
+
+
+def test_a_dropped_pipe_is_named_for_what_it_is(make_desktop: Any, make_file: Any, aloop: Any, tmp_path: Path) -> None:
+    desktop = make_desktop(auto_start=False)
+    fifo = tmp_path / "pipe.safetensors"
+    os.mkfifo(fifo)
+    model = make_file(1000, name="fine.ckpt")
+    outcomes = []
+
+    async def scenario() -> None:
+        outcomes.append(await desktop.session.add_paths([str(fifo), str(model.path)]))
+
+    run(aloop, scenario())
+    [outcome] = outcomes
+    assert outcome.added == 1 and outcome.problems == ["pipe.safetensors is a named pipe (FIFO), not a file."]
+    assert "pipe.safetensors is a named pipe (FIFO), not a file." in desktop.window.statusBar().currentMessage()
+
+
+def test_a_cut_short_model_is_asked_about_before_it_is_queued(
+    make_desktop: Any, make_file: Any, aloop: Any, tmp_path: Path
+) -> None:
+    desktop = make_desktop(auto_start=False)
+    window = desktop.window
+    cut = make_file(3 * MiB, name="cut.safetensors")
+    with open(cut.path, "r+b") as handle:
+        handle.truncate(2 * MiB)
+    whole = make_file(1 * MiB, name="whole.safetensors")
+
+    async def scenario() -> None:
+        drop(window, [cut.path, whole.path])
+        await answer(window, "damagedFilesQuestion", "Skip them")
+        refused = "cut.safetensors was not added because it looks damaged"
+        await until(lambda: refused in window.statusBar().currentMessage(), what="the refusal")
+        assert set(statuses(desktop)) == {"whole.safetensors"}
+        drop(window, [cut.path])
+        await answer(window, "damagedFilesQuestion", "Send anyway")
+        await until(lambda: desktop.session.model.rowCount() == 2, what="the damaged file, queued as asked")
+
+    run(aloop, scenario())
+    assert set(statuses(desktop)) == {"whole.safetensors", "cut.safetensors"}

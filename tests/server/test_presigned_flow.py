@@ -159,6 +159,17 @@ def test_status_lists_uploaded_parts(api: Api) -> None:
     api.ok(api.presigned({"action": "abort", "uploadId": started["uploadId"], "s3Key": started["s3Key"]}))
 
 
+def test_status_of_a_completed_upload_answers_with_the_stored_object(api: Api) -> None:
+    """A client that could not record the completion asks again; the answer must not make it re-send."""
+    started = api.ok(api.presigned({"action": "start", "fileName": "done.pth", "totalParts": 1}))
+    parts = put_parts(started["presignedUrls"], bytes(1234), 1234)
+    ids = {"uploadId": started["uploadId"], "s3Key": started["s3Key"]}
+    completed = api.ok(api.presigned({"action": "complete", **ids, "parts": parts}))
+    status = api.ok(api.presigned({"action": "status", **ids}))
+    assert status == {"parts": [], "completed": True, **completed}
+    assert status["size"] == 1234 and status["comfyUIPath"] == started["comfyUIPath"]
+
+
 def test_status_pages_past_1000_parts(api: Api) -> None:
     started = api.ok(api.presigned({"action": "start", "fileName": "many.bin", "totalParts": 1003, "urlBatch": 1}))
     numbers = list(range(1, 1004))

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 from desktop_uploader.engine.api_client import ApiClient
 from desktop_uploader.engine.bandwidth import TokenBucket
 from desktop_uploader.engine.control import Control
-from desktop_uploader.engine.errors import DiskFullError, StateError
+from desktop_uploader.engine.errors import DiskFullError, RecordMissingError, StateError
 from desktop_uploader.engine.events import Event, Notice, Started, Status
 from desktop_uploader.engine.fileid import FileIdentity
 from desktop_uploader.engine.planner import PartPlan
@@ -105,6 +105,8 @@ class JobContext:
             write()
         except DiskFullError as exc:
             self.notice(exc.message, "warning")
+        except RecordMissingError as exc:  # its cause (a full disk when the record was due) was said then
+            log.info("%s: progress not saved: %s", self.name, exc.message)
         except StateError as exc:
             self.notice(f"{exc.message} The upload goes on, but may not resume after a crash.", "warning")
 

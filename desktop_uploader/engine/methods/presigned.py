@@ -29,7 +29,15 @@ from dataclasses import dataclass
 import requests
 
 from desktop_uploader.engine import checksums
-from desktop_uploader.engine.api_client import ApiClient, Capabilities, RemotePart, SignedUrl, StartedUpload
+from desktop_uploader.engine.api_client import (
+    AlreadyStoredError,
+    ApiClient,
+    Capabilities,
+    RemotePart,
+    SignedUrl,
+    StartedUpload,
+)
+from desktop_uploader.engine.api_client import Completion as ApiCompletion
 from desktop_uploader.engine.errors import (
     IntegrityError,
     NotFoundError,
@@ -280,6 +288,8 @@ class PresignedMethod:
             self.abort(ctx, record)
             lost, record = record, None
         resumed = self._resume(ctx, caps, record) if record is not None else None
+        if isinstance(resumed, Completion):
+            return resumed
         started: StartedUpload | None
         if resumed is None:
             plan = plan_parts(ctx.size, ctx.settings.chunk_size, caps.limits)
@@ -366,8 +376,11 @@ class PresignedMethod:
 
     def _resume(
         self, ctx: JobContext, caps: Capabilities, record: UploadRecord
-    ) -> tuple[PartPlan, UploadRecord, dict[int, SavedPart], None] | None:
-        """Plan, record and confirmed parts of an interrupted upload, or None to start afresh."""
+    ) -> tuple[PartPlan, UploadRecord, dict[int, SavedPart], None] | Completion | None:
+        """Plan, record and confirmed parts of an interrupted upload, or None to start afresh.
+
+        A Completion when storage already holds the file: completed earlier, its record never cleared.
+        """
         api = ctx.api
         assert api is not None and record.upload_id and record.s3_key
         ensure_unchanged(ctx.path, record.identity)
@@ -376,6 +389,12 @@ class PresignedMethod:
         if caps.offers("status"):
             try:
                 remote = {p.number: p for p in api.status(record.upload_id, record.s3_key, control=ctx.control)}
+            except AlreadyStoredError as stored:
+                if stored.completion.size == ctx.size:
+                    return self._stored(ctx, record, stored.completion)
+                ctx.notice("The interrupted upload is no longer on the server; starting it again from the beginning.")
+                ctx.state.delete(ctx.job_id)
+                return None
             except NotFoundError:
                 if len(saved) == plan.part_count:
                     # Every part was confirmed, so the upload most likely vanished because it was completed
@@ -392,6 +411,20 @@ class PresignedMethod:
             done = saved
         log.info("%s: resuming %s with %d of %d parts stored", ctx.name, record.s3_key, len(done), plan.part_count)
         return plan, record, done, None
+
+    @staticmethod
+    def _stored(ctx: JobContext, record: UploadRecord, found: ApiCompletion) -> Completion:
+        log.info("%s: %s is already stored (%d bytes); nothing to send", ctx.name, record.s3_key, ctx.size)
+        ctx.notice("This file was already uploaded completely; nothing had to be sent again.")
+        return Completion(
+            s3_key=record.s3_key or "",
+            unique_file_name=found.unique_file_name or record.unique_file_name or "",
+            comfyui_path=found.comfyui_path or record.comfyui_path,
+            network_volume_path=found.network_volume_path,
+            etag=found.etag,
+            size=ctx.size,
+            bytes_sent=0,
+        )
 
     @staticmethod
     def _reconcile(

@@ -1,0 +1,208 @@
+"""Odd file names and odd files, as the real CLI meets them: each is refused (or warned about) alone."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from desktop_uploader.engine.errors import FileUnreadableError
+from desktop_uploader.engine.fileid import FileIdentity
+from desktop_uploader.engine.limits import MiB
+from desktop_uploader.engine.manager import UploadManager
+from desktop_uploader.engine.settings import Settings
+from desktop_uploader.engine.state import StateStore, UploadRecord
+from desktop_uploader.logsetup import configure_logging
+from tests.support.storage import object_sha256
+
+
+def test_a_name_that_is_not_text_is_refused_alone_and_the_rest_goes_on(
+    cli: Any, make_file: Any, s3: Any, sandbox: Any
+) -> None:
+    good = make_file(6 * MiB, name="good.ckpt")
+    bad = Path(os.fsdecode(os.fsencode(good.path.parent) + b"/caf\xe9.ckpt"))
+    bad.write_bytes(b"x" * 1000)
+    result = cli("upload", str(bad), str(good.path), "--json", "--files-at-once", "2")
+    assert result.code == 1, result.stderr
+    uploads = {Path(u["file"]).name: u for u in result.json()["uploads"]}
+    assert uploads["good.ckpt"]["status"] == "completed", uploads
+    assert object_sha256(s3, sandbox.bucket, uploads["good.ckpt"]["s3Key"]) == good.sha256
+    [refused] = [u for u in uploads.values() if u["status"] == "failed"]
+    assert "caf\\xe9.ckpt can't be uploaded: its name has bytes that aren't valid text" in refused["message"]
+    assert "caf\\xe9.ckpt can't be uploaded" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_logging_a_name_that_is_not_text_neither_raises_nor_prints(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(logging, "raiseExceptions", True)  # configure_logging turns it off; restored after
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "level", root.level)
+    log_file = tmp_path / "logs" / "app.log"
+    configure_logging(log_file, console_level=logging.INFO)
+    try:
+        assert logging.raiseExceptions is False
+        logging.getLogger("desktop_uploader.test").info("Uploading %s", os.fsdecode(b"caf\xe9.safetensors"))
+        ours = next(h for h in root.handlers if getattr(h, "_desktop_uploader", False))
+        assert isinstance(ours, logging.FileHandler)
+        ours.flush()
+        ours.stream.close()
+        ours.stream = _FullDisk()  # a handler that can't write any more
+        logging.getLogger("desktop_uploader.test").info("after the log file broke")
+    finally:
+        for handler in [h for h in root.handlers if getattr(h, "_desktop_uploader", False)]:
+            root.removeHandler(handler)
+            handler.close()
+    assert "Uploading caf\\udce9.safetensors" in log_file.read_text(encoding="utf-8")
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "Logging error" not in err
+    assert "after the log file broke" in err, "the other handler carried on"
+
+
+class _FullDisk:
+    def write(self, _: str) -> int:
+        raise OSError(28, "No space left on device")
+
+    def flush(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+# ESC sequences (colour, an OSC 8 link, a window title), a carriage return, rich markup and an emoji code
+# (a file name can't hold '/', so no closing tag here; the missing file below has one).
+HOSTILE = "a\x1b[31mred\x1b]8;;evil.example\x07[bold]b[red]:smile:\r\x1b]0;title\x07.ckpt"
+HOSTILE_SHOWN = "a\\x1b[31mred\\x1b]8;;evil.example\\x07[bold]b[red]:smile:\\r\\x1b]0;title\\x07.ckpt"
+
+
+def test_names_are_printed_escaped_never_as_terminal_control_or_markup(cli: Any, make_file: Any) -> None:
+    sample = make_file(1000, name=HOSTILE)
+    result = cli("upload", str(sample.path))
+    assert result.code == 0, result.stderr
+    for stream in (result.stdout, result.stderr):
+        assert "\x1b" not in stream and "\x07" not in stream and "\r" not in stream and "😄" not in stream
+    summary = result.stdout.splitlines()
+    assert summary[1].startswith(f"✓ {HOSTILE_SHOWN}  (presigned-s3, 1000 B"), summary
+    assert HOSTILE_SHOWN[:30] in result.stderr, "the progress bar shows the name escaped too"
+
+    missing = cli("upload", "[/bold]gone.safetensors")
+    assert missing.code == 2, missing.stderr
+    assert missing.stderr == "desktop-uploader: [/bold]gone.safetensors: no such file or folder\n"
+
+
+def test_list_shows_a_hostile_name_and_server_message_escaped(cli: Any, sandbox: Any) -> None:
+    state = StateStore.open(cli.home / "data" / "uploads.sqlite3")
+    state.create(
+        UploadRecord(
+            id="feedfacefeedface",
+            path="/nowhere/x.ckpt",
+            display_name=HOSTILE,
+            identity=FileIdentity(10, 1, "a", "b"),
+            method="presigned-s3",
+            server=sandbox.server_id,
+            status="failed",
+            message="[red]\x1b]0;storage said\x07",
+        )
+    )
+    state.close()
+    result = cli("list")
+    assert result.code == 0, result.stderr
+    assert "\x1b" not in result.stdout and "\x07" not in result.stdout
+    [row] = [line for line in result.stdout.splitlines() if "feedface" in line]
+    cells = [cell.strip() for cell in row.strip("│").split("│")]
+    assert cells[1] == HOSTILE_SHOWN and cells[4] == "failed: [red]\\x1b]0;storage said\\x07", cells
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX special files")
+def test_a_pipe_a_device_or_a_socket_is_refused_for_what_it_is(cli: Any, tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.safetensors"
+    os.mkfifo(fifo)
+    with socket.socket(socket.AF_UNIX) as listening:
+        sock = tmp_path / "s.ckpt"
+        listening.bind(str(sock))
+        for path, kind in ((fifo, "a named pipe (FIFO)"), (Path("/dev/zero"), "a device"), (sock, "a socket")):
+            result = cli("upload", str(path))
+            assert result.code == 2, result.stderr
+            assert (
+                result.stderr
+                == f"desktop-uploader: {path} is {kind}, not a file; only regular files can be uploaded.\n"
+            )
+
+
+def test_an_empty_file_is_uploaded_after_a_warning(cli: Any, make_file: Any, s3: Any, sandbox: Any) -> None:
+    empty = make_file(0, name="empty.ckpt")
+    result = cli("upload", str(empty.path), "--json")
+    assert result.code == 0, result.stderr
+    [upload] = result.json()["uploads"]
+    assert upload["status"] == "completed"
+    assert "empty.ckpt: This file is empty (0 bytes)" in result.stderr, "said on stderr with --json too"
+    assert s3.head_object(Bucket=sandbox.bucket, Key=upload["s3Key"])["ContentLength"] == 0
+    human = cli("upload", str(empty.path))
+    assert human.code == 0, human.stderr
+    assert "empty.ckpt: This file is empty (0 bytes); it will be uploaded as it is." in human.stderr
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX special files")
+def test_the_engine_refuses_a_pipe_dropped_on_the_app(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.safetensors"
+    os.mkfifo(fifo)
+    state = StateStore.open(tmp_path / "state.sqlite3")
+    manager = UploadManager(Settings(), state, None)
+    try:
+        with pytest.raises(FileUnreadableError, match=r"pipe.safetensors can't be uploaded: it is a named pipe"):
+            manager.add(fifo)
+        assert manager.jobs() == []
+    finally:
+        manager.close()
+        state.close()
+
+
+def test_a_cut_short_safetensors_file_is_refused_unless_sent_anyway(
+    cli: Any, make_file: Any, s3: Any, sandbox: Any
+) -> None:
+    whole = make_file(3 * MiB, name="whole.safetensors")
+    cut = make_file(3 * MiB, name="cut.safetensors")
+    with open(cut.path, "r+b") as handle:
+        handle.truncate(2 * MiB)  # a download that stopped two thirds of the way
+    result = cli("upload", str(cut.path), str(whole.path), "--json")
+    assert result.code == 1, result.stderr
+    uploads = {Path(u["file"]).name: u for u in result.json()["uploads"]}
+    assert uploads["whole.safetensors"]["status"] == "completed"
+    assert uploads["cut.safetensors"] == {
+        "file": str(cut.path),
+        "status": "failed",
+        "message": "cut.safetensors was not uploaded because it looks damaged. It is 2.0 MiB, but its header "
+        "describes 3.0 MiB. It looks cut short, like a download that did not finish.",
+    }
+    assert "To upload it as it is, add --send-anyway." in result.stderr
+
+    only = cli("upload", str(cut.path))
+    assert only.code == 1 and "looks damaged" in only.stderr and "Traceback" not in only.stderr
+
+    sent = cli("upload", str(cut.path), "--send-anyway", "--json")
+    assert sent.code == 0, sent.stderr
+    [upload] = sent.json()["uploads"]
+    assert upload["status"] == "completed" and upload["s3Key"].endswith("cut.safetensors")
+    assert object_sha256(s3, sandbox.bucket, upload["s3Key"]) == hashlib.sha256(cut.path.read_bytes()).hexdigest()
+    assert "cut.safetensors looks damaged. It is 2.0 MiB" in sent.stderr and "Sending it anyway" in sent.stderr
+
+
+def test_the_help_explains_send_anyway(cli: Any) -> None:
+    result = cli("upload", "--help")
+    assert "--send-anyway" in result.stdout and "incomplete or damaged" in result.stdout
+
+
+def test_the_self_test_prints_a_hostile_server_address_escaped(cli: Any) -> None:
+    from desktop_uploader.engine.settings import save_settings
+
+    save_settings(cli.home / "config" / "settings.json", Settings(server_url="http://evil\x1b]0;title\x07.example"))
+    result = cli("--self-test", server=False, env={"QT_QPA_PLATFORM": "offscreen"})
+    assert result.code == 1
+    assert "\x1b" not in result.stdout + result.stderr and "\x07" not in result.stdout + result.stderr
+    assert "FAILED: a server is configured (http://evil\\x1b]0;title\\x07.example)" in result.stdout, result.stdout

@@ -1,0 +1,135 @@
+"""A full disk under the resume store, on a real (small) tmpfs: nothing is sent twice, and it is said once.
+
+A completed upload whose record can't be cleared (no room to write the deletion) must not be uploaded
+again: resuming it finds every part confirmed, completes it again, and storage answers with the object.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from desktop_uploader.engine.events import Notice, Started, Status, StatusChanged
+from desktop_uploader.engine.limits import MiB
+from desktop_uploader.engine.settings import Settings
+from tests.support.storage import object_sha256
+
+FULL = "Your disk is full, so upload progress can't be saved for resuming. Free some space."
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    mount = tmp_path / "small-disk"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", str(mount)], capture_output=True, check=False
+    )
+    if done.returncode != 0:
+        pytest.skip(f"can't mount a tmpfs here: {done.stderr.decode(errors='replace').strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def fill(disk: Path) -> Path:
+    """Write until the disk refuses another byte; returns the filler, to delete when done."""
+    filler = disk / "filler"
+    with open(filler, "ab", buffering=0) as handle:  # again after SQLite gave some space back: tops it up
+        for block in (64 * 1024, 4096, 1):
+            with contextlib.suppress(OSError):
+                while True:
+                    try:
+                        handle.write(b"\0" * block)
+                    except OSError as exc:
+                        if exc.errno != errno.ENOSPC:
+                            raise
+                        break
+    return filler
+
+
+@pytest.mark.allow_log(r"engine\.methods\.base: .*: Your disk is full")
+def test_a_completed_upload_whose_record_cant_be_cleared_is_not_sent_again(
+    make_engine: Any, make_file: Any, small_disk: Path, s3: Any, sandbox: Any
+) -> None:
+    sample = make_file(12 * MiB, name="full-disk.ckpt")
+    state_path = small_disk / "data" / "uploads.sqlite3"
+    engine = make_engine(Settings(chunk_size=5 * MiB, concurrency=2), state_path=state_path)
+    fillers: list[Path] = []
+
+    def fill_when_completing(event: Any) -> None:
+        # Every part is recorded by now; only clearing the record at the end is left to write.
+        if isinstance(event, StatusChanged) and event.status == Status.COMPLETING and not fillers:
+            fillers.append(fill(small_disk))
+
+    engine.manager.subscribe(fill_when_completing)
+    first = engine.upload(sample.path)
+    assert first.status == Status.COMPLETED, first.message
+    assert fillers, "the disk was filled before completion"
+    full = [e.message for e in engine.of(first.id, Notice) if "disk is full" in e.message]
+    assert full == [FULL], "the person hears about the full disk, once"
+    assert object_sha256(s3, sandbox.bucket, first.result.s3_key) == sample.sha256
+    assert [r.id for r in engine.state.unfinished()] == [first.id], "the record could not be cleared"
+
+    second = engine.upload(make_file(6 * MiB, name="while-full.ckpt").path)  # the disk is still full
+    assert second.status == Status.COMPLETED, second.message
+    said = [e.message for e in engine.events if isinstance(e, Notice) and "disk is full" in e.message]
+    assert said == [FULL], "one full disk is said once, not once per file"
+
+    engine.manager.close(timeout=10)
+    engine.state.close()
+    os.unlink(fillers[0])
+    again = make_engine(Settings(chunk_size=5 * MiB, concurrency=2), state_path=state_path)
+    [restored] = again.manager.restore_interrupted()
+    again.manager.resume(restored)
+    assert again.manager.wait([restored], 60)
+    resumed = again.manager.job(restored)
+    assert resumed.status == Status.COMPLETED, resumed.message
+    assert resumed.result is not None and resumed.result.bytes_sent == 0, "nothing was sent a second time"
+    assert resumed.result.s3_key == first.result.s3_key
+    assert again.state.unfinished() == []
+
+
+@pytest.mark.allow_log(r"engine\.methods\.base: .*: Your disk is full")
+def test_an_upload_completed_while_the_disk_was_full_is_found_in_storage_not_sent_again(
+    make_engine: Any, make_file: Any, small_disk: Path, s3: Any, sandbox: Any
+) -> None:
+    """The disk fills as the upload starts: no part is recorded, and the record outlives the upload."""
+    sample = make_file(12 * MiB, name="full-from-the-start.ckpt")
+    state_path = small_disk / "data" / "uploads.sqlite3"
+    engine = make_engine(Settings(chunk_size=5 * MiB, concurrency=2), state_path=state_path)
+    fillers: list[Path] = []
+
+    def fill_when_started(event: Any) -> None:
+        if isinstance(event, Started) and not fillers:  # the record exists; none of its parts will
+            fillers.append(fill(small_disk))
+        elif isinstance(event, StatusChanged) and event.status == Status.COMPLETING:
+            fill(small_disk)  # a failed write may have freed a page or two: full again for the last one
+
+    engine.manager.subscribe(fill_when_started)
+    first = engine.upload(sample.path)
+    assert first.status == Status.COMPLETED, first.message
+    assert [e.message for e in engine.of(first.id, Notice) if "disk is full" in e.message] == [FULL]
+    assert engine.state.parts(first.id) == {}, "no part could be recorded"
+    engine.manager.close(timeout=10)
+    engine.state.close()
+    os.unlink(fillers[0])
+
+    again = make_engine(Settings(chunk_size=5 * MiB, concurrency=2), state_path=state_path)
+    [restored] = again.manager.restore_interrupted()
+    again.manager.resume(restored)
+    assert again.manager.wait([restored], 60)
+    resumed = again.manager.job(restored)
+    assert resumed.status == Status.COMPLETED, resumed.message
+    assert resumed.result is not None and resumed.result.bytes_sent == 0, "storage had it: nothing sent again"
+    assert resumed.result.s3_key == first.result.s3_key
+    assert resumed.result.comfyui_path == first.result.comfyui_path
+    assert object_sha256(s3, sandbox.bucket, resumed.result.s3_key) == sample.sha256
+    assert again.state.unfinished() == []
