@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from desktop_uploader import __version__
 from desktop_uploader.cli import records_cmd, sandbox_cmd, serve_cmd, upload_cmd
 from desktop_uploader.paths import resolve_paths
+from desktop_uploader.system.proxies import never_proxy_loopback
 
 Runner = Callable[[argparse.Namespace], int]
 
@@ -50,6 +51,7 @@ def _desktop_app(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    never_proxy_loopback()  # the sandbox lives on loopback, where no configured proxy can reach
     paths = resolve_paths().ensure()
     runner: Runner | None = getattr(args, "run", None)
     if args.self_test:

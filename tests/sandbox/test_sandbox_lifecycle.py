@@ -183,3 +183,29 @@ def test_a_bucket_made_by_someone_else_meanwhile_is_fine(sandbox: SandboxInfo, t
         Storage(config).ensure_bucket()
         creates = [r for r in proxy.stats.records("PUT") if r.status is not None]
     assert [r.status for r in creates] == [409]  # storage did answer BucketAlreadyOwnedByYou
+
+
+def test_the_users_environment_does_not_change_how_the_sandbox_starts(tmp_path: Path) -> None:
+    """Variables weed, boto3 or requests would read (a proxy, other storage, debug ports) change nothing."""
+    hostile = {
+        "S3": "https://storage.invalid",  # weed mini: another S3 to serve
+        "S3_BUCKET": "someone-elses",  # weed mini: a bucket to create
+        "DEBUG": "1",  # weed: pprof on port 6060
+        "AWS_ACCESS_KEY_ID": "AKIAWRONG",
+        "AWS_SECRET_ACCESS_KEY": "wrong",
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+        "AWS_ENDPOINT_URL_S3": "http://127.0.0.1:9",
+        "HTTP_PROXY": "http://127.0.0.1:9",  # a closed port: anything sent through it fails
+        "http_proxy": "http://127.0.0.1:9",
+    }
+    sandbox = SandboxProcess.start(tmp_path / "home", tmp_path / "store", env=hostile)
+    try:
+        info = sandbox.info
+        assert Api(info.api_url, info.token).capabilities().status_code == 200
+        buckets = [b["Name"] for b in s3_client(info).list_buckets()["Buckets"]]
+        assert buckets == [info.bucket]
+        weed = next(c for c in psutil.Process(sandbox.process.pid).children(recursive=True) if "weed" in c.name())
+        ports = {conn.laddr.port for conn in weed.net_connections(kind="tcp") if conn.status == psutil.CONN_LISTEN}
+        assert 6060 not in ports, "weed serves its debug port"
+    finally:
+        assert sandbox.stop() == 0

@@ -23,13 +23,16 @@ class SandboxProcess:
     stderr_path: Path
 
     @classmethod
-    def start(cls, home: Path, data_dir: Path | None = None, timeout: float = 120.0) -> SandboxProcess:
+    def start(
+        cls, home: Path, data_dir: Path | None = None, timeout: float = 120.0, env: dict[str, str] | None = None
+    ) -> SandboxProcess:
         """Start it and wait for its one JSON line; ``timeout`` only bounds a start that hangs.
 
+        ``env`` adds to (or overrides) the test's own environment, for the sandbox only.
         Its stderr goes to a file, not a pipe: nobody reads a pipe during a long session, and a
         full one would stall the sandbox. A failed start raises with what the sandbox said.
         """
-        env = {**os.environ, "DESKTOP_UPLOADER_HOME": str(home)}
+        env = {**os.environ, **(env or {}), "DESKTOP_UPLOADER_HOME": str(home)}
         argv = [sys.executable, "-m", "desktop_uploader", "sandbox", "--json"]
         if data_dir is not None:
             argv += ["--data-dir", str(data_dir)]
