@@ -17,6 +17,8 @@ from desktop_uploader.engine.fileid import FileIdentity
 from desktop_uploader.engine.limits import MiB
 from desktop_uploader.engine.settings import Settings, save_settings
 from desktop_uploader.engine.state import StateStore, UploadRecord
+from tests.support.disks import fill
+from tests.support.storage import object_sha256
 
 NOTICE = "The settings file could not be read, so the default settings are in use. It was moved to"
 
@@ -128,3 +130,19 @@ def test_a_store_from_a_newer_version_is_left_alone_by_every_command(cli: Any, m
     assert discarded.code == 2 and "written by a newer version of Desktop Uploader" in discarded.stderr
     assert database.read_bytes() == before
     assert sorted(p.name for p in database.parent.iterdir() if p.name.startswith("uploads")) == ["uploads.sqlite3"]
+
+
+def test_a_full_log_folder_costs_the_log_and_nothing_else(
+    cli: Any, make_file: Any, small_disk: Path, s3: Any, sandbox: Any
+) -> None:
+    """Logging into a full folder used to print a 'Logging error' traceback for every line."""
+    logs = cli.home / "logs"
+    logs.parent.mkdir(parents=True, exist_ok=True)
+    logs.symlink_to(small_disk, target_is_directory=True)
+    fill(small_disk)
+    sample = make_file(6 * MiB, name="full-logs.safetensors")
+    result = cli("upload", str(sample.path), "--json")
+    assert result.code == 0, result.stderr
+    [upload] = result.json()["uploads"]
+    assert object_sha256(s3, sandbox.bucket, upload["s3Key"]) == sample.sha256
+    assert "Logging error" not in result.stderr and "Traceback" not in result.stderr, result.stderr

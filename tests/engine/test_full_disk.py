@@ -6,11 +6,7 @@ again: resuming it finds every part confirmed, completes it again, and storage a
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import os
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,40 +15,10 @@ import pytest
 from desktop_uploader.engine.events import Notice, Started, Status, StatusChanged
 from desktop_uploader.engine.limits import MiB
 from desktop_uploader.engine.settings import Settings
+from tests.support.disks import fill
 from tests.support.storage import object_sha256
 
 FULL = "Your disk is full, so upload progress can't be saved for resuming. Free some space."
-
-
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    mount = tmp_path / "small-disk"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", str(mount)], capture_output=True, check=False
-    )
-    if done.returncode != 0:
-        pytest.skip(f"can't mount a tmpfs here: {done.stderr.decode(errors='replace').strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
-def fill(disk: Path) -> Path:
-    """Write until the disk refuses another byte; returns the filler, to delete when done."""
-    filler = disk / "filler"
-    with open(filler, "ab", buffering=0) as handle:  # again after SQLite gave some space back: tops it up
-        for block in (64 * 1024, 4096, 1):
-            with contextlib.suppress(OSError):
-                while True:
-                    try:
-                        handle.write(b"\0" * block)
-                    except OSError as exc:
-                        if exc.errno != errno.ENOSPC:
-                            raise
-                        break
-    return filler
 
 
 @pytest.mark.allow_log(r"engine\.methods\.base: .*: Your disk is full")
