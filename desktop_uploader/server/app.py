@@ -25,6 +25,7 @@ from desktop_uploader.server.legacy import LegacyService
 from desktop_uploader.server.metrics import CONTENT_TYPE_LATEST as METRICS_CONTENT_TYPE
 from desktop_uploader.server.metrics import Metrics
 from desktop_uploader.server.models import (
+    AbortRequest,
     ChunkedAbortRequest,
     ChunkedCompleteRequest,
     ChunkedRequest,
@@ -247,7 +248,10 @@ def create_app(config: ServerConfig) -> FastAPI:  # noqa: PLR0915 - the route ta
     async def presigned_upload(request: Request, user: User) -> Any:
         body = _parse(presigned_adapter, await request.body())
         request.scope[ACTION_KEY] = body.action
-        return await run_in_threadpool(presigned.handle, user, body)
+        answer = await run_in_threadpool(presigned.handle, user, body)
+        if isinstance(body, AbortRequest):  # a chunked upload aborted this way leaves nothing staged either
+            await run_in_threadpool(chunked.forget, body.upload_id)
+        return answer
 
     @app.post(
         CHUNKED_PATH,

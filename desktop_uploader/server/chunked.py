@@ -264,6 +264,12 @@ class ChunkedService:
             self.storage.delete_object(key)
         state.stale = []
 
+    def forget(self, upload_id: str) -> None:
+        """The upload was aborted through the presigned action: its staged chunks go too, and a chunk
+        still arriving finds no upload to join."""
+        with self._lock(upload_id):
+            self.discard(upload_id)
+
     def discard(self, upload_id: str) -> None:
         """Delete an upload's staged state (the marker and any chunks)."""
         for key, _, _ in self.storage.list_objects(self.stage_of(upload_id)):

@@ -249,3 +249,18 @@ def test_a_complete_racing_its_retry_on_another_instance_answers_with_the_comple
         assert not proxy.plan_errors
     assert object_sha256(s3, sandbox.bucket, key) == sample.sha256
     assert not staged_objects(s3, sandbox.bucket, upload_id)
+
+
+@pytest.mark.parametrize("path", ["chunked", "presigned"])
+def test_an_abort_by_either_path_removes_the_upload_and_its_staged_chunks(
+    api: Api, s3: Any, sandbox: Any, path: str
+) -> None:
+    started = api.ok(api.chunked({"action": "start", "fileName": "gone.safetensors", "fileSize": 3 * MiB}))
+    upload_id, key = started["uploadId"], started["s3Key"]
+    api.ok(api.chunk(upload_id, key, 0, bytes(MiB)))  # less than a part: it waits, staged in storage
+    assert staged_objects(s3, sandbox.bucket, upload_id), "the chunk is staged"
+    abort = {"action": "abort", "uploadId": upload_id, "s3Key": key}
+    api.ok(api.chunked(abort) if path == "chunked" else api.presigned(abort))
+    assert not open_multipart_uploads(s3, sandbox.bucket, key)
+    assert not staged_objects(s3, sandbox.bucket, upload_id)
+    assert api.chunk(upload_id, key, MiB, bytes(MiB)).status_code == 404  # nothing takes chunks any more
