@@ -180,6 +180,17 @@ class ChunkedService:
                 state.stale.append(key)
         return state
 
+    def _within_cap(self, user_id: str) -> None:
+        """Each unfinished chunked upload may hold up to a part's worth of staged chunks in the bucket;
+        the age-based cleanup bounds how long, this bounds how many one person can hold at once."""
+        held = len(self.storage.list_uploads(f"{self.config.key_prefix}/{user_id}/"))
+        if held >= self.config.max_open_chunked_per_user:
+            raise ApiError(
+                429,
+                f"You have {held} unfinished uploads on this server, the most it keeps for one person. "
+                "Finish or cancel some of them, then start this one again.",
+            )
+
     def start(self, user_id: str, request: ChunkedStartRequest) -> dict[str, Any]:
         self._enabled()
         name = checked_name(self.config, request.file_name)
@@ -189,6 +200,7 @@ class ChunkedService:
                 f"The file is {human_bytes(request.file_size)}; this server accepts at most "
                 f"{human_bytes(self.config.max_file_size)}.",
             )
+        self._within_cap(user_id)
         plan = plan_parts(request.file_size, _PART_WISH, self.config.limits)
         destination = new_destination(self.config, user_id, name)
         upload_id = self.storage.create_multipart(

@@ -61,6 +61,9 @@ class ServerConfig(BaseSettings):
     max_header_bytes: int = Field(16 * 1024, ge=4096, description="Largest request head (h11's limit).")
     max_in_flight: int = Field(256, ge=1, description="Requests in flight at once, all users; then 429.")
     max_in_flight_per_user: int = Field(16, ge=1, description="Requests in flight at once for one user; then 429.")
+    max_open_chunked_per_user: int = Field(
+        1000, ge=1, description="Unfinished uploads one user may hold when starting a chunked one; then 429."
+    )
     retry_after_seconds: int = Field(2, ge=1, description="The Retry-After of a 429.")
     # Unfinished uploads under key_prefix (server/cleanup.py).
     stale_upload_seconds: float = Field(

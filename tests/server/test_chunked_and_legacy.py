@@ -122,3 +122,18 @@ def test_legacy_limit_is_configurable(sandbox: Any, tmp_path: Path) -> None:
         assert api.legacy("a.bin", bytes(1000)).status_code == 200
         refused = api.legacy("a.bin", bytes(1001))
         assert refused.status_code == 413 and "1000 B" in refused.json()["error"]
+
+
+def test_one_person_can_hold_only_so_many_unfinished_chunked_uploads(sandbox: Any, s3: Any, tmp_path: Path) -> None:
+    prefix = f"cap-{tmp_path.name}"  # only this test's uploads count
+    with api_server(sandbox, tmp_path / "api", max_open_chunked_per_user=2, key_prefix=prefix) as url:
+        api = Api(url, sandbox.token)
+        start = {"action": "start", "fileName": "held.safetensors", "fileSize": 6 * MiB}
+        first, _ = (api.ok(api.chunked(start)) for _ in range(2))
+        refused = api.chunked(start)
+        assert refused.status_code == 429
+        assert refused.json()["error"].startswith("You have 2 unfinished uploads on this server")
+        api.ok(api.chunked({"action": "abort", "uploadId": first["uploadId"], "s3Key": first["s3Key"]}))
+        api.ok(api.chunked(start))  # one finished (here: cancelled), so one more may start
+    for held in open_multipart_uploads(s3, sandbox.bucket, prefix):  # leave the shared bucket as it was
+        s3.abort_multipart_upload(Bucket=sandbox.bucket, Key=held["Key"], UploadId=held["UploadId"])
