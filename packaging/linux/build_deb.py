@@ -1,8 +1,11 @@
 """A Debian package around the PyInstaller bundle, built with dpkg-deb.
 
 Layout: the app in /opt/desktop-uploader, a launcher in /usr/bin, the desktop entry and icons
-where desktops look for them. Depends lists what Qt's xcb platform plugin needs from the system:
-without those libraries the window does not open on a plain Debian.
+where desktops look for them, and the .safetensors/.gguf file types (shared-mime-info) the desktop
+entry opens. Depends is worked out from the bundle (elf.py): libc6 at least as new as the newest
+GLIBC_ symbol any bundled ELF uses, and the package of every library they link that the bundle does
+not carry (the spec leaves the build machine's own system libraries out), plus what Qt's xcb plugin
+loads at run time: without those the window does not open on a plain Debian.
 """
 
 from __future__ import annotations
@@ -13,8 +16,17 @@ import subprocess
 import textwrap
 from pathlib import Path
 
+from copyright import copyright_text, write_changelog  # packaging/linux is on sys.path: build.py puts it there
+from elf import system_needs
+
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = "desktop-uploader"
+# Distributions the app's requirements bring that the spec leaves out of the bundle (PY_UNUSED there):
+# the copyright file lists what the package carries.
+LEFT_OUT = frozenset({"pygments", "markdown-it-py", "mdurl", "pyyaml"})
+# What Qt's xcb platform plugin needs, some of it loaded with dlopen (no NEEDED entry names it):
+# without these the window does not open on a plain Debian. Everything else the bundle links
+# directly is found by package_for() below.
 XCB_DEPENDS = [
     "libxcb-cursor0",
     "libxkbcommon-x11-0",
@@ -34,6 +46,29 @@ XCB_DEPENDS = [
     "libdbus-1-3",
     "libglib2.0-0",
 ]
+
+
+def package_for(soname: str) -> str:
+    """The Debian package that provides ``soname`` on this (the build) machine: ldconfig, then dpkg -S."""
+    cache = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True, check=True).stdout
+    paths = [line.split(" => ")[-1].strip() for line in cache.splitlines() if line.strip().startswith(soname + " ")]
+    for path in paths:
+        for candidate in dict.fromkeys((path, os.path.realpath(path), path.replace("/lib/", "/usr/lib/", 1))):
+            owner = subprocess.run(["dpkg", "-S", candidate], capture_output=True, text=True)
+            if owner.returncode == 0:
+                return owner.stdout.split(":", 1)[0].strip()
+    raise SystemExit(
+        f"{soname} is linked by the bundle but neither bundled nor installed here, so the .deb cannot "
+        "depend on its package: install the package that has it (see .ci/run) and build again"
+    )
+
+
+def depends(bundle: Path) -> list[str]:
+    """libc6 at least as new as the newest GLIBC_ symbol the bundle uses, then every package whose
+    libraries the bundle links and does not carry, and Qt's xcb needs above."""
+    needs = system_needs(bundle)
+    packages = sorted({*XCB_DEPENDS, *(package_for(soname) for soname in needs.sonames)} - {"libc6"})
+    return [f"libc6 (>= {needs.glibc_text})", *packages]
 
 
 def version() -> str:
@@ -63,6 +98,9 @@ def build_deb(bundle: Path, out: Path) -> Path:
     applications = stage / "usr" / "share" / "applications"
     applications.mkdir(parents=True, exist_ok=True)
     shutil.copy(ROOT / "resources" / "desktop-uploader.desktop", applications / "desktop-uploader.desktop")
+    mime = stage / "usr" / "share" / "mime" / "packages"
+    mime.mkdir(parents=True, exist_ok=True)
+    shutil.copy(ROOT / "resources" / "desktop-uploader-mime.xml", mime / "desktop-uploader.xml")
     icons = ROOT / "resources" / "icons"
     for png in (icons / "hicolor").glob("*/apps/desktop-uploader.png"):
         target = stage / "usr/share/icons/hicolor" / png.relative_to(icons / "hicolor")
@@ -71,14 +109,9 @@ def build_deb(bundle: Path, out: Path) -> Path:
     scalable = stage / "usr/share/icons/hicolor/scalable/apps"
     scalable.mkdir(parents=True, exist_ok=True)
     shutil.copy(icons / "desktop-uploader.svg", scalable / "desktop-uploader.svg")
-    _write(
-        stage / "usr/share/doc" / PACKAGE / "copyright",
-        """\
-        Desktop Uploader: MIT. SeaweedFS (the sandbox's storage server): Apache-2.0. Qt for Python
-        (PySide6): LGPL-3.0. The Python runtime and the other libraries: their own licences, listed
-        in /opt/desktop-uploader/_internal/*.dist-info.
-        """,
-    )
+    doc = stage / "usr/share/doc" / PACKAGE
+    _write(doc / "copyright", copyright_text(LEFT_OUT))
+    write_changelog(doc / "changelog.gz", version())
     # dpkg's Installed-Size counts a symlink as itself, not as its target a second time.
     installed_kib = sum(f.lstat().st_size for f in stage.rglob("*") if f.is_symlink() or f.is_file()) // 1024
     _write(
@@ -89,7 +122,7 @@ def build_deb(bundle: Path, out: Path) -> Path:
         Architecture: amd64
         Maintainer: Desktop Uploader team <team@desktop-uploader.invalid>
         Installed-Size: {installed_kib}
-        Depends: {", ".join(XCB_DEPENDS)}
+        Depends: {", ".join(depends(bundle))}
         Section: net
         Priority: optional
         Description: Upload large AI model files to S3-compatible storage
@@ -104,6 +137,7 @@ def build_deb(bundle: Path, out: Path) -> Path:
             #!/bin/sh
             set -e
             command -v update-desktop-database >/dev/null 2>&1 && update-desktop-database -q || true
+            command -v update-mime-database >/dev/null 2>&1 && update-mime-database /usr/share/mime || true
             icons=/usr/share/icons/hicolor
             command -v gtk-update-icon-cache >/dev/null 2>&1 && gtk-update-icon-cache -q -t -f "$icons" || true
             exit 0
