@@ -121,6 +121,7 @@ def test_the_deb_declares_what_qt_needs_and_installs_where_desktops_look(install
         f"{weed / 1e6:.1f} MB is the sandbox's compressed storage server); download "
         f"{installed.stat().st_size / 1e6:.1f} MB"
     )
+    assert kib * 1024 <= 150 * 1000 * 1000, f"installed size {kib} KiB: over the 150 MB goal"
     assert Path("/usr/bin/desktop-uploader").is_file()
     assert Path("/usr/share/applications/desktop-uploader.desktop").is_file()
     assert Path("/usr/share/icons/hicolor/256x256/apps/desktop-uploader.png").is_file()
