@@ -98,9 +98,26 @@ def _licence_of(dist: metadata.Distribution) -> str:
     return expression.replace(" OR ", " or ").replace(" AND ", " and ")
 
 
+# Licences Debian ships in /usr/share/common-licenses: named there, not copied (as Debian policy asks).
+COMMON_TEXTS = {
+    "Apache-2.0": ("Apache License", "TERMS AND CONDITIONS FOR USE"),
+    "MPL-2.0": ("Mozilla Public License Version 2.0",),
+    "LGPL-3": ("GNU LESSER GENERAL PUBLIC LICENSE", "Version 3"),
+    "GPL-3": ("GNU GENERAL PUBLIC LICENSE", "Version 3"),
+}
+
+
+def _common_pointer(text: str) -> str:
+    """A full licence text Debian ships as a pointer to /usr/share/common-licenses; other texts as they are."""
+    for name, marks in COMMON_TEXTS.items():
+        if all(mark in text for mark in marks):
+            return f"On Debian systems, the full text of this licence ({name}) is in {COMMON}/{name}."
+    return text
+
+
 def _licence_text(dist: metadata.Distribution) -> str:
     texts = [
-        str(dist.locate_file(path).read_text(encoding="utf-8", errors="replace"))
+        _common_pointer(str(dist.locate_file(path).read_text(encoding="utf-8", errors="replace")))
         for path in dist.files or []
         if ".dist-info" in str(path) and LICENCE_FILE.search(path.name)
     ]
