@@ -166,4 +166,22 @@ def build_deb(bundle: Path, out: Path) -> Path:
     # installed size is the same. The storage server inside is xz -6 already.
     subprocess.run(["dpkg-deb", "--build", "--root-owner-group", "-Zxz", "-z3", str(stage), str(deb)], check=True)
     shutil.rmtree(stage, ignore_errors=True)
+    _disown_opt(deb)
     return deb
+
+
+def _disown_opt(deb: Path) -> None:
+    """Take the ./opt/ entry out of the package's files: dpkg-deb lists every directory of the stage,
+    so dpkg counted /opt as the package's and removed it with the package when nothing else owned it.
+    /opt is the system's (the FHS requires it); the package owns /opt/desktop-uploader and below."""
+    work = deb.parent / "deb-repack"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    subprocess.run(["ar", "x", str(deb.resolve())], check=True, cwd=work)
+    subprocess.run(["xz", "-d", "data.tar.xz"], check=True, cwd=work)
+    subprocess.run(["tar", "--delete", "--no-recursion", "-f", "data.tar", "./opt/"], check=True, cwd=work)
+    subprocess.run(["xz", "-3", "-T0", "data.tar"], check=True, cwd=work)
+    deb.unlink()
+    members = ["debian-binary", next(m.name for m in work.glob("control.tar*")), "data.tar.xz"]
+    subprocess.run(["ar", "rc", str(deb.resolve()), *members], check=True, cwd=work)
+    shutil.rmtree(work, ignore_errors=True)

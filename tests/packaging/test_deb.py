@@ -122,6 +122,9 @@ def test_the_deb_declares_what_qt_needs_and_installs_where_desktops_look(install
         f"{installed.stat().st_size / 1e6:.1f} MB"
     )
     assert kib * 1024 <= 150 * 1000 * 1000, f"installed size {kib} KiB: over the 150 MB goal"
+    listed = run(["dpkg-deb", "-c", str(installed)]).stdout.splitlines()
+    assert not [line for line in listed if line.endswith(" ./opt/")], "the package must not own /opt"
+    assert "desktop-uploader" not in run(["dpkg", "-S", "/opt"]).stdout
     assert Path("/usr/bin/desktop-uploader").is_file()
     assert Path("/usr/share/applications/desktop-uploader.desktop").is_file()
     assert Path("/usr/share/icons/hicolor/256x256/apps/desktop-uploader.png").is_file()
