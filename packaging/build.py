@@ -3,7 +3,8 @@
 
 1. Compress SeaweedFS's ``weed`` (the sandbox's storage server) with xz: 153 MB becomes 34 MB, and
    the app unpacks it into the user's data dir the first time someone tries the sandbox.
-2. Freeze the app with PyInstaller (one folder; see desktop-uploader.spec for what is left out).
+2. Freeze the app with PyInstaller (one folder; see desktop-uploader.spec for what is left out);
+   on Linux, trim Qt's ICU data to root and English (packaging/linux/icu.py).
 3. On Linux, wrap it in a .deb (packaging/linux/build_deb.py). Windows and macOS installers are
    built on their own systems by .github/workflows/package.yml.
 
@@ -100,9 +101,13 @@ def main() -> int:
     )
     bundle = args.out / "desktop-uploader"
     print(f"step: frozen by PyInstaller in {time.monotonic() - began:.0f} s", flush=True)
+    if sys.platform.startswith("linux"):
+        sys.path.insert(0, str(ROOT / "packaging" / "linux"))
+        from icu import trim_icu_data
+
+        print(f"step: ICU data trimmed by {trim_icu_data(bundle) / 1e6:.1f} MB (packaging/linux/icu.py)", flush=True)
     print(f"bundle: {bundle} ({size_of(bundle) / 1e6:.1f} MB)")
     if sys.platform.startswith("linux") and not args.no_deb:
-        sys.path.insert(0, str(ROOT / "packaging" / "linux"))
         from build_deb import build_deb
 
         began = time.monotonic()

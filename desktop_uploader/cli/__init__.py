@@ -1,5 +1,8 @@
 """``desktop-uploader``: the GUI when run bare, and subcommands for scripts and servers.
 
+``desktop-uploader FILE…`` opens the window with those files queued: what a file manager runs for
+"Open with" (the desktop entry's ``Exec=desktop-uploader %F``).
+
 Exit codes: 0 when everything asked for was done, 1 when something failed (a file, a server),
 2 for usage errors (argparse's own convention).
 """
@@ -8,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -22,7 +26,9 @@ Runner = Callable[[argparse.Namespace], int]
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="desktop-uploader",
-        description="Upload large model files to S3-compatible storage. Run without a command for the app.",
+        usage="%(prog)s [-h] [--version] [--self-test] [COMMAND ... | FILE ...]",
+        description="Upload large model files to S3-compatible storage. Run without a command for the app; "
+        "name files instead of a command to open the app with them queued.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(
@@ -45,12 +51,40 @@ def _self_test(args: argparse.Namespace) -> int:
 def _desktop_app(args: argparse.Namespace) -> int:
     from desktop_uploader.gui.app import run as run_desktop_app
 
-    return run_desktop_app(args.paths)
+    return run_desktop_app(args.paths, files=args.open_files)
+
+
+def split_files(parser: argparse.ArgumentParser, argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Options and files, when the first word that is not an option names no command: ``FILE…``.
+
+    The top-level options take no values, so every other word before a command is a file; after
+    ``--`` every word is (a file named like an option or a command).
+    """
+    words = list(argv)
+    commands = next(
+        (set(action.choices) for action in parser._actions if isinstance(action, argparse._SubParsersAction)),
+        set(),
+    )
+    if "--" in words:
+        cut = words.index("--")
+        before, after = words[:cut], words[cut + 1 :]
+    else:
+        before, after = words, []
+    plain = [word for word in before if not word.startswith("-")]
+    if (plain and plain[0] in commands) or not (plain or after):
+        return words, []
+    options = [word for word in before if word.startswith("-")]
+    return options, [*plain, *after]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    words, files = split_files(parser, sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(words)
+    # Not args.files: that is where `upload` keeps its own paths.
+    args.open_files = [os.path.abspath(file) for file in files]
+    if args.open_files and (args.self_test or args.command):
+        parser.error("files open the app: name them without --self-test")
     never_proxy_loopback()  # the sandbox lives on loopback, where no configured proxy can reach
     paths = resolve_paths().ensure()
     runner: Runner | None = getattr(args, "run", None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import qasync
@@ -14,6 +15,7 @@ from PySide6.QtWidgets import QApplication, QSystemTrayIcon
 from desktop_uploader import APP_ID, APP_NAME, __version__
 from desktop_uploader.engine.settings import load_settings
 from desktop_uploader.engine.state import StateStore
+from desktop_uploader.gui.dialogs import confirm_other_files
 from desktop_uploader.gui.icons import app_icon
 from desktop_uploader.gui.main_window import MainWindow
 from desktop_uploader.gui.session import AppSession
@@ -63,12 +65,17 @@ def build(paths: AppPaths) -> Desktop:
     return Desktop(session, window, tray)
 
 
-async def start(desktop: Desktop) -> None:
+async def start(desktop: Desktop, files: Sequence[str] = ()) -> None:
+    """Connect, show what was interrupted last time, then queue the files the app was opened with."""
     await desktop.session.connect()
     await desktop.session.restore_interrupted()
+    if files:
+        window = desktop.window
+        outcome = await desktop.session.add_paths(list(files), lambda others: confirm_other_files(window, others))
+        log.info("Opened with %d file(s): %d queued", len(files), outcome.added)
 
 
-def run(paths: AppPaths, argv: list[str] | None = None) -> int:
+def run(paths: AppPaths, argv: list[str] | None = None, files: Sequence[str] = ()) -> int:
     configure_logging(paths.log_file)
     app = application(argv)
     app.setQuitOnLastWindowClosed(False)  # uploads may go on in the tray
@@ -88,7 +95,7 @@ def run(paths: AppPaths, argv: list[str] | None = None) -> int:
     desktop.window.show()
     log.info("%s %s started", APP_NAME, __version__)
     with loop:
-        loop.create_task(start(desktop))
+        loop.create_task(start(desktop, files))
         loop.run_until_complete(finished.wait())
     if desktop.tray is not None:
         desktop.tray.icon.hide()

@@ -1,8 +1,11 @@
 """A Debian package around the PyInstaller bundle, built with dpkg-deb.
 
 Layout: the app in /opt/desktop-uploader, a launcher in /usr/bin, the desktop entry and icons
-where desktops look for them. Depends lists what Qt's xcb platform plugin needs from the system:
-without those libraries the window does not open on a plain Debian.
+where desktops look for them, and the .safetensors/.gguf file types (shared-mime-info) the desktop
+entry opens. Depends is worked out from the bundle (elf.py): libc6 at least as new as the newest
+GLIBC_ symbol any bundled ELF uses, and the package of every library they link that the bundle does
+not carry (the spec leaves the build machine's own system libraries out), plus what Qt's xcb plugin
+loads at run time: without those the window does not open on a plain Debian.
 """
 
 from __future__ import annotations
@@ -13,8 +16,30 @@ import subprocess
 import textwrap
 from pathlib import Path
 
+from copyright import copyright_text, write_changelog  # packaging/linux is on sys.path: build.py puts it there
+from elf import system_needs
+
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = "desktop-uploader"
+# Distributions the app's requirements bring that the spec leaves out of the bundle (PY_UNUSED there):
+# the copyright file lists what the package carries.
+LEFT_OUT = frozenset({"pygments", "markdown-it-py", "mdurl", "pyyaml"})
+# What lintian reports that is by design for an app bundle installed by a .deb of its own, not
+# built from Debian's sources (`lintian dist/*.deb`; packaging/README.md lists the warnings left).
+LINTIAN_OVERRIDES = """\
+# Add-on software, outside Debian's archive: /opt is where the FHS puts it.
+desktop-uploader: dir-or-file-in-opt
+# The bundle carries Qt, ICU and Python; Qt's libraries find each other and their plugins
+# through their own $ORIGIN-relative RUNPATH.
+desktop-uploader: embedded-library
+desktop-uploader: custom-library-search-path
+# ICU's data library (packaging/linux/icu.py) is data only: it calls nothing, not even libc.
+desktop-uploader: library-not-linked-against-libc
+"""
+
+# What Qt's xcb platform plugin needs, some of it loaded with dlopen (no NEEDED entry names it):
+# without these the window does not open on a plain Debian. Everything else the bundle links
+# directly is found by package_for() below.
 XCB_DEPENDS = [
     "libxcb-cursor0",
     "libxkbcommon-x11-0",
@@ -36,6 +61,29 @@ XCB_DEPENDS = [
 ]
 
 
+def package_for(soname: str) -> str:
+    """The Debian package that provides ``soname`` on this (the build) machine: ldconfig, then dpkg -S."""
+    cache = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True, check=True).stdout
+    paths = [line.split(" => ")[-1].strip() for line in cache.splitlines() if line.strip().startswith(soname + " ")]
+    for path in paths:
+        for candidate in dict.fromkeys((path, os.path.realpath(path), path.replace("/lib/", "/usr/lib/", 1))):
+            owner = subprocess.run(["dpkg", "-S", candidate], capture_output=True, text=True)
+            if owner.returncode == 0:
+                return owner.stdout.split(":", 1)[0].strip()
+    raise SystemExit(
+        f"{soname} is linked by the bundle but neither bundled nor installed here, so the .deb cannot "
+        "depend on its package: install the package that has it (see .ci/run) and build again"
+    )
+
+
+def depends(bundle: Path) -> list[str]:
+    """libc6 at least as new as the newest GLIBC_ symbol the bundle uses, then every package whose
+    libraries the bundle links and does not carry, and Qt's xcb needs above."""
+    needs = system_needs(bundle)
+    packages = sorted({*XCB_DEPENDS, *(package_for(soname) for soname in needs.sonames)} - {"libc6"})
+    return [f"libc6 (>= {needs.glibc_text})", *packages]
+
+
 def version() -> str:
     scope: dict[str, str] = {}
     exec((ROOT / "desktop_uploader" / "__init__.py").read_text(), scope)  # noqa: S102 - our own file
@@ -52,6 +100,10 @@ def build_deb(bundle: Path, out: Path) -> Path:
     stage = out / "deb-root"
     shutil.rmtree(stage, ignore_errors=True)
     shutil.copytree(bundle, stage / "opt" / PACKAGE, symlinks=True)
+    for library in (stage / "opt" / PACKAGE).rglob("*.so*"):
+        if not library.is_symlink() and library.is_file():
+            library.chmod(0o644)  # a library is loaded, not run (lintian: shared-library-is-executable)
+    _write(stage / "usr/share/lintian/overrides" / PACKAGE, LINTIAN_OVERRIDES)
     _write(
         stage / "usr" / "bin" / PACKAGE,
         f"""\
@@ -63,6 +115,9 @@ def build_deb(bundle: Path, out: Path) -> Path:
     applications = stage / "usr" / "share" / "applications"
     applications.mkdir(parents=True, exist_ok=True)
     shutil.copy(ROOT / "resources" / "desktop-uploader.desktop", applications / "desktop-uploader.desktop")
+    mime = stage / "usr" / "share" / "mime" / "packages"
+    mime.mkdir(parents=True, exist_ok=True)
+    shutil.copy(ROOT / "resources" / "desktop-uploader-mime.xml", mime / "desktop-uploader.xml")
     icons = ROOT / "resources" / "icons"
     for png in (icons / "hicolor").glob("*/apps/desktop-uploader.png"):
         target = stage / "usr/share/icons/hicolor" / png.relative_to(icons / "hicolor")
@@ -71,14 +126,9 @@ def build_deb(bundle: Path, out: Path) -> Path:
     scalable = stage / "usr/share/icons/hicolor/scalable/apps"
     scalable.mkdir(parents=True, exist_ok=True)
     shutil.copy(icons / "desktop-uploader.svg", scalable / "desktop-uploader.svg")
-    _write(
-        stage / "usr/share/doc" / PACKAGE / "copyright",
-        """\
-        Desktop Uploader: MIT. SeaweedFS (the sandbox's storage server): Apache-2.0. Qt for Python
-        (PySide6): LGPL-3.0. The Python runtime and the other libraries: their own licences, listed
-        in /opt/desktop-uploader/_internal/*.dist-info.
-        """,
-    )
+    doc = stage / "usr/share/doc" / PACKAGE
+    _write(doc / "copyright", copyright_text(LEFT_OUT))
+    write_changelog(doc / "changelog.gz", version())
     # dpkg's Installed-Size counts a symlink as itself, not as its target a second time.
     installed_kib = sum(f.lstat().st_size for f in stage.rglob("*") if f.is_symlink() or f.is_file()) // 1024
     _write(
@@ -89,7 +139,7 @@ def build_deb(bundle: Path, out: Path) -> Path:
         Architecture: amd64
         Maintainer: Desktop Uploader team <team@desktop-uploader.invalid>
         Installed-Size: {installed_kib}
-        Depends: {", ".join(XCB_DEPENDS)}
+        Depends: {", ".join(depends(bundle))}
         Section: net
         Priority: optional
         Description: Upload large AI model files to S3-compatible storage
@@ -104,6 +154,7 @@ def build_deb(bundle: Path, out: Path) -> Path:
             #!/bin/sh
             set -e
             command -v update-desktop-database >/dev/null 2>&1 && update-desktop-database -q || true
+            command -v update-mime-database >/dev/null 2>&1 && update-mime-database /usr/share/mime || true
             icons=/usr/share/icons/hicolor
             command -v gtk-update-icon-cache >/dev/null 2>&1 && gtk-update-icon-cache -q -t -f "$icons" || true
             exit 0
@@ -115,4 +166,22 @@ def build_deb(bundle: Path, out: Path) -> Path:
     # installed size is the same. The storage server inside is xz -6 already.
     subprocess.run(["dpkg-deb", "--build", "--root-owner-group", "-Zxz", "-z3", str(stage), str(deb)], check=True)
     shutil.rmtree(stage, ignore_errors=True)
+    _disown_opt(deb)
     return deb
+
+
+def _disown_opt(deb: Path) -> None:
+    """Take the ./opt/ entry out of the package's files: dpkg-deb lists every directory of the stage,
+    so dpkg counted /opt as the package's and removed it with the package when nothing else owned it.
+    /opt is the system's (the FHS requires it); the package owns /opt/desktop-uploader and below."""
+    work = deb.parent / "deb-repack"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    subprocess.run(["ar", "x", str(deb.resolve())], check=True, cwd=work)
+    subprocess.run(["xz", "-d", "data.tar.xz"], check=True, cwd=work)
+    subprocess.run(["tar", "--delete", "--no-recursion", "-f", "data.tar", "./opt/"], check=True, cwd=work)
+    subprocess.run(["xz", "-3", "-T0", "data.tar"], check=True, cwd=work)
+    deb.unlink()
+    members = ["debian-binary", next(m.name for m in work.glob("control.tar*")), "data.tar.xz"]
+    subprocess.run(["ar", "rc", str(deb.resolve()), *members], check=True, cwd=work)
+    shutil.rmtree(work, ignore_errors=True)

@@ -8,6 +8,7 @@ to a folder to keep the screenshot of the installed app's window (docs/screensho
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -120,10 +121,103 @@ def test_the_deb_declares_what_qt_needs_and_installs_where_desktops_look(install
         f"{weed / 1e6:.1f} MB is the sandbox's compressed storage server); download "
         f"{installed.stat().st_size / 1e6:.1f} MB"
     )
+    assert kib * 1024 <= 150 * 1000 * 1000, f"installed size {kib} KiB: over the 150 MB goal"
+    listed = run(["dpkg-deb", "-c", str(installed)]).stdout.splitlines()
+    assert not [line for line in listed if line.endswith(" ./opt/")], "the package must not own /opt"
+    assert "desktop-uploader" not in run(["dpkg", "-S", "/opt"]).stdout
     assert Path("/usr/bin/desktop-uploader").is_file()
     assert Path("/usr/share/applications/desktop-uploader.desktop").is_file()
     assert Path("/usr/share/icons/hicolor/256x256/apps/desktop-uploader.png").is_file()
     assert Path("/usr/share/icons/hicolor/scalable/apps/desktop-uploader.svg").is_file()
+
+
+APP = Path("/opt/desktop-uploader")
+GLIBC = re.compile(r"\bGLIBC_(\d+(?:\.\d+)+)\b")
+NEEDED = re.compile(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]")
+RESOLVED = re.compile(r"^\s*(\S+) => (\S+)", re.MULTILINE)
+
+
+def bundled_elfs() -> list[Path]:
+    def is_elf(path: Path) -> bool:
+        if path.is_symlink() or not path.is_file():
+            return False
+        with open(path, "rb") as handle:
+            return handle.read(4) == b"\x7fELF"
+
+    return [path for path in APP.rglob("*") if is_elf(path)]
+
+
+def owner(path: str) -> str:
+    """The package a system library belongs to (merged /usr: dpkg may know either spelling)."""
+    for candidate in dict.fromkeys((path, os.path.realpath(path), path.replace("/lib/", "/usr/lib/", 1))):
+        found = run(["dpkg", "-S", candidate])
+        if found.returncode == 0:
+            return found.stdout.split(":", 1)[0]
+    return f"no package has {path}"
+
+
+def test_the_deb_depends_on_every_library_it_links_and_on_the_glibc_it_needs(installed: Path) -> None:
+    depends = [word.strip() for word in run(["dpkg-deb", "-f", str(installed), "Depends"]).stdout.split(",")]
+    names = {entry.split(" ")[0] for entry in depends}
+    assert {"libwayland-cursor0", "libwayland-egl1", "libwayland-client0", "libxcb1"} <= names, depends
+    elfs = bundled_elfs()
+    assert len(elfs) > 50
+    newest = max(
+        tuple(int(part) for part in version.split("."))
+        for elf in elfs
+        for version in GLIBC.findall(run(["objdump", "-T", str(elf)]).stdout)
+    )
+    assert f"libc6 (>= {'.'.join(map(str, newest))})" in depends, depends
+    # As the app's launcher runs them: the bundle's own folder first on the library path.
+    env = {**os.environ, "LD_LIBRARY_PATH": str(APP / "_internal")}
+    unlisted: dict[str, str] = {}
+    owners: dict[str, str] = {}
+    for elf in elfs:
+        linked = run(["ldd", str(elf)], env=env).stdout
+        assert "not found" not in linked, f"{elf}:\n{linked}"
+        resolved = dict(RESOLVED.findall(linked))
+        for soname in NEEDED.findall(run(["readelf", "-d", "--wide", str(elf)]).stdout):
+            path = resolved.get(soname, "")
+            if path and not path.startswith(str(APP)):
+                package = owners.setdefault(path, owner(path))
+                if package not in names:  # on a minimal system this library would be missing
+                    unlisted[soname] = f"{package} (linked by {elf.relative_to(APP)})"
+    assert not unlisted, unlisted
+
+
+def test_the_desktop_entry_is_valid_and_opens_safetensors_files(installed: Path) -> None:
+    entry = Path("/usr/share/applications/desktop-uploader.desktop")
+    if shutil.which("desktop-file-validate"):
+        checked = run(["desktop-file-validate", str(entry)])
+        assert checked.returncode == 0 and not checked.stdout.strip(), checked.stdout + checked.stderr
+    text = entry.read_text()
+    assert "MimeType=application/x-safetensors;" in text and "octet-stream" not in text
+    assert "Categories=Network;FileTransfer;\n" in text
+    assert Path("/usr/share/mime/packages/desktop-uploader.xml").is_file()
+    # postinst ran update-mime-database: the desktop's MIME database now knows the type.
+    assert "application/x-safetensors:*.safetensors" in Path("/usr/share/mime/globs2").read_text()
+
+
+def test_the_installed_app_opens_with_the_files_it_is_given(installed: Path, tmp_path: Path) -> None:
+    model = tmp_path / "given.safetensors"
+    model.write_bytes(b"\0" * 4096)
+    home = tmp_path / "home"
+    env = {**os.environ, "DESKTOP_UPLOADER_HOME": str(home), "QT_QPA_PLATFORM": "offscreen"}
+    env.pop("DESKTOP_UPLOADER_SERVER", None)
+    log = home / "logs" / "desktop-uploader.log"
+    app = subprocess.Popen(
+        ["desktop-uploader", str(model)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        wait_until(
+            lambda: app.poll() is not None or (log.is_file() and "Opened with 1 file(s): 1 queued" in log.read_text()),
+            60,
+            "the app to queue the file it was opened with",
+        )
+        assert app.poll() is None, app.communicate(timeout=20)[0]
+    finally:
+        app.terminate()
+        app.communicate(timeout=20)
 
 
 def test_the_installed_app_reports_its_version_and_passes_its_self_test(installed: Path, tmp_path: Path) -> None:
