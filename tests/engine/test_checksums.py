@@ -19,7 +19,7 @@ import pytest
 import requests
 
 from desktop_uploader.engine import checksums
-from desktop_uploader.engine.events import Retrying, Status
+from desktop_uploader.engine.events import Progress, Retrying, Status
 from desktop_uploader.engine.limits import MiB
 from desktop_uploader.engine.planner import PartPlan
 from desktop_uploader.engine.settings import Settings
@@ -187,10 +187,17 @@ def test_a_resumed_upload_completes_with_the_checksums_of_parts_sent_before(
             Settings(method="presigned", chunk_size=5 * MiB, concurrency=1, bandwidth_limit=8 * 1000 * 1000),
             api_url=api_proxy.url,
         )
+
+        # Paused from the engine's own progress event once two parts are confirmed: a pause from the test's
+        # thread could come after the last part on a busy machine, leaving nothing to resume.
+        def pause_after_two_parts(event: Any) -> None:
+            if isinstance(event, Progress) and event.confirmed >= 10 * MiB:
+                first.manager.pause(event.job_id)
+
+        first.manager.subscribe(pause_after_two_parts)
         job = first.manager.add(sample.path)
-        first.wait_for(lambda: first.manager.job(job).confirmed >= 10 * MiB)
-        first.manager.pause(job)
-        assert first.manager.wait([job], 10)
+        assert first.manager.wait([job], 60)
+        assert first.manager.job(job).status == Status.PAUSED
         record = first.state.get(job)
         assert record is not None and record.checksum == "crc32c"
         assert all(p.checksum for p in first.state.parts(job).values())

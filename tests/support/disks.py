@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.waiting import wait_until
+
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
@@ -36,7 +38,10 @@ def fill(disk: Path) -> Path:
     """
     for wal in disk.rglob("*-wal"):
         with contextlib.closing(sqlite3.connect(wal.with_name(wal.name[: -len("-wal")]), timeout=30)) as db:
-            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            # A reader elsewhere makes the checkpoint give up quietly (busy, WAL kept): ask until it is empty.
+            wait_until(
+                lambda: db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[:2] == (0, 0), 30, "an empty WAL"
+            )
     filler = disk / "filler"
     with open(filler, "ab", buffering=0) as handle:  # again after SQLite gave some space back: tops it up
         for block in (64 * 1024, 4096, 1):
