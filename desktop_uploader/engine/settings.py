@@ -17,7 +17,6 @@ import dataclasses
 import json
 import os
 import tempfile
-import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from typing import Any
 from desktop_uploader.engine.errors import SettingsError
 from desktop_uploader.engine.limits import GiB, KiB, MiB, human_bytes
 from desktop_uploader.engine.private import private_dir
+from desktop_uploader.engine.state_files import damaged_name
 
 METHODS = ("auto", "presigned", "chunked", "legacy", "direct-s3")
 AUTO_CONCURRENCY = 0  # "Auto": the engine adapts parts in flight to measured goodput
@@ -223,12 +223,7 @@ def load_settings(path: Path) -> tuple[Settings, list[str]]:
 
 
 def _damaged(path: Path) -> str:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    aside = path.with_name(f"{path.name}.damaged-{stamp}")
-    for number in range(2, 100):
-        if not aside.exists():
-            break
-        aside = path.with_name(f"{path.name}.damaged-{stamp}-{number}")
+    aside = damaged_name(path)
     try:
         os.replace(path, aside)
     except OSError:

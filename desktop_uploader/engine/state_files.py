@@ -38,14 +38,20 @@ def newer_schema(path: Path) -> int | None:
     return version if version > SCHEMA_VERSION else None
 
 
-def set_aside(path: Path, reason: str) -> Path | None:
-    """Rename the store (and its -wal and -shm) out of the way and write why beside it; None if it can't be."""
+def damaged_name(path: Path) -> Path:
+    """Where a damaged file is kept: ``<name>.damaged-<time>``, numbered if that is taken."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     aside = path.with_name(f"{path.name}.damaged-{stamp}")
     for number in range(2, 100):
         if not aside.exists():
             break
         aside = path.with_name(f"{path.name}.damaged-{stamp}-{number}")
+    return aside
+
+
+def set_aside(path: Path, reason: str) -> Path | None:
+    """Rename the store (and its -wal and -shm) out of the way and write why beside it; None if it can't be."""
+    aside = damaged_name(path)
     try:
         path.replace(aside)
     except OSError:
