@@ -56,7 +56,7 @@ def exposure_warning(host: str) -> str | None:
     if loopback:
         return None
     return (
-        f"Serving plain HTTP on {host}: bearer tokens and uploaded bytes travel in clear to this address. "
+        f"Serving plain HTTP on {host}: access tokens and uploaded bytes travel in clear to this address. "
         "Put a TLS-terminating proxy or load balancer in front, and bind this server where only it can reach."
     )
 

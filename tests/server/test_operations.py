@@ -97,7 +97,7 @@ def test_loopback_binds_need_no_warning(host: str) -> None:
     assert run.exposure_warning(host) is None
 
 
-@pytest.mark.allow_log(r"desktop_uploader\.server\.run: Serving plain HTTP on 0\.0\.0\.0: bearer tokens")
+@pytest.mark.allow_log(r"desktop_uploader\.server\.run: Serving plain HTTP on 0\.0\.0\.0: access tokens")
 def test_a_plain_http_bind_beyond_loopback_warns_that_tokens_travel_in_clear(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

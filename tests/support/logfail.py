@@ -72,11 +72,17 @@ def unexpected(records: list[logging.LogRecord], allowed: list[re.Pattern[str]])
 def logfail(request: pytest.FixtureRequest) -> Iterator[None]:
     collector = _Collector()
     root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
     root.addHandler(collector)
     try:
         yield
     finally:
-        root.removeHandler(collector)
+        # A test that runs the app's real main() leaves its log handlers on the root logger; the next
+        # test must not log into that test's files (or through its redaction) by accident.
+        for handler in [h for h in root.handlers if h not in handlers]:
+            root.removeHandler(handler)
+            handler.close()
+        root.setLevel(level)
     found = unexpected(collector.records, _allowed(request.node))
     if not found:
         return
