@@ -9,7 +9,9 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from desktop_uploader.engine.fileid import identify
 from desktop_uploader.engine.limits import MiB
+from desktop_uploader.engine.state import OWED_ABORT, StateStore, UploadRecord
 from tests.support.storage import object_sha256, open_multipart_uploads
 from tests.support.waiting import wait_until
 
@@ -126,19 +128,20 @@ def test_ctrl_c_pauses_then_list_and_discard(cli: Any, make_file: Any, s3: Any, 
     assert discarded.code == 0, discarded.stderr
     assert "removed from the server" in discarded.stderr
     assert not open_multipart_uploads(s3, sandbox.bucket, record["s3Key"])
-    assert cli("list", "--json").json() == {"uploads": []}
+    assert cli("list", "--json").json() == {"uploads": [], "owedAborts": []}
 
 
 def test_an_upload_running_in_one_process_cannot_be_resumed_or_discarded_by_another(
     cli: Any, make_file: Any, s3: Any, sandbox: Any
 ) -> None:
     sample = make_file(40 * MiB)
+    # 40 s at 1 MiB/s: the two CLI runs below take seconds each on a busy machine, and must see it running.
     running = cli.popen(
-        "upload", str(sample.path), "--chunk-size", "5MiB", "--concurrency", "2", "--bandwidth-limit", "6MiB"
+        "upload", str(sample.path), "--chunk-size", "5MiB", "--concurrency", "2", "--bandwidth-limit", "1MiB"
     )
     try:
         wait_for_parts(cli.home, 1, running)
-        assert cli("list", "--json").json() == {"uploads": []}, "a running upload is not 'interrupted'"
+        assert cli("list", "--json").json()["uploads"] == [], "a running upload is not 'interrupted'"
         resumed = cli("resume", "--all")
         assert resumed.code == 0 and "Nothing to resume" in resumed.stderr
     finally:
@@ -165,3 +168,31 @@ def test_self_test_against_a_configured_server(cli: Any, sandbox: Any) -> None:
     failed = cli("--self-test", env={"QT_QPA_PLATFORM": "offscreen", "DESKTOP_UPLOADER_TOKEN": "wrong-token-1234567"})
     assert failed.code == 1 and "FAILED:" in failed.stdout and "access token" in failed.stdout
     assert "Traceback" not in failed.stdout + failed.stderr
+
+
+def test_an_abort_owed_to_another_server_is_listed_and_kept_by_a_session_elsewhere(
+    cli: Any, make_file: Any, private_home: Path
+) -> None:
+    """The CLI's sweep used to send it to the connected server, read "no such upload" as done, and drop it."""
+    sample = make_file(1 * MiB, name="given-up-elsewhere.safetensors")
+    state = StateStore.open(private_home / "data" / "uploads.sqlite3")
+    state.create(
+        UploadRecord(
+            id="abcdefabcdefabcdefabcdefabcdefab",
+            path=str(sample.path),
+            display_name=sample.path.name,
+            identity=identify(sample.path),
+            method="presigned-s3",
+            server="https://uploads.example.com",
+            status=OWED_ABORT,
+            upload_id="held-by-the-other-server",
+            s3_key="loras/u/given-up-elsewhere.safetensors",
+        )
+    )
+    state.close()
+
+    assert cli("upload", str(make_file(1 * MiB, name="today.safetensors").path)).code == 0
+    listing = cli("list")
+    assert "1 discarded upload(s) still to be removed from https://uploads.example.com" in listing.stderr
+    [owed] = cli("list", "--json").json()["owedAborts"]
+    assert owed["server"] == "https://uploads.example.com" and owed["file"] == sample.path.name
