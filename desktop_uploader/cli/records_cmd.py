@@ -6,6 +6,7 @@ import argparse
 import time
 from typing import Any
 
+from rich.console import Console
 from rich.table import Table
 
 from desktop_uploader.cli.options import add_server_flags
@@ -13,10 +14,11 @@ from desktop_uploader.cli.render import new_console, plain, print_json
 from desktop_uploader.cli.session import UsageError, console, engine_session, load_base_settings, setup_logging
 from desktop_uploader.connection import ConnectionSetupError
 from desktop_uploader.engine.errors import UploaderError
+from desktop_uploader.engine.ledger import where
 from desktop_uploader.engine.limits import human_bytes
 from desktop_uploader.engine.manager import interrupted_records
 from desktop_uploader.engine.methods.base import CHUNKED
-from desktop_uploader.engine.state import StateStore, UploadRecord
+from desktop_uploader.engine.state import OWED_ABORT, StateStore, UploadRecord
 
 
 def register(commands: Any) -> None:
@@ -55,6 +57,7 @@ def run_list(args: argparse.Namespace) -> int:
             out.print(f"[yellow]{plain(notice)}")
         records = interrupted_records(state)
         rows = [(r, stored_bytes(state, r)) for r in records]
+        owed = [r for r in state.unfinished() if r.status == OWED_ABORT]
     finally:
         state.close()
     if args.json:
@@ -75,10 +78,15 @@ def run_list(args: argparse.Namespace) -> int:
                         "updatedAt": r.updated_at,
                     }
                     for r, stored in rows
-                ]
+                ],
+                "owedAborts": [
+                    {"file": r.display_name or r.path, "server": r.server, "s3Key": r.s3_key, "since": r.updated_at}
+                    for r in owed
+                ],
             }
         )
         return 0
+    _print_owed(out, owed)
     if not rows:
         out.print("No interrupted uploads.")
         return 0
@@ -101,6 +109,18 @@ def run_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_owed(out: Console, owed: list[UploadRecord]) -> None:
+    """Partial uploads given up on, whose server hasn't been reached yet to remove them."""
+    places: dict[str, int] = {}
+    for record in owed:
+        places[record.server] = places.get(record.server, 0) + 1
+    for server, count in places.items():
+        out.print(
+            f"{count} discarded upload(s) still to be removed from {plain(where(server))}: "
+            "that happens the next time the app connects there."
+        )
+
+
 def run_discard(args: argparse.Namespace) -> int:
     out = console()
     setup_logging(args)
@@ -118,7 +138,7 @@ def run_discard(args: argparse.Namespace) -> int:
     try:
         settings = load_base_settings(args.paths, out)
         with engine_session(args, settings, out) as session:
-            aborted = session.manager.discard_record(record.id)
+            settled = session.manager.discard_record(record.id)
     except (UsageError, ConnectionSetupError) as exc:
         out.print(f"[red]{plain(exc)}")
         return 1
@@ -126,10 +146,10 @@ def run_discard(args: argparse.Namespace) -> int:
         out.print(f"[red]{plain(exc.message)}")
         return 1
     name = plain(record.display_name or record.path)
-    if not aborted:
+    if not settled.aborted:
         out.print(
-            f"Discarded {name}. The server could not be reached to remove its "
-            "partial upload; that will be retried the next time the app runs."
+            f"Discarded {name}. Its partial upload is on {plain(where(settled.target))}, which could not be "
+            "reached from here; it will be removed the next time the app connects there."
         )
         return 1
     out.print(f"Discarded {name}; its partial upload was removed from the server.")

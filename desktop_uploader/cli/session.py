@@ -90,7 +90,7 @@ def engine_session(args: argparse.Namespace, settings: Settings, out: Console) -
             )
         manager = UploadManager(settings, state, connection, direct=direct)
         try:
-            manager.sweep_abandoned()
+            manager.sweep_owed_aborts()
             yield EngineSession(manager, state, sandbox)
         finally:
             manager.close()

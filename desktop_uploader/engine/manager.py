@@ -73,6 +73,7 @@ from desktop_uploader.engine.fileid import identify, unreadable
 from desktop_uploader.engine.filenames import is_text, shown
 from desktop_uploader.engine.files import special_kind
 from desktop_uploader.engine.http import Sessions
+from desktop_uploader.engine.ledger import AbortLedger, Settled, Sweep
 from desktop_uploader.engine.locks import UploadBusyError, UploadLocks
 from desktop_uploader.engine.methods.base import CHUNKED, DIRECT, LEGACY, PRESIGNED, JobContext, UploadMethod
 from desktop_uploader.engine.methods.chunked import ChunkedMethod
@@ -80,11 +81,9 @@ from desktop_uploader.engine.methods.direct_s3 import DirectS3Method, DirectTarg
 from desktop_uploader.engine.methods.presigned import PresignedMethod
 from desktop_uploader.engine.methods.single_request import SingleRequestMethod, fits
 from desktop_uploader.engine.settings import MAX_CONCURRENCY, Settings
-from desktop_uploader.engine.state import StateStore, UploadRecord
+from desktop_uploader.engine.state import OWED_ABORT, StateStore, UploadRecord
 
 log = logging.getLogger(__name__)
-
-ABANDONED = "abandoned"  # a server-side upload we still owe an abort
 
 
 @dataclass(frozen=True)
@@ -178,6 +177,7 @@ class UploadManager:
         self._closed = False
         self._unwinding: set[str] = set()  # jobs whose last run has not let go of the upload's lock yet
         self._disk_full_said = False
+        self._ledger = AbortLedger(state, self._methods, self._abort_context)
 
     # -- wiring --------------------------------------------------------------------------------------------
 
@@ -282,7 +282,7 @@ class UploadManager:
         """Uploads a crash or quit left unfinished become jobs in the INTERRUPTED state."""
         restored = []
         for record in self.state.unfinished():
-            if record.status == ABANDONED or self._locks.busy(record.id):
+            if record.status == OWED_ABORT or self._locks.busy(record.id):
                 continue  # owed aborts, and uploads another window or command is running right now
             with self._lock:
                 if record.id in self._jobs:
@@ -404,17 +404,18 @@ class UploadManager:
             if view.status in {Status.COMPLETED, Status.CANCELLED}:
                 self.remove(view.id)
 
-    def discard_record(self, record_id: str) -> bool:
+    def discard_record(self, record_id: str) -> Settled:
         """Abort and forget an interrupted upload that is not in the queue (the CLI's ``discard``).
 
-        Returns False when the server could not be reached: the abort is then owed, and retried later.
+        When its server can't be reached now (or is not the one connected), the abort is owed, and
+        sent the next time a session connects to that server.
         """
         record = self.state.get(record_id)
         if record is None:
             raise NotFoundError(f"There is no interrupted upload with id {record_id}.")
         lock = self._locks.acquire(record_id)
         try:
-            return self._abort_record(record)
+            return self._ledger.settle(record)
         finally:
             lock.release()
             self._locks.forget(record_id)
@@ -675,21 +676,19 @@ class UploadManager:
 
     def _abort_record(self, record: UploadRecord, ctx: JobContext | None = None) -> bool:
         """Abort a record's server-side upload and forget the record; False if the abort is owed for later."""
-        methods = self._methods()
-        method = methods.get(record.method)
-        aborted = True
-        try:
-            if method is not None:
-                method.abort(ctx or self._bare_context(record), record)
-            log.info("Aborted %s (%s)", record.s3_key, record.method)
-        except UploaderError as exc:
-            aborted = False
-            log.warning("Could not abort %s now (%s); will try again later", record.s3_key, exc.message)
-            with contextlib.suppress(UploaderError):
-                self.state.create(record.with_changes(id=uuid.uuid4().hex, status=ABANDONED))
-        with contextlib.suppress(UploaderError):
-            self.state.delete(record.id)
-        return aborted
+        return self._ledger.settle(record, ctx).aborted
+
+    def _abort_context(self, record: UploadRecord) -> JobContext | None:
+        """A context that reaches the target holding ``record``'s upload, or None if this session can't."""
+        with self._lock:
+            direct, connection, api = self.direct, self.connection, self._api
+        if record.method == LEGACY:
+            return self._bare_context(record)  # one request, nothing left on any server to abort
+        if record.method == DIRECT:
+            reachable = direct is not None and direct.server_id == record.server
+        else:
+            reachable = connection is not None and api is not None and connection.server_id == record.server
+        return self._bare_context(record) if reachable else None
 
     def _bare_context(self, record: UploadRecord) -> JobContext:
         """Enough context to abort a record's server-side upload when its job is not running."""
@@ -728,20 +727,12 @@ class UploadManager:
             lock.release()
             self._locks.forget(job_id)
 
-    def sweep_abandoned(self) -> int:
-        """Abort server-side uploads an earlier session could not; returns how many are still owed."""
-        owed = 0
-        for record in self.state.unfinished():
-            if record.status != ABANDONED:
-                continue
-            try:
-                method = self._methods().get(record.method)
-                if method is not None:
-                    method.abort(self._bare_context(record), record)
-                self.state.delete(record.id)
-            except UploaderError:
-                owed += 1
-        return owed
+    def sweep_owed_aborts(self) -> Sweep:
+        """Send the aborts earlier sessions owe to the targets this session is connected to."""
+        return self._ledger.sweep()
+
+    def owed_aborts(self) -> list[UploadRecord]:
+        return self._ledger.owed()
 
     def _stopped(self, job: Job, ctx: JobContext | None, method: UploadMethod | None) -> None:
         if job.control.reason == CANCEL:
@@ -795,4 +786,4 @@ class UploadManager:
 def interrupted_records(state: StateStore) -> list[UploadRecord]:
     """Uploads waiting to be resumed: not an owed abort, and not running in another process right now."""
     locks = UploadLocks(state.lock_dir)
-    return [r for r in state.unfinished() if r.status != ABANDONED and not locks.busy(r.id)]
+    return [r for r in state.unfinished() if r.status != OWED_ABORT and not locks.busy(r.id)]

@@ -37,6 +37,9 @@ from desktop_uploader.engine.state_schema import MIGRATIONS, RECORD_COLUMNS, SCH
 
 log = logging.getLogger(__name__)
 
+# The status of a record that stands for an abort we still owe its server (see engine/ledger.py).
+OWED_ABORT = "abandoned"
+
 
 @dataclass(frozen=True)
 class UploadRecord:

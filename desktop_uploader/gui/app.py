@@ -67,7 +67,7 @@ def build(paths: AppPaths) -> Desktop:
 
 async def start(desktop: Desktop, files: Sequence[str] = ()) -> None:
     """Connect, show what was interrupted last time, then queue the files the app was opened with."""
-    await desktop.session.connect()
+    await desktop.session.connect_storage()
     await desktop.session.restore_interrupted()
     if files:
         window = desktop.window

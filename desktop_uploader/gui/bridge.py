@@ -14,14 +14,14 @@ from desktop_uploader.engine.manager import UploadManager
 
 
 class EngineBridge(QObject):
-    event = Signal(object)
+    engineEvent = Signal(object)  # Qt signal naming; "event" would shadow QObject.event
 
     def __init__(self, manager: UploadManager, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._unsubscribe = manager.subscribe(self._deliver)
 
     def _deliver(self, event: Event) -> None:  # worker threads
-        self.event.emit(event)
+        self.engineEvent.emit(event)
 
     def close(self) -> None:
         self._unsubscribe()

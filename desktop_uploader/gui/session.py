@@ -98,8 +98,8 @@ class AppSession(QObject):
         )
         self.model = UploadQueueModel()
         self.bridge = EngineBridge(self.manager)
-        self.bridge.event.connect(self.model.apply_event)
-        self.bridge.event.connect(self._on_event)
+        self.bridge.engineEvent.connect(self.model.apply_event)
+        self.bridge.engineEvent.connect(self._on_event)
         self.model.renameRequested.connect(self.manager.rename)
         self.model.summaryChanged.connect(self._on_summary)
         self.link = Link.NEEDS_SETUP
@@ -123,7 +123,25 @@ class AppSession(QObject):
     def token_for(self, url: str) -> str | None:
         return self.credentials.get(token_key(url)) if url else None
 
-    async def connect(self) -> None:
+    async def connect_storage(self) -> None:
+        """Connect to the configured server (or the sandbox, or direct S3), then send the aborts owed there.
+
+        Named so as not to shadow ``QObject.connect``.
+        """
+        await self._connect()
+        await self.sweep_owed_aborts()
+
+    async def sweep_owed_aborts(self) -> None:
+        """Uploads given up in earlier sessions, on the storage connected now, are removed from it."""
+        try:
+            sweep = await in_thread(self.manager.sweep_owed_aborts)
+        except Exception:  # never stops the window; the log has it
+            log.exception("Sweeping owed aborts failed")
+            return
+        if sweep.settled:
+            log.info("Removed %d partial upload(s) given up in an earlier session", sweep.settled)
+
+    async def _connect(self) -> None:
         """Connect to the configured server, or the local sandbox if the person chose it."""
         self.manager.set_direct(self._direct_target(await in_thread(self.direct_secret)))
         url = self.server_url
@@ -187,7 +205,7 @@ class AppSession(QObject):
         self.manager.update_settings(settings)
         self.manager.set_direct(self._direct_target(await in_thread(self.direct_secret)))
         if reconnect:
-            await self.connect()
+            await self.connect_storage()
 
     async def test_connection(self, url: str, token: str) -> tuple[bool, str]:
         """Ask a server for its capabilities; a sentence saying what it offers or what went wrong."""

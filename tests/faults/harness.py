@@ -36,8 +36,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from desktop_uploader.engine.events import Status
-from desktop_uploader.engine.manager import ABANDONED, ServerConnection, UploadManager
-from desktop_uploader.engine.state import StateStore
+from desktop_uploader.engine.manager import ServerConnection, UploadManager
+from desktop_uploader.engine.state import OWED_ABORT, StateStore
 from desktop_uploader.sandbox.info import SandboxInfo
 from tests.faults.scenario import Scenario, SeededPlan, kill_process, scenario
 from tests.support.proxy import Proxy
@@ -251,7 +251,7 @@ def _engine_failed(check: Checker, state: StateStore, job_id: str, view: Any, ph
     mine = next((r for r in records if r.id == job_id), None)
     if view.resumable:
         check.resumable_record_is_live(mine, phase)
-    elif mine is not None and mine.status != ABANDONED:
+    elif mine is not None and mine.status != OWED_ABORT:
         check.fail(f"{phase}: failed for good, but its resume record was kept")
 
 
@@ -301,7 +301,8 @@ def run_engine(world: World, sc: Scenario, path: Path, workdir: Path, result: Se
                 plan.disable()  # before the retry starts, so that it really runs with every fault off
             manager.retry(job_id)
         plan.disable()
-        owed = manager.sweep_abandoned()
+        sweep = manager.sweep_owed_aborts()
+        owed = sweep.still_owed + sweep.elsewhere
         if owed:
             check.fail(f"{owed} owed abort(s) still fail with every fault off")
         check.nothing_left(_records(state), "end")
@@ -443,7 +444,7 @@ def run_cli(world: World, sc: Scenario, path: Path, workdir: Path, result: SeedR
             for phase in ("after failure", "fault-free"):
                 if phase == "fault-free":
                     plan.disable()
-                waiting = [r for r in _db_records(cli.database) if r.status != ABANDONED]
+                waiting = [r for r in _db_records(cli.database) if r.status != OWED_ABORT]
                 if not waiting and ran.killed and stored_objects(world, sc.name):
                     # Killed after it had finished (its record was gone): nothing to resume, and the file is
                     # there, which the final checks verify. Uploading it again would be the user's choice.
@@ -499,7 +500,7 @@ def _cli_phase(check: Checker, cli: Cli, ran: CliRun, phase: str) -> bool:
     mine = next((r for r in records if r.id == upload["id"]), None)
     if upload.get("resumable"):
         check.resumable_record_is_live(mine, phase)
-    elif mine is not None and mine.status != ABANDONED:
+    elif mine is not None and mine.status != OWED_ABORT:
         check.fail(f"{phase}: failed for good, but its resume record was kept")
     return False
 
@@ -527,7 +528,7 @@ def _sweep(cli: Cli) -> None:
         ServerConnection(cli.world.api_url, cli.world.sandbox.token, cli.world.api_url, "faults"),
     )
     try:
-        manager.sweep_abandoned()
+        manager.sweep_owed_aborts()
     finally:
         manager.close(timeout=5)
         state.close()

@@ -129,7 +129,7 @@ def test_seed_41_uploads_created_by_starts_whose_answers_were_lost_are_aborted(
     world.api_proxy.set_fault_plan(None)
     manager.cancel(job) if view.resumable else manager.remove(job)
     wait_until(lambda: not open_uploads(world, sample.path.name) and state.unfinished() == [])
-    assert manager.sweep_abandoned() == 0
+    assert manager.sweep_owed_aborts().still_owed == 0
 
 
 def test_seed_41_a_start_retried_after_lost_answers_keeps_one_upload(world: World, engine: Any, make_file: Any) -> None:

@@ -17,6 +17,7 @@ from desktop_uploader.engine.errors import (
     FileChangedError,
     NotFoundError,
     ProtocolError,
+    UnsupportedError,
     UploaderError,
 )
 from desktop_uploader.engine.events import Retrying
@@ -35,10 +36,12 @@ class ChunkedMethod:
     name = CHUNKED
 
     def abort(self, ctx: JobContext, record: UploadRecord) -> None:
-        if ctx.api is not None and not record.upload_id:  # an intent: its start never answered
+        if ctx.api is None:  # never read as "nothing to abort": the ledger keeps it owed
+            raise UnsupportedError("Not connected to the server that holds this upload.")
+        if not record.upload_id:  # an intent: its start never answered
             lost_starts.abort_leftovers(ctx, record, chunked=True)
-        elif ctx.api is not None and record.upload_id and record.s3_key:
-            with contextlib.suppress(NotFoundError):
+        elif record.s3_key:
+            with contextlib.suppress(NotFoundError):  # already gone: that is what we wanted
                 ctx.api.chunked_abort(record.upload_id, record.s3_key)
 
     def _resume(self, ctx: JobContext, record: UploadRecord) -> int | None:

@@ -26,11 +26,9 @@ from desktop_uploader.engine.errors import UploaderError
 from desktop_uploader.engine.filenames import safe_basename
 from desktop_uploader.engine.methods.base import JobContext
 from desktop_uploader.engine.settings import Settings
-from desktop_uploader.engine.state import UploadRecord
+from desktop_uploader.engine.state import OWED_ABORT, UploadRecord
 
 log = logging.getLogger(__name__)
-
-ABANDONED = "abandoned"  # the manager's status of an owed abort (its ABANDONED: the manager imports us, not we it)
 
 
 def start_budget(settings: Settings) -> float:
@@ -53,7 +51,7 @@ def intent(ctx: JobContext, method: str, **fields: Any) -> UploadRecord:
 def park(ctx: JobContext, record: UploadRecord) -> None:
     """Leave the search for leftovers of ``record``'s start to the next sweep (an owed abort)."""
     log.warning("%s: uploads left by a lost start could not be checked now; that is retried later", ctx.name)
-    ctx.save(partial(ctx.state.create, record.with_changes(id=uuid.uuid4().hex, status=ABANDONED)))
+    ctx.save(partial(ctx.state.create, record.with_changes(id=uuid.uuid4().hex, status=OWED_ABORT)))
 
 
 def abort_leftovers(ctx: JobContext, record: UploadRecord, *, chunked: bool, kept: str | None = None) -> None:

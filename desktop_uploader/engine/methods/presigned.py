@@ -270,9 +270,11 @@ class PresignedMethod:
         self.sessions = sessions
 
     def abort(self, ctx: JobContext, record: UploadRecord) -> None:
-        if ctx.api is not None and not record.upload_id:  # an intent: its start never answered
+        if ctx.api is None:  # never read as "nothing to abort": the ledger keeps it owed
+            raise UnsupportedError("Not connected to the server that holds this upload.")
+        if not record.upload_id:  # an intent: its start never answered
             lost_starts.abort_leftovers(ctx, record, chunked=False)
-        elif ctx.api is not None and record.upload_id and record.s3_key:
+        elif record.s3_key:
             with contextlib.suppress(NotFoundError):  # already gone: that is what we wanted
                 ctx.api.abort(record.upload_id, record.s3_key)
 
