@@ -106,8 +106,9 @@ def wait_for_parts(home: Path, count: int, process: subprocess.Popen[str], timeo
 
 def test_ctrl_c_pauses_then_list_and_discard(cli: Any, make_file: Any, s3: Any, sandbox: Any) -> None:
     sample = make_file(40 * MiB)
+    # 20 s at 2 MiB/s, so Ctrl+C lands mid-upload even when a busy machine is slow to notice two parts.
     running = cli.popen(
-        "upload", str(sample.path), "--chunk-size", "5MiB", "--concurrency", "2", "--bandwidth-limit", "8MiB"
+        "upload", str(sample.path), "--chunk-size", "5MiB", "--concurrency", "2", "--bandwidth-limit", "2MiB"
     )
     wait_for_parts(cli.home, 2, running)
     running.send_signal(signal.SIGINT)
