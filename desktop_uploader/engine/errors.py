@@ -16,6 +16,7 @@ look at this tree, and the original stays attached for the log::
     │   ├── AuthError                  401: token wrong or missing
     │   ├── ForbiddenError             403 that is not an expired URL
     │   ├── NotFoundError              the upload is gone on the server
+    │   │   └── NotOfferedError        the server has no such route (404/405 page, Next.js's 409)
     │   ├── RejectedError              any other 4xx, with the server's own reason
     │   ├── UnsupportedError           this server doesn't offer that method or action
     │   ├── FileTooLargeError
@@ -32,17 +33,40 @@ look at this tree, and the original stays attached for the log::
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from desktop_uploader.engine.limits import human_bytes
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where an error came from, as fields for code and the log (people get ``message``)."""
+
+    side: str  # "storage" or "api"
+    host: str
+    action: str = ""  # the API action, or the S3 operation
+    status: int | None = None
+    code: str = ""  # S3's error code, when storage gave one
 
 
 class UploaderError(Exception):
     """Base of the tree. ``message`` is for people; ``str()`` adds nothing beyond it."""
 
     transient = False
+    origin: Origin | None = None
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+    def at(self, origin: Origin) -> UploaderError:
+        """This error, marked with where it came from (for ``raise ...at(...)`` chains)."""
+        self.origin = origin
+        return self
+
+    @property
+    def from_storage(self) -> bool:
+        return self.origin is not None and self.origin.side == "storage"
 
 
 class TransientError(UploaderError):
@@ -90,6 +114,14 @@ class ForbiddenError(PermanentError):
 
 class NotFoundError(PermanentError):
     pass
+
+
+class NotOfferedError(NotFoundError):
+    """The server has no route for this: an HTML 404 page, a 405, or Next.js's 409 for a missing action.
+
+    A fallback method answered this way was never going to work here; it must not replace the error
+    that made us fall back.
+    """
 
 
 class RejectedError(PermanentError):

@@ -28,6 +28,8 @@ from desktop_uploader.engine.errors import (
     IntegrityError,
     NetworkError,
     NotFoundError,
+    NotOfferedError,
+    Origin,
     ProtocolError,
     RejectedError,
     ServerBusyError,
@@ -38,6 +40,7 @@ from desktop_uploader.engine.errors import (
 
 SEND_BLOCK = 1024 * 1024
 USER_AGENT = "DesktopUploader"
+NEXTJS_NO_ACTION = "x-nextjs-action-not-found"  # Next.js's 409 to a form POST on a route it doesn't have
 
 
 PACED_BLOCK = 64 * 1024
@@ -142,6 +145,20 @@ def error_for_s3(
     *,
     own_credentials: bool = False,
 ) -> UploaderError:
+    """An S3 error answer in words, marked with its origin; its code decides whether trying again can help."""
+    error = _s3_error(status, code, message, host, retry_after, own_credentials=own_credentials)
+    return error.at(Origin("storage", host, status=status, code=code))
+
+
+def _s3_error(
+    status: int,
+    code: str,
+    message: str,
+    host: str,
+    retry_after: float | None,
+    *,
+    own_credentials: bool,
+) -> UploaderError:
     """An S3 error answer in words; its code decides whether trying again can help.
 
     ``own_credentials``: the request was signed with the user's keys (direct-S3), so a signature
@@ -187,6 +204,11 @@ def error_for_storage_response(response: requests.Response) -> UploaderError:
 
 
 def error_for_api_response(response: requests.Response, action: str) -> UploaderError:
+    error = _api_error(response, action)
+    return error.at(Origin("api", host_of(response.url), action, response.status_code))
+
+
+def _api_error(response: requests.Response, action: str) -> UploaderError:
     status = response.status_code
     reason = api_error_message(response)
     if status == 401:
@@ -199,8 +221,8 @@ def error_for_api_response(response: requests.Response, action: str) -> Uploader
         )
     if status == 403:
         return ForbiddenError(reason or f"The server refused {action} (HTTP 403).")
-    if status in (404, 405) and not reason:
-        return NotFoundError(f"The server does not offer '{action}' here (HTTP {status}).")
+    if (status in (404, 405) and not reason) or (status == 409 and response.headers.get(NEXTJS_NO_ACTION) == "1"):
+        return NotOfferedError(f"The server does not offer '{action}' here (HTTP {status}).")
     if status == 404:
         return NotFoundError(reason)
     return RejectedError(reason or f"The server refused {action} (HTTP {status}).", status=status)

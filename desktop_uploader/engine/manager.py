@@ -47,6 +47,7 @@ from desktop_uploader.engine.errors import (
     ForbiddenError,
     Interrupted,
     NotFoundError,
+    NotOfferedError,
     StateError,
     TransientError,
     UnsupportedError,
@@ -75,7 +76,15 @@ from desktop_uploader.engine.files import special_kind
 from desktop_uploader.engine.http import Sessions
 from desktop_uploader.engine.ledger import AbortLedger, Settled, Sweep
 from desktop_uploader.engine.locks import UploadBusyError, UploadLocks
-from desktop_uploader.engine.methods.base import CHUNKED, DIRECT, LEGACY, PRESIGNED, JobContext, UploadMethod
+from desktop_uploader.engine.methods.base import (
+    CHUNKED,
+    DIRECT,
+    LEGACY,
+    PRESIGNED,
+    Completion,
+    JobContext,
+    UploadMethod,
+)
 from desktop_uploader.engine.methods.chunked import ChunkedMethod
 from desktop_uploader.engine.methods.direct_s3 import DirectS3Method, DirectTarget
 from desktop_uploader.engine.methods.presigned import PresignedMethod
@@ -597,6 +606,7 @@ class UploadManager:
             self._failed(job, None, None, exc)
             return
         methods = self._methods()
+        cause: UploaderError | None = None  # what made us leave the first method: the story told at the end
         for index, name in enumerate(chain):
             method = methods[name]
             job.method = name
@@ -616,35 +626,43 @@ class UploadManager:
                     self._abandon(ctx, method)
                     record = None
                     job.progress = None
+                    cause = cause or exc
                     continue
-                self._failed(job, ctx, method, exc)
+                error = root_cause(cause, exc)
+                if error is not exc:  # the fallback that isn't offered leaves nothing to resume: Retry starts over
+                    self._abandon(ctx, method)
+                self._failed(job, ctx, method, error)
                 return
-            self._clear_record(job, ctx)
-            result = UploadResult(
-                method=name,
-                size=completion.size,
-                unique_file_name=completion.unique_file_name,
-                s3_key=completion.s3_key,
-                comfyui_path=completion.comfyui_path,
-                network_volume_path=completion.network_volume_path,
-                etag=completion.etag,
-                seconds=time.monotonic() - began,
-                bytes_sent=completion.bytes_sent,
-            )
-            log.info(
-                "%s: completed via %s in %.1f s: %s",
-                job.path.name,
-                name,
-                result.seconds,
-                result.network_volume_path or result.s3_key,
-            )
-            with self._lock:
-                job.result = result
-                job.resumable = False
-            # The details first: whoever sees COMPLETED can rely on the result being there.
-            self._emit(Completed(job.id, result))
-            self._finish(job, Status.COMPLETED, "")
+            self._completed(job, ctx, name, completion, began)
             return
+
+    def _completed(self, job: Job, ctx: JobContext, name: str, completion: Completion, began: float) -> None:
+        """Forget the resume record, and tell everyone where the file now is."""
+        self._clear_record(job, ctx)
+        result = UploadResult(
+            method=name,
+            size=completion.size,
+            unique_file_name=completion.unique_file_name,
+            s3_key=completion.s3_key,
+            comfyui_path=completion.comfyui_path,
+            network_volume_path=completion.network_volume_path,
+            etag=completion.etag,
+            seconds=time.monotonic() - began,
+            bytes_sent=completion.bytes_sent,
+        )
+        log.info(
+            "%s: completed via %s in %.1f s: %s",
+            job.path.name,
+            name,
+            result.seconds,
+            result.network_volume_path or result.s3_key,
+        )
+        with self._lock:
+            job.result = result
+            job.resumable = False
+        # The details first: whoever sees COMPLETED can rely on the result being there.
+        self._emit(Completed(job.id, result))
+        self._finish(job, Status.COMPLETED, "")
 
     def _clear_record(self, job: Job, ctx: JobContext) -> None:
         try:
@@ -658,6 +676,8 @@ class UploadManager:
 
     @staticmethod
     def _may_fall_back(job: Job, error: UploaderError) -> bool:
+        if isinstance(error, NotFoundError) and error.from_storage:
+            return False  # no such bucket, or the upload is gone: no other method fixes that
         if isinstance(error, UnsupportedError | ForbiddenError | NotFoundError):
             return True
         # Transient trouble with nothing stored yet: this method doesn't work from here. With parts
@@ -781,6 +801,14 @@ class UploadManager:
             if resumable is not None:
                 job.resumable = resumable
         self._set(job, status, message)
+
+
+def root_cause(cause: UploaderError | None, last: UploaderError) -> UploaderError:
+    """The error to tell: a fallback that isn't offered here never hides the failure that led to it."""
+    if cause is not None and isinstance(last, UnsupportedError | NotOfferedError):
+        log.info("Reporting the first failure (%s), not the fallback's: %s", cause.message, last.message)
+        return cause
+    return last
 
 
 def interrupted_records(state: StateStore) -> list[UploadRecord]:

@@ -65,7 +65,13 @@ class ChunkedMethod:
         offset = self._resume(ctx, record) if record is not None else None
         if record is None or offset is None:
             intent = lost_starts.intent(ctx, CHUNKED)
-            started = api.chunked_start(ctx.name, ctx.size, display_name=ctx.display_name, control=ctx.control)
+            try:
+                started = api.chunked_start(ctx.name, ctx.size, display_name=ctx.display_name, control=ctx.control)
+            except UnsupportedError:
+                # No such route here: nothing was created, so the intent stands for nothing.
+                with contextlib.suppress(UploaderError):
+                    ctx.state.delete(intent.id)
+                raise
             lost_starts.after_start(ctx, intent, started.upload_id, started.attempts, lost=lost, chunked=True)
             chunk = min(started.max_chunk_bytes, api.capabilities().max_chunk_bytes)
             record = ctx.new_record(
