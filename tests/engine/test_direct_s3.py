@@ -160,3 +160,37 @@ def test_a_lost_create_answer_leaves_no_multipart_upload(
     job = engine.upload(sample.path)
     assert_stored_once(s3, sandbox, target, job, sample.sha256)
     assert len([r for r in proxy.stats.records("POST") if "uploads" in r.query]) == 2
+
+
+@pytest.mark.allow_log(*UPLOAD_FAILED)
+def test_refused_keys_fail_at_once_whatever_the_message_says(
+    make_engine: Any, make_file: Any, s3: Any, sandbox: Any, target: DirectTarget, proxy: Proxy
+) -> None:
+    """S3's error code decides, not its message: an AccessDenied whose message mentions expiry is still refused
+    keys (not an expired link to re-sign), so it is said once, in words, and not retried."""
+    sample = make_file(6 * MiB, name="refused.safetensors")
+    denied = b"<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>"
+    proxy.set_fault_plan(lambda r: Respond(403, denied, {"Content-Type": "application/xml"}) if is_create(r) else None)
+    engine = make_engine(FAST, direct=target)
+    job = engine.upload(sample.path)
+    assert job.status == Status.FAILED
+    assert job.message.endswith("refused your access key or secret (AccessDenied). Check them in Settings.")
+    assert engine.of(job.id, Retrying) == []
+    assert len([r for r in proxy.stats.records("POST") if is_create(r)]) == 1
+    assert objects(s3, sandbox.bucket, target.prefix) == []
+
+
+@pytest.mark.allow_log(*UPLOAD_FAILED)
+def test_a_missing_bucket_is_said_plainly_and_not_retried(
+    make_engine: Any, make_file: Any, s3: Any, sandbox: Any, target: DirectTarget, proxy: Proxy
+) -> None:
+    """The sandbox's SeaweedFS creates buckets on demand, so the proxy answers as S3 does without the bucket."""
+    sample = make_file(6 * MiB, name="no-bucket.safetensors")
+    missing = b"<Error><Code>NoSuchBucket</Code><Message>The specified bucket does not exist</Message></Error>"
+    proxy.set_fault_plan(lambda r: Respond(404, missing, {"Content-Type": "application/xml"}) if is_create(r) else None)
+    engine = make_engine(FAST, direct=target)
+    job = engine.upload(sample.path)
+    assert job.status == Status.FAILED and not job.resumable
+    assert job.message.startswith("The bucket does not exist at ") and job.message.endswith("in Settings.")
+    assert engine.of(job.id, Retrying) == []
+    assert engine.state.unfinished() == [], "nothing to resume, and nothing owed: there is no bucket to clean"
