@@ -194,3 +194,29 @@ def test_a_missing_bucket_is_said_plainly_and_not_retried(
     assert job.message.startswith("The bucket does not exist at ") and job.message.endswith("in Settings.")
     assert engine.of(job.id, Retrying) == []
     assert engine.state.unfinished() == [], "nothing to resume, and nothing owed: there is no bucket to clean"
+
+
+@pytest.mark.parametrize("then", ["retry", "cancel"])
+@pytest.mark.allow_log(*UPLOAD_FAILED)
+def test_a_create_whose_answer_was_lost_is_cleaned_up_by_retry_or_cancel(
+    make_engine: Any, make_file: Any, s3: Any, sandbox: Any, target: DirectTarget, proxy: Proxy, then: str
+) -> None:
+    """Out of retries with the create's answer lost: storage holds an upload nobody was told the id of. The
+    intent record written before the create names its key, so Retry or Cancel finds and aborts it."""
+    sample = make_file(7 * MiB, name=f"lost-create-{then}.safetensors")
+    proxy.set_fault_plan(first(is_create, ResetResponse(0)))
+    engine = make_engine(FAST.replace(retries=1), direct=target)
+    job = engine.upload(sample.path)
+    assert job.status == Status.FAILED and job.resumable, job.message
+    assert "Error" not in job.message, "a sentence, not a class name"
+    assert len(open_multipart_uploads(s3, sandbox.bucket, f"{target.prefix}/")) == 1, "storage did create it"
+
+    if then == "retry":
+        engine.manager.retry(job.id)
+        assert engine.manager.wait([job.id], 60)
+        assert_stored_once(s3, sandbox, target, engine.manager.job(job.id), sample.sha256)
+    else:
+        engine.manager.cancel(job.id)
+        engine.wait_for(lambda: engine.state.unfinished() == [])
+        assert open_multipart_uploads(s3, sandbox.bucket, f"{target.prefix}/") == []
+        assert objects(s3, sandbox.bucket, target.prefix) == []
