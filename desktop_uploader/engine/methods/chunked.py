@@ -15,6 +15,7 @@ from functools import partial
 from desktop_uploader.engine.api_client import OffsetMismatchError
 from desktop_uploader.engine.errors import (
     FileChangedError,
+    IntegrityError,
     NotFoundError,
     ProtocolError,
     UnsupportedError,
@@ -96,7 +97,7 @@ class ChunkedMethod:
         ctx.completing()
         completion = api.chunked_complete(record.upload_id, record.s3_key, control=ctx.control)
         if completion.size is not None and completion.size != ctx.size:
-            raise ProtocolError(f"The server stored {completion.size} bytes of {ctx.name}, not {ctx.size}.")
+            raise IntegrityError(f"The server stored {completion.size} bytes of {ctx.name}, not {ctx.size}.")
         return Completion(
             s3_key=record.s3_key,
             unique_file_name=completion.unique_file_name or record.unique_file_name or "",

@@ -1,10 +1,15 @@
 """``direct-s3``: the user's own S3 endpoint and keys, through boto3, with our planning, retry and resume.
 
 boto3 does the signing; everything else is ours: the same part plan, the same scheduler and
-retry policy (boto3's own retries are off, so attempts are counted once), the same progress and
-resume store. Each part carries its Content-MD5 so storage verifies its bytes, which also lets
-boto3 skip hashing every payload with SHA-256 (``payload_signing_enabled=False``), the main CPU
-cost of ``upload_file`` over plain HTTP.
+retry policy (boto3's own retries are off, so attempts are counted once; see :mod:`s3_client`), the
+same progress and resume store. Each part carries its Content-MD5 so storage verifies its bytes,
+which also lets boto3 skip hashing every payload with SHA-256 (``payload_signing_enabled=False``),
+the main CPU cost of ``upload_file`` over plain HTTP.
+
+The safeguards of the presigned path, with storage asked directly (see :mod:`direct_recovery`): an
+intent record names the key before CreateMultipartUpload, so uploads whose create answer was lost are
+found and aborted; and before anything is sent again after a lost CompleteMultipartUpload answer,
+storage is asked whether it holds the object already.
 """
 
 from __future__ import annotations
@@ -14,133 +19,33 @@ import logging
 import threading
 import time
 import urllib.parse
-from dataclasses import dataclass
 from functools import partial
-from typing import Any
 
-from desktop_uploader.engine.errors import (
-    AuthError,
-    Interrupted,
-    NetworkError,
-    NotFoundError,
-    StalledError,
-    UploaderError,
-)
+from desktop_uploader.engine.control import Control
+from desktop_uploader.engine.errors import IntegrityError, NotFoundError, ServerBusyError, TransientError, UploaderError
+from desktop_uploader.engine.events import Retrying
 from desktop_uploader.engine.fileid import ensure_unchanged
 from desktop_uploader.engine.filenames import safe_basename
-from desktop_uploader.engine.http import error_for_s3, host_of
 from desktop_uploader.engine.limits import DEFAULT_LIMITS
+from desktop_uploader.engine.methods import lost_starts
 from desktop_uploader.engine.methods.base import DIRECT, Completion, JobContext
-from desktop_uploader.engine.methods.multipart import PartQueue, PartScheduler, plain_etag
+from desktop_uploader.engine.methods.direct_recovery import abort_leftovers, after_create, stored_object
+from desktop_uploader.engine.methods.multipart import PartQueue, PartScheduler, multipart_etag, plain_etag
+from desktop_uploader.engine.methods.s3_client import DirectTarget, S3Client, UploadGoneError
 from desktop_uploader.engine.partbody import PartBody, md5_of_span
 from desktop_uploader.engine.planner import PartPlan, PartSpan, plan_parts
 from desktop_uploader.engine.progress import ProgressTracker
 from desktop_uploader.engine.state import SavedPart, UploadRecord
 
+__all__ = ["DirectS3Method", "DirectS3Sender", "DirectTarget"]
+
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class DirectTarget:
-    endpoint: str
-    region: str
-    bucket: str
-    access_key: str
-    secret_key: str
-    prefix: str = "loras"
-
-    @property
-    def server_id(self) -> str:
-        return f"s3:{self.endpoint or 'aws'}/{self.bucket}"
-
-
-def translate(exc: Exception, endpoint: str, read_timeout: float) -> UploaderError:
-    # boto3 is imported only when a direct upload runs: it costs every CLI command 0.2 s and 24 MiB.
-    from botocore.exceptions import (
-        ClientError,
-        ConnectTimeoutError,
-        EndpointConnectionError,
-        NoCredentialsError,
-        ReadTimeoutError,
-    )
-
-    host = host_of(endpoint) if endpoint else "AWS S3"
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
-        headers = exc.response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
-        retry_after = float(headers["retry-after"]) if str(headers.get("retry-after", "")).isdigit() else None
-        return error_for_s3(
-            status, str(error.get("Code", "")), str(error.get("Message", "")), host, retry_after, own_credentials=True
-        )
-    if isinstance(exc, NoCredentialsError):
-        return AuthError("No S3 access key and secret are set for direct uploads. Add them in Settings.")
-    if isinstance(exc, ReadTimeoutError):
-        return StalledError(f"The connection to {host} stalled: nothing moved for {read_timeout:g} s.")
-    if isinstance(exc, ConnectTimeoutError | EndpointConnectionError):
-        return NetworkError(f"Could not connect to {host}.")
-    return NetworkError(f"The connection to {host} failed ({type(exc).__name__}).")
-
-
-class _S3:
-    """A boto3 client with every failure translated to the engine's errors."""
-
-    def __init__(self, target: DirectTarget, connect_timeout: float, read_timeout: float) -> None:
-        self.target = target
-        self.read_timeout = read_timeout
-        import boto3
-        from botocore.config import Config
-
-        self.client = boto3.session.Session().client(
-            "s3",
-            endpoint_url=target.endpoint or None,
-            region_name=target.region,
-            aws_access_key_id=target.access_key or None,
-            aws_secret_access_key=target.secret_key or None,
-            config=Config(
-                signature_version="s3v4",
-                s3={"addressing_style": "path", "payload_signing_enabled": False},
-                request_checksum_calculation="when_required",
-                response_checksum_validation="when_required",
-                retries={"total_max_attempts": 1},
-                connect_timeout=connect_timeout,
-                read_timeout=read_timeout,
-                max_pool_connections=64,
-            ),
-        )
-
-    def __call__(self, operation: str, **kwargs: Any) -> Any:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        try:
-            return getattr(self.client, operation)(Bucket=self.target.bucket, **kwargs)
-        except (ClientError, BotoCoreError) as exc:
-            ours = _our_error_inside(exc)
-            if ours is not None:  # a pause, or the file changing, raised inside the part body
-                raise ours from None
-            raise translate(exc, self.target.endpoint, self.read_timeout) from exc
-
-
-def _our_error_inside(exc: BaseException) -> BaseException | None:
-    """botocore wraps whatever the request body raised in HTTPClientError; find ours again."""
-    seen: set[int] = set()
-    pending: list[BaseException | None] = [exc]
-    while pending:
-        current = pending.pop()
-        if current is None or id(current) in seen:
-            continue
-        seen.add(id(current))
-        if isinstance(current, Interrupted | UploaderError):
-            return current
-        wrapped = getattr(current, "kwargs", {}).get("error") if hasattr(current, "kwargs") else None
-        pending += [wrapped if isinstance(wrapped, BaseException) else None, current.__cause__, current.__context__]
-    return None
 
 
 class DirectS3Sender:
     hashes_body = False
 
-    def __init__(self, ctx: JobContext, s3: _S3, key: str, upload_id: str) -> None:
+    def __init__(self, ctx: JobContext, s3: S3Client, key: str, upload_id: str) -> None:
         self.ctx = ctx
         self.s3 = s3
         self.key = key
@@ -162,7 +67,7 @@ class DirectS3Sender:
             md5 = md5_of_span(self.ctx.path, span.offset, span.size, self.ctx.control)
             with self._lock:
                 self._md5s[span.number] = md5
-        answer = self.s3(
+        answer = self.s3.once(
             "upload_part",
             Key=self.key,
             UploadId=self.upload_id,
@@ -180,29 +85,44 @@ class DirectS3Method:
     def __init__(self, target: DirectTarget) -> None:
         self.target = target
 
-    def _client(self, ctx: JobContext) -> _S3:
-        return _S3(self.target, ctx.settings.connect_timeout, ctx.settings.read_timeout)
+    def _client(self, ctx: JobContext) -> S3Client:
+        """A client whose control-plane calls retry under the job's policy and share one quota with its parts."""
+
+        def retrying(attempt: int, delay: float, error: TransientError) -> None:
+            busy = isinstance(error, ServerBusyError) and error.status in (429, 503)
+            ctx.emit(Retrying(ctx.job_id, DIRECT, 0, attempt, policy.attempts, delay, error.message, busy))
+
+        policy = ctx.policy()
+        settings = ctx.settings
+        return S3Client(self.target, settings.connect_timeout, settings.read_timeout, policy, ctx.quota(), retrying)
 
     def abort(self, ctx: JobContext, record: UploadRecord) -> None:
-        if record.upload_id and record.s3_key:
-            with contextlib.suppress(NotFoundError):
-                self._client(ctx)("abort_multipart_upload", Key=record.s3_key, UploadId=record.upload_id)
+        s3 = self._client(ctx)
+        if not record.upload_id and record.s3_key:  # an intent: its create never answered
+            abort_leftovers(ctx, s3, record.s3_key)
+        elif record.upload_id and record.s3_key:
+            with contextlib.suppress(NotFoundError):  # already gone: that is what we wanted
+                s3.call("abort_multipart_upload", None, Key=record.s3_key, UploadId=record.upload_id)
 
     def run(self, ctx: JobContext) -> Completion:
         s3 = self._client(ctx)
         record = ctx.record if ctx.record is not None and ctx.record.method == DIRECT else None
+        lost = None
+        if record is not None and not record.upload_id:  # its create never answered: clear up after it first
+            self.abort(ctx, record)
+            lost, record = record, None
         done: dict[int, SavedPart] = {}
-        if record is not None and record.upload_id and record.s3_key:
-            ensure_unchanged(ctx.path, record.identity)
-            plan = PartPlan(ctx.size, record.part_size, record.part_count)
-            try:
-                done = self._stored_parts(s3, record, plan, ctx.state.parts(ctx.job_id))
-            except NotFoundError:
-                ctx.notice("The interrupted upload is no longer in storage; starting it again from the beginning.")
+        if record is not None:
+            resumed = self._resume(ctx, s3, record)
+            if isinstance(resumed, Completion):
+                return resumed
+            if resumed is None:
                 record = None
+            else:
+                plan, done = resumed
         if record is None:
             plan = plan_parts(ctx.size, ctx.settings.chunk_size, DEFAULT_LIMITS)
-            record = self._start(ctx, s3, plan)
+            record = self._start(ctx, s3, plan, lost)
         assert record.upload_id and record.s3_key
         tracker = ProgressTracker(ctx.job_id, DIRECT, ctx.size, ctx.emit, parts_total=plan.part_count)
         resumed_bytes = sum(p.size for p in done.values())
@@ -210,19 +130,89 @@ class DirectS3Method:
         tracker.baseline(resumed_bytes, len(done))
         queue = PartQueue([n for n in range(1, plan.part_count + 1) if n not in done])
         sender = DirectS3Sender(ctx, s3, record.s3_key, record.upload_id)
-        parts = PartScheduler(ctx, plan, sender, queue, tracker, DIRECT, done).run()
+        parts = PartScheduler(ctx, plan, sender, queue, tracker, DIRECT, done, s3.quota).run()
+        return self._complete(ctx, s3, record, parts, tracker)
+
+    def _resume(
+        self, ctx: JobContext, s3: S3Client, record: UploadRecord
+    ) -> tuple[PartPlan, dict[int, SavedPart]] | Completion | None:
+        """Plan and confirmed parts of an interrupted upload; a Completion if storage holds it; None to start afresh.
+
+        Every part confirmed means the run before got as far as completing, and its answer may have
+        been lost: storage is asked for the object before anything else.
+        """
+        assert record.upload_id and record.s3_key
+        ensure_unchanged(ctx.path, record.identity)
+        plan = PartPlan(ctx.size, record.part_size, record.part_count)
+        saved = ctx.state.parts(ctx.job_id)
+        if len(saved) == plan.part_count:
+            found = stored_object(ctx, s3, record, saved, 0)
+            if found is not None:
+                return found
+        try:
+            return plan, self._stored_parts(s3, ctx.control, record, plan, saved)
+        except NotFoundError:
+            found = stored_object(ctx, s3, record, saved, 0) if len(saved) < plan.part_count else None
+            if found is not None:
+                return found
+            ctx.notice("The interrupted upload is no longer in storage; starting it again from the beginning.")
+            return None
+
+    def _start(self, ctx: JobContext, s3: S3Client, plan: PartPlan, lost: UploadRecord | None) -> UploadRecord:
+        unique = f"{int(time.time() * 1000)}_{safe_basename(ctx.name) or 'upload.bin'}"
+        key = f"{self.target.prefix.strip('/')}/{unique}" if self.target.prefix.strip("/") else unique
+        metadata = {"display-name": urllib.parse.quote(ctx.display_name[:300], safe="")}
+        fields = {"server": self.target.server_id, "s3_key": key, "unique_file_name": unique}
+        shape = {"part_size": plan.part_size, "part_count": plan.part_count}
+        intent = lost_starts.intent(ctx, DIRECT, **fields, **shape)
+        answer, attempts = s3.counted(
+            "create_multipart_upload",
+            ctx.control,
+            Key=key,
+            ContentType="application/octet-stream",
+            Metadata=metadata,
+        )
+        upload_id = str(answer["UploadId"])
+        after_create(ctx, s3, intent, upload_id, attempts, lost)
+        record = ctx.new_record(DIRECT, upload_id=upload_id, **fields, **shape)
+        ctx.save(partial(ctx.state.create, record))
+        return record
+
+    def _complete(
+        self, ctx: JobContext, s3: S3Client, record: UploadRecord, parts: dict[int, SavedPart], tracker: ProgressTracker
+    ) -> Completion:
+        """Complete the upload; when the answer is lost, storage is asked whether the object is there."""
+        assert record.upload_id and record.s3_key
         ensure_unchanged(ctx.path, ctx.identity)
         ctx.completing()
-        ordered = [{"PartNumber": n, "ETag": parts[n].etag} for n in sorted(parts)]
-        answer = s3(
-            "complete_multipart_upload",
-            Key=record.s3_key,
-            UploadId=record.upload_id,
-            MultipartUpload={"Parts": ordered},
-        )
-        size = int(s3("head_object", Key=record.s3_key)["ContentLength"])
+        ordered = [parts[n] for n in sorted(parts)]
+        try:
+            answer = s3.call(
+                "complete_multipart_upload",
+                ctx.control,
+                Key=record.s3_key,
+                UploadId=record.upload_id,
+                MultipartUpload={"Parts": [{"PartNumber": p.number, "ETag": p.etag} for p in ordered]},
+            )
+        except UploadGoneError as gone:  # completed by an attempt whose answer was lost, or aborted elsewhere
+            found = stored_object(ctx, s3, record, parts, tracker.bytes_sent)
+            if found is None:
+                raise NotFoundError(
+                    "The upload vanished from storage before it was finished; upload the file again."
+                ) from gone
+            return found
+        except TransientError:  # out of retries; the last attempt may still have completed it
+            with contextlib.suppress(UploaderError):
+                found = stored_object(ctx, s3, record, parts, tracker.bytes_sent)
+                if found is not None:
+                    return found
+            raise
+        size = int(s3.call("head_object", ctx.control, Key=record.s3_key)["ContentLength"])
         if size != ctx.size:
-            raise NotFoundError(f"Storage reports {size} bytes for {ctx.name}, not {ctx.size}.")
+            raise IntegrityError(f"Storage reports {size} bytes for {ctx.name}, not {ctx.size}.")
+        expected, got = multipart_etag(ordered), plain_etag(str(answer.get("ETag", "")))
+        if expected and "-" in got and got != expected:
+            raise IntegrityError(f"Storage assembled {ctx.name} differently from the parts that were sent.")
         return Completion(
             s3_key=record.s3_key,
             unique_file_name=record.unique_file_name or "",
@@ -233,36 +223,20 @@ class DirectS3Method:
             bytes_sent=tracker.bytes_sent,
         )
 
-    def _start(self, ctx: JobContext, s3: _S3, plan: PartPlan) -> UploadRecord:
-        unique = f"{int(time.time() * 1000)}_{safe_basename(ctx.name) or 'upload.bin'}"
-        key = f"{self.target.prefix.strip('/')}/{unique}" if self.target.prefix.strip("/") else unique
-        metadata = {"display-name": urllib.parse.quote(ctx.display_name[:300], safe="")}
-        upload_id = str(
-            s3("create_multipart_upload", Key=key, ContentType="application/octet-stream", Metadata=metadata)[
-                "UploadId"
-            ]
-        )
-        record = ctx.new_record(
-            DIRECT,
-            server=self.target.server_id,
-            upload_id=upload_id,
-            s3_key=key,
-            unique_file_name=unique,
-            part_size=plan.part_size,
-            part_count=plan.part_count,
-        )
-        ctx.save(partial(ctx.state.create, record))
-        return record
-
     @staticmethod
     def _stored_parts(
-        s3: _S3, record: UploadRecord, plan: PartPlan, saved: dict[int, SavedPart]
+        s3: S3Client, control: Control, record: UploadRecord, plan: PartPlan, saved: dict[int, SavedPart]
     ) -> dict[int, SavedPart]:
         done: dict[int, SavedPart] = {}
         marker = 0
         while True:
-            page = s3(
-                "list_parts", Key=record.s3_key, UploadId=record.upload_id, PartNumberMarker=marker, MaxParts=1000
+            page = s3.call(
+                "list_parts",
+                control,
+                Key=record.s3_key,
+                UploadId=record.upload_id,
+                PartNumberMarker=marker,
+                MaxParts=1000,
             )
             for part in page.get("Parts", []):
                 number, etag, size = int(part["PartNumber"]), str(part["ETag"]), int(part["Size"])

@@ -38,12 +38,8 @@ def start_budget(settings: Settings) -> float:
 
 def intent(ctx: JobContext, method: str, **fields: Any) -> UploadRecord:
     """Write (and return) the record that says "a start of this file is under way since now"."""
-    record = ctx.new_record(
-        method,
-        unique_file_name=safe_basename(ctx.name),
-        created_at=time.time(),
-        **fields,
-    )
+    fields.setdefault("unique_file_name", safe_basename(ctx.name))  # direct-s3 names its own key first
+    record = ctx.new_record(method, created_at=time.time(), **fields)
     ctx.save(partial(ctx.state.create, record))
     return record
 

@@ -37,6 +37,7 @@ from desktop_uploader.engine.methods.base import JobContext
 from desktop_uploader.engine.partbody import PartBody, block_for
 from desktop_uploader.engine.planner import PartPlan, PartSpan
 from desktop_uploader.engine.progress import ProgressTracker
+from desktop_uploader.engine.retry import RetryQuota
 from desktop_uploader.engine.state import SavedPart
 
 log = logging.getLogger(__name__)
@@ -135,6 +136,7 @@ class PartScheduler:
         tracker: ProgressTracker,
         method: str,
         done: dict[int, SavedPart],
+        quota: RetryQuota | None = None,
     ) -> None:
         self.ctx = ctx
         self.plan = plan
@@ -144,7 +146,7 @@ class PartScheduler:
         self.method = method
         self.results = dict(done)
         self.policy = ctx.policy()
-        self.quota = ctx.quota()
+        self.quota = quota or ctx.quota()  # direct-s3 shares one with its control-plane calls
         self.halt = Control()  # stops retries once the upload as a whole has failed
         self._failure: BaseException | None = None
         self._in_flight: set[int] = set()
