@@ -49,4 +49,4 @@ def test_resume_after_a_lost_complete_answer_stores_the_file_once(
     assert keys == [result["s3Key"]], "exactly one object"
     assert object_sha256(s3, sandbox.bucket, result["s3Key"]) == sample.sha256
     assert open_multipart_uploads(s3, sandbox.bucket, f"{prefix}/") == []
-    assert cli("list", "--json").json() == {"uploads": []}
+    assert cli("list", "--json").json()["uploads"] == []
