@@ -14,10 +14,10 @@ from desktop_uploader.cli.render import new_console, plain, print_json
 from desktop_uploader.cli.session import UsageError, console, engine_session, load_base_settings, setup_logging
 from desktop_uploader.connection import ConnectionSetupError
 from desktop_uploader.engine.errors import UploaderError
+from desktop_uploader.engine.jobs import stored_bytes
 from desktop_uploader.engine.ledger import where
 from desktop_uploader.engine.limits import human_bytes
 from desktop_uploader.engine.manager import interrupted_records
-from desktop_uploader.engine.methods.base import CHUNKED
 from desktop_uploader.engine.state import OWED_ABORT, StateStore, UploadRecord
 
 
@@ -33,12 +33,6 @@ def register(commands: Any) -> None:
     discard.add_argument("id", help="the upload's id (or its first characters), from 'list'")
     add_server_flags(discard)
     discard.set_defaults(run=run_discard)
-
-
-def stored_bytes(state: StateStore, record: UploadRecord) -> int:
-    if record.method == CHUNKED:
-        return record.chunk_offset
-    return sum(part.size for part in state.parts(record.id).values())
 
 
 def _state(record: UploadRecord) -> str:

@@ -8,7 +8,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from desktop_uploader.engine.filenames import is_model_file
+from desktop_uploader.engine.errors import FileUnreadableError
+from desktop_uploader.engine.fileid import unreadable
+from desktop_uploader.engine.filenames import is_model_file, is_text, shown
 
 
 @dataclass
@@ -72,3 +74,31 @@ def collect(paths: Iterable[str | Path]) -> Collected:
         else:
             found.missing.append(path)
     return found
+
+
+def uploadable_file(path: str | Path) -> tuple[Path, int]:
+    """The file to queue for ``path``, resolved, and its size; raises a sentence for anything else.
+
+    A name that isn't valid text can't go in a request or the resume store; refusing it here, for
+    this file alone, keeps the rest going.
+    """
+    resolved = Path(path).expanduser().resolve()
+    if not is_text(str(resolved)):
+        raise FileUnreadableError(
+            f"{shown(str(resolved))} can't be uploaded: its name has bytes that aren't valid text (UTF-8). "
+            "Rename the file (or its folder) and add it again."
+        )
+    kind = special_kind(resolved)
+    if kind is not None:
+        raise FileUnreadableError(f"{shown(resolved.name)} can't be uploaded: it is {kind}, not a regular file.")
+    try:
+        if not resolved.is_file():
+            raise (
+                IsADirectoryError(21, "Is a directory", str(resolved))
+                if resolved.is_dir()
+                else FileNotFoundError(2, "No such file", str(resolved))
+            )
+        size = resolved.stat().st_size
+    except OSError as exc:
+        raise unreadable(resolved, exc) from exc
+    return resolved, size

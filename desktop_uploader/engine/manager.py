@@ -4,23 +4,8 @@ Commands (add, pause, resume, cancel, retry, remove, discard) are plain, thread-
 that return at once; the work happens on executors the caller may supply (the GUI passes ones
 backed by QThreadPool). Events go to subscribers on worker threads.
 
-The fallback chain runs presigned → chunked → single request (for small files). A method that
-fails is cleaned up before the next starts: its server-side upload is aborted, or, if even the
-abort fails, parked in the store to be aborted later, so nothing is orphaned. But an upload that
-already has parts in storage is not thrown away for a fallback: a failure then is most likely the
-network, and the upload stays resumable instead.
-
-How an upload ends, and what is left:
-
-========================  ===============================  ==================================
-Ending                    Server-side upload               Resume state
-========================  ===============================  ==================================
-completed                 completed                        deleted
-cancelled / discarded     aborted (or parked for abort)    deleted
-paused / quit             kept                             kept
-failed, transient         kept                             kept: Retry resumes
-failed, permanent         aborted (or parked for abort)    deleted: Retry starts afresh
-========================  ===============================  ==================================
+A run (attempt.py) goes through the fallback chain to one ending (ending.py); give-ups whose server
+isn't reachable are owed to it (ledger.py).
 """
 
 from __future__ import annotations
@@ -32,131 +17,45 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from desktop_uploader.engine.api_client import ApiClient
-from desktop_uploader.engine.autotune import AutoConcurrency
+from desktop_uploader.engine.attempt import AttemptRunner
 from desktop_uploader.engine.bandwidth import TokenBucket
 from desktop_uploader.engine.control import CANCEL, Control
 from desktop_uploader.engine.errors import (
-    DISK_FULL,
-    AuthError,
-    DiskFullError,
-    FileUnreadableError,
-    ForbiddenError,
-    Interrupted,
     NotFoundError,
-    NotOfferedError,
-    StateError,
-    TransientError,
-    UnsupportedError,
     UploaderError,
 )
 from desktop_uploader.engine.events import (
     Cancelled,
-    Completed,
     Event,
     Failed,
-    FallingBack,
     Notice,
     Progress,
     Queued,
     Removed,
     Renamed,
-    Retrying,
-    Started,
     Status,
     StatusChanged,
-    UploadResult,
 )
-from desktop_uploader.engine.fileid import identify, unreadable
-from desktop_uploader.engine.filenames import is_text, shown
-from desktop_uploader.engine.files import special_kind
+from desktop_uploader.engine.files import uploadable_file
 from desktop_uploader.engine.http import Sessions
+from desktop_uploader.engine.jobs import SETTLED, Job, JobView, ServerConnection, stored_bytes, view_of
 from desktop_uploader.engine.ledger import AbortLedger, Settled, Sweep
 from desktop_uploader.engine.locks import UploadBusyError, UploadLocks
-from desktop_uploader.engine.methods.base import (
-    CHUNKED,
-    DIRECT,
-    LEGACY,
-    PRESIGNED,
-    Completion,
-    JobContext,
-    UploadMethod,
-)
-from desktop_uploader.engine.methods.chunked import ChunkedMethod
-from desktop_uploader.engine.methods.direct_s3 import DirectS3Method, DirectTarget
-from desktop_uploader.engine.methods.presigned import PresignedMethod
-from desktop_uploader.engine.methods.single_request import SingleRequestMethod, fits
+from desktop_uploader.engine.methods.direct_s3 import DirectTarget
 from desktop_uploader.engine.settings import MAX_CONCURRENCY, Settings
 from desktop_uploader.engine.state import OWED_ABORT, StateStore, UploadRecord
 
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class ServerConnection:
-    api_url: str
-    token: str
-    server_id: str  # stable across sessions: the sandbox's URL changes, its identity does not
-    label: str
+__all__ = ["JobView", "ServerConnection", "UploadManager", "interrupted_records"]
 
 
-@dataclass
-class Job:
-    id: str
-    path: Path
-    display_name: str
-    size: int
-    status: Status = Status.QUEUED
-    method: str = ""
-    message: str = ""
-    resumable: bool = False
-    result: UploadResult | None = None
-    progress: Progress | None = None
-    control: Control = field(default_factory=Control)
+class UploadManager(AttemptRunner):
+    """The queue: thread-safe commands, the pump that starts runs, and the listeners that hear of them."""
 
-    @property
-    def confirmed(self) -> int:
-        return self.progress.confirmed if self.progress else 0
-
-
-@dataclass(frozen=True)
-class JobView:
-    """A snapshot of a job for people and tests; never changes under the reader."""
-
-    id: str
-    path: Path
-    display_name: str
-    size: int
-    status: Status
-    method: str
-    message: str
-    resumable: bool
-    result: UploadResult | None
-    confirmed: int
-
-
-def _view(job: Job) -> JobView:
-    return JobView(
-        job.id,
-        job.path,
-        job.display_name,
-        job.size,
-        job.status,
-        job.method,
-        job.message,
-        job.resumable,
-        job.result,
-        job.confirmed,
-    )
-
-
-SETTLED = {Status.COMPLETED, Status.FAILED, Status.CANCELLED, Status.PAUSED, Status.INTERRUPTED}
-
-
-class UploadManager:
     def __init__(
         self,
         settings: Settings,
@@ -187,8 +86,6 @@ class UploadManager:
         self._unwinding: set[str] = set()  # jobs whose last run has not let go of the upload's lock yet
         self._disk_full_said = False
         self._ledger = AbortLedger(state, self._methods, self._abort_context)
-
-    # -- wiring --------------------------------------------------------------------------------------------
 
     def _new_api(self, settings: Settings) -> ApiClient | None:
         if self.connection is None:
@@ -233,44 +130,9 @@ class UploadManager:
 
         return unsubscribe
 
-    def _emit(self, event: Event) -> None:
-        for listener in list(self._listeners):
-            try:
-                listener(event)
-            except Exception:  # a broken listener must not break an upload
-                log.exception("An event listener failed on %s", type(event).__name__)
-
-    def _set(self, job: Job, status: Status, message: str = "") -> None:
-        with self._lock:
-            job.status = status
-            job.message = message
-            self._changed.notify_all()
-        self._emit(StatusChanged(job.id, status, message))
-
-    # -- queue commands ------------------------------------------------------------------------------------
-
     def add(self, path: str | Path, display_name: str | None = None, *, start: bool = True) -> str:
         """Queue a file; returns its job id (the existing one if the file is already queued)."""
-        resolved = Path(path).expanduser().resolve()
-        if not is_text(str(resolved)):
-            # Such a name can't go in a request or the resume store; refusing it here keeps the rest going.
-            raise FileUnreadableError(
-                f"{shown(str(resolved))} can't be uploaded: its name has bytes that aren't valid text (UTF-8). "
-                "Rename the file (or its folder) and add it again."
-            )
-        kind = special_kind(resolved)
-        if kind is not None:
-            raise FileUnreadableError(f"{shown(resolved.name)} can't be uploaded: it is {kind}, not a regular file.")
-        try:
-            if not resolved.is_file():
-                raise (
-                    IsADirectoryError(21, "Is a directory", str(resolved))
-                    if resolved.is_dir()
-                    else FileNotFoundError(2, "No such file", str(resolved))
-                )
-            size = resolved.stat().st_size
-        except OSError as exc:
-            raise unreadable(resolved, exc) from exc
+        resolved, size = uploadable_file(path)
         with self._lock:
             for job in self._jobs.values():
                 if job.path == resolved and not job.status.finished:
@@ -308,28 +170,20 @@ class UploadManager:
                 )
                 self._jobs[job.id] = job
             self._emit(Queued(job.id, record.path, record.display_name, record.identity.size))
-            stored = self._stored_bytes(record)
+            stored = stored_bytes(self.state, record)
             job.progress = Progress(job.id, record.method, stored, 0, record.identity.size, 0.0, None)
             self._emit(job.progress)  # what is already safe in storage, so nobody thinks resume starts over
             self._emit(StatusChanged(job.id, Status.INTERRUPTED, job.message))
             restored.append(job.id)
         return restored
 
-    def _stored_bytes(self, record: UploadRecord) -> int:
-        if record.method == CHUNKED:
-            return record.chunk_offset
-        try:
-            return sum(part.size for part in self.state.parts(record.id).values())
-        except UploaderError:
-            return 0
-
     def jobs(self) -> list[JobView]:
         with self._lock:
-            return [_view(job) for job in self._jobs.values()]
+            return [view_of(job) for job in self._jobs.values()]
 
     def job(self, job_id: str) -> JobView:
         with self._lock:
-            return _view(self._jobs[job_id])
+            return view_of(self._jobs[job_id])
 
     def pause(self, job_id: str) -> None:
         with self._lock:
@@ -459,8 +313,6 @@ class UploadManager:
             self._part_executor.shutdown(wait=False, cancel_futures=True)
         self._sessions.close()
 
-    # -- running -------------------------------------------------------------------------------------------
-
     def _pump(self) -> None:
         with self._lock:
             if self._closed or (self._api is None and self._settings.method != "direct-s3"):
@@ -509,223 +361,6 @@ class UploadManager:
                 self.remove(job.id)
             self._pump()
 
-    def _methods(self) -> dict[str, UploadMethod]:
-        methods: dict[str, UploadMethod] = {
-            PRESIGNED: PresignedMethod(self._sessions),
-            CHUNKED: ChunkedMethod(),
-            LEGACY: SingleRequestMethod(),
-        }
-        if self.direct is not None:
-            methods[DIRECT] = DirectS3Method(self.direct)
-        return methods
-
-    def _chain(
-        self, settings: Settings, api: ApiClient | None, size: int, record: UploadRecord | None, control: Control
-    ) -> list[str]:
-        if settings.method == "direct-s3":
-            if self.direct is None:
-                raise AuthError("Direct uploads need an S3 endpoint, bucket, access key and secret in Settings.")
-            return [DIRECT]
-        if api is None:
-            raise UnsupportedError("No upload server is configured.")
-        explicit = {"presigned": [PRESIGNED], "chunked": [CHUNKED], "legacy": [LEGACY]}
-        chain = explicit.get(settings.method)
-        if chain is None:
-            chain = [PRESIGNED]
-            if settings.fallback:
-                chain.append(CHUNKED)
-                if fits(size, api.capabilities(control=control).legacy_max_bytes):
-                    chain.append(LEGACY)
-        if record is not None and record.method in chain:
-            chain = chain[chain.index(record.method) :]
-        return chain
-
-    def _context(self, job: Job, settings: Settings, api: ApiClient | None) -> JobContext:
-        identity = identify(job.path)
-
-        auto = AutoConcurrency() if settings.auto_concurrency else None
-
-        def emit(event: Event) -> None:
-            if isinstance(event, Progress):
-                job.progress = event
-                if auto is not None:
-                    auto.observe(event.confirmed + event.in_flight, event.parts_in_flight)
-            elif isinstance(event, Started):
-                job.method = event.method
-            elif isinstance(event, Retrying) and event.busy and auto is not None:
-                auto.busy()
-            elif isinstance(event, Notice) and event.message.startswith(DISK_FULL):
-                with self._lock:  # one full disk, however many files find it full: said once
-                    if self._disk_full_said:
-                        return
-                    self._disk_full_said = True
-            self._emit(event)
-
-        return JobContext(
-            job_id=job.id,
-            path=job.path,
-            display_name=job.display_name,
-            identity=identity,
-            settings=settings,
-            state=self.state,
-            control=job.control,
-            emit=emit,
-            part_executor=self._part_executor,
-            server_id=self.connection.server_id if self.connection else "",
-            api=api,
-            limiter=self._limiter,
-            concurrency=auto.target if auto is not None else None,
-            on_status=lambda status, message: self._set(job, status, message),
-        )
-
-    def _run(self, job: Job) -> None:
-        with self._lock:
-            settings, api = self._settings, self._api
-        began = time.monotonic()
-        self._set(job, Status.STARTING, "Preparing…")
-        try:
-            record = self.state.get(job.id)
-        except UploaderError as exc:
-            log.warning("Resume state of %s unreadable: %s", job.path.name, exc.message)
-            record = None
-        try:
-            ctx = self._context(job, settings, api)
-            if record is not None and record.server not in {
-                ctx.server_id,
-                self.direct.server_id if self.direct else "",
-            }:
-                raise UnsupportedError(
-                    f"This upload was started on another server ({record.server}). Connect to that server to "
-                    "resume it, or cancel it."
-                )
-            chain = self._chain(settings, api, ctx.size, record, job.control)
-        except Interrupted:
-            self._stopped(job, None, None)
-            return
-        except UploaderError as exc:
-            self._failed(job, None, None, exc)
-            return
-        methods = self._methods()
-        cause: UploaderError | None = None  # what made us leave the first method: the story told at the end
-        for index, name in enumerate(chain):
-            method = methods[name]
-            job.method = name
-            ctx.record = record if record is not None and record.method == name else None
-            self._set(job, Status.UPLOADING, "Resuming…" if ctx.record else "")
-            try:
-                completion = method.run(ctx)
-            except Interrupted:
-                self._stopped(job, ctx, method)
-                return
-            except UploaderError as exc:
-                following = chain[index + 1] if index + 1 < len(chain) else None
-                if following is not None and self._may_fall_back(job, exc):
-                    log.warning("%s: %s failed (%s); falling back to %s", job.path.name, name, exc.message, following)
-                    self._set(job, Status.FALLING_BACK, f"{name} did not work: {exc.message}")
-                    self._emit(FallingBack(job.id, name, following, exc.message))
-                    self._abandon(ctx, method)
-                    record = None
-                    job.progress = None
-                    cause = cause or exc
-                    continue
-                error = root_cause(cause, exc)
-                if error is not exc:  # the fallback that isn't offered leaves nothing to resume: Retry starts over
-                    self._abandon(ctx, method)
-                self._failed(job, ctx, method, error)
-                return
-            self._completed(job, ctx, name, completion, began)
-            return
-
-    def _completed(self, job: Job, ctx: JobContext, name: str, completion: Completion, began: float) -> None:
-        """Forget the resume record, and tell everyone where the file now is."""
-        self._clear_record(job, ctx)
-        result = UploadResult(
-            method=name,
-            size=completion.size,
-            unique_file_name=completion.unique_file_name,
-            s3_key=completion.s3_key,
-            comfyui_path=completion.comfyui_path,
-            network_volume_path=completion.network_volume_path,
-            etag=completion.etag,
-            seconds=time.monotonic() - began,
-            bytes_sent=completion.bytes_sent,
-        )
-        log.info(
-            "%s: completed via %s in %.1f s: %s",
-            job.path.name,
-            name,
-            result.seconds,
-            result.network_volume_path or result.s3_key,
-        )
-        with self._lock:
-            job.result = result
-            job.resumable = False
-        # The details first: whoever sees COMPLETED can rely on the result being there.
-        self._emit(Completed(job.id, result))
-        self._finish(job, Status.COMPLETED, "")
-
-    def _clear_record(self, job: Job, ctx: JobContext) -> None:
-        try:
-            self.state.delete(job.id)
-        except DiskFullError as exc:
-            # The record stays, so a later resume finds every part confirmed and completes the upload
-            # again (storage answers with the object) rather than sending it twice. Said once per upload.
-            ctx.notice(exc.message, "warning")
-        except UploaderError as exc:
-            log.warning("%s: its resume record could not be cleared: %s", job.path.name, exc.message)
-
-    @staticmethod
-    def _may_fall_back(job: Job, error: UploaderError) -> bool:
-        if isinstance(error, NotFoundError) and error.from_storage:
-            return False  # no such bucket, or the upload is gone: no other method fixes that
-        if isinstance(error, UnsupportedError | ForbiddenError | NotFoundError):
-            return True
-        # Transient trouble with nothing stored yet: this method doesn't work from here. With parts
-        # already stored it is more likely the network, and the upload stays resumable instead.
-        return isinstance(error, TransientError) and job.confirmed == 0
-
-    def _abandon(self, ctx: JobContext, method: UploadMethod) -> None:
-        """Abort the server-side upload of a method we are leaving (or park it to abort later)."""
-        try:
-            record = self.state.get(ctx.job_id)
-        except UploaderError:
-            return
-        if record is None:
-            return
-        self._abort_record(record, ctx)
-
-    def _abort_record(self, record: UploadRecord, ctx: JobContext | None = None) -> bool:
-        """Abort a record's server-side upload and forget the record; False if the abort is owed for later."""
-        return self._ledger.settle(record, ctx).aborted
-
-    def _abort_context(self, record: UploadRecord) -> JobContext | None:
-        """A context that reaches the target holding ``record``'s upload, or None if this session can't."""
-        with self._lock:
-            direct, connection, api = self.direct, self.connection, self._api
-        if record.method == LEGACY:
-            return self._bare_context(record)  # one request, nothing left on any server to abort
-        if record.method == DIRECT:
-            reachable = direct is not None and direct.server_id == record.server
-        else:
-            reachable = connection is not None and api is not None and connection.server_id == record.server
-        return self._bare_context(record) if reachable else None
-
-    def _bare_context(self, record: UploadRecord) -> JobContext:
-        """Enough context to abort a record's server-side upload when its job is not running."""
-        return JobContext(
-            job_id=record.id,
-            path=Path(record.path),
-            display_name=record.display_name,
-            identity=record.identity,
-            settings=self._settings,
-            state=self.state,
-            control=Control(),
-            emit=self._emit,
-            part_executor=self._part_executor,
-            server_id=record.server,
-            api=self._api,
-        )
-
     def _abort_when_unwound(self, job_id: str) -> None:
         """Cancel's abort, once the job's last run (if it has only just failed) has let go of the upload's lock."""
         with self._changed:
@@ -753,62 +388,6 @@ class UploadManager:
 
     def owed_aborts(self) -> list[UploadRecord]:
         return self._ledger.owed()
-
-    def _stopped(self, job: Job, ctx: JobContext | None, method: UploadMethod | None) -> None:
-        if job.control.reason == CANCEL:
-            if ctx is not None and method is not None:
-                self._abandon(ctx, method)
-            else:
-                # Cancelled while preparing (before any method ran). This run holds the upload's lock,
-                # so abort here: _abort_saved would find the lock taken, by us, and give up.
-                with contextlib.suppress(UploaderError):
-                    record = self.state.get(job.id)
-                    if record is not None:
-                        self._abort_record(record)
-            self._finish(job, Status.CANCELLED, "Cancelled.")
-            self._emit(Cancelled(job.id))
-            return
-        with contextlib.suppress(UploaderError):
-            if self.state.get(job.id) is not None:
-                self.state.update(job.id, status="paused", message="Paused.")
-        with self._lock:
-            job.resumable = True
-        self._finish(job, Status.PAUSED, "Paused.")
-
-    @staticmethod
-    def _keeps_state(error: UploaderError) -> bool:
-        return isinstance(error, TransientError | AuthError | FileUnreadableError | StateError | DiskFullError)
-
-    def _failed(self, job: Job, ctx: JobContext | None, method: UploadMethod | None, error: UploaderError) -> None:
-        try:
-            record = self.state.get(job.id)
-        except UploaderError:
-            record = None
-        resumable = record is not None and self._keeps_state(error)
-        if record is not None and not resumable and ctx is not None and method is not None:
-            self._abandon(ctx, method)
-        elif resumable:
-            with contextlib.suppress(UploaderError):
-                self.state.update(job.id, status="failed", message=error.message)
-        log.warning("%s failed (%s): %s", job.path.name, type(error).__name__, error.message)
-        with self._lock:
-            job.resumable = resumable
-        self._emit(Failed(job.id, error.message, resumable, job.method, type(error).__name__))
-        self._finish(job, Status.FAILED, error.message)
-
-    def _finish(self, job: Job, status: Status, message: str, *, resumable: bool | None = None) -> None:
-        with self._lock:
-            if resumable is not None:
-                job.resumable = resumable
-        self._set(job, status, message)
-
-
-def root_cause(cause: UploaderError | None, last: UploaderError) -> UploaderError:
-    """The error to tell: a fallback that isn't offered here never hides the failure that led to it."""
-    if cause is not None and isinstance(last, UnsupportedError | NotOfferedError):
-        log.info("Reporting the first failure (%s), not the fallback's: %s", cause.message, last.message)
-        return cause
-    return last
 
 
 def interrupted_records(state: StateStore) -> list[UploadRecord]:

@@ -35,8 +35,8 @@ RETRIED = (
 )
 # An upload ended in an error the user is shown, or one method gave way to the next.
 UPLOAD_FAILED = (
-    r"^WARNING desktop_uploader\.engine\.manager: .* failed \(\w+\): ",
-    r"^WARNING desktop_uploader\.engine\.manager: .* failed \(.*\); falling back to ",
+    r"^WARNING desktop_uploader\.engine\.attempt: .* failed \(\w+\): ",
+    r"^WARNING desktop_uploader\.engine\.attempt: .* failed \(.*\); falling back to ",
 )
 # The reference server's storage refused a request (an unknown upload id, a part storage lost).
 STORAGE_REFUSED = (r"^WARNING desktop_uploader\.server\.storage: S3 \w+ failed: \w+$",)

@@ -1,0 +1,83 @@
+"""The queue's rows: a job as the queue keeps it, a frozen view of it for readers, and the server it goes to."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from desktop_uploader.engine.control import Control
+from desktop_uploader.engine.errors import UploaderError
+from desktop_uploader.engine.events import Progress, Status, UploadResult
+from desktop_uploader.engine.methods.base import CHUNKED
+from desktop_uploader.engine.state import StateStore, UploadRecord
+
+
+@dataclass(frozen=True)
+class ServerConnection:
+    api_url: str
+    token: str
+    server_id: str  # stable across sessions: the sandbox's URL changes, its identity does not
+    label: str
+
+
+@dataclass
+class Job:
+    id: str
+    path: Path
+    display_name: str
+    size: int
+    status: Status = Status.QUEUED
+    method: str = ""
+    message: str = ""
+    resumable: bool = False
+    result: UploadResult | None = None
+    progress: Progress | None = None
+    control: Control = field(default_factory=Control)
+
+    @property
+    def confirmed(self) -> int:
+        return self.progress.confirmed if self.progress else 0
+
+
+@dataclass(frozen=True)
+class JobView:
+    """A snapshot of a job for people and tests; never changes under the reader."""
+
+    id: str
+    path: Path
+    display_name: str
+    size: int
+    status: Status
+    method: str
+    message: str
+    resumable: bool
+    result: UploadResult | None
+    confirmed: int
+
+
+def view_of(job: Job) -> JobView:
+    return JobView(
+        job.id,
+        job.path,
+        job.display_name,
+        job.size,
+        job.status,
+        job.method,
+        job.message,
+        job.resumable,
+        job.result,
+        job.confirmed,
+    )
+
+
+SETTLED = {Status.COMPLETED, Status.FAILED, Status.CANCELLED, Status.PAUSED, Status.INTERRUPTED}
+
+
+def stored_bytes(state: StateStore, record: UploadRecord) -> int:
+    """How much of an interrupted upload is already safe in storage, by its record."""
+    if record.method == CHUNKED:
+        return record.chunk_offset
+    try:
+        return sum(part.size for part in state.parts(record.id).values())
+    except UploaderError:
+        return 0
