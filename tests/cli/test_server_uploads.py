@@ -6,11 +6,8 @@ so what the server lists is only what the test left there.
 
 from __future__ import annotations
 
-import json
 import signal
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,34 +15,17 @@ import pytest
 
 from desktop_uploader.engine.limits import MiB
 from tests.cli.test_cli import wait_for_parts
-from tests.support.api_servers import api_server
+from tests.support.api_servers import OwnUser, own_user_server
 from tests.support.storage import object_sha256, open_multipart_uploads
 
 
-@dataclass(frozen=True)
-class User:
-    url: str
-    token: str
-    user_id: str
-
-    @property
-    def prefix(self) -> str:
-        return f"loras/{self.user_id}/"
-
-    def env(self) -> dict[str, str]:
-        return {"DESKTOP_UPLOADER_SERVER": self.url, "DESKTOP_UPLOADER_TOKEN": self.token}
-
-
 @pytest.fixture
-def user(sandbox: Any, tmp_path: Path) -> Iterator[User]:
-    token, user_id = uuid.uuid4().hex, f"u{uuid.uuid4().hex[:10]}"
-    tokens = tmp_path / "own-tokens.json"
-    tokens.write_text(json.dumps({token: user_id}), encoding="utf-8")
-    with api_server(sandbox, tmp_path / "api", tokens_file=tokens) as url:
-        yield User(url, token, user_id)
+def user(sandbox: Any, tmp_path: Path) -> Iterator[OwnUser]:
+    with own_user_server(sandbox, tmp_path / "api") as own:
+        yield own
 
 
-def interrupted_upload(cli: Any, user: User, path: Path, parts: int = 2) -> None:
+def interrupted_upload(cli: Any, user: OwnUser, path: Path, parts: int = 2) -> None:
     """Start uploading ``path``, stop after ``parts`` parts are stored, then lose the local resume store."""
     running = cli.popen(
         "upload",
@@ -69,7 +49,7 @@ def interrupted_upload(cli: Any, user: User, path: Path, parts: int = 2) -> None
 
 
 def test_list_shows_then_discard_removes_an_upload_the_lost_store_knew(
-    cli: Any, user: User, make_file: Any, s3: Any, sandbox: Any
+    cli: Any, user: OwnUser, make_file: Any, s3: Any, sandbox: Any
 ) -> None:
     sample = make_file(40 * MiB, name="lost.safetensors")
     interrupted_upload(cli, user, sample.path)
@@ -99,7 +79,7 @@ def test_list_shows_then_discard_removes_an_upload_the_lost_store_knew(
 
 
 def test_uploading_the_same_file_again_continues_the_upload_found_on_the_server(
-    cli: Any, user: User, make_file: Any, s3: Any, sandbox: Any
+    cli: Any, user: OwnUser, make_file: Any, s3: Any, sandbox: Any
 ) -> None:
     sample = make_file(40 * MiB, name="again.safetensors")
     interrupted_upload(cli, user, sample.path, parts=3)
@@ -121,7 +101,7 @@ def test_uploading_the_same_file_again_continues_the_upload_found_on_the_server(
 
 
 def test_a_different_file_with_the_same_name_is_not_continued_wrongly(
-    cli: Any, user: User, make_file: Any, s3: Any, sandbox: Any
+    cli: Any, user: OwnUser, make_file: Any, s3: Any, sandbox: Any
 ) -> None:
     first = make_file(40 * MiB, name="same.safetensors")
     interrupted_upload(cli, user, first.path)
