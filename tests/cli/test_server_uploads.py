@@ -118,3 +118,24 @@ def test_a_different_file_with_the_same_name_is_not_continued_wrongly(
     [still] = cli("list", "--json", env=user.env()).json()["serverUploads"]
     assert still["id"] == found["id"]
     assert [u["UploadId"] for u in open_multipart_uploads(s3, sandbox.bucket, user.prefix)] == [found["id"]]
+
+
+def test_a_seed_server_without_list_offers_nothing_and_says_nothing(
+    cli: Any, user: OwnUser, make_file: Any, s3: Any, sandbox: Any, tmp_path: Path
+) -> None:
+    sample = make_file(40 * MiB, name="seeded.safetensors")
+    interrupted_upload(cli, user, sample.path)
+    seed_only = {"actions": ("start", "complete", "abort"), "capabilities_enabled": False}
+    with own_user_server(sandbox, tmp_path / "seed", user, **seed_only) as seed:
+        listing = cli("list", "--json", env=seed.env())
+        assert listing.code == 0, listing.stderr
+        assert listing.json() == {"uploads": [], "serverUploads": []}
+        human = cli("list", env=seed.env())
+        assert human.code == 0 and "No interrupted uploads." in human.stderr
+        assert "On the server" not in human.stdout and "could not be asked" not in human.stderr
+        done = cli("upload", str(sample.path), "--json", env=seed.env())
+        assert done.code == 0, done.stderr
+    [result] = done.json()["uploads"]
+    assert result["bytesSent"] == sample.size, "without list, nothing could be found to continue"
+    assert object_sha256(s3, sandbox.bucket, result["s3Key"]) == sample.sha256
+    assert len(open_multipart_uploads(s3, sandbox.bucket, user.prefix)) == 1, "the old one is still there"

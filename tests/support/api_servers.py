@@ -63,11 +63,13 @@ class OwnUser:
 
 
 @contextmanager
-def own_user_server(info: SandboxInfo, workdir: Path) -> Iterator[OwnUser]:
-    """The upload API over the sandbox's storage, for one new user of its own."""
-    token, user_id = uuid.uuid4().hex, f"u{uuid.uuid4().hex[:10]}"
+def own_user_server(
+    info: SandboxInfo, workdir: Path, user: OwnUser | None = None, **overrides: Any
+) -> Iterator[OwnUser]:
+    """The upload API (with ``overrides``) over the sandbox's storage, for one new user of its own (or ``user``)."""
+    token, user_id = (user.token, user.user_id) if user else (uuid.uuid4().hex, f"u{uuid.uuid4().hex[:10]}")
     workdir.mkdir(parents=True, exist_ok=True)
     tokens = workdir / "own-tokens.json"
     tokens.write_text(json.dumps({token: user_id}), encoding="utf-8")
-    with api_server(info, workdir, tokens_file=tokens) as url:
+    with api_server(info, workdir, tokens_file=tokens, **overrides) as url:
         yield OwnUser(url, token, user_id)
