@@ -33,6 +33,7 @@ import threading
 from desktop_uploader.engine import checksums
 from desktop_uploader.engine.api_client import Capabilities, RemotePart
 from desktop_uploader.engine.errors import NotFoundError, UploaderError
+from desktop_uploader.engine.events import Status
 from desktop_uploader.engine.filenames import safe_basename
 from desktop_uploader.engine.limits import human_bytes
 from desktop_uploader.engine.methods.base import PRESIGNED, JobContext
@@ -116,6 +117,8 @@ def _try(ctx: JobContext, caps: Capabilities, upload: ServerUpload) -> UploadRec
         log.info("%s: the parts of %s could not be listed (%s)", ctx.name, upload.s3_key, exc.message)
         return None
     plan = plan_of(parts, ctx.size, caps)
+    if plan is not None and ctx.on_status is not None:  # hashing what is stored of a big file takes a while
+        ctx.on_status(Status.UPLOADING, "Checking an unfinished upload of this file found on the server…")
     kept = verified_parts(ctx, plan, parts) if plan is not None else None
     if plan is None or not kept:
         why = "its parts don't fit this file" if plan is None or kept is None else "its bytes differ from this file"
