@@ -11,6 +11,7 @@ from rich.table import Table
 
 from desktop_uploader.cli.options import add_server_flags
 from desktop_uploader.cli.render import new_console, plain, print_json
+from desktop_uploader.cli.server_uploads_cmd import as_json, print_section, server_uploads
 from desktop_uploader.cli.session import UsageError, console, engine_session, load_base_settings, setup_logging
 from desktop_uploader.connection import ConnectionSetupError
 from desktop_uploader.engine.errors import UploaderError
@@ -18,12 +19,14 @@ from desktop_uploader.engine.jobs import stored_bytes
 from desktop_uploader.engine.ledger import where
 from desktop_uploader.engine.limits import human_bytes
 from desktop_uploader.engine.manager import interrupted_records
+from desktop_uploader.engine.server_uploads import discard, matching, unknown_uploads
 from desktop_uploader.engine.state import OWED_ABORT, StateStore, UploadRecord
 
 
 def register(commands: Any) -> None:
     listing: argparse.ArgumentParser = commands.add_parser("list", help="show interrupted uploads")
     listing.add_argument("--json", action="store_true", help="print machine-readable records on stdout")
+    add_server_flags(listing)
     listing.set_defaults(run=run_list)
     discard: argparse.ArgumentParser = commands.add_parser(
         "discard",
@@ -52,6 +55,7 @@ def run_list(args: argparse.Namespace) -> int:
         records = interrupted_records(state)
         rows = [(r, stored_bytes(state, r)) for r in records]
         owed = [r for r in state.unfinished() if r.status == OWED_ABORT]
+        on_server = server_uploads(args, state, out)
     finally:
         state.close()
     if args.json:
@@ -60,6 +64,7 @@ def run_list(args: argparse.Namespace) -> int:
                 "uploads": [
                     {
                         "id": r.id,
+                        "source": "local",
                         "file": r.path,
                         "displayName": r.display_name,
                         "size": r.identity.size,
@@ -77,12 +82,15 @@ def run_list(args: argparse.Namespace) -> int:
                     {"file": r.display_name or r.path, "server": r.server, "s3Key": r.s3_key, "since": r.updated_at}
                     for r in owed
                 ],
+                "serverUploads": [as_json(upload) for upload in on_server],
             }
         )
         return 0
     _print_owed(out, owed)
     if not rows:
-        out.print("No interrupted uploads.")
+        out.print("No interrupted uploads on this computer." if on_server else "No interrupted uploads.")
+        if on_server:
+            print_section(on_server, out)
         return 0
     table = Table(title="Interrupted uploads", expand=True)
     for column in ("ID", "File", "Stored", "Method", "State", "Last activity"):
@@ -100,6 +108,8 @@ def run_list(args: argparse.Namespace) -> int:
         )
     new_console().print(table)
     out.print("Resume with 'desktop-uploader resume ID' (or --all); give one up with 'desktop-uploader discard ID'.")
+    if on_server:
+        print_section(on_server, out)
     return 0
 
 
@@ -123,6 +133,8 @@ def run_discard(args: argparse.Namespace) -> int:
         matches = [r for r in interrupted_records(state) if r.id.startswith(args.id)]
     finally:
         state.close()
+    if not matches:
+        return _discard_on_server(args, out)
     if len(matches) != 1:
         for notice in state.notices:
             out.print(f"[yellow]{plain(notice)}")
@@ -147,4 +159,32 @@ def run_discard(args: argparse.Namespace) -> int:
         )
         return 1
     out.print(f"Discarded {name}; its partial upload was removed from the server.")
+    return 0
+
+
+def _discard_on_server(args: argparse.Namespace, out: Console) -> int:
+    """Abort an unfinished upload on the server that no record here knows (its id from 'list')."""
+    try:
+        settings = load_base_settings(args.paths, out)
+        with engine_session(args, settings, out) as session:
+            api = session.manager.api
+            found = matching(unknown_uploads(api, session.state), args.id) if api is not None else []
+            if len(found) != 1:
+                out.print(
+                    f"[red]desktop-uploader: '{plain(args.id)}' matches {len(found)} interrupted uploads; see 'list'."
+                )
+                return 2
+            upload = found[0]
+            removed = discard(api, upload) if api is not None else False
+    except (UsageError, ConnectionSetupError) as exc:
+        out.print(f"[red]{plain(exc)}")
+        return 1
+    except UploaderError as exc:
+        out.print(f"[red]{plain(exc.message)}")
+        return 1
+    name = plain(upload.name)
+    if not removed:
+        out.print(f"{name} (upload {plain(upload.short_id)}) was no longer on the server; nothing had to be removed.")
+        return 0
+    out.print(f"Discarded {name} (upload {plain(upload.short_id)}); its partial upload was removed from the server.")
     return 0

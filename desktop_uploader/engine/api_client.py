@@ -137,6 +137,7 @@ class RemoteUpload:
     upload_id: str
     s3_key: str
     unique_file_name: str
+    initiated: str = ""  # when storage created it, ISO 8601 as the server said it ("": not said)
 
 
 @dataclass(frozen=True)
@@ -543,7 +544,8 @@ class ApiClient:
         uploads = []
         for item in _field(answer, "uploads", list, "list"):
             if isinstance(item, dict) and isinstance(item.get("uploadId"), str) and isinstance(item.get("s3Key"), str):
-                uploads.append(RemoteUpload(item["uploadId"], item["s3Key"], str(item.get("uniqueFileName") or "")))
+                unique, initiated = str(item.get("uniqueFileName") or ""), str(item.get("initiated") or "")
+                uploads.append(RemoteUpload(item["uploadId"], item["s3Key"], unique, initiated))
         return uploads
 
     # -- chunked through the API ------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from desktop_uploader.engine.state import StateStore
 from desktop_uploader.gui.dialogs import confirm_other_files
 from desktop_uploader.gui.icons import app_icon
 from desktop_uploader.gui.main_window import MainWindow
-from desktop_uploader.gui.session import AppSession
+from desktop_uploader.gui.session import AppSession, Link
 from desktop_uploader.gui.tasks import spawn
 from desktop_uploader.gui.tray import Tray
 from desktop_uploader.logsetup import configure_logging
@@ -69,6 +69,7 @@ async def start(desktop: Desktop, files: Sequence[str] = ()) -> None:
     """Connect, show what was interrupted last time, then queue the files the app was opened with."""
     await desktop.session.connect_storage()
     await desktop.session.restore_interrupted()
+    await desktop.session.server_uploads.refresh(desktop.session.link == Link.CONNECTED)
     if files:
         window = desktop.window
         outcome = await desktop.session.add_paths(list(files), lambda others: confirm_other_files(window, others))

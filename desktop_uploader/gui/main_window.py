@@ -44,6 +44,7 @@ from desktop_uploader.engine.rows import QueueSummary, Row, RowAction
 from desktop_uploader.gui.dialogs import CloseChoice, ask_close, confirm, confirm_damaged_files, confirm_other_files
 from desktop_uploader.gui.icons import app_icon, ui_icon
 from desktop_uploader.gui.queue_delegate import UploadDelegate
+from desktop_uploader.gui.server_uploads import ServerUploadsNotice
 from desktop_uploader.gui.session import AppSession, Link
 from desktop_uploader.gui.settings_dialog import SettingsDialog
 from desktop_uploader.gui.tasks import spawn
@@ -279,6 +280,8 @@ class MainWindow(QMainWindow):
         self.server_label = QLabel(self)
         self.server_label.setObjectName("server")
         self.statusBar().addWidget(self.summary_label, 1)
+        self.server_uploads_notice = ServerUploadsNotice(self.session.server_uploads, self)
+        self.statusBar().addPermanentWidget(self.server_uploads_notice)
         self.statusBar().addPermanentWidget(self.server_label)
         self._show_summary(self.session.model.summary)
 

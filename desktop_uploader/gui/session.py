@@ -8,7 +8,6 @@ dropped folders, adding files.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import time
@@ -16,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QGuiApplication
@@ -43,16 +42,12 @@ from desktop_uploader.engine.state import StateStore
 from desktop_uploader.gui.bridge import EngineBridge
 from desktop_uploader.gui.executors import QtPoolExecutor
 from desktop_uploader.gui.queue_model import UploadQueueModel
+from desktop_uploader.gui.server_uploads import ServerUploadsOffer
+from desktop_uploader.gui.tasks import in_thread
 from desktop_uploader.paths import AppPaths
 from desktop_uploader.system.keep_awake import KeepAwake
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
-
-
-async def in_thread(function: Callable[..., T], *args: Any) -> T:
-    """Run blocking work on the loop's worker threads and await it from the GUI thread."""
-    return await asyncio.get_running_loop().run_in_executor(None, function, *args)
 
 
 class Link(Enum):
@@ -109,6 +104,7 @@ class AppSession(QObject):
         self.keep_awake = KeepAwake()
         self._last_summary = self.model.summary
         self.closed = False
+        self.server_uploads = ServerUploadsOffer(self.manager, self.message.emit)
 
     # -- connection ---------------------------------------------------------------------------------------
 
@@ -206,6 +202,7 @@ class AppSession(QObject):
         self.manager.set_direct(self._direct_target(await in_thread(self.direct_secret)))
         if reconnect:
             await self.connect_storage()
+            await self.server_uploads.refresh(self.link == Link.CONNECTED)
 
     async def test_connection(self, url: str, token: str) -> tuple[bool, str]:
         """Ask a server for its capabilities; a sentence saying what it offers or what went wrong."""
@@ -352,6 +349,8 @@ class AppSession(QObject):
     # -- reactions ------------------------------------------------------------------------------------------
 
     def _on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Completed):
+            self.server_uploads.forget(event.result.s3_key)
         if isinstance(event, events.Failed) and self.settings.notifications:
             row = self.model.row_by_id(event.job_id)
             self.notify.emit(f"Upload failed: {row.file_name if row else 'a file'}", event.message)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
-from typing import Any
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 _running: set[asyncio.Task[Any]] = set()
 
 
@@ -26,3 +27,8 @@ def _finished(task: asyncio.Task[Any]) -> None:
 
 def pending() -> int:
     return len(_running)
+
+
+async def in_thread(function: Callable[..., T], *args: Any) -> T:
+    """Run blocking work on the loop's worker threads and await it from the GUI thread."""
+    return await asyncio.get_running_loop().run_in_executor(None, function, *args)

@@ -8,8 +8,10 @@ serving real HTTP, with other settings.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,3 +44,32 @@ def api_server(info: SandboxInfo, workdir: Path, **overrides: Any) -> Iterator[s
         yield server.url
     finally:
         server.stop()
+
+
+@dataclass(frozen=True)
+class OwnUser:
+    """A user nobody else's test shares: what the server lists for it is only what its test left there."""
+
+    url: str
+    token: str
+    user_id: str
+
+    @property
+    def prefix(self) -> str:
+        return f"loras/{self.user_id}/"
+
+    def env(self) -> dict[str, str]:
+        return {"DESKTOP_UPLOADER_SERVER": self.url, "DESKTOP_UPLOADER_TOKEN": self.token}
+
+
+@contextmanager
+def own_user_server(
+    info: SandboxInfo, workdir: Path, user: OwnUser | None = None, **overrides: Any
+) -> Iterator[OwnUser]:
+    """The upload API (with ``overrides``) over the sandbox's storage, for one new user of its own (or ``user``)."""
+    token, user_id = (user.token, user.user_id) if user else (uuid.uuid4().hex, f"u{uuid.uuid4().hex[:10]}")
+    workdir.mkdir(parents=True, exist_ok=True)
+    tokens = workdir / "own-tokens.json"
+    tokens.write_text(json.dumps({token: user_id}), encoding="utf-8")
+    with api_server(info, workdir, tokens_file=tokens, **overrides) as url:
+        yield OwnUser(url, token, user_id)

@@ -48,6 +48,7 @@ from desktop_uploader.engine.errors import (
 from desktop_uploader.engine.fileid import ensure_unchanged
 from desktop_uploader.engine.http import Sessions, error_for_exception, error_for_storage_response
 from desktop_uploader.engine.methods import lost_starts
+from desktop_uploader.engine.methods.adopt import adopt
 from desktop_uploader.engine.methods.base import PRESIGNED, Completion, JobContext
 from desktop_uploader.engine.methods.multipart import (
     EtagCheck,
@@ -289,6 +290,8 @@ class PresignedMethod:
         if record is not None and not record.upload_id:  # its start never answered: clear up after it first
             self.abort(ctx, record)
             lost, record = record, None
+        if record is None and lost is None:  # a store lost since: the server may hold this file's upload
+            record = adopt(ctx, caps)
         resumed = self._resume(ctx, caps, record) if record is not None else None
         if isinstance(resumed, Completion):
             return resumed
