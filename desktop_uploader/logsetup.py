@@ -10,11 +10,11 @@ printing a traceback (``logging.raiseExceptions`` off, as for a release build).
 
 from __future__ import annotations
 
+import io
 import logging
 import logging.handlers
 import sys
 from pathlib import Path
-from typing import TextIO
 
 from desktop_uploader.engine.private import private_dir, private_file
 from desktop_uploader.engine.redact import RedactingFilter
@@ -23,7 +23,7 @@ from desktop_uploader.engine.redact import RedactingFilter
 class _PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
     """Each log file (the first and every one rotation starts) is 0600: it names every file sent."""
 
-    def _open(self) -> TextIO:
+    def _open(self) -> io.TextIOWrapper:
         private_file(Path(self.baseFilename))
         return super()._open()
 

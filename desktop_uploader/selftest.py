@@ -122,7 +122,8 @@ def _run(real: AppPaths, home: Path, timeout: float) -> Outcome:
             await session.shutdown()
 
     try:
-        return loop.run_until_complete(scenario())
+        outcome: Outcome = loop.run_until_complete(scenario())
+        return outcome
     finally:
         loop.close()
 

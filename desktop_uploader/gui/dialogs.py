@@ -56,7 +56,8 @@ async def ask_close(parent: QWidget, *, tray: bool) -> CloseChoice:
         )
     box.setDefaultButton(next(b for b, c in buttons.items() if c == CloseChoice.PAUSE_AND_QUIT))
     await finished(box)
-    choice = buttons.get(box.clickedButton(), CloseChoice.STAY)  # type: ignore[call-overload]
+    clicked = box.clickedButton()
+    choice = next((c for b, c in buttons.items() if b is clicked), CloseChoice.STAY)
     box.deleteLater()
     return choice
 

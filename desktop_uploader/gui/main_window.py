@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
-from PySide6.QtCore import QEvent, QModelIndex, QSize, Qt, QUrl, Signal
+from PySide6.QtCore import QEvent, QModelIndex, QPoint, QSize, Qt, QUrl, Signal
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
@@ -388,10 +389,10 @@ class MainWindow(QMainWindow):
 
     def menu_entries(self, row: Row) -> list[MenuEntry]:
         """The context menu as plain (label, callable) pairs, so tests can check it without opening a menu."""
-        return [(action.value, lambda a=action: self.session.act(row.job_id, a)) for action in row.actions()]
+        return [(action.value, partial(self.session.act, row.job_id, action)) for action in row.actions()]
 
-    def _context_menu(self, position: object) -> None:
-        index: QModelIndex = self.view.indexAt(position)  # type: ignore[arg-type]
+    def _context_menu(self, position: QPoint) -> None:
+        index: QModelIndex = self.view.indexAt(position)
         row = self.session.model.row_at(index)
         if row is None:
             return
@@ -402,7 +403,7 @@ class MainWindow(QMainWindow):
         menu.addAction("Show in folder").triggered.connect(
             lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(row.path.parent)))
         )
-        menu.popup(self.view.viewport().mapToGlobal(position))  # type: ignore[arg-type]
+        menu.popup(self.view.viewport().mapToGlobal(position))
 
     def changeEvent(self, event: QEvent) -> None:
         """Follow the system's light or dark palette while running: icons are re-tinted to match."""

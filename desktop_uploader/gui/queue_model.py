@@ -15,7 +15,16 @@ from enum import IntEnum
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, QPersistentModelIndex, Qt, QTimer, Signal
+from PySide6.QtCore import (
+    QAbstractListModel,
+    QByteArray,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    Qt,
+    QTimer,
+    Signal,
+)
 
 from desktop_uploader.engine import events
 from desktop_uploader.engine.events import Status
@@ -109,9 +118,9 @@ class UploadQueueModel(QAbstractListModel):
         self.renameRequested.emit(row.job_id, name)
         return True
 
-    def roleNames(self) -> dict[int, bytes]:
+    def roleNames(self) -> dict[int, QByteArray]:
         names = dict(super().roleNames())
-        names.update({int(role): role.name.lower().encode() for role in Role})
+        names.update({int(role): QByteArray(role.name.lower().encode()) for role in Role})
         return names
 
     # -- engine side -----------------------------------------------------------------------------------

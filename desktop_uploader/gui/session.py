@@ -156,13 +156,16 @@ class AppSession(QObject):
             self._set_link(Link.CONNECTED, url.split("://", 1)[-1], f"Uploads go to {url}")
             return
         self._set_link(Link.CONNECTING, "Starting the local sandbox…")
+        sandbox = self.sandbox
         try:
-            self.sandbox = self.sandbox or await in_thread(launch_sandbox, self.paths)
+            if sandbox is None:
+                sandbox = await in_thread(launch_sandbox, self.paths)
         except Exception as exc:  # shown to the person; details in the log
             log.exception("Sandbox start failed")
             self._set_link(Link.FAILED, "Local sandbox failed", f"The local sandbox could not start: {exc}")
             return
-        info = self.sandbox.info
+        self.sandbox = sandbox
+        info = sandbox.info
         self.manager.set_connection(sandbox_connection(info))
         self._set_link(
             Link.CONNECTED,

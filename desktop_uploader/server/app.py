@@ -156,7 +156,7 @@ def create_app(config: ServerConfig) -> FastAPI:  # noqa: PLR0915 - the route ta
     app.state.metrics = metrics
     app.state.janitor = janitor  # `serve` runs it on a schedule, `cleanup` once
     app.add_middleware(
-        BodyCap,  # type: ignore[arg-type]
+        BodyCap,
         limits={
             PRESIGNED_PATH: config.max_json_body,
             CHUNKED_PATH: max(config.chunk_max_bytes, config.max_json_body),
@@ -171,7 +171,7 @@ def create_app(config: ServerConfig) -> FastAPI:  # noqa: PLR0915 - the route ta
             return None  # counted in the total only; the route answers 401
 
     app.add_middleware(
-        Guard,  # type: ignore[arg-type]
+        Guard,
         metrics=metrics,
         user_of=user_of,
         paths={PRESIGNED_PATH: "presigned", CHUNKED_PATH: "chunked", LEGACY_PATH: "legacy"},

@@ -328,7 +328,7 @@ class ChunkedService:
                 if state.staged or not state.parts:
                     self._flush(request.s3_key, request.upload_id, state, state.staged)
                 stored = self.storage.list_parts(request.s3_key, request.upload_id)
-                parts = [(p.number, p.etag, None) for p in stored]
+                parts: list[tuple[int, str, tuple[str, str] | None]] = [(p.number, p.etag, None) for p in stored]
                 etag = self.storage.complete(request.s3_key, request.upload_id, parts)
             except (_OvertakenError, ApiError) as exc:
                 if isinstance(exc, ApiError) and exc.status != 404:

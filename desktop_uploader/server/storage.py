@@ -9,6 +9,7 @@ client will connect to.
 
 from __future__ import annotations
 
+import io
 import logging
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -127,6 +128,9 @@ class Storage:
             log.warning("No S3 credentials found to presign with")
             raise ApiError(503, "The server has no storage credentials to sign with; tell its operator.")
         frozen = credentials.get_frozen_credentials()
+        if not frozen.access_key or not frozen.secret_key:
+            log.warning("The S3 credentials found have no key to presign with")
+            raise ApiError(503, "The server has no storage credentials to sign with; tell its operator.")
         return Keys(frozen.access_key, frozen.secret_key, frozen.token)
 
     def _call(self, action: str) -> Any:
@@ -196,7 +200,7 @@ class Storage:
                     return parts
                 marker = next_marker
 
-    def upload_part(self, key: str, upload_id: str, number: int, body: IO[bytes], length: int) -> str:
+    def upload_part(self, key: str, upload_id: str, number: int, body: IO[bytes] | io.RawIOBase, length: int) -> str:
         with self._call("UploadPart"):
             answer = self._s3.upload_part(
                 Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=body, ContentLength=length
@@ -237,7 +241,9 @@ class Storage:
         with self._call("HeadObject"):
             return int(self._s3.head_object(Bucket=self.bucket, Key=key)["ContentLength"])
 
-    def put_object(self, key: str, body: IO[bytes], length: int, content_type: str, metadata: dict[str, str]) -> str:
+    def put_object(
+        self, key: str, body: IO[bytes] | io.RawIOBase, length: int, content_type: str, metadata: dict[str, str]
+    ) -> str:
         with self._call("PutObject"):
             answer = self._s3.put_object(
                 Bucket=self.bucket,
