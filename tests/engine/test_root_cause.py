@@ -100,7 +100,7 @@ CASES = {
 
 
 # A start whose answer was unusable may have created an upload; the seed's server can't list them.
-@pytest.mark.allow_log(*FAULTS, r"engine\.api_client: This server can't list uploads, so one left by a lost start")
+@pytest.mark.allow_log(*FAULTS, r"engine\.api_lost_starts: This server can't list uploads, so one left by a lost start")
 @pytest.mark.parametrize("case", list(CASES))
 def test_the_failure_shown_is_the_first_cause(
     case: str, seed_world: Callable[..., SeedWorld], make_engine: Any, make_file: Any, s3: Any, sandbox: Any

@@ -1,0 +1,132 @@
+"""One request to the upload API, with retries for transient failures, and the server's capabilities.
+
+Errors are mapped by type at this boundary (engine/http.py): a ``requests`` exception or an error
+status becomes an :class:`UploaderError` that knows whether a retry can help.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import requests
+
+from desktop_uploader.engine.api_capabilities import Capabilities, parse_capabilities, seed_capabilities
+from desktop_uploader.engine.control import Control
+from desktop_uploader.engine.errors import NotFoundError, RejectedError, TransientError, UploaderError
+from desktop_uploader.engine.http import PacedBody, Sessions, error_for_api_response, error_for_exception, json_object
+from desktop_uploader.engine.retry import RetryPolicy
+from desktop_uploader.engine.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class ApiTransport:
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        settings: Settings,
+        *,
+        sessions: Sessions | None = None,
+        policy: RetryPolicy | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.token = token
+        self.settings = settings
+        self.sessions = sessions or Sessions()
+        self.policy = policy or RetryPolicy(settings.retries, settings.backoff_base, settings.backoff_cap)
+        self.clock = clock
+        self._capabilities: Capabilities | None = None
+
+    def _url(self, path: str) -> str:
+        return self.base_url + path
+
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def _call(
+        self,
+        action: str,
+        method: str,
+        path: str,
+        *,
+        control: Control | None = None,
+        timeout: float | None = None,
+        parse: Callable[[requests.Response], Any] | None = None,
+        on_retry: Callable[[int, UploaderError], None] | None = None,
+        accept: frozenset[int] = frozenset(),
+        headers_extra: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """One API request with retries for transient failures; returns ``parse(response)`` (JSON by default).
+
+        Statuses in ``accept`` go to ``parse`` instead of becoming errors, for answers whose body matters.
+        """
+        read_timeout = timeout or self.settings.read_timeout
+        attempt = 0
+        while True:
+            attempt += 1
+            if control is not None:
+                control.check()
+            try:
+                body = kwargs.get("data")
+                paced = {"data": PacedBody(body)} if isinstance(body, bytes) else {}
+                try:
+                    response = self.sessions.get().request(
+                        method,
+                        self._url(path),
+                        headers={**self._headers(), **(headers_extra or {})},
+                        timeout=(self.settings.connect_timeout, read_timeout),
+                        **{**kwargs, **paced},
+                    )
+                except requests.RequestException as exc:
+                    raise error_for_exception(exc, self._url(path), read_timeout) from exc
+                if response.status_code >= 400 and response.status_code not in accept:
+                    raise error_for_api_response(response, action)
+                return parse(response) if parse else json_object(response, action)
+            except TransientError as exc:
+                if not self.policy.should_retry(attempt, exc):
+                    raise
+                delay = self.policy.delay(attempt, exc)
+                log.warning(
+                    "API %s failed (attempt %d/%d): %s; retrying in %.1f s",
+                    action,
+                    attempt,
+                    self.policy.attempts,
+                    exc.message,
+                    delay,
+                )
+                if on_retry is not None:
+                    on_retry(attempt, exc)
+                if control is not None:
+                    control.sleep(delay)
+                else:
+                    time.sleep(delay)
+
+    def close(self) -> None:
+        self.sessions.close()
+
+    def _expiry_wish(self) -> dict[str, int]:
+        """The settings' URL lifetime, for servers that say what they do (the seed's may not expect it)."""
+        caps = self._capabilities
+        return {"expiresIn": self.settings.url_expiry_seconds} if caps is not None and caps.advertised else {}
+
+    def capabilities(self, *, refresh: bool = False, control: Control | None = None) -> Capabilities:
+        if self._capabilities is not None and not refresh:
+            return self._capabilities
+        try:
+            body = self._call("capabilities", "GET", self.settings.presigned_path, control=control)
+        except NotFoundError:  # the seed's backend has no GET handler (404 or 405)
+            self._capabilities = seed_capabilities(self.settings)
+            return self._capabilities
+        except RejectedError as exc:
+            if exc.status not in (404, 405):
+                raise
+            self._capabilities = seed_capabilities(self.settings)
+            return self._capabilities
+        self._capabilities = parse_capabilities(body)
+        return self._capabilities
