@@ -14,14 +14,17 @@ import os
 import socket
 import ssl
 import stat
-from collections.abc import Iterator
+import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 import pytest
 import requests
 
-from desktop_uploader.sandbox import seaweed
+from desktop_uploader.sandbox import seaweed, weed_security
 from desktop_uploader.sandbox.info import SandboxInfo
+from tests.support.sandbox_process import SandboxProcess
 from tests.support.storage import object_sha256, s3_client
 from tests.support.waiting import wait_until
 
@@ -31,13 +34,13 @@ GRPC_PORTS = ("master.port.grpc", "volume.port.grpc", "filer.port.grpc", "s3.por
 TLS_ONLY_HTTP = ("master.port", "filer.port", "admin.port")
 
 
-@pytest.fixture
-def weed(tmp_path: Path) -> Iterator[seaweed.SeaweedServer]:
-    server = seaweed.SeaweedServer.start(tmp_path / "data", access_key=ACCESS_KEY, secret_key=SECRET_KEY)
-    try:
-        yield server
-    finally:
-        server.stop()
+@dataclass(frozen=True)
+class Weed:
+    """The session sandbox's weed, as another program on the machine finds it: ports and store."""
+
+    ports: dict[str, int]
+    files: Path  # the CA, certificate and key weed uses (the sandbox's data dir is its user's alone)
+    s3_endpoint: str
 
 
 def listening(port: int) -> bool:
@@ -48,12 +51,17 @@ def listening(port: int) -> bool:
     return True
 
 
-def ports_of(server: seaweed.SeaweedServer) -> dict[str, int]:
-    """weed's ports by name, once all listen (the admin server starts after S3 is ready)."""
-    ports = dict(zip(seaweed._PORT_NAMES, server.ports, strict=True))
-    for name, port in ports.items():
+@pytest.fixture
+def weed(sandbox_process: SandboxProcess) -> Weed:
+    """The sandbox runs in its own process (the real CLI), weed in a child of it; this test is a third."""
+    children = psutil.Process(sandbox_process.process.pid).children(recursive=True)
+    argv = next(c.cmdline() for c in children if "weed" in c.name())
+    flags = dict(arg.lstrip("-").split("=", 1) for arg in argv if arg.startswith("-") and "=" in arg)
+    ports = {name: int(flags[name]) for name in seaweed._PORT_NAMES}
+    for name, port in ports.items():  # the admin server starts after S3 is ready
         wait_until(functools.partial(listening, port), 10, f"weed's {name} to listen")
-    return ports
+    files = Path(flags["dir"]) / weed_security.FOLDER
+    return Weed(ports, files, sandbox_process.info.s3_endpoint)
 
 
 def http2_settings_frame(answer: bytes) -> bool:
@@ -86,8 +94,8 @@ def tls_http2(port: int, cert: tuple[Path, Path] | None) -> bytes:
         return sock.recv(64)
 
 
-def test_master_filer_volume_and_grpc_refuse_other_local_processes(weed: seaweed.SeaweedServer) -> None:
-    ports = ports_of(weed)
+def test_master_filer_volume_and_grpc_refuse_other_local_processes(weed: Weed, sandbox: SandboxInfo) -> None:
+    ports = weed.ports
 
     # The master would hand out file ids with write tokens, volume locations and its topology.
     for path in ("/dir/assign", "/dir/lookup?volumeId=1", "/cluster/status", "/vol/status", "/", "/ui/index.html"):
@@ -97,16 +105,15 @@ def test_master_filer_volume_and_grpc_refuse_other_local_processes(weed: seaweed
     assert requests.post(f"http://127.0.0.1:{ports['master.port']}/dir/assign", timeout=5).status_code == 400
     written = requests.post(f"http://127.0.0.1:{ports['filer.port']}/x.txt", files={"file": b"x"}, timeout=5)
     assert written.status_code == 400, written.text
-    assert weed.security is not None
     for name in TLS_ONLY_HTTP:
         with pytest.raises(requests.exceptions.SSLError):  # HTTPS, trusting its CA, but without a client certificate
-            requests.get(f"https://127.0.0.1:{ports[name]}/", verify=str(weed.security.ca), timeout=5)
+            requests.get(f"https://127.0.0.1:{ports[name]}/", verify=str(weed.files / "ca.pem"), timeout=5)
     # The volume server holds the bytes: without weed's own token it neither reads nor writes.
     volume = f"http://127.0.0.1:{ports['volume.port']}"
     assert requests.get(f"{volume}/1,01637037d6", timeout=5).status_code == 401
     assert requests.post(f"{volume}/1,01637037d6", files={"file": b"x"}, timeout=5).status_code == 401
 
-    own_cert = (weed.security.cert, weed.security.key)
+    own_cert = (weed.files / "weed.pem", weed.files / "weed.key")
     for name in GRPC_PORTS:
         port = ports[name]
         assert not http2_settings_frame(plaintext_http2(socket.create_connection(("127.0.0.1", port)))), name
@@ -121,41 +128,39 @@ def test_master_filer_volume_and_grpc_refuse_other_local_processes(weed: seaweed
             assert not http2_settings_frame(plaintext_http2(unix)), path
 
     # S3 still works, multipart included, and the stored bytes can't be read around it.
-    s3 = s3_client(SandboxInfo("", "", weed.s3_endpoint, "", ACCESS_KEY, SECRET_KEY, ""))
-    s3.create_bucket(Bucket="private-check")
+    s3 = s3_client(sandbox)
+    key = f"private-check/{uuid.uuid4().hex}/model.bin"
     parts = [os.urandom(5 * 1024 * 1024), os.urandom(1024 * 1024 + 7)]
-    upload = s3.create_multipart_upload(Bucket="private-check", Key="model.bin")["UploadId"]
+    upload = s3.create_multipart_upload(Bucket=sandbox.bucket, Key=key)["UploadId"]
     etags = [
-        s3.upload_part(Bucket="private-check", Key="model.bin", UploadId=upload, PartNumber=n, Body=body)["ETag"]
+        s3.upload_part(Bucket=sandbox.bucket, Key=key, UploadId=upload, PartNumber=n, Body=body)["ETag"]
         for n, body in enumerate(parts, start=1)
     ]
     s3.complete_multipart_upload(
-        Bucket="private-check",
-        Key="model.bin",
+        Bucket=sandbox.bucket,
+        Key=key,
         UploadId=upload,
         MultipartUpload={"Parts": [{"PartNumber": n, "ETag": e} for n, e in enumerate(etags, start=1)]},
     )
-    assert object_sha256(s3, "private-check", "model.bin") == hashlib.sha256(b"".join(parts)).hexdigest()
-    direct = requests.get(f"http://127.0.0.1:{ports['filer.port']}/buckets/private-check/model.bin", timeout=5)
+    assert object_sha256(s3, sandbox.bucket, key) == hashlib.sha256(b"".join(parts)).hexdigest()
+    direct = requests.get(f"http://127.0.0.1:{ports['filer.port']}/buckets/{sandbox.bucket}/{key}", timeout=5)
     assert direct.status_code == 400, "the stored file can't be read around S3"
 
 
-def test_s3_answers_no_other_web_origin(weed: seaweed.SeaweedServer) -> None:
+def test_s3_answers_no_other_web_origin(weed: Weed, sandbox: SandboxInfo) -> None:
     """A web page open in a browser must not be allowed to read from, or send to, the sandbox's S3."""
-    s3 = s3_client(SandboxInfo("", "", weed.s3_endpoint, "", ACCESS_KEY, SECRET_KEY, ""))
-    s3.create_bucket(Bucket="cors-check")
-    s3.put_object(Bucket="cors-check", Key="k", Body=b"secret")
+    key = f"cors-check/{uuid.uuid4().hex}"
+    s3_client(sandbox).put_object(Bucket=sandbox.bucket, Key=key, Body=b"secret")
     page = {"Origin": "http://evil.example", "Access-Control-Request-Method": "PUT"}
-    for path in ("/cors-check", "/cors-check/k"):
+    for path in (f"/{sandbox.bucket}", f"/{sandbox.bucket}/{key}"):
         for method in ("GET", "PUT"):
             answer = requests.request(method, f"{weed.s3_endpoint}{path}", headers=page, timeout=5)
             assert "Access-Control-Allow-Origin" not in answer.headers, (method, path)
         with contextlib.suppress(requests.ConnectionError):  # weed may also just hang up on the preflight
             preflight = requests.options(f"{weed.s3_endpoint}{path}", headers=page, timeout=5)
             assert "Access-Control-Allow-Origin" not in preflight.headers, path
-    ports = ports_of(weed)
-    for name in ("master.port", "filer.port", "admin.port"):
-        answer = requests.get(f"http://127.0.0.1:{ports[name]}/", headers=page, timeout=5)
+    for name in TLS_ONLY_HTTP:
+        answer = requests.get(f"http://127.0.0.1:{weed.ports[name]}/", headers=page, timeout=5)
         assert "Access-Control-Allow-Origin" not in answer.headers, name
 
 
@@ -178,7 +183,7 @@ def test_a_restart_makes_new_keys_and_keeps_the_data(tmp_path: Path) -> None:
         s3 = s3_client(SandboxInfo("", "", second.s3_endpoint, "", ACCESS_KEY, SECRET_KEY, ""))
         assert s3.get_object(Bucket="kept", Key="k")["Body"].read() == b"still here"
         with pytest.raises((ssl.SSLError, ConnectionError)):
-            tls_http2(ports_of(second)["master.port.grpc"], cert=old)
+            tls_http2(dict(zip(seaweed._PORT_NAMES, second.ports, strict=True))["master.port.grpc"], cert=old)
     finally:
         second.stop()
     folder = data / "weed" / ".seaweedfs"
