@@ -4,8 +4,12 @@
 admin server even with its UI off). Each gets a port the OS said was free, everything binds
 127.0.0.1, and telemetry, WebDAV, the admin UI, Iceberg and Lance are switched off.
 
-weed reads settings from its environment (``S3_BUCKET``, ``S3``, ``DEBUG`` and more), so it starts
-with a clean one that we write out. It is never given ``-bucket=``: weed would create the bucket
+Only S3 is open to other local processes: gRPC everywhere and the master's, filer's and admin
+server's HTTP require a client certificate made at each start, the volume server a JWT, and S3
+answers CORS only for its own origin (see ``weed_security`` for what is closed, how, and what is not).
+
+weed reads settings from its environment (``S3_BUCKET``, ``S3``, ``DEBUG``, ``WEED_*`` and more), so
+it starts with a clean one that we write out. It is never given ``-bucket=``: weed would create the bucket
 by itself while the sandbox checks for it, and one creator is the only race-free number.
 """
 
@@ -16,7 +20,6 @@ import json
 import logging
 import lzma
 import os
-import secrets
 import shutil
 import socket
 import subprocess
@@ -30,6 +33,7 @@ from pathlib import Path
 import requests
 
 from desktop_uploader.sandbox import leftovers, processes
+from desktop_uploader.sandbox.weed_security import WeedSecurity, write_security
 
 log = logging.getLogger(__name__)
 
@@ -110,29 +114,6 @@ def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
             sock.close()
 
 
-def write_security(home: Path) -> Path:
-    """JWT keys, new at each start, so the volume and filer servers answer only weed itself.
-
-    They listen on 127.0.0.1, which every local process (and user) can reach: without keys anyone
-    could read or write every stored file through the filer's or the volume server's HTTP API. weed
-    signs its own requests with these keys; S3 (with its own credentials) is the only way in. weed
-    reads ``$HOME/.seaweedfs/security.toml``, and its HOME is its store (see clean_environment).
-    The master has no such switch: its status page stays readable, and it hands out no write tokens.
-    """
-    folder = home / ".seaweedfs"
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.chmod(folder, 0o700)
-    sections = ("jwt.signing", "jwt.signing.read", "jwt.filer_signing", "jwt.filer_signing.read")
-    text = "".join(f'[{name}]\nkey = "{secrets.token_hex(32)}"\nexpires_after_seconds = 60\n\n' for name in sections)
-    path = folder / "security.toml"
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-        if os.name == "posix":  # an older file keeps its mode through O_TRUNC
-            os.fchmod(handle.fileno(), 0o600)
-        handle.write(text)
-    return path
-
-
 def clean_environment(home: Path) -> dict[str, str]:
     """What weed gets instead of ours: enough to run, nothing that changes how it runs."""
     env = {"PATH": os.defpath, "HOME": str(home), "LANG": "C.UTF-8"}
@@ -150,6 +131,7 @@ class SeaweedServer:
     socket_dir: Path
     log_path: Path
     ports: tuple[int, ...] = ()
+    security: WeedSecurity | None = None
 
     @property
     def pid(self) -> int:
@@ -180,7 +162,7 @@ class SeaweedServer:
         weed = find_weed(cache_dir=data_dir / "bin")
         store = data_dir / "weed"
         store.mkdir(parents=True, exist_ok=True)
-        write_security(store)
+        security = write_security(store)
         identities = data_dir / "s3-identities.json"
         identities.write_text(
             json.dumps(
@@ -199,6 +181,7 @@ class SeaweedServer:
         os.chmod(identities, 0o600)
         leftovers.sweep()  # what an earlier sandbox killed with -9 left behind
         ports = dict(zip(_PORT_NAMES, free_ports(len(_PORT_NAMES)), strict=True))
+        s3_origin = f"http://127.0.0.1:{ports['s3.port']}"
         # Unix socket paths are limited to ~100 bytes, so they live in a short private temp dir.
         socket_dir = Path(tempfile.mkdtemp(prefix=leftovers.SOCKET_DIR_PREFIX))
         argv = [
@@ -216,6 +199,10 @@ class SeaweedServer:
             "-s3.port.lance=0",
             f"-s3.config={identities}",
             "-volume.preStopSeconds=0",
+            "-disableHttp",  # the master's and the filer's HTTP data API: only gRPC, which needs our certificate
+            # CORS for S3's own origin only (weed's default is *); the filer's HTTP is closed anyway.
+            f"-s3.allowedOrigins={s3_origin}",
+            f"-filer.allowedOrigins={s3_origin}",
             f"-s3.localSocket={socket_dir / 's3.sock'}",
             f"-filer.localSocket={socket_dir / 'filer.sock'}",
         ]
@@ -223,7 +210,7 @@ class SeaweedServer:
         process = processes.spawn(argv, log_path=log_path, env=clean_environment(store))
         with contextlib.suppress(OSError):  # lets the next start tell a dead sandbox's folder from a live one's
             (socket_dir / leftovers.PID_FILE).write_text(str(process.pid), encoding="ascii")
-        server = cls(process, f"http://127.0.0.1:{ports['s3.port']}", socket_dir, log_path, tuple(ports.values()))
+        server = cls(process, s3_origin, socket_dir, log_path, tuple(ports.values()), security)
         try:
             server._wait_ready(timeout)
         except BaseException:

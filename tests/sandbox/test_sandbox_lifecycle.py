@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+import requests
 
 from desktop_uploader.sandbox.info import SandboxInfo
 from desktop_uploader.sandbox.runtime import Sandbox
@@ -197,6 +199,10 @@ def test_the_users_environment_does_not_change_how_the_sandbox_starts(tmp_path: 
         "AWS_ENDPOINT_URL_S3": "http://127.0.0.1:9",
         "HTTP_PROXY": "http://127.0.0.1:9",  # a closed port: anything sent through it fails
         "http_proxy": "http://127.0.0.1:9",
+        # weed reads security.toml's settings from WEED_* too; these would open it to anyone with the key.
+        "WEED_JWT_SIGNING_KEY": "known-to-everyone",
+        "WEED_GRPC_CA": "/nonexistent/ca.pem",
+        "WEED_HTTPS_MASTER_KEY": "",
     }
     sandbox = SandboxProcess.start(tmp_path / "home", tmp_path / "store", env=hostile)
     try:
@@ -207,5 +213,10 @@ def test_the_users_environment_does_not_change_how_the_sandbox_starts(tmp_path: 
         weed = next(c for c in psutil.Process(sandbox.process.pid).children(recursive=True) if "weed" in c.name())
         ports = {conn.laddr.port for conn in weed.net_connections(kind="tcp") if conn.status == psutil.CONN_LISTEN}
         assert 6060 not in ports, "weed serves its debug port"
+        s3_port = int(info.s3_endpoint.rsplit(":", 1)[1])
+        for port in ports - {s3_port}:  # the master would hand out a file id with a write token
+            with contextlib.suppress(requests.ConnectionError):  # gRPC ports hang up on HTTP/1.1
+                answer = requests.get(f"http://127.0.0.1:{port}/dir/assign", timeout=5)
+                assert answer.status_code in {400, 401}, (port, answer.text)
     finally:
         assert sandbox.stop() == 0
