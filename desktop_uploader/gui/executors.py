@@ -19,11 +19,14 @@ T = TypeVar("T")
 
 
 class QtPoolExecutor(Executor):
+    # How long an idle pool thread lives (Qt's default is 30 s); tests shorten it to cycle threads.
+    expiry_ms = 60_000
+
     def __init__(self, max_threads: int, name: str) -> None:
         self.pool = QThreadPool()
         self.pool.setObjectName(name)
         self.pool.setMaxThreadCount(max_threads)
-        self.pool.setExpiryTimeout(60_000)
+        self.pool.setExpiryTimeout(self.expiry_ms)
         self._shutdown = False
         self._lock = threading.Lock()
 
