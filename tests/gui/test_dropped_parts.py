@@ -1,8 +1,13 @@
-"""Parts the window's Qt pool drops when it shuts down: the upload must stop, resumable, not wait for ever."""
+"""Parts a pool drops when it shuts down: the upload must stop, resumable, not wait for ever.
+
+The window's Qt pool, and the standard library's (the command line's), which cancels the futures
+it drops under a lock of its own.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -23,18 +28,22 @@ PART = 5 * MiB
 
 
 @pytest.fixture
-def pools(qapp: QApplication) -> Iterator[list[QtPoolExecutor]]:
-    made: list[QtPoolExecutor] = []
+def pools(qapp: QApplication) -> Iterator[list[Executor]]:
+    made: list[Executor] = []
     yield made
     for pool in made:
         pool.shutdown()
 
 
-def window_manager(
-    sandbox: SandboxInfo, state: StateStore, pools: list[QtPoolExecutor], part_threads: int, **changes: Any
-) -> tuple[UploadManager, QtPoolExecutor]:
-    """An upload manager on Qt pools, as the window wires it."""
-    files, parts = QtPoolExecutor(4, "test-files"), QtPoolExecutor(part_threads, "test-parts")
+def pool(kind: str, threads: int) -> Executor:
+    return QtPoolExecutor(threads, "test-pool") if kind == "qt" else ThreadPoolExecutor(threads)
+
+
+def make_manager(
+    sandbox: SandboxInfo, state: StateStore, pools: list[Executor], kind: str, part_threads: int, **changes: Any
+) -> tuple[UploadManager, Executor]:
+    """An upload manager on pools of the given kind, as the window (or the command line) wires it."""
+    files, parts = pool(kind, 4), pool(kind, part_threads)
     pools += [files, parts]
     connection = ServerConnection(sandbox.api_url, sandbox.token, sandbox.server_id, "test")
     settings = Settings(chunk_size=PART, **changes)
@@ -44,12 +53,13 @@ def window_manager(
 # Four parts: the two dropped are the last, so nothing more is submitted (before the fix, a hang for
 # ever). Eight: parts are still to start after the pool shut down, and submitting them fails.
 @pytest.mark.parametrize("count", [4, 8], ids=["the-last-parts-dropped", "parts-left-to-start"])
+@pytest.mark.parametrize("kind", ["qt", "stdlib"])
 def test_parts_a_shut_down_pool_drops_leave_the_upload_paused_and_resume_completes_it(
-    sandbox: SandboxInfo, s3: Any, make_file: Any, tmp_path: Path, pools: list[QtPoolExecutor], count: int
+    sandbox: SandboxInfo, s3: Any, make_file: Any, tmp_path: Path, pools: list[Executor], count: int, kind: str
 ) -> None:
     state = StateStore.open(tmp_path / "state.sqlite3")
     # One pool thread and three parts in flight: while parts remain, two of them always wait in the queue.
-    manager, parts = window_manager(sandbox, state, pools, 1, concurrency=3, bandwidth_limit=4 * 1000 * 1000)
+    manager, parts = make_manager(sandbox, state, pools, kind, 1, concurrency=3, bandwidth_limit=4 * 1000 * 1000)
     sample = make_file(count * PART)
     job = manager.add(sample.path)
     wait_until(lambda: len(state.parts(job)) >= 1, 60, "a stored part")
@@ -68,7 +78,7 @@ def test_parts_a_shut_down_pool_drops_leave_the_upload_paused_and_resume_complet
     manager.close()
 
     # The next window resumes it from what the record says is stored, and it completes.
-    second, _ = window_manager(sandbox, state, pools, 4, concurrency=3)
+    second, _ = make_manager(sandbox, state, pools, kind, 4, concurrency=3)
     assert second.restore_interrupted() == [job]
     second.resume(job)
     assert second.wait([job], 60)
