@@ -32,35 +32,42 @@ class _Slot(Generic[R]):
         self.resource = resource
 
 
-class PerThread(Generic[R]):
-    def __init__(self, make: Callable[[], R], close: Callable[[R], None]) -> None:
-        self._make = make
+class _Open(Generic[R]):
+    """The resources not closed yet, by a number of their own.
+
+    Apart from :class:`PerThread`, so that the finalizers hold this and not the owner: an owner
+    nobody uses any more can then be collected, and its thread-local slots (and resources) with it.
+    """
+
+    def __init__(self, close: Callable[[R], None]) -> None:
         self._close = close
-        self._local = threading.local()
-        self._open: dict[int, R] = {}  # every resource not closed yet, by a number of its own
+        self._resources: dict[int, R] = {}
         self._numbers = itertools.count()
         self._lock = threading.Lock()
 
-    def get(self) -> R:
-        """This thread's resource, made on first use."""
-        slot: _Slot[R] | None = getattr(self._local, "slot", None)
-        if slot is None:
-            resource = self._make()
-            number = next(self._numbers)
-            slot = _Slot(resource)
-            with self._lock:
-                self._open[number] = resource
-            # No atexit call: at interpreter exit the owner's close() has run, or the process is going anyway.
-            weakref.finalize(slot, self._release, number).atexit = False
-            self._local.slot = slot
-        return slot.resource
+    def add(self, resource: R) -> int:
+        number = next(self._numbers)
+        with self._lock:
+            self._resources[number] = resource
+        return number
 
-    def _release(self, number: int) -> None:
+    def release(self, number: int) -> None:
         """Runs on the ending thread, as Python drops its thread-local values."""
         with self._lock:
-            resource = self._open.pop(number, None)
+            resource = self._resources.pop(number, None)
         if resource is not None:
             self._close_quietly(resource)
+
+    def release_all(self) -> None:
+        with self._lock:
+            resources = list(self._resources.values())
+            self._resources.clear()
+        for resource in resources:
+            self._close_quietly(resource)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._resources)
 
     def _close_quietly(self, resource: R) -> None:
         try:
@@ -68,14 +75,27 @@ class PerThread(Generic[R]):
         except Exception as exc:  # a finalizer must not raise; a resource that won't close is gone anyway
             log.debug("Closing a per-thread resource failed: %s", exc)
 
+
+class PerThread(Generic[R]):
+    def __init__(self, make: Callable[[], R], close: Callable[[R], None]) -> None:
+        self._make = make
+        self._local = threading.local()
+        self._open: _Open[R] = _Open(close)
+
+    def get(self) -> R:
+        """This thread's resource, made on first use."""
+        slot: _Slot[R] | None = getattr(self._local, "slot", None)
+        if slot is None:
+            resource = self._make()
+            slot = _Slot(resource)
+            # No atexit call: at interpreter exit the owner's close() has run, or the process is going anyway.
+            weakref.finalize(slot, self._open.release, self._open.add(resource)).atexit = False
+            self._local.slot = slot
+        return slot.resource
+
     def open_count(self) -> int:
-        with self._lock:
-            return len(self._open)
+        return len(self._open)
 
     def close(self) -> None:
         """Close every resource still open (threads that use theirs afterwards get a closed one)."""
-        with self._lock:
-            resources = list(self._open.values())
-            self._open.clear()
-        for resource in resources:
-            self._close_quietly(resource)
+        self._open.release_all()
