@@ -7,7 +7,8 @@ the new state, never half of one.
 
 Each thread gets its own connection (SQLite connections are not meant to be shared across
 threads, and a lock around one shared connection would serialise every part on the hot path);
-WAL lets them read concurrently and ``busy_timeout`` queues their writes.
+WAL lets them read concurrently and ``busy_timeout`` queues their writes. A thread's connection is
+closed when the thread ends (on Qt's pool threads, when each task ends: see ``engine/perthread.py``).
 
 A damaged file never stops the app: it is renamed aside (``uploads.sqlite3.damaged-<time>``, with a
 ``.reason`` file saying why), a notice says so, and a fresh store takes its place. If even that fails
