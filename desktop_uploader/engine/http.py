@@ -1,9 +1,10 @@
 """HTTP plumbing shared by the API client and the part senders.
 
-One ``requests.Session`` per thread: each worker keeps its own keep-alive connections, and no lock
-is shared across the hot path. A thread's session is closed when the thread ends. Sessions send bodies in blocks of up to 1 MiB instead of urllib3's
-16 KiB, which cuts the Python-level loop per GiB sixty-fold; the part body itself decides how much
-each read returns, so a slow link still sees small, pause-friendly blocks.
+One ``requests.Session`` per thread, closed when the thread ends: each worker keeps its own
+keep-alive connections, and no lock is shared across the hot path. Sessions send bodies in blocks
+of up to 1 MiB instead of urllib3's 16 KiB, which cuts the Python-level loop per GiB sixty-fold;
+the part body itself decides how much each read returns, so a slow link still sees small,
+pause-friendly blocks.
 
 This module is also the boundary where ``requests`` errors and HTTP statuses become the engine's
 own exceptions (see :mod:`desktop_uploader.engine.errors`), each with a sentence for people.
