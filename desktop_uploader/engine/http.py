@@ -1,9 +1,10 @@
 """HTTP plumbing shared by the API client and the part senders.
 
-One ``requests.Session`` per thread: each worker keeps its own keep-alive connections, and no lock
-is shared across the hot path. Sessions send bodies in blocks of up to 1 MiB instead of urllib3's
-16 KiB, which cuts the Python-level loop per GiB sixty-fold; the part body itself decides how much
-each read returns, so a slow link still sees small, pause-friendly blocks.
+One ``requests.Session`` per thread, closed when the thread ends: each worker keeps its own
+keep-alive connections, and no lock is shared across the hot path. Sessions send bodies in blocks
+of up to 1 MiB instead of urllib3's 16 KiB, which cuts the Python-level loop per GiB sixty-fold;
+the part body itself decides how much each read returns, so a slow link still sees small,
+pause-friendly blocks.
 
 This module is also the boundary where ``requests`` errors and HTTP statuses become the engine's
 own exceptions (see :mod:`desktop_uploader.engine.errors`), each with a sentence for people.
@@ -14,7 +15,6 @@ from __future__ import annotations
 import email.utils
 import io
 import re
-import threading
 import time
 from typing import Any
 from urllib.parse import urlsplit
@@ -37,6 +37,7 @@ from desktop_uploader.engine.errors import (
     UploaderError,
     UrlExpiredError,
 )
+from desktop_uploader.engine.perthread import PerThread
 
 SEND_BLOCK = 1024 * 1024
 USER_AGENT = "DesktopUploader"
@@ -75,27 +76,23 @@ def new_session(pool_size: int = 4) -> requests.Session:
 
 
 class Sessions:
-    """A session per thread, all closed together when the owner shuts down."""
+    """A session per thread, closed when its thread ends, and all that are left when the owner shuts down.
+
+    A session holds sockets: one kept for every thread that ever lived ran the app out of file
+    descriptors in a window left open (see :mod:`desktop_uploader.engine.perthread`).
+    """
 
     def __init__(self) -> None:
-        self._local = threading.local()
-        self._all: list[requests.Session] = []
-        self._lock = threading.Lock()
+        self._sessions: PerThread[requests.Session] = PerThread(new_session, requests.Session.close)
 
     def get(self) -> requests.Session:
-        session: requests.Session | None = getattr(self._local, "session", None)
-        if session is None:
-            session = new_session()
-            self._local.session = session
-            with self._lock:
-                self._all.append(session)
-        return session
+        return self._sessions.get()
+
+    def open_count(self) -> int:
+        return self._sessions.open_count()
 
     def close(self) -> None:
-        with self._lock:
-            sessions, self._all = self._all, []
-        for session in sessions:
-            session.close()
+        self._sessions.close()
 
 
 def host_of(url: str) -> str:

@@ -7,7 +7,8 @@ the new state, never half of one.
 
 Each thread gets its own connection (SQLite connections are not meant to be shared across
 threads, and a lock around one shared connection would serialise every part on the hot path);
-WAL lets them read concurrently and ``busy_timeout`` queues their writes.
+WAL lets them read concurrently and ``busy_timeout`` queues their writes. A thread's connection is
+closed when the thread ends (on Qt's pool threads, when each task ends: see ``engine/perthread.py``).
 
 A damaged file never stops the app: it is renamed aside (``uploads.sqlite3.damaged-<time>``, with a
 ``.reason`` file saying why), a notice says so, and a fresh store takes its place. If even that fails
@@ -22,7 +23,6 @@ import contextlib
 import itertools
 import logging
 import sqlite3
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -31,6 +31,7 @@ from typing import Any
 
 from desktop_uploader.engine.errors import DiskFullError, RecordMissingError, StateError
 from desktop_uploader.engine.fileid import FileIdentity
+from desktop_uploader.engine.perthread import PerThread
 from desktop_uploader.engine.private import make_private, private_dir, private_file
 from desktop_uploader.engine.state_files import NewerStoreError, newer_schema, set_aside
 from desktop_uploader.engine.state_schema import MIGRATIONS, RECORD_COLUMNS, SCHEMA, SCHEMA_VERSION
@@ -106,9 +107,9 @@ class StateStore:
     def __init__(self, target: str, *, uri: bool = False) -> None:
         self._target = target
         self._uri = uri
-        self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
+        # A connection per thread, closed as its thread ends: Qt's pool replaces idle threads, and
+        # connections kept for every thread that ever lived ran the app out of file descriptors.
+        self._connections: PerThread[sqlite3.Connection] = PerThread(self._open_connection, sqlite3.Connection.close)
         self.notices: list[str] = []
         self.persistent = not uri
         self._keepalive: sqlite3.Connection | None = None
@@ -184,26 +185,29 @@ class StateStore:
     @classmethod
     def in_memory(cls) -> StateStore:
         store = cls(f"file:desktop-uploader-{next(_memory_names)}?mode=memory&cache=shared", uri=True)
-        store._keepalive = store._connection()  # a shared-cache memory DB lives while a connection does
+        # A shared-cache memory DB lives while a connection does: one of its own, whatever thread opened it.
+        store._keepalive = store._open_connection()
         store._prepare()
         return store
 
     def _connection(self) -> sqlite3.Connection:
-        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
-        if connection is None:
-            connection = sqlite3.connect(
-                self._target, uri=self._uri, timeout=30, isolation_level=None, check_same_thread=False
-            )
-            connection.row_factory = sqlite3.Row
-            connection.execute("PRAGMA busy_timeout = 30000")
-            connection.execute("PRAGMA foreign_keys = ON")
-            if self.persistent:
-                connection.execute("PRAGMA journal_mode = WAL")
-                connection.execute("PRAGMA synchronous = FULL")
-            self._local.connection = connection
-            with self._lock:
-                self._connections.append(connection)
+        return self._connections.get()
+
+    def _open_connection(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(
+            self._target, uri=self._uri, timeout=30, isolation_level=None, check_same_thread=False
+        )
+        connection.row_factory = sqlite3.Row
+        connection.execute("PRAGMA busy_timeout = 30000")
+        connection.execute("PRAGMA foreign_keys = ON")
+        if self.persistent:
+            connection.execute("PRAGMA journal_mode = WAL")
+            connection.execute("PRAGMA synchronous = FULL")
         return connection
+
+    def open_connections(self) -> int:
+        """How many connections are open now (at most one per thread alive): for tests to watch."""
+        return self._connections.open_count()
 
     def _prepare(self) -> None:
         connection = self._connection()
@@ -269,11 +273,11 @@ class StateStore:
             db.execute("COMMIT")
 
     def close(self) -> None:
-        with self._lock:
-            connections, self._connections = self._connections, []
-        for connection in connections:
+        self._connections.close()
+        if self._keepalive is not None:
             with contextlib.suppress(sqlite3.Error):
-                connection.close()
+                self._keepalive.close()
+            self._keepalive = None
 
     # -- records --------------------------------------------------------------------------------------
 

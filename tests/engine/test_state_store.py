@@ -6,12 +6,15 @@ import contextlib
 import os
 import sqlite3
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from desktop_uploader.engine.fileid import FileIdentity
+from desktop_uploader.engine.http import Sessions
 from desktop_uploader.engine.state import SavedPart, StateStore, UploadRecord
+from tests.support.waiting import wait_until
 
 
 def record(job: str = "job1") -> UploadRecord:
@@ -172,3 +175,22 @@ def test_a_failure_inside_a_write_rolls_back_and_lets_other_writers_on(tmp_path:
     assert store.get("bad") is None and store.get("kept") is not None, "the half-done write was rolled back"
     store.record_part("kept", 1, "e1", 5)
     assert list(store.parts("kept")) == [1]
+
+
+def test_a_threads_connection_and_session_close_when_the_thread_ends(tmp_path: Path) -> None:
+    """The command line's pools (standard threads) keep one of each per live thread, and no more."""
+    store = StateStore.open(tmp_path / "state.sqlite3")
+    sessions = Sessions()
+    store.unfinished()  # this thread's, which stays
+
+    def work(_: int) -> None:
+        store.unfinished()
+        sessions.get()
+
+    for _ in range(3):  # pools come and go, as threads would in a long session
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(work, range(16)))
+            assert store.open_connections() <= 5 and sessions.open_count() <= 4
+        wait_until(lambda: store.open_connections() == 1 and sessions.open_count() == 0, 10, "the threads' to close")
+    store.close()
+    assert store.open_connections() == 0

@@ -18,6 +18,7 @@ import re
 import threading
 import time
 from collections import deque
+from concurrent.futures import Future
 from functools import partial
 from typing import Protocol
 
@@ -159,16 +160,15 @@ class PartScheduler:
         control = self.ctx.control
         last_check = time.monotonic()
         while True:
+            number = self._take()
+            if number is not None:
+                self._submit(number)
+                continue
             with self._cond:
-                while self._failure is None and not control.stopping and len(self._in_flight) < self.target():
-                    number = self.queue.take()
-                    if number is None:
-                        break
-                    self._in_flight.add(number)
-                    self.ctx.part_executor.submit(self._task, number)
                 if not self._in_flight and (self._failure or control.stopping or not len(self.queue)):
                     break
-                self._cond.wait(0.25)
+                if not self._may_start():
+                    self._cond.wait(0.25)
             if time.monotonic() - last_check > FILE_CHECK_SECONDS:
                 last_check = time.monotonic()
                 if not quick_unchanged(self.ctx.path, self.ctx.identity):
@@ -183,6 +183,52 @@ class PartScheduler:
         control.check()
         self.tracker.flush()  # coalescing may have held back the event for the last part
         return self.results
+
+    def _may_start(self) -> bool:
+        return (
+            self._failure is None
+            and not self.ctx.control.stopping
+            and len(self._in_flight) < self.target()
+            and len(self.queue) > 0
+        )
+
+    def _take(self) -> int | None:
+        """The next part to start, now counted in flight, if one may start now."""
+        with self._cond:
+            number = self.queue.take() if self._may_start() else None
+            if number is not None:
+                self._in_flight.add(number)
+            return number
+
+    def _submit(self, number: int) -> None:
+        """Hand a part to the pool, and learn if the pool drops it instead of running it.
+
+        Outside the lock: an executor cancels its futures (and so calls back here) under a lock of
+        its own, which ``submit`` takes too.
+        """
+        try:
+            future = self.ctx.part_executor.submit(self._task, number)
+        except RuntimeError:  # the pool is shutting down
+            self._dropped(number)
+            return
+        future.add_done_callback(partial(self._settled, number))
+
+    def _settled(self, number: int, future: Future[None]) -> None:
+        # ``_task`` catches everything, so a future that is cancelled or holds an error never ran it.
+        if future.cancelled() or future.exception() is not None:
+            self._dropped(number)
+
+    def _dropped(self, number: int) -> None:
+        """A part the pool will never run (it was shut down): waiting for it would hang the upload for ever.
+
+        The upload stops as if paused (or cancelled, if that was asked): what is stored stays, and
+        resuming sends the rest.
+        """
+        log.info("%s: part %d was dropped by the worker pool; stopping the upload", self.ctx.name, number)
+        with self._cond:
+            self._in_flight.discard(number)
+            self._cond.notify_all()
+        self._fail(Interrupted("dropped"))
 
     def _fail(self, error: BaseException) -> None:
         with self._cond:
