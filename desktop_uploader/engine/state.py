@@ -25,80 +25,27 @@ import logging
 import sqlite3
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from desktop_uploader.engine.errors import DiskFullError, RecordMissingError, StateError
-from desktop_uploader.engine.fileid import FileIdentity
 from desktop_uploader.engine.perthread import PerThread
 from desktop_uploader.engine.private import make_private, private_dir, private_file
+from desktop_uploader.engine.records import (
+    OWED_ABORT,
+    RECORD_COLUMNS,
+    UPDATABLE_COLUMNS,
+    SavedPart,
+    UploadRecord,
+    record_from_row,
+    record_values,
+)
 from desktop_uploader.engine.state_files import NewerStoreError, newer_schema, set_aside
-from desktop_uploader.engine.state_schema import MIGRATIONS, RECORD_COLUMNS, SCHEMA, SCHEMA_VERSION
+from desktop_uploader.engine.state_schema import MIGRATIONS, SCHEMA, SCHEMA_VERSION
 
 log = logging.getLogger(__name__)
 
-# The status of a record that stands for an abort we still owe its server (see engine/ledger.py).
-OWED_ABORT = "abandoned"
-
-
-@dataclass(frozen=True)
-class UploadRecord:
-    id: str
-    path: str
-    display_name: str
-    identity: FileIdentity
-    method: str
-    server: str
-    status: str = "active"
-    upload_id: str | None = None
-    s3_key: str | None = None
-    unique_file_name: str | None = None
-    comfyui_path: str | None = None
-    part_size: int = 0
-    part_count: int = 0
-    chunk_offset: int = 0
-    # The checksum algorithm storage was told about when the upload started ("crc32c", "crc32"), or "":
-    # every part of such an upload must carry that checksum, and completing it must list them all.
-    checksum: str = ""
-    message: str = ""
-    created_at: float = 0.0
-    updated_at: float = 0.0
-
-    def with_changes(self, **changes: Any) -> UploadRecord:
-        return replace(self, **changes)
-
-
-@dataclass(frozen=True)
-class SavedPart:
-    number: int
-    etag: str
-    size: int
-    checksum: str = ""  # base64, of the upload's checksum algorithm, when it has one
-
-
-def _row_to_record(row: sqlite3.Row) -> UploadRecord:
-    return UploadRecord(
-        id=row["id"],
-        path=row["path"],
-        display_name=row["display_name"],
-        identity=FileIdentity(row["size"], row["mtime_ns"], row["head_sha256"], row["tail_sha256"]),
-        method=row["method"],
-        server=row["server"],
-        status=row["status"],
-        upload_id=row["upload_id"],
-        s3_key=row["s3_key"],
-        unique_file_name=row["unique_file_name"],
-        comfyui_path=row["comfyui_path"],
-        part_size=row["part_size"],
-        part_count=row["part_count"],
-        chunk_offset=row["chunk_offset"],
-        checksum=row["checksum"],
-        message=row["message"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )
-
+__all__ = ["OWED_ABORT", "SavedPart", "StateStore", "UploadRecord"]
 
 _memory_names = itertools.count()
 
@@ -284,29 +231,7 @@ class StateStore:
     def create(self, record: UploadRecord) -> UploadRecord:
         now = time.time()
         record = record.with_changes(created_at=record.created_at or now, updated_at=now)
-        values = {
-            "id": record.id,
-            "path": record.path,
-            "display_name": record.display_name,
-            "size": record.identity.size,
-            "mtime_ns": record.identity.mtime_ns,
-            "head_sha256": record.identity.head_sha256,
-            "tail_sha256": record.identity.tail_sha256,
-            "method": record.method,
-            "server": record.server,
-            "upload_id": record.upload_id,
-            "s3_key": record.s3_key,
-            "unique_file_name": record.unique_file_name,
-            "comfyui_path": record.comfyui_path,
-            "part_size": record.part_size,
-            "part_count": record.part_count,
-            "chunk_offset": record.chunk_offset,
-            "checksum": record.checksum,
-            "status": record.status,
-            "message": record.message,
-            "created_at": record.created_at,
-            "updated_at": record.updated_at,
-        }
+        values = record_values(record)
         names = ", ".join(values)
         marks = ", ".join(f":{name}" for name in values)
         with self._transaction() as db:
@@ -318,26 +243,8 @@ class StateStore:
             db.execute("COMMIT")
         return record
 
-    _UPDATABLE = frozenset(
-        [
-            "method",
-            "upload_id",
-            "s3_key",
-            "unique_file_name",
-            "comfyui_path",
-            "part_size",
-            "part_count",
-            "chunk_offset",
-            "checksum",
-            "status",
-            "message",
-            "display_name",
-            "server",
-        ]
-    )
-
     def update(self, upload: str, **changes: Any) -> None:
-        unknown = set(changes) - self._UPDATABLE
+        unknown = set(changes) - UPDATABLE_COLUMNS
         if unknown:
             raise ValueError(f"not updatable: {sorted(unknown)}")
         assignments = ", ".join(f"{name} = :{name}" for name in changes)
@@ -349,12 +256,12 @@ class StateStore:
     def get(self, upload: str) -> UploadRecord | None:
         with self._transaction() as db:
             row = db.execute("SELECT * FROM uploads WHERE id = ?", (upload,)).fetchone()
-        return _row_to_record(row) if row else None
+        return record_from_row(row) if row else None
 
     def unfinished(self) -> list[UploadRecord]:
         with self._transaction() as db:
             rows = db.execute("SELECT * FROM uploads ORDER BY created_at").fetchall()
-        return [_row_to_record(row) for row in rows]
+        return [record_from_row(row) for row in rows]
 
     def delete(self, upload: str) -> None:
         self._write("DELETE FROM uploads WHERE id = ?", (upload,))

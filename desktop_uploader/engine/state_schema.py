@@ -44,30 +44,6 @@ CREATE TABLE urls (
 ) WITHOUT ROWID;
 """
 
-RECORD_COLUMNS = [
-    "id",
-    "path",
-    "display_name",
-    "size",
-    "mtime_ns",
-    "head_sha256",
-    "tail_sha256",
-    "method",
-    "server",
-    "upload_id",
-    "s3_key",
-    "unique_file_name",
-    "comfyui_path",
-    "part_size",
-    "part_count",
-    "chunk_offset",
-    "checksum",
-    "status",
-    "message",
-    "created_at",
-    "updated_at",
-]
-
 # Each step takes the store from the version before it to the next one.
 MIGRATIONS = {
     2: (
