@@ -1,5 +1,9 @@
 """Which upload server to talk to, and with what token: flags, settings, keyring, environment, or the sandbox.
 
+The one place a connection is built, for the CLI and the window alike: the server (or the sandbox,
+or the direct S3 target), its secret (a flag, the environment, or the keychain, in that order), and
+the probe that says what a server offers.
+
 Outside the engine because the last resort, the local sandbox, is a subprocess of this app: when
 no server is configured, the CLI and the GUI use a sandbox that is already running for this user,
 or start one (``desktop-uploader sandbox --json``) that lives as long as they do.
@@ -17,14 +21,17 @@ import threading
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from desktop_uploader.engine.credentials import CredentialStore, token_key
+from desktop_uploader.engine.api_client import ApiClient, Capabilities
+from desktop_uploader.engine.credentials import CredentialStore, direct_secret_key, token_key
 from desktop_uploader.engine.manager import ServerConnection
+from desktop_uploader.engine.methods.direct_s3 import DirectTarget
 from desktop_uploader.engine.settings import Settings
 from desktop_uploader.paths import AppPaths
 from desktop_uploader.sandbox.info import SandboxInfo, running_sandbox
 
 SERVER_ENV = "DESKTOP_UPLOADER_SERVER"
 TOKEN_ENV = "DESKTOP_UPLOADER_TOKEN"  # noqa: S105 - the variable's name, not a secret
+SECRET_ENV = "DESKTOP_UPLOADER_S3_SECRET"  # noqa: S105 - the variable's name, not a secret
 
 
 class ConnectionSetupError(Exception):
@@ -97,6 +104,60 @@ def configured_server(settings: Settings, server: str | None = None) -> str:
     return (server or settings.server_url or os.environ.get(SERVER_ENV, "")).rstrip("/")
 
 
+def server_token(credentials: CredentialStore, url: str, given: str | None = None) -> str | None:
+    """The access token for ``url``: given (``--token``), then ``DESKTOP_UPLOADER_TOKEN``, then the keychain."""
+    return given or os.environ.get(TOKEN_ENV) or credentials.get(token_key(url))
+
+
+def server_connection(url: str, token: str) -> ServerConnection:
+    """A server configured by its address: the address is also its identity (for resume and owed aborts)."""
+    return ServerConnection(url, token, url, urlsplit(url).netloc or url)
+
+
+def direct_secret(credentials: CredentialStore, settings: Settings, access_key: str | None = None) -> str | None:
+    """The S3 secret for direct uploads: ``DESKTOP_UPLOADER_S3_SECRET``, then the keychain."""
+    key = access_key or settings.direct_access_key
+    if not key:
+        return None
+    return os.environ.get(SECRET_ENV) or credentials.get(direct_secret_key(settings.direct_endpoint, key))
+
+
+def direct_target(
+    settings: Settings,
+    secret: str | None,
+    *,
+    endpoint: str | None = None,
+    bucket: str | None = None,
+    access_key: str | None = None,
+) -> DirectTarget | None:
+    """Your own S3 bucket for direct uploads, from the settings (or flags that override them); None if unset."""
+    bucket = bucket or settings.direct_bucket
+    if not bucket:
+        return None
+    return DirectTarget(
+        endpoint or settings.direct_endpoint,
+        settings.direct_region,
+        bucket,
+        access_key or settings.direct_access_key,
+        secret or "",
+        settings.direct_prefix,
+    )
+
+
+def probe_server(url: str, token: str, settings: Settings) -> Capabilities:
+    """What a server offers, proving the token on the way; raises an UploaderError saying what went wrong."""
+    client = ApiClient(url, token, settings.replace(retries=1, connect_timeout=5, read_timeout=10))
+    try:
+        caps = client.capabilities()
+        # The capabilities GET doesn't prove the token on the seed's server; 'list' does, so ask for
+        # something harmless that needs it where the server has it.
+        if caps.offers("list"):
+            client.list_uploads()
+        return caps
+    finally:
+        client.close()
+
+
 def resolve_connection(
     paths: AppPaths, settings: Settings, *, server: str | None = None, token: str | None = None
 ) -> tuple[ServerConnection, SandboxHandle | None]:
@@ -105,16 +166,12 @@ def resolve_connection(
     if url:
         if not url.startswith(("http://", "https://")):
             raise ConnectionSetupError(f"'{url}' is not a server address; it must start with http:// or https://.")
-        secret = (
-            token
-            or os.environ.get(TOKEN_ENV)
-            or CredentialStore(paths.config_dir / "credentials.json").get(token_key(url))
-        )
+        secret = server_token(credential_store(paths), url, token)
         if not secret:
             raise ConnectionSetupError(
                 f"No access token for {url}. Pass --token, set {TOKEN_ENV}, or save it in the app's Settings."
             )
-        return ServerConnection(url, secret, url, urlsplit(url).netloc or url), None
+        return server_connection(url, secret), None
     handle = launch_sandbox(paths)
     return sandbox_connection(handle.info), handle
 

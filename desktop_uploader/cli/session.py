@@ -5,15 +5,21 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from rich.console import Console
 
 from desktop_uploader.cli.render import new_console, plain
-from desktop_uploader.connection import SandboxHandle, configured_server, credential_store, resolve_connection
-from desktop_uploader.engine.credentials import direct_secret_key
+from desktop_uploader.connection import (
+    SECRET_ENV,
+    SandboxHandle,
+    configured_server,
+    credential_store,
+    direct_secret,
+    resolve_connection,
+)
+from desktop_uploader.connection import direct_target as connection_direct_target
 from desktop_uploader.engine.errors import SettingsError
 from desktop_uploader.engine.manager import UploadManager
 from desktop_uploader.engine.methods.direct_s3 import DirectTarget
@@ -21,8 +27,6 @@ from desktop_uploader.engine.settings import Settings, load_settings
 from desktop_uploader.engine.state import StateStore
 from desktop_uploader.logsetup import configure_logging
 from desktop_uploader.paths import AppPaths
-
-SECRET_ENV = "DESKTOP_UPLOADER_S3_SECRET"  # noqa: S105 - the variable's name, not a secret
 
 
 class UsageError(Exception):
@@ -50,19 +54,21 @@ def load_base_settings(paths: AppPaths, out: Console) -> Settings:
 
 
 def direct_target(settings: Settings, paths: AppPaths, args: argparse.Namespace) -> DirectTarget | None:
-    endpoint = getattr(args, "s3_endpoint", None) or settings.direct_endpoint
-    bucket = getattr(args, "bucket", None) or settings.direct_bucket
+    endpoint = getattr(args, "s3_endpoint", None)
+    bucket = getattr(args, "bucket", None)
     access_key = getattr(args, "access_key", None) or settings.direct_access_key
-    if settings.method != "direct-s3" and not (endpoint or bucket):
+    if settings.method != "direct-s3" and not (
+        endpoint or bucket or settings.direct_endpoint or settings.direct_bucket
+    ):
         return None
-    if not bucket:
+    if not (bucket or settings.direct_bucket):
         raise UsageError("Direct uploads need a bucket: pass --bucket or set it in Settings.")
-    secret = os.environ.get(SECRET_ENV) or (
-        credential_store(paths).get(direct_secret_key(endpoint, access_key)) if access_key else None
+    secret = direct_secret(
+        credential_store(paths), settings.replace(direct_endpoint=endpoint or settings.direct_endpoint), access_key
     )
     if access_key and not secret:
         raise UsageError(f"No secret key for {access_key}: set {SECRET_ENV} or save it in the app's Settings.")
-    return DirectTarget(endpoint, settings.direct_region, bucket, access_key, secret or "", settings.direct_prefix)
+    return connection_direct_target(settings, secret, endpoint=endpoint, bucket=bucket, access_key=access_key)
 
 
 @dataclass

@@ -15,7 +15,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QGuiApplication
@@ -24,16 +23,20 @@ from desktop_uploader.connection import (
     SandboxHandle,
     configured_server,
     credential_store,
+    direct_secret,
+    direct_target,
     launch_sandbox,
+    probe_server,
     sandbox_connection,
+    server_connection,
+    server_token,
 )
 from desktop_uploader.engine import events
-from desktop_uploader.engine.api_client import ApiClient
 from desktop_uploader.engine.credentials import direct_secret_key, token_key
 from desktop_uploader.engine.errors import UploaderError
 from desktop_uploader.engine.files import collect
 from desktop_uploader.engine.limits import human_bytes
-from desktop_uploader.engine.manager import ServerConnection, UploadManager
+from desktop_uploader.engine.manager import UploadManager
 from desktop_uploader.engine.methods.direct_s3 import DirectTarget
 from desktop_uploader.engine.rows import QueueSummary, RowAction
 from desktop_uploader.engine.safetensors_header import safetensors_problem
@@ -117,7 +120,7 @@ class AppSession(QObject):
         return configured_server(self.settings)
 
     def token_for(self, url: str) -> str | None:
-        return self.credentials.get(token_key(url)) if url else None
+        return server_token(self.credentials, url) if url else None
 
     async def connect_storage(self) -> None:
         """Connect to the configured server (or the sandbox, or direct S3), then send the aborts owed there.
@@ -152,7 +155,7 @@ class AppSession(QObject):
                     Link.FAILED, "No access token", f"Add the access token for {url} in Settings → Connection."
                 )
                 return
-            self.manager.set_connection(ServerConnection(url, token, url, url.split("://", 1)[-1]))
+            self.manager.set_connection(server_connection(url, token))
             self._set_link(Link.CONNECTED, url.split("://", 1)[-1], f"Uploads go to {url}")
             return
         self._set_link(Link.CONNECTING, "Starting the local sandbox…")
@@ -174,18 +177,10 @@ class AppSession(QObject):
         )
 
     def direct_secret(self, settings: Settings | None = None) -> str | None:
-        settings = settings or self.settings
-        if not settings.direct_access_key:
-            return None
-        return self.credentials.get(direct_secret_key(settings.direct_endpoint, settings.direct_access_key))
+        return direct_secret(self.credentials, settings or self.settings)
 
     def _direct_target(self, secret: str | None) -> DirectTarget | None:
-        s = self.settings
-        if not s.direct_bucket:
-            return None
-        return DirectTarget(
-            s.direct_endpoint, s.direct_region, s.direct_bucket, s.direct_access_key, secret or "", s.direct_prefix
-        )
+        return direct_target(self.settings, secret)
 
     async def use_sandbox(self) -> None:
         await self.apply_settings(self.settings.replace(use_sandbox=True, server_url=""), token=None)
@@ -214,20 +209,8 @@ class AppSession(QObject):
         if not url.startswith(("http://", "https://")):
             return False, "The address must start with http:// or https://."
 
-        def probe() -> Any:
-            client = ApiClient(url, token, self.settings.replace(retries=1, connect_timeout=5, read_timeout=10))
-            try:
-                client.capabilities()
-                # The capabilities GET doesn't prove the token on the seed's server; 'list' or a
-                # refused 'start' does, so ask for something harmless that needs it.
-                if client.capabilities().offers("list"):
-                    client.list_uploads()
-                return client.capabilities()
-            finally:
-                client.close()
-
         try:
-            caps = await in_thread(probe)
+            caps = await in_thread(probe_server, url, token, self.settings)
         except UploaderError as exc:
             return False, exc.message
         offers = []

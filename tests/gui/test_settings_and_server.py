@@ -172,3 +172,35 @@ def test_direct_uploads_to_your_own_s3_storage_from_the_settings(
     assert object_sha256(s3, sandbox.bucket, row.result.s3_key) == sample.sha256
     assert sandbox.secret_key not in session.paths.settings_file.read_text()
     assert session.direct_secret() == sandbox.secret_key  # kept by the credential store
+
+
+def test_the_window_takes_the_token_from_the_environment_as_the_cli_does(
+    qtbot: Any, aloop: Any, make_file: Any, sandbox: Any, s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server address, no token in the keychain, DESKTOP_UPLOADER_TOKEN set: it used to say "No access token"."""
+    from desktop_uploader.engine.settings import Settings, save_settings
+    from desktop_uploader.gui.app import build, start
+    from desktop_uploader.gui.session import Link
+    from desktop_uploader.paths import resolve_paths
+
+    monkeypatch.setenv("DESKTOP_UPLOADER_TOKEN", sandbox.token)
+    paths = resolve_paths().ensure()
+    save_settings(paths.settings_file, Settings(server_url=sandbox.api_url, auto_start=True))
+    desktop = build(paths)
+    qtbot.addWidget(desktop.window)
+    desktop.window.show()
+    sample = make_file(6 * MiB, name="token-from-env.safetensors")
+    model = desktop.session.model
+
+    async def scenario() -> None:
+        await start(desktop)
+        drop(desktop.window, [sample.path])
+        await until(lambda: model.rowCount() == 1 and model.rows()[0].status == Status.COMPLETED, 60, "completion")
+
+    try:
+        run(aloop, scenario())
+        assert desktop.session.link == Link.CONNECTED
+        row = model.rows()[0]
+        assert row.result is not None and object_sha256(s3, sandbox.bucket, row.result.s3_key) == sample.sha256
+    finally:
+        run(aloop, desktop.session.shutdown())
