@@ -67,7 +67,7 @@ class ChunkedActions(ApiTransport):
         data: bytes,
         *,
         control: Control | None = None,
-        on_retry: Callable[[int, UploaderError], None] | None = None,
+        on_retry: Callable[[int, UploaderError, float], None] | None = None,
     ) -> int:
         """Send one chunk; returns the server's ``received``. Raises :class:`OffsetMismatchError` on 409."""
 

@@ -57,7 +57,7 @@ class ApiTransport:
         control: Control | None = None,
         timeout: float | None = None,
         parse: Callable[[requests.Response], Any] | None = None,
-        on_retry: Callable[[int, UploaderError], None] | None = None,
+        on_retry: Callable[[int, UploaderError, float], None] | None = None,
         accept: frozenset[int] = frozenset(),
         headers_extra: dict[str, str] | None = None,
         **kwargs: Any,
@@ -101,7 +101,7 @@ class ApiTransport:
                     delay,
                 )
                 if on_retry is not None:
-                    on_retry(attempt, exc)
+                    on_retry(attempt, exc, delay)
                 if control is not None:
                     control.sleep(delay)
                 else:

@@ -11,7 +11,8 @@ from desktop_uploader.engine.events import Completed, FallingBack, Progress, Ret
 from desktop_uploader.engine.limits import MiB
 from desktop_uploader.engine.settings import Settings
 from tests.support.api_servers import api_server
-from tests.support.logfail import UPLOAD_FAILED
+from tests.support.logfail import RETRIED, UPLOAD_FAILED
+from tests.support.proxy import Proxy, RequestInfo, Respond
 from tests.support.storage import object_sha256, open_multipart_uploads
 
 SIZE = 64 * MiB
@@ -185,3 +186,25 @@ def test_the_url_lifetime_setting_reaches_the_urls(
         job = make_engine(Settings(method="presigned", url_expiry_seconds=300), api_url=url).upload(sample.path)
         lifetimes = {r.query.get("X-Amz-Expires") for r in proxy.stats.records("PUT")}
     assert job.status == Status.COMPLETED and lifetimes == {"300"}
+
+
+@pytest.mark.allow_log(*RETRIED)
+def test_a_chunked_retry_says_how_long_it_waits(make_engine: Any, make_file: Any, sandbox: Any, s3: Any) -> None:
+    """The window's countdown reads the delay; chunked retries used to say 0 s whatever the wait."""
+    sample = make_file(6 * MiB, name="chunked-countdown.safetensors")
+    busy_once: list[int] = []
+
+    def plan(request: RequestInfo) -> Any:
+        if request.method == "POST" and "offset" in request.query and not busy_once:
+            busy_once.append(request.seq)
+            return Respond(503, b'{"error": "busy"}', {"Content-Type": "application/json", "Retry-After": "1"})
+        return None
+
+    with Proxy.start(sandbox.api_url) as api:
+        api.set_fault_plan(plan)
+        engine = make_engine(Settings(method="chunked", backoff_base=0.05), api_url=api.url)
+        job = engine.upload(sample.path)
+    assert job.status == Status.COMPLETED, job.message
+    [retry] = engine.of(job.id, Retrying)
+    assert retry.method == "chunked-s3" and retry.delay >= 1.0, retry
+    assert job.result is not None and object_sha256(s3, sandbox.bucket, job.result.s3_key) == sample.sha256

@@ -126,10 +126,10 @@ class ChunkedMethod:
                 if ctx.limiter is not None:
                     ctx.limiter.throttle(length, ctx.control.sleep)
 
-                def retried(attempt: int, error: UploaderError, at: int = offset) -> None:
+                def retried(attempt: int, error: UploaderError, delay: float, at: int = offset) -> None:
                     ctx.emit(
                         Retrying(
-                            ctx.job_id, CHUNKED, at // chunk + 1, attempt, ctx.settings.retries, 0.0, error.message
+                            ctx.job_id, CHUNKED, at // chunk + 1, attempt, ctx.settings.retries, delay, error.message
                         )
                     )
 
