@@ -299,7 +299,14 @@ class UploadManager(AttemptRunner):
                 self._changed.wait(left if left is not None else 1.0)
 
     def close(self, timeout: float = 15.0) -> None:
-        """Pause what is running (it stays resumable), wait for it to settle, and release everything."""
+        """Pause what is running (it stays resumable), wait for it to settle, and release everything.
+
+        Settled is not yet let go: a run reports how it ended before it releases the upload's lock.
+        So this also waits for every run to release its lock; else whoever opens the store next in
+        this process (another manager, the CLI's listing) finds the upload "running in another
+        window" and leaves it out of the interrupted uploads, though nothing runs it any more.
+        """
+        deadline = time.monotonic() + timeout
         with self._lock:
             self._closed = True
             active = [job for job in self._jobs.values() if job.status.active or job.status == Status.QUEUED]
@@ -308,6 +315,8 @@ class UploadManager(AttemptRunner):
                     job.status = Status.PAUSED
                 job.control.request("pause")
         self.wait([job.id for job in active], timeout)
+        with self._changed:
+            self._changed.wait_for(lambda: not self._unwinding, max(0.0, deadline - time.monotonic()))
         if self._own_executors:
             self._file_executor.shutdown(wait=False, cancel_futures=True)
             self._part_executor.shutdown(wait=False, cancel_futures=True)

@@ -63,11 +63,6 @@ def test_a_completed_upload_whose_record_cant_be_cleared_is_not_sent_again(
     assert again.state.unfinished() == []
 
 
-@pytest.mark.skip(
-    reason="flaky under heavy load (1 run in 3 with three suites at once): the record outlives the upload, yet "
-    "restore_interrupted() finds nothing to restore, likely the upload lock check on the just-full disk; "
-    "open in issue 13"
-)
 @pytest.mark.allow_log(r"engine\.methods\.base: .*: Your disk is full")
 def test_an_upload_completed_while_the_disk_was_full_is_found_in_storage_not_sent_again(
     make_engine: Any, make_file: Any, small_disk: Path, s3: Any, sandbox: Any
@@ -108,8 +103,10 @@ def test_an_upload_completed_while_the_disk_was_full_is_found_in_storage_not_sen
     assert notices == [FULL]
     assert parts == {}, "no part could be recorded"
 
+    # The first engine is closed: its run has let go of the upload's lock, so this is not "running elsewhere".
     again = make_engine(Settings(chunk_size=5 * MiB, concurrency=2), state_path=state_path)
-    [restored] = again.manager.restore_interrupted()
+    assert again.manager.restore_interrupted() == [first.id], "the record that outlived the upload is offered"
+    restored = first.id
     again.manager.resume(restored)
     assert again.manager.wait([restored], 60)
     resumed = again.manager.job(restored)
