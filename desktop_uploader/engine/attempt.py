@@ -52,6 +52,7 @@ from desktop_uploader.engine.fileid import identify
 from desktop_uploader.engine.http import Sessions
 from desktop_uploader.engine.jobs import Job, ServerConnection
 from desktop_uploader.engine.ledger import AbortLedger
+from desktop_uploader.engine.locks import UploadLocks
 from desktop_uploader.engine.methods.base import (
     CHUNKED,
     DIRECT,
@@ -85,6 +86,8 @@ class AttemptRunner:
     _part_executor: Executor
     _ledger: AbortLedger
     _disk_full_said: bool
+    _locks: UploadLocks
+    _unwinding: set[str]  # jobs whose last run has not let go of the upload's lock yet
 
     def _emit(self, event: Event) -> None:
         for listener in list(self._listeners):
@@ -350,3 +353,24 @@ class AttemptRunner:
             if resumable is not None:
                 job.resumable = resumable
         self._set(job, status, message)
+
+    def _abort_when_unwound(self, job_id: str) -> None:
+        """Cancel's abort, once the job's last run (if it has only just failed) has let go of the upload's lock."""
+        with self._changed:
+            self._changed.wait_for(lambda: job_id not in self._unwinding, timeout=60)
+        self._abort_saved(job_id)
+
+    def _abort_saved(self, job_id: str) -> None:
+        try:
+            record = self.state.get(job_id)
+            if record is None:
+                return
+            lock = self._locks.acquire(job_id)
+        except UploaderError as exc:
+            log.warning("Could not cancel %s: %s", job_id, exc.message)
+            return
+        try:
+            self._abort_record(record)
+        finally:
+            lock.release()
+            self._locks.forget(job_id)

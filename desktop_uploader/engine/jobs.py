@@ -8,8 +8,9 @@ from pathlib import Path
 from desktop_uploader.engine.control import Control
 from desktop_uploader.engine.errors import UploaderError
 from desktop_uploader.engine.events import Progress, Status, UploadResult
+from desktop_uploader.engine.locks import UploadLocks
 from desktop_uploader.engine.methods.base import CHUNKED
-from desktop_uploader.engine.state import StateStore, UploadRecord
+from desktop_uploader.engine.state import OWED_ABORT, StateStore, UploadRecord
 
 
 @dataclass(frozen=True)
@@ -81,3 +82,9 @@ def stored_bytes(state: StateStore, record: UploadRecord) -> int:
         return sum(part.size for part in state.parts(record.id).values())
     except UploaderError:
         return 0
+
+
+def interrupted_records(state: StateStore) -> list[UploadRecord]:
+    """Uploads waiting to be resumed: not an owed abort, and not running in another process right now."""
+    locks = UploadLocks(state.lock_dir)
+    return [r for r in state.unfinished() if r.status != OWED_ABORT and not locks.busy(r.id)]

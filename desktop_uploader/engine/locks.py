@@ -8,13 +8,17 @@ this right now?" reliably, including after kill -9, where a lease in the databas
 
 from __future__ import annotations
 
+import errno
+import logging
 import tempfile
 from pathlib import Path
 
 import filelock
 
-from desktop_uploader.engine.errors import PermanentError
+from desktop_uploader.engine.errors import DiskFullError, PermanentError, StateError, UploaderError
 from desktop_uploader.engine.private import FILE_MODE, private_dir
+
+log = logging.getLogger(__name__)
 
 
 class UploadBusyError(PermanentError):
@@ -30,13 +34,16 @@ class UploadLocks:
         return filelock.FileLock(self.directory / f"{job_id}.lock", timeout=0, mode=FILE_MODE, thread_local=False)
 
     def acquire(self, job_id: str) -> filelock.BaseFileLock:
-        lock = self._lock(job_id)
+        """The upload's lock; UploadBusyError if someone holds it, an UploaderError if it can't be made."""
         try:
+            lock = self._lock(job_id)
             lock.acquire()
         except filelock.Timeout:
             raise UploadBusyError(
                 "This upload is already running in another Desktop Uploader window or command."
             ) from None
+        except OSError as exc:  # a full disk (or inodes) on the first upload, before the lock file exists
+            raise _unavailable(exc) from exc
         return lock
 
     def forget(self, job_id: str) -> None:
@@ -45,10 +52,20 @@ class UploadLocks:
 
     def busy(self, job_id: str) -> bool:
         """True while another process holds the upload (a quick try-and-release)."""
-        lock = self._lock(job_id)
         try:
+            lock = self._lock(job_id)
             lock.acquire()
         except filelock.Timeout:
             return True
+        except OSError as exc:
+            # No lock file can be made (a full disk): then nobody holds one either.
+            log.info("Lock of %s can't be checked (%s); taken as free", job_id, exc.strerror)
+            return False
         lock.release()
         return False
+
+
+def _unavailable(exc: OSError) -> UploaderError:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DiskFullError()
+    return StateError(f"This upload's lock file can't be made ({exc.strerror}).")

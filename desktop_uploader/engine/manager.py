@@ -41,9 +41,17 @@ from desktop_uploader.engine.events import (
 )
 from desktop_uploader.engine.files import uploadable_file
 from desktop_uploader.engine.http import Sessions
-from desktop_uploader.engine.jobs import SETTLED, Job, JobView, ServerConnection, stored_bytes, view_of
+from desktop_uploader.engine.jobs import (
+    SETTLED,
+    Job,
+    JobView,
+    ServerConnection,
+    interrupted_records,
+    stored_bytes,
+    view_of,
+)
 from desktop_uploader.engine.ledger import AbortLedger, Settled, Sweep
-from desktop_uploader.engine.locks import UploadBusyError, UploadLocks
+from desktop_uploader.engine.locks import UploadLocks
 from desktop_uploader.engine.methods.direct_s3 import DirectTarget
 from desktop_uploader.engine.settings import MAX_CONCURRENCY, Settings
 from desktop_uploader.engine.state import OWED_ABORT, StateStore, UploadRecord
@@ -342,7 +350,7 @@ class UploadManager(AttemptRunner):
     def _run_safely(self, job: Job) -> None:
         try:
             lock = self._locks.acquire(job.id)
-        except UploadBusyError as exc:
+        except UploaderError as exc:  # someone else runs it, or no lock can be made (a full disk)
             with self._lock:
                 self._unwinding.discard(job.id)
                 self._changed.notify_all()
@@ -370,36 +378,9 @@ class UploadManager(AttemptRunner):
                 self.remove(job.id)
             self._pump()
 
-    def _abort_when_unwound(self, job_id: str) -> None:
-        """Cancel's abort, once the job's last run (if it has only just failed) has let go of the upload's lock."""
-        with self._changed:
-            self._changed.wait_for(lambda: job_id not in self._unwinding, timeout=60)
-        self._abort_saved(job_id)
-
-    def _abort_saved(self, job_id: str) -> None:
-        try:
-            record = self.state.get(job_id)
-            if record is None:
-                return
-            lock = self._locks.acquire(job_id)
-        except UploaderError as exc:
-            log.warning("Could not cancel %s: %s", job_id, exc.message)
-            return
-        try:
-            self._abort_record(record)
-        finally:
-            lock.release()
-            self._locks.forget(job_id)
-
     def sweep_owed_aborts(self) -> Sweep:
         """Send the aborts earlier sessions owe to the targets this session is connected to."""
         return self._ledger.sweep()
 
     def owed_aborts(self) -> list[UploadRecord]:
         return self._ledger.owed()
-
-
-def interrupted_records(state: StateStore) -> list[UploadRecord]:
-    """Uploads waiting to be resumed: not an owed abort, and not running in another process right now."""
-    locks = UploadLocks(state.lock_dir)
-    return [r for r in state.unfinished() if r.status != OWED_ABORT and not locks.busy(r.id)]

@@ -116,3 +116,20 @@ def test_an_upload_completed_while_the_disk_was_full_is_found_in_storage_not_sen
     assert resumed.result.comfyui_path == first.result.comfyui_path
     assert object_sha256(s3, sandbox.bucket, resumed.result.s3_key) == sample.sha256
     assert again.state.unfinished() == []
+
+
+def test_an_upload_whose_lock_file_cant_be_made_fails_resumable_instead_of_hanging(
+    make_engine: Any, make_file: Any, inodeless_disk: Path, tmp_path: Path
+) -> None:
+    """The first upload on a full disk can't create its lock file: it used to sit in 'Starting' for ever."""
+    store = tmp_path / "store" / "state.sqlite3"
+    store.parent.mkdir()
+    (store.parent / "locks").symlink_to(inodeless_disk, target_is_directory=True)
+    sample = make_file(1024 * 1024, name="no-room-for-a-lock.safetensors")
+    engine = make_engine(state_path=store)
+
+    job = engine.upload(sample.path, timeout=30)
+
+    assert (job.status, job.resumable) == (Status.FAILED, True)
+    assert job.message.startswith("Your disk is full"), job.message
+    assert engine.manager.restore_interrupted() == [], "checking for a lock nobody could make is not an error"

@@ -29,6 +29,32 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
+@pytest.fixture
+def inodeless_disk(tmp_path: Path) -> Iterator[Path]:
+    """A tmpfs with room for bytes but none for another file: what a full disk does to a new lock file."""
+    mount = tmp_path / "inodeless-disk"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m,nr_inodes=8,mode=0700", "tmpfs", str(mount)],
+        capture_output=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"can't mount a tmpfs here: {done.stderr.decode(errors='replace').strip()}")
+    try:
+        for number in range(64):
+            try:
+                (mount / f"inode-{number}").touch()
+            except OSError as exc:
+                assert exc.errno == errno.ENOSPC, exc
+                break
+        else:
+            pytest.fail("the tmpfs never ran out of inodes")
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
 def fill(disk: Path) -> Path:
     """Write until the disk refuses another byte; returns the filler, to delete when done.
 
