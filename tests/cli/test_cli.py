@@ -44,14 +44,22 @@ def test_human_output_and_the_log_explain_a_raised_part_size(cli: Any, make_file
     assert "completed via presigned-s3" in log
 
 
-def test_a_corrupt_state_file_does_not_stop_the_cli(cli: Any, make_file: Any, private_home: Path) -> None:
+def test_a_corrupt_state_file_does_not_stop_the_cli(
+    cli: Any, make_file: Any, private_home: Path, s3: Any, sandbox: Any
+) -> None:
     state = private_home / "data" / "uploads.sqlite3"
     state.parent.mkdir(parents=True)
     state.write_bytes(b"\x00garbage" * 512)
-    result = cli("upload", str(make_file(2 * MiB).path))
+    sample = make_file(2 * MiB)
+    result = cli("upload", str(sample.path), "--json")
     assert result.code == 0, result.stderr
-    assert "damaged and has been set aside" in result.stderr
-    assert list(state.parent.glob("uploads.sqlite3.damaged-*"))
+    assert "damaged and has been set aside" in result.stderr and "Traceback" not in result.stderr
+    [kept] = [p for p in state.parent.glob("uploads.sqlite3.damaged-*") if not p.name.endswith(".reason")]
+    assert kept.read_bytes() == b"\x00garbage" * 512, "the damaged file is kept as it was"
+    assert kept.with_name(kept.name + ".reason").read_text().strip(), "with the reason beside it"
+    [upload] = result.json()["uploads"]
+    assert object_sha256(s3, sandbox.bucket, upload["s3Key"]) == sample.sha256
+    assert not open_multipart_uploads(s3, sandbox.bucket, upload["s3Key"])
     assert cli("list").code == 0
 
 
