@@ -269,10 +269,15 @@ class StateStore:
     # -- parts ------------------------------------------------------------------------------------------
 
     def record_part(self, upload: str, number: int, etag: str, size: int, checksum: str = "") -> None:
-        self._write(
-            "INSERT OR REPLACE INTO parts (upload, number, etag, size, checksum) VALUES (?, ?, ?, ?, ?)",
-            (upload, number, etag, size, checksum),
-        )
+        """A part storage confirmed; its upload link, if one was kept, is no longer needed and goes."""
+        with self._transaction() as db:
+            db.execute("BEGIN IMMEDIATE")
+            db.execute(
+                "INSERT OR REPLACE INTO parts (upload, number, etag, size, checksum) VALUES (?, ?, ?, ?, ?)",
+                (upload, number, etag, size, checksum),
+            )
+            db.execute("DELETE FROM urls WHERE upload = ? AND number = ?", (upload, number))
+            db.execute("COMMIT")
 
     def replace_parts(self, upload: str, parts: list[SavedPart]) -> None:
         """Make the saved parts exactly ``parts`` (after reconciling with the server)."""
@@ -302,6 +307,10 @@ class StateStore:
             db.execute("COMMIT")
 
     def urls(self, upload: str) -> dict[int, tuple[str, float]]:
+        """The kept links of parts not yet sent that still work (wall-clock expiry); expired ones are dropped."""
         with self._transaction() as db:
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("DELETE FROM urls WHERE upload = ? AND expires_at <= ?", (upload, time.time()))
             rows = db.execute("SELECT number, url, expires_at FROM urls WHERE upload = ?", (upload,)).fetchall()
+            db.execute("COMMIT")
         return {row["number"]: (row["url"], row["expires_at"]) for row in rows}

@@ -6,6 +6,7 @@ import contextlib
 import os
 import sqlite3
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -194,3 +195,20 @@ def test_a_threads_connection_and_session_close_when_the_thread_ends(tmp_path: P
         wait_until(lambda: store.open_connections() == 1 and sessions.open_count() == 0, 10, "the threads' to close")
     store.close()
     assert store.open_connections() == 0
+
+
+def test_upload_links_are_kept_only_while_they_can_still_be_used(tmp_path: Path) -> None:
+    """A link is a bearer credential for a part: gone once its part is stored, or once it has expired."""
+    store = StateStore.open(tmp_path / "state.sqlite3")
+    try:
+        store.create(record())
+        later, past = time.time() + 3600, time.time() - 1
+        store.save_urls(
+            "job1", {1: ("https://s/1?sig", later), 2: ("https://s/2?sig", later), 3: ("https://s/3", past)}
+        )
+        store.record_part("job1", 1, "etag-1", 5)
+        assert sorted(store.urls("job1")) == [2]
+        with sqlite3.connect(tmp_path / "state.sqlite3") as db:
+            assert db.execute("SELECT number FROM urls").fetchall() == [(2,)], "nothing else is left on disk"
+    finally:
+        store.close()
