@@ -68,14 +68,19 @@ class SampleFile:
 
 
 @pytest.fixture
-def make_file(tmp_path: Path) -> Callable[..., SampleFile]:
-    """Files of pseudo-random bytes (incompressible, reproducible per name) of any size."""
+def make_file(tmp_path: Path, request: pytest.FixtureRequest) -> Callable[..., SampleFile]:
+    """Files of pseudo-random bytes (incompressible, reproducible per test and name) of any size.
+
+    The bytes differ from test to test: the tests share the sandbox's user, and an upload one test
+    leaves unfinished must not be continued by another that uploads a file of the same name (the app
+    does continue such an upload when its stored parts match the file byte for byte).
+    """
 
     def make(size: int, name: str = "model.safetensors", seed: int = 0) -> SampleFile:
         path = tmp_path / "files" / name
         path.parent.mkdir(parents=True, exist_ok=True)
         digest = hashlib.sha256()
-        block = hashlib.sha256(f"{name}:{seed}".encode()).digest() * 32768  # 1 MiB pattern
+        block = hashlib.sha256(f"{request.node.nodeid}:{name}:{seed}".encode()).digest() * 32768  # 1 MiB pattern
         counter = 0
         with open(path, "wb") as handle:
             remaining = size

@@ -90,6 +90,7 @@ class ChunkedActions(ApiTransport):
             control=control,
             parse=parse,
             on_retry=on_retry,
+            announce=on_retry is None,  # the chunked method says which chunk is retried, itself
             accept=frozenset({409}),
             params={"uploadId": upload_id, "s3Key": s3_key, "offset": offset},
             data=data,

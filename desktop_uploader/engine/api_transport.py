@@ -58,6 +58,7 @@ class ApiTransport:
         timeout: float | None = None,
         parse: Callable[[requests.Response], Any] | None = None,
         on_retry: Callable[[int, UploaderError, float], None] | None = None,
+        announce: bool = True,
         accept: frozenset[int] = frozenset(),
         headers_extra: dict[str, str] | None = None,
         **kwargs: Any,
@@ -65,9 +66,11 @@ class ApiTransport:
         """One API request with retries for transient failures; returns ``parse(response)`` (JSON by default).
 
         Statuses in ``accept`` go to ``parse`` instead of becoming errors, for answers whose body matters.
+        With ``control`` (the upload's), each retry draws on the upload's quota and, if ``announce``, is
+        told to its listener (which makes it a Retrying event with its delay).
         """
         read_timeout = timeout or self.settings.read_timeout
-        attempt = 0
+        attempt = spent = 0
         while True:
             attempt += 1
             if control is not None:
@@ -87,25 +90,49 @@ class ApiTransport:
                     raise error_for_exception(exc, self._url(path), read_timeout) from exc
                 if response.status_code >= 400 and response.status_code not in accept:
                     raise error_for_api_response(response, action)
-                return parse(response) if parse else json_object(response, action)
-            except TransientError as exc:
-                if not self.policy.should_retry(attempt, exc):
-                    raise
-                delay = self.policy.delay(attempt, exc)
-                log.warning(
-                    "API %s failed (attempt %d/%d): %s; retrying in %.1f s",
-                    action,
-                    attempt,
-                    self.policy.attempts,
-                    exc.message,
-                    delay,
-                )
-                if on_retry is not None:
-                    on_retry(attempt, exc, delay)
+                answer = parse(response) if parse else json_object(response, action)
                 if control is not None:
-                    control.sleep(delay)
-                else:
-                    time.sleep(delay)
+                    control.quota.refund(spent)
+                return answer
+            except TransientError as exc:
+                spent += self._before_retry(action, attempt, exc, control, on_retry, announce=announce)
+
+    def _before_retry(
+        self,
+        action: str,
+        attempt: int,
+        exc: TransientError,
+        control: Control | None,
+        on_retry: Callable[[int, UploaderError, float], None] | None,
+        *,
+        announce: bool,
+    ) -> int:
+        """Re-raise ``exc`` if it may not be retried; else pay the quota, say so, wait, and return the cost."""
+        if not self.policy.should_retry(attempt, exc):
+            raise exc
+        cost = 0
+        if control is not None:  # the upload's quota, shared with its parts
+            cost = control.quota.take(exc)
+            if not cost:
+                raise exc
+        delay = self.policy.delay(attempt, exc)
+        log.warning(
+            "API %s failed (attempt %d/%d): %s; retrying in %.1f s",
+            action,
+            attempt,
+            self.policy.attempts,
+            exc.message,
+            delay,
+        )
+        if on_retry is not None:
+            on_retry(attempt, exc, delay)
+        if announce and control is not None and control.on_retry is not None:
+            control.on_retry(action, attempt, exc, delay)
+        if control is not None:
+            control.sleep(delay)
+        else:
+            time.sleep(delay)
+        return cost
 
     def close(self) -> None:
         self.sessions.close()

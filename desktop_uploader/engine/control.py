@@ -8,18 +8,31 @@ retries wait on the same event, so a pause never has to wait out a 30 s backoff.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
-from desktop_uploader.engine.errors import Interrupted
+from desktop_uploader.engine.errors import Interrupted, UploaderError
+from desktop_uploader.engine.retry import RetryQuota
+
+# Told of a control-plane call about to be retried: the action, the failed attempt, the error, the delay.
+RetryListener = Callable[[str, int, UploaderError, float], None]
 
 PAUSE = "pause"
 CANCEL = "cancel"
 
 
 class Control:
+    """One run of one upload, as every request of it sees it: stop requests, its retry quota, its retry news.
+
+    Every call an upload makes carries its Control, so the quota shared by its parts and its API or
+    S3 calls lives here, and so does the listener that turns a control-plane retry into an event.
+    """
+
     def __init__(self) -> None:
         self._stop = threading.Event()
         self._reason = ""
         self._lock = threading.Lock()
+        self.quota = RetryQuota()
+        self.on_retry: RetryListener | None = None
 
     def request(self, reason: str) -> None:
         with self._lock:

@@ -9,7 +9,10 @@ What does not: 4xx that mean "you asked for something wrong"; those fail fast wi
 reason. An expired presigned URL is re-signed and does not use up an attempt.
 
 A retry quota (a token bucket per upload, as in botocore's standard mode) stops a dying network
-from turning into thousands of retries: each retry costs tokens, each success earns one back.
+from turning into thousands of retries. Each retry costs tokens, a timeout twice as many (it has
+already held a connection for the whole read timeout); a success pays back what its own retries
+cost, and a first-try success earns one token. One quota per upload is shared by its parts and its
+calls to the API or to S3, so a dying network is noticed whichever request meets it.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from desktop_uploader.engine.errors import ServerBusyError, TransientError, UploaderError
+from desktop_uploader.engine.errors import ServerBusyError, StalledError, TransientError, UploaderError
 
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 
@@ -45,22 +48,32 @@ class RetryPolicy:
 
 
 class RetryQuota:
-    """Shared by the parts of one upload; a retry without quota fails instead of waiting again."""
+    """Shared by the requests of one upload; a retry without quota fails instead of waiting again."""
 
-    def __init__(self, capacity: int = 500, retry_cost: int = 5, success_refund: int = 1) -> None:
+    def __init__(
+        self, capacity: int = 500, retry_cost: int = 5, timeout_cost: int = 10, success_refund: int = 1
+    ) -> None:
         self.capacity = capacity
         self._tokens = capacity
         self.retry_cost = retry_cost
+        self.timeout_cost = timeout_cost
         self.success_refund = success_refund
         self._lock = threading.Lock()
 
-    def take(self) -> bool:
-        with self._lock:
-            if self._tokens < self.retry_cost:
-                return False
-            self._tokens -= self.retry_cost
-            return True
+    @property
+    def tokens(self) -> int:
+        return self._tokens
 
-    def refund(self) -> None:
+    def take(self, error: BaseException | None = None) -> int:
+        """Pay for one retry after ``error``; the tokens paid, or 0 when the quota can't afford it."""
+        cost = self.timeout_cost if isinstance(error, StalledError) else self.retry_cost
         with self._lock:
-            self._tokens = min(self.capacity, self._tokens + self.success_refund)
+            if self._tokens < cost:
+                return 0
+            self._tokens -= cost
+            return cost
+
+    def refund(self, spent: int = 0) -> None:
+        """A request succeeded: back what its retries cost (``spent``), or one token if it needed none."""
+        with self._lock:
+            self._tokens = min(self.capacity, self._tokens + (spent or self.success_refund))

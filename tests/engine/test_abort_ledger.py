@@ -97,8 +97,8 @@ def test_sessions_with_no_server_or_in_direct_mode_keep_the_debt(
 
     sample = make_file(6 * 1024 * 1024, name="owed-to-a.safetensors")
     state = StateStore.open(tmp_path / "state.sqlite3")
+    record = _paused_upload_on(api, state, sample.path, sandbox.server_id)
     try:
-        record = _paused_upload_on(api, state, sample.path, sandbox.server_id)
         state.update(record.id, status=OWED_ABORT)
         for direct in (None, direct_target):  # no server at all; then direct-s3 to the same storage
             manager = UploadManager(Settings(), state, None, direct=direct)
@@ -111,6 +111,8 @@ def test_sessions_with_no_server_or_in_direct_mode_keep_the_debt(
         assert _still_open(s3, sandbox.bucket, record)
     finally:
         state.close()
+        # The debt stays unpaid on purpose here; other tests share this bucket and check it is clean.
+        s3.abort_multipart_upload(Bucket=sandbox.bucket, Key=record.s3_key, UploadId=record.upload_id)
 
 
 def test_owed_targets_are_named_in_words() -> None:

@@ -208,3 +208,28 @@ def test_a_chunked_retry_says_how_long_it_waits(make_engine: Any, make_file: Any
     [retry] = engine.of(job.id, Retrying)
     assert retry.method == "chunked-s3" and retry.delay >= 1.0, retry
     assert job.result is not None and object_sha256(s3, sandbox.bucket, job.result.s3_key) == sample.sha256
+
+
+@pytest.mark.allow_log(*RETRIED)
+def test_a_retried_api_call_is_announced_with_its_delay(
+    make_engine: Any, make_file: Any, sandbox: Any, s3: Any
+) -> None:
+    """A busy 'complete' used to be retried in silence: the window showed nothing while it waited."""
+    sample = make_file(6 * MiB, name="api-countdown.safetensors")
+    busy_once: list[int] = []
+
+    def plan(request: RequestInfo) -> Any:
+        if request.method == "POST" and b'"complete"' in request.body and not busy_once:
+            busy_once.append(request.seq)
+            return Respond(503, b'{"error": "busy"}', {"Content-Type": "application/json", "Retry-After": "1"})
+        return None
+
+    with Proxy.start(sandbox.api_url, peek_bytes=4096) as api:
+        api.set_fault_plan(plan)
+        engine = make_engine(Settings(method="presigned", backoff_base=0.05), api_url=api.url)
+        job = engine.upload(sample.path)
+    assert job.status == Status.COMPLETED, job.message
+    [retry] = engine.of(job.id, Retrying)
+    assert (retry.method, retry.part, retry.busy) == ("presigned-s3", 0, True)
+    assert retry.delay >= 1.0, retry
+    assert job.result is not None and object_sha256(s3, sandbox.bucket, job.result.s3_key) == sample.sha256

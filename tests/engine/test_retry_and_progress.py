@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from desktop_uploader.engine.bandwidth import QUANTUM, TokenBucket
-from desktop_uploader.engine.errors import NetworkError, RejectedError, ServerBusyError
+from desktop_uploader.engine.errors import NetworkError, RejectedError, ServerBusyError, StalledError
 from desktop_uploader.engine.events import Event, Progress
 from desktop_uploader.engine.progress import ProgressTracker
 from desktop_uploader.engine.retry import RetryPolicy, RetryQuota
@@ -35,6 +35,20 @@ def test_retry_quota_runs_dry_and_refills() -> None:
     assert quota.take() and quota.take() and not quota.take()
     quota.refund()
     assert quota.take()
+
+
+def test_a_timeout_costs_more_and_a_success_pays_back_what_its_retries_cost() -> None:
+    """botocore's standard mode: 5 tokens a retry, 10 after a timeout; its success returns them, else +1."""
+    quota = RetryQuota(capacity=30)
+    assert quota.take(ServerBusyError("busy")) == 5
+    assert quota.take(StalledError("stalled")) == 10
+    assert quota.tokens == 15
+    quota.refund(15)  # the request those retries were for got through
+    assert quota.tokens == 30
+    quota.take(StalledError("stalled"))
+    quota.refund()  # another request, through at the first try
+    assert quota.tokens == 21
+    assert quota.take(StalledError("a")) and quota.take(StalledError("b")) and not quota.take(StalledError("c"))
 
 
 def test_confirmed_bytes_never_go_backwards_on_a_retry() -> None:

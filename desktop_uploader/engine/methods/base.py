@@ -59,7 +59,8 @@ class JobContext:
         return RetryPolicy(self.settings.retries, self.settings.backoff_base, self.settings.backoff_cap)
 
     def quota(self) -> RetryQuota:
-        return RetryQuota()
+        """This run's one quota, shared by its parts and its calls (it lives on the run's Control)."""
+        return self.control.quota
 
     def notice(self, message: str, level: str = "info") -> None:
         if message in self._said:

@@ -255,7 +255,7 @@ class PartScheduler:
     def _send(self, span: PartSpan) -> SavedPart:
         ctx, tracker = self.ctx, self.tracker
         attempt = 0
-        refreshes = 0
+        refreshes = spent = 0
         while True:
             ctx.control.check()
             attempt += 1
@@ -288,8 +288,12 @@ class PartScheduler:
                 tracker.restarted(span.number)
                 if isinstance(exc, IntegrityError):
                     self.sender.forget(span.number)
-                if self.halt.stopping or not self.policy.should_retry(attempt, exc) or not self.quota.take():
+                if self.halt.stopping or not self.policy.should_retry(attempt, exc):
                     raise
+                cost = self.quota.take(exc)
+                if not cost:
+                    raise
+                spent += cost
                 delay = self.policy.delay(attempt, exc)
                 log.warning(
                     "%s: part %d failed (attempt %d/%d): %s; retrying in %.1f s",
@@ -325,5 +329,5 @@ class PartScheduler:
                 span.size,
                 attempt,
             )
-            self.quota.refund()
+            self.quota.refund(spent)
             return saved

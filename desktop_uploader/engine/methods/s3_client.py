@@ -196,7 +196,7 @@ class S3Client:
 
         Without ``control`` (an abort while a cancel unwinds the job) the waits can't be cut short.
         """
-        attempt = 0
+        attempt = spent = 0
         while True:
             attempt += 1
             if control is not None:
@@ -204,8 +204,10 @@ class S3Client:
             try:
                 answer = self.once(operation, **kwargs)
             except TransientError as exc:
-                if not self.policy.should_retry(attempt, exc) or not self.quota.take():
+                cost = self.quota.take(exc) if self.policy.should_retry(attempt, exc) else 0
+                if not cost:
                     raise
+                spent += cost
                 delay = self.policy.delay(attempt, exc)
                 log.warning(
                     "S3 %s failed (attempt %d/%d): %s; retrying in %.1f s",
@@ -222,5 +224,5 @@ class S3Client:
                 else:
                     time.sleep(delay)
                 continue
-            self.quota.refund()
+            self.quota.refund(spent)
             return answer, attempt
