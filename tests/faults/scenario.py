@@ -90,6 +90,7 @@ DIRECT_KILL_ACTIONS = ("s3:create", "s3:complete")
 # (no capabilities, sign, status, list, chunked or legacy: those answer 404), or none at all (direct-s3).
 SERVERS = ("full", "seed")
 SEED_ACTIONS = ("start", "complete", "abort")
+SEED_TARGETS = ("capabilities", *(f"presigned:{action}" for action in SEED_ACTIONS))  # what it is asked
 # Faults on a start that reach the server and lose its answer: the server created an upload nobody knows.
 ANSWER_LOST = ("reset mid-response", "truncated response", "slow body")
 
@@ -274,8 +275,7 @@ def scenario(seed: int) -> Scenario:
         else:
             faults.append(_api_fault(rng, method, retries))
     if server == "seed":  # no faults on actions the seed's server doesn't have (it answers them 404)
-        asked = (*SEED_ACTIONS, "capabilities")
-        faults = [f for f in faults if f.side == "storage" or f.target.split(":")[-1] in asked]
+        faults = [f for f in faults if f.side == "storage" or f.target in SEED_TARGETS]
         if not faults and not cli:
             faults = [replace(_storage_fault(rng, parts, retries), first=1)]
     kill = None
@@ -288,7 +288,7 @@ def scenario(seed: int) -> Scenario:
         else:
             wanted = [a for a in KILL_ACTIONS if method == "auto" or a.startswith(method)]
             if server == "seed":
-                wanted = [a for a in wanted if a.split(":")[-1] in SEED_ACTIONS]
+                wanted = [a for a in wanted if a in SEED_TARGETS]
             kill = KillPoint(kind, action=rng.choice(list(DIRECT_KILL_ACTIONS) if method == DIRECT else wanted))
     return Scenario(
         seed=seed,
