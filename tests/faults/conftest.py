@@ -15,6 +15,7 @@ import pytest
 from desktop_uploader.logsetup import configure_logging
 from desktop_uploader.sandbox.info import SandboxInfo
 from tests.faults.harness import SeedResult, World
+from tests.faults.scenario import SEED_ACTIONS
 from tests.support.api_servers import api_server
 from tests.support.proxy import Proxy
 
@@ -45,8 +46,22 @@ def world(sandbox: SandboxInfo, s3: Any, tmp_path_factory: pytest.TempPathFactor
             storage_proxy = stack.enter_context(Proxy.start(sandbox.s3_endpoint))
             api_url = stack.enter_context(api_server(sandbox, workdir / "api", s3_public_endpoint=storage_proxy.url))
             api_proxy = stack.enter_context(Proxy.start(api_url, peek_bytes=256 * 1024))
-            yield World(sandbox, s3, storage_proxy, api_proxy, log_file)
-            assert not storage_proxy.plan_errors and not api_proxy.plan_errors
+            # The seed's server: only start/complete/abort; capabilities, chunked and legacy answer 404.
+            seed_url = stack.enter_context(
+                api_server(
+                    sandbox,
+                    workdir / "seed-api",
+                    s3_public_endpoint=storage_proxy.url,
+                    actions=SEED_ACTIONS,
+                    capabilities_enabled=False,
+                    chunked_enabled=False,
+                    legacy_enabled=False,
+                )
+            )
+            seed_proxy = stack.enter_context(Proxy.start(seed_url, peek_bytes=256 * 1024))
+            yield World(sandbox, s3, storage_proxy, api_proxy, log_file, seed_proxy)
+            proxies = (storage_proxy, api_proxy, seed_proxy)
+            assert not any(p.plan_errors for p in proxies), [p.plan_errors for p in proxies]
     finally:
         for handler in list(root.handlers):
             if getattr(handler, "_desktop_uploader", False):

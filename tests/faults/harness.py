@@ -35,39 +35,52 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from desktop_uploader.cli.session import SECRET_ENV
 from desktop_uploader.engine.events import Status
-from desktop_uploader.engine.manager import ServerConnection, UploadManager
+from desktop_uploader.engine.manager import UploadManager
 from desktop_uploader.engine.state import OWED_ABORT, StateStore
 from desktop_uploader.sandbox.info import SandboxInfo
+from tests.faults import targets
 from tests.faults.scenario import Scenario, SeededPlan, kill_process, scenario
 from tests.support.proxy import Proxy
 from tests.support.storage import object_sha256, open_multipart_uploads
 from tests.support.waiting import deadline_after
 
-USER_PREFIX = "loras/sandbox-user/"
+USER_PREFIX = targets.USER_PREFIX
 SETTLE_TIMEOUT = 120.0
 CRASH_MESSAGE = "Something unexpected went wrong"
 
 
 @dataclass
 class World:
-    """The sandbox's SeaweedFS behind a storage proxy, and an API (presigning for that proxy) behind an API proxy."""
+    """The sandbox's SeaweedFS behind a storage proxy, and two APIs (presigning for that proxy) behind API proxies:
+    ours with every action, and one that offers only the seed's start/complete/abort."""
 
     sandbox: SandboxInfo
     s3: Any
     storage_proxy: Proxy
     api_proxy: Proxy
     log_file: Path
+    seed_api_proxy: Proxy
 
     @property
     def api_url(self) -> str:
         return self.api_proxy.url
 
+    def proxy_for(self, sc: Scenario) -> Proxy:
+        """The API proxy a scenario's faults go to (direct-s3 talks to no API; its plan's API half stays idle)."""
+        return self.seed_api_proxy if sc.server == "seed" else self.api_proxy
+
+    def plan(self, sc: Scenario) -> SeededPlan:
+        return SeededPlan(sc, self.proxy_for(sc))
+
     def install(self, plan: SeededPlan | None) -> None:
         self.storage_proxy.set_fault_plan(plan.storage if plan else None)
-        self.api_proxy.set_fault_plan(plan.api if plan else None)
+        used = self.proxy_for(plan.scenario) if plan else None
+        for proxy in (self.api_proxy, self.seed_api_proxy):
+            proxy.set_fault_plan(plan.api if plan and proxy is used else None)
+            proxy.reset()
         self.storage_proxy.reset()
-        self.api_proxy.reset()
 
 
 @dataclass
@@ -75,6 +88,7 @@ class SeedResult:
     seed: int
     mode: str
     method: str
+    server: str
     size: int
     faults: list[str]
     fired_kinds: list[str]
@@ -149,6 +163,9 @@ class Checker:
     path: Path
     sha256: str
     result: SeedResult
+    plan: SeededPlan | None = None
+    logs: Callable[[], str] = lambda: ""  # what this run logged so far (the seed server's leftovers are reported)
+    leftovers: dict[str, str] = field(default_factory=dict)  # lost starts' uploads a seed server can't list
 
     def fail(self, message: str) -> None:
         self.result.violations.append(message)
@@ -186,8 +203,9 @@ class Checker:
         referenced = {r.upload_id for r in records if r.upload_id}
         if any(r.upload_id is None for r in records):
             return
-        for upload_id, key in open_uploads(self.world, self.scenario.name).items():
-            if upload_id not in referenced:
+        unreferenced = {u: k for u, k in open_uploads(self.world, self.scenario.name).items() if u not in referenced}
+        for upload_id, key in targets.tolerate_lost_starts(self, unreferenced, self.logs).items():
+            if upload_id not in self.leftovers:
                 self.fail(f"{phase}: orphan multipart upload {key} ({upload_id[:16]}…): no resume record references it")
 
     def resumable_record_is_live(self, record: Rec | None, phase: str) -> None:
@@ -203,7 +221,8 @@ class Checker:
                 self.fail(f"{phase}: reported resumable, but storage no longer has upload {record.upload_id[:16]}…")
 
     def nothing_left(self, records: list[Rec], phase: str) -> None:
-        left = open_uploads(self.world, self.scenario.name)
+        left = {u: k for u, k in open_uploads(self.world, self.scenario.name).items() if u not in self.leftovers}
+        left = targets.tolerate_lost_starts(self, left, self.logs) if not records else left
         if left:
             self.fail(f"{phase}: ListMultipartUploads still lists {sorted(left.values())}")
         if records:
@@ -223,6 +242,14 @@ class Checker:
 
 # ------------------------------------------------------------------------------------------------------------
 # In-process runs: the engine's UploadManager, as the desktop app drives it
+
+
+def _log_since(log_file: Path, start: int) -> str:
+    if not log_file.exists():
+        return ""
+    with open(log_file, encoding="utf-8", errors="replace") as handle:
+        handle.seek(start)
+        return handle.read()
 
 
 def _records(state: StateStore) -> list[Rec]:
@@ -255,8 +282,29 @@ def _engine_failed(check: Checker, state: StateStore, job_id: str, view: Any, ph
         check.fail(f"{phase}: failed for good, but its resume record was kept")
 
 
+@contextlib.contextmanager
+def _offline(check: Checker) -> Iterator[None]:
+    """The discard's target is unreachable (the API, or storage for direct-s3) when asked: the abort is owed."""
+    sc = check.scenario
+    if not (sc.discard_offline and sc.after_failure == "discard"):
+        yield
+        return
+    proxy = check.world.storage_proxy if sc.direct else check.world.proxy_for(sc)
+    proxy.down()
+    check.result.phases.append("target unreachable")
+    try:
+        yield
+    finally:
+        proxy.up()
+
+
 def _engine_discard(check: Checker, manager: UploadManager, state: StateStore, job_id: str) -> None:
     """Give the failed upload up: Cancel when it was kept for Retry, else take its row off the list."""
+    with _offline(check):
+        _engine_discard_now(check, manager, state, job_id)
+
+
+def _engine_discard_now(check: Checker, manager: UploadManager, state: StateStore, job_id: str) -> None:
     if not manager.job(job_id).resumable:
         manager.remove(job_id)
         check.result.phases.append("discard: removed")
@@ -271,13 +319,14 @@ def _engine_discard(check: Checker, manager: UploadManager, state: StateStore, j
 
 
 def run_engine(world: World, sc: Scenario, path: Path, workdir: Path, result: SeedResult) -> None:
-    plan = SeededPlan(sc, world.api_proxy)
+    plan = world.plan(sc)
     world.install(plan)
-    check = Checker(world, sc, path, sha256_of(path), result)
-    state = StateStore.open(workdir / "uploads.sqlite3")
-    manager = UploadManager(
-        sc.settings(), state, ServerConnection(world.api_url, world.sandbox.token, "fault-api", "faults")
-    )
+    log_start = world.log_file.stat().st_size if world.log_file.exists() else 0
+    check = Checker(world, sc, path, sha256_of(path), result, plan, lambda: _log_since(world.log_file, log_start))
+    database = workdir / "uploads.sqlite3"
+    state = StateStore.open(database)
+    direct = targets.direct_target(world) if sc.direct else None
+    manager = UploadManager(targets.settings(world, sc), state, targets.connection(world, sc), direct=direct)
     try:
         job_id = manager.add(path)
         for phase in ("upload", "after failure", "fault-free"):
@@ -301,11 +350,13 @@ def run_engine(world: World, sc: Scenario, path: Path, workdir: Path, result: Se
                 plan.disable()  # before the retry starts, so that it really runs with every fault off
             manager.retry(job_id)
         plan.disable()
+        targets.other_sessions_leave_owed(check, database)
         sweep = manager.sweep_owed_aborts()
         owed = sweep.still_owed + sweep.elsewhere
         if owed:
             check.fail(f"{owed} owed abort(s) still fail with every fault off")
         check.nothing_left(_records(state), "end")
+        targets.clear_reported_leftovers(check)
         check.objects_are_the_file()
         check.source_unchanged()
     finally:
@@ -367,14 +418,16 @@ class Cli:
         self.home = home
         settings = home / "config" / "settings.json"
         settings.parent.mkdir(parents=True, exist_ok=True)
-        settings.write_text(json.dumps(sc.settings().to_json()), encoding="utf-8")
+        settings.write_text(json.dumps(targets.settings(world, sc).to_json()), encoding="utf-8")
         self.env = {
             **os.environ,
             "DESKTOP_UPLOADER_HOME": str(home),
-            "DESKTOP_UPLOADER_SERVER": world.api_url,
+            "DESKTOP_UPLOADER_SERVER": targets.api_url(world, sc),
             "DESKTOP_UPLOADER_TOKEN": world.sandbox.token,
             "COLUMNS": "200",
         }
+        if sc.direct:
+            self.env[SECRET_ENV] = world.sandbox.secret_key
 
     @property
     def database(self) -> Path:
@@ -428,10 +481,10 @@ class Cli:
 
 
 def run_cli(world: World, sc: Scenario, path: Path, workdir: Path, result: SeedResult) -> None:
-    plan = SeededPlan(sc, world.api_proxy)
+    plan = world.plan(sc)
     world.install(plan)
-    check = Checker(world, sc, path, sha256_of(path), result)
     cli = Cli(world, sc, workdir / "home")
+    check = Checker(world, sc, path, sha256_of(path), result, plan, cli.logs)
     try:
         ran = cli.run(
             "upload", str(path), "--json", "--send-anyway", "--bandwidth-limit", str(sc.bandwidth), plan=plan, kill=True
@@ -439,7 +492,8 @@ def run_cli(world: World, sc: Scenario, path: Path, workdir: Path, result: SeedR
         result.killed = f"{sc.kill.kind if sc.kill else ''}: {plan.killed_at}" if ran.killed else ""
         stored = _cli_phase(check, cli, ran, "upload")
         if not stored and sc.after_failure == "discard":
-            _cli_discard(check, cli)
+            with _offline(check):
+                _cli_discard(check, cli)
         elif not stored:
             for phase in ("after failure", "fault-free"):
                 if phase == "fault-free":
@@ -461,8 +515,10 @@ def run_cli(world: World, sc: Scenario, path: Path, workdir: Path, result: SeedR
                 if phase == "fault-free":
                     check.fail(f"fault-free: still not stored: {ran.stdout[-400:]} {ran.stderr[-400:]}")
         plan.disable()
+        targets.other_sessions_leave_owed(check, cli.database)
         _sweep(cli)
         check.nothing_left(_db_records(cli.database), "end")
+        targets.clear_reported_leftovers(check)
         check.objects_are_the_file()
         check.source_unchanged()
         check.logs_keep_secrets(cli.logs(), "the CLI's log")
@@ -522,11 +578,8 @@ def _cli_discard(check: Checker, cli: Cli) -> None:
 def _sweep(cli: Cli) -> None:
     """What the next session does first: abort what an earlier one owed (faults are off by now)."""
     state = StateStore.open(cli.database)
-    manager = UploadManager(
-        cli.sc.settings(),
-        state,
-        ServerConnection(cli.world.api_url, cli.world.sandbox.token, cli.world.api_url, "faults"),
-    )
+    direct = targets.direct_target(cli.world) if cli.sc.direct else None
+    manager = UploadManager(cli.sc.settings(), state, targets.connection(cli.world, cli.sc), direct=direct)
     try:
         manager.sweep_owed_aborts()
     finally:
@@ -568,6 +621,7 @@ def run_seed(world: World, seed: int, path_for: Callable[[Scenario], Path], work
         seed=seed,
         mode="cli" if sc.cli else "engine",
         method=sc.method,
+        server=sc.server,
         size=sc.size,
         faults=[],
         fired_kinds=[],

@@ -72,12 +72,17 @@ def summary(runs: list[dict[str, Any]]) -> str:
     seconds = [run["seconds"] for run in runs]
     modes = Counter(run["mode"] for run in runs)
     methods = Counter(run["method"] for run in runs)
+    servers = Counter(run.get("server", "full") for run in runs)
+    owed = sum(1 for run in runs if any("owed abort" in note for note in run["notes"]))
+    leftovers = sum(1 for run in runs if any("lost starts" in note for note in run["notes"]))
     auto = sum(1 for run in runs if scenario(run["seed"]).concurrency == AUTO_CONCURRENCY)
     fired = sum(len(run["faults"]) for run in runs)
     failing = [run for run in runs if run["violations"]]
     text = [
         f"{len(runs)} seeds ({modes['engine']} in-process engine, {modes['cli']} real CLI with kill -9), "
-        f"methods {dict(methods)}, Auto concurrency in {auto}; {fired} faults fired; "
+        f"methods {dict(methods)}, servers {dict(servers)}, Auto concurrency in {auto}; "
+        f"owed aborts kept by other sessions in {owed}, lost starts reported by a seed server in {leftovers}; "
+        f"{fired} faults fired; "
         f"{sum(seconds):.0f} s in all, median {statistics.median(seconds):.1f} s, slowest {max(seconds):.1f} s.",
     ]
     copies = [run["seed"] for run in runs if any("copies" in note for note in run["notes"])]

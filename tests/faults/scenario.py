@@ -78,6 +78,22 @@ RARE_CHUNKED_ACTIONS = ("chunked:status", "chunked:abort")
 KILL_POINTS = ("stored bytes", "delay", "at request, before it is sent", "at request, after it is sent")
 KILL_ACTIONS = ("presigned:start", "presigned:sign", "presigned:complete", "chunked:chunk", "chunked:complete")
 
+# direct-s3: boto3 signs every request with the user's keys (no presigned URL to expire), and besides the
+# part PUTs it calls storage's own control plane, which the storage proxy breaks just like parts.
+DIRECT = "direct-s3"
+DIRECT_STORAGE_KINDS = tuple(k for k in STORAGE_KINDS if k != "403 Request has expired")
+DIRECT_ACTIONS = ("s3:create", "s3:complete")  # every direct run makes these
+RARE_DIRECT_ACTIONS = ("s3:abort", "s3:list-parts", "s3:head", "s3:list-uploads")  # resume, discard, lost answers
+DIRECT_KILL_ACTIONS = ("s3:create", "s3:complete")
+
+# The kinds of server: ours with every action ("full"), one that knows only the seed's start/complete/abort
+# (no capabilities, sign, status, list, chunked or legacy: those answer 404), or none at all (direct-s3).
+SERVERS = ("full", "seed")
+SEED_ACTIONS = ("start", "complete", "abort")
+SEED_TARGETS = ("capabilities", *(f"presigned:{action}" for action in SEED_ACTIONS))  # what it is asked
+# Faults on a start that reach the server and lose its answer: the server created an upload nobody knows.
+ANSWER_LOST = ("reset mid-response", "truncated response", "slow body")
+
 
 @dataclass(frozen=True)
 class Fault:
@@ -121,6 +137,12 @@ class Scenario:
     kill: KillPoint | None
     after_failure: str  # "resume" or "discard": what the user does after a clear error
     bandwidth: int  # bytes per second for CLI runs, so a kill lands mid-upload
+    server: str = "full"  # "full", "seed", or "none" (direct-s3 talks to storage only)
+    discard_offline: bool = False  # the discard happens while its target is unreachable: the abort is owed
+
+    @property
+    def direct(self) -> bool:
+        return self.method == DIRECT
 
     @property
     def name(self) -> str:
@@ -146,8 +168,9 @@ class Scenario:
     def describe(self) -> str:
         lines = [
             f"seed {self.seed}: {'CLI' if self.cli else 'engine'}, {self.size:,} bytes ({self.parts} parts), "
-            f"method {self.method}, concurrency {self.concurrency or 'auto'}, retries {self.retries}, "
-            f"then {self.after_failure}"
+            f"method {self.method}, server {self.server}, concurrency {self.concurrency or 'auto'}, "
+            f"retries {self.retries}, then {self.after_failure}"
+            + (" while its target is unreachable" if self.discard_offline and self.after_failure == "discard" else "")
         ]
         lines += [f"  {fault.describe()}" for fault in self.faults]
         if self.kill:
@@ -172,11 +195,14 @@ def _repeat(rng: random.Random, retries: int) -> int:
     return rng.choice([1, 1, 1, 2, 2, 3, retries, retries + 1, PERSISTENT])
 
 
-def _storage_fault(rng: random.Random, parts: int, retries: int) -> Fault:
+def _storage_fault(rng: random.Random, parts: int, retries: int, direct: bool = False) -> Fault:
+    target = f"part {rng.randint(1, parts)}"
+    if direct and rng.random() < 0.4:
+        target = rng.choice([*DIRECT_ACTIONS, *DIRECT_ACTIONS, *RARE_DIRECT_ACTIONS])
     return Fault(
         side="storage",
-        kind=rng.choice(STORAGE_KINDS),
-        target=f"part {rng.randint(1, parts)}",
+        kind=rng.choice(DIRECT_STORAGE_KINDS if direct else STORAGE_KINDS),
+        target=target,
         first=rng.choice([1, 1, 1, 2]),
         repeat=_repeat(rng, retries),
         fraction=rng.random(),
@@ -210,6 +236,9 @@ def _api_fault(rng: random.Random, method: str, retries: int) -> Fault:
 
 def _sure_fault(rng: random.Random, method: str, parts: int, retries: int) -> Fault:
     """A fault on a request every run of this method makes: a part's first PUT, or a call it can't do without."""
+    if method == DIRECT:
+        fault = replace(_storage_fault(rng, parts, retries, direct=True), first=1)
+        return fault if not fault.target.startswith("s3:") else replace(fault, target=rng.choice(DIRECT_ACTIONS))
     if method != "chunked" and rng.random() < 0.5:
         return replace(_storage_fault(rng, parts, retries), first=1)
     if method == "chunked":
@@ -220,10 +249,20 @@ def _sure_fault(rng: random.Random, method: str, parts: int, retries: int) -> Fa
     return replace(_api_fault(rng, method, retries), target=target, first=first)
 
 
+def _server(rng: random.Random, method: str) -> str:
+    """The seed's server only offers presigned multipart: ``auto`` and ``presigned`` runs may meet it."""
+    if method == DIRECT:
+        return "none"
+    if method in ("auto", "presigned") and rng.random() < 0.35:
+        return "seed"
+    return "full"
+
+
 def scenario(seed: int) -> Scenario:
     rng = random.Random(seed)
     size = _size(rng)
-    method = rng.choice(["auto", "auto", "auto", "auto", "presigned", "presigned", "chunked"])
+    method = rng.choice(["auto", "auto", "auto", "presigned", "presigned", "chunked", DIRECT, DIRECT])
+    server = _server(rng, method)
     retries = rng.choice([2, 3, 4])
     cli = rng.random() < 0.22
     parts = max(1, -(-size // PART))
@@ -231,10 +270,14 @@ def scenario(seed: int) -> Scenario:
     # then up to two more anywhere (some only bite after another fault made a retry, resume or fallback).
     faults = [] if cli else [_sure_fault(rng, method, parts, retries)]
     for _ in range(rng.choice([0, 1, 1, 2]) if not cli else rng.choice([0, 0, 1, 1, 2])):
-        if method != "chunked" and rng.random() < 0.5:
-            faults.append(_storage_fault(rng, parts, retries))
+        if method == DIRECT or (method != "chunked" and rng.random() < 0.5):
+            faults.append(_storage_fault(rng, parts, retries, direct=method == DIRECT))
         else:
             faults.append(_api_fault(rng, method, retries))
+    if server == "seed":  # no faults on actions the seed's server doesn't have (it answers them 404)
+        faults = [f for f in faults if f.side == "storage" or f.target in SEED_TARGETS]
+        if not faults and not cli:
+            faults = [replace(_storage_fault(rng, parts, retries), first=1)]
     kill = None
     if cli:
         kind = rng.choice(KILL_POINTS)
@@ -244,7 +287,9 @@ def scenario(seed: int) -> Scenario:
             kill = KillPoint(kind, fraction=rng.uniform(0.3, 3.0))
         else:
             wanted = [a for a in KILL_ACTIONS if method == "auto" or a.startswith(method)]
-            kill = KillPoint(kind, action=rng.choice(wanted))
+            if server == "seed":
+                wanted = [a for a in wanted if a in SEED_TARGETS]
+            kill = KillPoint(kind, action=rng.choice(list(DIRECT_KILL_ACTIONS) if method == DIRECT else wanted))
     return Scenario(
         seed=seed,
         size=size,
@@ -256,6 +301,8 @@ def scenario(seed: int) -> Scenario:
         kill=kill,
         after_failure=rng.choice(["resume", "resume", "discard"]),
         bandwidth=rng.choice([12, 16, 24]) * MiB,
+        server=server,
+        discard_offline=rng.random() < 0.5,
     )
 
 
@@ -318,6 +365,7 @@ class SeededPlan:
     fired: list[str] = field(default_factory=list)
     kinds: Counter[str] = field(default_factory=Counter)
     killed_at: str = ""
+    lost_starts: int = 0  # starts that reached the server and lost their answer (its upload is nobody's)
     _seen: Counter[str] = field(default_factory=Counter)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _enabled: bool = True
@@ -346,13 +394,38 @@ class SeededPlan:
                 return fault
         return None
 
+    def _lost_start(self) -> None:
+        with self._lock:
+            self.lost_starts += 1
+
+    def _kill_at(self, action: str, occurrence: int) -> Action | None:
+        """SIGKILL the CLI at the first ``action`` if that is the scenario's kill point."""
+        kill = self.scenario.kill
+        if (
+            self.kill is None
+            or kill is None
+            or kill.action != action
+            or occurrence != 1
+            or self.killed_at
+            or not self._enabled
+        ):
+            return None
+        self.killed_at = f"{kill.kind}: {action}"
+        self.kill()
+        if kill.kind == "at request, before it is sent":
+            return ResetRequest(0)
+        return Delay(0.2)  # the server does the work; the client is gone by the time it answers
+
     # -- storage ------------------------------------------------------------------------------------------------
 
     def storage(self, info: RequestInfo) -> Action | None:
-        if info.method != "PUT" or "partNumber" not in info.query:
+        target = storage_target(info)
+        if not target:
             return None
-        target = f"part {info.query['partNumber']}"
         occurrence = self._occurrence(f"storage {target}")
+        killed = self._kill_at(target, occurrence)
+        if killed is not None:
+            return killed
         fault = self._matching("storage", target, occurrence)
         if fault is None:
             return None
@@ -365,29 +438,36 @@ class SeededPlan:
     def api(self, info: RequestInfo) -> Action | None:
         action = api_action(info)
         occurrence = self._occurrence(f"api {action}")
-        kill = self.scenario.kill
-        if (
-            self.kill is not None
-            and kill is not None
-            and kill.action == action
-            and occurrence == 1
-            and not self.killed_at
-            and self._enabled
-        ):
-            self.killed_at = f"{kill.kind}: {action}"
-            self.kill()
-            if kill.kind == "at request, before it is sent":
-                return ResetRequest(0)
-            return Delay(0.2)  # the server does the work; the client is gone by the time it answers
+        killed = self._kill_at(action, occurrence)
+        if killed is not None:
+            if action == "presigned:start" and isinstance(killed, Delay):
+                self._lost_start()
+            return killed
         fault = self._matching("api", action, occurrence)
         if fault is None:
             return None
         self._fire(fault, occurrence)
+        if action == "presigned:start" and (fault.kind in ANSWER_LOST or fault.variant == "replace"):
+            self._lost_start()
         if fault.kind == "API down":
             seconds = 0.3 + 2.7 * fault.fraction
             threading.Thread(target=self.api_proxy.down, args=(seconds,), daemon=True).start()
             return Delay(0.1)  # down() drops this connection too, before it is forwarded
         return api_action_for(fault, len(info.body) or int(info.headers.get("content-length", "0") or 0))
+
+
+def storage_target(info: RequestInfo) -> str:
+    """What a storage request is: a part PUT (presigned or boto3), or one of direct-s3's control-plane calls."""
+    query = info.query
+    if info.method == "PUT" and "partNumber" in query:
+        return f"part {query['partNumber']}"
+    if info.method == "POST":
+        return "s3:create" if "uploads" in query else ("s3:complete" if "uploadId" in query else "")
+    if info.method == "DELETE" and "uploadId" in query:
+        return "s3:abort"
+    if info.method == "GET":
+        return "s3:list-parts" if "uploadId" in query else ("s3:list-uploads" if "uploads" in query else "")
+    return "s3:head" if info.method == "HEAD" else ""
 
 
 def storage_action(fault: Fault, length: int) -> Action:

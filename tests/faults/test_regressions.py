@@ -258,3 +258,63 @@ def test_seed_1039_a_lost_start_the_server_handles_after_the_resume_swept_is_abo
     assert object_sha256(world.s3, world.sandbox.bucket, view.result.s3_key) == sample.sha256
     assert open_uploads(world, sample.path.name) == {}, "the lost start's upload was left behind"
     assert state.unfinished() == []
+
+
+@pytest.mark.parametrize("other", ["another server", "no server"])
+def test_an_upload_discarded_while_connected_elsewhere_stays_owed_to_its_server(
+    world: World, tmp_path: Path, make_file: Any, other: str
+) -> None:
+    """Discard (and the sweep) in a session connected to another server, or to none, must not drop an abort
+    owed to the server that holds the upload: an abort sent elsewhere reads "no such upload" and the real one
+    would be orphaned for good. Once connected back to its own server, the sweep aborts it."""
+    from tests.faults.targets import direct_target
+
+    sample = make_file(7 * MiB, name=f"regression-elsewhere-{other.replace(' ', '-')}.safetensors")
+    database = tmp_path / "state.sqlite3"
+    home = ServerConnection(world.api_url, world.sandbox.token, world.api_url, "faults")
+    elsewhere = ServerConnection(world.seed_api_proxy.url, world.sandbox.token, world.seed_api_proxy.url, "seed")
+    world.install(None)
+    world.storage_proxy.set_fault_plan(
+        lambda r: BUSY if r.method == "PUT" and r.query.get("partNumber") == "2" else None
+    )
+
+    def session(connection: ServerConnection | None) -> tuple[UploadManager, StateStore]:
+        state = StateStore.open(database)
+        # direct-s3 to another bucket: a direct target that is not the presigned upload's server either
+        other_bucket = direct_target(world, "x")
+        return UploadManager(FAST.replace(method="presigned"), state, connection, direct=other_bucket), state
+
+    manager, state = session(home)
+    try:
+        job = manager.add(sample.path)
+        assert manager.wait([job], 60)
+        assert manager.job(job).resumable, manager.job(job).message
+    finally:
+        manager.close(timeout=10)
+        state.close()
+    world.storage_proxy.set_fault_plan(None)
+    [upload_id] = open_uploads(world, sample.path.name)
+
+    manager, state = session(elsewhere if other == "another server" else None)
+    try:
+        [record] = state.unfinished()
+        settled = manager.discard_record(record.id)
+        assert not settled.aborted and settled.target == world.api_url
+        sweep = manager.sweep_owed_aborts()
+        assert (sweep.settled, sweep.still_owed, sweep.elsewhere) == (0, 0, 1)
+        [owed] = manager.owed_aborts()
+        assert owed.upload_id == upload_id and owed.server == world.api_url
+    finally:
+        manager.close(timeout=10)
+        state.close()
+    assert list(open_uploads(world, sample.path.name)) == [upload_id], "the upload was dropped, not aborted"
+
+    manager, state = session(home)
+    try:
+        sweep = manager.sweep_owed_aborts()
+        assert (sweep.settled, sweep.still_owed, sweep.elsewhere) == (1, 0, 0)
+        assert state.unfinished() == []
+    finally:
+        manager.close(timeout=10)
+        state.close()
+    assert open_uploads(world, sample.path.name) == {}

@@ -22,10 +22,10 @@ import pytest
 from tests.faults.conftest import record
 from tests.faults.harness import World, run_seed
 from tests.faults.scenario import Scenario, scenario
-from tests.support.logfail import FAULTS
+from tests.support.logfail import FAULTS, OWED
 
-# Faults are injected on purpose here: the retries and failures they cause are logged, and expected.
-pytestmark = pytest.mark.allow_log(*FAULTS)
+# Faults are injected on purpose here: the retries, failures and owed aborts they cause are logged, and expected.
+pytestmark = pytest.mark.allow_log(*FAULTS, *OWED)
 
 SEEDS = range(50)
 LONG_SEEDS = range(1000, 1200)

@@ -41,6 +41,12 @@ UPLOAD_FAILED = (
 # The reference server's storage refused a request (an unknown upload id, a part storage lost).
 STORAGE_REFUSED = (r"^WARNING desktop_uploader\.server\.storage: S3 \w+ failed: \w+$",)
 FAULTS = (*RETRIED, *UPLOAD_FAILED, *STORAGE_REFUSED)
+# A give-up whose target is unreachable is owed for later; a lost start's upload a server without list can't find.
+OWED = (
+    r"^WARNING desktop_uploader\.engine\.ledger: Could not abort .*; will try again later$",
+    r"^WARNING desktop_uploader\.engine\.methods\.lost_starts: .* could not be checked now; that is retried later$",
+    r"^WARNING desktop_uploader\.engine\.api_lost_starts: This server can't list uploads, ",
+)
 # Malformed requests on purpose (fuzzing): the multipart parser says what it skipped.
 HOSTILE_INPUT = (r"^WARNING python_multipart\.multipart: ",)
 
