@@ -11,7 +11,7 @@ from desktop_uploader.engine.api_client import url_lifetime
 from desktop_uploader.engine.errors import IntegrityError
 from desktop_uploader.engine.filenames import is_model_file, safe_basename
 from desktop_uploader.engine.methods.multipart import EtagCheck, multipart_etag
-from desktop_uploader.engine.methods.presigned import expiry_margin
+from desktop_uploader.engine.methods.presigned_parts import expiry_margin
 from desktop_uploader.engine.redact import RedactingFilter, redact
 from desktop_uploader.engine.state import SavedPart
 
