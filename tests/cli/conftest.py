@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -59,7 +60,18 @@ class Cli:
             stderr=subprocess.PIPE,
             text=True,
             env=self.env(True, env),
+            preexec_fn=_ctrl_c_as_in_a_terminal if os.name == "posix" else None,  # noqa: PLW1509
         )
+
+
+def _ctrl_c_as_in_a_terminal() -> None:
+    """The command gets Ctrl+C as from a terminal, however the test run was started.
+
+    A shell's background job (``make test &``, a CI step run with ``nohup``) ignores SIGINT, children
+    inherit that, and Python then installs no Ctrl+C handler: the tests that press Ctrl+C saw the
+    upload run to the end. The app itself keeps an inherited "ignore", as ``nohup`` users expect.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 @pytest.fixture
