@@ -187,12 +187,16 @@ def model_after(ops: list[dict[str, Any]]) -> Model:
             state[upload].update(status=op["status"], message=op["message"], offset=op["offset"])
         elif op["op"] == "part":
             state[upload]["parts"][op["number"]] = (op["etag"], op["size"])
+            state[upload]["urls"].pop(op["number"], None)  # a stored part's link is not kept
         elif op["op"] == "replace_parts":
             state[upload]["parts"] = {n: (e, s) for n, e, s in op["parts"]}
         elif op["op"] == "urls":
             state[upload]["urls"].update({int(n): (u, float(x)) for n, (u, x) in op["urls"].items()})
         elif op["op"] == "delete":
             del state[upload]
+    now = time.time()  # links are read back only while they still work
+    for upload in state.values():
+        upload["urls"] = {n: (u, x) for n, (u, x) in upload["urls"].items() if x > now}
     return state
 
 
