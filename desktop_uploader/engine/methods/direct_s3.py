@@ -21,7 +21,6 @@ import time
 import urllib.parse
 from functools import partial
 
-from desktop_uploader.engine.control import Control
 from desktop_uploader.engine.errors import IntegrityError, NotFoundError, ServerBusyError, TransientError, UploaderError
 from desktop_uploader.engine.events import Retrying
 from desktop_uploader.engine.fileid import ensure_unchanged
@@ -30,7 +29,8 @@ from desktop_uploader.engine.limits import DEFAULT_LIMITS
 from desktop_uploader.engine.methods import lost_starts
 from desktop_uploader.engine.methods.base import DIRECT, Completion, JobContext
 from desktop_uploader.engine.methods.direct_recovery import abort_leftovers, after_create, stored_object
-from desktop_uploader.engine.methods.multipart import PartQueue, PartScheduler, multipart_etag, plain_etag
+from desktop_uploader.engine.methods.lifecycle import run_multipart
+from desktop_uploader.engine.methods.multipart import PartQueue, multipart_etag, plain_etag
 from desktop_uploader.engine.methods.s3_client import DirectTarget, S3Client, UploadGoneError
 from desktop_uploader.engine.partbody import PartBody, md5_of_span
 from desktop_uploader.engine.planner import PartPlan, PartSpan, plan_parts
@@ -105,60 +105,38 @@ class DirectS3Method:
                 s3.call("abort_multipart_upload", None, Key=record.s3_key, UploadId=record.upload_id)
 
     def run(self, ctx: JobContext) -> Completion:
-        s3 = self._client(ctx)
-        record = ctx.record if ctx.record is not None and ctx.record.method == DIRECT else None
-        lost = None
-        if record is not None and not record.upload_id:  # its create never answered: clear up after it first
-            self.abort(ctx, record)
-            lost, record = record, None
-        done: dict[int, SavedPart] = {}
-        if record is not None:
-            resumed = self._resume(ctx, s3, record)
-            if isinstance(resumed, Completion):
-                return resumed
-            if resumed is None:
-                record = None
-            else:
-                plan, done = resumed
-        if record is None:
-            plan = plan_parts(ctx.size, ctx.settings.chunk_size, DEFAULT_LIMITS)
-            record = self._start(ctx, s3, plan, lost)
+        return run_multipart(ctx, DirectS3Backend(self, ctx, self._client(ctx)))
+
+
+class DirectS3Backend:
+    """The user's own S3's side of the multipart lifecycle (see :mod:`lifecycle`), for one run."""
+
+    method = DIRECT
+    where = "in storage"
+    completes_again = False  # storage forgets a completed upload: HeadObject says whether it became the object
+
+    def __init__(self, owner: DirectS3Method, ctx: JobContext, s3: S3Client) -> None:
+        self.owner = owner
+        self.target = owner.target
+        self.ctx = ctx
+        self.s3 = s3
+
+    def abort(self, record: UploadRecord) -> None:
+        self.owner.abort(self.ctx, record)
+
+    def adopt(self) -> UploadRecord | None:
+        return None  # every direct-s3 key names its own start, so a lost store leaves nothing to take over
+
+    def stored(self, record: UploadRecord, plan: PartPlan, saved: dict[int, SavedPart]) -> Completion | None:
+        return stored_object(self.ctx, self.s3, record, saved, 0)
+
+    def sender(self, record: UploadRecord, plan: PartPlan, queue: PartQueue) -> DirectS3Sender:
         assert record.upload_id and record.s3_key
-        tracker = ProgressTracker(ctx.job_id, DIRECT, ctx.size, ctx.emit, parts_total=plan.part_count)
-        resumed_bytes = sum(p.size for p in done.values())
-        ctx.announce(DIRECT, plan, resumed_bytes)
-        tracker.baseline(resumed_bytes, len(done))
-        queue = PartQueue([n for n in range(1, plan.part_count + 1) if n not in done])
-        sender = DirectS3Sender(ctx, s3, record.s3_key, record.upload_id)
-        parts = PartScheduler(ctx, plan, sender, queue, tracker, DIRECT, done, s3.quota).run()
-        return self._complete(ctx, s3, record, parts, tracker)
+        return DirectS3Sender(self.ctx, self.s3, record.s3_key, record.upload_id)
 
-    def _resume(
-        self, ctx: JobContext, s3: S3Client, record: UploadRecord
-    ) -> tuple[PartPlan, dict[int, SavedPart]] | Completion | None:
-        """Plan and confirmed parts of an interrupted upload; a Completion if storage holds it; None to start afresh.
-
-        Every part confirmed means the run before got as far as completing, and its answer may have
-        been lost: storage is asked for the object before anything else.
-        """
-        assert record.upload_id and record.s3_key
-        ensure_unchanged(ctx.path, record.identity)
-        plan = PartPlan(ctx.size, record.part_size, record.part_count)
-        saved = ctx.state.parts(ctx.job_id)
-        if len(saved) == plan.part_count:
-            found = stored_object(ctx, s3, record, saved, 0)
-            if found is not None:
-                return found
-        try:
-            return plan, self._stored_parts(s3, ctx.control, record, plan, saved)
-        except NotFoundError:
-            found = stored_object(ctx, s3, record, saved, 0) if len(saved) < plan.part_count else None
-            if found is not None:
-                return found
-            ctx.notice("The interrupted upload is no longer in storage; starting it again from the beginning.")
-            return None
-
-    def _start(self, ctx: JobContext, s3: S3Client, plan: PartPlan, lost: UploadRecord | None) -> UploadRecord:
+    def create(self, lost: UploadRecord | None) -> tuple[PartPlan, UploadRecord]:
+        ctx, s3 = self.ctx, self.s3
+        plan = plan_parts(ctx.size, ctx.settings.chunk_size, DEFAULT_LIMITS)
         unique = f"{int(time.time() * 1000)}_{safe_basename(ctx.name) or 'upload.bin'}"
         key = f"{self.target.prefix.strip('/')}/{unique}" if self.target.prefix.strip("/") else unique
         metadata = {"display-name": urllib.parse.quote(ctx.display_name[:300], safe="")}
@@ -176,12 +154,11 @@ class DirectS3Method:
         after_create(ctx, s3, intent, upload_id, attempts, lost)
         record = ctx.new_record(DIRECT, upload_id=upload_id, **fields, **shape)
         ctx.save(partial(ctx.state.create, record))
-        return record
+        return plan, record
 
-    def _complete(
-        self, ctx: JobContext, s3: S3Client, record: UploadRecord, parts: dict[int, SavedPart], tracker: ProgressTracker
-    ) -> Completion:
+    def complete(self, record: UploadRecord, parts: dict[int, SavedPart], tracker: ProgressTracker) -> Completion:
         """Complete the upload; when the answer is lost, storage is asked whether the object is there."""
+        ctx, s3 = self.ctx, self.s3
         assert record.upload_id and record.s3_key
         ensure_unchanged(ctx.path, ctx.identity)
         ctx.completing()
@@ -223,10 +200,11 @@ class DirectS3Method:
             bytes_sent=tracker.bytes_sent,
         )
 
-    @staticmethod
-    def _stored_parts(
-        s3: S3Client, control: Control, record: UploadRecord, plan: PartPlan, saved: dict[int, SavedPart]
+    def confirmed_parts(
+        self, record: UploadRecord, plan: PartPlan, saved: dict[int, SavedPart]
     ) -> dict[int, SavedPart]:
+        """The parts storage lists with the ETags we saved for them (raises NotFoundError if the upload is gone)."""
+        s3, control = self.s3, self.ctx.control
         done: dict[int, SavedPart] = {}
         marker = 0
         while True:

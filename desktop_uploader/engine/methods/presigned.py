@@ -26,6 +26,7 @@ import time
 from desktop_uploader.engine import checksums
 from desktop_uploader.engine.api_client import (
     AlreadyStoredError,
+    ApiClient,
     Capabilities,
     RemotePart,
     SignedUrl,
@@ -43,13 +44,8 @@ from desktop_uploader.engine.http import Sessions
 from desktop_uploader.engine.methods import lost_starts
 from desktop_uploader.engine.methods.adopt import adopt
 from desktop_uploader.engine.methods.base import PRESIGNED, Completion, JobContext
-from desktop_uploader.engine.methods.multipart import (
-    EtagCheck,
-    PartQueue,
-    PartScheduler,
-    multipart_etag,
-    plain_etag,
-)
+from desktop_uploader.engine.methods.lifecycle import run_multipart
+from desktop_uploader.engine.methods.multipart import EtagCheck, PartQueue, multipart_etag, plain_etag
 from desktop_uploader.engine.methods.presigned_parts import (
     MAX_BATCH,
     MIN_BATCH,
@@ -89,66 +85,34 @@ class PresignedMethod:
         caps = api.capabilities(control=ctx.control)
         if not caps.presigned:
             raise UnsupportedError("This server has presigned uploads switched off.")
-        record = ctx.record if ctx.record is not None and ctx.record.method == PRESIGNED else None
-        lost = None
-        if record is not None and not record.upload_id:  # its start never answered: clear up after it first
-            self.abort(ctx, record)
-            lost, record = record, None
-        if record is None and lost is None:  # a store lost since: the server may hold this file's upload
-            record = adopt(ctx, caps)
-        resumed = self._resume(ctx, caps, record) if record is not None else None
-        if isinstance(resumed, Completion):
-            return resumed
-        started: StartedUpload | None
-        if resumed is None:
-            plan = plan_parts(ctx.size, ctx.settings.chunk_size, caps.limits)
-            algorithm = checksums.choose(caps.checksums) if ctx.settings.verify_integrity else None
-            record, started = self._start(ctx, caps, plan, algorithm, lost)
-            done: dict[int, SavedPart] = {}
-        else:
-            plan, record, done, started = resumed
-        queue = PartQueue([n for n in range(1, plan.part_count + 1) if n not in done])
-        urls = UrlBook(
-            api,
-            record.upload_id or "",
-            record.s3_key or "",
-            can_sign=caps.offers("sign"),
-            queue=queue,
-            batch=_url_batch(ctx),
-            checksum=record.checksum,
-        )
-        if started is not None:
-            urls.add(started.urls)
-        elif not caps.offers("sign"):
-            stored = ctx.state.urls(ctx.job_id)
-            now_wall, now = time.time(), time.monotonic()
-            urls.add({n: SignedUrl(u, now + (expires - now_wall)) for n, (u, expires) in stored.items()})
+        return run_multipart(ctx, PresignedBackend(self, ctx, api, caps))
 
-        tracker = ProgressTracker(ctx.job_id, PRESIGNED, ctx.size, ctx.emit, parts_total=plan.part_count)
-        resumed_bytes = sum(p.size for p in done.values())
-        ctx.announce(PRESIGNED, plan, resumed_bytes)
-        tracker.baseline(resumed_bytes, len(done))
-        # An upload started with a checksum algorithm takes it on every part, whatever the settings say now.
-        content_md5 = not record.checksum and caps.content_md5 and ctx.settings.verify_integrity
-        sender = PresignedSender(
-            ctx,
-            urls,
-            self.sessions,
-            content_md5=content_md5,
-            etag_check=EtagCheck() if ctx.settings.verify_integrity and not (content_md5 or record.checksum) else None,
-            checksum=record.checksum,
-        )
-        if sender.checksum or sender.content_md5:
-            urls.digest_ahead = lambda number: sender.url_digest(plan.span(number))
-        parts = PartScheduler(ctx, plan, sender, queue, tracker, PRESIGNED, done).run()
-        log.info("%s: all %d parts stored (%d sign calls); completing", ctx.name, plan.part_count, urls.sign_calls)
-        return self._complete(ctx, record, parts, tracker)
 
-    def _start(
-        self, ctx: JobContext, caps: Capabilities, plan: PartPlan, algorithm: str | None, lost: UploadRecord | None
-    ) -> tuple[UploadRecord, StartedUpload]:
-        api = ctx.api
-        assert api is not None
+class PresignedBackend:
+    """The upload API's side of the multipart lifecycle (see :mod:`lifecycle`), for one run."""
+
+    method = PRESIGNED
+    where = "on the server"
+    completes_again = True  # the API's complete answers with the object when it was completed already
+
+    def __init__(self, owner: PresignedMethod, ctx: JobContext, api: ApiClient, caps: Capabilities) -> None:
+        self.owner = owner
+        self.ctx = ctx
+        self.api = api
+        self.caps = caps
+        self.started: StartedUpload | None = None
+        self.urls: UrlBook | None = None
+
+    def abort(self, record: UploadRecord) -> None:
+        self.owner.abort(self.ctx, record)
+
+    def adopt(self) -> UploadRecord | None:
+        return adopt(self.ctx, self.caps)
+
+    def create(self, lost: UploadRecord | None) -> tuple[PartPlan, UploadRecord]:
+        ctx, api, caps = self.ctx, self.api, self.caps
+        plan = plan_parts(ctx.size, ctx.settings.chunk_size, caps.limits)
+        algorithm = checksums.choose(caps.checksums) if ctx.settings.verify_integrity else None
         batch = _url_batch(ctx) if caps.url_batch and plan.part_count > _url_batch(ctx) else None
         intent = lost_starts.intent(ctx, PRESIGNED, part_size=plan.part_size, part_count=plan.part_count)
         started = api.start(
@@ -162,6 +126,7 @@ class PresignedMethod:
         )
         lost_starts.after_start(ctx, intent, started.upload_id, started.attempts, lost=lost, chunked=False)
         log.info("%s: started %s (upload %s…)", ctx.name, started.s3_key, started.upload_id[:12])
+        self.started = started
         record = ctx.new_record(
             PRESIGNED,
             upload_id=started.upload_id,
@@ -181,45 +146,62 @@ class PresignedMethod:
                 )
         except UploaderError as exc:
             ctx.notice(f"{exc.message} The upload goes on, but can't resume after a crash.", "warning")
-        return record, started
+        return plan, record
 
-    def _resume(
-        self, ctx: JobContext, caps: Capabilities, record: UploadRecord
-    ) -> tuple[PartPlan, UploadRecord, dict[int, SavedPart], None] | Completion | None:
-        """Plan, record and confirmed parts of an interrupted upload, or None to start afresh.
+    def confirmed_parts(
+        self, record: UploadRecord, plan: PartPlan, saved: dict[int, SavedPart]
+    ) -> dict[int, SavedPart] | Completion | None:
+        """Parts the server lists that are ours; without ``status`` (the seed's server) the saved ones."""
+        ctx = self.ctx
+        assert record.upload_id and record.s3_key
+        if not self.caps.offers("status"):
+            return saved
+        try:
+            remote = {p.number: p for p in self.api.status(record.upload_id, record.s3_key, control=ctx.control)}
+        except AlreadyStoredError as stored:
+            if stored.completion.size == ctx.size:
+                return self._stored(ctx, record, stored.completion)
+            ctx.notice("The interrupted upload is no longer on the server; starting it again from the beginning.")
+            ctx.state.delete(ctx.job_id)
+            return None
+        done = self._reconcile(ctx, plan, saved, remote)
+        ctx.save(lambda: ctx.state.replace_parts(ctx.job_id, list(done.values())))
+        return done
 
-        A Completion when storage already holds the file: completed earlier, its record never cleared.
-        """
-        api = ctx.api
-        assert api is not None and record.upload_id and record.s3_key
-        ensure_unchanged(ctx.path, record.identity)
-        plan = PartPlan(ctx.size, record.part_size, record.part_count)
-        saved = ctx.state.parts(ctx.job_id)
-        if caps.offers("status"):
-            try:
-                remote = {p.number: p for p in api.status(record.upload_id, record.s3_key, control=ctx.control)}
-            except AlreadyStoredError as stored:
-                if stored.completion.size == ctx.size:
-                    return self._stored(ctx, record, stored.completion)
-                ctx.notice("The interrupted upload is no longer on the server; starting it again from the beginning.")
-                ctx.state.delete(ctx.job_id)
-                return None
-            except NotFoundError:
-                if len(saved) == plan.part_count:
-                    # Every part was confirmed, so the upload most likely vanished because it was completed
-                    # and the answer never arrived (a crash, a lost connection). Completing again answers
-                    # with the object where a store has it, instead of storing a second copy.
-                    log.info("%s: %s is gone with every part confirmed; completing it again", ctx.name, record.s3_key)
-                    return plan, record, saved, None
-                ctx.notice("The interrupted upload is no longer on the server; starting it again from the beginning.")
-                ctx.state.delete(ctx.job_id)
-                return None
-            done = self._reconcile(ctx, plan, saved, remote)
-            ctx.save(lambda: ctx.state.replace_parts(ctx.job_id, list(done.values())))
-        else:
-            done = saved
-        log.info("%s: resuming %s with %d of %d parts stored", ctx.name, record.s3_key, len(done), plan.part_count)
-        return plan, record, done, None
+    def stored(self, record: UploadRecord, plan: PartPlan, saved: dict[int, SavedPart]) -> Completion | None:
+        return None  # the server's status says "already stored" itself, and completing again answers the same
+
+    def sender(self, record: UploadRecord, plan: PartPlan, queue: PartQueue) -> PresignedSender:
+        ctx, caps = self.ctx, self.caps
+        urls = UrlBook(
+            self.api,
+            record.upload_id or "",
+            record.s3_key or "",
+            can_sign=caps.offers("sign"),
+            queue=queue,
+            batch=_url_batch(ctx),
+            checksum=record.checksum,
+        )
+        if self.started is not None:
+            urls.add(self.started.urls)
+        elif not caps.offers("sign"):
+            stored = ctx.state.urls(ctx.job_id)
+            now_wall, now = time.time(), time.monotonic()
+            urls.add({n: SignedUrl(u, now + (expires - now_wall)) for n, (u, expires) in stored.items()})
+        self.urls = urls
+        # An upload started with a checksum algorithm takes it on every part, whatever the settings say now.
+        content_md5 = not record.checksum and caps.content_md5 and ctx.settings.verify_integrity
+        sender = PresignedSender(
+            ctx,
+            urls,
+            self.owner.sessions,
+            content_md5=content_md5,
+            etag_check=EtagCheck() if ctx.settings.verify_integrity and not (content_md5 or record.checksum) else None,
+            checksum=record.checksum,
+        )
+        if sender.checksum or sender.content_md5:
+            urls.digest_ahead = lambda number: sender.url_digest(plan.span(number))
+        return sender
 
     @staticmethod
     def _stored(ctx: JobContext, record: UploadRecord, found: ApiCompletion) -> Completion:
@@ -277,11 +259,11 @@ class PresignedMethod:
                 )
         return found
 
-    def _complete(
-        self, ctx: JobContext, record: UploadRecord, parts: dict[int, SavedPart], tracker: ProgressTracker
-    ) -> Completion:
-        api = ctx.api
-        assert api is not None and record.upload_id and record.s3_key
+    def complete(self, record: UploadRecord, parts: dict[int, SavedPart], tracker: ProgressTracker) -> Completion:
+        ctx, api = self.ctx, self.api
+        assert record.upload_id and record.s3_key
+        if self.urls is not None:
+            log.info("%s: %d sign calls for %d parts", ctx.name, self.urls.sign_calls, record.part_count)
         ensure_unchanged(ctx.path, ctx.identity)
         ctx.completing()
         ordered = [parts[n] for n in sorted(parts)]
