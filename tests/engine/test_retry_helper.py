@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+import time
+from types import SimpleNamespace
+from typing import Any
+
 import pytest
 
-from desktop_uploader.engine.errors import NetworkError, RejectedError, ServerBusyError, StalledError, UploaderError
+from desktop_uploader.engine.control import Control
+from desktop_uploader.engine.errors import (
+    Interrupted,
+    NetworkError,
+    RejectedError,
+    ServerBusyError,
+    StalledError,
+    UploaderError,
+)
+from desktop_uploader.engine.methods.multipart import PartScheduler
 from desktop_uploader.engine.retry import RetryPolicy, RetryQuota, RetryRun
 
 
@@ -130,3 +143,15 @@ def test_without_a_quota_retries_cost_nothing() -> None:
     run.backoff(StalledError("stalled"))
     run.succeeded()
     assert run.spent == 0 and rec.slept == [0.5]
+
+
+def test_a_parts_wait_ends_once_the_upload_has_failed() -> None:
+    """Another part failed for good: a part waiting to retry gives up within a slice, quietly."""
+    halt = Control()
+    halt.request("failed")
+    scheduler: Any = SimpleNamespace(ctx=SimpleNamespace(control=Control()), halt=halt)
+    started = time.monotonic()
+    with pytest.raises(Interrupted) as stopped:
+        PartScheduler._wait(scheduler, 30.0)
+    assert stopped.value.reason == "failed"
+    assert time.monotonic() - started < 5
