@@ -17,7 +17,7 @@ from desktop_uploader.engine.api_capabilities import Capabilities, parse_capabil
 from desktop_uploader.engine.control import Control
 from desktop_uploader.engine.errors import NotFoundError, RejectedError, TransientError, UploaderError
 from desktop_uploader.engine.http import PacedBody, Sessions, error_for_api_response, error_for_exception, json_object
-from desktop_uploader.engine.retry import RetryPolicy
+from desktop_uploader.engine.retry import RetryPolicy, RetryRun
 from desktop_uploader.engine.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -70,9 +70,9 @@ class ApiTransport:
         told to its listener (which makes it a Retrying event with its delay).
         """
         read_timeout = timeout or self.settings.read_timeout
-        attempt = spent = 0
+        run = self._retry_run(action, control, on_retry, announce=announce)
         while True:
-            attempt += 1
+            run.next_attempt()
             if control is not None:
                 control.check()
             try:
@@ -91,48 +91,42 @@ class ApiTransport:
                 if response.status_code >= 400 and response.status_code not in accept:
                     raise error_for_api_response(response, action)
                 answer = parse(response) if parse else json_object(response, action)
-                if control is not None:
-                    control.quota.refund(spent)
+                run.succeeded()
                 return answer
             except TransientError as exc:
-                spent += self._before_retry(action, attempt, exc, control, on_retry, announce=announce)
+                run.backoff(exc)
 
-    def _before_retry(
+    def _retry_run(
         self,
         action: str,
-        attempt: int,
-        exc: TransientError,
         control: Control | None,
         on_retry: Callable[[int, UploaderError, float], None] | None,
         *,
         announce: bool,
-    ) -> int:
-        """Re-raise ``exc`` if it may not be retried; else pay the quota, say so, wait, and return the cost."""
-        if not self.policy.should_retry(attempt, exc):
-            raise exc
-        cost = 0
-        if control is not None:  # the upload's quota, shared with its parts
-            cost = control.quota.take(exc)
-            if not cost:
-                raise exc
-        delay = self.policy.delay(attempt, exc)
-        log.warning(
-            "API %s failed (attempt %d/%d): %s; retrying in %.1f s",
-            action,
-            attempt,
-            self.policy.attempts,
-            exc.message,
-            delay,
-        )
-        if on_retry is not None:
-            on_retry(attempt, exc, delay)
-        if announce and control is not None and control.on_retry is not None:
-            control.on_retry(action, attempt, exc, delay)
-        if control is not None:
-            control.sleep(delay)
-        else:
-            time.sleep(delay)
-        return cost
+    ) -> RetryRun:
+        """The retries of one call: on the upload's quota (shared with its parts) when there is a control.
+
+        Each retry is logged, told to ``on_retry``, and, if ``announce``, to the control's listener;
+        the waits are the control's, so a pause cuts them short.
+        """
+
+        def say(attempt: int, exc: UploaderError, delay: float) -> None:
+            log.warning(
+                "API %s failed (attempt %d/%d): %s; retrying in %.1f s",
+                action,
+                attempt,
+                self.policy.attempts,
+                exc.message,
+                delay,
+            )
+            if on_retry is not None:
+                on_retry(attempt, exc, delay)
+            if announce and control is not None and control.on_retry is not None:
+                control.on_retry(action, attempt, exc, delay)
+
+        if control is None:
+            return RetryRun(self.policy, announce=say)
+        return RetryRun(self.policy, control.quota, announce=say, sleep=control.sleep)
 
     def close(self) -> None:
         self.sessions.close()

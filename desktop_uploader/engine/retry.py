@@ -13,12 +13,17 @@ from turning into thousands of retries. Each retry costs tokens, a timeout twice
 already held a connection for the whole read timeout); a success pays back what its own retries
 cost, and a first-try success earns one token. One quota per upload is shared by its parts and its
 calls to the API or to S3, so a dying network is noticed whichever request meets it.
+
+:class:`RetryRun` is that policy and that quota applied to one request. Parts, API calls and S3
+calls each keep their own loop (a part re-signs an expired link, an API call checks its control)
+but all ask the same helper whether to retry, how long to wait, and what to pay back.
 """
 
 from __future__ import annotations
 
 import random
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -77,3 +82,64 @@ class RetryQuota:
         """A request succeeded: back what its retries cost (``spent``), or one token if it needed none."""
         with self._lock:
             self._tokens = min(self.capacity, self._tokens + (spent or self.success_refund))
+
+
+# Told of a retry about to happen: the attempt that failed, its error, and the wait before the next one.
+Announce = Callable[[int, UploaderError, float], None]
+
+
+class RetryRun:
+    """The attempts of one request, the quota they spent, and the waits between them.
+
+    A caller loops ``next_attempt()``, tries, then on a transient failure calls ``backoff(error)``
+    (which re-raises ``error`` when the policy or the quota says no) and on success ``succeeded()``.
+    The loop stays the caller's, so its special cases (an expired link, a pause) stay visible there.
+    Without a quota (an API call outside any upload) retries cost nothing and pay nothing back.
+    """
+
+    def __init__(
+        self,
+        policy: RetryPolicy,
+        quota: RetryQuota | None = None,
+        *,
+        announce: Announce | None = None,
+        sleep: Callable[[float], None] | None = None,
+    ) -> None:
+        self.policy = policy
+        self.quota = quota
+        self.announce = announce
+        self.sleep = sleep or time.sleep  # a control's sleep, so that a pause cuts the wait short
+        self.attempt = 0
+        self.spent = 0
+
+    def next_attempt(self) -> int:
+        """Count the attempt about to be made; the 1-based number it is."""
+        self.attempt += 1
+        return self.attempt
+
+    def free_attempt(self) -> None:
+        """The attempt just made failed through no fault of the request (an expired link): don't count it."""
+        self.attempt -= 1
+
+    def backoff(self, error: UploaderError) -> None:
+        """Pay for a retry after ``error``, announce it with its delay, and wait; re-raise ``error`` if it may not.
+
+        Only a :class:`TransientError` may be retried. The policy is asked before the quota, so a
+        request out of attempts leaves the quota alone.
+        """
+        if not self.policy.should_retry(self.attempt, error):
+            raise error
+        if self.quota is not None:
+            cost = self.quota.take(error)
+            if not cost:
+                raise error
+            self.spent += cost
+        delay = self.policy.delay(self.attempt, error)
+        if self.announce is not None:
+            self.announce(self.attempt, error, delay)
+        self.sleep(delay)
+
+    def succeeded(self) -> None:
+        """The request got through: the quota gets back what its retries cost (or a token, if none)."""
+        if self.quota is not None:
+            self.quota.refund(self.spent)

@@ -88,7 +88,7 @@ class DirectS3Method:
     def _client(self, ctx: JobContext) -> S3Client:
         """A client whose control-plane calls retry under the job's policy and share one quota with its parts."""
 
-        def retrying(attempt: int, delay: float, error: TransientError) -> None:
+        def retrying(attempt: int, error: UploaderError, delay: float) -> None:
             busy = isinstance(error, ServerBusyError) and error.status in (429, 503)
             ctx.emit(Retrying(ctx.job_id, DIRECT, 0, attempt, policy.attempts, delay, error.message, busy))
 

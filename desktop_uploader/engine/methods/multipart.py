@@ -30,6 +30,7 @@ from desktop_uploader.engine.errors import (
     Interrupted,
     ServerBusyError,
     TransientError,
+    UploaderError,
     UrlExpiredError,
 )
 from desktop_uploader.engine.events import Retrying
@@ -38,7 +39,7 @@ from desktop_uploader.engine.methods.base import JobContext
 from desktop_uploader.engine.partbody import PartBody, block_for
 from desktop_uploader.engine.planner import PartPlan, PartSpan
 from desktop_uploader.engine.progress import ProgressTracker
-from desktop_uploader.engine.retry import RetryQuota
+from desktop_uploader.engine.retry import RetryQuota, RetryRun
 from desktop_uploader.engine.state import SavedPart
 
 log = logging.getLogger(__name__)
@@ -252,13 +253,43 @@ class PartScheduler:
                 self._in_flight.discard(number)
                 self._cond.notify_all()
 
+    def _retry_run(self, number: int) -> RetryRun:
+        """One part's retries, on the upload's quota; each is logged and becomes a Retrying event with its delay."""
+        ctx = self.ctx
+
+        def say(attempt: int, exc: UploaderError, delay: float) -> None:
+            log.warning(
+                "%s: part %d failed (attempt %d/%d): %s; retrying in %.1f s",
+                ctx.name,
+                number,
+                attempt,
+                self.policy.attempts,
+                exc.message,
+                delay,
+            )
+            busy = isinstance(exc, ServerBusyError) and exc.status in (429, 503)
+            ctx.emit(Retrying(ctx.job_id, self.method, number, attempt, self.policy.attempts, delay, exc.message, busy))
+
+        return RetryRun(self.policy, self.quota, announce=say, sleep=self._wait)
+
+    def _wait(self, seconds: float) -> None:
+        """Wait before a part's retry, in slices, so a pause or another part failing for good cuts it short.
+
+        Once the upload has failed (``halt``), the wait ends with ``Interrupted("failed")``: the part
+        gives up quietly, as the upload's failure is already reported.
+        """
+        until = time.monotonic() + seconds
+        while (left := until - time.monotonic()) > 0:
+            self.ctx.control.sleep(min(left, 0.25))
+            self.halt.check()
+
     def _send(self, span: PartSpan) -> SavedPart:
         ctx, tracker = self.ctx, self.tracker
-        attempt = 0
-        refreshes = spent = 0
+        run = self._retry_run(span.number)
+        refreshes = 0
         while True:
             ctx.control.check()
-            attempt += 1
+            run.next_attempt()
             body = PartBody(
                 ctx.path,
                 span.offset,
@@ -275,7 +306,7 @@ class PartScheduler:
             except UrlExpiredError:
                 tracker.restarted(span.number)
                 self.sender.forget(span.number)
-                attempt -= 1  # an expired link is not the part's fault
+                run.free_attempt()  # an expired link is not the part's fault
                 refreshes += 1
                 if refreshes > MAX_URL_REFRESHES:
                     raise ForbiddenError(
@@ -288,33 +319,9 @@ class PartScheduler:
                 tracker.restarted(span.number)
                 if isinstance(exc, IntegrityError):
                     self.sender.forget(span.number)
-                if self.halt.stopping or not self.policy.should_retry(attempt, exc):
+                if self.halt.stopping:  # the upload failed already: no point trying again
                     raise
-                cost = self.quota.take(exc)
-                if not cost:
-                    raise
-                spent += cost
-                delay = self.policy.delay(attempt, exc)
-                log.warning(
-                    "%s: part %d failed (attempt %d/%d): %s; retrying in %.1f s",
-                    ctx.name,
-                    span.number,
-                    attempt,
-                    self.policy.attempts,
-                    exc.message,
-                    delay,
-                )
-                busy = isinstance(exc, ServerBusyError) and exc.status in (429, 503)
-                ctx.emit(
-                    Retrying(
-                        ctx.job_id, self.method, span.number, attempt, self.policy.attempts, delay, exc.message, busy
-                    )
-                )
-                sleep_until = time.monotonic() + delay
-                while (left := sleep_until - time.monotonic()) > 0:
-                    ctx.control.sleep(min(left, 0.25))
-                    if self.halt.stopping:
-                        raise
+                run.backoff(exc)
                 continue
             finally:
                 body.close()
@@ -327,7 +334,7 @@ class PartScheduler:
                 span.number,
                 self.plan.part_count,
                 span.size,
-                attempt,
+                run.attempt,
             )
-            self.quota.refund(spent)
+            run.succeeded()
             return saved

@@ -13,8 +13,6 @@ message: messages differ between stores and versions, codes don't.
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,7 +32,7 @@ from desktop_uploader.engine.errors import (
     UploaderError,
 )
 from desktop_uploader.engine.http import host_of
-from desktop_uploader.engine.retry import RetryPolicy, RetryQuota
+from desktop_uploader.engine.retry import Announce, RetryPolicy, RetryQuota, RetryRun
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +134,7 @@ def our_error_inside(exc: BaseException) -> BaseException | None:
     return None
 
 
-OnRetry = Callable[[int, float, TransientError], None]
+OnRetry = Announce  # (attempt, error, delay), as every retry is announced
 
 
 class S3Client:
@@ -196,33 +194,28 @@ class S3Client:
 
         Without ``control`` (an abort while a cancel unwinds the job) the waits can't be cut short.
         """
-        attempt = spent = 0
+
+        def say(attempt: int, exc: UploaderError, delay: float) -> None:
+            log.warning(
+                "S3 %s failed (attempt %d/%d): %s; retrying in %.1f s",
+                operation,
+                attempt,
+                self.policy.attempts,
+                exc.message,
+                delay,
+            )
+            if self.on_retry is not None:
+                self.on_retry(attempt, exc, delay)
+
+        run = RetryRun(self.policy, self.quota, announce=say, sleep=control.sleep if control is not None else None)
         while True:
-            attempt += 1
+            run.next_attempt()
             if control is not None:
                 control.check()
             try:
                 answer = self.once(operation, **kwargs)
             except TransientError as exc:
-                cost = self.quota.take(exc) if self.policy.should_retry(attempt, exc) else 0
-                if not cost:
-                    raise
-                spent += cost
-                delay = self.policy.delay(attempt, exc)
-                log.warning(
-                    "S3 %s failed (attempt %d/%d): %s; retrying in %.1f s",
-                    operation,
-                    attempt,
-                    self.policy.attempts,
-                    exc.message,
-                    delay,
-                )
-                if self.on_retry is not None:
-                    self.on_retry(attempt, delay, exc)
-                if control is not None:
-                    control.sleep(delay)
-                else:
-                    time.sleep(delay)
+                run.backoff(exc)
                 continue
-            self.quota.refund(spent)
-            return answer, attempt
+            run.succeeded()
+            return answer, run.attempt
