@@ -2,7 +2,9 @@
 
 The one place a connection is built, for the CLI and the window alike: the server (or the sandbox,
 or the direct S3 target), its secret (a flag, the environment, or the keychain, in that order), and
-the probe that says what a server offers.
+the probe that says what a server offers. For the window also the sentences it shows about each
+outcome (``choose_connection``, ``start_sandbox``, ``try_server``), as blocking functions it runs in
+a worker thread.
 
 Outside the engine because the last resort, the local sandbox, is a subprocess of this app: when
 no server is configured, the CLI and the GUI use a sandbox that is already running for this user,

@@ -4,6 +4,9 @@ No widgets here. Everything that touches the disk or the network runs off the GU
 coroutines on the qasync loop that await a worker thread, so the window never stalls: connecting
 (or starting the local sandbox), testing a connection, restoring interrupted uploads, walking
 dropped folders, adding files.
+
+Only Qt wiring: what to connect to and what to say about it is decided in ``connection.py``, how a
+drop is taken in in ``engine/intake.py``; this holds the state the window shows and its signals.
 """
 
 from __future__ import annotations
