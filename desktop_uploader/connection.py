@@ -2,7 +2,9 @@
 
 The one place a connection is built, for the CLI and the window alike: the server (or the sandbox,
 or the direct S3 target), its secret (a flag, the environment, or the keychain, in that order), and
-the probe that says what a server offers.
+the probe that says what a server offers. For the window also the sentences it shows about each
+outcome (``choose_connection``, ``start_sandbox``, ``try_server``), as blocking functions it runs in
+a worker thread.
 
 Outside the engine because the last resort, the local sandbox, is a subprocess of this app: when
 no server is configured, the CLI and the GUI use a sandbox that is already running for this user,
@@ -12,6 +14,7 @@ or start one (``desktop-uploader sandbox --json``) that lives as long as they do
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import queue
 import signal
@@ -19,19 +22,25 @@ import subprocess
 import sys
 import threading
 from dataclasses import dataclass
+from enum import Enum
 from urllib.parse import urlsplit
 
 from desktop_uploader.engine.api_client import ApiClient, Capabilities
 from desktop_uploader.engine.credentials import CredentialStore, direct_secret_key, token_key
+from desktop_uploader.engine.errors import UploaderError
+from desktop_uploader.engine.limits import human_bytes
 from desktop_uploader.engine.manager import ServerConnection
 from desktop_uploader.engine.methods.direct_s3 import DirectTarget
-from desktop_uploader.engine.settings import Settings
+from desktop_uploader.engine.settings import Settings, save_settings
 from desktop_uploader.paths import AppPaths
 from desktop_uploader.sandbox.info import SandboxInfo, running_sandbox
 
 SERVER_ENV = "DESKTOP_UPLOADER_SERVER"
 TOKEN_ENV = "DESKTOP_UPLOADER_TOKEN"  # noqa: S105 - the variable's name, not a secret
 SECRET_ENV = "DESKTOP_UPLOADER_S3_SECRET"  # noqa: S105 - the variable's name, not a secret
+SANDBOX_LABEL = "Local sandbox (this computer)"
+
+log = logging.getLogger(__name__)
 
 
 class ConnectionSetupError(Exception):
@@ -97,7 +106,7 @@ def launch_sandbox(paths: AppPaths, timeout: float = 45.0) -> SandboxHandle:
 
 
 def sandbox_connection(info: SandboxInfo) -> ServerConnection:
-    return ServerConnection(info.api_url, info.token, info.server_id, "Local sandbox (this computer)")
+    return ServerConnection(info.api_url, info.token, info.server_id, SANDBOX_LABEL)
 
 
 def configured_server(settings: Settings, server: str | None = None) -> str:
@@ -144,6 +153,10 @@ def direct_target(
     )
 
 
+def is_server_address(url: str) -> bool:
+    return url.startswith(("http://", "https://"))
+
+
 def probe_server(url: str, token: str, settings: Settings) -> Capabilities:
     """What a server offers, proving the token on the way; raises an UploaderError saying what went wrong."""
     client = ApiClient(url, token, settings.replace(retries=1, connect_timeout=5, read_timeout=10))
@@ -164,7 +177,7 @@ def resolve_connection(
     """A connection to the configured server, or to the local sandbox when none is configured."""
     url = configured_server(settings, server)
     if url:
-        if not url.startswith(("http://", "https://")):
+        if not is_server_address(url):
             raise ConnectionSetupError(f"'{url}' is not a server address; it must start with http:// or https://.")
         secret = server_token(credential_store(paths), url, token)
         if not secret:
@@ -178,3 +191,117 @@ def resolve_connection(
 
 def credential_store(paths: AppPaths) -> CredentialStore:
     return CredentialStore(paths.config_dir / "credentials.json")
+
+
+# -- the window's connection: the same pieces, and the sentences it shows --------------------------------
+
+
+class Link(Enum):
+    NEEDS_SETUP = "needs setup"  # no server, and the person hasn't chosen the sandbox yet
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Where the window stands after a step of connecting: the state, the label and sentence it shows, and
+    what the manager should use. ``connection`` replaces the manager's once settled (connected or needing
+    setup); a failed step leaves the one before."""
+
+    link: Link
+    label: str
+    detail: str = ""
+    connection: ServerConnection | None = None
+    sandbox: SandboxHandle | None = None
+    direct: DirectTarget | None = None
+
+
+def configured_direct(credentials: CredentialStore, settings: Settings) -> DirectTarget | None:
+    """The direct S3 target the settings describe, with its secret from the environment or the keychain."""
+    return direct_target(settings, direct_secret(credentials, settings))
+
+
+def choose_connection(credentials: CredentialStore, settings: Settings) -> Outcome:
+    """The window's first step (blocking: the keychain): the configured server with its token, no server
+    and no sandbox chosen, or ``Link.CONNECTING`` when the local sandbox is to be started next."""
+    direct = configured_direct(credentials, settings)
+    url = configured_server(settings)
+    if not url and not settings.use_sandbox:
+        return Outcome(Link.NEEDS_SETUP, "No server set up", direct=direct)
+    if not url:
+        return Outcome(Link.CONNECTING, "Starting the local sandbox…", direct=direct)
+    token = server_token(credentials, url)
+    if not token:
+        detail = f"Add the access token for {url} in Settings → Connection."
+        return Outcome(Link.FAILED, "No access token", detail, direct=direct)
+    connection = server_connection(url, token)
+    return Outcome(Link.CONNECTED, url.split("://", 1)[-1], f"Uploads go to {url}", connection, direct=direct)
+
+
+def start_sandbox(paths: AppPaths, sandbox: SandboxHandle | None) -> Outcome:
+    """The window's second step when the sandbox was chosen (blocking): the one it has, or a new or running one."""
+    try:
+        if sandbox is None:
+            sandbox = launch_sandbox(paths)
+    except Exception as exc:  # shown to the person; details in the log
+        log.exception("Sandbox start failed")
+        return Outcome(Link.FAILED, "Local sandbox failed", f"The local sandbox could not start: {exc}")
+    info = sandbox.info
+    detail = f"Files go to a test storage on this computer: s3://{info.bucket}/loras/… in {info.data_dir}"
+    return Outcome(Link.CONNECTED, SANDBOX_LABEL, detail, sandbox_connection(info), sandbox)
+
+
+def save_choices(
+    paths: AppPaths,
+    credentials: CredentialStore,
+    before: Settings,
+    settings: Settings,
+    token: str | None,
+    secret: str | None,
+) -> bool:
+    """Save settings from the window, the token and S3 secret to the keychain (blocking); whether to reconnect."""
+    reconnect = settings.server_url != before.server_url or settings.use_sandbox != before.use_sandbox
+    save_settings(paths.settings_file, settings)
+    if token is not None and settings.server_url:
+        credentials.set(token_key(settings.server_url), token)
+        reconnect = True
+    if secret is not None and settings.direct_access_key:
+        credentials.set(direct_secret_key(settings.direct_endpoint, settings.direct_access_key), secret)
+    return reconnect
+
+
+def check_server_address(url: str) -> str | None:
+    """What is wrong with an address typed in Settings, or None."""
+    return None if is_server_address(url) else "The address must start with http:// or https://."
+
+
+def describe_capabilities(caps: Capabilities) -> str:
+    """A sentence saying what a server offers."""
+    offers = []
+    if caps.presigned:
+        extras = [w for w, on in (("re-signing", caps.offers("sign")), ("Content-MD5", caps.content_md5)) if on]
+        offers.append("presigned uploads" + (f" (with {' and '.join(extras)})" if extras else ""))
+    if caps.chunked_path:
+        offers.append(f"chunked uploads ({human_bytes(caps.max_chunk_bytes)} chunks)")
+    if caps.legacy_path and caps.legacy_max_bytes:
+        offers.append(f"single requests up to {human_bytes(caps.legacy_max_bytes)}")
+    if not caps.advertised:
+        return "Connected. This server speaks the original contract (start, complete, abort)."
+    expiry = caps.url_expiry_seconds
+    lasting = f"{expiry // 60} min" if expiry >= 60 else f"{expiry} s"
+    return f"Connected. It offers {', '.join(offers) or 'nothing we can use'}; upload links last {lasting}."
+
+
+def try_server(url: str, token: str, settings: Settings) -> tuple[bool, str]:
+    """Settings' "Test connection" (blocking): whether it worked, and a sentence saying what a server offers."""
+    if not url:
+        return True, "No address: uploads go to the local sandbox on this computer."
+    problem = check_server_address(url)
+    if problem is not None:
+        return False, problem
+    try:
+        caps = probe_server(url, token, settings)
+    except UploaderError as exc:
+        return False, exc.message
+    return True, describe_capabilities(caps)

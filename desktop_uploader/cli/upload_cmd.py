@@ -22,8 +22,8 @@ from desktop_uploader.connection import ConnectionSetupError
 from desktop_uploader.engine.errors import SettingsError, UploaderError
 from desktop_uploader.engine.events import Event, Notice, Queued, Status
 from desktop_uploader.engine.files import collect
+from desktop_uploader.engine.intake import damaged
 from desktop_uploader.engine.manager import JobView, UploadManager, interrupted_records
-from desktop_uploader.engine.safetensors_header import safetensors_problem
 from desktop_uploader.engine.state import StateStore
 
 
@@ -114,8 +114,9 @@ def _preflight(files: list[Path], send_anyway: bool, out: Console) -> tuple[list
     """Check each .safetensors file's header before anything is sent: a cut-short download is refused."""
     kept: list[Path] = []
     rejected: list[dict[str, Any]] = []
+    problems = dict(damaged(files))
     for path in files:
-        problem = safetensors_problem(path) if path.suffix.lower() == ".safetensors" else None
+        problem = problems.get(path)
         if problem is None:
             kept.append(path)
         elif send_anyway:

@@ -4,43 +4,39 @@ No widgets here. Everything that touches the disk or the network runs off the GU
 coroutines on the qasync loop that await a worker thread, so the window never stalls: connecting
 (or starting the local sandbox), testing a connection, restoring interrupted uploads, walking
 dropped folders, adding files.
+
+Only Qt wiring: what to connect to and what to say about it is decided in ``connection.py``, how a
+drop is taken in in ``engine/intake.py``; this holds the state the window shows and its signals.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QGuiApplication
 
 from desktop_uploader.connection import (
+    Link,
     SandboxHandle,
-    configured_server,
+    choose_connection,
+    configured_direct,
     credential_store,
     direct_secret,
-    direct_target,
-    launch_sandbox,
-    probe_server,
-    sandbox_connection,
-    server_connection,
+    save_choices,
     server_token,
+    start_sandbox,
+    try_server,
 )
 from desktop_uploader.engine import events
-from desktop_uploader.engine.credentials import direct_secret_key, token_key
-from desktop_uploader.engine.errors import UploaderError
 from desktop_uploader.engine.files import collect
-from desktop_uploader.engine.limits import human_bytes
+from desktop_uploader.engine.intake import AddOutcome, add_all, damaged, refuse, unusable
 from desktop_uploader.engine.manager import UploadManager
-from desktop_uploader.engine.methods.direct_s3 import DirectTarget
 from desktop_uploader.engine.rows import QueueSummary, RowAction
-from desktop_uploader.engine.safetensors_header import safetensors_problem
-from desktop_uploader.engine.settings import Settings, save_settings
+from desktop_uploader.engine.settings import Settings
 from desktop_uploader.engine.state import StateStore
 from desktop_uploader.gui.bridge import EngineBridge
 from desktop_uploader.gui.executors import QtPoolExecutor
@@ -50,32 +46,9 @@ from desktop_uploader.gui.tasks import in_thread
 from desktop_uploader.paths import AppPaths
 from desktop_uploader.system.keep_awake import KeepAwake
 
+__all__ = ["AddOutcome", "AppSession", "Link", "in_thread"]
+
 log = logging.getLogger(__name__)
-
-
-class Link(Enum):
-    NEEDS_SETUP = "needs setup"  # no server, and the person hasn't chosen the sandbox yet
-    CONNECTING = "connecting"
-    CONNECTED = "connected"
-    FAILED = "failed"
-
-
-def _damaged(paths: list[Path]) -> list[tuple[Path, str]]:
-    """The .safetensors files whose header says they are incomplete, each with what is wrong (header only)."""
-    found = []
-    for path in paths:
-        problem = safetensors_problem(path) if path.suffix.lower() == ".safetensors" else None
-        if problem is not None:
-            found.append((path, problem))
-    return found
-
-
-@dataclass(frozen=True)
-class AddOutcome:
-    added: int
-    duplicates: list[str]
-    problems: list[str]
-    skipped: int
 
 
 class AppSession(QObject):
@@ -115,10 +88,6 @@ class AppSession(QObject):
         self.link, self.link_label, self.link_detail = link, label, detail
         self.linkChanged.emit()
 
-    @property
-    def server_url(self) -> str:
-        return configured_server(self.settings)
-
     def token_for(self, url: str) -> str | None:
         return server_token(self.credentials, url) if url else None
 
@@ -141,91 +110,36 @@ class AppSession(QObject):
             log.info("Removed %d partial upload(s) given up in an earlier session", sweep.settled)
 
     async def _connect(self) -> None:
-        """Connect to the configured server, or the local sandbox if the person chose it."""
-        self.manager.set_direct(self._direct_target(await in_thread(self.direct_secret)))
-        url = self.server_url
-        if not url and not self.settings.use_sandbox:
-            self.manager.set_connection(None)
-            self._set_link(Link.NEEDS_SETUP, "No server set up")
-            return
-        if url:
-            token = await in_thread(self.token_for, url)
-            if not token:
-                self._set_link(
-                    Link.FAILED, "No access token", f"Add the access token for {url} in Settings → Connection."
-                )
-                return
-            self.manager.set_connection(server_connection(url, token))
-            self._set_link(Link.CONNECTED, url.split("://", 1)[-1], f"Uploads go to {url}")
-            return
-        self._set_link(Link.CONNECTING, "Starting the local sandbox…")
-        sandbox = self.sandbox
-        try:
-            if sandbox is None:
-                sandbox = await in_thread(launch_sandbox, self.paths)
-        except Exception as exc:  # shown to the person; details in the log
-            log.exception("Sandbox start failed")
-            self._set_link(Link.FAILED, "Local sandbox failed", f"The local sandbox could not start: {exc}")
-            return
-        self.sandbox = sandbox
-        info = sandbox.info
-        self.manager.set_connection(sandbox_connection(info))
-        self._set_link(
-            Link.CONNECTED,
-            "Local sandbox (this computer)",
-            f"Files go to a test storage on this computer: s3://{info.bucket}/loras/… in {info.data_dir}",
-        )
+        """Connect to the configured server, or the local sandbox if the person chose it (connection.py decides)."""
+        outcome = await in_thread(choose_connection, self.credentials, self.settings)
+        self.manager.set_direct(outcome.direct)
+        if outcome.link is Link.CONNECTING:
+            self._set_link(outcome.link, outcome.label, outcome.detail)
+            outcome = await in_thread(start_sandbox, self.paths, self.sandbox)
+            self.sandbox = outcome.sandbox or self.sandbox
+        if outcome.link in (Link.CONNECTED, Link.NEEDS_SETUP):
+            self.manager.set_connection(outcome.connection)
+        self._set_link(outcome.link, outcome.label, outcome.detail)
 
     def direct_secret(self, settings: Settings | None = None) -> str | None:
         return direct_secret(self.credentials, settings or self.settings)
-
-    def _direct_target(self, secret: str | None) -> DirectTarget | None:
-        return direct_target(self.settings, secret)
 
     async def use_sandbox(self) -> None:
         await self.apply_settings(self.settings.replace(use_sandbox=True, server_url=""), token=None)
 
     async def apply_settings(self, settings: Settings, token: str | None, direct_secret: str | None = None) -> None:
         """Save new settings (secrets go to the keychain); they apply to uploads that start from now on."""
-        reconnect = settings.server_url != self.settings.server_url or settings.use_sandbox != self.settings.use_sandbox
-        self.settings = settings
-        await in_thread(save_settings, self.paths.settings_file, settings)
-        if token is not None and settings.server_url:
-            await in_thread(self.credentials.set, token_key(settings.server_url), token)
-            reconnect = True
-        if direct_secret is not None and settings.direct_access_key:
-            key = direct_secret_key(settings.direct_endpoint, settings.direct_access_key)
-            await in_thread(self.credentials.set, key, direct_secret)
+        before, self.settings = self.settings, settings
+        reconnect = await in_thread(save_choices, self.paths, self.credentials, before, settings, token, direct_secret)
         self.manager.update_settings(settings)
-        self.manager.set_direct(self._direct_target(await in_thread(self.direct_secret)))
+        self.manager.set_direct(await in_thread(configured_direct, self.credentials, settings))
         if reconnect:
             await self.connect_storage()
             await self.server_uploads.refresh(self.link == Link.CONNECTED)
 
     async def test_connection(self, url: str, token: str) -> tuple[bool, str]:
         """Ask a server for its capabilities; a sentence saying what it offers or what went wrong."""
-        if not url:
-            return True, "No address: uploads go to the local sandbox on this computer."
-        if not url.startswith(("http://", "https://")):
-            return False, "The address must start with http:// or https://."
-
-        try:
-            caps = await in_thread(probe_server, url, token, self.settings)
-        except UploaderError as exc:
-            return False, exc.message
-        offers = []
-        if caps.presigned:
-            extras = [w for w, on in (("re-signing", caps.offers("sign")), ("Content-MD5", caps.content_md5)) if on]
-            offers.append("presigned uploads" + (f" (with {' and '.join(extras)})" if extras else ""))
-        if caps.chunked_path:
-            offers.append(f"chunked uploads ({human_bytes(caps.max_chunk_bytes)} chunks)")
-        if caps.legacy_path and caps.legacy_max_bytes:
-            offers.append(f"single requests up to {human_bytes(caps.legacy_max_bytes)}")
-        if not caps.advertised:
-            return True, "Connected. This server speaks the original contract (start, complete, abort)."
-        expiry = caps.url_expiry_seconds
-        lasting = f"{expiry // 60} min" if expiry >= 60 else f"{expiry} s"
-        return True, f"Connected. It offers {', '.join(offers) or 'nothing we can use'}; upload links last {lasting}."
+        return await in_thread(try_server, url, token, self.settings)
 
     # -- the queue ------------------------------------------------------------------------------------------
 
@@ -254,47 +168,14 @@ class AppSession(QObject):
                 skipped = len(found.others)
         refused: list[str] = []
         if confirm_damaged is not None:
-            damaged = await in_thread(_damaged, chosen)
-            if damaged and not await confirm_damaged(damaged):
-                chosen = [p for p in chosen if p not in {path for path, _ in damaged}]
-                refused = [f"{path.name} was not added because it looks damaged." for path, _ in damaged]
-        known = self.model.job_ids()
-        start = self.settings.auto_start
-
-        def add_all() -> tuple[int, list[str], list[str]]:
-            """One trip to a worker thread for the whole drop; the manager refuses files already queued."""
-            added, duplicates, problems = 0, [], []
-            for number, path in enumerate(chosen):
-                if number % 25 == 24:
-                    time.sleep(0)  # let the window take the interpreter between batches of a big drop
-                try:
-                    job = self.manager.add(path, start=start)
-                except UploaderError as exc:
-                    problems.append(exc.message)
-                    continue
-                if job in known:
-                    duplicates.append(path.name)
-                else:
-                    known.add(job)
-                    added += 1
-            return added, duplicates, problems
-
-        added, duplicates, problems = await in_thread(add_all)
-        problems += refused + [f"{p}: not found" for p in found.missing]
-        problems += [f"{p.name} is {kind}, not a file." for p, kind in found.special]
-        outcome = AddOutcome(added, duplicates, problems, skipped)
-        self.message.emit(self._describe(outcome))
+            found_damaged = await in_thread(damaged, chosen)
+            if found_damaged and not await confirm_damaged(found_damaged):
+                chosen, refused = refuse(chosen, found_damaged)
+        known, start = self.model.job_ids(), self.settings.auto_start  # read here, on the GUI thread
+        added, duplicates, problems = await in_thread(lambda: add_all(self.manager, chosen, known, start=start))
+        outcome = AddOutcome(added, duplicates, problems + refused + unusable(found), skipped)
+        self.message.emit(outcome.text())
         return outcome
-
-    @staticmethod
-    def _describe(outcome: AddOutcome) -> str:
-        words = [f"Added {outcome.added} file(s)."]
-        if outcome.duplicates:
-            words.append(f"Already in the queue: {', '.join(outcome.duplicates[:3])}.")
-        if outcome.skipped:
-            words.append(f"Skipped {outcome.skipped} file(s) that aren't models.")
-        words += outcome.problems[:2]
-        return " ".join(words)
 
     def act(self, job_id: str, action: RowAction) -> None:
         """Carry out a row action; everything here returns at once (the manager works in the background)."""

@@ -1,0 +1,79 @@
+"""Taking in what a person dropped or chose: damaged models set apart, files queued, and the sentence about it.
+
+Plain work for a worker thread (the window asks its questions in between, on its own thread): which
+.safetensors files say they are cut short, queueing a whole drop in one trip, and what to tell the person.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from desktop_uploader.engine.errors import UploaderError
+from desktop_uploader.engine.files import Collected
+from desktop_uploader.engine.manager import UploadManager
+from desktop_uploader.engine.safetensors_header import safetensors_problem
+
+
+@dataclass(frozen=True)
+class AddOutcome:
+    added: int
+    duplicates: list[str]
+    problems: list[str]
+    skipped: int
+
+    def text(self) -> str:
+        """The status bar's sentence about a drop."""
+        words = [f"Added {self.added} file(s)."]
+        if self.duplicates:
+            words.append(f"Already in the queue: {', '.join(self.duplicates[:3])}.")
+        if self.skipped:
+            words.append(f"Skipped {self.skipped} file(s) that aren't models.")
+        words += self.problems[:2]
+        return " ".join(words)
+
+
+def damaged(paths: list[Path]) -> list[tuple[Path, str]]:
+    """The .safetensors files whose header says they are incomplete, each with what is wrong (header only)."""
+    found = []
+    for path in paths:
+        problem = safetensors_problem(path) if path.suffix.lower() == ".safetensors" else None
+        if problem is not None:
+            found.append((path, problem))
+    return found
+
+
+def refuse(chosen: list[Path], refused: list[tuple[Path, str]]) -> tuple[list[Path], list[str]]:
+    """``chosen`` without the damaged files the person declined, and a sentence for each of those."""
+    gone = {path for path, _ in refused}
+    sentences = [f"{path.name} was not added because it looks damaged." for path, _ in refused]
+    return [p for p in chosen if p not in gone], sentences
+
+
+def add_all(
+    manager: UploadManager, chosen: list[Path], known: set[str], *, start: bool
+) -> tuple[int, list[str], list[str]]:
+    """One trip to a worker thread for the whole drop; the manager refuses files already queued (``known``
+    holds the queue's job ids and gains the new ones). How many were added, the duplicates, the problems."""
+    added, duplicates, problems = 0, [], []
+    for number, path in enumerate(chosen):
+        if number % 25 == 24:
+            time.sleep(0)  # let the window take the interpreter between batches of a big drop
+        try:
+            job = manager.add(path, start=start)
+        except UploaderError as exc:
+            problems.append(exc.message)
+            continue
+        if job in known:
+            duplicates.append(path.name)
+        else:
+            known.add(job)
+            added += 1
+    return added, duplicates, problems
+
+
+def unusable(found: Collected) -> list[str]:
+    """Sentences for what was dropped but is missing or is not a regular file."""
+    missing = [f"{p}: not found" for p in found.missing]
+    return missing + [f"{p.name} is {kind}, not a file." for p, kind in found.special]

@@ -1,0 +1,60 @@
+"""Taking in a drop: damaged models set apart, one trip to queue it all, and the sentence about it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from desktop_uploader.engine.files import collect
+from desktop_uploader.engine.intake import AddOutcome, add_all, damaged, refuse, unusable
+from desktop_uploader.engine.manager import UploadManager
+from desktop_uploader.engine.settings import Settings
+from desktop_uploader.engine.state import StateStore
+from tests.support.safetensors_files import write_safetensors
+
+
+def test_only_cut_short_safetensors_are_damaged(tmp_path: Path) -> None:
+    whole, cut, other = tmp_path / "whole.safetensors", tmp_path / "cut.SAFETENSORS", tmp_path / "notes.ckpt"
+    write_safetensors(whole, 4096)
+    write_safetensors(cut, 4096)
+    cut.write_bytes(cut.read_bytes()[:2000])
+    other.write_bytes(b"x" * 100)
+    found = damaged([whole, cut, other])
+    assert [path for path, _ in found] == [cut]
+    assert found[0][1]  # what is wrong, in words
+
+    kept, sentences = refuse([whole, cut, other], found)
+    assert kept == [whole, other]
+    assert sentences == ["cut.SAFETENSORS was not added because it looks damaged."]
+
+
+def test_a_drop_is_queued_once_and_duplicates_are_named(tmp_path: Path) -> None:
+    files = [tmp_path / f"m{n}.ckpt" for n in range(3)]
+    for path in files:
+        path.write_bytes(b"x" * 10)
+    state = StateStore.open(tmp_path / "state.db")
+    manager = UploadManager(Settings(), state, None)
+    try:
+        known: set[str] = set()
+        assert add_all(manager, files[:2], known, start=False) == (2, [], [])
+        assert len(known) == 2
+        added, duplicates, problems = add_all(manager, files, known, start=False)
+        assert (added, duplicates, problems) == (1, ["m0.ckpt", "m1.ckpt"], [])
+        gone = tmp_path / "gone.ckpt"
+        added, _, problems = add_all(manager, [gone], known, start=False)
+        assert added == 0 and len(problems) == 1
+    finally:
+        manager.close()
+        state.close()
+
+
+def test_missing_paths_are_named(tmp_path: Path) -> None:
+    found = collect([tmp_path / "nowhere.safetensors"])
+    assert unusable(found) == [f"{tmp_path / 'nowhere.safetensors'}: not found"]
+
+
+def test_the_status_sentence() -> None:
+    assert AddOutcome(2, [], [], 0).text() == "Added 2 file(s)."
+    outcome = AddOutcome(0, ["a", "b", "c", "d"], ["one", "two", "three"], 5)
+    assert outcome.text() == (
+        "Added 0 file(s). Already in the queue: a, b, c. Skipped 5 file(s) that aren't models. one two"
+    )
