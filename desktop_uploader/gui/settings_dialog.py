@@ -18,13 +18,11 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
     QDialogButtonBox,
-    QDoubleSpinBox,
     QFormLayout,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QPushButton,
-    QSpinBox,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -33,46 +31,12 @@ from PySide6.QtWidgets import (
 from desktop_uploader.engine.errors import SettingsError
 from desktop_uploader.engine.limits import MiB
 from desktop_uploader.engine.settings import PRESETS, Settings
+from desktop_uploader.gui.form_widgets import METHOD_CHOICES, add_line_edits, decimal_box, hint_label, spin_box
 from desktop_uploader.gui.tasks import spawn
 
 Tester = Callable[[str, str], Awaitable[tuple[bool, str]]]
-METHOD_CHOICES = (
-    ("Automatic (recommended)", "auto"),
-    ("Presigned only (straight to storage)", "presigned"),
-    ("Chunked through the server", "chunked"),
-    ("Single request (small files only)", "legacy"),
-    ("Direct to my own S3 storage", "direct-s3"),
-)
 CUSTOM = "Custom"
 MB = 1_000_000
-
-
-def _spin(low: int, high: int, suffix: str = "", special: str = "") -> QSpinBox:
-    box = QSpinBox()
-    box.setRange(low, high)
-    box.setSuffix(suffix)
-    if special:
-        box.setSpecialValueText(special)
-    box.setKeyboardTracking(True)
-    return box
-
-
-def _double(low: float, high: float, decimals: int, suffix: str = "", special: str = "") -> QDoubleSpinBox:
-    box = QDoubleSpinBox()
-    box.setRange(low, high)
-    box.setDecimals(decimals)
-    box.setSuffix(suffix)
-    if special:
-        box.setSpecialValueText(special)
-    return box
-
-
-def _note(text: str) -> QLabel:
-    label = QLabel(text)
-    label.setWordWrap(True)
-    label.setProperty("role", "hint")
-    label.setEnabled(False)  # rendered in the palette's muted text colour
-    return label
 
 
 class SettingsDialog(QDialog):
@@ -137,7 +101,7 @@ class SettingsDialog(QDialog):
         self.token_edit.setEchoMode(QLineEdit.EchoMode.Password)
         self.token_edit.setPlaceholderText("The access token you were given")
         form.addRow("Access token", self.token_edit)
-        form.addRow("", _note(f"The token is kept in {token_home}."))
+        form.addRow("", hint_label(f"The token is kept in {token_home}."))
         row = QHBoxLayout()
         self.test_button = QPushButton("Test connection")
         self.test_button.setObjectName("testConnection")
@@ -164,38 +128,38 @@ class SettingsDialog(QDialog):
         self.preset.addItems([*PRESETS, CUSTOM])
         self.preset.currentTextChanged.connect(self._apply_preset)
         form.addRow("Preset", self.preset)
-        self.preset_note = _note("")
+        self.preset_note = hint_label("")
         form.addRow("", self.preset_note)
-        self.chunk_size = _double(0.06, 9999.0, 2, " MiB")
+        self.chunk_size = decimal_box(0.06, 9999.0, 2, " MiB")
         self.chunk_size.setObjectName("chunkSize")
         self.chunk_size.setAccessibleName("Chunk size in MiB")
         form.addRow("Chunk size", self.chunk_size)
         form.addRow(
             "",
-            _note(
+            hint_label(
                 "S3 needs every part but the last to be at least 5 MiB and at most 5 GiB, and a file "
                 "to have at most 10,000 parts. Smaller chunk sizes are raised to 5 MiB; very large "
                 "files get bigger parts automatically."
             ),
         )
-        self.concurrency = _spin(0, 999, " parts", "Auto")
+        self.concurrency = spin_box(0, 999, " parts", "Auto")
         self.concurrency.setObjectName("concurrency")
         self.concurrency.setAccessibleName("Parts in flight per file")
         form.addRow("Parts in flight per file", self.concurrency)
-        form.addRow("", _note("Auto adapts to your connection. More parts help most on links that lose packets."))
-        self.retries = _spin(0, 999, " tries")
+        form.addRow("", hint_label("Auto adapts to your connection. More parts help most on links that lose packets."))
+        self.retries = spin_box(0, 999, " tries")
         self.retries.setObjectName("retries")
         self.retries.setAccessibleName("Tries per part")
         form.addRow("Tries per part", self.retries)
-        self.backoff = _double(0.0, 999.0, 2, " s")
+        self.backoff = decimal_box(0.0, 999.0, 2, " s")
         self.backoff.setObjectName("backoff")
         self.backoff.setAccessibleName("First retry delay in seconds")
         form.addRow("First retry after", self.backoff)
-        self.files_at_once = _spin(0, 99, " files")
+        self.files_at_once = spin_box(0, 99, " files")
         self.files_at_once.setObjectName("filesAtOnce")
         self.files_at_once.setAccessibleName("Files uploading at once")
         form.addRow("Files at once", self.files_at_once)
-        self.bandwidth = _double(0.0, 100_000.0, 1, " MB/s", "Unlimited")
+        self.bandwidth = decimal_box(0.0, 100_000.0, 1, " MB/s", "Unlimited")
         self.bandwidth.setObjectName("bandwidth")
         self.bandwidth.setAccessibleName("Bandwidth limit in MB per second")
         form.addRow("Bandwidth limit", self.bandwidth)
@@ -237,41 +201,37 @@ class SettingsDialog(QDialog):
     def _advanced_tab(self, direct_secret: str) -> QWidget:
         page = QWidget()
         form = QFormLayout(page)
-        form.addRow(_note("<b>Your own S3 storage</b>, for the “Direct to my own S3 storage” method."))
+        form.addRow(hint_label("<b>Your own S3 storage</b>, for the “Direct to my own S3 storage” method."))
         self.direct_endpoint = QLineEdit()
         self.direct_bucket = QLineEdit()
         self.direct_access_key = QLineEdit()
         self.direct_secret_edit = QLineEdit(direct_secret)
         self.direct_secret_edit.setEchoMode(QLineEdit.EchoMode.Password)
         self.direct_endpoint.setPlaceholderText("https://s3.example.com (empty: AWS)")
-        for edit, label, name in (
+        add_line_edits(
+            form,
+            self.revalidate,
             (self.direct_endpoint, "S3 endpoint", "directEndpoint"),
             (self.direct_bucket, "Bucket", "directBucket"),
             (self.direct_access_key, "Access key", "directAccessKey"),
             (self.direct_secret_edit, "Secret key", "directSecret"),
-        ):
-            edit.setObjectName(name)
-            edit.setAccessibleName(label)
-            edit.textChanged.connect(self.revalidate)
-            form.addRow(label, edit)
+        )
         self.presigned_path = QLineEdit()
         self.chunked_path = QLineEdit()
         self.legacy_path = QLineEdit()
-        for edit, label, name in (
+        add_line_edits(
+            form,
+            self.revalidate,
             (self.presigned_path, "Presigned upload path", "presignedPath"),
             (self.chunked_path, "Chunked upload path", "chunkedPath"),
             (self.legacy_path, "Single-request path", "legacyPath"),
-        ):
-            edit.setObjectName(name)
-            edit.setAccessibleName(label)
-            edit.textChanged.connect(self.revalidate)
-            form.addRow(label, edit)
-        self.url_expiry = _spin(0, 10**7, " s")
+        )
+        self.url_expiry = spin_box(0, 10**7, " s")
         self.url_expiry.setObjectName("urlExpiry")
         self.url_expiry.setAccessibleName("Upload link lifetime wish in seconds")
         form.addRow("Upload link lifetime", self.url_expiry)
-        form.addRow("", _note("A wish: the server decides. Expired links are renewed automatically."))
-        self.read_timeout = _double(0.0, 99_999.0, 0, " s")
+        form.addRow("", hint_label("A wish: the server decides. Expired links are renewed automatically."))
+        self.read_timeout = decimal_box(0.0, 99_999.0, 0, " s")
         self.read_timeout.setObjectName("readTimeout")
         self.read_timeout.setAccessibleName("Stall timeout in seconds")
         form.addRow("Give up on a stalled connection after", self.read_timeout)
