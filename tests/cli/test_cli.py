@@ -167,6 +167,28 @@ def test_an_upload_running_in_one_process_cannot_be_resumed_or_discarded_by_anot
     assert not open_multipart_uploads(s3, sandbox.bucket, result["s3Key"])
 
 
+def test_an_upload_whose_process_was_killed_is_listed_as_interrupted(cli: Any, make_file: Any) -> None:
+    sample = make_file(40 * MiB)
+    # 40 s at 1 MiB/s: still running when the first part is stored, whatever the machine's load.
+    running = cli.popen(
+        "upload", str(sample.path), "--chunk-size", "5MiB", "--concurrency", "2", "--bandwidth-limit", "1MiB"
+    )
+    try:
+        wait_for_parts(cli.home, 1, running)
+    finally:
+        running.kill()  # SIGKILL: the record stays "active", and nobody is left to say otherwise
+        running.communicate(timeout=60)
+    [record] = cli("list", "--json").json()["uploads"]
+    assert record["file"] == str(sample.path) and record["status"] == "interrupted"
+    human = cli("list")
+    [row] = [line for line in human.stdout.splitlines() if record["id"][:8] in line]
+    cells = [cell.strip() for cell in row.strip("│").split("│")]
+    assert cells[4] == "interrupted", cells
+    assert "active" not in human.stdout and "Resume with" in human.stderr
+    finished = cli("resume", record["id"], "--json")
+    assert finished.code == 0, finished.stderr
+
+
 def test_self_test_against_a_configured_server(cli: Any, sandbox: Any) -> None:
     from desktop_uploader.engine.settings import Settings, save_settings
 
