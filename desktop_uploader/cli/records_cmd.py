@@ -38,11 +38,20 @@ def register(commands: Any) -> None:
     discard.set_defaults(run=run_discard)
 
 
+def _status(record: UploadRecord) -> str:
+    """The record's status as a person should read it.
+
+    Only records no live process holds reach here (interrupted_records asks each one's lock, which the
+    OS frees when its holder dies), so "active" means the process that ran it is gone (crash, kill -9,
+    power cut) without saying so: the upload is interrupted and resumable, not running.
+    """
+    return "interrupted" if record.status == "active" else record.status
+
+
 def _state(record: UploadRecord) -> str:
-    if record.status == "active":  # the process that ran it is gone (crash, kill, power cut)
-        return "interrupted"
-    redundant = record.message.lower().rstrip(".") in {"", record.status}
-    return record.status if redundant else f"{record.status}: {record.message}"
+    status = _status(record)
+    redundant = record.message.lower().rstrip(".") in {"", record.status, status}
+    return status if redundant else f"{status}: {record.message}"
 
 
 def run_list(args: argparse.Namespace) -> int:
@@ -70,7 +79,7 @@ def run_list(args: argparse.Namespace) -> int:
                         "size": r.identity.size,
                         "stored": stored,
                         "method": r.method,
-                        "status": r.status,
+                        "status": _status(r),
                         "message": r.message,
                         "server": r.server,
                         "s3Key": r.s3_key,
@@ -103,7 +112,7 @@ def run_list(args: argparse.Namespace) -> int:
             plain(record.display_name or record.path),
             share,
             plain(record.method),
-            plain(record.status + (f": {record.message}" if record.message else "")),
+            plain(_state(record)),
             ago,
         )
     new_console().print(table)

@@ -163,7 +163,7 @@ def job_json(job: JobView) -> dict[str, Any]:
         "comfyUIPath": result.comfyui_path if result else None,
         "networkVolumePath": result.network_volume_path if result else None,
         "s3Key": result.s3_key if result else None,
-        "etag": result.etag if result else None,
+        "etag": (result.etag or None) if result else None,  # null: the server did not say
         "seconds": round(result.seconds, 3) if result else None,
         "bytesSent": result.bytes_sent if result else None,
     }

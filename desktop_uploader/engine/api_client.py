@@ -248,6 +248,6 @@ class ApiClient(ChunkedActions):
 
     def abort_lost_starts(
         self, safe_name: str, since: float, until: float, keep: set[str], *, chunked: bool = False
-    ) -> int:
+    ) -> int | None:
         """See :func:`api_lost_starts.abort_lost_starts`."""
         return abort_lost_starts(self, safe_name, since, until, keep, chunked=chunked)

@@ -66,12 +66,14 @@ def is_named(upload: RemoteUpload, safe_name: str) -> bool:
 
 def abort_lost_starts(
     client: ListingApi, safe_name: str, since: float, until: float, keep: set[str], *, chunked: bool = False
-) -> int:
+) -> int | None:
     """Abort unfinished uploads of ``safe_name`` initiated between ``since`` and ``until`` (our clock),
-    except those in ``keep``. Returns how many were aborted; raises if the server can't be asked now."""
+    except those in ``keep``. Returns how many were aborted, or None when the server can't list them
+    (the caller tells the person once); raises if the server can't be asked now."""
     if not client.capabilities().offers("list"):
-        log.warning("This server can't list uploads, so one left by a lost start of %s can't be found", safe_name)
-        return 0
+        # Info: the person is told once per server (methods/lost_starts.py), not once per file here.
+        log.info("This server can't list uploads, so one left by a lost start of %s can't be found", safe_name)
+        return None
     uploads, offset = client.list_uploads_and_clock()
     aborted = 0
     for upload in uploads:

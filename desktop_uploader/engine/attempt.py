@@ -87,6 +87,7 @@ class AttemptRunner:
     _part_executor: Executor
     _ledger: AbortLedger
     _disk_full_said: bool
+    _said_once: set[str]  # keys of JobContext.first_in_session already said in this session
     _locks: UploadLocks
     _unwinding: set[str]  # jobs whose last run has not let go of the upload's lock yet
 
@@ -96,6 +97,13 @@ class AttemptRunner:
                 listener(event)
             except Exception:  # a broken listener must not break an upload
                 log.exception("An event listener failed on %s", type(event).__name__)
+
+    def _first_in_session(self, key: str) -> bool:
+        with self._lock:
+            if key in self._said_once:
+                return False
+            self._said_once.add(key)
+            return True
 
     def _set(self, job: Job, status: Status, message: str = "") -> None:
         with self._lock:
@@ -177,6 +185,7 @@ class AttemptRunner:
             limiter=self._limiter,
             concurrency=auto.target if auto is not None else None,
             on_status=lambda status, message: self._set(job, status, message),
+            first_in_session=self._first_in_session,
         )
 
     def _run(self, job: Job) -> None:

@@ -45,6 +45,13 @@ class ServerConfig(BaseSettings):
     actions: tuple[str, ...] = Field(
         EXTENDED_ACTIONS, description="Presigned actions offered; ('start','complete','abort') mimics the seed."
     )
+    seed_answers: bool | None = Field(
+        None,
+        description=(
+            "Answer `complete` as the seed did: without the extensions `etag` and `size`. "
+            "Unset: so when `actions` offers only the seed's, as the real seed backend does."
+        ),
+    )
     capabilities_enabled: bool = True
     presigned_enabled: bool = True
     chunked_enabled: bool = True
@@ -89,6 +96,13 @@ class ServerConfig(BaseSettings):
         if isinstance(value, str):
             return tuple(v for v in value.replace(",", " ").split() if v)
         return value
+
+    @property
+    def answers_like_seed(self) -> bool:
+        """A seed-only server that still said `etag` and `size` would hide what clients meet on the real one."""
+        if self.seed_answers is not None:
+            return self.seed_answers
+        return set(self.actions) <= set(SEED_ACTIONS)
 
     @property
     def limits(self) -> S3Limits:

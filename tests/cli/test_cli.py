@@ -12,6 +12,7 @@ from typing import Any
 from desktop_uploader.engine.fileid import identify
 from desktop_uploader.engine.limits import MiB
 from desktop_uploader.engine.state import OWED_ABORT, StateStore, UploadRecord
+from tests.support.api_servers import api_server
 from tests.support.storage import object_sha256, open_multipart_uploads
 from tests.support.waiting import wait_until
 
@@ -166,6 +167,28 @@ def test_an_upload_running_in_one_process_cannot_be_resumed_or_discarded_by_anot
     assert not open_multipart_uploads(s3, sandbox.bucket, result["s3Key"])
 
 
+def test_an_upload_whose_process_was_killed_is_listed_as_interrupted(cli: Any, make_file: Any) -> None:
+    sample = make_file(40 * MiB)
+    # 40 s at 1 MiB/s: still running when the first part is stored, whatever the machine's load.
+    running = cli.popen(
+        "upload", str(sample.path), "--chunk-size", "5MiB", "--concurrency", "2", "--bandwidth-limit", "1MiB"
+    )
+    try:
+        wait_for_parts(cli.home, 1, running)
+    finally:
+        running.kill()  # SIGKILL: the record stays "active", and nobody is left to say otherwise
+        running.communicate(timeout=60)
+    [record] = cli("list", "--json").json()["uploads"]
+    assert record["file"] == str(sample.path) and record["status"] == "interrupted"
+    human = cli("list")
+    [row] = [line for line in human.stdout.splitlines() if record["id"][:8] in line]
+    cells = [cell.strip() for cell in row.strip("│").split("│")]
+    assert cells[4] == "interrupted", cells
+    assert "active" not in human.stdout and "Resume with" in human.stderr
+    finished = cli("resume", record["id"], "--json")
+    assert finished.code == 0, finished.stderr
+
+
 def test_self_test_against_a_configured_server(cli: Any, sandbox: Any) -> None:
     from desktop_uploader.engine.settings import Settings, save_settings
 
@@ -178,6 +201,27 @@ def test_self_test_against_a_configured_server(cli: Any, sandbox: Any) -> None:
     failed = cli("--self-test", env={"QT_QPA_PLATFORM": "offscreen", "DESKTOP_UPLOADER_TOKEN": "wrong-token-1234567"})
     assert failed.code == 1 and "FAILED:" in failed.stdout and "access token" in failed.stdout
     assert "Traceback" not in failed.stdout + failed.stderr
+
+
+def test_self_test_against_a_seed_server_says_what_it_could_not_check(
+    cli: Any, sandbox: Any, s3: Any, tmp_path: Path
+) -> None:
+    from desktop_uploader.engine.settings import Settings, save_settings
+
+    (cli.home / "config").mkdir(parents=True, exist_ok=True)
+    seed_only = {"actions": ("start", "complete", "abort"), "capabilities_enabled": False}
+    with api_server(sandbox, tmp_path / "seed", **seed_only) as url:
+        save_settings(cli.home / "config" / "settings.json", Settings(server_url=url))
+        checked = cli("--self-test", env={"QT_QPA_PLATFORM": "offscreen"})
+    assert checked.code == 0, checked.stdout + checked.stderr
+    assert f"server: {url}" in checked.stdout and "FAILED" not in checked.stdout
+    assert (
+        "PASSED: stored; this server doesn't report the stored object's checksum, "
+        "so the bytes couldn't be compared end to end" in checked.stdout
+    )
+    [stored] = [line.split("stored as ", 1)[1].strip() for line in checked.stdout.splitlines() if "stored as " in line]
+    key = stored.split(f"s3://{sandbox.bucket}/", 1)[1]
+    assert s3.head_object(Bucket=sandbox.bucket, Key=key)["ContentLength"] == 12 * MiB + 12345
 
 
 def test_an_abort_owed_to_another_server_is_listed_and_kept_by_a_session_elsewhere(

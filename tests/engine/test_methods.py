@@ -83,6 +83,7 @@ def test_a_server_that_knows_only_start_complete_abort(
         assert engine.manager.api is not None and not engine.manager.api.capabilities().advertised
     assert job.status == Status.COMPLETED, job.message
     assert job.result is not None and object_sha256(s3, sandbox.bucket, job.result.s3_key) == sample.sha256
+    assert job.result.etag == ""  # the seed's complete says no etag, and the client makes none up
 
 
 @pytest.mark.allow_log(*UPLOAD_FAILED)

@@ -22,7 +22,7 @@ from desktop_uploader.engine.events import FallingBack, Status
 from desktop_uploader.engine.limits import MiB
 from desktop_uploader.engine.settings import Settings
 from tests.support.api_servers import api_server
-from tests.support.logfail import FAULTS
+from tests.support.logfail import FAULTS, UNLISTABLE
 from tests.support.proxy import Proxy, RequestInfo, Respond
 from tests.support.storage import open_multipart_uploads
 
@@ -100,7 +100,7 @@ CASES = {
 
 
 # A start whose answer was unusable may have created an upload; the seed's server can't list them.
-@pytest.mark.allow_log(*FAULTS, r"engine\.api_lost_starts: This server can't list uploads, so one left by a lost start")
+@pytest.mark.allow_log(*FAULTS, *UNLISTABLE)
 @pytest.mark.parametrize("case", list(CASES))
 def test_the_failure_shown_is_the_first_cause(
     case: str, seed_world: Callable[..., SeedWorld], make_engine: Any, make_file: Any, s3: Any, sandbox: Any

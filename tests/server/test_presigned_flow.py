@@ -53,6 +53,30 @@ def test_seed_flow_start_put_complete_is_byte_identical(api: Api, s3: Any, sandb
     assert not open_multipart_uploads(s3, sandbox.bucket, started["s3Key"])
 
 
+def seed_complete(url: str, token: str, data: bytes) -> dict[str, Any]:
+    api = Api(url, token)
+    started = api.ok(api.presigned({"action": "start", "fileName": "seed.safetensors", "totalParts": 1}))
+    parts = put_parts(started["presignedUrls"], data, len(data))
+    body = {"action": "complete", "uploadId": started["uploadId"], "s3Key": started["s3Key"], "parts": parts}
+    return api.ok(api.presigned(body))
+
+
+def test_a_seed_only_server_completes_without_the_extensions_etag_and_size(
+    sandbox: Any, s3: Any, tmp_path: Path
+) -> None:
+    data = b"seed answers" * 1000
+    seed = ("start", "complete", "abort")
+    with api_server(sandbox, tmp_path / "seed", actions=seed, capabilities_enabled=False) as url:
+        done = seed_complete(url, sandbox.token, data)
+    assert done["success"] is True and "etag" not in done and "size" not in done
+    assert done["networkVolumePath"].startswith(f"s3://{sandbox.bucket}/loras/sandbox-user/")
+    key = done["networkVolumePath"].removeprefix(f"s3://{sandbox.bucket}/")
+    assert object_sha256(s3, sandbox.bucket, key) == hashlib.sha256(data).hexdigest()
+    with api_server(sandbox, tmp_path / "seed-told", actions=seed, seed_answers=False) as url:
+        told = seed_complete(url, sandbox.token, data)
+    assert told["size"] == len(data) and told["etag"], "seed_answers=False keeps the extensions"
+
+
 def test_start_without_file_size_and_with_url_batch(api: Api, make_file: Any) -> None:
     started = api.ok(api.presigned({"action": "start", "fileName": "a.ckpt", "totalParts": 40, "urlBatch": 5}))
     assert len(started["presignedUrls"]) == 5

@@ -45,8 +45,10 @@ FAULTS = (*RETRIED, *UPLOAD_FAILED, *STORAGE_REFUSED)
 OWED = (
     r"^WARNING desktop_uploader\.engine\.ledger: Could not abort .*; will try again later$",
     r"^WARNING desktop_uploader\.engine\.methods\.lost_starts: .* could not be checked now; that is retried later$",
-    r"^WARNING desktop_uploader\.engine\.api_lost_starts: This server can't list uploads, ",
+    r"^WARNING desktop_uploader\.engine\.methods\.base: .*: This server can't list uploads, ",
 )
+# The notice (once per server and session) that a lost start's upload can't be found without list.
+UNLISTABLE = (OWED[-1],)
 # Malformed requests on purpose (fuzzing): the multipart parser says what it skipped.
 HOSTILE_INPUT = (r"^WARNING python_multipart\.multipart: ",)
 

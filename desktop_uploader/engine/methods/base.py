@@ -45,6 +45,9 @@ class JobContext:
     limiter: TokenBucket | None = None
     concurrency: Callable[[], int] | None = None  # overrides settings.concurrency (Auto mode)
     on_status: Callable[[Status, str], None] | None = None
+    # True the first time in this session ``key`` is asked about: advice about the server, not about
+    # one file, is said once however many files meet it. None (a sweep outside any job): never said.
+    first_in_session: Callable[[str], bool] | None = None
     _said: set[str] = field(default_factory=set)
 
     @property
@@ -68,6 +71,11 @@ class JobContext:
         self._said.add(message)
         getattr(log, "warning" if level == "warning" else "info")("%s: %s", self.name, message)
         self.emit(Notice(self.job_id, message, level))
+
+    def notice_once_per_server(self, topic: str, message: str, level: str = "info") -> None:
+        """A notice about this job's server, said on the first job that meets ``topic`` in this session."""
+        if self.first_in_session is not None and self.first_in_session(f"{topic}@{self.server_id}"):
+            self.notice(message, level)
 
     def announce(self, method: str, plan: PartPlan, resumed_bytes: int = 0) -> None:
         for adjustment in plan.adjustments:

@@ -10,7 +10,8 @@ lists the user's unfinished uploads and aborts those, except the ones another re
 
 Where that can't be done right away (the server is unreachable), the intent is parked as an owed
 abort like any other, and the next session's sweep finishes the job. A server without ``list``
-(the seed's) can't be asked; those leftovers can only be reported, not found.
+(the seed's) can't be asked; those leftovers can only be reported, not found: the person is told
+once per server and session (UNLISTABLE), with what the server needs for it not to happen.
 """
 
 from __future__ import annotations
@@ -29,6 +30,13 @@ from desktop_uploader.engine.settings import Settings
 from desktop_uploader.engine.state import OWED_ABORT, UploadRecord
 
 log = logging.getLogger(__name__)
+
+UNLISTABLE = (
+    "This server can't list uploads, so a partial upload left by a start whose answer was lost can't be "
+    "found and removed: it takes up storage until someone removes it. For that not to happen, the server "
+    "needs the 'list' action, or its bucket a lifecycle rule that aborts incomplete multipart uploads "
+    "(AbortIncompleteMultipartUpload)."
+)
 
 
 def start_budget(settings: Settings) -> float:
@@ -61,7 +69,9 @@ def abort_leftovers(ctx: JobContext, record: UploadRecord, *, chunked: bool, kep
     since = record.created_at
     # No control: this also runs while a cancel unwinds the job, when the control says "stop".
     aborted = ctx.api.abort_lost_starts(name, since, since + start_budget(ctx.settings), keep, chunked=chunked)
-    if aborted:
+    if aborted is None:
+        ctx.notice_once_per_server("unlistable", UNLISTABLE, "warning")
+    elif aborted:
         log.info("%s: aborted %d upload(s) left by a start whose answer was lost", ctx.name, aborted)
 
 
