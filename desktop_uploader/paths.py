@@ -25,6 +25,7 @@ class AppPaths:
     config_dir: Path
     data_dir: Path
     log_dir: Path
+    cache_dir: Path  # what can be made again (the sandbox's unpacked storage server); uninstall may leave it
 
     @property
     def settings_file(self) -> Path:
@@ -44,7 +45,7 @@ class AppPaths:
 
     def ensure(self) -> AppPaths:
         """Create the folders, readable by this user only (they hold paths, upload ids and logs)."""
-        for directory in (self.config_dir, self.data_dir, self.log_dir):
+        for directory in (self.config_dir, self.data_dir, self.log_dir, self.cache_dir):
             private_dir(directory)
         return self
 
@@ -55,9 +56,12 @@ def resolve_paths(env: Mapping[str, str] | None = None) -> AppPaths:
     home = env.get(HOME_ENV)
     if home:
         root = Path(home).expanduser()
-        return AppPaths(config_dir=root / "config", data_dir=root / "data", log_dir=root / "logs")
+        return AppPaths(
+            config_dir=root / "config", data_dir=root / "data", log_dir=root / "logs", cache_dir=root / "cache"
+        )
     return AppPaths(
         config_dir=Path(platformdirs.user_config_dir(APP_ID, appauthor=False)),
         data_dir=Path(platformdirs.user_data_dir(APP_ID, appauthor=False)),
         log_dir=Path(platformdirs.user_log_dir(APP_ID, appauthor=False)),
+        cache_dir=Path(platformdirs.user_cache_dir(APP_ID, appauthor=False)),
     )

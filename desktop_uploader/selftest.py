@@ -84,7 +84,7 @@ def _run(real: AppPaths, home: Path, timeout: float) -> Outcome:
     from desktop_uploader.gui.session import Link
     from desktop_uploader.logsetup import configure_logging
 
-    paths = AppPaths(home / "config", home / "data", home / "logs").ensure()
+    paths = AppPaths(home / "config", home / "data", home / "logs", home / "cache").ensure()
     configure_logging(real.log_dir / "self-test.log")  # kept after the private home is gone
     problem = _borrow_server(real, paths)
     if problem is not None:

@@ -26,12 +26,15 @@ def register(commands: Any) -> None:
     parser.add_argument("--json", action="store_true", help="print only the JSON line")
     parser.set_defaults(
         run=lambda args: run_sandbox(
-            args.data_dir or args.paths.sandbox_dir, json_only=args.json, log_file=args.paths.log_dir / "sandbox.log"
+            args.data_dir or args.paths.sandbox_dir,
+            json_only=args.json,
+            log_file=args.paths.log_dir / "sandbox.log",
+            cache_dir=args.paths.cache_dir / "sandbox",
         )
     )
 
 
-def run_sandbox(data_dir: Path, *, json_only: bool, log_file: Path) -> int:
+def run_sandbox(data_dir: Path, *, json_only: bool, log_file: Path, cache_dir: Path) -> int:
     from desktop_uploader.sandbox.runtime import Sandbox
 
     # Details (and tracebacks) go to the log file; the terminal gets sentences.
@@ -40,7 +43,7 @@ def run_sandbox(data_dir: Path, *, json_only: bool, log_file: Path) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     parent = os.getppid()
-    sandbox = Sandbox(data_dir.expanduser().resolve())
+    sandbox = Sandbox(data_dir.expanduser().resolve(), cache_dir=cache_dir, log_dir=log_file.parent)
     try:
         info = sandbox.start()
     except Exception as exc:

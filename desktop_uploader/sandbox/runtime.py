@@ -77,8 +77,18 @@ def _make_bucket_when_ready(storage: Storage, timeout: float = 30.0) -> None:
 class Sandbox:
     """Start with :meth:`start`, stop with :meth:`stop` (or use it as a context manager)."""
 
-    def __init__(self, data_dir: Path, *, server_overrides: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        cache_dir: Path | None = None,
+        log_dir: Path | None = None,
+        server_overrides: dict[str, Any] | None = None,
+    ) -> None:
+        """``cache_dir`` gets the unpacked storage server, ``log_dir`` its log (both default to ``data_dir``)."""
         self.data_dir = data_dir
+        self.cache_dir = cache_dir
+        self.log_dir = log_dir
         self.server_overrides = server_overrides or {}
         self.weed: SeaweedServer | None = None
         self.api: ServerThread | None = None
@@ -117,7 +127,11 @@ class Sandbox:
         identity = SandboxIdentity.load_or_create(self.data_dir)
         try:
             self.weed = SeaweedServer.start(
-                self.data_dir, access_key=identity.access_key, secret_key=identity.secret_key
+                self.data_dir,
+                access_key=identity.access_key,
+                secret_key=identity.secret_key,
+                cache_dir=self.cache_dir,
+                log_dir=self.log_dir,
             )
             config = self.server_config(identity, self.weed.s3_endpoint)
             _make_bucket_when_ready(Storage(config))

