@@ -171,6 +171,8 @@ def test_bad_input_is_a_400_sentence_never_a_500(nextjs_full: NextRoute) -> None
         timeout=30,
     )
     assert raw.status_code == 400 and raw.json() == {"error": "The request body is not valid JSON."}
+    huge = api.presigned({"action": "list", "padding": "x" * (3 * MiB)})
+    assert huge.status_code == 413 and "2,097,152 bytes" in huge.json()["error"]
 
 
 # --- list, status, sign with digests, completion seen by status --------------------------------------
