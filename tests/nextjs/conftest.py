@@ -16,8 +16,9 @@ from tests.support.safetensors_files import whole_models
 
 @pytest.fixture(scope="session")
 def nextjs_full(sandbox: SandboxInfo, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NextRoute]:
-    """The route with the whole contract (UPLOADER_ACTIONS=full), its S3 client set to WHEN_REQUIRED."""
-    with nextjs_route(sandbox, tmp_path_factory.mktemp("nextjs-full"), UPLOADER_ACTIONS="full") as route:
+    """The route with the whole contract (UPLOADER_ACTIONS=full, chunked on), its S3 client set to WHEN_REQUIRED."""
+    workdir = tmp_path_factory.mktemp("nextjs-full")
+    with nextjs_route(sandbox, workdir, UPLOADER_ACTIONS="full", UPLOAD_API_CHUNKED_ENABLED="1") as route:
         yield route
 
 

@@ -46,14 +46,14 @@ def crc32c(data: bytes) -> str:
 # --- capabilities and uploads through the CLI ----------------------------------------------------
 
 
-def test_capabilities_offer_the_whole_contract_without_chunked(nextjs_full: NextRoute) -> None:
+def test_capabilities_offer_the_whole_contract(nextjs_full: NextRoute) -> None:
     api = nextjs_full.api()
     caps = api.ok(api.capabilities())
     assert set(caps["actions"]) == ALL_ACTIONS
     assert caps["checksums"] == ["crc32c", "crc32"] and caps["contentMd5"] is True and caps["urlBatch"] is True
     assert (caps["minPartSize"], caps["maxParts"], caps["urlExpirySeconds"]) == (5 * MiB, 10_000, 3600)
     assert caps["presignedUpload"] is True
-    assert caps["chunkedUpload"] is None and caps["legacyUpload"] is None
+    assert caps["chunkedUpload"]["path"] == "/api/user/influencers/chunked-upload" and caps["legacyUpload"] is None
 
 
 def test_a_multi_part_file_stores_byte_identical_and_the_client_signs_its_parts(

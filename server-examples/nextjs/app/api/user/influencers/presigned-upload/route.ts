@@ -16,6 +16,8 @@
 //   UPLOAD_API_ALLOWED_EXTENSIONS      e.g. ".safetensors .ckpt" (the default list below)
 //   UPLOADER_ACTIONS                   `full` (default) or `original`: only start/complete/abort, no GET,
 //                                      and the SDK's default checksum behaviour, as the original route had.
+//   UPLOAD_API_CHUNKED_ENABLED         `1` to offer the chunked fallback; needs chunked-upload/route.ts too
+//                                      (three lines that serve POST from this file).
 
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
@@ -25,9 +27,13 @@ import {
   ChecksumAlgorithm,
   CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
   HeadObjectCommand,
   ListMultipartUploadsCommand,
+  ListObjectsV2Command,
   ListPartsCommand,
+  PutObjectCommand,
   S3Client,
   UploadPartCommand,
   type CompletedPart,
@@ -63,6 +69,7 @@ class ApiError extends Error {
   constructor(
     readonly status: number,
     message: string,
+    readonly extra: Record<string, Json> = {},
   ) {
     super(message);
   }
@@ -84,6 +91,7 @@ interface Config {
   extensions: string[];
   original: boolean;
   actions: readonly string[];
+  chunked: boolean;
 }
 
 function positiveInt(name: string, fallback: number, max = Number.MAX_SAFE_INTEGER): number {
@@ -123,6 +131,8 @@ function config(): Config {
     extensions: extensions.length ? extensions : DEFAULT_EXTENSIONS,
     original: mode === 'original',
     actions: mode === 'original' ? SEED_ACTIONS : FULL_ACTIONS,
+    // Only where chunked-upload/route.ts is installed too (see the README); never in `original` mode.
+    chunked: mode !== 'original' && ['1', 'true', 'yes'].includes((process.env.UPLOAD_API_CHUNKED_ENABLED ?? '').trim().toLowerCase()),
   };
 }
 
@@ -413,10 +423,13 @@ function digests(value: Json, name: string, size: number, what: string): Map<num
   return found;
 }
 
-async function readBody(request: Request): Promise<Body> {
-  const declared = Number(request.headers.get('content-length') ?? '');
-  const tooLarge = new ApiError(413, `The request body is larger than the ${MAX_JSON_BODY.toLocaleString('en-US')} bytes this endpoint accepts.`);
-  if (declared > MAX_JSON_BODY) throw tooLarge;
+function tooLarge(limit: number): ApiError {
+  return new ApiError(413, `The request body is larger than the ${limit.toLocaleString('en-US')} bytes this endpoint accepts.`);
+}
+
+/** The whole body, refused with 413 as soon as it passes `limit` bytes. */
+async function readBytes(request: Request, limit: number): Promise<Buffer> {
+  if (Number(request.headers.get('content-length') ?? '') > limit) throw tooLarge(limit);
   const chunks: Uint8Array[] = [];
   let seen = 0;
   if (request.body) {
@@ -425,16 +438,21 @@ async function readBody(request: Request): Promise<Body> {
       const { done, value } = await reader.read();
       if (done) break;
       seen += value.length;
-      if (seen > MAX_JSON_BODY) {
+      if (seen > limit) {
         await reader.cancel();
-        throw tooLarge;
+        throw tooLarge(limit);
       }
       chunks.push(value);
     }
   }
+  return Buffer.concat(chunks);
+}
+
+async function readBody(request: Request): Promise<Body> {
+  const raw = await readBytes(request, MAX_JSON_BODY);
   let parsed: unknown;
   try {
-    parsed = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    parsed = JSON.parse(raw.toString('utf8'));
   } catch {
     throw new ApiError(400, 'The request body is not valid JSON.');
   }
@@ -804,10 +822,350 @@ function capabilities(cfg: Config) {
     contentMd5: true,
     checksums: ['crc32c', 'crc32'],
     presignedUpload: true,
-    // No chunked endpoint here: it needs somewhere to stage chunks (see server-examples/nextjs/README.md).
-    chunkedUpload: null,
+    chunkedUpload: cfg.chunked ? { path: '/api/user/influencers/chunked-upload', maxChunkBytes: CHUNK_MAX_BYTES } : null,
     legacyUpload: null,
   };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The chunked fallback (POST /api/user/influencers/chunked-upload, served by this same code through
+// chunked-upload/route.ts): bytes come in small chunks and leave as legal S3 parts.
+//
+// Chunks are at most 4 MiB (serverless body limits), parts at least 5 MiB, so chunks are staged until a
+// part's worth has arrived, and ALL of that state is in the bucket, as the reference server keeps it
+// (docs/api.md): under `loras/.chunked/{hash of the upload id}/`, an empty marker
+// `size-{fileSize}-part-{partSize}` (the layout) and staged chunks `chunk-{offset:020}`; the parts
+// already assembled are the multipart upload's own (ListParts). Part n covers [(n-1)·partSize, n·partSize).
+// `received` is the parts' total plus the staged chunks that continue it without a gap. A flush stores
+// the part, stages the tail of the last chunk, then deletes the chunks it used: a crash between any two
+// steps leaves `received` at most smaller than what was sent, never larger. No local disk: a request
+// holds at most one chunk, or one part being assembled, in memory.
+
+const CHUNK_MAX_BYTES = 4 * MiB;
+const CHUNKED_PART_WISH = 8 * MiB;
+const MAX_OPEN_CHUNKED_PER_USER = 1000;
+const MARKER = /size-(\d+)-part-(\d+)$/;
+const CHUNK = /chunk-(\d{20})$/;
+const GONE = 'No such chunked upload (it was completed, aborted, or never started).';
+
+function stagingOf(uploadId: string): string {
+  // User ids can't start with '.', so this is no user's folder.
+  return `${KEY_PREFIX}/.chunked/${createHash('sha256').update(uploadId, 'utf8').digest('hex').slice(0, 40)}/`;
+}
+
+function chunkKey(stage: string, offset: number): string {
+  return `${stage}chunk-${String(offset).padStart(20, '0')}`;
+}
+
+/** Equal parts of at least 8 MiB, larger when a file would need more than 10,000 of them. */
+function chunkedPartSize(fileSize: number): number {
+  let size = CHUNKED_PART_WISH;
+  if (Math.ceil(fileSize / size) > MAX_PARTS) {
+    size = Math.ceil(Math.ceil(fileSize / MAX_PARTS) / MiB) * MiB;
+  }
+  return Math.min(Math.max(size, MIN_PART_SIZE), MAX_PART_SIZE);
+}
+
+const uploadLocks = new Map<string, Promise<unknown>>();
+
+/** Requests for one upload, one at a time in this instance (a client's retry racing its original). */
+async function locked<T>(uploadId: string, run: () => Promise<T>): Promise<T> {
+  const before = uploadLocks.get(uploadId) ?? Promise.resolve();
+  const mine = before.catch(() => undefined).then(run);
+  uploadLocks.set(uploadId, mine);
+  try {
+    return await mine;
+  } finally {
+    if (uploadLocks.get(uploadId) === mine) uploadLocks.delete(uploadId);
+  }
+}
+
+class Overtaken extends Error {}
+
+interface Staged {
+  stage: string;
+  fileSize: number;
+  partSize: number;
+  parts: number;
+  stored: number;
+  chunks: { offset: number; size: number; key: string }[];
+  stale: string[];
+}
+
+const receivedOf = (state: Staged) => state.stored + state.chunks.reduce((sum, c) => sum + c.size, 0);
+
+async function listObjects(cfg: Config, prefix: string): Promise<{ key: string; size: number }[]> {
+  const found: { key: string; size: number }[] = [];
+  let token: string | undefined;
+  for (;;) {
+    const page = await call('ListObjectsV2', () =>
+      s3(cfg).send(new ListObjectsV2Command({ Bucket: cfg.bucket, Prefix: prefix, ContinuationToken: token })),
+    );
+    for (const o of page.Contents ?? []) found.push({ key: o.Key ?? '', size: Number(o.Size ?? 0) });
+    if (!page.IsTruncated || !page.NextContinuationToken || page.NextContinuationToken === token) return found;
+    token = page.NextContinuationToken;
+  }
+}
+
+async function putBytes(cfg: Config, key: string, bytes: Uint8Array): Promise<void> {
+  await call('PutObject', () =>
+    s3(cfg).send(
+      new PutObjectCommand({ Bucket: cfg.bucket, Key: key, Body: bytes, ContentLength: bytes.length, ContentType: 'application/octet-stream' }),
+    ),
+  );
+}
+
+async function discardStaging(cfg: Config, uploadId: string): Promise<void> {
+  for (const { key } of await listObjects(cfg, stagingOf(uploadId))) {
+    await call('DeleteObject', () => s3(cfg).send(new DeleteObjectCommand({ Bucket: cfg.bucket, Key: key })));
+  }
+}
+
+async function stagedState(cfg: Config, userId: string, uploadId: string, s3Key: string): Promise<Staged> {
+  owned(userId, s3Key);
+  const stage = stagingOf(uploadId);
+  const objects = await listObjects(cfg, stage);
+  const layout = objects.map((o) => MARKER.exec(o.key)).find(Boolean);
+  if (!layout) throw new ApiError(404, GONE);
+  const parts = await listParts(cfg, s3Key, uploadId); // 404 unless this upload id is this key's
+  const state: Staged = {
+    stage,
+    fileSize: Number(layout[1]),
+    partSize: Number(layout[2]),
+    parts: parts.length,
+    stored: parts.reduce((sum, p) => sum + Number(p.Size ?? 0), 0),
+    chunks: [],
+    stale: [],
+  };
+  const staged = objects
+    .map((o) => ({ match: CHUNK.exec(o.key), ...o }))
+    .filter((o) => o.match)
+    .map((o) => ({ offset: Number(o.match![1]), size: o.size, key: o.key }))
+    .sort((a, b) => a.offset - b.offset);
+  let cursor = state.stored;
+  for (const chunk of staged) {
+    if (chunk.offset === cursor && chunk.size) {
+      state.chunks.push(chunk);
+      cursor += chunk.size;
+    } else if (chunk.offset < state.stored) {
+      state.stale.push(chunk.key);
+    }
+  }
+  return state;
+}
+
+/** Upload the next part (`size` bytes) from the staged chunks; stage the last one's tail. */
+async function flush(cfg: Config, s3Key: string, uploadId: string, state: Staged, size: number): Promise<void> {
+  const pieces: Uint8Array[] = [];
+  const consumed: string[] = [];
+  let gathered = 0;
+  while (gathered < size) {
+    const chunk = state.chunks.shift();
+    if (!chunk) throw new Overtaken();
+    let bytes: Uint8Array;
+    try {
+      const got = await s3(cfg).send(new GetObjectCommand({ Bucket: cfg.bucket, Key: chunk.key }));
+      bytes = await got.Body!.transformToByteArray();
+    } catch (error) {
+      if (notFound(error)) throw new Overtaken(); // consumed by another instance's flush of this part
+      throw translated('GetObject', error);
+    }
+    pieces.push(bytes);
+    gathered += bytes.length;
+    consumed.push(chunk.key);
+  }
+  const assembled = Buffer.concat(pieces);
+  const part = assembled.subarray(0, size);
+  await call('UploadPart', () =>
+    s3(cfg).send(
+      new UploadPartCommand({ Bucket: cfg.bucket, Key: s3Key, UploadId: uploadId, PartNumber: state.parts + 1, Body: part, ContentLength: size }),
+    ),
+  );
+  state.parts += 1;
+  state.stored += size;
+  if (gathered > size) {
+    // The last chunk reached past the part: its tail is the next part's start.
+    const tailKey = chunkKey(state.stage, state.stored);
+    await putBytes(cfg, tailKey, assembled.subarray(size));
+    state.chunks.unshift({ offset: state.stored, size: gathered - size, key: tailKey });
+  }
+  for (const key of [...consumed, ...state.stale]) {
+    await call('DeleteObject', () => s3(cfg).send(new DeleteObjectCommand({ Bucket: cfg.bucket, Key: key })));
+  }
+  state.stale = [];
+}
+
+/** Size and ETag of the object an upload whose staging is gone already completed, else `missing`. */
+async function completedInstead(cfg: Config, missing: unknown, userId: string, s3Key: string) {
+  owned(userId, s3Key);
+  const found = missing instanceof ApiError && missing.status === 404 ? await existing(cfg, s3Key) : undefined;
+  if (!found) throw missing;
+  return found;
+}
+
+async function chunkedStart(cfg: Config, userId: string, body: Body) {
+  const fileName = str(need(body, 'fileName', 'fileName'), 'fileName', 1, 4096);
+  const fileSize = int(need(body, 'fileSize', 'fileSize'), 'fileSize', 0, Number.MAX_SAFE_INTEGER);
+  const displayName = optional(body, 'displayName', (v, p) => str(v, p, 0, 1024));
+  const contentType = optional(body, 'contentType', (v, p) => str(v, p, 0, 255));
+  const name = checkedName(cfg, fileName);
+  if (fileSize > cfg.maxFileSize) {
+    throw new ApiError(400, `The file is ${human(fileSize)}; this server accepts at most ${human(cfg.maxFileSize)}.`);
+  }
+  if (contentType && !MIME.test(contentType)) {
+    throw new ApiError(400, "contentType must be a MIME type such as 'application/octet-stream'.");
+  }
+  // Each unfinished chunked upload may hold up to a part's worth of staged chunks in the bucket.
+  const held = (await listUploads(cfg, userId)).uploads.length;
+  if (held >= MAX_OPEN_CHUNKED_PER_USER) {
+    throw new ApiError(
+      429,
+      `You have ${held} unfinished uploads on this server, the most it keeps for one person. Finish or cancel some of them, then start this one again.`,
+    );
+  }
+  const target = destination(userId, `${userId}_${Date.now()}_${name}`);
+  const created = await call('CreateMultipartUpload', () =>
+    s3(cfg).send(
+      new CreateMultipartUploadCommand({
+        Bucket: cfg.bucket,
+        Key: target.s3Key,
+        ContentType: contentType || 'application/octet-stream',
+        Metadata: { 'display-name': headerSafe(displayName || fileName), 'original-name': headerSafe(fileName) },
+      }),
+    ),
+  );
+  const uploadId = created.UploadId ?? '';
+  await putBytes(cfg, `${stagingOf(uploadId)}size-${fileSize}-part-${chunkedPartSize(fileSize)}`, new Uint8Array());
+  console.info(`chunked start ${target.s3Key} for ${userId}: ${fileSize} bytes`);
+  return {
+    uploadId,
+    s3Key: target.s3Key,
+    uniqueFileName: target.uniqueFileName,
+    comfyUIPath: target.comfyUIPath,
+    maxChunkBytes: CHUNK_MAX_BYTES,
+  };
+}
+
+async function chunkedChunk(cfg: Config, userId: string, request: Request) {
+  const params = new URL(request.url).searchParams;
+  const uploadId = params.get('uploadId') ?? '';
+  const s3Key = params.get('s3Key') ?? '';
+  const offsetText = params.get('offset') ?? '';
+  if (!uploadId || !s3Key || !/^[0-9]{1,15}$/.test(offsetText)) {
+    throw new ApiError(400, 'A chunk needs the query parameters uploadId, s3Key and a numeric offset.');
+  }
+  printable(uploadId, 'uploadId', 'an upload id');
+  const offset = Number(offsetText);
+  const bytes = await readBytes(request, CHUNK_MAX_BYTES);
+  return locked(uploadId, async () => {
+    let state = await stagedState(cfg, userId, uploadId, s3Key);
+    const received = receivedOf(state);
+    if (offset !== received) {
+      throw new ApiError(409, `Expected the chunk at offset ${received}, got ${offset}.`, { expectedOffset: received });
+    }
+    if (offset + bytes.length > state.fileSize) {
+      throw new ApiError(400, `This chunk would go past the declared file size of ${state.fileSize} bytes.`);
+    }
+    if (bytes.length) {
+      const key = chunkKey(state.stage, offset);
+      await putBytes(cfg, key, bytes);
+      state.chunks.push({ offset, size: bytes.length, key });
+    }
+    try {
+      while (receivedOf(state) - state.stored >= state.partSize && state.stored + state.partSize < state.fileSize) {
+        await flush(cfg, s3Key, uploadId, state, state.partSize);
+      }
+    } catch (error) {
+      if (!(error instanceof Overtaken)) throw error;
+      // Another instance flushed these chunks first: what storage holds now is the answer.
+      state = await stagedState(cfg, userId, uploadId, s3Key);
+    }
+    return { received: receivedOf(state) };
+  });
+}
+
+async function chunkedStatus(cfg: Config, userId: string, body: Body) {
+  const { uploadId, s3Key } = uploadRef(body);
+  return locked(uploadId, async () => {
+    try {
+      const state = await stagedState(cfg, userId, uploadId, s3Key);
+      return { received: receivedOf(state), fileSize: state.fileSize };
+    } catch (missing) {
+      const { size } = await completedInstead(cfg, missing, userId, s3Key);
+      return { received: size, fileSize: size };
+    }
+  });
+}
+
+async function chunkedComplete(cfg: Config, userId: string, body: Body) {
+  const { uploadId, s3Key } = uploadRef(body);
+  return locked(uploadId, async () => {
+    let state: Staged;
+    try {
+      state = await stagedState(cfg, userId, uploadId, s3Key);
+    } catch (missing) {
+      const { etag } = await completedInstead(cfg, missing, userId, s3Key);
+      return completion(cfg, owned(userId, s3Key), etag);
+    }
+    const received = receivedOf(state);
+    if (received !== state.fileSize) {
+      throw new ApiError(400, `Only ${received} of ${state.fileSize} bytes have arrived; send the rest before completing.`, {
+        expectedOffset: received,
+      });
+    }
+    let etag: string;
+    try {
+      const staged = received - state.stored;
+      if (staged || !state.parts) await flush(cfg, s3Key, uploadId, state, staged);
+      const parts = (await listParts(cfg, s3Key, uploadId)).map((p) => ({ PartNumber: p.PartNumber, ETag: p.ETag }));
+      const done = await call('CompleteMultipartUpload', () =>
+        s3(cfg).send(new CompleteMultipartUploadCommand({ Bucket: cfg.bucket, Key: s3Key, UploadId: uploadId, MultipartUpload: { Parts: parts } })),
+      );
+      etag = done.ETag ?? '';
+    } catch (error) {
+      if (!(error instanceof Overtaken) && !(error instanceof ApiError && error.status === 404)) throw error;
+      // Another instance completed it meanwhile (a retried complete racing its original there).
+      ({ etag } = await completedInstead(cfg, new ApiError(404, GONE), userId, s3Key));
+      return completion(cfg, owned(userId, s3Key), etag);
+    }
+    await discardStaging(cfg, uploadId);
+    console.info(`chunked complete ${s3Key}: ${state.parts} parts`);
+    return completion(cfg, owned(userId, s3Key), etag);
+  });
+}
+
+async function chunkedAbort(cfg: Config, userId: string, body: Body) {
+  const { uploadId, s3Key } = uploadRef(body);
+  const target = owned(userId, s3Key);
+  return locked(uploadId, async () => {
+    await verifyUpload(cfg, target.s3Key, uploadId);
+    await call('AbortMultipartUpload', () =>
+      s3(cfg).send(new AbortMultipartUploadCommand({ Bucket: cfg.bucket, Key: target.s3Key, UploadId: uploadId })),
+    );
+    await discardStaging(cfg, uploadId).catch(() => undefined);
+    return { success: true, message: 'Upload aborted' };
+  });
+}
+
+async function chunkedUpload(cfg: Config, request: Request): Promise<Response> {
+  if (!cfg.chunked) throw new ApiError(404, 'Chunked uploads are not offered by this server.');
+  const userId = userFor(cfg, request.headers.get('authorization'));
+  const contentType = (request.headers.get('content-type') ?? '').split(';')[0].trim().toLowerCase();
+  if (contentType === 'application/octet-stream') return answer(await chunkedChunk(cfg, userId, request));
+  const body = await readBody(request);
+  if (!present(body, 'action')) throw new ApiError(400, "The body needs an 'action' field.");
+  switch (body.action) {
+    case 'start':
+      return answer(await chunkedStart(cfg, userId, body));
+    case 'status':
+      return answer(await chunkedStatus(cfg, userId, body));
+    case 'complete':
+      return answer(await chunkedComplete(cfg, userId, body));
+    case 'abort':
+      return answer(await chunkedAbort(cfg, userId, body));
+    default:
+      throw new ApiError(400, `Unknown action '${String(body.action)}'. Supported: start, status, complete, abort.`);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -818,7 +1176,7 @@ function answer(body: unknown, status = 200, headers: Record<string, string> = {
 }
 
 function refusal(error: unknown): Response {
-  if (error instanceof ApiError) return answer({ error: error.message }, error.status);
+  if (error instanceof ApiError) return answer({ error: error.message, ...error.extra }, error.status);
   console.error('Unhandled error in the upload route:', error instanceof Error ? error.name : typeof error);
   return answer({ error: 'The server hit an internal error; please try again.' }, 500);
 }
@@ -826,9 +1184,8 @@ function refusal(error: unknown): Response {
 export async function POST(request: Request): Promise<Response> {
   try {
     const cfg = config();
-    if (Number(request.headers.get('content-length') ?? '') > MAX_JSON_BODY) {
-      throw new ApiError(413, `The request body is larger than the ${MAX_JSON_BODY.toLocaleString('en-US')} bytes this endpoint accepts.`);
-    }
+    if (new URL(request.url).pathname.endsWith('/chunked-upload')) return await chunkedUpload(cfg, request);
+    if (Number(request.headers.get('content-length') ?? '') > MAX_JSON_BODY) throw tooLarge(MAX_JSON_BODY);
     const userId = userFor(cfg, request.headers.get('authorization'));
     const body = await readBody(request);
     if (!present(body, 'action')) throw new ApiError(400, "The body needs an 'action' field.");
@@ -842,8 +1199,12 @@ export async function POST(request: Request): Promise<Response> {
         return answer(await start(cfg, userId, body));
       case 'complete':
         return answer(await complete(cfg, userId, body));
-      case 'abort':
-        return answer(await abort(cfg, userId, body));
+      case 'abort': {
+        const aborted = await abort(cfg, userId, body);
+        // A chunked upload aborted this way leaves nothing staged either.
+        if (cfg.chunked) await discardStaging(cfg, String(body.uploadId)).catch(() => undefined);
+        return answer(aborted);
+      }
       case 'sign':
         return answer(await sign(cfg, userId, body));
       case 'status':
