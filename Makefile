@@ -5,6 +5,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+NEXT_DIR   := server-examples/nextjs
+NEXT_STAMP := $(NEXT_DIR)/node_modules/.installed
 
 .PHONY: run test lint check clean bench package
 
@@ -20,8 +22,13 @@ run: $(STAMP)
 	$(BIN)/desktop-uploader
 
 ## Install and run the whole test suite: lint, types, architecture, and every test.
-test: $(STAMP) lint
+test: $(STAMP) $(NEXT_STAMP) lint
 	$(BIN)/python -m pytest
+
+# The Next.js route (server-examples/nextjs) that tests/nextjs builds and runs: its pinned packages.
+$(NEXT_STAMP): $(NEXT_DIR)/package-lock.json
+	cd $(NEXT_DIR) && npm ci --no-audit --no-fund
+	touch $(NEXT_STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check desktop_uploader tests benchmarks scripts packaging
@@ -40,4 +47,4 @@ package: $(STAMP)
 	$(BIN)/python packaging/build.py
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache $(NEXT_DIR)/node_modules $(NEXT_DIR)/.next
