@@ -19,6 +19,7 @@ from desktop_uploader.gui.dialogs import confirm_other_files
 from desktop_uploader.gui.icons import app_icon
 from desktop_uploader.gui.main_window import MainWindow
 from desktop_uploader.gui.session import AppSession, Link
+from desktop_uploader.gui.single_instance import InstanceServer, hand_over
 from desktop_uploader.gui.tasks import spawn
 from desktop_uploader.gui.tray import Tray
 from desktop_uploader.logsetup import configure_logging
@@ -76,16 +77,37 @@ async def start(desktop: Desktop, files: Sequence[str] = ()) -> None:
         log.info("Opened with %d file(s): %d queued", len(files), outcome.added)
 
 
+def welcome_later_launches(desktop: Desktop) -> InstanceServer:
+    """Later launches bring this window to the front and queue the files they were opened with."""
+    instance = InstanceServer(desktop.session.paths)
+
+    def launched(files: list[str]) -> None:
+        window = desktop.window
+        window.showNormal()
+        window.raise_()
+        window.activateWindow()
+        if files:
+            spawn(desktop.session.add_paths(files, lambda others: confirm_other_files(window, others)))
+
+    instance.launched.connect(launched, Qt.ConnectionType.QueuedConnection)  # sent from its listening thread
+    return instance
+
+
 def run(paths: AppPaths, argv: list[str] | None = None, files: Sequence[str] = ()) -> int:
     configure_logging(paths.log_file)
+    if hand_over(paths, list(files)):  # a window is open already: it takes the files
+        log.info("Handed %d file(s) to the window already open", len(files))
+        return 0
     app = application(argv)
     app.setQuitOnLastWindowClosed(False)  # uploads may go on in the tray
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
     desktop = build(paths)
+    instance = welcome_later_launches(desktop)
     finished = asyncio.Event()
 
     async def quit_app(cancel: bool) -> None:
+        instance.close()  # from now on a launch opens a window of its own
         desktop.window.hide()
         try:
             await desktop.session.shutdown(cancel=cancel)

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 
 from desktop_uploader import cli
 from desktop_uploader.gui import app as gui_app
+from desktop_uploader.gui import single_instance
+from tests.gui.conftest import run, until
+from tests.support.safetensors_files import write_safetensors
 
 
 def test_the_command_with_file_paths_opens_the_window_and_queues_them(
@@ -42,3 +51,57 @@ def test_a_command_name_still_runs_the_command_and_files_after_a_double_dash_are
     assert cli.split_files(parser, ["--self-test"]) == (["--self-test"], [])
     assert cli.split_files(parser, ["a.safetensors", "b.ckpt"]) == ([], ["a.safetensors", "b.ckpt"])
     assert cli.split_files(parser, ["--", "upload"]) == ([], ["upload"])
+
+
+def test_a_second_launch_hands_its_files_to_the_open_window_and_exits(make_desktop: Any, aloop: Any) -> None:
+    """`desktop-uploader FILE` while the window is open: no second window, the open one queues the file."""
+    desktop = make_desktop(auto_start=False)
+    instance = gui_app.welcome_later_launches(desktop)
+    on_gui_thread: list[bool] = []
+    instance.launched.connect(
+        lambda _files: on_gui_thread.append(threading.current_thread() is threading.main_thread()),
+        Qt.ConnectionType.QueuedConnection,
+    )
+    try:
+        handed = desktop.session.paths.data_dir.parent / "handed.safetensors"
+        write_safetensors(handed, 4096)
+        env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}  # the same profile (DESKTOP_UPLOADER_HOME)
+        launch = subprocess.Popen(
+            [sys.executable, "-m", "desktop_uploader", str(handed)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            names = lambda: [row.file_name for row in desktop.session.model.rows()]  # noqa: E731
+            run(
+                aloop, until(lambda: launch.poll() is not None and "handed.safetensors" in names(), 60, "the hand-over")
+            )
+        finally:
+            if launch.poll() is None:  # it opened a window of its own instead
+                launch.kill()
+            launch.wait(10)
+        assert launch.returncode == 0, launch.stderr.read() if launch.stderr else ""
+        assert names() == ["handed.safetensors"]
+        assert on_gui_thread == [True]
+        assert desktop.window.isVisible()
+    finally:
+        instance.close()
+
+
+def test_a_killed_windows_socket_is_replaced_and_a_closed_window_takes_no_files(make_desktop: Any) -> None:
+    desktop = make_desktop(connect=False)
+    paths = desktop.session.paths
+    stale = single_instance.address(paths)
+    dead = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    dead.bind(stale)  # what a window killed with -9 leaves: a socket file nobody listens on
+    dead.close()
+    assert not single_instance.hand_over(paths, ["x.safetensors"])
+    instance = single_instance.InstanceServer(paths)
+    try:
+        assert instance.listening
+        assert single_instance.hand_over(paths, [])  # answered by the new window
+    finally:
+        instance.close()
+    assert not single_instance.hand_over(paths, [])  # closing: the next launch opens its own window
