@@ -19,6 +19,7 @@ look at this tree, and the original stays attached for the log::
     │   │   └── NotOfferedError        the server has no such route (404/405 page, Next.js's 409)
     │   ├── RejectedError              any other 4xx, with the server's own reason
     │   ├── UnsupportedError           this server doesn't offer that method or action
+    │   │   └── PinnedChecksumError    its links demand a checksum no part can match
     │   ├── FileTooLargeError
     │   ├── LocalFileError             the file on this computer is the problem
     │   │   ├── FileUnreadableError
@@ -132,6 +133,13 @@ class RejectedError(PermanentError):
 
 class UnsupportedError(PermanentError):
     pass
+
+
+class PinnedChecksumError(UnsupportedError):
+    """The server signs a checksum into its part links that our parts can't carry (AWS SDK v3's defaults).
+
+    Storage would answer ``400 BadDigest`` to every part: not damage in transit, so never retried.
+    """
 
 
 class FileTooLargeError(PermanentError):

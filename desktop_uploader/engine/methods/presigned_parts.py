@@ -4,7 +4,10 @@
 need them: concurrent needs coalesce into one round trip, a URL is not used within a safety margin of
 its expiry, and an "expired" 403 re-signs the part without counting as a failed attempt.
 ``PresignedSender`` PUTs one part's bytes to its URL, with the checksum or Content-MD5 signed into
-it where the server can, and says what storage answered in the engine's errors.
+it where the server can, and says what storage answered in the engine's errors. Before a byte goes,
+it checks the URL for a checksum the server signed in that the part can't match (AWS SDK v3's
+defaults pin the empty body's CRC32): storage would refuse every part, so that is said at once, as
+:class:`PinnedChecksumError`, instead of being retried as damage in transit.
 """
 
 from __future__ import annotations
@@ -19,12 +22,13 @@ import requests
 
 from desktop_uploader.engine import checksums
 from desktop_uploader.engine.api_client import ApiClient, SignedUrl
-from desktop_uploader.engine.errors import ProtocolError, UnsupportedError
+from desktop_uploader.engine.errors import PinnedChecksumError, ProtocolError, UnsupportedError
 from desktop_uploader.engine.http import Sessions, error_for_exception, error_for_storage_response
 from desktop_uploader.engine.methods.base import JobContext
 from desktop_uploader.engine.methods.multipart import EtagCheck, PartQueue
 from desktop_uploader.engine.partbody import PartBody, md5_of_span
 from desktop_uploader.engine.planner import PartSpan
+from desktop_uploader.engine.signed_urls import pinned_checksum_problem
 
 log = logging.getLogger(__name__)
 
@@ -207,6 +211,9 @@ class PresignedSender:
         elif digest is not None:
             headers["Content-MD5"] = digest
         url = self.urls.get(span.number, digest)
+        problem = pinned_checksum_problem(url, self.checksum, digest if self.checksum else None)
+        if problem is not None:
+            raise PinnedChecksumError(problem)
         settings = self.ctx.settings
         try:
             response = self.sessions.get().put(
