@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,17 +33,36 @@ from typing import Any
 import pytest
 import requests
 
-from desktop_uploader.engine.events import Retrying, Status
+from desktop_uploader.engine.events import Notice, Retrying, Started, Status
 from desktop_uploader.engine.limits import MiB
 from desktop_uploader.engine.settings import Settings
 from tests.support.api_servers import OwnUser, own_user_server
 from tests.support.logfail import UPLOAD_FAILED
 from tests.support.proxy import Action, Proxy, RequestInfo, Respond
-from tests.support.storage import open_multipart_uploads
+from tests.support.storage import object_sha256, open_multipart_uploads
 
 SEED = {"actions": ("start", "complete", "abort"), "capabilities_enabled": False}
 SDK_DEFAULTS = "x-amz-sdk-checksum-algorithm=CRC32&x-amz-checksum-crc32=AAAAAA%3D%3D"
 NEXT_404 = b"<!DOCTYPE html><html><head><title>404: This page could not be found.</title></head></html>"
+SEQUENTIAL = Settings(method="presigned", chunk_size=5 * MiB, concurrency=1, retries=2, backoff_base=0.05)
+RESTARTED = "The server's upload links expired after 1 h and it can't renew them: started again."
+RESTART_LOGGED = r"^WARNING desktop_uploader\.engine\.methods\.base: .*: The server's upload links expired after 1 h"
+
+
+class FakeClock:
+    """A monotonic clock that moves only when told to."""
+
+    def __init__(self) -> None:
+        self._now = time.monotonic()
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        with self._lock:
+            return self._now
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self._now += seconds
 
 
 @dataclass
@@ -114,5 +135,68 @@ def test_links_with_the_sdks_pinned_checksum_fail_at_once_and_say_the_fix(
     assert world.part_puts == [], "not one part may be sent to links storage would refuse"
     assert not [r for r in engine.of(job.id, Retrying) if r.part], "a permanent cause: no part is retried"
     assert not open_multipart_uploads(s3, sandbox.bucket, world.own.prefix), "the upload was aborted"
+    assert stored_keys(s3, sandbox.bucket, world.own.prefix) == []
+    assert job.resumable is False and engine.state.get(job.id) is None
+
+
+@pytest.mark.allow_log(RESTART_LOGGED)
+def test_links_that_expire_on_a_server_without_sign_start_the_upload_over_once(
+    backend: Callable[..., Backend], make_engine: Any, make_file: Any, s3: Any, sandbox: Any
+) -> None:
+    clock = FakeClock()
+    moved: list[str] = []
+
+    def an_hour_passes_during_the_first_part_2(request: RequestInfo) -> None:
+        if request.query["partNumber"] == "2" and not moved:
+            moved.append(request.query["uploadId"])
+            clock.advance(2 * 3600)
+
+    world = backend(an_hour_passes_during_the_first_part_2)
+    sample = make_file(18 * MiB, name="expiring.safetensors")  # 4 parts: 3 of 5 MiB and 3 MiB
+    engine = make_engine(SEQUENTIAL, api_url=world.own.url, token=world.own.token)
+    assert engine.manager.api is not None
+    engine.manager.api.clock = clock
+
+    job = engine.upload(sample.path)
+
+    assert job.status == Status.COMPLETED, job.message
+    assert job.result is not None and object_sha256(s3, sandbox.bucket, job.result.s3_key) == sample.sha256
+    assert stored_keys(s3, sandbox.bucket, world.own.prefix) == [job.result.s3_key], "exactly one object"
+    assert not open_multipart_uploads(s3, sandbox.bucket, world.own.prefix), "the first upload was aborted"
+    assert [n.message for n in engine.of(job.id, Notice)] == [RESTARTED]
+    assert len(engine.of(job.id, Started)) == 2
+    first, second = (
+        {r.query["uploadId"] for r in world.part_puts[:2]},
+        {r.query["uploadId"] for r in world.part_puts[2:]},
+    )
+    assert first == set(moved) and len(second) == 1 and first != second
+    assert [r.query["partNumber"] for r in world.part_puts] == ["1", "2", "1", "2", "3", "4"], "part 3 never went"
+    assert engine.state.get(job.id) is None
+
+
+@pytest.mark.allow_log(RESTART_LOGGED, *UPLOAD_FAILED)
+def test_links_that_expire_again_after_starting_over_end_the_upload_and_say_why(
+    backend: Callable[..., Backend], make_engine: Any, make_file: Any, s3: Any, sandbox: Any
+) -> None:
+    clock = FakeClock()
+
+    def an_hour_passes_during_every_part_2(request: RequestInfo) -> None:
+        if request.query["partNumber"] == "2":
+            clock.advance(2 * 3600)
+
+    world = backend(an_hour_passes_during_every_part_2)
+    sample = make_file(18 * MiB, name="too-slow.safetensors")
+    engine = make_engine(SEQUENTIAL, api_url=world.own.url, token=world.own.token)
+    assert engine.manager.api is not None
+    engine.manager.api.clock = clock
+
+    job = engine.upload(sample.path)
+
+    assert job.status == Status.FAILED
+    assert job.message.startswith("The server's upload links expire after 1 h and it can't renew them"), job.message
+    assert "'sign' action" in job.message
+    assert [n.message for n in engine.of(job.id, Notice)] == [RESTARTED], "started over once, not again"
+    assert len({r.query["uploadId"] for r in world.part_puts}) == 2
+    assert not open_multipart_uploads(s3, sandbox.bucket, world.own.prefix), "both uploads were aborted"
     assert stored_keys(s3, sandbox.bucket, world.own.prefix) == []
     assert job.resumable is False and engine.state.get(job.id) is None
