@@ -200,3 +200,33 @@ def test_links_that_expire_again_after_starting_over_end_the_upload_and_say_why(
     assert not open_multipart_uploads(s3, sandbox.bucket, world.own.prefix), "both uploads were aborted"
     assert stored_keys(s3, sandbox.bucket, world.own.prefix) == []
     assert job.resumable is False and engine.state.get(job.id) is None
+
+
+EXPIRED = b"<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>"
+
+
+@pytest.mark.allow_log(RESTART_LOGGED)
+def test_storage_saying_a_link_expired_starts_over_at_once_instead_of_resending_to_it(
+    backend: Callable[..., Backend], make_engine: Any, make_file: Any, s3: Any, sandbox: Any
+) -> None:
+    refused: list[str] = []
+
+    def storage_says_part_2_expired(request: RequestInfo) -> Action | None:
+        if request.method == "PUT" and request.query.get("partNumber") == "2" and not refused:
+            refused.append(request.query["uploadId"])
+            return Respond(403, EXPIRED, {"Content-Type": "application/xml"})
+        return None
+
+    world = backend()
+    world.storage.set_fault_plan(storage_says_part_2_expired)
+    sample = make_file(18 * MiB, name="storage-clock.safetensors")
+    engine = make_engine(SEQUENTIAL, api_url=world.own.url, token=world.own.token)
+
+    job = engine.upload(sample.path)
+
+    assert job.status == Status.COMPLETED, job.message
+    assert job.result is not None and object_sha256(s3, sandbox.bucket, job.result.s3_key) == sample.sha256
+    assert stored_keys(s3, sandbox.bucket, world.own.prefix) == [job.result.s3_key], "exactly one object"
+    assert not open_multipart_uploads(s3, sandbox.bucket, world.own.prefix), "the first upload was aborted"
+    assert [n.message for n in engine.of(job.id, Notice)] == [RESTARTED]
+    assert not engine.of(job.id, Retrying), "a link that can't be renewed is not sent to again"
