@@ -37,7 +37,7 @@ from desktop_uploader.engine.events import Notice, Retrying, Started, Status
 from desktop_uploader.engine.limits import MiB
 from desktop_uploader.engine.settings import Settings
 from tests.support.api_servers import OwnUser, own_user_server
-from tests.support.logfail import UPLOAD_FAILED
+from tests.support.logfail import STARTED_OVER, UPLOAD_FAILED
 from tests.support.proxy import Action, Proxy, RequestInfo, Respond
 from tests.support.storage import object_sha256, open_multipart_uploads
 
@@ -46,7 +46,6 @@ SDK_DEFAULTS = "x-amz-sdk-checksum-algorithm=CRC32&x-amz-checksum-crc32=AAAAAA%3
 NEXT_404 = b"<!DOCTYPE html><html><head><title>404: This page could not be found.</title></head></html>"
 SEQUENTIAL = Settings(method="presigned", chunk_size=5 * MiB, concurrency=1, retries=2, backoff_base=0.05)
 RESTARTED = "The server's upload links expired after 1 h and it can't renew them: started again."
-RESTART_LOGGED = r"^WARNING desktop_uploader\.engine\.methods\.base: .*: The server's upload links expired after 1 h"
 
 
 class FakeClock:
@@ -139,7 +138,7 @@ def test_links_with_the_sdks_pinned_checksum_fail_at_once_and_say_the_fix(
     assert job.resumable is False and engine.state.get(job.id) is None
 
 
-@pytest.mark.allow_log(RESTART_LOGGED)
+@pytest.mark.allow_log(*STARTED_OVER)
 def test_links_that_expire_on_a_server_without_sign_start_the_upload_over_once(
     backend: Callable[..., Backend], make_engine: Any, make_file: Any, s3: Any, sandbox: Any
 ) -> None:
@@ -174,7 +173,7 @@ def test_links_that_expire_on_a_server_without_sign_start_the_upload_over_once(
     assert engine.state.get(job.id) is None
 
 
-@pytest.mark.allow_log(RESTART_LOGGED, *UPLOAD_FAILED)
+@pytest.mark.allow_log(*STARTED_OVER, *UPLOAD_FAILED)
 def test_links_that_expire_again_after_starting_over_end_the_upload_and_say_why(
     backend: Callable[..., Backend], make_engine: Any, make_file: Any, s3: Any, sandbox: Any
 ) -> None:
@@ -205,7 +204,7 @@ def test_links_that_expire_again_after_starting_over_end_the_upload_and_say_why(
 EXPIRED = b"<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>"
 
 
-@pytest.mark.allow_log(RESTART_LOGGED)
+@pytest.mark.allow_log(*STARTED_OVER)
 def test_storage_saying_a_link_expired_starts_over_at_once_instead_of_resending_to_it(
     backend: Callable[..., Backend], make_engine: Any, make_file: Any, s3: Any, sandbox: Any
 ) -> None:
