@@ -229,3 +229,37 @@ def test_storage_saying_a_link_expired_starts_over_at_once_instead_of_resending_
     assert not open_multipart_uploads(s3, sandbox.bucket, world.own.prefix), "the first upload was aborted"
     assert [n.message for n in engine.of(job.id, Notice)] == [RESTARTED]
     assert not engine.of(job.id, Retrying), "a link that can't be renewed is not sent to again"
+
+
+@pytest.mark.allow_log(*STARTED_OVER)
+def test_a_paused_upload_whose_links_expired_meanwhile_starts_over_and_says_so(
+    backend: Callable[..., Backend], make_engine: Any, make_file: Any, s3: Any, sandbox: Any
+) -> None:
+    world = backend()
+    sample = make_file(40 * MiB, name="slept.safetensors")
+    slow = SEQUENTIAL.replace(bandwidth_limit=10 * MiB)
+    engine = make_engine(slow, api_url=world.own.url, token=world.own.token)
+    job = engine.manager.add(sample.path)
+    engine.wait_for(lambda: engine.manager.job(job).confirmed >= 10 * MiB)
+    engine.manager.pause(job)
+    assert engine.manager.wait([job], 10)
+    assert engine.manager.job(job).status == Status.PAUSED
+    first = engine.state.get(job)
+    assert first is not None and engine.state.parts(job), "the record promises a resume with parts stored"
+    # The computer slept past the links' hour: the deadlines kept with them are behind us now.
+    kept = engine.state.urls(job)
+    assert kept, "the seed's links are kept for a resume"
+    engine.state.save_urls(job, {n: (link, time.time() - 1) for n, (link, _) in kept.items()})
+
+    engine.manager.resume(job)
+    assert engine.manager.wait([job], 120)
+
+    done = engine.manager.job(job)
+    assert done.status == Status.COMPLETED, done.message
+    assert done.result is not None and object_sha256(s3, sandbox.bucket, done.result.s3_key) == sample.sha256
+    assert done.result.s3_key != first.s3_key, "a new upload, not the one whose links were gone"
+    assert stored_keys(s3, sandbox.bucket, world.own.prefix) == [done.result.s3_key], "exactly one object"
+    assert not open_multipart_uploads(s3, sandbox.bucket, world.own.prefix), "the paused upload was aborted"
+    assert [n.message for n in engine.of(job, Notice)] == [
+        "The server's upload links expired and it can't renew them: started again."
+    ]
