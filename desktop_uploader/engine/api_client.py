@@ -18,7 +18,8 @@ The layers under this one: api_chunked.py (the chunked and single-request paths)
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import requests
@@ -37,12 +38,12 @@ from desktop_uploader.engine.api_types import (
     StartedUpload,
     answer_field,
     completion_from,
-    url_lifetime,
 )
 from desktop_uploader.engine.checksums import api_field, s3_field
 from desktop_uploader.engine.control import Control
 from desktop_uploader.engine.errors import NotFoundError, ProtocolError
 from desktop_uploader.engine.http import json_object
+from desktop_uploader.engine.signed_urls import url_lifetime
 
 __all__ = [
     "AlreadyStoredError",
@@ -63,14 +64,28 @@ __all__ = [
 class ApiClient(ChunkedActions):
     """The whole API a method needs, for one server and token."""
 
-    def _signed(self, urls: Iterable[tuple[int, Any]], action: str, received_at: float) -> dict[int, SignedUrl]:
+    def _signed(
+        self, urls: Iterable[tuple[int, Any]], action: str, received_at: float, offset: float
+    ) -> dict[int, SignedUrl]:
+        """The links of an answer, each with its deadline on our clock, read from the link itself.
+
+        ``offset`` is how far the server's clock is ahead of ours (from the answer's ``Date``): a link's
+        age is measured on the clock that signed it. The server's ``urlExpirySeconds`` (or the seed's
+        hour) counts only for a link that doesn't say.
+        """
         fallback = float(self.capabilities().url_expiry_seconds)
+        server_now = time.time() + offset
         signed = {}
         for number, url in urls:
             if not isinstance(url, str) or not url.startswith(("http://", "https://")):
                 raise ProtocolError(f"The upload server's answer to '{action}' contains an invalid upload link.")
-            signed[number] = SignedUrl(url, received_at + url_lifetime(url, fallback))
+            signed[number] = SignedUrl(url, received_at + url_lifetime(url, fallback, server_now))
         return signed
+
+    @staticmethod
+    def _with_clock(action: str) -> Callable[[requests.Response], tuple[dict[str, Any], float]]:
+        """Parse an answer that carries links, keeping how far the server's clock is ahead of ours."""
+        return lambda response: (json_object(response, action), clock_offset(response))
 
     def start(
         self,
@@ -98,13 +113,14 @@ class ApiClient(ChunkedActions):
             body["checksumAlgorithm"] = checksum
         body.update(self._expiry_wish())
         retried: list[bool] = []
-        answer = self._call(
+        answer, offset = self._call(
             "start",
             "POST",
             self.settings.presigned_path,
             json=body,
             control=control,
             on_retry=lambda *_: retried.append(True),
+            parse=self._with_clock("start"),
         )
         received = self.clock()
         urls = answer_field(answer, "presignedUrls", list, "start")
@@ -113,7 +129,7 @@ class ApiClient(ChunkedActions):
             s3_key=answer_field(answer, "s3Key", str, "start"),
             unique_file_name=str(answer.get("uniqueFileName") or ""),
             comfyui_path=str(answer.get("comfyUIPath") or ""),
-            urls=self._signed(enumerate(urls, start=1), "start", received),
+            urls=self._signed(enumerate(urls, start=1), "start", received, offset),
             attempts=1 + len(retried),
             # Only what the server confirms: one that ignored the wish created an upload without it.
             checksum=checksum if checksum and answer.get("checksumAlgorithm") == checksum else "",
@@ -140,14 +156,16 @@ class ApiClient(ChunkedActions):
         if checksums:
             body[api_field(checksum)] = {str(n): digest for n, digest in checksums.items()}
         body.update(self._expiry_wish())
-        answer = self._call("sign", "POST", self.settings.presigned_path, json=body, control=control)
+        answer, offset = self._call(
+            "sign", "POST", self.settings.presigned_path, json=body, control=control, parse=self._with_clock("sign")
+        )
         received = self.clock()
         urls = answer_field(answer, "presignedUrls", dict, "sign")
         try:
             pairs = [(int(n), url) for n, url in urls.items()]
         except ValueError as exc:
             raise ProtocolError("The upload server's answer to 'sign' has invalid part numbers.") from exc
-        signed = self._signed(pairs, "sign", received)
+        signed = self._signed(pairs, "sign", received, offset)
         missing = set(part_numbers) - set(signed)
         if missing:
             raise ProtocolError(f"The upload server did not sign part {min(missing)}.")

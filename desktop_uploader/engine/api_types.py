@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 from desktop_uploader.engine.errors import NotFoundError, ProtocolError, RejectedError
 
@@ -75,17 +73,6 @@ class OffsetMismatchError(RejectedError):
     def __init__(self, expected: int) -> None:
         super().__init__(f"The server expected the next chunk at byte {expected:,}.", status=409)
         self.expected = expected
-
-
-def url_lifetime(url: str, fallback: float) -> float:
-    """Seconds a presigned URL stays valid from now, read from its X-Amz-Expires (or SigV2 Expires)."""
-    query = parse_qs(urlsplit(url).query)
-    for key in ("X-Amz-Expires", "x-amz-expires"):
-        if key in query and query[key][0].isdigit():
-            return float(query[key][0])
-    if "Expires" in query and query["Expires"][0].isdigit():
-        return max(0.0, float(query["Expires"][0]) - time.time())
-    return fallback
 
 
 def answer_field(body: dict[str, Any], name: str, kind: type, action: str) -> Any:

@@ -19,6 +19,8 @@ look at this tree, and the original stays attached for the log::
     │   │   └── NotOfferedError        the server has no such route (404/405 page, Next.js's 409)
     │   ├── RejectedError              any other 4xx, with the server's own reason
     │   ├── UnsupportedError           this server doesn't offer that method or action
+    │   │   ├── PinnedChecksumError    its links demand a checksum no part can match
+    │   │   └── LinksExpiredError      its links expired and it can't renew them
     │   ├── FileTooLargeError
     │   ├── LocalFileError             the file on this computer is the problem
     │   │   ├── FileUnreadableError
@@ -132,6 +134,25 @@ class RejectedError(PermanentError):
 
 class UnsupportedError(PermanentError):
     pass
+
+
+class PinnedChecksumError(UnsupportedError):
+    """The server signs a checksum into its part links that our parts can't carry (AWS SDK v3's defaults).
+
+    Storage would answer ``400 BadDigest`` to every part: not damage in transit, so never retried.
+    """
+
+
+class LinksExpiredError(UnsupportedError):
+    """The upload's part links expired and the server has no ``sign`` to renew them.
+
+    The upload can only be started again (lifecycle.py does so once); ``lifetime`` is how long the
+    links lived, in seconds (0 when not known, as for links lost with a paused upload).
+    """
+
+    def __init__(self, message: str, *, lifetime: float = 0.0) -> None:
+        super().__init__(message)
+        self.lifetime = lifetime
 
 
 class FileTooLargeError(PermanentError):

@@ -40,7 +40,11 @@ UPLOAD_FAILED = (
 )
 # The reference server's storage refused a request (an unknown upload id, a part storage lost).
 STORAGE_REFUSED = (r"^WARNING desktop_uploader\.server\.storage: S3 \w+ failed: \w+$",)
-FAULTS = (*RETRIED, *UPLOAD_FAILED, *STORAGE_REFUSED)
+# A server without ``sign`` whose links expired: the upload was started over, as the job's notice says.
+STARTED_OVER = (
+    r"^WARNING desktop_uploader\.engine\.methods\.base: .*: The server's upload links expired.* started again\.$",
+)
+FAULTS = (*RETRIED, *UPLOAD_FAILED, *STORAGE_REFUSED, *STARTED_OVER)
 # A give-up whose target is unreachable is owed for later; a lost start's upload a server without list can't find.
 OWED = (
     r"^WARNING desktop_uploader\.engine\.ledger: Could not abort .*; will try again later$",

@@ -23,6 +23,11 @@ enough to finish or to clean up:
 
 The phase is never stored twice: it follows from the record and its confirmed parts
 (:func:`phase_of`), which is what makes it survive a crash at any point.
+
+One way back from **parts** to **created**: a server without ``sign`` whose part links expire
+(:class:`LinksExpiredError`) can't let the upload finish, so it is aborted, its record deleted, a
+notice says so, and a new upload is created, at most once per run: links that run out twice mean
+the file takes longer to send than they live, and that is the failure then.
 """
 
 from __future__ import annotations
@@ -32,12 +37,13 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol
 
-from desktop_uploader.engine.errors import NotFoundError
+from desktop_uploader.engine.errors import LinksExpiredError, NotFoundError, UploaderError
 from desktop_uploader.engine.fileid import ensure_unchanged
 from desktop_uploader.engine.methods.base import Completion, JobContext
 from desktop_uploader.engine.methods.multipart import PartQueue, PartScheduler, PartSender
 from desktop_uploader.engine.planner import PartPlan
 from desktop_uploader.engine.progress import ProgressTracker
+from desktop_uploader.engine.signed_urls import duration
 from desktop_uploader.engine.state import SavedPart, UploadRecord
 
 log = logging.getLogger(__name__)
@@ -123,15 +129,60 @@ def run_multipart(ctx: JobContext, backend: MultipartBackend) -> Completion:
         done: dict[int, SavedPart] = {}
     else:
         plan, record, done = resumed.plan, resumed.record, resumed.done
+    restarted = False
+    while True:
+        try:
+            parts, tracker = _send_parts(ctx, backend, plan, record, done)
+            break
+        except LinksExpiredError as expired:
+            if restarted:  # once is a chance; twice means the file takes longer than the links live
+                raise _expired_again(expired) from expired
+            _start_over(ctx, backend, record, expired)
+            restarted = True
+            plan, record = backend.create(None)
+            done = {}
+    log.info("%s: all %d parts stored; completing", ctx.name, plan.part_count)
+    return backend.complete(record, parts, tracker)
+
+
+def _send_parts(
+    ctx: JobContext, backend: MultipartBackend, plan: PartPlan, record: UploadRecord, done: dict[int, SavedPart]
+) -> tuple[dict[int, SavedPart], ProgressTracker]:
+    """Send every part not in ``done``; every part confirmed, and the tracker that counted them."""
     tracker = ProgressTracker(ctx.job_id, backend.method, ctx.size, ctx.emit, parts_total=plan.part_count)
     resumed_bytes = sum(p.size for p in done.values())
     ctx.announce(backend.method, plan, resumed_bytes)
     tracker.baseline(resumed_bytes, len(done))
     queue = PartQueue([n for n in range(1, plan.part_count + 1) if n not in done])
     sender = backend.sender(record, plan, queue)
-    parts = PartScheduler(ctx, plan, sender, queue, tracker, backend.method, done).run()
-    log.info("%s: all %d parts stored; completing", ctx.name, plan.part_count)
-    return backend.complete(record, parts, tracker)
+    return PartScheduler(ctx, plan, sender, queue, tracker, backend.method, done).run(), tracker
+
+
+def _start_over(ctx: JobContext, backend: MultipartBackend, record: UploadRecord, expired: LinksExpiredError) -> None:
+    """Abort an upload whose links ran out, forget it, and say so: the parts it holds can't be finished.
+
+    The abort comes first and must succeed: if it can't, ``expired`` ends the run as it would without a
+    start-over, and the run's failure path owes the abort (engine/ledger.py), so nothing is orphaned and
+    no record promises a resume that can't happen.
+    """
+    try:
+        backend.abort(record)
+    except UploaderError as exc:
+        log.info("%s: could not abort %s to start over (%s)", ctx.name, record.s3_key, exc.message)
+        raise expired from exc
+    ctx.save(lambda: ctx.state.delete(ctx.job_id))
+    ctx.notice(f"{expired.message.removesuffix('.')}: started again.", "warning")
+
+
+def _expired_again(expired: LinksExpiredError) -> LinksExpiredError:
+    """The failure of a start-over whose links ran out too: the file takes longer to send than they live."""
+    lived = f" after {duration(expired.lifetime)}" if expired.lifetime else ""
+    return LinksExpiredError(
+        f"The server's upload links expire{lived} and it can't renew them, and they ran out again after starting "
+        "over: sending this file from here takes longer than that. The server needs the 'sign' action or "
+        "longer-lived links.",
+        lifetime=expired.lifetime,
+    )
 
 
 def _resume(ctx: JobContext, backend: MultipartBackend, record: UploadRecord) -> Resumed | Completion | None:

@@ -6,7 +6,10 @@ round trip and a 10,000-part file never holds 10,000 URLs (which would expire be
 A URL is not used within a safety margin of its expiry, and an "expired" 403 re-signs the part
 without counting as a failed attempt. With the seed's server (no ``sign``), the URLs from
 ``start`` are all there is; they are kept in the resume store so a crash can resume within their
-lifetime. (The URLs and the sending of one part: presigned_parts.py.)
+lifetime; once their time is past (read from each URL's own ``X-Amz-Date`` and ``X-Amz-Expires``,
+as that server answers no ``expiresAt``), the upload is started over, once (lifecycle.py). A
+checksum the server signed into its URLs that the parts can't match is refused before a byte is
+sent. (The URLs and the sending of one part: presigned_parts.py.)
 
 Integrity. When the server can sign a checksum (CRC32C or CRC32, see :mod:`checksums`), the upload
 is started with that algorithm, each part's checksum is computed first and signed into its URL, and
@@ -140,7 +143,7 @@ class PresignedBackend:
         try:
             ctx.state.create(record)
             if not caps.offers("sign"):
-                now_wall, now = time.time(), time.monotonic()
+                now_wall, now = time.time(), api.clock()  # the clock the links' deadlines are on
                 ctx.state.save_urls(
                     ctx.job_id, {n: (u.url, now_wall + (u.expires_at - now)) for n, u in started.urls.items()}
                 )
@@ -186,7 +189,7 @@ class PresignedBackend:
             urls.add(self.started.urls)
         elif not caps.offers("sign"):
             stored = ctx.state.urls(ctx.job_id)
-            now_wall, now = time.time(), time.monotonic()
+            now_wall, now = time.time(), urls.clock()
             urls.add({n: SignedUrl(u, now + (expires - now_wall)) for n, (u, expires) in stored.items()})
         self.urls = urls
         # An upload started with a checksum algorithm takes it on every part, whatever the settings say now.

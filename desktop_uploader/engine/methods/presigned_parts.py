@@ -2,16 +2,20 @@
 
 ``UrlBook`` holds the URLs an upload has been given and asks the server for more (``sign``) as workers
 need them: concurrent needs coalesce into one round trip, a URL is not used within a safety margin of
-its expiry, and an "expired" 403 re-signs the part without counting as a failed attempt.
+its expiry, and an "expired" 403 re-signs the part without counting as a failed attempt. A server
+without ``sign`` can't renew them: a link past its time ends the upload with
+:class:`LinksExpiredError`, which lifecycle.py answers by starting over once.
 ``PresignedSender`` PUTs one part's bytes to its URL, with the checksum or Content-MD5 signed into
-it where the server can, and says what storage answered in the engine's errors.
+it where the server can, and says what storage answered in the engine's errors. Before a byte goes,
+it checks the URL for a checksum the server signed in that the part can't match (AWS SDK v3's
+defaults pin the empty body's CRC32): storage would refuse every part, so that is said at once, as
+:class:`PinnedChecksumError`, instead of being retried as damage in transit.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -19,12 +23,13 @@ import requests
 
 from desktop_uploader.engine import checksums
 from desktop_uploader.engine.api_client import ApiClient, SignedUrl
-from desktop_uploader.engine.errors import ProtocolError, UnsupportedError
+from desktop_uploader.engine.errors import LinksExpiredError, PinnedChecksumError, ProtocolError, UrlExpiredError
 from desktop_uploader.engine.http import Sessions, error_for_exception, error_for_storage_response
 from desktop_uploader.engine.methods.base import JobContext
 from desktop_uploader.engine.methods.multipart import EtagCheck, PartQueue
 from desktop_uploader.engine.partbody import PartBody, md5_of_span
 from desktop_uploader.engine.planner import PartSpan
+from desktop_uploader.engine.signed_urls import duration, pinned_checksum_problem, signed_lifetime
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +64,10 @@ class UrlBook:
         queue: PartQueue | None = None,
         batch: int = MIN_BATCH,
         checksum: str = "",
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.api = api
+        self.clock = clock or api.clock  # the clock the API's answers set deadlines on
         self.checksum = checksum  # the algorithm of the digests signed in; "" when they are Content-MD5s
         self.upload_id = upload_id
         self.s3_key = s3_key
@@ -77,7 +84,7 @@ class UrlBook:
         self._cond = threading.Condition()
 
     def add(self, urls: dict[int, SignedUrl], digests: dict[int, str] | None = None, now: float | None = None) -> None:
-        now = time.monotonic() if now is None else now
+        now = self.clock() if now is None else now
         with self._cond:
             for number, signed in urls.items():
                 lifetime = max(0.0, signed.expires_at - now)
@@ -89,7 +96,7 @@ class UrlBook:
         entry = self._entries.get(number)
         if entry is None or entry.digest != digest:
             return None
-        if entry.expires_at - time.monotonic() <= expiry_margin(entry.lifetime):
+        if entry.expires_at - self.clock() <= expiry_margin(entry.lifetime):
             return None
         return entry.url
 
@@ -100,6 +107,16 @@ class UrlBook:
         with self._cond:
             self._entries.pop(number, None)
 
+    def expired(self, number: int) -> LinksExpiredError:
+        """The end of an upload whose link for ``number`` is past its time, on a server that can't renew it."""
+        with self._cond:
+            entry = self._entries.get(number) or next(iter(self._entries.values()), None)
+        lifetime = 0.0
+        if entry is not None:  # as signed, not what was left when we got it (a resumed upload gets less)
+            lifetime = signed_lifetime(entry.url) or entry.lifetime
+        said = f" after {duration(lifetime)}" if lifetime else ""
+        return LinksExpiredError(f"The server's upload links expired{said} and it can't renew them.", lifetime=lifetime)
+
     def get(self, number: int, digest: str | None = None) -> str:
         with self._cond:
             while True:
@@ -107,7 +124,7 @@ class UrlBook:
                 if url is not None:
                     return url
                 if not self.can_sign:
-                    raise UnsupportedError("The upload links from this server expired, and it can't issue new ones.")
+                    raise self.expired(number)
                 self._wanted[number] = digest
                 if not self._signing:
                     break
@@ -207,6 +224,9 @@ class PresignedSender:
         elif digest is not None:
             headers["Content-MD5"] = digest
         url = self.urls.get(span.number, digest)
+        problem = pinned_checksum_problem(url, self.checksum, digest if self.checksum else None)
+        if problem is not None:
+            raise PinnedChecksumError(problem)
         settings = self.ctx.settings
         try:
             response = self.sessions.get().put(
@@ -215,7 +235,10 @@ class PresignedSender:
         except requests.RequestException as exc:
             raise error_for_exception(exc, url, settings.read_timeout) from exc
         if response.status_code >= 300:
-            raise error_for_storage_response(response)
+            error = error_for_storage_response(response)
+            if isinstance(error, UrlExpiredError) and not self.urls.can_sign:  # storage's clock says so
+                raise self.urls.expired(span.number) from error
+            raise error
         etag = response.headers.get("ETag")
         if not etag:
             raise ProtocolError("Storage accepted a part but sent no ETag for it.")
