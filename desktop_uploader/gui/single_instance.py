@@ -20,6 +20,7 @@ import hashlib
 import logging
 import os
 import secrets
+import socket
 import sys
 import tempfile
 import threading
@@ -75,16 +76,29 @@ def _connect(paths: AppPaths) -> Connection | None:
 
 
 def hand_over(paths: AppPaths, files: list[str]) -> bool:
-    """Give ``files`` to the window already running for ``paths``; False when there is none."""
-    connection = _connect(paths)
-    if connection is None:
-        return False
-    with connection:
-        try:
-            connection.send({"files": files})
-            return bool(connection.poll(HANDOVER_SECONDS)) and connection.recv() == "ok"
-        except (OSError, EOFError):
-            return False
+    """Give ``files`` to the window already running for ``paths``; False when there is none.
+
+    In a thread with a deadline: a window that hangs (or a socket whose listener stopped accepting)
+    must not keep this launch waiting for ever; it then opens a window of its own.
+    """
+    answered: list[bool] = []
+
+    def attempt() -> None:
+        connection = _connect(paths)
+        if connection is None:
+            answered.append(False)
+            return
+        with connection:
+            try:
+                connection.send({"files": files})
+                answered.append(bool(connection.poll(HANDOVER_SECONDS)) and connection.recv() == "ok")
+            except (OSError, EOFError):
+                answered.append(False)
+
+    worker = threading.Thread(target=attempt, name="hand-over", daemon=True)
+    worker.start()
+    worker.join(2 * HANDOVER_SECONDS)
+    return bool(answered and answered[0])
 
 
 class InstanceServer(QObject):
@@ -142,7 +156,9 @@ class InstanceServer(QObject):
         if self.listener is None or self._closed.is_set():
             return
         self._closed.set()
-        with contextlib.suppress(Exception):  # wake the accept() so the thread ends
-            Client(address(self.paths), _family(), authkey=_key(self.paths)).close()
+        if _family() == "AF_UNIX":  # wake a waiting accept(): its handshake then fails and the thread ends
+            with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as poke:
+                poke.settimeout(1.0)
+                poke.connect(address(self.paths))
         with contextlib.suppress(OSError):
             self.listener.close()
