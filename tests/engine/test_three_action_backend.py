@@ -1,19 +1,12 @@
-"""The client against our users' real backend: a Next.js route on AWS SDK v3 that knows only start, complete, abort.
+"""The client against our users' backend's ways: a server that knows only start, complete, abort.
 
-Two things about that backend break uploads that our own server never shows:
+Its links expire (after an hour) and it has no ``sign`` to renew them, nor does it answer an ``expiresAt``.
+The client reads each link's deadline from the link, and starts over once, aborting the old upload.
 
-* AWS SDK v3's defaults sign ``x-amz-sdk-checksum-algorithm=CRC32&x-amz-checksum-crc32=AAAAAA==`` (the CRC32
-  of an empty body) into every presigned UploadPart URL, so storage answers ``400 BadDigest`` to any real
-  part. The client must see that in the URL and stop before a byte is sent, saying what the server must change.
-* Its links expire (after an hour) and it has no ``sign`` to renew them, nor does it answer an ``expiresAt``.
-  The client reads each link's deadline from the link, and starts over once, aborting the old upload.
-
-The server here is our reference server reduced to the seed's three actions. For the checksum, a rewriting
-proxy in front of it appends the SDK's default parameters to each URL of ``start``'s answer: it stands in for
-the real Next.js route with SDK defaults, which a sibling helper is building (swap it in when it lands). The
-appended parameters are not signed, so a client that sent a part anyway would hear ``SignatureDoesNotMatch``
-here where the real route gets ``BadDigest``; either way the test asserts that no part reaches storage. The
-proxy also answers the chunked and single-request routes as Next.js does when they don't exist.
+The server here is our reference server reduced to the seed's three actions, with a proxy in front of
+storage that counts the parts and, where asked, moves a fake clock. The pinned checksum of AWS SDK v3's
+defaults is tested against the real Next.js route instead (tests/nextjs/test_client_three_actions.py),
+as are these links expiring for real under a short ``UPLOAD_API_URL_EXPIRY_SECONDS``.
 
 Nothing here waits on the wall clock: the links' expiry comes from a fake clock the API client and the URL
 book share, moved forward by the storage proxy while a chosen part is on its way.
@@ -22,7 +15,6 @@ book share, moved forward by the storage proxy while a chosen part is on its way
 from __future__ import annotations
 
 import contextlib
-import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -31,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 from desktop_uploader.engine.events import Notice, Retrying, Started, Status
 from desktop_uploader.engine.limits import MiB
@@ -42,8 +33,6 @@ from tests.support.proxy import Action, Proxy, RequestInfo, Respond
 from tests.support.storage import object_sha256, open_multipart_uploads
 
 SEED = {"actions": ("start", "complete", "abort"), "capabilities_enabled": False}
-SDK_DEFAULTS = "x-amz-sdk-checksum-algorithm=CRC32&x-amz-checksum-crc32=AAAAAA%3D%3D"
-NEXT_404 = b"<!DOCTYPE html><html><head><title>404: This page could not be found.</title></head></html>"
 SEQUENTIAL = Settings(method="presigned", chunk_size=5 * MiB, concurrency=1, retries=2, backoff_base=0.05)
 RESTARTED = "The server's upload links expired after 1 h and it can't renew them: started again."
 
@@ -68,24 +57,7 @@ class FakeClock:
 class Backend:
     own: OwnUser
     storage: Proxy
-    api: Proxy
     part_puts: list[RequestInfo] = field(default_factory=list)  # every part that reached storage's door
-
-
-def sdk_v3_route(upstream: str, request: RequestInfo) -> Action | None:
-    """What the Next.js route with AWS SDK v3 defaults answers: ``start``'s links carry the pinned empty CRC32."""
-    if request.path.endswith("/chunked-upload"):
-        return Respond(404, NEXT_404, {"Content-Type": "text/html; charset=utf-8"})
-    if request.path.endswith("/influencers/upload"):
-        return Respond(409, b"", {"x-nextjs-action-not-found": "1"})
-    if request.method == "POST" and b'"start"' in request.body:
-        headers = {"Authorization": request.headers["authorization"], "Content-Type": "application/json"}
-        answer = requests.post(upstream + request.target, data=request.body, headers=headers, timeout=30)
-        body = answer.json()
-        if isinstance(body.get("presignedUrls"), list):
-            body["presignedUrls"] = [f"{link}&{SDK_DEFAULTS}" for link in body["presignedUrls"]]
-        return Respond(answer.status_code, json.dumps(body).encode(), {"Content-Type": "application/json"})
-    return None
 
 
 @pytest.fixture
@@ -97,8 +69,7 @@ def backend(sandbox: Any, tmp_path: Path) -> Iterator[Callable[..., Backend]]:
             own = stack.enter_context(
                 own_user_server(sandbox, tmp_path / "seed", s3_public_endpoint=storage.url, **SEED)
             )
-            api = stack.enter_context(Proxy.start(own.url, peek_bytes=8192))
-            made = Backend(own, storage, api)
+            made = Backend(own, storage)
 
             def parts(request: RequestInfo) -> None:
                 if request.method == "PUT" and "partNumber" in request.query:
@@ -113,29 +84,6 @@ def backend(sandbox: Any, tmp_path: Path) -> Iterator[Callable[..., Backend]]:
 
 def stored_keys(s3: Any, bucket: str, prefix: str) -> list[str]:
     return [item["Key"] for item in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])]
-
-
-@pytest.mark.allow_log(*UPLOAD_FAILED)
-def test_links_with_the_sdks_pinned_checksum_fail_at_once_and_say_the_fix(
-    backend: Callable[..., Backend], make_engine: Any, make_file: Any, s3: Any, sandbox: Any
-) -> None:
-    world = backend()
-    world.api.set_fault_plan(lambda request: sdk_v3_route(world.own.url, request))
-    sample = make_file(12 * MiB, name="pinned.safetensors")
-    engine = make_engine(Settings(chunk_size=5 * MiB), api_url=world.api.url, token=world.own.token)
-
-    job = engine.upload(sample.path)
-
-    assert job.status == Status.FAILED
-    assert job.message.startswith("The server's upload links demand a fixed checksum"), job.message
-    assert "x-amz-checksum-crc32=AAAAAA==, that of an empty file" in job.message, job.message
-    assert "requestChecksumCalculation: 'WHEN_REQUIRED'" in job.message, job.message
-    assert "damaged" not in job.message
-    assert world.part_puts == [], "not one part may be sent to links storage would refuse"
-    assert not [r for r in engine.of(job.id, Retrying) if r.part], "a permanent cause: no part is retried"
-    assert not open_multipart_uploads(s3, sandbox.bucket, world.own.prefix), "the upload was aborted"
-    assert stored_keys(s3, sandbox.bucket, world.own.prefix) == []
-    assert job.resumable is False and engine.state.get(job.id) is None
 
 
 @pytest.mark.allow_log(*STARTED_OVER)

@@ -2,8 +2,8 @@
 
 Only start/complete/abort, no GET (so a client knows it is a seed server), and the S3 client with the
 SDK's default checksum behaviour, which signs an empty body's CRC32 into every UploadPart URL.
-Making the client cope with those URLs is another change's job; here the route only proves it
-reproduces them.
+Here the route proves it reproduces them, and that UPLOADER_CHECKSUMS=when-required (the one-line
+fix) takes them away and nothing else; how our client copes with both is in test_client_three_actions.py.
 """
 
 from __future__ import annotations
@@ -74,3 +74,17 @@ def test_complete_works_with_the_sdks_defaults(nextjs_original: NextRoute, s3: A
     assert done["networkVolumePath"] == f"s3://{sandbox.bucket}/{started['s3Key']}"
     assert object_sha256(s3, sandbox.bucket, started["s3Key"]) == hashlib.sha256(b"").hexdigest()
     assert not open_multipart_uploads(s3, sandbox.bucket, started["s3Key"])
+
+
+def test_the_one_line_fix_takes_the_pinned_checksum_away_and_nothing_else(nextjs_three_fixed: NextRoute) -> None:
+    api = nextjs_three_fixed.api()
+    assert api.capabilities().status_code == 405, "still a seed server"
+    answer = api.presigned({"action": "sign", "uploadId": "x", "s3Key": "y", "partNumbers": [1]})
+    assert answer.status_code == 400 and "Unknown action 'sign'" in answer.json()["error"]
+    started = api.ok(api.presigned({"action": "start", "fileName": "fixed.safetensors", "totalParts": 2}))
+    try:
+        for url in started["presignedUrls"]:
+            query = {name.lower() for name in urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)}
+            assert not [name for name in query if "checksum" in name], url
+    finally:
+        api.ok(api.presigned({"action": "abort", "uploadId": started["uploadId"], "s3Key": started["s3Key"]}))

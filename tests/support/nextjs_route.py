@@ -17,7 +17,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +25,7 @@ import requests
 
 from desktop_uploader.sandbox.info import SandboxInfo
 from tests.support.api import PRESIGNED, Api
+from tests.support.proxy import Proxy
 from tests.support.waiting import SLACK, deadline_after
 
 ROUTE_DIR = Path(__file__).resolve().parents[2] / "server-examples" / "nextjs"
@@ -54,6 +55,7 @@ class NextRoute:
     log: Path
     alice: RouteUser
     bob: RouteUser
+    storage: Proxy | None = None  # the proxy in front of storage that part URLs are signed for, if any
 
     def api(self, user: RouteUser | None = None) -> Api:
         return Api(self.url, (user or self.alice).token)
@@ -136,8 +138,23 @@ def _wait_ready(process: subprocess.Popen[bytes], url: str, log: Path, timeout: 
 
 
 @contextmanager
-def nextjs_route(info: SandboxInfo, workdir: Path, **env: str) -> Iterator[NextRoute]:
-    """Serve the built route over the sandbox's storage with ``env`` added (e.g. ``UPLOADER_ACTIONS``)."""
+def nextjs_route(info: SandboxInfo, workdir: Path, *, storage_proxy: bool = False, **env: str) -> Iterator[NextRoute]:
+    """Serve the built route over the sandbox's storage with ``env`` added (e.g. ``UPLOADER_ACTIONS``).
+
+    With ``storage_proxy``, part URLs are signed for a :class:`Proxy` in front of storage
+    (``UPLOAD_API_S3_PUBLIC_ENDPOINT``; it relays the Host header the signature covers), so a test
+    counts, holds or breaks what reaches storage: ``NextRoute.storage``.
+    """
+    with ExitStack() as stack:
+        proxy = stack.enter_context(Proxy.start(info.s3_endpoint)) if storage_proxy else None
+        if proxy is not None:
+            env = {"UPLOAD_API_S3_PUBLIC_ENDPOINT": proxy.url, **env}
+        route = stack.enter_context(_serve(info, workdir, env))
+        yield NextRoute(route.url, route.pid, route.log, route.alice, route.bob, proxy)
+
+
+@contextmanager
+def _serve(info: SandboxInfo, workdir: Path, env: dict[str, str]) -> Iterator[NextRoute]:
     build()
     workdir.mkdir(parents=True, exist_ok=True)
     alice = RouteUser(uuid.uuid4().hex, f"nx{uuid.uuid4().hex[:10]}")

@@ -14,8 +14,12 @@
 //   UPLOAD_API_URL_EXPIRY_SECONDS      longest life of a presigned URL (3600; at most 7 days)
 //   UPLOAD_API_MAX_FILE_SIZE           largest file in bytes (100 GiB)
 //   UPLOAD_API_ALLOWED_EXTENSIONS      e.g. ".safetensors .ckpt" (the default list below)
-//   UPLOADER_ACTIONS                   `full` (default) or `original`: only start/complete/abort, no GET,
-//                                      and the SDK's default checksum behaviour, as the original route had.
+//   UPLOADER_ACTIONS                   `full` (default) or `original`: only start/complete/abort and no GET,
+//                                      as the original route had.
+//   UPLOADER_CHECKSUMS                 `when-required` (THE FIX below) or `sdk-defaults` (the SDK's default
+//                                      checksums, which break every part, as the original route had); default:
+//                                      `sdk-defaults` with `original` actions, else `when-required`. So
+//                                      `original` + `when-required` is the original route with the one-line fix.
 //   UPLOAD_API_CHUNKED_ENABLED         `1` to offer the chunked fallback; needs chunked-upload/route.ts too
 //                                      (three lines that serve POST from this file).
 
@@ -90,6 +94,7 @@ interface Config {
   maxFileSize: number;
   extensions: string[];
   original: boolean;
+  sdkChecksums: boolean;
   actions: readonly string[];
   chunked: boolean;
 }
@@ -114,6 +119,10 @@ function config(): Config {
   if (mode !== 'full' && mode !== 'original') {
     throw new ApiError(503, "The upload API is misconfigured: UPLOADER_ACTIONS must be 'full' or 'original'.");
   }
+  const checksums = (process.env.UPLOADER_CHECKSUMS ?? '').trim().toLowerCase() || (mode === 'original' ? 'sdk-defaults' : 'when-required');
+  if (checksums !== 'when-required' && checksums !== 'sdk-defaults') {
+    throw new ApiError(503, "The upload API is misconfigured: UPLOADER_CHECKSUMS must be 'when-required' or 'sdk-defaults'.");
+  }
   const extensions = (process.env.UPLOAD_API_ALLOWED_EXTENSIONS ?? '')
     .split(/[\s,]+/)
     .filter(Boolean)
@@ -130,6 +139,7 @@ function config(): Config {
     maxFileSize: positiveInt('UPLOAD_API_MAX_FILE_SIZE', 100 * GiB),
     extensions: extensions.length ? extensions : DEFAULT_EXTENSIONS,
     original: mode === 'original',
+    sdkChecksums: checksums === 'sdk-defaults',
     actions: mode === 'original' ? SEED_ACTIONS : FULL_ACTIONS,
     // Only where chunked-upload/route.ts is installed too (see the README); never in `original` mode.
     chunked: mode !== 'original' && ['1', 'true', 'yes'].includes((process.env.UPLOAD_API_CHUNKED_ENABLED ?? '').trim().toLowerCase()),
@@ -140,7 +150,7 @@ const clients = new Map<string, S3Client>();
 
 /** One S3 client per configuration; `endpoint` picks the address presigned URLs are made for. */
 function s3(cfg: Config, endpoint = cfg.endpoint): S3Client {
-  const cacheKey = JSON.stringify([endpoint, cfg.region, cfg.accessKeyId, cfg.secretAccessKey, cfg.original]);
+  const cacheKey = JSON.stringify([endpoint, cfg.region, cfg.accessKeyId, cfg.secretAccessKey, cfg.sdkChecksums]);
   let client = clients.get(cacheKey);
   if (!client) {
     const options: S3ClientConfig = {
@@ -151,7 +161,7 @@ function s3(cfg: Config, endpoint = cfg.endpoint): S3Client {
         ? { credentials: { accessKeyId: cfg.accessKeyId, secretAccessKey: cfg.secretAccessKey } }
         : {}),
     };
-    if (!cfg.original) {
+    if (!cfg.sdkChecksums) {
       // THE FIX for existing backends: without these two lines, SDK v3 (since 3.729) computes a CRC32 of
       // the empty body while presigning and signs `x-amz-checksum-crc32=AAAAAA==` into every UploadPart
       // URL, so storage refuses every real part (or, on stores that ignore it, nothing checks anything).
