@@ -217,6 +217,7 @@ class AttemptRunner:
             return
         methods = self._methods()
         cause: UploaderError | None = None  # what made us leave the first method: the story told at the end
+        cause_method = ""  # and the method it happened in, which the failure is then reported under
         for index, name in enumerate(chain):
             method = methods[name]
             job.method = name
@@ -236,11 +237,13 @@ class AttemptRunner:
                     self._abandon(ctx, method)
                     record = None
                     job.progress = None
-                    cause = cause or exc
+                    if cause is None:
+                        cause, cause_method = exc, name
                     continue
                 error = root_cause(cause, exc)
                 if error is not exc:  # the fallback that isn't offered leaves nothing to resume: Retry starts over
                     self._abandon(ctx, method)
+                    job.method = cause_method
                 self._failed(job, ctx, method, error)
                 return
             self._completed(job, ctx, name, completion, began)

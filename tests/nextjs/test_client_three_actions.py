@@ -82,6 +82,7 @@ def test_pinned_checksum_fails_at_once_naming_the_fix_and_leaves_nothing_open(
     assert "x-amz-checksum-crc32=AAAAAA==" in result.stdout, shown
     assert "requestChecksumCalculation: 'WHEN_REQUIRED'" in result.stdout, shown
     assert "damaged" not in shown
+    assert "chunked" not in result.stdout, "reported under the method that failed, not the fallback it tried"
     assert len(part_puts(storage, name)) <= 1, "at most one part may reach storage"
     # That count means something: the route's part URLs do lead through the counting proxy.
     api = nextjs_original.api()
