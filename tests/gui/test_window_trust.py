@@ -112,7 +112,7 @@ def test_a_cancelled_row_shows_cancelled_and_no_percentage(make_desktop: Any, al
     shown = row_text(row, 0.0)
     assert (shown.status, shown.progress, shown.rate, shown.show_bar) == ("Cancelled", "", "", False)
     model = desktop.session.model
-    assert "%" not in model.data(model.index(0), Qt.ItemDataRole.AccessibleTextRole)
+    assert model.data(model.index(0), Qt.ItemDataRole.AccessibleTextRole) == "anime.safetensors, Cancelled"
     assert window.summary_label.text() == "No uploads"
 
 
