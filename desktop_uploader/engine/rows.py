@@ -36,6 +36,11 @@ def human_speed(bytes_per_second: float) -> str:
     return f"{bytes_per_second / 1_000_000:.1f} MB/s"
 
 
+def plural(count: int, word: str, words: str = "") -> str:
+    """ "1 file", "2 files": a person reads "1 upload(s)" as a program that didn't care to count."""
+    return f"{count} {word if count == 1 else (words or word + 's')}"
+
+
 def human_duration(seconds: float | None) -> str:
     if seconds is None or math.isinf(seconds) or seconds < 0:
         return ""
@@ -79,6 +84,22 @@ class Row:
         if self.status == Status.COMPLETED:
             return 1.0
         return min(1.0, self.confirmed / self.size) if self.size else 0.0
+
+    @property
+    def s3_path(self) -> str:
+        """Where the object is in storage. A server's ``networkVolumePath`` is only that when it is an
+        ``s3://`` URL: a RunPod-style server answers the volume's file path there, the ComfyUI path again."""
+        result = self.result
+        if result is None:
+            return ""
+        volume = result.network_volume_path or ""
+        return volume if volume.startswith("s3://") else result.s3_key
+
+    def clipboard_text(self, action: RowAction) -> str:
+        """What a copy action puts on the clipboard; empty when the row has nothing to copy for it."""
+        if action is RowAction.COPY_COMFYUI:
+            return (self.result.comfyui_path or "") if self.result is not None else ""
+        return self.s3_path if action is RowAction.COPY_S3 else ""
 
     @property
     def percent(self) -> int:
@@ -150,12 +171,16 @@ class Row:
         return self.status.value
 
     def progress_text(self) -> str:
+        """Stored bytes and percentage; nothing for a cancelled row, whose parts were deleted from storage."""
+        if self.status == Status.CANCELLED:
+            return ""
         if self.status == Status.COMPLETED:
             return f"{human_bytes(self.size)} · 100%"
         return f"{human_bytes(self.confirmed)} of {human_bytes(self.size)} · {self.percent}%"
 
     def rate_text(self) -> str:
-        if not self.status.active or not self.speed:
+        # While storage assembles the parts nothing moves: a speed and "0 s left" would say otherwise.
+        if not self.status.active or self.status is Status.COMPLETING or not self.speed:
             return ""
         eta = human_duration(self.eta)
         return f"{human_speed(self.speed)}" + (f" · {eta} left" if eta else "")
@@ -178,7 +203,7 @@ class Row:
             found.append(RowAction.REMOVE)
         if self.result is not None and self.result.comfyui_path:
             found.append(RowAction.COPY_COMFYUI)
-        if self.result is not None and (self.result.network_volume_path or self.result.s3_key):
+        if self.s3_path:
             found.append(RowAction.COPY_S3)
         return found
 

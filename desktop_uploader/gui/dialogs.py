@@ -68,8 +68,12 @@ async def confirm_other_files(parent: QWidget, others: list[Path]) -> bool:
     box.setIcon(QMessageBox.Icon.Question)
     box.setWindowTitle("Not model files")
     names = ", ".join(p.name for p in others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
-    box.setText(f"{len(others)} of the files aren't model files: {names}.")
-    box.setInformativeText("The server may refuse them. Add them anyway?")
+    if len(others) == 1:
+        box.setText(f"{names} isn't a model file.")
+        box.setInformativeText("The server may refuse it. Add it anyway?")
+    else:
+        box.setText(f"{len(others)} of the files aren't model files: {names}.")
+        box.setInformativeText("The server may refuse them. Add them anyway?")
     add = box.addButton("Add them too", QMessageBox.ButtonRole.AcceptRole)
     box.addButton("Skip them", QMessageBox.ButtonRole.RejectRole)
     await finished(box)

@@ -19,7 +19,6 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QFileDialog,
     QLabel,
     QListView,
     QMainWindow,
@@ -33,11 +32,12 @@ from PySide6.QtWidgets import (
 
 from desktop_uploader import APP_NAME
 from desktop_uploader.engine.events import Status
-from desktop_uploader.engine.filenames import DEFAULT_MODEL_EXTENSIONS
 from desktop_uploader.engine.rows import QueueSummary, Row, RowAction
 from desktop_uploader.gui.dialogs import CloseChoice, ask_close, confirm, confirm_damaged_files, confirm_other_files
 from desktop_uploader.gui.empty_state import EmptyState
 from desktop_uploader.gui.icons import app_icon, ui_icon
+from desktop_uploader.gui.menus import build_menu_bar, copy_row_path
+from desktop_uploader.gui.pickers import Pickers
 from desktop_uploader.gui.queue_delegate import UploadDelegate
 from desktop_uploader.gui.server_uploads import ServerUploadsNotice
 from desktop_uploader.gui.session import AppSession, Link
@@ -55,6 +55,7 @@ class MainWindow(QMainWindow):
         self.session = session
         self.tray_available = tray_available
         self._quitting = False
+        self.pickers = Pickers(self, self.add_paths)
         self.setObjectName("mainWindow")
         self.setWindowTitle(APP_NAME)
         self.setWindowIcon(app_icon())
@@ -62,6 +63,14 @@ class MainWindow(QMainWindow):
         self.resize(960, 620)
         self.setMinimumSize(640, 420)
         self._build_actions()
+        self.quit_action = build_menu_bar(
+            self,
+            add_files=self.add_files_action,
+            add_folder=self.add_folder_action,
+            settings=self.settings_action,
+            quit_app=self.quit_or_ask,
+            open_log_folder=self.open_log_folder,
+        )
         self._build_toolbar()
         self._build_central()
         self._build_status_bar()
@@ -157,7 +166,7 @@ class MainWindow(QMainWindow):
         self.view.setAccessibleName("Upload queue")
         self.view.setModel(self.session.model)
         self.delegate = UploadDelegate(self.session.model.clock, self.view)
-        self.delegate.actionTriggered.connect(self.session.act)
+        self.delegate.actionTriggered.connect(self.act)
         self.view.setItemDelegate(self.delegate)
         self.delegate.track_hover(self.view)
         self.view.setUniformItemSizes(True)
@@ -205,7 +214,8 @@ class MainWindow(QMainWindow):
         self.pause_all_action.setEnabled(bool(summary.active + counts[Status.QUEUED]))
         self.clear_action.setEnabled(bool(counts[Status.COMPLETED] + counts[Status.CANCELLED]))
         self.summary_label.setText(summary.text())
-        self.setWindowTitle(f"{APP_NAME} · {round(summary.fraction * 100)}%" if summary.active else APP_NAME)
+        # Ending with the app's name: Qt appends the display name to a title that doesn't (on X11, Wayland, Windows).
+        self.setWindowTitle(f"{round(summary.fraction * 100)}% · {APP_NAME}" if summary.active else APP_NAME)
 
     def _show_link(self) -> None:
         session = self.session
@@ -220,21 +230,10 @@ class MainWindow(QMainWindow):
     # -- commands ----------------------------------------------------------------------------------------------
 
     def add_files(self) -> None:
-        dialog = QFileDialog(self, "Add model files")
-        dialog.setObjectName("addFilesDialog")
-        dialog.setFileMode(QFileDialog.FileMode.ExistingFiles)
-        patterns = " ".join(f"*{ext}" for ext in DEFAULT_MODEL_EXTENSIONS)
-        dialog.setNameFilters([f"Model files ({patterns})", "All files (*)"])
-        dialog.filesSelected.connect(lambda files: self.add_paths(list(files)))
-        dialog.open()
+        self.pickers.add_files()
 
     def add_folder(self) -> None:
-        dialog = QFileDialog(self, "Add a folder of model files")
-        dialog.setObjectName("addFolderDialog")
-        dialog.setFileMode(QFileDialog.FileMode.Directory)
-        dialog.setOption(QFileDialog.Option.ShowDirsOnly, True)
-        dialog.fileSelected.connect(lambda folder: self.add_paths([folder]))
-        dialog.open()
+        self.pickers.add_folder()
 
     def add_paths(self, paths: list[str]) -> None:
         spawn(
@@ -269,7 +268,7 @@ class MainWindow(QMainWindow):
     def _act_selected(self, action: RowAction) -> None:
         row = self.selected_row()
         if row is not None and action in row.actions():
-            self.session.act(row.job_id, action)
+            self.act(row.job_id, action)
 
     def _toggle_selected(self) -> None:
         row = self.selected_row()
@@ -297,7 +296,18 @@ class MainWindow(QMainWindow):
 
     def menu_entries(self, row: Row) -> list[MenuEntry]:
         """The context menu as plain (label, callable) pairs, so tests can check it without opening a menu."""
-        return [(action.value, partial(self.session.act, row.job_id, action)) for action in row.actions()]
+        return [(action.value, partial(self.act, row.job_id, action)) for action in row.actions()]
+
+    def act(self, job_id: str, action: RowAction) -> None:
+        """Row commands; copies are done here, from ``Row.clipboard_text``, so the S3 path is never the volume
+        path a RunPod-style server answers (which ``AppSession.act`` copied)."""
+        row = self.session.model.row_by_id(job_id)
+        if action in (RowAction.COPY_COMFYUI, RowAction.COPY_S3):
+            said = copy_row_path(row, action) if row is not None else ""
+            if said:
+                self.statusBar().showMessage(said, 8000)
+            return
+        self.session.act(job_id, action)
 
     def _context_menu(self, position: QPoint) -> None:
         index: QModelIndex = self.view.indexAt(position)
@@ -357,10 +367,15 @@ class MainWindow(QMainWindow):
             event.accept()
             return
         event.ignore()
+        self.quit_or_ask(to_tray=True)
+
+    def quit_or_ask(self, *, to_tray: bool = False) -> None:
+        """The one way out, for the close button and File › Quit: it asks first when uploads run.
+        Only closing the window (``to_tray``) may go to the tray without asking, as the settings say."""
         if not self.session.running():
             self.request_quit(cancel=False)
             return
-        if self.session.settings.minimize_to_tray and self.tray_available:
+        if to_tray and self.session.settings.minimize_to_tray and self.tray_available:
             self.hide()
             return
         spawn(self._ask_and_close())

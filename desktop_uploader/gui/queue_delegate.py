@@ -87,6 +87,43 @@ def secondary_action(row: Row) -> RowAction | None:
 
 
 @dataclass(frozen=True)
+class RowText:
+    """What a row says, decided apart from painting so it can be checked without reading pixels."""
+
+    name: str
+    extra: str  # the display name if it differs, and the size
+    progress: str
+    status: str
+    rate: str
+    show_bar: bool
+
+
+def row_text(row: Row, now: float) -> RowText:
+    extra = f"  {human_bytes(row.size)}"
+    if row.display_name and row.display_name != row.path.stem:
+        extra = f"  “{row.display_name}”" + extra
+    return RowText(
+        row.file_name,
+        extra,
+        row.progress_text(),
+        row.status_text(now),
+        row.rate_text(),
+        show_bar=row.status is not Status.CANCELLED,  # a cancelled upload's stored parts are gone
+    )
+
+
+def bar_palette(palette: QPalette, *, selected: bool) -> QPalette:
+    """The progress bar's colours: on a selected row the usual fill is the selection's own blue, so it
+    vanishes; there it is drawn in the selection's text colour instead."""
+    if not selected:
+        return palette
+    bar = QPalette(palette)
+    for group in (QPalette.ColorGroup.Active, QPalette.ColorGroup.Inactive):
+        bar.setColor(group, QPalette.ColorRole.Highlight, palette.color(group, QPalette.ColorRole.HighlightedText))
+    return bar
+
+
+@dataclass(frozen=True)
 class RowLayout:
     name: QRect
     badge: QRect
@@ -173,50 +210,45 @@ class UploadDelegate(QStyledItemDelegate):
         if selected:
             dim = palette.color(QPalette.ColorRole.HighlightedText)
         now = self._now()
+        text = row_text(row, now)
         painter.save()
         # Line 1: file name (bold), the display name if it differs, the size, the method badge.
         bold = QFont(option.font)
         bold.setBold(True)
         painter.setFont(bold)
         painter.setPen(palette.color(text_role))
-        name_width = painter.fontMetrics().horizontalAdvance(row.file_name)
-        elided = painter.fontMetrics().elidedText(row.file_name, Qt.TextElideMode.ElideMiddle, geometry.name.width())
+        name_width = painter.fontMetrics().horizontalAdvance(text.name)
+        elided = painter.fontMetrics().elidedText(text.name, Qt.TextElideMode.ElideMiddle, geometry.name.width())
         painter.drawText(geometry.name, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, elided)
         painter.setFont(option.font)
         painter.setPen(dim)
-        extra = f"  {human_bytes(row.size)}"
-        if row.display_name and row.display_name != row.path.stem:
-            extra = f"  “{row.display_name}”" + extra
         rest = geometry.name.adjusted(min(name_width, geometry.name.width()), 0, 0, 0)
         painter.drawText(
             rest,
             Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
-            painter.fontMetrics().elidedText(extra, Qt.TextElideMode.ElideRight, rest.width()),
+            painter.fontMetrics().elidedText(text.extra, Qt.TextElideMode.ElideRight, rest.width()),
         )
         if row.method:
             self._badge(painter, geometry.badge, row.method, palette)
         # Line 2: the progress bar and how much of the file is stored.
-        bar = QStyleOptionProgressBar()
-        bar.rect = geometry.bar
-        bar.minimum, bar.maximum = 0, 1000
-        bar.progress = round(row.fraction * 1000)
-        bar.textVisible = False
-        bar.state = QStyle.StateFlag.State_Enabled | QStyle.StateFlag.State_Horizontal
-        bar.palette = palette
-        style.drawControl(QStyle.ControlElement.CE_ProgressBar, bar, painter, widget)
-        self._in_flight(painter, geometry.bar, row, palette)
+        if text.show_bar:
+            bar = QStyleOptionProgressBar()
+            bar.rect = geometry.bar
+            bar.minimum, bar.maximum = 0, 1000
+            bar.progress = round(row.fraction * 1000)
+            bar.textVisible = False
+            bar.state = QStyle.StateFlag.State_Enabled | QStyle.StateFlag.State_Horizontal
+            bar.palette = bar_palette(palette, selected=selected)
+            style.drawControl(QStyle.ControlElement.CE_ProgressBar, bar, painter, widget)
+            self._in_flight(painter, geometry.bar, row, bar.palette)
         painter.setPen(palette.color(text_role))
-        painter.drawText(
-            geometry.progress, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, row.progress_text()
-        )
+        painter.drawText(geometry.progress, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, text.progress)
         # Line 3: what is happening, in words, and the speed with the time left.
         painter.setPen(palette.color(text_role) if selected else status_color(row, palette, now))
-        status = painter.fontMetrics().elidedText(
-            row.status_text(now), Qt.TextElideMode.ElideRight, geometry.status.width()
-        )
+        status = painter.fontMetrics().elidedText(text.status, Qt.TextElideMode.ElideRight, geometry.status.width())
         painter.drawText(geometry.status, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, status)
         painter.setPen(dim)
-        painter.drawText(geometry.rate, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, row.rate_text())
+        painter.drawText(geometry.rate, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, text.rate)
         # The buttons.
         for rect, action in ((geometry.primary, row.primary_action()), (geometry.secondary, secondary_action(row))):
             if action is not None:
@@ -245,6 +277,7 @@ class UploadDelegate(QStyledItemDelegate):
         dark = is_dark(palette)
         fill = QColor.fromHsl(hue, 170, 70 if dark else 225)
         text = QColor.fromHsl(hue, 200, 200 if dark else 70)
+        painter.save()  # the smaller font and the pen must not leak into the next row's text
         small = QFont(painter.font())
         small.setPointSizeF(max(7.0, small.pointSizeF() * 0.85))
         painter.setFont(small)
@@ -256,7 +289,7 @@ class UploadDelegate(QStyledItemDelegate):
         painter.drawRoundedRect(badge, badge.height() / 2, badge.height() / 2)
         painter.setPen(text)
         painter.drawText(badge, Qt.AlignmentFlag.AlignCenter, method)
-        painter.setFont(QFont(painter.font()))
+        painter.restore()
 
     def _button(self, painter: QPainter, rect: QRect, action: RowAction, palette: QPalette, *, hovered: bool) -> None:
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)

@@ -78,7 +78,8 @@ class UploadQueueModel(QAbstractListModel):
             case Qt.ItemDataRole.ToolTipRole:
                 return f"{row.path}\n{human_bytes(row.size)} · {row.status_text(self.clock())}"
             case Qt.ItemDataRole.AccessibleTextRole:
-                return f"{row.file_name}, {row.progress_text()}, {row.status_text(self.clock())}"
+                said = (row.file_name, row.progress_text(), row.status_text(self.clock()))
+                return ", ".join(part for part in said if part)  # a cancelled row has no progress to read out
             case Role.ROW:
                 return row
             case Role.JOB_ID:

@@ -7,7 +7,7 @@ from pathlib import Path
 from desktop_uploader.engine import events
 from desktop_uploader.engine.events import Status
 from desktop_uploader.engine.limits import MiB
-from desktop_uploader.engine.rows import Row, RowAction, human_duration, human_speed, summarize
+from desktop_uploader.engine.rows import Row, RowAction, human_duration, human_speed, plural, summarize
 
 
 def row(**changes: object) -> Row:
@@ -61,3 +61,18 @@ def test_the_summary_counts_what_a_person_cares_about() -> None:
     assert (summary.total, summary.done, summary.active, summary.failed) == (3, 1, 1, 1)
     assert summary.text() == "1 of 3 done · 1 uploading · 1 failed · 2.0 MB/s"
     assert summary.fraction == (100 + 50) / 300
+
+
+def test_counts_are_said_in_the_singular_or_the_plural() -> None:
+    assert (plural(1, "upload"), plural(2, "upload"), plural(0, "file")) == ("1 upload", "2 uploads", "0 files")
+    assert plural(3, "entry", "entries") == "3 entries"
+
+
+def test_the_s3_path_is_an_s3_url_or_the_key_never_a_volume_file_path() -> None:
+    assert row(result=result()).s3_path == "s3://b/loras/x"
+    volume = events.UploadResult("presigned-s3", 1, "x", "loras/x", "/runpod-volume/x", "/runpod-volume/x", "e")
+    done = row(status=Status.COMPLETED, result=volume)
+    assert done.s3_path == "loras/x" and done.clipboard_text(RowAction.COPY_S3) == "loras/x"
+    assert done.clipboard_text(RowAction.COPY_COMFYUI) == "/runpod-volume/x"
+    legacy = events.UploadResult("serverless-function", 1, "x", "", "/runpod-volume/x", "/runpod-volume/x", "e")
+    assert RowAction.COPY_S3 not in row(status=Status.COMPLETED, result=legacy).actions()  # nothing to copy

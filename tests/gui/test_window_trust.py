@@ -1,0 +1,253 @@
+"""What the window says and offers can be trusted (issue 14): labels, row rendering, the menu bar, the file dialog.
+
+Rows are made by feeding the model the engine's own events, so each state (31% uploading, finishing,
+cancelled, completed on a RunPod-style server) is shown exactly, without timing an upload into it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PySide6.QtCore import QObject, QRect, Qt, QUrl, Slot
+from PySide6.QtGui import QDesktopServices, QFont, QGuiApplication, QImage, QKeySequence, QPainter, QPalette
+from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox, QStyle, QStyleOptionViewItem
+
+from desktop_uploader import APP_NAME, __version__
+from desktop_uploader.engine import events
+from desktop_uploader.engine.events import Status, UploadResult
+from desktop_uploader.engine.limits import MiB
+from desktop_uploader.engine.rows import Row
+from desktop_uploader.gui.queue_delegate import bar_palette, row_text
+from tests.gui.conftest import answer, run, until
+from tests.gui.test_queue import drop
+
+JOB = "job-1"
+
+
+def fed_row(desktop: Any, aloop: Any, *fed: events.Event, size: int = 300 * MiB) -> Row:
+    """One row in the real window's queue, brought to a state by engine events."""
+    model = desktop.session.model
+    model.apply_event(events.Queued(JOB, "/models/anime.safetensors", "anime", size))
+    run(aloop, until(lambda: model.rowCount() == 1, 5, "the row"))
+    for event in fed:
+        model.apply_event(event)
+    model.flush()
+    row = model.row_by_id(JOB)
+    assert row is not None
+    return row
+
+
+def uploading(fraction: float, speed: float = 4_000_000.0) -> list[events.Event]:
+    confirmed = int(300 * MiB * fraction)
+    return [
+        events.StatusChanged(JOB, Status.UPLOADING),
+        events.Progress(JOB, "presigned-s3", confirmed, 0, 300 * MiB, speed, 0.2),
+    ]
+
+
+def runpod_result() -> UploadResult:
+    """A RunPod-style server answers the volume's file path as networkVolumePath: the ComfyUI path again."""
+    volume = "/runpod-volume/loras/u/u_1_anime.safetensors"
+    return UploadResult(
+        "presigned-s3", 300 * MiB, "u_1_anime.safetensors", "loras/u/u_1_anime.safetensors", volume, volume, "e"
+    )
+
+
+# -- 1. labels ---------------------------------------------------------------------------------------------
+
+
+def test_copy_s3_path_copies_the_s3_key_not_the_comfyui_path(make_desktop: Any, aloop: Any) -> None:
+    desktop = make_desktop(connect=False)
+    window = desktop.window
+    row = fed_row(desktop, aloop, events.StatusChanged(JOB, Status.COMPLETED), events.Completed(JOB, runpod_result()))
+    entries = dict(window.menu_entries(row))
+    entries["Copy ComfyUI path"]()
+    assert QGuiApplication.clipboard().text() == "/runpod-volume/loras/u/u_1_anime.safetensors"
+    entries["Copy S3 path"]()
+    assert QGuiApplication.clipboard().text() == "loras/u/u_1_anime.safetensors"
+    assert window.statusBar().currentMessage() == "S3 path copied."
+
+
+def test_the_title_shows_progress_and_the_app_name_once(make_desktop: Any, aloop: Any) -> None:
+    app = QApplication.instance()
+    assert isinstance(app, QApplication)
+    before = app.applicationDisplayName()
+    app.setApplicationDisplayName(APP_NAME)  # as the app does: Qt appends it to titles not ending with it
+    try:
+        desktop = make_desktop(connect=False)
+        fed_row(desktop, aloop, *uploading(0.31))
+        title = desktop.window.windowTitle()
+        run(aloop, desktop.session.shutdown())  # the window closes after the test without asking
+    finally:
+        app.setApplicationDisplayName(before)
+    assert "31%" in title
+    assert title.endswith(APP_NAME) and title.count(APP_NAME) == 1, title
+
+
+def test_one_file_that_is_not_a_model_is_told_in_the_singular(make_desktop: Any, make_file: Any, aloop: Any) -> None:
+    desktop = make_desktop(connect=False, auto_start=False)
+    window = desktop.window
+    model = make_file(1000, name="pack/solo.safetensors")
+    (model.path.parent / "readme.txt").write_text("not a model")
+    seen: list[str] = []
+
+    async def scenario() -> None:
+        drop(window, [model.path.parent])
+        await until(lambda: window.findChild(QMessageBox, "otherFilesQuestion") is not None, 10, "the question")
+        box = window.findChild(QMessageBox, "otherFilesQuestion")
+        seen.append(box.text())
+        await answer(window, "otherFilesQuestion", "Skip them")
+        await until(lambda: desktop.session.model.rowCount() == 1, 10, "the model file's row")
+
+    run(aloop, scenario())
+    assert seen == ["readme.txt isn't a model file."]
+
+
+def test_a_cancelled_row_shows_cancelled_and_no_percentage(make_desktop: Any, aloop: Any) -> None:
+    desktop = make_desktop(connect=False)
+    window = desktop.window
+    row = fed_row(desktop, aloop, *uploading(0.74), events.StatusChanged(JOB, Status.CANCELLED))
+    shown = row_text(row, 0.0)
+    assert (shown.status, shown.progress, shown.rate, shown.show_bar) == ("Cancelled", "", "", False)
+    model = desktop.session.model
+    assert model.data(model.index(0), Qt.ItemDataRole.AccessibleTextRole) == "anime.safetensors, Cancelled"
+    assert window.summary_label.text() == "No uploads"
+
+
+# -- 2. rendering ------------------------------------------------------------------------------------------
+
+
+def test_finishing_shows_no_speed_and_no_time_left(make_desktop: Any, aloop: Any) -> None:
+    desktop = make_desktop(connect=False)
+    row = fed_row(desktop, aloop, *uploading(1.0), events.StatusChanged(JOB, Status.COMPLETING))
+    shown = row_text(row, 0.0)
+    run(aloop, desktop.session.shutdown())  # the window closes after the test without asking
+    assert shown.status == "Finishing…"
+    assert shown.rate == ""
+
+
+def test_a_selected_row_draws_its_bar_in_a_colour_unlike_the_selection(make_desktop: Any, aloop: Any) -> None:
+    desktop = make_desktop(connect=False)
+    window = desktop.window
+    fed_row(desktop, aloop, events.StatusChanged(JOB, Status.COMPLETED), events.Completed(JOB, runpod_result()))
+    index = desktop.session.model.index(0)
+    window.view.setCurrentIndex(index)
+    option = QStyleOptionViewItem()
+    window.view.initViewItemOption(option)
+    option.state |= QStyle.StateFlag.State_Selected
+    selection = option.palette.color(QPalette.ColorRole.Highlight)
+    bar = bar_palette(option.palette, selected=True).color(QPalette.ColorRole.Highlight)
+    assert bar != selection
+    assert bar_palette(option.palette, selected=False).color(QPalette.ColorRole.Highlight) == selection
+
+
+def test_painting_a_badge_leaves_the_painters_font_as_it_was(make_desktop: Any) -> None:
+    window = make_desktop(connect=False).window
+    image = QImage(240, 40, QImage.Format.Format_ARGB32)
+    image.fill(0)
+    painter = QPainter(image)
+    painter.setFont(window.view.font())
+    before = QFont(painter.font())
+    window.delegate._badge(painter, QRect(0, 0, 230, 20), "presigned-s3", window.palette())
+    after = QFont(painter.font())
+    painter.end()
+    assert after == before
+    assert after.pointSizeF() == before.pointSizeF()
+
+
+# -- 3. the menu bar ---------------------------------------------------------------------------------------
+
+
+def menu(window: Any, title: str) -> list[str]:
+    found = next(a.menu() for a in window.menuBar().actions() if a.text().replace("&", "") == title)
+    return [a.text() for a in found.actions() if not a.isSeparator()]
+
+
+class LinkCatcher(QObject):
+    def __init__(self) -> None:
+        super().__init__()
+        self.opened: list[QUrl] = []
+
+    @Slot(QUrl)
+    def open(self, url: QUrl) -> None:
+        self.opened.append(url)
+
+
+def test_the_menu_bar_offers_file_edit_help_with_platform_shortcuts(make_desktop: Any, aloop: Any) -> None:
+    desktop = make_desktop(connect=False)
+    window = desktop.window
+    assert [a.text().replace("&", "") for a in window.menuBar().actions()] == ["File", "Edit", "Help"]
+    assert menu(window, "File") == ["Add files…", "Add folder…", "Quit"]
+    assert menu(window, "Edit") == ["Settings…"]
+    assert menu(window, "Help") == [f"About {APP_NAME}", "Open log folder"]
+    file_menu = window.menuBar().actions()[0].menu()
+    assert file_menu.actions()[0] is window.add_files_action  # the toolbar's own actions, not copies
+    quit_keys = QKeySequence.keyBindings(QKeySequence.StandardKey.Quit)  # none offscreen: Ctrl+Q stands in
+    assert window.quit_action.shortcut() == (quit_keys[0] if quit_keys else QKeySequence("Ctrl+Q"))
+    preferences = QKeySequence.keyBindings(QKeySequence.StandardKey.Preferences)
+    assert window.settings_action.shortcut() == (preferences[0] if preferences else QKeySequence("Ctrl+,"))
+    catcher = LinkCatcher()
+    QDesktopServices.setUrlHandler("file", catcher, "open")
+    try:
+        next(a for a in window.menuBar().actions()[2].menu().actions() if a.text() == "Open log folder").trigger()
+    finally:
+        QDesktopServices.unsetUrlHandler("file")
+    assert [Path(u.toLocalFile()) for u in catcher.opened] == [Path(desktop.session.paths.log_dir)]
+    next(a for a in window.menuBar().actions()[2].menu().actions() if a.text().startswith("About")).trigger()
+    about = window.findChild(QMessageBox, "aboutBox")
+    assert about is not None and about.isVisible() and __version__ in about.text()
+    about.accept()
+
+
+def test_quit_asks_like_closing_the_window_when_uploads_run(make_desktop: Any, aloop: Any) -> None:
+    desktop = make_desktop(connect=False)
+    window = desktop.window
+    quits: list[bool] = []
+    window.quitRequested.connect(quits.append)
+    fed_row(desktop, aloop)  # queued: quitting now would stop it
+
+    async def scenario() -> None:
+        window.quit_action.trigger()
+        await answer(window, "closeQuestion", "Don't quit")
+
+    run(aloop, scenario())
+    assert quits == [] and window.isVisible()
+    desktop.session.model.apply_event(events.StatusChanged(JOB, Status.COMPLETED))
+    window.quit_action.trigger()
+    assert quits == [False]
+
+
+# -- 4. the file dialog ------------------------------------------------------------------------------------
+
+
+def open_dialog(window: Any, name: str) -> QFileDialog:
+    dialogs = [d for d in window.findChildren(QFileDialog, name) if d.isVisible()]
+    assert len(dialogs) == 1
+    return dialogs[0]
+
+
+def test_the_file_dialog_opens_at_home_then_in_the_last_folder_used(
+    make_desktop: Any, make_file: Any, aloop: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "person"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    desktop = make_desktop(connect=False, auto_start=False)
+    window = desktop.window
+    sample = make_file(1000, name="picked/lora.safetensors")
+    window.add_files_action.trigger()
+    dialog = open_dialog(window, "addFilesDialog")
+    assert Path(dialog.directory().absolutePath()) == home
+    dialog.selectFile(str(sample.path))
+    dialog.accept()
+    run(aloop, until(lambda: desktop.session.model.rowCount() == 1, 10, "the chosen file's row"))
+    run(aloop, until(lambda: not window.findChildren(QFileDialog, "addFilesDialog"), 5, "the dialog to go"))
+    window.add_files_action.trigger()
+    again = open_dialog(window, "addFilesDialog")
+    assert Path(again.directory().absolutePath()) == sample.path.parent
+    again.reject()
+    window.add_folder_action.trigger()
+    assert Path(open_dialog(window, "addFolderDialog").directory().absolutePath()) == sample.path.parent
+    open_dialog(window, "addFolderDialog").reject()
