@@ -19,6 +19,7 @@ from desktop_uploader.engine.jobs import stored_bytes
 from desktop_uploader.engine.ledger import where
 from desktop_uploader.engine.limits import human_bytes
 from desktop_uploader.engine.manager import interrupted_records
+from desktop_uploader.engine.rows import plural
 from desktop_uploader.engine.server_uploads import discard, matching, unknown_uploads
 from desktop_uploader.engine.state import OWED_ABORT, StateStore, UploadRecord
 
@@ -129,7 +130,7 @@ def _print_owed(out: Console, owed: list[UploadRecord]) -> None:
         places[record.server] = places.get(record.server, 0) + 1
     for server, count in places.items():
         out.print(
-            f"{count} discarded upload(s) still to be removed from {plain(where(server))}: "
+            f"{plural(count, 'discarded upload')} still to be removed from {plain(where(server))}: "
             "that happens the next time the app connects there."
         )
 

@@ -24,6 +24,7 @@ from desktop_uploader.engine.events import Event, Notice, Queued, Status
 from desktop_uploader.engine.files import collect
 from desktop_uploader.engine.intake import damaged
 from desktop_uploader.engine.manager import JobView, UploadManager, interrupted_records
+from desktop_uploader.engine.rows import plural
 from desktop_uploader.engine.state import StateStore
 
 
@@ -77,7 +78,7 @@ def expand(paths: list[str], out: Console) -> list[Path]:
     skipped = [p for p in found.others if p not in given]
     if skipped:
         example = plain(skipped[0].name)
-        out.print(f"[yellow]Skipped {len(skipped)} file(s) in folders that aren't model files, e.g. {example}")
+        out.print(f"[yellow]Skipped {plural(len(skipped), 'file')} in folders that aren't model files, e.g. {example}")
     return found.models + [p for p in found.others if p in given]
 
 

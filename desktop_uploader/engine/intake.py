@@ -13,6 +13,7 @@ from pathlib import Path
 from desktop_uploader.engine.errors import UploaderError
 from desktop_uploader.engine.files import Collected
 from desktop_uploader.engine.manager import UploadManager
+from desktop_uploader.engine.rows import plural
 from desktop_uploader.engine.safetensors_header import safetensors_problem
 
 
@@ -25,11 +26,12 @@ class AddOutcome:
 
     def text(self) -> str:
         """The status bar's sentence about a drop."""
-        words = [f"Added {self.added} file(s)."]
+        words = [f"Added {plural(self.added, 'file')}."]
         if self.duplicates:
             words.append(f"Already in the queue: {', '.join(self.duplicates[:3])}.")
         if self.skipped:
-            words.append(f"Skipped {self.skipped} file(s) that aren't models.")
+            kind = "isn't a model" if self.skipped == 1 else "aren't models"
+            words.append(f"Skipped {plural(self.skipped, 'file')} that {kind}.")
         words += self.problems[:2]
         return " ".join(words)
 

@@ -36,7 +36,7 @@ from desktop_uploader.engine.rows import QueueSummary, Row, RowAction
 from desktop_uploader.gui.dialogs import CloseChoice, ask_close, confirm, confirm_damaged_files, confirm_other_files
 from desktop_uploader.gui.empty_state import EmptyState
 from desktop_uploader.gui.icons import app_icon, ui_icon
-from desktop_uploader.gui.menus import build_menu_bar, copy_row_path
+from desktop_uploader.gui.menus import build_menu_bar
 from desktop_uploader.gui.pickers import Pickers
 from desktop_uploader.gui.queue_delegate import UploadDelegate
 from desktop_uploader.gui.server_uploads import ServerUploadsNotice
@@ -299,14 +299,7 @@ class MainWindow(QMainWindow):
         return [(action.value, partial(self.act, row.job_id, action)) for action in row.actions()]
 
     def act(self, job_id: str, action: RowAction) -> None:
-        """Row commands; copies are done here, from ``Row.clipboard_text``, so the S3 path is never the volume
-        path a RunPod-style server answers (which ``AppSession.act`` copied)."""
-        row = self.session.model.row_by_id(job_id)
-        if action in (RowAction.COPY_COMFYUI, RowAction.COPY_S3):
-            said = copy_row_path(row, action) if row is not None else ""
-            if said:
-                self.statusBar().showMessage(said, 8000)
-            return
+        """Row commands, from the menu, the row's buttons and the shortcuts alike."""
         self.session.act(job_id, action)
 
     def _context_menu(self, position: QPoint) -> None:

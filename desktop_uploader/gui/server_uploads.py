@@ -17,6 +17,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QMessageBox, QPushButton, QWi
 from desktop_uploader.engine.api_client import ApiClient
 from desktop_uploader.engine.errors import UploaderError
 from desktop_uploader.engine.manager import UploadManager
+from desktop_uploader.engine.rows import plural
 from desktop_uploader.engine.server_uploads import ServerUpload, discard_all, unknown_uploads
 from desktop_uploader.gui.dialogs import finished
 from desktop_uploader.gui.tasks import in_thread, spawn
@@ -63,9 +64,10 @@ class ServerUploadsOffer(QObject):
             return
         removed, failed = await in_thread(discard_all, api, uploads)
         if failed:
-            self.say(f"Removed {removed} unfinished upload(s) from the server; {failed} could not be removed now.")
+            gone = plural(removed, "unfinished upload")
+            self.say(f"Removed {gone} from the server; {failed} could not be removed now.")
         else:
-            self.say(f"Removed {removed} unfinished upload(s) from the server.")
+            self.say(f"Removed {plural(removed, 'unfinished upload')} from the server.")
         await self.refresh()
 
     def text(self) -> str:
@@ -80,7 +82,7 @@ async def confirm_discard(parent: QWidget, uploads: list[ServerUpload]) -> bool:
     box.setIcon(QMessageBox.Icon.Question)
     box.setWindowTitle("Discard unfinished uploads")
     names = ", ".join(u.name for u in uploads[:5]) + (f" and {len(uploads) - 5} more" if len(uploads) > 5 else "")
-    box.setText(f"Remove {len(uploads)} unfinished upload(s) from the server: {names}?")
+    box.setText(f"Remove {plural(len(uploads), 'unfinished upload')} from the server: {names}?")
     box.setInformativeText("The parts stored so far are deleted: uploading those files again starts from 0.")
     discard = box.addButton("Discard", QMessageBox.ButtonRole.DestructiveRole)
     box.addButton("Keep them", QMessageBox.ButtonRole.RejectRole)

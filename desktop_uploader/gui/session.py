@@ -17,7 +17,6 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
-from PySide6.QtGui import QGuiApplication
 
 from desktop_uploader.connection import (
     Link,
@@ -35,11 +34,12 @@ from desktop_uploader.engine import events
 from desktop_uploader.engine.files import collect
 from desktop_uploader.engine.intake import AddOutcome, add_all, damaged, refuse, unusable
 from desktop_uploader.engine.manager import UploadManager
-from desktop_uploader.engine.rows import QueueSummary, RowAction
+from desktop_uploader.engine.rows import QueueSummary, RowAction, plural
 from desktop_uploader.engine.settings import Settings
 from desktop_uploader.engine.state import StateStore
 from desktop_uploader.gui.bridge import EngineBridge
 from desktop_uploader.gui.executors import QtPoolExecutor
+from desktop_uploader.gui.menus import copy_row_path
 from desktop_uploader.gui.queue_model import UploadQueueModel
 from desktop_uploader.gui.server_uploads import ServerUploadsOffer
 from desktop_uploader.gui.tasks import in_thread
@@ -146,7 +146,8 @@ class AppSession(QObject):
     async def restore_interrupted(self) -> int:
         ids = await in_thread(self.manager.restore_interrupted)
         if ids:
-            self.message.emit(f"{len(ids)} upload(s) were interrupted last time; resume them when you're ready.")
+            stopped = plural(len(ids), "upload was", "uploads were")
+            self.message.emit(f"{stopped} interrupted last time; resume when you're ready.")
         for notice in self.state.notices:
             self.message.emit(notice)
         return len(ids)
@@ -189,12 +190,10 @@ class AppSession(QObject):
                 self.manager.cancel(job_id)
             case RowAction.REMOVE:
                 self.manager.remove(job_id)
-            case RowAction.COPY_COMFYUI if row is not None and row.result and row.result.comfyui_path:
-                QGuiApplication.clipboard().setText(row.result.comfyui_path)
-                self.message.emit("ComfyUI path copied.")
-            case RowAction.COPY_S3 if row is not None and row.result:
-                QGuiApplication.clipboard().setText(row.result.network_volume_path or row.result.s3_key)
-                self.message.emit("S3 path copied.")
+            case RowAction.COPY_COMFYUI | RowAction.COPY_S3 if row is not None:
+                said = copy_row_path(row, action)  # the row says what each copy means (Row.clipboard_text)
+                if said:
+                    self.message.emit(said)
 
     def toggle(self, job_id: str) -> None:
         """Space bar: pause what runs, resume what waits."""

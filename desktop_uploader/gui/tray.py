@@ -31,7 +31,7 @@ class Tray(QObject):
         menu.addAction("Pause all").triggered.connect(session.pause_all)
         menu.addAction("Start all").triggered.connect(session.start_all)
         menu.addSeparator()
-        menu.addAction("Quit").triggered.connect(window.close)
+        menu.addAction("Quit").triggered.connect(window.quit_or_ask)  # quits, asking first if uploads run
         self.menu = menu
         self.icon.setContextMenu(menu)
         self.icon.activated.connect(self._activated)

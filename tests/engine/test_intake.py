@@ -53,8 +53,8 @@ def test_missing_paths_are_named(tmp_path: Path) -> None:
 
 
 def test_the_status_sentence() -> None:
-    assert AddOutcome(2, [], [], 0).text() == "Added 2 file(s)."
+    assert AddOutcome(2, [], [], 0).text() == "Added 2 files."
     outcome = AddOutcome(0, ["a", "b", "c", "d"], ["one", "two", "three"], 5)
     assert outcome.text() == (
-        "Added 0 file(s). Already in the queue: a, b, c. Skipped 5 file(s) that aren't models. one two"
+        "Added 0 files. Already in the queue: a, b, c. Skipped 5 files that aren't models. one two"
     )

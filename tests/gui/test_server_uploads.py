@@ -83,4 +83,4 @@ def test_after_the_store_is_lost_the_window_offers_to_continue_or_discard(
 
     run(aloop, discard_the_rest())
     assert open_multipart_uploads(s3, sandbox.bucket, user.prefix) == []
-    assert "Removed 1 unfinished upload(s) from the server." in second.window.statusBar().currentMessage()
+    assert "Removed 1 unfinished upload from the server." in second.window.statusBar().currentMessage()
