@@ -7,7 +7,9 @@ limit instead of silently turning into 100 or 64.
 
 Enter saves, and only Save is ever the default button: "Test connection" and "Restore Defaults"
 never are, so pressing Enter after a test can't reset everything, and restoring defaults asks
-first. All sizes and speeds are in MiB, the unit the engine's own sentences use.
+first. Saving a changed server tests it first, off the GUI thread; if the test fails the dialog
+stays open with the reason and a "Save anyway" choice, so the window never claims a connection
+it doesn't have. All sizes and speeds are in MiB, the unit the engine's own sentences use.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from shiboken6 import isValid
 
 from desktop_uploader.engine.errors import SettingsError
 from desktop_uploader.engine.limits import MiB
@@ -69,6 +72,8 @@ class SettingsDialog(QDialog):
         self.log_dir = log_dir
         self._candidate: Settings | None = settings
         self._filling = False
+        self._token_before = token
+        self.probe: tuple[bool, str] | None = None  # the last server test for what Save would save
         tabs = QTabWidget(self)
         tabs.addTab(self._connection_tab(token, token_home), "Connection")
         tabs.addTab(self._performance_tab(), "Performance")
@@ -96,12 +101,16 @@ class SettingsDialog(QDialog):
             self,
         )
         self.save_button = self.buttons.button(QDialogButtonBox.StandardButton.Save)
+        self.save_anyway = self.buttons.addButton("Save anyway", QDialogButtonBox.ButtonRole.ActionRole)
+        self.save_anyway.setObjectName("saveAnyway")
+        self.save_anyway.setVisible(False)
+        self.save_anyway.clicked.connect(self.accept)
         restore = self.buttons.button(QDialogButtonBox.StandardButton.RestoreDefaults)
-        self.buttons.accepted.connect(self.accept)
+        self.buttons.accepted.connect(lambda: spawn(self.save()))
         self.buttons.rejected.connect(self.reject)
         restore.clicked.connect(lambda: restore_question(self, self.restore_defaults).open())
         cancel = self.buttons.button(QDialogButtonBox.StandardButton.Cancel)
-        for button in (restore, self.test_button, cancel):
+        for button in (restore, self.save_anyway, self.test_button, cancel):
             button.setAutoDefault(False)  # a focused button other than Save never takes Enter
         self.save_button.setDefault(True)
         layout = QVBoxLayout(self)
@@ -120,6 +129,7 @@ class SettingsDialog(QDialog):
         self.server_url.setAccessibleName("Server address")
         self.server_url.setPlaceholderText("https://your-app.example.com")
         form.addRow("Server address", self.server_url)
+        form.addRow("", hint_label("Leave it empty to upload to a test storage on this computer (the local sandbox)."))
         self.token_edit = QLineEdit(token)
         self.token_edit.setObjectName("token")
         self.token_edit.setAccessibleName("Access token")
@@ -228,7 +238,7 @@ class SettingsDialog(QDialog):
         url = self.server_url.text().strip().rstrip("/")
         return self.original.replace(
             server_url=url,
-            use_sandbox=self.original.use_sandbox and not url,
+            use_sandbox=not url,  # the promise the hint makes: empty means the local sandbox
             preset=self.preset.currentText(),
             chunk_size=round(self.chunk_size.value() * MiB),
             concurrency=self.concurrency.value(),
@@ -268,6 +278,8 @@ class SettingsDialog(QDialog):
         except SettingsError as exc:
             self._candidate = None
             problem = plain_problem(exc.message)
+        self.probe = None
+        self.save_anyway.setVisible(False)
         self.problem.setText(problem)
         self.problem.setVisible(bool(problem))
         self.save_button.setEnabled(self._candidate is not None)
@@ -348,7 +360,32 @@ class SettingsDialog(QDialog):
         try:
             ok, text = await self.tester(self.server_url.text().strip().rstrip("/"), self.token_edit.text().strip())
         finally:
-            self.test_button.setEnabled(True)
-        self.test_result.setText(("✓ " if ok else "✗ ") + text)
-        self.test_result.setProperty("ok", ok)
+            if isValid(self):  # closing the dialog deletes it, maybe while the test runs
+                self.test_button.setEnabled(True)
+        if isValid(self):
+            self.test_result.setText(("✓ " if ok else "✗ ") + text)
+            self.test_result.setProperty("ok", ok)
         return ok, text
+
+    async def save(self) -> None:
+        """Save; a changed server (or token) is tested first, and a failed test keeps the dialog open."""
+        candidate = self._candidate if isValid(self) and self.isVisible() else None
+        if candidate is None:
+            return  # invalid, or the dialog was closed before this ran
+        changed = (candidate.server_url, self.token_edit.text()) != (self.original.server_url, self._token_before)
+        if candidate.server_url and changed:
+            self.save_button.setEnabled(False)
+            try:
+                probe = await self.test_connection()
+            finally:
+                if isValid(self):
+                    self.save_button.setEnabled(self._candidate is not None)
+            if not isValid(self) or not self.isVisible() or self._candidate is not candidate:
+                return  # cancelled, or edited while testing: the person saves what they see now
+            self.probe = probe
+            if not probe[0]:
+                self.problem.setText(f"{probe[1]} Fix the address or token, or press Save anyway.")
+                self.problem.setVisible(True)
+                self.save_anyway.setVisible(True)
+                return
+        self.accept()

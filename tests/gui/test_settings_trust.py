@@ -2,7 +2,7 @@
 
 Found by a user test: Enter after "Test connection" reset every setting, out-of-range numbers
 reverted silently, the fallback box stayed enabled where it means nothing, jargon and mixed units,
-and server paths in plain view.
+server paths in plain view, and a saved unreachable server shown as connected.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 
 from desktop_uploader.engine.limits import MiB
 from desktop_uploader.engine.settings import load_settings
+from desktop_uploader.gui.session import Link
 from desktop_uploader.gui.tasks import pending
 from tests.gui.conftest import answer, run, until
 
@@ -154,3 +155,67 @@ def test_server_paths_are_in_a_closed_group_for_administrators(make_desktop: Any
     assert not any(e.isVisible() for e in (dialog.presigned_path, dialog.chunked_path, dialog.legacy_path))
     toggle.click()
     assert all(e.isVisible() for e in (dialog.presigned_path, dialog.chunked_path, dialog.legacy_path))
+
+
+def test_saving_an_unreachable_server_says_why_and_saved_anyway_shows_failed(
+    make_desktop: Any, aloop: Any, sandbox: Any
+) -> None:
+    desktop = make_desktop()
+    window, session, dialog = desktop.window, desktop.session, open_dialog(desktop)
+    links: list[Link] = []
+    session.linkChanged.connect(lambda: links.append(session.link))
+    dead = "http://127.0.0.1:9"
+    dialog.server_url.setText(dead)
+
+    async def save() -> None:
+        save_button(dialog).click()
+        await until(lambda: save_anyway(dialog) and save_anyway(dialog).isVisible(), 30, "the test before saving")
+
+    run(aloop, save())
+    assert dialog.isVisible() and dialog.test_result.text().startswith("✗ ")
+    sentence = dialog.test_result.text()[2:]
+    assert dialog.problem.text() == f"{sentence} Fix the address or token, or press Save anyway."
+    assert load_settings(session.paths.settings_file)[0].server_url == sandbox.api_url  # nothing saved yet
+
+    async def saving_anyway() -> None:
+        save_anyway(dialog).click()
+        await until(lambda: session.link == Link.FAILED, 30, "the saved server")
+        await until(lambda: pending() == 0, 30, "saving to finish")
+
+    run(aloop, saving_anyway())
+    assert load_settings(session.paths.settings_file)[0].server_url == dead
+    assert Link.CONNECTED not in links  # never claimed, not even for a moment
+    assert sentence in session.link_detail and sentence in window.banner.text() and not window.banner.isHidden()
+    assert window.server_label.text() == "Server: Not reachable" and sentence in window.server_label.toolTip()
+
+
+def test_clearing_the_address_uses_the_local_sandbox_as_the_hint_promises(make_desktop: Any, aloop: Any) -> None:
+    desktop = make_desktop()
+    window, session, dialog = desktop.window, desktop.session, open_dialog(desktop)
+    assert any("empty" in label.text() and "sandbox" in label.text() for label in dialog.findChildren(QLabel))
+    links: list[Link] = []
+    session.linkChanged.connect(lambda: links.append(session.link))
+    dialog.server_url.setText("")
+
+    async def scenario() -> None:
+        save_button(dialog).click()
+        await until(lambda: links and links[-1] != Link.CONNECTING, 90, "the new connection")
+        await until(lambda: pending() == 0, 30, "saving to finish")
+
+    run(aloop, scenario())
+    assert links[-1] == Link.CONNECTED and session.sandbox is not None and session.settings.use_sandbox
+    assert window.server_label.text() == "Server: Local sandbox (this computer)"
+
+
+def test_cancelling_while_the_server_is_tested_saves_nothing(make_desktop: Any, aloop: Any, sandbox: Any) -> None:
+    desktop = make_desktop()
+    session, dialog = desktop.session, open_dialog(desktop)
+    other = sandbox.api_url.replace("127.0.0.1", "localhost")
+    assert other != sandbox.api_url
+    dialog.server_url.setText(other)  # another address for the same, working server
+    save_button(dialog).click()
+    dialog.reject()  # the person cancels before the test can answer
+
+    run(aloop, until(lambda: pending() == 0, 30, "the test to finish"))
+    assert load_settings(session.paths.settings_file)[0].server_url == sandbox.api_url
+    assert session.settings.server_url == sandbox.api_url
