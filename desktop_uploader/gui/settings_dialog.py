@@ -336,9 +336,9 @@ class SettingsDialog(QDialog):
 
     def restore_defaults(self) -> None:
         """Performance, behaviour and advanced values go back to defaults; the server and token stay."""
-        defaults = Settings(server_url=self.server_url.text().strip(), use_sandbox=self.original.use_sandbox)
-        token = self.token_edit.text()
-        self.fill(defaults)
+        url, token = self.server_url.text(), self.token_edit.text()  # kept as typed, even if not valid yet
+        self.fill(Settings(use_sandbox=self.original.use_sandbox))
+        self.server_url.setText(url)
         self.token_edit.setText(token)
 
     def result_settings(self) -> Settings:

@@ -91,6 +91,10 @@ def test_restore_defaults_asks_first_and_keeping_is_the_default_answer(make_desk
     assert dialog.chunk_size.value() == 8 and dialog.concurrency.value() == 0  # 0 shows as "Auto"
     assert dialog.server_url.text() and dialog.token_edit.text()  # the server and token stay
 
+    dialog.server_url.setText("ftp://half-typed")  # restoring while the address is still being typed
+    run(aloop, choose("Restore defaults"))
+    assert dialog.server_url.text() == "ftp://half-typed" and "must start with http" in dialog.problem.text()
+
 
 def test_out_of_range_entries_stay_as_typed_and_say_the_limit(make_desktop: Any) -> None:
     dialog = open_dialog(make_desktop(concurrency=3))
