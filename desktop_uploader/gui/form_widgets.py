@@ -1,10 +1,26 @@
-"""The settings dialog's field widgets, configured the one way the dialog uses them."""
+"""The settings dialog's field widgets, configured the one way the dialog uses them.
+
+Number fields take any number a person types (up to ``ANY_NUMBER``): a field whose own range is the
+valid one silently refuses keystrokes or reverts on leaving it, so typing 1000 would keep 100. The
+dialog validates through ``Settings`` instead, whose sentence names the limit; ``plain_problem``
+puts that sentence in the dialog's own words.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtWidgets import QDoubleSpinBox, QFormLayout, QLabel, QLineEdit, QSpinBox
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QDoubleSpinBox,
+    QFormLayout,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QSpinBox,
+    QToolButton,
+    QWidget,
+)
 
 # The upload method box: what a person reads, and the setting it stands for.
 METHOD_CHOICES = (
@@ -14,6 +30,64 @@ METHOD_CHOICES = (
     ("Single request (small files only)", "legacy"),
     ("Direct to my own S3 storage", "direct-s3"),
 )
+ANY_NUMBER = 9_999_999  # wide enough for any mistake; Settings decides what is valid
+
+# The engine's names for settings, and the words the dialog's labels use for them.
+DIALOG_WORDS = (
+    ("Parts in flight (concurrency)", "Parts sent at once"),
+    ("Retries", "Tries per part"),
+    ("Backoff base", "The first retry delay"),
+    ("Backoff cap", "The longest retry delay"),
+    ("Read timeout", "The time to wait on a stalled connection"),
+    ("URL expiry", "The upload link lifetime"),
+)
+
+
+def plain_problem(message: str) -> str:
+    """The engine's sentence about a setting, naming it as the dialog's label does and saying what was typed."""
+    for engine, dialog in DIALOG_WORDS:
+        if message.startswith(engine + " "):
+            message = dialog + message[len(engine) :]
+    return message.replace("; got ", "; you entered ")
+
+
+def collapsible(title: str, name: str) -> tuple[QToolButton, QWidget]:
+    """A header that opens and closes the widget under it; closed at first, for what few people need."""
+    toggle = QToolButton()
+    toggle.setObjectName(name + "Toggle")
+    toggle.setText(title)
+    toggle.setAccessibleName(title)
+    toggle.setCheckable(True)
+    toggle.setChecked(False)
+    toggle.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+    toggle.setArrowType(Qt.ArrowType.RightArrow)
+    content = QWidget()
+    content.setObjectName(name)
+    content.setVisible(False)
+
+    def show(opened: bool) -> None:
+        toggle.setArrowType(Qt.ArrowType.DownArrow if opened else Qt.ArrowType.RightArrow)
+        content.setVisible(opened)
+
+    toggle.toggled.connect(show)
+    return toggle, content
+
+
+def restore_question(parent: QWidget, restore: Callable[[], None]) -> QMessageBox:
+    """Ask before putting settings back to defaults; keeping them is the default answer, so Enter is safe."""
+    box = QMessageBox(parent)
+    box.setObjectName("restoreDefaultsQuestion")
+    box.setIcon(QMessageBox.Icon.Question)
+    box.setWindowTitle("Restore defaults")
+    box.setText("Put the speed, behaviour and advanced settings back to their defaults?")
+    box.setInformativeText("The server address and token stay. Nothing is saved until you press Save.")
+    yes = box.addButton("Restore defaults", QMessageBox.ButtonRole.DestructiveRole)
+    keep = box.addButton("Keep my settings", QMessageBox.ButtonRole.RejectRole)
+    box.setDefaultButton(keep)
+    box.setEscapeButton(keep)
+    box.buttonClicked.connect(lambda clicked: restore() if clicked is yes else None)
+    box.finished.connect(box.deleteLater)
+    return box
 
 
 def spin_box(low: int, high: int, suffix: str = "", special: str = "") -> QSpinBox:

@@ -256,7 +256,11 @@ class MainWindow(QMainWindow):
             parent=self,
         )
         dialog.accepted.connect(
-            lambda: spawn(session.apply_settings(dialog.result_settings(), dialog.token(), dialog.direct_secret()))
+            lambda: spawn(
+                session.apply_settings(
+                    dialog.result_settings(), dialog.token(), dialog.direct_secret(), probe=dialog.probe
+                )
+            )
         )
         dialog.finished.connect(dialog.deleteLater)
         dialog.open()

@@ -20,6 +20,7 @@ from PySide6.QtCore import QObject, Signal
 
 from desktop_uploader.connection import (
     Link,
+    Outcome,
     SandboxHandle,
     choose_connection,
     configured_direct,
@@ -127,15 +128,37 @@ class AppSession(QObject):
     async def use_sandbox(self) -> None:
         await self.apply_settings(self.settings.replace(use_sandbox=True, server_url=""), token=None)
 
-    async def apply_settings(self, settings: Settings, token: str | None, direct_secret: str | None = None) -> None:
-        """Save new settings (secrets go to the keychain); they apply to uploads that start from now on."""
+    async def apply_settings(
+        self,
+        settings: Settings,
+        token: str | None,
+        direct_secret: str | None = None,
+        *,
+        probe: tuple[bool, str] | None = None,
+    ) -> None:
+        """Save new settings (secrets go to the keychain); they apply to uploads that start from now on.
+
+        ``probe`` is the test the dialog ran on this server before saving. A server saved although
+        its test failed is used (uploads will try it) but shown as FAILED with the test's sentence:
+        the window never claims a connection it doesn't have, not even for a moment.
+        """
         before, self.settings = self.settings, settings
         reconnect = await in_thread(save_choices, self.paths, self.credentials, before, settings, token, direct_secret)
         self.manager.update_settings(settings)
         self.manager.set_direct(await in_thread(configured_direct, self.credentials, settings))
-        if reconnect:
+        if not reconnect:
+            return
+        if probe is not None and not probe[0] and settings.server_url:
+            outcome = await in_thread(choose_connection, self.credentials, settings)
+            self.manager.set_direct(outcome.direct)
+            if outcome.link is Link.CONNECTED:
+                self.manager.set_connection(outcome.connection)
+                outcome = Outcome(Link.FAILED, "Not reachable", f"{probe[1]} Saved anyway: uploads will try it.")
+            self._set_link(outcome.link, outcome.label, outcome.detail)
+            await self.sweep_owed_aborts()
+        else:
             await self.connect_storage()
-            await self.server_uploads.refresh(self.link == Link.CONNECTED)
+        await self.server_uploads.refresh(self.link == Link.CONNECTED)
 
     async def test_connection(self, url: str, token: str) -> tuple[bool, str]:
         """Ask a server for its capabilities; a sentence saying what it offers or what went wrong."""

@@ -2,8 +2,14 @@
 
 Every edit builds a candidate :class:`Settings`; its own validation decides, so the dialog can
 never save what the engine would refuse, and the reason shown is the engine's sentence naming
-the limit. Fields accept more than is valid on purpose: typing 100 parts in flight explains the
-limit instead of silently turning into 64.
+the limit. Fields accept more than is valid on purpose: typing 1000 parts sent at once explains the
+limit instead of silently turning into 100 or 64.
+
+Enter saves, and only Save is ever the default button: "Test connection" and "Restore Defaults"
+never are, so pressing Enter after a test can't reset everything, and restoring defaults asks
+first. Saving a changed server tests it first, off the GUI thread; if the test fails the dialog
+stays open with the reason and a "Save anyway" choice, so the window never claims a connection
+it doesn't have. All sizes and speeds are in MiB, the unit the engine's own sentences use.
 """
 
 from __future__ import annotations
@@ -11,10 +17,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QUrl
-from PySide6.QtGui import QDesktopServices
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
-    QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
@@ -27,16 +31,24 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from shiboken6 import isValid
 
 from desktop_uploader.engine.errors import SettingsError
 from desktop_uploader.engine.limits import MiB
 from desktop_uploader.engine.settings import PRESETS, Settings
-from desktop_uploader.gui.form_widgets import METHOD_CHOICES, add_line_edits, decimal_box, hint_label, spin_box
+from desktop_uploader.gui.form_widgets import (
+    ANY_NUMBER,
+    decimal_box,
+    hint_label,
+    plain_problem,
+    restore_question,
+    spin_box,
+)
+from desktop_uploader.gui.settings_pages import AdvancedPage, BehaviourPage
 from desktop_uploader.gui.tasks import spawn
 
 Tester = Callable[[str, str], Awaitable[tuple[bool, str]]]
 CUSTOM = "Custom"
-MB = 1_000_000
 
 
 class SettingsDialog(QDialog):
@@ -60,12 +72,24 @@ class SettingsDialog(QDialog):
         self.log_dir = log_dir
         self._candidate: Settings | None = settings
         self._filling = False
+        self._token_before = token
+        self.probe: tuple[bool, str] | None = None  # the last server test for what Save would save
         tabs = QTabWidget(self)
         tabs.addTab(self._connection_tab(token, token_home), "Connection")
         tabs.addTab(self._performance_tab(), "Performance")
-        tabs.addTab(self._behaviour_tab(), "Behaviour")
-        tabs.addTab(self._advanced_tab(direct_secret), "Advanced")
+        behaviour = BehaviourPage(self._method_chosen, self.revalidate)
+        self.method, self.fallback, self.notifications = behaviour.method, behaviour.fallback, behaviour.notifications
+        self.auto_start, self.keep_awake = behaviour.auto_start, behaviour.keep_awake
+        self.minimize_to_tray = behaviour.minimize_to_tray
+        tabs.addTab(behaviour, "Behaviour")
+        self.advanced = page = AdvancedPage(direct_secret, log_dir, self.revalidate)
+        tabs.addTab(page, "Advanced")
         self.tabs = tabs
+        self.direct_endpoint, self.direct_bucket = page.direct_endpoint, page.direct_bucket
+        self.direct_access_key, self.direct_secret_edit = page.direct_access_key, page.direct_secret_edit
+        self.presigned_path, self.chunked_path = page.presigned_path, page.chunked_path
+        self.legacy_path = page.legacy_path
+        self.url_expiry, self.read_timeout = page.url_expiry, page.read_timeout
         self.problem = QLabel(self)
         self.problem.setObjectName("settingsProblem")
         self.problem.setWordWrap(True)
@@ -76,9 +100,19 @@ class SettingsDialog(QDialog):
             | QDialogButtonBox.StandardButton.RestoreDefaults,
             self,
         )
-        self.buttons.accepted.connect(self.accept)
+        self.save_button = self.buttons.button(QDialogButtonBox.StandardButton.Save)
+        self.save_anyway = self.buttons.addButton("Save anyway", QDialogButtonBox.ButtonRole.ActionRole)
+        self.save_anyway.setObjectName("saveAnyway")
+        self.save_anyway.setVisible(False)
+        self.save_anyway.clicked.connect(self.accept)
+        restore = self.buttons.button(QDialogButtonBox.StandardButton.RestoreDefaults)
+        self.buttons.accepted.connect(lambda: spawn(self.save()))
         self.buttons.rejected.connect(self.reject)
-        self.buttons.button(QDialogButtonBox.StandardButton.RestoreDefaults).clicked.connect(self.restore_defaults)
+        restore.clicked.connect(lambda: restore_question(self, self.restore_defaults).open())
+        cancel = self.buttons.button(QDialogButtonBox.StandardButton.Cancel)
+        for button in (restore, self.save_anyway, self.test_button, cancel):
+            button.setAutoDefault(False)  # a focused button other than Save never takes Enter
+        self.save_button.setDefault(True)
         layout = QVBoxLayout(self)
         layout.addWidget(tabs)
         layout.addWidget(self.problem)
@@ -93,8 +127,9 @@ class SettingsDialog(QDialog):
         self.server_url = QLineEdit()
         self.server_url.setObjectName("serverUrl")
         self.server_url.setAccessibleName("Server address")
-        self.server_url.setPlaceholderText("https://your-app.example.com (empty: local sandbox)")
+        self.server_url.setPlaceholderText("https://your-app.example.com")
         form.addRow("Server address", self.server_url)
+        form.addRow("", hint_label("Leave it empty to upload to a test storage on this computer (the local sandbox)."))
         self.token_edit = QLineEdit(token)
         self.token_edit.setObjectName("token")
         self.token_edit.setAccessibleName("Access token")
@@ -130,118 +165,41 @@ class SettingsDialog(QDialog):
         form.addRow("Preset", self.preset)
         self.preset_note = hint_label("")
         form.addRow("", self.preset_note)
-        self.chunk_size = decimal_box(0.06, 9999.0, 2, " MiB")
+        self.chunk_size = decimal_box(0.0, ANY_NUMBER, 2, " MiB")
         self.chunk_size.setObjectName("chunkSize")
         self.chunk_size.setAccessibleName("Chunk size in MiB")
         form.addRow("Chunk size", self.chunk_size)
         form.addRow(
             "",
             hint_label(
-                "S3 needs every part but the last to be at least 5 MiB and at most 5 GiB, and a file "
-                "to have at most 10,000 parts. Smaller chunk sizes are raised to 5 MiB; very large "
-                "files get bigger parts automatically."
+                "Sizes and speeds here are in MiB (1 MiB is 1,048,576 bytes). Files are sent in pieces "
+                "of this size; storage needs pieces of at least 5 MiB, so smaller ones are raised to "
+                "5 MiB, and very large files get bigger pieces automatically."
             ),
         )
-        self.concurrency = spin_box(0, 999, " parts", "Auto")
+        self.concurrency = spin_box(0, ANY_NUMBER, " parts", "Auto")
         self.concurrency.setObjectName("concurrency")
-        self.concurrency.setAccessibleName("Parts in flight per file")
-        form.addRow("Parts in flight per file", self.concurrency)
-        form.addRow("", hint_label("Auto adapts to your connection. More parts help most on links that lose packets."))
-        self.retries = spin_box(0, 999, " tries")
+        self.concurrency.setAccessibleName("Parts sent at once per file")
+        form.addRow("Parts sent at once", self.concurrency)
+        form.addRow("", hint_label("Auto adapts to your connection. More parts help most on unreliable connections."))
+        self.retries = spin_box(0, ANY_NUMBER, " tries")
         self.retries.setObjectName("retries")
         self.retries.setAccessibleName("Tries per part")
         form.addRow("Tries per part", self.retries)
-        self.backoff = decimal_box(0.0, 999.0, 2, " s")
+        self.backoff = decimal_box(0.0, ANY_NUMBER, 2, " s")
         self.backoff.setObjectName("backoff")
         self.backoff.setAccessibleName("First retry delay in seconds")
         form.addRow("First retry after", self.backoff)
-        self.files_at_once = spin_box(0, 99, " files")
+        self.files_at_once = spin_box(0, ANY_NUMBER, " files")
         self.files_at_once.setObjectName("filesAtOnce")
         self.files_at_once.setAccessibleName("Files uploading at once")
         form.addRow("Files at once", self.files_at_once)
-        self.bandwidth = decimal_box(0.0, 100_000.0, 1, " MB/s", "Unlimited")
+        self.bandwidth = decimal_box(0.0, ANY_NUMBER, 1, " MiB/s", "Unlimited")
         self.bandwidth.setObjectName("bandwidth")
-        self.bandwidth.setAccessibleName("Bandwidth limit in MB per second")
+        self.bandwidth.setAccessibleName("Bandwidth limit in MiB per second")
         form.addRow("Bandwidth limit", self.bandwidth)
         for box in (self.chunk_size, self.concurrency, self.retries, self.backoff, self.files_at_once, self.bandwidth):
             box.valueChanged.connect(self._performance_edited)
-        return page
-
-    def _behaviour_tab(self) -> QWidget:
-        page = QWidget()
-        layout = QVBoxLayout(page)
-        method_row = QFormLayout()
-        self.method = QComboBox()
-        self.method.setObjectName("method")
-        self.method.setAccessibleName("Upload method")
-        for label, value in METHOD_CHOICES:
-            self.method.addItem(label, value)
-        self.method.currentIndexChanged.connect(self.revalidate)
-        method_row.addRow("Upload method", self.method)
-        layout.addLayout(method_row)
-        self.fallback = QCheckBox("With Automatic, fall back to a chunked upload through the server when needed")
-        self.notifications = QCheckBox("Notify me when a batch finishes or a file fails")
-        self.auto_start = QCheckBox("Start uploads as soon as files are added")
-        self.keep_awake = QCheckBox("Keep the computer awake while uploading")
-        self.minimize_to_tray = QCheckBox("Closing the window keeps uploads running in the tray")
-        for box, name in (
-            (self.fallback, "fallback"),
-            (self.notifications, "notifications"),
-            (self.auto_start, "autoStart"),
-            (self.keep_awake, "keepAwake"),
-            (self.minimize_to_tray, "minimizeToTray"),
-        ):
-            box.setObjectName(name)
-            box.setAccessibleName(box.text())
-            box.toggled.connect(self.revalidate)
-            layout.addWidget(box)
-        layout.addStretch(1)
-        return page
-
-    def _advanced_tab(self, direct_secret: str) -> QWidget:
-        page = QWidget()
-        form = QFormLayout(page)
-        form.addRow(hint_label("<b>Your own S3 storage</b>, for the “Direct to my own S3 storage” method."))
-        self.direct_endpoint = QLineEdit()
-        self.direct_bucket = QLineEdit()
-        self.direct_access_key = QLineEdit()
-        self.direct_secret_edit = QLineEdit(direct_secret)
-        self.direct_secret_edit.setEchoMode(QLineEdit.EchoMode.Password)
-        self.direct_endpoint.setPlaceholderText("https://s3.example.com (empty: AWS)")
-        add_line_edits(
-            form,
-            self.revalidate,
-            (self.direct_endpoint, "S3 endpoint", "directEndpoint"),
-            (self.direct_bucket, "Bucket", "directBucket"),
-            (self.direct_access_key, "Access key", "directAccessKey"),
-            (self.direct_secret_edit, "Secret key", "directSecret"),
-        )
-        self.presigned_path = QLineEdit()
-        self.chunked_path = QLineEdit()
-        self.legacy_path = QLineEdit()
-        add_line_edits(
-            form,
-            self.revalidate,
-            (self.presigned_path, "Presigned upload path", "presignedPath"),
-            (self.chunked_path, "Chunked upload path", "chunkedPath"),
-            (self.legacy_path, "Single-request path", "legacyPath"),
-        )
-        self.url_expiry = spin_box(0, 10**7, " s")
-        self.url_expiry.setObjectName("urlExpiry")
-        self.url_expiry.setAccessibleName("Upload link lifetime wish in seconds")
-        form.addRow("Upload link lifetime", self.url_expiry)
-        form.addRow("", hint_label("A wish: the server decides. Expired links are renewed automatically."))
-        self.read_timeout = decimal_box(0.0, 99_999.0, 0, " s")
-        self.read_timeout.setObjectName("readTimeout")
-        self.read_timeout.setAccessibleName("Stall timeout in seconds")
-        form.addRow("Give up on a stalled connection after", self.read_timeout)
-        for box in (self.url_expiry, self.read_timeout):
-            box.valueChanged.connect(self.revalidate)
-        logs = QPushButton("Open the log folder")
-        logs.setObjectName("openLogs")
-        logs.setAccessibleName("Open the log folder")
-        logs.clicked.connect(lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.log_dir))))
-        form.addRow("", logs)
         return page
 
     # -- values -------------------------------------------------------------------------------------------
@@ -256,7 +214,7 @@ class SettingsDialog(QDialog):
             self.retries.setValue(settings.retries)
             self.backoff.setValue(settings.backoff_base)
             self.files_at_once.setValue(settings.files_at_once)
-            self.bandwidth.setValue(settings.bandwidth_limit / MB)
+            self.bandwidth.setValue(settings.bandwidth_limit / MiB)
             self.fallback.setChecked(settings.fallback)
             self.notifications.setChecked(settings.notifications)
             self.auto_start.setChecked(settings.auto_start)
@@ -274,13 +232,13 @@ class SettingsDialog(QDialog):
         finally:
             self._filling = False
         self._show_preset_note()
-        self.revalidate()
+        self._method_chosen()
 
     def _collect(self) -> Settings:
         url = self.server_url.text().strip().rstrip("/")
         return self.original.replace(
             server_url=url,
-            use_sandbox=self.original.use_sandbox and not url,
+            use_sandbox=not url,  # the promise the hint makes: empty means the local sandbox
             preset=self.preset.currentText(),
             chunk_size=round(self.chunk_size.value() * MiB),
             concurrency=self.concurrency.value(),
@@ -288,7 +246,7 @@ class SettingsDialog(QDialog):
             backoff_base=self.backoff.value(),
             backoff_cap=max(self.original.backoff_cap, self.backoff.value()),
             files_at_once=self.files_at_once.value(),
-            bandwidth_limit=round(self.bandwidth.value() * MB),
+            bandwidth_limit=round(self.bandwidth.value() * MiB),
             fallback=self.fallback.isChecked(),
             notifications=self.notifications.isChecked(),
             auto_start=self.auto_start.isChecked(),
@@ -319,10 +277,23 @@ class SettingsDialog(QDialog):
                 self._candidate = None
         except SettingsError as exc:
             self._candidate = None
-            problem = exc.message
+            problem = plain_problem(exc.message)
+        self.probe = None
+        self.save_anyway.setVisible(False)
         self.problem.setText(problem)
         self.problem.setVisible(bool(problem))
-        self.buttons.button(QDialogButtonBox.StandardButton.Save).setEnabled(self._candidate is not None)
+        self.save_button.setEnabled(self._candidate is not None)
+
+    def _method_chosen(self, *_: object) -> None:
+        """Only Automatic falls back to another method; for the others the box would promise nothing."""
+        method = str(self.method.currentData() or "auto")
+        self.fallback.setEnabled(method == "auto")
+        self.fallback.setToolTip(
+            "If sending straight to storage fails, send through the server instead."
+            if method == "auto"
+            else f"Only Automatic falls back: with “{self.method.currentText()}” every file goes that one way."
+        )
+        self.revalidate()
 
     def _apply_preset(self, name: str) -> None:
         if self._filling or name not in PRESETS:
@@ -343,9 +314,7 @@ class SettingsDialog(QDialog):
 
     def _show_preset_note(self) -> None:
         preset = PRESETS.get(self.preset.currentText())
-        self.preset_note.setText(
-            f"{preset.summary}. The original app used {preset.seed}." if preset else "Your own values."
-        )
+        self.preset_note.setText(f"{preset.summary}." if preset else "Your own values.")
 
     def _performance_edited(self, *_: object) -> None:
         if not self._filling and self.preset.currentText() != CUSTOM:
@@ -367,9 +336,9 @@ class SettingsDialog(QDialog):
 
     def restore_defaults(self) -> None:
         """Performance, behaviour and advanced values go back to defaults; the server and token stay."""
-        defaults = Settings(server_url=self.server_url.text().strip(), use_sandbox=self.original.use_sandbox)
-        token = self.token_edit.text()
-        self.fill(defaults)
+        url, token = self.server_url.text(), self.token_edit.text()  # kept as typed, even if not valid yet
+        self.fill(Settings(use_sandbox=self.original.use_sandbox))
+        self.server_url.setText(url)
         self.token_edit.setText(token)
 
     def result_settings(self) -> Settings:
@@ -384,12 +353,39 @@ class SettingsDialog(QDialog):
         text = self.token_edit.text().strip()
         return text or None
 
-    async def test_connection(self) -> None:
+    async def test_connection(self) -> tuple[bool, str]:
+        """Probe the server as typed (the tester runs off the GUI thread) and show what it said."""
         self.test_button.setEnabled(False)
         self.test_result.setText("Testing…")
         try:
             ok, text = await self.tester(self.server_url.text().strip().rstrip("/"), self.token_edit.text().strip())
         finally:
-            self.test_button.setEnabled(True)
-        self.test_result.setText(("✓ " if ok else "✗ ") + text)
-        self.test_result.setProperty("ok", ok)
+            if isValid(self):  # closing the dialog deletes it, maybe while the test runs
+                self.test_button.setEnabled(True)
+        if isValid(self):
+            self.test_result.setText(("✓ " if ok else "✗ ") + text)
+            self.test_result.setProperty("ok", ok)
+        return ok, text
+
+    async def save(self) -> None:
+        """Save; a changed server (or token) is tested first, and a failed test keeps the dialog open."""
+        candidate = self._candidate if isValid(self) and self.isVisible() else None
+        if candidate is None:
+            return  # invalid, or the dialog was closed before this ran
+        changed = (candidate.server_url, self.token_edit.text()) != (self.original.server_url, self._token_before)
+        if candidate.server_url and changed:
+            self.save_button.setEnabled(False)
+            try:
+                probe = await self.test_connection()
+            finally:
+                if isValid(self):
+                    self.save_button.setEnabled(self._candidate is not None)
+            if not isValid(self) or not self.isVisible() or self._candidate is not candidate:
+                return  # cancelled, or edited while testing: the person saves what they see now
+            self.probe = probe
+            if not probe[0]:
+                self.problem.setText(f"{probe[1]} Fix the address or token, or press Save anyway.")
+                self.problem.setVisible(True)
+                self.save_anyway.setVisible(True)
+                return
+        self.accept()

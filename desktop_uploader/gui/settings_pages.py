@@ -1,0 +1,110 @@
+"""Two of the settings dialog's tabs, Behaviour and Advanced, as pages of their own so the dialog stays readable.
+
+The dialog reads and writes their fields; they only lay them out. The server's API paths only
+matter to whoever runs the server, so they sit in a group that is closed until someone opens it:
+a person who can't use them never has to wonder whether to change them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtCore import QUrl
+from PySide6.QtGui import QDesktopServices
+from PySide6.QtWidgets import QCheckBox, QComboBox, QFormLayout, QLineEdit, QPushButton, QVBoxLayout, QWidget
+
+from desktop_uploader.gui.form_widgets import (
+    ANY_NUMBER,
+    METHOD_CHOICES,
+    add_line_edits,
+    collapsible,
+    decimal_box,
+    hint_label,
+    spin_box,
+)
+
+
+class BehaviourPage(QWidget):
+    def __init__(self, on_method: Callable[..., None], on_change: Callable[..., None]) -> None:
+        super().__init__()
+        layout = QVBoxLayout(self)
+        method_row = QFormLayout()
+        self.method = QComboBox()
+        self.method.setObjectName("method")
+        self.method.setAccessibleName("Upload method")
+        for label, value in METHOD_CHOICES:
+            self.method.addItem(label, value)
+        self.method.currentIndexChanged.connect(on_method)
+        method_row.addRow("Upload method", self.method)
+        layout.addLayout(method_row)
+        self.fallback = QCheckBox("With Automatic, fall back to a chunked upload through the server when needed")
+        self.notifications = QCheckBox("Notify me when a batch finishes or a file fails")
+        self.auto_start = QCheckBox("Start uploads as soon as files are added")
+        self.keep_awake = QCheckBox("Keep the computer awake while uploading")
+        self.minimize_to_tray = QCheckBox("Closing the window keeps uploads running in the tray")
+        for box, name in (
+            (self.fallback, "fallback"),
+            (self.notifications, "notifications"),
+            (self.auto_start, "autoStart"),
+            (self.keep_awake, "keepAwake"),
+            (self.minimize_to_tray, "minimizeToTray"),
+        ):
+            box.setObjectName(name)
+            box.setAccessibleName(box.text())
+            box.toggled.connect(on_change)
+            layout.addWidget(box)
+        layout.addStretch(1)
+
+
+class AdvancedPage(QWidget):
+    def __init__(self, direct_secret: str, log_dir: Path, on_change: Callable[..., None]) -> None:
+        super().__init__()
+        form = QFormLayout(self)
+        form.addRow(hint_label("<b>Your own S3 storage</b>, for the “Direct to my own S3 storage” method."))
+        self.direct_endpoint = QLineEdit()
+        self.direct_bucket = QLineEdit()
+        self.direct_access_key = QLineEdit()
+        self.direct_secret_edit = QLineEdit(direct_secret)
+        self.direct_secret_edit.setEchoMode(QLineEdit.EchoMode.Password)
+        self.direct_endpoint.setPlaceholderText("https://s3.example.com (empty: AWS)")
+        add_line_edits(
+            form,
+            on_change,
+            (self.direct_endpoint, "S3 endpoint", "directEndpoint"),
+            (self.direct_bucket, "Bucket", "directBucket"),
+            (self.direct_access_key, "Access key", "directAccessKey"),
+            (self.direct_secret_edit, "Secret key", "directSecret"),
+        )
+        self.url_expiry = spin_box(0, ANY_NUMBER, " s")
+        self.url_expiry.setObjectName("urlExpiry")
+        self.url_expiry.setAccessibleName("Upload link lifetime wish in seconds")
+        form.addRow("Upload link lifetime", self.url_expiry)
+        form.addRow("", hint_label("A wish: the server decides. Expired links are renewed automatically."))
+        self.read_timeout = decimal_box(0.0, ANY_NUMBER, 0, " s")
+        self.read_timeout.setObjectName("readTimeout")
+        self.read_timeout.setAccessibleName("Stall timeout in seconds")
+        form.addRow("Give up on a stalled connection after", self.read_timeout)
+        for box in (self.url_expiry, self.read_timeout):
+            box.valueChanged.connect(on_change)
+        self.presigned_path = QLineEdit()
+        self.chunked_path = QLineEdit()
+        self.legacy_path = QLineEdit()
+        self.paths_toggle, paths = collapsible("Server paths (for server administrators)", "serverPaths")
+        paths_form = QFormLayout(paths)
+        paths_form.addRow(hint_label("Change these only if whoever runs your server asks you to."))
+        add_line_edits(
+            paths_form,
+            on_change,
+            (self.presigned_path, "Presigned upload path", "presignedPath"),
+            (self.chunked_path, "Chunked upload path", "chunkedPath"),
+            (self.legacy_path, "Single-request path", "legacyPath"),
+        )
+        form.addRow(self.paths_toggle)
+        form.addRow(paths)
+        logs = QPushButton("Open the log folder")
+        logs.setObjectName("openLogs")
+        logs.setAccessibleName("Open the log folder")
+        logs.setAutoDefault(False)  # Enter in the dialog saves; it never opens a folder
+        logs.clicked.connect(lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(log_dir))))
+        form.addRow("", logs)

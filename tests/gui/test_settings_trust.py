@@ -1,0 +1,225 @@
+"""The settings dialog a person can trust (issue 14), driven on the real window offscreen.
+
+Found by a user test: Enter after "Test connection" reset every setting, out-of-range numbers
+reverted silently, the fallback box stayed enabled where it means nothing, jargon and mixed units,
+server paths in plain view, and a saved unreachable server shown as connected.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import (
+    QAbstractButton,
+    QAbstractSpinBox,
+    QDialogButtonBox,
+    QLabel,
+    QMessageBox,
+    QPushButton,
+    QToolButton,
+    QWidget,
+)
+
+from desktop_uploader.engine.limits import MiB
+from desktop_uploader.engine.settings import load_settings
+from desktop_uploader.gui.session import Link
+from desktop_uploader.gui.tasks import pending
+from tests.gui.conftest import answer, run, until
+
+
+def save_button(dialog: Any) -> Any:
+    return dialog.buttons.button(QDialogButtonBox.StandardButton.Save)
+
+
+def save_anyway(dialog: Any) -> Any:
+    return dialog.findChild(QPushButton, "saveAnyway")
+
+
+def open_dialog(desktop: Any) -> Any:
+    desktop.window.open_settings()
+    return desktop.window.settings_dialog
+
+
+def type_into(box: QAbstractSpinBox, text: str) -> None:
+    """Select what the field shows and type over it, key by key, as a person does."""
+    box.selectAll()
+    QTest.keyClicks(box, text)
+
+
+def test_enter_after_testing_the_connection_saves_and_never_restores_defaults(make_desktop: Any, aloop: Any) -> None:
+    desktop = make_desktop(chunk_size=64 * MiB, concurrency=3)
+    session, dialog = desktop.session, open_dialog(desktop)
+    restore = dialog.buttons.button(QDialogButtonBox.StandardButton.RestoreDefaults)
+    finished: list[int] = []
+    dialog.finished.connect(finished.append)
+    takes_enter = (restore.autoDefault(), dialog.test_button.autoDefault())
+
+    async def scenario() -> None:
+        dialog.test_button.click()
+        await until(lambda: dialog.test_result.text().startswith(("✓", "✗")), 20, "the test result")
+        restore.setFocus()  # where focus landed after the test in the user test
+        QTest.keyClick(restore, Qt.Key.Key_Return)
+        await until(lambda: finished, 10, "Enter to save")
+        await until(lambda: pending() == 0, 30, "saving to finish")
+
+    run(aloop, scenario())
+    assert finished == [1]  # accepted: saved, not reset
+    saved = load_settings(session.paths.settings_file)[0]
+    assert saved.chunk_size == 64 * MiB and saved.concurrency == 3
+    assert takes_enter == (False, False)  # a focused Restore Defaults or Test connection never takes Enter
+
+
+def test_restore_defaults_asks_first_and_keeping_is_the_default_answer(make_desktop: Any, aloop: Any) -> None:
+    desktop = make_desktop(chunk_size=64 * MiB, concurrency=3)
+    dialog = open_dialog(desktop)
+    restore = dialog.buttons.button(QDialogButtonBox.StandardButton.RestoreDefaults)
+
+    async def choose(choice: str) -> Any:
+        restore.click()
+        await until(lambda: dialog.findChild(QMessageBox, "restoreDefaultsQuestion"), 10, "the question")
+        default = dialog.findChild(QMessageBox, "restoreDefaultsQuestion").defaultButton().text()
+        await answer(dialog, "restoreDefaultsQuestion", choice)
+        await until(lambda: dialog.findChild(QMessageBox, "restoreDefaultsQuestion") is None, 10, "it to close")
+        return default
+
+    assert run(aloop, choose("Keep my settings")) == "Keep my settings"  # Enter keeps them
+    assert dialog.chunk_size.value() == 64 and dialog.concurrency.value() == 3
+    run(aloop, choose("Restore defaults"))
+    assert dialog.chunk_size.value() == 8 and dialog.concurrency.value() == 0  # 0 shows as "Auto"
+    assert dialog.server_url.text() and dialog.token_edit.text()  # the server and token stay
+
+    dialog.server_url.setText("ftp://half-typed")  # restoring while the address is still being typed
+    run(aloop, choose("Restore defaults"))
+    assert dialog.server_url.text() == "ftp://half-typed" and "must start with http" in dialog.problem.text()
+
+
+def test_out_of_range_entries_stay_as_typed_and_say_the_limit(make_desktop: Any) -> None:
+    dialog = open_dialog(make_desktop(concurrency=3))
+    save = save_button(dialog)
+
+    type_into(dialog.concurrency, "1000")
+    assert dialog.concurrency.value() == 1000
+    assert dialog.problem.text() == "Parts sent at once must be between 1 and 64; you entered 1000."
+    assert dialog.problem.isVisible() and not save.isEnabled()
+    type_into(dialog.concurrency, "4")
+    assert save.isEnabled() and not dialog.problem.isVisible()
+
+    type_into(dialog.chunk_size, "0")
+    assert dialog.chunk_size.value() == 0
+    assert dialog.problem.text() == "Chunk size must be between 64.0 KiB and 5.0 GiB; you entered 0 B."
+    assert not save.isEnabled()
+    type_into(dialog.chunk_size, "16")
+
+    type_into(dialog.files_at_once, "100")
+    assert dialog.files_at_once.value() == 100
+    assert dialog.problem.text() == "Files at once must be between 1 and 16; you entered 100."
+    type_into(dialog.files_at_once, "2")
+    type_into(dialog.retries, "99")
+    assert dialog.problem.text() == "Tries per part must be between 1 and 50; you entered 99."
+
+
+def test_the_fallback_box_is_off_where_the_method_has_no_fallback(make_desktop: Any) -> None:
+    dialog = open_dialog(make_desktop(method="chunked"))
+    assert not dialog.fallback.isEnabled()
+    assert "Only Automatic falls back" in dialog.fallback.toolTip()
+    for method in ("presigned", "legacy", "direct-s3"):
+        dialog.method.setCurrentIndex(dialog.method.findData(method))
+        assert not dialog.fallback.isEnabled() and dialog.method.currentText() in dialog.fallback.toolTip()
+    dialog.method.setCurrentIndex(dialog.method.findData("auto"))
+    assert dialog.fallback.isEnabled() and "through the server" in dialog.fallback.toolTip()
+
+
+def test_plain_words_and_one_unit_system(make_desktop: Any) -> None:
+    dialog = open_dialog(make_desktop())
+    words = [label.text() for label in dialog.findChildren(QLabel)]
+    words += [b.text() for b in dialog.findChildren(QAbstractButton)]
+    for box in dialog.findChildren(QAbstractSpinBox):
+        words += [box.suffix(), box.accessibleName()]  # type: ignore[attr-defined]
+    words += [w.accessibleName() for w in dialog.findChildren(QWidget)]
+    text = "\n".join(words)
+    assert not re.search(r"\bMB\b", text), "MB and MiB mixed in one dialog"
+    assert "original app" not in text and "in flight" not in text
+    assert "Parts sent at once" in text
+    assert any("in MiB" in w for w in words)  # the hint says which unit
+    assert dialog.bandwidth.suffix() == " MiB/s"
+    dialog.bandwidth.setValue(2)
+    assert dialog.result_settings().bandwidth_limit == 2 * MiB
+
+
+def test_server_paths_are_in_a_closed_group_for_administrators(make_desktop: Any) -> None:
+    dialog = open_dialog(make_desktop())
+    dialog.tabs.setCurrentIndex(dialog.tabs.count() - 1)
+    assert dialog.tabs.tabText(dialog.tabs.currentIndex()) == "Advanced"
+    assert dialog.direct_bucket.isVisible()
+    toggle = dialog.findChild(QToolButton, "serverPathsToggle")
+    assert toggle is not None and "server administrators" in toggle.text()
+    assert not any(e.isVisible() for e in (dialog.presigned_path, dialog.chunked_path, dialog.legacy_path))
+    toggle.click()
+    assert all(e.isVisible() for e in (dialog.presigned_path, dialog.chunked_path, dialog.legacy_path))
+
+
+def test_saving_an_unreachable_server_says_why_and_saved_anyway_shows_failed(
+    make_desktop: Any, aloop: Any, sandbox: Any
+) -> None:
+    desktop = make_desktop()
+    window, session, dialog = desktop.window, desktop.session, open_dialog(desktop)
+    links: list[Link] = []
+    session.linkChanged.connect(lambda: links.append(session.link))
+    dead = "http://127.0.0.1:9"
+    dialog.server_url.setText(dead)
+
+    async def save() -> None:
+        save_button(dialog).click()
+        await until(lambda: save_anyway(dialog) and save_anyway(dialog).isVisible(), 30, "the test before saving")
+
+    run(aloop, save())
+    assert dialog.isVisible() and dialog.test_result.text().startswith("✗ ")
+    sentence = dialog.test_result.text()[2:]
+    assert dialog.problem.text() == f"{sentence} Fix the address or token, or press Save anyway."
+    assert load_settings(session.paths.settings_file)[0].server_url == sandbox.api_url  # nothing saved yet
+
+    async def saving_anyway() -> None:
+        save_anyway(dialog).click()
+        await until(lambda: session.link == Link.FAILED, 30, "the saved server")
+        await until(lambda: pending() == 0, 30, "saving to finish")
+
+    run(aloop, saving_anyway())
+    assert load_settings(session.paths.settings_file)[0].server_url == dead
+    assert Link.CONNECTED not in links  # never claimed, not even for a moment
+    assert sentence in session.link_detail and sentence in window.banner.text() and not window.banner.isHidden()
+    assert window.server_label.text() == "Server: Not reachable" and sentence in window.server_label.toolTip()
+
+
+def test_clearing_the_address_uses_the_local_sandbox_as_the_hint_promises(make_desktop: Any, aloop: Any) -> None:
+    desktop = make_desktop()
+    window, session, dialog = desktop.window, desktop.session, open_dialog(desktop)
+    assert any("empty" in label.text() and "sandbox" in label.text() for label in dialog.findChildren(QLabel))
+    links: list[Link] = []
+    session.linkChanged.connect(lambda: links.append(session.link))
+    dialog.server_url.setText("")
+
+    async def scenario() -> None:
+        save_button(dialog).click()
+        await until(lambda: links and links[-1] != Link.CONNECTING, 90, "the new connection")
+        await until(lambda: pending() == 0, 30, "saving to finish")
+
+    run(aloop, scenario())
+    assert links[-1] == Link.CONNECTED and session.sandbox is not None and session.settings.use_sandbox
+    assert window.server_label.text() == "Server: Local sandbox (this computer)"
+
+
+def test_cancelling_while_the_server_is_tested_saves_nothing(make_desktop: Any, aloop: Any, sandbox: Any) -> None:
+    desktop = make_desktop()
+    session, dialog = desktop.session, open_dialog(desktop)
+    other = sandbox.api_url.replace("127.0.0.1", "localhost")
+    assert other != sandbox.api_url
+    dialog.server_url.setText(other)  # another address for the same, working server
+    save_button(dialog).click()
+    dialog.reject()  # the person cancels before the test can answer
+
+    run(aloop, until(lambda: pending() == 0, 30, "the test to finish"))
+    assert load_settings(session.paths.settings_file)[0].server_url == sandbox.api_url
+    assert session.settings.server_url == sandbox.api_url
