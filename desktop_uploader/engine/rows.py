@@ -29,11 +29,12 @@ class RowAction(Enum):
 
 
 def human_speed(bytes_per_second: float) -> str:
+    """In KiB/s and MiB/s, like every size the app shows and the bandwidth limit in Settings."""
     if bytes_per_second <= 0:
         return ""
-    if bytes_per_second < 1_000_000:
-        return f"{bytes_per_second / 1000:.0f} kB/s"
-    return f"{bytes_per_second / 1_000_000:.1f} MB/s"
+    if bytes_per_second < 1024 * 1024:
+        return f"{bytes_per_second / 1024:.0f} KiB/s"
+    return f"{bytes_per_second / (1024 * 1024):.1f} MiB/s"
 
 
 def plural(count: int, word: str, words: str = "") -> str:

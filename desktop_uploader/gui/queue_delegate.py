@@ -183,7 +183,7 @@ class UploadDelegate(QStyledItemDelegate):
         bar = QRect(rect.left(), second + line // 4, content_right - rect.left() - progress_width - GAP, line // 2 + 2)
         progress = QRect(bar.right() + GAP, second, progress_width, line)
         third = second + line + GAP
-        rate_width = option.fontMetrics.horizontalAdvance("999.9 MB/s · 59 min 59 s left") + 8
+        rate_width = option.fontMetrics.horizontalAdvance("999.9 MiB/s · 59 min 59 s left") + 8
         rate = QRect(content_right - rate_width, third, rate_width, line)
         status = QRect(rect.left(), third, rate.left() - GAP - rect.left(), line)
         primary = QRect(buttons.left(), buttons.top(), BUTTON, BUTTON)

@@ -25,9 +25,9 @@ def test_progress_speed_and_eta_read_like_a_person_would_say_them() -> None:
     r = row(status=Status.UPLOADING)
     r.apply(events.Progress("job", "presigned-s3", 25 * MiB, 3 * MiB, 100 * MiB, 12_500_000, 95.0), now=0)
     assert r.progress_text() == "25.0 MiB of 100.0 MiB · 25%"
-    assert r.rate_text() == "12.5 MB/s · 1 min 35 s left"
+    assert r.rate_text() == "11.9 MiB/s · 1 min 35 s left"
     assert r.status_text(0) == "Uploading" and r.method == "presigned-s3"
-    assert human_speed(900) == "1 kB/s" and human_duration(3 * 3600 + 61) == "3 h 1 min"
+    assert human_speed(900) == "1 KiB/s" and human_duration(3 * 3600 + 61) == "3 h 1 min"
 
 
 def test_retrying_counts_down_then_returns_to_uploading() -> None:
@@ -59,7 +59,7 @@ def test_the_summary_counts_what_a_person_cares_about() -> None:
     ]
     summary = summarize(rows)
     assert (summary.total, summary.done, summary.active, summary.failed) == (3, 1, 1, 1)
-    assert summary.text() == "1 of 3 done · 1 uploading · 1 failed · 2.0 MB/s"
+    assert summary.text() == "1 of 3 done · 1 uploading · 1 failed · 1.9 MiB/s"
     assert summary.fraction == (100 + 50) / 300
 
 

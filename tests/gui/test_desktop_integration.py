@@ -85,7 +85,7 @@ def test_the_shortcuts_people_expect(make_desktop: Any) -> None:
 
 def test_the_tray_tooltip_shows_overall_progress() -> None:
     busy = QueueSummary(total=3, done=1, active=2, failed=0, speed=5e6, fraction=0.42)
-    assert tooltip(busy) == "Desktop Uploader: 42% · 1 of 3 done · 2 uploading · 5.0 MB/s"
+    assert tooltip(busy) == "Desktop Uploader: 42% · 1 of 3 done · 2 uploading · 4.8 MiB/s"
     assert tooltip(QueueSummary(0, 0, 0, 0, 0.0, 0.0)) == "Desktop Uploader"
 
 
