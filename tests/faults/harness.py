@@ -51,10 +51,31 @@ SETTLE_TIMEOUT = 120.0
 CRASH_MESSAGE = "Something unexpected went wrong"
 
 
+class LazyServer:
+    """A server behind its API proxy, started on first use and then kept: the Next.js route (``next start``
+    takes seconds, and only the seeds that pick it need it)."""
+
+    def __init__(self, start: Callable[[], Proxy]) -> None:
+        self._start = start
+        self._proxy: Proxy | None = None
+        self._lock = threading.Lock()
+
+    def proxy(self) -> Proxy:
+        with self._lock:
+            if self._proxy is None:
+                self._proxy = self._start()
+            return self._proxy
+
+    @property
+    def started(self) -> Proxy | None:
+        return self._proxy
+
+
 @dataclass
 class World:
-    """The sandbox's SeaweedFS behind a storage proxy, and two APIs (presigning for that proxy) behind API proxies:
-    ours with every action, and one that offers only the seed's start/complete/abort."""
+    """The sandbox's SeaweedFS behind a storage proxy, and the APIs (presigning for that proxy) behind API proxies:
+    ours with every action, one that offers only the seed's start/complete/abort, and the Next.js route
+    (server-examples/nextjs, the whole contract), started when a seed first picks it."""
 
     sandbox: SandboxInfo
     s3: Any
@@ -62,14 +83,28 @@ class World:
     api_proxy: Proxy
     log_file: Path
     seed_api_proxy: Proxy
+    next_server: LazyServer | None = None
 
     @property
     def api_url(self) -> str:
         return self.api_proxy.url
 
+    def next_api_proxy(self) -> Proxy:
+        if self.next_server is None:
+            raise RuntimeError("this world has no Next.js route")
+        return self.next_server.proxy()
+
     def proxy_for(self, sc: Scenario) -> Proxy:
         """The API proxy a scenario's faults go to (direct-s3 talks to no API; its plan's API half stays idle)."""
-        return self.seed_api_proxy if sc.server == "seed" else self.api_proxy
+        if sc.server == "seed":
+            return self.seed_api_proxy
+        if sc.server == "next":
+            return self.next_api_proxy()
+        return self.api_proxy
+
+    def api_proxies(self) -> tuple[Proxy, ...]:
+        started = self.next_server.started if self.next_server else None
+        return (self.api_proxy, self.seed_api_proxy, *((started,) if started else ()))
 
     def plan(self, sc: Scenario) -> SeededPlan:
         return SeededPlan(sc, self.proxy_for(sc))
@@ -77,7 +112,7 @@ class World:
     def install(self, plan: SeededPlan | None) -> None:
         self.storage_proxy.set_fault_plan(plan.storage if plan else None)
         used = self.proxy_for(plan.scenario) if plan else None
-        for proxy in (self.api_proxy, self.seed_api_proxy):
+        for proxy in self.api_proxies():
             proxy.set_fault_plan(plan.api if plan and proxy is used else None)
             proxy.reset()
         self.storage_proxy.reset()
