@@ -54,3 +54,12 @@ def test_seed(world: World, seed: int, make_file: Callable[..., Any], tmp_path: 
 @pytest.mark.parametrize("seed", LONG_SEEDS)
 def test_long_seed(world: World, seed: int, make_file: Callable[..., Any], tmp_path: Path) -> None:
     check_seed(world, seed, make_file, tmp_path)
+
+
+def test_a_next_seed_talks_to_the_route(world: World, make_file: Callable[..., Any], tmp_path: Path) -> None:
+    """A seed that picks "next" is served by the Next.js route, through its own API proxy, not by ours."""
+    seed = next(s for s in SEEDS if scenario(s).server == "next" and not scenario(s).cli)
+    check_seed(world, seed, make_file, tmp_path)
+    assert world.next_server is not None and world.next_server.started is not None
+    assert world.next_server.started.stats.requests("POST") > 0
+    assert world.api_proxy.stats.requests() == 0 and world.seed_api_proxy.stats.requests() == 0
