@@ -56,7 +56,7 @@ def fault_next_server(
     """
     with contextlib.ExitStack() as stack:
 
-        def start() -> Proxy:
+        def start() -> tuple[Proxy, Path]:
             route = stack.enter_context(
                 nextjs_route(
                     sandbox,
@@ -67,7 +67,7 @@ def fault_next_server(
                     UPLOAD_API_S3_PUBLIC_ENDPOINT=fault_storage_proxy.url,
                 )
             )
-            return stack.enter_context(Proxy.start(route.url, peek_bytes=256 * 1024))
+            return stack.enter_context(Proxy.start(route.url, peek_bytes=256 * 1024)), route.log
 
         server = LazyServer(start)
         yield server

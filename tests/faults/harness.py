@@ -55,16 +55,20 @@ class LazyServer:
     """A server behind its API proxy, started on first use and then kept: the Next.js route (``next start``
     takes seconds, and only the seeds that pick it need it)."""
 
-    def __init__(self, start: Callable[[], Proxy]) -> None:
-        self._start = start
+    def __init__(self, start: Callable[[], tuple[Proxy, Path]]) -> None:
+        self._start = start  # starts the server and its proxy; returns the proxy and the server's log
         self._proxy: Proxy | None = None
+        self.log: Path | None = None
         self._lock = threading.Lock()
 
     def proxy(self) -> Proxy:
         with self._lock:
             if self._proxy is None:
-                self._proxy = self._start()
+                self._proxy, self.log = self._start()
             return self._proxy
+
+    def log_size(self) -> int:
+        return self.log.stat().st_size if self.log and self.log.exists() else 0
 
     @property
     def started(self) -> Proxy | None:
@@ -663,6 +667,7 @@ def run_seed(world: World, seed: int, path_for: Callable[[Scenario], Path], work
         killed="",
     )
     log_start = world.log_file.stat().st_size if world.log_file.exists() else 0
+    route_log_start = world.next_server.log_size() if world.next_server else 0
     with timed(result):
         path = path_for(sc)
         try:
@@ -673,5 +678,10 @@ def run_seed(world: World, seed: int, path_for: Callable[[Scenario], Path], work
         with open(world.log_file, encoding="utf-8", errors="replace") as handle:
             handle.seek(log_start)
             Checker(world, sc, path, "", result).logs_keep_secrets(handle.read(), "the engine's and server's log")
+    route_log = world.next_server.log if world.next_server else None
+    if sc.server == "next" and route_log is not None and route_log.exists():
+        with open(route_log, encoding="utf-8", errors="replace") as handle:
+            handle.seek(route_log_start)
+            Checker(world, sc, path, "", result).logs_keep_secrets(handle.read(), "the Next.js route's log")
     result.outcome = outcome_of(result)
     return result

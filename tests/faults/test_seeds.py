@@ -57,8 +57,11 @@ def test_long_seed(world: World, seed: int, make_file: Callable[..., Any], tmp_p
 
 
 def test_a_next_seed_talks_to_the_route(world: World, make_file: Callable[..., Any], tmp_path: Path) -> None:
-    """A seed that picks "next" is served by the Next.js route, through its own API proxy, not by ours."""
-    seed = next(s for s in SEEDS if scenario(s).server == "next" and not scenario(s).cli)
+    """A seed that picks "next" is served by the Next.js route, through its own API proxy, not by ours.
+
+    Its seed is outside the normal and the long run: a seed run twice in one session meets its own object.
+    """
+    seed = next(s for s in range(5000, 5100) if scenario(s).server == "next" and not scenario(s).cli)
     check_seed(world, seed, make_file, tmp_path)
     assert world.next_server is not None and world.next_server.started is not None
     assert world.next_server.started.stats.requests("POST") > 0
