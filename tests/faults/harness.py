@@ -167,6 +167,15 @@ def sha256_of(path: Path) -> str:
 # What storage says
 
 
+NEXT_STAGING = "loras/.chunked/"  # where the Next.js route keeps a chunked upload's chunks until they make a part
+
+
+def staging_objects(world: World) -> set[str]:
+    """Objects under the Next.js route's chunked staging prefix: each belongs to an unfinished chunked upload."""
+    pages = world.s3.get_paginator("list_objects_v2").paginate(Bucket=world.sandbox.bucket, Prefix=NEXT_STAGING)
+    return {o["Key"] for page in pages for o in page.get("Contents", [])}
+
+
 def open_uploads(world: World, name: str) -> dict[str, str]:
     """Multipart uploads storage still holds for this file: upload id -> key."""
     return {
@@ -668,6 +677,7 @@ def run_seed(world: World, seed: int, path_for: Callable[[Scenario], Path], work
     )
     log_start = world.log_file.stat().st_size if world.log_file.exists() else 0
     route_log_start = world.next_server.log_size() if world.next_server else 0
+    staged_before = staging_objects(world) if sc.server == "next" else set()
     with timed(result):
         path = path_for(sc)
         try:
@@ -683,5 +693,10 @@ def run_seed(world: World, seed: int, path_for: Callable[[Scenario], Path], work
         with open(route_log, encoding="utf-8", errors="replace") as handle:
             handle.seek(route_log_start)
             Checker(world, sc, path, "", result).logs_keep_secrets(handle.read(), "the Next.js route's log")
+    if sc.server == "next":  # every upload of the seed is finished by now: the route must have cleared its chunks
+        staged = staging_objects(world) - staged_before
+        if staged:
+            left = f"{len(staged)} staged chunk object(s): {sorted(staged)[:3]}"
+            result.violations.append(f"the Next.js route left {left}")
     result.outcome = outcome_of(result)
     return result
