@@ -51,10 +51,35 @@ SETTLE_TIMEOUT = 120.0
 CRASH_MESSAGE = "Something unexpected went wrong"
 
 
+class LazyServer:
+    """A server behind its API proxy, started on first use and then kept: the Next.js route (``next start``
+    takes seconds, and only the seeds that pick it need it)."""
+
+    def __init__(self, start: Callable[[], tuple[Proxy, Path]]) -> None:
+        self._start = start  # starts the server and its proxy; returns the proxy and the server's log
+        self._proxy: Proxy | None = None
+        self.log: Path | None = None
+        self._lock = threading.Lock()
+
+    def proxy(self) -> Proxy:
+        with self._lock:
+            if self._proxy is None:
+                self._proxy, self.log = self._start()
+            return self._proxy
+
+    def log_size(self) -> int:
+        return self.log.stat().st_size if self.log and self.log.exists() else 0
+
+    @property
+    def started(self) -> Proxy | None:
+        return self._proxy
+
+
 @dataclass
 class World:
-    """The sandbox's SeaweedFS behind a storage proxy, and two APIs (presigning for that proxy) behind API proxies:
-    ours with every action, and one that offers only the seed's start/complete/abort."""
+    """The sandbox's SeaweedFS behind a storage proxy, and the APIs (presigning for that proxy) behind API proxies:
+    ours with every action, one that offers only the seed's start/complete/abort, and the Next.js route
+    (server-examples/nextjs, the whole contract), started when a seed first picks it."""
 
     sandbox: SandboxInfo
     s3: Any
@@ -62,14 +87,28 @@ class World:
     api_proxy: Proxy
     log_file: Path
     seed_api_proxy: Proxy
+    next_server: LazyServer | None = None
 
     @property
     def api_url(self) -> str:
         return self.api_proxy.url
 
+    def next_api_proxy(self) -> Proxy:
+        if self.next_server is None:
+            raise RuntimeError("this world has no Next.js route")
+        return self.next_server.proxy()
+
     def proxy_for(self, sc: Scenario) -> Proxy:
         """The API proxy a scenario's faults go to (direct-s3 talks to no API; its plan's API half stays idle)."""
-        return self.seed_api_proxy if sc.server == "seed" else self.api_proxy
+        if sc.server == "seed":
+            return self.seed_api_proxy
+        if sc.server == "next":
+            return self.next_api_proxy()
+        return self.api_proxy
+
+    def api_proxies(self) -> tuple[Proxy, ...]:
+        started = self.next_server.started if self.next_server else None
+        return (self.api_proxy, self.seed_api_proxy, *((started,) if started else ()))
 
     def plan(self, sc: Scenario) -> SeededPlan:
         return SeededPlan(sc, self.proxy_for(sc))
@@ -77,7 +116,7 @@ class World:
     def install(self, plan: SeededPlan | None) -> None:
         self.storage_proxy.set_fault_plan(plan.storage if plan else None)
         used = self.proxy_for(plan.scenario) if plan else None
-        for proxy in (self.api_proxy, self.seed_api_proxy):
+        for proxy in self.api_proxies():
             proxy.set_fault_plan(plan.api if plan and proxy is used else None)
             proxy.reset()
         self.storage_proxy.reset()
@@ -126,6 +165,15 @@ def sha256_of(path: Path) -> str:
 
 # ------------------------------------------------------------------------------------------------------------
 # What storage says
+
+
+NEXT_STAGING = "loras/.chunked/"  # where the Next.js route keeps a chunked upload's chunks until they make a part
+
+
+def staging_objects(world: World) -> set[str]:
+    """Objects under the Next.js route's chunked staging prefix: each belongs to an unfinished chunked upload."""
+    pages = world.s3.get_paginator("list_objects_v2").paginate(Bucket=world.sandbox.bucket, Prefix=NEXT_STAGING)
+    return {o["Key"] for page in pages for o in page.get("Contents", [])}
 
 
 def open_uploads(world: World, name: str) -> dict[str, str]:
@@ -628,6 +676,8 @@ def run_seed(world: World, seed: int, path_for: Callable[[Scenario], Path], work
         killed="",
     )
     log_start = world.log_file.stat().st_size if world.log_file.exists() else 0
+    route_log_start = world.next_server.log_size() if world.next_server else 0
+    staged_before = staging_objects(world) if sc.server == "next" else set()
     with timed(result):
         path = path_for(sc)
         try:
@@ -638,5 +688,15 @@ def run_seed(world: World, seed: int, path_for: Callable[[Scenario], Path], work
         with open(world.log_file, encoding="utf-8", errors="replace") as handle:
             handle.seek(log_start)
             Checker(world, sc, path, "", result).logs_keep_secrets(handle.read(), "the engine's and server's log")
+    route_log = world.next_server.log if world.next_server else None
+    if sc.server == "next" and route_log is not None and route_log.exists():
+        with open(route_log, encoding="utf-8", errors="replace") as handle:
+            handle.seek(route_log_start)
+            Checker(world, sc, path, "", result).logs_keep_secrets(handle.read(), "the Next.js route's log")
+    if sc.server == "next":  # every upload of the seed is finished by now: the route must have cleared its chunks
+        staged = staging_objects(world) - staged_before
+        if staged:
+            left = f"{len(staged)} staged chunk object(s): {sorted(staged)[:3]}"
+            result.violations.append(f"the Next.js route left {left}")
     result.outcome = outcome_of(result)
     return result

@@ -87,8 +87,16 @@ RARE_DIRECT_ACTIONS = ("s3:abort", "s3:list-parts", "s3:head", "s3:list-uploads"
 DIRECT_KILL_ACTIONS = ("s3:create", "s3:complete")
 
 # The kinds of server: ours with every action ("full"), one that knows only the seed's start/complete/abort
-# (no capabilities, sign, status, list, chunked or legacy: those answer 404), or none at all (direct-s3).
-SERVERS = ("full", "seed")
+# (no capabilities, sign, status, list, chunked or legacy: those answer 404), the Next.js drop-in route with
+# the whole contract ("next": server-examples/nextjs under `next start`, chunked on, no legacy upload),
+# or none at all (direct-s3).
+SERVERS = ("full", "seed", "next")
+# Of the runs that would meet our full server, this share meets the Next.js route instead. It is drawn from a
+# generator of its own, so every other choice of a seed (and which seeds meet "seed" or no server) stays what
+# it was before "next" existed. FAULTS_NEXT=0 turns it off (every such run meets "full" again).
+NEXT_SHARE = 0.35
+NEXT_ENV = "FAULTS_NEXT"
+NEXT_LACKS = ("legacy:upload",)  # what the route answers 404 (capabilities say legacyUpload: null)
 SEED_ACTIONS = ("start", "complete", "abort")
 SEED_TARGETS = ("capabilities", *(f"presigned:{action}" for action in SEED_ACTIONS))  # what it is asked
 # Faults on a start that reach the server and lose its answer: the server created an upload nobody knows.
@@ -258,11 +266,20 @@ def _server(rng: random.Random, method: str) -> str:
     return "full"
 
 
+def _next_instead(seed: int) -> bool:
+    """Whether a run that would meet our full server meets the Next.js route: a draw of its own, see NEXT_SHARE."""
+    if os.environ.get(NEXT_ENV, "1") == "0":
+        return False
+    return random.Random(f"next-route:{seed}").random() < NEXT_SHARE
+
+
 def scenario(seed: int) -> Scenario:
     rng = random.Random(seed)
     size = _size(rng)
     method = rng.choice(["auto", "auto", "auto", "presigned", "presigned", "chunked", DIRECT, DIRECT])
     server = _server(rng, method)
+    if server == "full" and _next_instead(seed):
+        server = "next"
     retries = rng.choice([2, 3, 4])
     cli = rng.random() < 0.22
     parts = max(1, -(-size // PART))
@@ -278,6 +295,8 @@ def scenario(seed: int) -> Scenario:
         faults = [f for f in faults if f.side == "storage" or f.target in SEED_TARGETS]
         if not faults and not cli:
             faults = [replace(_storage_fault(rng, parts, retries), first=1)]
+    if server == "next":  # the route has no legacy upload: a fault there would never fire
+        faults = [f for f in faults if f.target not in NEXT_LACKS]
     kill = None
     if cli:
         kind = rng.choice(KILL_POINTS)

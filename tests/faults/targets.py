@@ -1,4 +1,4 @@
-"""Where a seeded run uploads to (our full API, the seed's API, or S3 directly), and what other sessions may do.
+"""Where a seeded run uploads to (our API, the seed's, the Next.js route, or S3), and what other sessions may do.
 
 A scenario picks a method and a kind of server; this module turns that into what the engine or the
 CLI is given: a :class:`ServerConnection`, a :class:`DirectTarget`, or both. It also holds the checks
@@ -47,7 +47,7 @@ def direct_target(world: World, bucket: str | None = None) -> DirectTarget:
 
 
 def api_url(world: World, sc: Scenario) -> str:
-    return world.seed_api_proxy.url if sc.server == "seed" else world.api_proxy.url
+    return world.proxy_for(sc).url
 
 
 def connection(world: World, sc: Scenario) -> ServerConnection | None:

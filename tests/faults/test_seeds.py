@@ -21,7 +21,7 @@ import pytest
 
 from tests.faults.conftest import record
 from tests.faults.harness import World, run_seed
-from tests.faults.scenario import Scenario, scenario
+from tests.faults.scenario import NEXT_ENV, Scenario, scenario
 from tests.support.logfail import FAULTS, OWED
 
 # Faults are injected on purpose here: the retries, failures and owed aborts they cause are logged, and expected.
@@ -54,3 +54,18 @@ def test_seed(world: World, seed: int, make_file: Callable[..., Any], tmp_path: 
 @pytest.mark.parametrize("seed", LONG_SEEDS)
 def test_long_seed(world: World, seed: int, make_file: Callable[..., Any], tmp_path: Path) -> None:
     check_seed(world, seed, make_file, tmp_path)
+
+
+def test_a_next_seed_talks_to_the_route(world: World, make_file: Callable[..., Any], tmp_path: Path) -> None:
+    """A seed that picks "next" is served by the Next.js route, through its own API proxy, not by ours.
+
+    Its seed is outside the normal and the long run: a seed run twice in one session meets its own object.
+    """
+    picked = [s for s in range(5000, 5100) if scenario(s).server == "next" and not scenario(s).cli]
+    if not picked:
+        pytest.skip(f"no seed picks the Next.js route ({NEXT_ENV}=0?)")
+    seed = picked[0]
+    check_seed(world, seed, make_file, tmp_path)
+    assert world.next_server is not None and world.next_server.started is not None
+    assert world.next_server.started.stats.requests("POST") > 0
+    assert world.api_proxy.stats.requests() == 0 and world.seed_api_proxy.stats.requests() == 0

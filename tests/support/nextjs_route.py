@@ -138,8 +138,18 @@ def _wait_ready(process: subprocess.Popen[bytes], url: str, log: Path, timeout: 
 
 
 @contextmanager
-def nextjs_route(info: SandboxInfo, workdir: Path, *, storage_proxy: bool = False, **env: str) -> Iterator[NextRoute]:
+def nextjs_route(
+    info: SandboxInfo,
+    workdir: Path,
+    *,
+    storage_proxy: bool = False,
+    alice: RouteUser | None = None,
+    **env: str,
+) -> Iterator[NextRoute]:
     """Serve the built route over the sandbox's storage with ``env`` added (e.g. ``UPLOADER_ACTIONS``).
+
+    ``alice`` is the first user (a fresh one unless given: the fault suite passes the sandbox's own
+    token and user, so the route writes under the same ``loras/sandbox-user/`` as our server).
 
     With ``storage_proxy``, part URLs are signed for a :class:`Proxy` in front of storage
     (``UPLOAD_API_S3_PUBLIC_ENDPOINT``; it relays the Host header the signature covers), so a test
@@ -149,15 +159,15 @@ def nextjs_route(info: SandboxInfo, workdir: Path, *, storage_proxy: bool = Fals
         proxy = stack.enter_context(Proxy.start(info.s3_endpoint)) if storage_proxy else None
         if proxy is not None:
             env = {"UPLOAD_API_S3_PUBLIC_ENDPOINT": proxy.url, **env}
-        route = stack.enter_context(_serve(info, workdir, env))
+        route = stack.enter_context(_serve(info, workdir, env, alice))
         yield NextRoute(route.url, route.pid, route.log, route.alice, route.bob, proxy)
 
 
 @contextmanager
-def _serve(info: SandboxInfo, workdir: Path, env: dict[str, str]) -> Iterator[NextRoute]:
+def _serve(info: SandboxInfo, workdir: Path, env: dict[str, str], alice: RouteUser | None) -> Iterator[NextRoute]:
     build()
     workdir.mkdir(parents=True, exist_ok=True)
-    alice = RouteUser(uuid.uuid4().hex, f"nx{uuid.uuid4().hex[:10]}")
+    alice = alice or RouteUser(uuid.uuid4().hex, f"nx{uuid.uuid4().hex[:10]}")
     bob = RouteUser(uuid.uuid4().hex, f"nx{uuid.uuid4().hex[:10]}")
     tokens = workdir / "tokens.json"
     tokens.write_text(json.dumps({alice.token: alice.user_id, bob.token: bob.user_id}), encoding="utf-8")
