@@ -247,6 +247,6 @@ def test_an_abort_owed_to_another_server_is_listed_and_kept_by_a_session_elsewhe
 
     assert cli("upload", str(make_file(1 * MiB, name="today.safetensors").path)).code == 0
     listing = cli("list")
-    assert "1 discarded upload(s) still to be removed from https://uploads.example.com" in listing.stderr
+    assert "1 discarded upload still to be removed from https://uploads.example.com" in listing.stderr
     [owed] = cli("list", "--json").json()["owedAborts"]
     assert owed["server"] == "https://uploads.example.com" and owed["file"] == sample.path.name
