@@ -1,0 +1,55 @@
+"""Files still waiting in the queue when the app quit, so they come back the next time it opens.
+
+The resume store only knows uploads that have started (it is written when a run creates its
+server-side upload). A file queued behind them, or paused before it started, has nothing there, and
+was dropped on quit although the quit dialog promises that uploads continue. They are kept here, as
+a small JSON list (0600: it names the user's files), written once on quit and read once on start.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from desktop_uploader.engine.private import private_dir, private_file
+
+log = logging.getLogger(__name__)
+
+FILE_NAME = "queue.json"
+
+
+@dataclass(frozen=True)
+class SavedRow:
+    path: str
+    display_name: str
+    paused: bool  # the person paused it (or it was never started): it comes back paused, not running
+
+
+def save_queue(data_dir: Path, rows: list[SavedRow]) -> None:
+    """Replace the saved list (atomically: a crash mid-write leaves the old list or the new one)."""
+    target = data_dir / FILE_NAME
+    if not rows:
+        target.unlink(missing_ok=True)
+        return
+    private_dir(data_dir)
+    temporary = private_file(data_dir / f"{FILE_NAME}.tmp")
+    temporary.write_text(json.dumps([asdict(row) for row in rows]), encoding="utf-8")
+    os.replace(temporary, target)
+
+
+def take_queue(data_dir: Path) -> list[SavedRow]:
+    """The saved list, which is then forgotten (the queue holds the rows again); a damaged list is empty."""
+    target = data_dir / FILE_NAME
+    try:
+        raw = json.loads(target.read_text(encoding="utf-8"))
+        rows = [SavedRow(str(item["path"]), str(item["display_name"]), bool(item["paused"])) for item in raw]
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        log.warning("The saved queue %s could not be read (%s); it is left out", target, exc)
+        rows = []
+    target.unlink(missing_ok=True)
+    return rows

@@ -1,0 +1,92 @@
+"""The session's memory across restarts: the upload history, the duplicate check, the saved queue.
+
+No widgets and no waiting on the GUI thread: the history is read and written, files are hashed and
+the queue is saved on worker threads (``in_thread``); only the questions run here, on the window's
+thread. The session makes one of these and calls it at three moments: a drop, the start, the quit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from desktop_uploader.engine.errors import UploaderError
+from desktop_uploader.engine.events import Status
+from desktop_uploader.engine.history import HistoryEntry, HistoryStore
+from desktop_uploader.engine.history_recorder import HistoryRecorder, destination_key
+from desktop_uploader.engine.manager import UploadManager
+from desktop_uploader.engine.rows import Row
+from desktop_uploader.engine.saved_queue import SavedRow, save_queue, take_queue
+from desktop_uploader.engine.state import StateStore
+from desktop_uploader.gui.tasks import in_thread
+
+AskUploaded = Callable[[list[tuple[Path, HistoryEntry]]], Awaitable[bool]]  # True: skip them
+
+
+class SessionMemory:
+    def __init__(self, data_dir: Path, manager: UploadManager, state: StateStore) -> None:
+        self.data_dir = data_dir
+        self.store = HistoryStore.in_data_dir(data_dir)
+        self.recorder = HistoryRecorder.attach(self.store, manager)
+        self._manager = manager
+        self._state = state
+        self._waiting: list[tuple[str, SavedRow]] = []
+
+    # -- duplicates -----------------------------------------------------------------------------------------
+
+    def _uploaded(self, key: str, paths: list[Path]) -> list[tuple[Path, HistoryEntry]]:
+        found = []
+        for path in paths:
+            try:
+                entry, digest = self.store.duplicate_of(key, path)
+            except OSError:
+                continue  # unreadable now: adding it says so
+            if entry is not None:
+                found.append((path, entry))
+            elif digest:
+                self.recorder.remember_hash(path, digest)
+        return found
+
+    async def skip_uploaded(self, chosen: list[Path], ask: AskUploaded) -> tuple[list[Path], list[str]]:
+        """``chosen`` without the files already uploaded to this server that the person chose to skip,
+        and a sentence for each skipped file."""
+        key = destination_key(self._manager)
+        if not key or not chosen:
+            return chosen, []
+        found = await in_thread(self._uploaded, key, chosen)
+        if not found or not await ask(found):
+            return chosen, []
+        skipped = {path for path, _ in found}
+        said = [f"{path.name} was skipped: it is already uploaded." for path, _ in found]
+        return [p for p in chosen if p not in skipped], said
+
+    # -- the queue across restarts --------------------------------------------------------------------------
+
+    def note_waiting(self, rows: list[Row]) -> None:
+        """Before quitting (on the GUI thread, from the rows): what waits and may have no resume record."""
+        self._waiting = [
+            (row.job_id, SavedRow(str(row.path), row.file_name, row.status is Status.PAUSED))
+            for row in rows
+            if row.status in (Status.QUEUED, Status.PAUSED)
+        ]
+
+    def _save(self) -> None:
+        rows = [saved for job_id, saved in self._waiting if self._state.get(job_id) is None]
+        save_queue(self.data_dir, rows)
+
+    async def save_waiting(self) -> None:
+        """After the manager closed: keep what has no resume record (started uploads come back from that)."""
+        await in_thread(self._save)
+
+    def _restore(self, start: bool) -> int:
+        restored = 0
+        for saved in take_queue(self.data_dir):
+            try:
+                self._manager.add(saved.path, saved.display_name, start=start and not saved.paused)
+            except UploaderError:  # gone or unreadable since: nothing to bring back
+                continue
+            restored += 1
+        return restored
+
+    async def restore_waiting(self, start: bool) -> int:
+        return await in_thread(self._restore, start)
