@@ -25,7 +25,7 @@ def unique(stem: str) -> str:
 
 
 def stored_keys(s3: Any, bucket: str, stem: str) -> list[str]:
-    """Keys in the bucket whose file name holds ``stem`` (the server prefixes a user id and a time to make it unique)."""
+    """Keys whose file name holds ``stem`` (the server prefixes a user id and a time to make names unique)."""
     keys: list[str] = []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
         keys += [o["Key"] for o in page.get("Contents", []) if stem in Path(o["Key"]).name]
