@@ -3,7 +3,10 @@
 The resume store only knows uploads that have started (it is written when a run creates its
 server-side upload). A file queued behind them, or paused before it started, has nothing there, and
 was dropped on quit although the quit dialog promises that uploads continue. They are kept here, as
-a small JSON list (0600: it names the user's files), written once on quit and read once on start.
+a small JSON file (0600: it names the user's files), written once on quit and read once on start.
+
+It also names the started uploads the person had paused before quitting: their resume records bring
+them back, and this says to show them as "Paused" (as they were), not "Interrupted".
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from desktop_uploader.engine.private import private_dir, private_file
@@ -28,28 +31,36 @@ class SavedRow:
     paused: bool  # the person paused it (or it was never started): it comes back paused, not running
 
 
-def save_queue(data_dir: Path, rows: list[SavedRow]) -> None:
-    """Replace the saved list (atomically: a crash mid-write leaves the old list or the new one)."""
+@dataclass(frozen=True)
+class SavedQueue:
+    rows: list[SavedRow] = field(default_factory=list)  # not started: no resume record
+    paused: list[str] = field(default_factory=list)  # ids of started uploads the person paused
+
+
+def save_queue(data_dir: Path, saved: SavedQueue) -> None:
+    """Replace the saved queue (atomically: a crash mid-write leaves the old one or the new one)."""
     target = data_dir / FILE_NAME
-    if not rows:
+    if not saved.rows and not saved.paused:
         target.unlink(missing_ok=True)
         return
     private_dir(data_dir)
     temporary = private_file(data_dir / f"{FILE_NAME}.tmp")
-    temporary.write_text(json.dumps([asdict(row) for row in rows]), encoding="utf-8")
+    text = json.dumps({"rows": [asdict(row) for row in saved.rows], "paused": saved.paused})
+    temporary.write_text(text, encoding="utf-8")
     os.replace(temporary, target)
 
 
-def take_queue(data_dir: Path) -> list[SavedRow]:
-    """The saved list, which is then forgotten (the queue holds the rows again); a damaged list is empty."""
+def take_queue(data_dir: Path) -> SavedQueue:
+    """The saved queue, which is then forgotten (the queue holds the rows again); a damaged one is empty."""
     target = data_dir / FILE_NAME
     try:
         raw = json.loads(target.read_text(encoding="utf-8"))
-        rows = [SavedRow(str(item["path"]), str(item["display_name"]), bool(item["paused"])) for item in raw]
+        rows = [SavedRow(str(item["path"]), str(item["display_name"]), bool(item["paused"])) for item in raw["rows"]]
+        saved = SavedQueue(rows, [str(job_id) for job_id in raw["paused"]])
     except FileNotFoundError:
-        return []
+        return SavedQueue()
     except (OSError, ValueError, TypeError, KeyError) as exc:
         log.warning("The saved queue %s could not be read (%s); it is left out", target, exc)
-        rows = []
+        saved = SavedQueue()
     target.unlink(missing_ok=True)
-    return rows
+    return saved

@@ -7,6 +7,7 @@ thread. The session makes one of these and calls it at three moments: a drop, th
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from desktop_uploader.engine.history import HistoryEntry, HistoryStore
 from desktop_uploader.engine.history_recorder import HistoryRecorder, destination_key
 from desktop_uploader.engine.manager import UploadManager
 from desktop_uploader.engine.rows import Row
-from desktop_uploader.engine.saved_queue import SavedRow, save_queue, take_queue
+from desktop_uploader.engine.saved_queue import SavedQueue, SavedRow, save_queue, take_queue
 from desktop_uploader.engine.state import StateStore
 from desktop_uploader.gui.tasks import in_thread
 
@@ -71,22 +72,27 @@ class SessionMemory:
         ]
 
     def _save(self) -> None:
-        rows = [saved for job_id, saved in self._waiting if self._state.get(job_id) is None]
-        save_queue(self.data_dir, rows)
+        saved = SavedQueue()
+        for job_id, row in self._waiting:
+            if self._state.get(job_id) is None:
+                saved.rows.append(row)
+            elif row.paused:
+                saved.paused.append(job_id)
+        save_queue(self.data_dir, saved)
 
     async def save_waiting(self) -> None:
         """After the manager closed: keep what has no resume record (started uploads come back from that)."""
         await in_thread(self._save)
 
-    def _restore(self, start: bool) -> int:
-        restored = 0
-        for saved in take_queue(self.data_dir):
-            try:
-                self._manager.add(saved.path, saved.display_name, start=start and not saved.paused)
-            except UploaderError:  # gone or unreadable since: nothing to bring back
-                continue
-            restored += 1
-        return restored
+    def _restore(self, start: bool) -> list[str]:
+        saved = take_queue(self.data_dir)
+        interrupted = self._manager.restore_interrupted(paused=set(saved.paused))
+        for row in saved.rows:
+            with contextlib.suppress(UploaderError):  # gone or unreadable since: nothing to bring back
+                self._manager.add(row.path, row.display_name, start=start and not row.paused)
+        return [job_id for job_id in interrupted if job_id not in saved.paused]
 
-    async def restore_waiting(self, start: bool) -> int:
+    async def restore(self, start: bool) -> list[str]:
+        """What the last session left: started uploads (from the resume store; those the person had
+        paused as "Paused"), then the files still waiting. The ids of the interrupted uploads."""
         return await in_thread(self._restore, start)

@@ -169,8 +169,7 @@ class AppSession(QObject):
     # -- the queue ------------------------------------------------------------------------------------------
 
     async def restore_interrupted(self) -> int:
-        ids = await in_thread(self.manager.restore_interrupted)
-        await self.memory.restore_waiting(self.settings.auto_start)
+        ids = await self.memory.restore(self.settings.auto_start)  # and the files still queued at quit
         if ids:
             stopped = plural(len(ids), "upload was", "uploads were")
             self.message.emit(f"{stopped} interrupted last time; resume when you're ready.")

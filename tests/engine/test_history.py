@@ -16,7 +16,7 @@ import pytest
 from desktop_uploader.engine.history import HistoryEntry, HistoryStore
 from desktop_uploader.engine.history_recorder import HistoryRecorder
 from desktop_uploader.engine.limits import MiB
-from desktop_uploader.engine.saved_queue import SavedRow, save_queue, take_queue
+from desktop_uploader.engine.saved_queue import SavedQueue, SavedRow, save_queue, take_queue
 from desktop_uploader.sandbox.info import SandboxInfo
 from tests.conftest import SampleFile
 from tests.engine.conftest import Engine
@@ -91,11 +91,18 @@ def test_a_file_is_hashed_only_when_its_size_matches_an_upload_to_that_server(tm
 
 def test_the_saved_queue_comes_back_once(tmp_path: Path) -> None:
     rows = [SavedRow("/models/a.safetensors", "a", False), SavedRow("/models/b.safetensors", "b", True)]
-    save_queue(tmp_path, rows)
+    save_queue(tmp_path, SavedQueue(rows, ["paused-upload-id"]))
     if os.name == "posix":
         assert stat.S_IMODE((tmp_path / "queue.json").stat().st_mode) == 0o600
-    assert take_queue(tmp_path) == rows
-    assert take_queue(tmp_path) == []  # the queue holds them again: a second start doesn't add them twice
+    assert take_queue(tmp_path) == SavedQueue(rows, ["paused-upload-id"])
+    assert take_queue(tmp_path) == SavedQueue()  # the queue holds them again: a second start doesn't add them twice
+
+
+@pytest.mark.allow_log(r"^WARNING desktop_uploader\.engine\.saved_queue: The saved queue .* could not be read")
+def test_a_damaged_saved_queue_is_left_out(tmp_path: Path) -> None:
+    (tmp_path / "queue.json").write_text("{not json", encoding="utf-8")
+    assert take_queue(tmp_path) == SavedQueue()
+    assert not (tmp_path / "queue.json").exists()
 
 
 def test_an_engine_upload_is_recorded_with_its_paths_and_server(

@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QMessageBox
 from desktop_uploader.engine.events import Status
 from desktop_uploader.engine.history import HistoryStore
 from desktop_uploader.engine.limits import MiB
+from desktop_uploader.engine.rows import RowAction
 from desktop_uploader.gui.history_dialog import HistoryDialog
 from tests.gui.conftest import answer, run, until
 from tests.gui.test_queue import drop
@@ -190,3 +191,34 @@ def test_the_same_bytes_under_another_name_offer_to_skip_and_a_same_size_file_is
     upload(desktop, aloop, [lookalike.path])  # no question: it would wait for an answer and time out
     assert desktop.window.findChild(QMessageBox, "alreadyUploadedQuestion") is None
     assert len(stored_keys(s3, sandbox.bucket, lookalike.path.stem)) == 1
+
+
+def test_an_upload_the_person_paused_comes_back_paused_not_interrupted(
+    make_desktop: Any, make_file: Any, aloop: Any, s3: Any, sandbox: Any
+) -> None:
+    first = make_desktop(bandwidth_limit=8 * 1000 * 1000, chunk_size=5 * MiB, concurrency=2)
+    sample = make_file(30 * MiB, unique("paused"))
+
+    async def pause_then_quit() -> None:
+        drop(first.window, [sample.path])
+        rows = first.session.model.rows
+        await until(lambda: rows() and rows()[0].confirmed >= 10 * MiB, 60, "some parts stored")
+        first.session.act(first.session.model.rows()[0].job_id, RowAction.PAUSE)
+        await until(lambda: first.session.model.rows()[0].status == Status.PAUSED, 30, "the pause")
+        await first.session.shutdown()  # "Pause and quit", with nothing running any more
+
+    run(aloop, pause_then_quit())
+    first.window.close()
+    second = make_desktop(bandwidth_limit=0)
+    [row] = second.session.model.rows()
+    assert row.status == Status.PAUSED and "Interrupted" not in row.status_text(0)
+    assert row.confirmed >= 10 * MiB  # what is stored shows
+    assert RowAction.RESUME in row.actions()
+
+    async def resume() -> None:
+        second.session.act(row.job_id, RowAction.RESUME)
+        await until(lambda: second.session.model.rows()[0].status == Status.COMPLETED, 60, "the resumed upload")
+
+    run(aloop, resume())
+    done = second.session.model.rows()[0]
+    assert done.result is not None and object_sha256(s3, sandbox.bucket, done.result.s3_key) == sample.sha256
