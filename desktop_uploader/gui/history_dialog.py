@@ -1,6 +1,6 @@
 """The History window: every completed upload, newest first, searchable, its paths one click away.
 
-Opened from View › History (Ctrl+H; Cmd+Y on macOS, as browsers do). The entries are read on a
+Opened from File › History… (Ctrl+H; Cmd+Y on macOS, as browsers do). The entries are read on a
 worker thread and shown when they arrive, so a long history never stalls the window; the search box
 filters what was read, in memory. Clearing asks first, and keeping the history is the default.
 """
@@ -166,7 +166,7 @@ def history_keys() -> QKeySequence:
 
 
 def install_history(window: QMainWindow, store: HistoryStore) -> QAction:
-    """A View menu with History…, placed before Help; the action opens (or raises) the History window."""
+    """File › History…: opens (or raises) the History window."""
     action = QAction("History…", window)
     action.setObjectName("historyAction")
     action.setShortcut(history_keys())
@@ -178,19 +178,18 @@ def install_history(window: QMainWindow, store: HistoryStore) -> QAction:
         if dialog is None:
             dialog = HistoryDialog(store, window)
             dialog.finished.connect(dialog.deleteLater)
-            spawn(dialog.load())
+        spawn(dialog.load())  # again when raised: uploads may have completed since
         dialog.show()
         dialog.raise_()
         dialog.activateWindow()
 
     action.triggered.connect(open_history)
-    bar = window.menuBar()
-    menus = [a for a in bar.actions() if a.menu() is not None]
-    view = QMenu("&View", window)
-    view.setObjectName("viewMenu")
-    view.addAction(action)
-    if menus:
-        bar.insertMenu(menus[-1], view)  # before Help, which ends a menu bar by convention
+    menus = [a.menu() for a in window.menuBar().actions() if isinstance(a.menu(), QMenu)]
+    file_menu = menus[0] if menus else window.menuBar().addMenu("&File")
+    assert isinstance(file_menu, QMenu)
+    quit_group = next((a for a in file_menu.actions() if a.isSeparator()), None)
+    if quit_group is not None:
+        file_menu.insertAction(quit_group, action)  # after Add files and Add folder, before Quit
     else:
-        bar.addMenu(view)
+        file_menu.addAction(action)
     return action

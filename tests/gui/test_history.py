@@ -14,7 +14,7 @@ from desktop_uploader.engine.events import Status
 from desktop_uploader.engine.history import HistoryStore
 from desktop_uploader.engine.limits import MiB
 from desktop_uploader.engine.rows import RowAction
-from desktop_uploader.gui.history_dialog import HistoryDialog
+from desktop_uploader.gui.history_dialog import HistoryDialog, history_keys
 from tests.gui.conftest import answer, run, until
 from tests.gui.test_queue import drop
 from tests.support.storage import object_sha256
@@ -48,6 +48,7 @@ def upload(desktop: Any, aloop: Any, paths: list[Path]) -> None:
 
 
 def open_history(desktop: Any, aloop: Any) -> HistoryDialog:
+    assert desktop.window.history_action.shortcut() == history_keys()  # Ctrl+H (Cmd+Y on macOS)
     desktop.window.history_action.trigger()
     dialog = desktop.window.findChild(HistoryDialog, "historyDialog")
     assert dialog is not None and dialog.isVisible()
