@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from desktop_uploader.engine.events import Completed, Event, Queued, UploadResult
+from desktop_uploader.engine.events import Completed, Event, Queued, Removed, UploadResult
 from desktop_uploader.engine.history import THIS_COMPUTER, HistoryEntry, HistoryStore
 from desktop_uploader.engine.jobs import ServerConnection
 from desktop_uploader.engine.manager import UploadManager
@@ -88,6 +88,9 @@ class HistoryRecorder:
         if isinstance(event, Queued):
             with self._lock:
                 self._paths[event.job_id] = Path(event.path)
+        elif isinstance(event, Removed):
+            with self._lock:
+                self._paths.pop(event.job_id, None)
         elif isinstance(event, Completed):
             try:
                 self.store.record(self.entry_for(event))

@@ -48,13 +48,28 @@ class SessionMemory:
                 self.recorder.remember_hash(path, digest)
         return found
 
-    async def skip_uploaded(self, chosen: list[Path], ask: AskUploaded) -> tuple[list[Path], list[str]]:
+    def _same_size(self, key: str, paths: list[Path]) -> list[Path]:
+        found = []
+        for path in paths:
+            with contextlib.suppress(OSError):
+                if self.store.same_size(key, path.stat().st_size):
+                    found.append(path)
+        return found
+
+    async def skip_uploaded(
+        self, chosen: list[Path], ask: AskUploaded, say: Callable[[str], None]
+    ) -> tuple[list[Path], list[str]]:
         """``chosen`` without the files already uploaded to this server that the person chose to skip,
-        and a sentence for each skipped file."""
+        and a sentence for each skipped file. Only files whose size matches an upload are hashed."""
         key = destination_key(self._manager)
         if not key or not chosen:
             return chosen, []
-        found = await in_thread(self._uploaded, key, chosen)
+        suspects = await in_thread(self._same_size, key, chosen)
+        if not suspects:
+            return chosen, []
+        which = suspects[0].name if len(suspects) == 1 else f"{len(suspects)} files"
+        say(f"Checking whether {which} is already on this server…")
+        found = await in_thread(self._uploaded, key, suspects)
         if not found or not await ask(found):
             return chosen, []
         skipped = {path for path, _ in found}

@@ -199,7 +199,7 @@ class AppSession(QObject):
             if found_damaged and not await confirm_damaged(found_damaged):
                 chosen, refused = refuse(chosen, found_damaged)
         if confirm_uploaded is not None:  # already on this server? (hashed off this thread, only on a size match)
-            chosen, skipped_uploaded = await self.memory.skip_uploaded(chosen, confirm_uploaded)
+            chosen, skipped_uploaded = await self.memory.skip_uploaded(chosen, confirm_uploaded, self.message.emit)
             refused += skipped_uploaded
         known, start = self.model.job_ids(), self.settings.auto_start  # read here, on the GUI thread
         added, duplicates, problems = await in_thread(lambda: add_all(self.manager, chosen, known, start=start))

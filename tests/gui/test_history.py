@@ -187,6 +187,22 @@ def test_the_same_bytes_under_another_name_offer_to_skip_and_a_same_size_file_is
     assert stored_keys(s3, sandbox.bucket, copy.stem) == []
     assert len(stored_keys(s3, sandbox.bucket, original.path.stem)) == 1  # exactly one object
 
+    assert any(m.startswith(f"Checking whether {copy.name}") for m in messages)  # the wait says what it is
+
+    async def upload_again() -> None:
+        drop(desktop.window, [copy])
+        await answer(desktop.window, "alreadyUploadedQuestion", "Upload again", 30)
+        await until(
+            lambda: any(
+                r.file_name == copy.name and r.status == Status.COMPLETED for r in desktop.session.model.rows()
+            ),
+            60,
+            "the second copy",
+        )
+
+    run(aloop, upload_again())
+    assert len(stored_keys(s3, sandbox.bucket, copy.stem)) == 1  # asked for, so sent
+
     lookalike = make_file(3 * MiB, unique("lookalike"))  # the same size, other bytes
     assert lookalike.size == original.size
     upload(desktop, aloop, [lookalike.path])  # no question: it would wait for an answer and time out
