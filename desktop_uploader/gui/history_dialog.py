@@ -46,7 +46,7 @@ class HistoryDialog(QDialog):
         self.loaded = False
         self.setObjectName("historyDialog")
         self.setWindowTitle("Upload history")
-        self.resize(860, 460)
+        self.resize(1000, 460)
         self.search = QLineEdit(self)
         self.search.setObjectName("historySearch")
         self.search.setPlaceholderText("Search by name, path or server")
@@ -60,6 +60,8 @@ class HistoryDialog(QDialog):
         self.list.setRootIsDecorated(False)
         self.list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.list.currentItemChanged.connect(self._update_buttons)
+        for column, width in enumerate((280, 300, 80, 100, 130)):  # long names stay readable in their tooltips
+            self.list.setColumnWidth(column, width)
         self.placeholder = QLabel("Loading the history…", self)
         self.placeholder.setObjectName("historyPlaceholder")
         self.copy_comfyui = self._button("Copy ComfyUI path", "copyComfyui", lambda: self._copy("comfyui"))
@@ -101,8 +103,8 @@ class HistoryDialog(QDialog):
             values = (entry.file_name, entry.comfyui_path, human_bytes(entry.size), entry.method, when, entry.server)
             item = QTreeWidgetItem(list(values))
             item.setData(0, Qt.ItemDataRole.UserRole, entry)
-            item.setToolTip(0, entry.local_path)
-            item.setToolTip(1, entry.s3_path)
+            item.setToolTip(0, f"{entry.file_name}\nfrom {entry.local_path}")
+            item.setToolTip(1, f"{entry.comfyui_path}\nS3: {entry.s3_path}")
             self.list.addTopLevelItem(item)
         first = self.list.topLevelItem(0)
         if first is not None:
