@@ -81,7 +81,7 @@ class SessionMemory:
     def note_waiting(self, rows: list[Row]) -> None:
         """Before quitting (on the GUI thread, from the rows): what waits and may have no resume record."""
         self._waiting = [
-            (row.job_id, SavedRow(str(row.path), row.file_name, row.status is Status.PAUSED))
+            (row.job_id, SavedRow(str(row.path), row.display_name, row.status is Status.PAUSED))
             for row in rows
             if row.status in (Status.QUEUED, Status.PAUSED)
         ]

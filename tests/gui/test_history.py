@@ -138,23 +138,27 @@ def test_queued_and_paused_files_come_back_after_pause_and_quit(
     run(aloop, finish_waiting())
     result = next(r.result for r in second.session.model.rows() if r.file_name == waiting.path.name)
     assert result is not None and object_sha256(s3, sandbox.bucket, result.s3_key) == waiting.sha256
+    assert result.s3_key.endswith(f"_{waiting.path.name}")  # stored under its own name, as before the restart
 
 
 def test_a_file_waiting_to_be_started_comes_back_paused(make_desktop: Any, make_file: Any, aloop: Any) -> None:
     first = make_desktop(auto_start=False)
     sample = make_file(1 * MiB, unique("later"))
 
-    async def add_and_quit() -> None:
+    async def add_rename_and_quit() -> None:
         drop(first.window, [sample.path])
         await until(lambda: first.session.model.rowCount() == 1, 10, "the row")
         assert first.session.model.rows()[0].status == Status.PAUSED
+        first.session.manager.rename(first.session.model.rows()[0].job_id, "my-style")
+        await until(lambda: first.session.model.rows()[0].display_name == "my-style", 10, "the new name")
         await first.session.shutdown()
 
-    run(aloop, add_and_quit())
+    run(aloop, add_rename_and_quit())
     first.window.close()
     second = make_desktop(auto_start=False)
     [row] = second.session.model.rows()
     assert row.file_name == sample.path.name and row.status == Status.PAUSED
+    assert row.display_name == "my-style"  # the name it will be stored under, as the person chose it
 
 
 def test_the_same_bytes_under_another_name_offer_to_skip_and_a_same_size_file_is_not_flagged(
