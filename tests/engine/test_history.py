@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import stat
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,9 @@ import pytest
 from desktop_uploader.engine.history import HistoryEntry, HistoryStore
 from desktop_uploader.engine.history_recorder import HistoryRecorder
 from desktop_uploader.engine.limits import MiB
+from desktop_uploader.engine.methods.direct_s3 import DirectTarget
 from desktop_uploader.engine.saved_queue import SavedQueue, SavedRow, save_queue, take_queue
+from desktop_uploader.engine.settings import Settings
 from desktop_uploader.sandbox.info import SandboxInfo
 from tests.conftest import SampleFile
 from tests.engine.conftest import Engine
@@ -120,6 +124,23 @@ def test_an_engine_upload_is_recorded_with_its_paths_and_server(
     assert recorded.comfyui_path == (job.result.comfyui_path or "") and recorded.s3_path
     assert recorded.method == job.result.method and recorded.server == sandbox.api_url
     assert object_sha256(s3, sandbox.bucket, job.result.s3_key) == sample.sha256
+
+
+def test_a_direct_upload_is_recorded_against_its_bucket(
+    make_engine: Callable[..., Engine],
+    make_file: Callable[..., SampleFile],
+    tmp_path: Path,
+    direct_target: DirectTarget,
+) -> None:
+    target = dataclasses.replace(direct_target, prefix=f"direct-{uuid.uuid4().hex[:12]}")
+    engine = make_engine(Settings(method="direct-s3"), direct=target)
+    store = HistoryStore(tmp_path / "history.sqlite3")
+    HistoryRecorder.attach(store, engine.manager)
+    job = engine.upload(make_file(1 * MiB, "direct.safetensors").path)
+    assert job.result is not None, job.message
+    [recorded] = store.entries()
+    assert recorded.server_key == target.server_id and target.bucket in recorded.server
+    assert recorded.method == "direct-s3" and recorded.s3_path.endswith(Path(job.result.s3_key).name)
 
 
 @pytest.fixture
