@@ -15,8 +15,10 @@ from typing import Any
 
 import pytest
 
+from desktop_uploader.connection import SANDBOX_LABEL
 from desktop_uploader.engine.history import HistoryEntry, HistoryStore
-from desktop_uploader.engine.history_recorder import HistoryRecorder
+from desktop_uploader.engine.history_recorder import HistoryRecorder, server_names
+from desktop_uploader.engine.jobs import ServerConnection
 from desktop_uploader.engine.limits import MiB
 from desktop_uploader.engine.methods.direct_s3 import DirectTarget
 from desktop_uploader.engine.saved_queue import SavedQueue, SavedRow, save_queue, take_queue
@@ -169,3 +171,10 @@ def test_a_command_line_upload_is_in_the_history(
     [recorded] = HistoryStore(private_home / "data" / "history.sqlite3").entries()
     assert recorded.size == sample.size and recorded.local_path == str(sample.path.resolve())
     assert recorded.comfyui_path and recorded.server == sandbox.api_url
+
+
+def test_the_sandbox_is_named_this_computer_and_known_by_its_identity() -> None:
+    sandbox = ServerConnection("http://127.0.0.1:40123", "t", "sandbox-7f3a", SANDBOX_LABEL)
+    assert server_names(sandbox, None, "presigned-s3") == ("this computer", "sandbox-7f3a")
+    remote = ServerConnection("https://uploads.example.com", "t", "https://uploads.example.com", "uploads.example.com")
+    assert server_names(remote, None, "chunked-s3") == ("https://uploads.example.com", "https://uploads.example.com")
