@@ -3,7 +3,8 @@
 The resume store only knows uploads that have started (it is written when a run creates its
 server-side upload). A file queued behind them, or paused before it started, has nothing there, and
 was dropped on quit although the quit dialog promises that uploads continue. They are kept here, as
-a small JSON file (0600: it names the user's files), written once on quit and read once on start.
+a small JSON file (0600: it names the user's files), rewritten whenever what waits changes (so a
+crash or a kill loses nothing either) and read once on start.
 
 It also names the started uploads the person had paused before quitting: their resume records bring
 them back, and this says to show them as "Paused" (as they were), not "Interrupted".
@@ -35,6 +36,7 @@ class SavedRow:
 class SavedQueue:
     rows: list[SavedRow] = field(default_factory=list)  # not started: no resume record
     paused: list[str] = field(default_factory=list)  # ids of started uploads the person paused
+    saved_at: float = 0.0  # seconds since the epoch: an upload completed later is not brought back
 
 
 def save_queue(data_dir: Path, saved: SavedQueue) -> None:
@@ -45,7 +47,7 @@ def save_queue(data_dir: Path, saved: SavedQueue) -> None:
         return
     private_dir(data_dir)
     temporary = private_file(data_dir / f"{FILE_NAME}.tmp")
-    text = json.dumps({"rows": [asdict(row) for row in saved.rows], "paused": saved.paused})
+    text = json.dumps({"rows": [asdict(row) for row in saved.rows], "paused": saved.paused, "saved_at": saved.saved_at})
     temporary.write_text(text, encoding="utf-8")
     os.replace(temporary, target)
 
@@ -56,7 +58,7 @@ def take_queue(data_dir: Path) -> SavedQueue:
     try:
         raw = json.loads(target.read_text(encoding="utf-8"))
         rows = [SavedRow(str(item["path"]), str(item["display_name"]), bool(item["paused"])) for item in raw["rows"]]
-        saved = SavedQueue(rows, [str(job_id) for job_id in raw["paused"]])
+        saved = SavedQueue(rows, [str(job_id) for job_id in raw["paused"]], float(raw.get("saved_at", 0.0)))
     except FileNotFoundError:
         return SavedQueue()
     except (OSError, ValueError, TypeError, KeyError) as exc:

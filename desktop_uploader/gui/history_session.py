@@ -2,12 +2,15 @@
 
 No widgets and no waiting on the GUI thread: the history is read and written, files are hashed and
 the queue is saved on worker threads (``in_thread``); only the questions run here, on the window's
-thread. The session makes one of these and calls it at three moments: a drop, the start, the quit.
+thread. The session makes one of these and calls it at three moments: a drop, the start, the quit;
+in between it keeps the saved queue current by itself.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -19,19 +22,24 @@ from desktop_uploader.engine.manager import UploadManager
 from desktop_uploader.engine.rows import Row
 from desktop_uploader.engine.saved_queue import SavedQueue, SavedRow, save_queue, take_queue
 from desktop_uploader.engine.state import StateStore
-from desktop_uploader.gui.tasks import in_thread
+from desktop_uploader.gui.queue_model import UploadQueueModel
+from desktop_uploader.gui.tasks import in_thread, spawn
 
 AskUploaded = Callable[[list[tuple[Path, HistoryEntry]]], Awaitable[bool]]  # True: skip them
 
 
 class SessionMemory:
-    def __init__(self, data_dir: Path, manager: UploadManager, state: StateStore) -> None:
+    def __init__(self, data_dir: Path, manager: UploadManager, state: StateStore, model: UploadQueueModel) -> None:
         self.data_dir = data_dir
         self.store = HistoryStore.in_data_dir(data_dir)
         self.recorder = HistoryRecorder.attach(self.store, manager)
         self._manager = manager
         self._state = state
-        self._waiting: list[tuple[str, SavedRow]] = []
+        self._waiting: list[tuple[str, SavedRow]] = []  # what waits in the queue now
+        self._saved: list[tuple[str, SavedRow]] = []  # what the file on disk says
+        self._writer: asyncio.Task[None] | None = None
+        self._closing = False
+        self.watch(model)
 
     # -- duplicates -----------------------------------------------------------------------------------------
 
@@ -78,17 +86,46 @@ class SessionMemory:
 
     # -- the queue across restarts --------------------------------------------------------------------------
 
-    def note_waiting(self, rows: list[Row]) -> None:
-        """Before quitting (on the GUI thread, from the rows): what waits and may have no resume record."""
-        self._waiting = [
+    def watch(self, model: UploadQueueModel) -> None:
+        """Keep the saved queue current while the app runs, so a crash or a kill loses no waiting file.
+
+        The model's summary changes whenever a row changes state (at most every 100 ms); the rows
+        are compared in memory and the file is rewritten on a worker thread only when what waits
+        changed, one write at a time.
+        """
+        model.summaryChanged.connect(lambda _summary: self._changed(model.rows()))
+
+    @staticmethod
+    def _waiting_rows(rows: list[Row]) -> list[tuple[str, SavedRow]]:
+        return [
             (row.job_id, SavedRow(str(row.path), row.display_name, row.status is Status.PAUSED))
             for row in rows
             if row.status in (Status.QUEUED, Status.PAUSED)
         ]
 
-    def _save(self) -> None:
-        saved = SavedQueue()
-        for job_id, row in self._waiting:
+    def _changed(self, rows: list[Row]) -> None:
+        if self._closing:
+            return
+        self._waiting = self._waiting_rows(rows)
+        if self._waiting != self._saved and (self._writer is None or self._writer.done()):
+            self._writer = spawn(self._write_until_current())
+
+    async def _write_until_current(self) -> None:
+        while self._waiting != self._saved:
+            waiting = list(self._waiting)
+            await in_thread(self._save, waiting)
+            self._saved = waiting
+
+    async def closing(self, rows: list[Row]) -> None:
+        """Before the manager closes (on the GUI thread, from the rows): what waits now. Nothing, after a cancel."""
+        self._closing = True
+        self._waiting = self._waiting_rows(rows)
+        if self._writer is not None:
+            await self._writer  # one write at a time: the last one written is the last one taken
+
+    def _save(self, waiting: list[tuple[str, SavedRow]]) -> None:
+        saved = SavedQueue(saved_at=time.time())
+        for job_id, row in waiting:
             if self._state.get(job_id) is None:
                 saved.rows.append(row)
             elif row.paused:
@@ -97,12 +134,15 @@ class SessionMemory:
 
     async def save_waiting(self) -> None:
         """After the manager closed: keep what has no resume record (started uploads come back from that)."""
-        await in_thread(self._save)
+        await in_thread(self._save, self._waiting)
 
     def _restore(self, start: bool) -> list[str]:
         saved = take_queue(self.data_dir)
         interrupted = self._manager.restore_interrupted(paused=set(saved.paused))
+        done = {e.local_path for e in self.store.entries() if e.completed_at >= saved.saved_at} if saved.rows else set()
         for row in saved.rows:
+            if row.path in done:
+                continue  # it completed after the list was last written (a crash right then)
             with contextlib.suppress(UploaderError):  # gone or unreadable since: nothing to bring back
                 self._manager.add(row.path, row.display_name, start=start and not row.paused)
         return [job_id for job_id in interrupted if job_id not in saved.paused]

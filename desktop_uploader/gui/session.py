@@ -83,7 +83,7 @@ class AppSession(QObject):
         self._last_summary = self.model.summary
         self.closed = False
         self.server_uploads = ServerUploadsOffer(self.manager, self.message.emit)
-        self.memory = SessionMemory(paths.data_dir, self.manager, state)  # history, duplicates, saved queue
+        self.memory = SessionMemory(paths.data_dir, self.manager, state, self.model)  # history, duplicates, queue
 
     # -- connection ---------------------------------------------------------------------------------------
 
@@ -277,7 +277,7 @@ class AppSession(QObject):
                     self.manager.cancel(row.job_id)
         self.bridge.close()
         self.keep_awake.release()
-        self.memory.note_waiting([] if cancel else self.model.rows())
+        await self.memory.closing([] if cancel else self.model.rows())
         await in_thread(self.manager.close)
         await self.memory.save_waiting()
         # Qt aborts if a QThreadPool is destroyed while its threads run; paused work ends quickly.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import uuid
 from pathlib import Path
@@ -11,9 +12,10 @@ from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QMessageBox
 
 from desktop_uploader.engine.events import Status
-from desktop_uploader.engine.history import HistoryStore
+from desktop_uploader.engine.history import HistoryEntry, HistoryStore
 from desktop_uploader.engine.limits import MiB
 from desktop_uploader.engine.rows import RowAction
+from desktop_uploader.engine.saved_queue import SavedQueue, SavedRow, save_queue
 from desktop_uploader.gui.history_dialog import HistoryDialog, history_keys
 from tests.gui.conftest import answer, run, until
 from tests.gui.test_queue import drop
@@ -45,6 +47,15 @@ def upload(desktop: Any, aloop: Any, paths: list[Path]) -> None:
         )
 
     run(aloop, scenario())
+
+
+def saved_paths(desktop: Any) -> list[str]:
+    """The waiting files the saved queue on disk lists now (read as another process would, after a crash)."""
+    try:
+        text = (desktop.session.paths.data_dir / "queue.json").read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    return [row["path"] for row in json.loads(text)["rows"]]
 
 
 def open_history(desktop: Any, aloop: Any) -> HistoryDialog:
@@ -115,6 +126,8 @@ def test_queued_and_paused_files_come_back_after_pause_and_quit(
         await until(lambda: first.session.model.summary.active, 30, "the first upload to run")
         statuses = {r.file_name: r.status for r in first.session.model.rows()}
         assert statuses[waiting.path.name] == Status.QUEUED
+        # Already on disk while the app runs, so a crash or a kill would not lose it either.
+        await until(lambda: saved_paths(first) == [str(waiting.path.resolve())], 10, "the saved queue")
         await first.session.shutdown()  # "Pause and quit"
 
     run(aloop, interrupt())
@@ -243,3 +256,19 @@ def test_an_upload_the_person_paused_comes_back_paused_not_interrupted(
     run(aloop, resume())
     done = second.session.model.rows()[0]
     assert done.result is not None and object_sha256(s3, sandbox.bucket, done.result.s3_key) == sample.sha256
+
+
+def test_a_saved_file_that_completed_after_the_list_was_written_is_not_queued_again(
+    make_desktop: Any, make_file: Any, private_home: Path
+) -> None:
+    """A crash between an upload completing and the saved queue being rewritten must not send it twice."""
+    done, waiting = make_file(1 * MiB, unique("done")), make_file(1 * MiB, unique("still-waiting"))
+    data = private_home / "data"
+    rows = [SavedRow(str(done.path), done.path.stem, False), SavedRow(str(waiting.path), waiting.path.stem, True)]
+    save_queue(data, SavedQueue(rows, [], saved_at=1000.0))
+    HistoryStore.in_data_dir(data).record(
+        HistoryEntry(done.path.name, str(done.path), "", "", done.size, "presigned-s3", 2000.0, "", "")
+    )
+    desktop = make_desktop()
+    [row] = desktop.session.model.rows()
+    assert row.file_name == waiting.path.name and row.status == Status.PAUSED
