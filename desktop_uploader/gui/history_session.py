@@ -21,7 +21,6 @@ from desktop_uploader.engine.history_recorder import HistoryRecorder, destinatio
 from desktop_uploader.engine.manager import UploadManager
 from desktop_uploader.engine.rows import Row
 from desktop_uploader.engine.saved_queue import SavedQueue, SavedRow, save_queue, take_queue
-from desktop_uploader.engine.state import StateStore
 from desktop_uploader.gui.queue_model import UploadQueueModel
 from desktop_uploader.gui.tasks import in_thread, spawn
 
@@ -29,12 +28,11 @@ AskUploaded = Callable[[list[tuple[Path, HistoryEntry]]], Awaitable[bool]]  # Tr
 
 
 class SessionMemory:
-    def __init__(self, data_dir: Path, manager: UploadManager, state: StateStore, model: UploadQueueModel) -> None:
+    def __init__(self, data_dir: Path, manager: UploadManager, model: UploadQueueModel) -> None:
         self.data_dir = data_dir
         self.store = HistoryStore.in_data_dir(data_dir)
         self.recorder = HistoryRecorder.attach(self.store, manager)
         self._manager = manager
-        self._state = state
         self._waiting: list[tuple[str, SavedRow]] = []  # what waits in the queue now
         self._saved: list[tuple[str, SavedRow]] = []  # what the file on disk says
         self._writer: asyncio.Task[None] | None = None
@@ -98,7 +96,7 @@ class SessionMemory:
     @staticmethod
     def _waiting_rows(rows: list[Row]) -> list[tuple[str, SavedRow]]:
         return [
-            (row.job_id, SavedRow(str(row.path), row.display_name, row.status is Status.PAUSED))
+            (row.job_id, SavedRow(str(row.path), row.display_name, row.status is Status.PAUSED, row.job_id))
             for row in rows
             if row.status in (Status.QUEUED, Status.PAUSED)
         ]
@@ -124,28 +122,24 @@ class SessionMemory:
             await self._writer  # one write at a time: the last one written is the last one taken
 
     def _save(self, waiting: list[tuple[str, SavedRow]]) -> None:
-        saved = SavedQueue(saved_at=time.time())
-        for job_id, row in waiting:
-            if self._state.get(job_id) is None:
-                saved.rows.append(row)
-            elif row.paused:
-                saved.paused.append(job_id)
-        save_queue(self.data_dir, saved)
+        save_queue(self.data_dir, SavedQueue([row for _, row in waiting], time.time()))
 
     async def save_waiting(self) -> None:
-        """After the manager closed: keep what has no resume record (started uploads come back from that)."""
+        """After the manager closed: what waited then (what ran is paused now and comes back from its record)."""
         await in_thread(self._save, self._waiting)
 
     def _restore(self, start: bool) -> list[str]:
         saved = take_queue(self.data_dir)
-        interrupted = self._manager.restore_interrupted(paused=set(saved.paused))
+        paused = saved.paused_ids
+        interrupted = self._manager.restore_interrupted(paused=paused)
         done = {e.local_path for e in self.store.entries() if e.completed_at >= saved.saved_at} if saved.rows else set()
         for row in saved.rows:
             if row.path in done:
                 continue  # it completed after the list was last written (a crash right then)
             with contextlib.suppress(UploaderError):  # gone or unreadable since: nothing to bring back
+                # A started upload was restored from its resume record just now: adding its file is a no-op.
                 self._manager.add(row.path, row.display_name, start=start and not row.paused)
-        return [job_id for job_id in interrupted if job_id not in saved.paused]
+        return [job_id for job_id in interrupted if job_id not in paused]
 
     async def restore(self, start: bool) -> list[str]:
         """What the last session left: started uploads (from the resume store; those the person had

@@ -83,7 +83,7 @@ class AppSession(QObject):
         self._last_summary = self.model.summary
         self.closed = False
         self.server_uploads = ServerUploadsOffer(self.manager, self.message.emit)
-        self.memory = SessionMemory(paths.data_dir, self.manager, state, self.model)  # history, duplicates, queue
+        self.memory = SessionMemory(paths.data_dir, self.manager, self.model)  # history, duplicates, queue
 
     # -- connection ---------------------------------------------------------------------------------------
 

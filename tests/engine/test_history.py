@@ -96,11 +96,12 @@ def test_a_file_is_hashed_only_when_its_size_matches_an_upload_to_that_server(tm
 
 
 def test_the_saved_queue_comes_back_once(tmp_path: Path) -> None:
-    rows = [SavedRow("/models/a.safetensors", "a", False), SavedRow("/models/b.safetensors", "b", True)]
-    save_queue(tmp_path, SavedQueue(rows, ["paused-upload-id"]))
+    rows = [SavedRow("/models/a.safetensors", "a", False), SavedRow("/models/b.safetensors", "b", True, "job-b")]
+    save_queue(tmp_path, SavedQueue(rows, 1234.5))
     if os.name == "posix":
         assert stat.S_IMODE((tmp_path / "queue.json").stat().st_mode) == 0o600
-    assert take_queue(tmp_path) == SavedQueue(rows, ["paused-upload-id"])
+    taken = take_queue(tmp_path)
+    assert taken == SavedQueue(rows, 1234.5) and taken.paused_ids == {"job-b"}
     assert take_queue(tmp_path) == SavedQueue()  # the queue holds them again: a second start doesn't add them twice
 
 

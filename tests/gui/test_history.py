@@ -265,7 +265,7 @@ def test_a_saved_file_that_completed_after_the_list_was_written_is_not_queued_ag
     done, waiting = make_file(1 * MiB, unique("done")), make_file(1 * MiB, unique("still-waiting"))
     data = private_home / "data"
     rows = [SavedRow(str(done.path), done.path.stem, False), SavedRow(str(waiting.path), waiting.path.stem, True)]
-    save_queue(data, SavedQueue(rows, [], saved_at=1000.0))
+    save_queue(data, SavedQueue(rows, saved_at=1000.0))
     HistoryStore.in_data_dir(data).record(
         HistoryEntry(done.path.name, str(done.path), "", "", done.size, "presigned-s3", 2000.0, "", "")
     )
