@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -23,6 +24,8 @@ from desktop_uploader.engine.rows import Row
 from desktop_uploader.engine.saved_queue import SavedQueue, SavedRow, save_queue, take_queue
 from desktop_uploader.gui.queue_model import UploadQueueModel
 from desktop_uploader.gui.tasks import in_thread, spawn
+
+log = logging.getLogger(__name__)
 
 AskUploaded = Callable[[list[tuple[Path, HistoryEntry]]], Awaitable[bool]]  # True: skip them
 
@@ -130,7 +133,10 @@ class SessionMemory:
             await self._writer  # one write at a time: the last one written is the last one taken
 
     def _save(self, waiting: list[tuple[str, SavedRow]]) -> None:
-        save_queue(self.data_dir, SavedQueue([row for _, row in waiting], time.time()))
+        try:
+            save_queue(self.data_dir, SavedQueue([row for _, row in waiting], time.time()))
+        except OSError as exc:  # a full or read-only disk: the uploads go on; only this list is not kept
+            log.warning("The queue could not be saved for next time: %s", exc)
 
     async def save_waiting(self) -> None:
         """After the manager closed: what waited then (what ran is paused now and comes back from its record)."""
