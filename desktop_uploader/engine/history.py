@@ -9,7 +9,8 @@ Each call opens and closes its own connection: the history is written once per c
 connection per call costs nothing that matters and no connection is ever shared across threads.
 Nothing here touches the disk before the first call, so the window can make a store on its thread.
 
-A damaged or unreadable history never stops an upload: writing it is logged and skipped.
+A damaged history never stops an upload: it is set aside (``history.sqlite3.damaged-<time>``) and a
+new one started; a history that can't be written at all is logged and skipped.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from desktop_uploader.engine.private import make_private, private_dir, private_file
+from desktop_uploader.engine.state_files import set_aside
 
 log = logging.getLogger(__name__)
 
@@ -95,21 +97,44 @@ class HistoryStore:
     @contextlib.contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
         if not self._ready:
-            private_dir(self.path.parent)
-            private_file(self.path)
-        connection = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            self._prepare()
+        connection = self._connect()
         try:
-            connection.row_factory = sqlite3.Row
-            connection.execute("PRAGMA busy_timeout = 30000")
-            if not self._ready:
-                connection.execute("PRAGMA journal_mode = WAL")
-                connection.executescript(SCHEMA)
-                for suffix in ("-wal", "-shm"):
-                    make_private(Path(f"{self.path}{suffix}"))
-                self._ready = True
             yield connection
         finally:
             connection.close()
+
+    def _connect(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        connection.row_factory = sqlite3.Row
+        connection.execute("PRAGMA busy_timeout = 30000")
+        return connection
+
+    def _prepare(self) -> None:
+        """Create the file (0600) and its table; a damaged file is set aside, as the resume store's is."""
+        private_dir(self.path.parent)
+        private_file(self.path)
+        try:
+            self._create()
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+                raise
+            log.warning("The upload history %s is damaged (%s); setting it aside", self.path, exc)
+            if set_aside(self.path, f"it could not be used ({exc}).") is None:
+                raise
+            private_file(self.path)
+            self._create()
+        self._ready = True
+
+    def _create(self) -> None:
+        connection = self._connect()
+        try:
+            connection.execute("PRAGMA journal_mode = WAL")
+            connection.executescript(SCHEMA)
+        finally:
+            connection.close()
+        for suffix in ("-wal", "-shm"):
+            make_private(Path(f"{self.path}{suffix}"))
 
     def record(self, entry: HistoryEntry) -> int:
         """Keep a completed upload; its id."""

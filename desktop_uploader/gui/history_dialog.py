@@ -7,6 +7,7 @@ filters what was read, in memory. Clearing asks first, and keeping the history i
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 import time
 
@@ -90,7 +91,11 @@ class HistoryDialog(QDialog):
 
     async def load(self) -> None:
         """Read the history on a worker thread, then show it."""
-        self.entries = await in_thread(self.store.entries)
+        try:
+            self.entries = await in_thread(self.store.entries)
+        except (OSError, sqlite3.Error) as exc:
+            self.placeholder.setText(f"The history can't be read right now: {exc}.")
+            return
         self.loaded = True
         self._show()
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -50,8 +51,8 @@ class SessionMemory:
         for path in paths:
             try:
                 entry, digest = self.store.duplicate_of(key, path)
-            except OSError:
-                continue  # unreadable now: adding it says so
+            except (OSError, sqlite3.Error):
+                continue  # unreadable now (adding it says so), or the history is
             if entry is not None:
                 found.append((path, entry))
             elif digest:
@@ -61,7 +62,7 @@ class SessionMemory:
     def _same_size(self, key: str, paths: list[Path]) -> list[Path]:
         found = []
         for path in paths:
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError, sqlite3.Error):  # a history that can't be read never blocks a drop
                 if self.store.same_size(key, path.stat().st_size):
                     found.append(path)
         return found
@@ -146,7 +147,14 @@ class SessionMemory:
         saved = take_queue(self.data_dir)
         paused = saved.paused_ids
         interrupted = self._manager.restore_interrupted(paused=paused)
-        done = {e.local_path for e in self.store.entries() if e.completed_at >= saved.saved_at} if saved.rows else set()
+        try:
+            done = (
+                {e.local_path for e in self.store.entries() if e.completed_at >= saved.saved_at}
+                if saved.rows
+                else set()
+            )
+        except (OSError, sqlite3.Error):
+            done = set()
         for row in saved.rows:
             if row.path in done:
                 continue  # it completed after the list was last written (a crash right then)

@@ -70,6 +70,17 @@ def test_the_history_is_private_survives_reopening_and_lists_newest_first(tmp_pa
     assert HistoryStore(path).entries() == []
 
 
+@pytest.mark.allow_log(r"^WARNING desktop_uploader\.engine\.history: The upload history .* is damaged")
+def test_a_damaged_history_is_set_aside_and_a_new_one_started(tmp_path: Path) -> None:
+    path = tmp_path / "history.sqlite3"
+    path.write_bytes(b"this is not a database, it was cut short by a crash" * 100)
+    store = HistoryStore(path)
+    assert store.entries() == []
+    store.record(entry("after.safetensors", 1.0))
+    assert [e.file_name for e in HistoryStore(path).entries()] == ["after.safetensors"]
+    assert [p.name for p in tmp_path.glob("history.sqlite3.damaged-*") if not p.name.endswith(".reason")]
+
+
 def test_a_file_is_hashed_only_when_its_size_matches_an_upload_to_that_server(tmp_path: Path) -> None:
     store = HistoryStore(tmp_path / "history.sqlite3")
     uploaded = tmp_path / "uploaded.safetensors"
