@@ -7,6 +7,7 @@ never on wall time.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
@@ -18,7 +19,10 @@ from desktop_uploader.engine import events
 from desktop_uploader.engine.events import Status, UploadResult
 from desktop_uploader.engine.limits import MiB
 from desktop_uploader.engine.rows import RowAction
+from desktop_uploader.engine.server_uploads import ServerUpload
 from desktop_uploader.gui.button_guard import GRACE
+from desktop_uploader.gui.dialogs import confirm
+from desktop_uploader.gui.server_uploads import confirm_discard
 from tests.gui.conftest import answer, run, until
 from tests.gui.test_queue import click_row_button, drop
 from tests.gui.test_window_trust import JOB, fed_row, uploading
@@ -170,3 +174,27 @@ def test_a_pointer_arriving_on_a_button_clicks_at_once(make_desktop: Any, aloop:
     move_to(window, point)
     QtBot.mouseClick(window.view.viewport(), Qt.MouseButton.LeftButton, pos=point)
     assert triggered == [RowAction.CANCEL]  # no grace period for a button that didn't change
+
+
+def test_enter_never_means_the_destructive_answer_in_any_question(make_desktop: Any, aloop: Any) -> None:
+    """Every question that can delete stored work: its default is the safe answer, and Enter picks it."""
+    desktop = make_desktop(connect=False)
+    window = desktop.window
+    upload = ServerUpload("u-1", "loras/u/old.safetensors", "old.safetensors", None, 10 * MiB)
+    questions = [
+        ("cancelQuestion", lambda: confirm(window, "t", "x", "Cancel upload", name="cancelQuestion")),
+        ("discardServerUploadsQuestion", lambda: confirm_discard(window, [upload])),
+    ]
+    for name, ask in questions:
+
+        async def scenario(name: str = name, ask: Any = ask) -> tuple[bool, str]:
+            task = asyncio.ensure_future(ask())
+            await until(lambda: [b for b in window.findChildren(QMessageBox, name) if b.isVisible()], 5, name)
+            [box] = [b for b in window.findChildren(QMessageBox, name) if b.isVisible()]
+            default = box.defaultButton().text()
+            QtBot.keyClick(box, Qt.Key.Key_Return)
+            return await task, default
+
+        chosen, default = run(aloop, scenario())
+        assert not chosen, f"Enter destroyed work in {name}"
+        assert default in ("Keep it", "Keep them"), default
