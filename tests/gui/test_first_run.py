@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QMessageBox
 from desktop_uploader.connection import Link
 from desktop_uploader.engine.events import Status
 from desktop_uploader.engine.limits import MiB
+from desktop_uploader.gui.app import start
 from desktop_uploader.gui.dialogs import FirstRunChoice
 from desktop_uploader.gui.first_run import wait_reason
 from desktop_uploader.gui.queue_model import Role
@@ -34,6 +35,13 @@ def test_a_drop_with_no_server_asks_once_and_the_sandbox_answer_uploads_the_file
     assert session.link == Link.NEEDS_SETUP
     sample = make_file(6 * MiB, name="first.safetensors")
     said: list[str] = []
+    while_starting: list[str] = []
+
+    def link_changed() -> None:  # connected after the window's own slots: it sees what they made of it
+        if session.link == Link.CONNECTING and session.model.rowCount():
+            while_starting.append(session.model.data(session.model.index(0), Role.STATUS_TEXT))
+
+    session.linkChanged.connect(link_changed)
 
     async def scenario() -> None:
         drop(window, [sample.path])
@@ -51,6 +59,7 @@ def test_a_drop_with_no_server_asks_once_and_the_sandbox_answer_uploads_the_file
     run(aloop, scenario())
     assert "No upload server is set up yet" in said[0] and "waits in the queue" in said[0]
     assert said[1] == "Waiting for a server: choose one in Settings"
+    assert while_starting == ["Waiting for the sandbox to start"]
     row = session.model.rows()[0]
     assert session.sandbox is not None and row.result is not None
     s3 = s3_client(session.sandbox.info)
@@ -111,3 +120,20 @@ def test_every_connection_state_gives_a_queued_row_a_reason() -> None:
     assert wait_reason(None) == "Waiting for the connection to the server"
     assert wait_reason(Link.CONNECTED) == ""  # then only a free slot, which the row says itself
     assert wait_reason(Link.NEEDS_SETUP, direct=True) == ""  # direct-to-S3 needs no upload server
+
+
+def test_files_named_on_the_command_line_with_no_server_ask_too(make_desktop: Any, make_file: Any, aloop: Any) -> None:
+    desktop = make_desktop(server="", connect=False)
+    window, session = desktop.window, desktop.session
+    sample = make_file(1000, name="opened-with.safetensors")
+
+    async def scenario() -> None:
+        await start(desktop, [str(sample.path)])  # as `desktop-uploader file.safetensors` does
+        await answer(window, "firstRunQuestion", FirstRunChoice.LATER.value)
+        await until(lambda: window.first_run.choices, 5, "the answer")
+
+    run(aloop, scenario())
+    assert window.first_run.choices == [FirstRunChoice.LATER]
+    [row] = session.model.rows()
+    assert row.status == Status.QUEUED and row.status_text(0) == "Waiting for a server: choose one in Settings"
+    run(aloop, session.shutdown())
