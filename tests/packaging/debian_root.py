@@ -44,23 +44,32 @@ def checked(argv: list[str], timeout: float = 600) -> str:
 
 def bare_root(suite: str = SUITE) -> Path:
     """The cached debootstrap root of today, built first if need be; older days' roots are removed."""
+    with FileLock(str(lock_file(suite))):
+        return _today(suite)
+
+
+def lock_file(suite: str) -> Path:
     CACHE.mkdir(parents=True, exist_ok=True)
+    return CACHE / f"debian-{suite}.lock"
+
+
+def _today(suite: str) -> Path:
+    """Call with the lock held: it builds, and removes roots another run may be copying."""
     root = CACHE / f"debian-{suite}-{datetime.date.today():%Y%m%d}"
-    with FileLock(str(CACHE / f"debian-{suite}.lock")):
-        if not (root / ".complete").is_file():
-            shutil.rmtree(root, ignore_errors=True)
-            checked(["debootstrap", "--variant=minbase", suite, str(root), MIRROR], timeout=DEBOOTSTRAP_BOUND)
-            (root / "etc/apt/sources.list").write_text(
-                f"deb {MIRROR} {suite} main\n"
-                f"deb {MIRROR} {suite}-updates main\n"
-                f"deb http://deb.debian.org/debian-security {suite}-security main\n"
-            )
-            with mounted(root):
-                checked(["chroot", str(root), "apt-get", "-qq", "update"], timeout=DEBOOTSTRAP_BOUND)
-            (root / ".complete").touch()
-        for old in CACHE.glob(f"debian-{suite}-*"):
-            if old != root and old.is_dir():
-                shutil.rmtree(old, ignore_errors=True)
+    if not (root / ".complete").is_file():
+        shutil.rmtree(root, ignore_errors=True)
+        checked(["debootstrap", "--variant=minbase", suite, str(root), MIRROR], timeout=DEBOOTSTRAP_BOUND)
+        (root / "etc/apt/sources.list").write_text(
+            f"deb {MIRROR} {suite} main\n"
+            f"deb {MIRROR} {suite}-updates main\n"
+            f"deb http://deb.debian.org/debian-security {suite}-security main\n"
+        )
+        with mounted(root):
+            checked(["chroot", str(root), "apt-get", "-qq", "update"], timeout=DEBOOTSTRAP_BOUND)
+        (root / ".complete").touch()
+    for old in CACHE.glob(f"debian-{suite}-*"):
+        if old != root and old.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
     return root
 
 
@@ -90,9 +99,9 @@ def unmount(target: Path) -> None:
 @contextmanager
 def fresh_root(work: Path, suite: str = SUITE) -> Iterator[Path]:
     """A private copy of today's bare root, mounted, with the shared download cache as apt's archive."""
-    bare = bare_root(suite)
     root = work / "root"
-    checked(["cp", "-a", "--reflink=auto", str(bare), str(root)], timeout=DEBOOTSTRAP_BOUND)
+    with FileLock(str(lock_file(suite))):  # a run starting on the next day removes this day's root
+        checked(["cp", "-a", "--reflink=auto", str(_today(suite)), str(root)], timeout=DEBOOTSTRAP_BOUND)
     archives = CACHE / f"apt-archives-{suite}"
     (archives / "partial").mkdir(parents=True, exist_ok=True)
     try:
