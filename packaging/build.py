@@ -101,11 +101,17 @@ def main() -> int:
     )
     bundle = args.out / "desktop-uploader"
     print(f"step: frozen by PyInstaller in {time.monotonic() - began:.0f} s", flush=True)
+    sys.path.insert(0, str(ROOT / "packaging"))
     if sys.platform.startswith("linux"):
         sys.path.insert(0, str(ROOT / "packaging" / "linux"))
         from icu import trim_icu_data
 
         print(f"step: ICU data trimmed by {trim_icu_data(bundle) / 1e6:.1f} MB (packaging/linux/icu.py)", flush=True)
+    if not sys.platform.startswith("linux"):  # the .deb has /usr/share/doc/desktop-uploader/copyright
+        from bundle_licences import write_licences
+
+        app = args.out / "Desktop Uploader.app" / "Contents" / "Resources"
+        print(f"step: licences in {write_licences(app if sys.platform == 'darwin' else bundle)}", flush=True)
     print(f"bundle: {bundle} ({size_of(bundle) / 1e6:.1f} MB)")
     if sys.platform.startswith("linux") and not args.no_deb:
         from build_deb import build_deb

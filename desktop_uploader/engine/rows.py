@@ -75,6 +75,9 @@ class Row:
     falling_back_to: str = ""
     result: events.UploadResult | None = None
     notices: list[str] = field(default_factory=list)
+    # What a queued row waits for, as a sentence ("Waiting for a server…"); empty means a free slot.
+    # The window sets it from the connection: a row never sits at a bare, silent "Queued".
+    wait_reason: str = ""
 
     @property
     def file_name(self) -> str:
@@ -147,7 +150,7 @@ class Row:
     def status_text(self, now: float) -> str:
         match self.status:
             case Status.QUEUED:
-                return "Queued"
+                return self.wait_reason or "Waiting for a free slot"
             case Status.STARTING:
                 return "Starting…"
             case Status.FALLING_BACK:

@@ -16,6 +16,7 @@ from desktop_uploader import APP_ID, APP_NAME, __version__
 from desktop_uploader.engine.settings import load_settings
 from desktop_uploader.engine.state import StateStore
 from desktop_uploader.gui.dialogs import confirm_other_files
+from desktop_uploader.gui.file_open import FileOpenEvents
 from desktop_uploader.gui.icons import app_icon
 from desktop_uploader.gui.main_window import MainWindow
 from desktop_uploader.gui.session import AppSession, Link
@@ -72,25 +73,41 @@ async def start(desktop: Desktop, files: Sequence[str] = ()) -> None:
     await desktop.session.restore_interrupted()
     await desktop.session.server_uploads.refresh(desktop.session.link == Link.CONNECTED)
     if files:
-        window = desktop.window
-        outcome = await desktop.session.add_paths(list(files), lambda others: confirm_other_files(window, others))
-        log.info("Opened with %d file(s): %d queued", len(files), outcome.added)
+        await queue_opened(desktop, files)
+
+
+async def queue_opened(desktop: Desktop, files: Sequence[str]) -> None:
+    """Queue files the app was opened with (argv, a second launch, macOS's file-open event); the log
+    line is what the installed-package test reads to know they arrived."""
+    window = desktop.window
+    outcome = await desktop.session.add_paths(list(files), lambda others: confirm_other_files(window, others))
+    log.info("Opened with %d file(s): %d queued", len(files), outcome.added)
+
+
+def bring_forward_and_queue(desktop: Desktop, files: list[str]) -> None:
+    window = desktop.window
+    window.showNormal()
+    window.raise_()
+    window.activateWindow()
+    if files:
+        spawn(queue_opened(desktop, files))
 
 
 def welcome_later_launches(desktop: Desktop) -> InstanceServer:
     """Later launches bring this window to the front and queue the files they were opened with."""
     instance = InstanceServer(desktop.session.paths)
-
-    def launched(files: list[str]) -> None:
-        window = desktop.window
-        window.showNormal()
-        window.raise_()
-        window.activateWindow()
-        if files:
-            spawn(desktop.session.add_paths(files, lambda others: confirm_other_files(window, others)))
-
-    instance.launched.connect(launched, Qt.ConnectionType.QueuedConnection)  # sent from its listening thread
+    instance.launched.connect(
+        lambda files: bring_forward_and_queue(desktop, files), Qt.ConnectionType.QueuedConnection
+    )  # sent from its listening thread
     return instance
+
+
+def welcome_opened_files(app: QApplication, desktop: Desktop) -> FileOpenEvents:
+    """macOS's "Open With" and document double-clicks (QFileOpenEvent) queue their files here too."""
+    events = FileOpenEvents(app)
+    events.opened.connect(lambda files: bring_forward_and_queue(desktop, files))
+    app.installEventFilter(events)
+    return events
 
 
 def run(paths: AppPaths, argv: list[str] | None = None, files: Sequence[str] = ()) -> int:
@@ -104,6 +121,7 @@ def run(paths: AppPaths, argv: list[str] | None = None, files: Sequence[str] = (
     asyncio.set_event_loop(loop)
     desktop = build(paths)
     instance = welcome_later_launches(desktop)
+    welcome_opened_files(app, desktop)
     finished = asyncio.Event()
 
     async def quit_app(cancel: bool) -> None:

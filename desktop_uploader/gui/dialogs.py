@@ -99,15 +99,56 @@ async def confirm_damaged_files(parent: QWidget, damaged: list[tuple[Path, str]]
     return chosen
 
 
-async def confirm(parent: QWidget, title: str, text: str, action: str) -> bool:
+async def confirm(
+    parent: QWidget, title: str, text: str, action: str, *, name: str = "confirmation", keep: str = "Keep it"
+) -> bool:
+    """A yes/no question about something that can't be undone.
+
+    The safe answer is the default and the Escape button: Enter, Esc or closing the box keep things
+    as they are; only a click on ``action`` (or Tab to it, then Space) does it.
+    """
     box = QMessageBox(parent)
-    box.setObjectName("confirmation")
+    box.setObjectName(name)
     box.setIcon(QMessageBox.Icon.Warning)
     box.setWindowTitle(title)
     box.setText(text)
     yes = box.addButton(action, QMessageBox.ButtonRole.DestructiveRole)
-    box.addButton("Keep it", QMessageBox.ButtonRole.RejectRole)
+    safe = box.addButton(keep, QMessageBox.ButtonRole.RejectRole)
+    yes.setAutoDefault(False)  # focus on it must not make Enter mean it either
+    box.setDefaultButton(safe)
+    box.setEscapeButton(safe)
     await finished(box)
     chosen = box.clickedButton() is yes
     box.deleteLater()
     return chosen
+
+
+class FirstRunChoice(Enum):
+    SANDBOX = "Try it on this computer"
+    SERVER = "Connect to my server…"
+    LATER = "Not now"
+
+
+async def ask_first_run(parent: QWidget, count: int) -> FirstRunChoice:
+    """Files were added before any server was chosen: where should they go? Asked once per window."""
+    box = QMessageBox(parent)
+    box.setObjectName("firstRunQuestion")
+    box.setIcon(QMessageBox.Icon.Question)
+    box.setWindowTitle("Where should your files go?")
+    files = "Your file waits" if count == 1 else f"Your {count} files wait"
+    box.setText(f"No upload server is set up yet. {files} in the queue until you choose one.")
+    box.setInformativeText(
+        "Try the app right away with a local test storage on this computer, or connect to your team's upload server."
+    )
+    buttons = {
+        box.addButton(FirstRunChoice.SANDBOX.value, QMessageBox.ButtonRole.AcceptRole): FirstRunChoice.SANDBOX,
+        box.addButton(FirstRunChoice.SERVER.value, QMessageBox.ButtonRole.ActionRole): FirstRunChoice.SERVER,
+        box.addButton(FirstRunChoice.LATER.value, QMessageBox.ButtonRole.RejectRole): FirstRunChoice.LATER,
+    }
+    box.setDefaultButton(next(b for b, c in buttons.items() if c is FirstRunChoice.SANDBOX))
+    box.setEscapeButton(next(b for b, c in buttons.items() if c is FirstRunChoice.LATER))
+    await finished(box)
+    clicked = box.clickedButton()
+    choice = next((c for b, c in buttons.items() if b is clicked), FirstRunChoice.LATER)
+    box.deleteLater()
+    return choice

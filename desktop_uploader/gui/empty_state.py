@@ -93,8 +93,8 @@ class SetupPanel(QFrame):
         self.try_local.setObjectName("trySandbox")
         self.try_local.setAccessibleName("Try it on this computer with the local sandbox")
         self.try_local.clicked.connect(lambda: spawn(window.session.use_sandbox()))
-        self.connect_server = QPushButton("Connect to a server…", self)
-        self.connect_server.setAccessibleName("Connect to a server")
+        self.connect_server = QPushButton("Connect to my server…", self)  # the first-run question's words
+        self.connect_server.setAccessibleName("Connect to my server")
         self.connect_server.clicked.connect(window.open_settings)
         row.addWidget(self.try_local)
         row.addWidget(self.connect_server)

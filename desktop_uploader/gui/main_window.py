@@ -33,14 +33,17 @@ from PySide6.QtWidgets import (
 from desktop_uploader import APP_NAME
 from desktop_uploader.engine.events import Status
 from desktop_uploader.engine.rows import QueueSummary, Row, RowAction
-from desktop_uploader.gui.dialogs import CloseChoice, ask_close, confirm, confirm_damaged_files, confirm_other_files
+from desktop_uploader.gui.button_guard import ButtonGuard
+from desktop_uploader.gui.dialogs import CloseChoice, ask_close, confirm_damaged_files, confirm_other_files
 from desktop_uploader.gui.duplicates import ask_already_uploaded
 from desktop_uploader.gui.empty_state import EmptyState
+from desktop_uploader.gui.first_run import FirstRun
 from desktop_uploader.gui.history_dialog import install_history
 from desktop_uploader.gui.icons import app_icon, ui_icon
 from desktop_uploader.gui.menus import build_menu_bar
 from desktop_uploader.gui.pickers import Pickers
 from desktop_uploader.gui.queue_delegate import UploadDelegate
+from desktop_uploader.gui.removal import RemovalGuard
 from desktop_uploader.gui.server_uploads import ServerUploadsNotice
 from desktop_uploader.gui.session import AppSession, Link
 from desktop_uploader.gui.settings_dialog import SettingsDialog
@@ -77,6 +80,9 @@ class MainWindow(QMainWindow):
         self._build_toolbar()
         self._build_central()
         self._build_status_bar()
+        self.removal = RemovalGuard(self, session)  # asks before stored bytes are thrown away
+        self.button_guard = ButtonGuard(self.view, self.delegate)  # row buttons don't change under the pointer
+        self.first_run = FirstRun(self)  # files added with no server ask where to go; queued rows say why
         session.model.rowsInserted.connect(self._update_page)
         session.model.rowsRemoved.connect(self._update_page)
         session.model.summaryChanged.connect(self._show_summary)
@@ -285,30 +291,16 @@ class MainWindow(QMainWindow):
 
     def _remove_selected(self) -> None:
         row = self.selected_row()
-        if row is None:
-            return
-        if row.status.finished:
-            self.session.act(row.job_id, RowAction.REMOVE)
-            return
-        spawn(self._confirm_remove(row))
-
-    async def _confirm_remove(self, row: Row) -> None:
-        if await confirm(
-            self,
-            "Cancel this upload?",
-            f"{row.file_name} hasn't finished. Cancel it and remove it "
-            "from the list? What was uploaded so far is deleted from the server.",
-            "Cancel upload",
-        ):
-            self.session.act(row.job_id, RowAction.REMOVE)
+        if row is not None:
+            self.removal.remove(row)
 
     def menu_entries(self, row: Row) -> list[MenuEntry]:
         """The context menu as plain (label, callable) pairs, so tests can check it without opening a menu."""
         return [(action.value, partial(self.act, row.job_id, action)) for action in row.actions()]
 
     def act(self, job_id: str, action: RowAction) -> None:
-        """Row commands, from the menu, the row's buttons and the shortcuts alike."""
-        self.session.act(job_id, action)
+        """Row commands, from the menu, the row's buttons and the shortcuts alike (giving up stored work asks)."""
+        self.removal.act(job_id, action)
 
     def _context_menu(self, position: QPoint) -> None:
         index: QModelIndex = self.view.indexAt(position)

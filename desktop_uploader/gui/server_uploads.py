@@ -85,7 +85,10 @@ async def confirm_discard(parent: QWidget, uploads: list[ServerUpload]) -> bool:
     box.setText(f"Remove {plural(len(uploads), 'unfinished upload')} from the server: {names}?")
     box.setInformativeText("The parts stored so far are deleted: uploading those files again starts from 0.")
     discard = box.addButton("Discard", QMessageBox.ButtonRole.DestructiveRole)
-    box.addButton("Keep them", QMessageBox.ButtonRole.RejectRole)
+    keep = box.addButton("Keep them", QMessageBox.ButtonRole.RejectRole)
+    discard.setAutoDefault(False)  # Enter and Esc keep the stored parts: destroying them takes a click
+    box.setDefaultButton(keep)
+    box.setEscapeButton(keep)
     await finished(box)
     chosen = box.clickedButton() is discard
     box.deleteLater()

@@ -61,6 +61,30 @@ XCB_DEPENDS = [
 ]
 
 
+MAINTAINER_SCRIPT = """\
+#!/bin/sh
+set -e
+command -v update-desktop-database >/dev/null 2>&1 && update-desktop-database -q || true
+command -v update-mime-database >/dev/null 2>&1 && update-mime-database /usr/share/mime || true
+icons=/usr/share/icons/hicolor
+command -v gtk-update-icon-cache >/dev/null 2>&1 && gtk-update-icon-cache -q -t -f "$icons" || true
+@LEFT_BEHIND@exit 0
+"""
+# dpkg cannot reach into home folders (nor should it delete a person's settings and resumable
+# uploads), so removal says what each user keeps, and where. Not on upgrade: nothing is left then.
+LEFT_BEHIND = """\
+if [ "$1" = remove ] || [ "$1" = purge ]; then
+  echo "Desktop Uploader is removed. Each user's own files stay in their home folder:"
+  echo "  settings:                        ~/.config/desktop-uploader"
+  echo "  upload history and sandbox data: ~/.local/share/desktop-uploader"
+  echo "  logs:                            ~/.local/state/desktop-uploader"
+  echo "  the sandbox's storage server:    ~/.cache/desktop-uploader (about 150 MB)"
+  echo "  saved access keys:               the desktop keyring, under \"desktop-uploader\""
+  echo "Delete them to leave no trace; keep them to pick up where you left off after reinstalling."
+fi
+"""
+
+
 def package_for(soname: str) -> str:
     """The Debian package that provides ``soname`` on this (the build) machine: ldconfig, then dpkg -S."""
     cache = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True, check=True).stdout
@@ -150,15 +174,7 @@ def build_deb(bundle: Path, out: Path) -> Path:
     for script in ("postinst", "postrm"):
         _write(
             stage / "DEBIAN" / script,
-            """\
-            #!/bin/sh
-            set -e
-            command -v update-desktop-database >/dev/null 2>&1 && update-desktop-database -q || true
-            command -v update-mime-database >/dev/null 2>&1 && update-mime-database /usr/share/mime || true
-            icons=/usr/share/icons/hicolor
-            command -v gtk-update-icon-cache >/dev/null 2>&1 && gtk-update-icon-cache -q -t -f "$icons" || true
-            exit 0
-            """,
+            MAINTAINER_SCRIPT.replace("@LEFT_BEHIND@", LEFT_BEHIND * (script == "postrm")),
             0o755,
         )
     deb = out / f"{PACKAGE}_{version()}_amd64.deb"

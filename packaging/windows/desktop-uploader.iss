@@ -1,7 +1,9 @@
-; Windows installer (Inno Setup 6): built on Windows by .github/workflows/package.yml, after
+; Windows installer: Inno Setup 6.3 or later (ArchitecturesAllowed=x64compatible is new in 6.3;
+; older compilers reject it). Built on Windows by .github/workflows/package.yml, after
 ; `python packaging\build.py --no-deb` has made dist\desktop-uploader. Per-user install by
-; default (no administrator needed), Start-menu shortcut, optional desktop shortcut, an
-; uninstaller in Settings > Apps. Build by hand: iscc /DAppVersion=0.1.0 packaging\windows\desktop-uploader.iss
+; default (no administrator needed; the first page asks "for me only" or "for all users", which
+; needs an administrator), Start-menu shortcut, optional desktop shortcut, an uninstaller in
+; Settings > Apps. Build by hand: iscc /DAppVersion=0.1.0 packaging\windows\desktop-uploader.iss
 
 #ifndef AppVersion
   #define AppVersion "0.1.0"
@@ -26,6 +28,11 @@ OutputBaseFilename=DesktopUploader-Setup-{#AppVersion}
 SetupIconFile=..\..\resources\icons\desktop-uploader.ico
 UninstallDisplayIcon={app}\{#AppExe}
 UninstallDisplayName={#AppName}
+; The setup program's own version resource (the app's exes get theirs from the PyInstaller spec).
+VersionInfoVersion={#AppVersion}
+VersionInfoProductName={#AppName}
+VersionInfoCompany=Desktop Uploader team
+VersionInfoDescription={#AppName} installer
 Compression=lzma2/max
 SolidCompression=yes
 WizardStyle=modern
@@ -44,3 +51,21 @@ Name: "{autodesktop}\{#AppName}"; Filename: "{app}\{#AppExe}"; Tasks: desktopico
 
 [Run]
 Filename: "{app}\{#AppExe}"; Description: "Open {#AppName} now"; Flags: nowait postinstall skipifsilent
+
+[UninstallDelete]
+; The sandbox's storage server, unpacked on first use (about 150 MB): the app makes it again if
+; needed, so it goes with the app. (For the user who uninstalls; see the message below.)
+Type: filesandordirs; Name: "{localappdata}\desktop-uploader\Cache"
+
+[CustomMessages]
+DataLeft=Desktop Uploader has been removed.%n%nYour settings, upload history and logs are still in%n%1%nand the access keys you saved are in Windows Credential Manager (entries named "desktop-uploader").%n%nDelete that folder and those entries if you want no trace left; keep them if you will install the app again.
+
+[Code]
+{ What stays behind after uninstalling, and where: the per-user data is the user's, so it is not
+  deleted unasked (a reinstall picks up settings and resumable uploads), but they are told. }
+procedure CurUninstallStepChanged(CurUninstallStep: TUninstallStep);
+begin
+  if (CurUninstallStep = usPostUninstall) and DirExists(ExpandConstant('{localappdata}\desktop-uploader')) then
+    SuppressibleMsgBox(FmtMessage(CustomMessage('DataLeft'), [ExpandConstant('{localappdata}\desktop-uploader')]),
+      mbInformation, MB_OK, IDOK);
+end;

@@ -122,6 +122,7 @@ def test_pause_then_resume_completes_and_cancel_leaves_nothing(
         record = session.state.get(dropped.job_id)
         assert record is not None and record.s3_key
         click_row_button(desktop, dropped.job_id, "secondary")  # the Cancel button
+        await answer(desktop.window, "cancelQuestion", "Cancel upload")  # it has bytes stored: asked first
         await until(lambda: dropped.status == Status.CANCELLED, 15, "cancel")
         await until(lambda: not open_multipart_uploads(s3, sandbox.bucket, record.s3_key), 10, "abort in storage")
         click_row_button(desktop, kept.job_id, "primary")  # now the Resume button

@@ -1,0 +1,75 @@
+"""Protecting work: giving up an upload that has bytes stored on the server asks first.
+
+Every way of cancelling (the row's ⊗ button, the Del key, the context menu) comes through here, so
+the rule holds for all of them: a row with stored bytes gets a question whose default answer keeps
+the upload (Enter, Esc and closing the box are safe); a row with nothing stored goes at once,
+since there is nothing to lose. Finished rows (completed, cancelled) are only taken off the list.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import QWidget
+
+from desktop_uploader.engine.events import Status
+from desktop_uploader.engine.limits import human_bytes
+from desktop_uploader.engine.rows import Row, RowAction
+from desktop_uploader.gui.dialogs import confirm
+from desktop_uploader.gui.session import AppSession
+from desktop_uploader.gui.tasks import spawn
+
+GIVING_UP = (RowAction.CANCEL, RowAction.DISCARD, RowAction.REMOVE)
+
+
+def loses_work(row: Row, action: RowAction) -> bool:
+    """Whether ``action`` would delete bytes already stored for ``row`` (so it must be asked about)."""
+    if action not in GIVING_UP or row.status in (Status.COMPLETED, Status.CANCELLED):
+        return False
+    if action is RowAction.REMOVE and row.status is Status.FAILED and not row.resumable:
+        return False  # its parts are gone already: only the row goes
+    return row.confirmed > 0
+
+
+class RemovalGuard:
+    """Carries out row actions for the window, asking before any that would throw stored bytes away."""
+
+    def __init__(self, parent: QWidget, session: AppSession) -> None:
+        self.parent = parent
+        self.session = session
+        self.asking: set[str] = set()  # job ids with a question open: a second click doesn't stack another
+
+    def act(self, job_id: str, action: RowAction) -> None:
+        row = self.session.model.row_by_id(job_id)
+        if row is None or not loses_work(row, action):
+            self.session.act(job_id, action)
+            return
+        if job_id not in self.asking:
+            spawn(self._ask_then(row, action))
+
+    def remove(self, row: Row) -> None:
+        """The Del key: take a finished row off the list, or cancel (asking if needed) an unfinished one."""
+        self.act(row.job_id, RowAction.REMOVE)
+
+    async def _ask_then(self, row: Row, action: RowAction) -> None:
+        self.asking.add(row.job_id)
+        try:
+            chosen = await confirm(
+                self.parent,
+                "Cancel this upload?",
+                f"{human_bytes(row.confirmed)} of {row.file_name} ({row.percent}%) is already on the server. "
+                "Cancelling deletes it; pausing keeps it, to go on later.",
+                "Cancel upload",
+                name="cancelQuestion",
+                keep="Keep uploading",
+            )
+        finally:
+            self.asking.discard(row.job_id)
+        if not chosen:
+            return
+        now = self.session.model.row_by_id(row.job_id)
+        if now is None:
+            return
+        if now.status is Status.COMPLETED:
+            # It finished while the question was open: the finished upload is kept, and stays on the list.
+            self.session.message.emit(f"{now.file_name} finished before it could be cancelled; it is kept.")
+            return
+        self.session.act(row.job_id, action)
