@@ -14,6 +14,7 @@ import logging
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from desktop_uploader.engine.errors import UploaderError
@@ -24,7 +25,7 @@ from desktop_uploader.engine.manager import UploadManager
 from desktop_uploader.engine.rows import Row
 from desktop_uploader.engine.saved_queue import SavedQueue, SavedRow, save_queue, take_queue
 from desktop_uploader.gui.queue_model import UploadQueueModel
-from desktop_uploader.gui.tasks import in_thread, spawn
+from desktop_uploader.gui.tasks import in_thread
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,9 @@ class SessionMemory:
         self._manager = manager
         self._waiting: list[tuple[str, SavedRow]] = []  # what waits in the queue now
         self._saved: list[tuple[str, SavedRow]] = []  # what the file on disk says
-        self._writer: asyncio.Task[None] | None = None
+        # Its own single thread, not the loop's: a change can come while no asyncio loop runs (a test
+        # feeding the model), and one thread writes the lists in the order they were made.
+        self._writes = ThreadPoolExecutor(1, thread_name_prefix="queue-save")
         self._closing = False
         self._signature: tuple[int, int, int] = (0, 0, 0)
         self.watch(model)
@@ -93,8 +96,8 @@ class SessionMemory:
         """Keep the saved queue current while the app runs, so a crash or a kill loses no waiting file.
 
         The model's summary changes whenever a row changes state (at most every 100 ms); when the
-        number of rows, queued rows or paused rows changed, the file is rewritten on a worker thread,
-        one write at a time. A rename alone waits for the next such change, or for the quit.
+        number of rows, queued rows or paused rows changed, the file is rewritten on a thread of its
+        own, one write at a time. A rename alone waits for the next such change, or for the quit.
         """
         model.summaryChanged.connect(lambda _summary: self._changed(model))
 
@@ -117,21 +120,14 @@ class SessionMemory:
             return
         self._signature = signature
         self._waiting = self._waiting_rows(model.rows())
-        if self._waiting != self._saved and (self._writer is None or self._writer.done()):
-            self._writer = spawn(self._write_until_current())
+        if self._waiting != self._saved:
+            self._saved = list(self._waiting)
+            self._writes.submit(self._save, self._saved)  # one thread: written in the order they were made
 
-    async def _write_until_current(self) -> None:
-        while self._waiting != self._saved:
-            waiting = list(self._waiting)
-            await in_thread(self._save, waiting)
-            self._saved = waiting
-
-    async def closing(self, rows: list[Row]) -> None:
+    def closing(self, rows: list[Row]) -> None:
         """Before the manager closes (on the GUI thread, from the rows): what waits now. Nothing, after a cancel."""
         self._closing = True
         self._waiting = self._waiting_rows(rows)
-        if self._writer is not None:
-            await self._writer  # one write at a time: the last one written is the last one taken
 
     def _save(self, waiting: list[tuple[str, SavedRow]]) -> None:
         try:
@@ -141,7 +137,8 @@ class SessionMemory:
 
     async def save_waiting(self) -> None:
         """After the manager closed: what waited then (what ran is paused now and comes back from its record)."""
-        await in_thread(self._save, self._waiting)
+        await asyncio.wrap_future(self._writes.submit(self._save, self._waiting))  # after any still pending
+        self._writes.shutdown(wait=False)
 
     def _restore(self, start: bool) -> list[str]:
         saved = take_queue(self.data_dir)

@@ -277,7 +277,7 @@ class AppSession(QObject):
                     self.manager.cancel(row.job_id)
         self.bridge.close()
         self.keep_awake.release()
-        await self.memory.closing([] if cancel else self.model.rows())
+        self.memory.closing([] if cancel else self.model.rows())
         await in_thread(self.manager.close)
         await self.memory.save_waiting()
         # Qt aborts if a QThreadPool is destroyed while its threads run; paused work ends quickly.
