@@ -53,7 +53,8 @@ def test_capabilities_offer_the_whole_contract(nextjs_full: NextRoute) -> None:
     assert caps["checksums"] == ["crc32c", "crc32"] and caps["contentMd5"] is True and caps["urlBatch"] is True
     assert (caps["minPartSize"], caps["maxParts"], caps["urlExpirySeconds"]) == (5 * MiB, 10_000, 3600)
     assert caps["presignedUpload"] is True
-    assert caps["chunkedUpload"]["path"] == "/api/user/influencers/chunked-upload" and caps["legacyUpload"] is None
+    assert caps["chunkedUpload"]["path"] == "/api/user/influencers/chunked-upload"
+    assert caps["legacyUpload"] == {"path": "/api/user/influencers/upload", "maxBytes": 6 * MiB}
 
 
 def test_a_multi_part_file_stores_byte_identical_and_the_client_signs_its_parts(

@@ -78,9 +78,11 @@ def api_kind(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture(scope="session")
 def nextjs_full(sandbox: SandboxInfo, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NextRoute]:
-    """The route with the whole contract (UPLOADER_ACTIONS=full, chunked on), its S3 client set to WHEN_REQUIRED."""
+    """The route with the whole contract (UPLOADER_ACTIONS=full, chunked and single-request uploads on), its S3
+    client set to WHEN_REQUIRED."""
     workdir = tmp_path_factory.mktemp("nextjs-full")
-    with nextjs_route(sandbox, workdir, UPLOADER_ACTIONS="full", UPLOAD_API_CHUNKED_ENABLED="1") as route:
+    offered = {"UPLOAD_API_CHUNKED_ENABLED": "1", "UPLOAD_API_LEGACY_ENABLED": "1"}
+    with nextjs_route(sandbox, workdir, UPLOADER_ACTIONS="full", **offered) as route:
         yield route
 
 
