@@ -14,7 +14,6 @@ import pytest
 from desktop_uploader.engine.fileid import identify
 from desktop_uploader.engine.limits import MiB
 from desktop_uploader.engine.state import OWED_ABORT, StateStore, UploadRecord
-from tests.support.api_servers import api_server
 from tests.support.storage import object_sha256, open_multipart_uploads
 from tests.support.waiting import wait_until
 
@@ -207,21 +206,17 @@ def test_self_test_against_a_configured_server(cli: Any) -> None:
     assert "Traceback" not in failed.stdout + failed.stderr
 
 
-# A FastAPI server configured as the seed: the three-action Next.js route's self-test is
-# tests/nextjs/test_client_three_actions.py::test_self_test_passes.
-@pytest.mark.fastapi_only("our server in its seed configuration")
 def test_self_test_against_a_seed_server_says_what_it_could_not_check(
-    cli: Any, sandbox: Any, s3: Any, tmp_path: Path
+    cli: Any, sandbox: Any, s3: Any, seed_api: Any
 ) -> None:
     from desktop_uploader.engine.settings import Settings, save_settings
 
     (cli.home / "config").mkdir(parents=True, exist_ok=True)
-    seed_only = {"actions": ("start", "complete", "abort"), "capabilities_enabled": False}
-    with api_server(sandbox, tmp_path / "seed", **seed_only) as url:
-        save_settings(cli.home / "config" / "settings.json", Settings(server_url=url))
-        checked = cli("--self-test", env={"QT_QPA_PLATFORM": "offscreen"})
+    with seed_api() as seed:
+        save_settings(cli.home / "config" / "settings.json", Settings(server_url=seed.url))
+        checked = cli("--self-test", env={"QT_QPA_PLATFORM": "offscreen", **seed.env()})
     assert checked.code == 0, checked.stdout + checked.stderr
-    assert f"server: {url}" in checked.stdout and "FAILED" not in checked.stdout
+    assert f"server: {seed.url}" in checked.stdout and "FAILED" not in checked.stdout
     assert (
         "PASSED: stored; this server doesn't report the stored object's checksum, "
         "so the bytes couldn't be compared end to end" in checked.stdout

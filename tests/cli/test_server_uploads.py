@@ -125,16 +125,12 @@ def test_a_different_file_with_the_same_name_is_not_continued_wrongly(
     assert [u["UploadId"] for u in open_multipart_uploads(s3, sandbox.bucket, user.prefix)] == [found["id"]]
 
 
-# Our server configured as the seed, for the same user: the three-action Next.js route against the client
-# is tests/nextjs/test_client_three_actions.py.
-@pytest.mark.fastapi_only("our server in its seed configuration, over the same user's uploads")
 def test_a_seed_server_without_list_offers_nothing_and_says_nothing(
-    cli: Any, user: OwnUser, make_file: Any, s3: Any, sandbox: Any, tmp_path: Path
+    cli: Any, user: OwnUser, make_file: Any, s3: Any, sandbox: Any, seed_api: Any
 ) -> None:
     sample = make_file(40 * MiB, name="seeded.safetensors")
     interrupted_upload(cli, user, sample.path)
-    seed_only = {"actions": ("start", "complete", "abort"), "capabilities_enabled": False}
-    with own_user_server(sandbox, tmp_path / "seed", user, **seed_only) as seed:
+    with seed_api(user) as seed:
         listing = cli("list", "--json", env=seed.env())
         assert listing.code == 0, listing.stderr
         assert listing.json() == {"uploads": [], "owedAborts": [], "serverUploads": []}

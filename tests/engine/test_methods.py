@@ -6,6 +6,8 @@ Each test that asks an upload API runs against our FastAPI server and the Next.j
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +18,10 @@ from desktop_uploader.engine.limits import MiB
 from desktop_uploader.engine.settings import Settings
 from tests.support.api_servers import api_server
 from tests.support.logfail import RETRIED, UPLOAD_FAILED
+from tests.support.nextjs_route import nextjs_route
 from tests.support.proxy import Proxy, RequestInfo, Respond
 from tests.support.storage import object_sha256, open_multipart_uploads
-from tests.support.upload_apis import UploadApi, every_upload_api
+from tests.support.upload_apis import NEXTJS, UploadApi, every_upload_api
 
 pytest_generate_tests = every_upload_api
 
@@ -91,16 +94,13 @@ def test_the_seeds_512_kb_setting_uploads_correctly(make_engine: Any, make_file:
     assert job.result is not None and object_sha256(s3, sandbox.bucket, job.result.s3_key) == sample.sha256
 
 
-# The three-action Next.js route against the client is tests/nextjs/test_client_three_actions.py.
-@pytest.mark.fastapi_only("our server in its seed configuration")
 def test_a_server_that_knows_only_start_complete_abort(
-    make_engine: Any, make_file: Any, s3: Any, sandbox: Any, tmp_path: Path
+    make_engine: Any, make_file: Any, s3: Any, sandbox: Any, seed_api: Any
 ) -> None:
     sample = make_file(23 * MiB)
-    with api_server(
-        sandbox, tmp_path / "seed", actions=("start", "complete", "abort"), capabilities_enabled=False
-    ) as url:
-        engine = make_engine(Settings(method="presigned", chunk_size=5 * MiB, concurrency=3), api_url=url)
+    with seed_api() as seed:
+        settings = Settings(method="presigned", chunk_size=5 * MiB, concurrency=3)
+        engine = make_engine(settings, api_url=seed.url, token=seed.token)
         job = engine.upload(sample.path)
         assert engine.manager.api is not None and not engine.manager.api.capabilities().advertised
     assert job.status == Status.COMPLETED, job.message
@@ -206,18 +206,25 @@ def test_a_file_changed_between_pause_and_resume_is_refused(
     assert sample.path.read_bytes()[: 20 * MiB] == original[: 20 * MiB]  # we never write to the user's file
 
 
-@pytest.mark.fastapi_only("our server presigning for a proxy in front of storage, started for this test")
-def test_the_url_lifetime_setting_reaches_the_urls(
-    make_engine: Any, make_file: Any, sandbox: Any, tmp_path: Path, s3: Any
-) -> None:
-    from tests.support.proxy import Proxy
+@contextmanager
+def presigning_for_a_proxy(kind: str, sandbox: Any, workdir: Path) -> Iterator[tuple[str, str, Proxy]]:
+    """A server of ``kind`` whose part URLs point at a proxy in front of storage: (its URL, a token, the proxy)."""
+    if kind == NEXTJS:
+        with nextjs_route(sandbox, workdir, storage_proxy=True, UPLOADER_ACTIONS="full") as route:
+            assert route.storage is not None
+            yield route.url, route.alice.token, route.storage
+        return
+    with Proxy.start(sandbox.s3_endpoint) as proxy, api_server(sandbox, workdir, s3_public_endpoint=proxy.url) as url:
+        yield url, sandbox.token, proxy
 
+
+def test_the_url_lifetime_setting_reaches_the_urls(
+    make_engine: Any, make_file: Any, sandbox: Any, tmp_path: Path, upload_api: UploadApi
+) -> None:
     sample = make_file(6 * MiB)
-    with (
-        Proxy.start(sandbox.s3_endpoint) as proxy,
-        api_server(sandbox, tmp_path / "api", s3_public_endpoint=proxy.url) as url,
-    ):
-        job = make_engine(Settings(method="presigned", url_expiry_seconds=300), api_url=url).upload(sample.path)
+    with presigning_for_a_proxy(upload_api.kind, sandbox, tmp_path / "api") as (url, token, proxy):
+        settings = Settings(method="presigned", url_expiry_seconds=300)
+        job = make_engine(settings, api_url=url, token=token).upload(sample.path)
         lifetimes = {r.query.get("X-Amz-Expires") for r in proxy.stats.records("PUT")}
     assert job.status == Status.COMPLETED and lifetimes == {"300"}
 

@@ -1,7 +1,7 @@
 """The Next.js route (server-examples/nextjs) as a real ``next start`` process, and the CLI pointed at it.
 
-``nextjs_full``, the route with the whole contract, is shared with the client's end-to-end tests:
-tests/support/upload_apis.py.
+``nextjs_full`` (the route with the whole contract) and ``nextjs_three_fixed`` are shared with the
+client's end-to-end tests: tests/support/upload_apis.py.
 """
 
 from __future__ import annotations
@@ -27,15 +27,6 @@ def nextjs_original(sandbox: SandboxInfo, tmp_path_factory: pytest.TempPathFacto
     """
     workdir = tmp_path_factory.mktemp("nextjs-original")
     with nextjs_route(sandbox, workdir, storage_proxy=True, UPLOADER_ACTIONS="original") as route:
-        yield route
-
-
-@pytest.fixture(scope="session")
-def nextjs_three_fixed(sandbox: SandboxInfo, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NextRoute]:
-    """Our users' route with the one-line fix and nothing else: start/complete/abort, WHEN_REQUIRED checksums."""
-    workdir = tmp_path_factory.mktemp("nextjs-three-fixed")
-    env = {"UPLOADER_ACTIONS": "original", "UPLOADER_CHECKSUMS": "when-required"}
-    with nextjs_route(sandbox, workdir, storage_proxy=True, **env) as route:
         yield route
 
 

@@ -58,14 +58,14 @@ class NextRoute:
     tokens: Path | None = None  # the tokens file the route reads (again whenever it changes)
     storage: Proxy | None = None  # the proxy in front of storage that part URLs are signed for, if any
 
-    def add_user(self) -> RouteUser:
-        """A new user of the running route, with a prefix nobody else writes to.
+    def add_user(self, user: RouteUser | None = None) -> RouteUser:
+        """A new user of the running route (or ``user``, known elsewhere), with a prefix nobody else writes to.
 
         The route reads its tokens file again when the file changes, so no restart is needed. The file
         is replaced whole (written aside, then renamed), so the route never reads half of it.
         """
         assert self.tokens is not None, "the route's tokens file is unknown"
-        user = RouteUser(uuid.uuid4().hex, f"nx{uuid.uuid4().hex[:10]}")
+        user = user or RouteUser(uuid.uuid4().hex, f"nx{uuid.uuid4().hex[:10]}")
         known: dict[str, str] = json.loads(self.tokens.read_text(encoding="utf-8"))
         aside = self.tokens.with_name(f".{user.user_id}.json")
         aside.write_text(json.dumps({**known, user.token: user.user_id}), encoding="utf-8")

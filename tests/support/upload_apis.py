@@ -11,17 +11,22 @@ server itself, or needing it configured otherwise) or ``without_upload_api`` (ne
 
 The route is started once per session, on first use, and every ``[nextjs]`` test gets a user of its
 own (``NextRoute.add_user``): what the route lists for it is only what that test left there.
+``seed_api`` is the same kind of server offering only the seed's three actions and answers: our
+server so configured, or the route as our users run it with the one-line fix (``nextjs_three_fixed``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
 from desktop_uploader.sandbox.info import SandboxInfo
-from tests.support.nextjs_route import NextRoute, nextjs_route
+from tests.support.api_servers import OwnUser, api_server, own_user_server
+from tests.support.nextjs_route import NextRoute, RouteUser, nextjs_route
 
 FASTAPI = "fastapi"
 NEXTJS = "nextjs"
@@ -94,3 +99,43 @@ def upload_api(api_kind: str, sandbox: SandboxInfo, request: pytest.FixtureReque
         user = route.add_user()
         return UploadApi(NEXTJS, route.url, user.token, user.user_id, route.url)
     return UploadApi(FASTAPI, sandbox.api_url, sandbox.token, SANDBOX_USER, sandbox.server_id)
+
+
+@pytest.fixture(scope="session")
+def nextjs_three_fixed(sandbox: SandboxInfo, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NextRoute]:
+    """Our users' route with the one-line fix and nothing else: start/complete/abort, WHEN_REQUIRED checksums.
+
+    Its part URLs are signed for a proxy in front of storage (``route.storage``), which counts what arrives.
+    """
+    workdir = tmp_path_factory.mktemp("nextjs-three-fixed")
+    env = {"UPLOADER_ACTIONS": "original", "UPLOADER_CHECKSUMS": "when-required"}
+    with nextjs_route(sandbox, workdir, storage_proxy=True, **env) as route:
+        yield route
+
+
+SeedApi = Callable[..., AbstractContextManager[UploadApi]]
+
+
+@pytest.fixture
+def seed_api(api_kind: str, sandbox: SandboxInfo, tmp_path: Path, request: pytest.FixtureRequest) -> SeedApi:
+    """Opens a server of the test's kind that knows only start/complete/abort, no GET, and answers as the seed.
+
+    For ``user`` (a user of the test's own, with uploads already on the full server) or else a new one.
+    """
+    route: NextRoute | None = request.getfixturevalue("nextjs_three_fixed") if api_kind == NEXTJS else None
+
+    @contextmanager
+    def open_seed(user: OwnUser | None = None) -> Iterator[UploadApi]:
+        if route is not None:
+            known = route.add_user(RouteUser(user.token, user.user_id) if user else None)
+            yield UploadApi(NEXTJS, route.url, known.token, known.user_id, route.url)
+            return
+        seed_only = {"actions": ("start", "complete", "abort"), "capabilities_enabled": False}
+        if user is None:
+            with api_server(sandbox, tmp_path / "seed", **seed_only) as url:
+                yield UploadApi(FASTAPI, url, sandbox.token, SANDBOX_USER, url)
+            return
+        with own_user_server(sandbox, tmp_path / "seed", user, **seed_only) as own:
+            yield UploadApi(FASTAPI, own.url, own.token, own.user_id, own.url)
+
+    return open_seed
