@@ -12,6 +12,7 @@ from PySide6.QtGui import (
     QCloseEvent,
     QDesktopServices,
     QDragEnterEvent,
+    QDragLeaveEvent,
     QDragMoveEvent,
     QDropEvent,
     QKeySequence,
@@ -34,11 +35,14 @@ from desktop_uploader import APP_NAME
 from desktop_uploader.engine.events import Status
 from desktop_uploader.engine.rows import QueueSummary, Row, RowAction
 from desktop_uploader.gui.dialogs import CloseChoice, ask_close, confirm, confirm_damaged_files, confirm_other_files
+from desktop_uploader.gui.drop_highlight import DropHighlight, local_paths
 from desktop_uploader.gui.empty_state import EmptyState
+from desktop_uploader.gui.geometry import WindowGeometry
 from desktop_uploader.gui.icons import app_icon, ui_icon
 from desktop_uploader.gui.menus import build_menu_bar
 from desktop_uploader.gui.pickers import Pickers
 from desktop_uploader.gui.queue_delegate import UploadDelegate
+from desktop_uploader.gui.row_actions import RowActionBar
 from desktop_uploader.gui.server_uploads import ServerUploadsNotice
 from desktop_uploader.gui.session import AppSession, Link
 from desktop_uploader.gui.settings_dialog import SettingsDialog
@@ -62,6 +66,7 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self.resize(960, 620)
         self.setMinimumSize(640, 420)
+        self.geometry_keeper = WindowGeometry(self, session.paths.config_dir / "window.ini")
         self._build_actions()
         self.quit_action = build_menu_bar(
             self,
@@ -73,6 +78,7 @@ class MainWindow(QMainWindow):
         )
         self._build_toolbar()
         self._build_central()
+        self.drop_highlight = DropHighlight(self)
         self._build_status_bar()
         session.model.rowsInserted.connect(self._update_page)
         session.model.rowsRemoved.connect(self._update_page)
@@ -179,6 +185,8 @@ class MainWindow(QMainWindow):
         self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.view.customContextMenuRequested.connect(self._context_menu)
         layout.addWidget(self.view)
+        self.row_actions = RowActionBar(self.view, self.act, queue_page)  # the row's buttons, for the keyboard
+        layout.addWidget(self.row_actions)
         self.pages.addWidget(queue_page)
         self.setCentralWidget(self.pages)
         for keys, slot in (
@@ -332,25 +340,23 @@ class MainWindow(QMainWindow):
 
     # -- drag and drop -------------------------------------------------------------------------------------------
 
-    @staticmethod
-    def _local_paths(event: QDropEvent | QDragEnterEvent | QDragMoveEvent) -> list[str]:
-        mime = event.mimeData()
-        if not mime.hasUrls():
-            return []
-        return [url.toLocalFile() for url in mime.urls() if url.isLocalFile()]
-
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
-        if self._local_paths(event):
+        if local_paths(event):
             event.acceptProposedAction()
+            self.drop_highlight.start()
         else:
             event.ignore()
 
     def dragMoveEvent(self, event: QDragMoveEvent) -> None:
-        if self._local_paths(event):
+        if local_paths(event):
             event.acceptProposedAction()
 
+    def dragLeaveEvent(self, event: QDragLeaveEvent) -> None:
+        self.drop_highlight.stop()
+
     def dropEvent(self, event: QDropEvent) -> None:
-        paths = self._local_paths(event)
+        self.drop_highlight.stop()
+        paths = local_paths(event)
         if not paths:
             event.ignore()
             return
