@@ -97,9 +97,11 @@ async def watch():
             say("highlight " + ("still shown" if window.drop_highlight.isVisible() else "gone"))
             break
         await asyncio.sleep(0.02)
+    window.hide()
     await desktop.session.shutdown()
 
-loop.run_until_complete(watch())
+with loop:  # as the app's own run(): closing the loop ends its worker threads
+    loop.run_until_complete(watch())
 """
 
 
