@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtCore import QAbstractItemModel, QModelIndex, Qt
+from PySide6.QtCore import QAbstractItemModel, QModelIndex, QRectF, Qt
+from PySide6.QtGui import QPainter, QPaintEvent, QPalette, QPen
 from PySide6.QtWidgets import QAbstractItemView, QHBoxLayout, QLabel, QSizePolicy, QToolButton, QWidget
 
 from desktop_uploader.engine.rows import Row, RowAction
 from desktop_uploader.gui.icons import ui_icon
-from desktop_uploader.gui.queue_delegate import ACTION_ICONS
+from desktop_uploader.gui.palette import readable_selection
+from desktop_uploader.gui.queue_delegate import ACTION_ICONS, FOCUS_WIDTH
 from desktop_uploader.gui.queue_model import Role
 
 # In the order a person reads them; what the row offers decides which are shown.
@@ -30,6 +32,21 @@ ORDER = (
     RowAction.DISCARD,
     RowAction.REMOVE,
 )
+
+
+class RingButton(QToolButton):
+    """A tool button that shows keyboard focus plainly: Fusion draws no focus indicator on tool buttons."""
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        super().paintEvent(event)
+        if not self.hasFocus():
+            return
+        palette = readable_selection(self.palette())
+        painter = QPainter(self)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setPen(QPen(palette.color(QPalette.ColorRole.Highlight), FOCUS_WIDTH))
+        painter.drawRoundedRect(QRectF(self.rect()).adjusted(1, 1, -1, -1), 4, 4)
+        painter.end()
 
 
 class RowActionBar(QWidget):
@@ -50,7 +67,7 @@ class RowActionBar(QWidget):
         layout.addWidget(self.caption, 1)
         self.buttons: dict[RowAction, QToolButton] = {}
         for action in ORDER:
-            button = QToolButton(self)
+            button = RingButton(self)
             button.setObjectName("rowAction" + action.name.title().replace("_", ""))
             button.setText(action.value)
             button.setAccessibleName(action.value)

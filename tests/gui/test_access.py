@@ -147,9 +147,11 @@ def test_keyboard_alone_reaches_every_row_action_with_visible_focus_and_names(
     assert with_focus > rect.height() // 2, "no visible focus ring on the current row"
 
     # Tab leaves the list for the row's own buttons; each has a name a screen reader reads out.
+    unfocused_button = bar.buttons[RowAction.RESUME].grab().toImage()
     QTest.keyClick(view, Qt.Key.Key_Tab)
     focused = focused_widget()
     assert focused is bar.buttons[RowAction.RESUME]
+    assert focused.grab().toImage() != unfocused_button, "a focused button looks the same as an unfocused one"
     without_focus = ring_pixels(view.viewport().grab().toImage(), rect, ring)
     assert without_focus < with_focus // 2, "the ring stays when focus has left the list"
     names = {
