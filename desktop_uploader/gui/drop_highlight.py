@@ -93,6 +93,7 @@ class DropHighlight(QWidget):
         label = "Drop to upload"
         box = metrics.boundingRect(label).adjusted(-16, -8, 16, 8)
         box.moveCenter(self.rect().center())
+        box.moveBottom(self.rect().bottom() - 24)  # near the edge: the middle has the window's own text
         painter.setBrush(back)
         painter.setPen(QPen(border, 1))
         painter.drawRoundedRect(box, 8, 8)
