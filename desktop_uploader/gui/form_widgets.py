@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop_uploader.gui.palette import muted_text
+from desktop_uploader.gui.palette import muted_text, readable
 
 # The upload method box: what a person reads, and the setting it stands for.
 METHOD_CHOICES = (
@@ -114,25 +114,22 @@ def decimal_box(low: float, high: float, decimals: int, suffix: str = "", specia
     return box
 
 
-class HintLabel(QLabel):
-    """An explanation under a field: quieter than a label, yet readable at 4.5:1 (the disabled colour was 1.9:1).
+class ReadableLabel(QLabel):
+    """A label whose text colour is worked out from the application's palette, again whenever it changes,
+    so that a switch to dark mode while a dialog is open keeps it at 4.5:1."""
 
-    Its colour is worked out from the application's palette and again whenever that palette changes,
-    so a switch to dark mode while the dialog is open keeps it readable.
-    """
-
-    def __init__(self, text: str) -> None:
-        super().__init__(text)
-        self.setWordWrap(True)
-        self.setProperty("role", "hint")
+    def __init__(self, text: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(text, parent)
         self._recolour()
+
+    def wanted(self, palette: QPalette) -> QColor:
+        return palette.color(QPalette.ColorRole.WindowText)
 
     def text_colour(self) -> QColor:
         return self.palette().color(QPalette.ColorRole.WindowText)
 
     def _recolour(self) -> None:
-        source = QApplication.palette(self)
-        wanted = muted_text(source, on=QPalette.ColorRole.Window)
+        wanted = self.wanted(QApplication.palette(self))
         palette = self.palette()
         if palette.color(QPalette.ColorRole.WindowText) != wanted:
             palette.setColor(QPalette.ColorRole.WindowText, wanted)
@@ -142,6 +139,26 @@ class HintLabel(QLabel):
         super().changeEvent(event)
         if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.StyleChange):
             self._recolour()
+
+
+class HintLabel(ReadableLabel):
+    """An explanation under a field: quieter than a label, yet readable (the disabled colour was 1.9:1)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.setWordWrap(True)
+        self.setProperty("role", "hint")
+
+    def wanted(self, palette: QPalette) -> QColor:
+        return muted_text(palette, on=QPalette.ColorRole.Window)
+
+
+class ProblemLabel(ReadableLabel):
+    """What is wrong with the settings, in red that reads on a light or a dark window (#c62828 was 2.5:1 on dark)."""
+
+    def wanted(self, palette: QPalette) -> QColor:
+        dark = palette.color(QPalette.ColorRole.Window).lightness() < 128
+        return readable(QColor("#ef6c6c" if dark else "#c62828"), palette.color(QPalette.ColorRole.Window))
 
 
 def hint_label(text: str) -> QLabel:

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import QApplication, QStyleFactory, QWidget
 from desktop_uploader.engine.events import Status
 from desktop_uploader.engine.limits import MiB
 from desktop_uploader.engine.rows import Row, RowAction
-from desktop_uploader.gui.form_widgets import HintLabel
+from desktop_uploader.gui.form_widgets import HintLabel, ProblemLabel
 from desktop_uploader.gui.geometry import fitted
 from desktop_uploader.gui.palette import BODY_TEXT, contrast, dark_palette, muted_text, readable_selection
 from desktop_uploader.gui.queue_delegate import METHOD_HUES, badge_colors, status_color
@@ -63,6 +63,9 @@ def test_every_text_colour_reads_at_wcag_aa_in_light_and_dark(qapp: QApplication
     try:
         hint = HintLabel("Leave it empty to upload to a test storage on this computer.")
         measured["settings hint"] = contrast(hint.text_colour(), window)
+        measured["settings problem"] = contrast(
+            ProblemLabel("Chunk size must be at least 5 MiB.").text_colour(), window
+        )
         assert hint.isEnabled(), "a hint is information, not a disabled control"
     finally:
         QApplication.setPalette(previous)
@@ -137,6 +140,8 @@ def test_keyboard_alone_reaches_every_row_action_with_visible_focus_and_names(
     focus_by_tab(window, view)
     QTest.keyClick(view, Qt.Key.Key_Home)
     assert model.row_at(view.currentIndex()).file_name == "keyboard-first.safetensors"
+    shows_resume = bar.buttons[RowAction.RESUME].isVisible
+    run(aloop, until(shows_resume, what="the bar to offer Resume"))  # the model repaints ten times a second
     # The focused row shows a ring: the selection colour, or the selection's text colour on a selected row.
     rect = view.visualRect(view.currentIndex())
     selected = view.selectionModel().isSelected(view.currentIndex())
@@ -166,6 +171,7 @@ def test_keyboard_alone_reaches_every_row_action_with_visible_focus_and_names(
     assert view.hasFocus()
     QTest.keyClick(view, Qt.Key.Key_Down)
     assert model.row_at(view.currentIndex()).file_name == "keyboard-second.safetensors"
+    assert bar.caption.text() == "keyboard-second.safetensors"
     QTest.keyClick(view, Qt.Key.Key_Tab)
     QTest.keyClick(focused_widget(), Qt.Key.Key_Tab)
     assert QApplication.focusWidget() is bar.buttons[RowAction.CANCEL]
@@ -204,6 +210,8 @@ def test_pause_is_reachable_by_keyboard_while_uploading(make_desktop: Any, make_
 
     run(aloop, uploading())
     focus_by_tab(window, window.view)
+    resume = window.row_actions.buttons[RowAction.RESUME]
+    run(aloop, until(resume.isVisible, what="the bar to offer Resume"))
     QTest.keyClick(window.view, Qt.Key.Key_Tab)
     QTest.keyClick(focused_widget(), Qt.Key.Key_Space)  # Resume
     pause = window.row_actions.buttons[RowAction.PAUSE]
@@ -211,7 +219,6 @@ def test_pause_is_reachable_by_keyboard_while_uploading(make_desktop: Any, make_
     assert QApplication.focusWidget() is pause
     assert QAccessible.queryAccessibleInterface(pause).text(QAccessible.Text.Name) == "Pause"
     QTest.keyClick(pause, Qt.Key.Key_Space)
-    resume = window.row_actions.buttons[RowAction.RESUME]
     run(aloop, until(lambda: model.rows()[0].status == Status.PAUSED and not resume.isHidden(), what="paused"))
     assert QApplication.focusWidget() is resume
     run(aloop, desktop.session.shutdown(cancel=True))
