@@ -1,11 +1,14 @@
-"""A visible drop zone while files are dragged over the window.
+"""The window as a drop target, with a visible drop zone while files are dragged over it.
 
-Without it nothing changed on screen until the drop, so a person could not tell whether the window
-would take the files. The overlay lies over the window's central area, lets every mouse event
-through, and is shown on drag-enter (only for local files) and hidden on leave and on drop.
+Without the zone nothing changed on screen until the drop, so a person could not tell whether the
+window would take the files. The overlay lies over the window's central area, lets every mouse
+event through, and is shown on drag-enter (only for local files) and hidden on leave and on drop.
+It handles the window's drag events itself (as an event filter), so the main window stays small.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from PySide6.QtCore import QEvent, QObject, QRectF, Qt
 from PySide6.QtGui import (
@@ -35,8 +38,9 @@ def local_paths(event: QDropEvent | QDragEnterEvent | QDragMoveEvent) -> list[st
 
 
 class DropHighlight(QWidget):
-    def __init__(self, window: QMainWindow) -> None:
+    def __init__(self, window: QMainWindow, add_paths: Callable[[list[str]], None]) -> None:
         super().__init__(window)
+        self.add_paths = add_paths
         self.setObjectName("dropHighlight")
         self.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
         self.setAttribute(Qt.WidgetAttribute.WA_NoSystemBackground)
@@ -62,9 +66,30 @@ class DropHighlight(QWidget):
         self.setGeometry(central.geometry() if central is not None else self.window_.rect())
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        if watched is self.window_ and event.type() == QEvent.Type.Resize and self.active:
+        if watched is not self.window_:
+            return False
+        if event.type() == QEvent.Type.Resize and self.active:
             self._cover()
+        elif isinstance(event, QDropEvent):  # drag-enter and drag-move events are drop events too
+            self._drag(event)
+            return True
+        elif event.type() == QEvent.Type.DragLeave:
+            self.stop()
+            return True
         return False
+
+    def _drag(self, event: QDropEvent) -> None:
+        paths = local_paths(event)
+        if not paths:
+            event.ignore()
+            self.stop()
+            return
+        event.acceptProposedAction()
+        if event.type() == QEvent.Type.DragEnter:
+            self.start()
+        elif event.type() == QEvent.Type.Drop:
+            self.stop()
+            self.add_paths(paths)
 
     def colours(self) -> tuple[QColor, QColor]:
         """The border (and text) colour and the translucent fill, from the window's palette."""

@@ -11,10 +11,6 @@ from PySide6.QtGui import (
     QAction,
     QCloseEvent,
     QDesktopServices,
-    QDragEnterEvent,
-    QDragLeaveEvent,
-    QDragMoveEvent,
-    QDropEvent,
     QKeySequence,
     QShortcut,
 )
@@ -35,7 +31,7 @@ from desktop_uploader import APP_NAME
 from desktop_uploader.engine.events import Status
 from desktop_uploader.engine.rows import QueueSummary, Row, RowAction
 from desktop_uploader.gui.dialogs import CloseChoice, ask_close, confirm, confirm_damaged_files, confirm_other_files
-from desktop_uploader.gui.drop_highlight import DropHighlight, local_paths
+from desktop_uploader.gui.drop_highlight import DropHighlight
 from desktop_uploader.gui.empty_state import EmptyState
 from desktop_uploader.gui.geometry import WindowGeometry
 from desktop_uploader.gui.icons import app_icon, ui_icon
@@ -78,7 +74,7 @@ class MainWindow(QMainWindow):
         )
         self._build_toolbar()
         self._build_central()
-        self.drop_highlight = DropHighlight(self)
+        self.drop_highlight = DropHighlight(self, self.add_paths)  # takes the window's drag and drop events
         self._build_status_bar()
         session.model.rowsInserted.connect(self._update_page)
         session.model.rowsRemoved.connect(self._update_page)
@@ -337,31 +333,6 @@ class MainWindow(QMainWindow):
                     action.setIcon(ui_icon(str(name), self.palette()))
             self.view.viewport().update()
         super().changeEvent(event)
-
-    # -- drag and drop -------------------------------------------------------------------------------------------
-
-    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
-        if local_paths(event):
-            event.acceptProposedAction()
-            self.drop_highlight.start()
-        else:
-            event.ignore()
-
-    def dragMoveEvent(self, event: QDragMoveEvent) -> None:
-        if local_paths(event):
-            event.acceptProposedAction()
-
-    def dragLeaveEvent(self, event: QDragLeaveEvent) -> None:
-        self.drop_highlight.stop()
-
-    def dropEvent(self, event: QDropEvent) -> None:
-        self.drop_highlight.stop()
-        paths = local_paths(event)
-        if not paths:
-            event.ignore()
-            return
-        event.acceptProposedAction()
-        self.add_paths(paths)
 
     # -- closing --------------------------------------------------------------------------------------------------
 
