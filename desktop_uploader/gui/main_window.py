@@ -11,9 +11,6 @@ from PySide6.QtGui import (
     QAction,
     QCloseEvent,
     QDesktopServices,
-    QDragEnterEvent,
-    QDragMoveEvent,
-    QDropEvent,
     QKeySequence,
     QShortcut,
 )
@@ -35,15 +32,18 @@ from desktop_uploader.engine.events import Status
 from desktop_uploader.engine.rows import QueueSummary, Row, RowAction
 from desktop_uploader.gui.button_guard import ButtonGuard
 from desktop_uploader.gui.dialogs import CloseChoice, ask_close, confirm_damaged_files, confirm_other_files
+from desktop_uploader.gui.drop_highlight import DropHighlight
 from desktop_uploader.gui.duplicates import ask_already_uploaded
 from desktop_uploader.gui.empty_state import EmptyState
 from desktop_uploader.gui.first_run import FirstRun
+from desktop_uploader.gui.geometry import WindowGeometry
 from desktop_uploader.gui.history_dialog import install_history
 from desktop_uploader.gui.icons import app_icon, ui_icon
 from desktop_uploader.gui.menus import build_menu_bar
 from desktop_uploader.gui.pickers import Pickers
 from desktop_uploader.gui.queue_delegate import UploadDelegate
 from desktop_uploader.gui.removal import RemovalGuard
+from desktop_uploader.gui.row_actions import RowActionBar
 from desktop_uploader.gui.server_uploads import ServerUploadsNotice
 from desktop_uploader.gui.session import AppSession, Link
 from desktop_uploader.gui.settings_dialog import SettingsDialog
@@ -67,6 +67,7 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self.resize(960, 620)
         self.setMinimumSize(640, 420)
+        self.geometry_keeper = WindowGeometry(self, session.paths.config_dir / "window.ini")
         self._build_actions()
         self.quit_action = build_menu_bar(
             self,
@@ -79,6 +80,7 @@ class MainWindow(QMainWindow):
         self.history_action = install_history(self, session.memory.store)
         self._build_toolbar()
         self._build_central()
+        self.drop_highlight = DropHighlight(self, self.add_paths)  # takes the window's drag and drop events
         self._build_status_bar()
         self.removal = RemovalGuard(self, session)  # asks before stored bytes are thrown away
         self.button_guard = ButtonGuard(self.view, self.delegate)  # row buttons don't change under the pointer
@@ -188,6 +190,8 @@ class MainWindow(QMainWindow):
         self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.view.customContextMenuRequested.connect(self._context_menu)
         layout.addWidget(self.view)
+        self.row_actions = RowActionBar(self.view, self.act, queue_page)  # the row's buttons, for the keyboard
+        layout.addWidget(self.row_actions)
         self.pages.addWidget(queue_page)
         self.setCentralWidget(self.pages)
         for keys, slot in (
@@ -325,33 +329,6 @@ class MainWindow(QMainWindow):
                     action.setIcon(ui_icon(str(name), self.palette()))
             self.view.viewport().update()
         super().changeEvent(event)
-
-    # -- drag and drop -------------------------------------------------------------------------------------------
-
-    @staticmethod
-    def _local_paths(event: QDropEvent | QDragEnterEvent | QDragMoveEvent) -> list[str]:
-        mime = event.mimeData()
-        if not mime.hasUrls():
-            return []
-        return [url.toLocalFile() for url in mime.urls() if url.isLocalFile()]
-
-    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
-        if self._local_paths(event):
-            event.acceptProposedAction()
-        else:
-            event.ignore()
-
-    def dragMoveEvent(self, event: QDragMoveEvent) -> None:
-        if self._local_paths(event):
-            event.acceptProposedAction()
-
-    def dropEvent(self, event: QDropEvent) -> None:
-        paths = self._local_paths(event)
-        if not paths:
-            event.ignore()
-            return
-        event.acceptProposedAction()
-        self.add_paths(paths)
 
     # -- closing --------------------------------------------------------------------------------------------------
 

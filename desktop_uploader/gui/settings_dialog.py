@@ -38,6 +38,7 @@ from desktop_uploader.engine.limits import MiB
 from desktop_uploader.engine.settings import PRESETS, Settings
 from desktop_uploader.gui.form_widgets import (
     ANY_NUMBER,
+    ProblemLabel,
     decimal_box,
     hint_label,
     plain_problem,
@@ -90,10 +91,9 @@ class SettingsDialog(QDialog):
         self.presigned_path, self.chunked_path = page.presigned_path, page.chunked_path
         self.legacy_path = page.legacy_path
         self.url_expiry, self.read_timeout = page.url_expiry, page.read_timeout
-        self.problem = QLabel(self)
+        self.problem = ProblemLabel("", self)  # red that stays readable in a dark palette
         self.problem.setObjectName("settingsProblem")
         self.problem.setWordWrap(True)
-        self.problem.setStyleSheet("color: #c62828;")
         self.buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Save
             | QDialogButtonBox.StandardButton.Cancel

@@ -1,4 +1,8 @@
-"""Run the real ``desktop-uploader`` command in a subprocess, with a private home."""
+"""Run the real ``desktop-uploader`` command in a subprocess, with a private home.
+
+Every test here runs against each kind of upload API (``[fastapi]``, ``[nextjs]``:
+tests/support/upload_apis.py) unless it is marked for one.
+"""
 
 from __future__ import annotations
 
@@ -14,9 +18,11 @@ from typing import Any
 
 import pytest
 
-from desktop_uploader.sandbox.info import SandboxInfo
 from tests.conftest import SampleFile
 from tests.support.safetensors_files import whole_models
+from tests.support.upload_apis import UploadApi, every_upload_api
+
+pytest_generate_tests = every_upload_api
 
 
 @dataclass
@@ -32,12 +38,12 @@ class CliResult:
 @dataclass
 class Cli:
     home: Path
-    sandbox: SandboxInfo
+    api: UploadApi  # the server it is pointed at unless a test says otherwise
 
     def env(self, server: bool = True, extra: dict[str, str] | None = None) -> dict[str, str]:
         env = {**os.environ, "DESKTOP_UPLOADER_HOME": str(self.home), "COLUMNS": "200"}
         if server:
-            env.update(DESKTOP_UPLOADER_SERVER=self.sandbox.api_url, DESKTOP_UPLOADER_TOKEN=self.sandbox.token)
+            env.update(self.api.env())
         env.update(extra or {})
         return env
 
@@ -75,8 +81,8 @@ def _ctrl_c_as_in_a_terminal() -> None:
 
 
 @pytest.fixture
-def cli(private_home: Path, sandbox: SandboxInfo) -> Cli:
-    return Cli(private_home, sandbox)
+def cli(private_home: Path, upload_api: UploadApi) -> Cli:
+    return Cli(private_home, upload_api)
 
 
 @pytest.fixture

@@ -9,10 +9,11 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from desktop_uploader.engine.fileid import identify
 from desktop_uploader.engine.limits import MiB
 from desktop_uploader.engine.state import OWED_ABORT, StateStore, UploadRecord
-from tests.support.api_servers import api_server
 from tests.support.storage import object_sha256, open_multipart_uploads
 from tests.support.waiting import wait_until
 
@@ -28,7 +29,7 @@ def test_upload_a_folder_with_json_results(cli: Any, make_file: Any, s3: Any, sa
     for sample in (first, second):
         entry = uploads[sample.path.name]
         assert entry["status"] == "completed" and entry["method"] == "presigned-s3"
-        assert entry["comfyUIPath"].startswith("/runpod-volume/loras/sandbox-user/")
+        assert entry["comfyUIPath"].startswith(cli.api.comfyui_prefix)
         assert entry["networkVolumePath"] == f"s3://{sandbox.bucket}/{entry['s3Key']}"
         assert object_sha256(s3, sandbox.bucket, entry["s3Key"]) == sample.sha256
 
@@ -64,6 +65,7 @@ def test_a_corrupt_state_file_does_not_stop_the_cli(
     assert cli("list").code == 0
 
 
+@pytest.mark.without_upload_api("refused by the CLI before any server is asked")
 def test_usage_errors_exit_2_with_a_sentence(cli: Any, make_file: Any, tmp_path: Path) -> None:
     sample = make_file(1000)
     for args, phrase in (
@@ -85,6 +87,7 @@ def test_a_wrong_token_fails_with_a_clear_message(cli: Any, make_file: Any) -> N
     assert "Traceback" not in result.stdout + result.stderr
 
 
+@pytest.mark.without_upload_api("refused by the CLI before any server is asked")
 def test_an_unreadable_file_fails_with_a_clear_message(cli: Any, tmp_path: Path) -> None:
     folder = tmp_path / "folder.safetensors"
     folder.mkdir()
@@ -189,14 +192,14 @@ def test_an_upload_whose_process_was_killed_is_listed_as_interrupted(cli: Any, m
     assert finished.code == 0, finished.stderr
 
 
-def test_self_test_against_a_configured_server(cli: Any, sandbox: Any) -> None:
+def test_self_test_against_a_configured_server(cli: Any) -> None:
     from desktop_uploader.engine.settings import Settings, save_settings
 
     (cli.home / "config").mkdir(parents=True, exist_ok=True)
-    save_settings(cli.home / "config" / "settings.json", Settings(server_url=sandbox.api_url))
+    save_settings(cli.home / "config" / "settings.json", Settings(server_url=cli.api.url))
     passed = cli("--self-test", env={"QT_QPA_PLATFORM": "offscreen"})
     assert passed.code == 0, passed.stdout + passed.stderr
-    assert f"server: {sandbox.api_url}" in passed.stdout
+    assert f"server: {cli.api.url}" in passed.stdout
     assert "PASSED: storage's multipart ETag matches the file's parts" in passed.stdout
     failed = cli("--self-test", env={"QT_QPA_PLATFORM": "offscreen", "DESKTOP_UPLOADER_TOKEN": "wrong-token-1234567"})
     assert failed.code == 1 and "FAILED:" in failed.stdout and "access token" in failed.stdout
@@ -204,17 +207,16 @@ def test_self_test_against_a_configured_server(cli: Any, sandbox: Any) -> None:
 
 
 def test_self_test_against_a_seed_server_says_what_it_could_not_check(
-    cli: Any, sandbox: Any, s3: Any, tmp_path: Path
+    cli: Any, sandbox: Any, s3: Any, seed_api: Any
 ) -> None:
     from desktop_uploader.engine.settings import Settings, save_settings
 
     (cli.home / "config").mkdir(parents=True, exist_ok=True)
-    seed_only = {"actions": ("start", "complete", "abort"), "capabilities_enabled": False}
-    with api_server(sandbox, tmp_path / "seed", **seed_only) as url:
-        save_settings(cli.home / "config" / "settings.json", Settings(server_url=url))
-        checked = cli("--self-test", env={"QT_QPA_PLATFORM": "offscreen"})
+    with seed_api() as seed:
+        save_settings(cli.home / "config" / "settings.json", Settings(server_url=seed.url))
+        checked = cli("--self-test", env={"QT_QPA_PLATFORM": "offscreen", **seed.env()})
     assert checked.code == 0, checked.stdout + checked.stderr
-    assert f"server: {url}" in checked.stdout and "FAILED" not in checked.stdout
+    assert f"server: {seed.url}" in checked.stdout and "FAILED" not in checked.stdout
     assert (
         "PASSED: stored; this server doesn't report the stored object's checksum, "
         "so the bytes couldn't be compared end to end" in checked.stdout

@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import pytest
+
 from desktop_uploader.cli.session import SECRET_ENV
 from desktop_uploader.engine.limits import MiB
 from desktop_uploader.engine.settings import Settings, save_settings
@@ -12,6 +14,7 @@ from tests.support.proxy import Action, Proxy, RequestInfo, ResetResponse, Respo
 from tests.support.storage import object_sha256, open_multipart_uploads
 
 
+@pytest.mark.without_upload_api("direct-s3 talks to storage only")
 def test_resume_after_a_lost_complete_answer_stores_the_file_once(
     cli: Any, make_file: Any, s3: Any, sandbox: Any
 ) -> None:

@@ -44,13 +44,11 @@ def _interrupted(home: Path, server: str) -> None:
     state.close()
 
 
-def test_every_command_works_with_a_damaged_settings_file_and_says_so_once(
-    cli: Any, make_file: Any, sandbox: Any
-) -> None:
+def test_every_command_works_with_a_damaged_settings_file_and_says_so_once(cli: Any, make_file: Any) -> None:
     settings = cli.home / "config" / "settings.json"
     settings.parent.mkdir(parents=True)
     sample = make_file(1 * MiB, name="fine.ckpt")
-    _interrupted(cli.home, sandbox.server_id)
+    _interrupted(cli.home, cli.api.server_id)
     for content, command, codes in (
         (b'{"server_url": "caf\xe9"}', ("upload", str(sample.path)), {0}),
         (b"{not json", ("list",), {0}),

@@ -96,7 +96,7 @@ def test_names_are_printed_escaped_never_as_terminal_control_or_markup(cli: Any,
     assert missing.stderr == "desktop-uploader: [/bold]gone.safetensors: no such file or folder\n"
 
 
-def test_list_shows_a_hostile_name_and_server_message_escaped(cli: Any, sandbox: Any) -> None:
+def test_list_shows_a_hostile_name_and_server_message_escaped(cli: Any) -> None:
     state = StateStore.open(cli.home / "data" / "uploads.sqlite3")
     state.create(
         UploadRecord(
@@ -105,7 +105,7 @@ def test_list_shows_a_hostile_name_and_server_message_escaped(cli: Any, sandbox:
             display_name=HOSTILE,
             identity=FileIdentity(10, 1, "a", "b"),
             method="presigned-s3",
-            server=sandbox.server_id,
+            server=cli.api.server_id,
             status="failed",
             message="[red]\x1b]0;storage said\x07",
         )
@@ -120,6 +120,7 @@ def test_list_shows_a_hostile_name_and_server_message_escaped(cli: Any, sandbox:
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX special files")
+@pytest.mark.without_upload_api("refused by the CLI before any server is asked")
 def test_a_pipe_a_device_or_a_socket_is_refused_for_what_it_is(cli: Any, tmp_path: Path) -> None:
     fifo = tmp_path / "pipe.safetensors"
     os.mkfifo(fifo)
@@ -193,11 +194,13 @@ def test_a_cut_short_safetensors_file_is_refused_unless_sent_anyway(
     assert "cut.safetensors looks damaged. It is 2.0 MiB" in sent.stderr and "Sending it anyway" in sent.stderr
 
 
+@pytest.mark.without_upload_api("help text only")
 def test_the_help_explains_send_anyway(cli: Any) -> None:
     result = cli("upload", "--help")
     assert "--send-anyway" in result.stdout and "incomplete or damaged" in result.stdout
 
 
+@pytest.mark.without_upload_api("the configured server does not exist")
 def test_the_self_test_prints_a_hostile_server_address_escaped(cli: Any) -> None:
     from desktop_uploader.engine.settings import save_settings
 

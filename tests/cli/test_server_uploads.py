@@ -1,7 +1,8 @@
 """Unfinished uploads on the server after the local resume store was lost: listed, discarded, continued.
 
-Each test has a user of its own (an API server over the sandbox's real SeaweedFS with its own token),
-so what the server lists is only what the test left there.
+Each test has a user of its own (on FastAPI, an API server over the sandbox's real SeaweedFS with its
+own token; on the Next.js route, a user added to it), so what the server lists is only what the test
+left there.
 """
 
 from __future__ import annotations
@@ -17,10 +18,14 @@ from desktop_uploader.engine.limits import MiB
 from tests.cli.test_cli import wait_for_parts
 from tests.support.api_servers import OwnUser, own_user_server
 from tests.support.storage import object_sha256, open_multipart_uploads
+from tests.support.upload_apis import NEXTJS, UploadApi
 
 
 @pytest.fixture
-def user(sandbox: Any, tmp_path: Path) -> Iterator[OwnUser]:
+def user(upload_api: UploadApi, sandbox: Any, tmp_path: Path) -> Iterator[OwnUser]:
+    if upload_api.kind == NEXTJS:  # already a user of its own
+        yield OwnUser(upload_api.url, upload_api.token, upload_api.user_id)
+        return
     with own_user_server(sandbox, tmp_path / "api") as own:
         yield own
 
@@ -121,12 +126,11 @@ def test_a_different_file_with_the_same_name_is_not_continued_wrongly(
 
 
 def test_a_seed_server_without_list_offers_nothing_and_says_nothing(
-    cli: Any, user: OwnUser, make_file: Any, s3: Any, sandbox: Any, tmp_path: Path
+    cli: Any, user: OwnUser, make_file: Any, s3: Any, sandbox: Any, seed_api: Any
 ) -> None:
     sample = make_file(40 * MiB, name="seeded.safetensors")
     interrupted_upload(cli, user, sample.path)
-    seed_only = {"actions": ("start", "complete", "abort"), "capabilities_enabled": False}
-    with own_user_server(sandbox, tmp_path / "seed", user, **seed_only) as seed:
+    with seed_api(user) as seed:
         listing = cli("list", "--json", env=seed.env())
         assert listing.code == 0, listing.stderr
         assert listing.json() == {"uploads": [], "owedAborts": [], "serverUploads": []}

@@ -1,4 +1,8 @@
-"""An upload manager wired to the session's sandbox (or another API server), with its events recorded."""
+"""An upload manager wired to the test's upload API (or another API server), with its events recorded.
+
+The upload API is the sandbox's, unless the test module runs against every kind
+(tests/support/upload_apis.py; tests/engine/test_methods.py does).
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from desktop_uploader.engine.methods.direct_s3 import DirectTarget
 from desktop_uploader.engine.settings import Settings
 from desktop_uploader.engine.state import StateStore
 from desktop_uploader.sandbox.info import SandboxInfo
+from tests.support.upload_apis import UploadApi
 from tests.support.waiting import wait_until
 
 
@@ -37,7 +42,7 @@ class Engine:
 
 
 @pytest.fixture
-def make_engine(sandbox: SandboxInfo, tmp_path: Path) -> Iterator[Callable[..., Engine]]:
+def make_engine(upload_api: UploadApi, tmp_path: Path) -> Iterator[Callable[..., Engine]]:
     made: list[Engine] = []
 
     def make(
@@ -50,7 +55,10 @@ def make_engine(sandbox: SandboxInfo, tmp_path: Path) -> Iterator[Callable[..., 
         server_id: str | None = None,
     ) -> Engine:
         connection = ServerConnection(
-            api_url or sandbox.api_url, token or sandbox.token, server_id or (api_url or sandbox.server_id), "test"
+            api_url or upload_api.url,
+            token or upload_api.token,
+            server_id or (api_url or upload_api.server_id),
+            "test",
         )
         state = StateStore.open(state_path or tmp_path / "state.sqlite3")
         manager = UploadManager(settings or Settings(), state, connection, direct=direct)

@@ -1,7 +1,13 @@
-"""Every method delivers byte-identical objects; fallback, pause, cancel and file changes behave."""
+"""Every method delivers byte-identical objects; fallback, pause, cancel and file changes behave.
+
+Each test that asks an upload API runs against our FastAPI server and the Next.js drop-in route
+(``[fastapi]``, ``[nextjs]``: tests/support/upload_apis.py), unless it is marked for one.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +18,12 @@ from desktop_uploader.engine.limits import MiB
 from desktop_uploader.engine.settings import Settings
 from tests.support.api_servers import api_server
 from tests.support.logfail import RETRIED, UPLOAD_FAILED
+from tests.support.nextjs_route import nextjs_route
 from tests.support.proxy import Proxy, RequestInfo, Respond
 from tests.support.storage import object_sha256, open_multipart_uploads
+from tests.support.upload_apis import NEXTJS, UploadApi, every_upload_api
+
+pytest_generate_tests = every_upload_api
 
 SIZE = 64 * MiB
 
@@ -23,11 +33,24 @@ SIZE = 64 * MiB
     [
         (Settings(method="presigned", concurrency=3, chunk_size=8 * MiB), "presigned-s3"),
         (Settings(method="chunked"), "chunked-s3"),
-        (Settings(method="direct-s3", concurrency=4, chunk_size=8 * MiB), "direct-s3"),
     ],
-    ids=["presigned", "chunked", "direct"],
+    ids=["presigned", "chunked"],
 )
 def test_64_mib_arrives_byte_identical(
+    make_engine: Any, make_file: Any, s3: Any, sandbox: Any, settings: Settings, method: str
+) -> None:
+    arrives_byte_identical(make_engine, make_file, s3, sandbox, None, settings, method)
+
+
+@pytest.mark.without_upload_api("direct-s3 talks to storage only")
+def test_64_mib_arrives_byte_identical_direct(
+    make_engine: Any, make_file: Any, s3: Any, sandbox: Any, direct_target: Any
+) -> None:
+    settings = Settings(method="direct-s3", concurrency=4, chunk_size=8 * MiB)
+    arrives_byte_identical(make_engine, make_file, s3, sandbox, direct_target, settings, "direct-s3")
+
+
+def arrives_byte_identical(
     make_engine: Any, make_file: Any, s3: Any, sandbox: Any, direct_target: Any, settings: Settings, method: str
 ) -> None:
     sample = make_file(SIZE)
@@ -72,13 +95,12 @@ def test_the_seeds_512_kb_setting_uploads_correctly(make_engine: Any, make_file:
 
 
 def test_a_server_that_knows_only_start_complete_abort(
-    make_engine: Any, make_file: Any, s3: Any, sandbox: Any, tmp_path: Path
+    make_engine: Any, make_file: Any, s3: Any, sandbox: Any, seed_api: Any
 ) -> None:
     sample = make_file(23 * MiB)
-    with api_server(
-        sandbox, tmp_path / "seed", actions=("start", "complete", "abort"), capabilities_enabled=False
-    ) as url:
-        engine = make_engine(Settings(method="presigned", chunk_size=5 * MiB, concurrency=3), api_url=url)
+    with seed_api() as seed:
+        settings = Settings(method="presigned", chunk_size=5 * MiB, concurrency=3)
+        engine = make_engine(settings, api_url=seed.url, token=seed.token)
         job = engine.upload(sample.path)
         assert engine.manager.api is not None and not engine.manager.api.capabilities().advertised
     assert job.status == Status.COMPLETED, job.message
@@ -87,6 +109,7 @@ def test_a_server_that_knows_only_start_complete_abort(
 
 
 @pytest.mark.allow_log(*UPLOAD_FAILED)
+@pytest.mark.fastapi_only("our server with its presigned path switched off, a setting the route does not have")
 def test_when_presigned_start_fails_the_fallback_runs(
     make_engine: Any, make_file: Any, s3: Any, sandbox: Any, tmp_path: Path
 ) -> None:
@@ -107,10 +130,19 @@ def slow(settings: Settings | None = None, **changes: Any) -> Settings:
     return base.replace(**changes)
 
 
-@pytest.mark.parametrize("method", ["presigned", "chunked", "direct-s3"])
-def test_pause_then_resume_completes(
-    make_engine: Any, make_file: Any, s3: Any, sandbox: Any, direct_target: Any, method: str
+@pytest.mark.parametrize("method", ["presigned", "chunked"])
+def test_pause_then_resume_completes(make_engine: Any, make_file: Any, s3: Any, sandbox: Any, method: str) -> None:
+    pause_then_resume(make_engine, make_file, s3, sandbox, None, method)
+
+
+@pytest.mark.without_upload_api("direct-s3 talks to storage only")
+def test_pause_then_resume_completes_direct(
+    make_engine: Any, make_file: Any, s3: Any, sandbox: Any, direct_target: Any
 ) -> None:
+    pause_then_resume(make_engine, make_file, s3, sandbox, direct_target, "direct-s3")
+
+
+def pause_then_resume(make_engine: Any, make_file: Any, s3: Any, sandbox: Any, direct_target: Any, method: str) -> None:
     sample = make_file(40 * MiB)
     engine = make_engine(slow(method=method), direct=direct_target if method == "direct-s3" else None)
     job = engine.manager.add(sample.path)
@@ -174,23 +206,33 @@ def test_a_file_changed_between_pause_and_resume_is_refused(
     assert sample.path.read_bytes()[: 20 * MiB] == original[: 20 * MiB]  # we never write to the user's file
 
 
-def test_the_url_lifetime_setting_reaches_the_urls(
-    make_engine: Any, make_file: Any, sandbox: Any, tmp_path: Path, s3: Any
-) -> None:
-    from tests.support.proxy import Proxy
+@contextmanager
+def presigning_for_a_proxy(kind: str, sandbox: Any, workdir: Path) -> Iterator[tuple[str, str, Proxy]]:
+    """A server of ``kind`` whose part URLs point at a proxy in front of storage: (its URL, a token, the proxy)."""
+    if kind == NEXTJS:
+        with nextjs_route(sandbox, workdir, storage_proxy=True, UPLOADER_ACTIONS="full") as route:
+            assert route.storage is not None
+            yield route.url, route.alice.token, route.storage
+        return
+    with Proxy.start(sandbox.s3_endpoint) as proxy, api_server(sandbox, workdir, s3_public_endpoint=proxy.url) as url:
+        yield url, sandbox.token, proxy
 
+
+def test_the_url_lifetime_setting_reaches_the_urls(
+    make_engine: Any, make_file: Any, sandbox: Any, tmp_path: Path, upload_api: UploadApi
+) -> None:
     sample = make_file(6 * MiB)
-    with (
-        Proxy.start(sandbox.s3_endpoint) as proxy,
-        api_server(sandbox, tmp_path / "api", s3_public_endpoint=proxy.url) as url,
-    ):
-        job = make_engine(Settings(method="presigned", url_expiry_seconds=300), api_url=url).upload(sample.path)
+    with presigning_for_a_proxy(upload_api.kind, sandbox, tmp_path / "api") as (url, token, proxy):
+        settings = Settings(method="presigned", url_expiry_seconds=300)
+        job = make_engine(settings, api_url=url, token=token).upload(sample.path)
         lifetimes = {r.query.get("X-Amz-Expires") for r in proxy.stats.records("PUT")}
     assert job.status == Status.COMPLETED and lifetimes == {"300"}
 
 
 @pytest.mark.allow_log(*RETRIED)
-def test_a_chunked_retry_says_how_long_it_waits(make_engine: Any, make_file: Any, sandbox: Any, s3: Any) -> None:
+def test_a_chunked_retry_says_how_long_it_waits(
+    make_engine: Any, make_file: Any, sandbox: Any, s3: Any, upload_api: UploadApi
+) -> None:
     """The window's countdown reads the delay; chunked retries used to say 0 s whatever the wait."""
     sample = make_file(6 * MiB, name="chunked-countdown.safetensors")
     busy_once: list[int] = []
@@ -201,7 +243,7 @@ def test_a_chunked_retry_says_how_long_it_waits(make_engine: Any, make_file: Any
             return Respond(503, b'{"error": "busy"}', {"Content-Type": "application/json", "Retry-After": "1"})
         return None
 
-    with Proxy.start(sandbox.api_url) as api:
+    with Proxy.start(upload_api.url) as api:
         api.set_fault_plan(plan)
         engine = make_engine(Settings(method="chunked", backoff_base=0.05), api_url=api.url)
         job = engine.upload(sample.path)
@@ -213,7 +255,7 @@ def test_a_chunked_retry_says_how_long_it_waits(make_engine: Any, make_file: Any
 
 @pytest.mark.allow_log(*RETRIED)
 def test_a_retried_api_call_is_announced_with_its_delay(
-    make_engine: Any, make_file: Any, sandbox: Any, s3: Any
+    make_engine: Any, make_file: Any, sandbox: Any, s3: Any, upload_api: UploadApi
 ) -> None:
     """A busy 'complete' used to be retried in silence: the window showed nothing while it waited."""
     sample = make_file(6 * MiB, name="api-countdown.safetensors")
@@ -225,7 +267,7 @@ def test_a_retried_api_call_is_announced_with_its_delay(
             return Respond(503, b'{"error": "busy"}', {"Content-Type": "application/json", "Retry-After": "1"})
         return None
 
-    with Proxy.start(sandbox.api_url, peek_bytes=4096) as api:
+    with Proxy.start(upload_api.url, peek_bytes=4096) as api:
         api.set_fault_plan(plan)
         engine = make_engine(Settings(method="presigned", backoff_base=0.05), api_url=api.url)
         job = engine.upload(sample.path)

@@ -1,4 +1,8 @@
-"""The Next.js route (server-examples/nextjs) as a real ``next start`` process, and the CLI pointed at it."""
+"""The Next.js route (server-examples/nextjs) as a real ``next start`` process, and the CLI pointed at it.
+
+``nextjs_full`` (the route with the whole contract) and ``nextjs_three_fixed`` are shared with the
+client's end-to-end tests: tests/support/upload_apis.py.
+"""
 
 from __future__ import annotations
 
@@ -12,14 +16,7 @@ from tests.cli.conftest import Cli
 from tests.conftest import SampleFile
 from tests.support.nextjs_route import NextRoute, nextjs_route
 from tests.support.safetensors_files import whole_models
-
-
-@pytest.fixture(scope="session")
-def nextjs_full(sandbox: SandboxInfo, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NextRoute]:
-    """The route with the whole contract (UPLOADER_ACTIONS=full, chunked on), its S3 client set to WHEN_REQUIRED."""
-    workdir = tmp_path_factory.mktemp("nextjs-full")
-    with nextjs_route(sandbox, workdir, UPLOADER_ACTIONS="full", UPLOAD_API_CHUNKED_ENABLED="1") as route:
-        yield route
+from tests.support.upload_apis import UploadApi
 
 
 @pytest.fixture(scope="session")
@@ -33,18 +30,10 @@ def nextjs_original(sandbox: SandboxInfo, tmp_path_factory: pytest.TempPathFacto
         yield route
 
 
-@pytest.fixture(scope="session")
-def nextjs_three_fixed(sandbox: SandboxInfo, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NextRoute]:
-    """Our users' route with the one-line fix and nothing else: start/complete/abort, WHEN_REQUIRED checksums."""
-    workdir = tmp_path_factory.mktemp("nextjs-three-fixed")
-    env = {"UPLOADER_ACTIONS": "original", "UPLOADER_CHECKSUMS": "when-required"}
-    with nextjs_route(sandbox, workdir, storage_proxy=True, **env) as route:
-        yield route
-
-
 @pytest.fixture
-def cli(private_home: Path, sandbox: SandboxInfo) -> Cli:
-    return Cli(private_home, sandbox)
+def cli(private_home: Path, upload_api: UploadApi) -> Cli:
+    """Pointed at our FastAPI server unless a test gives another server's environment."""
+    return Cli(private_home, upload_api)
 
 
 @pytest.fixture

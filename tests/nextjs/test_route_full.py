@@ -19,7 +19,7 @@ import requests
 
 from desktop_uploader.engine.limits import MiB
 from tests.cli.test_cli import wait_for_parts
-from tests.support.api import PRESIGNED, Api
+from tests.support.api import LEGACY, PRESIGNED, Api
 from tests.support.nextjs_route import NextRoute
 from tests.support.storage import object_sha256, open_multipart_uploads
 from tests.support.waiting import wait_until
@@ -53,7 +53,8 @@ def test_capabilities_offer_the_whole_contract(nextjs_full: NextRoute) -> None:
     assert caps["checksums"] == ["crc32c", "crc32"] and caps["contentMd5"] is True and caps["urlBatch"] is True
     assert (caps["minPartSize"], caps["maxParts"], caps["urlExpirySeconds"]) == (5 * MiB, 10_000, 3600)
     assert caps["presignedUpload"] is True
-    assert caps["chunkedUpload"]["path"] == "/api/user/influencers/chunked-upload" and caps["legacyUpload"] is None
+    assert caps["chunkedUpload"]["path"] == "/api/user/influencers/chunked-upload"
+    assert caps["legacyUpload"] == {"path": "/api/user/influencers/upload", "maxBytes": 6 * MiB}
 
 
 def test_a_multi_part_file_stores_byte_identical_and_the_client_signs_its_parts(
@@ -104,6 +105,26 @@ def test_missing_or_wrong_token_is_401(
     answer = requests.request(method, nextjs_full.url + PRESIGNED, headers=headers, json=body, timeout=30)
     assert answer.status_code == 401, answer.text
     assert answer.json()["error"]
+
+
+def test_the_single_request_upload_stores_small_files_and_refuses_what_it_must(
+    nextjs_full: NextRoute, s3: Any, sandbox: Any
+) -> None:
+    api = nextjs_full.api()
+    data = bytes(range(256)) * 40
+    done = api.ok(api.legacy("small.safetensors", data, display_name="Small"))
+    key = f"{nextjs_full.alice.prefix}{done['uniqueFileName']}"
+    assert done["networkVolumePath"] == f"s3://{sandbox.bucket}/{key}"
+    assert done["comfyUIPath"] == f"/runpod-volume/{key}" and done["size"] == len(data) and done["etag"]
+    stored_once(s3, sandbox.bucket, key, hashlib.sha256(data).hexdigest())
+    anonymous = requests.post(nextjs_full.url + LEGACY, files={"file": ("a.safetensors", b"x")}, timeout=30)
+    for why, answer, status in (
+        ("over 6 MiB", api.legacy("big.safetensors", b"x" * (6 * MiB + 1)), 413),
+        ("not a model type", api.legacy("notes.txt", b"x"), 400),
+        ("no token", anonymous, 401),
+    ):
+        assert answer.status_code == status, (why, answer.text)
+        assert answer.json()["error"], why
 
 
 def test_another_users_upload_is_out_of_reach_for_every_action(nextjs_full: NextRoute) -> None:

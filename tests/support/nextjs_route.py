@@ -55,7 +55,22 @@ class NextRoute:
     log: Path
     alice: RouteUser
     bob: RouteUser
+    tokens: Path | None = None  # the tokens file the route reads (again whenever it changes)
     storage: Proxy | None = None  # the proxy in front of storage that part URLs are signed for, if any
+
+    def add_user(self, user: RouteUser | None = None) -> RouteUser:
+        """A new user of the running route (or ``user``, known elsewhere), with a prefix nobody else writes to.
+
+        The route reads its tokens file again when the file changes, so no restart is needed. The file
+        is replaced whole (written aside, then renamed), so the route never reads half of it.
+        """
+        assert self.tokens is not None, "the route's tokens file is unknown"
+        user = user or RouteUser(uuid.uuid4().hex, f"nx{uuid.uuid4().hex[:10]}")
+        known: dict[str, str] = json.loads(self.tokens.read_text(encoding="utf-8"))
+        aside = self.tokens.with_name(f".{user.user_id}.json")
+        aside.write_text(json.dumps({**known, user.token: user.user_id}), encoding="utf-8")
+        os.replace(aside, self.tokens)
+        return user
 
     def api(self, user: RouteUser | None = None) -> Api:
         return Api(self.url, (user or self.alice).token)
@@ -160,7 +175,7 @@ def nextjs_route(
         if proxy is not None:
             env = {"UPLOAD_API_S3_PUBLIC_ENDPOINT": proxy.url, **env}
         route = stack.enter_context(_serve(info, workdir, env, alice))
-        yield NextRoute(route.url, route.pid, route.log, route.alice, route.bob, proxy)
+        yield NextRoute(route.url, route.pid, route.log, route.alice, route.bob, route.tokens, proxy)
 
 
 @contextmanager
@@ -196,6 +211,6 @@ def _serve(info: SandboxInfo, workdir: Path, env: dict[str, str], alice: RouteUs
         )
     try:
         _wait_ready(process, url, log)
-        yield NextRoute(url, process.pid, log, alice, bob)
+        yield NextRoute(url, process.pid, log, alice, bob, tokens)
     finally:
         _stop(process)
