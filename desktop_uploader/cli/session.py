@@ -21,6 +21,8 @@ from desktop_uploader.connection import (
 )
 from desktop_uploader.connection import direct_target as connection_direct_target
 from desktop_uploader.engine.errors import SettingsError
+from desktop_uploader.engine.history import HistoryStore
+from desktop_uploader.engine.history_recorder import HistoryRecorder
 from desktop_uploader.engine.manager import UploadManager
 from desktop_uploader.engine.methods.direct_s3 import DirectTarget
 from desktop_uploader.engine.settings import Settings, load_settings
@@ -95,6 +97,7 @@ def engine_session(args: argparse.Namespace, settings: Settings, out: Console) -
                 paths, settings, server=getattr(args, "server", None), token=getattr(args, "token", None)
             )
         manager = UploadManager(settings, state, connection, direct=direct)
+        HistoryRecorder.attach(HistoryStore.in_data_dir(paths.data_dir), manager)  # CLI uploads in the history too
         try:
             manager.sweep_owed_aborts()
             yield EngineSession(manager, state, sandbox)

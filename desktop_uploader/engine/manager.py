@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
 
@@ -158,8 +158,8 @@ class UploadManager(AttemptRunner):
         self._pump()
         return job.id
 
-    def restore_interrupted(self) -> list[str]:
-        """Uploads a crash or quit left unfinished become jobs in the INTERRUPTED state."""
+    def restore_interrupted(self, paused: Collection[str] = ()) -> list[str]:
+        """Uploads a crash or quit left unfinished become jobs in the INTERRUPTED state (PAUSED for ``paused``)."""
         restored = []
         for record in self.state.unfinished():
             if record.status == OWED_ABORT or self._locks.busy(record.id):
@@ -172,7 +172,7 @@ class UploadManager(AttemptRunner):
                     Path(record.path),
                     record.display_name,
                     record.identity.size,
-                    status=Status.INTERRUPTED,
+                    status=Status.PAUSED if record.id in paused else Status.INTERRUPTED,
                     method=record.method,
                     resumable=True,
                     message=record.message or "Interrupted before it finished.",
@@ -182,7 +182,7 @@ class UploadManager(AttemptRunner):
             stored = stored_bytes(self.state, record)
             job.progress = Progress(job.id, record.method, stored, 0, record.identity.size, 0.0, None)
             self._emit(job.progress)  # what is already safe in storage, so nobody thinks resume starts over
-            self._emit(StatusChanged(job.id, Status.INTERRUPTED, job.message))
+            self._emit(StatusChanged(job.id, job.status, job.message))
             restored.append(job.id)
         return restored
 

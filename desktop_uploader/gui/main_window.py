@@ -33,9 +33,11 @@ from desktop_uploader.engine.rows import QueueSummary, Row, RowAction
 from desktop_uploader.gui.button_guard import ButtonGuard
 from desktop_uploader.gui.dialogs import CloseChoice, ask_close, confirm_damaged_files, confirm_other_files
 from desktop_uploader.gui.drop_highlight import DropHighlight
+from desktop_uploader.gui.duplicates import ask_already_uploaded
 from desktop_uploader.gui.empty_state import EmptyState
 from desktop_uploader.gui.first_run import FirstRun
 from desktop_uploader.gui.geometry import WindowGeometry
+from desktop_uploader.gui.history_dialog import install_history
 from desktop_uploader.gui.icons import app_icon, ui_icon
 from desktop_uploader.gui.menus import build_menu_bar
 from desktop_uploader.gui.pickers import Pickers
@@ -75,6 +77,7 @@ class MainWindow(QMainWindow):
             quit_app=self.quit_or_ask,
             open_log_folder=self.open_log_folder,
         )
+        self.history_action = install_history(self, session.memory.store)
         self._build_toolbar()
         self._build_central()
         self.drop_highlight = DropHighlight(self, self.add_paths)  # takes the window's drag and drop events
@@ -251,6 +254,7 @@ class MainWindow(QMainWindow):
                 paths,
                 lambda others: confirm_other_files(self, others),
                 lambda damaged: confirm_damaged_files(self, damaged),
+                lambda found: ask_already_uploaded(self, found),
             )
         )
 

@@ -40,6 +40,7 @@ from desktop_uploader.engine.settings import Settings
 from desktop_uploader.engine.state import StateStore
 from desktop_uploader.gui.bridge import EngineBridge
 from desktop_uploader.gui.executors import QtPoolExecutor
+from desktop_uploader.gui.history_session import AskUploaded, SessionMemory
 from desktop_uploader.gui.menus import copy_row_path
 from desktop_uploader.gui.queue_model import UploadQueueModel
 from desktop_uploader.gui.server_uploads import ServerUploadsOffer
@@ -82,6 +83,7 @@ class AppSession(QObject):
         self._last_summary = self.model.summary
         self.closed = False
         self.server_uploads = ServerUploadsOffer(self.manager, self.message.emit)
+        self.memory = SessionMemory(paths.data_dir, self.manager, self.model)  # history, duplicates, queue
 
     # -- connection ---------------------------------------------------------------------------------------
 
@@ -167,7 +169,7 @@ class AppSession(QObject):
     # -- the queue ------------------------------------------------------------------------------------------
 
     async def restore_interrupted(self) -> int:
-        ids = await in_thread(self.manager.restore_interrupted)
+        ids = await self.memory.restore(self.settings.auto_start)  # and the files still queued at quit
         if ids:
             stopped = plural(len(ids), "upload was", "uploads were")
             self.message.emit(f"{stopped} interrupted last time; resume when you're ready.")
@@ -180,6 +182,7 @@ class AppSession(QObject):
         paths: list[str],
         confirm_others: Callable[[list[Path]], Awaitable[bool]] | None = None,
         confirm_damaged: Callable[[list[tuple[Path, str]]], Awaitable[bool]] | None = None,
+        confirm_uploaded: AskUploaded | None = None,
     ) -> AddOutcome:
         """Queue what was dropped or chosen; with ``confirm_damaged``, cut-short .safetensors files are asked about."""
         found = await in_thread(collect, paths)
@@ -195,6 +198,9 @@ class AppSession(QObject):
             found_damaged = await in_thread(damaged, chosen)
             if found_damaged and not await confirm_damaged(found_damaged):
                 chosen, refused = refuse(chosen, found_damaged)
+        if confirm_uploaded is not None:  # already on this server? (hashed off this thread, only on a size match)
+            chosen, skipped_uploaded = await self.memory.skip_uploaded(chosen, confirm_uploaded, self.message.emit)
+            refused += skipped_uploaded
         known, start = self.model.job_ids(), self.settings.auto_start  # read here, on the GUI thread
         added, duplicates, problems = await in_thread(lambda: add_all(self.manager, chosen, known, start=start))
         outcome = AddOutcome(added, duplicates, problems + refused + unusable(found), skipped)
@@ -271,7 +277,9 @@ class AppSession(QObject):
                     self.manager.cancel(row.job_id)
         self.bridge.close()
         self.keep_awake.release()
+        self.memory.closing([] if cancel else self.model.rows())
         await in_thread(self.manager.close)
+        await self.memory.save_waiting()
         # Qt aborts if a QThreadPool is destroyed while its threads run; paused work ends quickly.
         await in_thread(self.file_executor.shutdown)
         await in_thread(self.part_executor.shutdown)

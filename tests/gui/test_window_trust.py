@@ -179,7 +179,7 @@ def test_the_menu_bar_offers_file_edit_help_with_platform_shortcuts(make_desktop
     desktop = make_desktop(connect=False)
     window = desktop.window
     assert [a.text().replace("&", "") for a in window.menuBar().actions()] == ["File", "Edit", "Help"]
-    assert menu(window, "File") == ["Add files…", "Add folder…", "Quit"]
+    assert menu(window, "File") == ["Add files…", "Add folder…", "History…", "Quit"]
     assert menu(window, "Edit") == ["Settings…"]
     assert menu(window, "Help") == [f"About {APP_NAME}", "Open log folder"]
     file_menu = window.menuBar().actions()[0].menu()
