@@ -25,8 +25,33 @@ def _finished(task: asyncio.Task[Any]) -> None:
         log.error("A background task failed", exc_info=task.exception())
 
 
+def _this_loops() -> list[asyncio.Task[Any]]:
+    """Tasks of the running loop. A task of a loop that was closed never runs again: it is dropped."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = asyncio.get_event_loop_policy().get_event_loop()
+    for task in [t for t in _running if t.get_loop() is not loop and t.get_loop().is_closed()]:
+        _running.discard(task)
+    return [task for task in _running if task.get_loop() is loop]
+
+
 def pending() -> int:
-    return len(_running)
+    """Work still running on this loop (a save, a question, a test of the connection)."""
+    return len(_this_loops())
+
+
+def describe_pending() -> list[str]:
+    """What still runs, by coroutine name: for the log when a quit or a test waits on it."""
+    return sorted(str(getattr(task.get_coro(), "__qualname__", task.get_name())) for task in _this_loops())
+
+
+async def cancel_pending() -> None:
+    """Cancel what a closed window left running (a question nobody will answer now), and let it unwind."""
+    tasks = [task for task in _this_loops() if task is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def in_thread(function: Callable[..., T], *args: Any) -> T:

@@ -199,8 +199,9 @@ def test_keyboard_alone_reaches_every_row_action_with_visible_focus_and_names(
     QTest.keyClick(view, Qt.Key.Key_Tab)
     assert QApplication.focusWidget() is bar.buttons[RowAction.RESUME]
     QTest.keyClick(bar.buttons[RowAction.RESUME], Qt.Key.Key_Space)
-    run(aloop, until(lambda: not bar.buttons[RowAction.COPY_COMFYUI].isHidden(), 60, "the first row uploaded"))
-    assert model.rows()[0].status == Status.COMPLETED
+    uploaded = (RowAction.COPY_COMFYUI, RowAction.COPY_S3)
+    run(aloop, until(lambda: model.rows()[0].status == Status.COMPLETED, 60, "the first row uploaded"))
+    run(aloop, until(lambda: all(not bar.buttons[a].isHidden() for a in uploaded), 10, "its copy buttons"))
     assert bar.buttons[RowAction.PAUSE].isHidden()
     copy = focused_widget()
     assert copy is bar.buttons[RowAction.COPY_COMFYUI], "focus stays in the bar when Resume goes away"
