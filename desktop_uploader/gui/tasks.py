@@ -41,11 +41,6 @@ def pending() -> int:
     return len(_this_loops())
 
 
-def describe_pending() -> list[str]:
-    """What still runs, by coroutine name: for the log when a quit or a test waits on it."""
-    return sorted(str(getattr(task.get_coro(), "__qualname__", task.get_name())) for task in _this_loops())
-
-
 async def cancel_pending() -> None:
     """Cancel what a closed window left running (a question nobody will answer now), and let it unwind."""
     tasks = [task for task in _this_loops() if task is not asyncio.current_task()]
