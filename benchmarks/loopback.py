@@ -18,7 +18,7 @@ import boto3
 from botocore.config import Config
 
 from benchmarks.contenders import Contender
-from benchmarks.measure import GiB, Sample, run_measured
+from benchmarks.measure import GiB, Sample, payload_size, run_measured
 from benchmarks.servers import SinkServers, Target
 
 Log = Callable[[str], None]
@@ -36,7 +36,7 @@ def run_one(
     sink: SinkServers | None = None,
     timeout: float = 300.0,
 ) -> Sample:
-    size = path.stat().st_size
+    size = payload_size(path)
     if sink is not None:
         sink.reset()
     try:
@@ -147,7 +147,7 @@ def run_rounds(
     for round_no in range(first_round, first_round + rounds):
         for contender in contenders:
             free = shutil.disk_usage(work).free
-            if free < 2 * path.stat().st_size + MIN_FREE:
+            if free < 2 * payload_size(path) + MIN_FREE:
                 raise RuntimeError(f"only {free >> 30} GiB of disk left; stopping before storage fills it")
             began = time.monotonic()
             sample = run_one(scenario, contender, target, path, work, round_no, sink=sink, timeout=timeout)

@@ -21,7 +21,7 @@ from benchmarks.loopback import run_rounds
 from benchmarks.measure import GiB, MiB, Sample, make_file, warm
 from benchmarks.servers import ROOT, SeaweedSandbox, SinkServers
 
-SCENARIOS = ("checksums", "sink", "seaweedfs", "memory", "wan")
+SCENARIOS = ("checksums", "sink", "seaweedfs", "small", "folder", "memory", "wan")
 RESULTS = ROOT / "benchmarks" / "results"
 
 
@@ -148,6 +148,12 @@ def main(argv: list[str] | None = None) -> int:
                     sandbox.stop()
                     shutil.rmtree(work / "seaweedfs", ignore_errors=True)
                 save()
+        perfile = [kind for kind in ("small", "folder") if kind in only]
+        if perfile:
+            from benchmarks.perfile import per_file_scenarios
+
+            samples += per_file_scenarios(work, perfile, rounds, log, pick, save)
+            save()
         if "memory" in only:
             samples += memory_scenario(work, size, min(rounds, 3), log, pick)
             save()
