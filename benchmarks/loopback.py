@@ -64,6 +64,10 @@ def run_one(
         extra["payload_bytes"] = stats.get("payload_bytes", 0)
         if first is not None and last is not None and last > first:
             extra["data_mbps"] = round(stats["payload_bytes"] / (last - first) / 1e6, 1)
+            # The sink's clock is this machine's monotonic one too: what a run spends before its first
+            # payload byte arrives (start-up, imports, API round trips) and after its last (completion, exit).
+            extra["to_first_byte_s"] = round(first - result.started, 4)
+            extra["after_last_byte_s"] = round(result.ended - last, 4)
     gib = size / GiB
     return Sample(
         scenario,

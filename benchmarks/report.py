@@ -60,8 +60,8 @@ def loopback_table(rows: dict[str, list[dict[str, Any]]]) -> str:
     head += "".join(f" × {p} CPU |" for p in peers) + " Peak RSS MiB | Server CPU-s |"
     columns = 7 + 2 * len(peers)
     if has_data:
-        head += " Data-phase MB/s |"
-        columns += 1
+        head += " Data-phase MB/s | Start → first byte s | Last byte → exit s |"
+        columns += 3
     lines = [head, "| --- |" + " ---: |" * (columns - 1)]
     for name, runs in rows.items():
         good = [s for s in runs if s["ok"]]
@@ -80,6 +80,8 @@ def loopback_table(rows: dict[str, list[dict[str, Any]]]) -> str:
         line += f" {_spread([s['extra'].get('server_cpu', 0.0) for s in good], '{:.1f}')} |"
         if has_data:
             line += f" {_spread([s['extra']['data_mbps'] for s in good if 'data_mbps' in s['extra']])} |"
+            for field in ("to_first_byte_s", "after_last_byte_s"):
+                line += f" {_spread([s['extra'][field] for s in good if field in s['extra']], '{:.2f}')} |"
         lines.append(line)
     return "\n".join(lines)
 
