@@ -114,6 +114,11 @@ def summary_text(data: dict[str, Any]) -> str:
             f"Machine: {machine.get('cpu')} × {machine.get('cores')} cores, {machine.get('memory_gib')} GiB, "
             f"kernel {machine.get('kernel')}, Python {machine.get('python')}; {meta.get('seconds')} s of runs."
         )
+    if "runs" not in meta and "load_before" in meta:  # one run: say how busy the machine was
+        out.append(
+            f"- Run {meta.get('started')} ({meta.get('seconds')} s, load average before {meta['load_before']}, "
+            f"after {meta.get('load_after')})."
+        )
     for run in meta.get("runs", []):
         out.append(
             f"- Run {run['started']} ({run['seconds']} s, load average before {run['load_before']}, after "
