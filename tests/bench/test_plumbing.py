@@ -112,3 +112,44 @@ def test_a_named_block_is_filled_without_touching_the_main_one() -> None:
     twice = replace_block(once, "busy run again", "busy")
     assert twice.count("results-busy:begin") == 1 and "busy run again" in twice and "busy run\n" not in twice
     assert replace_block(document, "new main") == "# B\n<!-- results:begin -->\nnew main\n<!-- results:end -->\ntail\n"
+
+
+def test_the_overhead_phases_split_a_timeline_at_the_first_and_last_part() -> None:
+    from benchmarks.overhead import phases
+
+    def request(what: str, began: float, ended: float) -> dict[str, Any]:
+        return {"what": what, "began": began, "ended": ended}
+
+    timeline = {
+        "entered": 10.2,
+        "before_imports": 10.2,
+        "after_imports": 10.9,
+        "returned": 13.0,
+        "requests": [
+            request("GET /api/capabilities", 11.0, 11.1),
+            request("start", 11.2, 11.3),
+            request("sign", 11.4, 11.5),
+            request("part", 11.6, 12.0),
+            request("part", 11.7, 12.4),
+            request("complete", 12.5, 12.7),
+        ],
+    }
+    found = phases(10.0, 13.5, timeline)
+    expected = {
+        "interpreter": 0.2,
+        "imports": 0.7,
+        "set-up": 0.1,
+        "api: GET /api/capabilities": 0.1,
+        "api: start": 0.1,
+        "api: sign": 0.1,
+        "between API calls": 0.3,
+        "start → first part byte": 1.6,
+        "parts": 0.8,
+        "completion": 0.3,
+        "after: complete": 0.2,
+        "teardown in main": 0.3,
+        "interpreter exit": 0.5,
+        "last part byte → exit": 1.1,
+        "total": 3.5,
+    }
+    assert found == pytest.approx(expected)
