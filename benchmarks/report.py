@@ -31,37 +31,57 @@ def grouped(samples: list[dict[str, Any]]) -> dict[str, dict[str, list[dict[str,
     return table
 
 
+PEERS = ("boto3", "s5cmd")  # the tools ratios are given against, when they ran in the same scenario
+
+
+def _median_of(runs: list[dict[str, Any]], field: str) -> float | None:
+    values = [s[field] for s in runs if s["ok"]]
+    return statistics.median(values) if values else None
+
+
+def _ratio(value: float | None, base: float | None) -> str:
+    return f"{value / base:.2f}" if value is not None and base else "–"
+
+
 def loopback_table(rows: dict[str, list[dict[str, Any]]]) -> str:
-    base = [s["mbps"] for s in rows.get("boto3", []) if s["ok"]]
-    base_cpu = [s["cpu_per_gib"] for s in rows.get("boto3", []) if s["ok"]]
-    boto_mbps = statistics.median(base) if base else None
-    boto_cpu = statistics.median(base_cpu) if base_cpu else None
+    """One row per contender: medians (min–max), and ratios against each peer that ran alongside.
+
+    A peer's columns appear only when it ran in this scenario, so a table of a run without s5cmd
+    (the runs before it joined) reads as it did. Wall time is end to end, so for the small-file
+    scenarios "× s5cmd" on MB/s is the inverse of the wall-time ratio.
+    """
+    peers = [p for p in PEERS if any(s["ok"] for s in rows.get(p, []))]
+    peer_mbps = {p: _median_of(rows[p], "mbps") for p in peers}
+    peer_cpu = {p: _median_of(rows[p], "cpu_per_gib") for p in peers}
     ceiling_runs = [s["mbps"] for name, runs in rows.items() if name.startswith("curl") for s in runs if s["ok"]]
     ceiling = statistics.median(ceiling_runs) if ceiling_runs else None
     has_data = any("data_mbps" in s["extra"] for runs in rows.values() for s in runs)
-    head = "| Contender | MB/s | × boto3 | of ceiling | CPU-s/GiB | × boto3 CPU | Peak RSS MiB | Server CPU-s |"
-    rule = "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    head = "| Contender | Wall s | MB/s |" + "".join(f" × {p} |" for p in peers) + " of ceiling | CPU-s/GiB |"
+    head += "".join(f" × {p} CPU |" for p in peers) + " Peak RSS MiB | Server CPU-s |"
+    columns = 7 + 2 * len(peers)
     if has_data:
-        head += " Data-phase MB/s |"
-        rule += " ---: |"
-    lines = [head, rule]
+        head += " Data-phase MB/s | Start → first byte s | Last byte → exit s |"
+        columns += 3
+    lines = [head, "| --- |" + " ---: |" * (columns - 1)]
     for name, runs in rows.items():
         good = [s for s in runs if s["ok"]]
         failed = len(runs) - len(good)
         mbps = [s["mbps"] for s in good]
         cpu = [s["cpu_per_gib"] for s in good]
-        rss = [s["max_rss"] / MiB for s in good]
-        server = [s["extra"].get("server_cpu", 0.0) for s in good]
-        ratio = f"{statistics.median(mbps) / boto_mbps:.2f}" if mbps and boto_mbps else "–"
-        of_ceiling = f"{statistics.median(mbps) / ceiling * 100:.0f}%" if mbps and ceiling else "–"
-        cpu_ratio = f"{statistics.median(cpu) / boto_cpu:.2f}" if cpu and boto_cpu else "–"
+        mbps_med = statistics.median(mbps) if mbps else None
+        cpu_med = statistics.median(cpu) if cpu else None
+        of_ceiling = f"{mbps_med / ceiling * 100:.0f}%" if mbps_med and ceiling else "–"
         label = name + (f" ({failed} of {len(runs)} failed)" if failed else "")
-        line = (
-            f"| {label} | {_spread(mbps)} | {ratio} | {of_ceiling} | {_spread(cpu, '{:.2f}')} | {cpu_ratio} | "
-            f"{_spread(rss)} | {_spread(server, '{:.1f}')} |"
-        )
+        line = f"| {label} | {_spread([s['wall'] for s in good], '{:.2f}')} | {_spread(mbps)} |"
+        line += "".join(f" {_ratio(mbps_med, peer_mbps[p])} |" for p in peers)
+        line += f" {of_ceiling} | {_spread(cpu, '{:.2f}')} |"
+        line += "".join(f" {_ratio(cpu_med, peer_cpu[p])} |" for p in peers)
+        line += f" {_spread([s['max_rss'] / MiB for s in good])} |"
+        line += f" {_spread([s['extra'].get('server_cpu', 0.0) for s in good], '{:.1f}')} |"
         if has_data:
             line += f" {_spread([s['extra']['data_mbps'] for s in good if 'data_mbps' in s['extra']])} |"
+            for field in ("to_first_byte_s", "after_last_byte_s"):
+                line += f" {_spread([s['extra'][field] for s in good if field in s['extra']], '{:.2f}')} |"
         lines.append(line)
     return "\n".join(lines)
 
@@ -94,6 +114,11 @@ def summary_text(data: dict[str, Any]) -> str:
             f"Machine: {machine.get('cpu')} × {machine.get('cores')} cores, {machine.get('memory_gib')} GiB, "
             f"kernel {machine.get('kernel')}, Python {machine.get('python')}; {meta.get('seconds')} s of runs."
         )
+    if "runs" not in meta and "load_before" in meta:  # one run: say how busy the machine was
+        out.append(
+            f"- Run {meta.get('started')} ({meta.get('seconds')} s, load average before {meta['load_before']}, "
+            f"after {meta.get('load_after')})."
+        )
     for run in meta.get("runs", []):
         out.append(
             f"- Run {run['started']} ({run['seconds']} s, load average before {run['load_before']}, after "
@@ -109,7 +134,20 @@ def summary_text(data: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
-BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+def markers(block: str = "") -> tuple[str, str]:
+    """The comments around a generated block: ``results`` by default, ``results-NAME`` for another run's."""
+    name = f"results-{block}" if block else "results"
+    return f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+
+
+def replace_block(document: str, text: str, block: str = "") -> str:
+    """``document`` with the block between its markers replaced (appended at the end if it has none yet)."""
+    begin, end = markers(block)
+    if begin not in document:
+        return f"{document.rstrip()}\n\n{begin}\n{text}\n{end}\n"
+    before, _, rest = document.partition(begin)
+    _, _, after = rest.partition(end)
+    return f"{before}{begin}\n{text}\n{end}{after}"
 
 
 def _load(arg: str) -> dict[str, Any]:
@@ -166,17 +204,22 @@ def merged(results: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m benchmarks.report RESULTS.json[:scenario,…] [MORE.json …] [--into docs/benchmarks.md]``."""
-    args = argv if argv is not None else sys.argv[1:]
-    into = None
+    """``python -m benchmarks.report RESULTS.json[:scenario,…] [MORE.json …] [--into DOC.md [--block NAME]]``.
+
+    ``--block NAME`` fills ``<!-- results-NAME:begin/end -->`` instead of the main block: a run made at
+    another time (another load) gets tables of its own, and its ratios never mix with another run's.
+    """
+    args = list(argv if argv is not None else sys.argv[1:])
+    into, block = None, ""
+    if "--block" in args:
+        at = args.index("--block")
+        block, args = args[at + 1], args[:at] + args[at + 2 :]
     if "--into" in args:
         at = args.index("--into")
         into, args = Path(args[at + 1]), args[:at] + args[at + 2 :]
     text = summary_text(merged([_load(a) for a in args]))
     if into is not None:
-        before, _, rest = into.read_text(encoding="utf-8").partition(BEGIN)
-        _, _, after = rest.partition(END)
-        into.write_text(f"{before}{BEGIN}\n{text}\n{END}{after}", encoding="utf-8")
+        into.write_text(replace_block(into.read_text(encoding="utf-8"), text, block), encoding="utf-8")
     else:
         print(text)
     return 0

@@ -21,7 +21,7 @@ from benchmarks.loopback import run_rounds
 from benchmarks.measure import GiB, MiB, Sample, make_file, warm
 from benchmarks.servers import ROOT, SeaweedSandbox, SinkServers
 
-SCENARIOS = ("checksums", "sink", "seaweedfs", "memory", "wan")
+SCENARIOS = ("checksums", "sink", "seaweedfs", "small", "folder", "memory", "wan")
 RESULTS = ROOT / "benchmarks" / "results"
 
 
@@ -82,7 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5, help="rounds for the loopback scenarios (default 5)")
     parser.add_argument("--wan-rounds", type=int, default=3, help="rounds for the WAN scenarios (default 3)")
     parser.add_argument("--wan-seconds", type=float, default=60.0, help="time bound of one WAN run (default 60)")
-    parser.add_argument("--wan-cases", default="", help="e.g. lossy-cubic,clean-bbr (default: all four)")
+    parser.add_argument(
+        "--wan-cases", default="", help="e.g. lossy-cubic,fat-cubic (default: the clean and lossy links)"
+    )
     parser.add_argument("--quick", action="store_true", help="smoke run: 64 MiB files, one round, short WAN runs")
     parser.add_argument("--work", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "du-bench")
     parser.add_argument("--contenders", default="", help="comma-separated contender names (default: all)")
@@ -148,6 +150,12 @@ def main(argv: list[str] | None = None) -> int:
                     sandbox.stop()
                     shutil.rmtree(work / "seaweedfs", ignore_errors=True)
                 save()
+        perfile = [kind for kind in ("small", "folder") if kind in only]
+        if perfile:
+            from benchmarks.perfile import per_file_scenarios
+
+            samples += per_file_scenarios(work, perfile, rounds, log, pick, save)
+            save()
         if "memory" in only:
             samples += memory_scenario(work, size, min(rounds, 3), log, pick)
             save()
@@ -155,11 +163,11 @@ def main(argv: list[str] | None = None) -> int:
             samples += checksum_costs(path, log)
             save()
         if "wan" in only:
-            from benchmarks.wan import CLEAN, wan_scenarios
+            from benchmarks.wan import LINKS, wan_scenarios
 
             meta["links"] = {
-                f"wan-{link}-{cc}": round(CLEAN.ideal_goodput / 1e6, 3)
-                for link in ("clean", "lossy")
+                f"wan-{name}-{cc}": round(link.ideal_goodput / 1e6, 3)
+                for name, link in LINKS.items()
                 for cc in ("cubic", "bbr")
             }
             samples += wan_scenarios(work, args, log, pick)

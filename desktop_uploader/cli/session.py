@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -13,17 +14,20 @@ from rich.console import Console
 from desktop_uploader.cli.render import new_console, plain
 from desktop_uploader.connection import (
     SECRET_ENV,
+    TOKEN_ENV,
     SandboxHandle,
     configured_server,
     credential_store,
     direct_secret,
+    is_server_address,
     resolve_connection,
+    server_connection,
 )
 from desktop_uploader.connection import direct_target as connection_direct_target
 from desktop_uploader.engine.errors import SettingsError
 from desktop_uploader.engine.history import HistoryStore
 from desktop_uploader.engine.history_recorder import HistoryRecorder
-from desktop_uploader.engine.manager import UploadManager
+from desktop_uploader.engine.manager import ServerConnection, UploadManager
 from desktop_uploader.engine.methods.direct_s3 import DirectTarget
 from desktop_uploader.engine.settings import Settings, load_settings
 from desktop_uploader.engine.state import StateStore
@@ -93,9 +97,7 @@ def engine_session(args: argparse.Namespace, settings: Settings, out: Console) -
         if settings.method != "direct-s3":
             if not configured_server(settings, getattr(args, "server", None)):
                 out.print("[dim]No server configured: using the local sandbox (starting it if needed)…")
-            connection, sandbox = resolve_connection(
-                paths, settings, server=getattr(args, "server", None), token=getattr(args, "token", None)
-            )
+            connection, sandbox = _connect(paths, settings, args)
         manager = UploadManager(settings, state, connection, direct=direct)
         HistoryRecorder.attach(HistoryStore.in_data_dir(paths.data_dir), manager)  # CLI uploads in the history too
         try:
@@ -107,6 +109,22 @@ def engine_session(args: argparse.Namespace, settings: Settings, out: Console) -
         state.close()
         if sandbox is not None:
             sandbox.stop()
+
+
+def _connect(
+    paths: AppPaths, settings: Settings, args: argparse.Namespace
+) -> tuple[ServerConnection, SandboxHandle | None]:
+    """The server with the token given on the command line or in the environment, else as the app resolves it.
+
+    A given token needs no keychain: asking the keychain whether it is usable loads keyring's backends,
+    0.1–0.4 s of every upload's start, before its first request (see docs/benchmarks.md).
+    """
+    server, token = getattr(args, "server", None), getattr(args, "token", None)
+    url = configured_server(settings, server)
+    given = token or os.environ.get(TOKEN_ENV)
+    if url and given and is_server_address(url):
+        return server_connection(url, given), None
+    return resolve_connection(paths, settings, server=server, token=token)
 
 
 def settings_problem(exc: SettingsError) -> UsageError:
