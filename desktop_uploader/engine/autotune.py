@@ -23,9 +23,37 @@ from a memory budget: a part in flight holds at most one send block in memory.
 An upload shorter than one epoch (a 1 GiB file on a LAN) runs at ``start`` throughout: that is
 the fixed setting measured best on a fast local link, where more parts only add contention.
 
-The policy is fed from the outside (``observe`` with the bytes sent so far, ``busy`` on a busy
-answer) and asked ``target()`` before each part starts; the clock is injected so tests need
-neither sleeps nor a network.
+Bytes in flight follow the link (issue 15). Parts in flight are the lever against per-stream
+limits, but on a link that one stream fills (a bandwidth cap) every extra part only stretches the
+time each part takes: 48 parts of 8 MiB on 5 MB/s is 80 s per part, nothing stored for a minute,
+and a pause throws it all away. So, besides the level:
+
+- **Honest goodput.** A new connection swallows a burst into socket buffers; counting it made a
+  probe on a capped link look like +300 % and Auto climbed to 24, then 48. The scheduler feeds
+  ``observe`` with *steady* bytes (progress.py): bytes stored, plus what each part in flight sent
+  after its first second. A step up on a capped link now shows as no better and is taken back.
+- **An opening.** Until the first part is stored (or ``opening_seconds`` pass), at most
+  ``opening`` parts run: on a fast link that is the first tenth of a second, on a 5 MB/s link it
+  stores the first part in about three seconds instead of ten.
+- **A byte budget once the link is known to be the limit.** A step up that does not pay means the
+  link, not the streams, is full; from then on a new part starts only if the bytes the parts in
+  flight still owe, plus the new part, fit in ``horizon`` seconds of the measured goodput, so a
+  part finishes within about ``horizon`` seconds and a pause risks no more. Levels that a step up
+  proved useful (``proven``, e.g. 24 parts on a lossy link where each stream crawls) are exempt:
+  there the streams are the limit and fewer parts would only be slower (measured: 6 parts get 32 %
+  of a lossy link, 24 get 97 %). The budget's rate is re-measured every epoch, so it follows a link
+  that gets faster. The parts a failed probe started are shed (abandoned and queued again, the
+  youngest first, having sent little), so a probe on a capped link does not leave 24 parts owing
+  a minute of transfer; probes that do not pay wait twice as long each time before the next.
+- **Part size.** The plan is fixed before the first byte (the upload API's start takes the part
+  count, and S3 wants equal parts but the last), when nothing is measured yet, so the part size
+  stays the user's chunk size (8 MiB by default: 1.7 s at 5 MB/s, well within the budget) and
+  only the number in flight adapts. Fast links keep today's behaviour: an upload shorter than an
+  epoch never meets the budget, and Very large keeps its large parts.
+
+The policy is fed from the outside (``observe`` with the steady bytes so far, ``busy`` on a busy
+answer) and asked ``admits()`` (or ``target()``) before each part starts; the clock is injected so
+tests need neither sleeps nor a network.
 """
 
 from __future__ import annotations
@@ -60,6 +88,10 @@ class AutoTuning:
     gain: float = 0.15  # a smaller step up is kept only if goodput rose at least this much
     hold: float = 20.0  # seconds before probing again after a step that did not pay
     busy_hold: float = 30.0  # seconds at the reduced level after a busy answer
+    max_hold: float = 160.0  # the wait after a probe that did not pay doubles, up to this
+    opening: int = 2  # parts in flight until the first part is stored...
+    opening_seconds: float = 3.0  # ...or this long after the first byte (a lossy link stores nothing for 20 s)
+    horizon: float = 8.0  # once the link is the limit: seconds of goodput the parts in flight may owe
 
 
 class AutoConcurrency:
@@ -80,19 +112,27 @@ class AutoConcurrency:
         self._previous: int | None = None  # set while probing: the level before the step up
         self._factor = float(self.tuning.first_step)
         self._hold_until = 0.0
+        self._hold = self.tuning.hold
         self._last_busy = float("-inf")
+        self._first_byte: float | None = None
+        self._stored = False  # a part of this run is stored: the opening is over
+        self._proven = self.tuning.opening  # the highest level a step up proved useful
+        self._link_rate: float | None = None  # set once a step up did not pay: the link is the limit
+        self._shed_to: int | None = None  # set when a probe is taken back: parts beyond it are shed
 
     # -- inputs --------------------------------------------------------------------------------------------
 
-    def observe(self, sent: int, in_flight: int | None = None) -> None:
-        """``sent``: bytes handed to the network so far (may dip on a retry; only growth counts)."""
+    def observe(self, sent: int, in_flight: int | None = None, *, stored: int = 0) -> None:
+        """``sent``: steady bytes so far (may dip on a retry; only growth counts); ``stored``: parts stored."""
         now = self.clock()
         with self._lock:
             self._sent = max(self._sent, sent)
+            self._stored = self._stored or stored > 0
             if self._epoch is None:
                 if self._sent <= 0:
                     return
                 self._epoch = now
+                self._first_byte = now
             if self._samples and now - self._samples[-1][0] < 0.05:
                 self._samples[-1] = (self._samples[-1][0], self._sent)
             else:
@@ -115,6 +155,7 @@ class AutoConcurrency:
             self._baseline = None
             self._factor = 1.5
             self._hold_until = now + self.tuning.busy_hold
+            self._proven = min(self._proven, self.level)
 
     # -- output --------------------------------------------------------------------------------------------
 
@@ -123,6 +164,34 @@ class AutoConcurrency:
         with self._lock:
             self._tick(now)
             return self.level
+
+    def admits(self, in_flight: int, owed: int, part: int) -> bool:
+        """May a part of ``part`` bytes start while ``in_flight`` parts still owe ``owed`` bytes?"""
+        if in_flight <= 0:
+            return True  # one part always runs, however slow the link
+        now = self.clock()
+        with self._lock:
+            self._tick(now)
+            if in_flight >= self.level:
+                return False
+            tuning = self.tuning
+            if not self._stored and (self._first_byte is None or now < self._first_byte + tuning.opening_seconds):
+                return in_flight < tuning.opening
+            if self._link_rate is not None and in_flight >= self._proven:
+                return owed + part <= tuning.horizon * self._link_rate
+            return True
+
+    def shed(self) -> int | None:
+        """Once after a probe is taken back: how many parts may stay in flight (the youngest others are shed)."""
+        with self._lock:
+            keep, self._shed_to = self._shed_to, None
+            return keep
+
+    @property
+    def budget(self) -> float | None:
+        """Bytes the parts in flight may owe beyond the proven level, or None while there is no budget."""
+        with self._lock:
+            return None if self._link_rate is None else self.tuning.horizon * self._link_rate
 
     # -- the climb -----------------------------------------------------------------------------------------
 
@@ -152,6 +221,8 @@ class AutoConcurrency:
         rate = self._rate_since(measured_from, now)
         if rate is None:
             return
+        if self._link_rate is not None:
+            self._link_rate = rate  # the budget follows the link, a faster one too
         if self._busiest and self._busiest < self.level:
             # Fewer parts were running than allowed (the file's last parts, or a slow start): this
             # epoch says nothing about the level. Measure again.
@@ -164,12 +235,18 @@ class AutoConcurrency:
                 self._baseline = rate
                 self._previous = None
                 self._factor = 2.0 if grew >= 2 else 1.5
+                self._proven = max(self._proven, self.level)
+                self._link_rate = None  # more streams paid: they, not the link, were the limit
+                self._hold = tuning.hold
                 self._step_up(now, f"kept: {rate / 1e6:.2f} MB/s")
             else:
                 level = self._previous
                 self._previous = None
                 self._factor = 1.5
-                self._hold_until = now + tuning.hold
+                self._hold_until = now + self._hold
+                self._hold = min(tuning.max_hold, self._hold * 2)
+                self._link_rate = self._baseline  # the link is full at the level we return to
+                self._shed_to = level
                 self._set(level, now, f"back: {rate / 1e6:.2f} MB/s is no better")
             return
         self._baseline = rate
