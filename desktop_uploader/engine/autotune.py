@@ -37,14 +37,15 @@ and a pause throws it all away. So, besides the level:
   stores the first part in about three seconds instead of ten.
 - **A byte budget once the link is known to be the limit.** A step up that does not pay means the
   link, not the streams, is full; from then on a new part starts only if the bytes the parts in
-  flight still owe, plus the new part, fit in ``horizon`` seconds of the measured goodput, so a
-  part finishes within about ``horizon`` seconds and a pause risks no more. Levels that a step up
-  proved useful (``proven``, e.g. 24 parts on a lossy link where each stream crawls) are exempt:
-  there the streams are the limit and fewer parts would only be slower (measured: 6 parts get 32 %
-  of a lossy link, 24 get 97 %). The budget's rate is re-measured every epoch, so it follows a link
-  that gets faster. The parts a failed probe started are shed (abandoned and queued again, the
-  youngest first, having sent little), so a probe on a capped link does not leave 24 parts owing
-  a minute of transfer; probes that do not pay wait twice as long each time before the next.
+  flight still owe, plus the new part, fit in ``horizon`` seconds of the measured goodput, so a part
+  finishes within about ``horizon`` seconds and a pause risks no more (the target is 10 s). Levels
+  that a step up proved useful (``proven``, e.g. 24 parts on a lossy link, where each stream crawls)
+  are exempt: there the streams are the limit and fewer parts would only be slower (measured: 6
+  parts get 32 % of a lossy link, 24 get 97 %). The budget's rate is re-measured every epoch, so it
+  follows a link that gets faster. The parts a failed probe started are shed (abandoned and queued
+  again, the youngest first, having sent little), so a probe on a capped link does not leave 24
+  parts owing a minute of transfer; probes that do not pay wait twice as long each time before the
+  next.
 - **Part size.** The plan is fixed before the first byte (the upload API's start takes the part
   count, and S3 wants equal parts but the last), when nothing is measured yet, so the part size
   stays the user's chunk size (8 MiB by default: 1.7 s at 5 MB/s, well within the budget) and
@@ -91,7 +92,7 @@ class AutoTuning:
     max_hold: float = 160.0  # the wait after a probe that did not pay doubles, up to this
     opening: int = 2  # parts in flight until the first part is stored...
     opening_seconds: float = 3.0  # ...or this long after the first byte (a lossy link stores nothing for 20 s)
-    horizon: float = 8.0  # once the link is the limit: seconds of goodput the parts in flight may owe
+    horizon: float = 6.0  # once the link is the limit: seconds of goodput the parts in flight may owe
 
 
 class AutoConcurrency:
@@ -224,10 +225,15 @@ class AutoConcurrency:
         if self._link_rate is not None:
             self._link_rate = rate  # the budget follows the link, a faster one too
         if self._busiest and self._busiest < self.level:
-            # Fewer parts were running than allowed (the file's last parts, or a slow start): this
-            # epoch says nothing about the level. Measure again.
-            self._set(self.level, now, "not enough parts to measure")
-            return
+            if self._previous is not None and self._busiest >= 1.5 * self._previous:
+                # The file had fewer parts left than the probe asked for, but the step it did take is
+                # a step: judge that one (and shed it if it did not pay), rather than let it run on.
+                self.level = self._busiest
+            else:
+                # Fewer parts were running than allowed (the file's last parts, or a slow start): this
+                # epoch says nothing about the level. Measure again.
+                self._set(self.level, now, "not enough parts to measure")
+                return
         if self._previous is not None:  # the verdict on a step up
             assert self._baseline is not None
             grew = self.level / self._previous

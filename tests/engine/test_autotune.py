@@ -172,3 +172,80 @@ def test_auto_uploads_through_the_sandbox_and_reacts_to_busy_storage(
     retries = engine.of(job.id, Retrying)
     assert len(retries) == 1 and retries[0].busy
     assert job.result is not None and object_sha256(s3, sandbox.bucket, job.result.s3_key) == sample.sha256
+
+
+# -- bytes in flight follow the link (issue 15) -------------------------------------------------------------------
+
+PART = 8 * MiB
+
+
+def test_it_opens_with_few_parts_until_the_first_is_stored() -> None:
+    """On a slow link, two parts store their first bytes in a few seconds; six would take three times as long."""
+    clock = FakeClock()
+    policy = AutoConcurrency(clock=clock)
+    assert policy.admits(0, 0, PART), "one part always runs"
+    assert policy.admits(1, PART, PART)
+    assert not policy.admits(2, 2 * PART, PART), "the opening is two parts"
+    clock.now += 0.5
+    policy.observe(4 * MiB, 2)
+    assert not policy.admits(2, 2 * PART, PART)
+    policy.observe(PART, 2, stored=1)
+    assert policy.admits(2, PART, PART), "once a part is stored, the level applies"
+    assert not policy.admits(AutoTuning().start, 6 * PART, PART)
+
+
+def test_a_lossy_link_that_stores_nothing_for_long_ends_the_opening_by_time() -> None:
+    clock = FakeClock()
+    policy = AutoConcurrency(clock=clock)
+    policy.observe(64 * 1024, 2)
+    clock.now += AutoTuning().opening_seconds
+    policy.observe(MiB, 2)
+    assert policy.admits(2, 2 * PART, PART)
+
+
+def drive_capped(policy: AutoConcurrency, clock: FakeClock, cap: float, seconds: float) -> tuple[list[int], float]:
+    """A link one stream fills: parts share ``cap`` equally; returns the parts in flight and the most owed."""
+    owed: list[float] = []  # bytes each part in flight still has to send
+    stored = 0
+    steady = 0.0
+    counts = []
+    worst = 0.0
+    began = clock.now
+    while clock.now - began < seconds:
+        while policy.admits(len(owed), int(sum(owed)), PART):
+            owed.append(float(PART))
+        keep = policy.shed()
+        if keep is not None:
+            owed = owed[: max(1, keep)]  # the youngest are shed: they are the last in the list
+        worst = max(worst, sum(owed))
+        clock.now += 0.25
+        share = cap * 0.25 / len(owed)
+        owed = [left - share for left in owed]
+        steady += cap * 0.25
+        stored += sum(1 for left in owed if left <= 0)
+        owed = [left for left in owed if left > 0]
+        policy.observe(int(steady), len(owed), stored=stored)
+        counts.append(len(owed))
+    return counts, worst
+
+
+def test_on_a_capped_link_bytes_in_flight_stay_within_the_horizon() -> None:
+    """5 MB/s, 8 MiB parts: Auto used to climb to 48 parts (384 MiB owed, 80 s per part)."""
+    clock = FakeClock()
+    policy = AutoConcurrency(clock=clock)
+    cap = 5 * MB
+    drive_capped(policy, clock, cap, 30)
+    assert any("no better" in why for _, _, why in policy.history), policy.history
+    assert policy.budget is not None and policy.budget <= 1.1 * AutoTuning().horizon * cap
+    # After the probe that did not pay, the parts in flight owe no more than the horizon (plus one part).
+    _, worst = drive_capped(policy, clock, cap, 120)
+    assert worst <= AutoTuning().horizon * cap + PART, worst / cap  # later probes too: the budget funds them
+
+
+def test_levels_a_lossy_link_proved_useful_are_not_held_back_by_the_budget() -> None:
+    clock = FakeClock()
+    policy = AutoConcurrency(clock=clock)
+    drive(policy, clock, lossy, 60)
+    assert policy.level >= 16
+    # However much the parts owe (each crawls at 0.37 MB/s), the level they proved useful runs.
+    assert policy.admits(15, 15 * PART, PART)
