@@ -149,7 +149,7 @@ class AttemptRunner:
         auto = AutoConcurrency() if settings.auto_concurrency else None
 
         def emit(event: Event) -> None:
-            if isinstance(event, Progress):  # Auto is fed by the part scheduler (multipart.py), with steady bytes
+            if isinstance(event, Progress):  # Auto is fed by the part scheduler (multipart.py)
                 job.progress = event
             elif isinstance(event, Started):
                 job.method = event.method

@@ -28,10 +28,13 @@ limits, but on a link that one stream fills (a bandwidth cap) every extra part o
 time each part takes: 48 parts of 8 MiB on 5 MB/s is 80 s per part, nothing stored for a minute,
 and a pause throws it all away. So, besides the level:
 
-- **Honest goodput.** A new connection swallows a burst into socket buffers; counting it made a
-  probe on a capped link look like +300 % and Auto climbed to 24, then 48. The scheduler feeds
-  ``observe`` with *steady* bytes (progress.py): bytes stored, plus what each part in flight sent
-  after its first second. A step up on a capped link now shows as no better and is taken back.
+- **Honest verdicts.** A new connection swallows a burst into socket buffers; counting it made a
+  probe on a capped link look like +300 % and Auto climbed to 24, then 48. The scheduler also feeds
+  ``observe`` with *mature* bytes (progress.py): what parts older than ``MATURE`` seconds sent, i.e.
+  their share of the link once their buffers are full. A step up after which the parts already
+  running send at less than ``SHARED`` of their former rate did not pay, whatever the total says:
+  they share one full link (a cap, or a clean link one stream fills). On a lossy link each stream's
+  rate is its own, so the old parts keep their pace and the climb goes on as before.
 - **An opening.** Until the first part is stored (or ``opening_seconds`` pass), at most
   ``opening`` parts run: on a fast link that is the first tenth of a second, on a 5 MB/s link it
   stores the first part in about three seconds instead of ten.
@@ -52,7 +55,7 @@ and a pause throws it all away. So, besides the level:
   only the number in flight adapts. Fast links keep today's behaviour: an upload shorter than an
   epoch never meets the budget, and Very large keeps its large parts.
 
-The policy is fed from the outside (``observe`` with the steady bytes so far, ``busy`` on a busy
+The policy is fed from the outside (``observe`` with the bytes sent so far, ``busy`` on a busy
 answer) and asked ``admits()`` (or ``target()``) before each part starts; the clock is injected so
 tests need neither sleeps nor a network.
 """
@@ -74,6 +77,9 @@ from desktop_uploader.engine.settings import MAX_CONCURRENCY
 log = logging.getLogger(__name__)
 
 MEMORY_BUDGET = 48 * MiB  # for the send blocks of one upload's parts in flight
+MATURE = 2.5  # seconds: a part this old has filled its socket buffers, and sends at its share of the link
+ACKED_WINDOW = 15.0  # seconds of acknowledged bytes the budget's rate is measured over
+SHARED = 0.6  # a step up after which the running parts send at less than this of their rate did not pay
 
 
 @dataclass(frozen=True)
@@ -105,6 +111,10 @@ class AutoConcurrency:
         self.history: list[tuple[float, int, str]] = []  # (time, level, why): for logs and tests
         self._lock = threading.Lock()
         self._samples: deque[tuple[float, int]] = deque()
+        self._mature: deque[tuple[float, int]] = deque()  # bytes sent by parts past their first epoch
+        self._mature_parts = 0
+        self._acked: deque[tuple[float, int]] = deque()  # (time, bytes stored in this run)
+        self._mature_base: float | None = None  # per mature part, at the level we would return to
         self._sent = 0
         self._busiest = 0  # the most parts seen in flight during this epoch's window
         self._epoch: float | None = None  # starts with the first byte
@@ -119,16 +129,39 @@ class AutoConcurrency:
         self._stored = False  # a part of this run is stored: the opening is over
         self._proven = self.tuning.opening  # the highest level a step up proved useful
         self._link_rate: float | None = None  # set once a step up did not pay: the link is the limit
+        self._probed = False
         self._shed_to: int | None = None  # set when a probe is taken back: parts beyond it are shed
 
     # -- inputs --------------------------------------------------------------------------------------------
 
-    def observe(self, sent: int, in_flight: int | None = None, *, stored: int = 0) -> None:
-        """``sent``: steady bytes so far (may dip on a retry; only growth counts); ``stored``: parts stored."""
+    def observe(
+        self,
+        sent: int,
+        in_flight: int | None = None,
+        *,
+        stored: int = 0,
+        stored_bytes: int = 0,
+        mature: tuple[int, int] | None = None,
+    ) -> None:
+        """``sent``: bytes handed to the network so far (may dip on a retry; only growth counts);
+        ``stored``, ``stored_bytes``: parts stored in this run, and their bytes; ``mature``: bytes
+        sent so far by parts older than ``MATURE`` seconds, and how many such parts are in flight now."""
         now = self.clock()
         with self._lock:
             self._sent = max(self._sent, sent)
+            if mature is not None:
+                if not self._mature or now - self._mature[-1][0] >= 0.05:
+                    self._mature.append((now, mature[0]))
+                else:
+                    self._mature[-1] = (self._mature[-1][0], mature[0])
+                while len(self._mature) > 2 and now - self._mature[1][0] > 4 * MATURE:
+                    self._mature.popleft()
+                self._mature_parts = mature[1]
             self._stored = self._stored or stored > 0
+            if not self._acked or stored_bytes != self._acked[-1][1]:
+                self._acked.append((now, stored_bytes))
+                while len(self._acked) > 2 and now - self._acked[1][0] > ACKED_WINDOW:
+                    self._acked.popleft()
             if self._epoch is None:
                 if self._sent <= 0:
                     return
@@ -196,6 +229,26 @@ class AutoConcurrency:
 
     # -- the climb -----------------------------------------------------------------------------------------
 
+    def _per_mature_part(self, start: float, now: float) -> float | None:
+        """Bytes/s per part of the parts already running before ``start`` (None if there were none)."""
+        before = [m for m in self._mature if m[0] <= start]
+        if not before or not self._mature_parts or now - before[-1][0] <= 0:
+            return None
+        t0, b0 = before[-1]
+        return (self._mature[-1][1] - b0) / (now - t0) / self._mature_parts
+
+    def _acked_rate(self, now: float) -> float:
+        """Bytes/s storage acknowledged over the last ``ACKED_WINDOW`` seconds (from the first byte).
+
+        What the budget is measured in: bytes sent count socket buffers filling, and a budget of them
+        would grow with every part it lets start."""
+        if self._first_byte is None or not self._acked:
+            return 0.0
+        t0, b0 = self._acked[0]
+        if now - self._first_byte < ACKED_WINDOW or t0 < self._first_byte:
+            t0, b0 = self._first_byte, 0
+        return (self._acked[-1][1] - b0) / max(now - t0, 1e-3)
+
     def _rate_since(self, start: float, now: float) -> float | None:
         before = [s for s in self._samples if s[0] <= start]
         if not before or now - before[-1][0] <= 0:
@@ -223,7 +276,7 @@ class AutoConcurrency:
         if rate is None:
             return
         if self._link_rate is not None:
-            self._link_rate = rate  # the budget follows the link, a faster one too
+            self._link_rate = self._acked_rate(now)  # the budget follows the link, a faster one too
         if self._busiest and self._busiest < self.level:
             if self._previous is not None and self._busiest >= 1.5 * self._previous:
                 # The file had fewer parts left than the probe asked for, but the step it did take is
@@ -234,37 +287,53 @@ class AutoConcurrency:
                 # epoch says nothing about the level. Measure again.
                 self._set(self.level, now, "not enough parts to measure")
                 return
+        mature = self._per_mature_part(measured_from, now)
         if self._previous is not None:  # the verdict on a step up
-            assert self._baseline is not None
-            grew = self.level / self._previous
-            if rate >= self._baseline * (1 + (tuning.gain_double if grew >= 2 else tuning.gain)):
-                self._baseline = rate
-                self._previous = None
-                self._factor = 2.0 if grew >= 2 else 1.5
-                self._proven = max(self._proven, self.level)
-                self._link_rate = None  # more streams paid: they, not the link, were the limit
-                self._hold = tuning.hold
-                self._step_up(now, f"kept: {rate / 1e6:.2f} MB/s")
-            else:
-                level = self._previous
-                self._previous = None
-                self._factor = 1.5
-                self._hold_until = now + self._hold
-                self._hold = min(tuning.max_hold, self._hold * 2)
-                self._link_rate = self._baseline  # the link is full at the level we return to
-                self._shed_to = level
-                self._set(level, now, f"back: {rate / 1e6:.2f} MB/s is no better")
+            self._verdict(now, rate, mature)
+            return
+        if rate <= 0 and not self._probed:  # parts still filling their buffers: no baseline for a first probe
+            self._set(self.level, now, "nothing measured yet")
             return
         self._baseline = rate
+        self._mature_base = mature
         if now < self._hold_until:
             self._set(self.level, now, "holding")
             return
         self._step_up(now, f"probe from {rate / 1e6:.2f} MB/s")
+
+    def _verdict(self, now: float, rate: float, mature: float | None) -> None:
+        tuning = self.tuning
+        assert self._previous is not None and self._baseline is not None
+        grew = self.level / self._previous
+        paid = rate >= self._baseline * (1 + (tuning.gain_double if grew >= 2 else tuning.gain))
+        if paid and mature is not None and self._mature_base and mature < SHARED * self._mature_base:
+            # Goodput looks up, but the parts that were running before the step slowed down: they share
+            # one full link, and the rise is the new parts' bursts into socket buffers.
+            paid = False
+        if paid:
+            self._baseline = rate
+            self._mature_base = mature
+            self._previous = None
+            self._factor = 2.0 if grew >= 2 else 1.5
+            self._proven = max(self._proven, self.level)
+            self._link_rate = None  # more streams paid: they, not the link, were the limit
+            self._hold = tuning.hold
+            self._step_up(now, f"kept: {rate / 1e6:.2f} MB/s")
+        else:
+            level = self._previous
+            self._previous = None
+            self._factor = 1.5
+            self._hold_until = now + self._hold
+            self._hold = min(tuning.max_hold, self._hold * 2)
+            self._link_rate = self._acked_rate(now)  # the link is full: what it stores is its rate
+            self._shed_to = level
+            self._set(level, now, f"back: {rate / 1e6:.2f} MB/s is no better")
 
     def _step_up(self, now: float, why: str) -> None:
         if self.level >= self.tuning.maximum:
             self._set(self.level, now, why + "; at the maximum")
             return
         bigger = max(self.level + 1, math.ceil(self.level * self._factor))
+        self._probed = True
         self._previous = self.level
         self._set(min(self.tuning.maximum, bigger), now, why)

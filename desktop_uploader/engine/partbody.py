@@ -109,6 +109,7 @@ class PartBody(io.RawIOBase):
         self._buffer: memoryview | None = None
         self._last_read = 0.0
         self._started: float | None = None  # the first read of this attempt
+        self._marks: tuple[tuple[float, int], tuple[float, int]] | None = None  # (time, position), a second apart
         self._finish_by: float | None = None  # set at a pause: how long this part may go on
         self.shed = False  # set by the scheduler: stop, and be queued again
 
@@ -128,11 +129,24 @@ class PartBody(io.RawIOBase):
         if self._finish_by is None:
             self._finish_by = float("-inf")
             age = now - self._started if self._started is not None else 0.0
-            if age >= MIN_AGE and self._position > 0:
-                left = (self.size - self._position) * age / self._position
-                if left <= FINISH_GRACE:
-                    self._finish_by = now + 2 * FINISH_GRACE
+            rate = self._recent_rate(now)
+            if age >= MIN_AGE and rate > 0 and (self.size - self._position) / rate <= FINISH_GRACE:
+                self._finish_by = now + 2 * FINISH_GRACE
         return now <= self._finish_by
+
+    def _recent_rate(self, now: float) -> float:
+        """This part's bytes/s over the last second or two: its share of the link once its socket
+        buffers are full (since its start, the burst that filled them would count as speed)."""
+        if self._marks is None:
+            return 0.0
+        t0, p0 = self._marks[0]
+        return (self._position - p0) / (now - t0) if now - t0 > 0.2 else 0.0
+
+    def _mark(self, now: float) -> None:
+        if self._marks is None:
+            self._marks = ((now, self._position), (now, self._position))
+        elif now - self._marks[1][0] >= 1.0:
+            self._marks = (self._marks[1], (now, self._position))
 
     def _sleep(self, seconds: float) -> None:
         """The bandwidth cap's wait: cut short by a pause, unless this part is finishing."""
@@ -160,6 +174,7 @@ class PartBody(io.RawIOBase):
         if target == 0 and self._position:
             self._position = 0
             self._started = None
+            self._marks = None
             self._md5 = hashlib.md5() if self._hash_md5 else None
             if self._handle is not None:
                 self._handle.seek(self.offset)
@@ -200,6 +215,7 @@ class PartBody(io.RawIOBase):
             self._md5.update(data)
         self._position += len(data)
         self._adapt()
+        self._mark(self._last_read)
         self.on_sent(len(data))
         return data
 

@@ -6,10 +6,10 @@ network has taken for parts still unacknowledged; it drops back when a part is r
 measured over a sliding window of everything sent (retries included: that is what the link does).
 
 "Sent" is confirmed plus in flight: what went on the wire for this upload, so a slow link shows
-movement long before the first part is stored. "Steady" is what Auto measures the link with:
-bytes stored plus what each part in flight sent after its first ``YOUNG_SECONDS``. A part's first
-moments fill socket buffers at memory speed; counting them made every new part look like
-throughput the link does not have (see autotune.py).
+movement long before the first part is stored. "Mature" bytes are what parts sent after their first
+``MATURE_SECONDS``: a part's first moments fill socket buffers at memory speed, so only a mature
+part's rate is its share of the link, which is how Auto tells a full link from slow streams
+(see autotune.py).
 
 Events are coalesced: at most one :class:`Progress` per ``interval`` per upload, so a 10 GiB
 upload emits a few thousand events, not millions; state changes always go out at once.
@@ -25,7 +25,7 @@ from collections.abc import Callable
 from desktop_uploader.engine.events import Event, Progress
 
 WINDOW_SECONDS = 5.0
-YOUNG_SECONDS = 1.0
+MATURE_SECONDS = 2.5  # as autotune.MATURE: past its socket buffers' burst, a part sends at its share of the link
 
 
 class SpeedMeter:
@@ -78,8 +78,8 @@ class ProgressTracker:
         self.bytes_sent = 0
         self._in_flight: dict[int, int] = {}
         self._born: dict[int, float] = {}  # when each part in flight sent its first byte
-        self._young: dict[int, int] = {}  # and what it sent in its first YOUNG_SECONDS
-        self._stored_bytes = 0  # stored in this run (the baseline excluded)
+        self._mature_bytes = 0  # sent by parts older than MATURE_SECONDS (a counter: never goes back)
+        self.stored_bytes = 0  # stored in this run (the baseline excluded)
         self.parts_stored = 0  # in this run
         self._meter = SpeedMeter(clock=clock)
         self._last_emit = float("-inf")
@@ -96,9 +96,8 @@ class ProgressTracker:
         with self._lock:
             now = self.clock()
             self._in_flight[part] = self._in_flight.get(part, 0) + amount
-            born = self._born.setdefault(part, now)
-            if now - born < YOUNG_SECONDS:
-                self._young[part] = self._young.get(part, 0) + amount
+            if now - self._born.setdefault(part, now) >= MATURE_SECONDS:
+                self._mature_bytes += amount
             self.bytes_sent += amount
             self._meter.add(self.bytes_sent)
             due = self.clock() - self._last_emit >= self.interval
@@ -109,26 +108,30 @@ class ProgressTracker:
         with self._lock:
             self._in_flight.pop(part, None)
             self._born.pop(part, None)
-            self._young.pop(part, None)
 
     def part_sent(self, part: int) -> int:
         """Bytes part ``part`` has handed to the network in its current attempt."""
         with self._lock:
             return self._in_flight.get(part, 0)
 
-    def steady(self) -> int:
-        """Bytes stored in this run plus what parts in flight sent once past their first burst."""
+    def run_sent(self) -> int:
+        """Bytes stored in this run plus what parts in flight have sent (dips when a part starts over)."""
         with self._lock:
-            return self._stored_bytes + sum(sent - self._young.get(p, 0) for p, sent in self._in_flight.items())
+            return self.stored_bytes + sum(self._in_flight.values())
+
+    def mature(self) -> tuple[int, int]:
+        """Bytes sent so far by parts past their first MATURE_SECONDS, and how many such parts are in flight."""
+        with self._lock:
+            now = self.clock()
+            return self._mature_bytes, sum(1 for born in self._born.values() if now - born >= MATURE_SECONDS)
 
     def confirmed_part(self, part: int, size: int) -> None:
         with self._lock:
             self._in_flight.pop(part, None)
             self._born.pop(part, None)
-            self._young.pop(part, None)
             self.confirmed += size
             self.parts_done += 1
-            self._stored_bytes += size
+            self.stored_bytes += size
             self.parts_stored += 1
             due = self.clock() - self._last_emit >= self.interval
         if due:

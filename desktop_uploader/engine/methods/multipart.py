@@ -3,10 +3,11 @@
 The coordinator (the upload's own thread) keeps up to N parts in flight on the worker pool and
 waits; workers stream their part from disk, retry with backoff, and record every confirmed part in
 the resume store before reporting it. N is asked for before each part starts, so Auto mode can
-change it while the upload runs. In Auto mode the coordinator also feeds the policy (steady
-bytes, parts in flight, parts stored), asks it whether the bytes the parts in flight still owe
-leave room for one more part, and sheds the youngest parts when it takes back a probe (see
-autotune.py): a shed part stops, its bytes are forgotten, and it goes back to the front of the queue.
+change it while the upload runs. In Auto mode the coordinator also feeds the policy (bytes sent,
+parts in flight, parts stored, what parts past their first seconds sent), asks it whether the bytes
+the parts in flight still owe leave room for one more part, and sheds the youngest parts when it
+takes back a probe (see autotune.py): a shed part stops, its bytes are forgotten, and it goes back
+to the front of the queue.
 
 When one part fails for good, no new parts start and the other workers stop retrying, but parts
 already on the wire may still land: that is work a resume won't have to repeat.
@@ -223,7 +224,14 @@ class PartScheduler:
             return
         with self._cond:
             running = len(self._in_flight)
-        pacing.observe(self.tracker.steady(), running, stored=self.tracker.parts_stored)
+        tracker = self.tracker
+        pacing.observe(
+            tracker.run_sent(),
+            running,
+            stored=tracker.parts_stored,
+            stored_bytes=tracker.stored_bytes,
+            mature=tracker.mature(),
+        )
         keep = pacing.shed()
         if keep is None:
             return
