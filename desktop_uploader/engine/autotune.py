@@ -77,7 +77,7 @@ from desktop_uploader.engine.settings import MAX_CONCURRENCY
 log = logging.getLogger(__name__)
 
 MEMORY_BUDGET = 48 * MiB  # for the send blocks of one upload's parts in flight
-MATURE = 2.5  # seconds: a part this old has filled its socket buffers, and sends at its share of the link
+MATURE = 1.5  # seconds: a part this old has filled its socket buffers, and sends at its share of the link
 ACKED_WINDOW = 15.0  # seconds of acknowledged bytes the budget's rate is measured over
 SHARED = 0.6  # a step up after which the running parts send at less than this of their rate did not pay
 
@@ -111,7 +111,8 @@ class AutoConcurrency:
         self.history: list[tuple[float, int, str]] = []  # (time, level, why): for logs and tests
         self._lock = threading.Lock()
         self._samples: deque[tuple[float, int]] = deque()
-        self._mature: deque[tuple[float, int]] = deque()  # bytes sent by parts past their first epoch
+        # (time, bytes sent by parts past their first MATURE seconds, seconds such parts ran, summed)
+        self._mature: deque[tuple[float, int, float]] = deque()
         self._mature_parts = 0
         self._acked: deque[tuple[float, int]] = deque()  # (time, bytes stored in this run)
         self._mature_base: float | None = None  # per mature part, at the level we would return to
@@ -130,6 +131,7 @@ class AutoConcurrency:
         self._proven = self.tuning.opening  # the highest level a step up proved useful
         self._link_rate: float | None = None  # set once a step up did not pay: the link is the limit
         self._probed = False
+        self._unsettled = 0  # baselines in a row without mature parts
         self._shed_to: int | None = None  # set when a probe is taken back: parts beyond it are shed
 
     # -- inputs --------------------------------------------------------------------------------------------
@@ -150,11 +152,11 @@ class AutoConcurrency:
         with self._lock:
             self._sent = max(self._sent, sent)
             if mature is not None:
-                if not self._mature or now - self._mature[-1][0] >= 0.05:
-                    self._mature.append((now, mature[0]))
-                else:
-                    self._mature[-1] = (self._mature[-1][0], mature[0])
-                while len(self._mature) > 2 and now - self._mature[1][0] > 4 * MATURE:
+                ran = self._mature[-1][2] + self._mature_parts * (now - self._mature[-1][0]) if self._mature else 0.0
+                self._mature.append((now, mature[0], ran))
+                while len(self._mature) > 2 and now - self._mature[1][0] > 4 * (
+                    self.tuning.settle + self.tuning.window
+                ):
                     self._mature.popleft()
                 self._mature_parts = mature[1]
             self._stored = self._stored or stored > 0
@@ -232,10 +234,11 @@ class AutoConcurrency:
     def _per_mature_part(self, start: float, now: float) -> float | None:
         """Bytes/s per part of the parts already running before ``start`` (None if there were none)."""
         before = [m for m in self._mature if m[0] <= start]
-        if not before or not self._mature_parts or now - before[-1][0] <= 0:
+        if not before:
             return None
-        t0, b0 = before[-1]
-        return (self._mature[-1][1] - b0) / (now - t0) / self._mature_parts
+        _, b0, r0 = before[-1]
+        _, b1, r1 = self._mature[-1]
+        return (b1 - b0) / (r1 - r0) if r1 - r0 >= 0.5 else None
 
     def _acked_rate(self, now: float) -> float:
         """Bytes/s storage acknowledged over the last ``ACKED_WINDOW`` seconds (from the first byte).
@@ -294,6 +297,13 @@ class AutoConcurrency:
         if rate <= 0 and not self._probed:  # parts still filling their buffers: no baseline for a first probe
             self._set(self.level, now, "nothing measured yet")
             return
+        if mature is None and self._unsettled < 1:
+            # No part has run long enough to show its share of the link, which is what tells a full link
+            # from slow streams when the probe is judged: measure once more first.
+            self._unsettled += 1
+            self._set(self.level, now, "parts still settling")
+            return
+        self._unsettled = 0
         self._baseline = rate
         self._mature_base = mature
         if now < self._hold_until:
