@@ -40,15 +40,17 @@ and a pause throws it all away. So, besides the level:
   stores the first part in about three seconds instead of ten.
 - **A byte budget once the link is known to be the limit.** A step up that does not pay means the
   link, not the streams, is full; from then on a new part starts only if the bytes the parts in
-  flight still owe, plus the new part, fit in ``horizon`` seconds of the measured goodput, so a part
+  flight still owe, plus the new part, fit in ``horizon`` seconds of what storage acknowledged per
+  second lately (bytes sent would count socket buffers, and grow with every part let in), so a part
   finishes within about ``horizon`` seconds and a pause risks no more (the target is 10 s). Levels
   that a step up proved useful (``proven``, e.g. 24 parts on a lossy link, where each stream crawls)
   are exempt: there the streams are the limit and fewer parts would only be slower (measured: 6
   parts get 32 % of a lossy link, 24 get 97 %). The budget's rate is re-measured every epoch, so it
-  follows a link that gets faster. The parts a failed probe started are shed (abandoned and queued
-  again, the youngest first, having sent little), so a probe on a capped link does not leave 24
-  parts owing a minute of transfer; probes that do not pay wait twice as long each time before the
-  next.
+  follows a link that gets faster. While no step up has ever paid, the parts a failed probe started
+  are shed (abandoned and queued again, the youngest first, having sent little), so a probe on a
+  capped link does not leave 24 parts owing a minute of transfer (on a lossy link, where steps up
+  paid, they run on: shedding cost 2-4 % of the link there); probes that do not pay wait twice as
+  long each time before the next.
 - **Part size.** The plan is fixed before the first byte (the upload API's start takes the part
   count, and S3 wants equal parts but the last), when nothing is measured yet, so the part size
   stays the user's chunk size (8 MiB by default: 1.7 s at 5 MB/s, well within the budget) and
@@ -336,7 +338,11 @@ class AutoConcurrency:
             self._hold_until = now + self._hold
             self._hold = min(tuning.max_hold, self._hold * 2)
             self._link_rate = self._acked_rate(now)  # the link is full: what it stores is its rate
-            self._shed_to = level
+            if self._proven <= tuning.opening:
+                # Nothing ever paid: the link is full at a level or two, and the parts the probe started
+                # would keep a minute of transfer at risk. Once more streams have paid (a lossy link),
+                # parts in flight are many by necessity, and shedding would only throw bytes away.
+                self._shed_to = level
             self._set(level, now, f"back: {rate / 1e6:.2f} MB/s is no better")
 
     def _step_up(self, now: float, why: str) -> None:

@@ -3,11 +3,9 @@
 The coordinator (the upload's own thread) keeps up to N parts in flight on the worker pool and
 waits; workers stream their part from disk, retry with backoff, and record every confirmed part in
 the resume store before reporting it. N is asked for before each part starts, so Auto mode can
-change it while the upload runs. In Auto mode the coordinator also feeds the policy (bytes sent,
-parts in flight, parts stored, what parts past their first seconds sent), asks it whether the bytes
-the parts in flight still owe leave room for one more part, and sheds the youngest parts when it
-takes back a probe (see autotune.py): a shed part stops, its bytes are forgotten, and it goes back
-to the front of the queue.
+change it while the upload runs. In Auto mode the coordinator also feeds the policy, asks it whether
+the bytes the parts in flight still owe leave room for one more, and sheds the youngest parts when
+it takes back a probe (autotune.py): a shed part stops and goes back to the front of the queue.
 
 When one part fails for good, no new parts start and the other workers stop retrying, but parts
 already on the wire may still land: that is work a resume won't have to repeat.
@@ -224,14 +222,8 @@ class PartScheduler:
             return
         with self._cond:
             running = len(self._in_flight)
-        tracker = self.tracker
-        pacing.observe(
-            tracker.run_sent(),
-            running,
-            stored=tracker.parts_stored,
-            stored_bytes=tracker.stored_bytes,
-            mature=tracker.mature(),
-        )
+        t = self.tracker
+        pacing.observe(t.run_sent(), running, stored=t.parts_stored, stored_bytes=t.stored_bytes, mature=t.mature())
         keep = pacing.shed()
         if keep is None:
             return
@@ -279,11 +271,15 @@ class PartScheduler:
         """
         log.info("%s: part %d was dropped by the worker pool; stopping the upload", self.ctx.name, number)
         with self._cond:
-            self._in_flight.discard(number)
-            if number in self._order:
-                self._order.remove(number)
+            self._forget(number)
             self._cond.notify_all()
         self._fail(Interrupted("dropped"))
+
+    def _forget(self, number: int) -> None:
+        """A part is no longer in flight. (Called under the lock.)"""
+        self._in_flight.discard(number)
+        self._bodies.pop(number, None)
+        self._order = [n for n in self._order if n != number]
 
     def _fail(self, error: BaseException) -> None:
         with self._cond:
@@ -307,10 +303,7 @@ class PartScheduler:
             self._fail(exc)
         finally:
             with self._cond:
-                self._in_flight.discard(number)
-                self._bodies.pop(number, None)
-                if number in self._order:
-                    self._order.remove(number)
+                self._forget(number)
                 self._cond.notify_all()
 
     def _retry_run(self, number: int) -> RetryRun:
