@@ -61,7 +61,8 @@ class ProgressView:
             TextColumn("{task.fields[name]}", style="bold", justify="left", markup=False),
             TextColumn("{task.fields[method]}", style="cyan", markup=False),
             BarColumn(bar_width=None),
-            DownloadColumn(binary_units=True),
+            DownloadColumn(binary_units=True),  # stored: what a pause or Ctrl-C keeps
+            TextColumn("{task.fields[sent]}", style="dim", markup=False),  # on the wire, stored or not
             TransferSpeedColumn(),
             TimeRemainingColumn(),
             TextColumn("{task.fields[note]}"),
@@ -89,7 +90,7 @@ class ProgressView:
             name = Path(event.path).name
             self.names[event.job_id] = plain(name)
             self.tasks[event.job_id] = self.progress.add_task(
-                "", total=max(event.size, 1), name=_short(shown(name)), method="", note="queued"
+                "", total=max(event.size, 1), name=_short(shown(name)), method="", note="queued", sent=""
             )
             return
         task = self._task(event.job_id)
@@ -100,7 +101,9 @@ class ProgressView:
             for note in event.adjustments:
                 self.console.print(f"[yellow]{self.names[event.job_id]}: {plain(note)}")
         elif isinstance(event, events.Progress):
-            self.progress.update(task, completed=event.confirmed, method=shown(event.method), note="")
+            self.progress.update(
+                task, completed=event.confirmed, method=shown(event.method), note="", sent=sent_text(event)
+            )
         elif isinstance(event, events.Retrying):
             self.progress.update(task, note=f"[yellow]retry {event.attempt}/{event.max_attempts} in {event.delay:.0f}s")
         elif isinstance(event, events.FallingBack):
@@ -112,14 +115,21 @@ class ProgressView:
         elif isinstance(event, events.Notice):
             self.console.print(f"[yellow]{self.names[event.job_id]}: {plain(event.message)}")
         elif isinstance(event, events.Completed):
-            self.progress.update(task, completed=event.result.size or 1, note="[green]done")
+            self.progress.update(task, completed=event.result.size or 1, note="[green]done", sent="")
         elif isinstance(event, events.Failed):
             self.progress.update(task, note="[red]failed")
         elif isinstance(event, events.StatusChanged) and event.status in (
             events.Status.PAUSED,
             events.Status.CANCELLED,
         ):
-            self.progress.update(task, note=event.status.value)
+            self.progress.update(task, note=event.status.value, sent="")
+
+
+def sent_text(event: events.Progress) -> str:
+    """Bytes on the wire next to the stored count, while they differ: a slow link shows movement before
+    its first part is stored, and the gap is what a pause now would have to send again."""
+    sent = max(event.sent, event.confirmed)
+    return f"{human_bytes(sent)} sent" if sent > event.confirmed else ""
 
 
 def _short(name: str, width: int = 36) -> str:

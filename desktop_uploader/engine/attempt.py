@@ -149,10 +149,8 @@ class AttemptRunner:
         auto = AutoConcurrency() if settings.auto_concurrency else None
 
         def emit(event: Event) -> None:
-            if isinstance(event, Progress):
+            if isinstance(event, Progress):  # Auto is fed by the part scheduler (multipart.py)
                 job.progress = event
-                if auto is not None:
-                    auto.observe(event.confirmed + event.in_flight, event.parts_in_flight)
             elif isinstance(event, Started):
                 job.method = event.method
             elif isinstance(event, Retrying) and event.busy and auto is not None:
@@ -184,6 +182,7 @@ class AttemptRunner:
             api=api,
             limiter=self._limiter,
             concurrency=auto.target if auto is not None else None,
+            pacing=auto,
             on_status=lambda status, message: self._set(job, status, message),
             first_in_session=self._first_in_session,
         )

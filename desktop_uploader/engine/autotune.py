@@ -23,9 +23,43 @@ from a memory budget: a part in flight holds at most one send block in memory.
 An upload shorter than one epoch (a 1 GiB file on a LAN) runs at ``start`` throughout: that is
 the fixed setting measured best on a fast local link, where more parts only add contention.
 
+Bytes in flight follow the link (issue 15). Parts in flight are the lever against per-stream
+limits, but on a link that one stream fills (a bandwidth cap) every extra part only stretches the
+time each part takes: 48 parts of 8 MiB on 5 MB/s is 80 s per part, nothing stored for a minute,
+and a pause throws it all away. So, besides the level:
+
+- **Honest verdicts.** A new connection swallows a burst into socket buffers; counting it made a
+  probe on a capped link look like +300 % and Auto climbed to 24, then 48. The scheduler also feeds
+  ``observe`` with *mature* bytes (progress.py): what parts older than ``MATURE`` seconds sent, i.e.
+  their share of the link once their buffers are full. A step up after which the parts already
+  running send at less than ``SHARED`` of their former rate did not pay, whatever the total says:
+  they share one full link (a cap, or a clean link one stream fills). On a lossy link each stream's
+  rate is its own, so the old parts keep their pace and the climb goes on as before.
+- **An opening.** Until the first part is stored (or ``opening_seconds`` pass), at most
+  ``opening`` parts run: on a fast link that is the first tenth of a second, on a 5 MB/s link it
+  stores the first part in about three seconds instead of ten.
+- **A byte budget once the link is known to be the limit.** A step up that does not pay means the
+  link, not the streams, is full; from then on a new part starts only if the bytes the parts in
+  flight still owe, plus the new part, fit in ``horizon`` seconds of what storage acknowledged per
+  second lately (bytes sent would count socket buffers, and grow with every part let in), so a part
+  finishes within about ``horizon`` seconds and a pause risks no more (the target is 10 s). Levels
+  that a step up proved useful (``proven``, e.g. 24 parts on a lossy link, where each stream crawls)
+  are exempt: there the streams are the limit and fewer parts would only be slower (measured: 6
+  parts get 32 % of a lossy link, 24 get 97 %). The budget's rate is re-measured every epoch, so it
+  follows a link that gets faster. While no step up has ever paid, the parts a failed probe started
+  are shed (abandoned and queued again, the youngest first, having sent little), so a probe on a
+  capped link does not leave 24 parts owing a minute of transfer (on a lossy link, where steps up
+  paid, they run on: shedding cost 2-4 % of the link there); probes that do not pay wait twice as
+  long each time before the next.
+- **Part size.** The plan is fixed before the first byte (the upload API's start takes the part
+  count, and S3 wants equal parts but the last), when nothing is measured yet, so the part size
+  stays the user's chunk size (8 MiB by default: 1.7 s at 5 MB/s, well within the budget) and
+  only the number in flight adapts. Fast links keep today's behaviour: an upload shorter than an
+  epoch never meets the budget, and Very large keeps its large parts.
+
 The policy is fed from the outside (``observe`` with the bytes sent so far, ``busy`` on a busy
-answer) and asked ``target()`` before each part starts; the clock is injected so tests need
-neither sleeps nor a network.
+answer) and asked ``admits()`` (or ``target()``) before each part starts; the clock is injected so
+tests need neither sleeps nor a network.
 """
 
 from __future__ import annotations
@@ -45,6 +79,9 @@ from desktop_uploader.engine.settings import MAX_CONCURRENCY
 log = logging.getLogger(__name__)
 
 MEMORY_BUDGET = 48 * MiB  # for the send blocks of one upload's parts in flight
+MATURE = 1.5  # seconds: a part this old has filled its socket buffers, and sends at its share of the link
+ACKED_WINDOW = 15.0  # seconds of acknowledged bytes the budget's rate is measured over
+SHARED = 0.6  # a step up after which the running parts send at less than this of their rate did not pay
 
 
 @dataclass(frozen=True)
@@ -60,6 +97,10 @@ class AutoTuning:
     gain: float = 0.15  # a smaller step up is kept only if goodput rose at least this much
     hold: float = 20.0  # seconds before probing again after a step that did not pay
     busy_hold: float = 30.0  # seconds at the reduced level after a busy answer
+    max_hold: float = 160.0  # the wait after a probe that did not pay doubles, up to this
+    opening: int = 2  # parts in flight until the first part is stored...
+    opening_seconds: float = 3.0  # ...or this long after the first byte (a lossy link stores nothing for 20 s)
+    horizon: float = 6.0  # once the link is the limit: seconds of goodput the parts in flight may owe
 
 
 class AutoConcurrency:
@@ -72,6 +113,11 @@ class AutoConcurrency:
         self.history: list[tuple[float, int, str]] = []  # (time, level, why): for logs and tests
         self._lock = threading.Lock()
         self._samples: deque[tuple[float, int]] = deque()
+        # (time, bytes sent by parts past their first MATURE seconds, seconds such parts ran, summed)
+        self._mature: deque[tuple[float, int, float]] = deque()
+        self._mature_parts = 0
+        self._acked: deque[tuple[float, int]] = deque()  # (time, bytes stored in this run)
+        self._mature_base: float | None = None  # per mature part, at the level we would return to
         self._sent = 0
         self._busiest = 0  # the most parts seen in flight during this epoch's window
         self._epoch: float | None = None  # starts with the first byte
@@ -80,19 +126,51 @@ class AutoConcurrency:
         self._previous: int | None = None  # set while probing: the level before the step up
         self._factor = float(self.tuning.first_step)
         self._hold_until = 0.0
+        self._hold = self.tuning.hold
         self._last_busy = float("-inf")
+        self._first_byte: float | None = None
+        self._stored = False  # a part of this run is stored: the opening is over
+        self._proven = self.tuning.opening  # the highest level a step up proved useful
+        self._link_rate: float | None = None  # set once a step up did not pay: the link is the limit
+        self._probed = False
+        self._unsettled = 0  # baselines in a row without mature parts
+        self._shed_to: int | None = None  # set when a probe is taken back: parts beyond it are shed
 
     # -- inputs --------------------------------------------------------------------------------------------
 
-    def observe(self, sent: int, in_flight: int | None = None) -> None:
-        """``sent``: bytes handed to the network so far (may dip on a retry; only growth counts)."""
+    def observe(
+        self,
+        sent: int,
+        in_flight: int | None = None,
+        *,
+        stored: int = 0,
+        stored_bytes: int = 0,
+        mature: tuple[int, int] | None = None,
+    ) -> None:
+        """``sent``: bytes handed to the network so far (may dip on a retry; only growth counts);
+        ``stored``, ``stored_bytes``: parts stored in this run, and their bytes; ``mature``: bytes
+        sent so far by parts older than ``MATURE`` seconds, and how many such parts are in flight now."""
         now = self.clock()
         with self._lock:
             self._sent = max(self._sent, sent)
+            if mature is not None:
+                ran = self._mature[-1][2] + self._mature_parts * (now - self._mature[-1][0]) if self._mature else 0.0
+                self._mature.append((now, mature[0], ran))
+                while len(self._mature) > 2 and now - self._mature[1][0] > 4 * (
+                    self.tuning.settle + self.tuning.window
+                ):
+                    self._mature.popleft()
+                self._mature_parts = mature[1]
+            self._stored = self._stored or stored > 0
+            if not self._acked or stored_bytes != self._acked[-1][1]:
+                self._acked.append((now, stored_bytes))
+                while len(self._acked) > 2 and now - self._acked[1][0] > ACKED_WINDOW:
+                    self._acked.popleft()
             if self._epoch is None:
                 if self._sent <= 0:
                     return
                 self._epoch = now
+                self._first_byte = now
             if self._samples and now - self._samples[-1][0] < 0.05:
                 self._samples[-1] = (self._samples[-1][0], self._sent)
             else:
@@ -115,6 +193,7 @@ class AutoConcurrency:
             self._baseline = None
             self._factor = 1.5
             self._hold_until = now + self.tuning.busy_hold
+            self._proven = min(self._proven, self.level)
 
     # -- output --------------------------------------------------------------------------------------------
 
@@ -124,7 +203,56 @@ class AutoConcurrency:
             self._tick(now)
             return self.level
 
+    def admits(self, in_flight: int, owed: int, part: int) -> bool:
+        """May a part of ``part`` bytes start while ``in_flight`` parts still owe ``owed`` bytes?"""
+        if in_flight <= 0:
+            return True  # one part always runs, however slow the link
+        now = self.clock()
+        with self._lock:
+            self._tick(now)
+            if in_flight >= self.level:
+                return False
+            tuning = self.tuning
+            if not self._stored and (self._first_byte is None or now < self._first_byte + tuning.opening_seconds):
+                return in_flight < tuning.opening
+            if self._link_rate is not None and in_flight >= self._proven:
+                return owed + part <= tuning.horizon * self._link_rate
+            return True
+
+    def shed(self) -> int | None:
+        """Once after a probe is taken back: how many parts may stay in flight (the youngest others are shed)."""
+        with self._lock:
+            keep, self._shed_to = self._shed_to, None
+            return keep
+
+    @property
+    def budget(self) -> float | None:
+        """Bytes the parts in flight may owe beyond the proven level, or None while there is no budget."""
+        with self._lock:
+            return None if self._link_rate is None else self.tuning.horizon * self._link_rate
+
     # -- the climb -----------------------------------------------------------------------------------------
+
+    def _per_mature_part(self, start: float, now: float) -> float | None:
+        """Bytes/s per part of the parts already running before ``start`` (None if there were none)."""
+        before = [m for m in self._mature if m[0] <= start]
+        if not before:
+            return None
+        _, b0, r0 = before[-1]
+        _, b1, r1 = self._mature[-1]
+        return (b1 - b0) / (r1 - r0) if r1 - r0 >= 0.5 else None
+
+    def _acked_rate(self, now: float) -> float:
+        """Bytes/s storage acknowledged over the last ``ACKED_WINDOW`` seconds (from the first byte).
+
+        What the budget is measured in: bytes sent count socket buffers filling, and a budget of them
+        would grow with every part it lets start."""
+        if self._first_byte is None or not self._acked:
+            return 0.0
+        t0, b0 = self._acked[0]
+        if now - self._first_byte < ACKED_WINDOW or t0 < self._first_byte:
+            t0, b0 = self._first_byte, 0
+        return (self._acked[-1][1] - b0) / max(now - t0, 1e-3)
 
     def _rate_since(self, start: float, now: float) -> float | None:
         before = [s for s in self._samples if s[0] <= start]
@@ -152,36 +280,76 @@ class AutoConcurrency:
         rate = self._rate_since(measured_from, now)
         if rate is None:
             return
+        if self._link_rate is not None:
+            self._link_rate = self._acked_rate(now)  # the budget follows the link, a faster one too
         if self._busiest and self._busiest < self.level:
-            # Fewer parts were running than allowed (the file's last parts, or a slow start): this
-            # epoch says nothing about the level. Measure again.
-            self._set(self.level, now, "not enough parts to measure")
-            return
-        if self._previous is not None:  # the verdict on a step up
-            assert self._baseline is not None
-            grew = self.level / self._previous
-            if rate >= self._baseline * (1 + (tuning.gain_double if grew >= 2 else tuning.gain)):
-                self._baseline = rate
-                self._previous = None
-                self._factor = 2.0 if grew >= 2 else 1.5
-                self._step_up(now, f"kept: {rate / 1e6:.2f} MB/s")
+            if self._previous is not None and self._busiest >= 1.5 * self._previous:
+                # The file had fewer parts left than the probe asked for, but the step it did take is
+                # a step: judge that one (and shed it if it did not pay), rather than let it run on.
+                self.level = self._busiest
             else:
-                level = self._previous
-                self._previous = None
-                self._factor = 1.5
-                self._hold_until = now + tuning.hold
-                self._set(level, now, f"back: {rate / 1e6:.2f} MB/s is no better")
+                # Fewer parts were running than allowed (the file's last parts, or a slow start): this
+                # epoch says nothing about the level. Measure again.
+                self._set(self.level, now, "not enough parts to measure")
+                return
+        mature = self._per_mature_part(measured_from, now)
+        if self._previous is not None:  # the verdict on a step up
+            self._verdict(now, rate, mature)
             return
+        if rate <= 0 and not self._probed:  # parts still filling their buffers: no baseline for a first probe
+            self._set(self.level, now, "nothing measured yet")
+            return
+        if mature is None and self._unsettled < 1:
+            # No part has run long enough to show its share of the link, which is what tells a full link
+            # from slow streams when the probe is judged: measure once more first.
+            self._unsettled += 1
+            self._set(self.level, now, "parts still settling")
+            return
+        self._unsettled = 0
         self._baseline = rate
+        self._mature_base = mature
         if now < self._hold_until:
             self._set(self.level, now, "holding")
             return
         self._step_up(now, f"probe from {rate / 1e6:.2f} MB/s")
+
+    def _verdict(self, now: float, rate: float, mature: float | None) -> None:
+        tuning = self.tuning
+        assert self._previous is not None and self._baseline is not None
+        grew = self.level / self._previous
+        paid = rate >= self._baseline * (1 + (tuning.gain_double if grew >= 2 else tuning.gain))
+        if paid and mature is not None and self._mature_base and mature < SHARED * self._mature_base:
+            # Goodput looks up, but the parts that were running before the step slowed down: they share
+            # one full link, and the rise is the new parts' bursts into socket buffers.
+            paid = False
+        if paid:
+            self._baseline = rate
+            self._mature_base = mature
+            self._previous = None
+            self._factor = 2.0 if grew >= 2 else 1.5
+            self._proven = max(self._proven, self.level)
+            self._link_rate = None  # more streams paid: they, not the link, were the limit
+            self._hold = tuning.hold
+            self._step_up(now, f"kept: {rate / 1e6:.2f} MB/s")
+        else:
+            level = self._previous
+            self._previous = None
+            self._factor = 1.5
+            self._hold_until = now + self._hold
+            self._hold = min(tuning.max_hold, self._hold * 2)
+            self._link_rate = self._acked_rate(now)  # the link is full: what it stores is its rate
+            if self._proven <= tuning.opening:
+                # Nothing ever paid: the link is full at a level or two, and the parts the probe started
+                # would keep a minute of transfer at risk. Once more streams have paid (a lossy link),
+                # parts in flight are many by necessity, and shedding would only throw bytes away.
+                self._shed_to = level
+            self._set(level, now, f"back: {rate / 1e6:.2f} MB/s is no better")
 
     def _step_up(self, now: float, why: str) -> None:
         if self.level >= self.tuning.maximum:
             self._set(self.level, now, why + "; at the maximum")
             return
         bigger = max(self.level + 1, math.ceil(self.level * self._factor))
+        self._probed = True
         self._previous = self.level
         self._set(min(self.tuning.maximum, bigger), now, why)

@@ -93,6 +93,9 @@ class Progress(Event):
     parts_done: int = 0
     parts_total: int = 0
     parts_in_flight: int = 0
+    # confirmed + in_flight: on the wire, stored or not. Shown next to stored bytes so a slow link
+    # moves visibly before its first part is stored (a paused upload keeps only ``confirmed``).
+    sent: int = 0
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,12 @@ once (:func:`block_for`), so all buffers together stay within ``BLOCK_BUDGET``. 
 the upload's control (pause and cancel act mid-part), takes its share of the bandwidth cap,
 reports the bytes to progress, and can hash them on the way for an ETag check.
 
+A pause keeps nearly-done work: a part that, at the moment of the pause, is expected to finish
+within ``FINISH_GRACE`` seconds (at its own measured rate, once it is ``MIN_AGE`` old) goes on to
+the end, and is stopped anyway if it is not done by twice that; every other part stops at once
+and is sent again on resume. Cancel stops everything at once. A part may also be *shed* by the
+scheduler (Auto took back a probe): it stops with ``Interrupted(SHED)`` and is queued again.
+
 Block size adapts to the link: large blocks keep Python's per-block overhead small on fast links;
 small blocks on slow links keep a pause prompt, because a block handed to the socket must drain
 before the next check.
@@ -22,14 +28,17 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from desktop_uploader.engine.bandwidth import TokenBucket
-from desktop_uploader.engine.control import Control
-from desktop_uploader.engine.errors import FileChangedError
+from desktop_uploader.engine.control import PAUSE, Control
+from desktop_uploader.engine.errors import FileChangedError, Interrupted
 from desktop_uploader.engine.fileid import unreadable
 
 MIN_BLOCK = 16 * 1024
 MAX_BLOCK = 1024 * 1024
 HASH_BLOCK = 256 * 1024
 BLOCK_BUDGET = 8 * 1024 * 1024  # all parts in flight together
+FINISH_GRACE = 3.0  # seconds: a part this close to done when paused is let finish
+MIN_AGE = 1.0  # seconds: a younger part's rate is mostly socket buffers filling, so it is not let finish
+SHED = "shed"
 
 
 def block_for(parts_in_flight: int) -> int:
@@ -99,6 +108,52 @@ class PartBody(io.RawIOBase):
         self._block = min(64 * 1024, self._max_block)
         self._buffer: memoryview | None = None
         self._last_read = 0.0
+        self._started: float | None = None  # the first read of this attempt
+        self._marks: tuple[tuple[float, int], tuple[float, int]] | None = None  # (time, position), a second apart
+        self._finish_by: float | None = None  # set at a pause: how long this part may go on
+        self.shed = False  # set by the scheduler: stop, and be queued again
+
+    def _check(self) -> None:
+        """Stop unless the upload goes on, or this part was let finish after a pause."""
+        if self.shed:
+            raise Interrupted(SHED)
+        control = self.control
+        if not control.stopping:
+            return
+        if control.reason == PAUSE and self._finishing():
+            return
+        raise Interrupted(control.reason)
+
+    def _finishing(self) -> bool:
+        now = self.clock()
+        if self._finish_by is None:
+            self._finish_by = float("-inf")
+            age = now - self._started if self._started is not None else 0.0
+            rate = self._recent_rate(now)
+            if age >= MIN_AGE and rate > 0 and (self.size - self._position) / rate <= FINISH_GRACE:
+                self._finish_by = now + 2 * FINISH_GRACE
+        return now <= self._finish_by
+
+    def _recent_rate(self, now: float) -> float:
+        """This part's bytes/s over the last second or two: its share of the link once its socket
+        buffers are full (since its start, the burst that filled them would count as speed)."""
+        if self._marks is None:
+            return 0.0
+        t0, p0 = self._marks[0]
+        return (self._position - p0) / (now - t0) if now - t0 > 0.2 else 0.0
+
+    def _mark(self, now: float) -> None:
+        if self._marks is None:
+            self._marks = ((now, self._position), (now, self._position))
+        elif now - self._marks[1][0] >= 1.0:
+            self._marks = (self._marks[1], (now, self._position))
+
+    def _sleep(self, seconds: float) -> None:
+        """The bandwidth cap's wait: cut short by a pause, unless this part is finishing."""
+        if self.control.stopping and self.control.reason == PAUSE and self._finishing():
+            time.sleep(min(seconds, 0.25))
+            return
+        self.control.sleep(seconds)
 
     def __len__(self) -> int:
         return self.size
@@ -118,6 +173,8 @@ class PartBody(io.RawIOBase):
             raise io.UnsupportedOperation("a part body can only be rewound to its start")
         if target == 0 and self._position:
             self._position = 0
+            self._started = None
+            self._marks = None
             self._md5 = hashlib.md5() if self._hash_md5 else None
             if self._handle is not None:
                 self._handle.seek(self.offset)
@@ -136,13 +193,15 @@ class PartBody(io.RawIOBase):
 
     def read(self, size: int = -1) -> bytes | memoryview:
         """The next block, as a view of this part's own buffer: valid until the next read."""
-        self.control.check()
         remaining = self.size - self._position
         if remaining <= 0:
-            return b""
+            return b""  # all sent: only storage's answer is missing, and a pause waits for it
+        self._check()
+        if self._started is None:
+            self._started = self.clock()
         want = min(remaining, self._block if size is None or size < 0 else min(size, self._block))
         if self.limiter is not None:
-            self.limiter.throttle(want, self.control.sleep)
+            self.limiter.throttle(want, self._sleep)
         if self._buffer is None:
             self._buffer = memoryview(bytearray(min(self._max_block, self.size)))
         data = self._buffer[:want]
@@ -156,6 +215,7 @@ class PartBody(io.RawIOBase):
             self._md5.update(data)
         self._position += len(data)
         self._adapt()
+        self._mark(self._last_read)
         self.on_sent(len(data))
         return data
 

@@ -5,6 +5,12 @@ retried and never counts bytes that merely sit in a socket buffer. "In flight" i
 network has taken for parts still unacknowledged; it drops back when a part is retried. Speed is
 measured over a sliding window of everything sent (retries included: that is what the link does).
 
+"Sent" is confirmed plus in flight: what went on the wire for this upload, so a slow link shows
+movement long before the first part is stored. "Mature" bytes are what parts sent after their first
+``MATURE_SECONDS``: a part's first moments fill socket buffers at memory speed, so only a mature
+part's rate is its share of the link, which is how Auto tells a full link from slow streams
+(see autotune.py).
+
 Events are coalesced: at most one :class:`Progress` per ``interval`` per upload, so a 10 GiB
 upload emits a few thousand events, not millions; state changes always go out at once.
 """
@@ -19,6 +25,7 @@ from collections.abc import Callable
 from desktop_uploader.engine.events import Event, Progress
 
 WINDOW_SECONDS = 5.0
+MATURE_SECONDS = 1.5  # as autotune.MATURE: past its socket buffers' burst, a part sends at its share of the link
 
 
 class SpeedMeter:
@@ -70,6 +77,10 @@ class ProgressTracker:
         self.parts_done = 0
         self.bytes_sent = 0
         self._in_flight: dict[int, int] = {}
+        self._born: dict[int, float] = {}  # when each part in flight sent its first byte
+        self._mature_bytes = 0  # sent by parts older than MATURE_SECONDS (a counter: never goes back)
+        self.stored_bytes = 0  # stored in this run (the baseline excluded)
+        self.parts_stored = 0  # in this run
         self._meter = SpeedMeter(clock=clock)
         self._last_emit = float("-inf")
         self._lock = threading.Lock()
@@ -83,7 +94,10 @@ class ProgressTracker:
 
     def sent(self, part: int, amount: int) -> None:
         with self._lock:
+            now = self.clock()
             self._in_flight[part] = self._in_flight.get(part, 0) + amount
+            if now - self._born.setdefault(part, now) >= MATURE_SECONDS:
+                self._mature_bytes += amount
             self.bytes_sent += amount
             self._meter.add(self.bytes_sent)
             due = self.clock() - self._last_emit >= self.interval
@@ -93,12 +107,32 @@ class ProgressTracker:
     def restarted(self, part: int) -> None:
         with self._lock:
             self._in_flight.pop(part, None)
+            self._born.pop(part, None)
+
+    def part_sent(self, part: int) -> int:
+        """Bytes part ``part`` has handed to the network in its current attempt."""
+        with self._lock:
+            return self._in_flight.get(part, 0)
+
+    def run_sent(self) -> int:
+        """Bytes stored in this run plus what parts in flight have sent (dips when a part starts over)."""
+        with self._lock:
+            return self.stored_bytes + sum(self._in_flight.values())
+
+    def mature(self) -> tuple[int, int]:
+        """Bytes sent so far by parts past their first MATURE_SECONDS, and how many such parts are in flight."""
+        with self._lock:
+            now = self.clock()
+            return self._mature_bytes, sum(1 for born in self._born.values() if now - born >= MATURE_SECONDS)
 
     def confirmed_part(self, part: int, size: int) -> None:
         with self._lock:
             self._in_flight.pop(part, None)
+            self._born.pop(part, None)
             self.confirmed += size
             self.parts_done += 1
+            self.stored_bytes += size
+            self.parts_stored += 1
             due = self.clock() - self._last_emit >= self.interval
         if due:
             self.flush()
@@ -119,17 +153,19 @@ class ProgressTracker:
         with self._lock:
             speed = self._meter.rate()
             remaining = max(0, self.total - self.confirmed)
+            in_flight = min(sum(self._in_flight.values()), remaining)
             return Progress(
                 job_id=self.job_id,
                 method=self.method,
                 confirmed=self.confirmed,
-                in_flight=min(sum(self._in_flight.values()), remaining),
+                in_flight=in_flight,
                 total=self.total,
                 speed=speed,
                 eta=remaining / speed if speed > 0 else (0.0 if remaining == 0 else None),
                 parts_done=self.parts_done,
                 parts_total=self.parts_total,
                 parts_in_flight=len(self._in_flight),
+                sent=self.confirmed + in_flight,
             )
 
     def flush(self) -> None:

@@ -65,6 +65,7 @@ class Row:
     method: str = ""
     confirmed: int = 0
     in_flight: int = 0
+    sent: int = 0  # on the wire: stored plus parts in flight (``confirmed`` is what a pause keeps)
     speed: float = 0.0
     eta: float | None = None
     message: str = ""
@@ -114,17 +115,19 @@ class Row:
         match event:
             case events.Progress():
                 self.confirmed, self.in_flight = event.confirmed, event.in_flight
+                self.sent = max(event.sent, event.confirmed)
                 self.speed, self.eta, self.method = event.speed, event.eta, event.method
                 if self.retry_until is not None and now >= self.retry_until:
                     self.retry_until = None
             case events.Started():
                 self.method = event.method
                 self.falling_back_to = ""
-                self.confirmed = event.resumed_bytes
+                self.confirmed = self.sent = event.resumed_bytes
             case events.StatusChanged():
                 self.status = event.status
                 if event.status in (Status.FAILED, Status.PAUSED, Status.INTERRUPTED, Status.CANCELLED):
                     self.speed, self.eta, self.in_flight, self.retry_until = 0.0, None, 0, None
+                    self.sent = self.confirmed
                 self.message = event.message
             case events.Retrying():
                 self.retry_until = now + event.delay
@@ -132,10 +135,10 @@ class Row:
                 self.message = event.reason
             case events.FallingBack():
                 self.falling_back_to = event.to_method
-                self.confirmed = 0
+                self.confirmed = self.sent = 0
             case events.Completed():
                 self.result = event.result
-                self.confirmed = self.size
+                self.confirmed = self.sent = self.size
                 self.resumable = False
             case events.Failed():
                 self.message, self.resumable = event.message, event.resumable

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from desktop_uploader.engine.autotune import AutoConcurrency, AutoTuning
+from desktop_uploader.engine.autotune import MATURE, AutoConcurrency, AutoTuning
 from desktop_uploader.engine.events import Retrying, Status
 from desktop_uploader.engine.limits import MiB
 from desktop_uploader.engine.settings import AUTO_CONCURRENCY, Settings
@@ -172,3 +172,107 @@ def test_auto_uploads_through_the_sandbox_and_reacts_to_busy_storage(
     retries = engine.of(job.id, Retrying)
     assert len(retries) == 1 and retries[0].busy
     assert job.result is not None and object_sha256(s3, sandbox.bucket, job.result.s3_key) == sample.sha256
+
+
+# -- bytes in flight follow the link (issue 15) -------------------------------------------------------------------
+
+PART = 8 * MiB
+BURST = 2.0  # seconds a new connection's buffers take to fill as its window grows
+
+
+def test_it_opens_with_few_parts_until_the_first_is_stored() -> None:
+    """On a slow link, two parts store their first bytes in a few seconds; six would take three times as long."""
+    clock = FakeClock()
+    policy = AutoConcurrency(clock=clock)
+    assert policy.admits(0, 0, PART), "one part always runs"
+    assert policy.admits(1, PART, PART)
+    assert not policy.admits(2, 2 * PART, PART), "the opening is two parts"
+    clock.now += 0.5
+    policy.observe(4 * MiB, 2)
+    assert not policy.admits(2, 2 * PART, PART)
+    policy.observe(PART, 2, stored=1)
+    assert policy.admits(2, PART, PART), "once a part is stored, the level applies"
+    assert not policy.admits(AutoTuning().start, 6 * PART, PART)
+
+
+def test_a_lossy_link_that_stores_nothing_for_long_ends_the_opening_by_time() -> None:
+    clock = FakeClock()
+    policy = AutoConcurrency(clock=clock)
+    policy.observe(64 * 1024, 2)
+    clock.now += AutoTuning().opening_seconds
+    policy.observe(MiB, 2)
+    assert policy.admits(2, 2 * PART, PART)
+
+
+def drive_capped(
+    policy: AutoConcurrency, clock: FakeClock, cap: float, seconds: float, *, burst: float = 0.0
+) -> tuple[list[int], float]:
+    """A link one stream fills: parts share ``cap`` equally, and each new part swallows ``burst`` bytes
+    into socket buffers over its first seconds (counted as sent, not yet across the link). Returns the parts in
+    flight at each step and the most bytes the parts in flight owed."""
+    parts: list[list[float]] = []  # per part in flight: [bytes still owed, age, bytes sent]
+    stored = sent = mature_bytes = 0.0
+    counts = []
+    worst = 0.0
+    began = clock.now
+    while clock.now - began < seconds:
+        while policy.admits(len(parts), int(sum(p[0] for p in parts)), PART):
+            parts.append([float(PART), 0.0, 0.0])
+        keep = policy.shed()
+        if keep is not None:
+            parts = parts[: max(1, keep)]  # the youngest are shed: they are the last in the list
+        worst = max(worst, sum(p[0] for p in parts))
+        clock.now += 0.25
+        share = cap * 0.25 / len(parts)
+        for part in parts:
+            part[0] -= share
+            part[1] += 0.25
+            sent += share
+            if part[1] >= MATURE:
+                mature_bytes += share
+            if part[1] <= BURST:  # socket buffers growing with the connection's window: sent, not across
+                sent += burst * 0.25 / BURST
+        done = [p for p in parts if p[0] <= 0]
+        stored += len(done)
+        parts = [p for p in parts if p[0] > 0]
+        policy.observe(
+            int(sent),
+            len(parts),
+            stored=int(stored),
+            stored_bytes=int(stored * PART),
+            mature=(int(mature_bytes), sum(1 for p in parts if p[1] >= MATURE)),
+        )
+        counts.append(len(parts))
+    return counts, worst
+
+
+def test_on_a_capped_link_bytes_in_flight_stay_within_the_horizon() -> None:
+    """5 MB/s, 8 MiB parts: Auto used to climb to 48 parts (384 MiB owed, 80 s per part)."""
+    clock = FakeClock()
+    policy = AutoConcurrency(clock=clock)
+    cap = 5 * MB
+    drive_capped(policy, clock, cap, 30, burst=3 * MiB)
+    assert any("no better" in why for _, _, why in policy.history), policy.history
+    assert policy.budget is not None and policy.budget <= 1.1 * AutoTuning().horizon * cap
+    # After the probe that did not pay, the parts in flight owe no more than the horizon (plus one part).
+    _, worst = drive_capped(policy, clock, cap, 120, burst=3 * MiB)
+    assert worst <= AutoTuning().horizon * cap + PART, worst / cap  # later probes too: the budget funds them
+
+
+def test_levels_a_lossy_link_proved_useful_are_not_held_back_by_the_budget() -> None:
+    clock = FakeClock()
+    policy = AutoConcurrency(clock=clock)
+    drive(policy, clock, lossy, 60)
+    assert policy.level >= 16
+    # However much the parts owe (each crawls at 0.37 MB/s), the level they proved useful runs.
+    assert policy.admits(15, 15 * PART, PART)
+
+
+def test_a_probe_that_only_fills_socket_buffers_is_taken_back() -> None:
+    """New parts' bursts make the total look like +200 %; the parts already running say the link is full."""
+    clock = FakeClock()
+    policy = AutoConcurrency(clock=clock)
+    counts, _ = drive_capped(policy, clock, 5 * MB, 12, burst=4 * MiB)
+    assert max(counts) > AutoTuning().start, "it probed"
+    assert policy.history[-1][1] <= AutoTuning().start or any("no better" in why for _, _, why in policy.history)
+    assert not any(why.startswith("kept") for _, _, why in policy.history), policy.history

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from desktop_uploader.engine.api_client import ApiClient
+from desktop_uploader.engine.autotune import AutoConcurrency
 from desktop_uploader.engine.bandwidth import TokenBucket
 from desktop_uploader.engine.control import Control
 from desktop_uploader.engine.errors import DiskFullError, RecordMissingError, StateError
@@ -44,6 +45,7 @@ class JobContext:
     record: UploadRecord | None = None  # set when resuming
     limiter: TokenBucket | None = None
     concurrency: Callable[[], int] | None = None  # overrides settings.concurrency (Auto mode)
+    pacing: AutoConcurrency | None = None  # Auto mode: what the part scheduler asks and feeds
     on_status: Callable[[Status, str], None] | None = None
     # True the first time in this session ``key`` is asked about: advice about the server, not about
     # one file, is said once however many files meet it. None (a sweep outside any job): never said.

@@ -3,7 +3,9 @@
 The coordinator (the upload's own thread) keeps up to N parts in flight on the worker pool and
 waits; workers stream their part from disk, retry with backoff, and record every confirmed part in
 the resume store before reporting it. N is asked for before each part starts, so Auto mode can
-change it while the upload runs.
+change it while the upload runs. In Auto mode the coordinator also feeds the policy, asks it whether
+the bytes the parts in flight still owe leave room for one more, and sheds the youngest parts when
+it takes back a probe (autotune.py): a shed part stops and goes back to the front of the queue.
 
 When one part fails for good, no new parts start and the other workers stop retrying, but parts
 already on the wire may still land: that is work a resume won't have to repeat.
@@ -36,7 +38,7 @@ from desktop_uploader.engine.errors import (
 from desktop_uploader.engine.events import Retrying
 from desktop_uploader.engine.fileid import quick_unchanged
 from desktop_uploader.engine.methods.base import JobContext
-from desktop_uploader.engine.partbody import PartBody, block_for
+from desktop_uploader.engine.partbody import SHED, PartBody, block_for
 from desktop_uploader.engine.planner import PartPlan, PartSpan
 from desktop_uploader.engine.progress import ProgressTracker
 from desktop_uploader.engine.retry import RetryQuota, RetryRun
@@ -76,6 +78,11 @@ class PartQueue:
     def take(self) -> int | None:
         with self._lock:
             return self._pending.popleft() if self._pending else None
+
+    def give_back(self, number: int) -> None:
+        """A part that was started and stopped (shed): it is the next to start again."""
+        with self._lock:
+            self._pending.appendleft(number)
 
     def upcoming(self, count: int) -> list[int]:
         with self._lock:
@@ -152,6 +159,8 @@ class PartScheduler:
         self.halt = Control()  # stops retries once the upload as a whole has failed
         self._failure: BaseException | None = None
         self._in_flight: set[int] = set()
+        self._bodies: dict[int, PartBody] = {}  # the body each part in flight is sending, for shedding
+        self._order: list[int] = []  # parts in flight, oldest first
         self._cond = threading.Condition()
 
     def target(self) -> int:
@@ -161,6 +170,7 @@ class PartScheduler:
         control = self.ctx.control
         last_check = time.monotonic()
         while True:
+            self._pace()
             number = self._take()
             if number is not None:
                 self._submit(number)
@@ -191,7 +201,40 @@ class PartScheduler:
             and not self.ctx.control.stopping
             and len(self._in_flight) < self.target()
             and len(self.queue) > 0
+            and self._room()
         )
+
+    def _room(self) -> bool:
+        """Auto's byte budget: do the parts in flight leave room for the next one? (Called under the lock.)"""
+        pacing = self.ctx.pacing
+        if pacing is None or not self._in_flight:
+            return True
+        upcoming = self.queue.upcoming(1)
+        if not upcoming:
+            return False
+        owed = sum(self.plan.span(n).size - self.tracker.part_sent(n) for n in self._in_flight)
+        return pacing.admits(len(self._in_flight), owed, self.plan.span(upcoming[0]).size)
+
+    def _pace(self) -> None:
+        """Feed Auto what the link carried, and shed the youngest parts when it takes back a probe."""
+        pacing = self.ctx.pacing
+        if pacing is None:
+            return
+        with self._cond:
+            running = len(self._in_flight)
+        t = self.tracker
+        pacing.observe(t.run_sent(), running, stored=t.parts_stored, stored_bytes=t.stored_bytes, mature=t.mature())
+        keep = pacing.shed()
+        if keep is None:
+            return
+        with self._cond:
+            extra = self._order[max(1, keep) :]
+            for number in extra:
+                body = self._bodies.get(number)
+                if body is not None:
+                    body.shed = True
+        if extra:
+            log.info("%s: shedding %d parts a probe started (keeping %d)", self.ctx.name, len(extra), keep)
 
     def _take(self) -> int | None:
         """The next part to start, now counted in flight, if one may start now."""
@@ -199,6 +242,7 @@ class PartScheduler:
             number = self.queue.take() if self._may_start() else None
             if number is not None:
                 self._in_flight.add(number)
+                self._order.append(number)
             return number
 
     def _submit(self, number: int) -> None:
@@ -227,9 +271,15 @@ class PartScheduler:
         """
         log.info("%s: part %d was dropped by the worker pool; stopping the upload", self.ctx.name, number)
         with self._cond:
-            self._in_flight.discard(number)
+            self._forget(number)
             self._cond.notify_all()
         self._fail(Interrupted("dropped"))
+
+    def _forget(self, number: int) -> None:
+        """A part is no longer in flight. (Called under the lock.)"""
+        self._in_flight.discard(number)
+        self._bodies.pop(number, None)
+        self._order = [n for n in self._order if n != number]
 
     def _fail(self, error: BaseException) -> None:
         with self._cond:
@@ -244,13 +294,16 @@ class PartScheduler:
             with self._cond:
                 self.results[number] = saved
         except Interrupted as stop:
-            if not self.ctx.control.stopping and stop.reason != "failed":
+            if stop.reason == SHED:
+                self.tracker.restarted(number)
+                self.queue.give_back(number)
+            elif not self.ctx.control.stopping and stop.reason != "failed":
                 self._fail(stop)
         except BaseException as exc:  # any failure ends the upload; the coordinator reports it
             self._fail(exc)
         finally:
             with self._cond:
-                self._in_flight.discard(number)
+                self._forget(number)
                 self._cond.notify_all()
 
     def _retry_run(self, number: int) -> RetryRun:
@@ -301,6 +354,8 @@ class PartScheduler:
                 hash_md5=self.sender.hashes_body,
                 max_block=block_for(self.target()),  # memory stays flat however many parts run
             )
+            with self._cond:
+                self._bodies[span.number] = body
             try:
                 etag = self.sender.send(span, body)
             except UrlExpiredError:

@@ -1,0 +1,202 @@
+"""Bytes in flight follow the link, and a pause keeps its work: through a bandwidth-capped link to real storage.
+
+Loopback has no bandwidth limit, so the test proxy stands between the real client and the real sandbox
+SeaweedFS and forwards every part's body through one shared token schedule: a home uplink that all parts
+share (the proxy's own SlowUpload paces each request on its own, which is a per-connection limit). The
+client is the real engine with its real Auto policy; what is asserted is what a user sees in the events
+(bytes stored, bytes sent) and in storage (the object's sha256, one object, no multipart upload left).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import tests.support.proxy as proxy_module
+from desktop_uploader.engine.events import Progress, Status
+from desktop_uploader.engine.limits import MiB
+from desktop_uploader.engine.settings import AUTO_CONCURRENCY, Settings
+from tests.support.api_servers import api_server
+from tests.support.proxy import Proxy, RequestInfo, SlowUpload
+from tests.support.storage import object_sha256, open_multipart_uploads
+
+PART = 5 * MiB
+
+
+class SharedLink:
+    """One uplink of ``rate`` bytes/s for every connection: each piece of every body takes the next slot.
+
+    It also keeps what a user loses on a pause: the bytes that crossed the link for parts whose body has
+    not finished crossing (``peak_unfinished`` is the most at any moment). Bytes still in the client's
+    socket buffers have cost no link time, so they are not counted; a body cut short stops counting.
+    """
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self._lock = threading.Lock()
+        self._free_at = time.monotonic()
+        self._crossing: dict[int, int] = {}
+        self.peak_unfinished = 0
+
+    def slot(self, size: int) -> float:
+        """When a piece of ``size`` bytes has gone through the link, if it joins the queue now."""
+        with self._lock:
+            start = max(time.monotonic(), self._free_at)
+            self._free_at = start + size / self.rate
+            return self._free_at
+
+    def crossed(self, body: int, size: int) -> None:
+        with self._lock:
+            self._crossing[body] = self._crossing.get(body, 0) + size
+            self.peak_unfinished = max(self.peak_unfinished, sum(self._crossing.values()))
+
+    def unfinished(self) -> list[int]:
+        """Bytes across the link of each body still crossing it."""
+        with self._lock:
+            return list(self._crossing.values())
+
+    def finished(self, body: int) -> None:
+        with self._lock:
+            self._crossing.pop(body, None)
+
+
+@pytest.fixture
+def capped(monkeypatch: pytest.MonkeyPatch) -> Callable[[float], SharedLink]:
+    """Make the proxy's SlowUpload pace all bodies through one shared link instead of one link each."""
+
+    def install(rate: float) -> SharedLink:
+        link = SharedLink(rate)
+
+        class LinkPacer:
+            def __init__(self, _bytes_per_second: int, wait: Callable[[float], None]) -> None:
+                self._wait = wait
+
+            def pieces(self, data: bytes) -> Iterator[bytes]:
+                # The proxy calls this once per chunk it reads from the client; the pacer is per request.
+                view = memoryview(data)
+                step = max(1, int(link.rate) // 50)
+                for start in range(0, len(view), step):
+                    piece = bytes(view[start : start + step])
+                    self._wait(max(0.0, link.slot(len(piece)) - time.monotonic()))
+                    link.crossed(id(self), len(piece))
+                    yield piece
+
+            def __del__(self) -> None:
+                link.finished(id(self))
+
+        monkeypatch.setattr(proxy_module, "_Pacer", LinkPacer)
+        return link
+
+    return install
+
+
+def slow_parts(request: RequestInfo) -> Any:
+    return SlowUpload(1) if request.method == "PUT" else None  # the rate is the shared link's
+
+
+def assert_stored_once(s3: Any, sandbox: Any, key: str, sha256: str) -> None:
+    assert object_sha256(s3, sandbox.bucket, key) == sha256
+    listed = s3.list_objects_v2(Bucket=sandbox.bucket, Prefix=key).get("Contents", [])
+    assert [o["Key"] for o in listed] == [key]
+    assert open_multipart_uploads(s3, sandbox.bucket, key) == []
+
+
+def test_on_a_capped_link_auto_keeps_bytes_in_flight_to_a_few_seconds_and_stores_early(
+    make_engine: Any, make_file: Any, sandbox: Any, s3: Any, tmp_path: Path, capped: Any
+) -> None:
+    """Auto used to open with 6 parts and climb to 24 and 48: on 5 MB/s nothing was stored for a minute."""
+    cap = 6_000_000
+    link = capped(cap)
+    sample = make_file(18 * PART)
+    with Proxy.start(sandbox.s3_endpoint) as proxy:
+        proxy.set_fault_plan(slow_parts)
+        with api_server(sandbox, tmp_path / "api", s3_public_endpoint=proxy.url) as url:
+            settings = Settings(method="presigned", chunk_size=PART, concurrency=AUTO_CONCURRENCY)
+            engine = make_engine(settings, api_url=url)
+            job = engine.upload(sample.path, timeout=180)
+    assert job.status == Status.COMPLETED, job.message
+    assert job.result is not None
+    assert_stored_once(s3, sandbox, job.result.s3_key, sample.sha256)
+    progress = engine.of(job.id, Progress)
+    assert all(p.sent == p.confirmed + p.in_flight for p in progress)
+    # The first part was stored while little else was on its way: the opening is two parts, not six.
+    first = next(p for p in progress if p.confirmed > 0)
+    assert first.sent <= 2 * PART + MiB, f"{first.sent / MiB:.1f} MiB sent when the first part was stored"
+    # What a pause could lose at any moment (bytes across the link in unfinished parts) stayed within a few
+    # seconds of the cap: the budget's 6 s, and a failed probe's parts shed. It used to reach half a minute.
+    assert link.peak_unfinished <= 7 * cap, f"{link.peak_unfinished / cap:.1f} s of the cap at risk"
+
+
+def test_a_pause_lets_nearly_done_parts_finish_and_resume_sends_only_the_rest(
+    make_engine: Any, make_file: Any, sandbox: Any, s3: Any, tmp_path: Path, capped: Any
+) -> None:
+    cap = 3_000_000
+    link = capped(cap)
+    sample = make_file(4 * PART)
+    with Proxy.start(sandbox.s3_endpoint) as proxy:
+        proxy.set_fault_plan(slow_parts)
+        with api_server(sandbox, tmp_path / "api", s3_public_endpoint=proxy.url) as url:
+            settings = Settings(method="presigned", chunk_size=PART, concurrency=3)
+            engine = make_engine(settings, api_url=url)
+            job_id = engine.manager.add(sample.path)
+
+            def nearly_done() -> bool:
+                crossing = link.unfinished()
+                return len(crossing) == 3 and min(crossing) >= 0.85 * PART
+
+            engine.wait_for(nearly_done, timeout=60)  # three parts at 1 MB/s each, 85 % across: ~1 s to go
+            engine.manager.pause(job_id)
+            assert engine.manager.wait([job_id], 60)
+            paused = engine.manager.job(job_id)
+            assert paused.status == Status.PAUSED, paused.message
+            kept = sum(part.size for part in engine.state.parts(job_id).values())
+            assert kept == 3 * PART, f"the pause kept {kept / MiB:.1f} MiB of the three nearly-done parts"
+
+            link.rate = 1e12  # the rest goes at loopback speed
+            proxy.reset()
+            engine.manager.resume(job_id)
+            assert engine.manager.wait([job_id], 120)
+            job = engine.manager.job(job_id)
+            resent = proxy.body_bytes("PUT")
+    assert job.status == Status.COMPLETED, job.message
+    assert resent == sample.size - 3 * PART, "resume sent only the missing part"
+    assert job.result is not None
+    assert_stored_once(s3, sandbox, job.result.s3_key, sample.sha256)
+
+
+def test_a_pause_stops_parts_far_from_done_at_once(
+    make_engine: Any, make_file: Any, sandbox: Any, s3: Any, tmp_path: Path, capped: Any
+) -> None:
+    """The other half of the rule: a part with most of its bytes still to send is not waited for."""
+    cap = 2_000_000
+    link = capped(cap)
+    big = 16 * MiB  # more than the socket buffers on both sides of the proxy hold
+    sample = make_file(2 * big)
+    with Proxy.start(sandbox.s3_endpoint) as proxy:
+        proxy.set_fault_plan(slow_parts)
+        with api_server(sandbox, tmp_path / "api", s3_public_endpoint=proxy.url) as url:
+            settings = Settings(method="presigned", chunk_size=big, concurrency=2)
+            engine = make_engine(settings, api_url=url)
+            job_id = engine.manager.add(sample.path)
+
+            def under_way() -> bool:
+                crossing = link.unfinished()
+                return len(crossing) == 2 and min(crossing) >= big // 4  # 12 s to go at 1 MB/s each
+
+            engine.wait_for(under_way, timeout=60)
+            engine.manager.pause(job_id)
+            assert engine.manager.wait([job_id], 60)
+            paused = engine.manager.job(job_id)
+            assert paused.status == Status.PAUSED
+            assert engine.state.parts(job_id) == {}
+            record = engine.state.get(job_id)
+            assert record is not None and record.upload_id
+            engine.manager.cancel(job_id)
+            engine.wait_for(lambda: engine.manager.job(job_id).status == Status.CANCELLED, timeout=30)
+            assert record.s3_key
+            engine.wait_for(lambda: not open_multipart_uploads(s3, sandbox.bucket, record.s3_key or ""), timeout=30)
