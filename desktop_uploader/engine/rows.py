@@ -164,7 +164,11 @@ class Row:
                 wait = max(1, math.ceil(self.retry_until - now))
                 return f"Retrying in {wait} s (attempt {self.retry_attempt + 1}/{self.retry_max})"
             case Status.UPLOADING | Status.RETRYING:
-                return "Resuming…" if self.message == "Resuming…" and not self.speed else "Uploading"
+                if self.message == "Resuming…" and not self.speed:
+                    return "Resuming…"
+                # Stored bytes are on line 2; what is on the wire beyond them shows a slow link moving
+                # before its first part lands (and is what a pause now would send again).
+                return f"Uploading · {human_bytes(self.sent)} sent" if self.sent > self.confirmed else "Uploading"
             case Status.PAUSED:
                 return "Paused"
             case Status.INTERRUPTED:

@@ -76,3 +76,15 @@ def test_the_s3_path_is_an_s3_url_or_the_key_never_a_volume_file_path() -> None:
     assert done.clipboard_text(RowAction.COPY_COMFYUI) == "/runpod-volume/x"
     legacy = events.UploadResult("serverless-function", 1, "x", "", "/runpod-volume/x", "/runpod-volume/x", "e")
     assert RowAction.COPY_S3 not in row(status=Status.COMPLETED, result=legacy).actions()  # nothing to copy
+
+
+def test_a_slow_link_shows_bytes_sent_before_any_are_stored_and_a_pause_keeps_only_the_stored() -> None:
+    r = row(status=Status.UPLOADING)
+    r.apply(events.Progress("job", "presigned-s3", 0, 12 * MiB, 100 * MiB, 0.0, None, sent=12 * MiB), now=0)
+    assert r.progress_text() == "0 B of 100.0 MiB · 0%"  # stored: what a pause keeps
+    assert r.status_text(0) == "Uploading · 12.0 MiB sent"  # on the wire: the link is moving
+    r.apply(events.Progress("job", "presigned-s3", 16 * MiB, 0, 100 * MiB, 2e6, 40.0, sent=16 * MiB), now=1)
+    assert r.status_text(1) == "Uploading"  # everything sent is stored: nothing more to say
+    r.apply(events.Progress("job", "presigned-s3", 16 * MiB, 4 * MiB, 100 * MiB, 2e6, 40.0, sent=20 * MiB), now=2)
+    r.apply(events.StatusChanged("job", Status.PAUSED), now=3)
+    assert (r.status_text(3), r.progress_text()) == ("Paused", "16.0 MiB of 100.0 MiB · 16%")
