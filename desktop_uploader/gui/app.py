@@ -21,7 +21,7 @@ from desktop_uploader.gui.icons import app_icon
 from desktop_uploader.gui.main_window import MainWindow
 from desktop_uploader.gui.session import AppSession, Link
 from desktop_uploader.gui.single_instance import InstanceServer, hand_over
-from desktop_uploader.gui.tasks import spawn
+from desktop_uploader.gui.tasks import in_thread, spawn
 from desktop_uploader.gui.tray import Tray
 from desktop_uploader.logsetup import configure_logging
 from desktop_uploader.paths import AppPaths
@@ -69,6 +69,8 @@ def build(paths: AppPaths) -> Desktop:
 
 async def start(desktop: Desktop, files: Sequence[str] = ()) -> None:
     """Connect, show what was interrupted last time, then queue the files the app was opened with."""
+    # Asked once, off the GUI thread, so the settings can say up front that it won't work here.
+    await in_thread(desktop.session.keep_awake.probe)
     await desktop.session.connect_storage()
     await desktop.session.restore_interrupted()
     await desktop.session.server_uploads.refresh(desktop.session.link == Link.CONNECTED)

@@ -47,6 +47,7 @@ from desktop_uploader.gui.row_actions import RowActionBar
 from desktop_uploader.gui.server_uploads import ServerUploadsNotice
 from desktop_uploader.gui.session import AppSession, Link
 from desktop_uploader.gui.settings_dialog import SettingsDialog
+from desktop_uploader.gui.settings_pages import unavailable_features
 from desktop_uploader.gui.tasks import spawn
 
 MenuEntry = tuple[str, Callable[[], None]]
@@ -267,6 +268,7 @@ class MainWindow(QMainWindow):
             token_home=session.credentials.where,
             log_dir=session.paths.log_dir,
             tester=session.test_connection,
+            unavailable=unavailable_features(tray=self.tray_available, keep_awake_why=session.keep_awake.why_not),
             parent=self,
         )
         dialog.accepted.connect(

@@ -14,7 +14,7 @@ it doesn't have. All sizes and speeds are in MiB, the unit the engine's own sent
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
 from PySide6.QtCore import Qt
@@ -62,6 +62,7 @@ class SettingsDialog(QDialog):
         direct_secret: str = "",
         log_dir: Path,
         tester: Tester,
+        unavailable: Mapping[str, str] | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -82,6 +83,7 @@ class SettingsDialog(QDialog):
         self.method, self.fallback, self.notifications = behaviour.method, behaviour.fallback, behaviour.notifications
         self.auto_start, self.keep_awake = behaviour.auto_start, behaviour.keep_awake
         self.minimize_to_tray = behaviour.minimize_to_tray
+        behaviour.mark_unavailable(unavailable or {})
         tabs.addTab(behaviour, "Behaviour")
         self.advanced = page = AdvancedPage(direct_secret, log_dir, self.revalidate)
         tabs.addTab(page, "Advanced")

@@ -7,7 +7,7 @@ a person who can't use them never has to wonder whether to change them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from PySide6.QtCore import QUrl
@@ -55,6 +55,34 @@ class BehaviourPage(QWidget):
             box.toggled.connect(on_change)
             layout.addWidget(box)
         layout.addStretch(1)
+        self._layout = layout
+
+    def mark_unavailable(self, reasons: Mapping[str, str]) -> None:
+        """Offer only what works here: a box that would silently do nothing is greyed out, with the reason.
+
+        Its saved value is left alone (nothing changes behind the person's back); it just can't act here.
+        """
+        for box in (self.notifications, self.keep_awake, self.minimize_to_tray):
+            reason = reasons.get(box.objectName(), "")
+            if not reason:
+                continue
+            box.setEnabled(False)
+            box.setToolTip(reason)
+            note = hint_label(f"Not available here: {reason}")
+            note.setObjectName(f"{box.objectName()}Unavailable")
+            self._layout.insertWidget(self._layout.indexOf(box) + 1, note)
+
+
+def unavailable_features(*, tray: bool, keep_awake_why: str) -> dict[str, str]:
+    """Which behaviour boxes can't work on this desktop, and why (keyed by the box's object name)."""
+    reasons: dict[str, str] = {}
+    if not tray:
+        no_tray = "this desktop has no system tray (notification area) to show them in."
+        reasons["notifications"] = no_tray
+        reasons["minimizeToTray"] = no_tray.replace("show them in", "keep uploads running in")
+    if keep_awake_why:
+        reasons["keepAwake"] = keep_awake_why[0].lower() + keep_awake_why[1:]
+    return reasons
 
 
 class AdvancedPage(QWidget):

@@ -54,6 +54,37 @@ class KeepAwake:
         self.unavailable = False  # the inhibitor exists but died (no session bus, say): don't respawn it
 
     @property
+    def why_not(self) -> str:
+        """Why keeping awake can't work here, in a sentence for the settings; "" when it can (or may)."""
+        if self.platform == "win32":
+            return ""
+        if self.unavailable:
+            return "This system refuses to let apps keep it awake (no session manager answered)."
+        if self.command(self.platform, os.getpid(), "probe") is None:
+            return "This system has no way for apps to keep it awake."
+        return ""
+
+    def probe(self) -> None:
+        """Ask the inhibitor once, briefly, so the settings can say up front that it won't work.
+
+        Blocking (a subprocess): call it off the GUI thread. Only a command that holds by running a
+        child (systemd-inhibit) can be asked with a child that ends at once; others are taken on trust.
+        """
+        command = self.command(self.platform, os.getpid(), "Checking that the computer can be kept awake")
+        if command is None or command[-2:] != ["sleep", "infinity"]:
+            return
+        trial = [*command[:-2], "true"]
+        try:
+            done = subprocess.run(trial, stdin=subprocess.DEVNULL, capture_output=True, timeout=10, check=False)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            log.info("Can't keep the computer awake: %s", exc)
+            self.unavailable = True
+            return
+        if done.returncode != 0:
+            log.info("Can't keep the computer awake: %s exited with %s", trial[0], done.returncode)
+            self.unavailable = True
+
+    @property
     def holding(self) -> bool:
         return self._windows_held or (self._process is not None and self._process.poll() is None)
 

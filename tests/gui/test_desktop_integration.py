@@ -14,7 +14,7 @@ from desktop_uploader.engine.limits import MiB
 from desktop_uploader.engine.rows import QueueSummary
 from desktop_uploader.gui.tray import tooltip
 from desktop_uploader.system.keep_awake import inhibit_command
-from tests.gui.conftest import run, until
+from tests.gui.conftest import in_thread, run, until
 from tests.gui.test_queue import drop
 from tests.support.logfail import UPLOAD_FAILED
 
@@ -125,3 +125,38 @@ def test_an_inhibitor_that_dies_is_not_respawned_on_every_update(tmp_path: Any) 
     for _ in range(20):
         awake.hold()
     assert len(spawned) == 1 and awake.unavailable and not awake.holding
+
+
+@pytest.mark.parametrize("inhibitor", ["false", "true"])
+def test_settings_offer_only_what_works_on_this_desktop(make_desktop: Any, aloop: Any, inhibitor: str) -> None:
+    """A user found tray, notifications and keep-awake offered where they silently did nothing (issue 14)."""
+    from PySide6.QtWidgets import QCheckBox, QLabel
+
+    from desktop_uploader.system.keep_awake import KeepAwake
+
+    desktop = make_desktop(connect=False, keep_awake=True)
+    window = desktop.window
+    # An inhibitor that holds by running a child, like systemd-inhibit: ``false`` refuses (no system bus).
+    desktop.session.keep_awake = KeepAwake("linux", lambda *_: [inhibitor, "sleep", "infinity"])
+    run(aloop, in_thread(desktop.session.keep_awake.probe))
+    window.tray_available = False  # offscreen has no tray; said explicitly, as on a desktop without one
+    window.open_settings()
+    dialog = window.settings_dialog
+
+    def box(name: str) -> QCheckBox:
+        found = dialog.findChild(QCheckBox, name)
+        assert found is not None, name
+        return found
+
+    def note(name: str) -> str:
+        label = dialog.findChild(QLabel, f"{name}Unavailable")
+        return "" if label is None else label.text()
+
+    for name in ("notifications", "minimizeToTray"):
+        assert not box(name).isEnabled()
+        assert "no system tray" in note(name), note(name)
+    refused = inhibitor == "false"
+    assert box("keepAwake").isEnabled() is not refused
+    assert ("refuses to let apps keep it awake" in note("keepAwake")) is refused, note("keepAwake")
+    assert box("keepAwake").isChecked(), "the saved choice is kept, only greyed out"
+    dialog.reject()
