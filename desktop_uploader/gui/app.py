@@ -15,7 +15,6 @@ from PySide6.QtWidgets import QApplication, QSystemTrayIcon
 from desktop_uploader import APP_ID, APP_NAME, __version__
 from desktop_uploader.engine.settings import load_settings
 from desktop_uploader.engine.state import StateStore
-from desktop_uploader.gui.dialogs import confirm_other_files
 from desktop_uploader.gui.file_open import FileOpenEvents
 from desktop_uploader.gui.icons import app_icon
 from desktop_uploader.gui.main_window import MainWindow
@@ -81,8 +80,7 @@ async def start(desktop: Desktop, files: Sequence[str] = ()) -> None:
 async def queue_opened(desktop: Desktop, files: Sequence[str]) -> None:
     """Queue files the app was opened with (argv, a second launch, macOS's file-open event); the log
     line is what the installed-package test reads to know they arrived."""
-    window = desktop.window
-    outcome = await desktop.session.add_paths(list(files), lambda others: confirm_other_files(window, others))
+    outcome = await desktop.window.queue_paths(list(files))
     log.info("Opened with %d file(s): %d queued", len(files), outcome.added)
 
 

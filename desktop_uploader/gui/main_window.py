@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 
 from desktop_uploader import APP_NAME
 from desktop_uploader.engine.events import Status
+from desktop_uploader.engine.intake import AddOutcome
 from desktop_uploader.engine.rows import QueueSummary, Row, RowAction
 from desktop_uploader.gui.button_guard import ButtonGuard
 from desktop_uploader.gui.dialogs import CloseChoice, ask_close, confirm_damaged_files, confirm_other_files
@@ -250,13 +251,15 @@ class MainWindow(QMainWindow):
         self.pickers.add_folder()
 
     def add_paths(self, paths: list[str]) -> None:
-        spawn(
-            self.session.add_paths(
-                paths,
-                lambda others: confirm_other_files(self, others),
-                lambda damaged: confirm_damaged_files(self, damaged),
-                lambda found: ask_already_uploaded(self, found),
-            )
+        spawn(self.queue_paths(paths))
+
+    async def queue_paths(self, paths: list[str]) -> AddOutcome:
+        """Every way in (drop, dialog, Open With, a second launch) asks the same questions."""
+        return await self.session.add_paths(
+            paths,
+            lambda others: confirm_other_files(self, others),
+            lambda damaged: confirm_damaged_files(self, damaged),
+            lambda found: ask_already_uploaded(self, found),
         )
 
     def open_settings(self) -> None:

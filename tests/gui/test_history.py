@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import uuid
@@ -272,3 +273,26 @@ def test_a_saved_file_that_completed_after_the_list_was_written_is_not_queued_ag
     desktop = make_desktop()
     [row] = desktop.session.model.rows()
     assert row.file_name == waiting.path.name and row.status == Status.PAUSED
+
+
+def test_a_file_opened_with_the_app_is_checked_for_duplicates_too(
+    make_desktop: Any, make_file: Any, aloop: Any, s3: Any, sandbox: Any, tmp_path: Path
+) -> None:
+    """Open With, a second launch and the command line go through the same questions as a drop."""
+    from desktop_uploader.gui.app import queue_opened
+
+    desktop = make_desktop()
+    original = make_file(2 * MiB, unique("opened-original"))
+    upload(desktop, aloop, [original.path])
+    copy = tmp_path / "downloads" / unique("opened-copy")
+    copy.parent.mkdir()
+    shutil.copyfile(original.path, copy)
+
+    async def open_with() -> None:
+        opened = asyncio.ensure_future(queue_opened(desktop, [str(copy)]))
+        await answer(desktop.window, "alreadyUploadedQuestion", "Skip", 30)
+        await opened
+
+    run(aloop, open_with())
+    assert [r.file_name for r in desktop.session.model.rows()] == [original.path.name]
+    assert stored_keys(s3, sandbox.bucket, copy.stem) == []
