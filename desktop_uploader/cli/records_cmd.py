@@ -6,11 +6,8 @@ import argparse
 import time
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
-
 from desktop_uploader.cli.options import add_server_flags
-from desktop_uploader.cli.render import new_console, plain, print_json
+from desktop_uploader.cli.render import Out, new_console, plain, print_json
 from desktop_uploader.cli.server_uploads_cmd import as_json, print_section, server_uploads
 from desktop_uploader.cli.session import UsageError, console, engine_session, load_base_settings, setup_logging
 from desktop_uploader.connection import ConnectionSetupError
@@ -102,6 +99,8 @@ def run_list(args: argparse.Namespace) -> int:
         if on_server:
             print_section(on_server, out)
         return 0
+    from rich.table import Table  # only for people: a --json listing never imports it
+
     table = Table(title="Interrupted uploads", expand=True)
     for column in ("ID", "File", "Stored", "Method", "State", "Last activity"):
         table.add_column(column, overflow="fold")
@@ -123,7 +122,7 @@ def run_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_owed(out: Console, owed: list[UploadRecord]) -> None:
+def _print_owed(out: Out, owed: list[UploadRecord]) -> None:
     """Partial uploads given up on, whose server hasn't been reached yet to remove them."""
     places: dict[str, int] = {}
     for record in owed:
@@ -172,7 +171,7 @@ def run_discard(args: argparse.Namespace) -> int:
     return 0
 
 
-def _discard_on_server(args: argparse.Namespace, out: Console) -> int:
+def _discard_on_server(args: argparse.Namespace, out: Out) -> int:
     """Abort an unfinished upload on the server that no record here knows (its id from 'list')."""
     try:
         settings = load_base_settings(args.paths, out)

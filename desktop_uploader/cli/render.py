@@ -1,5 +1,9 @@
 """What the CLI shows: a progress bar per file (rich), a summary table, or JSON for scripts.
 
+rich is imported when something is first printed through it, not with the CLI: a script asking for
+``--json`` shows no bars and usually prints nothing else, and rich's console and progress modules
+cost ~70 ms of every such upload's start (docs/benchmarks.md, "Per-file overhead").
+
 Every file name, server string and message goes through :func:`plain` before it reaches rich: a
 name is data, never markup ("[/bold]x" would end in a MarkupError), never emoji codes, and never
 terminal control (an ESC or OSC sequence in a name could rewrite the screen or the window title).
@@ -12,24 +16,16 @@ import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
+from typing import TYPE_CHECKING, Any
 
 from desktop_uploader.engine import events
 from desktop_uploader.engine.filenames import shown
 from desktop_uploader.engine.limits import human_bytes
 from desktop_uploader.engine.manager import JobView
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress, TaskID
 
 
 def plain(text: object) -> str:
@@ -37,26 +33,69 @@ def plain(text: object) -> str:
 
     Print it on a :func:`new_console`, which also leaves ``:emoji_codes:`` alone.
     """
+    from rich.markup import escape
+
     return escape(shown(str(text)))
 
 
-def new_console(*, stderr: bool = False) -> Console:
-    """A console that prints what it is given: no syntax highlighting, and ``:name:`` is not an emoji."""
-    return Console(stderr=stderr, highlight=False, emoji=False)
+@dataclass
+class Out:
+    """Where the CLI prints: a rich console that prints what it is given (no syntax highlighting, and
+    ``:name:`` is not an emoji), made on the first print so that a command printing nothing never
+    imports rich."""
+
+    stderr: bool = False
+    _console: Console | None = field(default=None, init=False, repr=False)
+
+    @property
+    def console(self) -> Console:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(stderr=self.stderr, highlight=False, emoji=False)
+        return self._console
+
+    def print(self, *objects: Any, **options: Any) -> None:
+        self.console.print(*objects, **options)
+
+
+def new_console(*, stderr: bool = False) -> Out:
+    """Somewhere to print rich markup; see :class:`Out`."""
+    return Out(stderr=stderr)
 
 
 @dataclass
 class ProgressView:
-    """Turns engine events into rich progress bars; safe to call from worker threads."""
+    """Turns engine events into rich progress bars; safe to call from worker threads.
 
-    console: Console
-    progress: Progress = field(init=False)
+    Not ``live`` (``--json``: stdout is the script's), it shows no bars and only prints notices, and
+    never imports rich's progress module.
+    """
+
+    console: Out
+    live: bool = True
     tasks: dict[str, TaskID] = field(default_factory=dict)
     names: dict[str, str] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    _progress: Progress | None = field(default=None, init=False, repr=False)
 
-    def __post_init__(self) -> None:
-        self.progress = Progress(
+    @property
+    def progress(self) -> Progress:
+        if self._progress is None:
+            self._progress = self._new_progress()
+        return self._progress
+
+    def _new_progress(self) -> Progress:
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
+        return Progress(
             # Names and methods are data: shown literally (no markup, no emoji codes), styled by the column.
             TextColumn("{task.fields[name]}", style="bold", justify="left", markup=False),
             TextColumn("{task.fields[method]}", style="cyan", markup=False),
@@ -66,7 +105,7 @@ class ProgressView:
             TransferSpeedColumn(),
             TimeRemainingColumn(),
             TextColumn("{task.fields[note]}"),
-            console=self.console,
+            console=self.console.console,
             transient=False,
             expand=True,
         )
@@ -83,7 +122,17 @@ class ProgressView:
 
     def handle(self, event: events.Event) -> None:
         with self.lock:
-            self._handle(event)
+            if self.live:
+                self._handle(event)
+            else:
+                self._handle_quietly(event)
+
+    def _handle_quietly(self, event: events.Event) -> None:
+        """No bars: remember each file's name, and print its notices."""
+        if isinstance(event, events.Queued):  # the name as it is: escaping it would import rich
+            self.names[event.job_id] = Path(event.path).name
+        elif isinstance(event, events.Notice) and event.job_id in self.names:
+            self.console.print(f"[yellow]{plain(self.names[event.job_id])}: {plain(event.message)}")
 
     def _handle(self, event: events.Event) -> None:
         if isinstance(event, events.Queued):
@@ -136,7 +185,7 @@ def _short(name: str, width: int = 36) -> str:
     return name if len(name) <= width else name[: width - 1] + "…"
 
 
-def print_summary(out: Console, jobs: list[JobView]) -> None:
+def print_summary(out: Out, jobs: list[JobView]) -> None:
     """One block per file, each path on a line of its own so it can be copied whole."""
     done = sum(1 for j in jobs if j.status == events.Status.COMPLETED)
     out.print(f"[bold]{done} of {len(jobs)} uploaded")

@@ -13,10 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
-
-from desktop_uploader.cli.render import new_console, plain
+from desktop_uploader.cli.render import Out, new_console, plain
 from desktop_uploader.connection import ConnectionSetupError, configured_server, resolve_connection
 from desktop_uploader.engine.api_client import ApiClient
 from desktop_uploader.engine.errors import UploaderError
@@ -54,7 +51,7 @@ def list_client(args: argparse.Namespace) -> ApiClient | None:
     return ApiClient(connection.api_url, connection.token, settings.replace(retries=2))
 
 
-def server_uploads(args: argparse.Namespace, state: StateStore, out: Console) -> list[ServerUpload]:
+def server_uploads(args: argparse.Namespace, state: StateStore, out: Out) -> list[ServerUpload]:
     """The server's unfinished uploads unknown to ``state``; [] (with a dim line why) when it can't be asked."""
     try:
         client = list_client(args)
@@ -88,7 +85,9 @@ def as_json(upload: ServerUpload) -> dict[str, Any]:
     }
 
 
-def print_section(uploads: list[ServerUpload], out: Console) -> None:
+def print_section(uploads: list[ServerUpload], out: Out) -> None:
+    from rich.table import Table  # only for people: a --json listing never imports it
+
     table = Table(title=SECTION, expand=True)
     for column in ("ID", "File", "Stored", "Started"):
         table.add_column(column, overflow="fold")

@@ -9,9 +9,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from rich.console import Console
-
-from desktop_uploader.cli.render import new_console, plain
+from desktop_uploader.cli.render import Out, new_console, plain
 from desktop_uploader.connection import (
     SECRET_ENV,
     TOKEN_ENV,
@@ -39,7 +37,7 @@ class UsageError(Exception):
     """Exit code 2: the command line (or the settings it relies on) can't work as given."""
 
 
-def console() -> Console:
+def console() -> Out:
     return new_console(stderr=True)
 
 
@@ -52,7 +50,7 @@ def setup_logging(args: argparse.Namespace) -> None:
     )
 
 
-def load_base_settings(paths: AppPaths, out: Console) -> Settings:
+def load_base_settings(paths: AppPaths, out: Out) -> Settings:
     settings, warnings = load_settings(paths.settings_file)
     for warning in warnings:
         out.print(f"[yellow]{plain(warning)}")
@@ -85,7 +83,7 @@ class EngineSession:
 
 
 @contextlib.contextmanager
-def engine_session(args: argparse.Namespace, settings: Settings, out: Console) -> Iterator[EngineSession]:
+def engine_session(args: argparse.Namespace, settings: Settings, out: Out) -> Iterator[EngineSession]:
     paths: AppPaths = args.paths
     state = StateStore.open(paths.state_db)
     for notice in state.notices:

@@ -6,10 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-
 from desktop_uploader.cli.options import add_server_flags, add_tuning_flags, settings_from_args
-from desktop_uploader.cli.render import ProgressView, job_json, new_console, plain, print_json, print_summary
+from desktop_uploader.cli.render import Out, ProgressView, job_json, new_console, plain, print_json, print_summary
 from desktop_uploader.cli.session import (
     UsageError,
     console,
@@ -64,7 +62,7 @@ def register(commands: Any) -> None:
     resume.set_defaults(run=run_resume)
 
 
-def expand(paths: list[str], out: Console) -> list[Path]:
+def expand(paths: list[str], out: Out) -> list[Path]:
     """Files as given; folders searched recursively for model files (other files in folders are skipped)."""
     found = collect(paths)
     if found.special:
@@ -106,12 +104,12 @@ def run_upload(args: argparse.Namespace) -> int:
         return 1
 
 
-def _usage(exc: UsageError, out: Console) -> int:
+def _usage(exc: UsageError, out: Out) -> int:
     out.print(f"[red]desktop-uploader: {plain(exc)}")
     return 2
 
 
-def _preflight(files: list[Path], send_anyway: bool, out: Console) -> tuple[list[Path], list[dict[str, Any]]]:
+def _preflight(files: list[Path], send_anyway: bool, out: Out) -> tuple[list[Path], list[dict[str, Any]]]:
     """Check each .safetensors file's header before anything is sent: a cut-short download is refused."""
     kept: list[Path] = []
     rejected: list[dict[str, Any]] = []
@@ -138,9 +136,9 @@ def _report_rejected(rejected: list[dict[str, Any]], args: argparse.Namespace) -
 
 
 def _upload(
-    manager: UploadManager, files: list[Path], args: argparse.Namespace, out: Console, rejected: list[dict[str, Any]]
+    manager: UploadManager, files: list[Path], args: argparse.Namespace, out: Out, rejected: list[dict[str, Any]]
 ) -> int:
-    view = ProgressView(out)
+    view = ProgressView(out, live=not args.json)
     with view if not args.json else _Quiet():
         _listen(manager, view, json_mode=args.json)
         ids = []
@@ -175,7 +173,7 @@ class _Quiet:
         return None
 
 
-def _wait(manager: UploadManager, ids: list[str], out: Console) -> None:
+def _wait(manager: UploadManager, ids: list[str], out: Out) -> None:
     try:
         manager.wait(ids)
     except KeyboardInterrupt:
@@ -188,7 +186,7 @@ def _report(
     manager: UploadManager,
     ids: list[str],
     args: argparse.Namespace,
-    out: Console,
+    out: Out,
     rejected: list[dict[str, Any]] | None = None,
 ) -> int:
     jobs: list[JobView] = [manager.job(i) for i in ids]
@@ -220,7 +218,7 @@ def run_resume(args: argparse.Namespace) -> int:
         with engine_session(args, settings, out) as session:
             manager = session.manager
             manager.restore_interrupted()
-            view = ProgressView(out)
+            view = ProgressView(out, live=not args.json)
             with view if not args.json else _Quiet():
                 for job in manager.jobs():
                     if job.id in chosen:

@@ -148,7 +148,11 @@ class UrlBook:
     def _sign(self, wanted: dict[int, str | None]) -> None:
         numbers = list(wanted)
         digests = {n: d for n, d in wanted.items() if d}
-        if self.queue is not None and (not digests or self.digest_ahead is not None):  # sign ahead for the next parts
+        # Sign ahead for the next parts, but not on the first call when digests are signed in: the
+        # first part byte would wait for checksums over the whole batch (most of a 64 MiB file). The
+        # parts sent meanwhile checksum their own bytes, and the next call takes the batch ahead.
+        first_with_digests = bool(digests) and self.sign_calls == 0
+        if self.queue is not None and (not digests or self.digest_ahead is not None) and not first_with_digests:
             for ahead in self.queue.upcoming(self.batch):
                 if len(numbers) >= self.batch:
                     break
