@@ -104,6 +104,14 @@ class CappedStore:
         _wait_http(api_url + "/api/user/influencers/presigned-upload", self.api, log)
         return dataclasses.replace(direct, name="capped", api_url=api_url, s3_endpoint=capped)
 
+    def passed(self) -> int:
+        """Bytes the cap has let through so far, all connections together (what the link carried)."""
+        assert self.proxy is not None and self.proxy.stdin is not None and self.proxy.stdout is not None
+        self.proxy.stdin.write("stats\n")
+        self.proxy.stdin.flush()
+        line = _read_line(self.proxy.stdout, 10)
+        return int(json.loads(line)["up_bytes"]) if line else 0
+
     def proxy_counters(self) -> dict[str, Any]:
         """Stops the proxy and returns what it passed (the proxy prints its counters on the way out)."""
         if self.proxy is None:
@@ -168,11 +176,13 @@ def run_ours(store: CappedStore, target: Target, path: Path, work: Path, round_n
     progress = work / f"progress-full-{round_no}.jsonl"
     progress.unlink(missing_ok=True)
     argv, env = observed_argv(ours("ours-default", "Ours, default"), target, path, work, progress)
+    before = store.passed()
     result = run_measured(argv, env=env, cwd=ROOT, timeout=600)
+    crossed = store.passed() - before
     reading = read_cap(parse_points(progress.read_text()), cap)
     size = path.stat().st_size
     ok = result.returncode == 0
-    extra = {**dataclasses.asdict(reading), "of_cap": round(size / result.wall / cap, 3)}
+    extra = {**dataclasses.asdict(reading), "of_cap": round(size / result.wall / cap, 3), "crossed_cap": crossed}
     return Sample(
         "cap-5MBps",
         "ours-default",
@@ -196,6 +206,7 @@ def run_ours_paused(
     progress = work / f"progress-pause-{round_no}.jsonl"
     progress.unlink(missing_ok=True)
     argv, env = observed_argv(ours("ours-default", "Ours, default"), target, path, work, progress)
+    before = store.passed()
     began = time.monotonic()
     process = subprocess.Popen(
         argv,
@@ -219,6 +230,7 @@ def run_ours_paused(
         stop_process(process)
         raise
     last = points[-1] if points else None
+    crossed = store.passed() - before
     kept, parts = parts_kept(store)
     size = path.stat().st_size
     after = parse_points(progress.read_text())
@@ -231,6 +243,7 @@ def run_ours_paused(
         "parts_kept": parts,
         "lost_s_of_cap": round(max(0, (last.sent if last else 0) - kept) / cap, 2),
         "pause_took_s": round(paused_in, 2),
+        "crossed_cap": crossed,
         "exit": process.returncode,
         "cli_json": out[-600:],
         **{f"run_{k}": v for k, v in dataclasses.asdict(read_cap(after, cap)).items()},
@@ -251,9 +264,13 @@ def run_ours_paused(
     )
 
 
-def run_peer(contender: Contender, target: Target, path: Path, work: Path, round_no: int, cap: float) -> Sample:
+def run_peer(
+    store: CappedStore, contender: Contender, target: Target, path: Path, work: Path, round_no: int, cap: float
+) -> Sample:
     prepared = contender.prepare(target, path, work)
+    before = store.passed()
     result = run_measured(prepared.argv, env=prepared.env, cwd=prepared.cwd, timeout=600)
+    crossed = store.passed() - before
     size = path.stat().st_size
     ok = result.returncode == 0
     return Sample(
@@ -268,7 +285,7 @@ def run_peer(contender: Contender, target: Target, path: Path, work: Path, round
         round(size / result.wall / 1e6, 3),
         0.0,
         "" if ok else result.stderr[-300:],
-        {"of_cap": round(size / result.wall / cap, 3)},
+        {"of_cap": round(size / result.wall / cap, 3), "crossed_cap": crossed},
     )
 
 
@@ -322,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
                 save()
             for peer in peers:
                 if peer.name in wanted:
-                    samples.append(run_peer(peer, target, path, work, round_no, args.rate))
+                    samples.append(run_peer(store, peer, target, path, work, round_no, args.rate))
                     done = samples[-1]
                     log(f"r{round_no} {peer.name} {done.mbps:.2f} MB/s ok={done.ok} {done.note[:200]}")
                     save()

@@ -14,7 +14,7 @@ as on a real capped link.
 
 Run: ``python -m benchmarks.capproxy --upstream 127.0.0.1:8333 --rate 5e6``; prints one JSON line
 ``{"port": N}`` when listening, proxies until stdin closes or SIGINT/SIGTERM, then prints its
-counters as a JSON line.
+counters as a JSON line; a ``stats`` line on stdin prints them so far.
 """
 
 from __future__ import annotations
@@ -159,7 +159,12 @@ def main(argv: list[str] | None = None) -> int:
     threading.Thread(target=proxy.serve, daemon=True).start()
 
     def watch_stdin() -> None:
-        sys.stdin.read()
+        # ``stats`` prints the counters so far (the driver takes one before and after each run);
+        # end-of-file stops the proxy.
+        for line in sys.stdin:
+            if line.strip() == "stats":
+                with proxy.counters.lock:
+                    print(json.dumps(proxy.counters.as_dict()), flush=True)
         stop.set()
 
     threading.Thread(target=watch_stdin, daemon=True).start()

@@ -133,6 +133,7 @@ def test_the_table_shows_each_run_and_the_pause() -> None:
                 "max_at_risk_s": 4.0,
                 "max_at_risk_bytes": 20 * 1024 * 1024,
                 "max_parts_in_flight": 3,
+                "crossed_cap": 301 * 1024 * 1024,
             },
         },
         {
@@ -158,6 +159,6 @@ def test_the_table_shows_each_run_and_the_pause() -> None:
         },
     ]
     text = table(samples)
-    assert "| 1 | ours-default | 66.0 | 4.77 | 95.4 % | 3.2 | 4.0 (20 MiB) | 3 |" in text
-    assert "| 1 | s5cmd | 64.0 | 4.90 | 98.0 % | – | – | – |" in text
-    assert "| 1 | 30.0 | 150.0 | 130.0 | 144.0 | 1.3 | 2.0 |" in text
+    assert "| 1 | ours-default | 66.0 | 4.77 | 95.4 % | 3.2 | 4.0 (20 MiB) | 3 | 301 |" in text
+    assert "| 1 | s5cmd | 64.0 | 4.90 | 98.0 % | – | – | – | – |" in text
+    assert "| 1 | 30.0 | 150.0 | 130.0 | 144.0 | 1.3 | 2.0 | – |" in text
