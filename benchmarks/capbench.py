@@ -294,7 +294,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--rate", type=float, default=5e6, help="the cap, bytes per second (default 5e6)")
     parser.add_argument("--size-mib", type=int, default=300)
-    parser.add_argument("--pause-at", type=float, default=30.0, help="Ctrl-C after this many seconds")
+    parser.add_argument(
+        "--pause-at", default="12,30", help="Ctrl-C after this many seconds; a list is taken round by round"
+    )
     parser.add_argument("--contenders", default="ours,pause,s5cmd,boto3")
     parser.add_argument("--work", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "du-bench-cap")
     parser.add_argument("--out", type=Path, default=None)
@@ -303,6 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     work: Path = args.work
     work.mkdir(parents=True, exist_ok=True)
     wanted = set(args.contenders.split(","))
+    pauses = [float(x) for x in args.pause_at.split(",") if x]
     path = make_file(work / "files" / f"model-{args.size_mib}MiB.safetensors", args.size_mib * MiB)
     warm(path)
     out = args.out or RESULTS / f"cap-{time.strftime('%Y%m%d-%H%M%S')}.json"
@@ -333,7 +336,11 @@ def main(argv: list[str] | None = None) -> int:
                 log(f"r{round_no} ours {samples[-1].mbps:.2f} MB/s {json.dumps(samples[-1].extra)}")
                 save()
             if "pause" in wanted:
-                samples.append(run_ours_paused(target, store, path, work, round_no, args.rate, args.pause_at))
+                samples.append(
+                    run_ours_paused(
+                        target, store, path, work, round_no, args.rate, pauses[(round_no - 1) % len(pauses)]
+                    )
+                )
                 shown = {k: v for k, v in samples[-1].extra.items() if k != "cli_json"}
                 log(f"r{round_no} ours paused {json.dumps(shown)}")
                 save()

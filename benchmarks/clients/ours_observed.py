@@ -12,6 +12,7 @@ Usage: ``python -m benchmarks.clients.ours_observed PROGRESS_FILE upload FILE --
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import time
 from typing import IO, Any
@@ -59,6 +60,10 @@ def observe(sink: IO[str]) -> None:
 
 def main() -> int:
     progress_file, argv = sys.argv[1], sys.argv[2:]
+    # Started from a driver that runs in the background (``&``), this process inherits SIGINT ignored,
+    # and Python leaves an ignored SIGINT alone: Ctrl-C would do nothing. As in a terminal, it raises
+    # KeyboardInterrupt, which the CLI turns into a pause.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     with open(progress_file, "a", encoding="utf-8") as sink:
         observe(sink)
         from desktop_uploader.cli import main as cli_main
