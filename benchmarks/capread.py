@@ -31,6 +31,7 @@ class CapReading:
     max_at_risk_s: float  # the same in seconds of the cap
     max_at_risk_at: float | None  # when it was largest
     max_parts_in_flight: int
+    median_at_risk_s: float  # half the samples (while bytes were on the wire) risked less than this
     stored_rate: float  # bytes/s stored between the first byte sent and the last byte stored
     samples: int
 
@@ -52,6 +53,8 @@ def read_cap(points: list[Point], cap: float) -> CapReading:
     worst = max(points, key=lambda p: p.sent - p.confirmed, default=None)
     at_risk = max(0, worst.sent - worst.confirmed) if worst else 0
     last = max(points, key=lambda p: p.confirmed, default=None)
+    risks = sorted(p.sent - p.confirmed for p in points if p.sent > p.confirmed)
+    median = risks[len(risks) // 2] / cap if risks and cap else 0.0
     rate = 0.0
     if last is not None and first_sent is not None and last.t > first_sent:
         rate = last.confirmed / (last.t - first_sent)
@@ -62,6 +65,7 @@ def read_cap(points: list[Point], cap: float) -> CapReading:
         max_at_risk_s=at_risk / cap if cap else 0.0,
         max_at_risk_at=worst.t if worst and at_risk else None,
         max_parts_in_flight=max((p.parts_in_flight for p in points), default=0),
+        median_at_risk_s=median,
         stored_rate=rate,
         samples=len(points),
     )
@@ -104,3 +108,18 @@ def table(samples: list[dict[str, Any]]) -> str:
                 f"{e['lost_s_of_cap']:.1f} | {e['pause_took_s']:.1f} | {crossed} |"
             )
     return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m benchmarks.capread RESULTS.json``: the cap run's tables, as docs/benchmarks.md quotes them."""
+    import sys
+    from pathlib import Path
+
+    args = sys.argv[1:] if argv is None else argv
+    data = json.loads(Path(args[0]).read_text(encoding="utf-8"))
+    print(table(data["samples"]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -111,6 +111,7 @@ def test_a_progress_log_reads_as_first_stored_time_and_the_worst_loss_in_seconds
     assert reading.first_stored_s == 4.0
     assert reading.max_at_risk_bytes == 15 * MB and reading.max_at_risk_s == 3.0 and reading.max_at_risk_at == 3.0
     assert reading.max_parts_in_flight == 3
+    assert abs(reading.median_at_risk_s - 2.4) < 1e-9  # the middle of 0.8, 3.0 and 2.4 s (bytes on the wire)
     assert reading.stored_rate == 5 * MB  # 100 MB between the first byte sent (1 s) and the last stored (21 s)
 
 
