@@ -112,6 +112,25 @@ class CappedStore:
         line = _read_line(self.proxy.stdout, 10)
         return int(json.loads(line)["up_bytes"]) if line else 0
 
+    def wait_idle(self, quiet: float = 3.0, timeout: float = 120.0) -> int:
+        """Wait until nothing crosses the cap for ``quiet`` seconds; returns the bytes that crossed meanwhile.
+
+        A process that exits (or drops a connection) with bytes still in its socket buffers does not
+        take them back: the kernel goes on sending them. After a pause those bytes would take the
+        next contender's share of the cap, so each run starts on an idle link.
+        """
+        start = last = self.passed()
+        calm_since = time.monotonic()
+        deadline = calm_since + timeout
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+            now = self.passed()
+            if now != last:
+                last, calm_since = now, time.monotonic()
+            elif time.monotonic() - calm_since >= quiet:
+                break
+        return last - start
+
     def proxy_counters(self) -> dict[str, Any]:
         """Stops the proxy and returns what it passed (the proxy prints its counters on the way out)."""
         if self.proxy is None:
@@ -341,11 +360,13 @@ def main(argv: list[str] | None = None) -> int:
                         target, store, path, work, round_no, args.rate, pauses[(round_no - 1) % len(pauses)]
                     )
                 )
+                samples[-1].extra["crossed_after_exit"] = store.wait_idle()
                 shown = {k: v for k, v in samples[-1].extra.items() if k != "cli_json"}
                 log(f"r{round_no} ours paused {json.dumps(shown)}")
                 save()
             for peer in peers:
                 if peer.name in wanted:
+                    store.wait_idle()
                     samples.append(run_peer(store, peer, target, path, work, round_no, args.rate))
                     done = samples[-1]
                     log(f"r{round_no} {peer.name} {done.mbps:.2f} MB/s ok={done.ok} {done.note[:200]}")
