@@ -9,9 +9,13 @@ themselves are measured by ``python -m benchmarks.capbench``, never asserted her
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import socket
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 from benchmarks.capproxy import CapProxy, TokenBucket
 from benchmarks.capread import Point, parse_points, read_cap, table
@@ -163,3 +167,47 @@ def test_the_table_shows_each_run_and_the_pause() -> None:
     assert "| 1 | ours-default | 66.0 | 4.77 | 95.4 % | 3.2 | 4.0 (20 MiB) | 3 | 301 |" in text
     assert "| 1 | s5cmd | 64.0 | 4.90 | 98.0 % | – | – | – | – |" in text
     assert "| 1 | 30.0 | 150.0 | 130.0 | 144.0 | 1.3 | 2.0 | – |" in text
+
+
+def test_the_proxy_process_reports_what_crossed_it_and_stops_at_end_of_input() -> None:
+    upstream = socket.socket()
+    upstream.bind(("127.0.0.1", 0))
+    upstream.listen(1)
+
+    def server() -> None:
+        connection, _ = upstream.accept()
+        with connection:
+            while connection.recv(65536):
+                pass
+
+    threading.Thread(target=server, daemon=True).start()
+    host, port = upstream.getsockname()
+    proxy = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.capproxy", "--upstream", f"{host}:{port}", "--rate", "1e12"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    try:
+        assert proxy.stdin is not None and proxy.stdout is not None
+        listening = json.loads(proxy.stdout.readline())["port"]
+        with socket.create_connection(("127.0.0.1", listening), timeout=30) as client:
+            client.sendall(b"x" * 100_000)
+        proxy.stdin.write("stats\n")
+        proxy.stdin.flush()
+        seen = json.loads(proxy.stdout.readline())["up_bytes"]
+        asks = 0
+        while seen < 100_000 and asks < 100_000:  # the proxy may still be passing the tail on: ask again
+            asks += 1
+            proxy.stdin.write("stats\n")
+            proxy.stdin.flush()
+            seen = json.loads(proxy.stdout.readline())["up_bytes"]
+        assert seen == 100_000
+        proxy.stdin.close()
+        assert proxy.wait(30) == 0
+        assert json.loads(proxy.stdout.read().splitlines()[-1])["up_bytes"] == 100_000
+    finally:
+        if proxy.poll() is None:
+            proxy.kill()
+        upstream.close()
