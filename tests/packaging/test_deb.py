@@ -28,6 +28,7 @@ from pathlib import Path
 import pytest
 
 from tests.packaging.debian_root import apt_install, checked, fresh_root, in_root, run
+from tests.support.safetensors_files import write_safetensors
 from tests.support.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -170,7 +171,8 @@ def exec_line(root: Path, files: list[str]) -> list[str]:
 
 def test_opening_files_through_the_desktop_entry_queues_them_in_a_new_or_the_running_window(root: Path) -> None:
     for name in ("given.safetensors", "later.safetensors"):
-        inside(root, f"/tmp/{name}").write_bytes(b"\0" * 4096)
+        # Whole models: a cut-short one is asked about before it is queued, however it was opened.
+        write_safetensors(inside(root, f"/tmp/{name}"), 4096)
     env = {"DESKTOP_UPLOADER_HOME": "/tmp/home-open", "QT_QPA_PLATFORM": "offscreen"}
     log = inside(root, "/tmp/home-open/logs/desktop-uploader.log")
     first = launch(root, exec_line(root, ["/tmp/given.safetensors"]), env)
