@@ -100,7 +100,13 @@ def test_headers_dripped_a_byte_at_a_time_are_cut_though_bytes_keep_coming(stric
                 break
         else:
             raise AssertionError("the server never cut the dripping connection")
-        assert read_until_closed(sock).startswith(b"HTTP/1.1 408 ")
+        try:
+            answer: bytes | None = read_until_closed(sock)
+        except ConnectionResetError:
+            # Cut while the last dripped bytes were still unread on its side: the kernel turns that close into
+            # a reset, which can discard the 408 before it is read. Cut is what matters; a 408, when it arrives.
+            answer = None
+        assert answer is None or answer.startswith(b"HTTP/1.1 408 "), answer
 
 
 @pytest.mark.parametrize(
