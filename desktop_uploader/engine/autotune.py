@@ -50,7 +50,10 @@ and a pause throws it all away. So, besides the level:
   are shed (abandoned and queued again, the youngest first, having sent little), so a probe on a
   capped link does not leave 24 parts owing a minute of transfer (on a lossy link, where steps up
   paid, they run on: shedding cost 2-4 % of the link there); probes that do not pay wait twice as
-  long each time before the next.
+  long each time before the next. The opening can tell the same earlier: when the level's parts
+  send no more than the opening's two did, the link is full already, so the budget starts at the
+  first probe and that probe adds half the parts, not three times as many (on a 5 MB/s cap the
+  x4 probe put ten seconds of the cap at risk).
 - **Part size.** The plan is fixed before the first byte (the upload API's start takes the part
   count, and S3 wants equal parts but the last), when nothing is measured yet, so the part size
   stays the user's chunk size (8 MiB by default: 1.7 s at 5 MB/s, well within the budget) and
@@ -135,6 +138,7 @@ class AutoConcurrency:
         self._probed = False
         self._unsettled = 0  # baselines in a row without mature parts
         self._shed_to: int | None = None  # set when a probe is taken back: parts beyond it are shed
+        self._opening_rate: tuple[int, float] | None = None  # (parts, goodput) while fewer parts than the level ran
 
     # -- inputs --------------------------------------------------------------------------------------------
 
@@ -161,6 +165,8 @@ class AutoConcurrency:
                 ):
                     self._mature.popleft()
                 self._mature_parts = mature[1]
+            if stored > 0 and not self._stored:
+                self._note_opening(now)
             self._stored = self._stored or stored > 0
             if not self._acked or stored_bytes != self._acked[-1][1]:
                 self._acked.append((now, stored_bytes))
@@ -290,6 +296,8 @@ class AutoConcurrency:
             else:
                 # Fewer parts were running than allowed (the file's last parts, or a slow start): this
                 # epoch says nothing about the level. Measure again.
+                if not self._probed and rate > 0:
+                    self._opening_rate = (self._busiest, rate)
                 self._set(self.level, now, "not enough parts to measure")
                 return
         mature = self._per_mature_part(measured_from, now)
@@ -311,7 +319,33 @@ class AutoConcurrency:
         if now < self._hold_until:
             self._set(self.level, now, "holding")
             return
+        self._judge_opening(now, rate)
         self._step_up(now, f"probe from {rate / 1e6:.2f} MB/s")
+
+    def _note_opening(self, now: float) -> None:
+        """The first part is stored: what the opening's parts sent per second, if no epoch measured it.
+
+        On a slow link that one stream fills the opening often ends this way, before its first epoch does
+        (two 5 MiB parts at 6 MB/s are stored in 1.8 s); a part stored within the first settle is a fast
+        link, where the burst into fresh socket buffers would read as speed."""
+        if self._opening_rate is not None or self._probed or self._first_byte is None:
+            return
+        took = now - self._first_byte
+        if took >= self.tuning.first_settle:
+            self._opening_rate = (self.tuning.opening, self._sent / took)
+
+    def _judge_opening(self, now: float, rate: float) -> None:
+        """Before the first probe: did the level's parts send no more than the opening's fewer parts?
+
+        Then the link, not the streams, is the limit (a cap one stream fills), and a first probe of
+        four times the parts would only put more bytes at risk: the budget starts now, and the probe
+        adds half the parts."""
+        if self._probed or self._opening_rate is None:
+            return  # no opening was measured: a fast link stored its first part within a second
+        parts, opening_rate = self._opening_rate
+        if parts < self.level and rate < opening_rate * (1 + self.tuning.gain_double):
+            self._factor = 1.5
+            self._link_rate = self._acked_rate(now)
 
     def _verdict(self, now: float, rate: float, mature: float | None) -> None:
         tuning = self.tuning

@@ -205,11 +205,18 @@ def test_a_lossy_link_that_stores_nothing_for_long_ends_the_opening_by_time() ->
 
 
 def drive_capped(
-    policy: AutoConcurrency, clock: FakeClock, cap: float, seconds: float, *, burst: float = 0.0
+    policy: AutoConcurrency,
+    clock: FakeClock,
+    cap: float,
+    seconds: float,
+    *,
+    burst: float = 0.0,
+    link: Callable[[int], float] | None = None,
 ) -> tuple[list[int], float]:
     """A link one stream fills: parts share ``cap`` equally, and each new part swallows ``burst`` bytes
     into socket buffers over its first seconds (counted as sent, not yet across the link). Returns the parts in
-    flight at each step and the most bytes the parts in flight owed."""
+    flight at each step and the most bytes the parts in flight owed. ``link`` replaces the cap with goodput
+    that depends on the parts in flight (a lossy link)."""
     parts: list[list[float]] = []  # per part in flight: [bytes still owed, age, bytes sent]
     stored = sent = mature_bytes = 0.0
     counts = []
@@ -223,7 +230,7 @@ def drive_capped(
             parts = parts[: max(1, keep)]  # the youngest are shed: they are the last in the list
         worst = max(worst, sum(p[0] for p in parts))
         clock.now += 0.25
-        share = cap * 0.25 / len(parts)
+        share = (cap if link is None else link(len(parts))) * 0.25 / len(parts)
         for part in parts:
             part[0] -= share
             part[1] += 0.25
@@ -276,3 +283,27 @@ def test_a_probe_that_only_fills_socket_buffers_is_taken_back() -> None:
     assert max(counts) > AutoTuning().start, "it probed"
     assert policy.history[-1][1] <= AutoTuning().start or any("no better" in why for _, _, why in policy.history)
     assert not any(why.startswith("kept") for _, _, why in policy.history), policy.history
+
+
+@pytest.mark.parametrize("cap", [5 * MB, 12 * MB], ids=["opening-measured-by-an-epoch", "opening-ends-first"])
+def test_when_the_opening_already_fills_the_link_the_first_probe_is_small(cap: float) -> None:
+    """Two parts send the cap, and so do six: a x4 probe to 24 parts would only put bytes at risk.
+
+    At 12 MB/s the opening's two parts are stored before its first epoch is measured."""
+    clock = FakeClock()
+    policy = AutoConcurrency(clock=clock)
+    counts, _ = drive_capped(policy, clock, cap, 15)
+    start = AutoTuning().start
+    probes = [level for _, level, why in policy.history if why.startswith("probe")]
+    assert probes and probes[0] <= start * 1.5, policy.history
+    assert max(counts) < 2 * start, counts
+    assert policy.budget is not None and policy.budget <= 1.1 * AutoTuning().horizon * cap
+
+
+def test_on_a_lossy_link_the_opening_does_not_hold_the_climb_back() -> None:
+    """Each stream crawls at 0.37 MB/s: six parts send three times what the opening's two did, so x4 it is."""
+    clock = FakeClock()
+    policy = AutoConcurrency(clock=clock)
+    drive_capped(policy, clock, 0, 30, link=lossy)
+    probes = [level for _, level, why in policy.history if why.startswith("probe")]
+    assert probes and probes[0] == AutoTuning().start * AutoTuning().first_step, policy.history

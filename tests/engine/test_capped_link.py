@@ -124,14 +124,15 @@ def test_on_a_capped_link_auto_keeps_bytes_in_flight_to_a_few_seconds_and_stores
     assert_stored_once(s3, sandbox, job.result.s3_key, sample.sha256)
     progress = engine.of(job.id, Progress)
     assert all(p.sent == p.confirmed + p.in_flight for p in progress)
-    # The first part was stored while little else was on its way: the opening is two parts, not six.
-    first = next(p for p in progress if p.confirmed > 0)
-    assert first.sent <= 2 * PART + MiB, f"{first.sent / MiB:.1f} MiB sent when the first part was stored"
-    # What a pause could lose at any moment (bytes across the link in unfinished parts) stays well below the
-    # half a minute it used to reach. Not yet the 10 s: on a quiet machine Auto's first probe still
-    # puts about 9.5 s of the cap at risk before it is shed (4-7 s under load), so the bound here guards
-    # against the old climb, and benchmarks/capbench.py measures the target.
-    assert link.peak_unfinished <= 15 * cap, f"{link.peak_unfinished / cap:.1f} s of the cap at risk"
+    # Until the first part was stored, little else was on its way: the opening is two parts, not six.
+    opening = [p for p in progress if p.confirmed == 0 and p.sent > 0]
+    assert opening, "no progress was shown before the first part was stored"
+    assert max(p.parts_in_flight for p in opening) <= 2
+    assert max(p.sent for p in opening) <= 2 * PART, f"{max(p.sent for p in opening) / MiB:.1f} MiB sent"
+    # What a pause could lose at any moment (bytes across the link in unfinished parts) stays within the
+    # issue's 10 s. It used to reach half a minute, then 9.5 s with Auto's first probe of four times the
+    # parts; now the opening tells the link is full and the probe is small (5.5-5.8 s measured under load).
+    assert link.peak_unfinished <= 10 * cap, f"{link.peak_unfinished / cap:.1f} s of the cap at risk"
 
 
 def test_a_pause_lets_nearly_done_parts_finish_and_resume_sends_only_the_rest(
