@@ -319,7 +319,7 @@ class AutoConcurrency:
         if now < self._hold_until:
             self._set(self.level, now, "holding")
             return
-        self._judge_opening(now, rate)
+        self._judge_opening(now, rate, mature)
         self._step_up(now, f"probe from {rate / 1e6:.2f} MB/s")
 
     def _note_opening(self, now: float) -> None:
@@ -334,16 +334,21 @@ class AutoConcurrency:
         if took >= self.tuning.first_settle:
             self._opening_rate = (self.tuning.opening, self._sent / took)
 
-    def _judge_opening(self, now: float, rate: float) -> None:
-        """Before the first probe: did the level's parts send no more than the opening's fewer parts?
+    def _judge_opening(self, now: float, rate: float, mature: float | None) -> None:
+        """Before the first probe: did the level's parts send no more than the opening's fewer parts,
+        or each part running for a while much less than each of the opening's?
 
         Then the link, not the streams, is the limit (a cap one stream fills), and a first probe of
         four times the parts would only put more bytes at risk: the budget starts now, and the probe
-        adds half the parts."""
+        adds half the parts. The per-part test is the one that holds on loopback, where each new
+        connection's first window (tens of segments of 64 KiB) adds a burst to the total."""
         if self._probed or self._opening_rate is None:
             return  # no opening was measured: a fast link stored its first part within a second
         parts, opening_rate = self._opening_rate
-        if parts < self.level and rate < opening_rate * (1 + self.tuning.gain_double):
+        if parts >= self.level:
+            return
+        shared = mature is not None and mature < SHARED * opening_rate / parts
+        if shared or rate < opening_rate * (1 + self.tuning.gain_double):
             self._factor = 1.5
             self._link_rate = self._acked_rate(now)
 

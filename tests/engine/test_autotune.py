@@ -212,11 +212,13 @@ def drive_capped(
     *,
     burst: float = 0.0,
     link: Callable[[int], float] | None = None,
+    first_part: float = PART,
 ) -> tuple[list[int], float]:
     """A link one stream fills: parts share ``cap`` equally, and each new part swallows ``burst`` bytes
     into socket buffers over its first seconds (counted as sent, not yet across the link). Returns the parts in
     flight at each step and the most bytes the parts in flight owed. ``link`` replaces the cap with goodput
-    that depends on the parts in flight (a lossy link)."""
+    that depends on the parts in flight (a lossy link); ``first_part`` is the size of the first part to start
+    (shorter, it is stored while the next runs on, as on a real link where parts never finish together)."""
     parts: list[list[float]] = []  # per part in flight: [bytes still owed, age, bytes sent]
     stored = sent = mature_bytes = 0.0
     counts = []
@@ -224,7 +226,7 @@ def drive_capped(
     began = clock.now
     while clock.now - began < seconds:
         while policy.admits(len(parts), int(sum(p[0] for p in parts)), PART):
-            parts.append([float(PART), 0.0, 0.0])
+            parts.append([float(PART if stored or parts else first_part), 0.0, 0.0])
         keep = policy.shed()
         if keep is not None:
             parts = parts[: max(1, keep)]  # the youngest are shed: they are the last in the list
@@ -285,14 +287,22 @@ def test_a_probe_that_only_fills_socket_buffers_is_taken_back() -> None:
     assert not any(why.startswith("kept") for _, _, why in policy.history), policy.history
 
 
-@pytest.mark.parametrize("cap", [5 * MB, 12 * MB], ids=["opening-measured-by-an-epoch", "opening-ends-first"])
-def test_when_the_opening_already_fills_the_link_the_first_probe_is_small(cap: float) -> None:
+@pytest.mark.parametrize(
+    ("cap", "burst", "first_part"),
+    [(5 * MB, 0, PART), (12 * MB, 0, PART), (5 * MB, 2 * MiB, 0.75 * PART)],
+    ids=["opening-measured-by-an-epoch", "opening-ends-first", "new-connections-burst"],
+)
+def test_when_the_opening_already_fills_the_link_the_first_probe_is_small(
+    cap: float, burst: float, first_part: float
+) -> None:
     """Two parts send the cap, and so do six: a x4 probe to 24 parts would only put bytes at risk.
 
-    At 12 MB/s the opening's two parts are stored before its first epoch is measured."""
+    At 12 MB/s the opening's two parts are stored before its first epoch is measured. With bursts (new
+    connections' first windows, counted as sent), the total looks faster at six parts, but the opening's
+    part still running sends at a third of its former rate."""
     clock = FakeClock()
     policy = AutoConcurrency(clock=clock)
-    counts, _ = drive_capped(policy, clock, cap, 15)
+    counts, _ = drive_capped(policy, clock, cap, 15, burst=burst, first_part=first_part)
     start = AutoTuning().start
     probes = [level for _, level, why in policy.history if why.startswith("probe")]
     assert probes and probes[0] <= start * 1.5, policy.history
