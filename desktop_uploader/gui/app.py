@@ -20,7 +20,7 @@ from desktop_uploader.gui.icons import app_icon
 from desktop_uploader.gui.main_window import MainWindow
 from desktop_uploader.gui.session import AppSession, Link
 from desktop_uploader.gui.single_instance import InstanceServer, hand_over
-from desktop_uploader.gui.tasks import in_thread, spawn
+from desktop_uploader.gui.tasks import cancel_pending, in_thread, spawn
 from desktop_uploader.gui.tray import Tray
 from desktop_uploader.logsetup import configure_logging
 from desktop_uploader.paths import AppPaths
@@ -138,6 +138,9 @@ def run(paths: AppPaths, argv: list[str] | None = None, files: Sequence[str] = (
     with loop:
         loop.create_task(start(desktop, files))
         loop.run_until_complete(finished.wait())
+        # A question still open at quit (the first-run one, say) is cancelled and unwinds here: left pending
+        # on the closed loop, Python would print "Task was destroyed but it is pending!" in the terminal.
+        loop.run_until_complete(cancel_pending())
     if desktop.tray is not None:
         desktop.tray.icon.hide()
     return 0

@@ -46,8 +46,13 @@ def aloop(qapp: QApplication) -> Iterator[qasync.QEventLoop]:
     loop = qasync.QEventLoop(qapp, already_running=False)
     asyncio.set_event_loop(loop)
     yield loop
-    for task in asyncio.all_tasks(loop):
+    # Let cancelled tasks unwind before the loop closes: a task left pending on a closed loop is destroyed at
+    # exit, and Python prints "Task was destroyed but it is pending!" under the run's summary.
+    left = asyncio.all_tasks(loop)
+    for task in left:
         task.cancel()
+    if left:
+        loop.run_until_complete(asyncio.wait(left, timeout=10))
     loop.close()
     asyncio.set_event_loop(None)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -37,10 +38,14 @@ def test_the_command_with_file_paths_opens_the_window_and_queues_them(
             seen["visible"] = desktop.window.isVisible()
             seen["queued"] = sorted(row.file_name for row in desktop.session.model.rows())
         finally:
+            seen["tasks"] = asyncio.all_tasks()
             desktop.window.quitRequested.emit(False)
 
     monkeypatch.setattr(gui_app, "start", start_then_quit)
     assert cli.main([first.path.name, str(second.path)]) == 0
+    # What was still running at quit (the first-run question, with no server set up) ended with the app.
+    left = [task for task in seen.pop("tasks") if not task.done()]
+    assert left == []
     assert seen == {"visible": True, "queued": ["first.safetensors", "second.safetensors"]}
 
 
