@@ -116,24 +116,18 @@ def fresh_root(work: Path, suite: str = SUITE) -> Iterator[Path]:
 
 
 def apt_install(root: Path, deb: Path, timeout: float = DEBOOTSTRAP_BOUND) -> str:
-    """``apt-get install ./the.deb`` in the root, as a user would, one such install at a time per cache."""
+    """``apt-get install ./the.deb`` in the root, as a user would."""
     shutil.copy(deb, root / "tmp" / deb.name)
+    return apt_get(root, ["install", "-y", "-q", "--no-install-recommends", f"/tmp/{deb.name}"], timeout)
+
+
+def apt_get(root: Path, args: list[str], timeout: float) -> str:
+    """``apt-get`` in the root, one at a time across runs: every root's archive is the one shared cache.
+
+    apt locks that directory for itself, so a second test run's install in its own root, at the same
+    moment, failed with "Could not get lock /var/cache/apt/archives/lock": the lock file waits instead."""
     with FileLock(str(CACHE / "apt-archives.lock")):
-        return checked(
-            [
-                "chroot",
-                str(root),
-                "env",
-                "DEBIAN_FRONTEND=noninteractive",
-                "apt-get",
-                "install",
-                "-y",
-                "-q",
-                "--no-install-recommends",
-                f"/tmp/{deb.name}",
-            ],
-            timeout=timeout,
-        )
+        return checked(in_root(root, ["apt-get", *args], {"DEBIAN_FRONTEND": "noninteractive"}), timeout=timeout)
 
 
 def in_root(root: Path, argv: list[str], env: dict[str, str] | None = None) -> list[str]:

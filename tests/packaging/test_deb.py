@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.packaging.debian_root import apt_install, checked, fresh_root, in_root, run
+from tests.packaging.debian_root import apt_get, apt_install, checked, fresh_root, in_root, run
 from tests.support.safetensors_files import write_safetensors
 from tests.support.waiting import wait_until
 
@@ -155,7 +155,7 @@ def test_the_desktop_entry_is_valid_and_registers_safetensors_files(root: Path) 
     assert "Categories=Network;FileTransfer;\n" in text
     assert inside(root, "/usr/share/mime/packages/desktop-uploader.xml").is_file()
     # A desktop has shared-mime-info; installing it runs its trigger over every package's types.
-    checked(in_root(root, ["apt-get", "install", "-y", "-q", "--no-install-recommends", "shared-mime-info"]), 1800)
+    apt_get(root, ["install", "-y", "-q", "--no-install-recommends", "shared-mime-info"], 1800)
     assert "application/x-safetensors:*.safetensors" in inside(root, "/usr/share/mime/globs2").read_text()
 
 
@@ -319,7 +319,7 @@ def test_the_installed_app_opens_a_real_window_under_wayland(root: Path) -> None
 
 def test_removal_leaves_opt_and_says_what_each_user_keeps(root: Path) -> None:
     """Last in this file: it removes the package the tests above use."""
-    removed = checked(in_root(root, ["apt-get", "remove", "-y", "-q", "desktop-uploader"]), 600)
+    removed = apt_get(root, ["remove", "-y", "-q", "desktop-uploader"], 600)
     assert "Each user's own files stay in their home folder" in removed, removed
     assert "~/.cache/desktop-uploader" in removed and "~/.config/desktop-uploader" in removed
     assert inside(root, "/opt").is_dir() and not inside(root, APP).exists()
