@@ -2,8 +2,10 @@
 
 Nothing is buffered beyond one block, so memory stays flat however many parts are in flight: each
 part reads into one buffer of its own, reused block after block (no allocation per block, so no
-heap fragmentation over a long upload), and the caller shrinks that buffer when many parts run at
-once (:func:`block_for`), so all buffers together stay within ``BLOCK_BUDGET``. Each read checks
+heap fragmentation over a long upload), and that buffer is smaller when many parts run at once
+(:func:`block_for`): the parts of *every* file in the process share ``BLOCK_BUDGET``, so eight
+files at once hold no more read buffers than one (a budget per file made 8 files at once pass
+100 MB of RSS). Each read checks
 the upload's control (pause and cancel act mid-part), takes its share of the bandwidth cap,
 reports the bytes to progress, and can hash them on the way for an ETag check.
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -35,7 +38,7 @@ from desktop_uploader.engine.fileid import unreadable
 MIN_BLOCK = 16 * 1024
 MAX_BLOCK = 1024 * 1024
 HASH_BLOCK = 256 * 1024
-BLOCK_BUDGET = 8 * 1024 * 1024  # all parts in flight together
+BLOCK_BUDGET = 8 * 1024 * 1024  # all parts in flight together, across every file in the process
 FINISH_GRACE = 3.0  # seconds: a part this close to done when paused is let finish
 MIN_AGE = 1.0  # seconds: a younger part's rate is mostly socket buffers filling, so it is not let finish
 SHED = "shed"
@@ -44,6 +47,36 @@ SHED = "shed"
 def block_for(parts_in_flight: int) -> int:
     """The largest block each of ``parts_in_flight`` parts may read, within ``BLOCK_BUDGET``."""
     return max(4 * MIN_BLOCK, min(MAX_BLOCK, BLOCK_BUDGET // max(1, parts_in_flight)))
+
+
+class _BufferHolders:
+    """The part bodies in the process that hold a read buffer now, and its bytes: the budget's split."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._count = 0
+        self._bytes = 0
+
+    def take(self, size_for: Callable[[int], int]) -> int:
+        """Join the holders and size one buffer by how many there are now, this one included."""
+        with self._lock:
+            self._count += 1
+            size = size_for(self._count)
+            self._bytes += size
+            return size
+
+    def give_back(self, size: int) -> None:
+        with self._lock:
+            self._count -= 1
+            self._bytes -= size
+
+    @property
+    def held_bytes(self) -> int:
+        """Bytes of read buffers held by parts in flight, across every upload in the process."""
+        return self._bytes
+
+
+BUFFER_HOLDERS = _BufferHolders()
 
 
 def md5_of_span(path: Path, offset: int, size: int, control: Control | None = None) -> str:
@@ -202,9 +235,8 @@ class PartBody(io.RawIOBase):
         want = min(remaining, self._block if size is None or size < 0 else min(size, self._block))
         if self.limiter is not None:
             self.limiter.throttle(want, self._sleep)
-        if self._buffer is None:
-            self._buffer = memoryview(bytearray(min(self._max_block, self.size)))
-        data = self._buffer[:want]
+        buffer = self._buffer if self._buffer is not None else self._take_buffer()
+        data = buffer[:want]
         try:
             got = self._file().readinto(data)
         except OSError as exc:
@@ -218,6 +250,19 @@ class PartBody(io.RawIOBase):
         self._mark(self._last_read)
         self.on_sent(len(data))
         return data
+
+    def _take_buffer(self) -> memoryview:
+        """This part's one buffer, sized by the parts holding one now in every file of the process.
+
+        A part that started while few others ran keeps its larger buffer to its end; the sum stays
+        bounded all the same (``BLOCK_BUDGET`` times the harmonic sum over the parts in flight)."""
+        if self.closed:
+            raise ValueError("read from a closed part body")  # its buffer would never be given back
+        size = BUFFER_HOLDERS.take(lambda holders: min(self._max_block, block_for(holders), self.size))
+        self._max_block = size
+        self._block = min(self._block, size)
+        self._buffer = memoryview(bytearray(size))
+        return self._buffer
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
         data = self.read(len(buffer))
@@ -242,6 +287,9 @@ class PartBody(io.RawIOBase):
         return self._md5.hexdigest()
 
     def close(self) -> None:
+        if self._buffer is not None:  # closed once by its sender, and again when collected
+            BUFFER_HOLDERS.give_back(len(self._buffer))
+            self._buffer = None
         if self._handle is not None:
             self._handle.close()
             self._handle = None
