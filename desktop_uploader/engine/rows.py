@@ -199,7 +199,10 @@ class Row:
     def actions(self) -> list[RowAction]:
         """Everything that makes sense for this row now, in menu order."""
         found: list[RowAction] = []
-        if self.status.active or self.status == Status.QUEUED:
+        # Storage's answer comes a moment before the status says Completed: once the object is
+        # stored there is nothing left to pause or cancel.
+        stored = self.result is not None
+        if (self.status.active or self.status == Status.QUEUED) and not stored:
             found.append(RowAction.PAUSE)
         if self.status == Status.PAUSED:
             found.append(RowAction.RESUME)
@@ -208,7 +211,7 @@ class Row:
         if self.status == Status.FAILED:
             # A failure kept for resuming still has its parts on the server: giving up must remove them.
             found += [RowAction.RETRY, RowAction.DISCARD if self.resumable else RowAction.REMOVE]
-        if not self.status.finished and self.status != Status.INTERRUPTED:
+        if not self.status.finished and self.status != Status.INTERRUPTED and not stored:
             found.append(RowAction.CANCEL)
         if self.status in (Status.COMPLETED, Status.CANCELLED):
             found.append(RowAction.REMOVE)

@@ -50,6 +50,17 @@ def test_each_state_offers_the_actions_that_make_sense() -> None:
     assert row(status=Status.COMPLETED, result=result(None)).primary_action() == RowAction.COPY_S3
 
 
+def test_a_stored_file_still_finishing_offers_its_paths_not_pause_or_cancel() -> None:
+    """Storage's answer (Completed) comes a moment before the status does; nothing is left to stop."""
+    r = row(status=Status.UPLOADING)
+    r.apply(events.StatusChanged("job", Status.COMPLETING, "Finishing…"), now=0)
+    assert r.actions() == [RowAction.PAUSE, RowAction.CANCEL]
+    r.apply(events.Completed("job", result()), now=0)
+    assert r.status_text(0) == "Finishing…"
+    assert r.actions() == [RowAction.COPY_COMFYUI, RowAction.COPY_S3]
+    assert r.primary_action() == RowAction.COPY_COMFYUI
+
+
 def test_the_summary_counts_what_a_person_cares_about() -> None:
     rows = [
         row(status=Status.COMPLETED),
