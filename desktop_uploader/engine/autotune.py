@@ -17,16 +17,12 @@ purpose: goodput measured over a second or two of a lossy link wobbles by ±20 %
 moves in send blocks), while a step that helps shows as +50 % or more.
 
 A 429 or 503 from storage (busy, SlowDown) halves the level at once and holds it for
-``busy_hold`` seconds. The level stays within ``minimum`` and ``maximum``, where ``maximum`` comes
-from a memory budget: a part in flight holds at most one send block in memory.
+``busy_hold`` seconds. The level stays within ``minimum`` and ``maximum`` (a memory budget: a part
+in flight holds at most one send block). An upload shorter than one epoch (1 GiB on a LAN) runs at
+``start`` throughout, the fixed setting measured best on a fast local link.
 
-An upload shorter than one epoch (a 1 GiB file on a LAN) runs at ``start`` throughout: that is
-the fixed setting measured best on a fast local link, where more parts only add contention.
-
-Bytes in flight follow the link (issue 15). Parts in flight are the lever against per-stream
-limits, but on a link that one stream fills (a bandwidth cap) every extra part only stretches the
-time each part takes: 48 parts of 8 MiB on 5 MB/s is 80 s per part, nothing stored for a minute,
-and a pause throws it all away. So, besides the level:
+Bytes in flight follow the link (issue 15): on a link one stream fills (a cap) extra parts only
+stretch each part (48 of 8 MiB at 5 MB/s: 80 s each, nothing stored for a minute). So, besides:
 
 - **Honest verdicts.** A new connection swallows a burst into socket buffers; counting it made a
   probe on a capped link look like +300 % and Auto climbed to 24, then 48. The scheduler also feeds
@@ -35,30 +31,25 @@ and a pause throws it all away. So, besides the level:
   running send at less than ``SHARED`` of their former rate did not pay, whatever the total says:
   they share one full link (a cap, or a clean link one stream fills). On a lossy link each stream's
   rate is its own, so the old parts keep their pace and the climb goes on as before.
-- **An opening.** Until the first part is stored (or ``opening_seconds`` pass), at most
-  ``opening`` parts run: on a fast link that is the first tenth of a second, on a 5 MB/s link it
-  stores the first part in about three seconds instead of ten.
-- **A byte budget once the link is known to be the limit.** A step up that does not pay means the
-  link, not the streams, is full; from then on a new part starts only if the bytes the parts in
-  flight still owe, plus the new part, fit in ``horizon`` seconds of what storage acknowledged per
-  second lately (bytes sent would count socket buffers, and grow with every part let in), so a part
-  finishes within about ``horizon`` seconds and a pause risks no more (the target is 10 s). Levels
-  that a step up proved useful (``proven``, e.g. 24 parts on a lossy link, where each stream crawls)
-  are exempt: there the streams are the limit and fewer parts would only be slower (measured: 6
-  parts get 32 % of a lossy link, 24 get 97 %). The budget's rate is re-measured every epoch, so it
-  follows a link that gets faster. While no step up has ever paid, the parts a failed probe started
-  are shed (abandoned and queued again, the youngest first, having sent little), so a probe on a
-  capped link does not leave 24 parts owing a minute of transfer (on a lossy link, where steps up
-  paid, they run on: shedding cost 2-4 % of the link there); probes that do not pay wait twice as
-  long each time before the next. The opening can tell the same earlier: when the level's parts
-  send no more than the opening's two did, the link is full already, so the budget starts at the
-  first probe and that probe adds half the parts, not three times as many (on a 5 MB/s cap the
-  x4 probe put ten seconds of the cap at risk).
-- **Part size.** The plan is fixed before the first byte (the upload API's start takes the part
-  count, and S3 wants equal parts but the last), when nothing is measured yet, so the part size
-  stays the user's chunk size (8 MiB by default: 1.7 s at 5 MB/s, well within the budget) and
-  only the number in flight adapts. Fast links keep today's behaviour: an upload shorter than an
-  epoch never meets the budget, and Very large keeps its large parts.
+- **An opening.** Until the first part is stored, at most ``opening`` parts run: on a fast link
+  that is the first tenth of a second, on a 5 MB/s link it stores the first part in about three
+  seconds instead of ten. It ends unstored after ``opening_seconds`` only if its parts are not on
+  course to be stored within ``horizon`` (a lossy link's crawling streams: 20 s).
+- **A byte budget once the link is known to be the limit**: a part stored within the opening (its
+  parts fill the link), a step up that does not pay, or a level whose parts send no more than the
+  opening's did. A new part then starts only if the bytes the parts in flight still owe, plus the
+  new part, fit in ``horizon`` seconds of what storage acknowledged per second lately (bytes sent
+  would count socket buffers), so a part finishes within about ``horizon`` seconds and a pause
+  risks no more (the target is 10 s); starting the level's parts all at once instead had them share
+  a cap in lockstep, each owing most of a part. Levels a step up proved useful (``proven``: 24
+  parts on a lossy link, where 6 get 32 % and 24 get 97 %) are exempt. The budget's rate is
+  re-measured every epoch, so it follows a link that gets faster, and on a link the streams limit
+  it grows with the parts it lets in. While no step up has paid, the parts a failed probe started
+  are shed (abandoned and queued again, the youngest first); on a lossy link, where steps paid,
+  they run on (shedding cost 2-4 % there). Probes that do not pay wait twice as long each time.
+- **Part size** is fixed before the first byte (start takes the part count; S3 wants equal parts),
+  when nothing is measured, so it stays the chunk size (8 MiB: 1.7 s at 5 MB/s; below about 1.4
+  MB/s one part outlasts the horizon) and only the number in flight adapts.
 
 The policy is fed from the outside (``observe`` with the bytes sent so far, ``busy`` on a busy
 answer) and asked ``admits()`` (or ``target()``) before each part starts; the clock is injected so
@@ -133,6 +124,7 @@ class AutoConcurrency:
         self._last_busy = float("-inf")
         self._first_byte: float | None = None
         self._stored = False  # a part of this run is stored: the opening is over
+        self._widest = 0  # the most parts seen in flight
         self._proven = self.tuning.opening  # the highest level a step up proved useful
         self._link_rate: float | None = None  # set once a step up did not pay: the link is the limit
         self._probed = False
@@ -165,13 +157,15 @@ class AutoConcurrency:
                 ):
                     self._mature.popleft()
                 self._mature_parts = mature[1]
-            if stored > 0 and not self._stored:
-                self._note_opening(now)
-            self._stored = self._stored or stored > 0
             if not self._acked or stored_bytes != self._acked[-1][1]:
                 self._acked.append((now, stored_bytes))
                 while len(self._acked) > 2 and now - self._acked[1][0] > ACKED_WINDOW:
                     self._acked.popleft()
+            if in_flight is not None:
+                self._widest = max(self._widest, in_flight)
+            if stored > 0 and not self._stored:
+                self._note_opening(now)
+            self._stored = self._stored or stored > 0
             if self._epoch is None:
                 if self._sent <= 0:
                     return
@@ -219,11 +213,19 @@ class AutoConcurrency:
             if in_flight >= self.level:
                 return False
             tuning = self.tuning
-            if not self._stored and (self._first_byte is None or now < self._first_byte + tuning.opening_seconds):
+            if not self._stored and self._opening(now, owed):
                 return in_flight < tuning.opening
             if self._link_rate is not None and in_flight >= self._proven:
                 return owed + part <= tuning.horizon * self._link_rate
             return True
+
+    def _opening(self, now: float, owed: int) -> bool:
+        """Is the opening on? Past ``opening_seconds``, while its parts are on course to be stored in ``horizon``."""
+        ran = 0.0 if self._first_byte is None else now - self._first_byte
+        if ran < self.tuning.opening_seconds:
+            return True
+        pace = self._sent / ran
+        return pace > 0 and owed / pace <= self.tuning.horizon
 
     def shed(self) -> int | None:
         """Once after a probe is taken back: how many parts may stay in flight (the youngest others are shed)."""
@@ -323,16 +325,19 @@ class AutoConcurrency:
         self._step_up(now, f"probe from {rate / 1e6:.2f} MB/s")
 
     def _note_opening(self, now: float) -> None:
-        """The first part is stored: what the opening's parts sent per second, if no epoch measured it.
-
-        On a slow link that one stream fills the opening often ends this way, before its first epoch does
-        (two 5 MiB parts at 6 MB/s are stored in 1.8 s); a part stored within the first settle is a fast
-        link, where the burst into fresh socket buffers would read as speed."""
-        if self._opening_rate is not None or self._probed or self._first_byte is None:
+        """The first part is stored: the opening's rate, if no epoch measured it (a slow link one stream
+        fills often stores before the first epoch ends); and, stored within the opening, the budget starts.
+        A part stored within the first settle is a fast link, where bursts into fresh buffers read as speed."""
+        if self._probed or self._first_byte is None:
             return
         took = now - self._first_byte
-        if took >= self.tuning.first_settle:
+        if took < self.tuning.first_settle:
+            return
+        if self._opening_rate is None:
             self._opening_rate = (self.tuning.opening, self._sent / took)
+        if self._widest <= self.tuning.opening:
+            self._link_rate = self._acked_rate(now)
+            self._factor = 1.5
 
     def _judge_opening(self, now: float, rate: float, mature: float | None) -> None:
         """Before the first probe: did the level's parts send no more than the opening's fewer parts,
