@@ -33,10 +33,10 @@ stretch each part (48 of 8 MiB at 5 MB/s: 80 s each, nothing stored for a minute
   rate is its own, so the old parts keep their pace and the climb goes on as before.
 - **An opening.** Until the first part is stored, at most ``opening`` parts run: on a fast link
   that is the first tenth of a second, on a 5 MB/s link it stores the first part in about three
-  seconds instead of ten. It ends unstored after ``opening_seconds`` only if its parts are not on
-  course to be stored within ``horizon`` (a lossy link's crawling streams: 20 s).
-- **A byte budget once the link is known to be the limit**: a part stored within the opening (its
-  parts fill the link), a step up that does not pay, or a level whose parts send no more than the
+  seconds instead of ten. Past ``opening_seconds`` it waits only for parts on course to be stored
+  within ``opening_reach`` (a lossy link's crawling streams would take 20 s).
+- **A byte budget once the link is known to be the limit**: a part stored within ``opening_reach``
+  (the opening's parts fill the link), a step up that does not pay, or a level that sends no more than the
   opening's did. A new part then starts only if the bytes the parts in flight still owe, plus the
   new part, fit in ``horizon`` seconds of what storage acknowledged per second lately (bytes sent
   would count socket buffers), so a part finishes within about ``horizon`` seconds and a pause
@@ -94,6 +94,7 @@ class AutoTuning:
     max_hold: float = 160.0  # the wait after a probe that did not pay doubles, up to this
     opening: int = 2  # parts in flight until the first part is stored...
     opening_seconds: float = 3.0  # ...or this long after the first byte (a lossy link stores nothing for 20 s)
+    opening_reach: float = 3.5  # stored this soon, the opening starts the budget: it then grows 1.7x per part
     horizon: float = 6.0  # once the link is the limit: seconds of goodput the parts in flight may owe
 
 
@@ -220,12 +221,12 @@ class AutoConcurrency:
             return True
 
     def _opening(self, now: float, owed: int) -> bool:
-        """Is the opening on? Past ``opening_seconds``, while its parts are on course to be stored in ``horizon``."""
-        ran = 0.0 if self._first_byte is None else now - self._first_byte
-        if ran < self.tuning.opening_seconds:
+        """Is the opening on? Past ``opening_seconds``, while its parts are on course, at the pace of the
+        last second, to be stored within ``opening_reach`` of the first byte."""
+        if self._first_byte is None or now < self._first_byte + self.tuning.opening_seconds:
             return True
-        pace = self._sent / ran
-        return pace > 0 and owed / pace <= self.tuning.horizon
+        pace = self._rate_since(now - 1.0, now) or 0.0
+        return pace > 0 and now + owed / pace <= self._first_byte + self.tuning.opening_reach
 
     def shed(self) -> int | None:
         """Once after a probe is taken back: how many parts may stay in flight (the youngest others are shed)."""
@@ -335,9 +336,8 @@ class AutoConcurrency:
             return
         if self._opening_rate is None:
             self._opening_rate = (self.tuning.opening, self._sent / took)
-        if self._widest <= self.tuning.opening:
+        if self._widest <= self.tuning.opening and took <= self.tuning.opening_reach:
             self._link_rate = self._acked_rate(now)
-            self._factor = 1.5
 
     def _judge_opening(self, now: float, rate: float, mature: float | None) -> None:
         """Before the first probe: did the level's parts send no more than the opening's fewer parts,
