@@ -149,10 +149,13 @@ def test_a_pause_lets_nearly_done_parts_finish_and_resume_sends_only_the_rest(
             job_id = engine.manager.add(sample.path)
 
             def nearly_done() -> bool:
+                # Three parts at 1 MB/s each, 60 % across: 2 s to go, within the 3 s a pause waits for. Not
+                # 85 %: under load the first part starts (signed alone) a second or so before the others,
+                # and is stored before the last is 85 % across, so that moment never came.
                 crossing = link.unfinished()
-                return len(crossing) == 3 and min(crossing) >= 0.85 * PART
+                return len(crossing) == 3 and min(crossing) >= 0.6 * PART
 
-            engine.wait_for(nearly_done, timeout=60)  # three parts at 1 MB/s each, 85 % across: ~1 s to go
+            engine.wait_for(nearly_done, timeout=60)
             engine.manager.pause(job_id)
             assert engine.manager.wait([job_id], 60)
             paused = engine.manager.job(job_id)
