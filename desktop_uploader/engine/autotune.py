@@ -25,28 +25,32 @@ Bytes in flight follow the link (issue 15): on a link one stream fills (a cap) e
 stretch each part (48 of 8 MiB at 5 MB/s: 80 s each, nothing stored for a minute). So, besides:
 
 - **Honest verdicts.** A new connection swallows a burst into socket buffers; counting it made a
-  probe on a capped link look like +300 % and Auto climbed to 24, then 48. The scheduler also feeds
-  ``observe`` with *mature* bytes (progress.py): what parts older than ``MATURE`` seconds sent, i.e.
-  their share of the link once their buffers are full. A step up after which the parts already
-  running send at less than ``SHARED`` of their former rate did not pay, whatever the total says:
-  they share one full link (a cap, or a clean link one stream fills). On a lossy link each stream's
-  rate is its own, so the old parts keep their pace and the climb goes on as before.
+  probe on a capped link look like +300 % and Auto climbed to 24, then 48. On a lossy link the
+  first seconds of new connections (slow start) send about twice what they keep up, so a baseline
+  taken then hid the gain of the probe that filled the link, and Auto stayed at 6 parts. The
+  scheduler also feeds ``observe`` with *mature* bytes (progress.py), and a step up is judged on the
+  *steady goodput* (linkmeter.py): what the parts in flight would send at the pace of those past
+  their first ``MATURE`` seconds. On a full link (a cap, or a clean link one stream fills) that pace
+  falls by the step, so the steady goodput stays flat; on a lossy link each stream keeps its own.
 - **An opening.** Until the first part is stored, at most ``opening`` parts run: on a fast link
   that is the first tenth of a second, on a 5 MB/s link it stores the first part in about three
   seconds instead of ten. Past ``opening_seconds`` it waits only for parts on course to be stored
   within ``opening_reach`` (a lossy link's crawling streams would take 20 s).
 - **A byte budget once the link is known to be the limit**: a part stored within ``opening_reach``
-  (the opening's parts fill the link), a step up that does not pay, or a level that sends no more than the
-  opening's did. A new part then starts only if the bytes the parts in flight still owe, plus the
-  new part, fit in ``horizon`` seconds of what storage acknowledged per second lately (bytes sent
-  would count socket buffers), so a part finishes within about ``horizon`` seconds and a pause
-  risks no more (the target is 10 s); starting the level's parts all at once instead had them share
-  a cap in lockstep, each owing most of a part. Levels a step up proved useful (``proven``: 24
-  parts on a lossy link, where 6 get 32 % and 24 get 97 %) are exempt. The budget's rate is
-  re-measured every epoch, so it follows a link that gets faster, and on a link the streams limit
-  it grows with the parts it lets in. While no step up has paid, the parts a failed probe started
-  are shed (abandoned and queued again, the youngest first); on a lossy link, where steps paid,
-  they run on (shedding cost 2-4 % there). Probes that do not pay wait twice as long each time.
+  (the opening's parts fill the link), a step up that does not pay, or a level that sends no more
+  than the opening's did; judged before anything is stored, it starts with the first part stored
+  (a budget of nothing held a misjudged lossy link to two parts for good). A new part then starts
+  only if the bytes the parts in flight still owe, plus the new part, fit in ``horizon`` seconds of
+  what storage acknowledged per second lately (bytes sent would count socket buffers), so a part
+  finishes within about ``horizon`` seconds and a pause risks no more (the target is 10 s);
+  starting the level's parts all at once instead had them share a cap in lockstep, each owing most
+  of a part. Levels a step up proved useful (``proven``: 24 parts on a lossy link, where 6 get 32 %
+  and 24 get 97 %) are exempt. The budget's rate is re-measured every epoch, so it follows a link
+  that gets faster. While no step up has paid, the parts a failed probe started are shed (abandoned
+  and queued again, the youngest first); on a lossy link, where steps paid, they run on (shedding
+  cost 2-4 % there). Probes that do not pay wait twice as long each time. On a link the streams
+  limit, a budget shrinks itself (fewer parts store less), so when it holds the level back, the
+  next probe is one part beyond it, and a part that pays as a doubling must ends the budget.
 - **Part size** is fixed before the first byte (start takes the part count; S3 wants equal parts),
   when nothing is measured, so it stays the chunk size (8 MiB: 1.7 s at 5 MB/s; below about 1.4
   MB/s one part outlasts the horizon) and only the number in flight adapts.
@@ -62,20 +66,18 @@ import logging
 import math
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from desktop_uploader.engine.http import SEND_BLOCK
 from desktop_uploader.engine.limits import MiB
+from desktop_uploader.engine.linkmeter import LinkMeter
 from desktop_uploader.engine.settings import MAX_CONCURRENCY
 
 log = logging.getLogger(__name__)
 
 MEMORY_BUDGET = 48 * MiB  # for the send blocks of one upload's parts in flight
-MATURE = 1.5  # seconds: a part this old has filled its socket buffers, and sends at its share of the link
-ACKED_WINDOW = 15.0  # seconds of acknowledged bytes the budget's rate is measured over
-SHARED = 0.6  # a step up after which the running parts send at less than this of their rate did not pay
+SHARED = 0.6  # the level's parts each sending less than this of what each of the opening's sent: one full link
 
 
 @dataclass(frozen=True)
@@ -107,13 +109,9 @@ class AutoConcurrency:
         self.level = max(self.tuning.minimum, min(self.tuning.maximum, self.tuning.start))
         self.history: list[tuple[float, int, str]] = []  # (time, level, why): for logs and tests
         self._lock = threading.Lock()
-        self._samples: deque[tuple[float, int]] = deque()
-        # (time, bytes sent by parts past their first MATURE seconds, seconds such parts ran, summed)
-        self._mature: deque[tuple[float, int, float]] = deque()
-        self._mature_parts = 0
-        self._acked: deque[tuple[float, int]] = deque()  # (time, bytes stored in this run)
-        self._mature_base: float | None = None  # per mature part, at the level we would return to
-        self._sent = 0
+        tuning = self.tuning
+        self._meter = LinkMeter(keep=4 * (max(tuning.first_settle, tuning.settle) + tuning.window))
+        self._steady_base: float | None = None  # the steady goodput, at the level we would return to
         self._busiest = 0  # the most parts seen in flight during this epoch's window
         self._epoch: float | None = None  # starts with the first byte
         self._settle = self.tuning.first_settle
@@ -123,11 +121,13 @@ class AutoConcurrency:
         self._hold_until = 0.0
         self._hold = self.tuning.hold
         self._last_busy = float("-inf")
-        self._first_byte: float | None = None
         self._stored = False  # a part of this run is stored: the opening is over
         self._widest = 0  # the most parts seen in flight
         self._proven = self.tuning.opening  # the highest level a step up proved useful
         self._link_rate: float | None = None  # set once a step up did not pay: the link is the limit
+        self._budget_due = False  # the link was judged the limit before anything was stored
+        self._budget_bound = float("-inf")  # when the budget last kept a part from starting
+        self._past_budget: int | None = None  # while probing one part beyond the budget: the level to return to
         self._probed = False
         self._unsettled = 0  # baselines in a row without mature parts
         self._shed_to: int | None = None  # set when a probe is taken back: parts beyond it are shed
@@ -149,36 +149,18 @@ class AutoConcurrency:
         sent so far by parts older than ``MATURE`` seconds, and how many such parts are in flight now."""
         now = self.clock()
         with self._lock:
-            self._sent = max(self._sent, sent)
-            if mature is not None:
-                ran = self._mature[-1][2] + self._mature_parts * (now - self._mature[-1][0]) if self._mature else 0.0
-                self._mature.append((now, mature[0], ran))
-                while len(self._mature) > 2 and now - self._mature[1][0] > 4 * (
-                    self.tuning.settle + self.tuning.window
-                ):
-                    self._mature.popleft()
-                self._mature_parts = mature[1]
-            if not self._acked or stored_bytes != self._acked[-1][1]:
-                self._acked.append((now, stored_bytes))
-                while len(self._acked) > 2 and now - self._acked[1][0] > ACKED_WINDOW:
-                    self._acked.popleft()
+            self._meter.record(now, sent, in_flight, stored_bytes, mature)
             if in_flight is not None:
                 self._widest = max(self._widest, in_flight)
             if stored > 0 and not self._stored:
+                self._stored = True
                 self._note_opening(now)
-            self._stored = self._stored or stored > 0
+                if self._budget_due:
+                    self._start_budget(now)
             if self._epoch is None:
-                if self._sent <= 0:
+                if self._meter.first_byte is None:
                     return
                 self._epoch = now
-                self._first_byte = now
-            if self._samples and now - self._samples[-1][0] < 0.05:
-                self._samples[-1] = (self._samples[-1][0], self._sent)
-            else:
-                self._samples.append((now, self._sent))
-            horizon = 4 * (self.tuning.first_settle + self.tuning.window)
-            while len(self._samples) > 2 and now - self._samples[1][0] > horizon:
-                self._samples.popleft()
             if in_flight is not None and now >= self._epoch + self._settle:
                 self._busiest = max(self._busiest, in_flight)
 
@@ -216,17 +198,21 @@ class AutoConcurrency:
             tuning = self.tuning
             if not self._stored and self._opening(now, owed):
                 return in_flight < tuning.opening
-            if self._link_rate is not None and in_flight >= self._proven:
-                return owed + part <= tuning.horizon * self._link_rate
+            budget = (
+                None if self._link_rate is None or self._past_budget is not None else tuning.horizon * self._link_rate
+            )
+            if budget is not None and in_flight >= self._proven and owed + part > budget:
+                self._budget_bound = now
+                return False
             return True
 
     def _opening(self, now: float, owed: int) -> bool:
         """Is the opening on? Past ``opening_seconds``, while its parts are on course, at the pace of the
         last second, to be stored within ``opening_reach`` of the first byte."""
-        if self._first_byte is None or now < self._first_byte + self.tuning.opening_seconds:
+        if self._meter.first_byte is None or now < self._meter.first_byte + self.tuning.opening_seconds:
             return True
-        pace = self._rate_since(now - 1.0, now) or 0.0
-        return pace > 0 and now + owed / pace <= self._first_byte + self.tuning.opening_reach
+        pace = self._meter.rate_since(now - 1.0, now) or 0.0
+        return pace > 0 and now + owed / pace <= self._meter.first_byte + self.tuning.opening_reach
 
     def shed(self) -> int | None:
         """Once after a probe is taken back: how many parts may stay in flight (the youngest others are shed)."""
@@ -241,34 +227,6 @@ class AutoConcurrency:
             return None if self._link_rate is None else self.tuning.horizon * self._link_rate
 
     # -- the climb -----------------------------------------------------------------------------------------
-
-    def _per_mature_part(self, start: float, now: float) -> float | None:
-        """Bytes/s per part of the parts already running before ``start`` (None if there were none)."""
-        before = [m for m in self._mature if m[0] <= start]
-        if not before:
-            return None
-        _, b0, r0 = before[-1]
-        _, b1, r1 = self._mature[-1]
-        return (b1 - b0) / (r1 - r0) if r1 - r0 >= 0.5 else None
-
-    def _acked_rate(self, now: float) -> float:
-        """Bytes/s storage acknowledged over the last ``ACKED_WINDOW`` seconds (from the first byte).
-
-        What the budget is measured in: bytes sent count socket buffers filling, and a budget of them
-        would grow with every part it lets start."""
-        if self._first_byte is None or not self._acked:
-            return 0.0
-        t0, b0 = self._acked[0]
-        if now - self._first_byte < ACKED_WINDOW or t0 < self._first_byte:
-            t0, b0 = self._first_byte, 0
-        return (self._acked[-1][1] - b0) / max(now - t0, 1e-3)
-
-    def _rate_since(self, start: float, now: float) -> float | None:
-        before = [s for s in self._samples if s[0] <= start]
-        if not before or now - before[-1][0] <= 0:
-            return None
-        t0, b0 = before[-1]
-        return (self._sent - b0) / (now - t0)
 
     def _set(self, level: int, now: float, why: str) -> None:
         if level != self.level:
@@ -286,26 +244,16 @@ class AutoConcurrency:
         measured_from = self._epoch + self._settle
         if now < measured_from + tuning.window:
             return
-        rate = self._rate_since(measured_from, now)
+        rate = self._meter.rate_since(measured_from, now)
         if rate is None:
             return
         if self._link_rate is not None:
-            self._link_rate = self._acked_rate(now)  # the budget follows the link, a faster one too
-        if self._busiest and self._busiest < self.level:
-            if self._previous is not None and self._busiest >= 1.5 * self._previous:
-                # The file had fewer parts left than the probe asked for, but the step it did take is
-                # a step: judge that one (and shed it if it did not pay), rather than let it run on.
-                self.level = self._busiest
-            else:
-                # Fewer parts were running than allowed (the file's last parts, or a slow start): this
-                # epoch says nothing about the level. Measure again.
-                if not self._probed and rate > 0:
-                    self._opening_rate = (self._busiest, rate)
-                self._set(self.level, now, "not enough parts to measure")
-                return
-        mature = self._per_mature_part(measured_from, now)
+            self._link_rate = self._meter.acked_rate(now)  # the budget follows the link, a faster one too
+        if self._busiest and self._busiest < self.level and self._fewer_parts(now, rate, measured_from):
+            return
+        mature = self._meter.per_mature_part(measured_from)
         if self._previous is not None:  # the verdict on a step up
-            self._verdict(now, rate, mature)
+            self._verdict(now, rate, self._meter.steady_rate(measured_from, now))
             return
         if rate <= 0 and not self._probed:  # parts still filling their buffers: no baseline for a first probe
             self._set(self.level, now, "nothing measured yet")
@@ -318,26 +266,51 @@ class AutoConcurrency:
             return
         self._unsettled = 0
         self._baseline = rate
-        self._mature_base = mature
+        self._steady_base = self._meter.steady_rate(measured_from, now)
         if now < self._hold_until:
             self._set(self.level, now, "holding")
             return
         self._judge_opening(now, rate, mature)
         self._step_up(now, f"probe from {rate / 1e6:.2f} MB/s")
 
+    def _fewer_parts(self, now: float, rate: float, measured_from: float) -> bool:
+        """Fewer parts ran than the level allows: is this epoch over without a verdict?"""
+        if self._previous is None and self._budget_bound >= measured_from and now >= self._hold_until:
+            self._probe_past_budget(now, rate, measured_from)
+            return True
+        if self._previous is not None and self._busiest >= 1.5 * self._previous:
+            # The file had fewer parts left than the probe asked for, but the step it did take is
+            # a step: judge that one (and shed it if it did not pay), rather than let it run on.
+            self.level = self._busiest
+            return False
+        # Fewer parts were running than allowed (the file's last parts, a slow start, or the budget during a
+        # probe or a hold): this epoch says nothing about the level. Measure again.
+        if not self._probed and rate > 0:
+            self._opening_rate = (self._busiest, rate)
+        self._set(self.level, now, "not enough parts to measure")
+        return True
+
     def _note_opening(self, now: float) -> None:
         """The first part is stored: the opening's rate, if no epoch measured it (a slow link one stream
         fills often stores before the first epoch ends); and, stored within the opening, the budget starts.
         A part stored within the first settle is a fast link, where bursts into fresh buffers read as speed."""
-        if self._probed or self._first_byte is None:
+        if self._probed or self._meter.first_byte is None:
             return
-        took = now - self._first_byte
+        took = now - self._meter.first_byte
         if took < self.tuning.first_settle:
             return
         if self._opening_rate is None:
-            self._opening_rate = (self.tuning.opening, self._sent / took)
+            self._opening_rate = (self.tuning.opening, self._meter.sent / took)
         if self._widest <= self.tuning.opening and took <= self.tuning.opening_reach:
-            self._link_rate = self._acked_rate(now)
+            self._start_budget(now)
+
+    def _start_budget(self, now: float) -> None:
+        """The link is the limit: what it stores per second is its rate. Before anything is stored
+        that rate is unknown (a goodput of zero would hold the parts to the proven level for good, and a
+        lossy link judged wrongly would never climb again), so the budget starts with the first part stored."""
+        self._budget_due = not self._stored
+        if self._stored:
+            self._link_rate = self._meter.acked_rate(now)
 
     def _judge_opening(self, now: float, rate: float, mature: float | None) -> None:
         """Before the first probe: did the level's parts send no more than the opening's fewer parts,
@@ -355,24 +328,31 @@ class AutoConcurrency:
         shared = mature is not None and mature < SHARED * opening_rate / parts
         if shared or rate < opening_rate * (1 + self.tuning.gain_double):
             self._factor = 1.5
-            self._link_rate = self._acked_rate(now)
+            self._start_budget(now)
 
-    def _verdict(self, now: float, rate: float, mature: float | None) -> None:
+    def _verdict(self, now: float, rate: float, steady: float | None) -> None:
+        """Did the step up pay? Judged on the steady goodput when there is one before and after: the
+        total counts new parts' bursts into socket buffers, so on a full link (a cap) it rose with every
+        probe, and on a lossy link a baseline taken in the first seconds (slow starts) hid the gain."""
         tuning = self.tuning
         assert self._previous is not None and self._baseline is not None
         grew = self.level / self._previous
-        paid = rate >= self._baseline * (1 + (tuning.gain_double if grew >= 2 else tuning.gain))
-        if paid and mature is not None and self._mature_base and mature < SHARED * self._mature_base:
-            # Goodput looks up, but the parts that were running before the step slowed down: they share
-            # one full link, and the rise is the new parts' bursts into socket buffers.
-            paid = False
+        back_to, self._past_budget = self._past_budget, None
+        # A part beyond the budget must pay as a doubling must: one part more is a small step, and on a cap
+        # the noise of a small step could end the budget.
+        needed = tuning.gain_double if grew >= 2 or back_to else tuning.gain
+        if steady is not None and self._steady_base:
+            paid = steady >= self._steady_base * (1 + needed)
+        else:
+            paid = rate >= self._baseline * (1 + needed)
         if paid:
             self._baseline = rate
-            self._mature_base = mature
+            self._steady_base = steady
             self._previous = None
             self._factor = 2.0 if grew >= 2 else 1.5
             self._proven = max(self._proven, self.level)
             self._link_rate = None  # more streams paid: they, not the link, were the limit
+            self._budget_due = False
             self._hold = tuning.hold
             self._step_up(now, f"kept: {rate / 1e6:.2f} MB/s")
         else:
@@ -381,13 +361,27 @@ class AutoConcurrency:
             self._factor = 1.5
             self._hold_until = now + self._hold
             self._hold = min(tuning.max_hold, self._hold * 2)
-            self._link_rate = self._acked_rate(now)  # the link is full: what it stores is its rate
+            self._start_budget(now)
             if self._proven <= tuning.opening:
                 # Nothing ever paid: the link is full at a level or two, and the parts the probe started
                 # would keep a minute of transfer at risk. Once more streams have paid (a lossy link),
                 # parts in flight are many by necessity, and shedding would only throw bytes away.
                 self._shed_to = level
-            self._set(level, now, f"back: {rate / 1e6:.2f} MB/s is no better")
+            # Beyond the budget, back to the level the budget held: below it, probes would fit in the budget,
+            # and on a cap, where they show nothing but noise, one of them could end it.
+            self._set(back_to or level, now, f"back: {rate / 1e6:.2f} MB/s is no better")
+
+    def _probe_past_budget(self, now: float, rate: float, measured_from: float) -> None:
+        """The budget, not the file, kept the parts below the level: probe with one part beyond it.
+
+        On a cap that part only shares the link, and it is shed at the verdict; on a lossy link, where
+        the budget would hold the parts it measures itself by (fewer parts, less stored, a smaller
+        budget), the part pays and the budget ends."""
+        self._baseline = rate
+        self._steady_base = self._meter.steady_rate(measured_from, now)
+        self._previous = self._busiest
+        self._past_budget = self.level
+        self._set(self._busiest + 1, now, f"probe past the budget from {rate / 1e6:.2f} MB/s")
 
     def _step_up(self, now: float, why: str) -> None:
         if self.level >= self.tuning.maximum:

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from desktop_uploader.engine.events import Event, Progress
 
 WINDOW_SECONDS = 5.0
-MATURE_SECONDS = 1.5  # as autotune.MATURE: past its socket buffers' burst, a part sends at its share of the link
+MATURE_SECONDS = 1.5  # as linkmeter.MATURE: past its socket buffers' burst, a part sends at its share of the link
 
 
 class SpeedMeter:

@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
-from desktop_uploader.engine.autotune import MATURE, AutoConcurrency, AutoTuning
+from desktop_uploader.engine.autotune import AutoConcurrency, AutoTuning
 from desktop_uploader.engine.events import Retrying, Status
 from desktop_uploader.engine.limits import MiB
+from desktop_uploader.engine.linkmeter import MATURE
 from desktop_uploader.engine.settings import AUTO_CONCURRENCY, Settings
 from tests.support.api_servers import api_server
 from tests.support.logfail import RETRIED
@@ -303,21 +304,24 @@ def test_a_probe_that_only_fills_socket_buffers_is_taken_back() -> None:
 
 
 @pytest.mark.parametrize(
-    ("cap", "burst", "first_part"),
-    [(5 * MB, 0, PART), (12 * MB, 0, PART), (5 * MB, 2 * MiB, 0.75 * PART), (1.5 * MB, 0, PART)],
+    ("cap", "burst", "first_part", "seconds"),
+    [(5 * MB, 0, PART, 15), (12 * MB, 0, PART, 15), (5 * MB, 2 * MiB, 0.75 * PART, 15), (1.5 * MB, 0, PART, 40)],
     ids=["budget-from-the-opening", "opening-ends-first", "new-connections-burst", "opening-ends-by-time"],
 )
-def test_when_the_opening_already_fills_the_link_no_probe_is_large(cap: float, burst: float, first_part: float) -> None:
+def test_when_the_opening_already_fills_the_link_no_probe_is_large(
+    cap: float, burst: float, first_part: float, seconds: float
+) -> None:
     """Two parts send the cap, and so do six: a x4 probe to 24 parts would only put bytes at risk.
 
     At 5 MB/s the opening's parts are stored within it: the budget starts there, and the level's parts
     start only as it has room. At 12 MB/s they are stored before its first epoch is measured. With bursts
     (new connections' first windows, counted as sent), the total looks faster at six parts, but the
     opening's part still running sends at a third of its former rate. At 1.5 MB/s the opening ends by
-    time, before a part is stored, and the first epoch at the level tells that it sends no more."""
+    time, before a part is stored, and the first epoch at the level tells that it sends no more; the
+    budget starts with the first part stored (at 1.5 MB/s, about 30 s in)."""
     clock = FakeClock()
     policy = AutoConcurrency(clock=clock)
-    counts, _ = drive_capped(policy, clock, cap, 15, burst=burst, first_part=first_part)
+    counts, _ = drive_capped(policy, clock, cap, seconds, burst=burst, first_part=first_part)
     start = AutoTuning().start
     probes = [level for _, level, why in policy.history if why.startswith("probe")]
     assert all(level <= start * 1.5 for level in probes), policy.history
@@ -332,3 +336,28 @@ def test_on_a_lossy_link_the_opening_does_not_hold_the_climb_back() -> None:
     drive_capped(policy, clock, 0, 30, link=lossy)
     probes = [level for _, level, why in policy.history if why.startswith("probe")]
     assert probes and probes[0] == AutoTuning().start * AutoTuning().first_step, policy.history
+
+
+@pytest.mark.parametrize("burst", [0, 2 * MiB], ids=["steady-streams", "slow-starts"])
+def test_on_a_lossy_link_a_probe_that_fills_it_pays(burst: float) -> None:
+    """x4 from 6 fills the link, so each part already running slows by a third: judged by that alone, the
+    step did not pay, and Auto stayed at 6 parts (35 % of the link). With slow starts (each new
+    connection's first seconds count twice what it keeps up), the baseline of the first probe looked as
+    fast as the link, and a WAN run on a busy machine kept 31 %. Judged on the steady goodput, both climb."""
+    clock = FakeClock()
+    policy = AutoConcurrency(clock=clock)
+    counts, _ = drive_capped(policy, clock, 0, 30, link=lossy, burst=burst)
+    last = counts[-40:]  # the last 10 s
+    assert sum(lossy(n) for n in last) / len(last) >= 0.9 * 5.9 * MB, policy.history
+
+
+def test_a_budget_does_not_hold_a_lossy_link_back_for_good() -> None:
+    """A short first part is stored within the opening, so the budget starts, and on a lossy link fewer
+    parts store less, which shrinks the budget: it held two parts (13 % of the link) for good. When the
+    budget keeps the level from running, a probe of one part beyond it tells which link this is."""
+    clock = FakeClock()
+    policy = AutoConcurrency(clock=clock)
+    counts, _ = drive_capped(policy, clock, 0, 60, link=lossy, first_part=PART / 8)
+    assert any(why.startswith("probe past the budget") for _, _, why in policy.history), policy.history
+    last = counts[-40:]
+    assert sum(lossy(n) for n in last) / len(last) >= 0.9 * 5.9 * MB, policy.history
