@@ -173,6 +173,7 @@ class AutoConcurrency:
             self._last_busy = now
             self._set(max(self.tuning.minimum, self.level // 2), now, "storage busy")
             self._previous = None
+            self._past_budget = None  # a probe beyond the budget ends here: the budget holds again
             self._baseline = None
             self._factor = 1.5
             self._hold_until = now + self.tuning.busy_hold

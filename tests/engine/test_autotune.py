@@ -361,3 +361,16 @@ def test_a_budget_does_not_hold_a_lossy_link_back_for_good() -> None:
     assert any(why.startswith("probe past the budget") for _, _, why in policy.history), policy.history
     last = counts[-40:]
     assert sum(lossy(n) for n in last) / len(last) >= 0.9 * 5.9 * MB, policy.history
+
+
+def test_busy_storage_during_a_probe_past_the_budget_brings_the_budget_back() -> None:
+    """A 503 ends the probe (no verdict will come), so the part beyond the budget must not stay allowed."""
+    clock = FakeClock()
+    policy = AutoConcurrency(clock=clock)
+    drive_capped(policy, clock, 0, 6, link=lossy, first_part=PART / 8)
+    assert policy.history[-1][2].startswith("probe past the budget"), policy.history
+    assert policy.admits(policy.level - 1, 10**12, PART), "the probe's part may start beyond the budget"
+    policy.busy()
+    policy.level = AutoTuning().start  # wherever Auto climbs back to once the busy hold is over
+    assert policy.budget is not None
+    assert not policy.admits(policy.level - 1, 10**12, PART), "the budget holds again"
