@@ -19,6 +19,7 @@ from desktop_uploader.engine.methods.direct_s3 import DirectTarget
 from desktop_uploader.engine.settings import Settings
 from desktop_uploader.engine.state import StateStore
 from desktop_uploader.sandbox.info import SandboxInfo
+from tests.support.capped_link import SharedLink, install_cap
 from tests.support.upload_apis import UploadApi
 from tests.support.waiting import wait_until
 
@@ -78,3 +79,9 @@ def direct_target(sandbox: SandboxInfo) -> DirectTarget:
     return DirectTarget(
         sandbox.s3_endpoint, "us-east-1", sandbox.bucket, sandbox.access_key, sandbox.secret_key, "direct"
     )
+
+
+@pytest.fixture
+def capped(monkeypatch: pytest.MonkeyPatch) -> Callable[[float], SharedLink]:
+    """A bandwidth cap that every part's body through the test proxy shares (tests/support/capped_link.py)."""
+    return install_cap(monkeypatch)
