@@ -53,6 +53,7 @@ from desktop_uploader.engine.fileid import identify
 from desktop_uploader.engine.http import Sessions
 from desktop_uploader.engine.jobs import Job, ServerConnection
 from desktop_uploader.engine.ledger import AbortLedger
+from desktop_uploader.engine.linkmemory import LinkMemory
 from desktop_uploader.engine.locks import UploadLocks
 from desktop_uploader.engine.methods.base import (
     CHUNKED,
@@ -89,6 +90,7 @@ class AttemptRunner:
     _disk_full_said: bool
     _said_once: set[str]  # keys of JobContext.first_in_session already said in this session
     _locks: UploadLocks
+    _links: LinkMemory  # what each server's link did on the last Auto upload: the next one's part size
     _unwinding: set[str]  # jobs whose last run has not let go of the upload's lock yet
 
     def _emit(self, event: Event) -> None:
@@ -183,6 +185,7 @@ class AttemptRunner:
             limiter=self._limiter,
             concurrency=auto.target if auto is not None else None,
             pacing=auto,
+            links=self._links,
             on_status=lambda status, message: self._set(job, status, message),
             first_in_session=self._first_in_session,
         )

@@ -52,8 +52,9 @@ stretch each part (48 of 8 MiB at 5 MB/s: 80 s each, nothing stored for a minute
   limit, a budget shrinks itself (fewer parts store less), so when it holds the level back, the
   next probe is one part beyond it, and a part that pays as a doubling must ends the budget.
 - **Part size** is fixed before the first byte (start takes the part count; S3 wants equal parts),
-  when nothing is measured, so it stays the chunk size (8 MiB: 1.7 s at 5 MB/s; below about 1.4
-  MB/s one part outlasts the horizon) and only the number in flight adapts.
+  so within an upload only the number in flight adapts. What this upload measured sizes the next
+  one's parts (linkmemory.py): 5 MiB on a lossy link, small enough on a cap that the first is stored
+  within seconds, up to 64 MiB on a fast link.
 
 The policy is fed from the outside (``observe`` with the bytes sent so far, ``busy`` on a busy
 answer) and asked ``admits()`` (or ``target()``) before each part starts; the clock is injected so

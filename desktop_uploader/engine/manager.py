@@ -51,6 +51,7 @@ from desktop_uploader.engine.jobs import (
     view_of,
 )
 from desktop_uploader.engine.ledger import AbortLedger, Settled, Sweep
+from desktop_uploader.engine.linkmemory import LinkMemory
 from desktop_uploader.engine.locks import UploadLocks
 from desktop_uploader.engine.methods.direct_s3 import DirectTarget
 from desktop_uploader.engine.settings import MAX_CONCURRENCY, Settings
@@ -90,6 +91,7 @@ class UploadManager(AttemptRunner):
         self._changed = threading.Condition(self._lock)
         self._forget_when_done: set[str] = set()
         self._locks = UploadLocks(state.lock_dir)
+        self._links = LinkMemory(state.data_dir)
         self._closed = False
         self._unwinding: set[str] = set()  # jobs whose last run has not let go of the upload's lock yet
         self._disk_full_said = False

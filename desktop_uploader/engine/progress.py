@@ -81,6 +81,9 @@ class ProgressTracker:
         self._mature_bytes = 0  # sent by parts older than MATURE_SECONDS (a counter: never goes back)
         self.stored_bytes = 0  # stored in this run (the baseline excluded)
         self.parts_stored = 0  # in this run
+        self.part_times: list[tuple[int, float]] = []  # (bytes, seconds from first byte to stored) per part
+        self.first_sent_at: float | None = None  # this run's first byte
+        self.last_stored_at: float | None = None
         self._meter = SpeedMeter(clock=clock)
         self._last_emit = float("-inf")
         self._lock = threading.Lock()
@@ -95,6 +98,8 @@ class ProgressTracker:
     def sent(self, part: int, amount: int) -> None:
         with self._lock:
             now = self.clock()
+            if self.first_sent_at is None:
+                self.first_sent_at = now
             self._in_flight[part] = self._in_flight.get(part, 0) + amount
             if now - self._born.setdefault(part, now) >= MATURE_SECONDS:
                 self._mature_bytes += amount
@@ -127,13 +132,17 @@ class ProgressTracker:
 
     def confirmed_part(self, part: int, size: int) -> None:
         with self._lock:
+            now = self.clock()
             self._in_flight.pop(part, None)
-            self._born.pop(part, None)
+            born = self._born.pop(part, None)
+            if born is not None:
+                self.part_times.append((size, now - born))
+            self.last_stored_at = now
             self.confirmed += size
             self.parts_done += 1
             self.stored_bytes += size
             self.parts_stored += 1
-            due = self.clock() - self._last_emit >= self.interval
+            due = now - self._last_emit >= self.interval
         if due:
             self.flush()
 

@@ -98,6 +98,13 @@ class Settings:
     def auto_concurrency(self) -> bool:
         return self.concurrency == AUTO_CONCURRENCY
 
+    @property
+    def part_size_follows_link(self) -> bool:
+        """Auto parts in flight with the preset's own chunk size: the engine sizes parts by the link it
+        measured (linkmemory.py). A chunk size the person chose is theirs, and kept."""
+        preset = PRESETS.get(self.preset)
+        return self.auto_concurrency and preset is not None and preset.values.get("chunk_size") == self.chunk_size
+
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
 

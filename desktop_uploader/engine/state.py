@@ -62,9 +62,14 @@ class StateStore:
         self._keepalive: sqlite3.Connection | None = None
 
     @property
+    def data_dir(self) -> Path | None:
+        """The folder the database is in, where the app's other small files live; None for an in-memory store."""
+        return Path(self._target).parent if self.persistent else None
+
+    @property
     def lock_dir(self) -> Path | None:
         """Where per-upload lock files live: beside the database, so every process of this user shares them."""
-        return Path(self._target).parent / "locks" if self.persistent else None
+        return self.data_dir / "locks" if self.data_dir is not None else None
 
     # -- opening --------------------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -16,7 +17,9 @@ from desktop_uploader.engine.control import Control
 from desktop_uploader.engine.errors import DiskFullError, RecordMissingError, StateError
 from desktop_uploader.engine.events import Event, Notice, Started, Status
 from desktop_uploader.engine.fileid import FileIdentity
+from desktop_uploader.engine.linkmemory import LinkMemory, reading_of
 from desktop_uploader.engine.planner import PartPlan
+from desktop_uploader.engine.progress import ProgressTracker
 from desktop_uploader.engine.retry import RetryPolicy, RetryQuota
 from desktop_uploader.engine.settings import Settings
 from desktop_uploader.engine.state import StateStore, UploadRecord
@@ -46,6 +49,7 @@ class JobContext:
     limiter: TokenBucket | None = None
     concurrency: Callable[[], int] | None = None  # overrides settings.concurrency (Auto mode)
     pacing: AutoConcurrency | None = None  # Auto mode: what the part scheduler asks and feeds
+    links: LinkMemory | None = None  # what earlier Auto uploads measured of each server's link
     on_status: Callable[[Status, str], None] | None = None
     # True the first time in this session ``key`` is asked about: advice about the server, not about
     # one file, is said once however many files meet it. None (a sweep outside any job): never said.
@@ -59,6 +63,24 @@ class JobContext:
     @property
     def size(self) -> int:
         return self.identity.size
+
+    def chunk_wish(self, server: str) -> int:
+        """The part size to plan with: on Auto with the preset's chunk size, what suits the link to
+        ``server`` as the last upload there measured it; otherwise (or with no recent reading) the setting."""
+        if self.links is None or self.pacing is None or not self.settings.part_size_follows_link:
+            return self.settings.chunk_size
+        return self.links.part_size(server, self.size, self.settings.chunk_size)
+
+    def learn_link(self, server: str, tracker: ProgressTracker) -> None:
+        """Keep what this Auto run's parts measured of the link to ``server``, for the next upload's part size."""
+        if self.links is None or self.pacing is None:
+            return
+        if tracker.first_sent_at is None or tracker.last_stored_at is None:
+            return
+        seconds = tracker.last_stored_at - tracker.first_sent_at
+        reading = reading_of(tracker.part_times, tracker.stored_bytes, seconds, time.time())
+        if reading is not None:
+            self.links.remember(server, reading)
 
     def policy(self) -> RetryPolicy:
         return RetryPolicy(self.settings.retries, self.settings.backoff_base, self.settings.backoff_cap)

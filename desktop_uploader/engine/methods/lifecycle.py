@@ -155,7 +155,10 @@ def _send_parts(
     tracker.baseline(resumed_bytes, len(done))
     queue = PartQueue([n for n in range(1, plan.part_count + 1) if n not in done])
     sender = backend.sender(record, plan, queue)
-    return PartScheduler(ctx, plan, sender, queue, tracker, backend.method, done).run(), tracker
+    try:
+        return PartScheduler(ctx, plan, sender, queue, tracker, backend.method, done).run(), tracker
+    finally:  # a pause or a lost network measured the link too: a big file on a slow link may never finish
+        ctx.learn_link(record.server, tracker)
 
 
 def _start_over(ctx: JobContext, backend: MultipartBackend, record: UploadRecord, expired: LinksExpiredError) -> None:

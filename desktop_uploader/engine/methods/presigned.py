@@ -114,7 +114,7 @@ class PresignedBackend:
 
     def create(self, lost: UploadRecord | None) -> tuple[PartPlan, UploadRecord]:
         ctx, api, caps = self.ctx, self.api, self.caps
-        plan = plan_parts(ctx.size, ctx.settings.chunk_size, caps.limits)
+        plan = plan_parts(ctx.size, ctx.chunk_wish(ctx.server_id), caps.limits)
         algorithm = checksums.choose(caps.checksums) if ctx.settings.verify_integrity else None
         batch = _url_batch(ctx) if caps.url_batch and plan.part_count > _url_batch(ctx) else None
         intent = lost_starts.intent(ctx, PRESIGNED, part_size=plan.part_size, part_count=plan.part_count)

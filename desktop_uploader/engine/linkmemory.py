@@ -1,0 +1,144 @@
+"""Part size from the link the last upload measured: parts that finish within seconds, on any link.
+
+Why: a part's size is fixed before its first byte (start takes the part count, and some stores,
+Cloudflare R2 among them, want every part but the last the same size), so within one upload only
+the number of parts in flight can follow the link (autotune.py). With the chunk size fixed at
+8 MiB, a lossy link that needs 24 parts in flight at about 0.25 MB/s each took 34 s per part, and
+a pause there abandons every part that is not nearly done. A fast link pays per part instead: 64
+MiB parts send 1 GiB to a local sink at 2.2x boto3's rate where 8 MiB parts reach 1.2x.
+
+So every Auto upload leaves a :class:`LinkReading` for its server (how fast one part went, and how
+fast the link stored), and the next upload there picks its part size from it (:func:`part_size_for`):
+a part should take about ``PART_SECONDS`` at the pace parts ran, the first part stored should come
+within about ``FIRST_STORED_SECONDS`` of the link's rate (a 5 MB/s cap then keeps small parts, so
+progress moves and a pause loses little), and a file keeps at least ``MIN_PARTS_PER_FILE`` parts so
+parallel parts still help it. S3's 5 MiB minimum wins over all of these (a lossy link's parts take
+about 20 s at 24 in flight), and ``MAX_PART`` bounds what a pause or a retry can cost on a fast link.
+
+Readings are kept in ``links.json`` (0600) in the data dir, so one CLI run per file learns too, and
+forgotten after ``MAX_AGE``: a laptop that moves from office fibre to a home uplink should not send
+64 MiB parts through the uplink for long. Only the first upload to a server, and uploads where the
+person chose a chunk size of their own, use the chunk size setting.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import statistics
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from desktop_uploader.engine.limits import MiB, human_bytes
+from desktop_uploader.engine.private import private_dir, private_file
+
+log = logging.getLogger(__name__)
+
+FILE_NAME = "links.json"
+PART_SECONDS = 15.0  # a part should take about this long at the pace parts ran (the issue's 10-20 s)
+FIRST_STORED_SECONDS = 1.5  # ...and no longer than this at the link's whole rate
+MIN_PARTS_PER_FILE = 6  # Auto's starting level: a file of fewer parts would not fill it
+MIN_PART = 5 * MiB  # S3's minimum for every part but the last
+MAX_PART = 64 * MiB  # the Very large preset's parts: what the fastest links gain from (2.2x boto3 on a sink)
+MIN_TIMED_PARTS = 4  # fewer parts say too little about a link to plan the next file by
+MAX_AGE = 3600.0  # seconds a reading stands for the link
+
+
+@dataclass(frozen=True)
+class LinkReading:
+    part_rate: float  # bytes/s, the median of what each part sent from its first byte to stored
+    link_rate: float  # bytes/s stored from the run's first byte to its last part stored
+    at: float  # seconds since the epoch
+
+
+def reading_of(part_times: list[tuple[int, float]], stored: int, seconds: float, at: float) -> LinkReading | None:
+    """What a run's parts say about the link: ``part_times`` (bytes, seconds) per part, ``stored`` bytes in
+    ``seconds`` from the first byte to the last part stored. None when too few parts were timed."""
+    rates = [size / took for size, took in part_times if took > 0]
+    if len(rates) < MIN_TIMED_PARTS or seconds <= 0 or stored <= 0:
+        return None
+    return LinkReading(part_rate=statistics.median(rates), link_rate=stored / seconds, at=at)
+
+
+def part_size_for(reading: LinkReading, file_size: int) -> int:
+    """The part size for a file of ``file_size`` bytes on the link ``reading`` describes (whole MiB)."""
+    wish = min(
+        reading.part_rate * PART_SECONDS,
+        reading.link_rate * FIRST_STORED_SECONDS,
+        file_size / MIN_PARTS_PER_FILE,
+    )
+    return max(MIN_PART, min(MAX_PART, int(wish) // MiB * MiB))
+
+
+class LinkMemory:
+    """The last reading per server; thread-safe (files finish on their own threads)."""
+
+    def __init__(self, data_dir: Path | None, *, clock: Callable[[], float] = time.time) -> None:
+        self.path = data_dir / FILE_NAME if data_dir is not None else None
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._readings: dict[str, LinkReading] | None = None  # read on first use, on an upload's thread
+
+    def remember(self, server: str, reading: LinkReading) -> None:
+        with self._lock:
+            readings = self._loaded()
+            readings[server] = reading
+            self._save(readings)
+        log.info(
+            "Link to %s: parts ran at %s/s each, the link stored %s/s",
+            server,
+            human_bytes(int(reading.part_rate)),
+            human_bytes(int(reading.link_rate)),
+        )
+
+    def recall(self, server: str) -> LinkReading | None:
+        """The reading for ``server`` if one is recent enough to stand for the link now."""
+        with self._lock:
+            reading = self._loaded().get(server)
+        if reading is None or not 0 <= self.clock() - reading.at <= MAX_AGE:
+            return None
+        return reading
+
+    def part_size(self, server: str, file_size: int, default: int) -> int:
+        """The part size for the next upload of ``file_size`` bytes to ``server``; ``default`` without a reading."""
+        reading = self.recall(server)
+        if reading is None:
+            return default
+        size = part_size_for(reading, file_size)
+        log.info(
+            "Parts of %s: the last upload here ran %s/s per part and stored %s/s",
+            human_bytes(size),
+            human_bytes(int(reading.part_rate)),
+            human_bytes(int(reading.link_rate)),
+        )
+        return size
+
+    def _loaded(self) -> dict[str, LinkReading]:
+        if self._readings is None:
+            self._readings = self._read()
+        return self._readings
+
+    def _read(self) -> dict[str, LinkReading]:
+        if self.path is None or not self.path.is_file():
+            return {}
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+            return {server: LinkReading(**fields) for server, fields in data.items()}
+        except (OSError, ValueError, TypeError, AttributeError) as exc:  # damaged: it only costs a first guess
+            log.info("Link readings in %s unreadable (%s); starting without them", self.path, exc)
+            return {}
+
+    def _save(self, readings: dict[str, LinkReading]) -> None:
+        if self.path is None:
+            return
+        try:
+            private_dir(self.path.parent)
+            temporary = private_file(self.path.with_name(f"{FILE_NAME}.tmp"))
+            temporary.write_text(json.dumps({server: asdict(r) for server, r in readings.items()}), encoding="utf-8")
+            os.replace(temporary, self.path)
+        except OSError as exc:  # a full or read-only disk: the next upload plans by the chunk size instead
+            log.info("Link readings not saved to %s: %s", self.path, exc)
