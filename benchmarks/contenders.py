@@ -238,6 +238,12 @@ def ours(name: str, label: str, *, flags: list[str] | None = None, **settings: A
     return Contender(name, "ours", label, flags or [], settings)
 
 
+def fixed_parts() -> Contender:
+    """The default with its parts fixed at 8 MiB, as before part size followed the link (a chunk size the
+    person chose is kept): the A/B for engine/linkmemory.py, in the same interleaved rounds."""
+    return ours("ours-fixed-parts", "Ours, default, 8 MiB parts however the link measured", preset="Custom")
+
+
 def loopback_contenders(curl_parallel: int = 8) -> list[Contender]:
     from desktop_uploader.engine.settings import PRESETS
 
@@ -251,6 +257,7 @@ def loopback_contenders(curl_parallel: int = 8) -> list[Contender]:
         result.append(ours(f"ours-{n}", f"Ours, {n} parts in flight", flags=["--concurrency", str(n)]))
     result += [
         ours("ours-no-check", "Ours, default, integrity check off", verify_integrity=False),
+        fixed_parts(),
         Contender("boto3", "boto3", "boto3 upload_file (default TransferConfig)"),
         Contender("s5cmd", "s5cmd", "s5cmd cp (defaults)"),
         Contender("awscli", "awscli", "AWS CLI v1 `aws s3 cp`"),
@@ -274,6 +281,7 @@ def per_file_contenders() -> list[Contender]:
     return [
         ours("ours-default", "Ours, default settings"),
         ours("ours-8-files", "Ours, 8 files at once", flags=["--files-at-once", "8"]),
+        fixed_parts(),
         Contender("s5cmd", "s5cmd", "s5cmd cp (defaults; a wildcard for a folder)"),
         Contender("boto3", "boto3", "boto3 upload_file (default TransferConfig), one file after another"),
     ]
