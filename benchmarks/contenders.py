@@ -58,10 +58,8 @@ class Contender:
                 str(VENV_BIN / "desktop-uploader"),
                 "upload",
                 str(path),
-                "--server",
-                target.api_url,
-                "--token",
-                target.token,
+                f"--server={target.api_url}",
+                f"--token={target.token}",  # joined: a token may start with "-", which argparse takes for a flag
                 "--json",
                 "--send-anyway",  # the benchmark's files are random bytes, not models with a header
                 *self.flags,

@@ -138,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
             out = work / f"overhead-{round_no}.json"
             env = {**os.environ, "DESKTOP_UPLOADER_HOME": str(home)}
             argv = [sys.executable, "-m", "benchmarks.overhead", "trace", str(out), "--", "upload", str(path)]
-            argv += ["--server", target.api_url, "--token", target.token, "--json", "--send-anyway"]
+            argv += [f"--server={target.api_url}", f"--token={target.token}", "--json", "--send-anyway"]
             spawned = time.monotonic()
             done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300, check=False)
             exited = time.monotonic()

@@ -28,7 +28,7 @@ PROBE = (
 def _upload(sandbox: SandboxInfo, home: Path, path: Path, *extra: str) -> tuple[int, str, dict[str, Any]]:
     env = {**os.environ, "DESKTOP_UPLOADER_HOME": str(home)}
     env.pop("DESKTOP_UPLOADER_TOKEN", None)
-    argv = [sys.executable, "-c", PROBE, "upload", str(path), "--server", sandbox.api_url, "--token", sandbox.token]
+    argv = [sys.executable, "-c", PROBE, "upload", str(path), f"--server={sandbox.api_url}", f"--token={sandbox.token}"]
     done = subprocess.run([*argv, *extra], capture_output=True, text=True, timeout=180, env=env, check=False)
     return done.returncode, done.stdout, json.loads(done.stderr.strip().splitlines()[-1])
 

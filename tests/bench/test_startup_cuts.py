@@ -40,7 +40,7 @@ def _upload(sandbox: SandboxInfo, home: Path, path: Path, *, token_in_env: bool)
     if token_in_env:
         env["DESKTOP_UPLOADER_TOKEN"] = sandbox.token
     else:
-        argv += ["--token", sandbox.token]
+        argv.append(f"--token={sandbox.token}")  # joined: a token may start with "-"
     done = subprocess.run(argv, capture_output=True, text=True, timeout=180, env=env, check=False)
     probe = json.loads(done.stderr.strip().splitlines()[-1])
     return done.returncode, json.loads(done.stdout) if done.stdout.strip() else None, probe
