@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from desktop_uploader.engine.errors import SettingsError
-from desktop_uploader.engine.settings import AUTO_CONCURRENCY, PRESETS, Settings, with_preset
+from desktop_uploader.engine.settings import AUTO_CONCURRENCY, CUSTOM_PRESET, PRESETS, Settings, with_preset
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?)(b?)\s*$", re.IGNORECASE)
 _POWERS = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4}
@@ -41,7 +41,9 @@ def add_server_flags(parser: argparse.ArgumentParser) -> None:
 def add_tuning_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("tuning (defaults come from the app's settings)")
     group.add_argument("--preset", choices=list(PRESETS), help="a preset: " + ", ".join(PRESETS))
-    group.add_argument("--chunk-size", type=parse_size, metavar="SIZE", help="part size wish, e.g. 16MiB")
+    group.add_argument(
+        "--chunk-size", type=parse_size, metavar="SIZE", help="part size wish, e.g. 16MiB (default: sized by the link)"
+    )
     group.add_argument("--concurrency", type=parse_concurrency, metavar="N|auto", help="parts in flight per file")
     group.add_argument("--retries", type=int, metavar="N", help="tries per part")
     group.add_argument("--files-at-once", type=int, metavar="N", help="files uploading at the same time")
@@ -62,6 +64,8 @@ def settings_from_args(base: Settings, args: argparse.Namespace) -> Settings:
         value = getattr(args, flag, None)
         if value is not None:
             changes[flag] = value
+    if "chunk_size" in changes:  # the person's own part size, kept as it is rather than sized by the link
+        changes["preset"] = CUSTOM_PRESET
     if getattr(args, "no_fallback", False):
         changes["fallback"] = False
     if getattr(args, "server", None):

@@ -27,6 +27,7 @@ from desktop_uploader.engine.private import private_dir
 from desktop_uploader.engine.state_files import damaged_name
 
 METHODS = ("auto", "presigned", "chunked", "legacy", "direct-s3")
+CUSTOM_PRESET = "Custom"  # settings the person set one by one, not a preset's
 AUTO_CONCURRENCY = 0  # "Auto": the engine adapts parts in flight to measured goodput
 MAX_CONCURRENCY = 64
 

@@ -35,7 +35,7 @@ from shiboken6 import isValid
 
 from desktop_uploader.engine.errors import SettingsError
 from desktop_uploader.engine.limits import MiB
-from desktop_uploader.engine.settings import PRESETS, Settings
+from desktop_uploader.engine.settings import CUSTOM_PRESET, PRESETS, Settings
 from desktop_uploader.gui.form_widgets import (
     ANY_NUMBER,
     ProblemLabel,
@@ -49,7 +49,7 @@ from desktop_uploader.gui.settings_pages import AdvancedPage, BehaviourPage
 from desktop_uploader.gui.tasks import spawn
 
 Tester = Callable[[str, str], Awaitable[tuple[bool, str]]]
-CUSTOM = "Custom"
+CUSTOM = CUSTOM_PRESET
 
 
 class SettingsDialog(QDialog):
