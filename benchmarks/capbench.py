@@ -3,7 +3,9 @@
 Measured for ours (default settings, which are Auto), from its progress events: time to the first
 stored byte; at each sample, bytes sent minus bytes stored (what a pause would lose) in seconds
 of the cap; the stored rate against the cap; and one real Ctrl-C (SIGINT) mid-way: what the
-process had sent, what storage kept (list-parts), and how long the pause took. s5cmd and boto3
+process had sent, what storage kept (list-parts), and how long the pause took. ``again`` is a second
+whole upload on the same store, its parts sized by what the first measured (engine/linkmemory.py);
+each round's store is fresh, so ``ours`` is always a first upload. s5cmd and boto3
 run through the same cap for throughput only. The cap is capproxy.py (a token bucket on
 loopback), placed between every client and SeaweedFS, so presigned URLs are written for the
 proxy by an API server started here (``--s3-public-endpoint``).
@@ -191,8 +193,11 @@ def parts_kept(store: CappedStore) -> tuple[int, int]:
     return total, count
 
 
-def run_ours(store: CappedStore, target: Target, path: Path, work: Path, round_no: int, cap: float) -> Sample:
-    progress = work / f"progress-full-{round_no}.jsonl"
+def run_ours(
+    store: CappedStore, target: Target, path: Path, work: Path, round_no: int, cap: float, name: str = "ours-default"
+) -> Sample:
+    """One whole upload; ``name`` "ours-again" is the second on this store, its parts sized by the first."""
+    progress = work / f"progress-{name}-{round_no}.jsonl"
     progress.unlink(missing_ok=True)
     argv, env = observed_argv(ours("ours-default", "Ours, default"), target, path, work, progress)
     before = store.passed()
@@ -204,7 +209,7 @@ def run_ours(store: CappedStore, target: Target, path: Path, work: Path, round_n
     extra = {**dataclasses.asdict(reading), "of_cap": round(size / result.wall / cap, 3), "crossed_cap": crossed}
     return Sample(
         "cap-5MBps",
-        "ours-default",
+        name,
         round_no,
         size,
         ok,
@@ -353,6 +358,11 @@ def main(argv: list[str] | None = None) -> int:
             if "ours" in wanted:
                 samples.append(run_ours(store, target, path, work, round_no, args.rate))
                 log(f"r{round_no} ours {samples[-1].mbps:.2f} MB/s {json.dumps(samples[-1].extra)}")
+                save()
+            if "again" in wanted:  # the same home and server: a second upload, planned by what the first measured
+                store.wait_idle()
+                samples.append(run_ours(store, target, path, work, round_no, args.rate, "ours-again"))
+                log(f"r{round_no} ours again {samples[-1].mbps:.2f} MB/s {json.dumps(samples[-1].extra)}")
                 save()
             if "pause" in wanted:
                 samples.append(

@@ -1,19 +1,20 @@
-"""Part size from the link the last upload measured: parts that finish within seconds, on any link.
+"""Part size from the link the last upload measured: large parts on a fast link, small ones on a slow one.
 
 Why: a part's size is fixed before its first byte (start takes the part count, and some stores,
 Cloudflare R2 among them, want every part but the last the same size), so within one upload only
 the number of parts in flight can follow the link (autotune.py). With the chunk size fixed at
-8 MiB, a lossy link that needs 24 parts in flight at about 0.25 MB/s each took 34 s per part, and
-a pause there abandons every part that is not nearly done. A fast link pays per part instead: 64
-MiB parts send 1 GiB to a local sink at 2.2x boto3's rate where 8 MiB parts reach 1.2x.
+8 MiB, a lossy link that needs 24 or more parts in flight held 45-68 s of the link in them after a
+minute, and a pause there abandons every part that is not nearly done. A fast link pays per part
+instead: a second 1 GiB upload to a local sink ran 1.4x as fast with 64 MiB parts as with 8 MiB.
 
 So every Auto upload leaves a :class:`LinkReading` for its server (how fast one part went, and how
 fast the link stored), and the next upload there picks its part size from it (:func:`part_size_for`):
 a part should take about ``PART_SECONDS`` at the pace parts ran, the first part stored should come
 within about ``FIRST_STORED_SECONDS`` of the link's rate (a 5 MB/s cap then keeps small parts, so
 progress moves and a pause loses little), and a file keeps at least ``MIN_PARTS_PER_FILE`` parts so
-parallel parts still help it. S3's 5 MiB minimum wins over all of these (a lossy link's parts take
-about 20 s at 24 in flight), and ``MAX_PART`` bounds what a pause or a retry can cost on a fast link.
+parallel parts still help it. S3's 5 MiB minimum wins over all of these (a lossy link's parts still
+take 36 s, as 24 or more share it: only fewer parts in flight would shorten that), and ``MAX_PART``
+bounds what a pause or a retry can cost on a fast link. Measured in docs/benchmarks.md.
 
 Readings are kept in ``links.json`` (0600) in the data dir, so one CLI run per file learns too, and
 forgotten after ``MAX_AGE``: a laptop that moves from office fibre to a home uplink should not send
