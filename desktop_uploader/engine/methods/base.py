@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -78,7 +77,7 @@ class JobContext:
         if tracker.first_sent_at is None or tracker.last_stored_at is None:
             return
         seconds = tracker.last_stored_at - tracker.first_sent_at
-        reading = reading_of(tracker.part_times, tracker.stored_bytes, seconds, time.time())
+        reading = reading_of(tracker.part_times, tracker.stored_bytes, seconds, self.links.clock())
         if reading is not None:
             self.links.remember(server, reading)
 
