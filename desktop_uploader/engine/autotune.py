@@ -16,45 +16,38 @@ seconds: more parts than the link needs only cost memory and fairness. The thres
 purpose: goodput measured over a second or two of a lossy link wobbles by ±20 % (each part's count
 moves in send blocks), while a step that helps shows as +50 % or more.
 
-A 429 or 503 from storage (busy, SlowDown) halves the level at once and holds it for
-``busy_hold`` seconds. The level stays within ``minimum`` and ``maximum`` (a memory budget: a part
-in flight holds at most one send block). An upload shorter than one epoch (1 GiB on a LAN) runs at
-``start`` throughout, the fixed setting measured best on a fast local link.
+A 429 or 503 from storage halves the level and holds it for ``busy_hold`` seconds. The level stays
+within ``minimum`` and ``maximum`` (a memory budget: a part in flight holds one send block at most).
+An upload shorter than one epoch (1 GiB on a LAN) runs at ``start``, the best fixed level there.
 
 Bytes in flight follow the link (issue 15): on a link one stream fills (a cap) extra parts only
 stretch each part (48 of 8 MiB at 5 MB/s: 80 s each, nothing stored for a minute). So, besides:
 
-- **Honest verdicts.** A new connection swallows a burst into socket buffers; counting it made a
-  probe on a capped link look like +300 % and Auto climbed to 24, then 48. On a lossy link the
-  first seconds of new connections (slow start) send about twice what they keep up, so a baseline
-  taken then hid the gain of the probe that filled the link, and Auto stayed at 6 parts. The
-  scheduler also feeds ``observe`` with *mature* bytes (progress.py), and a step up is judged on the
-  *steady goodput* (linkmeter.py): what the parts in flight would send at the pace of those past
-  their first ``MATURE`` seconds. On a full link (a cap, or a clean link one stream fills) that pace
-  falls by the step, so the steady goodput stays flat; on a lossy link each stream keeps its own.
-- **An opening.** Until the first part is stored, at most ``opening`` parts run: on a fast link
-  that is the first tenth of a second, on a 5 MB/s link it stores the first part in about three
-  seconds instead of ten. Past ``opening_seconds`` it waits only for parts on course to be stored
-  within ``opening_reach`` (a lossy link's crawling streams would take 20 s).
-- **A byte budget once the link is known to be the limit**: a part stored within ``opening_reach``
-  (the opening's parts fill the link), a step up that does not pay, or a level that sends no more
-  than the opening's did; judged before anything is stored, it starts with the first part stored
-  (a budget of nothing held a misjudged lossy link to two parts for good). A new part then starts
-  only if the bytes the parts in flight still owe, plus the new part, fit in ``horizon`` seconds of
-  what storage acknowledged per second lately (bytes sent would count socket buffers), so a part
-  finishes within about ``horizon`` seconds and a pause risks no more (the target is 10 s);
-  starting the level's parts all at once instead had them share a cap in lockstep, each owing most
-  of a part. Levels a step up proved useful (``proven``: 24 parts on a lossy link, where 6 get 32 %
-  and 24 get 97 %) are exempt. The budget's rate is re-measured every epoch, so it follows a link
-  that gets faster. While no step up has paid, the parts a failed probe started are shed (abandoned
-  and queued again, the youngest first); on a lossy link, where steps paid, they run on (shedding
-  cost 2-4 % there). Probes that do not pay wait twice as long each time. On a link the streams
-  limit, a budget shrinks itself (fewer parts store less), so when it holds the level back, the
-  next probe is one part beyond it, and a part that pays as a doubling must ends the budget.
+- **Honest verdicts.** A step up is judged on the *steady goodput* (linkmeter.py): what the parts
+  in flight would send at the pace of those past their first ``MATURE`` seconds. New connections'
+  bursts into socket buffers made a probe on a cap look like +300 %, and slow starts (twice what a
+  stream keeps up) hid a lossy link's gain. On a full link that pace falls by the step, so the
+  steady goodput stays flat; on a lossy link each stream keeps its own.
+- **An opening.** Until the first part is stored, at most ``opening`` parts run: on a 5 MB/s link
+  the first part is stored in about three seconds instead of ten. Past ``opening_seconds`` it waits
+  only for parts on course to be stored within ``opening_reach`` (lossy streams would take 20 s).
+- **A byte budget once the link is known to be the limit** (a part stored within ``opening_reach``,
+  a step up that does not pay, or a level that sends no more than the opening's did; judged before
+  anything is stored, it starts with the first part stored). A new part starts only if what the
+  parts in flight still owe, plus the new part, fits in ``horizon`` seconds of what storage
+  acknowledged lately, so a part finishes within about ``horizon`` seconds and a pause risks no
+  more. Levels a step up proved useful (``proven``: 24 parts on a lossy link, where 6 get 32 % and
+  24 get 97 %) are exempt, and the budget's rate is re-measured every epoch. While no step up has
+  paid, the parts a failed probe started are shed (the youngest first); where steps paid they run
+  on (shedding cost a lossy link 2-4 %). Probes that do not pay wait twice as long each time. A
+  budget on a link the streams limit shrinks itself (fewer parts store less), so when it holds the
+  level back, the next probe is one part beyond it, and a part that pays as a doubling ends it.
 - **Part size** is fixed before the first byte (start takes the part count; S3 wants equal parts),
-  so within an upload only the number in flight adapts. What this upload measured sizes the next
-  one's parts (linkmemory.py): 5 MiB on a lossy link, small enough on a cap that the first is stored
-  within seconds, up to 64 MiB on a fast link.
+  so within an upload only the number in flight adapts; this upload's measurements size the next
+  one's parts (linkmemory.py).
+- **A learned start** (``start_at``): the level a climb proved useful on this server within the hour
+  runs from the first byte, with no opening and no probe for ``hold`` seconds. The climb from the
+  opening cost a lossy link about 4.5 s of its first minute.
 
 The policy is fed from the outside (``observe`` with the bytes sent so far, ``busy`` on a busy
 answer) and asked ``admits()`` (or ``target()``) before each part starts; the clock is injected so
@@ -133,6 +126,7 @@ class AutoConcurrency:
         self._unsettled = 0  # baselines in a row without mature parts
         self._shed_to: int | None = None  # set when a probe is taken back: parts beyond it are shed
         self._opening_rate: tuple[int, float] | None = None  # (parts, goodput) while fewer parts than the level ran
+        self._learned = False  # the level is what an earlier upload proved, not (yet) this one: no opening
 
     # -- inputs --------------------------------------------------------------------------------------------
 
@@ -164,6 +158,24 @@ class AutoConcurrency:
                 self._epoch = now
             if in_flight is not None and now >= self._epoch + self._settle:
                 self._busiest = max(self._busiest, in_flight)
+
+    def start_at(self, level: int) -> None:
+        """Before the first byte: run ``level`` parts, the level an earlier climb to this server proved useful."""
+        with self._lock:
+            if level <= self.level or self._epoch is not None:
+                return
+            now = self.clock()
+            self._set(min(self.tuning.maximum, level), now, "the level the last upload here proved useful")
+            self._proven, self._learned, self._probed, self._factor = self.level, True, True, 1.5
+            self._hold_until = now + self.tuning.hold
+            self._epoch, self._settle = None, self.tuning.first_settle  # epochs count from the first byte
+
+    @property
+    def proof(self) -> tuple[int, bool]:
+        """The most parts in flight proved useful (the opening's when none were), and whether that is only
+        what an earlier upload proved: a level stands an hour from its proof, however often it is reused."""
+        with self._lock:
+            return self._proven, self._learned
 
     def busy(self) -> None:
         """Storage answered 429 or 503: fewer parts, now, and stay there for a while."""
@@ -198,7 +210,7 @@ class AutoConcurrency:
             if in_flight >= self.level:
                 return False
             tuning = self.tuning
-            if not self._stored and self._opening(now, owed):
+            if not self._stored and not self._learned and self._opening(now, owed):
                 return in_flight < tuning.opening
             budget = (
                 None if self._link_rate is None or self._past_budget is not None else tuning.horizon * self._link_rate
@@ -307,21 +319,18 @@ class AutoConcurrency:
             self._start_budget(now)
 
     def _start_budget(self, now: float) -> None:
-        """The link is the limit: what it stores per second is its rate. Before anything is stored
-        that rate is unknown (a goodput of zero would hold the parts to the proven level for good, and a
-        lossy link judged wrongly would never climb again), so the budget starts with the first part stored."""
+        """The link is the limit: what it stores per second is its rate. Before anything is stored that
+        rate is unknown (a budget of nothing held a misjudged lossy link to two parts for good), so the
+        budget then starts with the first part stored."""
         self._budget_due = not self._stored
         if self._stored:
             self._link_rate = self._meter.acked_rate(now)
 
     def _judge_opening(self, now: float, rate: float, mature: float | None) -> None:
         """Before the first probe: did the level's parts send no more than the opening's fewer parts,
-        or each part running for a while much less than each of the opening's?
-
-        Then the link, not the streams, is the limit (a cap one stream fills), and a first probe of
-        four times the parts would only put more bytes at risk: the budget starts now, and the probe
-        adds half the parts. The per-part test is the one that holds on loopback, where each new
-        connection's first window (tens of segments of 64 KiB) adds a burst to the total."""
+        or each mature part much less than each of the opening's? Then the link is the limit (a cap),
+        and a probe of four times the parts would only put more at risk: the budget starts now, and the
+        probe adds half. (On loopback only the per-part test holds: new connections' bursts.)"""
         if self._probed or self._opening_rate is None:
             return  # no opening was measured: a fast link stored its first part within a second
         parts, opening_rate = self._opening_rate
@@ -333,9 +342,8 @@ class AutoConcurrency:
             self._start_budget(now)
 
     def _verdict(self, now: float, rate: float, steady: float | None) -> None:
-        """Did the step up pay? Judged on the steady goodput when there is one before and after: the
-        total counts new parts' bursts into socket buffers, so on a full link (a cap) it rose with every
-        probe, and on a lossy link a baseline taken in the first seconds (slow starts) hid the gain."""
+        """Did the step up pay? Judged on the steady goodput when there is one before and after (the
+        total counts new parts' bursts, and slow starts in the baseline hid a lossy link's gain)."""
         tuning = self.tuning
         assert self._previous is not None and self._baseline is not None
         grew = self.level / self._previous
@@ -346,13 +354,13 @@ class AutoConcurrency:
         if steady is not None and self._steady_base:
             paid = steady >= self._steady_base * (1 + needed)
         else:
-            paid = rate >= self._baseline * (1 + needed)
+            paid = 0 < rate >= self._baseline * (1 + needed)  # nothing sent pays for nothing
         if paid:
             self._baseline = rate
             self._steady_base = steady
             self._previous = None
             self._factor = 2.0 if grew >= 2 else 1.5
-            self._proven = max(self._proven, self.level)
+            self._proven, self._learned = max(self._proven, self.level), False
             self._link_rate = None  # more streams paid: they, not the link, were the limit
             self._budget_due = False
             self._hold = tuning.hold
@@ -374,11 +382,8 @@ class AutoConcurrency:
             self._set(back_to or level, now, f"back: {rate / 1e6:.2f} MB/s is no better")
 
     def _probe_past_budget(self, now: float, rate: float, measured_from: float) -> None:
-        """The budget, not the file, kept the parts below the level: probe with one part beyond it.
-
-        On a cap that part only shares the link, and it is shed at the verdict; on a lossy link, where
-        the budget would hold the parts it measures itself by (fewer parts, less stored, a smaller
-        budget), the part pays and the budget ends."""
+        """The budget, not the file, kept the parts below the level: probe with one part beyond it. On a
+        cap it only shares the link and is shed; on a lossy link, where a budget shrinks itself, it pays."""
         self._baseline = rate
         self._steady_base = self._meter.steady_rate(measured_from, now)
         self._previous = self._busiest

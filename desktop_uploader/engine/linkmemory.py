@@ -16,6 +16,11 @@ parallel parts still help it. S3's 5 MiB minimum wins over all of these (a lossy
 take 36 s, as 24 or more share it: only fewer parts in flight would shorten that), and ``MAX_PART``
 bounds what a pause or a retry can cost on a fast link. Measured in docs/benchmarks.md.
 
+Parts in flight are chosen with the part size: a reading also keeps the level Auto's climb proved
+useful there (``parts``: 24 on a lossy link), and the next upload starts at it (autotune.py), which
+spares it the climb. That level stands ``MAX_AGE`` from the climb that proved it, not from its last
+use, so a link that changed (a cap where a lossy link was) is climbed afresh within the hour.
+
 Readings are kept in ``links.json`` (0600) in the data dir, so one CLI run per file learns too, and
 forgotten after ``MAX_AGE``: a laptop that moves from office fibre to a home uplink should not send
 64 MiB parts through the uplink for long. Only the first upload to a server, and uploads where the
@@ -54,6 +59,8 @@ class LinkReading:
     part_rate: float  # bytes/s, the median of what each part sent from its first byte to stored
     link_rate: float  # bytes/s stored from the run's first byte to its last part stored
     at: float  # seconds since the epoch
+    parts: int = 0  # parts in flight Auto's climb proved useful (0: none measured)
+    parts_at: float = 0.0  # when a climb proved them, seconds since the epoch
 
 
 def reading_of(part_times: list[tuple[int, float]], stored: int, seconds: float, at: float) -> LinkReading | None:
@@ -117,6 +124,13 @@ class LinkMemory:
             human_bytes(int(reading.link_rate)),
         )
         return size
+
+    def parts(self, server: str) -> int:
+        """Parts in flight a climb to ``server`` proved useful within ``MAX_AGE``; 0 without one."""
+        reading = self.recall(server)
+        if reading is None or not 0 <= self.clock() - reading.parts_at <= MAX_AGE:
+            return 0
+        return reading.parts
 
     def _loaded(self) -> dict[str, LinkReading]:
         if self._readings is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from tests.support.proxy import Proxy, RequestInfo, Respond
 from tests.support.storage import object_sha256
 
 MB = 1e6
+_sent: weakref.WeakKeyDictionary[AutoConcurrency, float] = weakref.WeakKeyDictionary()  # bytes each policy was fed
 
 
 class FakeClock:
@@ -39,8 +41,10 @@ def drive(
     parts_left: Callable[[float], int] | None = None,
     step: float = 0.25,
 ) -> list[int]:
-    """Run the policy against a link whose goodput depends on the parts in flight; returns the levels."""
-    sent = 0.0
+    """Run the policy against a link whose goodput depends on the parts in flight; returns the levels.
+    The byte count goes on from the policy's last drive: a count that started again from 0 read as no
+    growth, which once let a probe be judged on nothing sent."""
+    sent = _sent.get(policy, 0.0)
     levels = []
     began = clock.now
     while clock.now - began < seconds:
@@ -50,6 +54,7 @@ def drive(
         sent += goodput(in_flight) * step
         policy.observe(int(sent), in_flight)
         levels.append(level)
+    _sent[policy] = sent
     return levels
 
 

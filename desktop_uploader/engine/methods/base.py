@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -63,23 +63,35 @@ class JobContext:
     def size(self) -> int:
         return self.identity.size
 
-    def chunk_wish(self, server: str) -> int:
-        """The part size to plan with: on Auto with the preset's chunk size, what suits the link to
-        ``server`` as the last upload there measured it; otherwise (or with no recent reading) the setting."""
-        if self.links is None or self.pacing is None or not self.settings.part_size_follows_link:
+    def follow_link(self, server: str) -> int:
+        """The part size to plan with, and Auto's parts in flight to start at: on Auto, what the last upload
+        to ``server`` measured of its link (the part size only with the preset's own chunk size); otherwise,
+        or with no recent reading, the settings."""
+        if self.links is None or self.pacing is None:
+            return self.settings.chunk_size
+        self.pacing.start_at(self.links.parts(server))
+        if not self.settings.part_size_follows_link:
             return self.settings.chunk_size
         return self.links.part_size(server, self.size, self.settings.chunk_size)
 
     def learn_link(self, server: str, tracker: ProgressTracker) -> None:
-        """Keep what this Auto run's parts measured of the link to ``server``, for the next upload's part size."""
+        """Keep what this Auto run measured of the link to ``server``, for the next upload's plan: its parts'
+        pace, and the parts in flight a climb proved useful (an earlier climb's keeps its own time)."""
         if self.links is None or self.pacing is None:
             return
         if tracker.first_sent_at is None or tracker.last_stored_at is None:
             return
         seconds = tracker.last_stored_at - tracker.first_sent_at
         reading = reading_of(tracker.part_times, tracker.stored_bytes, seconds, self.links.clock())
-        if reading is not None:
-            self.links.remember(server, reading)
+        if reading is None:
+            return
+        parts, learned = self.pacing.proof
+        earlier = self.links.recall(server) if learned else None
+        if not learned:
+            reading = replace(reading, parts=parts, parts_at=reading.at)
+        elif earlier is not None and earlier.parts:
+            reading = replace(reading, parts=min(parts, earlier.parts), parts_at=earlier.parts_at)
+        self.links.remember(server, reading)
 
     def policy(self) -> RetryPolicy:
         return RetryPolicy(self.settings.retries, self.settings.backoff_base, self.settings.backoff_cap)

@@ -136,7 +136,7 @@ class DirectS3Backend:
 
     def create(self, lost: UploadRecord | None) -> tuple[PartPlan, UploadRecord]:
         ctx, s3 = self.ctx, self.s3
-        plan = plan_parts(ctx.size, ctx.chunk_wish(self.target.server_id), DEFAULT_LIMITS)
+        plan = plan_parts(ctx.size, ctx.follow_link(self.target.server_id), DEFAULT_LIMITS)
         unique = f"{int(time.time() * 1000)}_{safe_basename(ctx.name) or 'upload.bin'}"
         key = f"{self.target.prefix.strip('/')}/{unique}" if self.target.prefix.strip("/") else unique
         metadata = {"display-name": urllib.parse.quote(ctx.display_name[:300], safe="")}

@@ -64,7 +64,9 @@ log = logging.getLogger(__name__)
 
 
 def _url_batch(ctx: JobContext) -> int:
-    return max(MIN_BATCH, min(MAX_BATCH, 2 * max(1, ctx.settings.concurrency)))
+    """Links per sign call: two per part in flight (on Auto, the level it starts at, learned or not)."""
+    parts = ctx.concurrency() if ctx.concurrency is not None else ctx.settings.concurrency
+    return max(MIN_BATCH, min(MAX_BATCH, 2 * max(1, parts)))
 
 
 class PresignedMethod:
@@ -114,7 +116,7 @@ class PresignedBackend:
 
     def create(self, lost: UploadRecord | None) -> tuple[PartPlan, UploadRecord]:
         ctx, api, caps = self.ctx, self.api, self.caps
-        plan = plan_parts(ctx.size, ctx.chunk_wish(ctx.server_id), caps.limits)
+        plan = plan_parts(ctx.size, ctx.follow_link(ctx.server_id), caps.limits)
         algorithm = checksums.choose(caps.checksums) if ctx.settings.verify_integrity else None
         batch = _url_batch(ctx) if caps.url_batch and plan.part_count > _url_batch(ctx) else None
         intent = lost_starts.intent(ctx, PRESIGNED, part_size=plan.part_size, part_count=plan.part_count)
