@@ -45,6 +45,7 @@ class Contender:
     flags: list[str] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)
     parallel: int = 8  # curl only
+    first_upload: bool = False  # ours only: forget what earlier runs learned of the link (links.json)
 
     def prepare(self, target: Target, path: Path, work: Path) -> Prepared:
         # A folder lands under a prefix of its own (``…/`` plus each file's name), a file under one key.
@@ -54,6 +55,8 @@ class Contender:
             home = work / "homes" / self.name
             (home / "config").mkdir(parents=True, exist_ok=True)
             (home / "config" / "settings.json").write_text(json.dumps(self.settings), encoding="utf-8")
+            if self.first_upload:
+                (home / "data" / "links.json").unlink(missing_ok=True)
             argv = [
                 str(VENV_BIN / "desktop-uploader"),
                 "upload",
@@ -242,6 +245,12 @@ def fixed_parts() -> Contender:
     return ours("ours-fixed-parts", "Ours, default, 8 MiB parts however the link measured", preset="Custom")
 
 
+def first_upload() -> Contender:
+    """The default as a first upload to the server, every round: nothing learned of the link (neither part
+    size nor parts in flight), the A/B for engine/linkmemory.py against ``ours-default``'s later rounds."""
+    return Contender("ours-first", "ours", "Ours, default, a first upload every time", first_upload=True)
+
+
 def loopback_contenders(curl_parallel: int = 8) -> list[Contender]:
     from desktop_uploader.engine.settings import PRESETS
 
@@ -256,6 +265,7 @@ def loopback_contenders(curl_parallel: int = 8) -> list[Contender]:
     result += [
         ours("ours-no-check", "Ours, default, integrity check off", verify_integrity=False),
         fixed_parts(),
+        first_upload(),
         Contender("boto3", "boto3", "boto3 upload_file (default TransferConfig)"),
         Contender("s5cmd", "s5cmd", "s5cmd cp (defaults)"),
         Contender("awscli", "awscli", "AWS CLI v1 `aws s3 cp`"),

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from benchmarks.contenders import Contender, fixed_parts, ours
+from benchmarks.contenders import Contender, first_upload, fixed_parts, ours
 from benchmarks.measure import GiB, Sample, make_file, run_measured, warm
 from benchmarks.servers import SinkServers
 from benchmarks.wanlab import ADDR_SERVER, CLEAN, FAT, LINKS, LOSSY, Lab, Link, self_test
@@ -42,6 +42,7 @@ def wan_contenders() -> list[Contender]:
         ours("ours-default", "Ours, default settings"),
         ours("ours-auto", "Ours, Auto", flags=["--concurrency", "auto"]),
         fixed_parts(),
+        first_upload(),
     ]
     for n in (1, 3, 6, 12, 24):
         result.append(ours(f"ours-{n}", f"Ours, {n} parts in flight", flags=["--concurrency", str(n)]))
