@@ -139,10 +139,13 @@ def main(argv: list[str] | None = None) -> int:
         if "seaweedfs" in only:
             # SeaweedFS keeps deleted objects' space until a vacuum, so each round gets a fresh store:
             # a 4-round run otherwise fills 70 GiB of disk.
+            last_url = ""
             for round_no in range(1, rounds + 1):
                 sandbox = SeaweedSandbox(work / "seaweedfs")
                 shutil.rmtree(work / "seaweedfs", ignore_errors=True)
                 target = sandbox.start()
+                carry_link_memory(work / "homes", last_url, target.api_url)
+                last_url = target.api_url
                 try:
                     contenders = pick(loopback_contenders())
                     samples += run_rounds("seaweedfs", contenders, target, path, work, 1, log, first_round=round_no)
@@ -179,6 +182,17 @@ def main(argv: list[str] | None = None) -> int:
 
     print(summary_text(json.loads(out.read_text())))
     return 0
+
+
+def carry_link_memory(homes: Path, old: str, new: str) -> None:
+    """What ours learned of the last round's store, kept for this round's: a fresh store per round is on
+    a new port, a new server to the engine, so without this every SeaweedFS round is a first upload
+    (engine/linkmemory.py). ``ours-first`` forgets it anyway."""
+    for path in homes.glob("*/data/links.json"):
+        readings = json.loads(path.read_text(encoding="utf-8"))
+        if old in readings:
+            readings[new] = readings.pop(old)
+            path.write_text(json.dumps(readings), encoding="utf-8")
 
 
 def checksum_costs(path: Path, log: Any) -> list[Sample]:
