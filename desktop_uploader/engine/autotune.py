@@ -1,36 +1,32 @@
 """Auto concurrency: as many parts in flight as make the upload faster, and no more.
 
-Why it matters: on a clean link one TCP stream fills the pipe, but on a link that loses packets
-each stream crawls (loss-based congestion control such as CUBIC halves its window at every loss),
-and only parallel streams fill it: measured at 1 % loss and 50 ms, 1 part gets 5 % of a 50 Mbit/s
-link, 6 parts 30 %. No fixed number is right for both, so Auto measures.
+Why: one TCP stream fills a clean link, but on a lossy one each stream crawls (CUBIC halves its
+window at every loss) and only parallel streams fill it: at 1 % loss and 50 ms, 1 part gets 5 % of
+a 50 Mbit/s link, 6 parts 30 %. No fixed number is right for both, so Auto measures.
 
 How: hill climbing on one number, in epochs. Each epoch runs at a level (parts in flight), lets
-new connections settle for ``settle`` seconds (``first_settle`` for the first, counted from the
-first byte: slow start overshoots and empty socket buffers swallow a burst), then measures the
-goodput (bytes handed to the network per second) over ``window`` seconds. The first probe
-multiplies the level by ``first_step``, later ones double it while doubling pays (goodput up by at
-least ``gain_double``), and after the first step that does not pay, probes grow it by half and
-must gain ``gain``. A step that does not pay is taken back, and the next probe waits ``hold``
-seconds: more parts than the link needs only cost memory and fairness. The thresholds are wide on
-purpose: goodput measured over a second or two of a lossy link wobbles by ±20 % (each part's count
-moves in send blocks), while a step that helps shows as +50 % or more.
+new connections settle for ``settle`` seconds (``first_settle`` for the first, from the first
+byte), then measures the goodput over ``window`` seconds. The first probe multiplies the level by
+``first_step``, later ones double it while doubling pays (goodput up ``gain_double``), then grow it
+by half and must gain ``gain``. A step that does not pay is taken back, and the next probe waits
+``hold`` seconds: more parts than the link needs only cost memory and fairness. The thresholds are
+wide on purpose: a lossy link's goodput over a second or two wobbles by ±20 %, while a step that
+helps shows as +50 % or more.
 
 A 429 or 503 from storage halves the level and holds it for ``busy_hold`` seconds. The level stays
 within ``minimum`` and ``maximum`` (a memory budget: a part in flight holds one send block at most).
 An upload shorter than one epoch (1 GiB on a LAN) runs at ``start``, the best fixed level there.
 
-Bytes in flight follow the link (issue 15): on a link one stream fills (a cap) extra parts only
-stretch each part (48 of 8 MiB at 5 MB/s: 80 s each, nothing stored for a minute). So, besides:
+Bytes in flight follow the link (issue 15): on a cap extra parts only stretch each part. So:
 
 - **Honest verdicts.** A step up is judged on the *steady goodput* (linkmeter.py): what the parts
   in flight would send at the pace of those past their first ``MATURE`` seconds. New connections'
   bursts into socket buffers made a probe on a cap look like +300 %, and slow starts (twice what a
   stream keeps up) hid a lossy link's gain. On a full link that pace falls by the step, so the
   steady goodput stays flat; on a lossy link each stream keeps its own.
-- **An opening.** Until the first part is stored, at most ``opening`` parts run: on a 5 MB/s link
-  the first part is stored in about three seconds instead of ten. Past ``opening_seconds`` it waits
-  only for parts on course to be stored within ``opening_reach`` (lossy streams would take 20 s).
+- **An opening.** Until the first part is stored, at most ``opening`` parts run (a 5 MB/s link stores
+  it in 3 s, not 10); past ``opening_seconds``, only while they are on course to be stored within
+  ``opening_reach`` (lossy streams would take 20 s).
 - **A byte budget once the link is known to be the limit** (a part stored within ``opening_reach``,
   a step up that does not pay, or a level that sends no more than the opening's did; judged before
   anything is stored, it starts with the first part stored). A new part starts only if what the
@@ -42,16 +38,11 @@ stretch each part (48 of 8 MiB at 5 MB/s: 80 s each, nothing stored for a minute
   on (shedding cost a lossy link 2-4 %). Probes that do not pay wait twice as long each time. A
   budget on a link the streams limit shrinks itself (fewer parts store less), so when it holds the
   level back, the next probe is one part beyond it, and a part that pays as a doubling ends it.
-- **Part size** is fixed before the first byte (start takes the part count; S3 wants equal parts),
-  so within an upload only the number in flight adapts; this upload's measurements size the next
-  one's parts (linkmemory.py).
-- **A learned start** (``start_at``): the level a climb proved useful on this server within the hour
-  runs from the first byte, with no opening and no probe for ``hold`` seconds. The climb from the
-  opening cost a lossy link about 4.5 s of its first minute.
+- **A learned start** (``start_at``; part size is learned too, linkmemory.py): the level a climb to
+  ``PROOF`` times its first goodput proved useful on this server within the hour runs from the first
+  byte, with no opening and no probe for ``hold`` seconds (the climb cost a lossy link 4.5 s of a minute).
 
-The policy is fed from the outside (``observe`` with the bytes sent so far, ``busy`` on a busy
-answer) and asked ``admits()`` (or ``target()``) before each part starts; the clock is injected so
-tests need neither sleeps nor a network.
+Fed (``observe``, ``busy``) and asked (``admits``, ``target``) from outside, on an injected clock.
 """
 
 from __future__ import annotations
@@ -72,6 +63,7 @@ log = logging.getLogger(__name__)
 
 MEMORY_BUDGET = 48 * MiB  # for the send blocks of one upload's parts in flight
 SHARED = 0.6  # the level's parts each sending less than this of what each of the opening's sent: one full link
+PROOF = 1.5  # a level is a proof for the next upload once goodput there is this many times the first probe's base
 
 
 @dataclass(frozen=True)
@@ -118,6 +110,8 @@ class AutoConcurrency:
         self._stored = False  # a part of this run is stored: the opening is over
         self._widest = 0  # the most parts seen in flight
         self._proven = self.tuning.opening  # the highest level a step up proved useful
+        self._leapt = 0  # ...and with ``PROOF`` times the goodput before the first probe: where the next may start
+        self._first_base: tuple[float, float | None] | None = None  # the goodput (total, steady) of the first probe
         self._link_rate: float | None = None  # set once a step up did not pay: the link is the limit
         self._budget_due = False  # the link was judged the limit before anything was stored
         self._budget_bound = float("-inf")  # when the budget last kept a part from starting
@@ -166,16 +160,18 @@ class AutoConcurrency:
                 return
             now = self.clock()
             self._set(min(self.tuning.maximum, level), now, "the level the last upload here proved useful")
-            self._proven, self._learned, self._probed, self._factor = self.level, True, True, 1.5
+            self._proven = self._leapt = self.level
+            self._learned, self._probed, self._factor = True, True, 1.5
             self._hold_until = now + self.tuning.hold
             self._epoch, self._settle = None, self.tuning.first_settle  # epochs count from the first byte
 
     @property
     def proof(self) -> tuple[int, bool]:
-        """The most parts in flight proved useful (the opening's when none were), and whether that is only
-        what an earlier upload proved: a level stands an hour from its proof, however often it is reused."""
+        """The most parts in flight proved useful by ``PROOF`` times the goodput (0: none was; a step that paid may
+        be a cap's noise, and a learned start skips the opening), and whether that is only what an earlier
+        upload proved: a level stands an hour from its proof, however often it is reused."""
         with self._lock:
-            return self._proven, self._learned
+            return self._leapt, self._learned
 
     def busy(self) -> None:
         """Storage answered 429 or 503: fewer parts, now, and stay there for a while."""
@@ -190,7 +186,7 @@ class AutoConcurrency:
             self._baseline = None
             self._factor = 1.5
             self._hold_until = now + self.tuning.busy_hold
-            self._proven = min(self._proven, self.level)
+            self._proven, self._leapt = min(self._proven, self.level), min(self._leapt, self.level)
 
     # -- output --------------------------------------------------------------------------------------------
 
@@ -235,8 +231,7 @@ class AutoConcurrency:
             return keep
 
     @property
-    def budget(self) -> float | None:
-        """Bytes the parts in flight may owe beyond the proven level, or None while there is no budget."""
+    def budget(self) -> float | None:  # bytes the parts in flight may owe beyond the proven level, if any
         with self._lock:
             return None if self._link_rate is None else self.tuning.horizon * self._link_rate
 
@@ -293,21 +288,18 @@ class AutoConcurrency:
             self._probe_past_budget(now, rate, measured_from)
             return True
         if self._previous is not None and self._busiest >= 1.5 * self._previous:
-            # The file had fewer parts left than the probe asked for, but the step it did take is
-            # a step: judge that one (and shed it if it did not pay), rather than let it run on.
+            # The file had fewer parts left than the probe asked for: judge the step it did take.
             self.level = self._busiest
             return False
-        # Fewer parts were running than allowed (the file's last parts, a slow start, or the budget during a
-        # probe or a hold): this epoch says nothing about the level. Measure again.
+        # Fewer parts ran than allowed (the file's last, a slow start, the budget): this epoch says nothing.
         if not self._probed and rate > 0:
             self._opening_rate = (self._busiest, rate)
         self._set(self.level, now, "not enough parts to measure")
         return True
 
     def _note_opening(self, now: float) -> None:
-        """The first part is stored: the opening's rate, if no epoch measured it (a slow link one stream
-        fills often stores before the first epoch ends); and, stored within the opening, the budget starts.
-        A part stored within the first settle is a fast link, where bursts into fresh buffers read as speed."""
+        """The first part is stored: the opening's rate, if no epoch measured it (a capped link often stores
+        first), and, stored within the opening, the budget starts; within the first settle, a fast link."""
         if self._probed or self._meter.first_byte is None:
             return
         took = now - self._meter.first_byte
@@ -319,9 +311,8 @@ class AutoConcurrency:
             self._start_budget(now)
 
     def _start_budget(self, now: float) -> None:
-        """The link is the limit: what it stores per second is its rate. Before anything is stored that
-        rate is unknown (a budget of nothing held a misjudged lossy link to two parts for good), so the
-        budget then starts with the first part stored."""
+        """The link is the limit: its rate is what it stores per second, so before anything is stored the
+        budget starts with the first part stored (a budget of nothing held a misjudged lossy link for good)."""
         self._budget_due = not self._stored
         if self._stored:
             self._link_rate = self._meter.acked_rate(now)
@@ -360,7 +351,9 @@ class AutoConcurrency:
             self._steady_base = steady
             self._previous = None
             self._factor = 2.0 if grew >= 2 else 1.5
-            self._proven, self._learned = max(self._proven, self.level), False
+            self._proven = max(self._proven, self.level)
+            if self._proves(rate, steady):
+                self._leapt, self._learned = max(self._leapt, self.level), False
             self._link_rate = None  # more streams paid: they, not the link, were the limit
             self._budget_due = False
             self._hold = tuning.hold
@@ -381,6 +374,12 @@ class AutoConcurrency:
             # and on a cap, where they show nothing but noise, one of them could end it.
             self._set(back_to or level, now, f"back: {rate / 1e6:.2f} MB/s is no better")
 
+    def _proves(self, rate: float, steady: float | None) -> bool:
+        """Goodput ``PROOF`` times the first probe's, steady to steady where both were measured (bursts of
+        new connections inflate the total by half on a simulated lossy link)."""
+        total, steady_base = self._first_base or (0.0, None)
+        return steady >= PROOF * steady_base if steady and steady_base else 0 < PROOF * total <= rate
+
     def _probe_past_budget(self, now: float, rate: float, measured_from: float) -> None:
         """The budget, not the file, kept the parts below the level: probe with one part beyond it. On a
         cap it only shares the link and is shed; on a lossy link, where a budget shrinks itself, it pays."""
@@ -395,6 +394,7 @@ class AutoConcurrency:
             self._set(self.level, now, why + "; at the maximum")
             return
         bigger = max(self.level + 1, math.ceil(self.level * self._factor))
+        self._first_base = (self._baseline or 0.0, self._steady_base) if not self._probed else self._first_base
         self._probed = True
         self._previous = self.level
         self._set(min(self.tuning.maximum, bigger), now, why)
