@@ -7,7 +7,7 @@ measured over a sliding window of everything sent (retries included: that is wha
 
 "Sent" is confirmed plus in flight: what went on the wire for this upload, so a slow link shows
 movement long before the first part is stored. "Mature" bytes are what parts sent after their first
-``MATURE_SECONDS``: a part's first moments fill socket buffers at memory speed, so only a mature
+``MATURE``: a part's first moments fill socket buffers at memory speed, so only a mature
 part's rate is its share of the link, which is how Auto tells a full link from slow streams
 (see autotune.py).
 
@@ -23,9 +23,9 @@ from collections import deque
 from collections.abc import Callable
 
 from desktop_uploader.engine.events import Event, Progress
+from desktop_uploader.engine.linkmeter import MATURE
 
 WINDOW_SECONDS = 5.0
-MATURE_SECONDS = 1.5  # as linkmeter.MATURE: past its socket buffers' burst, a part sends at its share of the link
 
 
 class SpeedMeter:
@@ -78,7 +78,7 @@ class ProgressTracker:
         self.bytes_sent = 0
         self._in_flight: dict[int, int] = {}
         self._born: dict[int, float] = {}  # when each part in flight sent its first byte
-        self._mature_bytes = 0  # sent by parts older than MATURE_SECONDS (a counter: never goes back)
+        self._mature_bytes = 0  # sent by parts older than MATURE (a counter: never goes back)
         self.stored_bytes = 0  # stored in this run (the baseline excluded)
         self.parts_stored = 0  # in this run
         self.part_times: list[tuple[int, float]] = []  # (bytes, seconds from first byte to stored) per part
@@ -101,7 +101,7 @@ class ProgressTracker:
             if self.first_sent_at is None:
                 self.first_sent_at = now
             self._in_flight[part] = self._in_flight.get(part, 0) + amount
-            if now - self._born.setdefault(part, now) >= MATURE_SECONDS:
+            if now - self._born.setdefault(part, now) >= MATURE:
                 self._mature_bytes += amount
             self.bytes_sent += amount
             self._meter.add(self.bytes_sent)
@@ -125,10 +125,10 @@ class ProgressTracker:
             return self.stored_bytes + sum(self._in_flight.values())
 
     def mature(self) -> tuple[int, int]:
-        """Bytes sent so far by parts past their first MATURE_SECONDS, and how many such parts are in flight."""
+        """Bytes sent so far by parts past their first MATURE seconds, and how many such parts are in flight."""
         with self._lock:
             now = self.clock()
-            return self._mature_bytes, sum(1 for born in self._born.values() if now - born >= MATURE_SECONDS)
+            return self._mature_bytes, sum(1 for born in self._born.values() if now - born >= MATURE)
 
     def confirmed_part(self, part: int, size: int) -> None:
         with self._lock:
