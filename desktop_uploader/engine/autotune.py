@@ -110,7 +110,7 @@ class AutoConcurrency:
         self._stored = False  # a part of this run is stored: the opening is over
         self._widest = 0  # the most parts seen in flight
         self._proven = self.tuning.opening  # the highest level a step up proved useful
-        self._leapt = 0  # ...and with ``PROOF`` times the goodput before the first probe: where the next may start
+        self._proof_level = 0  # ...and reached ``PROOF`` times the first probe's goodput: where the next may start
         self._first_base: tuple[float, float | None] | None = None  # the goodput (total, steady) of the first probe
         self._link_rate: float | None = None  # set once a step up did not pay: the link is the limit
         self._budget_due = False  # the link was judged the limit before anything was stored
@@ -160,7 +160,7 @@ class AutoConcurrency:
                 return
             now = self.clock()
             self._set(min(self.tuning.maximum, level), now, "the level the last upload here proved useful")
-            self._proven = self._leapt = self.level
+            self._proven = self._proof_level = self.level
             self._learned, self._probed, self._factor = True, True, 1.5
             self._hold_until = now + self.tuning.hold
             self._epoch, self._settle = None, self.tuning.first_settle  # epochs count from the first byte
@@ -171,7 +171,7 @@ class AutoConcurrency:
         be a cap's noise, and a learned start skips the opening), and whether that is only what an earlier
         upload proved: a level stands an hour from its proof, however often it is reused."""
         with self._lock:
-            return self._leapt, self._learned
+            return self._proof_level, self._learned
 
     def busy(self) -> None:
         """Storage answered 429 or 503: fewer parts, now, and stay there for a while."""
@@ -186,7 +186,7 @@ class AutoConcurrency:
             self._baseline = None
             self._factor = 1.5
             self._hold_until = now + self.tuning.busy_hold
-            self._proven, self._leapt = min(self._proven, self.level), min(self._leapt, self.level)
+            self._proven, self._proof_level = min(self._proven, self.level), min(self._proof_level, self.level)
 
     # -- output --------------------------------------------------------------------------------------------
 
@@ -353,7 +353,7 @@ class AutoConcurrency:
             self._factor = 2.0 if grew >= 2 else 1.5
             self._proven = max(self._proven, self.level)
             if self._proves(rate, steady):
-                self._leapt, self._learned = max(self._leapt, self.level), False
+                self._proof_level, self._learned = max(self._proof_level, self.level), False
             self._link_rate = None  # more streams paid: they, not the link, were the limit
             self._budget_due = False
             self._hold = tuning.hold
