@@ -12,9 +12,9 @@ fast the link stored), and the next upload there picks its part size from it (:f
 a part should take about ``PART_SECONDS`` at the pace parts ran, the first part stored should come
 within about ``FIRST_STORED_SECONDS`` of the link's rate (a 5 MB/s cap then keeps small parts, so
 progress moves and a pause loses little), and a file keeps at least ``MIN_PARTS_PER_FILE`` parts so
-parallel parts still help it. S3's 5 MiB minimum wins over all of these (a lossy link's parts still
-take 36 s, as 24 or more share it: only fewer parts in flight would shorten that), and ``MAX_PART``
-bounds what a pause or a retry can cost on a fast link. Measured in docs/benchmarks.md.
+parallel parts still help it. S3's 5 MiB minimum wins over all of these (a lossy link's parts take
+about 22 s, as 24 share it: only fewer parts in flight would shorten that), and ``MAX_PART`` bounds
+what a pause or a retry can cost on a fast link. Measured in docs/benchmarks.md.
 
 Parts in flight are chosen with the part size: a reading also keeps the level Auto's climb proved
 useful there (``parts``: 24 on a lossy link), and the next upload starts at it (autotune.py), which

@@ -86,10 +86,9 @@ class JobContext:
         if reading is None:
             return
         parts, learned = self.pacing.proof
-        earlier = self.links.recall(server) if learned else None
         if not learned:
             reading = replace(reading, parts=parts, parts_at=reading.at)
-        elif earlier is not None and earlier.parts:
+        elif (earlier := self.links.recall(server)) is not None and earlier.parts:
             reading = replace(reading, parts=min(parts, earlier.parts), parts_at=earlier.parts_at)
         self.links.remember(server, reading)
 
