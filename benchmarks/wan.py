@@ -59,7 +59,7 @@ def parts_in_flight(contender: Contender, log_file: Path) -> int | None:
         value = contender.flags[contender.flags.index("--concurrency") + 1]
         if value != "auto":
             return int(value)
-    from desktop_uploader.engine.autotune import AutoTuning
+    from desktop_uploader.engine.autotuning import AutoTuning
 
     level = AutoTuning().start
     with contextlib.suppress(OSError):

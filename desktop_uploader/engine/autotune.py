@@ -11,7 +11,9 @@ byte), then measures the goodput over ``window`` seconds. The first probe multip
 by half and must gain ``gain``. A step that does not pay is taken back, and the next probe waits
 ``hold`` seconds: more parts than the link needs only cost memory and fairness. The thresholds are
 wide on purpose: a lossy link's goodput over a second or two wobbles by ±20 %, while a step that
-helps shows as +50 % or more.
+helps shows as +50 % or more. A step of two or more times that paid, but added per part less than
+``full_share`` of what each earlier part sent, found the link nearly full: the climb rests there
+for ``hold`` seconds and then probes by half (doubled, parts of 8 MiB took 50-56 s on a lossy link).
 
 A 429 or 503 from storage halves the level and holds it for ``busy_hold`` seconds. The level stays
 within ``minimum`` and ``maximum`` (a memory budget: a part in flight holds one send block at most).
@@ -52,38 +54,14 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
-from desktop_uploader.engine.http import SEND_BLOCK
-from desktop_uploader.engine.limits import MiB
+from desktop_uploader.engine.autotuning import AutoTuning
 from desktop_uploader.engine.linkmeter import LinkMeter
-from desktop_uploader.engine.settings import MAX_CONCURRENCY
 
 log = logging.getLogger(__name__)
 
-MEMORY_BUDGET = 48 * MiB  # for the send blocks of one upload's parts in flight
 SHARED = 0.6  # the level's parts each sending less than this of what each of the opening's sent: one full link
 PROOF = 1.5  # a level is a proof for the next upload once goodput there is this many times the first probe's base
-
-
-@dataclass(frozen=True)
-class AutoTuning:
-    start: int = 6
-    minimum: int = 1
-    maximum: int = min(MAX_CONCURRENCY, MEMORY_BUDGET // SEND_BLOCK)
-    first_settle: float = 1.0  # seconds from the first byte before the first measurement
-    settle: float = 1.0  # seconds after a change before measuring: new connections fill their buffers
-    window: float = 1.2  # seconds of measurement per epoch
-    first_step: int = 4  # the first probe multiplies the level by this
-    gain_double: float = 0.25  # a probe that doubles (or more) is kept only if goodput rose this much
-    gain: float = 0.15  # a smaller step up is kept only if goodput rose at least this much
-    hold: float = 20.0  # seconds before probing again after a step that did not pay
-    busy_hold: float = 30.0  # seconds at the reduced level after a busy answer
-    max_hold: float = 160.0  # the wait after a probe that did not pay doubles, up to this
-    opening: int = 2  # parts in flight until the first part is stored...
-    opening_seconds: float = 3.0  # ...or this long after the first byte (a lossy link stores nothing for 20 s)
-    opening_reach: float = 3.5  # stored this soon, the opening starts the budget: it then grows 1.7x per part
-    horizon: float = 6.0  # once the link is the limit: seconds of goodput the parts in flight may owe
 
 
 class AutoConcurrency:
@@ -347,6 +325,7 @@ class AutoConcurrency:
         else:
             paid = 0 < rate >= self._baseline * (1 + needed)  # nothing sent pays for nothing
         if paid:
+            full = grew >= 2 and self._nearly_full(rate, steady)  # smaller steps: noise is as large as the gain
             self._baseline = rate
             self._steady_base = steady
             self._previous = None
@@ -357,7 +336,12 @@ class AutoConcurrency:
             self._link_rate = None  # more streams paid: they, not the link, were the limit
             self._budget_due = False
             self._hold = tuning.hold
-            self._step_up(now, f"kept: {rate / 1e6:.2f} MB/s")
+            if not full:
+                self._step_up(now, f"kept: {rate / 1e6:.2f} MB/s")
+                return
+            self._hold_until, self._factor = now + tuning.hold, 1.5  # then a probe of half as many again
+            log.info("Auto: %d parts in flight nearly fill the link (%.2f MB/s): resting", self.level, rate / 1e6)
+            self._set(self.level, now, f"kept: {rate / 1e6:.2f} MB/s, and the link is nearly full")
         else:
             level = self._previous
             self._previous = None
@@ -373,6 +357,18 @@ class AutoConcurrency:
             # Beyond the budget, back to the level the budget held: below it, probes would fit in the budget,
             # and on a cap, where they show nothing but noise, one of them could end it.
             self._set(back_to or level, now, f"back: {rate / 1e6:.2f} MB/s is no better")
+
+    def _nearly_full(self, rate: float, steady: float | None) -> bool:
+        """Did a step that paid add, per part, less than ``full_share`` of what each part sent before it? Then
+        the link is nearly full, and a step more would mostly stretch every part and hold more bytes in flight
+        (48 parts of 8 MiB took 50-56 s each on a lossy link 24 fill; a slow start at 48 made the verdict pay)."""
+        assert self._baseline is not None and self._previous is not None
+        before, after = self._baseline, rate
+        if steady is not None and self._steady_base:  # steady to steady, as the verdict was judged
+            before, after = self._steady_base, steady
+        return before > 0 and (after - before) / (self.level - self._previous) < self.tuning.full_share * (
+            before / self._previous
+        )
 
     def _proves(self, rate: float, steady: float | None) -> bool:
         """Goodput ``PROOF`` times the first probe's, steady to steady where both were measured (bursts of

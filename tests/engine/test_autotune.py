@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from desktop_uploader.engine.autotune import AutoConcurrency, AutoTuning
+from desktop_uploader.engine.autotune import AutoConcurrency
+from desktop_uploader.engine.autotuning import AutoTuning
 from desktop_uploader.engine.events import Retrying, Status
 from desktop_uploader.engine.limits import MiB
 from desktop_uploader.engine.linkmeter import MATURE
@@ -117,8 +118,7 @@ def test_busy_storage_halves_the_level_and_holds_it() -> None:
     assert policy.level == max(1, before // 2)
     drive(policy, clock, lossy, 25)
     assert policy.level == max(1, before // 2), "held while storage is busy"
-    drive(policy, clock, lossy, 30)
-    assert policy.level > before // 2, "and climbs again afterwards"
+    assert max(drive(policy, clock, lossy, 30)) > before // 2, "and probes again afterwards"
 
 
 def test_never_above_the_memory_budget() -> None:

@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from desktop_uploader.engine.autotune import AutoConcurrency, AutoTuning
+from desktop_uploader.engine.autotune import AutoConcurrency
+from desktop_uploader.engine.autotuning import AutoTuning
 from desktop_uploader.engine.limits import MiB
 from desktop_uploader.engine.linkmemory import FILE_NAME, MAX_AGE, LinkMemory, LinkReading
 from desktop_uploader.engine.settings import Settings

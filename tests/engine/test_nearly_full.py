@@ -1,0 +1,48 @@
+"""A climb rests where a step that paid found the link nearly full (autotune.py, ``full_share``).
+
+On the emulated lossy WAN a first upload's probe from 6 to 24 parts paid, and Auto doubled to 48:
+the new parts' slow starts made that verdict pay too, and 48 parts of 8 MiB then took 50-56 s each
+(measured at the sink), with nothing stored for the first 56 s. Where the first probe brought each
+new part much less than each earlier part sent, the link is nearly full, so the climb rests there.
+Where streams are still the limit (every new part adds as much), it climbs on as before.
+"""
+
+from __future__ import annotations
+
+from desktop_uploader.engine.autotune import AutoConcurrency
+from desktop_uploader.engine.autotuning import AutoTuning
+from tests.engine.test_autotune import MB, FakeClock, drive, drive_capped, lossy
+
+
+def lossier(n: int) -> float:
+    """A link the streams limit far past 24 parts: 0.2 MB/s each, 12 MB/s in all."""
+    return min(12 * MB, 0.2 * MB * n)
+
+
+def test_a_lossy_link_the_first_probe_filled_is_not_doubled() -> None:
+    clock = FakeClock()
+    policy = AutoConcurrency(clock=clock)
+    counts, _ = drive_capped(policy, clock, 0, 40, link=lossy)
+    first = AutoTuning().start * AutoTuning().first_step
+    rests = [level for _, level, why in policy.history if why.endswith("and the link is nearly full")]
+    assert rests == [first], policy.history  # the first probe paid, and found the link (full at 16) nearly full
+    assert max(counts) <= first * 1.5, policy.history  # the probe after the rest adds half, never doubles
+    last = counts[-40:]  # the last 10 s: still full
+    assert sum(lossy(n) for n in last) / len(last) >= 0.95 * 5.9 * MB, policy.history
+
+
+def test_after_resting_it_probes_by_half_and_comes_back() -> None:
+    clock = FakeClock()
+    policy = AutoConcurrency(clock=clock)
+    levels = drive(policy, clock, lossy, 60)
+    first = AutoTuning().start * AutoTuning().first_step
+    assert max(levels) == first * 3 // 2, policy.history
+    assert policy.level == first, policy.history
+
+
+def test_where_streams_are_still_the_limit_the_climb_goes_on() -> None:
+    clock = FakeClock()
+    policy = AutoConcurrency(clock=clock)
+    levels = drive(policy, clock, lossier, 20)
+    assert max(levels) == AutoTuning().maximum, policy.history  # 6, 24, 48: each step added its parts' worth
+    assert not any(why.endswith("nearly full") for _, _, why in policy.history), policy.history
