@@ -88,8 +88,9 @@ def loopback_table(rows: dict[str, list[dict[str, Any]]]) -> str:
 
 def wan_table(rows: dict[str, list[dict[str, Any]]], link_mbps: float | None) -> str:
     lines = [
-        "| Contender | Goodput MB/s | % of link | Finished in bound | Parts in flight (end) | Peak RSS MiB |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        "| Contender | Goodput MB/s | % of link | Finished in bound | Parts in flight (end) | Part s (median, max) "
+        "| Peak RSS MiB |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, runs in rows.items():
         good = [s for s in runs if s["extra"].get("goodput_mbps") is not None]
@@ -98,9 +99,12 @@ def wan_table(rows: dict[str, list[dict[str, Any]]], link_mbps: float | None) ->
         finished = sum(1 for s in runs if s["ok"])
         flight = [s["extra"]["parts_in_flight"] for s in good if s["extra"].get("parts_in_flight") is not None]
         rss = [s["max_rss"] / MiB for s in good]
+        median = [s["extra"]["part_seconds_median"] for s in good if "part_seconds_median" in s["extra"]]
+        longest = max((s["extra"]["part_seconds_max"] for s in good if "part_seconds_max" in s["extra"]), default=None)
+        part_time = f"{statistics.median(median):.1f}, {longest:.1f}" if median and longest is not None else "–"
         lines.append(
             f"| {name} | {_spread(rate, '{:.2f}')} | {share} | {finished}/{len(runs)} | "
-            f"{_spread(flight) if flight else '–'} | {_spread(rss)} |"
+            f"{_spread(flight) if flight else '–'} | {part_time} | {_spread(rss)} |"
         )
     return "\n".join(lines)
 

@@ -41,6 +41,7 @@ class Upload:
     first_byte: float | None = None
     last_byte: float | None = None
     completed: float | None = None
+    part_seconds: list[float] = field(default_factory=list)  # per part stored: its request's head to its last byte
 
 
 class Sink:
@@ -69,6 +70,7 @@ class Sink:
                         "first_byte": u.first_byte,
                         "last_byte": u.last_byte,
                         "completed": u.completed,
+                        "part_seconds": [round(t, 2) for t in u.part_seconds],
                     }
                     for uid, u in self.uploads.items()
                 },
@@ -90,6 +92,7 @@ class Connection:
         self.buffer = bytearray(BUFFER)
         self.view = memoryview(self.buffer)
         self.pending = b""  # bytes received past the current request's headers
+        self.began = 0.0  # when the current request's head arrived
 
     # -- reading -------------------------------------------------------------------------------------------
 
@@ -189,6 +192,7 @@ class Connection:
         head = self.read_head()
         if head is None:
             return False
+        self.began = time.monotonic()
         request_line, *header_lines = head.decode("latin-1").split("\r\n")
         method, target, _version = request_line.split(" ", 2)
         headers = {}
@@ -242,6 +246,7 @@ class Connection:
             etag = _etag_for(headers, f"{query['uploadId']}:{query['partNumber']}")
             with sink.lock:
                 upload.parts[int(query["partNumber"])] = (etag, size)
+                upload.part_seconds.append(time.monotonic() - self.began)
             extra = {k: v for k, v in headers.items() if k.startswith("x-amz-checksum-")}
             self.send("200 OK", {"ETag": f'"{etag}"', **extra})
             return True

@@ -19,6 +19,7 @@ import argparse
 import contextlib
 import json
 import shutil
+import statistics
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -69,6 +70,15 @@ def parts_in_flight(contender: Contender, log_file: Path) -> int | None:
     return level
 
 
+def part_times(uploads: dict[str, Any]) -> dict[str, float]:
+    """How long the parts stored by the bound took at the sink, from a part's request to its last byte: the
+    issue's 10-20 s target for a part (a longer part makes progress look dead and a pause loses it)."""
+    seconds = sorted(t for upload in uploads.values() for t in upload.get("part_seconds", []))
+    if not seconds:
+        return {}
+    return {"part_seconds_median": statistics.median(seconds), "part_seconds_max": seconds[-1]}
+
+
 def spool_bytes(spool: Path) -> int:
     total = 0
     for path in spool.rglob("*"):
@@ -115,6 +125,8 @@ def run_wan_one(
         on_tick=snapshot_at_bound,
     )
     flight = parts_in_flight(contender, log_file)
+    with contextlib.suppress(OSError):  # each run's log kept, to read what Auto decided in it
+        shutil.copyfile(log_file, work / f"{scenario}-{contender.name}-r{round_no}.log")
     finished = result.returncode == 0 and not at_bound and not result.timed_out
     stats = at_bound or servers.stats()
     spooled = int(at_bound.get("spool", spool_bytes(spool))) - spool_before
@@ -130,6 +142,7 @@ def run_wan_one(
     }
     if flight is not None:
         extra["parts_in_flight"] = flight
+    extra.update(part_times(uploads))
     note = (
         "" if finished else ("time bound reached" if at_bound else f"exit {result.returncode}: {result.stderr[-300:]}")
     )
