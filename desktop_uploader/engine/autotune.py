@@ -13,7 +13,7 @@ by half and must gain ``gain``. A step that does not pay is taken back, and the 
 wide on purpose: a lossy link's goodput over a second or two wobbles by ±20 %, while a step that
 helps shows as +50 % or more. A step of two or more times that paid, but added per part less than
 ``full_share`` of what each earlier part sent, found the link nearly full: the climb rests there
-for ``hold`` seconds and then probes by half (doubled, parts of 8 MiB took 50-56 s on a lossy link).
+for ``hold`` seconds and then probes by half (doubled, parts of 8 MiB took 49-56 s on a lossy link).
 
 A 429 or 503 from storage halves the level and holds it for ``busy_hold`` seconds. The level stays
 within ``minimum`` and ``maximum`` (a memory budget: a part in flight holds one send block at most).
@@ -361,7 +361,7 @@ class AutoConcurrency:
     def _nearly_full(self, rate: float, steady: float | None) -> bool:
         """Did a step that paid add, per part, less than ``full_share`` of what each part sent before it? Then
         the link is nearly full, and a step more would mostly stretch every part and hold more bytes in flight
-        (48 parts of 8 MiB took 50-56 s each on a lossy link 24 fill; a slow start at 48 made the verdict pay)."""
+        (48 parts of 8 MiB took 49-56 s each on a lossy link 24 fill; a slow start at 48 made the verdict pay)."""
         assert self._baseline is not None and self._previous is not None
         before, after = self._baseline, rate
         if steady is not None and self._steady_base:  # steady to steady, as the verdict was judged

@@ -1,7 +1,7 @@
 """A climb rests where a step that paid found the link nearly full (autotune.py, ``full_share``).
 
 On the emulated lossy WAN a first upload's probe from 6 to 24 parts paid, and Auto doubled to 48:
-the new parts' slow starts made that verdict pay too, and 48 parts of 8 MiB then took 50-56 s each
+the new parts' slow starts made that verdict pay too, and 48 parts of 8 MiB then took 49-56 s each
 (measured at the sink), with nothing stored for the first 56 s. Where the first probe brought each
 new part much less than each earlier part sent, the link is nearly full, so the climb rests there.
 Where streams are still the limit (every new part adds as much), it climbs on as before.
