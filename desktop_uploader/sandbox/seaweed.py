@@ -181,7 +181,9 @@ class SeaweedServer:
                 )
             except SeaweedError as exc:
                 last_error = exc
-                log.warning("SeaweedFS did not come up (%s); retrying on other ports", exc)
+                # Routine, not a warning: a port free when chosen can be taken before weed binds it (an outgoing
+                # connection's ephemeral port, another sandbox starting), and the next attempt is on other ports.
+                log.info("SeaweedFS did not come up (%s); retrying on other ports", exc)
         raise SeaweedError(f"SeaweedFS could not be started: {last_error}")
 
     @classmethod
