@@ -42,7 +42,8 @@ Bytes in flight follow the link (issue 15): on a cap extra parts only stretch ea
   level back, the next probe is one part beyond it, and a part that pays as a doubling ends it.
 - **A learned start** (``start_at``; part size is learned too, linkmemory.py): the level a climb to
   ``PROOF`` times its first goodput proved useful on this server within the hour runs from the first
-  byte, with no opening and no probe for ``hold`` seconds (the climb cost a lossy link 4.5 s of a minute).
+  byte, with no opening and no probe for ``learned_hold`` seconds (the climb cost a lossy link 4.5 s of a
+  minute; a probe stretches every part, and a learned level is trimmed so that parts take about 20 s).
 
 Fed (``observe``, ``busy``) and asked (``admits``, ``target``) from outside, on an injected clock.
 """
@@ -131,16 +132,17 @@ class AutoConcurrency:
             if in_flight is not None and now >= self._epoch + self._settle:
                 self._busiest = max(self._busiest, in_flight)
 
-    def start_at(self, level: int) -> None:
-        """Before the first byte: run ``level`` parts, the level an earlier climb to this server proved useful."""
+    def start_at(self, level: int, proof: int = 0) -> None:
+        """Before the first byte: run ``level`` parts, as many as an earlier climb here proved (``proof``) or fewer."""
         with self._lock:
             if level <= self.level or self._epoch is not None:
                 return
             now = self.clock()
             self._set(min(self.tuning.maximum, level), now, "the level the last upload here proved useful")
-            self._proven = self._proof_level = self.level
+            self._proven, self._proof_level = self.level, max(self.level, proof)
             self._learned, self._probed, self._factor = True, True, 1.5
-            self._hold_until = now + self.tuning.hold
+            self._hold_until = now + self.tuning.learned_hold
+            self._hold = self.tuning.learned_hold  # and as long again after a probe that did not pay
             self._epoch, self._settle = None, self.tuning.first_settle  # epochs count from the first byte
 
     @property

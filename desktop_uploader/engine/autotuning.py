@@ -27,6 +27,9 @@ class AutoTuning:
     full_share: float = 0.6
     hold: float = 20.0  # seconds before probing again after a step that did not pay
     busy_hold: float = 30.0  # seconds at the reduced level after a busy answer
+    # After a learned start, seconds before the first probe: the level is known, and each probe from 21 to 32
+    # parts of 5 MiB on a lossy link stretched the parts it shared the link with from 19 s to 23-28 s.
+    learned_hold: float = 80.0
     max_hold: float = 160.0  # the wait after a probe that did not pay doubles, up to this
     opening: int = 2  # parts in flight until the first part is stored...
     opening_seconds: float = 3.0  # ...or this long after the first byte (a lossy link stores nothing for 20 s)

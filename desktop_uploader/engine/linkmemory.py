@@ -8,7 +8,7 @@ minute, and a pause there abandons every part that is not nearly done. A fast li
 instead: a second 1 GiB upload to a local sink ran 1.4x as fast with 64 MiB parts as with 8 MiB.
 
 So every Auto upload leaves a :class:`LinkReading` for its server (how fast one part went, and how
-fast the link stored), and the next upload there picks its part size from it (:func:`part_size_for`):
+fast the link carried bytes), and the next upload there picks its part size from it (:func:`part_size_for`):
 a part should take about ``PART_SECONDS`` at the pace parts ran, the first part stored should come
 within about ``FIRST_STORED_SECONDS`` of the link's rate (a 5 MB/s cap then keeps small parts, so
 progress moves and a pause loses little), and a file keeps at least ``MIN_PARTS_PER_FILE`` parts so
@@ -19,7 +19,10 @@ what a pause or a retry can cost on a fast link. Measured in docs/benchmarks.md.
 Parts in flight are chosen with the part size: a reading also keeps the level Auto's climb proved
 useful there (``parts``: 24 on a lossy link), and the next upload starts at it (autotune.py), which
 spares it the climb. That level stands ``MAX_AGE`` from the climb that proved it, not from its last
-use, so a link that changed (a cap where a lossy link was) is climbed afresh within the hour.
+use, so a link that changed (a cap where a lossy link was) is climbed afresh within the hour. It is
+trimmed to what the link stores of the part size in ``PART_SECONDS_MAX`` (:func:`parts_for`): once
+the parts fill the link, each more only stretches every part (on a lossy 6 MB/s link, 24 parts of
+5 MiB took 20-22 s each, and the 21-22 this trims to fill it to 96-98 % in 19 s).
 
 Readings are kept in ``links.json`` (0600) in the data dir, so one CLI run per file learns too, and
 forgotten after ``MAX_AGE``: a laptop that moves from office fibre to a home uplink should not send
@@ -50,6 +53,7 @@ FIRST_STORED_SECONDS = 1.5  # ...and no longer than this at the link's whole rat
 MIN_PARTS_PER_FILE = 6  # Auto's starting level: a file of fewer parts would not fill it
 MIN_PART = 5 * MiB  # S3's minimum for every part but the last
 MAX_PART = 64 * MiB  # the Very large preset's parts: what the fastest links gain from (2.2x boto3 on a sink)
+PART_SECONDS_MAX = 20.0  # the parts in flight share the link so that each is stored within this (the issue's bound)
 MIN_TIMED_PARTS = 4  # fewer parts say too little about a link to plan the next file by
 MAX_AGE = 3600.0  # seconds a reading stands for the link
 
@@ -57,19 +61,21 @@ MAX_AGE = 3600.0  # seconds a reading stands for the link
 @dataclass(frozen=True)
 class LinkReading:
     part_rate: float  # bytes/s, the median of what each part sent from its first byte to stored
-    link_rate: float  # bytes/s stored from the run's first byte to its last part stored
+    link_rate: float  # bytes/s the link carried from the run's first byte to its last
     at: float  # seconds since the epoch
     parts: int = 0  # parts in flight Auto's climb proved useful (0: none measured)
     parts_at: float = 0.0  # when a climb proved them, seconds since the epoch
 
 
-def reading_of(part_times: list[tuple[int, float]], stored: int, seconds: float, at: float) -> LinkReading | None:
-    """What a run's parts say about the link: ``part_times`` (bytes, seconds) per part, ``stored`` bytes in
-    ``seconds`` from the first byte to the last part stored. None when too few parts were timed."""
+def reading_of(part_times: list[tuple[int, float]], carried: int, seconds: float, at: float) -> LinkReading | None:
+    """What a run's parts say about the link: ``part_times`` (bytes, seconds) per part, and ``carried`` bytes
+    sent in ``seconds`` from the first byte to the last. None when too few parts were timed. (Bytes sent, not
+    stored: a run that ends paused holds a link's 20 s in parts not stored yet, so bytes stored by the last
+    part stored read a lossy link 20 % slower than it was.)"""
     rates = [size / took for size, took in part_times if took > 0]
-    if len(rates) < MIN_TIMED_PARTS or seconds <= 0 or stored <= 0:
+    if len(rates) < MIN_TIMED_PARTS or seconds <= 0 or carried <= 0:
         return None
-    return LinkReading(part_rate=statistics.median(rates), link_rate=stored / seconds, at=at)
+    return LinkReading(part_rate=statistics.median(rates), link_rate=carried / seconds, at=at)
 
 
 def part_size_for(reading: LinkReading, file_size: int) -> int:
@@ -80,6 +86,12 @@ def part_size_for(reading: LinkReading, file_size: int) -> int:
         file_size / MIN_PARTS_PER_FILE,
     )
     return max(MIN_PART, min(MAX_PART, int(wish) // MiB * MiB))
+
+
+def parts_for(reading: LinkReading, part_size: int) -> int:
+    """Parts in flight to start the next upload at, with parts of ``part_size`` bytes: the level the last climb
+    proved, but no more than share the link's rate so that each part is stored within ``PART_SECONDS_MAX``."""
+    return min(reading.parts, int(PART_SECONDS_MAX * reading.link_rate / part_size))
 
 
 class LinkMemory:
@@ -97,7 +109,7 @@ class LinkMemory:
             readings[server] = reading
             self._save(readings)
         log.info(
-            "Link to %s: parts ran at %s/s each, the link stored %s/s",
+            "Link to %s: parts ran at %s/s each, the link carried %s/s",
             server,
             human_bytes(int(reading.part_rate)),
             human_bytes(int(reading.link_rate)),
@@ -118,19 +130,31 @@ class LinkMemory:
             return default
         size = part_size_for(reading, file_size)
         log.info(
-            "Parts of %s: the last upload here ran %s/s per part and stored %s/s",
+            "Parts of %s: the last upload here ran %s/s per part, and the link carried %s/s",
             human_bytes(size),
             human_bytes(int(reading.part_rate)),
             human_bytes(int(reading.link_rate)),
         )
         return size
 
-    def parts(self, server: str) -> int:
-        """Parts in flight a climb to ``server`` proved useful within ``MAX_AGE``; 0 without one."""
+    def parts(self, server: str, part_size: int) -> tuple[int, int]:
+        """Parts in flight of ``part_size`` bytes for the next upload to ``server``, and the proof they come from:
+        what a climb there proved useful within ``MAX_AGE``, trimmed by :func:`parts_for`; (0, 0) without one. The
+        proof stays as it was for the uploads after (a slow run's trim is not the link's for the hour)."""
         reading = self.recall(server)
         if reading is None or not 0 <= self.clock() - reading.parts_at <= MAX_AGE:
-            return 0
-        return reading.parts
+            return 0, 0
+        level = parts_for(reading, part_size)
+        if level < reading.parts:
+            log.info(
+                "Parts in flight: %d, not the %d proved, so that each part of %s is stored within %.0f s at %s/s",
+                level,
+                reading.parts,
+                human_bytes(part_size),
+                PART_SECONDS_MAX,
+                human_bytes(int(reading.link_rate)),
+            )
+        return level, reading.parts
 
     def _loaded(self) -> dict[str, LinkReading]:
         if self._readings is None:

@@ -83,6 +83,7 @@ class ProgressTracker:
         self.parts_stored = 0  # in this run
         self.part_times: list[tuple[int, float]] = []  # (bytes, seconds from first byte to stored) per part
         self.first_sent_at: float | None = None  # this run's first byte
+        self.last_sent_at: float | None = None  # ...and its latest
         self.last_stored_at: float | None = None
         self._meter = SpeedMeter(clock=clock)
         self._last_emit = float("-inf")
@@ -100,6 +101,7 @@ class ProgressTracker:
             now = self.clock()
             if self.first_sent_at is None:
                 self.first_sent_at = now
+            self.last_sent_at = now
             self._in_flight[part] = self._in_flight.get(part, 0) + amount
             if now - self._born.setdefault(part, now) >= MATURE:
                 self._mature_bytes += amount

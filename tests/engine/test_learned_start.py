@@ -21,7 +21,15 @@ import pytest
 from desktop_uploader.engine.autotune import AutoConcurrency
 from desktop_uploader.engine.autotuning import AutoTuning
 from desktop_uploader.engine.limits import MiB
-from desktop_uploader.engine.linkmemory import FILE_NAME, MAX_AGE, LinkMemory, LinkReading
+from desktop_uploader.engine.linkmemory import (
+    FILE_NAME,
+    MAX_AGE,
+    MIN_PART,
+    PART_SECONDS_MAX,
+    LinkMemory,
+    LinkReading,
+    parts_for,
+)
 from desktop_uploader.engine.settings import Settings
 from tests.engine.test_autotune import FakeClock, drive, drive_capped, lossy
 from tests.support.api_servers import api_server
@@ -30,6 +38,7 @@ from tests.support.proxy import Proxy
 
 LINK = 5.9e6  # the simulated lossy link's bytes/s (tests/engine/test_autotune.py)
 LEARNED = 24
+TRIMMED = 22  # 22 parts of 5 MiB share 5.9 MB/s so that each takes 19.5 s; 24 would take 21.3 s
 
 
 def first_seconds_share(policy: AutoConcurrency, clock: FakeClock, seconds: float) -> float:
@@ -55,8 +64,8 @@ def test_a_learned_level_holds_before_it_probes_and_says_whose_proof_it_is() -> 
     policy = AutoConcurrency(clock=clock)
     policy.start_at(LEARNED)
     assert policy.proof == (LEARNED, True)
-    levels = drive(policy, clock, lossy, AutoTuning().hold + 10)
-    assert set(levels[: int((AutoTuning().hold - 1) / 0.25)]) == {LEARNED}
+    levels = drive(policy, clock, lossy, AutoTuning().learned_hold + 10)
+    assert set(levels[: int((AutoTuning().learned_hold - 1) / 0.25)]) == {LEARNED}
     probes = [level for _, level, why in policy.history if why.startswith("probe")]
     assert probes == [36], policy.history  # half as many again, not four times: the level is known
     assert policy.level == LEARNED  # the link was full: the probe did not pay
@@ -91,7 +100,7 @@ def test_a_smaller_step_that_pays_leaves_the_earlier_proof_and_its_time() -> Non
     clock = FakeClock()
     policy = AutoConcurrency(clock=clock)
     policy.start_at(6 + 2)  # less than the simulated lossy link needs (16): the probe after the hold pays
-    drive(policy, clock, lossy, AutoTuning().hold + 10)
+    drive(policy, clock, lossy, AutoTuning().learned_hold + 10)
     assert policy.level >= 12, policy.history
     assert policy.proof == (8, True)
 
@@ -116,11 +125,43 @@ def test_a_level_stands_an_hour_from_the_climb_that_proved_it(tmp_path: Path) ->
     clock = FakeClock()
     memory = LinkMemory(tmp_path, clock=clock)
     memory.remember("server-a", LinkReading(250_000, 5_900_000, at=clock.now, parts=24, parts_at=clock.now - 600))
-    assert memory.parts("server-a") == 24
+    assert memory.parts("server-a", MIN_PART) == (TRIMMED, LEARNED)
     clock.now += MAX_AGE - 600 + 1  # the reading itself is still recent, but the climb is more than an hour old
     assert memory.recall("server-a") is not None
-    assert memory.parts("server-a") == 0
-    assert memory.parts("server-b") == 0
+    assert memory.parts("server-a", MIN_PART) == (0, 0)
+    assert memory.parts("server-b", MIN_PART) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    ("link_rate", "part_size", "level"),
+    [
+        (LINK, MIN_PART, TRIMMED),  # a lossy link: 24 proved, but 22 fill it with parts stored within 20 s
+        (7e6, MIN_PART, LEARNED),  # a faster one: all 24 proved parts are stored within 20 s
+        (100e6, 64 * MiB, LEARNED),  # a fast link with large parts: the same
+        (1.5e6, MIN_PART, 5),  # a slow link: fewer than Auto's start, which start_at then keeps
+        (LINK, 64 * MiB, 1),  # a chunk size of the person's own on a lossy link: Auto climbs as on a first upload
+    ],
+)
+def test_a_learned_level_is_trimmed_so_each_part_is_stored_within_the_bound(
+    link_rate: float, part_size: int, level: int
+) -> None:
+    reading = LinkReading(250_000, link_rate, at=0, parts=LEARNED, parts_at=0)
+    assert parts_for(reading, part_size) == level
+    if level < LEARNED:  # each part of the level within the bound at the link's rate; one more part would not be
+        assert level * part_size / link_rate <= PART_SECONDS_MAX < (level + 1) * part_size / link_rate
+
+
+def test_a_trimmed_level_fills_a_lossy_link_as_the_proved_one_does_and_keeps_the_proof() -> None:
+    shares = []
+    for level in (LEARNED, TRIMMED):
+        clock = FakeClock()
+        policy = AutoConcurrency(clock=clock)
+        policy.start_at(level, LEARNED)
+        shares.append(first_seconds_share(policy, clock, 10))
+        assert policy.level == level and policy.proof == (LEARNED, True)  # a slower run's trim is not the proof
+    assert shares[1] >= 0.99 * shares[0], shares
+    policy.busy()  # storage said it is busy: then the proof is no more than the level it halved to
+    assert policy.proof == (TRIMMED // 2, True)
 
 
 def write_reading(data_dir: Path, server: str, *, parts_age: float) -> float:
@@ -132,7 +173,8 @@ def write_reading(data_dir: Path, server: str, *, parts_age: float) -> float:
     return parts_at
 
 
-STARTED_AT_LEVEL = f"Auto: {LEARNED} parts in flight (was {AutoTuning().start}): the level the last upload here"
+STARTED_AT_LEVEL = f"Auto: {TRIMMED} parts in flight (was {AutoTuning().start}): the level the last upload here"
+TRIMMED_FROM_PROOF = f"Parts in flight: {TRIMMED}, not the {LEARNED} proved, so that each part of 5.0 MiB is stored"
 
 
 def test_an_upload_starts_at_the_level_the_last_climb_to_its_server_proved(
@@ -143,15 +185,16 @@ def test_an_upload_starts_at_the_level_the_last_climb_to_its_server_proved(
     with proxy, api_server(sandbox, tmp_path / "api", s3_public_endpoint=proxy.url) as url:
         parts_at = write_reading(tmp_path, url, parts_age=600)
         engine = make_engine(Settings(method="presigned"), api_url=url)
-        with caplog.at_level(logging.INFO, logger="desktop_uploader.engine.autotune"):
+        with caplog.at_level(logging.INFO, logger="desktop_uploader.engine"):
             job = engine.upload(sample.path)
         connections = proxy.stats.connections()
     assert job.result is not None, job.message
     assert_stored_once(s3, sandbox, job.result.s3_key, sample.sha256)
-    assert STARTED_AT_LEVEL in caplog.text
-    assert connections >= LEARNED - 4, connections  # its parts ran at once, each on its own connection
+    assert TRIMMED_FROM_PROOF in caplog.text and STARTED_AT_LEVEL in caplog.text
+    assert connections >= TRIMMED - 4, connections  # its parts ran at once, each on its own connection
     kept = json.loads((tmp_path / FILE_NAME).read_text(encoding="utf-8"))[url]
-    assert kept["parts"] == LEARNED and kept["parts_at"] == parts_at  # the climb's time, not this upload's
+    # The climb's proof and time, not this upload's trimmed start: the trim follows each upload's link rate.
+    assert kept["parts"] == LEARNED and kept["parts_at"] == parts_at
     assert kept["at"] > parts_at + 600 - 1  # while the rest of the reading is this upload's
 
 

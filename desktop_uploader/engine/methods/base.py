@@ -69,20 +69,22 @@ class JobContext:
         or with no recent reading, the settings."""
         if self.links is None or self.pacing is None:
             return self.settings.chunk_size
-        self.pacing.start_at(self.links.parts(server))
-        if not self.settings.part_size_follows_link:
-            return self.settings.chunk_size
-        return self.links.part_size(server, self.size, self.settings.chunk_size)
+        size = self.settings.chunk_size
+        if self.settings.part_size_follows_link:
+            size = self.links.part_size(server, self.size, size)
+        level, proof = self.links.parts(server, size)
+        self.pacing.start_at(level, proof)
+        return size
 
     def learn_link(self, server: str, tracker: ProgressTracker) -> None:
         """Keep what this Auto run measured of the link to ``server``, for the next upload's plan: its parts'
         pace, and the parts in flight a climb proved useful (an earlier climb's keeps its own time)."""
         if self.links is None or self.pacing is None:
             return
-        if tracker.first_sent_at is None or tracker.last_stored_at is None:
+        if tracker.first_sent_at is None or tracker.last_sent_at is None or not tracker.stored_bytes:
             return
-        seconds = tracker.last_stored_at - tracker.first_sent_at
-        reading = reading_of(tracker.part_times, tracker.stored_bytes, seconds, self.links.clock())
+        seconds = tracker.last_sent_at - tracker.first_sent_at
+        reading = reading_of(tracker.part_times, tracker.bytes_sent, seconds, self.links.clock())
         if reading is None:
             return
         parts, learned = self.pacing.proof
