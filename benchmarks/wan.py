@@ -47,6 +47,9 @@ def wan_contenders() -> list[Contender]:
     ]
     for n in (1, 3, 6, 12, 24):
         result.append(ours(f"ours-{n}", f"Ours, {n} parts in flight", flags=["--concurrency", str(n)]))
+    for n in (18, 20, 22, 24):  # a learned lossy start's parts (5 MiB): how few still fill the link, each how long
+        flags = ["--concurrency", str(n), "--chunk-size", "5MiB"]
+        result.append(ours(f"ours-{n}x5mib", f"Ours, {n} parts of 5 MiB in flight", flags=flags))
     result.append(ours("ours-chunked", "Ours, chunked fallback through the API", flags=["--method", "chunked"]))
     result.append(Contender("boto3", "boto3", "boto3 upload_file (default TransferConfig)"))
     return result
