@@ -13,7 +13,7 @@ a part should take about ``PART_SECONDS`` at the pace parts ran, the first part 
 within about ``FIRST_STORED_SECONDS`` of the link's rate (a 5 MB/s cap then keeps small parts, so
 progress moves and a pause loses little), and a file keeps at least ``MIN_PARTS_PER_FILE`` parts so
 parallel parts still help it. S3's 5 MiB minimum wins over all of these (a lossy link's parts take
-about 22 s, as 24 share it: only fewer parts in flight would shorten that), and ``MAX_PART`` bounds
+about 22 s as 24 share it, so fewer parts in flight shorten that, below), and ``MAX_PART`` bounds
 what a pause or a retry can cost on a fast link. Measured in docs/benchmarks.md.
 
 Parts in flight are chosen with the part size: a reading also keeps the level Auto's climb proved
