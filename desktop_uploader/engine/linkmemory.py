@@ -20,7 +20,7 @@ Parts in flight are chosen with the part size: a reading also keeps the level Au
 useful there (``parts``: 24 on a lossy link), and the next upload starts at it (autotune.py), which
 spares it the climb. That level stands ``MAX_AGE`` from the climb that proved it, not from its last
 use, so a link that changed (a cap where a lossy link was) is climbed afresh within the hour. It is
-trimmed to what the link stores of the part size in ``PART_SECONDS_MAX`` (:func:`parts_for`): once
+trimmed to what the link carries of the part size in ``PART_SECONDS_MAX`` (:func:`parts_for`): once
 the parts fill the link, each more only stretches every part (on a lossy 6 MB/s link, 24 parts of
 5 MiB took 20-22 s each, and the 21-22 this trims to fill it to 96-98 % in 19 s).
 

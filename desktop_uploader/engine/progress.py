@@ -84,7 +84,6 @@ class ProgressTracker:
         self.part_times: list[tuple[int, float]] = []  # (bytes, seconds from first byte to stored) per part
         self.first_sent_at: float | None = None  # this run's first byte
         self.last_sent_at: float | None = None  # ...and its latest
-        self.last_stored_at: float | None = None
         self._meter = SpeedMeter(clock=clock)
         self._last_emit = float("-inf")
         self._lock = threading.Lock()
@@ -139,7 +138,6 @@ class ProgressTracker:
             born = self._born.pop(part, None)
             if born is not None:
                 self.part_times.append((size, now - born))
-            self.last_stored_at = now
             self.confirmed += size
             self.parts_done += 1
             self.stored_bytes += size
