@@ -65,13 +65,13 @@ class JobContext:
 
     def follow_link(self, server: str) -> int:
         """The part size to plan with, and Auto's parts in flight to start at: on Auto, what the last upload
-        to ``server`` measured of its link (the part size only with the preset's own chunk size); otherwise,
-        or with no recent reading, the settings."""
+        to ``server`` measured of its link (the part size only with the preset's own chunk size, and S3's smallest
+        with no recent reading); otherwise the settings."""
         if self.links is None or self.pacing is None:
             return self.settings.chunk_size
         size = self.settings.chunk_size
         if self.settings.part_size_follows_link:
-            size = self.links.part_size(server, self.size, size)
+            size = self.links.part_size(server, self.size)
         level, proof = self.links.parts(server, size)
         self.pacing.start_at(level, proof)
         return size
