@@ -13,7 +13,7 @@ by half and must gain ``gain``. A step that does not pay is taken back, and the 
 wide on purpose: a lossy link's goodput over a second or two wobbles by ±20 %, while a step that
 helps shows as +50 % or more. A step of two or more times that paid, but added per part less than
 ``full_share`` of what each earlier part sent, found the link nearly full: the climb rests there
-for ``hold`` seconds and then probes by half (doubled, parts of 8 MiB took 49-56 s on a lossy link).
+for ``full_hold`` seconds and then probes by half (doubled, parts of 8 MiB took 49-56 s on a lossy link).
 
 A 429 or 503 from storage halves the level and holds it for ``busy_hold`` seconds. The level stays
 within ``minimum`` and ``maximum`` (a memory budget: a part in flight holds one send block at most).
@@ -341,7 +341,8 @@ class AutoConcurrency:
             if not full:
                 self._step_up(now, f"kept: {rate / 1e6:.2f} MB/s")
                 return
-            self._hold_until, self._factor = now + tuning.hold, 1.5  # then a probe of half as many again
+            self._hold = tuning.full_hold  # and as long again after a probe from it that did not pay
+            self._hold_until, self._factor = now + tuning.full_hold, 1.5  # then a probe of half as many again
             log.info("Auto: %d parts in flight nearly fill the link (%.2f MB/s): resting", self.level, rate / 1e6)
             self._set(self.level, now, f"kept: {rate / 1e6:.2f} MB/s, and the link is nearly full")
         else:

@@ -30,6 +30,10 @@ class AutoTuning:
     # After a learned start, seconds before the first probe: the level is known, and each probe from 21 to 32
     # parts of 5 MiB on a lossy link stretched the parts it shared the link with from 19 s to 23-28 s.
     learned_hold: float = 80.0
+    # After a step that found the link nearly full, seconds of rest before a probe of half as many again: the
+    # level fills the link as a learned one does, and each probe from 24 to 36 parts stretched a first upload's
+    # parts of 5 MiB from 21 s to 24-26 s.
+    full_hold: float = 80.0
     max_hold: float = 160.0  # the wait after a probe that did not pay doubles, up to this
     opening: int = 2  # parts in flight until the first part is stored...
     opening_seconds: float = 3.0  # ...or this long after the first byte (a lossy link stores nothing for 20 s)

@@ -88,7 +88,8 @@ def test_on_a_clean_link_it_does_not_pile_up_parts() -> None:
 def test_it_takes_a_step_back_when_more_parts_stop_helping() -> None:
     clock = FakeClock()
     policy = AutoConcurrency(clock=clock)
-    levels = drive(policy, clock, lambda n: min(n, 10) * MB, 90)  # a link that 10 parts fill
+    # A link that 10 parts fill: 24 paid and nearly filled it, so the probe past it waits out ``full_hold``.
+    levels = drive(policy, clock, lambda n: min(n, 10) * MB, 120)
     assert 10 <= policy.level <= 24, policy.history
     assert max(levels) > policy.level, "it tried more, and stepped back when that did not help"
 

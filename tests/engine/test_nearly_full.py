@@ -31,11 +31,20 @@ def test_a_lossy_link_the_first_probe_filled_is_not_doubled() -> None:
     assert sum(lossy(n) for n in last) / len(last) >= 0.95 * 5.9 * MB, policy.history
 
 
-def test_after_resting_it_probes_by_half_and_comes_back() -> None:
+def test_after_resting_as_long_as_after_a_learned_start_it_probes_by_half_and_comes_back() -> None:
+    """Each probe past a full link stretches every part while it lasts: the rest is as long as a learned level's."""
     clock = FakeClock()
     policy = AutoConcurrency(clock=clock)
-    levels = drive(policy, clock, lossy, 60)
-    first = AutoTuning().start * AutoTuning().first_step
+    tuning = AutoTuning()
+    first = tuning.start * tuning.first_step
+    levels = drive(policy, clock, lossy, 10)
+    rested = [at for at, level, why in policy.history if why.endswith("nearly full")]
+    assert len(rested) == 1, policy.history
+    levels += drive(policy, clock, lossy, rested[0] + tuning.full_hold - 1 - clock.now)
+    assert max(levels) == first, policy.history  # no probe during the rest
+    levels = drive(policy, clock, lossy, 40)
+    probes = [(at, level) for at, level, _ in policy.history if level > first]
+    assert probes and probes[0][0] - rested[0] >= tuning.full_hold, policy.history
     assert max(levels) == first * 3 // 2, policy.history
     assert policy.level == first, policy.history
 
