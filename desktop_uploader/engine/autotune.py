@@ -56,7 +56,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from desktop_uploader.engine.autotuning import AutoTuning
+from desktop_uploader.engine.autotuning import AutoTuning, nearly_full
 from desktop_uploader.engine.linkmeter import LinkMeter
 
 log = logging.getLogger(__name__)
@@ -366,12 +366,11 @@ class AutoConcurrency:
         the link is nearly full, and a step more would mostly stretch every part and hold more bytes in flight
         (48 parts of 8 MiB took 49-56 s each on a lossy link 24 fill; a slow start at 48 made the verdict pay)."""
         assert self._baseline is not None and self._previous is not None
-        before, after = self._baseline, rate
-        if steady is not None and self._steady_base:  # steady to steady, as the verdict was judged
-            before, after = self._steady_base, steady
-        return before > 0 and (after - before) / (self.level - self._previous) < self.tuning.full_share * (
-            before / self._previous
-        )
+        readings = [(self._baseline, rate)]  # the total, and the steady goodput: either may read high
+        if steady is not None and self._steady_base:
+            readings.append((self._steady_base, steady))
+        share = self.tuning.full_share
+        return any(nearly_full(before, after, self._previous, self.level, share) for before, after in readings)
 
     def _proves(self, rate: float, steady: float | None) -> bool:
         """Goodput ``PROOF`` times the first probe's, steady to steady where both were measured (bursts of

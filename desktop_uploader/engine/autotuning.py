@@ -39,3 +39,10 @@ class AutoTuning:
     opening_seconds: float = 3.0  # ...or this long after the first byte (a lossy link stores nothing for 20 s)
     opening_reach: float = 3.5  # stored this soon, the opening starts the budget: it then grows 1.7x per part
     horizon: float = 6.0  # once the link is the limit: seconds of goodput the parts in flight may owe
+
+
+def nearly_full(before: float, after: float, parts_before: int, parts_after: int, share: float) -> bool:
+    """Did a step from ``parts_before`` to ``parts_after`` parts, whose goodput went from ``before`` to ``after``
+    bytes/s, add per part less than ``share`` of what each part sent before it? Then the link is nearly full."""
+    added = (after - before) / (parts_after - parts_before)
+    return before > 0 and added < share * before / parts_before

@@ -10,7 +10,7 @@ Where streams are still the limit (every new part adds as much), it climbs on as
 from __future__ import annotations
 
 from desktop_uploader.engine.autotune import AutoConcurrency
-from desktop_uploader.engine.autotuning import AutoTuning
+from desktop_uploader.engine.autotuning import AutoTuning, nearly_full
 from tests.engine.test_autotune import MB, FakeClock, drive, drive_capped, lossy
 
 
@@ -29,6 +29,33 @@ def test_a_lossy_link_the_first_probe_filled_is_not_doubled() -> None:
     assert max(counts) <= first * 1.5, policy.history  # the probe after the rest adds half, never doubles
     last = counts[-40:]  # the last 10 s: still full
     assert sum(lossy(n) for n in last) / len(last) >= 0.95 * 5.9 * MB, policy.history
+
+
+def wan_like(n: int) -> float:
+    """The emulated lossy link as a first upload met it: six streams sent 0.62 MB/s each, 24 filled it."""
+    return min(5.9 * MB, 0.62 * MB * n)
+
+
+def test_a_full_link_whose_older_streams_outpace_the_new_ones_rests_too() -> None:
+    """On the WAN a first upload's x4 probe paid and doubled on in 2 runs of 4: 6 parts sent 3.74 MB/s and 24
+    sent 5.66, so each new part added 0.11 MB/s where each earlier one had sent 0.62. The steady goodput (the
+    mature parts' pace times every part) read far more: the older streams, their windows grown, kept their
+    pace while the new ones were young. Either reading saying the link is nearly full is enough."""
+    assert nearly_full(3.74 * MB, 5.66 * MB, 6, 24, AutoTuning().full_share)
+    assert not nearly_full(1.2 * MB, 4.8 * MB, 6, 24, AutoTuning().full_share)  # each new part added its worth
+    clock = FakeClock()
+    policy = AutoConcurrency(clock=clock)
+    sent = mature = 0.0
+    for _ in range(160):  # 40 s: the six oldest parts keep 0.62 MB/s each, and only they count as mature
+        level = policy.target()
+        clock.now += 0.25
+        sent += wan_like(level) * 0.25
+        mature += min(level, 6) * 0.62 * MB * 0.25
+        policy.observe(int(sent), level, mature=(int(mature), min(level, 6)))
+    first = AutoTuning().start * AutoTuning().first_step
+    rests = [level for _, level, why in policy.history if why.endswith("and the link is nearly full")]
+    assert rests == [first], policy.history
+    assert max(level for _, level, _ in policy.history) == first, policy.history
 
 
 def test_after_resting_as_long_as_after_a_learned_start_it_probes_by_half_and_comes_back() -> None:
