@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from benchmarks.contenders import Contender, first_upload, first_upload_small_parts, fixed_parts, ours
+from benchmarks.contenders import Contender, first_upload, first_upload_preset_parts, fixed_parts, ours
 from benchmarks.measure import GiB, Sample, make_file, run_measured, warm
 from benchmarks.servers import SinkServers
 from benchmarks.wanlab import ADDR_SERVER, CLEAN, FAT, LINKS, LOSSY, Lab, Link, self_test
@@ -44,7 +44,7 @@ def wan_contenders() -> list[Contender]:
         ours("ours-auto", "Ours, Auto", flags=["--concurrency", "auto"]),
         fixed_parts(),
         first_upload(),
-        first_upload_small_parts(),
+        first_upload_preset_parts(),
     ]
     for n in (1, 3, 6, 12, 24):
         result.append(ours(f"ours-{n}", f"Ours, {n} parts in flight", flags=["--concurrency", str(n)]))
