@@ -177,7 +177,8 @@ class SettingsDialog(QDialog):
                 "Sizes and speeds here are in MiB (1 MiB is 1,048,576 bytes). Files are sent in pieces "
                 "of this size; storage needs pieces of at least 5 MiB, so smaller ones are raised to "
                 "5 MiB, and very large files get bigger pieces automatically. With parts on Auto and the "
-                "preset's size, pieces follow your connection from the second upload on."
+                "preset's size, pieces follow your connection: 5 MiB for the first upload to a server, then "
+                "sized by what it measured."
             ),
         )
         self.concurrency = spin_box(0, ANY_NUMBER, " parts", "Auto")
