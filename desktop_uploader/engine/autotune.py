@@ -61,7 +61,7 @@ from desktop_uploader.engine.linkmeter import LinkMeter
 
 log = logging.getLogger(__name__)
 
-SHARED = 0.6  # the level's parts each sending less than this of what each of the opening's sent: one full link
+SHARED = 1.2  # mature parts sending < this x their share of the opening's goodput: full (caps 0.7-1, lossy 1.4-3)
 PROOF = 1.5  # a level is a proof for the next upload once goodput there is this many times the first probe's base
 
 
@@ -298,17 +298,19 @@ class AutoConcurrency:
             self._link_rate = self._meter.acked_rate(now)
 
     def _judge_opening(self, now: float, rate: float, mature: float | None) -> None:
-        """Before the first probe: did the level's parts send no more than the opening's fewer parts,
-        or each mature part much less than each of the opening's? Then the link is the limit (a cap),
-        and a probe of four times the parts would only put more at risk: the budget starts now, and the
-        probe adds half. (On loopback only the per-part test holds: new connections' bursts.)"""
+        """Before the first probe: did the level's parts send no more than the opening's, or each mature part
+        no more than its share of what the opening sent? Then the link is the limit (a cap): the budget starts,
+        and the probe adds half. Only the per-part test holds on loopback (bursts into buffers: 6 parts on 1 MB/s
+        sent 2.2x what 2 did). Not each opening part's pace: a lossy slow start sends twice what it keeps up."""
         if self._probed or self._opening_rate is None:
             return  # no opening was measured: a fast link stored its first part within a second
         parts, opening_rate = self._opening_rate
         if parts >= self.level:
             return
-        shared = mature is not None and mature < SHARED * opening_rate / parts
+        shared = mature is not None and mature < SHARED * opening_rate / self.level
         if shared or rate < opening_rate * (1 + self.tuning.gain_double):
+            mb = (rate / 1e6, opening_rate / 1e6)
+            log.info("Auto: %d parts sent %.2f MB/s, the opening's %.2f: the link looks full", self.level, *mb)
             self._factor = 1.5
             self._start_budget(now)
 
