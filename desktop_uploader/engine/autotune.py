@@ -61,7 +61,7 @@ from desktop_uploader.engine.linkmeter import LinkMeter
 
 log = logging.getLogger(__name__)
 
-SHARED = 1.2  # mature parts sending < this x their share of the opening's goodput: full (caps 0.7-1, lossy 1.4-3)
+SHARED = 1.25  # the opening's mature parts each sending less than this times their share among the level: a cap
 PROOF = 1.5  # a level is a proof for the next upload once goodput there is this many times the first probe's base
 
 
@@ -98,7 +98,7 @@ class AutoConcurrency:
         self._probed = False
         self._unsettled = 0  # baselines in a row without mature parts
         self._shed_to: int | None = None  # set when a probe is taken back: parts beyond it are shed
-        self._opening_rate: tuple[int, float] | None = None  # (parts, goodput) while fewer parts than the level ran
+        self._opening_rate: tuple[int, float, float | None] | None = None  # parts, goodput, mature pace: opening
         self._learned = False  # the level is what an earlier upload proved, not (yet) this one: no opening
 
     # -- inputs --------------------------------------------------------------------------------------------
@@ -188,10 +188,8 @@ class AutoConcurrency:
             tuning = self.tuning
             if not self._stored and not self._learned and self._opening(now, owed):
                 return in_flight < tuning.opening
-            budget = (
-                None if self._link_rate is None or self._past_budget is not None else tuning.horizon * self._link_rate
-            )
-            if budget is not None and in_flight >= self._proven and owed + part > budget:
+            rate = None if self._past_budget is not None else self._link_rate  # one part beyond it: no budget
+            if rate is not None and in_flight >= self._proven and owed + part > tuning.horizon * rate:
                 self._budget_bound = now
                 return False
             return True
@@ -273,7 +271,7 @@ class AutoConcurrency:
             return False
         # Fewer parts ran than allowed (the file's last, a slow start, the budget): this epoch says nothing.
         if not self._probed and rate > 0:
-            self._opening_rate = (self._busiest, rate)
+            self._opening_rate = (self._busiest, rate, self._meter.per_mature_part(measured_from))
         self._set(self.level, now, "not enough parts to measure")
         return True
 
@@ -286,7 +284,7 @@ class AutoConcurrency:
         if took < self.tuning.first_settle:
             return
         if self._opening_rate is None:
-            self._opening_rate = (self.tuning.opening, self._meter.sent / took)
+            self._opening_rate = (self.tuning.opening, self._meter.sent / took, None)
         if self._widest <= self.tuning.opening and took <= self.tuning.opening_reach:
             self._start_budget(now)
 
@@ -299,18 +297,20 @@ class AutoConcurrency:
 
     def _judge_opening(self, now: float, rate: float, mature: float | None) -> None:
         """Before the first probe: did the level's parts send no more than the opening's, or each mature part
-        no more than its share of what the opening sent? Then the link is the limit (a cap): the budget starts,
-        and the probe adds half. Only the per-part test holds on loopback (bursts into buffers: 6 parts on 1 MB/s
-        sent 2.2x what 2 did). Not each opening part's pace: a lossy slow start sends twice what it keeps up."""
+        little more than its share of the opening's parts' mature pace? Then the link is a cap (0.20-0.24 of that
+        pace on 1-2 MB/s caps, 0.54-2.2 on a lossy link; bursts into buffers hide a cap in the total): the budget
+        starts, and the probe adds half. Not the opening's goodput: a lossy slow start sends twice its keep."""
         if self._probed or self._opening_rate is None:
             return  # no opening was measured: a fast link stored its first part within a second
-        parts, opening_rate = self._opening_rate
+        parts, opening_rate, opening_pace = self._opening_rate
         if parts >= self.level:
             return
-        shared = mature is not None and mature < SHARED * opening_rate / self.level
-        if shared or rate < opening_rate * (1 + self.tuning.gain_double):
-            mb = (rate / 1e6, opening_rate / 1e6)
-            log.info("Auto: %d parts sent %.2f MB/s, the opening's %.2f: the link looks full", self.level, *mb)
+        pace = opening_pace or opening_rate / parts  # a short opening (stored within it) had no mature parts
+        shared = mature is not None and mature < SHARED * pace * parts / self.level
+        full = shared or rate < opening_rate * (1 + self.tuning.gain_double)
+        mb = (rate / 1e6, parts, opening_rate / 1e6, (mature or 0.0) / 1e6, pace / 1e6, ": a full link" if full else "")
+        log.info("Auto: %d parts %.2f MB/s, the opening's %d %.2f; each %.2f, was %.2f%s", self.level, *mb)
+        if full:
             self._factor = 1.5
             self._start_budget(now)
 
