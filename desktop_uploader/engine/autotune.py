@@ -30,8 +30,9 @@ Bytes in flight follow the link (issue 15): on a cap extra parts only stretch ea
   it in 3 s, not 10); past ``opening_seconds``, only while they are on course to be stored within
   ``opening_reach`` (lossy streams would take 20 s).
 - **A byte budget once the link is known to be the limit** (a part stored within ``opening_reach``,
-  a step up that does not pay, or a level that sends no more than the opening's did; judged before
-  anything is stored, it starts with the first part stored). A new part starts only if what the
+  a step up that does not pay, or a level whose parts each send little more than their share of the
+  opening's pace; judged before anything is stored, it starts with the first part stored, and until then
+  no probe runs: on a 2 MB/s cap bursts made 6 -> 9 -> 14 look paid). A new part starts only if what the
   parts in flight still owe, plus the new part, fits in ``horizon`` seconds of what storage
   acknowledged lately, so a part finishes within about ``horizon`` seconds and a pause risks no
   more. Levels a step up proved useful (``proven``: 24 parts on a lossy link, where 6 get 32 % and
@@ -101,8 +102,6 @@ class AutoConcurrency:
         self._opening_rate: tuple[int, float, float | None] | None = None  # parts, goodput, mature pace: opening
         self._learned = False  # the level is what an earlier upload proved, not (yet) this one: no opening
 
-    # -- inputs --------------------------------------------------------------------------------------------
-
     def observe(
         self,
         sent: int,
@@ -125,10 +124,9 @@ class AutoConcurrency:
                 self._note_opening(now)
                 if self._budget_due:
                     self._start_budget(now)
-            if self._epoch is None:
-                if self._meter.first_byte is None:
-                    return
-                self._epoch = now
+            if self._epoch is None and self._meter.first_byte is None:
+                return
+            self._epoch = now if self._epoch is None else self._epoch
             if in_flight is not None and now >= self._epoch + self._settle:
                 self._busiest = max(self._busiest, in_flight)
 
@@ -167,8 +165,6 @@ class AutoConcurrency:
             self._factor = 1.5
             self._hold_until = now + self.tuning.busy_hold
             self._proven, self._proof_level = min(self._proven, self.level), min(self._proof_level, self.level)
-
-    # -- output --------------------------------------------------------------------------------------------
 
     def target(self) -> int:
         now = self.clock()
@@ -257,7 +253,9 @@ class AutoConcurrency:
         if now < self._hold_until:
             self._set(self.level, now, "holding")
             return
-        self._judge_opening(now, rate, mature)
+        if self._judge_opening(now, rate, mature):
+            self._set(self.level, now, "a full link: no probe before a part is stored")
+            return
         self._step_up(now, f"probe from {rate / 1e6:.2f} MB/s")
 
     def _fewer_parts(self, now: float, rate: float, measured_from: float) -> bool:
@@ -295,24 +293,26 @@ class AutoConcurrency:
         if self._stored:
             self._link_rate = self._meter.acked_rate(now)
 
-    def _judge_opening(self, now: float, rate: float, mature: float | None) -> None:
+    def _judge_opening(self, now: float, rate: float, mature: float | None) -> bool:
         """Before the first probe: did the level's parts send no more than the opening's, or each mature part
-        little more than its share of the opening's parts' mature pace? Then the link is a cap (0.20-0.24 of that
-        pace on 1-2 MB/s caps, 0.54-2.2 on a lossy link; bursts into buffers hide a cap in the total): the budget
-        starts, and the probe adds half. Not the opening's goodput: a lossy slow start sends twice its keep."""
+        little more than its share of the opening's parts' mature pace (caps 0.20-0.23 of it, lossy links
+        0.48-2.6; bursts into buffers hide a cap in the total, slow starts inflate the opening's goodput)? Then
+        the budget starts and probes add half, and until a part is stored there is none (returns True)."""
         if self._probed or self._opening_rate is None:
-            return  # no opening was measured: a fast link stored its first part within a second
+            return False  # no opening was measured: a fast link stored its first part within a second
         parts, opening_rate, opening_pace = self._opening_rate
         if parts >= self.level:
-            return
+            return False
         pace = opening_pace or opening_rate / parts  # a short opening (stored within it) had no mature parts
         shared = mature is not None and mature < SHARED * pace * parts / self.level
         full = shared or rate < opening_rate * (1 + self.tuning.gain_double)
         mb = (rate / 1e6, parts, opening_rate / 1e6, (mature or 0.0) / 1e6, pace / 1e6, ": a full link" if full else "")
-        log.info("Auto: %d parts %.2f MB/s, the opening's %d %.2f; each %.2f, was %.2f%s", self.level, *mb)
+        if not self._budget_due:  # judged again each epoch until a part is stored: said once
+            log.info("Auto: %d parts %.2f MB/s, the opening's %d %.2f; each %.2f, was %.2f%s", self.level, *mb)
         if full:
             self._factor = 1.5
             self._start_budget(now)
+        return full and not self._stored
 
     def _verdict(self, now: float, rate: float, steady: float | None) -> None:
         """Did the step up pay? Judged on the steady goodput when there is one before and after (the

@@ -357,6 +357,21 @@ def test_when_the_opening_already_fills_the_link_no_probe_is_large(
     assert policy.budget is not None and policy.budget <= 1.1 * AutoTuning().horizon * cap
 
 
+def test_on_a_slow_cap_no_probe_runs_before_a_part_is_stored() -> None:
+    """On 2 MB/s the opening ends by time, and six parts of 8 MiB share the cap for 20 s before one is stored.
+    A probe then only put more of the cap at risk, and on a real 2 MB/s cap bursts into buffers made steps
+    from 6 to 9 and 14 parts look paid: 30 s of the cap was sent and not stored. Once a part is stored, the
+    budget starts, and probes run within it."""
+    clock = FakeClock()
+    policy = AutoConcurrency(clock=clock)
+    counts, _ = drive_capped(policy, clock, 2 * MB, 18, burst=2 * MiB)
+    assert policy.budget is None, "nothing is stored yet"
+    assert max(counts) <= AutoTuning().start, policy.history
+    assert any(why.startswith("a full link: no probe") for _, _, why in policy.history), policy.history
+    counts, _ = drive_capped(policy, clock, 2 * MB, 40, burst=2 * MiB)
+    assert policy.budget is not None and policy.budget <= 1.1 * AutoTuning().horizon * 2 * MB
+
+
 @pytest.mark.parametrize(
     ("burst", "slow_start"), [(0, 0), (2 * MiB, 0), (0, 2.5)], ids=["steady-streams", "bursts", "slow-starts"]
 )
