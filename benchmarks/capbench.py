@@ -30,6 +30,7 @@ from typing import Any
 
 from benchmarks.capread import parse_points, read_cap, table
 from benchmarks.contenders import Contender, ours
+from benchmarks.loopback import warm_store
 from benchmarks.measure import MiB, Sample, make_file, run_measured, warm
 from benchmarks.servers import ROOT, VENV_BIN, SeaweedSandbox, Target, _read_line, _wait_http, free_port, stop_process
 
@@ -50,6 +51,7 @@ class CappedStore:
     def start(self) -> Target:
         shutil.rmtree(self.work / "seaweedfs", ignore_errors=True)
         direct = self.direct = self.sandbox.start()
+        warm_store(direct)
         upstream = direct.s3_endpoint.split("://", 1)[1].rstrip("/")
         self.proxy = subprocess.Popen(
             [sys.executable, "-m", "benchmarks.capproxy", "--upstream", upstream, "--rate", str(self.rate)],
