@@ -70,7 +70,8 @@ class AutoConcurrency:
     """Parts in flight for one upload; thread-safe (fed by workers, asked by the scheduler)."""
 
     def __init__(self, tuning: AutoTuning | None = None, *, clock: Callable[[], float] = time.monotonic) -> None:
-        self.tuning, self.clock = tuning or AutoTuning(), clock
+        self.tuning = tuning or AutoTuning()
+        self.clock = clock
         self.level = max(self.tuning.minimum, min(self.tuning.maximum, self.tuning.start))
         self.history: list[tuple[float, int, str]] = []  # (time, level, why): for logs and tests
         self._lock = threading.Lock()
@@ -83,7 +84,8 @@ class AutoConcurrency:
         self._baseline: float | None = None  # goodput at the level we would return to
         self._previous: int | None = None  # set while probing: the level before the step up
         self._factor = float(self.tuning.first_step)
-        self._hold_until, self._hold = 0.0, self.tuning.hold
+        self._hold_until = 0.0
+        self._hold = self.tuning.hold
         self._last_busy = float("-inf")
         self._stored = False  # a part of this run is stored: the opening is over
         self._widest = 0  # the most parts seen in flight
@@ -258,8 +260,7 @@ class AutoConcurrency:
 
     def _fewer_parts(self, now: float, rate: float, measured_from: float) -> bool:
         """Fewer parts ran than the level allows: is this epoch over without a verdict?"""
-        held = self._previous is None or self._busiest <= self._previous  # a probe the budget kept from running, too
-        if held and self._budget_bound >= measured_from and now >= self._hold_until:
+        if self._previous is None and self._budget_bound >= measured_from and now >= self._hold_until:
             self._probe_past_budget(now, rate, measured_from)
             return True
         if self._previous is not None and self._busiest >= 1.5 * self._previous:
