@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -114,3 +115,21 @@ def test_a_plain_http_bind_beyond_loopback_warns_that_tokens_travel_in_clear(
     with caplog.at_level(logging.WARNING, logger="desktop_uploader.server.run"), pytest.raises(BoundError):
         run.serve_forever(FastAPI(), ALL_INTERFACES, 8000)
     assert any("tokens and uploaded bytes travel in clear" in r.getMessage() for r in caplog.records)
+
+
+def test_answers_on_a_kept_alive_connection_do_not_wait_for_the_client_s_acks() -> None:
+    """The server bound a socket asyncio did not know for TCP, so the connections it accepted kept Nagle on:
+    on a kept-alive connection each answer's body waited for the client's delayed ACK of its headers, and
+    every API call after an upload's first took 40 ms more (list, start, sign, complete; each chunk)."""
+    server = run.ServerThread.start(FastAPI())
+    try:
+        with requests.Session() as session:
+            for _ in range(2):
+                assert session.get(server.url + "/openapi.json", timeout=30).status_code == 200
+            connections = list(server.server.server_state.connections)
+            assert connections, "the connection is kept alive"
+            for connection in connections:
+                sock = connection.transport.get_extra_info("socket")
+                assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY), "Nagle is on"
+    finally:
+        server.stop()
