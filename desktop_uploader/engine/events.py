@@ -73,6 +73,10 @@ class StatusChanged(Event):
     message: str = ""
 
 
+# A file added while "start uploads as soon as files are added" is off: PAUSED, though nobody paused it.
+NOT_STARTED = "Waiting for you to start it."
+
+
 @dataclass(frozen=True)
 class Started(Event):
     method: str

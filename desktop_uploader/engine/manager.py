@@ -28,6 +28,7 @@ from desktop_uploader.engine.errors import (
     UploaderError,
 )
 from desktop_uploader.engine.events import (
+    NOT_STARTED,
     Cancelled,
     Event,
     Failed,
@@ -156,7 +157,7 @@ class UploadManager(AttemptRunner):
         if size == 0:
             self._emit(Notice(job.id, "This file is empty (0 bytes); it will be uploaded as it is.", "warning"))
         if not start:
-            self._emit(StatusChanged(job.id, Status.PAUSED, "Waiting for you to start it."))
+            self._emit(StatusChanged(job.id, Status.PAUSED, NOT_STARTED))
         self._pump()
         return job.id
 

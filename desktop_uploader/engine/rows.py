@@ -107,6 +107,15 @@ class Row:
         return self.s3_path if action is RowAction.COPY_S3 else ""
 
     @property
+    def never_started(self) -> bool:
+        """Added with automatic start off and not started since: "Paused" and "Resume" would say otherwise."""
+        return self.status is Status.PAUSED and self.message == events.NOT_STARTED and not self.confirmed
+
+    def action_label(self, action: RowAction) -> str:
+        """The action's name on this row's buttons and menu: a file nobody started is started, not resumed."""
+        return "Start" if action is RowAction.RESUME and self.never_started else action.value
+
+    @property
     def percent(self) -> int:
         return int(self.fraction * 100)
 
@@ -170,7 +179,7 @@ class Row:
                 # before its first part lands (and is what a pause now would send again).
                 return f"Uploading · {human_bytes(self.sent)} sent" if self.sent > self.confirmed else "Uploading"
             case Status.PAUSED:
-                return "Paused"
+                return "Not started" if self.never_started else "Paused"
             case Status.INTERRUPTED:
                 return "Interrupted: resume to go on where it stopped"
             case Status.COMPLETED:

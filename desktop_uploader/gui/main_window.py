@@ -305,7 +305,7 @@ class MainWindow(QMainWindow):
 
     def menu_entries(self, row: Row) -> list[MenuEntry]:
         """The context menu as plain (label, callable) pairs, so tests can check it without opening a menu."""
-        return [(action.value, partial(self.act, row.job_id, action)) for action in row.actions()]
+        return [(row.action_label(action), partial(self.act, row.job_id, action)) for action in row.actions()]
 
     def act(self, job_id: str, action: RowAction) -> None:
         """Row commands, from the menu, the row's buttons and the shortcuts alike (giving up stored work asks)."""

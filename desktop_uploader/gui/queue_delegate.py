@@ -349,9 +349,9 @@ class UploadDelegate(QStyledItemDelegate):
         return super().editorEvent(event, model, option, index)
 
     def helpEvent(self, event: QHelpEvent, view: QAbstractItemView, option: QStyleOptionViewItem, index: Index) -> bool:
-        action = self.action_at(option, index, event.pos())
+        action, row = self.action_at(option, index, event.pos()), index.data(Role.ROW)
         if action is not None:
-            QToolTip.showText(event.globalPos(), action.value, view)
+            QToolTip.showText(event.globalPos(), row.action_label(action) if row else action.value, view)
             return True
         return super().helpEvent(event, view, option, index)
 

@@ -100,8 +100,11 @@ class RowActionBar(QWidget):
         for action, button in self.buttons.items():
             button.setHidden(action not in offered)
             if row is not None:
-                button.setAccessibleDescription(f"{action.value} {row.file_name}")
-                button.setToolTip(f"{action.value}: {row.file_name}")
+                label = row.action_label(action)  # "Start" for a file nobody started yet
+                button.setText(label)
+                button.setAccessibleName(label)
+                button.setAccessibleDescription(f"{label} {row.file_name}")
+                button.setToolTip(f"{label}: {row.file_name}")
         self.caption.setText(row.file_name if row is not None else "")
         self.setVisible(row is not None)
         if focused is not None and focused not in offered:

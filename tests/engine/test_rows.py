@@ -99,3 +99,17 @@ def test_a_slow_link_shows_bytes_sent_before_any_are_stored_and_a_pause_keeps_on
     r.apply(events.Progress("job", "presigned-s3", 16 * MiB, 4 * MiB, 100 * MiB, 2e6, 40.0, sent=20 * MiB), now=2)
     r.apply(events.StatusChanged("job", Status.PAUSED), now=3)
     assert (r.status_text(3), r.progress_text()) == ("Paused", "16.0 MiB of 100.0 MiB · 16%")
+
+
+def test_a_file_nobody_started_reads_not_started_and_offers_start_not_resume() -> None:
+    """With automatic start off, an added file waits as PAUSED: "Paused" and "Resume" told a person who had
+    paused nothing that they had."""
+    r = row()
+    r.apply(events.StatusChanged("job", Status.PAUSED, events.NOT_STARTED), now=0)
+    assert r.status_text(0) == "Not started"
+    assert [r.action_label(action) for action in r.actions()] == ["Start", "Cancel"]
+    r.apply(events.StatusChanged("job", Status.UPLOADING), now=1)
+    r.apply(events.Progress("job", "presigned-s3", 8 * MiB, 0, 100 * MiB, 2e6, 40.0, sent=8 * MiB), now=2)
+    r.apply(events.StatusChanged("job", Status.PAUSED), now=3)
+    assert r.status_text(3) == "Paused"
+    assert [r.action_label(action) for action in r.actions()] == ["Resume", "Cancel"]

@@ -171,13 +171,13 @@ def test_keyboard_alone_reaches_every_row_action_with_visible_focus_and_names(
         QAccessible.queryAccessibleInterface(bar.buttons[action]).text(QAccessible.Text.Name)
         for action in bar.visible_actions()
     }
-    assert names == {"Resume", "Cancel"}
+    assert names == {"Start", "Cancel"}  # nobody started these files: they are started, not resumed
     assert bar.buttons[RowAction.CANCEL].accessibleDescription() == "Cancel keyboard-first.safetensors"
     # The row itself reads out as its file, progress and status through the list's accessibility interface.
     list_access = QAccessible.queryAccessibleInterface(view)
     assert list_access is not None
     spoken = [list_access.child(i).text(QAccessible.Text.Name) for i in range(list_access.childCount())]
-    assert any(text.startswith("keyboard-first.safetensors, ") and "Paused" in text for text in spoken), spoken
+    assert any(text.startswith("keyboard-first.safetensors, ") and "Not started" in text for text in spoken), spoken
 
     # Back to the list, down to the second row, Tab to its Cancel, Space: cancelled without a mouse.
     QTest.keyClick(focused, Qt.Key.Key_Tab, Qt.KeyboardModifier.ShiftModifier)
