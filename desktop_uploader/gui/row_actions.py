@@ -101,8 +101,9 @@ class RowActionBar(QWidget):
             button.setHidden(action not in offered)
             if row is not None:
                 label = row.action_label(action)  # "Start" for a file nobody started yet
-                button.setText(label)
-                button.setAccessibleName(label)
+                if button.text() != label:  # refreshed ten times a second: a screen reader hears only changes
+                    button.setText(label)
+                    button.setAccessibleName(label)
                 button.setAccessibleDescription(f"{label} {row.file_name}")
                 button.setToolTip(f"{label}: {row.file_name}")
         self.caption.setText(row.file_name if row is not None else "")
