@@ -30,7 +30,6 @@ from typing import Any
 
 from benchmarks.capread import parse_points, read_cap, table
 from benchmarks.contenders import Contender, ours
-from benchmarks.loopback import warm_store
 from benchmarks.measure import MiB, Sample, make_file, run_measured, warm
 from benchmarks.servers import ROOT, VENV_BIN, SeaweedSandbox, Target, _read_line, _wait_http, free_port, stop_process
 
@@ -51,7 +50,6 @@ class CappedStore:
     def start(self) -> Target:
         shutil.rmtree(self.work / "seaweedfs", ignore_errors=True)
         direct = self.direct = self.sandbox.start()
-        warm_store(direct)
         upstream = direct.s3_endpoint.split("://", 1)[1].rstrip("/")
         self.proxy = subprocess.Popen(
             [sys.executable, "-m", "benchmarks.capproxy", "--upstream", upstream, "--rate", str(self.rate)],
@@ -151,18 +149,8 @@ class CappedStore:
         return result
 
     def s3(self) -> Any:
-        import boto3
-        from botocore.config import Config
-
         assert self.direct is not None
-        return boto3.client(
-            "s3",
-            endpoint_url=self.direct.s3_endpoint,
-            aws_access_key_id=self.direct.access_key,
-            aws_secret_access_key=self.direct.secret_key,
-            region_name="us-east-1",
-            config=Config(s3={"addressing_style": "path"}),
-        )
+        return self.direct.s3_client()
 
     def stop(self) -> None:
         self.proxy_counters()

@@ -14,9 +14,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import boto3
-from botocore.config import Config
-
 from benchmarks.contenders import Contender
 from benchmarks.measure import GiB, Sample, payload_size, run_measured
 from benchmarks.servers import SinkServers, Target
@@ -99,39 +96,16 @@ def _ours_completed(stdout: str) -> tuple[bool, str]:
     return True, "" if method == "presigned-s3" else f"method {method}"
 
 
-def s3_client(target: Target) -> Any:
-    """boto3 straight at the store, for the benchmark's own housekeeping (never measured)."""
-    return boto3.client(
-        "s3",
-        endpoint_url=target.s3_endpoint,
-        aws_access_key_id=target.access_key,
-        aws_secret_access_key=target.secret_key,
-        region_name="us-east-1",
-        config=Config(s3={"addressing_style": "path"}),
-    )
-
-
-def warm_store(target: Target) -> None:
-    """Write and delete one small object in a fresh store before anyone is measured on it.
-
-    Why: a fresh SeaweedFS grows the bucket's volumes on its first write, and the upload that makes it
-    waits: 0.5-0.6 s in one part of a 64 MiB upload, whoever runs first in a round (ours, in every
-    round until this). A user's store has been written to before."""
-    client = s3_client(target)
-    client.put_object(Bucket=target.bucket, Key="bench/warm-up", Body=b"warm")
-    client.delete_object(Bucket=target.bucket, Key="bench/warm-up")
-
-
 def delete_object(target: Target, key: str) -> None:
     if not key:
         return
     with contextlib.suppress(Exception):
-        s3_client(target).delete_object(Bucket=target.bucket, Key=key)
+        target.s3_client().delete_object(Bucket=target.bucket, Key=key)
 
 
 def clear_bucket(target: Target) -> None:
     """Remove every object and unfinished upload (SeaweedFS keeps 1 GiB per run otherwise)."""
-    client = s3_client(target)
+    client = target.s3_client()
     with contextlib.suppress(Exception):
         for page in client.get_paginator("list_objects_v2").paginate(Bucket=target.bucket):
             for item in page.get("Contents", []):

@@ -123,7 +123,6 @@ def phases(spawned: float, exited: float, timeline: dict[str, Any]) -> dict[str,
 
 
 def run(args: argparse.Namespace) -> int:
-    from benchmarks.loopback import warm_store
     from benchmarks.measure import MiB, make_file, warm
     from benchmarks.servers import SeaweedSandbox
 
@@ -132,7 +131,6 @@ def run(args: argparse.Namespace) -> int:
     warm(path)
     sandbox = SeaweedSandbox(work / "overhead-sandbox")
     target = sandbox.start()
-    warm_store(target)
     runs: list[dict[str, float]] = []
     try:
         for round_no in range(1, args.rounds + 1):

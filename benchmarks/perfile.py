@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks.contenders import Contender, per_file_contenders
-from benchmarks.loopback import run_rounds, warm_store
+from benchmarks.loopback import run_rounds
 from benchmarks.measure import MiB, Sample, make_file, make_folder, warm_all
 from benchmarks.servers import SeaweedSandbox, SinkServers
 
@@ -64,7 +64,6 @@ def per_file_scenarios(
         shutil.rmtree(store, ignore_errors=True)
         sandbox = SeaweedSandbox(store)
         target = sandbox.start()
-        warm_store(target)
         try:
             for kind, path in paths.items():
                 name = scenario_name("seaweedfs", kind)

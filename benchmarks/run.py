@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.contenders import Contender, loopback_contenders, ours
-from benchmarks.loopback import run_rounds, warm_store
+from benchmarks.loopback import run_rounds
 from benchmarks.measure import GiB, MiB, Sample, make_file, warm
 from benchmarks.servers import ROOT, SeaweedSandbox, SinkServers
 
@@ -144,7 +144,6 @@ def main(argv: list[str] | None = None) -> int:
                 sandbox = SeaweedSandbox(work / "seaweedfs")
                 shutil.rmtree(work / "seaweedfs", ignore_errors=True)
                 target = sandbox.start()
-                warm_store(target)
                 carry_link_memory(work / "homes", last_url, target.api_url)
                 last_url = target.api_url
                 try:
