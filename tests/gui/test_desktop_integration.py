@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from PySide6.QtCore import QTimer
 from PySide6.QtGui import QColor, QKeySequence, QPalette
 from PySide6.QtWidgets import QApplication
 
@@ -43,6 +44,61 @@ def test_a_finished_batch_and_a_failed_file_are_notified(make_desktop: Any, make
     run(aloop, scenario())
     assert ("Upload failed: bad.txt", notes[0][1]) in notes and "not accepted" in notes[0][1]
     assert any(t == "Uploads finished" and "1 of 2 done" in text for t, text in notes)
+
+
+def test_a_file_that_finishes_between_two_refreshes_is_still_announced(
+    make_desktop: Any, make_file: Any, aloop: Any
+) -> None:
+    """The summary is refreshed on a timer; holding the timer makes the upload start and end unseen by it."""
+    desktop = make_desktop()
+    session = desktop.session
+    notes: list[tuple[str, str]] = []
+    session.notify.connect(lambda title, text: notes.append((title, text)))
+    refresh = session.model.findChild(QTimer)
+    assert refresh is not None and refresh.isActive()
+    refresh.stop()
+
+    async def yes(_: object) -> bool:
+        return True
+
+    async def scenario() -> None:
+        await session.add_paths([str(make_file(1 * MiB).path)], yes)
+        await until(
+            lambda: session.model.rows() and session.model.rows()[0].status is Status.COMPLETED, 60, "the upload"
+        )
+        session.model.flush()
+
+    run(aloop, scenario())
+    assert notes == [("Uploads finished", "1 of 1 done")]
+
+
+def test_one_file_at_a_time_is_announced_once_when_the_last_one_ends(
+    make_desktop: Any, make_file: Any, aloop: Any
+) -> None:
+    desktop = make_desktop(files_at_once=1)
+    session = desktop.session
+    notes: list[tuple[str, str]] = []
+    session.notify.connect(lambda title, text: notes.append((title, text)))
+    files = [str(make_file(1 * MiB, name=f"lora-{n}.safetensors").path) for n in range(3)]
+
+    async def yes(_: object) -> bool:
+        return True
+
+    async def scenario() -> None:
+        await session.add_paths(files, yes)
+        await until(
+            lambda: (
+                len(session.model.rows()) == 3
+                and all(r.status is Status.COMPLETED for r in session.model.rows())
+                and not session.model.summary.active
+            ),
+            60,
+            "all three",
+        )
+        await until(lambda: notes, 5, "the batch notification")
+
+    run(aloop, scenario())
+    assert notes == [("Uploads finished", "3 of 3 done")]
 
 
 def test_notifications_can_be_turned_off(make_desktop: Any, make_file: Any, aloop: Any) -> None:
