@@ -109,6 +109,10 @@ def test_an_upload_paused_on_a_capped_link_makes_the_next_file_use_small_parts(
             engine.manager.pause(first_id)
             assert engine.manager.wait([first_id], 60)
             assert engine.manager.job(first_id).status == Status.PAUSED
+            # The pause wrote down the 4 MB/s link (the next file's part size alone can't tell: with no
+            # reading it would be 5 MiB too).
+            [paused] = json.loads((tmp_path / FILE_NAME).read_text(encoding="utf-8")).values()
+            assert 2_000_000 <= paused["link_rate"] <= 6_000_000
             link.rate = 1e12  # the second file's parts are planned by what the first one measured
             two = engine.upload(second.path, timeout=120)
             engine.manager.resume(first_id)
