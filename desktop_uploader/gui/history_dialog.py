@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlite3
 import sys
 import time
+from pathlib import PurePath
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
@@ -105,10 +106,13 @@ class HistoryDialog(QDialog):
         self.list.clear()
         for entry in shown:
             when = time.strftime("%Y-%m-%d %H:%M", time.localtime(entry.completed_at))
-            values = (entry.file_name, entry.comfyui_path, human_bytes(entry.size), entry.method, when, entry.server)
+            # The file as the person knows it: a server often stores it under a longer, unique name
+            # ("user_1796055688513_name"), which the tooltip and the ComfyUI path show.
+            local_name = PurePath(entry.local_path).name or entry.file_name
+            values = (local_name, entry.comfyui_path, human_bytes(entry.size), entry.method, when, entry.server)
             item = QTreeWidgetItem(list(values))
             item.setData(0, Qt.ItemDataRole.UserRole, entry)
-            item.setToolTip(0, f"{entry.file_name}\nfrom {entry.local_path}")
+            item.setToolTip(0, f"{entry.local_path or local_name}\nStored as {entry.file_name}")
             item.setToolTip(1, f"{entry.comfyui_path}\nS3: {entry.s3_path}")
             self.list.addTopLevelItem(item)
         first = self.list.topLevelItem(0)

@@ -9,6 +9,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QMessageBox
 
@@ -89,6 +90,11 @@ def test_history_survives_a_restart_and_can_be_searched_copied_and_cleared(
     assert shown.comfyui_path == alpha_row.result.comfyui_path and shown.s3_path == alpha_row.s3_path
     assert shown.size == alpha.size and shown.method == alpha_row.method and shown.server == sandbox.api_url
     assert object_sha256(s3, sandbox.bucket, alpha_row.result.s3_key) == alpha.sha256
+    # The list shows the file as the person knows it; the server's unique stored name is in the tooltip.
+    items = [dialog.list.topLevelItem(i) for i in range(dialog.list.topLevelItemCount())]
+    [item] = [i for i in items if i.data(0, Qt.ItemDataRole.UserRole).local_path == str(alpha.path.resolve())]
+    assert shown.file_name != alpha.path.name  # the sandbox, like our users' servers, makes the name unique
+    assert item.text(0) == alpha.path.name and f"Stored as {shown.file_name}" in item.toolTip(0)
 
     dialog.search.setText("alpha")
     assert [e.local_path for e in dialog.shown_entries()] == [str(alpha.path.resolve())]
