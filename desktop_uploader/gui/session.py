@@ -80,7 +80,7 @@ class AppSession(QObject):
         self.link_detail = ""
         self.sandbox: SandboxHandle | None = None
         self.keep_awake = KeepAwake()
-        self._completed_unannounced = 0  # files finished since the last "Uploads finished"
+        self._completed_since_summary = False  # a file completed since the summary last changed
         self.closed = False
         self.server_uploads = ServerUploadsOffer(self.manager, self.message.emit)
         self.memory = SessionMemory(paths.data_dir, self.manager, self.model)  # history, duplicates, queue
@@ -246,25 +246,25 @@ class AppSession(QObject):
     def _on_event(self, event: events.Event) -> None:
         if isinstance(event, events.Completed):
             self.server_uploads.forget(event.result.s3_key)
-            self._completed_unannounced += 1
+            self._completed_since_summary = True
         if isinstance(event, events.Failed) and self.settings.notifications:
             row = self.model.row_by_id(event.job_id)
             self.notify.emit(f"Upload failed: {row.file_name if row else 'a file'}", event.message)
 
     def _on_summary(self, summary: QueueSummary) -> None:
-        """The batch is announced from the completions counted off the events, not from comparing two
-        summaries: the summary is refreshed ten times a second, and a small file can start and finish
-        between two refreshes without any summary ever showing it active."""
+        """A batch is announced when a completion leaves nothing to do. The completion is taken from the
+        events, not from two summaries, one active and one not: the summary is refreshed ten times a
+        second, and a small file can start and finish between two refreshes unseen. Pausing the last
+        running files announces nothing, even if others completed before."""
         if summary.active and self.settings.keep_awake:
             self.keep_awake.hold("Uploading model files")
         elif not summary.active:
             self.keep_awake.release()
         # A file waiting for a free slot is part of this batch: the next one starts just after one completes.
         waiting = self.model.status_counts()[events.Status.QUEUED]
-        if not summary.active and not waiting and self._completed_unannounced:
-            self._completed_unannounced = 0
-            if self.settings.notifications:
-                self.notify.emit("Uploads finished", summary.text())
+        completed, self._completed_since_summary = self._completed_since_summary, False
+        if completed and not summary.active and not waiting and self.settings.notifications:
+            self.notify.emit("Uploads finished", summary.text())
 
     # -- the end -------------------------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QApplication
 
 from desktop_uploader.engine.events import Status
 from desktop_uploader.engine.limits import MiB
-from desktop_uploader.engine.rows import QueueSummary
+from desktop_uploader.engine.rows import QueueSummary, RowAction
 from desktop_uploader.gui.tray import tooltip
 from desktop_uploader.system.keep_awake import inhibit_command
 from tests.gui.conftest import in_thread, run, until
@@ -99,6 +99,33 @@ def test_one_file_at_a_time_is_announced_once_when_the_last_one_ends(
 
     run(aloop, scenario())
     assert notes == [("Uploads finished", "3 of 3 done")]
+
+
+def test_pausing_the_last_running_file_announces_nothing(make_desktop: Any, make_file: Any, aloop: Any) -> None:
+    """A small file completed while a big one ran; pausing the big one is not "Uploads finished"."""
+    desktop = make_desktop(bandwidth_limit=4 * 1000 * 1000)
+    session = desktop.session
+    notes: list[tuple[str, str]] = []
+    session.notify.connect(lambda title, text: notes.append((title, text)))
+    big, small = make_file(20 * MiB, name="big.safetensors"), make_file(1 * MiB, name="small.safetensors")
+
+    async def yes(_: object) -> bool:
+        return True
+
+    def status(name: str) -> Status | None:
+        return next((r.status for r in session.model.rows() if r.file_name == name), None)
+
+    async def scenario() -> None:
+        await session.add_paths([str(big.path), str(small.path)], yes)
+        await until(lambda: status("small.safetensors") is Status.COMPLETED, 60, "the small file")
+        await until(lambda: session.model.summary.active == 1, 10, "the big file running")
+        [running] = [r for r in session.model.rows() if r.file_name == "big.safetensors"]
+        session.act(running.job_id, RowAction.PAUSE)
+        await until(lambda: status("big.safetensors") is Status.PAUSED, 30, "the pause")
+        await until(lambda: not session.model.summary.active, 5, "the summary")
+
+    run(aloop, scenario())
+    assert notes == []
 
 
 def test_notifications_can_be_turned_off(make_desktop: Any, make_file: Any, aloop: Any) -> None:
