@@ -107,7 +107,7 @@ def test_pausing_the_last_running_file_announces_nothing(make_desktop: Any, make
     session = desktop.session
     notes: list[tuple[str, str]] = []
     session.notify.connect(lambda title, text: notes.append((title, text)))
-    big, small = make_file(20 * MiB, name="big.safetensors"), make_file(1 * MiB, name="small.safetensors")
+    big, small = make_file(40 * MiB, name="big.safetensors"), make_file(1 * MiB, name="small.safetensors")
 
     async def yes(_: object) -> bool:
         return True
