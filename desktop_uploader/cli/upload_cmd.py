@@ -21,6 +21,8 @@ from desktop_uploader.engine.errors import SettingsError, UploaderError
 from desktop_uploader.engine.events import Event, Notice, Queued, Status
 from desktop_uploader.engine.files import collect
 from desktop_uploader.engine.intake import damaged
+from desktop_uploader.engine.jobs import interrupted_upload_of, stored_bytes
+from desktop_uploader.engine.limits import human_bytes
 from desktop_uploader.engine.manager import JobView, UploadManager, interrupted_records
 from desktop_uploader.engine.rows import plural
 from desktop_uploader.engine.state import StateStore
@@ -143,6 +145,10 @@ def _upload(
         _listen(manager, view, json_mode=args.json)
         ids = []
         for path in files:
+            going_on = _go_on_with(manager, path, args.display_name, out)
+            if going_on is not None:
+                ids.append(going_on)
+                continue
             try:
                 ids.append(manager.add(path, args.display_name))
             except UploaderError as exc:
@@ -150,6 +156,23 @@ def _upload(
                 rejected.append({"file": str(path), "status": "failed", "message": exc.message})
         _wait(manager, ids, out)
     return _report(manager, ids, args, out, rejected)
+
+
+def _go_on_with(manager: UploadManager, path: Path, display_name: str | None, out: Out) -> str | None:
+    """Resume this file's interrupted upload to this server, if it has one: running the same command again
+    after a Ctrl-C or a lost network should go on, not store the file twice."""
+    record = interrupted_upload_of(manager.state, path.resolve(), manager.server_ids(), display_name)
+    if record is None:
+        return None
+    manager.restore_interrupted(only=[record.id])
+    stored = stored_bytes(manager.state, record)
+    out.print(
+        f"Going on with {plain(path.name)} where it stopped: {human_bytes(stored)} of "
+        f"{human_bytes(record.identity.size)} already stored.",
+        soft_wrap=True,
+    )
+    manager.resume(record.id)
+    return record.id
 
 
 def _listen(manager: UploadManager, view: ProgressView, *, json_mode: bool, only: list[str] | None = None) -> None:

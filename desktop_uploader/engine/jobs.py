@@ -88,3 +88,28 @@ def interrupted_records(state: StateStore) -> list[UploadRecord]:
     """Uploads waiting to be resumed: not an owed abort, and not running in another process right now."""
     locks = UploadLocks(state.lock_dir)
     return [r for r in state.unfinished() if r.status != OWED_ABORT and not locks.busy(r.id)]
+
+
+def interrupted_upload_of(
+    state: StateStore, path: Path, servers: set[str], display_name: str | None = None
+) -> UploadRecord | None:
+    """The interrupted upload of this same file to one of ``servers``, to go on with rather than start again.
+
+    Someone whose upload was stopped runs the same command again: sending it all again would store the
+    file twice and leave the parts already stored waiting for a discard. "The same file" is the same
+    path, size and modification time (resuming checks its content again), under the same name.
+    """
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    for record in interrupted_records(state):
+        if (
+            record.path == str(path)
+            and record.server in servers
+            and record.identity.size == stat.st_size
+            and record.identity.mtime_ns == stat.st_mtime_ns
+            and display_name in (None, record.display_name)
+        ):
+            return record
+    return None

@@ -161,12 +161,14 @@ class UploadManager(AttemptRunner):
         self._pump()
         return job.id
 
-    def restore_interrupted(self, paused: Collection[str] = ()) -> list[str]:
+    def restore_interrupted(self, paused: Collection[str] = (), *, only: Collection[str] | None = None) -> list[str]:
         """Uploads a crash or quit left unfinished become jobs in the INTERRUPTED state (PAUSED for ``paused``)."""
         restored = []
         for record in self.state.unfinished():
             if record.status == OWED_ABORT or self._locks.busy(record.id):
                 continue  # owed aborts, and uploads another window or command is running right now
+            if only is not None and record.id not in only:
+                continue
             with self._lock:
                 if record.id in self._jobs:
                     continue
@@ -188,6 +190,10 @@ class UploadManager(AttemptRunner):
             self._emit(StatusChanged(job.id, job.status, job.message))
             restored.append(job.id)
         return restored
+
+    def server_ids(self) -> set[str]:
+        """The servers this manager can reach now, as resume records name them."""
+        return {target.server_id for target in (self.connection, self.direct) if target is not None}
 
     def jobs(self) -> list[JobView]:
         with self._lock:

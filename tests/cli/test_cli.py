@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import secrets
 import signal
 import sqlite3
 import subprocess
@@ -141,6 +142,33 @@ def test_ctrl_c_pauses_then_list_and_discard(cli: Any, make_file: Any, s3: Any, 
     assert discarded.code == 0, discarded.stderr
     assert "removed from the server" in discarded.stderr
     assert not open_multipart_uploads(s3, sandbox.bucket, record["s3Key"])
+    listing = cli("list", "--json").json()
+    assert (listing["uploads"], listing["owedAborts"]) == ([], [])
+
+
+def test_the_same_upload_run_again_after_ctrl_c_goes_on_where_it_stopped(
+    cli: Any, make_file: Any, s3: Any, sandbox: Any
+) -> None:
+    """A first-time user runs the same command again rather than ``resume``: that must not store the file twice."""
+    sample = make_file(40 * MiB, name=f"again-{secrets.token_hex(4)}.safetensors")  # the bucket is shared
+    running = cli.popen(
+        "upload", str(sample.path), "--chunk-size", "5MiB", "--concurrency", "2", "--bandwidth-limit", "2MiB"
+    )
+    wait_for_parts(cli.home, 2, running)
+    running.send_signal(signal.SIGINT)
+    running.communicate(timeout=60)
+    [paused] = cli("list", "--json").json()["uploads"]
+
+    again = cli("upload", str(sample.path), "--json")
+    assert again.code == 0, again.stderr
+    assert f"Going on with {sample.path.name} where it stopped" in again.stderr
+    assert f"{paused['stored'] // MiB}.0 MiB of 40.0 MiB already stored" in again.stderr
+    [done] = again.json()["uploads"]
+    assert done["id"] == paused["id"] and done["status"] == "completed"
+    stored = s3.list_objects_v2(Bucket=sandbox.bucket).get("Contents", [])
+    assert [o["Key"] for o in stored if o["Key"].endswith(sample.path.name)] == [done["s3Key"]]
+    assert object_sha256(s3, sandbox.bucket, done["s3Key"]) == sample.sha256
+    assert open_multipart_uploads(s3, sandbox.bucket) == []
     listing = cli("list", "--json").json()
     assert (listing["uploads"], listing["owedAborts"]) == ([], [])
 
