@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import difflib
 import gc
 import logging
 import os
@@ -51,9 +52,44 @@ def _self_test(args: argparse.Namespace) -> int:
 
 
 def _desktop_app(args: argparse.Namespace) -> int:
+    if no_display():
+        print(
+            "The app needs a desktop to show its window, and none was found here (no DISPLAY or "
+            "WAYLAND_DISPLAY). To upload from this terminal: desktop-uploader upload FILE…",
+            file=sys.stderr,
+        )
+        return 1
     from desktop_uploader.gui.app import run as run_desktop_app
 
     return run_desktop_app(args.paths, files=args.open_files)
+
+
+def no_display() -> bool:
+    """On Linux, whether Qt would find no display: it would abort with advice to reinstall, over SSH say."""
+    names = ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")
+    return sys.platform.startswith("linux") and not any(os.environ.get(name) for name in names)
+
+
+def unknown_words(parser: argparse.ArgumentParser, files: Sequence[str]) -> str | None:
+    """What to say when words that should open the app name no file: most often a mistyped command."""
+    missing = [file for file in files if not os.path.exists(file)]
+    if not missing:
+        return None
+    commands = sorted(_commands(parser))
+    close = difflib.get_close_matches(missing[0], commands, n=1)
+    if close:
+        return f"'{missing[0]}' is not a command. Did you mean '{close[0]}'?"
+    return (
+        f"'{missing[0]}' is neither a command nor a file. The commands are {', '.join(commands)} "
+        "(see desktop-uploader --help)."
+    )
+
+
+def _commands(parser: argparse.ArgumentParser) -> set[str]:
+    return next(
+        (set(action.choices) for action in parser._actions if isinstance(action, argparse._SubParsersAction)),
+        set(),
+    )
 
 
 def split_files(parser: argparse.ArgumentParser, argv: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -63,10 +99,7 @@ def split_files(parser: argparse.ArgumentParser, argv: Sequence[str]) -> tuple[l
     ``--`` every word is (a file named like an option or a command).
     """
     words = list(argv)
-    commands = next(
-        (set(action.choices) for action in parser._actions if isinstance(action, argparse._SubParsersAction)),
-        set(),
-    )
+    commands = _commands(parser)
     if "--" in words:
         cut = words.index("--")
         before, after = words[:cut], words[cut + 1 :]
@@ -87,6 +120,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.open_files = [os.path.abspath(file) for file in files]
     if args.open_files and (args.self_test or args.command):
         parser.error("files open the app: name them without --self-test")
+    if (problem := unknown_words(parser, args.open_files and files)) is not None:
+        parser.error(problem)
     never_proxy_loopback()  # the sandbox lives on loopback, where no configured proxy can reach
     paths = resolve_paths().ensure()
     runner: Runner | None = getattr(args, "run", None)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import qasync
@@ -110,6 +112,29 @@ def welcome_opened_files(app: QApplication, desktop: Desktop) -> FileOpenEvents:
     return events
 
 
+@contextlib.contextmanager
+def pause_and_quit_on_ctrl_c(quit_app: Callable[[], None], loop: asyncio.AbstractEventLoop) -> Iterator[None]:
+    """Ctrl-C in the terminal that started the window pauses and quits, as the window's Quit does.
+
+    Python's own handler raised KeyboardInterrupt inside whatever Qt callback ran next, where Qt
+    printed it and went on: the window ignored Ctrl-C. A second Ctrl-C ends the process at once (the
+    resume store survives that as it survives a crash). An inherited "ignore" (``nohup``) is kept.
+    """
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield
+        return
+
+    def on_ctrl_c(*_: object) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        loop.call_soon_threadsafe(quit_app)
+
+    signal.signal(signal.SIGINT, on_ctrl_c)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def run(paths: AppPaths, argv: list[str] | None = None, files: Sequence[str] = ()) -> int:
     configure_logging(paths.log_file)
     if hand_over(paths, list(files)):  # a window is open already: it takes the files
@@ -134,8 +159,8 @@ def run(paths: AppPaths, argv: list[str] | None = None, files: Sequence[str] = (
 
     desktop.window.quitRequested.connect(lambda cancel: spawn(quit_app(cancel)))
     desktop.window.show()
-    log.info("%s %s started", APP_NAME, __version__)
-    with loop:
+    with loop, pause_and_quit_on_ctrl_c(lambda: desktop.window.quitRequested.emit(False), loop):
+        log.info("%s %s started", APP_NAME, __version__)
         loop.create_task(start(desktop, files))
         loop.run_until_complete(finished.wait())
         # A question still open at quit (the first-run one, say) is cancelled and unwinds here: left pending

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -18,8 +19,10 @@ from PySide6.QtWidgets import QApplication
 from desktop_uploader import cli
 from desktop_uploader.gui import app as gui_app
 from desktop_uploader.gui import single_instance
+from desktop_uploader.paths import resolve_paths
 from tests.gui.conftest import run, until
 from tests.support.safetensors_files import write_safetensors
+from tests.support.waiting import SLACK, wait_until
 
 
 def test_the_command_with_file_paths_opens_the_window_and_queues_them(
@@ -110,3 +113,62 @@ def test_a_killed_windows_socket_is_replaced_and_a_closed_window_takes_no_files(
     finally:
         instance.close()
     assert not single_instance.hand_over(paths, [])  # closing: the next launch opens its own window
+
+
+def test_ctrl_c_in_the_terminal_that_started_the_window_pauses_and_quits(private_home: Path) -> None:
+    """Qt swallowed Python's KeyboardInterrupt: a CLI audit pressed Ctrl-C three times and the window ran on."""
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    window = subprocess.Popen(
+        [sys.executable, "-m", "desktop_uploader"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # noqa: PLW1509 - as from a terminal
+    )
+    log_file = resolve_paths().log_file
+    try:
+        wait_until(lambda: log_file.exists() and " started" in log_file.read_text(), 60, "the window")
+        window.send_signal(signal.SIGINT)
+        _, errors = window.communicate(timeout=30 * SLACK)
+    finally:
+        if window.poll() is None:
+            window.kill()
+            window.wait(10)
+    assert window.returncode == 0, errors
+    assert "Traceback" not in errors and "KeyboardInterrupt" not in errors, errors
+
+
+@pytest.mark.parametrize(
+    ("words", "said"),
+    [
+        (["uplaod", "model.safetensors"], "'uplaod' is not a command. Did you mean 'upload'?"),
+        (["foo"], "'foo' is neither a command nor a file. The commands are cleanup, discard, list, resume,"),
+        (["missing.safetensors"], "'missing.safetensors' is neither a command nor a file."),
+    ],
+)
+def test_a_mistyped_command_is_named_instead_of_opening_the_window(
+    words: list[str],
+    said: str,
+    private_home: Path,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)  # where no such files are
+    with pytest.raises(SystemExit) as exit_code:
+        cli.main(words)
+    assert exit_code.value.code == 2
+    assert said in capsys.readouterr().err
+
+
+def test_without_a_display_the_window_is_not_tried_and_the_terminal_command_is_named(
+    private_home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over SSH, Qt aborted with "Reinstalling the application may fix this problem" (exit 134)."""
+    for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(sys, "platform", "linux")
+    assert cli.main([]) == 1
+    said = capsys.readouterr().err
+    assert "needs a desktop to show its window" in said and "desktop-uploader upload FILE" in said
