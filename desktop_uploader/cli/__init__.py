@@ -17,6 +17,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from desktop_uploader import __version__
 from desktop_uploader.cli import records_cmd, sandbox_cmd, serve_cmd, upload_cmd
@@ -26,8 +27,15 @@ from desktop_uploader.system.proxies import never_proxy_loopback
 Runner = Callable[[argparse.Namespace], int]
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, but a mistake is one sentence and where to look, not the whole usage block before it."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message}\nSee '{self.prog} --help'.\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="desktop-uploader",
         usage="%(prog)s [-h] [--version] [--self-test] [COMMAND ... | FILE ...]",
         description="Upload large model files to S3-compatible storage. Run without a command for the app; "
@@ -39,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="check this installation: upload a generated file the way the app does, offscreen, and verify it",
     )
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", prog="desktop-uploader", parser_class=Parser)
     for module in (upload_cmd, records_cmd, serve_cmd, sandbox_cmd):
         module.register(commands)
     return parser

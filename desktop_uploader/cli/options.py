@@ -28,6 +28,8 @@ def parse_concurrency(text: str) -> int:
         return AUTO_CONCURRENCY
     if text.isdigit() and int(text) > 0:
         return int(text)
+    if text.lstrip("-").isdigit():
+        raise argparse.ArgumentTypeError(f"{text} parts can't be sent: give at least 1 (or 'auto').")
     raise argparse.ArgumentTypeError(f"'{text}' is not a number of parts (or 'auto').")
 
 

@@ -54,7 +54,7 @@ def register(commands: Any) -> None:
         "given as an UPLOAD_API_<NAME> environment variable; S3 credentials follow the standard AWS chain.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (plain HTTP: keep it loopback)")
-    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--port", type=port_number, default=8000, help="port to listen on (0: any free one)")
     _add_settings(parser)
     parser.add_argument(
         "--cleanup-interval-seconds", type=float, help="how often to abort stale uploads (default 3600; 0: never)"
@@ -88,7 +88,7 @@ def _app(args: argparse.Namespace, log_name: str) -> Any:
     try:
         config = ServerConfig(**given)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        problems = "; ".join(_problem(e["loc"], e["msg"]) for e in exc.errors())
         print(f"desktop-uploader {args.command}: {problems}", file=sys.stderr)
         return None
     try:
@@ -96,6 +96,21 @@ def _app(args: argparse.Namespace, log_name: str) -> Any:
     except (OSError, ValueError) as exc:
         print(f"desktop-uploader {args.command}: {shown(str(exc))}", file=sys.stderr)
         return None
+
+
+def port_number(text: str) -> int:
+    if text.isdigit() and int(text) <= 65535:
+        return int(text)
+    raise argparse.ArgumentTypeError(f"'{text}' is not a port: give a number from 0 to 65535.")
+
+
+def _problem(where: tuple[int | str, ...], message: str) -> str:
+    """A settings problem named by its flag and environment variable, not by the config's field name."""
+    name = str(where[0]) if where else ""
+    if name not in _SETTINGS:
+        return f"{name}: {message}" if name else message
+    said = "is required" if message == "Field required" else f"{message[:1].lower()}{message[1:]}"
+    return f"--{name.replace('_', '-')} (or UPLOAD_API_{name.upper()}) {said}"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -115,6 +130,9 @@ def run(args: argparse.Namespace) -> int:
     stop_cleanup = app.state.janitor.every(config.cleanup_interval_seconds) if config.cleanup_interval_seconds else None
     try:
         serve_forever(app, args.host, args.port)
+    except OSError as exc:  # the address is taken, or not this computer's, or the port needs privileges
+        print(f"desktop-uploader serve: can't listen on {args.host}:{args.port}: {exc.strerror or exc}.", file=sys.stderr)
+        return 1
     finally:
         if stop_cleanup is not None:
             stop_cleanup()

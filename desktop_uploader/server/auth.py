@@ -19,7 +19,12 @@ class TokenStore:
 
     @classmethod
     def load(cls, path: Path) -> TokenStore:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ValueError(f"The tokens file {path} can't be read: {exc.strerror or exc}.") from exc
+        except ValueError as exc:  # not JSON, or not UTF-8
+            raise ValueError(f"The tokens file {path} is not valid JSON: {exc}.") from exc
         if not isinstance(raw, dict):
             raise ValueError(f"{path}: expected a JSON object of token -> user id")
         pairs = []

@@ -71,7 +71,9 @@ def test_usage_errors_exit_2_with_a_sentence(cli: Any, make_file: Any, tmp_path:
     sample = make_file(1000)
     for args, phrase in (
         (("upload", str(tmp_path / "missing.bin")), "no such file or folder"),
-        (("upload", str(sample.path), "--concurrency", "0"), "not a number of parts"),
+        (("upload", str(sample.path), "--concurrency", "0"), "0 parts can't be sent: give at least 1"),
+        (("upload", str(sample.path), "--concurrency", "many"), "'many' is not a number of parts"),
+        (("upload", str(sample.path), "--preset", "Turbo"), "invalid choice: 'Turbo'"),
         (("upload", str(sample.path), "--retries", "0"), "Retries must be between 1 and 50"),
         (("upload",), "required"),
         (("resume", "nope"), "matches 0"),
@@ -79,6 +81,8 @@ def test_usage_errors_exit_2_with_a_sentence(cli: Any, make_file: Any, tmp_path:
         result = cli(*args)
         assert result.code == 2, (args, result.stderr)
         assert phrase in result.stderr and "Traceback" not in result.stderr
+        if "desktop-uploader upload:" in result.stderr:  # argparse's: one sentence, not the usage block
+            assert "usage:" not in result.stderr and "See 'desktop-uploader upload --help'." in result.stderr
 
 
 def test_a_wrong_token_fails_with_a_clear_message(cli: Any, make_file: Any) -> None:
