@@ -131,7 +131,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         serve_forever(app, args.host, args.port)
     except OSError as exc:  # the address is taken, or not this computer's, or the port needs privileges
-        print(f"desktop-uploader serve: can't listen on {args.host}:{args.port}: {exc.strerror or exc}.", file=sys.stderr)
+        reason = exc.strerror or exc
+        print(f"desktop-uploader serve: can't listen on {args.host}:{args.port}: {reason}.", file=sys.stderr)
         return 1
     finally:
         if stop_cleanup is not None:
