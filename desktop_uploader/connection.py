@@ -177,8 +177,9 @@ def resolve_connection(
     """A connection to the configured server, or to the local sandbox when none is configured."""
     url = configured_server(settings, server)
     if url:
-        if not is_server_address(url):
-            raise ConnectionSetupError(f"'{url}' is not a server address; it must start with http:// or https://.")
+        problem = check_server_address(url)
+        if problem is not None:
+            raise ConnectionSetupError(f"'{url}' is not a server address. {problem}")
         secret = server_token(credential_store(paths), url, token)
         if not secret:
             raise ConnectionSetupError(
@@ -272,8 +273,17 @@ def save_choices(
 
 
 def check_server_address(url: str) -> str | None:
-    """What is wrong with an address typed in Settings, or None."""
-    return None if is_server_address(url) else "The address must start with http:// or https://."
+    """What is wrong with an address typed in Settings or given as --server, or None."""
+    if not is_server_address(url):
+        return "The address must start with http:// or https://."
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "The port in the address must be a number from 1 to 65535."
+    if not parts.hostname or port == 0:
+        return "The address must name a server, as in https://uploads.example.com."
+    return None
 
 
 def describe_capabilities(caps: Capabilities) -> str:

@@ -111,6 +111,12 @@ def test_addresses_are_checked_before_any_request() -> None:
     assert check_server_address(URL) is None
     assert check_server_address("http://localhost:8000") is None
     assert check_server_address("uploads.example.com") == "The address must start with http:// or https://."
+    port = "The port in the address must be a number from 1 to 65535."
+    assert check_server_address("http://127.0.0.1:9999999/") == port  # the CLI audit's: it named an API path
+    assert check_server_address("https://uploads.example.com:https/") == port
+    assert (
+        check_server_address("https://:8000/") == "The address must name a server, as in https://uploads.example.com."
+    )
     assert try_server("ftp://x", "t", Settings()) == (False, "The address must start with http:// or https://.")
     assert try_server("", "", Settings()) == (True, "No address: uploads go to the local sandbox on this computer.")
 

@@ -14,10 +14,10 @@ from desktop_uploader.connection import (
     SECRET_ENV,
     TOKEN_ENV,
     SandboxHandle,
+    check_server_address,
     configured_server,
     credential_store,
     direct_secret,
-    is_server_address,
     resolve_connection,
     server_connection,
 )
@@ -120,7 +120,7 @@ def _connect(
     server, token = getattr(args, "server", None), getattr(args, "token", None)
     url = configured_server(settings, server)
     given = token or os.environ.get(TOKEN_ENV)
-    if url and given and is_server_address(url):
+    if url and given and check_server_address(url) is None:
         return server_connection(url, given), None
     return resolve_connection(paths, settings, server=server, token=token)
 
