@@ -147,7 +147,10 @@ def run_discard(args: argparse.Namespace) -> int:
     if len(matches) != 1:
         for notice in state.notices:
             out.print(f"[yellow]{plain(notice)}")
-        out.print(f"[red]desktop-uploader: '{plain(args.id)}' matches {len(matches)} interrupted uploads; see 'list'.")
+        out.print(
+            f"[red]desktop-uploader: '{plain(args.id)}' matches {len(matches)} interrupted uploads; "
+            "see 'desktop-uploader list'."
+        )
         return 2
     record = matches[0]
     try:
@@ -180,7 +183,8 @@ def _discard_on_server(args: argparse.Namespace, out: Out) -> int:
             found = matching(unknown_uploads(api, session.state), args.id) if api is not None else []
             if len(found) != 1:
                 out.print(
-                    f"[red]desktop-uploader: '{plain(args.id)}' matches {len(found)} interrupted uploads; see 'list'."
+                    f"[red]desktop-uploader: '{plain(args.id)}' matches {len(found)} interrupted uploads; "
+                    "see 'desktop-uploader list'."
                 )
                 return 2
             upload = found[0]
