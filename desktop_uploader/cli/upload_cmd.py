@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +66,21 @@ def register(commands: Any) -> None:
     resume.set_defaults(run=run_resume)
 
 
+def missing_reason(given: str | Path) -> str:
+    """Why a path given can't be found, in the words a person can act on: a link is named as a link."""
+    path = Path(given).expanduser()
+    if not path.is_symlink():
+        return f"{given}: no such file or folder"
+    try:
+        path.resolve(strict=True)
+    except RuntimeError:  # Python 3.11 says a loop so; 3.13 raises OSError(ELOOP)
+        return f"{given} is a link that leads back to itself, so there is no file to upload."
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return f"{given} is a link that leads back to itself, so there is no file to upload."
+    return f"{given} is a link to {os.readlink(path)}, which doesn't exist."
+
+
 def expand(paths: list[str], out: Out) -> list[Path]:
     """Files as given; folders searched recursively for model files (other files in folders are skipped)."""
     found = collect(paths)
@@ -71,7 +88,7 @@ def expand(paths: list[str], out: Out) -> list[Path]:
         path, kind = found.special[0]
         raise UsageError(f"{path} is {kind}, not a file; only regular files can be uploaded.")
     if found.missing:
-        raise UsageError(f"{found.missing[0]}: no such file or folder")
+        raise UsageError(missing_reason(found.missing[0]))
     for folder in found.empty_folders:
         out.print(f"[yellow]{plain(folder)}: no files in this folder")
     given = {Path(p).expanduser().resolve() for p in paths}

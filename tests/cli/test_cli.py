@@ -85,6 +85,21 @@ def test_usage_errors_exit_2_with_a_sentence(cli: Any, make_file: Any, tmp_path:
             assert "usage:" not in result.stderr and "See 'desktop-uploader upload --help'." in result.stderr
 
 
+@pytest.mark.without_upload_api("refused by the CLI before any server is asked")
+def test_a_link_that_leads_nowhere_is_named_as_a_link(cli: Any, tmp_path: Path) -> None:
+    """The audit's loop was listed by ``ls`` and reported as "no such file"."""
+    (tmp_path / "a.safetensors").symlink_to(tmp_path / "b.safetensors")
+    (tmp_path / "b.safetensors").symlink_to(tmp_path / "a.safetensors")
+    (tmp_path / "gone.safetensors").symlink_to(tmp_path / "elsewhere" / "model.safetensors")
+    loop = cli("upload", str(tmp_path / "a.safetensors"))
+    assert loop.code == 2 and "a.safetensors is a link that leads back to itself" in " ".join(loop.stderr.split())
+    dangling = cli("upload", str(tmp_path / "gone.safetensors"))
+    assert dangling.code == 2
+    assert f"gone.safetensors is a link to {tmp_path / 'elsewhere' / 'model.safetensors'}, which doesn't exist" in (
+        " ".join(dangling.stderr.split())
+    )
+
+
 def test_a_wrong_token_fails_with_a_clear_message(cli: Any, make_file: Any) -> None:
     result = cli("upload", str(make_file(1000).path), env={"DESKTOP_UPLOADER_TOKEN": "wrong-token-wrong-token"})
     assert result.code == 1
