@@ -235,11 +235,24 @@ def error_for_api_response(response: requests.Response, action: str) -> Uploader
     return error.at(Origin("api", host_of(response.url), action, response.status_code))
 
 
+def not_offered(action: str, status: int) -> NotOfferedError:
+    """An action the server has no route for. Without 'start' nothing can be uploaded there at all, which
+    almost always means the address is not the upload API's (a web page, a mistyped path)."""
+    if action == "start":
+        return NotOfferedError(
+            f"This address doesn't take uploads: the server has no 'start' here (HTTP {status}). "
+            "Check the server address."
+        )
+    return NotOfferedError(f"The server does not offer '{action}' here (HTTP {status}).")
+
+
 def _api_error(response: requests.Response, action: str) -> UploaderError:
     status = response.status_code
     reason = api_error_message(response)
     if status == 401:
         return AuthError("The server did not accept your access token. Check it in Settings → Connection.")
+    if status == 501:  # Not Implemented: a web server that is not an upload API (Python's http.server, say)
+        return not_offered(action, status)
     if status in (408, 429) or status >= 500:
         return ServerBusyError(
             f"The upload server is busy or having trouble (HTTP {status} on {action}).",
@@ -249,7 +262,7 @@ def _api_error(response: requests.Response, action: str) -> UploaderError:
     if status == 403:
         return ForbiddenError(reason or f"The server refused {action} (HTTP 403).")
     if (status in (404, 405) and not reason) or (status == 409 and response.headers.get(NEXTJS_NO_ACTION) == "1"):
-        return NotOfferedError(f"The server does not offer '{action}' here (HTTP {status}).")
+        return not_offered(action, status)
     if status == 404:
         return NotFoundError(reason)
     return RejectedError(reason or f"The server refused {action} (HTTP {status}).", status=status)

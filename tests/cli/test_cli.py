@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import http.server
 import secrets
 import signal
 import sqlite3
 import subprocess
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +101,23 @@ def test_a_link_that_leads_nowhere_is_named_as_a_link(cli: Any, tmp_path: Path) 
     assert f"gone.safetensors is a link to {tmp_path / 'elsewhere' / 'model.safetensors'}, which doesn't exist" in (
         " ".join(dangling.stderr.split())
     )
+
+
+@pytest.mark.without_upload_api("the address given is a plain web server's")
+def test_an_address_that_is_not_an_upload_server_is_said_at_once(cli: Any, make_file: Any, tmp_path: Path) -> None:
+    """The audit's mistake: a web server's address, answered 501 to every POST, was "busy" and retried for 26 s."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as web:
+        threading.Thread(target=web.serve_forever, daemon=True).start()
+        try:
+            url = f"http://127.0.0.1:{web.server_address[1]}/"
+            result = cli("upload", str(make_file(1000).path), "--server", url, "--token", "a-token-of-twenty-chars")
+        finally:
+            web.shutdown()
+    assert result.code == 1
+    said = " ".join(result.stdout.split())
+    assert "This address doesn't take uploads" in said and "Check the server address." in said
+    assert "busy" not in result.stdout + result.stderr
 
 
 def test_a_wrong_token_fails_with_a_clear_message(cli: Any, make_file: Any) -> None:
