@@ -34,6 +34,17 @@ def register(commands: Any) -> None:
     )
 
 
+def data_dir_problem(data_dir: Path) -> str | None:
+    """Why ``data_dir`` can't hold the store, in words (not ``[Errno 17] File exists``), or None."""
+    if data_dir.exists() and not data_dir.is_dir():
+        return f"{data_dir} is a file; --data-dir needs a folder."
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"the folder {data_dir} can't be made: {exc.strerror or exc}."
+    return None
+
+
 def run_sandbox(data_dir: Path, *, json_only: bool, log_file: Path, cache_dir: Path) -> int:
     from desktop_uploader.sandbox.runtime import Sandbox
 
@@ -43,7 +54,12 @@ def run_sandbox(data_dir: Path, *, json_only: bool, log_file: Path, cache_dir: P
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     parent = os.getppid()
-    sandbox = Sandbox(data_dir.expanduser().resolve(), cache_dir=cache_dir, log_dir=log_file.parent)
+    data_dir = data_dir.expanduser().resolve()
+    problem = data_dir_problem(data_dir)
+    if problem is not None:
+        print(f"The sandbox could not start: {problem}", file=sys.stderr)
+        return 1
+    sandbox = Sandbox(data_dir, cache_dir=cache_dir, log_dir=log_file.parent)
     try:
         info = sandbox.start()
     except Exception as exc:
@@ -57,9 +73,11 @@ def run_sandbox(data_dir: Path, *, json_only: bool, log_file: Path, cache_dir: P
             f"  S3 store    {info.s3_endpoint}  (bucket '{info.bucket}')\n"
             f"  Data        {info.data_dir}\n"
             "Upload a file to it with:  desktop-uploader upload FILE\n"
-            "Press Ctrl-C to stop. The line below describes it for scripts:"
+            "Press Ctrl-C to stop. For scripts, --json prints these details with the credentials, as one line.",
+            flush=True,
         )
-    print(info.to_json(), flush=True)
+    else:  # the credentials only where asked for: a terminal's scrollback and a shared screen are not for them
+        print(info.to_json(), flush=True)
     try:
         while not stop.wait(0.5):
             if os.getppid() != parent:  # the process that started us is gone

@@ -274,3 +274,40 @@ def test_the_users_environment_does_not_change_how_the_sandbox_starts(tmp_path: 
                 assert answer.status_code in {400, 401}, (port, answer.text)
     finally:
         assert sandbox.stop() == 0
+
+
+def test_a_data_dir_that_is_a_file_is_said_in_words(tmp_path: Path) -> None:
+    """The audit's ``--data-dir model.safetensors`` read "[Errno 17] File exists"."""
+    not_a_folder = tmp_path / "model.safetensors"
+    not_a_folder.write_bytes(b"weights")
+    result = subprocess.run(
+        [sys.executable, "-m", "desktop_uploader", "sandbox", "--data-dir", str(not_a_folder)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DESKTOP_UPLOADER_HOME": str(tmp_path / "home")},
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert f"{not_a_folder} is a file; --data-dir needs a folder." in result.stderr
+    assert "Errno" not in result.stderr and not_a_folder.read_bytes() == b"weights"
+
+
+@pytest.mark.timeout(120)
+def test_in_a_terminal_the_sandbox_says_where_it_is_but_keeps_its_credentials_to_json(tmp_path: Path) -> None:
+    env = {**os.environ, "DESKTOP_UPLOADER_HOME": str(tmp_path / "home")}
+    argv = [sys.executable, "-m", "desktop_uploader", "sandbox", "--data-dir", str(tmp_path / "store")]
+    shown = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert shown.stdout is not None
+        lines = [shown.stdout.readline() for _ in range(6)]
+    finally:
+        shown.send_signal(signal.SIGINT)
+        shown.wait(60)
+    said = "".join(lines)
+    assert "Upload API  http://127.0.0.1:" in said and "--json prints these details with the credentials" in said
+    assert "secret_key" not in said and "{" not in said
+    again = SandboxProcess.start(tmp_path / "home", tmp_path / "store")  # --json: the same identity
+    try:
+        assert again.info.token not in said and again.info.secret_key not in said
+    finally:
+        again.stop()
