@@ -70,7 +70,7 @@ def missing_reason(given: str | Path) -> str:
     """Why a path given can't be found, in the words a person can act on: a link is named as a link."""
     path = Path(given).expanduser()
     if not path.is_symlink():
-        return f"{given}: no such file or folder"
+        return f"{given}: no such file or folder."
     try:
         path.resolve(strict=True)
     except RuntimeError:  # Python 3.11 says a loop so; 3.13 raises OSError(ELOOP)
@@ -88,7 +88,8 @@ def expand(paths: list[str], out: Out) -> list[Path]:
         path, kind = found.special[0]
         raise UsageError(f"{path} is {kind}, not a file; only regular files can be uploaded.")
     if found.missing:
-        raise UsageError(missing_reason(found.missing[0]))
+        others = " Nothing was uploaded: check the name, or leave it out." if len(paths) > 1 else ""
+        raise UsageError(missing_reason(found.missing[0]) + others)
     for folder in found.empty_folders:
         out.print(f"[yellow]{plain(folder)}: no files in this folder")
     given = {Path(p).expanduser().resolve() for p in paths}

@@ -74,6 +74,7 @@ def test_usage_errors_exit_2_with_a_sentence(cli: Any, make_file: Any, tmp_path:
     sample = make_file(1000)
     for args, phrase in (
         (("upload", str(tmp_path / "missing.bin")), "no such file or folder"),
+        (("upload", str(sample.path), str(tmp_path / "missing.bin")), "folder. Nothing was uploaded: check the name"),
         (("upload", str(sample.path), "--concurrency", "0"), "0 parts can't be sent: give at least 1"),
         (("upload", str(sample.path), "--concurrency", "many"), "'many' is not a number of parts"),
         (("upload", str(sample.path), "--preset", "Turbo"), "invalid choice: 'Turbo'"),
@@ -83,7 +84,7 @@ def test_usage_errors_exit_2_with_a_sentence(cli: Any, make_file: Any, tmp_path:
     ):
         result = cli(*args)
         assert result.code == 2, (args, result.stderr)
-        assert phrase in result.stderr and "Traceback" not in result.stderr
+        assert phrase in " ".join(result.stderr.split()) and "Traceback" not in result.stderr
         if "desktop-uploader upload:" in result.stderr:  # argparse's: one sentence, not the usage block
             assert "usage:" not in result.stderr and "See 'desktop-uploader upload --help'." in result.stderr
 
