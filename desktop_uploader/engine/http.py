@@ -250,7 +250,7 @@ def _api_error(response: requests.Response, action: str) -> UploaderError:
     status = response.status_code
     reason = api_error_message(response)
     if status == 401:
-        return AuthError("The server did not accept your access token. Check it in Settings → Connection.")
+        return AuthError("The server did not accept your access token. Check it, or ask for a new one.")
     if status == 501:  # Not Implemented: a web server that is not an upload API (Python's http.server, say)
         return not_offered(action, status)
     if status in (408, 429) or status >= 500:
