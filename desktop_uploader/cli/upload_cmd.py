@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import errno
-import os
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +19,7 @@ from desktop_uploader.cli.session import (
 from desktop_uploader.connection import ConnectionSetupError
 from desktop_uploader.engine.errors import SettingsError, UploaderError
 from desktop_uploader.engine.events import Event, Notice, Queued, Status
-from desktop_uploader.engine.files import collect
+from desktop_uploader.engine.files import collect, missing_reason
 from desktop_uploader.engine.intake import damaged
 from desktop_uploader.engine.jobs import interrupted_upload_of, stored_bytes
 from desktop_uploader.engine.limits import human_bytes
@@ -64,21 +62,6 @@ def register(commands: Any) -> None:
     add_server_flags(resume)
     add_tuning_flags(resume)
     resume.set_defaults(run=run_resume)
-
-
-def missing_reason(given: str | Path) -> str:
-    """Why a path given can't be found, in the words a person can act on: a link is named as a link."""
-    path = Path(given).expanduser()
-    if not path.is_symlink():
-        return f"{given}: no such file or folder."
-    try:
-        path.resolve(strict=True)
-    except RuntimeError:  # Python 3.11 says a loop so; 3.13 raises OSError(ELOOP)
-        return f"{given} is a link that leads back to itself, so there is no file to upload."
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            return f"{given} is a link that leads back to itself, so there is no file to upload."
-    return f"{given} is a link to {os.readlink(path)}, which doesn't exist."
 
 
 def expand(paths: list[str], out: Out) -> list[Path]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from collections.abc import Iterable
@@ -41,6 +42,21 @@ def special_kind(path: Path) -> str | None:
 
 def _hidden(path: Path, root: Path) -> bool:
     return any(part.startswith(".") for part in path.relative_to(root).parts)
+
+
+def missing_reason(given: str | Path) -> str:
+    """Why a path given can't be found, in the words a person can act on: a link is named as a link."""
+    path = Path(given).expanduser()
+    if not path.is_symlink():
+        return f"{given}: no such file or folder."
+    try:
+        path.resolve(strict=True)
+    except RuntimeError:  # Python 3.11 says a loop so; 3.13 raises OSError(ELOOP)
+        return f"{given} is a link that leads back to itself, so there is no file to upload."
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return f"{given} is a link that leads back to itself, so there is no file to upload."
+    return f"{given} is a link to {os.readlink(path)}, which doesn't exist."
 
 
 def collect(paths: Iterable[str | Path]) -> Collected:

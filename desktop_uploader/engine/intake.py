@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from desktop_uploader.engine.errors import UploaderError
-from desktop_uploader.engine.files import Collected
+from desktop_uploader.engine.files import Collected, missing_reason
 from desktop_uploader.engine.manager import UploadManager
 from desktop_uploader.engine.rows import plural
 from desktop_uploader.engine.safetensors_header import safetensors_problem
@@ -77,5 +77,5 @@ def add_all(
 
 def unusable(found: Collected) -> list[str]:
     """Sentences for what was dropped but is missing or is not a regular file."""
-    missing = [f"{p}: not found" for p in found.missing]
+    missing = [missing_reason(p) for p in found.missing]
     return missing + [f"{p.name} is {kind}, not a file." for p, kind in found.special]

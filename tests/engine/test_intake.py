@@ -49,7 +49,16 @@ def test_a_drop_is_queued_once_and_duplicates_are_named(tmp_path: Path) -> None:
 
 def test_missing_paths_are_named(tmp_path: Path) -> None:
     found = collect([tmp_path / "nowhere.safetensors"])
-    assert unusable(found) == [f"{tmp_path / 'nowhere.safetensors'}: not found"]
+    assert unusable(found) == [f"{tmp_path / 'nowhere.safetensors'}: no such file or folder."]
+
+
+def test_a_dropped_link_that_loops_is_named_as_a_link(tmp_path: Path) -> None:
+    (tmp_path / "a.safetensors").symlink_to(tmp_path / "b.safetensors")
+    (tmp_path / "b.safetensors").symlink_to(tmp_path / "a.safetensors")
+    found = collect([tmp_path / "a.safetensors"])
+    assert unusable(found) == [
+        f"{tmp_path / 'a.safetensors'} is a link that leads back to itself, so there is no file to upload."
+    ]
 
 
 def test_the_status_sentence() -> None:
