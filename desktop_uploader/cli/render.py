@@ -201,7 +201,8 @@ def print_summary(out: Out, jobs: list[JobView]) -> None:
         else:
             mark = "[red]✗[/]" if job.status == events.Status.FAILED else "[yellow]‖[/]"
             method = f", {plain(job.method)}" if job.method else ""
-            out.print(f"{mark} {name}  [dim]({job.status.value}{method})")
+            stored = f" · {human_bytes(job.confirmed)} of {human_bytes(job.size)} stored" if job.confirmed else ""
+            out.print(f"{mark} {name}  [dim]({job.status.value}{method}){stored}")
             if job.message:
                 out.print(f"    {plain(job.message)}", soft_wrap=True)
             if job.resumable:
@@ -219,6 +220,7 @@ def job_json(job: JobView) -> dict[str, Any]:
         "method": job.method,
         "message": job.message,
         "resumable": job.resumable,
+        "stored": job.confirmed,  # bytes safe in storage: all of them once completed, a resume's head start if not
         "comfyUIPath": result.comfyui_path if result else None,
         "networkVolumePath": result.network_volume_path if result else None,
         "s3Key": result.s3_key if result else None,

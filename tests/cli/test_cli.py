@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import http.server
+import re
 import secrets
 import signal
 import sqlite3
@@ -168,12 +169,15 @@ def test_ctrl_c_pauses_then_list_and_discard(cli: Any, make_file: Any, s3: Any, 
     out, err = running.communicate(timeout=60)
     assert running.returncode == 1, err
     assert "Pausing" in err and "Resume with: desktop-uploader resume" in out
+    kept = re.search(r"\(paused, presigned-s3\) · ([\d.]+) MiB of 40\.0 MiB stored", out)
+    assert kept is not None, out
 
     listing = cli("list", "--json")
     assert listing.code == 0
     [record] = listing.json()["uploads"]
     assert record["file"] == str(sample.path) and record["status"] == "paused"
     assert 10 * MiB <= record["stored"] < sample.size
+    assert f"{record['stored'] / MiB:.1f}" == kept.group(1)  # what the pause said is what the record holds
     assert open_multipart_uploads(s3, sandbox.bucket, record["s3Key"])
     human = cli("list")
     assert record["id"][:8] in human.stdout and "Resume with" in human.stderr

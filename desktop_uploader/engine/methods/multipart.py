@@ -189,10 +189,12 @@ class PartScheduler:
                             "the new version."
                         )
                     )
+        # Coalescing may have held back the event for the last parts stored: a pause or a failure must show
+        # them too (a Ctrl-C's summary said 5 MiB stored where the resume record held 10).
+        self.tracker.flush()
         if self._failure is not None:
             raise self._failure
         control.check()
-        self.tracker.flush()  # coalescing may have held back the event for the last part
         return self.results
 
     def _may_start(self) -> bool:
