@@ -165,9 +165,11 @@ def run_discard(args: argparse.Namespace) -> int:
         return 1
     name = plain(record.display_name or record.path)
     if not settled.aborted:
+        held = "Its partial upload" if record.upload_id else "A partial upload its unanswered start may have left"
         out.print(
-            f"Discarded {name}. Its partial upload is on {plain(where(settled.target))}, which could not be "
-            "reached from here; it will be removed the next time the app connects there."
+            f"Discarded {name}. {held} on {plain(where(settled.target))} could not be removed now; that is "
+            "tried again each time the app or this command connects there (see 'desktop-uploader list').",
+            soft_wrap=True,
         )
         return 1
     out.print(f"Discarded {name}; its partial upload was removed from the server.")
