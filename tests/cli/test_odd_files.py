@@ -93,7 +93,7 @@ def test_names_are_printed_escaped_never_as_terminal_control_or_markup(cli: Any,
 
     missing = cli("upload", "[/bold]gone.safetensors")
     assert missing.code == 2, missing.stderr
-    assert missing.stderr == "desktop-uploader: [/bold]gone.safetensors: no such file or folder\n"
+    assert missing.stderr == "desktop-uploader: [/bold]gone.safetensors: no such file or folder.\n"
 
 
 def test_list_shows_a_hostile_name_and_server_message_escaped(cli: Any) -> None:
