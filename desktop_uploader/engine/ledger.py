@@ -118,18 +118,29 @@ class AbortLedger:
             self.state.delete(record.id)
 
     def sweep(self) -> Sweep:
-        """Send the aborts owed to the targets this session is connected to."""
+        """Send the aborts owed to the targets this session is connected to.
+
+        A target that fails one abort is not asked for the others this time: each failure costs its
+        retries (seconds), the session's upload waits for the sweep, and a server in trouble keeps
+        answering the same. Before, every failed start on a broken server added that wait to every
+        later session's start.
+        """
         settled = still_owed = elsewhere = 0
+        failing: set[str] = set()
         for record in self.owed():
             ctx = self._context_for(record)
             method = self._methods().get(record.method)
             if ctx is None or method is None:
                 elsewhere += 1
                 continue
+            if record.server in failing:
+                still_owed += 1
+                continue
             try:
                 method.abort(ctx, record)
             except UploaderError as exc:
                 log.info("Owed abort of %s still failing: %s", record.s3_key, exc.message)
+                failing.add(record.server)
                 still_owed += 1
                 continue
             log.info("Aborted %s (owed by an earlier session)", record.s3_key)

@@ -8,6 +8,7 @@ and forgot the record: the upload on A was orphaned for good.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -22,17 +23,20 @@ from desktop_uploader.engine.state import OWED_ABORT, StateStore, UploadRecord
 from desktop_uploader.sandbox.info import SandboxInfo
 from tests.support.api import Api
 from tests.support.api_servers import api_server
+from tests.support.proxy import Proxy, RequestInfo, Respond
 from tests.support.storage import open_multipart_uploads
 
 OTHER_BUCKET = "other-server-bucket"
 
 
-def _paused_upload_on(api: Api, state: StateStore, path: Path, server_id: str) -> UploadRecord:
+def _paused_upload_on(
+    api: Api, state: StateStore, path: Path, server_id: str, record_id: str = "0123456789abcdef0123456789abcdef"
+) -> UploadRecord:
     """A real multipart upload on ``api``'s server, and the record a paused session leaves for it."""
     size = path.stat().st_size
     started = api.ok(api.presigned({"action": "start", "fileName": path.name, "totalParts": 1, "fileSize": size}))
     record = UploadRecord(
-        id="0123456789abcdef0123456789abcdef",
+        id=record_id,
         path=str(path),
         display_name=path.name,
         identity=identify(path),
@@ -113,6 +117,40 @@ def test_sessions_with_no_server_or_in_direct_mode_keep_the_debt(
         state.close()
         # The debt stays unpaid on purpose here; other tests share this bucket and check it is clean.
         s3.abort_multipart_upload(Bucket=sandbox.bucket, Key=record.s3_key, UploadId=record.upload_id)
+
+
+@pytest.mark.allow_log(r"engine\.ledger: ", r"engine\.api_transport: API abort failed")
+def test_a_server_that_fails_one_owed_abort_is_not_asked_the_rest_until_next_time(
+    make_engine: Any, make_file: Any, api: Api, sandbox: SandboxInfo, s3: Any, tmp_path: Path
+) -> None:
+    """Each failed abort costs its retries before the session's upload starts: a CLI audit saw 15 s per debt."""
+    store = tmp_path / "state.sqlite3"
+    state = StateStore.open(store)
+    records = []
+    for n in range(3):
+        sample = make_file(1024, name=f"owed-{n}.safetensors")
+        records.append(_paused_upload_on(api, state, sample.path, sandbox.server_id, f"{n:032x}"))
+        state.update(records[-1].id, status=OWED_ABORT)
+    state.close()
+    asked: list[str] = []
+
+    def in_trouble(request: RequestInfo) -> Respond:
+        asked.append(json.loads(request.body or b"{}").get("uploadId", ""))
+        return Respond(503, b'{"error": "Storage did not answer properly; try again shortly."}')
+
+    quick = Settings(retries=2, backoff_base=0.05, backoff_cap=0.1)
+    with Proxy.start(api.url, peek_bytes=4096) as proxy:
+        proxy.set_fault_plan(in_trouble)
+        troubled = make_engine(quick, api_url=proxy.url, server_id=sandbox.server_id, state_path=store)
+        sweep = troubled.manager.sweep_owed_aborts()
+    assert (sweep.settled, sweep.still_owed, sweep.elsewhere) == (0, 3, 0)
+    assert len(set(asked)) == 1 and asked[0] in {r.upload_id for r in records}, asked
+    troubled.manager.close()
+    troubled.state.close()
+
+    fixed = make_engine(quick, server_id=sandbox.server_id, state_path=store).manager.sweep_owed_aborts()
+    assert (fixed.settled, fixed.still_owed) == (3, 0)
+    assert not any(_still_open(s3, sandbox.bucket, record) for record in records)
 
 
 def test_owed_targets_are_named_in_words() -> None:
