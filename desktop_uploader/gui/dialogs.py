@@ -40,8 +40,8 @@ async def ask_close(parent: QWidget, *, tray: bool) -> CloseChoice:
     box.setWindowTitle("Uploads are still running")
     box.setText("Uploads are still running. What should happen to them?")
     box.setInformativeText(
-        "Paused uploads continue where they stopped the next time you open the app. Cancelled uploads are "
-        "removed from the server."
+        "Paused uploads wait in the list for the next time you open the app, and go on from where they "
+        "stopped when you start them. Cancelled uploads are removed from the server."
     )
     buttons = {
         box.addButton(CloseChoice.PAUSE_AND_QUIT.value, QMessageBox.ButtonRole.AcceptRole): CloseChoice.PAUSE_AND_QUIT,

@@ -169,7 +169,9 @@ class AppSession(QObject):
     # -- the queue ------------------------------------------------------------------------------------------
 
     async def restore_interrupted(self) -> int:
-        ids = await self.memory.restore(self.settings.auto_start)  # and the files still queued at quit
+        # The files still queued at quit come back waiting for the person too: after "Pause and quit" a
+        # file that had not started yet began on its own while the ones it waited behind stayed stopped.
+        ids = await self.memory.restore(False)
         if ids:
             stopped = plural(len(ids), "upload was", "uploads were")
             self.message.emit(f"{stopped} interrupted last time; resume when you're ready.")

@@ -144,15 +144,18 @@ def test_queued_and_paused_files_come_back_after_pause_and_quit(
     rows = {r.file_name: r for r in second.session.model.rows()}
     assert set(rows) == {running.path.name, waiting.path.name}  # the queued file was not dropped
     assert rows[running.path.name].status == Status.INTERRUPTED  # started: its resume record brings it back
-    assert rows[waiting.path.name].status not in (Status.INTERRUPTED, Status.PAUSED, Status.FAILED)
+    # Nothing starts on its own after "Pause and quit": the file that waited its turn waits for the person too
+    # (it used to start by itself while the one it queued behind stayed stopped).
+    assert rows[waiting.path.name].never_started and rows[waiting.path.name].action_label(RowAction.RESUME) == "Start"
+    assert not second.session.model.summary.active
 
     async def finish_waiting() -> None:
+        await until(second.window.start_all_action.isEnabled, 10, "Start all")
+        second.window.start_all_action.trigger()
         await until(
-            lambda: any(
-                r.file_name == waiting.path.name and r.status == Status.COMPLETED for r in second.session.model.rows()
-            ),
+            lambda: all(r.status == Status.COMPLETED for r in second.session.model.rows()),
             60,
-            "the queued file to upload",
+            "both files to upload",
         )
 
     run(aloop, finish_waiting())
