@@ -29,10 +29,14 @@ class RowAction(Enum):
 
 
 def human_speed(bytes_per_second: float) -> str:
-    """In KiB/s and MiB/s, like every size the app shows and the bandwidth limit in Settings."""
+    """In KiB/s and MiB/s, like every size the app shows and the bandwidth limit in Settings.
+
+    MiB/s from 1000 KiB/s on, not from 1024: a 1 MiB/s limit reads 1004-1024 KiB/s, which showed as
+    "1015 KiB/s" one moment and "1.0 MiB/s" the next.
+    """
     if bytes_per_second <= 0:
         return ""
-    if bytes_per_second < 1024 * 1024:
+    if bytes_per_second < 1000 * 1024:
         return f"{bytes_per_second / 1024:.0f} KiB/s"
     return f"{bytes_per_second / (1024 * 1024):.1f} MiB/s"
 
