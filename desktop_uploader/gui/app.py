@@ -124,9 +124,13 @@ def pause_and_quit_on_ctrl_c(quit_app: Callable[[], None], loop: asyncio.Abstrac
         yield
         return
 
+    def pause_and_quit() -> None:
+        log.info("Ctrl-C in the terminal: pause and quit")  # here, not in the handler, which may interrupt a log call
+        quit_app()
+
     def on_ctrl_c(*_: object) -> None:
         signal.signal(signal.SIGINT, signal.SIG_DFL)
-        loop.call_soon_threadsafe(quit_app)
+        loop.call_soon_threadsafe(pause_and_quit)
 
     signal.signal(signal.SIGINT, on_ctrl_c)
     try:
@@ -150,6 +154,7 @@ def run(paths: AppPaths, argv: list[str] | None = None, files: Sequence[str] = (
     finished = asyncio.Event()
 
     async def quit_app(cancel: bool) -> None:
+        log.info("Quitting: %s", "cancelling the uploads" if cancel else "pausing the uploads")  # for support
         instance.close()  # from now on a launch opens a window of its own
         desktop.window.hide()
         try:

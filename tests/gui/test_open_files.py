@@ -137,6 +137,8 @@ def test_ctrl_c_in_the_terminal_that_started_the_window_pauses_and_quits(private
             window.wait(10)
     assert window.returncode == 0, errors
     assert "Traceback" not in errors and "KeyboardInterrupt" not in errors, errors
+    said = log_file.read_text()  # a support person can see when and how the uploads stopped
+    assert "Ctrl-C in the terminal: pause and quit" in said and "Quitting: pausing the uploads" in said
 
 
 @pytest.mark.parametrize(
