@@ -88,6 +88,7 @@ class MainWindow(QMainWindow):
         self.button_guard = ButtonGuard(self.view, self.delegate)  # row buttons don't change under the pointer
         self.first_run = FirstRun(self)  # files added with no server ask where to go; queued rows say why
         session.model.rowsInserted.connect(self._update_page)
+        session.model.rowsInserted.connect(self._show_added)
         session.model.rowsRemoved.connect(self._update_page)
         session.model.summaryChanged.connect(self._show_summary)
         session.linkChanged.connect(self._show_link)
@@ -222,6 +223,13 @@ class MainWindow(QMainWindow):
 
     def _update_page(self, *_: object) -> None:
         self.pages.setCurrentIndex(1 if self.session.model.rowCount() else 0)
+
+    def _show_added(self, _parent: object, first: int, last: int) -> None:
+        """Files added to a long list are scrolled into view, the first of them on screen (a GUI audit's
+        only sign of two files added below the fold was "Added 2 files." in the status bar)."""
+        model = self.session.model
+        self.view.scrollTo(model.index(last))
+        self.view.scrollTo(model.index(first))
 
     def _show_summary(self, summary: QueueSummary) -> None:
         counts = self.session.model.status_counts()
