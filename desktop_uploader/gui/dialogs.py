@@ -74,8 +74,9 @@ async def confirm_other_files(parent: QWidget, others: list[Path]) -> bool:
     else:
         box.setText(f"{len(others)} of the files aren't model files: {names}.")
         box.setInformativeText("The server may refuse them. Add them anyway?")
-    add = box.addButton("Add them too", QMessageBox.ButtonRole.AcceptRole)
-    box.addButton("Skip them", QMessageBox.ButtonRole.RejectRole)
+    one = len(others) == 1
+    add = box.addButton("Add it" if one else "Add them too", QMessageBox.ButtonRole.AcceptRole)
+    box.addButton("Skip it" if one else "Skip them", QMessageBox.ButtonRole.RejectRole)
     await finished(box)
     chosen = box.clickedButton() is add
     box.deleteLater()
@@ -87,12 +88,17 @@ async def confirm_damaged_files(parent: QWidget, damaged: list[tuple[Path, str]]
     box.setObjectName("damagedFilesQuestion")
     box.setIcon(QMessageBox.Icon.Warning)
     box.setWindowTitle("Files that look damaged")
-    first, problem = damaged[0]
-    more = f" (and {len(damaged) - 1} more)" if len(damaged) > 1 else ""
-    box.setText(f"{first.name}{more} looks damaged: {problem}")
-    box.setInformativeText("Uploading it will most likely store a model that can't be loaded. Send it anyway?")
+    if len(damaged) == 1:
+        first, problem = damaged[0]
+        box.setText(f"{first.name} looks damaged: {problem}")
+        box.setInformativeText("Uploading it will most likely store a model that can't be loaded. Send it anyway?")
+    else:  # each file with its own reason: they need not share one
+        shown = "\n".join(f"• {path.name}: {problem}" for path, problem in damaged[:5])
+        more = f"\n… and {len(damaged) - 5} more." if len(damaged) > 5 else ""
+        box.setText(f"{len(damaged)} files look damaged:\n{shown}{more}")
+        box.setInformativeText("Uploading them will most likely store models that can't be loaded. Send them anyway?")
     send = box.addButton("Send anyway", QMessageBox.ButtonRole.AcceptRole)
-    box.addButton("Skip them", QMessageBox.ButtonRole.RejectRole)
+    box.addButton("Skip it" if len(damaged) == 1 else "Skip them", QMessageBox.ButtonRole.RejectRole)
     await finished(box)
     chosen = box.clickedButton() is send
     box.deleteLater()

@@ -48,7 +48,7 @@ class HistoryDialog(QDialog):
         self.loaded = False
         self.setObjectName("historyDialog")
         self.setWindowTitle("Upload history")
-        self.resize(1000, 460)
+        self.resize(1040, 460)
         self.search = QLineEdit(self)
         self.search.setObjectName("historySearch")
         self.search.setPlaceholderText("Search by name, path or server")
@@ -62,7 +62,7 @@ class HistoryDialog(QDialog):
         self.list.setRootIsDecorated(False)
         self.list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.list.currentItemChanged.connect(self._update_buttons)
-        for column, width in enumerate((280, 300, 80, 100, 130)):  # long names stay readable in their tooltips
+        for column, width in enumerate((220, 270, 80, 120, 130)):  # long names stay readable in their tooltips
             self.list.setColumnWidth(column, width)
         self.placeholder = QLabel("Loading the history…", self)
         self.placeholder.setObjectName("historyPlaceholder")

@@ -8,7 +8,7 @@ from typing import Any
 
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QMessageBox
 
 from desktop_uploader.engine.events import Status
 from desktop_uploader.engine.limits import MiB
@@ -46,7 +46,7 @@ def test_a_real_drop_of_files_and_folders_queues_them(
 
     async def scenario() -> None:
         drop(window, [single.path, single.path.parent / "pack"])
-        await answer(window, "otherFilesQuestion", "Skip them")
+        await answer(window, "otherFilesQuestion", "Skip it")
         await until(lambda: desktop.session.model.rowCount() == 2, what="two rows")
         drop(window, [single.path])  # the same file again is not queued twice
         await until(lambda: "Already in the queue" in window.statusBar().currentMessage(), what="duplicate note")
@@ -161,7 +161,7 @@ def test_a_cut_short_model_is_asked_about_before_it_is_queued(
 
     async def scenario() -> None:
         drop(window, [cut.path, whole.path])
-        await answer(window, "damagedFilesQuestion", "Skip them")
+        await answer(window, "damagedFilesQuestion", "Skip it")
         refused = "cut.safetensors was not added because it looks damaged"
         await until(lambda: refused in window.statusBar().currentMessage(), what="the refusal")
         assert set(statuses(desktop)) == {"whole.safetensors"}
@@ -171,6 +171,33 @@ def test_a_cut_short_model_is_asked_about_before_it_is_queued(
 
     run(aloop, scenario())
     assert set(statuses(desktop)) == {"whole.safetensors", "cut.safetensors"}
+
+
+def test_several_damaged_files_are_each_named_with_their_own_reason(
+    make_desktop: Any, make_file: Any, aloop: Any
+) -> None:
+    """A GUI audit's drop read "empty.safetensors (and 4 more) looks damaged: It is only 0 B…", for all five."""
+    desktop = make_desktop(auto_start=False)
+    window = desktop.window
+    empty = make_file(0, name="empty.safetensors")
+    cut = make_file(3 * MiB, name="cut.safetensors")
+    with open(cut.path, "r+b") as handle:
+        handle.truncate(2 * MiB)
+    seen: list[tuple[str, list[str]]] = []
+
+    async def scenario() -> None:
+        drop(window, [empty.path, cut.path])
+        await until(lambda: window.findChild(QMessageBox, "damagedFilesQuestion") is not None, 10, "the question")
+        box = window.findChild(QMessageBox, "damagedFilesQuestion")
+        seen.append((box.text(), [b.text() for b in box.buttons()]))
+        await answer(window, "damagedFilesQuestion", "Skip them")
+
+    run(aloop, scenario())
+    [(text, buttons)] = seen
+    lines = text.splitlines()
+    assert lines[0] == "2 files look damaged:" and sorted(buttons) == ["Send anyway", "Skip them"]
+    assert {line.split(":")[0] for line in lines[1:]} == {"• empty.safetensors", "• cut.safetensors"}
+    assert len(set(line.split(":", 1)[1] for line in lines[1:])) == 2, "each with its own reason"
 
 
 def test_files_added_to_a_long_list_are_scrolled_into_view(make_desktop: Any, make_file: Any, aloop: Any) -> None:

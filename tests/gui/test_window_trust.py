@@ -98,7 +98,7 @@ def test_one_file_that_is_not_a_model_is_told_in_the_singular(make_desktop: Any,
         await until(lambda: window.findChild(QMessageBox, "otherFilesQuestion") is not None, 10, "the question")
         box = window.findChild(QMessageBox, "otherFilesQuestion")
         seen.append(box.text())
-        await answer(window, "otherFilesQuestion", "Skip them")
+        await answer(window, "otherFilesQuestion", "Skip it")
         await until(lambda: desktop.session.model.rowCount() == 1, 10, "the model file's row")
 
     run(aloop, scenario())
