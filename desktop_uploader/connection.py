@@ -59,6 +59,10 @@ class SandboxHandle:
     info: SandboxInfo
     process: subprocess.Popen[str] | None  # None: someone else's sandbox, not ours to stop
 
+    def stopped(self) -> bool:
+        """Whether the sandbox we started has exited (killed, crashed): it is started again on the next try."""
+        return self.process is not None and self.process.poll() is not None
+
     def stop(self, grace: float = 10.0) -> None:
         process, self.process = self.process, None
         if process is None or process.poll() is not None:
@@ -243,7 +247,7 @@ def choose_connection(credentials: CredentialStore, settings: Settings) -> Outco
 def start_sandbox(paths: AppPaths, sandbox: SandboxHandle | None) -> Outcome:
     """The window's second step when the sandbox was chosen (blocking): the one it has, or a new or running one."""
     try:
-        if sandbox is None:
+        if sandbox is None or sandbox.stopped():
             sandbox = launch_sandbox(paths)
     except Exception as exc:  # shown to the person; details in the log
         log.exception("Sandbox start failed")

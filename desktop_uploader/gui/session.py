@@ -44,7 +44,7 @@ from desktop_uploader.gui.history_session import AskUploaded, SessionMemory
 from desktop_uploader.gui.menus import copy_row_path
 from desktop_uploader.gui.queue_model import UploadQueueModel
 from desktop_uploader.gui.server_uploads import ServerUploadsOffer
-from desktop_uploader.gui.tasks import in_thread
+from desktop_uploader.gui.tasks import in_thread, spawn
 from desktop_uploader.paths import AppPaths
 from desktop_uploader.system.keep_awake import KeepAwake
 
@@ -215,6 +215,8 @@ class AppSession(QObject):
         match action:
             case RowAction.PAUSE:
                 self.manager.pause(job_id)
+            case RowAction.RESUME | RowAction.RETRY if self._sandbox_stopped():
+                spawn(self._restart_sandbox_then(lambda: self.manager.resume(job_id)))
             case RowAction.RESUME | RowAction.RETRY:
                 self.manager.resume(job_id)
             case RowAction.CANCEL | RowAction.DISCARD:
@@ -238,7 +240,25 @@ class AppSession(QObject):
                 return
 
     def start_all(self) -> None:
+        if self._sandbox_stopped():
+            spawn(self._restart_sandbox_then(self.manager.resume_all))
+            return
         self.manager.resume_all()
+
+    def _sandbox_stopped(self) -> bool:
+        return self.sandbox is not None and self.link is Link.CONNECTED and self.sandbox.stopped()
+
+    async def _restart_sandbox_then(self, go_on: Callable[[], None]) -> None:
+        """The local test storage had stopped (killed, crashed): start it again, then go on as asked.
+
+        A GUI audit's uploads failed with "127.0.0.1:57745 refused the connection", and Retry failed the
+        same way until the app was restarted.
+        """
+        log.warning("The local sandbox had stopped; starting it again")
+        self.message.emit("The test storage on this computer had stopped; starting it again…")
+        await self._connect()
+        if self.link is Link.CONNECTED:
+            go_on()
 
     def pause_all(self) -> None:
         self.manager.pause_all()
@@ -249,6 +269,8 @@ class AppSession(QObject):
         if isinstance(event, events.Completed):
             self.server_uploads.forget(event.result.s3_key)
             self._completed_since_summary = True
+        if isinstance(event, events.Failed) and self._sandbox_stopped():
+            self.message.emit("The test storage on this computer has stopped. Press Retry to start it again.")
         if isinstance(event, events.Failed) and self.settings.notifications:
             row = self.model.row_by_id(event.job_id)
             self.notify.emit(f"Upload failed: {row.file_name if row else 'a file'}", event.message)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import urllib.parse
 from typing import Any
 
+import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 from pytestqt.qtbot import QtBot
@@ -17,7 +18,8 @@ from desktop_uploader.gui.queue_model import UploadQueueModel
 from desktop_uploader.gui.session import Link
 from tests.gui.conftest import answer, run, until
 from tests.gui.test_queue import drop
-from tests.support.storage import object_sha256
+from tests.support.logfail import RETRIED, UPLOAD_FAILED
+from tests.support.storage import object_sha256, open_multipart_uploads, s3_client
 
 
 def test_a_new_window_shows_an_interrupted_upload_and_resume_completes_it(
@@ -164,3 +166,41 @@ def test_closing_right_after_the_last_upload_finished_quits_without_asking(make_
     with qtbot.waitSignal(window.quitRequested, timeout=1000) as quitting:
         window.close()
     assert quitting.args == [False]  # quit, cancelling nothing, and no "uploads are running" question
+
+
+@pytest.mark.allow_log(r"gui\.session: The local sandbox had stopped", *RETRIED, *UPLOAD_FAILED)
+def test_a_sandbox_that_died_is_started_again_by_retry(make_desktop: Any, aloop: Any, make_file: Any) -> None:
+    """A GUI audit's test storage was killed: the rows said "127.0.0.1:… refused the connection" and Retry
+    failed the same way until the app was restarted."""
+    desktop = make_desktop(server="", connect=True, use_sandbox=True, bandwidth_limit=2 * 1000 * 1000)
+    window, session = desktop.window, desktop.session
+    sample = make_file(16 * MiB, name="survivor.safetensors")
+    messages: list[str] = []
+    session.message.connect(messages.append)
+
+    def status() -> Status | None:
+        rows = session.model.rows()
+        return rows[0].status if rows else None
+
+    async def scenario() -> None:
+        await until(lambda: session.link == Link.CONNECTED and session.sandbox is not None, 60, "the sandbox")
+        first = session.sandbox
+        assert first is not None and first.process is not None
+        drop(window, [sample.path])
+        await until(lambda: session.model.rowCount() and session.model.rows()[0].confirmed > 0, 60, "a stored part")
+        first.process.kill()  # by pid: ours
+        first.process.wait(30)
+        await until(lambda: status() is Status.FAILED, 120, "the failure")
+        assert any("has stopped. Press Retry" in m for m in messages), messages
+        session.act(session.model.rows()[0].job_id, RowAction.RETRY)
+        await until(lambda: status() is Status.COMPLETED, 180, "the retried upload")
+        assert session.sandbox is not None and session.sandbox is not first and not session.sandbox.stopped()
+
+    run(aloop, scenario())
+    result = session.model.rows()[0].result
+    assert result is not None and session.sandbox is not None
+    storage, bucket = s3_client(session.sandbox.info), session.sandbox.info.bucket
+    assert object_sha256(storage, bucket, result.s3_key) == sample.sha256
+    listed = storage.list_objects_v2(Bucket=bucket).get("Contents", [])
+    assert [o["Key"] for o in listed if o["Key"].endswith(sample.path.name)] == [result.s3_key]
+    assert open_multipart_uploads(storage, bucket) == []
