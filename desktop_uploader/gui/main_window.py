@@ -62,7 +62,6 @@ class MainWindow(QMainWindow):
         self.session = session
         self.tray_available = tray_available
         self._quitting = False
-        self.pickers = Pickers(self, self.add_paths)
         self.setObjectName("mainWindow")
         self.setWindowTitle(APP_NAME)
         self.setWindowIcon(app_icon())
@@ -70,6 +69,7 @@ class MainWindow(QMainWindow):
         self.resize(960, 620)
         self.setMinimumSize(640, 420)
         self.geometry_keeper = WindowGeometry(self, session.paths.config_dir / "window.ini")
+        self.pickers = Pickers(self, self.add_paths, self.geometry_keeper.store)  # the last folder, kept with it
         self._build_actions()
         self.quit_action = build_menu_bar(
             self,

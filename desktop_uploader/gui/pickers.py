@@ -1,8 +1,9 @@
 """The Add files and Add folder dialogs, opened where the person last chose from.
 
 Qt's file dialog starts in the working directory, which for an app started from a launcher is
-wherever the launcher ran: the home folder, or a system folder. The last folder used is kept in
-memory for the session; before any, the home folder.
+wherever the launcher ran: the home folder, or a system folder. The last folder used is kept with
+the window's geometry (a QSettings file, written when the window hides), so it survives a restart;
+before any, the home folder.
 """
 
 from __future__ import annotations
@@ -10,16 +11,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QFileDialog, QWidget
 
 from desktop_uploader.engine.filenames import DEFAULT_MODEL_EXTENSIONS
 
+KEY = "pickers/lastFolder"
+
 
 class Pickers:
-    def __init__(self, parent: QWidget, add: Callable[[list[str]], None]) -> None:
+    def __init__(self, parent: QWidget, add: Callable[[list[str]], None], store: QSettings | None = None) -> None:
         self.parent = parent
         self.add = add
-        self.last_folder = ""
+        self.store = store
+        self.last_folder = str(store.value(KEY, "")) if store is not None else ""
 
     def start_folder(self) -> str:
         """The folder last chosen from while it still exists, else home."""
@@ -28,6 +33,8 @@ class Pickers:
     def remember(self, chosen: str) -> None:
         """Next time, open beside what was chosen: a file's folder, or the folder holding a chosen folder."""
         self.last_folder = str(Path(chosen).parent)
+        if self.store is not None:
+            self.store.setValue(KEY, self.last_folder)
 
     def _dialog(self, title: str, name: str) -> QFileDialog:
         dialog = QFileDialog(self.parent, title)

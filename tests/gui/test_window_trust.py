@@ -251,3 +251,9 @@ def test_the_file_dialog_opens_at_home_then_in_the_last_folder_used(
     window.add_folder_action.trigger()
     assert Path(open_dialog(window, "addFolderDialog").directory().absolutePath()) == sample.path.parent
     open_dialog(window, "addFolderDialog").reject()
+    run(aloop, desktop.session.shutdown())
+    window.close()  # and it is remembered across a restart (a GUI audit's dialogs always opened at home)
+    later = make_desktop(connect=False, auto_start=False)
+    later.window.add_files_action.trigger()
+    assert Path(open_dialog(later.window, "addFilesDialog").directory().absolutePath()) == sample.path.parent
+    open_dialog(later.window, "addFilesDialog").reject()
