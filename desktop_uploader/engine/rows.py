@@ -200,7 +200,8 @@ class Row:
             return ""
         if self.status == Status.COMPLETED:
             return f"{human_bytes(self.size)} · 100%"
-        return f"{human_bytes(self.confirmed)} of {human_bytes(self.size)} · {self.percent}%"
+        # "stored": next to "34.8 MiB sent" in the status line, a GUI audit read "0 B of 60.0 MiB" as a contradiction.
+        return f"{human_bytes(self.confirmed)} of {human_bytes(self.size)} stored · {self.percent}%"
 
     def rate_text(self) -> str:
         # While storage assembles the parts nothing moves: a speed and "0 s left" would say otherwise.

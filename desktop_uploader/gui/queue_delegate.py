@@ -194,7 +194,7 @@ class UploadDelegate(QStyledItemDelegate):
         badge = QRect(content_right - badge_width, rect.top(), badge_width, line)
         name = QRect(rect.left(), rect.top(), badge.left() - GAP - rect.left(), line)
         second = rect.top() + line + GAP
-        progress_width = option.fontMetrics.horizontalAdvance("999.9 MiB of 999.9 GiB · 100%") + 8
+        progress_width = option.fontMetrics.horizontalAdvance("999.9 MiB of 999.9 GiB stored · 100%") + 8
         bar = QRect(rect.left(), second + line // 4, content_right - rect.left() - progress_width - GAP, line // 2 + 2)
         progress = QRect(bar.right() + GAP, second, progress_width, line)
         third = second + line + GAP

@@ -24,7 +24,7 @@ def result(comfyui: str | None = "/runpod-volume/loras/u/x") -> events.UploadRes
 def test_progress_speed_and_eta_read_like_a_person_would_say_them() -> None:
     r = row(status=Status.UPLOADING)
     r.apply(events.Progress("job", "presigned-s3", 25 * MiB, 3 * MiB, 100 * MiB, 12_500_000, 95.0), now=0)
-    assert r.progress_text() == "25.0 MiB of 100.0 MiB · 25%"
+    assert r.progress_text() == "25.0 MiB of 100.0 MiB stored · 25%"
     assert r.rate_text() == "11.9 MiB/s · 1 min 35 s left"
     assert r.status_text(0) == "Uploading" and r.method == "presigned-s3"
     assert human_speed(900) == "1 KiB/s" and human_duration(3 * 3600 + 61) == "3 h 1 min"
@@ -95,13 +95,13 @@ def test_the_s3_path_is_an_s3_url_or_the_key_never_a_volume_file_path() -> None:
 def test_a_slow_link_shows_bytes_sent_before_any_are_stored_and_a_pause_keeps_only_the_stored() -> None:
     r = row(status=Status.UPLOADING)
     r.apply(events.Progress("job", "presigned-s3", 0, 12 * MiB, 100 * MiB, 0.0, None, sent=12 * MiB), now=0)
-    assert r.progress_text() == "0 B of 100.0 MiB · 0%"  # stored: what a pause keeps
+    assert r.progress_text() == "0 B of 100.0 MiB stored · 0%"  # stored: what a pause keeps
     assert r.status_text(0) == "Uploading · 12.0 MiB sent"  # on the wire: the link is moving
     r.apply(events.Progress("job", "presigned-s3", 16 * MiB, 0, 100 * MiB, 2e6, 40.0, sent=16 * MiB), now=1)
     assert r.status_text(1) == "Uploading"  # everything sent is stored: nothing more to say
     r.apply(events.Progress("job", "presigned-s3", 16 * MiB, 4 * MiB, 100 * MiB, 2e6, 40.0, sent=20 * MiB), now=2)
     r.apply(events.StatusChanged("job", Status.PAUSED), now=3)
-    assert (r.status_text(3), r.progress_text()) == ("Paused", "16.0 MiB of 100.0 MiB · 16%")
+    assert (r.status_text(3), r.progress_text()) == ("Paused", "16.0 MiB of 100.0 MiB stored · 16%")
 
 
 def test_a_file_nobody_started_reads_not_started_and_offers_start_not_resume() -> None:
