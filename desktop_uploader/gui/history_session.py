@@ -140,7 +140,7 @@ class SessionMemory:
         await asyncio.wrap_future(self._writes.submit(self._save, self._waiting))  # after any still pending
         self._writes.shutdown(wait=False)
 
-    def _restore(self, start: bool) -> list[str]:
+    def _restore(self) -> list[str]:
         saved = take_queue(self.data_dir)
         paused = saved.paused_ids
         interrupted = self._manager.restore_interrupted(paused=paused)
@@ -157,10 +157,11 @@ class SessionMemory:
                 continue  # it completed after the list was last written (a crash right then)
             with contextlib.suppress(UploaderError):  # gone or unreadable since: nothing to bring back
                 # A started upload was restored from its resume record just now: adding its file is a no-op.
-                self._manager.add(row.path, row.display_name, start=start and not row.paused)
+                # Not started: after a quit nothing goes on until the person says so (Start all).
+                self._manager.add(row.path, row.display_name, start=False)
         return [job_id for job_id in interrupted if job_id not in paused]
 
-    async def restore(self, start: bool) -> list[str]:
+    async def restore(self) -> list[str]:
         """What the last session left: started uploads (from the resume store; those the person had
         paused as "Paused"), then the files still waiting. The ids of the interrupted uploads."""
-        return await in_thread(self._restore, start)
+        return await in_thread(self._restore)

@@ -171,7 +171,7 @@ class AppSession(QObject):
     async def restore_interrupted(self) -> int:
         # The files still queued at quit come back waiting for the person too: after "Pause and quit" a
         # file that had not started yet began on its own while the ones it waited behind stayed stopped.
-        ids = await self.memory.restore(False)
+        ids = await self.memory.restore()
         if ids:
             stopped = plural(len(ids), "upload was", "uploads were")
             self.message.emit(f"{stopped} interrupted last time; resume when you're ready.")
