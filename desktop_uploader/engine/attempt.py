@@ -25,7 +25,7 @@ from desktop_uploader.engine.api_client import ApiClient
 from desktop_uploader.engine.autotune import AutoConcurrency
 from desktop_uploader.engine.bandwidth import TokenBucket
 from desktop_uploader.engine.control import CANCEL, Control
-from desktop_uploader.engine.ending import keeps_state, may_fall_back, root_cause
+from desktop_uploader.engine.ending import keeps_state, may_fall_back, retry_can_help, root_cause
 from desktop_uploader.engine.errors import (
     DISK_FULL,
     AuthError,
@@ -366,7 +366,8 @@ class AttemptRunner:
         log.warning("%s failed (%s): %s", job.path.name, type(error).__name__, error.message)
         with self._lock:
             job.resumable = resumable
-        self._emit(Failed(job.id, error.message, resumable, job.method, type(error).__name__))
+        failed = Failed(job.id, error.message, resumable, job.method, type(error).__name__, retry_can_help(error))
+        self._emit(failed)
         self._finish(job, Status.FAILED, error.message)
 
     def _finish(self, job: Job, status: Status, message: str, *, resumable: bool | None = None) -> None:

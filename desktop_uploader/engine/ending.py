@@ -21,10 +21,12 @@ import logging
 from desktop_uploader.engine.errors import (
     AuthError,
     DiskFullError,
+    FileTooLargeError,
     FileUnreadableError,
     ForbiddenError,
     NotFoundError,
     NotOfferedError,
+    RejectedError,
     StateError,
     TransientError,
     UnsupportedError,
@@ -48,6 +50,32 @@ def may_fall_back(error: UploaderError, confirmed: int) -> bool:
 def keeps_state(error: UploaderError) -> bool:
     """Whether a failure keeps the upload (and its record) for Retry, rather than aborting it."""
     return isinstance(error, TransientError | AuthError | FileUnreadableError | StateError | DiskFullError)
+
+
+# The API calls that name the file, and the answers that mean "not this file" (its type, name or size),
+# as the reference server and the Next.js route give them.
+FILE_NAMING_ACTIONS = frozenset({"start", "chunked start", "upload"})
+REFUSED_FILE_STATUSES = frozenset({400, 413, 415, 422})
+
+
+def retry_can_help(error: UploaderError) -> bool:
+    """Whether pressing Retry could end differently, so that the window offers it.
+
+    An audit's first-time user dropped a .txt file: the server refused its type and the row offered
+    Retry, which can only be refused again. A file too large for the storage, or one the server turned
+    down at the start, needs another file (or another server), not another try. Anything else (the
+    network, a token, a bucket name in Settings) may be fixed meanwhile, so Retry stays.
+    """
+    if isinstance(error, FileTooLargeError):
+        return False
+    origin = error.origin
+    return not (
+        isinstance(error, RejectedError)
+        and origin is not None
+        and origin.side == "api"
+        and origin.action in FILE_NAMING_ACTIONS
+        and origin.status in REFUSED_FILE_STATUSES
+    )
 
 
 def root_cause(cause: UploaderError | None, last: UploaderError) -> UploaderError:

@@ -137,6 +137,7 @@ class Failed(Event):
     resumable: bool
     method: str = ""
     kind: str = ""
+    retry_helps: bool = True  # False when the same file can only be refused again (ending.retry_can_help)
 
 
 @dataclass(frozen=True)

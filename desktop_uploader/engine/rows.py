@@ -74,6 +74,7 @@ class Row:
     eta: float | None = None
     message: str = ""
     resumable: bool = False
+    retry_helps: bool = True  # a failure another try can't change (a refused file type) offers no Retry
     retry_until: float | None = None
     retry_attempt: int = 0
     retry_max: int = 0
@@ -154,7 +155,7 @@ class Row:
                 self.confirmed = self.sent = self.size
                 self.resumable = False
             case events.Failed():
-                self.message, self.resumable = event.message, event.resumable
+                self.message, self.resumable, self.retry_helps = event.message, event.resumable, event.retry_helps
             case events.Notice():
                 self.notices.append(event.message)
             case events.Renamed():
@@ -224,7 +225,8 @@ class Row:
             found += [RowAction.RESUME, RowAction.DISCARD]
         if self.status == Status.FAILED:
             # A failure kept for resuming still has its parts on the server: giving up must remove them.
-            found += [RowAction.RETRY, RowAction.DISCARD if self.resumable else RowAction.REMOVE]
+            found += [RowAction.RETRY] if self.retry_helps else []
+            found.append(RowAction.DISCARD if self.resumable else RowAction.REMOVE)
         if not self.status.finished and self.status != Status.INTERRUPTED and not stored:
             found.append(RowAction.CANCEL)
         if self.status in (Status.COMPLETED, Status.CANCELLED):

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import pytest
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
 from PySide6.QtWidgets import QApplication, QMessageBox
@@ -13,8 +14,10 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 from desktop_uploader.engine.events import Status
 from desktop_uploader.engine.limits import MiB
 from desktop_uploader.engine.rows import RowAction
+from desktop_uploader.gui.queue_delegate import secondary_action
 from desktop_uploader.gui.queue_model import Role
 from tests.gui.conftest import answer, run, until
+from tests.support.logfail import UPLOAD_FAILED
 from tests.support.storage import object_sha256, open_multipart_uploads
 
 
@@ -59,6 +62,31 @@ def test_a_real_drop_of_files_and_folders_queues_them(
     rows = {row.file_name: row for row in desktop.session.model.rows()}
     assert (rows["deep.ckpt"].path, rows["deep.ckpt"].size) == (nested.path, nested.size)
     assert (rows["solo.safetensors"].path, rows["solo.safetensors"].size) == (single.path, single.size)
+
+
+@pytest.mark.allow_log(*UPLOAD_FAILED)
+def test_a_file_the_server_refuses_offers_remove_not_a_retry_that_would_be_refused_again(
+    make_desktop: Any, make_file: Any, aloop: Any
+) -> None:
+    """A first-time user's .txt: the server turns its type down, and another try can only be turned down again."""
+    desktop = make_desktop()
+    window, model = desktop.window, desktop.session.model
+    notes = make_file(1000, name="notes.txt")
+
+    async def scenario() -> None:
+        drop(window, [notes.path])
+        await answer(window, "otherFilesQuestion", "Add it")
+        await until(lambda: model.rowCount() == 1 and model.rows()[0].status == Status.FAILED, 60, "the refusal")
+        window.view.setCurrentIndex(model.index(0))
+
+    run(aloop, scenario())
+    row = model.rows()[0]
+    assert row.status_text(0).startswith("Failed: Files of type '.txt' are not accepted.")
+    assert row.actions() == [RowAction.REMOVE]
+    assert (row.primary_action(), secondary_action(row)) == (None, RowAction.REMOVE), "the row's own buttons"
+    assert window.row_actions.visible_actions() == [RowAction.REMOVE], "the keyboard's buttons"
+    window.row_actions.buttons[RowAction.REMOVE].click()
+    run(aloop, until(lambda: model.rowCount() == 0, 10, "the row to go"))
 
 
 def test_a_20_mib_file_uploads_and_its_row_shows_method_and_100_percent(
