@@ -148,7 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return runner(args)
     except KeyboardInterrupt:
         print("Interrupted.", file=sys.stderr)
-        return 1
+        return 130  # 128 + SIGINT, as a shell reports it
     except Exception:  # never a traceback in a user's face: it goes to the log file
         logging.getLogger("desktop_uploader.cli").exception("Command %s failed", args.command)
         print(f"Something went wrong. Details are in {paths.log_file}", file=sys.stderr)

@@ -27,6 +27,10 @@ from desktop_uploader.engine.manager import JobView, UploadManager, interrupted_
 from desktop_uploader.engine.rows import plural
 from desktop_uploader.engine.state import StateStore
 
+# 128 + SIGINT: what a shell reports for a command stopped by Ctrl-C, so a script can tell "paused by
+# the person" from "failed" (1).
+INTERRUPTED = 130
+
 
 def register(commands: Any) -> None:
     upload: argparse.ArgumentParser = commands.add_parser(
@@ -155,8 +159,9 @@ def _upload(
             except UploaderError as exc:
                 out.print(f"[red]{plain(exc.message)}")
                 rejected.append({"file": str(path), "status": "failed", "message": exc.message})
-        _wait(manager, ids, out)
-    return _report(manager, ids, args, out, rejected)
+        interrupted = _wait(manager, ids, out)
+    code = _report(manager, ids, args, out, rejected)
+    return INTERRUPTED if interrupted else code
 
 
 def _go_on_with(manager: UploadManager, path: Path, display_name: str | None, out: Out) -> str | None:
@@ -197,13 +202,16 @@ class _Quiet:
         return None
 
 
-def _wait(manager: UploadManager, ids: list[str], out: Out) -> None:
+def _wait(manager: UploadManager, ids: list[str], out: Out) -> bool:
+    """Wait for the uploads to settle; True when Ctrl-C paused them (the exit code then says so)."""
     try:
         manager.wait(ids)
     except KeyboardInterrupt:
         out.print("[yellow]Pausing… (the uploads can be resumed with: desktop-uploader resume --all)")
         manager.pause_all()
         manager.wait(ids, timeout=30)
+        return True
+    return False
 
 
 def _report(
@@ -250,8 +258,9 @@ def run_resume(args: argparse.Namespace) -> int:
                 _listen(manager, view, json_mode=args.json, only=chosen)
                 for job_id in chosen:
                     manager.resume(job_id)
-                _wait(manager, chosen, out)
-            return _report(manager, chosen, args, out)
+                interrupted = _wait(manager, chosen, out)
+            code = _report(manager, chosen, args, out)
+            return INTERRUPTED if interrupted else code
     except SettingsError as exc:
         return _usage(settings_problem(exc), out)
     except UsageError as exc:
