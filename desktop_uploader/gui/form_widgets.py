@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtCore import QEvent, Qt
-from PySide6.QtGui import QColor, QPalette
+from PySide6.QtCore import QEvent, QSize, Qt
+from PySide6.QtGui import QColor, QPalette, QResizeEvent
 from PySide6.QtWidgets import (
     QApplication,
     QDoubleSpinBox,
@@ -148,6 +148,23 @@ class HintLabel(ReadableLabel):
         super().__init__(text)
         self.setWordWrap(True)
         self.setProperty("role", "hint")
+
+    def sizeHint(self) -> QSize:
+        """As tall as the text is at the width it was given, once laid out.
+
+        Qt sizes a wrapped label for a narrow width of its own choosing, and the form gave each hint a
+        height between that and its real one: the preset's one-line note took 14, 22 or 29 px by its
+        wording, and every field under it moved when the preset changed (a GUI audit's finding).
+        """
+        hint = super().sizeHint()
+        if self.width() > hint.width():
+            return QSize(hint.width(), self.heightForWidth(self.width()))
+        return hint
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        if event.size().width() != event.oldSize().width():
+            self.updateGeometry()  # the height it wants follows its width
 
     def wanted(self, palette: QPalette) -> QColor:
         return muted_text(palette, on=QPalette.ColorRole.Window)

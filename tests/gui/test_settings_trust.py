@@ -149,6 +149,22 @@ def test_plain_words_and_one_unit_system(make_desktop: Any) -> None:
     assert dialog.result_settings().bandwidth_limit == 2 * MiB
 
 
+def test_choosing_another_preset_leaves_every_field_where_it_was(make_desktop: Any, aloop: Any) -> None:
+    """A GUI audit saw the Performance tab's fields jump when the preset became Custom: its one-line
+    note was given 14, 22 or 29 px by its wording, and everything under it moved."""
+    dialog = open_dialog(make_desktop(connect=False))
+    dialog.tabs.setCurrentIndex(dialog.tabs.indexOf(dialog.preset.parentWidget()))
+    fields = (dialog.chunk_size, dialog.concurrency, dialog.retries, dialog.files_at_once, dialog.bandwidth)
+    note = dialog.preset_note
+    placed: dict[str, tuple[int, ...]] = {}
+    for name in [dialog.preset.itemText(i) for i in range(dialog.preset.count())]:
+        dialog.preset.setCurrentText(name)
+        run(aloop, until(lambda: not dialog.layout().activate(), 5, "the layout to settle"))
+        placed[name] = tuple(field.mapTo(dialog, field.rect().topLeft()).y() for field in fields)
+        assert note.height() == note.heightForWidth(note.width()), f"{name}: the note is as tall as its text"
+    assert len(set(placed.values())) == 1, placed
+
+
 def test_server_paths_are_in_a_closed_group_for_administrators(make_desktop: Any) -> None:
     dialog = open_dialog(make_desktop())
     dialog.tabs.setCurrentIndex(dialog.tabs.count() - 1)
