@@ -377,8 +377,10 @@ class UploadManager(AttemptRunner):
             )
         finally:
             lock.release()
-            if job.status in {Status.COMPLETED, Status.CANCELLED}:
-                self._locks.forget(job.id)
+            if job.status in {Status.COMPLETED, Status.CANCELLED} or (
+                job.status == Status.FAILED and not job.resumable
+            ):
+                self._locks.forget(job.id)  # nothing is left to resume: its lock file would stay for good
             with self._lock:
                 forget = job.id in self._forget_when_done
                 self._forget_when_done.discard(job.id)

@@ -35,6 +35,7 @@ def test_a_file_larger_than_the_storage_takes_fails_with_no_retry_offered(
     [failed] = engine.of(view.id, Failed)
     assert failed.message == "This file is 3.0 MiB, larger than the 2.0 MiB this storage accepts."
     assert (failed.retry_helps, failed.resumable) == (False, False)
+    assert not list(engine.state.lock_dir.glob("*.lock")), "no lock file stays for an upload nobody can resume"
     open_after = {u["UploadId"] for u in open_multipart_uploads(s3, sandbox.bucket)}
     assert open_after == open_before, "nothing was left on the server"
 
