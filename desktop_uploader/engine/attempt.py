@@ -25,6 +25,7 @@ from desktop_uploader.engine.api_client import ApiClient
 from desktop_uploader.engine.autotune import AutoConcurrency
 from desktop_uploader.engine.bandwidth import TokenBucket
 from desktop_uploader.engine.control import CANCEL, Control
+from desktop_uploader.engine.elsewhere import record_to_go_on_with
 from desktop_uploader.engine.ending import keeps_state, may_fall_back, retry_can_help, root_cause
 from desktop_uploader.engine.errors import (
     DISK_FULL,
@@ -202,14 +203,8 @@ class AttemptRunner:
             record = None
         try:
             ctx = self._context(job, settings, api)
-            if record is not None and record.server not in {
-                ctx.server_id,
-                self.direct.server_id if self.direct else "",
-            }:
-                raise UnsupportedError(
-                    f"This upload was started on another server ({record.server}). Connect to that server to "
-                    "resume it, or cancel it."
-                )
+            here = {ctx.server_id, self.direct.server_id if self.direct else ""}
+            record = record_to_go_on_with(record, here, self.state, self._ledger)
             chain = self._chain(settings, api, ctx.size, record, job.control)
         except Interrupted:
             self._stopped(job, None, None)
