@@ -148,6 +148,7 @@ class AttemptRunner:
 
     def _context(self, job: Job, settings: Settings, api: ApiClient | None) -> JobContext:
         identity = identify(job.path)
+        job.size = identity.size  # a file changed since it was added is sent, and shown, at its size now
 
         auto = AutoConcurrency() if settings.auto_concurrency else None
 

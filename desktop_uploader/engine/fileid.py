@@ -33,9 +33,18 @@ def _sample(handle: BinaryIO, offset: int, length: int) -> str:
     return hashlib.sha256(handle.read(length)).hexdigest()
 
 
+def gone(path: Path) -> FileUnreadableError:
+    """A file deleted or moved since it was added. Its upload is kept (a FileUnreadableError keeps its
+    record): put back, it goes on from the parts already stored."""
+    return FileUnreadableError(f"{path.name} was deleted or moved. Put it back to go on.")
+
+
 def unreadable(path: Path, exc: OSError) -> FileUnreadableError:
+    if exc.errno == errno.ENOENT:
+        error = gone(path)
+        error.__cause__ = exc
+        return error
     reason = {
-        "ENOENT": "it no longer exists",
         "EACCES": "you don't have permission to read it",
         "EPERM": "you don't have permission to read it",
         "EISDIR": "it is a folder",
@@ -66,6 +75,16 @@ def quick_unchanged(path: Path, identity: FileIdentity) -> bool:
     except OSError:
         return False
     return stat.st_size == identity.size and stat.st_mtime_ns == identity.mtime_ns
+
+
+def changed_midway(path: Path, name: str) -> FileChangedError | FileUnreadableError:
+    """The error for a file found different while it uploads: one deleted or moved is said so, and kept for
+    when it is back (a GUI audit's deleted file was told to "start the upload again to send the new version")."""
+    if not path.exists():
+        return gone(path)
+    return FileChangedError(
+        f"{name} was changed while it was uploading. Start the upload again to send the new version."
+    )
 
 
 def ensure_unchanged(path: Path, identity: FileIdentity) -> None:

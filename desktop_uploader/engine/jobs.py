@@ -37,6 +37,8 @@ class Job:
 
     @property
     def confirmed(self) -> int:
+        if self.status == Status.FAILED and not self.resumable:
+            return 0  # its parts were aborted with it (or are owed an abort): none of it is kept
         return self.progress.confirmed if self.progress else 0
 
 

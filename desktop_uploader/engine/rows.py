@@ -128,6 +128,7 @@ class Row:
         """Fold one event into the row; False when it changed nothing visible."""
         match event:
             case events.Progress():
+                self.size = event.total or self.size  # a changed file, sent again, at its size now
                 self.confirmed, self.in_flight = event.confirmed, event.in_flight
                 self.sent = max(event.sent, event.confirmed)
                 self.speed, self.eta, self.method = event.speed, event.eta, event.method
@@ -155,7 +156,7 @@ class Row:
                 self.confirmed = self.sent = self.size
                 self.resumable = False
             case events.Failed():
-                self.message, self.resumable, self.retry_helps = event.message, event.resumable, event.retry_helps
+                self._failed(event)
             case events.Notice():
                 self.notices.append(event.message)
             case events.Renamed():
@@ -163,6 +164,11 @@ class Row:
             case _:
                 return False
         return True
+
+    def _failed(self, event: events.Failed) -> None:
+        self.message, self.resumable, self.retry_helps = event.message, event.resumable, event.retry_helps
+        if not event.resumable:  # its parts were aborted with it (a GUI audit's row still said "15 MiB stored")
+            self.confirmed = self.sent = self.in_flight = 0
 
     def status_text(self, now: float) -> str:
         match self.status:

@@ -26,7 +26,6 @@ from typing import Protocol
 
 from desktop_uploader.engine.control import Control
 from desktop_uploader.engine.errors import (
-    FileChangedError,
     ForbiddenError,
     IntegrityError,
     Interrupted,
@@ -36,7 +35,7 @@ from desktop_uploader.engine.errors import (
     UrlExpiredError,
 )
 from desktop_uploader.engine.events import Retrying
-from desktop_uploader.engine.fileid import quick_unchanged
+from desktop_uploader.engine.fileid import changed_midway, quick_unchanged
 from desktop_uploader.engine.methods.base import JobContext
 from desktop_uploader.engine.partbody import SHED, PartBody, block_for
 from desktop_uploader.engine.planner import PartPlan, PartSpan
@@ -183,12 +182,7 @@ class PartScheduler:
             if time.monotonic() - last_check > FILE_CHECK_SECONDS:
                 last_check = time.monotonic()
                 if not quick_unchanged(self.ctx.path, self.ctx.identity):
-                    self._fail(
-                        FileChangedError(
-                            f"{self.ctx.name} was changed while it was uploading. Start the upload again to send "
-                            "the new version."
-                        )
-                    )
+                    self._fail(changed_midway(self.ctx.path, self.ctx.name))
         # Coalescing may have held back the event for the last parts stored: a pause or a failure must show
         # them too (a Ctrl-C's summary said 5 MiB stored where the resume record held 10).
         self.tracker.flush()
