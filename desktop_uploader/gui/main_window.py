@@ -6,11 +6,10 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
-from PySide6.QtCore import QEvent, QModelIndex, QPoint, QSize, Qt, QUrl, Signal
+from PySide6.QtCore import QEvent, QModelIndex, QPoint, QSize, Qt, Signal
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
-    QDesktopServices,
     QKeySequence,
     QShortcut,
 )
@@ -37,6 +36,7 @@ from desktop_uploader.gui.drop_highlight import DropHighlight
 from desktop_uploader.gui.duplicates import ask_already_uploaded
 from desktop_uploader.gui.empty_state import EmptyState
 from desktop_uploader.gui.first_run import FirstRun
+from desktop_uploader.gui.folders import open_folder
 from desktop_uploader.gui.geometry import WindowGeometry
 from desktop_uploader.gui.history_dialog import install_history
 from desktop_uploader.gui.icons import app_icon, ui_icon
@@ -76,6 +76,7 @@ class MainWindow(QMainWindow):
             add_files=self.add_files_action,
             add_folder=self.add_folder_action,
             settings=self.settings_action,
+            uploads=[self.start_all_action, self.pause_all_action, self.clear_action],
             quit_app=self.quit_or_ask,
             open_log_folder=self.open_log_folder,
         )
@@ -328,9 +329,7 @@ class MainWindow(QMainWindow):
         for label, callback in self.menu_entries(row):
             menu.addAction(label).triggered.connect(callback)
         menu.addSeparator()
-        menu.addAction("Show in folder").triggered.connect(
-            lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(row.path.parent)))
-        )
+        menu.addAction("Show in folder").triggered.connect(lambda: open_folder(self, row.path.parent))
         menu.popup(self.view.viewport().mapToGlobal(position))
 
     def changeEvent(self, event: QEvent) -> None:
@@ -375,4 +374,4 @@ class MainWindow(QMainWindow):
         self.quitRequested.emit(cancel)
 
     def open_log_folder(self) -> None:
-        QDesktopServices.openUrl(QUrl.fromLocalFile(str(Path(self.session.paths.log_dir))))
+        open_folder(self, Path(self.session.paths.log_dir))

@@ -10,10 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from PySide6.QtCore import QUrl
-from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QCheckBox, QComboBox, QFormLayout, QLineEdit, QPushButton, QVBoxLayout, QWidget
 
+from desktop_uploader.gui.folders import open_folder
 from desktop_uploader.gui.form_widgets import (
     ANY_NUMBER,
     METHOD_CHOICES,
@@ -134,5 +133,5 @@ class AdvancedPage(QWidget):
         logs.setObjectName("openLogs")
         logs.setAccessibleName("Open the log folder")
         logs.setAutoDefault(False)  # Enter in the dialog saves; it never opens a folder
-        logs.clicked.connect(lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(log_dir))))
+        logs.clicked.connect(lambda: open_folder(self, log_dir))
         form.addRow("", logs)

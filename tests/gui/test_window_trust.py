@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from PySide6.QtCore import QObject, QRect, Qt, QUrl, Slot
 from PySide6.QtGui import QDesktopServices, QFont, QGuiApplication, QImage, QKeySequence, QPainter, QPalette
-from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox, QStyle, QStyleOptionViewItem
+from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox, QStyle, QStyleOptionViewItem, QToolBar
 
 from desktop_uploader import APP_NAME, __version__
 from desktop_uploader.engine import events
@@ -175,13 +175,19 @@ class LinkCatcher(QObject):
         self.opened.append(url)
 
 
-def test_the_menu_bar_offers_file_edit_help_with_platform_shortcuts(make_desktop: Any, aloop: Any) -> None:
+def test_the_menu_bar_offers_every_toolbar_command_with_platform_shortcuts(make_desktop: Any, aloop: Any) -> None:
     desktop = make_desktop(connect=False)
     window = desktop.window
-    assert [a.text().replace("&", "") for a in window.menuBar().actions()] == ["File", "Edit", "Help"]
+    assert [a.text().replace("&", "") for a in window.menuBar().actions()] == ["File", "Edit", "Uploads", "Help"]
     assert menu(window, "File") == ["Add files…", "Add folder…", "History…", "Quit"]
     assert menu(window, "Edit") == ["Settings…"]
+    assert menu(window, "Uploads") == ["Start all", "Pause all", "Clear finished"]
     assert menu(window, "Help") == [f"About {APP_NAME}", "Open log folder"]
+    toolbar = window.findChild(QToolBar, "mainToolbar")
+    in_menus = {a for top in window.menuBar().actions() for a in top.menu().actions()}
+    assert {a for a in toolbar.actions() if a.text() and not a.isSeparator()} <= in_menus, (
+        "a toolbar command in no menu"
+    )
     file_menu = window.menuBar().actions()[0].menu()
     assert file_menu.actions()[0] is window.add_files_action  # the toolbar's own actions, not copies
     quit_keys = QKeySequence.keyBindings(QKeySequence.StandardKey.Quit)  # none offscreen: Ctrl+Q stands in
@@ -191,14 +197,26 @@ def test_the_menu_bar_offers_file_edit_help_with_platform_shortcuts(make_desktop
     catcher = LinkCatcher()
     QDesktopServices.setUrlHandler("file", catcher, "open")
     try:
-        next(a for a in window.menuBar().actions()[2].menu().actions() if a.text() == "Open log folder").trigger()
+        next(a for a in window.menuBar().actions()[3].menu().actions() if a.text() == "Open log folder").trigger()
     finally:
         QDesktopServices.unsetUrlHandler("file")
     assert [Path(u.toLocalFile()) for u in catcher.opened] == [Path(desktop.session.paths.log_dir)]
-    next(a for a in window.menuBar().actions()[2].menu().actions() if a.text().startswith("About")).trigger()
+    next(a for a in window.menuBar().actions()[3].menu().actions() if a.text().startswith("About")).trigger()
     about = window.findChild(QMessageBox, "aboutBox")
     assert about is not None and about.isVisible() and __version__ in about.text()
     about.accept()
+
+
+def test_where_no_file_manager_opens_the_log_folder_its_path_is_shown(make_desktop: Any, aloop: Any) -> None:
+    """On a bare Linux desktop Qt finds no launcher (offscreen has none either): the audit saw nothing happen."""
+    desktop = make_desktop(connect=False)
+    window = desktop.window
+    next(a for a in window.menuBar().actions()[3].menu().actions() if a.text() == "Open log folder").trigger()
+    box = window.findChild(QMessageBox, "folderNotOpened")
+    assert box is not None and box.isVisible()
+    assert box.text() == "No file manager opened the folder. It is here:"
+    assert box.informativeText() == str(desktop.session.paths.log_dir)
+    box.accept()
 
 
 def test_quit_asks_like_closing_the_window_when_uploads_run(make_desktop: Any, aloop: Any) -> None:
