@@ -178,6 +178,24 @@ class ProblemLabel(ReadableLabel):
         return readable(QColor("#ef6c6c" if dark else "#c62828"), palette.color(QPalette.ColorRole.Window))
 
 
+class TestResultLabel(ProblemLabel):
+    """What "Test connection" found: a failure in the problem red (a GUI audit saw its ✗ in plain black)."""
+
+    def __init__(self) -> None:
+        self.failed = False
+        super().__init__()
+        self.setWordWrap(True)
+        self.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+    def show_result(self, ok: bool, text: str) -> None:
+        self.failed = not ok
+        self._recolour()
+        self.setText(("✓ " if ok else "✗ ") + text)
+
+    def wanted(self, palette: QPalette) -> QColor:
+        return super().wanted(palette) if self.failed else palette.color(QPalette.ColorRole.WindowText)
+
+
 def hint_label(text: str) -> QLabel:
     return HintLabel(text)
 

@@ -17,14 +17,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
-from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
     QDialogButtonBox,
     QFormLayout,
     QHBoxLayout,
-    QLabel,
     QLineEdit,
     QPushButton,
     QTabWidget,
@@ -39,6 +37,7 @@ from desktop_uploader.engine.settings import CUSTOM_PRESET, PRESETS, Settings
 from desktop_uploader.gui.form_widgets import (
     ANY_NUMBER,
     ProblemLabel,
+    TestResultLabel,
     decimal_box,
     hint_label,
     plain_problem,
@@ -147,13 +146,12 @@ class SettingsDialog(QDialog):
         row.addWidget(self.test_button)
         row.addStretch(1)
         form.addRow("", row)
-        self.test_result = QLabel()
+        self.test_result = TestResultLabel()
         self.test_result.setObjectName("testResult")
-        self.test_result.setWordWrap(True)
-        self.test_result.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         form.addRow("", self.test_result)
-        self.server_url.textChanged.connect(self.revalidate)
-        self.token_edit.textChanged.connect(self.revalidate)
+        for edit in (self.server_url, self.token_edit):
+            edit.textChanged.connect(self.revalidate)
+            edit.textChanged.connect(self.test_result.clear)  # a result is about what was tested, not what is typed
         return page
 
     def _performance_tab(self) -> QWidget:
@@ -360,15 +358,15 @@ class SettingsDialog(QDialog):
     async def test_connection(self) -> tuple[bool, str]:
         """Probe the server as typed (the tester runs off the GUI thread) and show what it said."""
         self.test_button.setEnabled(False)
+        tested = (self.server_url.text(), self.token_edit.text())
         self.test_result.setText("Testing…")
         try:
-            ok, text = await self.tester(self.server_url.text().strip().rstrip("/"), self.token_edit.text().strip())
+            ok, text = await self.tester(tested[0].strip().rstrip("/"), tested[1].strip())
         finally:
             if isValid(self):  # closing the dialog deletes it, maybe while the test runs
                 self.test_button.setEnabled(True)
-        if isValid(self):
-            self.test_result.setText(("✓ " if ok else "✗ ") + text)
-            self.test_result.setProperty("ok", ok)
+        if isValid(self) and (self.server_url.text(), self.token_edit.text()) == tested:
+            self.test_result.show_result(ok, text)
         return ok, text
 
     async def save(self) -> None:

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import pytest
+from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QDialogButtonBox
 
 from desktop_uploader.engine.events import Started, Status
@@ -93,9 +94,13 @@ def test_test_connection_shows_what_the_server_offers(make_desktop: Any, aloop: 
     assert dialog.test_result.text().startswith("✓ Connected.")
     assert "presigned uploads" in dialog.test_result.text() and "chunked uploads" in dialog.test_result.text()
 
+    passed_colour = dialog.test_result.palette().color(QPalette.ColorRole.WindowText)
     dialog.token_edit.setText("wrong-token-wrong-token")
+    assert dialog.test_result.text() == "", "the ✓ was about the token before: an audit saw it stay beside a new one"
     run(aloop, _click_and_wait(dialog))
     assert dialog.test_result.text() == "✗ The server did not accept your access token. Check it, or ask for a new one."
+    failed_colour = dialog.test_result.palette().color(QPalette.ColorRole.WindowText)
+    assert failed_colour == dialog.problem.palette().color(QPalette.ColorRole.WindowText) != passed_colour, "✗ in red"
 
 
 async def _click_and_wait(dialog: Any) -> None:
