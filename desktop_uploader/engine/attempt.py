@@ -1,14 +1,13 @@
 """One run of an upload: through the fallback chain, to one ending (see ending.py for which).
 
-A run picks the chain (presigned → chunked → single request, or direct-s3), builds the context a
-method needs, and runs the methods in turn. A method that fails is cleaned up before the next
-starts: its server-side upload is aborted, or owed to its server (engine/ledger.py), so nothing is
-orphaned. But an upload that already has parts in storage is not thrown away for a fallback: a
-failure then is most likely the network, and the upload stays resumable instead.
+A run picks the chain (presigned → chunked → single request, or direct-s3), builds the context a method
+needs, and runs the methods in turn. A method that fails is cleaned up before the next starts: its
+server-side upload is aborted, or owed to its server (engine/ledger.py), so nothing is orphaned. But an
+upload with parts in storage is not thrown away for a fallback: a failure then is most likely the
+network, and the upload stays resumable instead.
 
-``AttemptRunner`` is the half of the upload manager that runs uploads; the queue (manager.py) is
-the half that takes commands. The attributes below are the queue's, named here so each half reads
-on its own.
+``AttemptRunner`` is the half of the upload manager that runs uploads; the queue (manager.py) is the
+half that takes commands. The attributes below are the queue's, named so each half reads on its own.
 """
 
 from __future__ import annotations
@@ -69,6 +68,7 @@ from desktop_uploader.engine.methods.chunked import ChunkedMethod
 from desktop_uploader.engine.methods.direct_s3 import DirectS3Method, DirectTarget
 from desktop_uploader.engine.methods.presigned import PresignedMethod
 from desktop_uploader.engine.methods.single_request import SingleRequestMethod, fits
+from desktop_uploader.engine.same_storage import move_to_listing_server
 from desktop_uploader.engine.settings import Settings
 from desktop_uploader.engine.state import StateStore, UploadRecord
 
@@ -298,6 +298,12 @@ class AttemptRunner:
     def _abort_record(self, record: UploadRecord, ctx: JobContext | None = None) -> bool:
         """Abort a record's server-side upload and forget the record; False if the abort is owed for later."""
         return self._ledger.settle(record, ctx).aborted
+
+    def _adopt_listed(self, records: list[UploadRecord]) -> list[UploadRecord]:
+        """Records the connected server holds, though begun at another address (same_storage.py)."""
+        with self._lock:
+            connection, api = self.connection, self._api
+        return move_to_listing_server(records, api, connection.server_id if connection else "", self.state)
 
     def _abort_context(self, record: UploadRecord) -> JobContext | None:
         """A context that reaches the target holding ``record``'s upload, or None if this session can't."""

@@ -33,6 +33,8 @@ def record_to_go_on_with(
     """
     if record is None or record.server in here:
         return record
+    for moved in ledger.adopt([record]):  # the same storage, at a new address: go on there
+        return moved
     stored = stored_bytes(state, record)
     if stored:
         raise StartedElsewhereError(

@@ -63,7 +63,9 @@ class AbortLedger:
     """Gives up server-side uploads, now where their target is connected, or later where it is not.
 
     ``context_for`` returns the context to abort a record with, or None when this session is not
-    connected to the record's target; ``methods`` returns the upload methods available right now.
+    connected to the record's target; ``methods`` returns the upload methods available right now;
+    ``adopt`` moves to the connected server those records whose upload it lists as its own (the same
+    storage at a new address, same_storage.py) and returns them.
     """
 
     def __init__(
@@ -71,10 +73,16 @@ class AbortLedger:
         state: StateStore,
         methods: Callable[[], Mapping[str, UploadMethod]],
         context_for: Callable[[UploadRecord], JobContext | None],
+        adopt: Callable[[list[UploadRecord]], list[UploadRecord]] = lambda _: [],
     ) -> None:
         self.state = state
         self._methods = methods
         self._context_for = context_for
+        self._adopt = adopt
+
+    def adopt(self, records: list[UploadRecord]) -> list[UploadRecord]:
+        """Those of ``records`` the connected server holds, now recorded as its (see ``adopt`` above)."""
+        return self._adopt(records)
 
     def owed(self) -> list[UploadRecord]:
         """The aborts still owed, wherever they are owed."""
@@ -87,6 +95,9 @@ class AbortLedger:
         one, the record's own target must be the connected one.
         """
         ctx = ctx or self._context_for(record)
+        if ctx is None:
+            for moved in self._adopt([record]):
+                record, ctx = moved, self._context_for(moved)
         method = self._methods().get(record.method)
         if ctx is None or method is None:
             log.info("Abort of %s owed to %s, which this session is not connected to", record.s3_key, record.server)
@@ -127,7 +138,9 @@ class AbortLedger:
         """
         settled = still_owed = elsewhere = 0
         failing: set[str] = set()
-        for record in self.owed():
+        owed = self.owed()
+        moved = {r.id: r for r in self._adopt([r for r in owed if self._context_for(r) is None])}
+        for record in (moved.get(r.id, r) for r in owed):
             ctx = self._context_for(record)
             method = self._methods().get(record.method)
             if ctx is None or method is None:

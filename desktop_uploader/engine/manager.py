@@ -97,7 +97,7 @@ class UploadManager(AttemptRunner):
         self._unwinding: set[str] = set()  # jobs whose last run has not let go of the upload's lock yet
         self._disk_full_said = False
         self._said_once: set[str] = set()
-        self._ledger = AbortLedger(state, self._methods, self._abort_context)
+        self._ledger = AbortLedger(state, self._methods, self._abort_context, self._adopt_listed)
 
     def _new_api(self, settings: Settings) -> ApiClient | None:
         if self.connection is None:
