@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import stat
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -59,6 +60,14 @@ def missing_reason(given: str | Path) -> str:
     return f"{given} is a link to {os.readlink(path)}, which doesn't exist."
 
 
+def natural_order(name: str) -> tuple[tuple[int, str | int], ...]:
+    """Sort key reading runs of digits as numbers, as file managers list names: epoch-9 before epoch-10.
+
+    A GUI audit's folder of 300 checkpoints queued as m9, m90, m91… m99, m10.
+    """
+    return tuple((1, int(run)) if run.isdigit() else (0, run.casefold()) for run in re.split(r"(\d+)", name) if run)
+
+
 def collect(paths: Iterable[str | Path]) -> Collected:
     """Model files first, everything else separately; hidden files and folders inside folders are skipped."""
     found = Collected()
@@ -76,8 +85,8 @@ def collect(paths: Iterable[str | Path]) -> Collected:
         if path.is_dir():
             before = len(found.models) + len(found.others)
             for root, dirs, names in os.walk(path):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                for name in sorted(names):
+                dirs[:] = sorted((d for d in dirs if not d.startswith(".")), key=natural_order)
+                for name in sorted(names, key=natural_order):
                     candidate = Path(root) / name
                     if not _hidden(candidate, path) and candidate.is_file():
                         keep(candidate)

@@ -67,3 +67,20 @@ def test_the_status_sentence() -> None:
     assert outcome.text() == (
         "Added 0 files. Already in the queue: a, b, c. Skipped 5 files that aren't models. one two"
     )
+
+
+def test_a_folder_is_queued_in_the_order_a_file_manager_lists_it(tmp_path: Path) -> None:
+    """A GUI audit's folder of checkpoints queued as m9, m90, m91… m99, m10: digits are read as numbers."""
+    folder = tmp_path / "run"
+    for name in ("epoch-10", "epoch-9", "Epoch-2", "epoch-100", "epoch-1"):
+        (folder / name).mkdir(parents=True)
+        (folder / name / "step-20.safetensors").write_bytes(b"x")
+        (folder / name / "step-3.safetensors").write_bytes(b"x")
+    found = collect([folder])
+    assert [f"{p.parent.name}/{p.name}" for p in found.models[:4]] == [
+        "epoch-1/step-3.safetensors",
+        "epoch-1/step-20.safetensors",
+        "Epoch-2/step-3.safetensors",
+        "Epoch-2/step-20.safetensors",
+    ]
+    assert [p.parent.name for p in found.models[::2]] == ["epoch-1", "Epoch-2", "epoch-9", "epoch-10", "epoch-100"]
