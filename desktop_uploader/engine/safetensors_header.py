@@ -31,6 +31,8 @@ def safetensors_problem(path: Path) -> str | None:
             size = handle.seek(0, 2)
             handle.seek(0)
             prefix = handle.read(8)
+            if not size:
+                return "It is empty (0 bytes)."  # an audit read "It is only 0 B, too short…, cut short"
             if len(prefix) < 8:
                 return f"It is only {human_bytes(size)}, too short to be a safetensors file. {_CUT_SHORT}"
             length = int.from_bytes(prefix, "little")

@@ -90,15 +90,19 @@ async def confirm_damaged_files(parent: QWidget, damaged: list[tuple[Path, str]]
     box.setWindowTitle("Files that look damaged")
     if len(damaged) == 1:
         first, problem = damaged[0]
-        box.setText(f"{first.name} looks damaged: {problem}")
-        box.setInformativeText("Uploading it will most likely store a model that can't be loaded. Send it anyway?")
+        box.setText(f"{first.name} looks damaged.")
+        box.setInformativeText(
+            f"{problem} Uploading it will most likely store a model that can't be loaded. Send it anyway?"
+        )
     else:  # each file with its own reason: they need not share one
         shown = "\n".join(f"• {path.name}: {problem}" for path, problem in damaged[:5])
         more = f"\n… and {len(damaged) - 5} more." if len(damaged) > 5 else ""
         box.setText(f"{len(damaged)} files look damaged:\n{shown}{more}")
         box.setInformativeText("Uploading them will most likely store models that can't be loaded. Send them anyway?")
     send = box.addButton("Send anyway", QMessageBox.ButtonRole.AcceptRole)
-    box.addButton("Skip it" if len(damaged) == 1 else "Skip them", QMessageBox.ButtonRole.RejectRole)
+    skip = box.addButton("Skip it" if len(damaged) == 1 else "Skip them", QMessageBox.ButtonRole.RejectRole)
+    send.setAutoDefault(False)
+    box.setDefaultButton(skip)  # the box warns against sending: Enter must not send (a GUI audit's finding)
     await finished(box)
     chosen = box.clickedButton() is send
     box.deleteLater()

@@ -29,6 +29,7 @@ def test_a_whole_file_passes(tmp_path: Path) -> None:
         (lambda whole: whole[: len(whole) - 1000], "but its header describes"),
         (lambda whole: whole[:40], "ends inside its own header"),
         (lambda whole: whole[:5], "too short to be a safetensors file"),
+        (lambda whole: b"", "It is empty (0 bytes)."),
         (lambda whole: whole + b"\x00" * 10, "more than its header describes"),
         (lambda whole: b"\xff" * 8 + whole[8:], "doesn't start the way a safetensors file does"),
     ],

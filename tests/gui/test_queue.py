@@ -187,8 +187,13 @@ def test_a_cut_short_model_is_asked_about_before_it_is_queued(
         handle.truncate(2 * MiB)
     whole = make_file(1 * MiB, name="whole.safetensors")
 
+    asked: list[tuple[str, str, str]] = []
+
     async def scenario() -> None:
         drop(window, [cut.path, whole.path])
+        await until(lambda: window.findChild(QMessageBox, "damagedFilesQuestion") is not None, 10, "the question")
+        box = window.findChild(QMessageBox, "damagedFilesQuestion")
+        asked.append((box.text(), box.informativeText(), box.defaultButton().text()))
         await answer(window, "damagedFilesQuestion", "Skip it")
         refused = "cut.safetensors was not added because it looks damaged"
         await until(lambda: refused in window.statusBar().currentMessage(), what="the refusal")
@@ -199,6 +204,10 @@ def test_a_cut_short_model_is_asked_about_before_it_is_queued(
 
     run(aloop, scenario())
     assert set(statuses(desktop)) == {"whole.safetensors", "cut.safetensors"}
+    [(text, details, default)] = asked
+    assert text == "cut.safetensors looks damaged."
+    assert details.startswith("It is 2.0 MiB, but its header describes") and details.endswith("Send it anyway?")
+    assert default == "Skip it", "Enter keeps the damaged file out, as the warning advises"
 
 
 def test_several_damaged_files_are_each_named_with_their_own_reason(
