@@ -77,6 +77,13 @@ def quick_unchanged(path: Path, identity: FileIdentity) -> bool:
     return stat.st_size == identity.size and stat.st_mtime_ns == identity.mtime_ns
 
 
+def shrank(name: str) -> FileChangedError:
+    """A file cut shorter while it uploads (a CLI audit's truncated file was told only that, with no next step)."""
+    return FileChangedError(
+        f"{name} became shorter while it was uploading. Start the upload again to send the new version."
+    )
+
+
 def changed_midway(path: Path, name: str) -> FileChangedError | FileUnreadableError:
     """The error for a file found different while it uploads: one deleted or moved is said so, and kept for
     when it is back (a GUI audit's deleted file was told to "start the upload again to send the new version")."""

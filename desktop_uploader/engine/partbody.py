@@ -32,8 +32,8 @@ from pathlib import Path
 
 from desktop_uploader.engine.bandwidth import TokenBucket
 from desktop_uploader.engine.control import PAUSE, Control
-from desktop_uploader.engine.errors import FileChangedError, Interrupted
-from desktop_uploader.engine.fileid import unreadable
+from desktop_uploader.engine.errors import Interrupted
+from desktop_uploader.engine.fileid import shrank, unreadable
 
 MIN_BLOCK = 16 * 1024
 MAX_BLOCK = 1024 * 1024
@@ -102,7 +102,7 @@ def span_blocks(path: Path, offset: int, size: int, control: Control | None, blo
                     control.check()
                 block = handle.read(min(block_size, remaining))
                 if not block:
-                    raise FileChangedError(f"{path.name} became shorter while it was uploading.")
+                    raise shrank(path.name)
                 remaining -= len(block)
                 yield block
     except OSError as exc:
@@ -242,7 +242,7 @@ class PartBody(io.RawIOBase):
         except OSError as exc:
             raise unreadable(self.path, exc) from exc
         if got != want:
-            raise FileChangedError(f"{self.path.name} became shorter while it was uploading.")
+            raise shrank(self.path.name)
         if self._md5 is not None:
             self._md5.update(data)
         self._position += len(data)

@@ -92,3 +92,20 @@ def test_a_file_grown_while_it_uploads_is_sent_again_whole_at_its_new_size(
     assert object_sha256(s3, sandbox.bucket, done.result.s3_key) == hashlib.sha256(sample.read()).hexdigest()
     row = row_of(engine, job_id, sample)
     assert (row.size, row.progress_text()) == (43 * MiB, "43.0 MiB · 100%")
+
+
+@pytest.mark.allow_log(*UPLOAD_FAILED)
+def test_a_file_cut_short_while_it_uploads_says_what_to_do(
+    make_engine: Any, make_file: Any, s3: Any, sandbox: Any
+) -> None:
+    """A CLI audit's truncated file was told only that it "became shorter", with no next step."""
+    sample = make_file(40 * MiB, name="cut.safetensors")
+    engine = make_engine(SLOW)
+    job_id, key = started_and_stored(engine, sample)
+    with open(sample.path, "r+b") as handle:
+        handle.truncate(12 * MiB)
+    assert engine.manager.wait([job_id], 30)
+    failed = engine.manager.job(job_id)
+    assert failed.status == Status.FAILED and failed.message.startswith("cut.safetensors ")
+    assert failed.message.endswith(" while it was uploading. Start the upload again to send the new version.")
+    assert not open_multipart_uploads(s3, sandbox.bucket, key)

@@ -14,7 +14,6 @@ from functools import partial
 
 from desktop_uploader.engine.api_client import OffsetMismatchError
 from desktop_uploader.engine.errors import (
-    FileChangedError,
     IntegrityError,
     NotFoundError,
     ProtocolError,
@@ -22,7 +21,7 @@ from desktop_uploader.engine.errors import (
     UploaderError,
 )
 from desktop_uploader.engine.events import Retrying
-from desktop_uploader.engine.fileid import ensure_unchanged, unreadable
+from desktop_uploader.engine.fileid import ensure_unchanged, shrank, unreadable
 from desktop_uploader.engine.methods import lost_starts
 from desktop_uploader.engine.methods.base import CHUNKED, Completion, JobContext
 from desktop_uploader.engine.planner import PartPlan
@@ -122,7 +121,7 @@ class ChunkedMethod:
                 handle.seek(offset)
                 data = handle.read(length)
                 if len(data) != length:
-                    raise FileChangedError(f"{ctx.name} became shorter while it was uploading.")
+                    raise shrank(ctx.name)
                 if ctx.limiter is not None:
                     ctx.limiter.throttle(length, ctx.control.sleep)
 
