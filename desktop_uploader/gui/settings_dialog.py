@@ -18,7 +18,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
 from PySide6.QtWidgets import (
-    QComboBox,
     QDialog,
     QDialogButtonBox,
     QFormLayout,
@@ -35,20 +34,21 @@ from desktop_uploader.engine.errors import SettingsError
 from desktop_uploader.engine.limits import MiB
 from desktop_uploader.engine.settings import CUSTOM_PRESET, PRESETS, Settings
 from desktop_uploader.gui.form_widgets import (
-    ANY_NUMBER,
     ProblemLabel,
     TestResultLabel,
-    decimal_box,
     hint_label,
     plain_problem,
     restore_question,
-    spin_box,
 )
-from desktop_uploader.gui.settings_pages import AdvancedPage, BehaviourPage
+from desktop_uploader.gui.settings_pages import AdvancedPage, BehaviourPage, PerformancePage
 from desktop_uploader.gui.tasks import spawn
 
 Tester = Callable[[str, str], Awaitable[tuple[bool, str]]]
 CUSTOM = CUSTOM_PRESET
+
+
+def _has(settings: Settings, values: dict[str, object]) -> bool:
+    return all(getattr(settings, name) == value for name, value in values.items())
 
 
 class SettingsDialog(QDialog):
@@ -77,7 +77,7 @@ class SettingsDialog(QDialog):
         self.probe: tuple[bool, str] | None = None  # the last server test for what Save would save
         tabs = QTabWidget(self)
         tabs.addTab(self._connection_tab(token, token_home), "Connection")
-        tabs.addTab(self._performance_tab(), "Performance")
+        tabs.addTab(self._performance_page(), "Performance")
         behaviour = BehaviourPage(self._method_chosen, self.revalidate)
         self.method, self.fallback, self.notifications = behaviour.method, behaviour.fallback, behaviour.notifications
         self.auto_start, self.keep_awake = behaviour.auto_start, behaviour.keep_awake
@@ -92,6 +92,7 @@ class SettingsDialog(QDialog):
         self.presigned_path, self.chunked_path = page.presigned_path, page.chunked_path
         self.legacy_path = page.legacy_path
         self.url_expiry, self.read_timeout = page.url_expiry, page.read_timeout
+        self.read_timeout.valueChanged.connect(self._performance_edited)  # presets set it too
         self.problem = ProblemLabel("", self)  # red that stays readable in a dark palette
         self.problem.setObjectName("settingsProblem")
         self.problem.setWordWrap(True)
@@ -154,54 +155,11 @@ class SettingsDialog(QDialog):
             edit.textChanged.connect(self.test_result.clear)  # a result is about what was tested, not what is typed
         return page
 
-    def _performance_tab(self) -> QWidget:
-        page = QWidget()
-        form = QFormLayout(page)
-        self.preset = QComboBox()
-        self.preset.setObjectName("preset")
-        self.preset.setAccessibleName("Preset")
-        self.preset.addItems([*PRESETS, CUSTOM])
-        self.preset.currentTextChanged.connect(self._apply_preset)
-        form.addRow("Preset", self.preset)
-        self.preset_note = hint_label("")
-        form.addRow("", self.preset_note)
-        self.chunk_size = decimal_box(0.0, ANY_NUMBER, 2, " MiB")
-        self.chunk_size.setObjectName("chunkSize")
-        self.chunk_size.setAccessibleName("Chunk size in MiB")
-        form.addRow("Chunk size", self.chunk_size)
-        form.addRow(
-            "",
-            hint_label(
-                "Sizes and speeds here are in MiB (1 MiB is 1,048,576 bytes). Files are sent in pieces "
-                "of this size; storage needs pieces of at least 5 MiB, so smaller ones are raised to "
-                "5 MiB, and very large files get bigger pieces automatically. With parts on Auto and the "
-                "preset's size, pieces follow your connection: 5 MiB for the first upload to a server, then "
-                "sized by what it measured."
-            ),
-        )
-        self.concurrency = spin_box(0, ANY_NUMBER, " parts", "Auto")
-        self.concurrency.setObjectName("concurrency")
-        self.concurrency.setAccessibleName("Parts sent at once per file")
-        form.addRow("Parts sent at once", self.concurrency)
-        form.addRow("", hint_label("Auto adapts to your connection. More parts help most on unreliable connections."))
-        self.retries = spin_box(0, ANY_NUMBER, " tries")
-        self.retries.setObjectName("retries")
-        self.retries.setAccessibleName("Tries per part")
-        form.addRow("Tries per part", self.retries)
-        self.backoff = decimal_box(0.0, ANY_NUMBER, 2, " s")
-        self.backoff.setObjectName("backoff")
-        self.backoff.setAccessibleName("First retry delay in seconds")
-        form.addRow("First retry after", self.backoff)
-        self.files_at_once = spin_box(0, ANY_NUMBER, " files")
-        self.files_at_once.setObjectName("filesAtOnce")
-        self.files_at_once.setAccessibleName("Files uploading at once")
-        form.addRow("Files at once", self.files_at_once)
-        self.bandwidth = decimal_box(0.0, ANY_NUMBER, 1, " MiB/s", "Unlimited")
-        self.bandwidth.setObjectName("bandwidth")
-        self.bandwidth.setAccessibleName("Bandwidth limit in MiB per second")
-        form.addRow("Bandwidth limit", self.bandwidth)
-        for box in (self.chunk_size, self.concurrency, self.retries, self.backoff, self.files_at_once, self.bandwidth):
-            box.valueChanged.connect(self._performance_edited)
+    def _performance_page(self) -> PerformancePage:
+        page = PerformancePage(self._apply_preset, self._performance_edited)
+        self.preset, self.preset_note, self.chunk_size = page.preset, page.preset_note, page.chunk_size
+        self.concurrency, self.retries, self.backoff = page.concurrency, page.retries, page.backoff
+        self.files_at_once, self.bandwidth = page.files_at_once, page.bandwidth
         return page
 
     # -- values -------------------------------------------------------------------------------------------
@@ -319,13 +277,17 @@ class SettingsDialog(QDialog):
         self.preset_note.setText(f"{preset.summary}." if preset else "Your own values.")
 
     def _performance_edited(self, *_: object) -> None:
-        if not self._filling and self.preset.currentText() != CUSTOM:
-            preset = PRESETS.get(self.preset.currentText())
-            if preset is not None and any(
-                getattr(self._collect_quietly(), k, None) != v for k, v in preset.values.items()
-            ):
+        """The preset follows the values: Custom once one differs, and a preset's name again once all match it.
+
+        A GUI audit typed 0.01 into Chunk size and then 8 again: every value was Normal's, yet the preset
+        stayed Custom, and only a named preset lets part size follow the connection.
+        """
+        if not self._filling:
+            values = self._collect_quietly()
+            matching = next((p.name for p in PRESETS.values() if values and _has(values, p.values)), CUSTOM)
+            if matching != self.preset.currentText():
                 self._filling = True
-                self.preset.setCurrentText(CUSTOM)
+                self.preset.setCurrentText(matching)
                 self._filling = False
                 self._show_preset_note()
         self.revalidate()
@@ -337,11 +299,18 @@ class SettingsDialog(QDialog):
             return None
 
     def restore_defaults(self) -> None:
-        """Performance, behaviour and advanced values go back to defaults; the server and token stay."""
-        url, token = self.server_url.text(), self.token_edit.text()  # kept as typed, even if not valid yet
+        """Performance, behaviour and advanced values go back to defaults; where uploads go stays.
+
+        That is the server and token, and your own S3 storage: its endpoint, bucket and key went and its
+        secret stayed, which a GUI audit found half-done. All are kept as typed, even if not valid yet.
+        """
+        kept = [(edit, edit.text()) for edit in self._where_uploads_go()]
         self.fill(Settings(use_sandbox=self.original.use_sandbox))
-        self.server_url.setText(url)
-        self.token_edit.setText(token)
+        for edit, text in kept:
+            edit.setText(text)
+
+    def _where_uploads_go(self) -> list[QLineEdit]:
+        return [self.server_url, self.token_edit, self.direct_endpoint, self.direct_bucket, self.direct_access_key]
 
     def result_settings(self) -> Settings:
         assert self._candidate is not None, "Save is disabled while settings are invalid"

@@ -1,6 +1,6 @@
-"""Two of the settings dialog's tabs, Behaviour and Advanced, as pages of their own so the dialog stays readable.
+"""Three of the settings dialog's tabs, Performance, Behaviour and Advanced, as pages of their own.
 
-The dialog reads and writes their fields; they only lay them out. The server's API paths only
+They keep the dialog readable: it reads and writes their fields, they only lay them out. The server's API paths only
 matter to whoever runs the server, so they sit in a group that is closed until someone opens it:
 a person who can't use them never has to wonder whether to change them.
 """
@@ -12,6 +12,7 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QCheckBox, QComboBox, QFormLayout, QLineEdit, QPushButton, QVBoxLayout, QWidget
 
+from desktop_uploader.engine.settings import CUSTOM_PRESET, PRESETS
 from desktop_uploader.gui.folders import open_folder
 from desktop_uploader.gui.form_widgets import (
     ANY_NUMBER,
@@ -22,6 +23,57 @@ from desktop_uploader.gui.form_widgets import (
     hint_label,
     spin_box,
 )
+
+
+class PerformancePage(QWidget):
+    def __init__(self, on_preset: Callable[[str], None], on_edit: Callable[..., None]) -> None:
+        super().__init__()
+        form = QFormLayout(self)
+        self.preset = QComboBox()
+        self.preset.setObjectName("preset")
+        self.preset.setAccessibleName("Preset")
+        self.preset.addItems([*PRESETS, CUSTOM_PRESET])
+        self.preset.currentTextChanged.connect(on_preset)
+        form.addRow("Preset", self.preset)
+        self.preset_note = hint_label("")
+        form.addRow("", self.preset_note)
+        self.chunk_size = decimal_box(0.0, ANY_NUMBER, 2, " MiB")
+        self.chunk_size.setObjectName("chunkSize")
+        self.chunk_size.setAccessibleName("Chunk size in MiB")
+        form.addRow("Chunk size", self.chunk_size)
+        form.addRow(
+            "",
+            hint_label(
+                "Sizes and speeds here are in MiB (1 MiB is 1,048,576 bytes). Files are sent in pieces "
+                "of this size; storage needs pieces of at least 5 MiB, so smaller ones are raised to "
+                "5 MiB, and very large files get bigger pieces automatically. With parts on Auto and the "
+                "preset's size, pieces follow your connection: 5 MiB for the first upload to a server, then "
+                "sized by what it measured."
+            ),
+        )
+        self.concurrency = spin_box(0, ANY_NUMBER, " parts", "Auto")
+        self.concurrency.setObjectName("concurrency")
+        self.concurrency.setAccessibleName("Parts sent at once per file")
+        form.addRow("Parts sent at once", self.concurrency)
+        form.addRow("", hint_label("Auto adapts to your connection. More parts help most on unreliable connections."))
+        self.retries = spin_box(0, ANY_NUMBER, " tries")
+        self.retries.setObjectName("retries")
+        self.retries.setAccessibleName("Tries per part")
+        form.addRow("Tries per part", self.retries)
+        self.backoff = decimal_box(0.0, ANY_NUMBER, 2, " s")
+        self.backoff.setObjectName("backoff")
+        self.backoff.setAccessibleName("First retry delay in seconds")
+        form.addRow("First retry after", self.backoff)
+        self.files_at_once = spin_box(0, ANY_NUMBER, " files")
+        self.files_at_once.setObjectName("filesAtOnce")
+        self.files_at_once.setAccessibleName("Files uploading at once")
+        form.addRow("Files at once", self.files_at_once)
+        self.bandwidth = decimal_box(0.0, ANY_NUMBER, 1, " MiB/s", "Unlimited")
+        self.bandwidth.setObjectName("bandwidth")
+        self.bandwidth.setAccessibleName("Bandwidth limit in MiB per second")
+        form.addRow("Bandwidth limit", self.bandwidth)
+        for box in (self.chunk_size, self.concurrency, self.retries, self.backoff, self.files_at_once, self.bandwidth):
+            box.valueChanged.connect(on_edit)
 
 
 class BehaviourPage(QWidget):

@@ -71,13 +71,19 @@ def test_settings_reject_invalid_values_persist_valid_ones_and_the_next_upload_u
     assert row.result is not None and object_sha256(s3, sandbox.bucket, row.result.s3_key) == sample.sha256
 
 
-def test_restore_defaults_keeps_the_server(make_desktop: Any) -> None:
-    desktop = make_desktop(chunk_size=64 * MiB, concurrency=3)
+def test_restore_defaults_keeps_where_uploads_go(make_desktop: Any) -> None:
+    """The server, its token and your own S3 storage stay; a GUI audit saw the S3 fields go but the secret stay."""
+    own_s3 = {"direct_endpoint": "http://127.0.0.1:9", "direct_bucket": "mine", "direct_access_key": "AK"}
+    desktop = make_desktop(chunk_size=64 * MiB, concurrency=3, method="direct-s3", **own_s3)
     desktop.window.open_settings()
     dialog = desktop.window.settings_dialog
+    dialog.direct_secret_edit.setText("the-secret")
     server = dialog.server_url.text()
     dialog.restore_defaults()
     assert dialog.server_url.text() == server and dialog.token_edit.text()
+    assert {name: getattr(dialog, name).text() for name in own_s3} == own_s3
+    assert dialog.direct_secret_edit.text() == "the-secret"
+    assert dialog.method.currentData() == "auto", "the method is a setting like the others"
     assert dialog.chunk_size.value() == 8 and dialog.concurrency.value() == 0  # 0 shows as "Auto"
 
 

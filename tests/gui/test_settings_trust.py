@@ -165,6 +165,28 @@ def test_choosing_another_preset_leaves_every_field_where_it_was(make_desktop: A
     assert len(set(placed.values())) == 1, placed
 
 
+def test_the_preset_follows_the_values_back_and_forth(make_desktop: Any) -> None:
+    """A GUI audit typed 0.01 into Chunk size, then 8 again: all of Normal's values, yet the preset stayed
+    Custom (only a named preset lets parts follow the connection). The stall timeout a preset sets counts too."""
+    dialog = open_dialog(make_desktop(connect=False))
+    dialog.preset.setCurrentText("Normal")
+    type_into(dialog.chunk_size, "0.01")
+    assert dialog.preset.currentText() == "Custom"
+    type_into(dialog.chunk_size, "8")
+    assert dialog.preset.currentText() == "Normal"
+    assert dialog.preset_note.text() == "Typical home broadband."
+    type_into(dialog.read_timeout, "90")
+    assert dialog.preset.currentText() == "Custom", "the Advanced tab's stall timeout is one of the preset's values"
+    type_into(dialog.read_timeout, "60")
+    assert dialog.preset.currentText() == "Normal"
+    type_into(dialog.chunk_size, "64")
+    type_into(dialog.concurrency, "8")
+    type_into(dialog.retries, "8")
+    type_into(dialog.backoff, "2")
+    type_into(dialog.read_timeout, "120")
+    assert dialog.preset.currentText() == "Very large", "another preset's values, typed, name it"
+
+
 def test_server_paths_are_in_a_closed_group_for_administrators(make_desktop: Any) -> None:
     dialog = open_dialog(make_desktop())
     dialog.tabs.setCurrentIndex(dialog.tabs.count() - 1)
