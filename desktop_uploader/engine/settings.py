@@ -75,7 +75,7 @@ class Settings:
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        _check_range("Chunk size", self.chunk_size, 64 * KiB, 5 * GiB, human_bytes)
+        _check_range("Chunk size", self.chunk_size, 64 * KiB, 5 * GiB, in_mib)
         if self.concurrency != AUTO_CONCURRENCY:
             _check_range("Parts in flight (concurrency)", self.concurrency, 1, MAX_CONCURRENCY)
         _check_range("Retries", self.retries, 1, 50)
@@ -112,6 +112,11 @@ class Settings:
     def to_json(self) -> dict[str, Any]:
         data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
         return {**self.extra, **data}
+
+
+def in_mib(size: float) -> str:
+    """A size in the unit the chunk size is typed in: a GUI audit's "0.01 MiB" field was answered in KiB."""
+    return f"{size / MiB:,.4f}".rstrip("0").rstrip(".") + " MiB"
 
 
 def _check_range(label: str, value: float, low: float, high: float, show: Any = str) -> None:

@@ -109,7 +109,7 @@ def test_out_of_range_entries_stay_as_typed_and_say_the_limit(make_desktop: Any)
 
     type_into(dialog.chunk_size, "0")
     assert dialog.chunk_size.value() == 0
-    assert dialog.problem.text() == "Chunk size must be between 64.0 KiB and 5.0 GiB; you entered 0 B."
+    assert dialog.problem.text() == "Chunk size must be between 0.0625 MiB and 5,120 MiB; you entered 0 MiB."
     assert not save.isEnabled()
     type_into(dialog.chunk_size, "16")
 
