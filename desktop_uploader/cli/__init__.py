@@ -13,6 +13,7 @@ import argparse
 import atexit
 import difflib
 import gc
+import json
 import logging
 import os
 import sys
@@ -30,7 +31,12 @@ Runner = Callable[[argparse.Namespace], int]
 class Parser(argparse.ArgumentParser):
     """argparse, but a mistake is one sentence and where to look, not the whole usage block before it."""
 
+    # Set by main() from the words given: a script asking for --json gets JSON on stdout even for a mistake.
+    json_wanted = False
+
     def error(self, message: str) -> NoReturn:
+        if Parser.json_wanted:
+            print(json.dumps({"uploads": [], "error": message}))
         self.exit(2, f"{self.prog}: {message}\nSee '{self.prog} --help'.\n")
 
 
@@ -123,6 +129,7 @@ def split_files(parser: argparse.ArgumentParser, argv: Sequence[str]) -> tuple[l
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     words, files = split_files(parser, sys.argv[1:] if argv is None else argv)
+    Parser.json_wanted = "--json" in words
     args = parser.parse_args(words)
     # Not args.files: that is where `upload` keeps its own paths.
     args.open_files = [os.path.abspath(file) for file in files]

@@ -103,17 +103,25 @@ def run_upload(args: argparse.Namespace) -> int:
         with engine_session(args, settings, out) as session:
             return _upload(session.manager, files, args, out, rejected)
     except SettingsError as exc:
-        return _usage(settings_problem(exc), out)
+        return _usage(settings_problem(exc), out, args)
     except UsageError as exc:
-        return _usage(exc, out)
+        return _usage(exc, out, args)
     except ConnectionSetupError as exc:
-        out.print(f"[red]{plain(exc)}")
-        return 1
+        return _refused(exc, out, args)
 
 
-def _usage(exc: UsageError, out: Out) -> int:
+def _usage(exc: UsageError, out: Out, args: argparse.Namespace) -> int:
     out.print(f"[red]desktop-uploader: {plain(exc)}")
+    if args.json:  # a script reading stdout gets JSON whatever happened (a CLI audit found it empty)
+        print_json({"uploads": [], "error": str(exc)})
     return 2
+
+
+def _refused(exc: ConnectionSetupError, out: Out, args: argparse.Namespace) -> int:
+    out.print(f"[red]{plain(exc)}")
+    if args.json:
+        print_json({"uploads": [], "error": str(exc)})
+    return 1
 
 
 def _preflight(files: list[Path], send_anyway: bool, out: Out) -> tuple[list[Path], list[dict[str, Any]]]:
@@ -245,6 +253,8 @@ def run_resume(args: argparse.Namespace) -> int:
             for notice in state.notices:  # why there may be nothing (the session below would say it otherwise)
                 out.print(f"[yellow]{plain(notice)}")
             out.print("Nothing to resume: there are no interrupted uploads.")
+            if args.json:
+                print_json({"uploads": []})
             return 0
         chosen = _choose(waiting, args)
         with engine_session(args, settings, out) as session:
@@ -262,12 +272,11 @@ def run_resume(args: argparse.Namespace) -> int:
             code = _report(manager, chosen, args, out)
             return INTERRUPTED if interrupted else code
     except SettingsError as exc:
-        return _usage(settings_problem(exc), out)
+        return _usage(settings_problem(exc), out, args)
     except UsageError as exc:
-        return _usage(exc, out)
+        return _usage(exc, out, args)
     except ConnectionSetupError as exc:
-        out.print(f"[red]{plain(exc)}")
-        return 1
+        return _refused(exc, out, args)
 
 
 def _choose(restored: list[str], args: argparse.Namespace) -> list[str]:
