@@ -31,11 +31,15 @@ Runner = Callable[[argparse.Namespace], int]
 class Parser(argparse.ArgumentParser):
     """argparse, but a mistake is one sentence and where to look, not the whole usage block before it."""
 
-    # Set by main() from the words given: a script asking for --json gets JSON on stdout even for a mistake.
-    json_wanted = False
+    # The words main() parses: a script asking for --json gets JSON on stdout even for a mistake, and a
+    # file named like an option gets told how to name it.
+    words: Sequence[str] = ()
 
     def error(self, message: str) -> NoReturn:
-        if Parser.json_wanted:
+        dashed = next((w for w in Parser.words if w.startswith("-") and os.path.isfile(w)), None)
+        if dashed is not None:  # a CLI audit's "-x.ckpt" got "the following arguments are required: FILE|DIR"
+            message += f". To upload {dashed}, write it as ./{dashed}"
+        if "--json" in Parser.words:
             print(json.dumps({"uploads": [], "error": message}))
         self.exit(2, f"{self.prog}: {message}\nSee '{self.prog} --help'.\n")
 
@@ -129,7 +133,7 @@ def split_files(parser: argparse.ArgumentParser, argv: Sequence[str]) -> tuple[l
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     words, files = split_files(parser, sys.argv[1:] if argv is None else argv)
-    Parser.json_wanted = "--json" in words
+    Parser.words = words
     args = parser.parse_args(words)
     # Not args.files: that is where `upload` keeps its own paths.
     args.open_files = [os.path.abspath(file) for file in files]

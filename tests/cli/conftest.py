@@ -48,7 +48,12 @@ class Cli:
         return env
 
     def __call__(
-        self, *args: str, server: bool = True, timeout: float = 180, env: dict[str, str] | None = None
+        self,
+        *args: str,
+        server: bool = True,
+        timeout: float = 180,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
     ) -> CliResult:
         done = subprocess.run(
             [sys.executable, "-m", "desktop_uploader", *args],
@@ -56,6 +61,7 @@ class Cli:
             text=True,
             timeout=timeout,
             env=self.env(server, env),
+            cwd=cwd,
         )
         return CliResult(done.returncode, done.stdout, done.stderr)
 

@@ -209,3 +209,15 @@ def test_the_self_test_prints_a_hostile_server_address_escaped(cli: Any) -> None
     assert result.code == 1
     assert "\x1b" not in result.stdout + result.stderr and "\x07" not in result.stdout + result.stderr
     assert "FAILED: a server is configured (http://evil\\x1b]0;title\\x07.example)" in result.stdout, result.stdout
+
+
+def test_a_file_named_like_an_option_is_told_how_to_name_it(cli: Any, make_file: Any, s3: Any, sandbox: Any) -> None:
+    """A CLI audit's "-x.ckpt" got "the following arguments are required: FILE|DIR" and no way forward."""
+    dashed = make_file(1 * MiB, name="-x.ckpt")
+    told = cli("upload", "-x.ckpt", cwd=dashed.path.parent)
+    assert told.code == 2
+    assert "To upload -x.ckpt, write it as ./-x.ckpt" in told.stderr, told.stderr
+    done = cli("upload", "./-x.ckpt", "--json", cwd=dashed.path.parent)  # the advice, followed
+    assert done.code == 0, done.stderr
+    [upload] = done.json()["uploads"]
+    assert object_sha256(s3, sandbox.bucket, upload["s3Key"]) == dashed.sha256
