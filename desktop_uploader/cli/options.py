@@ -23,6 +23,26 @@ def parse_size(text: str) -> int:
     return int(float(number) * base ** _POWERS[prefix.lower()])
 
 
+# Bits, as internet plans are sold, when said in words: "40Mbps", "40 Mbit/s" ("5mb" stays bytes, as in sizes).
+_BITS = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]?)([iI]?)(?:[bB]its?|bps)(?:\s*/\s*s)?\s*$")
+_PER_SECOND = re.compile(r"\s*(?:/\s*s(?:ec)?|ps)\s*$", re.IGNORECASE)
+
+
+def parse_rate(text: str) -> int:
+    """Bytes per second from a size (``5MB``, ``4MiB``), written with or without ``/s``, or from bits.
+
+    A CLI audit's ``--bandwidth-limit 5MB/s`` and ``5Mbps`` were "not a size".
+    """
+    bits = _BITS.match(text)
+    if bits:
+        number, prefix, binary = bits.groups()
+        return int(float(number) * (1024 if binary else 1000) ** _POWERS[prefix.lower()] / 8)
+    try:
+        return parse_size(_PER_SECOND.sub("", text))
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a rate; try 5MB/s, 4MiB/s or 40Mbit/s.") from None
+
+
 def parse_concurrency(text: str) -> int:
     if text.lower() == "auto":
         return AUTO_CONCURRENCY
@@ -49,7 +69,9 @@ def add_tuning_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--concurrency", type=parse_concurrency, metavar="N|auto", help="parts in flight per file")
     group.add_argument("--retries", type=int, metavar="N", help="tries per part")
     group.add_argument("--files-at-once", type=int, metavar="N", help="files uploading at the same time")
-    group.add_argument("--bandwidth-limit", type=parse_size, metavar="RATE", help="bytes per second, e.g. 5MB")
+    group.add_argument(
+        "--bandwidth-limit", type=parse_rate, metavar="RATE", help="e.g. 5MB/s, 4MiB/s or 40Mbit/s (0: none)"
+    )
     group.add_argument(
         "--method",
         choices=["auto", "presigned", "chunked", "legacy", "direct-s3"],

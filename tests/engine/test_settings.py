@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+import re
 from pathlib import Path
 
 import pytest
 
-from desktop_uploader.cli.options import parse_size
+from desktop_uploader.cli.options import parse_rate, parse_size
 from desktop_uploader.engine.errors import SettingsError
 from desktop_uploader.engine.limits import KiB, MiB
 from desktop_uploader.engine.settings import PRESETS, Settings, load_settings, save_settings, with_preset
@@ -99,3 +101,28 @@ def test_a_number_too_large_for_a_setting_is_a_warning_not_a_crash(tmp_path: Pat
 )
 def test_cli_sizes(text: str, size: int) -> None:
     assert parse_size(text) == size
+
+
+@pytest.mark.parametrize(
+    ("text", "rate"),
+    [
+        ("5MB/s", 5_000_000),  # a CLI audit's rates, written as rates, were "not a size"
+        ("5 MiB/s", 5 * MiB),
+        ("5MBps", 5_000_000),
+        ("2.5MB/sec", 2_500_000),
+        ("5mb", 5_000_000),  # as in sizes: bytes
+        ("40Mbps", 5_000_000),  # bits, as internet plans are sold
+        ("40 Mbit/s", 5_000_000),
+        ("8Kbit/s", 1000),
+        ("0", 0),
+    ],
+)
+def test_cli_rates(text: str, rate: int) -> None:
+    assert parse_rate(text) == rate
+
+
+def test_a_rate_that_is_not_one_is_said_in_rates() -> None:
+    with pytest.raises(
+        argparse.ArgumentTypeError, match=re.escape("'fast' is not a rate; try 5MB/s, 4MiB/s or 40Mbit/s.")
+    ):
+        parse_rate("fast")
