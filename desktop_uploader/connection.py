@@ -319,3 +319,9 @@ def try_server(url: str, token: str, settings: Settings) -> tuple[bool, str]:
     except UploaderError as exc:
         return False, exc.message
     return True, describe_capabilities(caps)
+
+
+def direct_place(settings: Settings) -> str:
+    """Where ``direct-s3`` uploads go, in words: "your S3 bucket models (s3.example.com)"."""
+    host = urlsplit(settings.direct_endpoint).netloc or settings.direct_endpoint or "AWS"
+    return f"your S3 bucket {settings.direct_bucket} ({host})" if settings.direct_bucket else "your S3 storage"

@@ -27,8 +27,10 @@ from PySide6.QtWidgets import (
 )
 
 from desktop_uploader import APP_NAME
+from desktop_uploader.connection import direct_place
 from desktop_uploader.engine.events import Status
 from desktop_uploader.engine.intake import AddOutcome
+from desktop_uploader.engine.methods.base import DIRECT
 from desktop_uploader.engine.rows import QueueSummary, Row, RowAction
 from desktop_uploader.gui.button_guard import ButtonGuard
 from desktop_uploader.gui.dialogs import CloseChoice, ask_close, confirm_damaged_files, confirm_other_files
@@ -243,10 +245,15 @@ class MainWindow(QMainWindow):
 
     def _show_link(self) -> None:
         session = self.session
-        self.server_label.setText(f"Server: {session.link_label}")
-        self.server_label.setToolTip(session.link_detail or session.link_label)
+        if session.settings.method == DIRECT:  # a GUI audit's status bar named the sandbox while files went to S3
+            label = f"Uploads go to {direct_place(session.settings)}"
+            self.server_label.setText(label)
+            self.server_label.setToolTip(label)
+        else:
+            self.server_label.setText(f"Server: {session.link_label}")
+            self.server_label.setToolTip(session.link_detail or session.link_label)
         self.empty.setup.setVisible(session.link == Link.NEEDS_SETUP)
-        sandbox = session.link == Link.CONNECTED and session.sandbox is not None
+        sandbox = session.link == Link.CONNECTED and session.sandbox is not None and session.settings.method != DIRECT
         text = session.link_detail if (sandbox or session.link == Link.FAILED) else ""
         self.banner.setText(text)
         self.banner.setVisible(bool(text))

@@ -149,6 +149,7 @@ class AppSession(QObject):
         self.manager.update_settings(settings)
         self.manager.set_direct(await in_thread(configured_direct, self.credentials, settings))
         if not reconnect:
+            self.linkChanged.emit()  # where uploads go may have changed all the same (the method)
             return
         if probe is not None and not probe[0] and settings.server_url:
             outcome = await in_thread(choose_connection, self.credentials, settings)

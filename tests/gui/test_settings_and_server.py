@@ -164,9 +164,14 @@ def test_direct_uploads_to_your_own_s3_storage_from_the_settings(
     dialog.direct_secret_edit.setText(sandbox.secret_key)
     sample = make_file(9 * MiB)
 
+    assert window.server_label.text().startswith("Server: "), "the server, until direct-s3 is saved"
+    host = sandbox.s3_endpoint.split("//", 1)[1]
+
     async def scenario() -> None:
         save_button(dialog).click()
         await until(lambda: session.manager.direct is not None, 10, "the direct target")
+        want = f"Uploads go to your S3 bucket {sandbox.bucket} ({host})"
+        await until(lambda: window.server_label.text() == want, 10, "the status bar to say where uploads go")
         drop(window, [sample.path])
         await until(
             lambda: session.model.rowCount() and session.model.rows()[0].status == Status.COMPLETED,
