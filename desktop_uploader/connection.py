@@ -321,6 +321,16 @@ def try_server(url: str, token: str, settings: Settings) -> tuple[bool, str]:
     return True, describe_capabilities(caps)
 
 
+def try_direct_storage(settings: Settings, secret: str) -> tuple[bool, str]:
+    """Settings' "Test" for your own S3 storage (blocking): whether it takes uploads, in a sentence."""
+    target = direct_target(settings, secret)
+    if target is None:
+        return False, "Fill in the bucket first."
+    from desktop_uploader.engine.methods.direct_probe import try_direct  # boto3: only when asked for
+
+    return try_direct(target, settings)
+
+
 def direct_place(settings: Settings) -> str:
     """Where ``direct-s3`` uploads go, in words: "your S3 bucket models (s3.example.com)"."""
     host = urlsplit(settings.direct_endpoint).netloc or settings.direct_endpoint or "AWS"

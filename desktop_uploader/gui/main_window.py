@@ -287,6 +287,7 @@ class MainWindow(QMainWindow):
             token_home=session.credentials.where,
             log_dir=session.paths.log_dir,
             tester=session.test_connection,
+            direct_tester=session.test_direct,
             unavailable=unavailable_features(tray=self.tray_available, keep_awake_why=session.keep_awake.why_not),
             parent=self,
         )

@@ -29,6 +29,7 @@ from desktop_uploader.connection import (
     save_choices,
     server_token,
     start_sandbox,
+    try_direct_storage,
     try_server,
 )
 from desktop_uploader.engine import events
@@ -166,6 +167,10 @@ class AppSession(QObject):
     async def test_connection(self, url: str, token: str) -> tuple[bool, str]:
         """Ask a server for its capabilities; a sentence saying what it offers or what went wrong."""
         return await in_thread(try_server, url, token, self.settings)
+
+    async def test_direct(self, settings: Settings, secret: str) -> tuple[bool, str]:
+        """Whether your own S3 storage, as typed, takes uploads (a test upload, created and aborted)."""
+        return await in_thread(try_direct_storage, settings, secret)
 
     # -- the queue ------------------------------------------------------------------------------------------
 

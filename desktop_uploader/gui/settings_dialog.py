@@ -44,6 +44,7 @@ from desktop_uploader.gui.settings_pages import AdvancedPage, BehaviourPage, Per
 from desktop_uploader.gui.tasks import spawn
 
 Tester = Callable[[str, str], Awaitable[tuple[bool, str]]]
+DirectTester = Callable[[Settings, str], Awaitable[tuple[bool, str]]]
 CUSTOM = CUSTOM_PRESET
 
 
@@ -61,6 +62,7 @@ class SettingsDialog(QDialog):
         direct_secret: str = "",
         log_dir: Path,
         tester: Tester,
+        direct_tester: DirectTester | None = None,
         unavailable: Mapping[str, str] | None = None,
         parent: QWidget | None = None,
     ) -> None:
@@ -69,7 +71,7 @@ class SettingsDialog(QDialog):
         self.setWindowTitle("Settings")
         self.setMinimumWidth(560)
         self.original = settings
-        self.tester = tester
+        self.tester, self.direct_tester = tester, direct_tester
         self.log_dir = log_dir
         self._candidate: Settings | None = settings
         self._filling = False
@@ -84,15 +86,8 @@ class SettingsDialog(QDialog):
         self.minimize_to_tray = behaviour.minimize_to_tray
         behaviour.mark_unavailable(unavailable or {})
         tabs.addTab(behaviour, "Behaviour")
-        self.advanced = page = AdvancedPage(direct_secret, log_dir, self.revalidate)
-        tabs.addTab(page, "Advanced")
+        tabs.addTab(self._advanced_page(direct_secret, log_dir), "Advanced")
         self.tabs = tabs
-        self.direct_endpoint, self.direct_bucket = page.direct_endpoint, page.direct_bucket
-        self.direct_access_key, self.direct_secret_edit = page.direct_access_key, page.direct_secret_edit
-        self.presigned_path, self.chunked_path = page.presigned_path, page.chunked_path
-        self.legacy_path = page.legacy_path
-        self.url_expiry, self.read_timeout = page.url_expiry, page.read_timeout
-        self.read_timeout.valueChanged.connect(self._performance_edited)  # presets set it too
         self.problem = ProblemLabel("", self)  # red that stays readable in a dark palette
         self.problem.setObjectName("settingsProblem")
         self.problem.setWordWrap(True)
@@ -153,6 +148,18 @@ class SettingsDialog(QDialog):
         for edit in (self.server_url, self.token_edit):
             edit.textChanged.connect(self.revalidate)
             edit.textChanged.connect(self.test_result.clear)  # a result is about what was tested, not what is typed
+        return page
+
+    def _advanced_page(self, direct_secret: str, log_dir: Path) -> AdvancedPage:
+        self.advanced = page = AdvancedPage(direct_secret, log_dir, self.revalidate)
+        self.direct_endpoint, self.direct_bucket = page.direct_endpoint, page.direct_bucket
+        self.direct_access_key, self.direct_secret_edit = page.direct_access_key, page.direct_secret_edit
+        self.presigned_path, self.chunked_path = page.presigned_path, page.chunked_path
+        self.legacy_path = page.legacy_path
+        self.url_expiry, self.read_timeout = page.url_expiry, page.read_timeout
+        self.read_timeout.valueChanged.connect(self._performance_edited)  # presets set it too
+        page.direct_test_button.setVisible(self.direct_tester is not None)
+        page.direct_test_button.clicked.connect(lambda: spawn(self.test_direct()))
         return page
 
     def _performance_page(self) -> PerformancePage:
@@ -337,6 +344,29 @@ class SettingsDialog(QDialog):
         if isValid(self) and (self.server_url.text(), self.token_edit.text()) == tested:
             self.test_result.show_result(ok, text)
         return ok, text
+
+    async def test_direct(self) -> tuple[bool, str]:
+        """Your own S3 storage as typed (a GUI audit's wrong secret was saved without a word)."""
+        assert self.direct_tester is not None
+        page, fields = self.advanced, self._direct_fields()
+        tested = [edit.text() for edit in fields]
+        page.direct_test_button.setEnabled(False)
+        page.direct_test_result.setText("Testing…")
+        endpoint, bucket, key, secret = (text.strip() for text in tested)
+        settings = self.original.replace(
+            direct_endpoint=endpoint.rstrip("/"), direct_bucket=bucket, direct_access_key=key
+        )
+        try:
+            ok, text = await self.direct_tester(settings, secret)
+        finally:
+            if isValid(self):
+                page.direct_test_button.setEnabled(True)
+        if isValid(self) and [edit.text() for edit in fields] == tested:
+            page.direct_test_result.show_result(ok, text)
+        return ok, text
+
+    def _direct_fields(self) -> list[QLineEdit]:
+        return [self.direct_endpoint, self.direct_bucket, self.direct_access_key, self.direct_secret_edit]
 
     async def save(self) -> None:
         """Save; a changed server (or token) is tested first, and a failed test keeps the dialog open."""

@@ -17,6 +17,7 @@ from desktop_uploader.gui.folders import open_folder
 from desktop_uploader.gui.form_widgets import (
     ANY_NUMBER,
     METHOD_CHOICES,
+    TestResultLabel,
     add_line_edits,
     collapsible,
     decimal_box,
@@ -155,6 +156,16 @@ class AdvancedPage(QWidget):
             (self.direct_access_key, "Access key", "directAccessKey"),
             (self.direct_secret_edit, "Secret key", "directSecret"),
         )
+        self.direct_test_button = QPushButton("Test these keys")
+        self.direct_test_button.setObjectName("testDirect")
+        self.direct_test_button.setAccessibleName("Test your own S3 storage")
+        self.direct_test_button.setAutoDefault(False)  # Enter in the dialog saves
+        form.addRow("", self.direct_test_button)
+        self.direct_test_result = TestResultLabel()
+        self.direct_test_result.setObjectName("directTestResult")
+        form.addRow("", self.direct_test_result)
+        for edit in (self.direct_endpoint, self.direct_bucket, self.direct_access_key, self.direct_secret_edit):
+            edit.textChanged.connect(self.direct_test_result.clear)  # a result is about what was tested
         self.url_expiry = spin_box(0, ANY_NUMBER, " s")
         self.url_expiry.setObjectName("urlExpiry")
         self.url_expiry.setAccessibleName("Upload link lifetime wish in seconds")

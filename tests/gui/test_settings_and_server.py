@@ -17,7 +17,7 @@ from tests.gui.conftest import run, until
 from tests.gui.test_queue import drop
 from tests.support.logfail import FAULTS
 from tests.support.proxy import Proxy, Respond
-from tests.support.storage import object_sha256
+from tests.support.storage import object_sha256, open_multipart_uploads
 
 
 def save_button(dialog: Any) -> Any:
@@ -186,6 +186,39 @@ def test_direct_uploads_to_your_own_s3_storage_from_the_settings(
     assert object_sha256(s3, sandbox.bucket, row.result.s3_key) == sample.sha256
     assert sandbox.secret_key not in session.paths.settings_file.read_text()
     assert session.direct_secret() == sandbox.secret_key  # kept by the credential store
+
+
+def test_your_own_s3_keys_are_tested_before_anything_is_uploaded(
+    make_desktop: Any, aloop: Any, s3: Any, sandbox: Any
+) -> None:
+    """A GUI audit saved a wrong secret without a word, and learned it only when a file failed."""
+    desktop = make_desktop()
+    desktop.window.open_settings()
+    dialog = desktop.window.settings_dialog
+    page = dialog.advanced
+    dialog.direct_endpoint.setText(sandbox.s3_endpoint)
+    dialog.direct_bucket.setText(sandbox.bucket)
+    dialog.direct_access_key.setText(sandbox.access_key)
+    dialog.direct_secret_edit.setText("not-the-secret")
+    host = sandbox.s3_endpoint.split("//", 1)[1]
+
+    async def test_keys() -> None:
+        page.direct_test_button.click()
+        await until(lambda: page.direct_test_result.text().startswith(("✓", "✗")), 30, "the test's result")
+
+    run(aloop, test_keys())
+    assert page.direct_test_result.text() == (
+        f"✗ Storage at {host} refused your access key or secret (SignatureDoesNotMatch). Check them in Settings."
+    )
+    dialog.direct_secret_edit.setText(sandbox.secret_key)
+    assert page.direct_test_result.text() == "", "the result was about the secret before"
+    run(aloop, test_keys())
+    assert (
+        page.direct_test_result.text()
+        == f"✓ Uploads to the bucket {sandbox.bucket} at {host} are accepted with these keys."
+    )
+    leftovers = [u["Key"] for u in open_multipart_uploads(s3, sandbox.bucket) if "/.desktop-uploader-test-" in u["Key"]]
+    assert leftovers == [], "the test's own upload was aborted"
 
 
 def test_the_window_takes_the_token_from_the_environment_as_the_cli_does(

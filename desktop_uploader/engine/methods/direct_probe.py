@@ -1,0 +1,39 @@
+"""Settings' "Test" for your own S3 storage: would a direct upload be accepted there, with these keys?
+
+A GUI audit saved a wrong secret without a word: the settings took it, and the first upload failed.
+What a direct upload needs first is to create a multipart upload under the prefix, so that is what
+the test does, and it aborts that upload at once. Listing the bucket would test a permission the
+uploads don't use (many upload-only keys lack it), and say nothing about the one they do.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from desktop_uploader.engine.errors import UploaderError
+from desktop_uploader.engine.http import host_of
+from desktop_uploader.engine.methods.s3_client import DirectTarget, S3Client
+from desktop_uploader.engine.retry import RetryPolicy, RetryQuota
+from desktop_uploader.engine.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def try_direct(target: DirectTarget, settings: Settings) -> tuple[bool, str]:
+    """Whether ``target`` takes uploads (blocking: two requests), and a sentence saying so or why not."""
+    where = f"the bucket {target.bucket} at {host_of(target.endpoint) if target.endpoint else 'AWS S3'}"
+    if not (target.access_key and target.secret_key):
+        return False, f"Direct uploads to {where} need an access key and a secret."
+    client = S3Client(target, settings.connect_timeout, settings.read_timeout, RetryPolicy(1), RetryQuota())
+    key = f"{target.prefix}/.desktop-uploader-test-{uuid.uuid4().hex[:12]}"
+    try:
+        upload_id = str(client.once("create_multipart_upload", Key=key)["UploadId"])
+    except UploaderError as exc:
+        return False, exc.message
+    try:
+        client.once("abort_multipart_upload", Key=key, UploadId=upload_id)
+    except UploaderError as exc:
+        log.warning("The test upload %s in %s could not be aborted: %s", key, target.bucket, exc.message)
+        return True, f"Uploads to {where} are accepted (its test upload could not be removed: {exc.message})"
+    return True, f"Uploads to {where} are accepted with these keys."
