@@ -101,6 +101,17 @@ def secondary_action(row: Row) -> RowAction | None:
     return None
 
 
+def status_area(geometry: RowLayout, text: RowText) -> QRect:
+    """Where the status line is painted: the speed's room too when there is no speed to show.
+
+    A failed row has none, and a GUI audit's "…refused your access key or secret (SignatureDoesNotMatch).
+    Check the…" was cut off beside that empty room, its end only in the tooltip.
+    """
+    if text.rate:
+        return geometry.status
+    return geometry.status.adjusted(0, 0, geometry.rate.right() - geometry.status.right(), 0)
+
+
 @dataclass(frozen=True)
 class RowText:
     """What a row says, decided apart from painting so it can be checked without reading pixels."""
@@ -259,8 +270,9 @@ class UploadDelegate(QStyledItemDelegate):
         painter.drawText(geometry.progress, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, text.progress)
         # Line 3: what is happening, in words, and the speed with the time left.
         painter.setPen(palette.color(text_role) if selected else status_color(row, palette, now))
-        status = painter.fontMetrics().elidedText(text.status, Qt.TextElideMode.ElideRight, geometry.status.width())
-        painter.drawText(geometry.status, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, status)
+        area = status_area(geometry, text)
+        status = painter.fontMetrics().elidedText(text.status, Qt.TextElideMode.ElideRight, area.width())
+        painter.drawText(area, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, status)
         painter.setPen(dim)
         painter.drawText(geometry.rate, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, text.rate)
         # The buttons.

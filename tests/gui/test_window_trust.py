@@ -19,7 +19,7 @@ from desktop_uploader.engine import events
 from desktop_uploader.engine.events import Status, UploadResult
 from desktop_uploader.engine.limits import MiB
 from desktop_uploader.engine.rows import Row
-from desktop_uploader.gui.queue_delegate import bar_palette, row_text
+from desktop_uploader.gui.queue_delegate import bar_palette, row_text, status_area
 from tests.gui.conftest import answer, run, until
 from tests.gui.test_queue import drop
 
@@ -126,6 +126,24 @@ def test_finishing_shows_no_speed_and_no_time_left(make_desktop: Any, aloop: Any
     run(aloop, desktop.session.shutdown())  # the window closes after the test without asking
     assert shown.status == "Finishing…"
     assert shown.rate == ""
+
+
+def test_a_failed_row_shows_its_whole_reason_where_the_speed_would_be(make_desktop: Any, aloop: Any) -> None:
+    """A GUI audit's reason was cut at "…(SignatureDoesNotMatch). Check the…" beside the empty speed column."""
+    desktop = make_desktop(connect=False)
+    window = desktop.window
+    window.resize(960, 620)
+    reason = (
+        "Storage at 127.0.0.1:32973 refused your access key or secret (SignatureDoesNotMatch). Check them in Settings."
+    )
+    row = fed_row(desktop, aloop, events.StatusChanged(JOB, Status.FAILED, reason), events.Failed(JOB, reason, True))
+    option = QStyleOptionViewItem()
+    window.view.initViewItemOption(option)
+    option.rect = window.view.visualRect(desktop.session.model.index(0))
+    shown = row_text(row, 0.0)
+    area = status_area(window.delegate.layout(option), shown)
+    assert shown.rate == "" and shown.status == f"Failed: {reason}"
+    assert option.fontMetrics.elidedText(shown.status, Qt.TextElideMode.ElideRight, area.width()) == shown.status
 
 
 def test_a_selected_row_draws_its_bar_in_a_colour_unlike_the_selection(make_desktop: Any, aloop: Any) -> None:
