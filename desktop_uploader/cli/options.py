@@ -7,7 +7,14 @@ import re
 from typing import Any
 
 from desktop_uploader.engine.errors import SettingsError
-from desktop_uploader.engine.settings import AUTO_CONCURRENCY, CUSTOM_PRESET, PRESETS, Settings, with_preset
+from desktop_uploader.engine.settings import (
+    AUTO_CONCURRENCY,
+    CUSTOM_PRESET,
+    MAX_CONCURRENCY,
+    PRESETS,
+    Settings,
+    with_preset,
+)
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?)(b?)\s*$", re.IGNORECASE)
 _POWERS = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4}
@@ -46,6 +53,8 @@ def parse_rate(text: str) -> int:
 def parse_concurrency(text: str) -> int:
     if text.lower() == "auto":
         return AUTO_CONCURRENCY
+    if text.isdigit() and int(text) > MAX_CONCURRENCY:  # said as argparse says the rest (a CLI audit saw two styles)
+        raise argparse.ArgumentTypeError(f"{text} parts at once is too many: give 1 to {MAX_CONCURRENCY} (or 'auto').")
     if text.isdigit() and int(text) > 0:
         return int(text)
     if text.lstrip("-").isdigit():

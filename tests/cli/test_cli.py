@@ -78,6 +78,10 @@ def test_usage_errors_exit_2_with_a_sentence(cli: Any, make_file: Any, tmp_path:
         (("upload", str(sample.path), str(tmp_path / "missing.bin")), "folder. Nothing was uploaded: check the name"),
         (("upload", str(sample.path), "--concurrency", "0"), "0 parts can't be sent: give at least 1"),
         (("upload", str(sample.path), "--concurrency", "many"), "'many' is not a number of parts"),
+        (
+            ("upload", str(sample.path), "--concurrency", "1000"),
+            "--concurrency: 1000 parts at once is too many: give 1",
+        ),
         (("upload", str(sample.path), "--preset", "Turbo"), "invalid choice: 'Turbo'"),
         (("upload", str(sample.path), "--retries", "0"), "Retries must be between 1 and 50"),
         (("upload",), "required"),
