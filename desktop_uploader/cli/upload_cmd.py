@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +27,6 @@ from desktop_uploader.engine.limits import human_bytes
 from desktop_uploader.engine.manager import JobView, UploadManager, interrupted_records
 from desktop_uploader.engine.rows import plural
 from desktop_uploader.engine.state import StateStore
-
-# 128 + SIGINT: what a shell reports for a command stopped by Ctrl-C, so a script can tell "paused by
-# the person" from "failed" (1).
-INTERRUPTED = 130
 
 
 def register(commands: Any) -> None:
@@ -167,9 +164,9 @@ def _upload(
             except UploaderError as exc:
                 out.print(f"[red]{plain(exc.message)}")
                 rejected.append({"file": str(path), "status": "failed", "message": exc.message})
-        interrupted = _wait(manager, ids, out)
+        stopped = _wait(manager, ids, out)
     code = _report(manager, ids, args, out, rejected)
-    return INTERRUPTED if interrupted else code
+    return stopped or code
 
 
 def _go_on_with(manager: UploadManager, path: Path, display_name: str | None, out: Out) -> str | None:
@@ -210,16 +207,39 @@ class _Quiet:
         return None
 
 
-def _wait(manager: UploadManager, ids: list[str], out: Out) -> bool:
-    """Wait for the uploads to settle; True when Ctrl-C paused them (the exit code then says so)."""
+class _Stopped(KeyboardInterrupt):
+    """A stop signal other than Ctrl-C, taken as Ctrl-C is: the uploads pause."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _wait(manager: UploadManager, ids: list[str], out: Out) -> int | None:
+    """Wait for the uploads to settle; the exit code when a signal paused them, else None.
+
+    Ctrl-C, and a SIGTERM (``kill``, a shutdown; a CLI audit's ended silently, losing the parts in
+    flight), pause the uploads and wait for the nearly-done parts. The code is what a shell reports for
+    the signal (130, 143), so a script can tell "stopped" from "failed" (1). An inherited "ignore" is kept.
+    """
+
+    def stop(signum: int, _: object) -> None:
+        raise _Stopped(signum)
+
+    terminate = signal.getsignal(signal.SIGTERM)
+    if terminate is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, stop)
     try:
         manager.wait(ids)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         out.print("[yellow]Pausing… (the uploads can be resumed with: desktop-uploader resume --all)")
         manager.pause_all()
         manager.wait(ids, timeout=30)
-        return True
-    return False
+        return 128 + (exc.signum if isinstance(exc, _Stopped) else signal.SIGINT)
+    finally:
+        if terminate is signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, terminate)
+    return None
 
 
 def _report(
@@ -268,9 +288,9 @@ def run_resume(args: argparse.Namespace) -> int:
                 _listen(manager, view, json_mode=args.json, only=chosen)
                 for job_id in chosen:
                     manager.resume(job_id)
-                interrupted = _wait(manager, chosen, out)
+                stopped = _wait(manager, chosen, out)
             code = _report(manager, chosen, args, out)
-            return INTERRUPTED if interrupted else code
+            return stopped or code
     except SettingsError as exc:
         return _usage(settings_problem(exc), out, args)
     except UsageError as exc:

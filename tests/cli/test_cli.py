@@ -194,6 +194,24 @@ def test_ctrl_c_pauses_then_list_and_discard(cli: Any, make_file: Any, s3: Any, 
     assert (listing["uploads"], listing["owedAborts"]) == ([], [])
 
 
+def test_a_sigterm_pauses_like_ctrl_c_and_says_so_in_its_exit_code(cli: Any, make_file: Any) -> None:
+    """``kill`` (or a shutdown) ended a CLI audit's upload without a word, its parts in flight lost."""
+    sample = make_file(40 * MiB)
+    running = cli.popen(
+        "upload", str(sample.path), "--chunk-size", "5MiB", "--concurrency", "2", "--bandwidth-limit", "2MiB"
+    )
+    wait_for_parts(cli.home, 2, running)
+    running.send_signal(signal.SIGTERM)
+    out, err = running.communicate(timeout=60)
+    assert running.returncode == 128 + signal.SIGTERM, err
+    assert "Pausing" in err and "Resume with: desktop-uploader resume" in out
+    kept = re.search(r"\(paused, presigned-s3\) · ([\d.]+) MiB of 40\.0 MiB stored", out)
+    assert kept is not None and float(kept.group(1)) >= 10, out
+    [paused] = cli("list", "--json").json()["uploads"]
+    assert paused["stored"] == float(kept.group(1)) * MiB
+    assert cli("discard", paused["id"]).code == 0  # the bucket is shared: leave no upload open in it
+
+
 def test_the_same_upload_run_again_after_ctrl_c_goes_on_where_it_stopped(
     cli: Any, make_file: Any, s3: Any, sandbox: Any
 ) -> None:
