@@ -91,6 +91,9 @@ class SettingsDialog(QDialog):
         self.problem = ProblemLabel("", self)  # red that stays readable in a dark palette
         self.problem.setObjectName("settingsProblem")
         self.problem.setWordWrap(True)
+        # Its line is kept while empty: shown and hidden, it squeezed every field of the tab above by a
+        # line as a mistake was typed and let them go when it was fixed (a GUI audit's finding).
+        self.problem.setMinimumHeight(self.problem.fontMetrics().lineSpacing())
         self.buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Save
             | QDialogButtonBox.StandardButton.Cancel
@@ -248,7 +251,6 @@ class SettingsDialog(QDialog):
         self.probe = None
         self.save_anyway.setVisible(False)
         self.problem.setText(problem)
-        self.problem.setVisible(bool(problem))
         self.save_button.setEnabled(self._candidate is not None)
 
     def _method_chosen(self, *_: object) -> None:
@@ -386,7 +388,6 @@ class SettingsDialog(QDialog):
             self.probe = probe
             if not probe[0]:
                 self.problem.setText(f"{probe[1]} Fix the address or token, or press Save anyway.")
-                self.problem.setVisible(True)
                 self.save_anyway.setVisible(True)
                 return
         self.accept()

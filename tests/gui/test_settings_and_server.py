@@ -51,7 +51,7 @@ def test_settings_reject_invalid_values_persist_valid_ones_and_the_next_upload_u
     assert dialog.preset.currentText() == "Custom"
     dialog.concurrency.setValue(2)
     dialog.auto_start.setChecked(True)
-    assert save_button(dialog).isEnabled() and not dialog.problem.isVisible()
+    assert save_button(dialog).isEnabled() and dialog.problem.text() == ""
     events: list[Any] = []
     session.manager.subscribe(events.append)
     sample = make_file(13 * MiB)

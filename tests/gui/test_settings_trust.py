@@ -15,6 +15,7 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import (
     QAbstractButton,
     QAbstractSpinBox,
+    QApplication,
     QDialogButtonBox,
     QLabel,
     QMessageBox,
@@ -100,12 +101,16 @@ def test_out_of_range_entries_stay_as_typed_and_say_the_limit(make_desktop: Any)
     dialog = open_dialog(make_desktop(concurrency=3))
     save = save_button(dialog)
 
+    dialog.tabs.setCurrentIndex(dialog.tabs.indexOf(dialog.preset.parentWidget()))
+    below = dialog.retries.mapTo(dialog, dialog.retries.rect().topLeft())
     type_into(dialog.concurrency, "1000")
     assert dialog.concurrency.value() == 1000
     assert dialog.problem.text() == "Parts sent at once must be between 1 and 64; you entered 1000."
     assert dialog.problem.isVisible() and not save.isEnabled()
+    QApplication.processEvents()
+    assert dialog.retries.mapTo(dialog, dialog.retries.rect().topLeft()) == below, "a mistake moves no field"
     type_into(dialog.concurrency, "4")
-    assert save.isEnabled() and not dialog.problem.isVisible()
+    assert save.isEnabled() and dialog.problem.text() == ""
 
     type_into(dialog.chunk_size, "0")
     assert dialog.chunk_size.value() == 0
