@@ -140,6 +140,24 @@ class ReadableLabel(QLabel):
         if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.StyleChange):
             self._recolour()
 
+    def sizeHint(self) -> QSize:
+        """As tall as the text is at the width it was given, once laid out.
+
+        Qt sizes a wrapped label for a narrow width of its own choosing, and the form gave each hint a
+        height between that and its real one: the preset's one-line note took 14, 22 or 29 px by its
+        wording, and every field under it moved when the preset changed; a connection test's result sat two
+        lines below its button (GUI audits' findings).
+        """
+        hint = super().sizeHint()
+        if self.wordWrap() and self.width() > hint.width():
+            return QSize(hint.width(), self.heightForWidth(self.width()))
+        return hint
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        if event.size().width() != event.oldSize().width():
+            self.updateGeometry()  # the height it wants follows its width
+
 
 class HintLabel(ReadableLabel):
     """An explanation under a field: quieter than a label, yet readable (the disabled colour was 1.9:1)."""
@@ -148,23 +166,6 @@ class HintLabel(ReadableLabel):
         super().__init__(text)
         self.setWordWrap(True)
         self.setProperty("role", "hint")
-
-    def sizeHint(self) -> QSize:
-        """As tall as the text is at the width it was given, once laid out.
-
-        Qt sizes a wrapped label for a narrow width of its own choosing, and the form gave each hint a
-        height between that and its real one: the preset's one-line note took 14, 22 or 29 px by its
-        wording, and every field under it moved when the preset changed (a GUI audit's finding).
-        """
-        hint = super().sizeHint()
-        if self.width() > hint.width():
-            return QSize(hint.width(), self.heightForWidth(self.width()))
-        return hint
-
-    def resizeEvent(self, event: QResizeEvent) -> None:
-        super().resizeEvent(event)
-        if event.size().width() != event.oldSize().width():
-            self.updateGeometry()  # the height it wants follows its width
 
     def wanted(self, palette: QPalette) -> QColor:
         return muted_text(palette, on=QPalette.ColorRole.Window)

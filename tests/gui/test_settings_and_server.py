@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from PySide6.QtGui import QPalette
-from PySide6.QtWidgets import QDialogButtonBox
+from PySide6.QtWidgets import QApplication, QDialogButtonBox
 
 from desktop_uploader.engine.events import Started, Status
 from desktop_uploader.engine.limits import MiB
@@ -98,6 +98,13 @@ def test_test_connection_shows_what_the_server_offers(make_desktop: Any, aloop: 
 
     run(aloop, scenario())
     assert dialog.test_result.text().startswith("✓ Connected.")
+    QApplication.processEvents()
+    button_bottom = dialog.test_button.mapTo(dialog, dialog.test_button.rect().bottomLeft()).y()
+    result_top = dialog.test_result.mapTo(dialog, dialog.test_result.rect().topLeft()).y()
+    text_top = (
+        result_top + (dialog.test_result.height() - dialog.test_result.heightForWidth(dialog.test_result.width())) // 2
+    )
+    assert text_top - button_bottom < dialog.test_result.fontMetrics().lineSpacing(), "the result sits under its button"
     assert "presigned uploads" in dialog.test_result.text() and "chunked uploads" in dialog.test_result.text()
 
     passed_colour = dialog.test_result.palette().color(QPalette.ColorRole.WindowText)
