@@ -15,8 +15,15 @@ import requests
 
 from desktop_uploader.engine.api_capabilities import Capabilities, parse_capabilities, seed_capabilities
 from desktop_uploader.engine.control import Control
-from desktop_uploader.engine.errors import NotFoundError, RejectedError, TransientError, UploaderError
-from desktop_uploader.engine.http import PacedBody, Sessions, error_for_api_response, error_for_exception, json_object
+from desktop_uploader.engine.errors import NotFoundError, Origin, RejectedError, TransientError, UploaderError
+from desktop_uploader.engine.http import (
+    PacedBody,
+    Sessions,
+    error_for_api_response,
+    error_for_exception,
+    host_of,
+    json_object,
+)
 from desktop_uploader.engine.retry import RetryPolicy, RetryRun
 from desktop_uploader.engine.settings import Settings
 
@@ -87,7 +94,8 @@ class ApiTransport:
                         **{**kwargs, **paced},
                     )
                 except requests.RequestException as exc:
-                    raise error_for_exception(exc, self._url(path), read_timeout) from exc
+                    url = self._url(path)
+                    raise error_for_exception(exc, url, read_timeout).at(Origin("api", host_of(url), action)) from exc
                 if response.status_code >= 400 and response.status_code not in accept:
                     raise error_for_api_response(response, action)
                 answer = parse(response) if parse else json_object(response, action)

@@ -24,6 +24,7 @@ from desktop_uploader.engine.errors import (
     FileTooLargeError,
     FileUnreadableError,
     ForbiddenError,
+    NetworkError,
     NotFoundError,
     NotOfferedError,
     RejectedError,
@@ -40,6 +41,10 @@ def may_fall_back(error: UploaderError, confirmed: int) -> bool:
     """Whether the next method of the chain may try after ``error``, with ``confirmed`` bytes stored."""
     if isinstance(error, NotFoundError) and error.from_storage:
         return False  # no such bucket, or the upload is gone: no other method fixes that
+    if isinstance(error, NetworkError) and error.origin is not None and error.origin.side == "api":
+        # The server itself can't be reached, and every other method goes through it too: a CLI audit's
+        # stopped server got "presigned-s3 failed (… refused the connection); trying chunked-s3".
+        return False
     if isinstance(error, UnsupportedError | ForbiddenError | NotFoundError):
         return True
     # Transient trouble with nothing stored yet: this method doesn't work from here. With parts

@@ -120,3 +120,18 @@ def test_the_failure_shown_is_the_first_cause(
     assert [f.to_method for f in engine.of(job.id, FallingBack)], "the fallbacks were tried"
     assert not open_multipart_uploads(s3, sandbox.bucket, "loras/sandbox-user/root-cause")
     assert job.resumable is False, "Retry starts the chain again, not the fallback that isn't there"
+
+
+@pytest.mark.allow_log(*FAULTS)
+def test_a_server_gone_since_it_answered_is_said_once_and_no_fallback_is_tried(
+    make_engine: Any, make_file: Any, sandbox: Any, tmp_path: Path
+) -> None:
+    """A CLI audit's server, stopped mid-session, got "presigned-s3 failed (… refused the connection); trying
+    chunked-s3": every other method goes through the same server, so a fallback can only fail the same way."""
+    with api_server(sandbox, tmp_path / "api") as url:
+        engine = make_engine(FAST, api_url=url)
+        assert engine.upload(make_file(1 * MiB, name="first.safetensors").path).status == Status.COMPLETED
+    job = engine.upload(make_file(5 * MiB, name="second.safetensors").path)  # the server is gone now
+    assert job.status == Status.FAILED
+    assert "refused the connection" in job.message, job.message
+    assert engine.of(job.id, FallingBack) == []
