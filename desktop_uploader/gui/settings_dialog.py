@@ -36,6 +36,7 @@ from desktop_uploader.engine.settings import CUSTOM_PRESET, PRESETS, Settings
 from desktop_uploader.gui.form_widgets import (
     ProblemLabel,
     TestResultLabel,
+    held,
     hint_label,
     plain_problem,
     restore_question,
@@ -335,14 +336,10 @@ class SettingsDialog(QDialog):
 
     async def test_connection(self) -> tuple[bool, str]:
         """Probe the server as typed (the tester runs off the GUI thread) and show what it said."""
-        self.test_button.setEnabled(False)
         tested = (self.server_url.text(), self.token_edit.text())
         self.test_result.setText("Testing…")
-        try:
+        with held(self.test_button):
             ok, text = await self.tester(tested[0].strip().rstrip("/"), tested[1].strip())
-        finally:
-            if isValid(self):  # closing the dialog deletes it, maybe while the test runs
-                self.test_button.setEnabled(True)
         if isValid(self) and (self.server_url.text(), self.token_edit.text()) == tested:
             self.test_result.show_result(ok, text)
         return ok, text
@@ -352,17 +349,13 @@ class SettingsDialog(QDialog):
         assert self.direct_tester is not None
         page, fields = self.advanced, self._direct_fields()
         tested = [edit.text() for edit in fields]
-        page.direct_test_button.setEnabled(False)
         page.direct_test_result.setText("Testing…")
         endpoint, bucket, key, secret = (text.strip() for text in tested)
         settings = self.original.replace(
             direct_endpoint=endpoint.rstrip("/"), direct_bucket=bucket, direct_access_key=key
         )
-        try:
+        with held(page.direct_test_button):
             ok, text = await self.direct_tester(settings, secret)
-        finally:
-            if isValid(self):
-                page.direct_test_button.setEnabled(True)
         if isValid(self) and [edit.text() for edit in fields] == tested:
             page.direct_test_result.show_result(ok, text)
         return ok, text

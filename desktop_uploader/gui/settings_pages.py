@@ -10,7 +10,16 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from PySide6.QtWidgets import QCheckBox, QComboBox, QFormLayout, QLineEdit, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLineEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from desktop_uploader.engine.settings import CUSTOM_PRESET, PRESETS
 from desktop_uploader.gui.folders import open_folder
@@ -160,9 +169,15 @@ class AdvancedPage(QWidget):
         self.direct_test_button.setObjectName("testDirect")
         self.direct_test_button.setAccessibleName("Test your own S3 storage")
         self.direct_test_button.setAutoDefault(False)  # Enter in the dialog saves
-        form.addRow("", self.direct_test_button)
+        row = QHBoxLayout()
+        row.addWidget(self.direct_test_button)
+        row.addStretch(1)
+        form.addRow("", row)
         self.direct_test_result = TestResultLabel()
         self.direct_test_result.setObjectName("directTestResult")
+        # Room for a two-line answer from the start: the dialog is sized when it opens, and a re-check's
+        # answer arriving later was cut through its second line, the fields below squeezed.
+        self.direct_test_result.setMinimumHeight(2 * self.direct_test_result.fontMetrics().lineSpacing())
         form.addRow("", self.direct_test_result)
         for edit in (self.direct_endpoint, self.direct_bucket, self.direct_access_key, self.direct_secret_edit):
             edit.textChanged.connect(self.direct_test_result.clear)  # a result is about what was tested

@@ -6,7 +6,9 @@ import json
 from typing import Any
 
 import pytest
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QPalette
+from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QDialogButtonBox
 
 from desktop_uploader.engine.events import Started, Status
@@ -203,6 +205,7 @@ def test_your_own_s3_keys_are_tested_before_anything_is_uploaded(
     desktop.window.open_settings()
     dialog = desktop.window.settings_dialog
     page = dialog.advanced
+    dialog.tabs.setCurrentWidget(page)
     dialog.direct_endpoint.setText(sandbox.s3_endpoint)
     dialog.direct_bucket.setText(sandbox.bucket)
     dialog.direct_access_key.setText(sandbox.access_key)
@@ -210,13 +213,18 @@ def test_your_own_s3_keys_are_tested_before_anything_is_uploaded(
     host = sandbox.s3_endpoint.split("//", 1)[1]
 
     async def test_keys() -> None:
-        page.direct_test_button.click()
+        page.direct_test_button.setFocus()  # Tab to it, then Space, as from the keyboard
+        QTest.keyClick(page.direct_test_button, Qt.Key.Key_Space)
         await until(lambda: page.direct_test_result.text().startswith(("✓", "✗")), 30, "the test's result")
 
     run(aloop, test_keys())
-    assert page.direct_test_result.text() == (
-        f"✗ Storage at {host} refused your access key or secret (SignatureDoesNotMatch). Check them in Settings."
+    assert (
+        page.direct_test_result.text()
+        == f"✗ Storage at {host} refused your access key or secret (SignatureDoesNotMatch)."
     )
+    assert page.direct_test_button.hasFocus(), "focus stays on the button (it went on to the next field's value)"
+    needed = page.direct_test_result.heightForWidth(page.direct_test_result.width())
+    assert page.direct_test_result.height() >= needed, "the answer is not cut through its second line"
     dialog.direct_secret_edit.setText(sandbox.secret_key)
     assert page.direct_test_result.text() == "", "the result was about the secret before"
     run(aloop, test_keys())

@@ -29,8 +29,10 @@ def try_direct(target: DirectTarget, settings: Settings) -> tuple[bool, str]:
     key = f"{target.prefix}/.desktop-uploader-test-{uuid.uuid4().hex[:12]}"
     try:
         upload_id = str(client.once("create_multipart_upload", Key=key)["UploadId"])
-    except UploaderError as exc:
-        return False, exc.message
+    except UploaderError as exc:  # said inside Settings: "check them in Settings" would point where one is
+        return False, exc.message.removesuffix(" Check them in Settings.").removesuffix(
+            " Check the bucket name in Settings."
+        )
     try:
         client.once("abort_multipart_upload", Key=key, UploadId=upload_id)
     except UploaderError as exc:
