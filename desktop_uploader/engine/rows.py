@@ -167,6 +167,7 @@ class Row:
 
     def _failed(self, event: events.Failed) -> None:
         self.message, self.resumable, self.retry_helps = event.message, event.resumable, event.retry_helps
+        self.method = event.method or self.method  # one that failed before sending a byte is named too
         if not event.resumable:  # its parts were aborted with it (a GUI audit's row still said "15 MiB stored")
             self.confirmed = self.sent = self.in_flight = 0
 

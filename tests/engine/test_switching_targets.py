@@ -16,6 +16,7 @@ import pytest
 from desktop_uploader.engine.events import Started, Status
 from desktop_uploader.engine.limits import MiB
 from desktop_uploader.engine.methods.direct_s3 import DirectTarget
+from desktop_uploader.engine.rows import Row
 from desktop_uploader.engine.settings import Settings
 from tests.support.logfail import UPLOAD_FAILED
 from tests.support.storage import object_sha256, open_multipart_uploads
@@ -42,6 +43,10 @@ def test_nothing_stored_on_your_s3_so_retry_through_the_server_starts_afresh(
     job = engine.upload(sample.path)
     assert (job.status, job.resumable) == (Status.FAILED, True), job.message
     assert "refused your access key or secret" in job.message
+    row = Row(job.id, sample.path, sample.path.name, sample.size)
+    for event in engine.events:
+        row.apply(event, now=0.0)
+    assert row.method == "direct-s3", "the row's badge names the method that failed before sending a byte"
 
     engine.manager.update_settings(AUTO)  # the person gives up on their own S3 and goes back to Automatic
     engine.manager.set_direct(None)
