@@ -9,7 +9,8 @@ Two rules keep the ledger honest:
 
 - An abort is only ever sent to the target that holds the upload. Sent anywhere else, it would be
   answered "no such upload", which reads as "already gone", and the real one would be orphaned for
-  good. A session connected elsewhere (another server, no server, ``direct-s3``) leaves it owed.
+  good. A session connected elsewhere (another server, no server, ``direct-s3``) leaves it owed,
+  unless its server lists the upload as its own: the same storage at a new address (same_storage.py).
 - An owed abort is deleted only once its own target confirms the upload is gone: the abort was
   accepted, or that target says it has no such upload.
 
