@@ -95,7 +95,7 @@ class MainWindow(QMainWindow):
         session.model.rowsRemoved.connect(self._update_page)
         session.model.summaryChanged.connect(self._show_summary)
         session.linkChanged.connect(self._show_link)
-        session.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
+        session.message.connect(self._say)  # a method, not a lambda: Qt lets go of it with the window
         self._show_link()
         self._update_page()
 
@@ -257,6 +257,11 @@ class MainWindow(QMainWindow):
         text = session.link_detail if (sandbox or session.link == Link.FAILED) else ""
         self.banner.setText(text)
         self.banner.setVisible(bool(text))
+
+    def _say(self, text: str) -> None:
+        """A sentence in the status bar. The session can outlive the window (a drop's last step ran after
+        a test closed it, and a lambda here raised "MainWindow already deleted")."""
+        self.statusBar().showMessage(text, 8000)
 
     # -- commands ----------------------------------------------------------------------------------------------
 

@@ -293,3 +293,18 @@ def test_the_file_dialog_opens_at_home_then_in_the_last_folder_used(
     later.window.add_files_action.trigger()
     assert Path(open_dialog(later.window, "addFilesDialog").directory().absolutePath()) == sample.path.parent
     open_dialog(later.window, "addFilesDialog").reject()
+
+
+def test_a_sentence_the_session_says_after_its_window_is_gone_is_dropped(make_desktop: Any) -> None:
+    """A drop's last step can run after the window closed (CI saw it after a test): a lambda holding the
+    window then raised "Internal C++ object (MainWindow) already deleted" in Qt's event loop."""
+    import shiboken6
+
+    from desktop_uploader.gui.main_window import MainWindow
+
+    desktop = make_desktop(connect=False)
+    second = MainWindow(desktop.session)
+    shiboken6.delete(second)  # the C++ window is gone; its Python object stays
+    assert not shiboken6.isValid(second)
+    desktop.session.message.emit("Added 1 file.")  # pytest-qt fails the test on an exception in a slot
+    assert desktop.window.statusBar().currentMessage() == "Added 1 file."
