@@ -108,17 +108,19 @@ def run_upload(args: argparse.Namespace) -> int:
 
 
 def _usage(exc: UsageError, out: Out, args: argparse.Namespace) -> int:
-    out.print(f"[red]desktop-uploader: {plain(exc)}")
-    if args.json:  # a script reading stdout gets JSON whatever happened (a CLI audit found it empty)
-        print_json({"uploads": [], "error": str(exc)})
-    return 2
+    return _said(exc, f"desktop-uploader: {plain(exc)}", out, args, 2)
 
 
 def _refused(exc: ConnectionSetupError, out: Out, args: argparse.Namespace) -> int:
-    out.print(f"[red]{plain(exc)}")
+    return _said(exc, plain(exc), out, args, 1)
+
+
+def _said(exc: Exception, shown: str, out: Out, args: argparse.Namespace, code: int) -> int:
+    """``shown`` to the person; with --json, the error on stdout too (a CLI audit's script got nothing there)."""
+    out.print(f"[red]{shown}")
     if args.json:
         print_json({"uploads": [], "error": str(exc)})
-    return 1
+    return code
 
 
 def _preflight(files: list[Path], send_anyway: bool, out: Out) -> tuple[list[Path], list[dict[str, Any]]]:

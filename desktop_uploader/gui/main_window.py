@@ -245,7 +245,8 @@ class MainWindow(QMainWindow):
 
     def _show_link(self) -> None:
         session = self.session
-        if session.settings.method == DIRECT:  # a GUI audit's status bar named the sandbox while files went to S3
+        direct = session.settings.method == DIRECT
+        if direct:  # a GUI audit's status bar named the sandbox while files went to S3
             label = f"Uploads go to {direct_place(session.settings)}"
             self.server_label.setText(label)
             self.server_label.setToolTip(label)
@@ -253,7 +254,7 @@ class MainWindow(QMainWindow):
             self.server_label.setText(f"Server: {session.link_label}")
             self.server_label.setToolTip(session.link_detail or session.link_label)
         self.empty.setup.setVisible(session.link == Link.NEEDS_SETUP)
-        sandbox = session.link == Link.CONNECTED and session.sandbox is not None and session.settings.method != DIRECT
+        sandbox = session.link == Link.CONNECTED and session.sandbox is not None and not direct
         text = session.link_detail if (sandbox or session.link == Link.FAILED) else ""
         self.banner.setText(text)
         self.banner.setVisible(bool(text))
