@@ -20,10 +20,13 @@ from desktop_uploader.engine.limits import MiB
 from tests.support.api import Api
 from tests.support.api_servers import api_server
 from tests.support.haproxy import BINARY as HAPROXY
-from tests.support.haproxy import haproxy
+from tests.support.haproxy import CHECK_CUT_AT_STOP, haproxy
 from tests.support.storage import object_sha256, open_multipart_uploads
 
-pytestmark = pytest.mark.skipif(not HAPROXY, reason="haproxy is not installed (.ci/run installs it)")
+pytestmark = [
+    pytest.mark.skipif(not HAPROXY, reason="haproxy is not installed (.ci/run installs it)"),
+    pytest.mark.allow_log(CHECK_CUT_AT_STOP),
+]
 
 
 def answered(url: str, actions: set[str]) -> float:

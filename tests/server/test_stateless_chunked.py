@@ -25,7 +25,7 @@ from desktop_uploader.server.storage import Storage
 from tests.support.api import Api
 from tests.support.api_servers import api_server
 from tests.support.haproxy import BINARY as HAPROXY
-from tests.support.haproxy import haproxy
+from tests.support.haproxy import CHECK_CUT_AT_STOP, haproxy
 from tests.support.proxy import Forward, Proxy, RequestInfo
 from tests.support.storage import object_sha256, open_multipart_uploads
 
@@ -128,6 +128,7 @@ def chunked_200s(url: str) -> float:
 
 
 @pytest.mark.skipif(not HAPROXY, reason="haproxy is not installed (.ci/run installs it)")
+@pytest.mark.allow_log(CHECK_CUT_AT_STOP)
 def test_behind_haproxy_round_robin_an_upload_survives_losing_an_instance(
     sandbox: Any, s3: Any, tmp_path: Path, make_file: Any
 ) -> None:
