@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 from pathlib import Path
 from typing import Any
@@ -209,6 +210,10 @@ class _Quiet:
         return None
 
 
+# Signals that mean "stop now" and that a shell, a logout or ``kill`` sends; Windows has only SIGTERM.
+_STOP_SIGNALS = [signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+
+
 class _Stopped(KeyboardInterrupt):
     """A stop signal other than Ctrl-C, taken as Ctrl-C is: the uploads pause."""
 
@@ -220,27 +225,29 @@ class _Stopped(KeyboardInterrupt):
 def _wait(manager: UploadManager, ids: list[str], out: Out) -> int | None:
     """Wait for the uploads to settle; the exit code when a signal paused them, else None.
 
-    Ctrl-C, and a SIGTERM (``kill``, a shutdown; a CLI audit's ended silently, losing the parts in
-    flight), pause the uploads and wait for the nearly-done parts. The code is what a shell reports for
-    the signal (130, 143), so a script can tell "stopped" from "failed" (1). An inherited "ignore" is kept.
+    Ctrl-C, a SIGTERM (``kill``, a shutdown; a CLI audit's ended silently, losing the parts in flight)
+    and a SIGHUP (the terminal window closed) pause the uploads and wait for the nearly-done parts. The
+    code is what a shell reports for the signal (130, 143, 129), so a script can tell "stopped" from
+    "failed" (1). An inherited "ignore" is kept (``nohup`` ignores SIGHUP: the upload goes on).
     """
 
     def stop(signum: int, _: object) -> None:
         raise _Stopped(signum)
 
-    terminate = signal.getsignal(signal.SIGTERM)
-    if terminate is signal.SIG_DFL:
-        signal.signal(signal.SIGTERM, stop)
+    taken = [s for s in _STOP_SIGNALS if signal.getsignal(s) is signal.SIG_DFL]
+    for signum in taken:
+        signal.signal(signum, stop)
     try:
         manager.wait(ids)
     except KeyboardInterrupt as exc:
-        out.print("[yellow]Pausing… (the uploads can be resumed with: desktop-uploader resume --all)")
+        with contextlib.suppress(OSError):  # after a hang-up, the terminal may refuse the words
+            out.print("[yellow]Pausing… (the uploads can be resumed with: desktop-uploader resume --all)")
         manager.pause_all()
         manager.wait(ids, timeout=30)
         return 128 + (exc.signum if isinstance(exc, _Stopped) else signal.SIGINT)
     finally:
-        if terminate is signal.SIG_DFL:
-            signal.signal(signal.SIGTERM, terminate)
+        for signum in taken:
+            signal.signal(signum, signal.SIG_DFL)
     return None
 
 

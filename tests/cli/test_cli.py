@@ -194,16 +194,20 @@ def test_ctrl_c_pauses_then_list_and_discard(cli: Any, make_file: Any, s3: Any, 
     assert (listing["uploads"], listing["owedAborts"]) == ([], [])
 
 
-def test_a_sigterm_pauses_like_ctrl_c_and_says_so_in_its_exit_code(cli: Any, make_file: Any) -> None:
-    """``kill`` (or a shutdown) ended a CLI audit's upload without a word, its parts in flight lost."""
+@pytest.mark.parametrize("signum", [signal.SIGTERM, getattr(signal, "SIGHUP", signal.SIGTERM)], ids=["term", "hup"])
+def test_a_stop_signal_pauses_like_ctrl_c_and_says_so_in_its_exit_code(
+    cli: Any, make_file: Any, signum: signal.Signals
+) -> None:
+    """``kill`` (or a shutdown) ended a CLI audit's upload without a word, its parts in flight lost; so did
+    closing the terminal window (SIGHUP)."""
     sample = make_file(40 * MiB)
     running = cli.popen(
         "upload", str(sample.path), "--chunk-size", "5MiB", "--concurrency", "2", "--bandwidth-limit", "2MiB"
     )
     wait_for_parts(cli.home, 2, running)
-    running.send_signal(signal.SIGTERM)
+    running.send_signal(signum)
     out, err = running.communicate(timeout=60)
-    assert running.returncode == 128 + signal.SIGTERM, err
+    assert running.returncode == 128 + signum, err
     assert "Pausing" in err and "Resume with: desktop-uploader resume" in out
     kept = re.search(r"\(paused, presigned-s3\) · ([\d.]+) MiB of 40\.0 MiB stored", out)
     assert kept is not None and float(kept.group(1)) >= 10, out
