@@ -37,9 +37,10 @@ def _die_with_parent() -> Callable[[], None] | None:
 
 
 def spawn(argv: Sequence[str], *, log_path: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    """Start ``argv`` in its own process group with output to ``log_path``."""
+    """Start ``argv`` in its own process group with output to ``log_path``; what it writes is private."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    output: IO[bytes] = open(log_path, "wb")  # noqa: SIM115 - handed to the child, closed below
+    # Private like the folders it sits in: a store copied or moved elsewhere keeps each file's own mode.
+    output: IO[bytes] = os.fdopen(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb")
     try:
         kwargs: dict[str, object] = {}
         if os.name == "nt":
@@ -47,6 +48,7 @@ def spawn(argv: Sequence[str], *, log_path: Path, env: dict[str, str] | None = N
         else:
             kwargs["start_new_session"] = True
             kwargs["preexec_fn"] = _die_with_parent()
+            kwargs["umask"] = 0o077  # what the child writes (weed's volumes, its filer's store) is ours alone
         return subprocess.Popen(  # type: ignore[call-overload, no-any-return]
             list(argv), stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT, env=env, **kwargs
         )

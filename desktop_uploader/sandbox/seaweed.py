@@ -194,6 +194,7 @@ class SeaweedServer:
         weed = find_weed(cache_dir=cache_dir)
         store = data_dir / "weed"
         store.mkdir(parents=True, exist_ok=True)
+        os.chmod(store, 0o700)  # also a store an earlier version made 0755
         security = write_security(store)
         identities = data_dir / "s3-identities.json"
         identities.write_text(
