@@ -77,6 +77,8 @@ def expand(paths: list[str], out: Out) -> list[Path]:
         raise UsageError(missing_reason(found.missing[0]) + others)
     for folder in found.empty_folders:
         out.print(f"[yellow]{plain(folder)}: no files in this folder")
+    if (hidden := found.hidden_sentence()) is not None:
+        out.print(f"[yellow]{plain(hidden)}")
     given = {Path(p).expanduser().resolve() for p in paths}
     skipped = [p for p in found.others if p not in given]
     if skipped:

@@ -22,6 +22,21 @@ class Collected:
     missing: list[Path] = field(default_factory=list)
     special: list[tuple[Path, str]] = field(default_factory=list)  # pipes, devices, sockets: and what each is
     empty_folders: list[Path] = field(default_factory=list)
+    # Model files under a hidden name inside a dropped folder: skipped, but said, so none goes missing unseen.
+    hidden_models: list[Path] = field(default_factory=list)
+
+    def hidden_sentence(self) -> str | None:
+        """What was skipped for being hidden, and how to upload it anyway; None when nothing was."""
+        if not self.hidden_models:
+            return None
+        first = self.hidden_models[0]
+        where = shown(f"{first.parent.name}/{first.name}")
+        if len(self.hidden_models) == 1:
+            return f"Skipped {where}: its name or folder is hidden (starts with a dot). Add it on its own to upload it."
+        return (
+            f"Skipped {len(self.hidden_models)} model files whose name or folder is hidden (starts with a dot), "
+            f"e.g. {where}. Add them on their own to upload them."
+        )
 
 
 def special_kind(path: Path) -> str | None:
@@ -69,7 +84,11 @@ def natural_order(name: str) -> tuple[tuple[int, str | int], ...]:
 
 
 def collect(paths: Iterable[str | Path]) -> Collected:
-    """Model files first, everything else separately; hidden files and folders inside folders are skipped."""
+    """Model files first, everything else separately; hidden files and folders inside folders are skipped.
+
+    Hidden folders are still searched, for model files only (by name, without opening them): a
+    checkpoint under ``.cache/`` is named as skipped instead of silently left out.
+    """
     found = Collected()
     seen: set[Path] = set()
 
@@ -83,14 +102,17 @@ def collect(paths: Iterable[str | Path]) -> Collected:
     for given in paths:
         path = Path(given).expanduser()
         if path.is_dir():
-            before = len(found.models) + len(found.others)
+            before = len(found.models) + len(found.others) + len(found.hidden_models)
             for root, dirs, names in os.walk(path):
-                dirs[:] = sorted((d for d in dirs if not d.startswith(".")), key=natural_order)
+                dirs[:] = sorted(dirs, key=natural_order)
                 for name in sorted(names, key=natural_order):
                     candidate = Path(root) / name
-                    if not _hidden(candidate, path) and candidate.is_file():
-                        keep(candidate)
-            if len(found.models) + len(found.others) == before:
+                    if not _hidden(candidate, path):
+                        if candidate.is_file():
+                            keep(candidate)
+                    elif is_model_file(name) and candidate.is_file():
+                        found.hidden_models.append(candidate)
+            if len(found.models) + len(found.others) + len(found.hidden_models) == before:
                 found.empty_folders.append(path)
         elif path.is_file():
             keep(path)

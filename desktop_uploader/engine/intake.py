@@ -76,6 +76,7 @@ def add_all(
 
 
 def unusable(found: Collected) -> list[str]:
-    """Sentences for what was dropped but is missing or is not a regular file."""
+    """Sentences for what was dropped but is missing, is not a regular file, or was skipped as hidden."""
     missing = [missing_reason(p) for p in found.missing]
-    return missing + [f"{p.name} is {kind}, not a file." for p, kind in found.special]
+    hidden = found.hidden_sentence()
+    return missing + [f"{p.name} is {kind}, not a file." for p, kind in found.special] + ([hidden] if hidden else [])

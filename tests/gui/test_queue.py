@@ -46,11 +46,18 @@ def test_a_real_drop_of_files_and_folders_queues_them(
     nested = make_file(2000, name="pack/inner/deep.ckpt")
     notes = single.path.parent / "pack" / "readme.txt"
     notes.write_text("not a model")
+    make_file(1000, name="pack/.cache/kept-aside.safetensors")  # hidden: skipped, and said
+    make_file(1000, name="pack/.hidden.ckpt")
 
     async def scenario() -> None:
         drop(window, [single.path, single.path.parent / "pack"])
         await answer(window, "otherFilesQuestion", "Skip it")
         await until(lambda: desktop.session.model.rowCount() == 2, what="two rows")
+        await until(lambda: "Added 2 files" in window.statusBar().currentMessage(), what="the drop's sentence")
+        assert window.statusBar().currentMessage() == (
+            "Added 2 files. Skipped 1 file that isn't a model. Skipped 2 model files whose name or folder is "
+            "hidden (starts with a dot), e.g. pack/.hidden.ckpt. Add them on their own to upload them."
+        )
         drop(window, [single.path])  # the same file again is not queued twice
         await until(lambda: "Already in the queue" in window.statusBar().currentMessage(), what="duplicate note")
 
