@@ -7,9 +7,10 @@ limit instead of silently turning into 100 or 64.
 
 Enter saves, and only Save is ever the default button: "Test connection" and "Restore Defaults"
 never are, so pressing Enter after a test can't reset everything, and restoring defaults asks
-first. Saving a changed server tests it first, off the GUI thread; if the test fails the dialog
-stays open with the reason and a "Save anyway" choice, so the window never claims a connection
-it doesn't have. All sizes and speeds are in MiB, the unit the engine's own sentences use.
+first. Saving a changed server tests it first, off the GUI thread, and so does saving changed keys
+for your own S3 storage when uploads go there; if a test fails the dialog stays open with the
+reason and a "Save anyway" choice, so the window never claims a connection it doesn't have. All
+sizes and speeds are in MiB, the unit the engine's own sentences use.
 """
 
 from __future__ import annotations
@@ -20,10 +21,7 @@ from pathlib import Path
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
-    QFormLayout,
-    QHBoxLayout,
     QLineEdit,
-    QPushButton,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -35,13 +33,11 @@ from desktop_uploader.engine.limits import MiB
 from desktop_uploader.engine.settings import CUSTOM_PRESET, PRESETS, Settings
 from desktop_uploader.gui.form_widgets import (
     ProblemLabel,
-    TestResultLabel,
     held,
-    hint_label,
     plain_problem,
     restore_question,
 )
-from desktop_uploader.gui.settings_pages import AdvancedPage, BehaviourPage, PerformancePage
+from desktop_uploader.gui.settings_pages import AdvancedPage, BehaviourPage, ConnectionPage, PerformancePage
 from desktop_uploader.gui.tasks import spawn
 
 Tester = Callable[[str, str], Awaitable[tuple[bool, str]]]
@@ -119,39 +115,14 @@ class SettingsDialog(QDialog):
         layout.addWidget(self.problem)
         layout.addWidget(self.buttons)
         self.fill(settings)
+        self._direct_before = [edit.text() for edit in self._direct_fields()]
 
     # -- tabs ---------------------------------------------------------------------------------------------
 
     def _connection_tab(self, token: str, token_home: str) -> QWidget:
-        page = QWidget()
-        form = QFormLayout(page)
-        self.server_url = QLineEdit()
-        self.server_url.setObjectName("serverUrl")
-        self.server_url.setAccessibleName("Server address")
-        self.server_url.setPlaceholderText("https://your-app.example.com")
-        form.addRow("Server address", self.server_url)
-        form.addRow("", hint_label("Leave it empty to upload to a test storage on this computer (the local sandbox)."))
-        self.token_edit = QLineEdit(token)
-        self.token_edit.setObjectName("token")
-        self.token_edit.setAccessibleName("Access token")
-        self.token_edit.setEchoMode(QLineEdit.EchoMode.Password)
-        self.token_edit.setPlaceholderText("The access token you were given")
-        form.addRow("Access token", self.token_edit)
-        form.addRow("", hint_label(f"The token is kept in {token_home}."))
-        row = QHBoxLayout()
-        self.test_button = QPushButton("Test connection")
-        self.test_button.setObjectName("testConnection")
-        self.test_button.setAccessibleName("Test connection")
-        self.test_button.clicked.connect(lambda: spawn(self.test_connection()))
-        row.addWidget(self.test_button)
-        row.addStretch(1)
-        form.addRow("", row)
-        self.test_result = TestResultLabel()
-        self.test_result.setObjectName("testResult")
-        form.addRow("", self.test_result)
-        for edit in (self.server_url, self.token_edit):
-            edit.textChanged.connect(self.revalidate)
-            edit.textChanged.connect(self.test_result.clear)  # a result is about what was tested, not what is typed
+        page = ConnectionPage(token, token_home, self.revalidate, lambda: spawn(self.test_connection()))
+        self.server_url, self.token_edit = page.server_url, page.token_edit
+        self.test_button, self.test_result = page.test_button, page.test_result
         return page
 
     def _advanced_page(self, direct_secret: str, log_dir: Path) -> AdvancedPage:
@@ -364,23 +335,40 @@ class SettingsDialog(QDialog):
         return [self.direct_endpoint, self.direct_bucket, self.direct_access_key, self.direct_secret_edit]
 
     async def save(self) -> None:
-        """Save; a changed server (or token) is tested first, and a failed test keeps the dialog open."""
+        """Save; what changed where uploads go is tested first, and a failed test keeps the dialog open.
+
+        That is a changed server (or token), and your own S3 storage's keys when uploads go there: a GUI
+        audit saved a wrong secret without a word and learned it only when a file failed.
+        """
         candidate = self._candidate if isValid(self) and self.isVisible() else None
         if candidate is None:
             return  # invalid, or the dialog was closed before this ran
-        changed = (candidate.server_url, self.token_edit.text()) != (self.original.server_url, self._token_before)
-        if candidate.server_url and changed:
+        for test, fix in self._tests_before_saving(candidate):
             self.save_button.setEnabled(False)
             try:
-                probe = await self.test_connection()
+                ok, text = await test()
             finally:
                 if isValid(self):
                     self.save_button.setEnabled(self._candidate is not None)
             if not isValid(self) or not self.isVisible() or self._candidate is not candidate:
                 return  # cancelled, or edited while testing: the person saves what they see now
-            self.probe = probe
-            if not probe[0]:
-                self.problem.setText(f"{probe[1]} Fix the address or token, or press Save anyway.")
+            if test == self.test_connection:
+                self.probe = (ok, text)
+            if not ok:
+                self.problem.setText(f"{text} {fix}")
                 self.save_anyway.setVisible(True)
                 return
         self.accept()
+
+    def _tests_before_saving(self, candidate: Settings) -> list[tuple[Callable[[], Awaitable[tuple[bool, str]]], str]]:
+        tests: list[tuple[Callable[[], Awaitable[tuple[bool, str]]], str]] = []
+        if candidate.server_url and (candidate.server_url, self.token_edit.text()) != (
+            self.original.server_url,
+            self._token_before,
+        ):
+            tests.append((self.test_connection, "Fix the address or token, or press Save anyway."))
+        keys = [edit.text() for edit in self._direct_fields()]
+        going_direct = candidate.method == "direct-s3" and self.direct_tester is not None
+        if going_direct and (self.original.method != "direct-s3" or keys != self._direct_before):
+            tests.append((self.test_direct, "Fix the keys, or press Save anyway."))
+        return tests

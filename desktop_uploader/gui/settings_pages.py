@@ -1,4 +1,4 @@
-"""Three of the settings dialog's tabs, Performance, Behaviour and Advanced, as pages of their own.
+"""The settings dialog's tabs (Connection, Performance, Behaviour, Advanced) as pages of their own.
 
 They keep the dialog readable: it reads and writes their fields, they only lay them out. The server's API paths only
 matter to whoever runs the server, so they sit in a group that is closed until someone opens it:
@@ -33,6 +33,41 @@ from desktop_uploader.gui.form_widgets import (
     hint_label,
     spin_box,
 )
+
+
+class ConnectionPage(QWidget):
+    def __init__(
+        self, token: str, token_home: str, on_edit: Callable[..., None], on_test: Callable[[], object]
+    ) -> None:
+        super().__init__()
+        form = QFormLayout(self)
+        self.server_url = QLineEdit()
+        self.server_url.setObjectName("serverUrl")
+        self.server_url.setAccessibleName("Server address")
+        self.server_url.setPlaceholderText("https://your-app.example.com")
+        form.addRow("Server address", self.server_url)
+        form.addRow("", hint_label("Leave it empty to upload to a test storage on this computer (the local sandbox)."))
+        self.token_edit = QLineEdit(token)
+        self.token_edit.setObjectName("token")
+        self.token_edit.setAccessibleName("Access token")
+        self.token_edit.setEchoMode(QLineEdit.EchoMode.Password)
+        self.token_edit.setPlaceholderText("The access token you were given")
+        form.addRow("Access token", self.token_edit)
+        form.addRow("", hint_label(f"The token is kept in {token_home}."))
+        row = QHBoxLayout()
+        self.test_button = QPushButton("Test connection")
+        self.test_button.setObjectName("testConnection")
+        self.test_button.setAccessibleName("Test connection")
+        self.test_button.clicked.connect(on_test)
+        row.addWidget(self.test_button)
+        row.addStretch(1)
+        form.addRow("", row)
+        self.test_result = TestResultLabel()
+        self.test_result.setObjectName("testResult")
+        form.addRow("", self.test_result)
+        for edit in (self.server_url, self.token_edit):
+            edit.textChanged.connect(on_edit)
+            edit.textChanged.connect(self.test_result.clear)  # a result is about what was tested, not what is typed
 
 
 class PerformancePage(QWidget):

@@ -9,7 +9,7 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QPalette
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication, QDialogButtonBox
+from PySide6.QtWidgets import QApplication, QDialogButtonBox, QPushButton
 
 from desktop_uploader.engine.events import Started, Status
 from desktop_uploader.engine.limits import MiB
@@ -234,6 +234,47 @@ def test_your_own_s3_keys_are_tested_before_anything_is_uploaded(
     )
     leftovers = [u["Key"] for u in open_multipart_uploads(s3, sandbox.bucket) if "/.desktop-uploader-test-" in u["Key"]]
     assert leftovers == [], "the test's own upload was aborted"
+
+
+def test_saving_a_wrong_secret_for_direct_uploads_says_so_and_saves_nothing_until_fixed(
+    make_desktop: Any, aloop: Any, sandbox: Any
+) -> None:
+    """Test these keys is a button a first-time user may never press: Save tests the keys uploads will use."""
+    desktop = make_desktop()
+    window, session = desktop.window, desktop.session
+    window.open_settings()
+    dialog = window.settings_dialog
+    dialog.method.setCurrentIndex(dialog.method.findData("direct-s3"))
+    dialog.direct_endpoint.setText(sandbox.s3_endpoint)
+    dialog.direct_bucket.setText(sandbox.bucket)
+    dialog.direct_access_key.setText(sandbox.access_key)
+    dialog.direct_secret_edit.setText("not-the-secret")
+    host = sandbox.s3_endpoint.split("//", 1)[1]
+    anyway = dialog.findChild(QPushButton, "saveAnyway")
+
+    async def saving() -> None:
+        save_button(dialog).click()
+        await until(anyway.isVisible, 30, "the keys' test before saving")
+
+    run(aloop, saving())
+    assert dialog.isVisible()
+    assert dialog.problem.text() == (
+        f"Storage at {host} refused your access key or secret (SignatureDoesNotMatch). "
+        "Fix the keys, or press Save anyway."
+    )
+    assert load_settings(session.paths.settings_file)[0].method != "direct-s3", "nothing saved yet"
+    assert session.manager.direct is None
+
+    dialog.direct_secret_edit.setText(sandbox.secret_key)
+    assert not anyway.isVisible() and dialog.problem.text() == "", "the refusal was about the old secret"
+
+    async def saving_fixed() -> None:
+        save_button(dialog).click()
+        await until(lambda: session.manager.direct is not None, 30, "the direct target")
+
+    run(aloop, saving_fixed())
+    assert load_settings(session.paths.settings_file)[0].method == "direct-s3"
+    assert session.direct_secret() == sandbox.secret_key
 
 
 def test_the_window_takes_the_token_from_the_environment_as_the_cli_does(
