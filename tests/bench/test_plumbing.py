@@ -16,10 +16,11 @@ from typing import Any
 import pytest
 
 from benchmarks.contenders import Contender, s5cmd_binary
-from benchmarks.measure import make_folder, payload_size
+from benchmarks.measure import make_file, make_folder, payload_size
 from benchmarks.report import loopback_table, replace_block
 from benchmarks.servers import Target
 from benchmarks.sink import SinkServer
+from desktop_uploader.engine.safetensors_header import safetensors_problem
 
 KiB = 1 << 10
 
@@ -51,6 +52,14 @@ def test_a_folder_s_payload_is_the_sum_of_its_distinct_files(tmp_path: Path) -> 
     assert payload_size(folder) == 4 * 96 * KiB
     assert payload_size(files[0]) == 96 * KiB
     assert len({f.read_bytes() for f in files}) == 4  # no two alike: nothing a store could deduplicate
+
+
+@pytest.mark.parametrize("size", [96 * KiB, 5 * (1 << 20) + 3, 64 * (1 << 20)])
+def test_the_benchmarks_models_are_whole_by_the_apps_own_check(tmp_path: Path, size: int) -> None:
+    """Random bytes named .safetensors made every run of ours warn "looks damaged" (and load rich for it)."""
+    path = make_file(tmp_path / "model.safetensors", size)
+    assert path.stat().st_size == size and safetensors_problem(path) is None
+    assert make_file(path, size) == path and safetensors_problem(path) is None  # kept, not remade
 
 
 @pytest.fixture
