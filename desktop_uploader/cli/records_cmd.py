@@ -46,10 +46,10 @@ def _status(record: UploadRecord) -> str:
     return "interrupted" if record.status == "active" else record.status
 
 
-def _state(record: UploadRecord) -> str:
-    status = _status(record)
-    redundant = record.message.lower().rstrip(".") in {"", record.status, status}
-    return status if redundant else f"{status}: {record.message}"
+def _reason(record: UploadRecord) -> str | None:
+    """What the record's message adds to its state, if anything (said under the table, where it reads whole)."""
+    redundant = record.message.lower().rstrip(".") in {"", record.status, _status(record)}
+    return None if redundant else record.message
 
 
 def run_list(args: argparse.Namespace) -> int:
@@ -104,6 +104,7 @@ def run_list(args: argparse.Namespace) -> int:
     table = Table(title="Interrupted uploads", expand=True)
     for column in ("ID", "File", "Stored", "Method", "State", "Last activity"):
         table.add_column(column, overflow="fold")
+    reasons: list[str] = []
     for record, stored in rows:
         share = f"{human_bytes(stored)} of {human_bytes(record.identity.size)}"
         ago = time.strftime("%Y-%m-%d %H:%M", time.localtime(record.updated_at))
@@ -112,10 +113,16 @@ def run_list(args: argparse.Namespace) -> int:
             plain(record.display_name or record.path),
             share,
             plain(record.method),
-            plain(_state(record)),
+            _status(record),
             ago,
         )
-    new_console().print(table)
+        if (reason := _reason(record)) is not None:
+            # In the State column a sentence was folded to a word a line, beside a file name folded too.
+            reasons.append(f"{record.id[:8]}: {plain(reason)}")
+    listing = new_console()
+    listing.print(table)
+    for line in reasons:
+        listing.print(line)
     out.print("Resume with 'desktop-uploader resume ID' (or --all); give one up with 'desktop-uploader discard ID'.")
     if on_server:
         print_section(on_server, out)

@@ -219,6 +219,31 @@ def test_a_stop_signal_pauses_like_ctrl_c_and_says_so_in_its_exit_code(
     assert cli("discard", paused["id"]).code == 0  # the bucket is shared: leave no upload open in it
 
 
+def test_list_says_why_an_upload_stopped_in_a_whole_sentence_under_its_table(
+    cli: Any, make_file: Any, tmp_path: Path
+) -> None:
+    """The reason sat in the State column, folded a word a line beside a folded file name (a CLI audit)."""
+    sample = make_file(40 * MiB, name=f"moved-{secrets.token_hex(4)}.safetensors")
+    running = cli.popen(
+        "upload", str(sample.path), "--chunk-size", "5MiB", "--concurrency", "2", "--bandwidth-limit", "2MiB"
+    )
+    wait_for_parts(cli.home, 2, running)
+    running.send_signal(signal.SIGINT)
+    running.communicate(timeout=60)
+    [paused] = cli("list", "--json").json()["uploads"]
+    aside = sample.path.rename(tmp_path / "aside.bin")
+    assert cli("resume", paused["id"]).code == 1
+
+    human = cli("list")
+    [row] = [line for line in human.stdout.splitlines() if line.startswith("│ " + paused["id"][:8])]
+    cells = [cell.strip() for cell in row.strip("│").split("│")]
+    assert cells[4] == "failed", cells
+    said = f"{paused['id'][:8]}: {sample.path.name} was deleted or moved. Put it back to go on."
+    assert said in " ".join(human.stdout.split())
+    aside.rename(sample.path)
+    assert cli("discard", paused["id"]).code == 0  # the bucket is shared: leave no upload open in it
+
+
 def test_the_same_upload_run_again_after_ctrl_c_goes_on_where_it_stopped(
     cli: Any, make_file: Any, s3: Any, sandbox: Any
 ) -> None:
