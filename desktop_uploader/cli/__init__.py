@@ -103,11 +103,17 @@ def unknown_words(parser: argparse.ArgumentParser, files: Sequence[str]) -> str 
     )
 
 
+def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    action = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+    return dict(action.choices) if action is not None else {}
+
+
 def _commands(parser: argparse.ArgumentParser) -> set[str]:
-    return next(
-        (set(action.choices) for action in parser._actions if isinstance(action, argparse._SubParsersAction)),
-        set(),
-    )
+    return set(_subcommands(parser))
+
+
+def _parser_of(parser: argparse.ArgumentParser, command: str | None) -> argparse.ArgumentParser:
+    return _subcommands(parser).get(command or "", parser)
 
 
 def split_files(parser: argparse.ArgumentParser, argv: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -134,7 +140,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     words, files = split_files(parser, sys.argv[1:] if argv is None else argv)
     Parser.words = words
-    args = parser.parse_args(words)
+    args, extra = parser.parse_known_args(words)
+    if extra:  # said by the command's own parser, which names the command and its help
+        _parser_of(parser, args.command).error(f"unrecognized arguments: {' '.join(extra)}")
     # Not args.files: that is where `upload` keeps its own paths.
     args.open_files = [os.path.abspath(file) for file in files]
     if args.open_files and (args.self_test or args.command):

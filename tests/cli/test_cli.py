@@ -89,6 +89,7 @@ def test_usage_errors_exit_2_with_a_sentence(cli: Any, make_file: Any, tmp_path:
         (("upload", str(sample.path), "--retries", "0"), "Retries must be between 1 and 50"),
         (("upload",), "required"),
         (("resume", "nope"), "matches 0"),
+        (("list", "extra"), "desktop-uploader list: unrecognized arguments: extra See 'desktop-uploader list --help'."),
     ):
         result = cli(*args)
         assert result.code == 2, (args, result.stderr)
