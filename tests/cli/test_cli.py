@@ -166,16 +166,22 @@ def wait_for_parts(home: Path, count: int, process: subprocess.Popen[str], timeo
     wait_until(stored, timeout, f"{count} parts stored")
 
 
+def stopped_midway(cli: Any, path: Path, signum: int = signal.SIGINT) -> tuple[int, str, str]:
+    """An upload stopped by ``signum`` once two parts are stored: its exit code, stdout and stderr.
+
+    20 s at 2 MiB/s, so the signal lands mid-upload even when a busy machine is slow to notice two parts.
+    """
+    running = cli.popen("upload", str(path), "--chunk-size", "5MiB", "--concurrency", "2", "--bandwidth-limit", "2MiB")
+    wait_for_parts(cli.home, 2, running)
+    running.send_signal(signum)
+    out, err = running.communicate(timeout=60)
+    return running.returncode, out, err
+
+
 def test_ctrl_c_pauses_then_list_and_discard(cli: Any, make_file: Any, s3: Any, sandbox: Any) -> None:
     sample = make_file(40 * MiB)
-    # 20 s at 2 MiB/s, so Ctrl+C lands mid-upload even when a busy machine is slow to notice two parts.
-    running = cli.popen(
-        "upload", str(sample.path), "--chunk-size", "5MiB", "--concurrency", "2", "--bandwidth-limit", "2MiB"
-    )
-    wait_for_parts(cli.home, 2, running)
-    running.send_signal(signal.SIGINT)
-    out, err = running.communicate(timeout=60)
-    assert running.returncode == 130, err  # paused by the person, as a shell reports Ctrl-C; not "failed"
+    code, out, err = stopped_midway(cli, sample.path)
+    assert code == 130, err  # paused by the person, as a shell reports Ctrl-C; not "failed"
     assert "Pausing" in err and "Resume with: desktop-uploader resume" in out
     kept = re.search(r"\(paused, presigned-s3\) · ([\d.]+) MiB of 40\.0 MiB stored", out)
     assert kept is not None, out
@@ -205,13 +211,8 @@ def test_a_stop_signal_pauses_like_ctrl_c_and_says_so_in_its_exit_code(
     """``kill`` (or a shutdown) ended a CLI audit's upload without a word, its parts in flight lost; so did
     closing the terminal window (SIGHUP)."""
     sample = make_file(40 * MiB)
-    running = cli.popen(
-        "upload", str(sample.path), "--chunk-size", "5MiB", "--concurrency", "2", "--bandwidth-limit", "2MiB"
-    )
-    wait_for_parts(cli.home, 2, running)
-    running.send_signal(signum)
-    out, err = running.communicate(timeout=60)
-    assert running.returncode == 128 + signum, err
+    code, out, err = stopped_midway(cli, sample.path, signum)
+    assert code == 128 + signum, err
     assert "Pausing" in err and "Resume with: desktop-uploader resume" in out
     kept = re.search(r"\(paused, presigned-s3\) · ([\d.]+) MiB of 40\.0 MiB stored", out)
     assert kept is not None and float(kept.group(1)) >= 10, out
@@ -225,12 +226,7 @@ def test_list_says_why_an_upload_stopped_in_a_whole_sentence_under_its_table(
 ) -> None:
     """The reason sat in the State column, folded a word a line beside a folded file name (a CLI audit)."""
     sample = make_file(40 * MiB, name=f"moved-{secrets.token_hex(4)}.safetensors")
-    running = cli.popen(
-        "upload", str(sample.path), "--chunk-size", "5MiB", "--concurrency", "2", "--bandwidth-limit", "2MiB"
-    )
-    wait_for_parts(cli.home, 2, running)
-    running.send_signal(signal.SIGINT)
-    running.communicate(timeout=60)
+    stopped_midway(cli, sample.path)
     [paused] = cli("list", "--json").json()["uploads"]
     aside = sample.path.rename(tmp_path / "aside.bin")
     assert cli("resume", paused["id"]).code == 1
@@ -250,12 +246,7 @@ def test_the_same_upload_run_again_after_ctrl_c_goes_on_where_it_stopped(
 ) -> None:
     """A first-time user runs the same command again rather than ``resume``: that must not store the file twice."""
     sample = make_file(40 * MiB, name=f"again-{secrets.token_hex(4)}.safetensors")  # the bucket is shared
-    running = cli.popen(
-        "upload", str(sample.path), "--chunk-size", "5MiB", "--concurrency", "2", "--bandwidth-limit", "2MiB"
-    )
-    wait_for_parts(cli.home, 2, running)
-    running.send_signal(signal.SIGINT)
-    running.communicate(timeout=60)
+    stopped_midway(cli, sample.path)
     [paused] = cli("list", "--json").json()["uploads"]
 
     again = cli("upload", str(sample.path), "--json")

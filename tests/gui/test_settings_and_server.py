@@ -158,6 +158,14 @@ def test_a_failing_server_shows_the_reason_and_retry_completes_once_it_is_back(
     assert done.result is not None and object_sha256(s3, sandbox.bucket, done.result.s3_key) == sample.sha256
 
 
+def type_keys(dialog: Any, sandbox: Any, secret: str) -> None:
+    """Your own S3 storage, as a person types it in Advanced: the sandbox's, with ``secret``."""
+    dialog.direct_endpoint.setText(sandbox.s3_endpoint)
+    dialog.direct_bucket.setText(sandbox.bucket)
+    dialog.direct_access_key.setText(sandbox.access_key)
+    dialog.direct_secret_edit.setText(secret)
+
+
 def test_direct_uploads_to_your_own_s3_storage_from_the_settings(
     make_desktop: Any, make_file: Any, aloop: Any, s3: Any, sandbox: Any
 ) -> None:
@@ -167,10 +175,7 @@ def test_direct_uploads_to_your_own_s3_storage_from_the_settings(
     dialog = window.settings_dialog
     dialog.method.setCurrentIndex(dialog.method.findData("direct-s3"))
     assert "need your S3 bucket" in dialog.problem.text() and not save_button(dialog).isEnabled()
-    dialog.direct_endpoint.setText(sandbox.s3_endpoint)
-    dialog.direct_bucket.setText(sandbox.bucket)
-    dialog.direct_access_key.setText(sandbox.access_key)
-    dialog.direct_secret_edit.setText(sandbox.secret_key)
+    type_keys(dialog, sandbox, sandbox.secret_key)
     sample = make_file(9 * MiB)
 
     assert window.server_label.text().startswith("Server: "), "the server, until direct-s3 is saved"
@@ -206,10 +211,7 @@ def test_your_own_s3_keys_are_tested_before_anything_is_uploaded(
     dialog = desktop.window.settings_dialog
     page = dialog.advanced
     dialog.tabs.setCurrentWidget(page)
-    dialog.direct_endpoint.setText(sandbox.s3_endpoint)
-    dialog.direct_bucket.setText(sandbox.bucket)
-    dialog.direct_access_key.setText(sandbox.access_key)
-    dialog.direct_secret_edit.setText("not-the-secret")
+    type_keys(dialog, sandbox, "not-the-secret")
     host = sandbox.s3_endpoint.split("//", 1)[1]
 
     async def test_keys() -> None:
@@ -245,10 +247,7 @@ def test_saving_a_wrong_secret_for_direct_uploads_says_so_and_saves_nothing_unti
     window.open_settings()
     dialog = window.settings_dialog
     dialog.method.setCurrentIndex(dialog.method.findData("direct-s3"))
-    dialog.direct_endpoint.setText(sandbox.s3_endpoint)
-    dialog.direct_bucket.setText(sandbox.bucket)
-    dialog.direct_access_key.setText(sandbox.access_key)
-    dialog.direct_secret_edit.setText("not-the-secret")
+    type_keys(dialog, sandbox, "not-the-secret")
     host = sandbox.s3_endpoint.split("//", 1)[1]
     anyway = dialog.findChild(QPushButton, "saveAnyway")
 
