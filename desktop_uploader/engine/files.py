@@ -6,7 +6,7 @@ import errno
 import os
 import re
 import stat
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -83,6 +83,29 @@ def natural_order(name: str) -> tuple[tuple[int, str | int], ...]:
     return tuple((1, int(run)) if run.isdigit() else (0, run.casefold()) for run in re.split(r"(\d+)", name) if run)
 
 
+# Entries looked at inside hidden folders, per folder given: a cache of a few models is searched, a
+# .git or a .venv of a hundred thousand files is not walked to the end for the sake of a sentence.
+HIDDEN_LOOK = 10_000
+
+
+def _search(folder: Path, keep: Callable[[Path], None], found: Collected) -> None:
+    """Every file in ``folder``, in natural order, to ``keep``; model files under hidden names to ``found``."""
+    budget = HIDDEN_LOOK
+    for root, dirs, names in os.walk(folder):
+        hidden_root = _hidden(Path(root), folder)
+        if hidden_root:
+            budget -= len(dirs) + len(names)
+        looking = budget > 0
+        dirs[:] = sorted((d for d in dirs if looking or not (hidden_root or d.startswith("."))), key=natural_order)
+        for name in sorted(names, key=natural_order):
+            candidate = Path(root) / name
+            if not (hidden_root or name.startswith(".")):
+                if candidate.is_file():
+                    keep(candidate)
+            elif is_model_file(name) and candidate.is_file():
+                found.hidden_models.append(candidate)
+
+
 def collect(paths: Iterable[str | Path]) -> Collected:
     """Model files first, everything else separately; hidden files and folders inside folders are skipped.
 
@@ -103,15 +126,7 @@ def collect(paths: Iterable[str | Path]) -> Collected:
         path = Path(given).expanduser()
         if path.is_dir():
             before = len(found.models) + len(found.others) + len(found.hidden_models)
-            for root, dirs, names in os.walk(path):
-                dirs[:] = sorted(dirs, key=natural_order)
-                for name in sorted(names, key=natural_order):
-                    candidate = Path(root) / name
-                    if not _hidden(candidate, path):
-                        if candidate.is_file():
-                            keep(candidate)
-                    elif is_model_file(name) and candidate.is_file():
-                        found.hidden_models.append(candidate)
+            _search(path, keep, found)
             if len(found.models) + len(found.others) + len(found.hidden_models) == before:
                 found.empty_folders.append(path)
         elif path.is_file():

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from desktop_uploader.engine import files
 from desktop_uploader.engine.files import collect
 from desktop_uploader.engine.intake import AddOutcome, add_all, damaged, refuse, unusable
 from desktop_uploader.engine.manager import UploadManager
@@ -84,3 +87,21 @@ def test_a_folder_is_queued_in_the_order_a_file_manager_lists_it(tmp_path: Path)
         "Epoch-2/step-20.safetensors",
     ]
     assert [p.parent.name for p in found.models[::2]] == ["epoch-1", "Epoch-2", "epoch-9", "epoch-10", "epoch-100"]
+
+
+def test_hidden_folders_are_searched_for_models_only_so_far(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cache of models is named as skipped; a .git of many files is not walked to its end for that."""
+    monkeypatch.setattr(files, "HIDDEN_LOOK", 10)
+    (tmp_path / "visible.ckpt").write_bytes(b"v")
+    (tmp_path / ".cache" / "hub").mkdir(parents=True)
+    (tmp_path / ".cache" / "hub" / "a.safetensors").write_bytes(b"a")
+    (tmp_path / ".git" / "deeper").mkdir(parents=True)
+    for number in range(20):
+        (tmp_path / ".git" / f"object-{number}").write_bytes(b"o")
+    (tmp_path / ".git" / "deeper" / "past-budget.ckpt").write_bytes(b"x")
+    (tmp_path / ".hidden.ckpt").write_bytes(b"h")
+    found = collect([tmp_path])
+    assert found.models == [tmp_path / "visible.ckpt"]
+    assert found.hidden_models == [tmp_path / ".hidden.ckpt", tmp_path / ".cache" / "hub" / "a.safetensors"]
+    assert found.empty_folders == []
+    assert collect([tmp_path / ".cache"]).models == [tmp_path / ".cache" / "hub" / "a.safetensors"], "given, not hidden"
