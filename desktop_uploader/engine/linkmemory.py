@@ -43,7 +43,7 @@ import statistics
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from desktop_uploader.engine.limits import MiB, human_bytes
@@ -83,6 +83,18 @@ def reading_of(part_times: list[tuple[int, float]], carried: int, seconds: float
     return LinkReading(part_rate=statistics.median(rates), link_rate=carried / seconds, at=at)
 
 
+def under_limit(reading: LinkReading, limit: int) -> LinkReading:
+    """``reading`` as the link runs under a bandwidth limit of ``limit`` bytes/s (0: none).
+
+    A reading is what the link carried when it was taken; a limit set since caps it. A GUI audit set
+    5 MiB/s after two fast uploads: the next file went in 50 MiB parts, six of them shared the limit,
+    nothing was stored for a minute, and a pause then lost all that was sent.
+    """
+    if limit <= 0:
+        return reading
+    return replace(reading, part_rate=min(reading.part_rate, limit), link_rate=min(reading.link_rate, limit))
+
+
 def part_size_for(reading: LinkReading, file_size: int) -> int:
     """The part size for a file of ``file_size`` bytes on the link ``reading`` describes (whole MiB)."""
     wish = min(
@@ -120,34 +132,36 @@ class LinkMemory:
             human_bytes(int(reading.link_rate)),
         )
 
-    def recall(self, server: str) -> LinkReading | None:
-        """The reading for ``server`` if one is recent enough to stand for the link now."""
+    def recall(self, server: str, limit: int = 0) -> LinkReading | None:
+        """The reading for ``server`` if one is recent enough to stand for the link now, under ``limit``."""
         with self._lock:
             reading = self._loaded().get(server)
         if reading is None or not 0 <= self.clock() - reading.at <= MAX_AGE:
             return None
-        return reading
+        return under_limit(reading, limit)
 
-    def part_size(self, server: str, file_size: int) -> int:
-        """The part size for the next upload of ``file_size`` bytes to ``server``; ``FIRST_PART`` without a reading."""
-        reading = self.recall(server)
+    def part_size(self, server: str, file_size: int, limit: int = 0) -> int:
+        """The part size for the next upload of ``file_size`` bytes to ``server`` under a bandwidth limit of
+        ``limit`` bytes/s (0: none); ``FIRST_PART`` without a reading."""
+        reading = self.recall(server, limit)
         if reading is None:
             log.info("Parts of %s: nothing measured of the link to %s yet", human_bytes(FIRST_PART), server)
             return FIRST_PART
         size = part_size_for(reading, file_size)
         log.info(
-            "Parts of %s: the last upload here ran %s/s per part, and the link carried %s/s",
+            "Parts of %s: the last upload here ran %s/s per part, and the link carried %s/s%s",
             human_bytes(size),
             human_bytes(int(reading.part_rate)),
             human_bytes(int(reading.link_rate)),
+            f" (a bandwidth limit of {human_bytes(limit)}/s counted)" if limit > 0 else "",
         )
         return size
 
-    def parts(self, server: str, part_size: int) -> tuple[int, int]:
+    def parts(self, server: str, part_size: int, limit: int = 0) -> tuple[int, int]:
         """Parts in flight of ``part_size`` bytes for the next upload to ``server``, and the proof they come from:
         what a climb there proved useful within ``MAX_AGE``, trimmed by :func:`parts_for`; (0, 0) without one. The
         proof stays as it was for the uploads after (a slow run's trim is not the link's for the hour)."""
-        reading = self.recall(server)
+        reading = self.recall(server, limit)
         if reading is None or not 0 <= self.clock() - reading.parts_at <= MAX_AGE:
             return 0, 0
         level = parts_for(reading, part_size)

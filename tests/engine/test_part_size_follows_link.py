@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import stat
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from desktop_uploader.engine.settings import AUTO_CONCURRENCY, Settings, with_pr
 from tests.support.api_servers import api_server
 from tests.support.capped_link import assert_stored_once, slow_parts
 from tests.support.proxy import Proxy
+from tests.support.storage import open_multipart_uploads
 
 
 class FakeClock:
@@ -187,3 +189,23 @@ def test_a_chunk_size_the_person_chose_is_kept(make_engine: Any, make_file: Any,
     job = fixed.upload(third.path)
     assert job.status == Status.COMPLETED, job.message
     assert part_size_of(fixed, job.id) == 64 * MiB
+
+
+def test_a_bandwidth_limit_set_after_fast_uploads_makes_the_next_parts_small(
+    make_engine: Any, make_file: Any, sandbox: Any, s3: Any
+) -> None:
+    """A GUI audit set 5 MiB/s after two fast uploads: the next file went in 50 MiB parts, six shared the
+    limit, nothing was stored for a minute, and a pause lost all that had been sent."""
+    name = f"capped-{secrets.token_hex(4)}.safetensors"  # the bucket is shared
+    first, second = make_file(6 * 8 * MiB, name="fast.safetensors"), make_file(256 * MiB, name=name)
+    fast = make_engine(Settings(method="presigned")).upload(first.path)
+    assert fast.status == Status.COMPLETED, fast.message
+    engine = make_engine(Settings(method="presigned", bandwidth_limit=4 * MiB))  # set in Settings since
+    job_id = engine.manager.add(second.path)
+    engine.wait_for(lambda: bool(engine.of(job_id, Started)), timeout=60)
+    # 4 MiB/s stores 6 MiB in 1.5 s, whatever the loopback measured before (at least 8 MiB parts).
+    assert part_size_of(engine, job_id) == 6 * MiB
+    engine.manager.cancel(job_id)
+    assert engine.manager.wait([job_id], 60)
+    assert engine.manager.job(job_id).status == Status.CANCELLED
+    assert [u["Key"] for u in open_multipart_uploads(s3, sandbox.bucket) if u["Key"].endswith(name)] == []

@@ -69,10 +69,10 @@ class JobContext:
         with no recent reading); otherwise the settings."""
         if self.links is None or self.pacing is None:
             return self.settings.chunk_size
-        size = self.settings.chunk_size
+        size, limit = self.settings.chunk_size, self.settings.bandwidth_limit
         if self.settings.part_size_follows_link:
-            size = self.links.part_size(server, self.size)
-        level, proof = self.links.parts(server, size)
+            size = self.links.part_size(server, self.size, limit)
+        level, proof = self.links.parts(server, size, limit)
         self.pacing.start_at(level, proof)
         return size
 
