@@ -78,7 +78,7 @@ def expand(paths: list[str], out: Out) -> list[Path]:
     for folder in found.empty_folders:
         out.print(f"[yellow]{plain(folder)}: no files in this folder")
     if (hidden := found.hidden_sentence()) is not None:
-        out.print(f"[yellow]{plain(hidden)}")
+        out.print(f"[yellow]{plain(hidden)} Name it on its own to upload it (a name or folder starting with a dot).")
     given = {Path(p).expanduser().resolve() for p in paths}
     skipped = [p for p in found.others if p not in given]
     if skipped:

@@ -26,17 +26,14 @@ class Collected:
     hidden_models: list[Path] = field(default_factory=list)
 
     def hidden_sentence(self) -> str | None:
-        """What was skipped for being hidden, and how to upload it anyway; None when nothing was."""
+        """What was skipped for being hidden, short enough for a status bar; None when nothing was."""
         if not self.hidden_models:
             return None
         first = self.hidden_models[0]
         where = shown(f"{first.parent.name}/{first.name}")
         if len(self.hidden_models) == 1:
-            return f"Skipped {where}: its name or folder is hidden (starts with a dot). Add it on its own to upload it."
-        return (
-            f"Skipped {len(self.hidden_models)} model files whose name or folder is hidden (starts with a dot), "
-            f"e.g. {where}. Add them on their own to upload them."
-        )
+            return f"Skipped the hidden file {where}."
+        return f"Skipped {len(self.hidden_models)} hidden model files, e.g. {where}."
 
 
 def special_kind(path: Path) -> str | None:

@@ -55,8 +55,7 @@ def test_a_real_drop_of_files_and_folders_queues_them(
         await until(lambda: desktop.session.model.rowCount() == 2, what="two rows")
         await until(lambda: "Added 2 files" in window.statusBar().currentMessage(), what="the drop's sentence")
         assert window.statusBar().currentMessage() == (
-            "Added 2 files. Skipped 1 file that isn't a model. Skipped 2 model files whose name or folder is "
-            "hidden (starts with a dot), e.g. pack/.hidden.ckpt. Add them on their own to upload them."
+            "Added 2 files. Skipped 1 file that isn't a model. Skipped 2 hidden model files, e.g. pack/.hidden.ckpt."
         )
         drop(window, [single.path])  # the same file again is not queued twice
         await until(lambda: "Already in the queue" in window.statusBar().currentMessage(), what="duplicate note")
