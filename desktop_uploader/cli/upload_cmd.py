@@ -79,12 +79,11 @@ def expand(paths: list[str], out: Out) -> list[Path]:
         out.print(f"[yellow]{plain(folder)}: no files in this folder")
     if (hidden := found.hidden_sentence()) is not None:
         out.print(f"[yellow]{plain(hidden)} Name it on its own to upload it (a name or folder starting with a dot).")
-    given = {Path(p).expanduser().resolve() for p in paths}
-    skipped = [p for p in found.others if p not in given]
+    named, skipped = found.split_others(paths)
     if skipped:
         example = plain(skipped[0].name)
         out.print(f"[yellow]Skipped {plural(len(skipped), 'file')} in folders that aren't model files, e.g. {example}")
-    return found.models + [p for p in found.others if p in given]
+    return found.models + named
 
 
 def run_upload(args: argparse.Namespace) -> int:

@@ -25,6 +25,12 @@ class Collected:
     # Model files under a hidden name inside a dropped folder: skipped, but said, so none goes missing unseen.
     hidden_models: list[Path] = field(default_factory=list)
 
+    def split_others(self, given: Iterable[str | Path]) -> tuple[list[Path], list[Path]]:
+        """The files that aren't models: those named in ``given`` (asked about, or sent when named on a command
+        line), and those found in folders (skipped, and counted: a folder's readme is not what was meant)."""
+        named = {Path(p).expanduser().resolve() for p in given}
+        return [p for p in self.others if p in named], [p for p in self.others if p not in named]
+
     def hidden_sentence(self) -> str | None:
         """What was skipped for being hidden, short enough for a status bar; None when nothing was."""
         if not self.hidden_models:

@@ -195,12 +195,13 @@ class AppSession(QObject):
         """Queue what was dropped or chosen; with ``confirm_damaged``, cut-short .safetensors files are asked about."""
         found = await in_thread(collect, paths)
         chosen = list(found.models)
-        skipped = 0
-        if found.others:
-            if confirm_others is not None and await confirm_others(found.others):
-                chosen += found.others
+        named, in_folders = found.split_others(paths)  # a folder's readme is skipped without a question
+        skipped = len(in_folders)
+        if named:
+            if confirm_others is not None and await confirm_others(named):
+                chosen += named
             else:
-                skipped = len(found.others)
+                skipped += len(named)
         refused: list[str] = []
         if confirm_damaged is not None:
             found_damaged = await in_thread(damaged, chosen)

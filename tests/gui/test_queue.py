@@ -50,10 +50,10 @@ def test_a_real_drop_of_files_and_folders_queues_them(
     make_file(1000, name="pack/.hidden.ckpt")
 
     async def scenario() -> None:
-        drop(window, [single.path, single.path.parent / "pack"])
-        await answer(window, "otherFilesQuestion", "Skip it")
+        drop(window, [single.path, single.path.parent / "pack"])  # no question for the folder's readme
         await until(lambda: desktop.session.model.rowCount() == 2, what="two rows")
         await until(lambda: "Added 2 files" in window.statusBar().currentMessage(), what="the drop's sentence")
+        assert window.findChild(QMessageBox, "otherFilesQuestion") is None
         assert window.statusBar().currentMessage() == (
             "Added 2 files. Skipped 1 file that isn't a model. Skipped 2 hidden model files, e.g. pack/.hidden.ckpt."
         )

@@ -90,11 +90,12 @@ def test_one_file_that_is_not_a_model_is_told_in_the_singular(make_desktop: Any,
     desktop = make_desktop(connect=False, auto_start=False)
     window = desktop.window
     model = make_file(1000, name="pack/solo.safetensors")
-    (model.path.parent / "readme.txt").write_text("not a model")
+    readme = model.path.parent / "readme.txt"
+    readme.write_text("not a model")
     seen: list[str] = []
 
     async def scenario() -> None:
-        drop(window, [model.path.parent])
+        drop(window, [model.path, readme])  # dropped itself: asked about (in a folder it is skipped)
         await until(lambda: window.findChild(QMessageBox, "otherFilesQuestion") is not None, 10, "the question")
         box = window.findChild(QMessageBox, "otherFilesQuestion")
         seen.append(box.text())
