@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
 from PySide6.QtGui import QMouseEvent
 from PySide6.QtWidgets import QApplication, QMessageBox
@@ -117,13 +118,14 @@ def move_to(window: Any, point: QPoint) -> None:
     QApplication.sendEvent(viewport, event)
 
 
-def secondary_point(window: Any, job_id: str) -> QPoint:
+def secondary_point(window: Any, job_id: str, which: str = "secondary") -> QPoint:
+    """The middle of a row's ⊗ (or, with which="primary", of its other button)."""
     from PySide6.QtWidgets import QStyleOptionViewItem
 
     option = QStyleOptionViewItem()
     window.view.initViewItemOption(option)
     option.rect = window.view.visualRect(window.session.model.index_of(job_id))
-    point: QPoint = window.delegate.layout(option).secondary.center()
+    point: QPoint = getattr(window.delegate.layout(option), which).center()
     return point
 
 
@@ -174,6 +176,63 @@ def test_a_pointer_arriving_on_a_button_clicks_at_once(make_desktop: Any, aloop:
     move_to(window, point)
     QtBot.mouseClick(window.view.viewport(), Qt.MouseButton.LeftButton, pos=point)
     assert triggered == [RowAction.CANCEL]  # no grace period for a button that didn't change
+
+
+@pytest.mark.parametrize("wait", [0.0, GRACE / 3, 10 * GRACE])
+def test_a_pause_button_turned_into_resume_by_its_own_click_resumes_at_once(
+    make_desktop: Any, aloop: Any, wait: float
+) -> None:
+    """The audit's case: Pause, then Resume without moving the pointer; the first click on Resume was ignored."""
+    desktop = make_desktop(connect=False)
+    window, model = desktop.window, desktop.session.model
+    now = [1000.0]
+    window.button_guard.clock = lambda: now[0]
+    triggered: list[RowAction] = []
+    window.delegate.actionTriggered.connect(lambda _job, action: triggered.append(action))
+    desktop.session.act = lambda *_: None  # a fed row has no job in the engine: the test plays the engine
+    fed_row(desktop, aloop, *uploading(0.3))
+    point = secondary_point(window, JOB, "primary")
+    move_to(window, point)
+    QtBot.mouseClick(window.view.viewport(), Qt.MouseButton.LeftButton, pos=point)
+    assert triggered == [RowAction.PAUSE]
+    model.apply_event(events.StatusChanged(JOB, Status.PAUSED, "Paused."))  # the engine pauses, as asked
+    model.flush()
+    now[0] += wait  # the pointer never moves
+    QtBot.mouseClick(window.view.viewport(), Qt.MouseButton.LeftButton, pos=point)
+    assert triggered == [RowAction.PAUSE, RowAction.RESUME]  # the first click on Resume counts
+    model.apply_event(events.StatusChanged(JOB, Status.QUEUED))  # and Resume's own Pause works as well
+    model.flush()
+    QtBot.mouseClick(window.view.viewport(), Qt.MouseButton.LeftButton, pos=point)
+    assert triggered == [RowAction.PAUSE, RowAction.RESUME, RowAction.PAUSE]
+    model.apply_event(events.StatusChanged(JOB, Status.PAUSED, "Paused."))  # nothing running: closes quietly
+    model.flush()
+
+
+def test_a_click_on_cancel_that_the_upload_completing_overtakes_does_not_remove(make_desktop: Any, aloop: Any) -> None:
+    """Cancel turns into Remove either way; only a cancel that landed is the person's doing."""
+    desktop = make_desktop(connect=False)
+    window, model = desktop.window, desktop.session.model
+    now = [1000.0]
+    window.button_guard.clock = lambda: now[0]
+    triggered: list[RowAction] = []
+    window.delegate.actionTriggered.connect(lambda _job, action: triggered.append(action))
+    desktop.session.act = lambda *_: None  # the cancel never lands: the upload completes first
+    row = fed_row(desktop, aloop, *uploading(0.0, speed=0.0))
+    point = secondary_point(window, JOB)
+    move_to(window, point)
+    QtBot.mouseClick(window.view.viewport(), Qt.MouseButton.LeftButton, pos=point)
+    assert triggered == [RowAction.CANCEL]
+    result = UploadResult("presigned-s3", row.size, "anime.safetensors", "loras/anime.safetensors", None, None, "e")
+    model.apply_event(events.StatusChanged(JOB, Status.COMPLETED))
+    model.apply_event(events.Completed(JOB, result))
+    model.flush()
+    now[0] += GRACE / 3
+    QtBot.mouseClick(window.view.viewport(), Qt.MouseButton.LeftButton, pos=point)  # meant for Cancel again
+    assert triggered == [RowAction.CANCEL]  # swallowed: the completed row stays
+    assert model.rowCount() == 1 and model.rows()[0].status == Status.COMPLETED
+    now[0] += GRACE
+    QtBot.mouseClick(window.view.viewport(), Qt.MouseButton.LeftButton, pos=point)
+    assert triggered == [RowAction.CANCEL, RowAction.REMOVE]
 
 
 def test_enter_never_means_the_destructive_answer_in_any_question(make_desktop: Any, aloop: Any) -> None:
