@@ -38,6 +38,7 @@ from PySide6.QtWidgets import (
 from desktop_uploader.engine.events import Status
 from desktop_uploader.engine.limits import human_bytes
 from desktop_uploader.engine.rows import Row, RowAction
+from desktop_uploader.gui.bar_colours import bar_colours, bar_palette
 from desktop_uploader.gui.icons import ui_icon
 from desktop_uploader.gui.palette import muted_text, readable, readable_selection
 from desktop_uploader.gui.queue_model import Role
@@ -136,17 +137,6 @@ def row_text(row: Row, now: float) -> RowText:
         row.rate_text(),
         show_bar=row.status is not Status.CANCELLED,  # a cancelled upload's stored parts are gone
     )
-
-
-def bar_palette(palette: QPalette, *, selected: bool) -> QPalette:
-    """The progress bar's colours: on a selected row the usual fill is the selection's own blue, so it
-    vanishes; there it is drawn in the selection's text colour instead."""
-    if not selected:
-        return palette
-    bar = QPalette(palette)
-    for group in (QPalette.ColorGroup.Active, QPalette.ColorGroup.Inactive):
-        bar.setColor(group, QPalette.ColorRole.Highlight, palette.color(group, QPalette.ColorRole.HighlightedText))
-    return bar
 
 
 @dataclass(frozen=True)
@@ -265,7 +255,7 @@ class UploadDelegate(QStyledItemDelegate):
             bar.state = QStyle.StateFlag.State_Enabled | QStyle.StateFlag.State_Horizontal
             bar.palette = bar_palette(palette, selected=selected)
             style.drawControl(QStyle.ControlElement.CE_ProgressBar, bar, painter, widget)
-            self._in_flight(painter, geometry.bar, row, bar.palette)
+            self._in_flight(painter, geometry.bar, row, bar_colours(palette, selected=selected).sent)
         painter.setPen(palette.color(text_role))
         painter.drawText(geometry.progress, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, text.progress)
         # Line 3: what is happening, in words, and the speed with the time left.
@@ -294,7 +284,7 @@ class UploadDelegate(QStyledItemDelegate):
         painter.drawRoundedRect(rect.adjusted(2, 2, -2, -2), 4, 4)
         painter.restore()
 
-    def _in_flight(self, painter: QPainter, bar: QRect, row: Row, palette: QPalette) -> None:
+    def _in_flight(self, painter: QPainter, bar: QRect, row: Row, color: QColor) -> None:
         """Bytes on the wire but not yet acknowledged: a lighter stretch after the stored part of the bar.
 
         Large parts only count as stored when storage confirms them, so without this a slow link shows 0%
@@ -307,8 +297,6 @@ class UploadDelegate(QStyledItemDelegate):
         width = round(inner.width() * min(row.in_flight, row.size - row.confirmed) / row.size)
         if width <= 0:
             return
-        color = QColor(palette.color(QPalette.ColorRole.Highlight))
-        color.setAlpha(90)
         painter.fillRect(QRect(start, inner.top(), width, inner.height()), color)
 
     def _badge(self, painter: QPainter, rect: QRect, method: str, palette: QPalette) -> None:

@@ -11,15 +11,29 @@ from typing import Any
 
 import pytest
 from PySide6.QtCore import QObject, QRect, Qt, QUrl, Slot
-from PySide6.QtGui import QDesktopServices, QFont, QGuiApplication, QImage, QKeySequence, QPainter, QPalette
-from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox, QStyle, QStyleOptionViewItem, QToolBar
+from PySide6.QtGui import QColor, QDesktopServices, QFont, QGuiApplication, QImage, QKeySequence, QPainter, QPalette
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import (
+    QApplication,
+    QFileDialog,
+    QListView,
+    QMessageBox,
+    QStyle,
+    QStyleFactory,
+    QStyleOptionViewItem,
+    QToolBar,
+)
+from pytestqt.qtbot import QtBot
 
 from desktop_uploader import APP_NAME, __version__
 from desktop_uploader.engine import events
 from desktop_uploader.engine.events import Status, UploadResult
 from desktop_uploader.engine.limits import MiB
 from desktop_uploader.engine.rows import Row
-from desktop_uploader.gui.queue_delegate import bar_palette, row_text, status_area
+from desktop_uploader.gui.bar_colours import bar_palette
+from desktop_uploader.gui.palette import contrast, dark_palette
+from desktop_uploader.gui.queue_delegate import UploadDelegate, row_text, status_area
+from desktop_uploader.gui.queue_model import UploadQueueModel
 from tests.gui.conftest import answer, run, until
 from tests.gui.test_queue import drop
 
@@ -160,6 +174,64 @@ def test_a_selected_row_draws_its_bar_in_a_colour_unlike_the_selection(make_desk
     bar = bar_palette(option.palette, selected=True).color(QPalette.ColorRole.Highlight)
     assert bar != selection
     assert bar_palette(option.palette, selected=False).color(QPalette.ColorRole.Highlight) == selection
+
+
+def keyboard_selected_row(qtbot: QtBot, palette: QPalette, *fed: events.Event) -> tuple[QImage, QRect]:
+    """A real list, model and delegate; the second row fed ``fed`` and selected with Down, grabbed as shown."""
+    view = QListView()
+    qtbot.addWidget(view)
+    view.setPalette(palette)
+    model = UploadQueueModel(clock=lambda: 0.0, parent=view)
+    delegate = UploadDelegate(lambda: 0.0, view)
+    view.setItemDelegate(delegate)
+    view.setModel(model)
+    model.apply_event(events.Queued("above", "/models/other.safetensors", "other", 100 * MiB))
+    model.apply_event(events.Queued(JOB, "/models/anime.safetensors", "anime", 300 * MiB))
+    qtbot.waitUntil(lambda: model.rowCount() == 2)
+    for event in fed:
+        model.apply_event(event)
+    model.flush()
+    view.resize(900, 300)
+    view.show()
+    view.setCurrentIndex(model.index(0))
+    QTest.keyClick(view, Qt.Key.Key_Down)
+    assert view.selectionModel().selectedIndexes() == [model.index(1)]
+    option = QStyleOptionViewItem()
+    view.initViewItemOption(option)
+    option.rect = view.visualRect(model.index(1))
+    return view.viewport().grab().toImage(), delegate.layout(option).bar
+
+
+@pytest.mark.parametrize("status", [Status.UPLOADING, Status.PAUSED])
+@pytest.mark.parametrize("dark", [False, True], ids=["light", "dark"])
+def test_a_selected_rows_bar_shows_stored_sent_and_remaining_apart_from_the_selection(
+    qtbot: QtBot, dark: bool, status: Status
+) -> None:
+    """A first-time-user audit saw nothing of a selected row's bar: stored, sent and track all white on the blue."""
+    fusion = QStyleFactory.create("Fusion")
+    assert fusion is not None
+    palette = dark_palette() if dark else fusion.standardPalette()
+    total, stored, sent = 300 * MiB, 100 * MiB, 60 * MiB
+    fed = [
+        events.StatusChanged(JOB, Status.UPLOADING),
+        events.Progress(JOB, "presigned-s3", stored, sent, total, 4e6, 50.0, sent=stored + sent),
+        events.StatusChanged(JOB, status),
+    ]
+    image, bar = keyboard_selected_row(qtbot, palette, *fed)
+    inner, ratio = bar.adjusted(1, 1, -1, -1), image.devicePixelRatio()
+
+    def at(fraction: float, y: int = bar.center().y()) -> QColor:
+        return image.pixelColor(round((inner.left() + inner.width() * fraction) * ratio), round(y * ratio))
+
+    seen = {"stored": at(stored / 2 / total), "track": at(0.9), "highlight": at(0.9, bar.top() - 3)}
+    if status is Status.UPLOADING:  # a paused row's parts in flight are dropped: it shows none
+        seen["sent"] = at((stored + sent / 2) / total)
+    names = list(seen)
+    measured = {(a, b): contrast(seen[a], seen[b]) for i, a in enumerate(names) for b in names[i + 1 :]}
+    # 1.0 is the same colour, 1.5 a step anyone sees; the progress itself is held to WCAG 1.4.11's 3:1.
+    needed = {pair: 3.0 if pair == ("stored", "track") else 1.5 for pair in measured}
+    failing = {" / ".join(pair): round(value, 2) for pair, value in measured.items() if value < needed[pair]}
+    assert not failing, f"{ {name: colour.name() for name, colour in seen.items()} }: {failing}"
 
 
 def test_painting_a_badge_leaves_the_painters_font_as_it_was(make_desktop: Any) -> None:
