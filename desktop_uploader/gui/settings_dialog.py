@@ -88,9 +88,10 @@ class SettingsDialog(QDialog):
         self.problem = ProblemLabel("", self)  # red that stays readable in a dark palette
         self.problem.setObjectName("settingsProblem")
         self.problem.setWordWrap(True)
-        # Its line is kept while empty: shown and hidden, it squeezed every field of the tab above by a
-        # line as a mistake was typed and let them go when it was fixed (a GUI audit's finding).
-        self.problem.setMinimumHeight(self.problem.fontMetrics().lineSpacing())
+        # Its lines are kept while empty: shown and hidden, it squeezed every field of the tab above by a
+        # line as a mistake was typed and let them go when it was fixed (a GUI audit's finding). Two, for a
+        # failed test's reason and what to do about it, which cut the Advanced tab's hints through.
+        self.problem.setMinimumHeight(2 * self.problem.fontMetrics().lineSpacing())
         self.buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Save
             | QDialogButtonBox.StandardButton.Cancel
