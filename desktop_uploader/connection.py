@@ -31,7 +31,7 @@ from desktop_uploader.engine.errors import UploaderError
 from desktop_uploader.engine.limits import human_bytes
 from desktop_uploader.engine.manager import ServerConnection
 from desktop_uploader.engine.methods.direct_s3 import DirectTarget
-from desktop_uploader.engine.settings import Settings, save_settings
+from desktop_uploader.engine.settings import DEFAULT_REGION, Settings, save_settings
 from desktop_uploader.paths import AppPaths
 from desktop_uploader.sandbox.info import SandboxInfo, running_sandbox
 
@@ -142,6 +142,8 @@ def direct_target(
     endpoint: str | None = None,
     bucket: str | None = None,
     access_key: str | None = None,
+    region: str | None = None,
+    prefix: str | None = None,
 ) -> DirectTarget | None:
     """Your own S3 bucket for direct uploads, from the settings (or flags that override them); None if unset."""
     bucket = bucket or settings.direct_bucket
@@ -149,11 +151,11 @@ def direct_target(
         return None
     return DirectTarget(
         endpoint or settings.direct_endpoint,
-        settings.direct_region,
+        (region or settings.direct_region).strip() or DEFAULT_REGION,
         bucket,
         access_key or settings.direct_access_key,
         secret or "",
-        settings.direct_prefix,
+        (settings.direct_prefix if prefix is None else prefix).strip("/"),
     )
 
 

@@ -72,7 +72,15 @@ def direct_target(settings: Settings, paths: AppPaths, args: argparse.Namespace)
     )
     if access_key and not secret:
         raise UsageError(f"No secret key for {access_key}: set {SECRET_ENV} or save it in the app's Settings.")
-    return connection_direct_target(settings, secret, endpoint=endpoint, bucket=bucket, access_key=access_key)
+    return connection_direct_target(
+        settings,
+        secret,
+        endpoint=endpoint,
+        bucket=bucket,
+        access_key=access_key,
+        region=getattr(args, "region", None),
+        prefix=getattr(args, "prefix", None),
+    )
 
 
 @dataclass

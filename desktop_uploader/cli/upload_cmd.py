@@ -49,6 +49,8 @@ def register(commands: Any) -> None:
     direct.add_argument("--s3-endpoint", metavar="URL")
     direct.add_argument("--bucket")
     direct.add_argument("--access-key")
+    direct.add_argument("--region", help="the storage's region (default us-east-1; R2: auto)")
+    direct.add_argument("--prefix", metavar="FOLDER", help="the folder in the bucket (default loras; '' for the top)")
     upload.set_defaults(run=run_upload)
 
     resume: argparse.ArgumentParser = commands.add_parser(

@@ -27,6 +27,7 @@ from desktop_uploader.engine.private import private_dir
 from desktop_uploader.engine.state_files import damaged_name
 
 METHODS = ("auto", "presigned", "chunked", "legacy", "direct-s3")
+DEFAULT_REGION = "us-east-1"  # AWS's own default, and what S3-compatible stores that ignore regions accept
 CUSTOM_PRESET = "Custom"  # settings the person set one by one, not a preset's
 AUTO_CONCURRENCY = 0  # "Auto": the engine adapts parts in flight to measured goodput
 MAX_CONCURRENCY = 64
@@ -62,7 +63,7 @@ class Settings:
     verify_integrity: bool = True
     # Direct S3 with the user's own credentials (the secret lives in the keyring, never here).
     direct_endpoint: str = ""
-    direct_region: str = "us-east-1"
+    direct_region: str = DEFAULT_REGION
     direct_bucket: str = ""
     direct_access_key: str = ""
     direct_prefix: str = "loras"

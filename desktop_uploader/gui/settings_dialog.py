@@ -30,7 +30,7 @@ from shiboken6 import isValid
 
 from desktop_uploader.engine.errors import SettingsError
 from desktop_uploader.engine.limits import MiB
-from desktop_uploader.engine.settings import CUSTOM_PRESET, PRESETS, Settings
+from desktop_uploader.engine.settings import CUSTOM_PRESET, DEFAULT_REGION, PRESETS, Settings
 from desktop_uploader.gui.form_widgets import (
     ProblemLabel,
     held,
@@ -129,6 +129,7 @@ class SettingsDialog(QDialog):
     def _advanced_page(self, direct_secret: str, log_dir: Path) -> AdvancedPage:
         self.advanced = page = AdvancedPage(direct_secret, log_dir, self.revalidate)
         self.direct_endpoint, self.direct_bucket = page.direct_endpoint, page.direct_bucket
+        self.direct_region, self.direct_prefix = page.direct_region, page.direct_prefix
         self.direct_access_key, self.direct_secret_edit = page.direct_access_key, page.direct_secret_edit
         self.presigned_path, self.chunked_path = page.presigned_path, page.chunked_path
         self.legacy_path = page.legacy_path
@@ -172,6 +173,8 @@ class SettingsDialog(QDialog):
             self.direct_endpoint.setText(settings.direct_endpoint)
             self.direct_bucket.setText(settings.direct_bucket)
             self.direct_access_key.setText(settings.direct_access_key)
+            self.direct_region.setText(settings.direct_region)
+            self.direct_prefix.setText(settings.direct_prefix)
         finally:
             self._filling = False
         self._show_preset_note()
@@ -201,10 +204,18 @@ class SettingsDialog(QDialog):
             url_expiry_seconds=self.url_expiry.value(),
             read_timeout=self.read_timeout.value(),
             method=str(self.method.currentData() or "auto"),
-            direct_endpoint=self.direct_endpoint.text().strip().rstrip("/"),
-            direct_bucket=self.direct_bucket.text().strip(),
-            direct_access_key=self.direct_access_key.text().strip(),
+            **self._direct_values(),
         )
+
+    def _direct_values(self) -> dict[str, str]:
+        """Your own S3 storage's settings as typed (the secret is kept apart, in the keychain)."""
+        return {
+            "direct_endpoint": self.direct_endpoint.text().strip().rstrip("/"),
+            "direct_region": self.direct_region.text().strip() or DEFAULT_REGION,
+            "direct_bucket": self.direct_bucket.text().strip(),
+            "direct_prefix": self.direct_prefix.text().strip().strip("/"),
+            "direct_access_key": self.direct_access_key.text().strip(),
+        }
 
     def revalidate(self, *_: object) -> None:
         if self._filling:
@@ -292,7 +303,7 @@ class SettingsDialog(QDialog):
             edit.setText(text)
 
     def _where_uploads_go(self) -> list[QLineEdit]:
-        return [self.server_url, self.token_edit, self.direct_endpoint, self.direct_bucket, self.direct_access_key]
+        return [self.server_url, self.token_edit, *self._direct_fields()[:-1]]  # the secret is never reset
 
     def result_settings(self) -> Settings:
         assert self._candidate is not None, "Save is disabled while settings are invalid"
@@ -322,18 +333,15 @@ class SettingsDialog(QDialog):
         page, fields = self.advanced, self._direct_fields()
         tested = [edit.text() for edit in fields]
         page.direct_test_result.setText("Testing…")
-        endpoint, bucket, key, secret = (text.strip() for text in tested)
-        settings = self.original.replace(
-            direct_endpoint=endpoint.rstrip("/"), direct_bucket=bucket, direct_access_key=key
-        )
+        settings = self.original.replace(**self._direct_values())
         with held(page.direct_test_button):
-            ok, text = await self.direct_tester(settings, secret)
+            ok, text = await self.direct_tester(settings, self.direct_secret_edit.text().strip())
         if isValid(self) and [edit.text() for edit in fields] == tested:
             page.direct_test_result.show_result(ok, text)
         return ok, text
 
     def _direct_fields(self) -> list[QLineEdit]:
-        return [self.direct_endpoint, self.direct_bucket, self.direct_access_key, self.direct_secret_edit]
+        return self.advanced.direct_fields()
 
     async def save(self) -> None:
         """Save; what changed where uploads go is tested first, and a failed test keeps the dialog open.

@@ -185,37 +185,7 @@ class AdvancedPage(QWidget):
     def __init__(self, direct_secret: str, log_dir: Path, on_change: Callable[..., None]) -> None:
         super().__init__()
         form = QFormLayout(self)
-        form.addRow(hint_label("<b>Your own S3 storage</b>, for the “Direct to my own S3 storage” method."))
-        self.direct_endpoint = QLineEdit()
-        self.direct_bucket = QLineEdit()
-        self.direct_access_key = QLineEdit()
-        self.direct_secret_edit = QLineEdit(direct_secret)
-        self.direct_secret_edit.setEchoMode(QLineEdit.EchoMode.Password)
-        self.direct_endpoint.setPlaceholderText("https://s3.example.com (empty: AWS)")
-        add_line_edits(
-            form,
-            on_change,
-            (self.direct_endpoint, "S3 endpoint", "directEndpoint"),
-            (self.direct_bucket, "Bucket", "directBucket"),
-            (self.direct_access_key, "Access key", "directAccessKey"),
-            (self.direct_secret_edit, "Secret key", "directSecret"),
-        )
-        self.direct_test_button = QPushButton("Test these keys")
-        self.direct_test_button.setObjectName("testDirect")
-        self.direct_test_button.setAccessibleName("Test your own S3 storage")
-        self.direct_test_button.setAutoDefault(False)  # Enter in the dialog saves
-        row = QHBoxLayout()
-        row.addWidget(self.direct_test_button)
-        row.addStretch(1)
-        form.addRow("", row)
-        self.direct_test_result = TestResultLabel()
-        self.direct_test_result.setObjectName("directTestResult")
-        # Room for a two-line answer from the start: the dialog is sized when it opens, and a re-check's
-        # answer arriving later was cut through its second line, the fields below squeezed.
-        self.direct_test_result.setMinimumHeight(2 * self.direct_test_result.fontMetrics().lineSpacing())
-        form.addRow("", self.direct_test_result)
-        for edit in (self.direct_endpoint, self.direct_bucket, self.direct_access_key, self.direct_secret_edit):
-            edit.textChanged.connect(self.direct_test_result.clear)  # a result is about what was tested
+        self._direct_section(form, direct_secret, on_change)
         self.url_expiry = spin_box(0, ANY_NUMBER, " s")
         self.url_expiry.setObjectName("urlExpiry")
         self.url_expiry.setAccessibleName("Upload link lifetime wish in seconds")
@@ -248,3 +218,55 @@ class AdvancedPage(QWidget):
         logs.setAutoDefault(False)  # Enter in the dialog saves; it never opens a folder
         logs.clicked.connect(lambda: open_folder(self, log_dir))
         form.addRow("", logs)
+
+    def _direct_section(self, form: QFormLayout, direct_secret: str, on_change: Callable[..., None]) -> None:
+        """Your own S3 storage: where it is, the folder to upload into, its keys, and a button to test them."""
+        form.addRow(hint_label("<b>Your own S3 storage</b>, for the “Direct to my own S3 storage” method."))
+        self.direct_endpoint = QLineEdit()
+        self.direct_region = QLineEdit()
+        self.direct_bucket = QLineEdit()
+        self.direct_prefix = QLineEdit()
+        self.direct_access_key = QLineEdit()
+        self.direct_secret_edit = QLineEdit(direct_secret)
+        self.direct_secret_edit.setEchoMode(QLineEdit.EchoMode.Password)
+        self.direct_endpoint.setPlaceholderText("https://s3.example.com (empty: AWS)")
+        # Signed into every request: RunPod's storage, for one, refuses the default with a wrong region.
+        self.direct_region.setPlaceholderText("us-east-1 (R2: auto; RunPod: as in its endpoint)")
+        self.direct_prefix.setPlaceholderText("empty: the top of the bucket")
+        add_line_edits(
+            form,
+            on_change,
+            (self.direct_endpoint, "S3 endpoint", "directEndpoint"),
+            (self.direct_region, "Region", "directRegion"),
+            (self.direct_bucket, "Bucket", "directBucket"),
+            (self.direct_prefix, "Folder in the bucket", "directPrefix"),
+            (self.direct_access_key, "Access key", "directAccessKey"),
+            (self.direct_secret_edit, "Secret key", "directSecret"),
+        )
+        self.direct_test_button = QPushButton("Test these keys")
+        self.direct_test_button.setObjectName("testDirect")
+        self.direct_test_button.setAccessibleName("Test your own S3 storage")
+        self.direct_test_button.setAutoDefault(False)  # Enter in the dialog saves
+        row = QHBoxLayout()
+        row.addWidget(self.direct_test_button)
+        row.addStretch(1)
+        form.addRow("", row)
+        self.direct_test_result = TestResultLabel()
+        self.direct_test_result.setObjectName("directTestResult")
+        # Room for a two-line answer from the start: the dialog is sized when it opens, and a re-check's
+        # answer arriving later was cut through its second line, the fields below squeezed.
+        self.direct_test_result.setMinimumHeight(2 * self.direct_test_result.fontMetrics().lineSpacing())
+        form.addRow("", self.direct_test_result)
+        for edit in self.direct_fields():
+            edit.textChanged.connect(self.direct_test_result.clear)  # a result is about what was tested
+
+    def direct_fields(self) -> list[QLineEdit]:
+        """Your own S3 storage's fields: what Test these keys, and Save, test."""
+        return [
+            self.direct_endpoint,
+            self.direct_region,
+            self.direct_bucket,
+            self.direct_prefix,
+            self.direct_access_key,
+            self.direct_secret_edit,
+        ]

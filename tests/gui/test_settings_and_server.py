@@ -18,7 +18,7 @@ from desktop_uploader.engine.settings import load_settings
 from tests.gui.conftest import run, until
 from tests.gui.test_queue import drop
 from tests.support.logfail import FAULTS
-from tests.support.proxy import Proxy, Respond
+from tests.support.proxy import Proxy, RequestInfo, Respond
 from tests.support.storage import object_sha256, open_multipart_uploads
 
 
@@ -158,9 +158,9 @@ def test_a_failing_server_shows_the_reason_and_retry_completes_once_it_is_back(
     assert done.result is not None and object_sha256(s3, sandbox.bucket, done.result.s3_key) == sample.sha256
 
 
-def type_keys(dialog: Any, sandbox: Any, secret: str) -> None:
-    """Your own S3 storage, as a person types it in Advanced: the sandbox's, with ``secret``."""
-    dialog.direct_endpoint.setText(sandbox.s3_endpoint)
+def type_keys(dialog: Any, sandbox: Any, secret: str, endpoint: str = "") -> None:
+    """Your own S3 storage, as a person types it in Advanced: the sandbox's (or ``endpoint``), with ``secret``."""
+    dialog.direct_endpoint.setText(endpoint or sandbox.s3_endpoint)
     dialog.direct_bucket.setText(sandbox.bucket)
     dialog.direct_access_key.setText(sandbox.access_key)
     dialog.direct_secret_edit.setText(secret)
@@ -169,35 +169,48 @@ def type_keys(dialog: Any, sandbox: Any, secret: str) -> None:
 def test_direct_uploads_to_your_own_s3_storage_from_the_settings(
     make_desktop: Any, make_file: Any, aloop: Any, s3: Any, sandbox: Any
 ) -> None:
+    """Where, in which region and into which folder: RunPod's storage, for one, wants its own region signed."""
     desktop = make_desktop()
     window, session = desktop.window, desktop.session
     window.open_settings()
     dialog = window.settings_dialog
     dialog.method.setCurrentIndex(dialog.method.findData("direct-s3"))
     assert "need your S3 bucket" in dialog.problem.text() and not save_button(dialog).isEnabled()
-    type_keys(dialog, sandbox, sandbox.secret_key)
+    assert (dialog.direct_region.text(), dialog.direct_prefix.text()) == ("us-east-1", "loras"), "the defaults"
     sample = make_file(9 * MiB)
+    scopes: set[str] = set()
 
-    assert window.server_label.text().startswith("Server: "), "the server, until direct-s3 is saved"
-    host = sandbox.s3_endpoint.split("//", 1)[1]
+    def signed_for(request: RequestInfo) -> None:  # relays every request; notes the region it was signed for
+        scopes.add(request.headers.get("authorization", "").split("Credential=")[-1].split(",")[0])
 
-    async def scenario() -> None:
-        save_button(dialog).click()
-        await until(lambda: session.manager.direct is not None, 10, "the direct target")
-        want = f"Uploads go to your S3 bucket {sandbox.bucket} ({host})"
-        await until(lambda: window.server_label.text() == want, 10, "the status bar to say where uploads go")
-        drop(window, [sample.path])
-        await until(
-            lambda: session.model.rowCount() and session.model.rows()[0].status == Status.COMPLETED,
-            60,
-            "the direct upload",
-        )
+    with Proxy.start(sandbox.s3_endpoint) as storage:
+        storage.set_fault_plan(signed_for)
+        type_keys(dialog, sandbox, sandbox.secret_key, endpoint=storage.url)
+        dialog.direct_region.setText("eu-ro-1")
+        dialog.direct_prefix.setText("/checkpoints/sdxl/")
+        assert window.server_label.text().startswith("Server: "), "the server, until direct-s3 is saved"
+        host = storage.url.split("//", 1)[1]
 
-    run(aloop, scenario())
+        async def scenario() -> None:
+            save_button(dialog).click()
+            await until(lambda: session.manager.direct is not None, 10, "the direct target")
+            want = f"Uploads go to your S3 bucket {sandbox.bucket} ({host})"
+            await until(lambda: window.server_label.text() == want, 10, "the status bar to say where uploads go")
+            drop(window, [sample.path])
+            await until(
+                lambda: session.model.rowCount() and session.model.rows()[0].status == Status.COMPLETED,
+                60,
+                "the direct upload",
+            )
+
+        run(aloop, scenario())
     row = session.model.rows()[0]
     assert row.method == "direct-s3" and row.result is not None
-    assert row.result.s3_key.startswith("loras/")
+    assert row.result.s3_key.startswith("checkpoints/sdxl/")
     assert object_sha256(s3, sandbox.bucket, row.result.s3_key) == sample.sha256
+    assert {scope.split("/", 2)[-1] for scope in scopes} == {"eu-ro-1/s3/aws4_request"}, scopes
+    saved = load_settings(session.paths.settings_file)[0]
+    assert (saved.direct_region, saved.direct_prefix) == ("eu-ro-1", "checkpoints/sdxl")
     assert sandbox.secret_key not in session.paths.settings_file.read_text()
     assert session.direct_secret() == sandbox.secret_key  # kept by the credential store
 

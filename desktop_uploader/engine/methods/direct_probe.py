@@ -26,7 +26,7 @@ def try_direct(target: DirectTarget, settings: Settings) -> tuple[bool, str]:
     if not (target.access_key and target.secret_key):
         return False, f"Direct uploads to {where} need an access key and a secret."
     client = S3Client(target, settings.connect_timeout, settings.read_timeout, RetryPolicy(1), RetryQuota())
-    key = f"{target.prefix}/.desktop-uploader-test-{uuid.uuid4().hex[:12]}"
+    key = target.key_for(f".desktop-uploader-test-{uuid.uuid4().hex[:12]}")
     try:
         upload_id = str(client.once("create_multipart_upload", Key=key)["UploadId"])
     except UploaderError as exc:  # said inside Settings: "check them in Settings" would point where one is

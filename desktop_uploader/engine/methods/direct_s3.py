@@ -138,7 +138,7 @@ class DirectS3Backend:
         ctx, s3 = self.ctx, self.s3
         plan = plan_parts(ctx.size, ctx.follow_link(self.target.server_id), DEFAULT_LIMITS)
         unique = f"{int(time.time() * 1000)}_{safe_basename(ctx.name) or 'upload.bin'}"
-        key = f"{self.target.prefix.strip('/')}/{unique}" if self.target.prefix.strip("/") else unique
+        key = self.target.key_for(unique)
         metadata = {"display-name": urllib.parse.quote(ctx.display_name[:300], safe="")}
         fields = {"server": self.target.server_id, "s3_key": key, "unique_file_name": unique}
         shape = {"part_size": plan.part_size, "part_count": plan.part_count}

@@ -60,6 +60,11 @@ class DirectTarget:
     def server_id(self) -> str:
         return f"s3:{self.endpoint or 'aws'}/{self.bucket}"
 
+    def key_for(self, name: str) -> str:
+        """The object key for ``name`` under the folder (prefix) chosen; at the bucket's top without one."""
+        folder = self.prefix.strip("/")
+        return f"{folder}/{name}" if folder else name
+
 
 def classify(status: int, code: str, message: str, host: str, retry_after: float | None = None) -> UploaderError:
     """An S3 error answer, by its code and status, in words; ``message`` is only repeated, never read."""

@@ -1,0 +1,47 @@
+"""``upload --method direct-s3`` from flags alone: the region it signs for and the folder it stores into."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+
+from desktop_uploader.cli.session import SECRET_ENV
+from desktop_uploader.engine.limits import MiB
+from tests.support.proxy import Proxy, RequestInfo
+from tests.support.storage import object_sha256, open_multipart_uploads
+
+
+@pytest.mark.without_upload_api("direct-s3 talks to storage only")
+def test_region_and_folder_flags_are_signed_and_stored_into(cli: Any, make_file: Any, s3: Any, sandbox: Any) -> None:
+    """Cloudflare R2 signs for the region "auto", RunPod for its own; a wrong one is refused there."""
+    sample = make_file(7 * MiB)
+    folder = f"cli-region-{uuid.uuid4().hex[:12]}"
+    scopes: set[str] = set()
+
+    def signed_for(request: RequestInfo) -> None:  # relays every request; notes the region it was signed for
+        scopes.add(request.headers.get("authorization", "").split("Credential=")[-1].split(",")[0].split("/", 2)[-1])
+
+    with Proxy.start(sandbox.s3_endpoint) as storage:
+        storage.set_fault_plan(signed_for)
+        flags = ["--s3-endpoint", storage.url, "--bucket", sandbox.bucket, "--access-key", sandbox.access_key]
+        result = cli(
+            "upload",
+            str(sample.path),
+            "--method",
+            "direct-s3",
+            *flags,
+            "--region",
+            "auto",
+            "--prefix",
+            f"/{folder}/",
+            "--json",
+            env={SECRET_ENV: sandbox.secret_key},
+        )
+    assert result.code == 0, result.stderr
+    [upload] = result.json()["uploads"]
+    assert upload["status"] == "completed" and upload["s3Key"].startswith(f"{folder}/")
+    assert object_sha256(s3, sandbox.bucket, upload["s3Key"]) == sample.sha256
+    assert open_multipart_uploads(s3, sandbox.bucket, f"{folder}/") == []
+    assert scopes == {"auto/s3/aws4_request"}
