@@ -51,16 +51,26 @@ class RemovalGuard:
 
     async def _ask_then(self, row: Row, action: RowAction) -> None:
         self.asking.add(row.job_id)
+        stored = f"{human_bytes(row.confirmed)} of {row.file_name} ({row.percent}%) is already on the server."
         try:
-            chosen = await confirm(
-                self.parent,
-                "Cancel this upload?",
-                f"{human_bytes(row.confirmed)} of {row.file_name} ({row.percent}%) is already on the server. "
-                "Cancelling deletes it; pausing keeps it, to go on later.",
-                "Cancel upload",
-                name="cancelQuestion",
-                keep="Keep uploading",
-            )
+            if row.status.active or row.status is Status.QUEUED:
+                chosen = await confirm(
+                    self.parent,
+                    "Cancel this upload?",
+                    f"{stored} Cancelling deletes it; pausing keeps it, to go on later.",
+                    "Cancel upload",
+                    name="cancelQuestion",
+                    keep="Keep uploading",
+                )
+            else:  # paused, interrupted or failed: nothing is uploading to be kept at it (a GUI audit's finding)
+                chosen = await confirm(
+                    self.parent,
+                    "Discard this upload?",
+                    f"{stored} Discarding deletes it; keeping it lets you go on later.",
+                    "Discard upload",
+                    name="cancelQuestion",
+                    keep="Keep it",
+                )
         finally:
             self.asking.discard(row.job_id)
         if not chosen:

@@ -153,6 +153,12 @@ def test_pause_then_resume_completes_and_cancel_leaves_nothing(
         click_row_button(desktop, kept.job_id, "primary")  # the Pause button
         await until(lambda: kept.status == Status.PAUSED, 10, "pause")
         assert RowAction.RESUME in kept.actions() and kept.status_text(0) == "Paused"
+        click_row_button(desktop, kept.job_id, "secondary")  # paused: nothing to "keep uploading"
+        await until(lambda: desktop.window.findChild(QMessageBox, "cancelQuestion") is not None, 10, "the question")
+        box = desktop.window.findChild(QMessageBox, "cancelQuestion")
+        asked = (box.windowTitle(), box.defaultButton().text(), [b.text() for b in box.buttons()])
+        await answer(desktop.window, "cancelQuestion", "Keep it")
+        assert asked[:2] == ("Discard this upload?", "Keep it") and sorted(asked[2]) == ["Discard upload", "Keep it"]
         record = session.state.get(dropped.job_id)
         assert record is not None and record.s3_key
         click_row_button(desktop, dropped.job_id, "secondary")  # the Cancel button
