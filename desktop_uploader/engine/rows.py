@@ -263,10 +263,11 @@ class QueueSummary:
     failed: int
     speed: float
     fraction: float
+    cancelled: int = 0  # not counted in ``total``: a cancelled file is no longer one to upload
 
     def text(self) -> str:
-        if not self.total:
-            return "No uploads"
+        if not self.total:  # "No uploads" beside a listed Cancelled row read as a contradiction (a GUI audit)
+            return f"{self.cancelled} cancelled" if self.cancelled else "No uploads"
         parts = [f"{self.done} of {self.total} done"]
         if self.active:
             parts.append(f"{self.active} uploading")
@@ -279,12 +280,13 @@ class QueueSummary:
 
 def summarize(rows: list[Row]) -> QueueSummary:
     """One pass over the rows: it runs ten times a second over queues of thousands."""
-    total = done = active = failed = 0
+    total = done = active = failed = cancelled = 0
     size = confirmed = 0
     speed = 0.0
     for row in rows:
         status = row.status
         if status is Status.CANCELLED:
+            cancelled += 1
             continue
         total += 1
         size += row.size
@@ -298,4 +300,5 @@ def summarize(rows: list[Row]) -> QueueSummary:
         elif status.active:
             active += 1
             speed += row.speed
-    return QueueSummary(total, done, active, failed, speed, confirmed / size if size else (1.0 if total else 0.0))
+    fraction = confirmed / size if size else (1.0 if total else 0.0)
+    return QueueSummary(total, done, active, failed, speed, fraction, cancelled)

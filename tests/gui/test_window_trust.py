@@ -128,7 +128,7 @@ def test_a_cancelled_row_shows_cancelled_and_no_percentage(make_desktop: Any, al
     assert (shown.status, shown.progress, shown.rate, shown.show_bar) == ("Cancelled", "", "", False)
     model = desktop.session.model
     assert model.data(model.index(0), Qt.ItemDataRole.AccessibleTextRole) == "anime.safetensors, Cancelled"
-    assert window.summary_label.text() == "No uploads"
+    assert window.summary_label.text() == "1 cancelled"  # "No uploads" beside the row read as a contradiction
 
 
 # -- 2. rendering ------------------------------------------------------------------------------------------
