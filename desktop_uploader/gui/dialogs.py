@@ -139,14 +139,17 @@ class FirstRunChoice(Enum):
     LATER = "Not now"
 
 
-async def ask_first_run(parent: QWidget, count: int) -> FirstRunChoice:
-    """Files were added before any server was chosen: where should they go? Asked once per window."""
+async def ask_first_run(parent: QWidget) -> FirstRunChoice:
+    """Files were added before any server was chosen: where should they go? Asked once per window.
+
+    Without a count: the question comes with a drop's first row, and said "Your file waits" while a
+    GUI audit's second file was being added.
+    """
     box = QMessageBox(parent)
     box.setObjectName("firstRunQuestion")
     box.setIcon(QMessageBox.Icon.Question)
     box.setWindowTitle("Where should your files go?")
-    files = "Your file waits" if count == 1 else f"Your {count} files wait"
-    box.setText(f"No upload server is set up yet. {files} in the queue until you choose one.")
+    box.setText("No upload server is set up yet. What you add waits in the queue until you choose one.")
     box.setInformativeText(
         "Try the app right away with a local test storage on this computer, or connect to your team's upload server."
     )

@@ -87,14 +87,13 @@ class FirstRun(QObject):
             return
         if self.session.settings.method == "direct-s3":
             return
-        waiting = [r for r in self.session.model.rows() if r.status in (Status.QUEUED, Status.PAUSED)]
-        if waiting:
+        if any(r.status in (Status.QUEUED, Status.PAUSED) for r in self.session.model.rows()):
             self.asking = True
-            spawn(self._ask(len(waiting)))
+            spawn(self._ask())
 
-    async def _ask(self, count: int) -> None:
+    async def _ask(self) -> None:
         try:
-            choice = await ask_first_run(self.window, count)
+            choice = await ask_first_run(self.window)
         finally:
             self.asking = False
             self.asked = True
