@@ -125,9 +125,18 @@ class SessionMemory:
             self._writes.submit(self._save, self._saved)  # one thread: written in the order they were made
 
     def closing(self, rows: list[Row]) -> None:
-        """Before the manager closes (on the GUI thread, from the rows): what waits now. Nothing, after a cancel."""
+        """Before the manager closes (on the GUI thread, from the rows): what waits now. Nothing, after a cancel.
+
+        What is running now is being paused ("Pause and quit"), so it is kept as paused: it comes back as
+        the person left it, "Paused", where it came back "Interrupted" like after a crash (a GUI audit).
+        """
         self._closing = True
-        self._waiting = self._waiting_rows(rows)
+        pausing = [
+            (row.job_id, SavedRow(str(row.path), row.display_name, True, row.job_id))
+            for row in rows
+            if row.status.active
+        ]
+        self._waiting = self._waiting_rows(rows) + pausing
 
     def _save(self, waiting: list[tuple[str, SavedRow]]) -> None:
         try:

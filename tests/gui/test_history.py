@@ -143,7 +143,10 @@ def test_queued_and_paused_files_come_back_after_pause_and_quit(
     second = make_desktop(bandwidth_limit=0)
     rows = {r.file_name: r for r in second.session.model.rows()}
     assert set(rows) == {running.path.name, waiting.path.name}  # the queued file was not dropped
-    assert rows[running.path.name].status == Status.INTERRUPTED  # started: its resume record brings it back
+    # Started: its resume record brings it back, as "Pause and quit" left it (it came back "Interrupted",
+    # as after a crash).
+    assert rows[running.path.name].status == Status.PAUSED
+    assert rows[running.path.name].status_text(0) == "Paused"
     # Nothing starts on its own after "Pause and quit": the file that waited its turn waits for the person too
     # (it used to start by itself while the one it queued behind stayed stopped).
     assert rows[waiting.path.name].never_started and rows[waiting.path.name].action_label(RowAction.RESUME) == "Start"

@@ -13,6 +13,7 @@ from pytestqt.qtbot import QtBot
 from desktop_uploader.engine.events import Completed, Queued, Started, Status, StatusChanged
 from desktop_uploader.engine.limits import MiB
 from desktop_uploader.engine.rows import RowAction
+from desktop_uploader.engine.saved_queue import FILE_NAME as QUEUE_FILE
 from desktop_uploader.gui.dialogs import CloseChoice
 from desktop_uploader.gui.queue_model import UploadQueueModel
 from desktop_uploader.gui.session import Link
@@ -35,10 +36,13 @@ def test_a_new_window_shows_an_interrupted_upload_and_resume_completes_it(
             60,
             "some parts stored",
         )
-        await first.session.shutdown()  # quitting with "Pause and quit"
+        await first.session.shutdown()
 
     run(aloop, interrupt())
     first.window.close()
+    # What a crash leaves: the queue saved while the upload ran, which lists only files waiting their turn
+    # (after "Pause and quit" it lists the upload as paused, and it comes back "Paused": test_history.py).
+    (first.session.paths.data_dir / QUEUE_FILE).unlink()
     second = make_desktop(bandwidth_limit=0)  # the same home: the same settings dir and resume store
     [row] = second.session.model.rows()
     assert row.status == Status.INTERRUPTED and row.file_name == sample.path.name
