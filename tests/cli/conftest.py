@@ -77,13 +77,16 @@ class Cli:
 
 
 def _ctrl_c_as_in_a_terminal() -> None:
-    """The command gets Ctrl+C as from a terminal, however the test run was started.
+    """The command gets Ctrl+C and a hang-up as from a terminal, however the test run was started.
 
-    A shell's background job (``make test &``, a CI step run with ``nohup``) ignores SIGINT, children
-    inherit that, and Python then installs no Ctrl+C handler: the tests that press Ctrl+C saw the
-    upload run to the end. The app itself keeps an inherited "ignore", as ``nohup`` users expect.
+    A shell's background job (``make test &``, a CI step run with ``nohup``) ignores SIGINT (and under
+    ``nohup`` SIGHUP), children inherit that, and Python then installs no Ctrl+C handler: the tests that
+    press Ctrl+C saw the upload run to the end, and so did those that hang up. The app itself keeps an
+    inherited "ignore", as ``nohup`` users expect.
     """
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 
 @pytest.fixture
