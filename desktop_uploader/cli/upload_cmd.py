@@ -80,7 +80,7 @@ def expand(paths: list[str], out: Out) -> list[Path]:
     for folder in found.empty_folders:
         out.print(f"[yellow]{plain(folder)}: no files in this folder")
     if (hidden := found.hidden_sentence()) is not None:
-        out.print(f"[yellow]{plain(hidden)} Name it on its own to upload it (a name or folder starting with a dot).")
+        out.print(f"[yellow]{plain(hidden)} Hidden names start with a dot; name a file itself to upload it.")
     named, skipped = found.split_others(paths)
     if skipped:
         example = plain(skipped[0].name)

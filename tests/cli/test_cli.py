@@ -30,7 +30,7 @@ def test_upload_a_folder_with_json_results(cli: Any, make_file: Any, s3: Any, sa
     make_file(1000, name=".cache/aside.safetensors")
     result = cli("upload", str(first.path.parent), "--json", "--concurrency", "2")
     assert result.code == 0, result.stderr
-    said = "Skipped the hidden file .cache/aside.safetensors. Name it on its own to upload it"
+    said = "Skipped the hidden file .cache/aside.safetensors. Hidden names start with a dot; name a file itself"
     assert said in " ".join(result.stderr.split())  # the terminal wraps it
     uploads = {Path(u["file"]).name: u for u in result.json()["uploads"]}
     assert set(uploads) == {"a.safetensors", "b.ckpt"}
