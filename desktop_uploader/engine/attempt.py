@@ -24,7 +24,7 @@ from desktop_uploader.engine.api_client import ApiClient
 from desktop_uploader.engine.autotune import AutoConcurrency
 from desktop_uploader.engine.bandwidth import TokenBucket
 from desktop_uploader.engine.control import CANCEL, Control
-from desktop_uploader.engine.elsewhere import record_to_go_on_with
+from desktop_uploader.engine.elsewhere import go_on_from
 from desktop_uploader.engine.ending import keeps_state, may_fall_back, retry_can_help, root_cause
 from desktop_uploader.engine.errors import (
     DISK_FULL,
@@ -125,9 +125,7 @@ class AttemptRunner:
             methods[DIRECT] = DirectS3Method(self.direct)
         return methods
 
-    def _chain(
-        self, settings: Settings, api: ApiClient | None, size: int, record: UploadRecord | None, control: Control
-    ) -> list[str]:
+    def _chain(self, settings: Settings, api: ApiClient | None, size: int, control: Control) -> list[str]:
         if settings.method == "direct-s3":
             if self.direct is None:
                 raise AuthError("Direct uploads need an S3 endpoint, bucket, access key and secret in Settings.")
@@ -142,8 +140,6 @@ class AttemptRunner:
                 chain.append(CHUNKED)
                 if fits(size, api.capabilities(control=control).legacy_max_bytes):
                     chain.append(LEGACY)
-        if record is not None and record.method in chain:
-            chain = chain[chain.index(record.method) :]
         return chain
 
     def _context(self, job: Job, settings: Settings, api: ApiClient | None) -> JobContext:
@@ -204,9 +200,9 @@ class AttemptRunner:
             record = None
         try:
             ctx = self._context(job, settings, api)
-            here = {ctx.server_id, self.direct.server_id if self.direct else ""}
-            record = record_to_go_on_with(record, here, self.state, self._ledger)
-            chain = self._chain(settings, api, ctx.size, record, job.control)
+            chain = self._chain(settings, api, ctx.size, job.control)
+            reached = (ctx.server_id, self.direct.server_id if self.direct else None, api is not None)
+            record, chain = go_on_from(record, chain, reached, self.state, self._ledger)
         except Interrupted:
             self._stopped(job, None, None)
             return

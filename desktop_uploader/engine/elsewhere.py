@@ -10,11 +10,13 @@ aborted, or owed to that target), and one with parts stored there says how much,
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from desktop_uploader.engine.errors import StateError
 from desktop_uploader.engine.jobs import stored_bytes
 from desktop_uploader.engine.ledger import AbortLedger, where
 from desktop_uploader.engine.limits import human_bytes
+from desktop_uploader.engine.methods.base import DIRECT
 from desktop_uploader.engine.state import StateStore, UploadRecord
 
 log = logging.getLogger(__name__)
@@ -44,3 +46,44 @@ def record_to_go_on_with(
     log.info("Upload %s began on %s with nothing stored there; starting afresh here", record.id, record.server)
     ledger.settle(record)  # aborted there now if that target is reachable, else owed to it
     return None
+
+
+def go_on_from(
+    record: UploadRecord | None,
+    chain: list[str],
+    reached: tuple[str, str | None, bool],
+    state: StateStore,
+    ledger: AbortLedger,
+) -> tuple[UploadRecord | None, list[str]]:
+    """The record a run goes on from (None: afresh) and the methods it tries, given what this session
+    reaches: ``(its server's id, your own S3's id or None, whether an upload API is connected)``."""
+    server_id, direct_id, has_api = reached
+    record = record_to_go_on_with(record, {server_id, direct_id or ""}, state, ledger)
+    return route_for(record, chain, state, ledger, lambda name: direct_id is not None if name == DIRECT else has_api)
+
+
+def route_for(
+    record: UploadRecord | None,
+    chain: list[str],
+    state: StateStore,
+    ledger: AbortLedger,
+    runs_here: Callable[[str], bool],
+) -> tuple[UploadRecord | None, list[str]]:
+    """The record to go on from and the methods to try, for a record made with one of ``chain``'s or another.
+
+    One made by another method than the settings now choose (the person changed it since) goes on its
+    own way when it holds stored parts and that way runs here: a GUI audit switched a paused upload's
+    method to direct-s3, and its 119 MiB were left behind, an orphan, as the file started again. One
+    with nothing stored gives its upload up (aborted, or owed) and the chain starts afresh.
+    """
+    if record is None:
+        return None, chain
+    if record.method in chain:
+        return record, chain[chain.index(record.method) :]
+    stored = stored_bytes(state, record)
+    if stored and runs_here(record.method):
+        log.info("Upload %s goes on with %s, which stored %d bytes of it", record.id, record.method, stored)
+        return record, [record.method]
+    log.info("Upload %s began with %s, nothing of it usable here; starting afresh", record.id, record.method)
+    ledger.settle(record)
+    return None, chain

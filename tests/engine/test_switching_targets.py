@@ -95,3 +95,30 @@ def test_parts_stored_on_your_s3_are_named_and_kept_until_you_switch_back(
     assert object_sha256(s3, sandbox.bucket, done.result.s3_key) == sample.sha256
     assert open_multipart_uploads(s3, sandbox.bucket, f"{target.prefix}/") == []
     assert any(e.resumed_bytes >= stored for e in engine.of(job_id, Started)), "went on from the stored parts"
+
+
+def test_a_paused_upload_goes_on_its_own_way_after_the_method_is_changed(
+    make_engine: Any, make_file: Any, s3: Any, sandbox: Any, direct_target: DirectTarget
+) -> None:
+    """A GUI audit paused a presigned upload with 119 MiB stored, chose direct-s3 in Settings and pressed
+    Resume: the file started again over there, and the 119 MiB were left behind, an orphan."""
+    sample = make_file(40 * MiB)
+    target = own_prefix(direct_target)
+    engine = make_engine(dataclasses.replace(AUTO, bandwidth_limit=4 * MiB), direct=target)
+    job_id = engine.manager.add(sample.path)
+    engine.wait_for(lambda: len(engine.state.parts(job_id)) >= 2, timeout=60)
+    engine.manager.pause(job_id)
+    assert engine.manager.wait([job_id], 60)
+    kept = engine.manager.job(job_id).confirmed
+    assert kept >= 10 * MiB
+
+    engine.manager.update_settings(DIRECT)  # the person switches to their own S3, then resumes
+    engine.manager.resume(job_id)
+    assert engine.manager.wait([job_id], 60)
+    done = engine.manager.job(job_id)
+    assert done.status == Status.COMPLETED, done.message
+    assert done.result is not None and done.result.method == "presigned-s3", "on the way its parts were stored"
+    assert object_sha256(s3, sandbox.bucket, done.result.s3_key) == sample.sha256
+    assert not open_multipart_uploads(s3, sandbox.bucket, done.result.s3_key), "nothing left behind"
+    assert objects(s3, sandbox.bucket, target.prefix) == [], "not sent again to your S3"
+    assert engine.of(job_id, Started)[-1].resumed_bytes == kept  # it went on; it did not start again
