@@ -10,6 +10,7 @@ import pytest
 
 from desktop_uploader.engine.events import Started, Status
 from desktop_uploader.engine.limits import MiB
+from desktop_uploader.engine.saved_queue import FILE_NAME as QUEUE_FILE
 from desktop_uploader.paths import resolve_paths
 from tests.gui.conftest import answer, run, until
 from tests.gui.test_queue import drop
@@ -47,6 +48,7 @@ def test_after_the_store_is_lost_the_window_offers_to_continue_or_discard(
     state_db = resolve_paths().state_db
     for suffix in ("", "-wal", "-shm"):  # the resume store is lost
         Path(f"{state_db}{suffix}").unlink(missing_ok=True)
+    (state_db.parent / QUEUE_FILE).unlink(missing_ok=True)  # and the saved queue beside it (another computer)
     assert len(open_multipart_uploads(s3, sandbox.bucket, user.prefix)) == 2
 
     second = make_desktop(user.url, user.token, bandwidth_limit=0)
