@@ -199,7 +199,16 @@ class MainWindow(QMainWindow):
         self.row_actions = RowActionBar(self.view, self.act, queue_page)  # the row's buttons, for the keyboard
         layout.addWidget(self.row_actions)
         self.pages.addWidget(queue_page)
-        self.setCentralWidget(self.pages)
+        # Above both pages, full width: in the status bar its sentence crushed every other message there to
+        # "Adc" (a GUI audit), and it shows on the empty page too, where a fresh start lists such uploads.
+        central = QWidget(self)
+        column = QVBoxLayout(central)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(0)
+        self.server_uploads_notice = ServerUploadsNotice(self.session.server_uploads, central)
+        column.addWidget(self.server_uploads_notice)
+        column.addWidget(self.pages, 1)
+        self.setCentralWidget(central)
         for keys, slot in (
             (Qt.Key.Key_Space, self._toggle_selected),
             (QKeySequence.StandardKey.Delete, self._remove_selected),
@@ -217,8 +226,6 @@ class MainWindow(QMainWindow):
         self.server_label = QLabel(self)
         self.server_label.setObjectName("server")
         self.statusBar().addWidget(self.summary_label, 1)
-        self.server_uploads_notice = ServerUploadsNotice(self.session.server_uploads, self)
-        self.statusBar().addPermanentWidget(self.server_uploads_notice)
         self.statusBar().addPermanentWidget(self.server_label)
         self._show_summary(self.session.model.summary)
 

@@ -96,20 +96,21 @@ async def confirm_discard(parent: QWidget, uploads: list[ServerUpload]) -> bool:
 
 
 class ServerUploadsNotice(QWidget):
-    """The status bar's line about them, with a Discard button; hidden while there are none."""
+    """A line about them above the queue, with a Discard button; hidden while there are none."""
 
     def __init__(self, offer: ServerUploadsOffer, parent: QWidget) -> None:
         super().__init__(parent)
         self.setObjectName("serverUploadsNotice")
         self.offer = offer
         layout = QHBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setContentsMargins(12, 4, 12, 4)
         self.label = QLabel(self)
         self.label.setObjectName("serverUploadsText")
+        self.label.setWordWrap(True)
         self.button = QPushButton("Discard…", self)
         self.button.setObjectName("discardServerUploads")
         self.button.setToolTip("Remove these unfinished uploads from the server")
-        layout.addWidget(self.label)
+        layout.addWidget(self.label, 1)
         layout.addWidget(self.button)
         self.button.clicked.connect(lambda: spawn(self._discard()))
         offer.changed.connect(self._show)

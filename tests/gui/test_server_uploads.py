@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PySide6.QtCore import QPoint
 
 from desktop_uploader.engine.events import Started, Status
 from desktop_uploader.engine.limits import MiB
@@ -55,6 +56,11 @@ def test_after_the_store_is_lost_the_window_offers_to_continue_or_discard(
     notice = second.window.server_uploads_notice
     assert second.session.model.rowCount() == 0, "the store that knew them is gone"
     assert notice.isVisible()
+    # Above the page, full width; in the status bar it crushed every other message there to "Adc".
+    window = second.window
+    assert not window.statusBar().isAncestorOf(notice)
+    assert notice.mapTo(window, notice.rect().bottomLeft()).y() <= window.pages.mapTo(window, QPoint(0, 0)).y()
+    assert notice.width() >= window.pages.width()
     assert notice.label.text() == (
         "2 unfinished uploads on the server from earlier. Drop the same file again to continue it, or discard."
     )
