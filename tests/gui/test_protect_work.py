@@ -178,18 +178,25 @@ def test_a_pointer_arriving_on_a_button_clicks_at_once(make_desktop: Any, aloop:
     assert triggered == [RowAction.CANCEL]  # no grace period for a button that didn't change
 
 
+def guarded(make_desktop: Any) -> tuple[Any, list[float], list[RowAction]]:
+    """A window whose button guard runs on a clock the test steps, noting the actions its rows' buttons ask
+    for; the engine is left out (the test plays it by feeding the row)."""
+    desktop = make_desktop(connect=False)
+    now = [1000.0]
+    desktop.window.button_guard.clock = lambda: now[0]
+    triggered: list[RowAction] = []
+    desktop.window.delegate.actionTriggered.connect(lambda _job, action: triggered.append(action))
+    desktop.session.act = lambda *_: None
+    return desktop, now, triggered
+
+
 @pytest.mark.parametrize("wait", [0.0, GRACE / 3, 10 * GRACE])
 def test_a_pause_button_turned_into_resume_by_its_own_click_resumes_at_once(
     make_desktop: Any, aloop: Any, wait: float
 ) -> None:
     """The audit's case: Pause, then Resume without moving the pointer; the first click on Resume was ignored."""
-    desktop = make_desktop(connect=False)
+    desktop, now, triggered = guarded(make_desktop)  # a fed row has no job in the engine: the test plays it
     window, model = desktop.window, desktop.session.model
-    now = [1000.0]
-    window.button_guard.clock = lambda: now[0]
-    triggered: list[RowAction] = []
-    window.delegate.actionTriggered.connect(lambda _job, action: triggered.append(action))
-    desktop.session.act = lambda *_: None  # a fed row has no job in the engine: the test plays the engine
     fed_row(desktop, aloop, *uploading(0.3))
     point = secondary_point(window, JOB, "primary")
     move_to(window, point)
@@ -210,13 +217,8 @@ def test_a_pause_button_turned_into_resume_by_its_own_click_resumes_at_once(
 
 def test_a_click_on_cancel_that_the_upload_completing_overtakes_does_not_remove(make_desktop: Any, aloop: Any) -> None:
     """Cancel turns into Remove either way; only a cancel that landed is the person's doing."""
-    desktop = make_desktop(connect=False)
+    desktop, now, triggered = guarded(make_desktop)  # the cancel never lands: the upload completes first
     window, model = desktop.window, desktop.session.model
-    now = [1000.0]
-    window.button_guard.clock = lambda: now[0]
-    triggered: list[RowAction] = []
-    window.delegate.actionTriggered.connect(lambda _job, action: triggered.append(action))
-    desktop.session.act = lambda *_: None  # the cancel never lands: the upload completes first
     row = fed_row(desktop, aloop, *uploading(0.0, speed=0.0))
     point = secondary_point(window, JOB)
     move_to(window, point)

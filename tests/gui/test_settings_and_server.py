@@ -158,6 +158,15 @@ def test_a_failing_server_shows_the_reason_and_retry_completes_once_it_is_back(
     assert done.result is not None and object_sha256(s3, sandbox.bucket, done.result.s3_key) == sample.sha256
 
 
+def settings_going_direct(make_desktop: Any) -> tuple[Any, Any]:
+    """A window, and its Settings open with the method set to your own S3 storage (on the Behaviour tab)."""
+    desktop = make_desktop()
+    desktop.window.open_settings()
+    dialog = desktop.window.settings_dialog
+    dialog.method.setCurrentIndex(dialog.method.findData("direct-s3"))
+    return desktop, dialog
+
+
 def type_keys(dialog: Any, sandbox: Any, secret: str, endpoint: str = "") -> None:
     """Your own S3 storage, as a person types it in Advanced: the sandbox's (or ``endpoint``), with ``secret``."""
     dialog.direct_endpoint.setText(endpoint or sandbox.s3_endpoint)
@@ -170,11 +179,8 @@ def test_direct_uploads_to_your_own_s3_storage_from_the_settings(
     make_desktop: Any, make_file: Any, aloop: Any, s3: Any, sandbox: Any
 ) -> None:
     """Where, in which region and into which folder: RunPod's storage, for one, wants its own region signed."""
-    desktop = make_desktop()
+    desktop, dialog = settings_going_direct(make_desktop)
     window, session = desktop.window, desktop.session
-    window.open_settings()
-    dialog = window.settings_dialog
-    dialog.method.setCurrentIndex(dialog.method.findData("direct-s3"))
     assert "need your S3 bucket" in dialog.problem.text() and not save_button(dialog).isEnabled()
     assert (dialog.direct_region.text(), dialog.direct_prefix.text()) == ("us-east-1", "loras"), "the defaults"
     sample = make_file(9 * MiB)
@@ -255,11 +261,8 @@ def test_saving_a_wrong_secret_for_direct_uploads_says_so_and_saves_nothing_unti
     make_desktop: Any, aloop: Any, sandbox: Any
 ) -> None:
     """Test these keys is a button a first-time user may never press: Save tests the keys uploads will use."""
-    desktop = make_desktop()
-    window, session = desktop.window, desktop.session
-    window.open_settings()
-    dialog = window.settings_dialog
-    dialog.method.setCurrentIndex(dialog.method.findData("direct-s3"))
+    desktop, dialog = settings_going_direct(make_desktop)
+    session = desktop.session
     type_keys(dialog, sandbox, "not-the-secret")
     host = sandbox.s3_endpoint.split("//", 1)[1]
     anyway = dialog.findChild(QPushButton, "saveAnyway")
