@@ -72,9 +72,10 @@ def route_for(
     """The record to go on from and the methods to try, for a record made with one of ``chain``'s or another.
 
     One made by another method than the settings now choose (the person changed it since) goes on its
-    own way when it holds stored parts and that way runs here: a GUI audit switched a paused upload's
-    method to direct-s3, and its 119 MiB were left behind, an orphan, as the file started again. One
-    with nothing stored gives its upload up (aborted, or owed) and the chain starts afresh.
+    own way when it holds stored parts: a GUI audit switched a paused upload's method to direct-s3, and
+    its 119 MiB were left behind, an orphan, as the file started again. If that way can't run in this
+    session, the upload is kept for later, never given up. One with nothing stored gives its upload up
+    (aborted, or owed) and the chain starts afresh.
     """
     if record is None:
         return None, chain
@@ -84,6 +85,11 @@ def route_for(
     if stored and runs_here(record.method):
         log.info("Upload %s goes on with %s, which stored %d bytes of it", record.id, record.method, stored)
         return record, [record.method]
+    if stored:
+        raise StartedElsewhereError(
+            f"{human_bytes(stored)} of this file was sent by {record.method}, which can't run now. "
+            "Switch back to it to go on, or discard the upload to start again."
+        )
     log.info("Upload %s began with %s, nothing of it usable here; starting afresh", record.id, record.method)
     ledger.settle(record)
     return None, chain

@@ -13,11 +13,15 @@ from typing import Any
 
 import pytest
 
+from desktop_uploader.engine.elsewhere import StartedElsewhereError, route_for
 from desktop_uploader.engine.events import Started, Status
+from desktop_uploader.engine.fileid import FileIdentity
+from desktop_uploader.engine.ledger import AbortLedger
 from desktop_uploader.engine.limits import MiB
 from desktop_uploader.engine.methods.direct_s3 import DirectTarget
 from desktop_uploader.engine.rows import Row
 from desktop_uploader.engine.settings import Settings
+from desktop_uploader.engine.state import StateStore, UploadRecord
 from tests.support.logfail import UPLOAD_FAILED
 from tests.support.storage import object_sha256, open_multipart_uploads
 
@@ -122,3 +126,31 @@ def test_a_paused_upload_goes_on_its_own_way_after_the_method_is_changed(
     assert not open_multipart_uploads(s3, sandbox.bucket, done.result.s3_key), "nothing left behind"
     assert objects(s3, sandbox.bucket, target.prefix) == [], "not sent again to your S3"
     assert engine.of(job_id, Started)[-1].resumed_bytes == kept  # it went on; it did not start again
+
+
+def test_stored_parts_whose_way_cant_run_now_are_kept_not_given_up(tmp_path: Any) -> None:
+    """Going on its own way needs that way here (an upload API for presigned parts); without it the
+    record and its parts are kept for later, and the person is told, rather than aborted to start again."""
+    state = StateStore.open(tmp_path / "state.sqlite3")
+    record = UploadRecord(
+        id="0123456789abcdef",
+        path=str(tmp_path / "model.safetensors"),
+        display_name="model.safetensors",
+        identity=FileIdentity(20 * MiB, 1, "a", "b"),
+        method="presigned-s3",
+        server="http://127.0.0.1:9",
+        status="paused",
+        upload_id="upload",
+        s3_key="loras/model.safetensors",
+    )
+    state.create(record)
+    state.record_part(record.id, 1, '"etag"', 5 * MiB)
+    ledger = AbortLedger(state, dict, lambda _record: None)
+    with pytest.raises(StartedElsewhereError) as refused:
+        route_for(record, ["direct-s3"], state, ledger, lambda _method: False)
+    assert refused.value.message == (
+        "5.0 MiB of this file was sent by presigned-s3, which can't run now. "
+        "Switch back to it to go on, or discard the upload to start again."
+    )
+    assert state.get(record.id) is not None and state.parts(record.id), "kept, parts and all"
+    state.close()
