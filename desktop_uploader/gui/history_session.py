@@ -102,11 +102,12 @@ class SessionMemory:
         model.summaryChanged.connect(lambda _summary: self._changed(model))
 
     @staticmethod
-    def _waiting_rows(rows: list[Row]) -> list[tuple[str, SavedRow]]:
+    def _waiting_rows(rows: list[Row], *, pausing: bool = False) -> list[tuple[str, SavedRow]]:
+        """The rows to bring back next time, in queue order; ``pausing``: what runs now is being paused too."""
         return [
-            (row.job_id, SavedRow(str(row.path), row.display_name, row.status is Status.PAUSED, row.job_id))
+            (row.job_id, SavedRow(str(row.path), row.display_name, row.status is not Status.QUEUED, row.job_id))
             for row in rows
-            if row.status in (Status.QUEUED, Status.PAUSED)
+            if row.status in (Status.QUEUED, Status.PAUSED) or (pausing and row.status.active)
         ]
 
     def _changed(self, model: UploadQueueModel) -> None:
@@ -131,12 +132,7 @@ class SessionMemory:
         the person left it, "Paused", where it came back "Interrupted" like after a crash (a GUI audit).
         """
         self._closing = True
-        pausing = [
-            (row.job_id, SavedRow(str(row.path), row.display_name, True, row.job_id))
-            for row in rows
-            if row.status.active
-        ]
-        self._waiting = self._waiting_rows(rows) + pausing
+        self._waiting = self._waiting_rows(rows, pausing=True)
 
     def _save(self, waiting: list[tuple[str, SavedRow]]) -> None:
         try:

@@ -303,7 +303,8 @@ class SettingsDialog(QDialog):
             edit.setText(text)
 
     def _where_uploads_go(self) -> list[QLineEdit]:
-        return [self.server_url, self.token_edit, *self._direct_fields()[:-1]]  # the secret is never reset
+        direct = [edit for edit in self._direct_fields() if edit is not self.direct_secret_edit]  # never reset
+        return [self.server_url, self.token_edit, *direct]
 
     def result_settings(self) -> Settings:
         assert self._candidate is not None, "Save is disabled while settings are invalid"
