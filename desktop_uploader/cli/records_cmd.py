@@ -13,7 +13,7 @@ from desktop_uploader.cli.session import UsageError, console, engine_session, lo
 from desktop_uploader.connection import ConnectionSetupError
 from desktop_uploader.engine.errors import UploaderError
 from desktop_uploader.engine.jobs import stored_bytes
-from desktop_uploader.engine.ledger import where
+from desktop_uploader.engine.ledger import not_removed, where
 from desktop_uploader.engine.limits import human_bytes
 from desktop_uploader.engine.manager import interrupted_records
 from desktop_uploader.engine.rows import plural
@@ -172,9 +172,8 @@ def run_discard(args: argparse.Namespace) -> int:
         return 1
     name = plain(record.display_name or record.path)
     if not settled.aborted:
-        held = "Its partial upload" if record.upload_id else "A partial upload its unanswered start may have left"
         out.print(
-            f"Discarded {name}. {held} on {plain(where(settled.target))} could not be removed now; that is "
+            f"Discarded {name}. {plain(not_removed(record, settled.target))}; that is "
             "tried again each time the app or this command connects there (see 'desktop-uploader list').",
             soft_wrap=True,
         )

@@ -36,6 +36,7 @@ from desktop_uploader.engine.errors import (
     UploaderError,
 )
 from desktop_uploader.engine.events import (
+    CANCELLED,
     Cancelled,
     Completed,
     Event,
@@ -52,7 +53,7 @@ from desktop_uploader.engine.events import (
 from desktop_uploader.engine.fileid import identify
 from desktop_uploader.engine.http import Sessions
 from desktop_uploader.engine.jobs import Job, ServerConnection
-from desktop_uploader.engine.ledger import AbortLedger
+from desktop_uploader.engine.ledger import AbortLedger, not_removed
 from desktop_uploader.engine.linkmemory import LinkMemory
 from desktop_uploader.engine.locks import UploadLocks
 from desktop_uploader.engine.methods.base import (
@@ -340,7 +341,7 @@ class AttemptRunner:
                     record = self.state.get(job.id)
                     if record is not None:
                         self._abort_record(record)
-            self._finish(job, Status.CANCELLED, "Cancelled.")
+            self._finish(job, Status.CANCELLED, CANCELLED)
             self._emit(Cancelled(job.id))
             return
         with contextlib.suppress(UploaderError):
@@ -390,7 +391,10 @@ class AttemptRunner:
             log.warning("Could not cancel %s: %s", job_id, exc.message)
             return
         try:
-            self._abort_record(record)
+            settled = self._ledger.settle(record)
         finally:
             lock.release()
             self._locks.forget(job_id)
+        if not settled.aborted:  # "Cancelled" alone would say its parts were deleted
+            left = f"{not_removed(record, settled.target)}; the app tries again each time it connects there."
+            self._emit(StatusChanged(job_id, Status.CANCELLED, left))

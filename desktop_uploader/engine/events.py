@@ -73,6 +73,8 @@ class StatusChanged(Event):
     message: str = ""
 
 
+CANCELLED = "Cancelled."  # a cancel's message; one that left parts on storage says so instead (attempt.py)
+
 # A file added while "start uploads as soon as files are added" is off: PAUSED, though nobody paused it.
 NOT_STARTED = "Waiting for you to start it."
 

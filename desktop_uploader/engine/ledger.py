@@ -43,6 +43,12 @@ def where(server: str) -> str:
     return server or "an unknown server"
 
 
+def not_removed(record: UploadRecord, target: str) -> str:
+    """The sentence for an upload given up whose abort is owed: what stays on which target."""
+    held = "Its partial upload" if record.upload_id else "A partial upload its unanswered start may have left"
+    return f"{held} on {where(target)} could not be removed now"
+
+
 @dataclass(frozen=True)
 class Sweep:
     """What one sweep of the ledger did."""

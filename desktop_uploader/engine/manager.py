@@ -28,6 +28,7 @@ from desktop_uploader.engine.errors import (
     UploaderError,
 )
 from desktop_uploader.engine.events import (
+    CANCELLED,
     NOT_STARTED,
     Cancelled,
     Event,
@@ -258,7 +259,7 @@ class UploadManager(AttemptRunner):
             job.status = Status.CANCELLED
             job.resumable = False
         self._file_executor.submit(self._abort_when_unwound, job.id)
-        self._emit(StatusChanged(job.id, Status.CANCELLED, "Cancelled."))
+        self._emit(StatusChanged(job.id, Status.CANCELLED, CANCELLED))
         self._emit(Cancelled(job.id))
 
     discard = cancel

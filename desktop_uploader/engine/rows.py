@@ -198,8 +198,8 @@ class Row:
                 return "Completed"
             case Status.FAILED:
                 return f"Failed: {self.message}" if self.message else "Failed"
-            case Status.CANCELLED:
-                return "Cancelled"
+            case Status.CANCELLED:  # with what stays on storage, when its parts could not be removed
+                return "Cancelled" if self.message in ("", events.CANCELLED) else f"Cancelled. {self.message}"
         return self.status.value
 
     def progress_text(self) -> str:
