@@ -18,10 +18,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
+    QHBoxLayout,
     QLineEdit,
+    QPushButton,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -85,13 +88,7 @@ class SettingsDialog(QDialog):
         tabs.addTab(behaviour, "Behaviour")
         tabs.addTab(self._advanced_page(direct_secret, log_dir), "Advanced")
         self.tabs = tabs
-        self.problem = ProblemLabel("", self)  # red that stays readable in a dark palette
-        self.problem.setObjectName("settingsProblem")
-        self.problem.setWordWrap(True)
-        # Its lines are kept while empty: shown and hidden, it squeezed every field of the tab above by a
-        # line as a mistake was typed and let them go when it was fixed (a GUI audit's finding). Two, for a
-        # failed test's reason and what to do about it, which cut the Advanced tab's hints through.
-        self.problem.setMinimumHeight(2 * self.problem.fontMetrics().lineSpacing())
+        problem_row = self._problem_row()
         self.buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Save
             | QDialogButtonBox.StandardButton.Cancel
@@ -99,10 +96,6 @@ class SettingsDialog(QDialog):
             self,
         )
         self.save_button = self.buttons.button(QDialogButtonBox.StandardButton.Save)
-        self.save_anyway = self.buttons.addButton("Save anyway", QDialogButtonBox.ButtonRole.ActionRole)
-        self.save_anyway.setObjectName("saveAnyway")
-        self.save_anyway.setVisible(False)
-        self.save_anyway.clicked.connect(self.accept)
         restore = self.buttons.button(QDialogButtonBox.StandardButton.RestoreDefaults)
         self.buttons.accepted.connect(lambda: spawn(self.save()))
         self.buttons.rejected.connect(self.reject)
@@ -113,10 +106,33 @@ class SettingsDialog(QDialog):
         self.save_button.setDefault(True)
         layout = QVBoxLayout(self)
         layout.addWidget(tabs)
-        layout.addWidget(self.problem)
+        layout.addLayout(problem_row)
         layout.addWidget(self.buttons)
         self.fill(settings)
         self._direct_before = [edit.text() for edit in self._direct_fields()]
+
+    def _problem_row(self) -> QHBoxLayout:
+        """Why the settings can't be saved as they are, and, after a failed test, the choice to save anyway."""
+        self.problem = ProblemLabel("", self)  # red that stays readable in a dark palette
+        self.problem.setObjectName("settingsProblem")
+        self.problem.setWordWrap(True)
+        # Its lines are kept while empty: shown and hidden, it squeezed every field of the tab above by a
+        # line as a mistake was typed and let them go when it was fixed (a GUI audit's finding). Two, for a
+        # failed test's reason and what to do about it, which cut the Advanced tab's hints through.
+        self.problem.setMinimumHeight(2 * self.problem.fontMetrics().lineSpacing())
+        # Beside the reason it answers, its room kept while hidden: in the button row it pushed Save aside when
+        # it came, and an edit that hid it put Save back under the pointer (a GUI audit's finding).
+        self.save_anyway = QPushButton("Save anyway", self)
+        self.save_anyway.setObjectName("saveAnyway")
+        kept = self.save_anyway.sizePolicy()
+        kept.setRetainSizeWhenHidden(True)
+        self.save_anyway.setSizePolicy(kept)
+        self.save_anyway.setVisible(False)
+        self.save_anyway.clicked.connect(self.accept)
+        row = QHBoxLayout()
+        row.addWidget(self.problem, 1)
+        row.addWidget(self.save_anyway, 0, Qt.AlignmentFlag.AlignTop)
+        return row
 
     # -- tabs ---------------------------------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QPalette
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QDialogButtonBox, QLabel, QPushButton
@@ -268,12 +268,17 @@ def test_saving_a_wrong_secret_for_direct_uploads_says_so_and_saves_nothing_unti
     anyway = dialog.findChild(QPushButton, "saveAnyway")
     dialog.tabs.setCurrentWidget(dialog.advanced)  # where the keys are typed
 
+    where_save_was = save_button(dialog).mapTo(dialog, QPoint(0, 0))
+
     async def saving() -> None:
         save_button(dialog).click()
         await until(anyway.isVisible, 30, "the keys' test before saving")
 
     run(aloop, saving())
     assert dialog.isVisible()
+    assert save_button(dialog).mapTo(dialog, QPoint(0, 0)) == where_save_was, "Save moved as Save anyway came"
+    reason = dialog.problem
+    assert reason.height() >= reason.heightForWidth(reason.width()), "the reason beside Save anyway is cut"
     assert dialog.problem.text() == (
         f"Storage at {host} refused your access key or secret (SignatureDoesNotMatch). "
         "Fix the keys, or press Save anyway."
@@ -290,6 +295,7 @@ def test_saving_a_wrong_secret_for_direct_uploads_says_so_and_saves_nothing_unti
 
     dialog.direct_secret_edit.setText(sandbox.secret_key)
     assert not anyway.isVisible() and dialog.problem.text() == "", "the refusal was about the old secret"
+    assert save_button(dialog).mapTo(dialog, QPoint(0, 0)) == where_save_was, "Save moved under the pointer"
 
     async def saving_fixed() -> None:
         save_button(dialog).click()
