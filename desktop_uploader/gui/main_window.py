@@ -37,6 +37,7 @@ from desktop_uploader.gui.dialogs import CloseChoice, ask_close, confirm_damaged
 from desktop_uploader.gui.drop_highlight import DropHighlight
 from desktop_uploader.gui.duplicates import ask_already_uploaded
 from desktop_uploader.gui.empty_state import EmptyState
+from desktop_uploader.gui.enter_key import EnterPressesButtons
 from desktop_uploader.gui.first_run import FirstRun
 from desktop_uploader.gui.folders import open_folder
 from desktop_uploader.gui.geometry import WindowGeometry
@@ -90,6 +91,7 @@ class MainWindow(QMainWindow):
         self.removal = RemovalGuard(self, session)  # asks before stored bytes are thrown away
         self.button_guard = ButtonGuard(self.view, self.delegate)  # row buttons don't change under the pointer
         self.first_run = FirstRun(self)  # files added with no server ask where to go; queued rows say why
+        self.enter_key = EnterPressesButtons(self)
         session.model.rowsInserted.connect(self._update_page)
         session.model.rowsInserted.connect(self._show_added)
         session.model.rowsRemoved.connect(self._update_page)
