@@ -69,6 +69,26 @@ def test_confirmed_bytes_never_go_backwards_on_a_retry() -> None:
     assert tracker.bytes_sent == 18  # what went over the wire, retries included
 
 
+def test_time_left_counts_down_while_a_part_is_on_the_wire() -> None:
+    """By stored bytes alone, time left stood still for a whole part and jumped when it was stored."""
+    seen: list[Event] = []
+    now = [0.0]
+    tracker = ProgressTracker("job", "presigned-s3", 64, seen.append, interval=0.0, clock=lambda: now[0])
+    left: list[float | None] = []
+    for second in range(1, 5):  # one 16-byte part, 4 bytes a second
+        now[0] = float(second)
+        tracker.sent(1, 4)
+        left.append(tracker.snapshot().eta)
+    assert tracker.snapshot().confirmed == 0
+    assert left == [None, 14.0, 13.0, 12.0]  # no speed in the first second; then 56, 52, 48 bytes at 4 a second
+    now[0] = 5.0
+    tracker.sent(2, 48)  # the rest, all handed to the network and none of it stored yet
+    assert tracker.snapshot().eta is None, "all sent, nothing stored: no '0 s left' while it lands"
+    tracker.confirmed_part(1, 16)
+    tracker.confirmed_part(2, 48)
+    assert tracker.snapshot().eta == 0.0
+
+
 def test_progress_is_coalesced() -> None:
     seen: list[Event] = []
     tracker = ProgressTracker("job", "m", 10**9, seen.append, interval=10.0)
