@@ -109,6 +109,30 @@ def spin_box(low: int, high: int, suffix: str = "", special: str = "") -> QSpinB
     return box
 
 
+class CountBox(QSpinBox):
+    """A count whose unit agrees with it: "1 part", "6 parts" ("1 parts" read as a slip, a GUI audit's finding)."""
+
+    def __init__(self, one: str, many: str) -> None:
+        super().__init__()
+        self._units = (one, many)
+        self.valueChanged.connect(self._agree)
+        self._agree(self.value())
+
+    def _agree(self, value: int) -> None:
+        unit = self._units[0] if value == 1 else self._units[1]
+        if self.suffix() != unit:
+            self.setSuffix(unit)  # Qt keeps the cursor where it was in the number being typed
+
+
+def count_box(low: int, high: int, one: str, many: str, special: str = "") -> CountBox:
+    box = CountBox(one, many)
+    box.setRange(low, high)
+    if special:
+        box.setSpecialValueText(special)
+    box.setKeyboardTracking(True)
+    return box
+
+
 def decimal_box(low: float, high: float, decimals: int, suffix: str = "", special: str = "") -> QDoubleSpinBox:
     box = QDoubleSpinBox()
     box.setRange(low, high)

@@ -29,6 +29,7 @@ from desktop_uploader.gui.form_widgets import (
     TestResultLabel,
     add_line_edits,
     collapsible,
+    count_box,
     decimal_box,
     hint_label,
     spin_box,
@@ -96,12 +97,12 @@ class PerformancePage(QWidget):
                 "sized by what it measured."
             ),
         )
-        self.concurrency = spin_box(0, ANY_NUMBER, " parts", "Auto")
+        self.concurrency = count_box(0, ANY_NUMBER, " part", " parts", "Auto")
         self.concurrency.setObjectName("concurrency")
         self.concurrency.setAccessibleName("Parts sent at once per file")
         form.addRow("Parts sent at once", self.concurrency)
         form.addRow("", hint_label("Auto adapts to your connection. More parts help most on unreliable connections."))
-        self.retries = spin_box(0, ANY_NUMBER, " tries")
+        self.retries = count_box(0, ANY_NUMBER, " try", " tries")
         self.retries.setObjectName("retries")
         self.retries.setAccessibleName("Tries per part")
         form.addRow("Tries per part", self.retries)
@@ -109,7 +110,7 @@ class PerformancePage(QWidget):
         self.backoff.setObjectName("backoff")
         self.backoff.setAccessibleName("First retry delay in seconds")
         form.addRow("First retry after", self.backoff)
-        self.files_at_once = spin_box(0, ANY_NUMBER, " files")
+        self.files_at_once = count_box(0, ANY_NUMBER, " file", " files")
         self.files_at_once.setObjectName("filesAtOnce")
         self.files_at_once.setAccessibleName("Files uploading at once")
         form.addRow("Files at once", self.files_at_once)
@@ -117,6 +118,12 @@ class PerformancePage(QWidget):
         self.bandwidth.setObjectName("bandwidth")
         self.bandwidth.setAccessibleName("Bandwidth limit in MiB per second")
         form.addRow("Bandwidth limit", self.bandwidth)
+        # Saved mid-upload, a new chunk size showed nowhere and left the audit guessing what had changed.
+        when = (
+            "Files at once and the bandwidth limit apply at once. The rest apply to uploads that start or resume "
+            "after you save; a paused upload keeps its chunk size."
+        )
+        form.addRow("", hint_label(when))
         for box in (self.chunk_size, self.concurrency, self.retries, self.backoff, self.files_at_once, self.bandwidth):
             box.valueChanged.connect(on_edit)
 

@@ -148,8 +148,16 @@ def test_plain_words_and_one_unit_system(make_desktop: Any) -> None:
     assert not re.search(r"\bMB\b", text), "MB and MiB mixed in one dialog"
     assert "original app" not in text and "in flight" not in text
     assert "Parts sent at once" in text
+    assert "Files at once and the bandwidth limit apply at once. The rest apply to uploads that start" in text
     assert any("in MiB" in w for w in words)  # the hint says which unit
     assert dialog.bandwidth.suffix() == " MiB/s"
+    counts = {dialog.concurrency: ("1 part", "6 parts"), dialog.retries: ("1 try", "6 tries")}
+    counts[dialog.files_at_once] = ("1 file", "6 files")
+    for box, (one, six) in counts.items():
+        box.setValue(1)
+        assert box.text() == one, "'1 parts' read as a slip"
+        box.setValue(6)
+        assert box.text() == six
     dialog.bandwidth.setValue(2)
     assert dialog.result_settings().bandwidth_limit == 2 * MiB
 
