@@ -52,6 +52,7 @@ from desktop_uploader.gui.server_uploads import ServerUploadsNotice
 from desktop_uploader.gui.session import AppSession, Link
 from desktop_uploader.gui.settings_dialog import SettingsDialog
 from desktop_uploader.gui.settings_pages import unavailable_features
+from desktop_uploader.gui.status_line import StatusLine
 from desktop_uploader.gui.tasks import spawn
 
 MenuEntry = tuple[str, Callable[[], None]]
@@ -223,12 +224,8 @@ class MainWindow(QMainWindow):
         copy.activated.connect(lambda: self._act_selected(RowAction.COPY_COMFYUI))
 
     def _build_status_bar(self) -> None:
-        self.summary_label = QLabel(self)
-        self.summary_label.setObjectName("summary")
-        self.server_label = QLabel(self)
-        self.server_label.setObjectName("server")
-        self.statusBar().addWidget(self.summary_label, 1)
-        self.statusBar().addPermanentWidget(self.server_label)
+        self.status_line = StatusLine(self.statusBar())  # a drop's message gets room beside where uploads go
+        self.summary_label, self.server_label = self.status_line.summary, self.status_line.server
         self._show_summary(self.session.model.summary)
 
     # -- state ------------------------------------------------------------------------------------------------

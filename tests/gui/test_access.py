@@ -295,6 +295,29 @@ def test_the_window_remembers_its_size_and_place(make_desktop: Any) -> None:
     assert second.window.geometry() == QRect(60, 70, 700, 480)
 
 
+def test_a_drops_message_is_readable_whole_in_a_narrow_window(make_desktop: Any) -> None:
+    """At 700 px the news that a file was refused was cut, run into "Server: …" (a GUI audit's finding)."""
+    desktop = make_desktop()
+    window, bar = desktop.window, desktop.window.statusBar()
+    window.resize(700, 450)
+    QApplication.processEvents()
+    server = window.findChild(QWidget, "server")
+    assert server.isVisible() and server.text().startswith("Server: ")
+    window._say("Added 1 file.")  # short: both fit
+    assert server.isVisible()
+    news = "Added 2 files. Skipped 1 file that isn't a model. empty.safetensors was not added: it is empty."
+    window._say(news)
+    assert not server.isVisible(), "the server's name stays beside a message it cuts"
+    assert bar.fontMetrics().horizontalAdvance(news) < bar.width() - 20
+    window.resize(1400, 450)
+    QApplication.processEvents()
+    assert server.isVisible(), "room for both again"
+    window.resize(700, 450)
+    QApplication.processEvents()
+    bar.clearMessage()  # its few seconds are over
+    assert server.isVisible()
+
+
 def test_fitted_keeps_the_frame_inside_the_available_area() -> None:
     available = QRect(0, 0, 853, 456)
     rect = fitted(QRect(-50, 300, 960, 620), available, frame=QRect(0, 0, 16, 48).size())
