@@ -12,7 +12,7 @@ import contextlib
 from collections.abc import Callable, Iterator
 
 from PySide6.QtCore import QEvent, QSize, Qt
-from PySide6.QtGui import QColor, QPalette, QResizeEvent
+from PySide6.QtGui import QColor, QPalette, QResizeEvent, QValidator
 from PySide6.QtWidgets import (
     QAbstractButton,
     QApplication,
@@ -133,8 +133,19 @@ def count_box(low: int, high: int, one: str, many: str, special: str = "") -> Co
     return box
 
 
+class DecimalBox(QDoubleSpinBox):
+    """Refuses a minus sign where no negative is possible, as Qt's whole-number boxes do. Qt let "-" stand
+    here as a half-typed number, Save stayed on, and Enter kept the old value without a word (an audit typed
+    -1 as a bandwidth limit and got Unlimited)."""
+
+    def validate(self, text: str, pos: int) -> tuple[QValidator.State, str, int]:
+        if "-" in text and self.minimum() >= 0:
+            return QValidator.State.Invalid, text, pos
+        return super().validate(text, pos)
+
+
 def decimal_box(low: float, high: float, decimals: int, suffix: str = "", special: str = "") -> QDoubleSpinBox:
-    box = QDoubleSpinBox()
+    box = DecimalBox()
     box.setRange(low, high)
     box.setDecimals(decimals)
     box.setSuffix(suffix)

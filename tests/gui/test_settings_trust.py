@@ -162,6 +162,17 @@ def test_plain_words_and_one_unit_system(make_desktop: Any) -> None:
     assert dialog.result_settings().bandwidth_limit == 2 * MiB
 
 
+def test_a_minus_sign_is_refused_where_no_negative_is_possible(make_desktop: Any) -> None:
+    """Qt let "-" stand in the bandwidth box with Save on; Enter then kept the old value without a word."""
+    dialog = open_dialog(make_desktop())
+    dialog.tabs.setCurrentIndex(1)  # Performance
+    for box, shown in ((dialog.bandwidth, "1 MiB/s"), (dialog.chunk_size, "1 MiB")):
+        box.lineEdit().selectAll()
+        QTest.keyClicks(box, "-1")
+        assert box.text() == shown and box.hasAcceptableInput()
+    assert dialog.result_settings().bandwidth_limit == 1 * MiB
+
+
 def test_choosing_another_preset_leaves_every_field_where_it_was(make_desktop: Any, aloop: Any) -> None:
     """A GUI audit saw the Performance tab's fields jump when the preset became Custom: its one-line
     note was given 14, 22 or 29 px by its wording, and everything under it moved."""
