@@ -89,6 +89,9 @@ def add_tuning_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--no-fallback", action="store_true", help="don't fall back to another method")
 
 
+DIRECT_FLAGS = ("s3_endpoint", "bucket", "access_key", "region", "prefix")  # upload's direct-s3 group
+
+
 def settings_from_args(base: Settings, args: argparse.Namespace) -> Settings:
     """Apply the preset, then explicit flags; raises SettingsError with the limit that was broken."""
     settings = with_preset(base, args.preset) if getattr(args, "preset", None) else base
@@ -99,6 +102,11 @@ def settings_from_args(base: Settings, args: argparse.Namespace) -> Settings:
             changes[flag] = value
     if "chunk_size" in changes:  # the person's own part size, kept as it is rather than sized by the link
         changes["preset"] = CUSTOM_PRESET
+    given = [f"--{flag.replace('_', '-')}" for flag in DIRECT_FLAGS if getattr(args, flag, None) is not None]
+    if given and changes.get("method", "direct-s3") != "direct-s3":
+        raise SettingsError(f"{', '.join(given)} name your own S3 storage: drop them, or use --method direct-s3.")
+    if given:  # your own storage's details say where the files go (they were ignored, and files went elsewhere)
+        changes["method"] = "direct-s3"
     if getattr(args, "no_fallback", False):
         changes["fallback"] = False
     if getattr(args, "server", None):

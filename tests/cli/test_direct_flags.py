@@ -45,3 +45,33 @@ def test_region_and_folder_flags_are_signed_and_stored_into(cli: Any, make_file:
     assert object_sha256(s3, sandbox.bucket, upload["s3Key"]) == sample.sha256
     assert open_multipart_uploads(s3, sandbox.bucket, f"{folder}/") == []
     assert scopes == {"auto/s3/aws4_request"}
+
+
+@pytest.mark.without_upload_api("direct-s3 talks to storage only")
+def test_your_own_storage_flags_send_the_file_there_without_naming_the_method(
+    cli: Any, make_file: Any, s3: Any, sandbox: Any
+) -> None:
+    """An audit gave its endpoint, bucket and key but no --method: the flags were ignored without a word, and
+    the file went to the sandbox's server instead (exit 0)."""
+    sample = make_file(6 * MiB)
+    folder = f"cli-implied-{uuid.uuid4().hex[:12]}"
+    flags = ["--s3-endpoint", sandbox.s3_endpoint, "--bucket", sandbox.bucket, "--access-key", sandbox.access_key]
+    result = cli("upload", str(sample.path), *flags, "--prefix", folder, "--json", env={SECRET_ENV: sandbox.secret_key})
+    assert result.code == 0, result.stderr
+    [upload] = result.json()["uploads"]
+    assert upload["status"] == "completed" and upload["method"] == "direct-s3"
+    assert upload["s3Key"].startswith(f"{folder}/")
+    assert object_sha256(s3, sandbox.bucket, upload["s3Key"]) == sample.sha256
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket=sandbox.bucket, Prefix=f"{folder}/").get("Contents", [])] == [
+        upload["s3Key"]
+    ]
+
+
+def test_your_own_storage_flags_with_another_method_are_refused_before_anything_is_sent(
+    cli: Any, make_file: Any
+) -> None:
+    sample = make_file(6 * MiB)
+    result = cli("upload", str(sample.path), "--method", "presigned", "--bucket", "mine", "--region", "auto")
+    assert result.code == 2
+    assert "--bucket, --region name your own S3 storage: drop them, or use --method direct-s3." in result.stderr
+    assert "Traceback" not in result.stderr
