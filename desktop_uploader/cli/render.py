@@ -22,6 +22,7 @@ from desktop_uploader.engine import events
 from desktop_uploader.engine.filenames import shown
 from desktop_uploader.engine.limits import human_bytes
 from desktop_uploader.engine.manager import JobView
+from desktop_uploader.engine.rows import human_duration, human_speed
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -91,8 +92,6 @@ class ProgressView:
             DownloadColumn,
             Progress,
             TextColumn,
-            TimeRemainingColumn,
-            TransferSpeedColumn,
         )
 
         return Progress(
@@ -102,8 +101,10 @@ class ProgressView:
             BarColumn(bar_width=None),
             DownloadColumn(binary_units=True),  # stored: what a pause or Ctrl-C keeps
             TextColumn("{task.fields[sent]}", style="dim", markup=False),  # on the wire, stored or not
-            TransferSpeedColumn(),
-            TimeRemainingColumn(),
+            # The engine's speed (of bytes sent) and time left (of bytes still to send), in MiB/s as the sizes
+            # and the window are: rich's own, from stored bytes, read MB/s and stood still while a part was sent.
+            TextColumn("{task.fields[speed]}", markup=False),
+            TextColumn("{task.fields[left]}", markup=False),
             TextColumn("{task.fields[note]}"),
             console=self.console.console,
             transient=False,
@@ -139,7 +140,7 @@ class ProgressView:
             name = Path(event.path).name
             self.names[event.job_id] = plain(name)
             self.tasks[event.job_id] = self.progress.add_task(
-                "", total=max(event.size, 1), name=_short(shown(name)), method="", note="queued", sent=""
+                "", total=max(event.size, 1), name=_short(shown(name)), method="", note="queued", sent="", **STILL
             )
             return
         task = self._task(event.job_id)
@@ -150,8 +151,9 @@ class ProgressView:
             for note in event.adjustments:
                 self.console.print(f"[yellow]{self.names[event.job_id]}: {plain(note)}")
         elif isinstance(event, events.Progress):
+            shown_method = shown(event.method)
             self.progress.update(
-                task, completed=event.confirmed, method=shown(event.method), note="", sent=sent_text(event)
+                task, completed=event.confirmed, method=shown_method, note="", sent=sent_text(event), **pace(event)
             )
         elif isinstance(event, events.Retrying):
             self.progress.update(task, note=f"[yellow]retry {event.attempt}/{event.max_attempts} in {event.delay:.0f}s")
@@ -164,14 +166,14 @@ class ProgressView:
         elif isinstance(event, events.Notice):
             self.console.print(f"[yellow]{self.names[event.job_id]}: {plain(event.message)}")
         elif isinstance(event, events.Completed):
-            self.progress.update(task, completed=event.result.size or 1, note="[green]done", sent="")
+            self.progress.update(task, completed=event.result.size or 1, note="[green]done", sent="", **STILL)
         elif isinstance(event, events.Failed):
-            self.progress.update(task, note="[red]failed")
+            self.progress.update(task, note="[red]failed", **STILL)
         elif isinstance(event, events.StatusChanged) and event.status in (
             events.Status.PAUSED,
             events.Status.CANCELLED,
         ):
-            self.progress.update(task, note=event.status.value, sent="")
+            self.progress.update(task, note=event.status.value, sent="", **STILL)
 
 
 def sent_text(event: events.Progress) -> str:
@@ -179,6 +181,15 @@ def sent_text(event: events.Progress) -> str:
     its first part is stored, and the gap is what a pause now would have to send again."""
     sent = max(event.sent, event.confirmed)
     return f"{human_bytes(sent)} sent" if sent > event.confirmed else ""
+
+
+STILL: dict[str, Any] = {"speed": "", "left": ""}  # nothing moving: no speed, no time left
+
+
+def pace(event: events.Progress) -> dict[str, Any]:
+    """The speed and time-left columns, as the window words them."""
+    left = human_duration(event.eta) if event.speed else ""
+    return {"speed": human_speed(event.speed), "left": f"{left} left" if left else ""}
 
 
 def _short(name: str, width: int = 36) -> str:

@@ -130,3 +130,27 @@ def test_the_cli_shows_sent_bytes_only_while_they_differ_from_stored() -> None:
     assert sent_text(moving) == "3.0 MiB sent"
     settled = events.Progress("job", "presigned-s3", 10 * MiB, 0, 30 * MiB, 1e6, None, sent=10 * MiB)
     assert sent_text(settled) == ""
+
+
+def test_the_cli_bars_give_speed_and_time_left_as_the_window_does() -> None:
+    """rich's own columns read MB/s beside MiB sizes, and their time left, from stored bytes, stood still."""
+    import io
+
+    from rich.console import Console
+
+    from desktop_uploader.cli.render import Out, ProgressView
+
+    out = Out()
+    out._console = Console(file=io.StringIO(), width=200, color_system=None)
+    view = ProgressView(out)
+    view.handle(events.Queued("job", "/models/lora.safetensors", "lora.safetensors", 30 * MiB))
+    view.handle(events.Started("job", "presigned-s3", 5 * MiB, 6))
+    view.handle(events.Progress("job", "presigned-s3", 5 * MiB, 3 * MiB, 30 * MiB, 3.1 * MiB, 7.1, sent=8 * MiB))
+    out.console.print(view.progress.get_renderable())
+    line = out.console.file.getvalue()  # type: ignore[attr-defined]
+    assert "5.0/30.0 MiB" in line and "8.0 MiB sent" in line
+    assert "3.1 MiB/s" in line and "7 s left" in line and "MB/s" not in line.replace("MiB/s", "")
+    view.handle(events.StatusChanged("job", Status.PAUSED, "Paused."))
+    out.console.file = io.StringIO()
+    out.console.print(view.progress.get_renderable())
+    assert "MiB/s" not in out.console.file.getvalue() and "left" not in out.console.file.getvalue()
