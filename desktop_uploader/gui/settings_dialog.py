@@ -396,5 +396,5 @@ class SettingsDialog(QDialog):
         keys = [edit.text() for edit in self._direct_fields()]
         going_direct = candidate.method == "direct-s3" and self.direct_tester is not None
         if going_direct and (self.original.method != "direct-s3" or keys != self._direct_before):
-            tests.append((self.test_direct, "Fix the keys, or press Save anyway."))
+            tests.append((self.test_direct, "Fix the storage details, or press Save anyway."))
         return tests

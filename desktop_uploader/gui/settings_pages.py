@@ -140,6 +140,9 @@ class BehaviourPage(QWidget):
             self.method.addItem(label, value)
         self.method.currentIndexChanged.connect(on_method)
         method_row.addRow("Upload method", self.method)
+        # The method is chosen here and your storage's details typed on Advanced: nothing pointed from one to
+        # the other (a GUI audit's finding).
+        method_row.addRow("", hint_label("Direct uploads go to your own S3 storage, set on the Advanced tab."))
         layout.addLayout(method_row)
         self.fallback = QCheckBox("With Automatic, fall back to a chunked upload through the server when needed")
         self.notifications = QCheckBox("Notify me when a batch finishes or a file fails")

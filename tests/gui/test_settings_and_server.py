@@ -281,7 +281,7 @@ def test_saving_a_wrong_secret_for_direct_uploads_says_so_and_saves_nothing_unti
     assert reason.height() >= reason.heightForWidth(reason.width()), "the reason beside Save anyway is cut"
     assert dialog.problem.text() == (
         f"Storage at {host} refused your access key or secret (SignatureDoesNotMatch). "
-        "Fix the keys, or press Save anyway."
+        "Fix the storage details, or press Save anyway."
     )
     assert load_settings(session.paths.settings_file)[0].method != "direct-s3", "nothing saved yet"
     # The two-line reason takes no room from the tab: its hints were cut through (a GUI audit's finding).
