@@ -49,7 +49,7 @@ def plural(count: int, word: str, words: str = "") -> str:
 def human_duration(seconds: float | None) -> str:
     if seconds is None or math.isinf(seconds) or seconds < 0:
         return ""
-    whole = round(seconds)
+    whole = max(1, round(seconds)) if seconds > 0 else 0  # bytes still to send never read "0 s left"
     if whole < 60:
         return f"{whole} s"
     minutes, seconds_left = divmod(whole, 60)
