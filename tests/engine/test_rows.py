@@ -28,7 +28,7 @@ def test_progress_speed_and_eta_read_like_a_person_would_say_them() -> None:
     assert r.rate_text() == "11.9 MiB/s · 1 min 35 s left"
     assert r.status_text(0) == "Uploading" and r.method == "presigned-s3"
     assert human_speed(900) == "1 KiB/s" and human_duration(3 * 3600 + 61) == "3 h 1 min"
-    assert human_duration(0.3) == "1 s", "a third of a second still to send is not \"0 s left\""
+    assert human_duration(0.3) == "1 s", 'a third of a second still to send is not "0 s left"'
     # Around a 1 MiB/s limit the readings stay in one unit (a GUI audit saw 1004, 1015, 1024 KiB/s and 1.0 MiB/s).
     assert {human_speed(kib * 1024) for kib in (1004, 1015, 1024, 1030)} == {"1.0 MiB/s"}
     assert human_speed(999 * 1024) == "999 KiB/s"
