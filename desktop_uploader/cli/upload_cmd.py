@@ -21,7 +21,7 @@ from desktop_uploader.cli.session import (
 from desktop_uploader.connection import ConnectionSetupError
 from desktop_uploader.engine.errors import SettingsError, UploaderError
 from desktop_uploader.engine.events import Event, Notice, Queued, Status
-from desktop_uploader.engine.files import collect, missing_reason
+from desktop_uploader.engine.files import as_given, collect, missing_reason
 from desktop_uploader.engine.intake import damaged
 from desktop_uploader.engine.jobs import interrupted_upload_of, stored_bytes
 from desktop_uploader.engine.limits import human_bytes
@@ -178,7 +178,7 @@ def _upload(
 def _go_on_with(manager: UploadManager, path: Path, display_name: str | None, out: Out) -> str | None:
     """Resume this file's interrupted upload to this server, if it has one: running the same command again
     after a Ctrl-C or a lost network should go on, not store the file twice."""
-    record = interrupted_upload_of(manager.state, path.resolve(), manager.server_ids(), display_name)
+    record = interrupted_upload_of(manager.state, as_given(path), manager.server_ids(), display_name)
     if record is None:
         return None
     manager.restore_interrupted(only=[record.id])

@@ -28,7 +28,7 @@ class Collected:
     def split_others(self, given: Iterable[str | Path]) -> tuple[list[Path], list[Path]]:
         """The files that aren't models: those named in ``given`` (asked about, or sent when named on a command
         line), and those found in folders (skipped, and counted: a folder's readme is not what was meant)."""
-        named = {Path(p).expanduser().resolve() for p in given}
+        named = {as_given(p) for p in given}
         return [p for p in self.others if p in named], [p for p in self.others if p not in named]
 
     def hidden_sentence(self) -> str | None:
@@ -119,11 +119,12 @@ def collect(paths: Iterable[str | Path]) -> Collected:
     seen: set[Path] = set()
 
     def keep(path: Path) -> None:
-        resolved = path.resolve()
+        resolved = path.resolve()  # the same file twice, by any names, is one upload
         if resolved in seen:
             return
         seen.add(resolved)
-        (found.models if is_model_file(resolved.name) else found.others).append(resolved)
+        named = as_given(path)
+        (found.models if is_model_file(named.name) else found.others).append(named)
 
     for given in paths:
         path = Path(given).expanduser()
@@ -141,29 +142,38 @@ def collect(paths: Iterable[str | Path]) -> Collected:
     return found
 
 
+def as_given(path: str | Path) -> Path:
+    """``path`` made absolute, its links kept: a link's name is the file's name to the person who gave it.
+
+    Resolved, a Hugging Face snapshot's ``model.safetensors`` (a link to ``blobs/3f2a9c0d…``) was refused as
+    a file "of type '(none)'", and a folder of them as holding no models (a CLI audit's finding).
+    """
+    return Path(os.path.abspath(Path(path).expanduser()))
+
+
 def uploadable_file(path: str | Path) -> tuple[Path, int]:
-    """The file to queue for ``path``, resolved, and its size; raises a sentence for anything else.
+    """The file to queue for ``path``, absolute, and its size; raises a sentence for anything else.
 
     A name that isn't valid text can't go in a request or the resume store; refusing it here, for
     this file alone, keeps the rest going.
     """
-    resolved = Path(path).expanduser().resolve()
-    if not is_text(str(resolved)):
+    absolute = as_given(path)
+    if not is_text(str(absolute)):
         raise FileUnreadableError(
-            f"{shown(str(resolved))} can't be uploaded: its name has bytes that aren't valid text (UTF-8). "
+            f"{shown(str(absolute))} can't be uploaded: its name has bytes that aren't valid text (UTF-8). "
             "Rename the file (or its folder) and add it again."
         )
-    kind = special_kind(resolved)
+    kind = special_kind(absolute)
     if kind is not None:
-        raise FileUnreadableError(f"{shown(resolved.name)} can't be uploaded: it is {kind}, not a regular file.")
+        raise FileUnreadableError(f"{shown(absolute.name)} can't be uploaded: it is {kind}, not a regular file.")
     try:
-        if not resolved.is_file():
+        if not absolute.is_file():
             raise (
-                IsADirectoryError(21, "Is a directory", str(resolved))
-                if resolved.is_dir()
-                else FileNotFoundError(2, "No such file", str(resolved))
+                IsADirectoryError(21, "Is a directory", str(absolute))
+                if absolute.is_dir()
+                else FileNotFoundError(2, "No such file", str(absolute))
             )
-        size = resolved.stat().st_size
+        size = absolute.stat().st_size
     except OSError as exc:
-        raise unreadable(resolved, exc) from exc
-    return resolved, size
+        raise unreadable(absolute, exc) from exc
+    return absolute, size

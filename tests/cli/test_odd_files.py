@@ -18,6 +18,7 @@ from desktop_uploader.engine.manager import UploadManager
 from desktop_uploader.engine.settings import Settings
 from desktop_uploader.engine.state import StateStore, UploadRecord
 from desktop_uploader.logsetup import configure_logging
+from tests.support.safetensors_files import write_safetensors
 from tests.support.storage import object_sha256
 
 
@@ -223,3 +224,22 @@ def test_a_file_named_like_an_option_is_told_how_to_name_it(cli: Any, make_file:
     assert done.code == 0, done.stderr
     [upload] = done.json()["uploads"]
     assert object_sha256(s3, sandbox.bucket, upload["s3Key"]) == dashed.sha256
+
+
+def test_a_link_is_uploaded_under_its_own_name_as_in_a_hugging_face_snapshot(
+    cli: Any, s3: Any, sandbox: Any, tmp_path: Path
+) -> None:
+    """Hugging Face keeps a snapshot's files as links into ``blobs/``: resolved, ``model.safetensors`` became a
+    file named by its hash, refused as "of type '(none)'", and a snapshot folder as holding no models."""
+    blob = tmp_path / "hub" / "blobs" / "3f2a9c0d1e7b"
+    sha256 = write_safetensors(blob, 6 * MiB)
+    snapshot = tmp_path / "hub" / "snapshots" / "0123abcd"
+    snapshot.mkdir(parents=True)
+    link = snapshot / "model.safetensors"
+    link.symlink_to(os.path.relpath(blob, snapshot))
+    for given in (link, snapshot):
+        result = cli("upload", str(given), "--json")
+        assert result.code == 0, result.stderr
+        [upload] = result.json()["uploads"]
+        assert upload["status"] == "completed" and upload["s3Key"].endswith("_model.safetensors"), upload
+        assert object_sha256(s3, sandbox.bucket, upload["s3Key"]) == sha256
