@@ -79,6 +79,7 @@ class ProgressView:
     names: dict[str, str] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     _progress: Progress | None = field(default=None, init=False, repr=False)
+    name_width: int = field(default=36, init=False)  # set by the terminal's width with the bars
 
     @property
     def progress(self) -> Progress:
@@ -93,23 +94,30 @@ class ProgressView:
             Progress,
             TextColumn,
         )
+        from rich.table import Column
 
-        return Progress(
+        # One line per file, however narrow the terminal: at 80 columns the bars wrapped ("128.0/286.1" over
+        # "MiB") or lost the stored count. Below 100 columns the method goes, and the name takes what is left.
+        width = self.console.console.width
+        show_method = width >= WIDE
+        self.name_width = max(12, min(36, width - (81 if show_method else 68)))  # the rest at their longest
+        columns = [
             # Names and methods are data: shown literally (no markup, no emoji codes), styled by the column.
-            TextColumn("{task.fields[name]}", style="bold", justify="left", markup=False),
-            TextColumn("{task.fields[method]}", style="cyan", markup=False),
-            BarColumn(bar_width=None),
-            DownloadColumn(binary_units=True),  # stored: what a pause or Ctrl-C keeps
-            TextColumn("{task.fields[sent]}", style="dim", markup=False),  # on the wire, stored or not
-            # The engine's speed (of bytes sent) and time left (of bytes still to send), in MiB/s as the sizes
-            # and the window are: rich's own, from stored bytes, read MB/s and stood still while a part was sent.
-            TextColumn("{task.fields[speed]}", markup=False),
-            TextColumn("{task.fields[left]}", markup=False),
-            TextColumn("{task.fields[note]}"),
-            console=self.console.console,
-            transient=False,
-            expand=True,
-        )
+            TextColumn("{task.fields[name]}", style="bold", markup=False, table_column=Column(no_wrap=True)),
+            TextColumn("{task.fields[method]}", style="cyan", markup=False, table_column=Column(no_wrap=True)),
+            BarColumn(bar_width=None, table_column=Column(ratio=1, min_width=2)),
+            DownloadColumn(binary_units=True, table_column=Column(no_wrap=True)),  # stored: what a pause keeps
+            # On the wire, stored or not; then the engine's speed (of bytes sent) and time left (of bytes still to
+            # send), in MiB/s as the sizes and the window are: rich's own, from stored bytes, read MB/s and stood
+            # still while a part was sent.
+            TextColumn("{task.fields[sent]}", style="dim", markup=False, table_column=Column(no_wrap=True)),
+            TextColumn("{task.fields[speed]}", markup=False, table_column=Column(no_wrap=True)),
+            TextColumn("{task.fields[left]}", markup=False, table_column=Column(no_wrap=True)),
+            TextColumn("{task.fields[note]}", table_column=Column(no_wrap=True)),
+        ]
+        if not show_method:
+            del columns[1]
+        return Progress(*columns, console=self.console.console, transient=False, expand=True)
 
     def __enter__(self) -> ProgressView:
         self.progress.start()
@@ -140,7 +148,13 @@ class ProgressView:
             name = Path(event.path).name
             self.names[event.job_id] = plain(name)
             self.tasks[event.job_id] = self.progress.add_task(
-                "", total=max(event.size, 1), name=_short(shown(name)), method="", note="queued", sent="", **STILL
+                "",
+                total=max(event.size, 1),
+                name=_short(shown(name), self.name_width),
+                method="",
+                note="queued",
+                sent="",
+                **STILL,
             )
             return
         task = self._task(event.job_id)
@@ -183,6 +197,7 @@ def sent_text(event: events.Progress) -> str:
     return f"{human_bytes(sent)} sent" if sent > event.confirmed else ""
 
 
+WIDE = 100  # columns from which the bars name the method too
 STILL: dict[str, Any] = {"speed": "", "left": ""}  # nothing moving: no speed, no time left
 
 

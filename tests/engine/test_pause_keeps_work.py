@@ -154,3 +154,28 @@ def test_the_cli_bars_give_speed_and_time_left_as_the_window_does() -> None:
     out.console.file = io.StringIO()
     out.console.print(view.progress.get_renderable())
     assert "MiB/s" not in out.console.file.getvalue() and "left" not in out.console.file.getvalue()
+
+
+def test_the_cli_bars_keep_one_line_per_file_in_an_80_column_terminal() -> None:
+    """At 80 columns each bar wrapped ("128.0/286.1" over "MiB"), or lost its stored count."""
+    import io
+
+    from rich.console import Console
+
+    from desktop_uploader.cli.render import Out, ProgressView
+
+    for width in (80, 100, 160):
+        out = Out()
+        out._console = Console(file=io.StringIO(), width=width, color_system=None)
+        view = ProgressView(out)
+        view.handle(events.Queued("a", "/models/portrait-lora-v2-final-final.safetensors", "x", 286 * MiB))
+        view.handle(events.Queued("b", "/models/style.ckpt", "style.ckpt", 2 * MiB))
+        view.handle(
+            events.Progress("a", "presigned-s3", 128 * MiB, 40 * MiB, 286 * MiB, 38.2 * MiB, 75, sent=168 * MiB)
+        )
+        out.console.print(view.progress.get_renderable())
+        lines = out.console.file.getvalue().splitlines()  # type: ignore[attr-defined]
+        assert len(lines) == 2, lines
+        assert all(part in lines[0] for part in ("128.0/286.0 MiB", "168.0 MiB sent", "38.2 MiB/s", "1 min 15 s left"))
+        assert "style.ckpt" in lines[1] and "queued" in lines[1]
+        assert ("presigned-s3" in lines[0]) == (width >= 100), "the method shows where there is room for it"
