@@ -102,6 +102,8 @@ def engine_session(args: argparse.Namespace, settings: Settings, out: Out) -> It
         connection = None
         if settings.method != "direct-s3":
             if not configured_server(settings, getattr(args, "server", None)):
+                if getattr(args, "token", None):  # meant for a server: the files went to the sandbox, exit 0
+                    raise UsageError("--token was given but no server: add --server URL (the sandbox needs none).")
                 out.print("[dim]No server configured: using the local sandbox (starting it if needed)…")
             connection, sandbox = _connect(paths, settings, args)
         manager = UploadManager(settings, state, connection, direct=direct)

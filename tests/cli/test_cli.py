@@ -138,6 +138,16 @@ def test_a_wrong_token_fails_with_a_clear_message(cli: Any, make_file: Any) -> N
 
 
 @pytest.mark.without_upload_api("refused by the CLI before any server is asked")
+def test_a_token_without_a_server_is_refused_not_sent_to_the_sandbox(cli: Any, make_file: Any) -> None:
+    """A CLI audit gave --token alone: the file went to the local sandbox instead, and the run said ✓, exit 0."""
+    env = {"DESKTOP_UPLOADER_SERVER": "", "DESKTOP_UPLOADER_TOKEN": ""}
+    result = cli("upload", str(make_file(1000).path), "--token", "my-token", server=False, env=env)
+    assert result.code == 2, result.stdout + result.stderr
+    assert "--token was given but no server: add --server URL (the sandbox needs none)." in result.stderr
+    assert "sandbox (starting it" not in result.stdout + result.stderr, "the sandbox was not started"
+
+
+@pytest.mark.without_upload_api("refused by the CLI before any server is asked")
 def test_an_unreadable_file_fails_with_a_clear_message(cli: Any, tmp_path: Path) -> None:
     folder = tmp_path / "folder.safetensors"
     folder.mkdir()
