@@ -73,7 +73,10 @@ def add_tuning_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("tuning (defaults come from the app's settings)")
     group.add_argument("--preset", choices=list(PRESETS), help="a preset: " + ", ".join(PRESETS))
     group.add_argument(
-        "--chunk-size", type=parse_size, metavar="SIZE", help="part size wish, e.g. 16MiB (default: sized by the link)"
+        "--chunk-size",
+        type=parse_size,
+        metavar="SIZE",
+        help="part size wish, e.g. 16MiB; a bare number is bytes (default: sized by the link)",
     )
     group.add_argument("--concurrency", type=parse_concurrency, metavar="N|auto", help="parts in flight per file")
     group.add_argument("--retries", type=int, metavar="N", help="tries per part")

@@ -116,8 +116,12 @@ class Settings:
 
 
 def in_mib(size: float) -> str:
-    """A size in the unit the chunk size is typed in: a GUI audit's "0.01 MiB" field was answered in KiB."""
-    return f"{size / MiB:,.4f}".rstrip("0").rstrip(".") + " MiB"
+    """A size in the unit the chunk size is typed in: a GUI audit's "0.01 MiB" field was answered in KiB. Too
+    small to show in MiB, in bytes: ``--chunk-size 16`` (sixteen bytes) was answered "got 0 MiB"."""
+    text = f"{size / MiB:,.4f}".rstrip("0").rstrip(".")
+    if text == "0" and size:
+        return "1 byte" if size == 1 else f"{size:,.0f} bytes"
+    return f"{text} MiB"
 
 
 def _check_range(label: str, value: float, low: float, high: float, show: Any = str) -> None:

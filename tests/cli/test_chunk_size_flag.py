@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from desktop_uploader.cli.options import add_tuning_flags, settings_from_args
 from desktop_uploader.engine.limits import MiB
@@ -23,3 +24,11 @@ def test_only_the_presets_own_chunk_size_follows_the_link() -> None:
     assert chosen.chunk_size == 8 * MiB
     assert not chosen.part_size_follows_link
     assert not settings_for("--concurrency", "6").part_size_follows_link
+
+
+def test_a_chunk_size_too_small_to_show_in_mib_is_said_in_bytes(cli: Any, make_file: Any) -> None:
+    """A CLI audit's --chunk-size 16 (bytes: a bare number is) was answered "got 0 MiB"."""
+    result = cli("upload", str(make_file(1000).path), "--chunk-size", "16")
+    assert result.code == 2
+    assert "Chunk size must be between 0.0625 MiB and 5,120 MiB; got 16 bytes." in " ".join(result.stderr.split())
+    assert "Traceback" not in result.stderr
