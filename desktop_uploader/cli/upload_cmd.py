@@ -60,7 +60,9 @@ def register(commands: Any) -> None:
         "interrupted, sending only the parts that never arrived.",
     )
     target = resume.add_mutually_exclusive_group()
-    target.add_argument("id", nargs="?", help="the upload's id (or its first characters), from 'list'")
+    target.add_argument(
+        "id", nargs="?", help="the upload's id (or its first characters), from 'list'; without one, every one"
+    )
     target.add_argument("--all", action="store_true", help="resume every interrupted upload")
     resume.add_argument("--json", action="store_true", help="print machine-readable results on stdout")
     add_server_flags(resume)

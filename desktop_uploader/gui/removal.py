@@ -51,7 +51,7 @@ class RemovalGuard:
 
     async def _ask_then(self, row: Row, action: RowAction) -> None:
         self.asking.add(row.job_id)
-        stored = f"{human_bytes(row.confirmed)} of {row.file_name} ({row.percent}%) is already on the server."
+        stored = f"{human_bytes(row.confirmed)} of {row.file_name} ({row.percent}%) is already stored."
         try:
             if row.status.active or row.status is Status.QUEUED:
                 chosen = await confirm(
