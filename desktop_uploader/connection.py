@@ -334,6 +334,9 @@ def try_direct_storage(settings: Settings, secret: str) -> tuple[bool, str]:
 
 
 def direct_place(settings: Settings) -> str:
-    """Where ``direct-s3`` uploads go, in words: "your S3 bucket models (s3.example.com)"."""
+    """Where ``direct-s3`` uploads go, in words: "your S3 bucket models/loras (s3.example.com)", the folder with
+    the bucket (an audit's status bar named the bucket, and the files were in a folder of it)."""
     host = urlsplit(settings.direct_endpoint).netloc or settings.direct_endpoint or "AWS"
-    return f"your S3 bucket {settings.direct_bucket} ({host})" if settings.direct_bucket else "your S3 storage"
+    folder = settings.direct_prefix.strip("/")
+    where = f"{settings.direct_bucket}/{folder}" if folder else settings.direct_bucket
+    return f"your S3 bucket {where} ({host})" if settings.direct_bucket else "your S3 storage"

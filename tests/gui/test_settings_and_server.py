@@ -200,7 +200,7 @@ def test_direct_uploads_to_your_own_s3_storage_from_the_settings(
         async def scenario() -> None:
             save_button(dialog).click()
             await until(lambda: session.manager.direct is not None, 10, "the direct target")
-            want = f"Uploads go to your S3 bucket {sandbox.bucket} ({host})"
+            want = f"Uploads go to your S3 bucket {sandbox.bucket}/checkpoints/sdxl ({host})"
             await until(lambda: window.server_label.text() == want, 10, "the status bar to say where uploads go")
             drop(window, [sample.path])
             await until(
