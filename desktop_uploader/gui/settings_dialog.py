@@ -43,8 +43,9 @@ from desktop_uploader.gui.form_widgets import (
 from desktop_uploader.gui.settings_pages import AdvancedPage, BehaviourPage, ConnectionPage, PerformancePage
 from desktop_uploader.gui.tasks import spawn
 
-Tester = Callable[[str, str], Awaitable[tuple[bool, str]]]
-DirectTester = Callable[[Settings, str], Awaitable[tuple[bool, str]]]
+Probe = tuple[bool, str]  # passed, and the sentence that says so or why not
+Tester = Callable[[str, str], Awaitable[Probe]]
+DirectTester = Callable[[Settings, str], Awaitable[Probe]]
 CUSTOM = CUSTOM_PRESET
 
 
@@ -76,7 +77,7 @@ class SettingsDialog(QDialog):
         self._candidate: Settings | None = settings
         self._filling = False
         self._token_before = token
-        self.probe: tuple[bool, str] | None = None  # the last server test for what Save would save
+        self.probe: Probe | None = None  # the last server test for what Save would save
         tabs = QTabWidget(self)
         tabs.addTab(self._connection_tab(token, token_home), "Connection")
         tabs.addTab(self._performance_page(), "Performance")
@@ -109,7 +110,7 @@ class SettingsDialog(QDialog):
         layout.addLayout(problem_row)
         layout.addWidget(self.buttons)
         self.fill(settings)
-        self._direct_before = [edit.text() for edit in self._direct_fields()]
+        self._direct_before = [edit.text() for edit in self.advanced.direct_fields()]
 
     def _problem_row(self) -> QHBoxLayout:
         """Why the settings can't be saved as they are, and, after a failed test, the choice to save anyway."""
@@ -137,7 +138,8 @@ class SettingsDialog(QDialog):
     # -- tabs ---------------------------------------------------------------------------------------------
 
     def _connection_tab(self, token: str, token_home: str) -> QWidget:
-        page = ConnectionPage(token, token_home, self.revalidate, lambda: spawn(self.test_connection()))
+        test = lambda: spawn(self.test_connection())  # noqa: E731
+        self.connection = page = ConnectionPage(token, token_home, self.revalidate, test)
         self.server_url, self.token_edit = page.server_url, page.token_edit
         self.test_button, self.test_result = page.test_button, page.test_result
         return page
@@ -319,7 +321,7 @@ class SettingsDialog(QDialog):
             edit.setText(text)
 
     def _where_uploads_go(self) -> list[QLineEdit]:
-        direct = [edit for edit in self._direct_fields() if edit is not self.direct_secret_edit]  # never reset
+        direct = [edit for edit in self.advanced.direct_fields() if edit is not self.direct_secret_edit]  # never reset
         return [self.server_url, self.token_edit, *direct]
 
     def result_settings(self) -> Settings:
@@ -334,7 +336,7 @@ class SettingsDialog(QDialog):
         text = self.token_edit.text().strip()
         return text or None
 
-    async def test_connection(self) -> tuple[bool, str]:
+    async def test_connection(self) -> Probe:
         """Probe the server as typed (the tester runs off the GUI thread) and show what it said."""
         tested = (self.server_url.text(), self.token_edit.text())
         self.test_result.setText("Testing…")
@@ -344,10 +346,10 @@ class SettingsDialog(QDialog):
             self.test_result.show_result(ok, text)
         return ok, text
 
-    async def test_direct(self) -> tuple[bool, str]:
+    async def test_direct(self) -> Probe:
         """Your own S3 storage as typed (a GUI audit's wrong secret was saved without a word)."""
         assert self.direct_tester is not None
-        page, fields = self.advanced, self._direct_fields()
+        page, fields = self.advanced, self.advanced.direct_fields()
         tested = [edit.text() for edit in fields]
         page.direct_test_result.setText("Testing…")
         settings = self.original.replace(**self._direct_values())
@@ -357,19 +359,15 @@ class SettingsDialog(QDialog):
             page.direct_test_result.show_result(ok, text)
         return ok, text
 
-    def _direct_fields(self) -> list[QLineEdit]:
-        return self.advanced.direct_fields()
-
     async def save(self) -> None:
-        """Save; what changed where uploads go is tested first, and a failed test keeps the dialog open.
+        """Save; a changed server or token, and your own S3 keys when uploads go there, are tested first.
 
-        That is a changed server (or token), and your own S3 storage's keys when uploads go there: a GUI
-        audit saved a wrong secret without a word and learned it only when a file failed.
+        A failed test keeps the dialog open (a GUI audit saved a wrong secret and learned it when a file failed).
         """
         candidate = self._candidate if isValid(self) and self.isVisible() else None
         if candidate is None:
             return  # invalid, or the dialog was closed before this ran
-        for test, fix in self._tests_before_saving(candidate):
+        for test, fix, page in self._tests_before_saving(candidate):
             self.save_button.setEnabled(False)
             try:
                 ok, text = await test()
@@ -380,21 +378,23 @@ class SettingsDialog(QDialog):
                 return  # cancelled, or edited while testing: the person saves what they see now
             if test == self.test_connection:
                 self.probe = (ok, text)
-            if not ok:
-                self.problem.setText(f"{text} {fix}")
+            if not ok:  # the tab whose test failed comes forward, its reason under its test button
+                self.tabs.setCurrentWidget(page)
+                self.problem.setText(fix)
                 self.save_anyway.setVisible(True)
                 return
         self.accept()
 
-    def _tests_before_saving(self, candidate: Settings) -> list[tuple[Callable[[], Awaitable[tuple[bool, str]]], str]]:
-        tests: list[tuple[Callable[[], Awaitable[tuple[bool, str]]], str]] = []
+    def _tests_before_saving(self, candidate: Settings) -> list[tuple[Callable[[], Awaitable[Probe]], str, QWidget]]:
+        tests: list[tuple[Callable[[], Awaitable[Probe]], str, QWidget]] = []
         if candidate.server_url and (candidate.server_url, self.token_edit.text()) != (
             self.original.server_url,
             self._token_before,
         ):
-            tests.append((self.test_connection, "Fix the address or token, or press Save anyway."))
-        keys = [edit.text() for edit in self._direct_fields()]
+            fix = "Fix the address or token above, or press Save anyway."
+            tests.append((self.test_connection, fix, self.connection))
+        keys = [edit.text() for edit in self.advanced.direct_fields()]
         going_direct = candidate.method == "direct-s3" and self.direct_tester is not None
         if going_direct and (self.original.method != "direct-s3" or keys != self._direct_before):
-            tests.append((self.test_direct, "Fix the storage details, or press Save anyway."))
+            tests.append((self.test_direct, "Fix the storage details above, or press Save anyway.", self.advanced))
         return tests

@@ -233,6 +233,7 @@ def test_saving_an_unreachable_server_says_why_and_saved_anyway_shows_failed(
     session.linkChanged.connect(lambda: links.append(session.link))
     dead = "http://127.0.0.1:9"
     dialog.server_url.setText(dead)
+    dialog.tabs.setCurrentIndex(2)  # Behaviour: Save is pressed away from the address it tests
 
     async def save() -> None:
         save_button(dialog).click()
@@ -241,7 +242,8 @@ def test_saving_an_unreachable_server_says_why_and_saved_anyway_shows_failed(
     run(aloop, save())
     assert dialog.isVisible() and dialog.test_result.text().startswith("✗ ")
     sentence = dialog.test_result.text()[2:]
-    assert dialog.problem.text() == f"{sentence} Fix the address or token, or press Save anyway."
+    assert dialog.tabs.currentWidget() is dialog.connection, "the failed test's tab comes forward"
+    assert sentence and dialog.problem.text() == "Fix the address or token above, or press Save anyway."
     assert load_settings(session.paths.settings_file)[0].server_url == sandbox.api_url  # nothing saved yet
 
     async def saving_anyway() -> None:
