@@ -81,6 +81,8 @@ def expand(paths: list[str], out: Out) -> list[Path]:
         raise UsageError(missing_reason(found.missing[0]) + others)
     for folder in found.empty_folders:
         out.print(f"[yellow]{plain(folder)}: no files in this folder")
+    if (unreadable := found.unreadable_sentence()) is not None:
+        out.print(f"[yellow]{plain(unreadable)}")
     if (hidden := found.hidden_sentence()) is not None:
         out.print(f"[yellow]{plain(hidden)} Hidden names start with a dot; name a file itself to upload it.")
     named, skipped = found.split_others(paths)

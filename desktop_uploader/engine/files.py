@@ -24,12 +24,18 @@ class Collected:
     empty_folders: list[Path] = field(default_factory=list)
     # Model files under a hidden name inside a dropped folder: skipped, but said, so none goes missing unseen.
     hidden_models: list[Path] = field(default_factory=list)
+    # Folders that couldn't be searched, and why ("permission denied"): not empty, so not said to be.
+    unreadable_folders: list[tuple[Path, str]] = field(default_factory=list)
 
     def split_others(self, given: Iterable[str | Path]) -> tuple[list[Path], list[Path]]:
         """The files that aren't models: those named in ``given`` (asked about, or sent when named on a command
         line), and those found in folders (skipped, and counted: a folder's readme is not what was meant)."""
         named = {as_given(p) for p in given}
         return [p for p in self.others if p in named], [p for p in self.others if p not in named]
+
+    def things_seen(self) -> int:
+        """Files found and folders that couldn't be searched: a folder that adds none is empty."""
+        return len(self.models) + len(self.others) + len(self.hidden_models) + len(self.unreadable_folders)
 
     def hidden_sentence(self) -> str | None:
         """What was skipped for being hidden, short enough for a status bar; None when nothing was."""
@@ -40,6 +46,20 @@ class Collected:
         if len(self.hidden_models) == 1:
             return f"Skipped the hidden file {where}."
         return f"Skipped {len(self.hidden_models)} hidden model files, e.g. {where}."
+
+    def unreadable_sentence(self) -> str | None:
+        """The folders that couldn't be searched, short enough for a status bar; None when all could.
+
+        Walking skips what it can't open without a word, so a folder without permission read as holding
+        no files (a CLI audit's finding, as another user).
+        """
+        if not self.unreadable_folders:
+            return None
+        first, why = self.unreadable_folders[0]
+        where = shown(f"{first.parent.name}/{first.name}")
+        if len(self.unreadable_folders) == 1:
+            return f"Couldn't look inside {where}: {why}."
+        return f"Couldn't look inside {len(self.unreadable_folders)} folders, e.g. {where}: {why}."
 
 
 def special_kind(path: Path) -> str | None:
@@ -94,7 +114,12 @@ HIDDEN_LOOK = 10_000
 def _search(folder: Path, keep: Callable[[Path], None], found: Collected) -> None:
     """Every file in ``folder``, in natural order, to ``keep``; model files under hidden names to ``found``."""
     budget = HIDDEN_LOOK
-    for root, dirs, names in os.walk(folder):
+
+    def unreadable(exc: OSError) -> None:
+        why = os.strerror(exc.errno).lower() if exc.errno else "it can't be read"
+        found.unreadable_folders.append((Path(exc.filename or folder), why))
+
+    for root, dirs, names in os.walk(folder, onerror=unreadable):
         hidden_root = _hidden(Path(root), folder)
         if hidden_root:
             budget -= len(dirs) + len(names)
@@ -129,9 +154,9 @@ def collect(paths: Iterable[str | Path]) -> Collected:
     for given in paths:
         path = Path(given).expanduser()
         if path.is_dir():
-            before = len(found.models) + len(found.others) + len(found.hidden_models)
+            before = found.things_seen()
             _search(path, keep, found)
-            if len(found.models) + len(found.others) + len(found.hidden_models) == before:
+            if found.things_seen() == before:
                 found.empty_folders.append(path)
         elif path.is_file():
             keep(path)

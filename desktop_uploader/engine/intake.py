@@ -76,7 +76,8 @@ def add_all(
 
 
 def unusable(found: Collected) -> list[str]:
-    """Sentences for what was dropped but is missing, is not a regular file, or was skipped as hidden."""
+    """Sentences for what was dropped but is missing, is not a regular file, couldn't be searched, or was
+    skipped as hidden."""
     missing = [missing_reason(p) for p in found.missing]
-    hidden = found.hidden_sentence()
-    return missing + [f"{p.name} is {kind}, not a file." for p, kind in found.special] + ([hidden] if hidden else [])
+    special = [f"{p.name} is {kind}, not a file." for p, kind in found.special]
+    return missing + special + [s for s in (found.unreadable_sentence(), found.hidden_sentence()) if s]

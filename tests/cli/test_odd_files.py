@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +21,7 @@ from desktop_uploader.engine.manager import UploadManager
 from desktop_uploader.engine.settings import Settings
 from desktop_uploader.engine.state import StateStore, UploadRecord
 from desktop_uploader.logsetup import configure_logging
+from tests.support.permissions import without_the_power_to_ignore_permissions
 from tests.support.safetensors_files import write_safetensors
 from tests.support.storage import object_sha256
 
@@ -243,3 +247,50 @@ def test_a_link_is_uploaded_under_its_own_name_as_in_a_hugging_face_snapshot(
         [upload] = result.json()["uploads"]
         assert upload["status"] == "completed" and upload["s3Key"].endswith("_model.safetensors"), upload
         assert object_sha256(s3, sandbox.bucket, upload["s3Key"]) == sha256
+
+
+@pytest.mark.fastapi_only("what a folder holds is read on this computer, the same before any server")
+def test_a_folder_that_cant_be_opened_is_said_so_not_called_empty(
+    cli: Any, s3: Any, sandbox: Any, tmp_path: Path
+) -> None:
+    """A CLI audit, as another user, was told "no files in this folder" of a folder it had no permission to
+    open: walking skips what it can't open without a word."""
+    models = tmp_path / "models"
+    sha256 = write_safetensors(models / "a.safetensors", 6 * MiB)
+    write_safetensors(models / "locked" / "b.safetensors", 6 * MiB)
+    write_safetensors(tmp_path / "closed" / "c.safetensors", 6 * MiB)
+    (models / "locked").chmod(0)
+    (tmp_path / "closed").chmod(0)
+    try:
+        command = [sys.executable, "-m", "desktop_uploader", "upload", "--json"]
+        env = cli.env()
+        inside = subprocess.run(
+            [*without_the_power_to_ignore_permissions(), *command, str(models)],
+            capture_output=True,
+            text=True,
+            timeout=180,
+            env=env,
+            check=False,
+        )
+        closed = subprocess.run(
+            [*without_the_power_to_ignore_permissions(), *command, str(tmp_path / "closed")],
+            capture_output=True,
+            text=True,
+            timeout=180,
+            env=env,
+            check=False,
+        )
+    finally:
+        (models / "locked").chmod(0o755)
+        (tmp_path / "closed").chmod(0o755)
+    said = " ".join(inside.stderr.split())
+    assert inside.returncode == 0, inside.stderr
+    assert "Couldn't look inside models/locked: permission denied." in said
+    assert "no files" not in said
+    [upload] = json.loads(inside.stdout)["uploads"]  # what could be read still goes
+    assert Path(upload["file"]).name == "a.safetensors" and upload["status"] == "completed"
+    assert object_sha256(s3, sandbox.bucket, upload["s3Key"]) == sha256
+    said = " ".join(closed.stderr.split())
+    assert closed.returncode == 2, closed.stderr
+    assert f"Couldn't look inside {tmp_path.name}/closed: permission denied." in said
+    assert "Nothing to upload." in said and "no files" not in said

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +15,7 @@ from desktop_uploader.engine.intake import AddOutcome, add_all, damaged, refuse,
 from desktop_uploader.engine.manager import UploadManager
 from desktop_uploader.engine.settings import Settings
 from desktop_uploader.engine.state import StateStore
+from tests.support.permissions import without_the_power_to_ignore_permissions
 from tests.support.safetensors_files import write_safetensors
 
 
@@ -105,3 +109,30 @@ def test_hidden_folders_are_searched_for_models_only_so_far(tmp_path: Path, monk
     assert found.hidden_models == [tmp_path / ".hidden.ckpt", tmp_path / ".cache" / "hub" / "a.safetensors"]
     assert found.empty_folders == []
     assert collect([tmp_path / ".cache"]).models == [tmp_path / ".cache" / "hub" / "a.safetensors"], "given, not hidden"
+
+
+def test_a_dropped_folder_that_cant_be_opened_is_named_not_counted_as_empty(tmp_path: Path) -> None:
+    """What the window says of a drop holding a folder without permission (it read as empty, so no word)."""
+    write_safetensors(tmp_path / "models" / "a.safetensors", 4096)
+    for name in ("one", "two"):
+        write_safetensors(tmp_path / "models" / name / "b.safetensors", 4096)
+        (tmp_path / "models" / name).chmod(0)
+    drop = (
+        "import json, sys; from desktop_uploader.engine.files import collect; "
+        "from desktop_uploader.engine.intake import unusable; found = collect(sys.argv[1:]); "
+        "print(json.dumps([[p.name for p in found.models], [str(p) for p in found.empty_folders], unusable(found)]))"
+    )
+    try:  # the drop is read on a worker thread, as here in a process bound by permissions as a person is
+        done = subprocess.run(
+            [*without_the_power_to_ignore_permissions(), sys.executable, "-c", drop, str(tmp_path / "models")],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+    finally:
+        for name in ("one", "two"):
+            (tmp_path / "models" / name).chmod(0o755)
+    models, empty, sentences = json.loads(done.stdout)
+    assert models == ["a.safetensors"] and empty == []
+    assert sentences == ["Couldn't look inside 2 folders, e.g. models/one: permission denied."]
