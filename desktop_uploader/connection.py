@@ -33,7 +33,7 @@ from desktop_uploader.engine.manager import ServerConnection
 from desktop_uploader.engine.methods.direct_s3 import DirectTarget
 from desktop_uploader.engine.settings import DEFAULT_REGION, Settings, save_settings
 from desktop_uploader.paths import AppPaths
-from desktop_uploader.sandbox.info import SandboxInfo, running_sandbox
+from desktop_uploader.sandbox.info import START_FAILED, SandboxInfo, running_sandbox
 
 SERVER_ENV = "DESKTOP_UPLOADER_SERVER"
 TOKEN_ENV = "DESKTOP_UPLOADER_TOKEN"  # noqa: S105 - the variable's name, not a secret
@@ -100,13 +100,26 @@ def launch_sandbox(paths: AppPaths, timeout: float = 45.0) -> SandboxHandle:
     try:
         line = lines.get(timeout=timeout)
     except queue.Empty:
-        line = ""
-    if not line.strip():
-        handle = SandboxHandle(SandboxInfo("", "", "", "", "", "", ""), process)
-        handle.stop()
-        detail = process.stderr.read().strip() if process.stderr and not process.stderr.closed else ""
-        raise ConnectionSetupError(f"The local sandbox could not start. {detail}".strip())
+        line = None  # still starting after the bound: stopped, with nothing to say
+    if line is None or not line.strip():
+        said = ""
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            if line is not None:  # it closed its output on its way out: its reason is on stderr, once it ends
+                process.wait(5)
+                said = process.stderr.read()
+        SandboxHandle(SandboxInfo("", "", "", "", "", "", ""), process).stop()
+        raise start_failure(said, paths)
     return SandboxHandle(SandboxInfo.from_json(line), process)
+
+
+def start_failure(said: str, paths: AppPaths) -> ConnectionSetupError:
+    """The sandbox's own reason, on one line, after one "could not start"; anything else (a traceback from a
+    broken install, or silence) goes to the log, and the person is told where it is."""
+    said = " ".join(said.split())  # the terminal's line breaks showed as "\n" in a CLI audit
+    if said.startswith(START_FAILED):
+        return ConnectionSetupError(f"The local sandbox could not start: {said.removeprefix(START_FAILED)}")
+    log.warning("The sandbox stopped before it started; it said: %s", said or "nothing")
+    return ConnectionSetupError(f"The local sandbox could not start. Details are in {paths.log_file}")
 
 
 def sandbox_connection(info: SandboxInfo) -> ServerConnection:
@@ -253,7 +266,8 @@ def start_sandbox(paths: AppPaths, sandbox: SandboxHandle | None) -> Outcome:
             sandbox = launch_sandbox(paths)
     except Exception as exc:  # shown to the person; details in the log
         log.exception("Sandbox start failed")
-        return Outcome(Link.FAILED, "Local sandbox failed", f"The local sandbox could not start: {exc}")
+        said = str(exc) if isinstance(exc, ConnectionSetupError) else f"The local sandbox could not start: {exc}"
+        return Outcome(Link.FAILED, "Local sandbox failed", said)
     info = sandbox.info
     detail = f"Files go to a test storage on this computer: s3://{info.bucket}/loras/… in {info.data_dir}"
     return Outcome(Link.CONNECTED, SANDBOX_LABEL, detail, sandbox_connection(info), sandbox)

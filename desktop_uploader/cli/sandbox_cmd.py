@@ -13,6 +13,7 @@ from typing import Any
 
 from desktop_uploader.engine.filenames import shown
 from desktop_uploader.logsetup import configure_logging
+from desktop_uploader.sandbox.info import START_FAILED
 
 
 def register(commands: Any) -> None:
@@ -37,12 +38,19 @@ def register(commands: Any) -> None:
 def data_dir_problem(data_dir: Path) -> str | None:
     """Why ``data_dir`` can't hold the store, in words (not ``[Errno 17] File exists``), or None."""
     if data_dir.exists() and not data_dir.is_dir():
-        return f"{data_dir} is a file; --data-dir needs a folder."
+        return f"{data_dir} is a file; the sandbox keeps its data in a folder."
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         return f"the folder {data_dir} can't be made: {exc.strerror or exc}."
     return None
+
+
+def start_problem(exc: Exception) -> str:
+    """Why the start failed, in words: an OS error as what it means and which file, not ``[Errno 13] …``."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower() + (f" for {exc.filename}" if exc.filename else "")
+    return str(exc).rstrip(".")
 
 
 def run_sandbox(data_dir: Path, *, json_only: bool, log_file: Path, cache_dir: Path) -> int:
@@ -57,14 +65,14 @@ def run_sandbox(data_dir: Path, *, json_only: bool, log_file: Path, cache_dir: P
     data_dir = data_dir.expanduser().resolve()
     problem = data_dir_problem(data_dir)
     if problem is not None:
-        print(f"The sandbox could not start: {problem}", file=sys.stderr)
+        print(f"{START_FAILED}{problem}", file=sys.stderr)
         return 1
     sandbox = Sandbox(data_dir, cache_dir=cache_dir, log_dir=log_file.parent)
     try:
         info = sandbox.start()
     except Exception as exc:
         logging.getLogger(__name__).exception("sandbox start failed")
-        print(f"The sandbox could not start: {shown(str(exc))}\nDetails are in {log_file}", file=sys.stderr)
+        print(f"{START_FAILED}{shown(start_problem(exc))}. Details are in {log_file}", file=sys.stderr)
         return 1
     if not json_only:
         print(

@@ -14,6 +14,9 @@ from typing import Any
 import requests
 
 RUNTIME_FILE = "sandbox.json"
+# How ``desktop-uploader sandbox`` begins the one line it prints when it can't start: the app, which
+# starts it, passes on the reason that follows rather than saying "could not start" twice.
+START_FAILED = "The sandbox could not start: "
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -17,13 +18,18 @@ import psutil
 import pytest
 import requests
 
+from desktop_uploader.connection import Link, start_sandbox
+from desktop_uploader.engine.limits import MiB
+from desktop_uploader.paths import HOME_ENV, resolve_paths
 from desktop_uploader.sandbox import seaweed
 from desktop_uploader.sandbox.info import SandboxInfo
 from desktop_uploader.sandbox.runtime import Sandbox
 from desktop_uploader.server.config import ServerConfig
 from desktop_uploader.server.storage import Storage
 from tests.support.api import Api
+from tests.support.permissions import without_the_power_to_ignore_permissions
 from tests.support.proxy import Proxy, Respond
+from tests.support.safetensors_files import write_safetensors
 from tests.support.sandbox_process import SandboxProcess, stop_process
 from tests.support.storage import s3_client
 from tests.support.waiting import deadline_after
@@ -288,7 +294,7 @@ def test_a_data_dir_that_is_a_file_is_said_in_words(tmp_path: Path) -> None:
         timeout=60,
     )
     assert result.returncode == 1
-    assert f"{not_a_folder} is a file; --data-dir needs a folder." in result.stderr
+    assert f"{not_a_folder} is a file; the sandbox keeps its data in a folder." in result.stderr
     assert "Errno" not in result.stderr and not_a_folder.read_bytes() == b"weights"
 
 
@@ -311,3 +317,42 @@ def test_in_a_terminal_the_sandbox_says_where_it_is_but_keeps_its_credentials_to
         assert again.info.token not in said and again.info.secret_key not in said
     finally:
         again.stop()
+
+
+@pytest.mark.allow_log(r"desktop_uploader\.connection: Sandbox start failed")
+def test_a_sandbox_the_window_starts_that_fails_says_why_once(tmp_path: Path) -> None:
+    """The window's status read "The local sandbox could not start: The local sandbox could not start. The
+    sandbox could not start: …": three layers each said it."""
+    home = tmp_path / "home"
+    paths = resolve_paths({HOME_ENV: str(home)}).ensure()
+    paths.sandbox_dir.write_text("a file where the sandbox keeps its data")
+    outcome = start_sandbox(paths, None)
+    assert outcome.link is Link.FAILED and outcome.sandbox is None
+    said = f"The local sandbox could not start: {paths.sandbox_dir} is a file; the sandbox keeps its data in a folder."
+    assert outcome.detail == said
+
+
+def test_a_sandbox_that_cant_write_its_folder_says_why_in_words_on_one_line(tmp_path: Path) -> None:
+    """A CLI audit, as another user: "… [Errno 13] Permission denied: '…/identity.json'\\nDetails are in …",
+    with "could not start" twice and the line break printed as two characters."""
+    home = tmp_path / "home"
+    paths = resolve_paths({HOME_ENV: str(home)}).ensure()
+    paths.sandbox_dir.mkdir(mode=0o700)
+    os.chown(paths.sandbox_dir, 65534, 65534)  # someone else's: its owner alone may write there
+    model = tmp_path / "m.safetensors"
+    write_safetensors(model, 6 * MiB)
+    result = subprocess.run(
+        [*without_the_power_to_ignore_permissions(), sys.executable, "-m", "desktop_uploader", "upload", str(model)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, HOME_ENV: str(home), "COLUMNS": "300"},
+        timeout=120,
+    )
+    said = " ".join(result.stderr.split())
+    assert result.returncode == 1, result.stderr
+    start = re.escape(str(paths.sandbox_dir))
+    log = re.escape(str(paths.log_dir / "sandbox.log"))
+    assert re.search(
+        f"The local sandbox could not start: permission denied for {start}/\\S+\\. Details are in {log}$", said
+    )
+    assert said.count("could not start") == 1 and "Errno" not in said and "\\n" not in said
