@@ -62,7 +62,7 @@ def run_list(args: argparse.Namespace) -> int:
         records = interrupted_records(state)
         rows = [(r, stored_bytes(state, r)) for r in records]
         owed = [r for r in state.unfinished() if r.status == OWED_ABORT]
-        on_server = server_uploads(args, state, out)
+        on_server, server_problem = server_uploads(args, state, out)
     finally:
         state.close()
     if args.json:
@@ -90,6 +90,7 @@ def run_list(args: argparse.Namespace) -> int:
                     for r in owed
                 ],
                 "serverUploads": [as_json(upload) for upload in on_server],
+                "serverProblem": server_problem,  # why serverUploads is empty because the server wasn't asked
             }
         )
         return 0

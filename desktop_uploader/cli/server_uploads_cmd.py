@@ -51,20 +51,24 @@ def list_client(args: argparse.Namespace) -> ApiClient | None:
     return ApiClient(connection.api_url, connection.token, settings.replace(retries=2))
 
 
-def server_uploads(args: argparse.Namespace, state: StateStore, out: Out) -> list[ServerUpload]:
-    """The server's unfinished uploads unknown to ``state``; [] (with a dim line why) when it can't be asked."""
+def server_uploads(args: argparse.Namespace, state: StateStore, out: Out) -> tuple[list[ServerUpload], str | None]:
+    """The server's unfinished uploads unknown to ``state``, and why it couldn't be asked (None when it was, or
+    when it can't list): [] with a dim line why. The reason goes in ``list --json`` too, where an empty list
+    alone read as "nothing on the server" to a script whose token had been refused (a CLI audit's finding)."""
     try:
         client = list_client(args)
     except ConnectionSetupError as exc:
-        out.print(f"[dim]Not asking the server for unfinished uploads: {plain(exc)}")
-        return []
+        problem = f"Not asking the server for unfinished uploads: {exc}"
+        out.print(f"[dim]{plain(problem)}")
+        return [], problem
     if client is None:
-        return []
+        return [], None
     try:
-        return unknown_uploads(client, state, with_sizes=True)
+        return unknown_uploads(client, state, with_sizes=True), None
     except UploaderError as exc:
-        out.print(f"[dim]The server could not be asked for unfinished uploads: {plain(exc.message)}")
-        return []
+        problem = f"The server could not be asked for unfinished uploads: {exc.message}"
+        out.print(f"[dim]{plain(problem)}")
+        return [], problem
     finally:
         client.close()
 

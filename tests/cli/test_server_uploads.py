@@ -102,7 +102,7 @@ def test_uploading_the_same_file_again_continues_the_upload_found_on_the_server(
     objects = s3.list_objects_v2(Bucket=sandbox.bucket, Prefix=user.prefix).get("Contents", [])
     assert [o["Key"] for o in objects] == [result["s3Key"]]
     assert open_multipart_uploads(s3, sandbox.bucket, user.prefix) == []
-    assert cli("list", "--json", env=user.env()).json() == {"uploads": [], "owedAborts": [], "serverUploads": []}
+    assert cli("list", "--json", env=user.env()).json() == {"uploads": [], "owedAborts": [], "serverUploads": [], "serverProblem": None}
 
 
 def test_a_different_file_with_the_same_name_is_not_continued_wrongly(
@@ -133,7 +133,7 @@ def test_a_seed_server_without_list_offers_nothing_and_says_nothing(
     with seed_api(user) as seed:
         listing = cli("list", "--json", env=seed.env())
         assert listing.code == 0, listing.stderr
-        assert listing.json() == {"uploads": [], "owedAborts": [], "serverUploads": []}
+        assert listing.json() == {"uploads": [], "owedAborts": [], "serverUploads": [], "serverProblem": None}
         human = cli("list", env=seed.env())
         assert human.code == 0 and "No interrupted uploads." in human.stderr
         assert "On the server" not in human.stdout and "could not be asked" not in human.stderr
@@ -143,3 +143,19 @@ def test_a_seed_server_without_list_offers_nothing_and_says_nothing(
     assert result["bytesSent"] == sample.size, "without list, nothing could be found to continue"
     assert object_sha256(s3, sandbox.bucket, result["s3Key"]) == sample.sha256
     assert len(open_multipart_uploads(s3, sandbox.bucket, user.prefix)) == 1, "the old one is still there"
+
+
+def test_a_refused_token_is_said_in_list_json_not_read_as_nothing_on_the_server(
+    cli: Any, user: OwnUser, make_file: Any
+) -> None:
+    """A script reading ``serverUploads: []`` took a refused token for "nothing on the server" (a CLI audit)."""
+    sample = make_file(40 * MiB, name="lost.safetensors")
+    interrupted_upload(cli, user, sample.path)
+    assert len(cli("list", "--json", env=user.env()).json()["serverUploads"]) == 1
+    listing = cli("list", "--json", "--token", "not-the-token", env=user.env())
+    assert listing.code == 0, "the local list, list's own job, is given"
+    said = listing.json()
+    assert said["serverUploads"] == []
+    assert said["serverProblem"].startswith("The server could not be asked for unfinished uploads: ")
+    assert "token" in said["serverProblem"].lower()
+    assert " ".join(listing.stderr.split()) == said["serverProblem"]
