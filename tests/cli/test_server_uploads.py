@@ -102,7 +102,12 @@ def test_uploading_the_same_file_again_continues_the_upload_found_on_the_server(
     objects = s3.list_objects_v2(Bucket=sandbox.bucket, Prefix=user.prefix).get("Contents", [])
     assert [o["Key"] for o in objects] == [result["s3Key"]]
     assert open_multipart_uploads(s3, sandbox.bucket, user.prefix) == []
-    assert cli("list", "--json", env=user.env()).json() == {"uploads": [], "owedAborts": [], "serverUploads": [], "serverProblem": None}
+    assert cli("list", "--json", env=user.env()).json() == {
+        "uploads": [],
+        "owedAborts": [],
+        "serverUploads": [],
+        "serverProblem": None,
+    }
 
 
 def test_a_different_file_with_the_same_name_is_not_continued_wrongly(
