@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from desktop_uploader.engine.errors import UploaderError
+from desktop_uploader.engine.filenames import shown
 from desktop_uploader.engine.files import Collected, missing_reason
 from desktop_uploader.engine.manager import UploadManager
 from desktop_uploader.engine.rows import plural
@@ -76,8 +77,9 @@ def add_all(
 
 
 def unusable(found: Collected) -> list[str]:
-    """Sentences for what was dropped but is missing, is not a regular file, couldn't be searched, or was
-    skipped as hidden."""
+    """Sentences for what was dropped but is missing, is not a regular file, is an empty folder (a drop of one
+    read only "Added 0 files."), couldn't be searched, or was skipped as hidden."""
     missing = [missing_reason(p) for p in found.missing]
     special = [f"{p.name} is {kind}, not a file." for p, kind in found.special]
-    return missing + special + [s for s in (found.unreadable_sentence(), found.hidden_sentence()) if s]
+    empty = [f"The folder {shown(p.name)} has no files in it." for p in found.empty_folders]
+    return missing + special + empty + [s for s in (found.unreadable_sentence(), found.hidden_sentence()) if s]

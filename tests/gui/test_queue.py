@@ -59,6 +59,10 @@ def test_a_real_drop_of_files_and_folders_queues_them(
         )
         drop(window, [single.path])  # the same file again is not queued twice
         await until(lambda: "Already in the queue" in window.statusBar().currentMessage(), what="duplicate note")
+        (tmp_path / "just made").mkdir()
+        drop(window, [tmp_path / "just made"])  # it read only "Added 0 files."
+        await until(lambda: "has no files" in window.statusBar().currentMessage(), what="the empty folder's sentence")
+        assert window.statusBar().currentMessage() == "Added 0 files. The folder just made has no files in it."
 
     run(aloop, scenario())
     assert set(statuses(desktop)) == {"solo.safetensors", "deep.ckpt"}
