@@ -26,6 +26,7 @@ from enum import Enum
 from urllib.parse import urlsplit
 
 from desktop_uploader.engine.api_client import ApiClient, Capabilities
+from desktop_uploader.engine.api_trial import trial_upload
 from desktop_uploader.engine.credentials import CredentialStore, direct_secret_key, token_key
 from desktop_uploader.engine.errors import UploaderError
 from desktop_uploader.engine.limits import human_bytes
@@ -185,6 +186,7 @@ def probe_server(url: str, token: str, settings: Settings) -> Capabilities:
         # something harmless that needs it where the server has it.
         if caps.offers("list"):
             client.list_uploads()
+        trial_upload(client)  # the address, the token and the part links, as an upload will use them
         return caps
     finally:
         client.close()
@@ -334,7 +336,7 @@ def try_server(url: str, token: str, settings: Settings) -> tuple[bool, str]:
         caps = probe_server(url, token, settings)
     except UploaderError as exc:
         return False, exc.message
-    return True, describe_capabilities(caps)
+    return True, f"{describe_capabilities(caps)} A test upload started there and was cancelled."
 
 
 def try_direct_storage(settings: Settings, secret: str) -> tuple[bool, str]:

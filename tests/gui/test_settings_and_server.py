@@ -257,6 +257,28 @@ def test_your_own_s3_keys_are_tested_before_anything_is_uploaded(
     assert leftovers == [], "the test's own upload was aborted"
 
 
+def test_test_connection_names_the_fix_for_our_users_route_before_any_file_fails(
+    make_desktop: Any, aloop: Any, nextjs_original: Any
+) -> None:
+    """The route as our users run it pins the SDK's empty-body CRC32 into its links; the test said "Connected"."""
+    desktop = make_desktop()
+    desktop.window.open_settings()
+    dialog = desktop.window.settings_dialog
+    dialog.server_url.setText(nextjs_original.url)
+    dialog.token_edit.setText(nextjs_original.alice.token)
+
+    async def scenario() -> None:
+        dialog.test_button.click()
+        await until(lambda: dialog.test_result.text().startswith(("✓", "✗")), 30, "the test result")
+
+    run(aloop, scenario())
+    said = dialog.test_result.text()
+    assert said.startswith("✗ The server's upload links demand a fixed checksum (x-amz-checksum-crc32=AAAAAA==")
+    assert said.endswith("requestChecksumCalculation: 'WHEN_REQUIRED'."), said
+    result = dialog.test_result
+    assert result.height() >= result.heightForWidth(result.width()), "the fix is cut off"
+
+
 def test_saving_a_wrong_secret_for_direct_uploads_says_so_and_saves_nothing_until_fixed(
     make_desktop: Any, aloop: Any, sandbox: Any
 ) -> None:

@@ -1,33 +1,20 @@
 """The Next.js route (server-examples/nextjs) as a real ``next start`` process, and the CLI pointed at it.
 
-``nextjs_full`` (the route with the whole contract) and ``nextjs_three_fixed`` are shared with the
-client's end-to-end tests: tests/support/upload_apis.py.
+``nextjs_full`` (the route with the whole contract), ``nextjs_original`` and ``nextjs_three_fixed`` are
+shared with the client's end-to-end tests and the window's: tests/support/upload_apis.py.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from desktop_uploader.sandbox.info import SandboxInfo
 from tests.cli.conftest import Cli
 from tests.conftest import SampleFile
-from tests.support.nextjs_route import NextRoute, nextjs_route
 from tests.support.safetensors_files import whole_models
 from tests.support.upload_apis import UploadApi
-
-
-@pytest.fixture(scope="session")
-def nextjs_original(sandbox: SandboxInfo, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NextRoute]:
-    """The route as our users' backend is today: start/complete/abort only, the SDK's default checksums.
-
-    Its part URLs are signed for a proxy in front of storage (``route.storage``), which counts what arrives.
-    """
-    workdir = tmp_path_factory.mktemp("nextjs-original")
-    with nextjs_route(sandbox, workdir, storage_proxy=True, UPLOADER_ACTIONS="original") as route:
-        yield route
 
 
 @pytest.fixture

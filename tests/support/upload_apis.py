@@ -102,6 +102,17 @@ def upload_api(api_kind: str, sandbox: SandboxInfo, request: pytest.FixtureReque
 
 
 @pytest.fixture(scope="session")
+def nextjs_original(sandbox: SandboxInfo, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NextRoute]:
+    """The route as our users' backend is today: start/complete/abort only, the SDK's default checksums.
+
+    Its part URLs are signed for a proxy in front of storage (``route.storage``), which counts what arrives.
+    """
+    workdir = tmp_path_factory.mktemp("nextjs-original")
+    with nextjs_route(sandbox, workdir, storage_proxy=True, UPLOADER_ACTIONS="original") as route:
+        yield route
+
+
+@pytest.fixture(scope="session")
 def nextjs_three_fixed(sandbox: SandboxInfo, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NextRoute]:
     """Our users' route with the one-line fix and nothing else: start/complete/abort, WHEN_REQUIRED checksums.
 

@@ -1,0 +1,40 @@
+"""Proving a server takes uploads before a file depends on it: a trial start, its link read, then an abort.
+
+A server of the original contract (start, complete, abort: our users' Next.js routes) answers the
+capabilities GET with 404 or 405 whatever its address and token, and has no harmless call that needs
+the token. So "Test connection" said "Connected" to a route's own path pasted into the address, to a
+wrong path and to a wrong token, and could not see the AWS SDK's pinned CRC32 that makes storage
+refuse every part (a first-time user's audit against the Next.js route). Each showed only when the
+first file failed. A ``start`` proves the address and the token, its link shows a pinned checksum
+before a byte is sent, and the ``abort`` leaves nothing on the server or in storage.
+"""
+
+from __future__ import annotations
+
+from desktop_uploader.engine.api_client import ApiClient
+from desktop_uploader.engine.errors import PermanentError, PinnedChecksumError, UploaderError
+from desktop_uploader.engine.signed_urls import pinned_checksum_problem
+
+# A model's extension, as servers accept only those; the server adds its own unique prefix to the key.
+TRIAL_NAME = "desktop-uploader-connection-test.safetensors"
+
+
+def trial_upload(client: ApiClient) -> None:
+    """Start a one-byte, one-part upload and abort it; raises an UploaderError that says what would fail.
+
+    An abort that fails is said (cancelling would fail there too), with the key left unfinished.
+    """
+    started = client.start(TRIAL_NAME, 1, 1)
+    problem = next(
+        (found for url in started.urls.values() if (found := pinned_checksum_problem(url.url, started.checksum, None))),
+        None,
+    )
+    try:
+        client.abort(started.upload_id, started.s3_key)
+    except UploaderError as exc:
+        raise PermanentError(
+            f"A test upload started, but the server could not cancel it: {exc.message} "
+            f"Cancelling an upload there would fail the same way ({started.s3_key} is left unfinished)."
+        ) from exc
+    if problem is not None:
+        raise PinnedChecksumError(problem)

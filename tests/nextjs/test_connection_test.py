@@ -1,0 +1,54 @@
+"""Settings' "Test connection" against the route our users run (start, complete, abort), for real.
+
+That route answers the capabilities GET with 405 whatever its address and token, so the test used to
+say "Connected" to a wrong path, a wrong token and the AWS SDK's pinned checksum alike, and each
+showed only when the first file failed (a first-time user's audit). The test now starts a one-byte
+upload, reads its link and aborts it: each check here also asserts nothing is left in storage.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from desktop_uploader.connection import try_server
+from desktop_uploader.engine.api_trial import TRIAL_NAME
+from desktop_uploader.engine.settings import Settings
+from tests.support.nextjs_route import NextRoute, RouteUser
+from tests.support.storage import open_multipart_uploads
+
+CONNECTED = (
+    "Connected. This server speaks the original contract (start, complete, abort). "
+    "A test upload started there and was cancelled."
+)
+
+
+def nothing_left(s3: Any, bucket: str, user: RouteUser) -> None:
+    """No trial upload open or stored under the user's keys (the bucket is shared)."""
+    assert [u["Key"] for u in open_multipart_uploads(s3, bucket, user.prefix) if TRIAL_NAME in u["Key"]] == []
+    stored = s3.list_objects_v2(Bucket=bucket, Prefix=user.prefix).get("Contents", [])
+    assert [o["Key"] for o in stored if TRIAL_NAME in o["Key"]] == []
+
+
+def test_the_route_with_the_sdks_pinned_checksum_fails_the_test_naming_the_fix(
+    nextjs_original: NextRoute, s3: Any, sandbox: Any
+) -> None:
+    ok, said = try_server(nextjs_original.url, nextjs_original.alice.token, Settings())
+    assert not ok
+    assert said == (
+        "The server's upload links demand a fixed checksum (x-amz-checksum-crc32=AAAAAA==, that of an empty "
+        "file), so storage would refuse every part; the server's AWS SDK needs requestChecksumCalculation: "
+        "'WHEN_REQUIRED'."
+    )
+    nothing_left(s3, sandbox.bucket, nextjs_original.alice)
+
+
+def test_the_fixed_route_passes_and_keeps_nothing(nextjs_three_fixed: NextRoute, s3: Any, sandbox: Any) -> None:
+    assert try_server(nextjs_three_fixed.url, nextjs_three_fixed.alice.token, Settings()) == (True, CONNECTED)
+    nothing_left(s3, sandbox.bucket, nextjs_three_fixed.alice)
+
+
+def test_a_wrong_token_or_path_fails_the_test(nextjs_three_fixed: NextRoute) -> None:
+    ok, said = try_server(nextjs_three_fixed.url, "not-the-token", Settings())
+    assert not ok and said.startswith("The server did not accept your access token."), said
+    ok, said = try_server(f"{nextjs_three_fixed.url}/myapp", nextjs_three_fixed.alice.token, Settings())
+    assert not ok and said.startswith("This address doesn't take uploads"), said
