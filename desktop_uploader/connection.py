@@ -21,6 +21,7 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
 from urllib.parse import urlsplit
@@ -128,7 +129,24 @@ def sandbox_connection(info: SandboxInfo) -> ServerConnection:
 
 
 def configured_server(settings: Settings, server: str | None = None) -> str:
-    return (server or settings.server_url or os.environ.get(SERVER_ENV, "")).rstrip("/")
+    return site_address(server or settings.server_url or os.environ.get(SERVER_ENV, ""), route_paths(settings))
+
+
+def route_paths(settings: Settings) -> list[str]:
+    return [settings.presigned_path, settings.chunked_path, settings.legacy_path]
+
+
+def site_address(url: str, paths: Iterable[str]) -> str:
+    """``url`` without an upload route's own path pasted onto its end; the app adds that path itself.
+
+    Pasted whole (``https://app.example.com/api/user/influencers/presigned-upload``), the address was
+    answered "no 'start' here (HTTP 404)", which a first-time user's audit could not act on.
+    """
+    site = url.strip().rstrip("/")
+    for pasted in ("/" + path.strip("/") for path in paths):
+        if pasted != "/" and site.endswith(pasted) and "://" in site[: -len(pasted)]:
+            return site[: -len(pasted)]
+    return site
 
 
 def server_token(credentials: CredentialStore, url: str, given: str | None = None) -> str | None:

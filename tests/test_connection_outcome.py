@@ -13,7 +13,9 @@ from desktop_uploader.connection import (
     check_server_address,
     choose_connection,
     describe_capabilities,
+    route_paths,
     save_choices,
+    site_address,
     start_sandbox,
     try_server,
 )
@@ -147,3 +149,19 @@ def test_an_advertised_server_says_what_it_offers() -> None:
 def test_an_advertised_server_with_nothing_usable_says_so() -> None:
     caps = parse_capabilities({"presignedUpload": False, "urlExpirySeconds": 30})
     assert describe_capabilities(caps) == "Connected. It offers nothing we can use; upload links last 30 s."
+
+
+@pytest.mark.parametrize(
+    ("typed", "used"),
+    [
+        ("https://app.example.com/api/user/influencers/presigned-upload", "https://app.example.com"),
+        ("https://app.example.com/api/user/influencers/presigned-upload/", "https://app.example.com"),
+        ("https://app.example.com/shop/api/user/influencers/chunked-upload", "https://app.example.com/shop"),
+        (" https://app.example.com/ ", "https://app.example.com"),
+        ("https://app.example.com/api/user/influencers", "https://app.example.com/api/user/influencers"),
+        ("https://api/user/influencers/presigned-upload", "https://api/user/influencers/presigned-upload"),
+    ],
+)
+def test_an_upload_routes_own_path_is_taken_off_the_address(typed: str, used: str) -> None:
+    """What the app adds itself, pasted with the address, would be added twice; a host is never cut."""
+    assert site_address(typed, route_paths(Settings())) == used

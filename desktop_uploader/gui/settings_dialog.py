@@ -78,6 +78,7 @@ class SettingsDialog(QDialog):
         self._filling = False
         self._token_before = token
         self.probe: Probe | None = None  # the last server test for what Save would save
+        advanced = self._advanced_page(direct_secret, log_dir)  # made first: Connection reads its routes' paths
         tabs = QTabWidget(self)
         tabs.addTab(self._connection_tab(token, token_home), "Connection")
         tabs.addTab(self._performance_page(), "Performance")
@@ -87,7 +88,7 @@ class SettingsDialog(QDialog):
         self.minimize_to_tray = behaviour.minimize_to_tray
         behaviour.mark_unavailable(unavailable or {})
         tabs.addTab(behaviour, "Behaviour")
-        tabs.addTab(self._advanced_page(direct_secret, log_dir), "Advanced")
+        tabs.addTab(advanced, "Advanced")
         self.tabs = tabs
         problem_row = self._problem_row()
         self.buttons = QDialogButtonBox(
@@ -117,9 +118,8 @@ class SettingsDialog(QDialog):
         self.problem = ProblemLabel("", self)  # red that stays readable in a dark palette
         self.problem.setObjectName("settingsProblem")
         self.problem.setWordWrap(True)
-        # Its lines are kept while empty: shown and hidden, it squeezed every field of the tab above by a
-        # line as a mistake was typed and let them go when it was fixed (a GUI audit's finding). Two, for a
-        # failed test's reason and what to do about it, which cut the Advanced tab's hints through.
+        # Its two lines are kept while empty: shown and hidden, it squeezed every field of the tab above as a
+        # mistake was typed, and one line cut the Advanced tab's hints through (GUI audits' findings).
         self.problem.setMinimumHeight(2 * self.problem.fontMetrics().lineSpacing())
         # Beside the reason it answers, its room kept while hidden: in the button row it pushed Save aside when
         # it came, and an edit that hid it put Save back under the pointer (a GUI audit's finding).
@@ -139,7 +139,7 @@ class SettingsDialog(QDialog):
 
     def _connection_tab(self, token: str, token_home: str) -> QWidget:
         test = lambda: spawn(self.test_connection())  # noqa: E731
-        self.connection = page = ConnectionPage(token, token_home, self.revalidate, test)
+        self.connection = page = ConnectionPage(token, token_home, self.revalidate, test, self.advanced.route_paths)
         self.server_url, self.token_edit = page.server_url, page.token_edit
         self.test_button, self.test_result = page.test_button, page.test_result
         return page
@@ -199,7 +199,7 @@ class SettingsDialog(QDialog):
         self._method_chosen()
 
     def _collect(self) -> Settings:
-        url = self.server_url.text().strip().rstrip("/")
+        url = self.connection.site_address()
         return self.original.replace(
             server_url=url,
             use_sandbox=not url,  # the promise the hint makes: empty means the local sandbox
@@ -341,7 +341,7 @@ class SettingsDialog(QDialog):
         tested = (self.server_url.text(), self.token_edit.text())
         self.test_result.setText("Testing…")
         with held(self.test_button):
-            ok, text = await self.tester(tested[0].strip().rstrip("/"), tested[1].strip())
+            ok, text = await self.tester(self.connection.site_address(), tested[1].strip())
         if isValid(self) and (self.server_url.text(), self.token_edit.text()) == tested:
             self.test_result.show_result(ok, text)
         return ok, text

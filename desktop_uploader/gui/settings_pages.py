@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop_uploader.connection import site_address
 from desktop_uploader.engine.settings import CUSTOM_PRESET, PRESETS
 from desktop_uploader.gui.folders import open_folder
 from desktop_uploader.gui.form_widgets import (
@@ -38,9 +39,15 @@ from desktop_uploader.gui.form_widgets import (
 
 class ConnectionPage(QWidget):
     def __init__(
-        self, token: str, token_home: str, on_edit: Callable[..., None], on_test: Callable[[], object]
+        self,
+        token: str,
+        token_home: str,
+        on_edit: Callable[..., None],
+        on_test: Callable[[], object],
+        route_paths: Callable[[], list[str]],
     ) -> None:
         super().__init__()
+        self.route_paths = route_paths
         form = QFormLayout(self)
         self.server_url = QLineEdit()
         self.server_url.setObjectName("serverUrl")
@@ -69,6 +76,18 @@ class ConnectionPage(QWidget):
         for edit in (self.server_url, self.token_edit):
             edit.textChanged.connect(on_edit)
             edit.textChanged.connect(self.test_result.clear)  # a result is about what was tested, not what is typed
+        self.server_url.editingFinished.connect(self._take_off_route_path)
+
+    def site_address(self) -> str:
+        """The address as typed, without an upload route's path pasted onto it (the app adds that itself)."""
+        return site_address(self.server_url.text(), self.route_paths())
+
+    def _take_off_route_path(self) -> None:
+        """Shows the address as it will be used, and says why, when a route's own path was pasted with it."""
+        typed, site = self.server_url.text().strip().rstrip("/"), self.site_address()
+        if site != typed:
+            self.server_url.setText(site)
+            self.test_result.setText(f"The app adds {typed[len(site) :]} itself, so it was taken off the address.")
 
 
 class PerformancePage(QWidget):
@@ -269,6 +288,10 @@ class AdvancedPage(QWidget):
         form.addRow("", self.direct_test_result)
         for edit in self.direct_fields():
             edit.textChanged.connect(self.direct_test_result.clear)  # a result is about what was tested
+
+    def route_paths(self) -> list[str]:
+        """The upload routes' paths as typed: pasted onto the server's address, they are taken off it."""
+        return [edit.text() for edit in (self.presigned_path, self.chunked_path, self.legacy_path)]
 
     def direct_fields(self) -> list[QLineEdit]:
         """Your own S3 storage's fields: what Test these keys, and Save, test."""

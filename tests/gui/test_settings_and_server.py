@@ -279,6 +279,35 @@ def test_test_connection_names_the_fix_for_our_users_route_before_any_file_fails
     assert result.height() >= result.heightForWidth(result.width()), "the fix is cut off"
 
 
+def test_a_routes_own_path_pasted_into_the_address_is_taken_off_and_said(
+    make_desktop: Any, aloop: Any, nextjs_three_fixed: Any
+) -> None:
+    """A first-time user pasted the route's whole URL; its test said "Connected" and its uploads failed."""
+    desktop = make_desktop()
+    desktop.window.open_settings()
+    dialog = desktop.window.settings_dialog
+    dialog.token_edit.setText(nextjs_three_fixed.alice.token)
+    dialog.server_url.clear()
+    dialog.windowHandle().requestActivate()
+    QApplication.processEvents()
+    dialog.server_url.setFocus()
+    assert dialog.server_url.hasFocus(), "the address field never took the keyboard"
+    QTest.keyClicks(dialog.server_url, f"{nextjs_three_fixed.url}/api/user/influencers/presigned-upload")
+    QTest.keyClick(dialog.server_url, Qt.Key.Key_Tab)  # on to the token: the address is done
+    assert dialog.server_url.text() == nextjs_three_fixed.url
+    assert dialog.test_result.text() == (
+        "The app adds /api/user/influencers/presigned-upload itself, so it was taken off the address."
+    )
+
+    async def scenario() -> None:
+        dialog.test_button.click()
+        await until(lambda: dialog.test_result.text().startswith(("✓", "✗")), 30, "the test result")
+
+    run(aloop, scenario())
+    assert dialog.test_result.text().startswith("✓ Connected."), dialog.test_result.text()
+    assert dialog.result_settings().server_url == nextjs_three_fixed.url
+
+
 def test_saving_a_wrong_secret_for_direct_uploads_says_so_and_saves_nothing_until_fixed(
     make_desktop: Any, aloop: Any, sandbox: Any
 ) -> None:

@@ -12,9 +12,10 @@ from typing import Any
 
 from desktop_uploader.connection import try_server
 from desktop_uploader.engine.api_trial import TRIAL_NAME
+from desktop_uploader.engine.limits import MiB
 from desktop_uploader.engine.settings import Settings
 from tests.support.nextjs_route import NextRoute, RouteUser
-from tests.support.storage import open_multipart_uploads
+from tests.support.storage import object_sha256, open_multipart_uploads
 
 CONNECTED = (
     "Connected. This server speaks the original contract (start, complete, abort). "
@@ -52,3 +53,18 @@ def test_a_wrong_token_or_path_fails_the_test(nextjs_three_fixed: NextRoute) -> 
     assert not ok and said.startswith("The server did not accept your access token."), said
     ok, said = try_server(f"{nextjs_three_fixed.url}/myapp", nextjs_three_fixed.alice.token, Settings())
     assert not ok and said.startswith("This address doesn't take uploads"), said
+
+
+def test_the_routes_own_path_pasted_into_the_address_is_taken_off(
+    cli: Any, make_file: Any, nextjs_three_fixed: NextRoute, s3: Any, sandbox: Any
+) -> None:
+    """A first-time user pasted the route's whole URL; it was answered "no 'start' here (HTTP 404)"."""
+    pasted = f"{nextjs_three_fixed.url}/api/user/influencers/presigned-upload/"
+    for number, how in enumerate((["--server", pasted], [])):
+        sample = make_file(6 * MiB, name=f"pasted-{number}.safetensors", seed=number)
+        env = {**nextjs_three_fixed.cli_env(), **({} if how else {"DESKTOP_UPLOADER_SERVER": pasted})}
+        result = cli("upload", str(sample.path), "--json", *how, env=env)
+        assert result.code == 0, result.stderr
+        [upload] = result.json()["uploads"]
+        assert upload["status"] == "completed"
+        assert object_sha256(s3, sandbox.bucket, upload["s3Key"]) == sample.sha256
