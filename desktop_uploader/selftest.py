@@ -119,6 +119,8 @@ def _run(real: AppPaths, home: Path, timeout: float) -> Outcome:
             result = row.result
             print(f"  uploaded {human_bytes(SIZE)} via {result.method} in {time.monotonic() - began:.1f} s")
             print(f"  stored as {shown(result.network_volume_path or result.s3_key)}")
+            if session.sandbox is None:  # a real server: no call of the contract deletes a stored file
+                print("  (the test file stays there: delete it when you like)")
             return _verify(session, result, sample, sha256)
         finally:
             await session.shutdown()
@@ -131,11 +133,15 @@ def _run(real: AppPaths, home: Path, timeout: float) -> Outcome:
 
 
 def _borrow_server(real: AppPaths, paths: AppPaths) -> Outcome | None:
-    """The person's configured server and token, copied into the private home; or the sandbox."""
-    from desktop_uploader.connection import credential_store
+    """The person's configured server and token, copied into the private home; or the sandbox.
+
+    The server is the one the window would use, the environment's included: one set only there was used
+    while this said "none configured, so a private local sandbox" (a first-time user's audit).
+    """
+    from desktop_uploader.connection import configured_server, credential_store
 
     configured, _ = load_settings(real.settings_file)
-    server = configured.server_url
+    server = configured_server(configured)  # $DESKTOP_UPLOADER_SERVER too, as the window would use it
     settings = Settings(
         server_url=server, use_sandbox=not server, chunk_size=PART, concurrency=3, notifications=False, keep_awake=False
     )

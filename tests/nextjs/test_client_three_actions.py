@@ -122,13 +122,18 @@ def test_files_store_byte_identical(
     assert s3.head_object(Bucket=sandbox.bucket, Key=upload["s3Key"])["ContentLength"] == size
 
 
-def test_self_test_passes(cli: Any, nextjs_three_fixed: NextRoute, s3: Any, sandbox: Any) -> None:
-    (cli.home / "config").mkdir(parents=True, exist_ok=True)
-    save_settings(cli.home / "config" / "settings.json", Settings(server_url=nextjs_three_fixed.url))
+@pytest.mark.parametrize("set_in", ["settings", "environment"])
+def test_self_test_passes(cli: Any, nextjs_three_fixed: NextRoute, s3: Any, sandbox: Any, set_in: str) -> None:
+    """Set only in the environment, the server was used while the self-test said "none configured, so a
+    private local sandbox" (a first-time user's audit)."""
+    if set_in == "settings":
+        (cli.home / "config").mkdir(parents=True, exist_ok=True)
+        save_settings(cli.home / "config" / "settings.json", Settings(server_url=nextjs_three_fixed.url))
     env = {"QT_QPA_PLATFORM": "offscreen", **nextjs_three_fixed.cli_env()}
     passed = cli("--self-test", env=env)
     assert passed.code == 0, passed.stdout + passed.stderr
-    assert f"server: {nextjs_three_fixed.url}" in passed.stdout
+    assert f"server: {nextjs_three_fixed.url}" in passed.stdout and "none configured" not in passed.stdout
+    assert "(the test file stays there: delete it when you like)" in passed.stdout
     # The original route's complete says no etag: the self-test says what it could not compare, and no more.
     assert (
         "PASSED: stored; this server doesn't report the stored object's checksum, "
