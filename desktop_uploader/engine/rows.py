@@ -26,6 +26,7 @@ class RowAction(Enum):
     REMOVE = "Remove from list"
     COPY_COMFYUI = "Copy ComfyUI path"
     COPY_S3 = "Copy S3 path"
+    COPY_MESSAGE = "Copy message"
 
 
 def human_speed(bytes_per_second: float) -> str:
@@ -109,7 +110,15 @@ class Row:
         """What a copy action puts on the clipboard; empty when the row has nothing to copy for it."""
         if action is RowAction.COPY_COMFYUI:
             return (self.result.comfyui_path or "") if self.result is not None else ""
+        if action is RowAction.COPY_MESSAGE:
+            return self.status_text(0.0) if self.has_message else ""
         return self.s3_path if action is RowAction.COPY_S3 else ""
+
+    @property
+    def has_message(self) -> bool:
+        """A failure's or a stop's sentence, which a row cuts to its width and someone may need to pass on: a
+        route's checksum fix, in an audit, was whole only in a tooltip, which can't be copied."""
+        return bool(self.message) and self.status in (Status.FAILED, Status.CANCELLED, Status.INTERRUPTED)
 
     @property
     def never_started(self) -> bool:
@@ -242,6 +251,8 @@ class Row:
             found.append(RowAction.COPY_COMFYUI)
         if self.s3_path:
             found.append(RowAction.COPY_S3)
+        if self.has_message:
+            found.append(RowAction.COPY_MESSAGE)
         return found
 
     def primary_action(self) -> RowAction | None:

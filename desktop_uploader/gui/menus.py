@@ -15,7 +15,11 @@ from PySide6.QtWidgets import QMainWindow, QMessageBox
 from desktop_uploader import APP_NAME, __version__
 from desktop_uploader.engine.rows import Row, RowAction
 
-COPIED = {RowAction.COPY_COMFYUI: "ComfyUI path copied.", RowAction.COPY_S3: "S3 path copied."}
+COPIED = {
+    RowAction.COPY_COMFYUI: "ComfyUI path copied.",
+    RowAction.COPY_S3: "S3 path copied.",
+    RowAction.COPY_MESSAGE: "Message copied.",
+}
 
 
 def platform_keys(standard: QKeySequence.StandardKey, fallback: str = "") -> list[QKeySequence]:

@@ -230,7 +230,7 @@ class AppSession(QObject):
                 self.manager.cancel(job_id)
             case RowAction.REMOVE:
                 self.manager.remove(job_id)
-            case RowAction.COPY_COMFYUI | RowAction.COPY_S3 if row is not None:
+            case RowAction.COPY_COMFYUI | RowAction.COPY_S3 | RowAction.COPY_MESSAGE if row is not None:
                 said = copy_row_path(row, action)  # the row says what each copy means (Row.clipboard_text)
                 if said:
                     self.message.emit(said)
