@@ -54,10 +54,11 @@ class RemovalGuard:
         stored = f"{human_bytes(row.confirmed)} of {row.file_name} ({row.percent}%) is already stored."
         try:
             if row.status.active or row.status is Status.QUEUED:
+                # "At least": the upload goes on while the question waits (an audit read 25 % at 50 %).
                 chosen = await confirm(
                     self.parent,
                     "Cancel this upload?",
-                    f"{stored} Cancelling deletes it; pausing keeps it, to go on later.",
+                    f"At least {stored} Cancelling deletes it; pausing keeps it, to go on later.",
                     "Cancel upload",
                     name="cancelQuestion",
                     keep="Keep uploading",
