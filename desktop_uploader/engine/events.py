@@ -116,6 +116,16 @@ class Retrying(Event):
 
 
 @dataclass(frozen=True)
+class Reconnecting(Event):
+    """A failed upload whose connection was lost is tried again by itself after ``delay`` seconds.
+
+    The window's own event (gui/reconnect.py), not the engine's: the row counts down to it.
+    """
+
+    delay: float
+
+
+@dataclass(frozen=True)
 class FallingBack(Event):
     from_method: str
     to_method: str

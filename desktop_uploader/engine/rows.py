@@ -77,6 +77,7 @@ class Row:
     resumable: bool = False
     retry_helps: bool = True  # a failure another try can't change (a refused file type) offers no Retry
     retry_until: float | None = None
+    reconnect_at: float | None = None  # a failure's own next try, after a lost connection (gui/reconnect.py)
     retry_attempt: int = 0
     retry_max: int = 0
     falling_back_to: str = ""
@@ -111,7 +112,7 @@ class Row:
         if action is RowAction.COPY_COMFYUI:
             return (self.result.comfyui_path or "") if self.result is not None else ""
         if action is RowAction.COPY_MESSAGE:
-            return self.status_text(0.0) if self.has_message else ""
+            return self.message if self.has_message else ""
         return self.s3_path if action is RowAction.COPY_S3 else ""
 
     @property
@@ -148,11 +149,9 @@ class Row:
                 self.falling_back_to = ""
                 self.confirmed = self.sent = event.resumed_bytes
             case events.StatusChanged():
-                self.status = event.status
-                if event.status in (Status.FAILED, Status.PAUSED, Status.INTERRUPTED, Status.CANCELLED):
-                    self.speed, self.eta, self.in_flight, self.retry_until = 0.0, None, 0, None
-                    self.sent = self.confirmed
-                self.message = event.message
+                self._status_changed(event)
+            case events.Reconnecting():
+                self.reconnect_at = now + event.delay
             case events.Retrying():
                 self.retry_until = now + event.delay
                 self.retry_attempt, self.retry_max = event.attempt, event.max_attempts
@@ -180,6 +179,22 @@ class Row:
         if not event.resumable:  # its parts were aborted with it (a GUI audit's row still said "15 MiB stored")
             self.confirmed = self.sent = self.in_flight = 0
 
+    def _status_changed(self, event: events.StatusChanged) -> None:
+        self.status = event.status
+        if event.status in (Status.FAILED, Status.PAUSED, Status.INTERRUPTED, Status.CANCELLED):
+            self.speed, self.eta, self.in_flight, self.retry_until = 0.0, None, 0, None
+            self.sent = self.confirmed
+        if event.status is not Status.FAILED:
+            self.reconnect_at = None  # tried again (by itself or by Retry), or given up
+        self.message = event.message
+
+    def _failed_text(self, now: float) -> str:
+        """ "Failed: …", or, while a lost connection's next try is due (gui/reconnect.py), the time until it."""
+        if self.reconnect_at is None:
+            return f"Failed: {self.message}" if self.message else "Failed"
+        wait = human_duration(self.reconnect_at - now)
+        return f"Trying again in {wait}: {self.message}" if wait else f"Trying again: {self.message}"
+
     def status_text(self, now: float) -> str:
         match self.status:
             case Status.QUEUED:
@@ -206,7 +221,7 @@ class Row:
             case Status.COMPLETED:
                 return "Completed"
             case Status.FAILED:
-                return f"Failed: {self.message}" if self.message else "Failed"
+                return self._failed_text(now)
             case Status.CANCELLED:  # with what stays on storage, when its parts could not be removed
                 return "Cancelled" if self.message in ("", events.CANCELLED) else f"Cancelled. {self.message}"
         return self.status.value

@@ -173,7 +173,7 @@ class UploadQueueModel(QAbstractListModel):
 
     def flush(self) -> None:
         """Tell the view about changed rows (one signal per contiguous run) and refresh the summary."""
-        retrying = {r.job_id for r in self._rows if r.retry_until is not None}  # countdowns tick
+        retrying = {r.job_id for r in self._rows if r.retry_until is not None or r.reconnect_at is not None}  # ticks
         dirty = self._dirty | retrying
         self._dirty = set()
         if not dirty:

@@ -44,6 +44,7 @@ from desktop_uploader.gui.executors import QtPoolExecutor
 from desktop_uploader.gui.history_session import AskUploaded, SessionMemory
 from desktop_uploader.gui.menus import copy_row_path
 from desktop_uploader.gui.queue_model import UploadQueueModel
+from desktop_uploader.gui.reconnect import Reconnector
 from desktop_uploader.gui.server_uploads import ServerUploadsOffer
 from desktop_uploader.gui.tasks import in_thread, spawn
 from desktop_uploader.paths import AppPaths
@@ -85,6 +86,7 @@ class AppSession(QObject):
         self.closed = False
         self.server_uploads = ServerUploadsOffer(self.manager, self.message.emit)
         self.memory = SessionMemory(paths.data_dir, self.manager, self.model)  # history, duplicates, queue
+        self.reconnect = Reconnector(self._retry_by_itself, self.model.apply_event, parent=self)
 
     # -- connection ---------------------------------------------------------------------------------------
 
@@ -229,6 +231,7 @@ class AppSession(QObject):
             case RowAction.CANCEL | RowAction.DISCARD:
                 self.manager.cancel(job_id)
             case RowAction.REMOVE:
+                self.reconnect.forget(job_id)
                 self.manager.remove(job_id)
             case RowAction.COPY_COMFYUI | RowAction.COPY_S3 | RowAction.COPY_MESSAGE if row is not None:
                 said = copy_row_path(row, action)  # the row says what each copy means (Row.clipboard_text)
@@ -273,14 +276,29 @@ class AppSession(QObject):
     # -- reactions ------------------------------------------------------------------------------------------
 
     def _on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Progress):
+            self.reconnect.progressed(event.job_id, event.confirmed)
+            return
         if isinstance(event, events.Completed):
             self.server_uploads.forget(event.result.s3_key)
             self._completed_since_summary = True
-        if isinstance(event, events.Failed) and self._sandbox_stopped():
+        if isinstance(event, events.Completed | events.Cancelled):
+            self.reconnect.forget(event.job_id)
+        if not isinstance(event, events.Failed):
+            return
+        row = self.model.row_by_id(event.job_id)
+        if self.reconnect.failed(event, row.confirmed if row else 0):
+            return  # not given up: it is tried again by itself, and the row counts down to it
+        if self._sandbox_stopped():
             self.message.emit("The test storage on this computer has stopped. Press Retry to start it again.")
-        if isinstance(event, events.Failed) and self.settings.notifications:
-            row = self.model.row_by_id(event.job_id)
+        if self.settings.notifications:
             self.notify.emit(f"Upload failed: {row.file_name if row else 'a file'}", event.message)
+
+    def _retry_by_itself(self, job_id: str) -> None:
+        row = self.model.row_by_id(job_id)
+        if not self.closed and row is not None and row.status is events.Status.FAILED:
+            log.info("%s: trying again by itself after a lost connection", row.file_name)
+            self.act(job_id, RowAction.RETRY)
 
     def _on_summary(self, summary: QueueSummary) -> None:
         """A batch is announced when a completion leaves nothing to do. The completion is taken from the

@@ -49,7 +49,7 @@ def test_each_state_offers_the_actions_that_make_sense() -> None:
     assert row(status=Status.FAILED).actions() == [RowAction.RETRY, RowAction.REMOVE]
     refused = row(status=Status.FAILED, message="The server refused the file.")
     assert refused.actions() == [RowAction.RETRY, RowAction.REMOVE, RowAction.COPY_MESSAGE]
-    assert refused.clipboard_text(RowAction.COPY_MESSAGE) == "Failed: The server refused the file."
+    assert refused.clipboard_text(RowAction.COPY_MESSAGE) == "The server refused the file."
     assert row(status=Status.FAILED, resumable=True).actions() == [RowAction.RETRY, RowAction.DISCARD]
     done = row(status=Status.COMPLETED, result=result())
     assert done.actions() == [RowAction.REMOVE, RowAction.COPY_COMFYUI, RowAction.COPY_S3]

@@ -97,7 +97,7 @@ def test_a_file_the_server_refuses_offers_remove_not_a_retry_that_would_be_refus
     assert window.row_actions.visible_actions() == [RowAction.REMOVE], "the keyboard's buttons"
     # The sentence, cut to the row's width, can be passed on whole (an audit found it only in a tooltip).
     dict(window.menu_entries(row))["Copy message"]()
-    assert QGuiApplication.clipboard().text() == row.status_text(0)
+    assert row.status_text(0) == f"Failed: {QGuiApplication.clipboard().text()}"
     assert QGuiApplication.clipboard().text().endswith(".safetensors, .ckpt, .pt, .pth, .bin, .gguf, .onnx.")
     assert window.statusBar().currentMessage() == "Message copied."
     window.row_actions.buttons[RowAction.REMOVE].click()
