@@ -90,6 +90,13 @@ def run_sandbox(data_dir: Path, *, json_only: bool, log_file: Path, cache_dir: P
         while not stop.wait(0.5):
             if os.getppid() != parent:  # the process that started us is gone
                 break
+            if (code := sandbox.storage_exit_code()) is not None:
+                # Killed or crashed, weed left the API answering 503 to every upload, which no Retry could
+                # change (a network audit). Stopping with it lets the app see the sandbox stopped and start
+                # a new one, as it does for a sandbox that was killed.
+                logging.getLogger(__name__).error("The storage server stopped (exit code %s); stopping too", code)
+                print("The sandbox's storage server stopped; the sandbox stops with it.", file=sys.stderr)
+                return 1
     finally:
         sandbox.stop()
     return 0

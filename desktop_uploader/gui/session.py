@@ -287,11 +287,11 @@ class AppSession(QObject):
         if not isinstance(event, events.Failed):
             return
         row = self.model.row_by_id(event.job_id)
-        if self.reconnect.failed(event, row.confirmed if row else 0):
-            return  # not given up: it is tried again by itself, and the row counts down to it
+        again = self.reconnect.failed(event, row.confirmed if row else 0)  # if so, the row counts down to it
         if self._sandbox_stopped():
-            self.message.emit("The test storage on this computer has stopped. Press Retry to start it again.")
-        if self.settings.notifications:
+            then = "it starts again with the upload's next try" if again else "press Retry to start it again"
+            self.message.emit(f"The test storage on this computer has stopped; {then}.")
+        if not again and self.settings.notifications:
             self.notify.emit(f"Upload failed: {row.file_name if row else 'a file'}", event.message)
 
     def _retry_by_itself(self, job_id: str) -> None:

@@ -154,6 +154,10 @@ class Sandbox:
         log.info("Sandbox ready: API %s, S3 %s", self.api.url, self.weed.s3_endpoint)
         return self.info
 
+    def storage_exit_code(self) -> int | None:
+        """The storage server's exit code once it has ended (reaped, so it leaves no zombie); None while it runs."""
+        return self.weed.process.poll() if self.weed is not None else None
+
     def stop(self) -> None:
         with self._stop_lock:
             if self.api is not None:

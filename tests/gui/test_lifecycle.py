@@ -5,6 +5,7 @@ from __future__ import annotations
 import urllib.parse
 from typing import Any
 
+import psutil
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
@@ -173,9 +174,13 @@ def test_closing_right_after_the_last_upload_finished_quits_without_asking(make_
 
 
 @pytest.mark.allow_log(r"gui\.session: The local sandbox had stopped", *RETRIED, *UPLOAD_FAILED)
-def test_a_sandbox_that_died_is_started_again_by_retry(make_desktop: Any, aloop: Any, make_file: Any) -> None:
+@pytest.mark.parametrize("killed", ["sandbox", "its storage server"])
+def test_a_sandbox_that_died_is_started_again_by_retry(
+    make_desktop: Any, aloop: Any, make_file: Any, killed: str
+) -> None:
     """A GUI audit's test storage was killed: the rows said "127.0.0.1:… refused the connection" and Retry
-    failed the same way until the app was restarted."""
+    failed the same way until the app was restarted. A network audit killed only its weed: the API then
+    answered 503 to every Retry. Retry starts a new sandbox; without it, the upload's own next try does."""
     desktop = make_desktop(server="", connect=True, use_sandbox=True, bandwidth_limit=2 * 1000 * 1000)
     window, session = desktop.window, desktop.session
     sample = make_file(16 * MiB, name="survivor.safetensors")
@@ -192,11 +197,17 @@ def test_a_sandbox_that_died_is_started_again_by_retry(make_desktop: Any, aloop:
         assert first is not None and first.process is not None
         drop(window, [sample.path])
         await until(lambda: session.model.rowCount() and session.model.rows()[0].confirmed > 0, 60, "a stored part")
-        first.process.kill()  # by pid: ours
+        if killed == "sandbox":
+            first.process.kill()  # by pid: ours
+        else:
+            session.reconnect.delays = (0.3,) * 5  # its next try comes by itself, soon
+            [weed] = [c for c in psutil.Process(first.process.pid).children() if "weed" in " ".join(c.cmdline())]
+            weed.kill()
         first.process.wait(30)
         await until(lambda: status() is Status.FAILED, 120, "the failure")
-        assert any("has stopped. Press Retry" in m for m in messages), messages
-        session.act(session.model.rows()[0].job_id, RowAction.RETRY)
+        assert any("has stopped; it starts again with the upload's next try." in m for m in messages), messages
+        if killed == "sandbox":
+            session.act(session.model.rows()[0].job_id, RowAction.RETRY)  # Retry goes at once
         await until(lambda: status() is Status.COMPLETED, 180, "the retried upload")
         assert session.sandbox is not None and session.sandbox is not first and not session.sandbox.stopped()
 

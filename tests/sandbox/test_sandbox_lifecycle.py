@@ -73,6 +73,24 @@ def test_sandbox_is_ready_and_stops_without_leftovers(tmp_path: Path) -> None:
     assert not (data_dir / "sandbox.json").exists()
 
 
+def test_it_stops_when_its_storage_server_dies_so_the_app_can_start_a_new_one(tmp_path: Path) -> None:
+    """A network audit killed weed mid-upload: the API answered 503 to every Retry, weed stayed a zombie,
+    and only quitting the app helped. The sandbox now stops with it; the app starts a new one on Retry."""
+    data_dir = tmp_path / "store"
+    sandbox = SandboxProcess.start(tmp_path / "home", data_dir)
+    try:
+        [weed] = [c for c in psutil.Process(sandbox.process.pid).children() if "weed" in " ".join(c.cmdline())]
+        weed.kill()
+        code = sandbox.process.wait(30)  # a bound on a hang only: it notices within a second
+    finally:
+        sandbox.stop()
+    assert code == 1
+    said = sandbox.stderr_path.read_text(encoding="utf-8")
+    assert "The sandbox's storage server stopped; the sandbox stops with it." in said and "Traceback" not in said
+    assert not wait_until_gone(str(data_dir), timeout=5)
+    assert not (data_dir / "sandbox.json").exists(), "no app takes the stopped sandbox for a running one"
+
+
 def test_sigterm_stops_it_cleanly(tmp_path: Path) -> None:
     data_dir = tmp_path / "store"
     sandbox = SandboxProcess.start(tmp_path / "home", data_dir)
