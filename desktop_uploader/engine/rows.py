@@ -299,6 +299,8 @@ class QueueSummary:
             parts.append(f"{self.active} uploading")
         if self.failed:
             parts.append(f"{self.failed} failed")
+        if self.cancelled:  # "0 of 2 done" beside three rows left the third unexplained (an audit)
+            parts.append(f"{self.cancelled} cancelled")
         if self.speed:
             parts.append(human_speed(self.speed))
         return " · ".join(parts)

@@ -89,6 +89,32 @@ def test_time_left_counts_down_while_a_part_is_on_the_wire() -> None:
     assert tracker.snapshot().eta == 0.0
 
 
+def test_a_stalled_link_reads_no_speed_and_no_time_left_within_the_window() -> None:
+    """A network audit froze storage for a minute: the row read "34 KiB/s · 1 h 46 min left" throughout,
+    the speed only thinning out, and with no bytes moving no event came to change it."""
+    seen: list[Event] = []
+    now = [0.0]
+    tracker = ProgressTracker("job", "presigned-s3", 10**9, seen.append, interval=0.25, clock=lambda: now[0])
+    for tenth in range(1, 51):  # 5 s at 1 MB/s
+        now[0] = tenth / 10
+        tracker.sent(1, 100_000)
+    assert 0.9e6 < tracker.snapshot().speed < 1.1e6
+    now[0] = 5.5  # half a second of nothing: still the link's pace
+    assert tracker.snapshot().speed > 0.8e6
+    count = len(seen)
+    tracker.tick()  # the scheduler's loop: no event within a second of the last
+    assert len(seen) == count
+    now[0] = 6.1
+    tracker.tick()
+    assert len(seen) == count + 1 and seen[-1].speed > 0
+    now[0] = 10.6  # the window holds nothing sent
+    tracker.tick()
+    stalled = seen[-1]
+    assert isinstance(stalled, Progress) and stalled.speed == 0.0 and stalled.eta is None
+    tracker.tick()
+    assert len(seen) == count + 2, "no event more than once a second"
+
+
 def test_progress_is_coalesced() -> None:
     seen: list[Event] = []
     tracker = ProgressTracker("job", "m", 10**9, seen.append, interval=10.0)

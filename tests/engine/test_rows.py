@@ -77,7 +77,7 @@ def test_the_summary_counts_what_a_person_cares_about() -> None:
     ]
     summary = summarize(rows)
     assert (summary.total, summary.done, summary.active, summary.failed) == (3, 1, 1, 1)
-    assert summary.text() == "1 of 3 done · 1 uploading · 1 failed · 1.9 MiB/s"
+    assert summary.text() == "1 of 3 done · 1 uploading · 1 failed · 1 cancelled · 1.9 MiB/s"
     assert summary.fraction == (100 + 50) / 300
 
 

@@ -179,6 +179,7 @@ class PartScheduler:
                     break
                 if not self._may_start():
                     self._cond.wait(0.25)
+            self.tracker.tick()
             if time.monotonic() - last_check > FILE_CHECK_SECONDS:
                 last_check = time.monotonic()
                 if not quick_unchanged(self.ctx.path, self.ctx.identity):
