@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 _PLAIN_MD5 = re.compile(r"^[0-9a-f]{32}$")
 MAX_URL_REFRESHES = 5
 FILE_CHECK_SECONDS = 2.0
+LIMIT_SECONDS = 6.0  # of a bandwidth limit you set, what the parts in flight may owe (Auto's horizon on a cap)
 
 
 def plain_etag(etag: str) -> str:
@@ -202,15 +203,21 @@ class PartScheduler:
         )
 
     def _room(self) -> bool:
-        """Auto's byte budget: do the parts in flight leave room for the next one? (Called under the lock.)"""
-        pacing = self.ctx.pacing
-        if pacing is None or not self._in_flight:
+        """Auto's byte budget, and a bandwidth limit's: do the parts in flight leave room for the next one?
+
+        A limit you set is known from the first byte: parts may owe ``LIMIT_SECONDS`` of this file's share. Six
+        parts of 5 MiB shared 1 MiB/s, and for 30 s nothing was stored for a pause to keep (a network audit)."""
+        if not self._in_flight:
             return True
         upcoming = self.queue.upcoming(1)
         if not upcoming:
             return False
         owed = sum(self.plan.span(n).size - self.tracker.part_sent(n) for n in self._in_flight)
-        return pacing.admits(len(self._in_flight), owed, self.plan.span(upcoming[0]).size)
+        part, settings = self.plan.span(upcoming[0]).size, self.ctx.settings
+        if settings.bandwidth_limit and owed + part > LIMIT_SECONDS * settings.bandwidth_limit / settings.files_at_once:
+            return False
+        pacing = self.ctx.pacing
+        return pacing is None or pacing.admits(len(self._in_flight), owed, part)
 
     def _pace(self) -> None:
         """Feed Auto what the link carried, and shed the youngest parts when it takes back a probe."""
