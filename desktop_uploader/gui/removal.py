@@ -8,12 +8,14 @@ since there is nothing to lose. Finished rows (completed, cancelled) are only ta
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QWidget
+from enum import Enum
+
+from PySide6.QtWidgets import QMessageBox, QWidget
 
 from desktop_uploader.engine.events import Status
 from desktop_uploader.engine.limits import human_bytes
 from desktop_uploader.engine.rows import Row, RowAction
-from desktop_uploader.gui.dialogs import confirm
+from desktop_uploader.gui.dialogs import confirm, finished
 from desktop_uploader.gui.session import AppSession
 from desktop_uploader.gui.tasks import spawn
 
@@ -27,6 +29,40 @@ def loses_work(row: Row, action: RowAction) -> bool:
     if action is RowAction.REMOVE and row.status is Status.FAILED and not row.resumable:
         return False  # its parts are gone already: only the row goes
     return row.confirmed > 0
+
+
+class Answer(Enum):
+    CANCEL = "Cancel upload"
+    PAUSE = "Pause instead"
+    KEEP = "Keep uploading"
+
+
+async def ask_to_cancel(parent: QWidget, stored: str) -> Answer:
+    """Cancel, pause instead, or keep uploading; keeping is the default, and Esc's.
+
+    The question said "pausing keeps it" and offered no Pause (a network audit). "At least": the upload
+    goes on while the question waits (an audit read 25 % at 50 %).
+    """
+    box = QMessageBox(parent)
+    box.setObjectName("cancelQuestion")
+    box.setIcon(QMessageBox.Icon.Warning)
+    box.setWindowTitle("Cancel this upload?")
+    box.setText(f"At least {stored} Cancelling deletes it; pausing keeps it, to go on later.")
+    roles = (
+        QMessageBox.ButtonRole.DestructiveRole,
+        QMessageBox.ButtonRole.ActionRole,
+        QMessageBox.ButtonRole.RejectRole,
+    )
+    buttons = {box.addButton(answer.value, role): answer for answer, role in zip(Answer, roles, strict=True)}
+    for button, answer in buttons.items():
+        button.setAutoDefault(False)  # focus on Cancel or Pause must not make Enter mean it
+        if answer is Answer.KEEP:
+            box.setDefaultButton(button)
+            box.setEscapeButton(button)
+    await finished(box)
+    clicked = box.clickedButton()
+    box.deleteLater()
+    return next((answer for button, answer in buttons.items() if button is clicked), Answer.KEEP)
 
 
 class RemovalGuard:
@@ -54,15 +90,10 @@ class RemovalGuard:
         stored = f"{human_bytes(row.confirmed)} of {row.file_name} ({row.percent}%) is already stored."
         try:
             if row.status.active or row.status is Status.QUEUED:
-                # "At least": the upload goes on while the question waits (an audit read 25 % at 50 %).
-                chosen = await confirm(
-                    self.parent,
-                    "Cancel this upload?",
-                    f"At least {stored} Cancelling deletes it; pausing keeps it, to go on later.",
-                    "Cancel upload",
-                    name="cancelQuestion",
-                    keep="Keep uploading",
-                )
+                answer = await ask_to_cancel(self.parent, stored)
+                if answer is Answer.PAUSE:
+                    self.session.act(row.job_id, RowAction.PAUSE)
+                chosen = answer is Answer.CANCEL
             else:  # paused, interrupted or failed: nothing is uploading to be kept at it (a GUI audit's finding)
                 chosen = await confirm(
                     self.parent,

@@ -89,6 +89,34 @@ def test_cancelling_stored_bytes_asks_and_enter_or_esc_keep_the_upload(
     assert not open_multipart_uploads(s3, sandbox.bucket, seen["key"])  # no orphan parts left behind
 
 
+def test_the_cancel_question_offers_the_pause_it_mentions(
+    make_desktop: Any, make_file: Any, aloop: Any, s3: Any, sandbox: Any
+) -> None:
+    """It said "pausing keeps it" and offered only Cancel and Keep uploading (a network audit)."""
+    desktop = make_desktop(bandwidth_limit=6 * 1000 * 1000, chunk_size=5 * MiB, concurrency=2)
+    window, session, model = desktop.window, desktop.session, desktop.session.model
+    sample = make_file(40 * MiB, name="keep-me.safetensors")
+    seen: dict[str, Any] = {}
+
+    async def scenario() -> None:
+        drop(window, [sample.path])
+        await until(lambda: model.rowCount() == 1 and model.rows()[0].confirmed >= 5 * MiB, 60, "bytes stored")
+        row = model.rows()[0]
+        record = session.state.get(row.job_id)
+        assert record is not None
+        seen["key"] = record.s3_key
+        click_row_button(desktop, row.job_id, "secondary")
+        box = await asked(window)
+        seen["buttons"] = [b.text() for b in box.buttons()]
+        await answer(window, "cancelQuestion", "Pause instead")
+        await until(lambda: model.rows()[0].status == Status.PAUSED, 30, "the pause")
+
+    run(aloop, scenario())
+    assert set(seen["buttons"]) == {"Cancel upload", "Pause instead", "Keep uploading"}
+    assert model.rows()[0].confirmed >= 5 * MiB, "what was stored is kept"
+    assert open_multipart_uploads(s3, sandbox.bucket, seen["key"]), "its parts wait on storage to go on"
+
+
 def test_a_row_with_nothing_stored_cancels_without_a_question(make_desktop: Any, make_file: Any, aloop: Any) -> None:
     desktop = make_desktop(auto_start=False)
     window, model = desktop.window, desktop.session.model
