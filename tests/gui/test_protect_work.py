@@ -8,6 +8,7 @@ never on wall time.
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -42,21 +43,27 @@ async def asked(window: Any) -> QMessageBox:
     return box
 
 
+async def stored_part(desktop: Any, path: Path) -> tuple[Any, str]:
+    """Drop ``path`` and wait until a part of it is stored: its row, and its key in storage."""
+    model = desktop.session.model
+    drop(desktop.window, [path])
+    await until(lambda: model.rowCount() == 1 and model.rows()[0].confirmed >= 5 * MiB, 60, "bytes stored")
+    row = model.rows()[0]
+    record = desktop.session.state.get(row.job_id)
+    assert record is not None and record.s3_key
+    return row, record.s3_key
+
+
 def test_cancelling_stored_bytes_asks_and_enter_or_esc_keep_the_upload(
     make_desktop: Any, make_file: Any, aloop: Any, s3: Any, sandbox: Any
 ) -> None:
     desktop = make_desktop(bandwidth_limit=6 * 1000 * 1000, chunk_size=5 * MiB, concurrency=2)
-    window, session, model = desktop.window, desktop.session, desktop.session.model
+    window, model = desktop.window, desktop.session.model
     sample = make_file(40 * MiB, name="precious.safetensors")
     seen: dict[str, Any] = {}
 
     async def scenario() -> None:
-        drop(window, [sample.path])
-        await until(lambda: model.rowCount() == 1 and model.rows()[0].confirmed >= 5 * MiB, 60, "bytes stored")
-        row = model.rows()[0]
-        record = session.state.get(row.job_id)
-        assert record is not None and record.s3_key
-        seen["key"] = record.s3_key
+        row, seen["key"] = await stored_part(desktop, sample.path)
         # The ⊗ button asks; Enter answers with the default, which keeps the upload.
         click_row_button(desktop, row.job_id, "secondary")
         box = await asked(window)
@@ -94,17 +101,12 @@ def test_the_cancel_question_offers_the_pause_it_mentions(
 ) -> None:
     """It said "pausing keeps it" and offered only Cancel and Keep uploading (a network audit)."""
     desktop = make_desktop(bandwidth_limit=6 * 1000 * 1000, chunk_size=5 * MiB, concurrency=2)
-    window, session, model = desktop.window, desktop.session, desktop.session.model
+    window, model = desktop.window, desktop.session.model
     sample = make_file(40 * MiB, name="keep-me.safetensors")
     seen: dict[str, Any] = {}
 
     async def scenario() -> None:
-        drop(window, [sample.path])
-        await until(lambda: model.rowCount() == 1 and model.rows()[0].confirmed >= 5 * MiB, 60, "bytes stored")
-        row = model.rows()[0]
-        record = session.state.get(row.job_id)
-        assert record is not None
-        seen["key"] = record.s3_key
+        row, seen["key"] = await stored_part(desktop, sample.path)
         click_row_button(desktop, row.job_id, "secondary")
         box = await asked(window)
         seen["buttons"] = [b.text() for b in box.buttons()]

@@ -17,6 +17,7 @@ from desktop_uploader.engine.rows import RowAction
 from desktop_uploader.engine.settings import load_settings
 from tests.gui.conftest import run, until
 from tests.gui.test_queue import drop
+from tests.gui.test_settings_trust import open_dialog
 from tests.support.logfail import FAULTS
 from tests.support.proxy import Proxy, RequestInfo, Respond
 from tests.support.storage import object_sha256, open_multipart_uploads
@@ -257,21 +258,25 @@ def test_your_own_s3_keys_are_tested_before_anything_is_uploaded(
     assert leftovers == [], "the test's own upload was aborted"
 
 
-def test_test_connection_names_the_fix_for_our_users_route_before_any_file_fails(
-    make_desktop: Any, aloop: Any, nextjs_original: Any
-) -> None:
-    """The route as our users run it pins the SDK's empty-body CRC32 into its links; the test said "Connected"."""
-    desktop = make_desktop()
-    desktop.window.open_settings()
-    dialog = desktop.window.settings_dialog
-    dialog.server_url.setText(nextjs_original.url)
-    dialog.token_edit.setText(nextjs_original.alice.token)
+def press_test_connection(aloop: Any, dialog: Any) -> None:
+    """Click Test connection and wait for its result (✓ or ✗)."""
 
     async def scenario() -> None:
         dialog.test_button.click()
         await until(lambda: dialog.test_result.text().startswith(("✓", "✗")), 30, "the test result")
 
     run(aloop, scenario())
+
+
+def test_test_connection_names_the_fix_for_our_users_route_before_any_file_fails(
+    make_desktop: Any, aloop: Any, nextjs_original: Any
+) -> None:
+    """The route as our users run it pins the SDK's empty-body CRC32 into its links; the test said "Connected"."""
+    dialog = open_dialog(make_desktop())
+    dialog.server_url.setText(nextjs_original.url)
+    dialog.token_edit.setText(nextjs_original.alice.token)
+
+    press_test_connection(aloop, dialog)
     said = dialog.test_result.text()
     assert said.startswith("✗ The server's upload links demand a fixed checksum (x-amz-checksum-crc32=AAAAAA==")
     assert said.endswith("requestChecksumCalculation: 'WHEN_REQUIRED'."), said
@@ -283,9 +288,7 @@ def test_a_routes_own_path_pasted_into_the_address_is_taken_off_and_said(
     make_desktop: Any, aloop: Any, nextjs_three_fixed: Any
 ) -> None:
     """A first-time user pasted the route's whole URL; its test said "Connected" and its uploads failed."""
-    desktop = make_desktop()
-    desktop.window.open_settings()
-    dialog = desktop.window.settings_dialog
+    dialog = open_dialog(make_desktop())
     dialog.token_edit.setText(nextjs_three_fixed.alice.token)
     dialog.server_url.clear()
     dialog.windowHandle().requestActivate()
@@ -299,11 +302,7 @@ def test_a_routes_own_path_pasted_into_the_address_is_taken_off_and_said(
         "The app adds /api/user/influencers/presigned-upload itself, so it was taken off the address."
     )
 
-    async def scenario() -> None:
-        dialog.test_button.click()
-        await until(lambda: dialog.test_result.text().startswith(("✓", "✗")), 30, "the test result")
-
-    run(aloop, scenario())
+    press_test_connection(aloop, dialog)
     assert dialog.test_result.text().startswith("✓ Connected."), dialog.test_result.text()
     assert dialog.result_settings().server_url == nextjs_three_fixed.url
 
