@@ -18,7 +18,7 @@ import pytest
 from desktop_uploader.engine.events import Failed, Status
 from desktop_uploader.engine.limits import MiB
 from desktop_uploader.engine.rows import RowAction
-from desktop_uploader.gui.reconnect import lost_connection
+from desktop_uploader.gui.reconnect import Reconnector, lost_connection
 from tests.gui.conftest import run, until
 from tests.gui.test_queue import drop
 from tests.support.api_servers import api_server
@@ -81,3 +81,22 @@ def test_only_a_lost_connection_or_a_busy_server_is_tried_again_by_itself() -> N
     for kind in ("AuthError", "RejectedError", "PinnedChecksumError", "FileChangedError", "IntegrityError", ""):
         assert not lost_connection(kind), kind
     assert Failed("j", "x", True, kind="NetworkError").retry_helps
+
+
+def test_the_ladder_climbs_resets_when_something_is_stored_and_ends(qtbot: Any) -> None:
+    """10 s, 30 s, … then given up; a try that stored something starts the ladder afresh."""
+    shown: list[Any] = []
+    retried: list[str] = []
+    reconnect = Reconnector(retried.append, shown.append, delays=(10.0, 30.0, 60.0))
+    lost = Failed("job", "The connection was lost.", True, kind="NetworkError")
+    assert [reconnect.failed(lost, stored=0) for _ in range(2)] == [True, True]
+    assert [e.delay for e in shown] == [10.0, 30.0]
+    reconnect.progressed("job", 0)  # nothing new stored: the ladder goes on
+    assert reconnect.failed(lost, stored=0) and shown[-1].delay == 60.0
+    assert not reconnect.failed(lost, stored=0), "given up after the last step: Retry is the person's"
+    assert reconnect.failed(lost, stored=5 * MiB) and shown[-1].delay == 10.0, "a new loss starts afresh"
+    reconnect.progressed("job", 10 * MiB)  # stored something since: the next loss starts at 10 s again
+    assert reconnect.failed(lost, stored=10 * MiB) and shown[-1].delay == 10.0
+    refused = Failed("job", "The server did not accept your access token.", True, kind="AuthError")
+    assert not reconnect.failed(refused, stored=0)
+    assert retried == [], "no try came before its time"
