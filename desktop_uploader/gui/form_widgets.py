@@ -233,6 +233,12 @@ class TestResultLabel(ProblemLabel):
         self._recolour()
         self.setText(("✓ " if ok else "✗ ") + text)
 
+    def show_note(self, text: str) -> None:
+        """A line that is neither a pass nor a failure, in the window's text colour (a re-check read one in red)."""
+        self.failed = False
+        self._recolour()
+        self.setText(text)
+
     def wanted(self, palette: QPalette) -> QColor:
         return super().wanted(palette) if self.failed else palette.color(QPalette.ColorRole.WindowText)
 

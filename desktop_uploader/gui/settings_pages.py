@@ -87,7 +87,7 @@ class ConnectionPage(QWidget):
         typed, site = self.server_url.text().strip().rstrip("/"), self.site_address()
         if site != typed:
             self.server_url.setText(site)
-            self.test_result.setText(f"The app adds {typed[len(site) :]} itself, so it was taken off the address.")
+            self.test_result.show_note(f"The app adds {typed[len(site) :]} itself, so it was taken off the address.")
 
 
 class PerformancePage(QWidget):

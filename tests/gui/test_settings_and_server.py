@@ -289,6 +289,9 @@ def test_a_routes_own_path_pasted_into_the_address_is_taken_off_and_said(
 ) -> None:
     """A first-time user pasted the route's whole URL; its test said "Connected" and its uploads failed."""
     dialog = open_dialog(make_desktop())
+    dialog.server_url.setText(f"{nextjs_three_fixed.url}/myapp")
+    press_test_connection(aloop, dialog)  # a failed test first: its red must not colour the note that follows
+    assert dialog.test_result.failed
     dialog.token_edit.setText(nextjs_three_fixed.alice.token)
     dialog.server_url.clear()
     dialog.windowHandle().requestActivate()
@@ -301,6 +304,7 @@ def test_a_routes_own_path_pasted_into_the_address_is_taken_off_and_said(
     assert dialog.test_result.text() == (
         "The app adds /api/user/influencers/presigned-upload itself, so it was taken off the address."
     )
+    assert not dialog.test_result.failed, "a note, not a failure: in the window's text colour, not red"
 
     press_test_connection(aloop, dialog)
     assert dialog.test_result.text().startswith("✓ Connected."), dialog.test_result.text()
