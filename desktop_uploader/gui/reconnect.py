@@ -12,7 +12,9 @@ the full ladder again. The command line keeps failing with "Resume with …": a 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
+from functools import partial
 
 from PySide6.QtCore import QObject, QTimer
 
@@ -28,7 +30,12 @@ def lost_connection(kind: str) -> bool:
 
 
 class Reconnector(QObject):
-    """Schedules the tries; ``retry`` resumes a job (on the GUI thread), ``show`` feeds its row."""
+    """Schedules the tries; ``retry`` resumes a job (on the GUI thread), ``show`` feeds its row.
+
+    Each try is a single-shot timer with this object as its context, so none fires once it is gone (a
+    QTimer per job, holding a closure over it, crashed the test process after its owner was collected);
+    a try superseded or forgotten is known by its number.
+    """
 
     def __init__(
         self,
@@ -41,7 +48,8 @@ class Reconnector(QObject):
         self.retry, self.show, self.delays = retry, show, tuple(delays)
         self._tries: dict[str, int] = {}
         self._stored_at_failure: dict[str, int] = {}
-        self._timers: dict[str, QTimer] = {}
+        self._due: dict[str, int] = {}  # job id: the number of its one try still due
+        self._numbers = itertools.count(1)
 
     def failed(self, event: events.Failed, stored: int) -> bool:
         """A failure: schedules the next try when a lost connection explains it; whether one was scheduled."""
@@ -51,12 +59,8 @@ class Reconnector(QObject):
             return False
         delay = self.delays[tries]
         self._tries[event.job_id], self._stored_at_failure[event.job_id] = tries + 1, stored
-        self._stop(event.job_id)
-        timer = QTimer(self)
-        timer.setSingleShot(True)
-        timer.timeout.connect(lambda job_id=event.job_id: self._fire(job_id))
-        timer.start(round(delay * 1000))
-        self._timers[event.job_id] = timer
+        number = self._due[event.job_id] = next(self._numbers)
+        QTimer.singleShot(round(delay * 1000), self, partial(self._fire, event.job_id, number))
         self.show(events.Reconnecting(event.job_id, delay))
         return True
 
@@ -70,14 +74,9 @@ class Reconnector(QObject):
         """Completed, cancelled, removed or given up: no try is due."""
         self._tries.pop(job_id, None)
         self._stored_at_failure.pop(job_id, None)
-        self._stop(job_id)
+        self._due.pop(job_id, None)
 
-    def _stop(self, job_id: str) -> None:
-        timer = self._timers.pop(job_id, None)
-        if timer is not None:
-            timer.stop()
-            timer.deleteLater()
-
-    def _fire(self, job_id: str) -> None:
-        self._stop(job_id)
-        self.retry(job_id)
+    def _fire(self, job_id: str, number: int) -> None:
+        if self._due.get(job_id) == number:
+            del self._due[job_id]
+            self.retry(job_id)
