@@ -115,6 +115,31 @@ def test_a_stalled_link_reads_no_speed_and_no_time_left_within_the_window() -> N
     assert len(seen) == count + 2, "no event more than once a second"
 
 
+def test_a_retry_into_stalled_storage_reads_no_speed_until_its_bytes_move_on() -> None:
+    """With storage frozen, each retry's new connection filled socket buffers in a moment and then waited: the
+    row read "42 KiB/s · 1 h 2 min left" after every round of retries (a network audit, 8 of 37 readings)."""
+    now = [0.0]
+    tracker = ProgressTracker("job", "presigned-s3", 10**9, lambda event: None, interval=0.25, clock=lambda: now[0])
+    for tenth in range(1, 21):  # 2 s at 1 MB/s
+        now[0] = tenth / 10
+        tracker.sent(1, 100_000)
+    now[0] = 30.0  # storage stopped answering; the part timed out and starts over
+    tracker.restarted(1)
+    tracker.sent(1, 300_000)  # the new connection's socket buffers
+    tracker.restarted(2)
+    tracker.sent(2, 300_000)
+    now[0] = 31.0
+    assert tracker.snapshot().speed == 0.0 and tracker.snapshot().eta is None
+    assert tracker.snapshot().sent == 600_000, "sent still counts them"
+    for tenth in range(1, 71):  # storage answers again: part 1 goes on at 1 MB/s
+        now[0] = 31.0 + tenth / 10
+        tracker.sent(1, 100_000)
+    flowing = tracker.snapshot().speed
+    assert 0.9e6 < flowing < 1.1e6, "past its first seconds a retry counts again"
+    tracker.confirmed_part(2, 300_000)  # stored: its first bytes did cross the link
+    assert tracker.snapshot().speed == pytest.approx(flowing + 300_000 / 5)
+
+
 def test_progress_is_coalesced() -> None:
     seen: list[Event] = []
     tracker = ProgressTracker("job", "m", 10**9, seen.append, interval=10.0)
