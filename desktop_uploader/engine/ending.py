@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 
+from desktop_uploader.engine import errors
 from desktop_uploader.engine.errors import (
     AuthError,
     DiskFullError,
@@ -28,6 +29,7 @@ from desktop_uploader.engine.errors import (
     NotFoundError,
     NotOfferedError,
     RejectedError,
+    ServerBusyError,
     StateError,
     TransientError,
     UnsupportedError,
@@ -81,6 +83,14 @@ def retry_can_help(error: UploaderError) -> bool:
         and origin.action in FILE_NAMING_ACTIONS
         and origin.status in REFUSED_FILE_STATUSES
     )
+
+
+def lost_connection(kind: str) -> bool:
+    """Whether a failure of this kind (its error's class name, as events carry it) is a connection lost or a
+    server busy: what the window tries again by itself once the link may be back, where a refused token or
+    file would only be refused again."""
+    error = getattr(errors, kind, None)
+    return isinstance(error, type) and issubclass(error, NetworkError | ServerBusyError)
 
 
 def root_cause(cause: UploaderError | None, last: UploaderError) -> UploaderError:

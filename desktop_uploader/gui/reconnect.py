@@ -18,15 +18,10 @@ from functools import partial
 
 from PySide6.QtCore import QObject, QTimer
 
-from desktop_uploader.engine import errors, events
+from desktop_uploader.engine import events
+from desktop_uploader.engine.ending import lost_connection
 
 DELAYS: tuple[float, ...] = (10.0, 30.0, 60.0, 120.0, 300.0)
-
-
-def lost_connection(kind: str) -> bool:
-    """Whether a failure of this kind (its error's class name) is a connection lost or a server busy."""
-    error = getattr(errors, kind, None)
-    return isinstance(error, type) and issubclass(error, (errors.NetworkError, errors.ServerBusyError))
 
 
 class Reconnector(QObject):

@@ -18,7 +18,7 @@ import pytest
 from desktop_uploader.engine.events import Failed, Status
 from desktop_uploader.engine.limits import MiB
 from desktop_uploader.engine.rows import RowAction
-from desktop_uploader.gui.reconnect import Reconnector, lost_connection
+from desktop_uploader.gui.reconnect import Reconnector
 from tests.gui.conftest import run, until
 from tests.gui.test_queue import drop
 from tests.support.api_servers import api_server
@@ -73,14 +73,6 @@ def test_a_lost_connection_is_tried_again_by_itself_once_storage_is_back(
     assert not open_multipart_uploads(s3, sandbox.bucket, done.result.s3_key)
     parts = [r.query for r in puts]
     assert len(parts) <= 5 + seen["stored"] // (5 * MiB), "what was stored before the drop was not sent again"
-
-
-def test_only_a_lost_connection_or_a_busy_server_is_tried_again_by_itself() -> None:
-    """A refused token or file would be refused again: those wait for the person."""
-    assert lost_connection("NetworkError") and lost_connection("StalledError") and lost_connection("ServerBusyError")
-    for kind in ("AuthError", "RejectedError", "PinnedChecksumError", "FileChangedError", "IntegrityError", ""):
-        assert not lost_connection(kind), kind
-    assert Failed("j", "x", True, kind="NetworkError").retry_helps
 
 
 def test_the_ladder_climbs_resets_when_something_is_stored_and_ends(qtbot: Any) -> None:
