@@ -11,7 +11,7 @@ import asyncio
 from enum import Enum
 from pathlib import Path
 
-from PySide6.QtWidgets import QDialog, QMessageBox, QWidget
+from PySide6.QtWidgets import QDialog, QMessageBox, QPushButton, QWidget
 
 
 async def finished(dialog: QDialog) -> int:
@@ -112,23 +112,41 @@ async def confirm_damaged_files(parent: QWidget, damaged: list[tuple[Path, str]]
 async def confirm(
     parent: QWidget, title: str, text: str, action: str, *, name: str = "confirmation", keep: str = "Keep it"
 ) -> bool:
-    """A yes/no question about something that can't be undone.
+    """A yes/no question about something that can't be undone: whether ``action`` was clicked."""
+    return await choose(parent, title, text, action, name=name, keep=keep) == action
 
-    The safe answer is the default and the Escape button: Enter, Esc or closing the box keep things
-    as they are; only a click on ``action`` (or Tab to it, then Space) does it.
+
+async def choose(
+    parent: QWidget,
+    title: str,
+    text: str,
+    action: str,
+    *,
+    name: str = "confirmation",
+    keep: str = "Keep it",
+    other: str | None = None,
+) -> str:
+    """A question whose ``action`` can't be undone, with ``other`` as a milder answer: the label clicked.
+
+    The safe answer, ``keep``, is the default and the Escape button: Enter, Esc or closing the box keep
+    things as they are; only a click on another answer (or Tab to it, then Space) chooses it.
     """
     box = QMessageBox(parent)
     box.setObjectName(name)
     box.setIcon(QMessageBox.Icon.Warning)
     box.setWindowTitle(title)
     box.setText(text)
-    yes = box.addButton(action, QMessageBox.ButtonRole.DestructiveRole)
+    answers: dict[QPushButton, str] = {box.addButton(action, QMessageBox.ButtonRole.DestructiveRole): action}
+    if other is not None:
+        answers[box.addButton(other, QMessageBox.ButtonRole.ActionRole)] = other
+    for button in answers:
+        button.setAutoDefault(False)  # focus on it must not make Enter mean it either
     safe = box.addButton(keep, QMessageBox.ButtonRole.RejectRole)
-    yes.setAutoDefault(False)  # focus on it must not make Enter mean it either
     box.setDefaultButton(safe)
     box.setEscapeButton(safe)
     await finished(box)
-    chosen = box.clickedButton() is yes
+    clicked = box.clickedButton()
+    chosen = next((label for button, label in answers.items() if button is clicked), keep)
     box.deleteLater()
     return chosen
 

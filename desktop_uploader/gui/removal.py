@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from enum import Enum
 
-from PySide6.QtWidgets import QMessageBox, QWidget
+from PySide6.QtWidgets import QWidget
 
 from desktop_uploader.engine.events import Status
 from desktop_uploader.engine.limits import human_bytes
 from desktop_uploader.engine.rows import Row, RowAction
-from desktop_uploader.gui.dialogs import confirm, finished
+from desktop_uploader.gui.dialogs import choose, confirm
 from desktop_uploader.gui.session import AppSession
 from desktop_uploader.gui.tasks import spawn
 
@@ -43,26 +43,11 @@ async def ask_to_cancel(parent: QWidget, stored: str) -> Answer:
     The question said "pausing keeps it" and offered no Pause (a network audit). "At least": the upload
     goes on while the question waits (an audit read 25 % at 50 %).
     """
-    box = QMessageBox(parent)
-    box.setObjectName("cancelQuestion")
-    box.setIcon(QMessageBox.Icon.Warning)
-    box.setWindowTitle("Cancel this upload?")
-    box.setText(f"At least {stored} Cancelling deletes it; pausing keeps it, to go on later.")
-    roles = (
-        QMessageBox.ButtonRole.DestructiveRole,
-        QMessageBox.ButtonRole.ActionRole,
-        QMessageBox.ButtonRole.RejectRole,
+    text = f"At least {stored} Cancelling deletes it; pausing keeps it, to go on later."
+    keep, cancel, pause = Answer.KEEP.value, Answer.CANCEL.value, Answer.PAUSE.value
+    return Answer(
+        await choose(parent, "Cancel this upload?", text, cancel, name="cancelQuestion", keep=keep, other=pause)
     )
-    buttons = {box.addButton(answer.value, role): answer for answer, role in zip(Answer, roles, strict=True)}
-    for button, answer in buttons.items():
-        button.setAutoDefault(False)  # focus on Cancel or Pause must not make Enter mean it
-        if answer is Answer.KEEP:
-            box.setDefaultButton(button)
-            box.setEscapeButton(button)
-    await finished(box)
-    clicked = box.clickedButton()
-    box.deleteLater()
-    return next((answer for button, answer in buttons.items() if button is clicked), Answer.KEEP)
 
 
 class RemovalGuard:
