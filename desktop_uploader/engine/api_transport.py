@@ -120,12 +120,12 @@ class ApiTransport:
 
         def say(attempt: int, exc: UploaderError, delay: float) -> None:
             log.warning(
-                "API %s failed (attempt %d/%d): %s; retrying in %.1f s",
+                "API %s failed (attempt %d/%d), retrying in %.1f s: %s",
                 action,
                 attempt,
                 self.policy.attempts,
-                exc.message,
                 delay,
+                exc.message,
             )
             if on_retry is not None:
                 on_retry(attempt, exc, delay)

@@ -259,11 +259,11 @@ class AttemptRunner:
             bytes_sent=completion.bytes_sent,
         )
         log.info(
-            "%s: completed via %s in %.1f s: %s",
+            "%s: completed via %s as %s (%.1f s in this run)",
             job.path.name,
             name,
-            result.seconds,
             result.network_volume_path or result.s3_key,
+            result.seconds,
         )
         with self._lock:
             job.result = result

@@ -30,8 +30,8 @@ MARKER = "allow_log"
 
 # A part or an API call failed and is tried again.
 RETRIED = (
-    r"^WARNING desktop_uploader\.engine\.methods\.\w+: .* failed \(attempt \d+/\d+\): .*; retrying in ",
-    r"^WARNING desktop_uploader\.engine\.api_transport: API .* failed \(attempt \d+/\d+\): .*; retrying in ",
+    r"^WARNING desktop_uploader\.engine\.methods\.\w+: .* failed \(attempt \d+/\d+\), retrying in [\d.]+ s: ",
+    r"^WARNING desktop_uploader\.engine\.api_transport: API .* failed \(attempt \d+/\d+\), retrying in [\d.]+ s: ",
 )
 # An upload ended in an error the user is shown, or one method gave way to the next.
 UPLOAD_FAILED = (

@@ -316,13 +316,13 @@ class PartScheduler:
 
         def say(attempt: int, exc: UploaderError, delay: float) -> None:
             log.warning(
-                "%s: part %d failed (attempt %d/%d): %s; retrying in %.1f s",
+                "%s: part %d failed (attempt %d/%d), retrying in %.1f s: %s",
                 ctx.name,
                 number,
                 attempt,
                 self.policy.attempts,
-                exc.message,
                 delay,
+                exc.message,
             )
             busy = isinstance(exc, ServerBusyError) and exc.status in (429, 503)
             ctx.emit(Retrying(ctx.job_id, self.method, number, attempt, self.policy.attempts, delay, exc.message, busy))

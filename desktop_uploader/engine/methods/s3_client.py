@@ -202,12 +202,12 @@ class S3Client:
 
         def say(attempt: int, exc: UploaderError, delay: float) -> None:
             log.warning(
-                "S3 %s failed (attempt %d/%d): %s; retrying in %.1f s",
+                "S3 %s failed (attempt %d/%d), retrying in %.1f s: %s",
                 operation,
                 attempt,
                 self.policy.attempts,
-                exc.message,
                 delay,
+                exc.message,
             )
             if self.on_retry is not None:
                 self.on_retry(attempt, exc, delay)
