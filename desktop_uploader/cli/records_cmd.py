@@ -8,8 +8,15 @@ from typing import Any
 
 from desktop_uploader.cli.options import add_server_flags
 from desktop_uploader.cli.render import Out, new_console, plain, print_json
-from desktop_uploader.cli.server_uploads_cmd import as_json, print_section, server_uploads
-from desktop_uploader.cli.session import UsageError, console, engine_session, load_base_settings, setup_logging
+from desktop_uploader.cli.server_uploads_cmd import as_json, print_section, server_to_ask, server_uploads
+from desktop_uploader.cli.session import (
+    UsageError,
+    console,
+    engine_session,
+    load_base_settings,
+    not_one_match,
+    setup_logging,
+)
 from desktop_uploader.connection import ConnectionSetupError
 from desktop_uploader.engine.errors import UploaderError
 from desktop_uploader.engine.jobs import stored_bytes
@@ -155,10 +162,7 @@ def run_discard(args: argparse.Namespace) -> int:
     if len(matches) != 1:
         for notice in state.notices:
             out.print(f"[yellow]{plain(notice)}")
-        out.print(
-            f"[red]desktop-uploader: '{plain(args.id)}' matches {len(matches)} interrupted uploads; "
-            "see 'desktop-uploader list'."
-        )
+        out.print(f"[red]desktop-uploader: {plain(not_one_match(args.id, len(matches)))}")
         return 2
     record = matches[0]
     try:
@@ -185,16 +189,16 @@ def run_discard(args: argparse.Namespace) -> int:
 
 def _discard_on_server(args: argparse.Namespace, out: Out) -> int:
     """Abort an unfinished upload on the server that no record here knows (its id from 'list')."""
+    if not server_to_ask(args):
+        out.print(f"[red]desktop-uploader: {plain(not_one_match(args.id, 0))}")
+        return 2
     try:
         settings = load_base_settings(args.paths, out)
         with engine_session(args, settings, out) as session:
             api = session.manager.api
             found = matching(unknown_uploads(api, session.state), args.id) if api is not None else []
             if len(found) != 1:
-                out.print(
-                    f"[red]desktop-uploader: '{plain(args.id)}' matches {len(found)} interrupted uploads; "
-                    "see 'desktop-uploader list'."
-                )
+                out.print(f"[red]desktop-uploader: {plain(not_one_match(args.id, len(found)))}")
                 return 2
             upload = found[0]
             removed = discard(api, upload) if api is not None else False

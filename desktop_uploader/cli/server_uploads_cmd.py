@@ -41,14 +41,26 @@ def list_client(args: argparse.Namespace) -> ApiClient | None:
     """A client for the configured server (or the running sandbox); None when there is none to ask."""
     paths: AppPaths = args.paths
     settings = _peek_settings(paths.settings_file)
-    if settings.method == "direct-s3":
-        return None
-    if not configured_server(settings, getattr(args, "server", None)) and running_sandbox(paths.sandbox_dir) is None:
+    if not server_to_ask(args, settings):
         return None
     connection, _ = resolve_connection(
         paths, settings, server=getattr(args, "server", None), token=getattr(args, "token", None)
     )
     return ApiClient(connection.api_url, connection.token, settings.replace(retries=2))
+
+
+def server_to_ask(args: argparse.Namespace, settings: Settings | None = None) -> bool:
+    """Whether a server could hold uploads unknown to this computer: one is configured, or the sandbox runs.
+
+    Neither is started to be asked: with no server set up, ``list`` shows none, and ``discard`` of a
+    mistyped id started the sandbox (and its storage) only to say the id matched nothing.
+    """
+    paths: AppPaths = args.paths
+    settings = settings or _peek_settings(paths.settings_file)
+    if settings.method == "direct-s3":
+        return False
+    server = configured_server(settings, getattr(args, "server", None))
+    return bool(server) or running_sandbox(paths.sandbox_dir) is not None
 
 
 def server_uploads(args: argparse.Namespace, state: StateStore, out: Out) -> tuple[list[ServerUpload], str | None]:

@@ -37,6 +37,12 @@ class UsageError(Exception):
     """Exit code 2: the command line (or the settings it relies on) can't work as given."""
 
 
+def not_one_match(upload_id: str, count: int) -> str:
+    """An id that names no interrupted upload, or several ("matches 0 interrupted uploads" read as a program's)."""
+    matched = "no interrupted upload" if count == 0 else f"{count} interrupted uploads"
+    return f"'{upload_id}' matches {matched}; see 'desktop-uploader list'."
+
+
 def console() -> Out:
     return new_console(stderr=True)
 

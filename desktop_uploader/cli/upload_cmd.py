@@ -15,6 +15,7 @@ from desktop_uploader.cli.session import (
     console,
     engine_session,
     load_base_settings,
+    not_one_match,
     settings_problem,
     setup_logging,
 )
@@ -321,7 +322,7 @@ def _choose(restored: list[str], args: argparse.Namespace) -> list[str]:
     if args.id:
         matches = [i for i in restored if i.startswith(args.id)]
         if len(matches) != 1:
-            raise UsageError(f"'{args.id}' matches {len(matches)} interrupted uploads; see 'desktop-uploader list'.")
+            raise UsageError(not_one_match(args.id, len(matches)))
         return matches
     if len(restored) == 1:
         return restored

@@ -88,7 +88,7 @@ def test_usage_errors_exit_2_with_a_sentence(cli: Any, make_file: Any, tmp_path:
         (("upload", str(sample.path), "--preset", "Turbo"), "invalid choice: 'Turbo'"),
         (("upload", str(sample.path), "--retries", "0"), "Retries must be between 1 and 50"),
         (("upload",), "required"),
-        (("resume", "nope"), "matches 0"),
+        (("resume", "nope"), "'nope' matches no interrupted upload; see 'desktop-uploader list'."),
         (("list", "extra"), "desktop-uploader list: unrecognized arguments: extra See 'desktop-uploader list --help'."),
     ):
         result = cli(*args)
@@ -96,6 +96,16 @@ def test_usage_errors_exit_2_with_a_sentence(cli: Any, make_file: Any, tmp_path:
         assert phrase in " ".join(result.stderr.split()) and "Traceback" not in result.stderr
         if "desktop-uploader upload:" in result.stderr:  # argparse's: one sentence, not the usage block
             assert "usage:" not in result.stderr and "See 'desktop-uploader upload --help'." in result.stderr
+
+
+@pytest.mark.without_upload_api("nothing is configured, and nothing is started to be asked")
+def test_discarding_a_mistyped_id_with_no_server_set_up_starts_nothing(cli: Any) -> None:
+    """It started the sandbox, SeaweedFS and all, only to say the id matched nothing (a CLI audit)."""
+    result = cli("discard", "nope", server=False)
+    assert result.code == 2, result.stderr
+    said = " ".join(result.stderr.split())
+    assert said == "desktop-uploader: 'nope' matches no interrupted upload; see 'desktop-uploader list'."
+    assert not (cli.home / "data" / "sandbox").exists(), "the sandbox was started"
 
 
 @pytest.mark.without_upload_api("refused by the CLI before any server is asked")
