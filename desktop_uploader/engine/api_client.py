@@ -41,7 +41,7 @@ from desktop_uploader.engine.api_types import (
 )
 from desktop_uploader.engine.checksums import api_field, s3_field
 from desktop_uploader.engine.control import Control
-from desktop_uploader.engine.errors import NotFoundError, ProtocolError
+from desktop_uploader.engine.errors import NotFoundError, ProtocolError, UploaderError, refused
 from desktop_uploader.engine.http import json_object
 from desktop_uploader.engine.signed_urls import url_lifetime
 
@@ -113,15 +113,19 @@ class ApiClient(ChunkedActions):
             body["checksumAlgorithm"] = checksum
         body.update(self._expiry_wish())
         retried: list[bool] = []
-        answer, offset = self._call(
-            "start",
-            "POST",
-            self.settings.presigned_path,
-            json=body,
-            control=control,
-            on_retry=lambda *_: retried.append(True),
-            parse=self._with_clock("start"),
-        )
+        try:
+            answer, offset = self._call(
+                "start",
+                "POST",
+                self.settings.presigned_path,
+                json=body,
+                control=control,
+                on_retry=lambda *_: retried.append(True),
+                parse=self._with_clock("start"),
+            )
+        except UploaderError as exc:
+            exc.created_nothing = not retried and refused(exc)
+            raise
         received = self.clock()
         urls = answer_field(answer, "presignedUrls", list, "start")
         started = StartedUpload(

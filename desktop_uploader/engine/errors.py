@@ -56,6 +56,9 @@ class UploaderError(Exception):
 
     transient = False
     origin: Origin | None = None
+    # Set on a create call the server refused with its only answer (4xx, never retried): it made nothing to
+    # clear up, so no search for leftovers runs (on a server without 'list' that search only warns).
+    created_nothing = False
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -69,6 +72,12 @@ class UploaderError(Exception):
     @property
     def from_storage(self) -> bool:
         return self.origin is not None and self.origin.side == "storage"
+
+
+def refused(error: UploaderError) -> bool:
+    """Whether ``error`` is a server's own answer turning the request down (HTTP 4xx), not a call lost on the way."""
+    origin = error.origin
+    return origin is not None and origin.status is not None and 400 <= origin.status < 500
 
 
 class TransientError(UploaderError):

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from desktop_uploader.engine.events import FallingBack, Status
+from desktop_uploader.engine.events import FallingBack, Notice, Status
 from desktop_uploader.engine.limits import MiB
 from desktop_uploader.engine.settings import Settings
 from tests.support.api_servers import api_server
@@ -135,3 +135,45 @@ def test_a_server_gone_since_it_answered_is_said_once_and_no_fallback_is_tried(
     assert job.status == Status.FAILED
     assert "refused the connection" in job.message, job.message
     assert engine.of(job.id, FallingBack) == []
+
+
+@pytest.mark.allow_log(*FAULTS)
+def test_a_start_refused_outright_warns_of_no_leftovers_on_a_server_without_list(
+    seed_world: Callable[..., SeedWorld], make_engine: Any, make_file: Any
+) -> None:
+    """A wrong route path on our users' backend (start, complete and abort only) was answered "no 'start' here",
+    and then warned that "a partial upload left by a start whose answer was lost can't be found": the answer
+    was not lost, and a refused start leaves nothing."""
+    world = seed_world()
+    break_start(404, NEXT_404, "text/html; charset=utf-8")(world)
+    engine = make_engine(FAST, api_url=world.api.url)
+
+    job = engine.upload(make_file(5 * MiB, name="wrong-path.safetensors").path)
+
+    assert job.status == Status.FAILED
+    assert "no 'start' here (HTTP 404)" in job.message, job.message
+    said = [event.message for event in engine.events if isinstance(event, Notice)]
+    assert not [message for message in said if "can't list uploads" in message], said
+    assert engine.state.unfinished() == [], "nothing left to resume or to look for"
+
+
+@pytest.mark.allow_log(*FAULTS, *UNLISTABLE)
+def test_a_start_refused_after_a_retry_is_still_looked_after(
+    seed_world: Callable[..., SeedWorld], make_engine: Any, make_file: Any
+) -> None:
+    """Its first try may have created an upload before its answer failed: that one is still warned about."""
+    world = seed_world()
+    starts: list[int] = []
+
+    def plan(request: RequestInfo) -> Any:
+        if request.method == "POST" and b'"start"' in request.body:
+            starts.append(1)
+            return Respond(502 if len(starts) == 1 else 404, b"<html>no</html>", {"Content-Type": "text/html"})
+        return nextjs_routes(request)
+
+    world.api.set_fault_plan(plan)
+    engine = make_engine(FAST, api_url=world.api.url)
+    job = engine.upload(make_file(5 * MiB, name="retried-start.safetensors").path)
+    assert job.status == Status.FAILED and len(starts) >= 2
+    said = [event.message for event in engine.events if isinstance(event, Notice)]
+    assert [message for message in said if "can't list uploads" in message], said

@@ -52,6 +52,12 @@ def intent(ctx: JobContext, method: str, **fields: Any) -> UploadRecord:
     return record
 
 
+def withdraw(ctx: JobContext, record: UploadRecord, error: UploaderError) -> None:
+    """The start behind ``record`` was refused outright: there is nothing to look for, so the intent goes."""
+    if error.created_nothing:
+        ctx.save(partial(ctx.state.delete, record.id))
+
+
 def park(ctx: JobContext, record: UploadRecord) -> None:
     """Leave the search for leftovers of ``record``'s start to the next sweep (an owed abort)."""
     log.warning("%s: uploads left by a lost start could not be checked now; that is retried later", ctx.name)

@@ -120,15 +120,19 @@ class PresignedBackend:
         algorithm = checksums.choose(caps.checksums) if ctx.settings.verify_integrity else None
         batch = _url_batch(ctx) if caps.url_batch and plan.part_count > _url_batch(ctx) else None
         intent = lost_starts.intent(ctx, PRESIGNED, part_size=plan.part_size, part_count=plan.part_count)
-        started = api.start(
-            ctx.name,
-            plan.part_count,
-            ctx.size,
-            display_name=ctx.display_name,
-            url_batch=batch,
-            checksum=algorithm,
-            control=ctx.control,
-        )
+        try:
+            started = api.start(
+                ctx.name,
+                plan.part_count,
+                ctx.size,
+                display_name=ctx.display_name,
+                url_batch=batch,
+                checksum=algorithm,
+                control=ctx.control,
+            )
+        except UploaderError as exc:
+            lost_starts.withdraw(ctx, intent, exc)
+            raise
         lost_starts.after_start(ctx, intent, started.upload_id, started.attempts, lost=lost, chunked=False)
         log.info("%s: started %s (upload %s…)", ctx.name, started.s3_key, started.upload_id[:12])
         self.started = started
