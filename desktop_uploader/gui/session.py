@@ -159,7 +159,9 @@ class AppSession(QObject):
             self.manager.set_direct(outcome.direct)
             if outcome.link is Link.CONNECTED:
                 self.manager.set_connection(outcome.connection)
-                outcome = Outcome(Link.FAILED, "Not reachable", f"{probe[1]} Saved anyway: uploads will try it.")
+                # Not "Not reachable": a route that answers, with a wrong path or a pinned checksum, failed too.
+                label = f"{outcome.label} · test failed"
+                outcome = Outcome(Link.FAILED, label, f"{probe[1]} Saved anyway: uploads will try it.")
             self._set_link(outcome.link, outcome.label, outcome.detail)
             await self.sweep_owed_aborts()
         else:

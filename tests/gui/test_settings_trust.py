@@ -255,7 +255,8 @@ def test_saving_an_unreachable_server_says_why_and_saved_anyway_shows_failed(
     assert load_settings(session.paths.settings_file)[0].server_url == dead
     assert Link.CONNECTED not in links  # never claimed, not even for a moment
     assert sentence in session.link_detail and sentence in window.banner.text() and not window.banner.isHidden()
-    assert window.server_label.text() == "Server: Not reachable" and sentence in window.server_label.toolTip()
+    assert window.server_label.text() == "Server: 127.0.0.1:9 · test failed"
+    assert sentence in window.server_label.toolTip()
 
 
 def test_clearing_the_address_uses_the_local_sandbox_as_the_hint_promises(make_desktop: Any, aloop: Any) -> None:
