@@ -8,7 +8,8 @@ measured over a sliding window of everything sent (retries included: that is wha
 A part's retry is metered only from its ``MATURE``-th second, or once it is stored: when storage
 stops answering, each retry's new connection fills socket buffers in a moment and then waits, and
 those few hundred KB read as a small made-up speed ("42 KiB/s · 1 h 2 min left") after every round
-of retries (a network audit froze storage for a minute: 8 of 37 readings).
+of retries (a network audit froze storage for a minute: 8 of 37 readings). A run that goes on with
+an upload (``again``: a resume, or the window's try after a lost connection) meters every part so.
 
 "Sent" is confirmed plus in flight: what went on the wire for this upload, so a slow link shows
 movement long before the first part is stored. "Mature" bytes are what parts sent after their first
@@ -81,6 +82,7 @@ class ProgressTracker:
         parts_total: int = 0,
         interval: float = 0.25,
         clock: Callable[[], float] = time.monotonic,
+        again: bool = False,
     ) -> None:
         self.job_id = job_id
         self.method = method
@@ -95,6 +97,7 @@ class ProgressTracker:
         self._in_flight: dict[int, int] = {}
         self._born: dict[int, float] = {}  # when each part in flight sent its first byte
         self._mature_bytes = 0  # sent by parts older than MATURE (a counter: never goes back)
+        self._again = again  # every part is a retry: this run goes on with an upload
         self._retried: set[int] = set()  # parts that started over in this run
         self._unmetered: dict[int, int] = {}  # a retry's first MATURE seconds, kept from the speed until stored
         self._metered = 0  # what the speed counts: bytes_sent less what is unmetered
@@ -125,7 +128,7 @@ class ProgressTracker:
             if not young:
                 self._mature_bytes += amount
             self.bytes_sent += amount
-            if young and part in self._retried:
+            if young and (self._again or part in self._retried):
                 self._unmetered[part] = self._unmetered.get(part, 0) + amount
             else:
                 self._metered += amount

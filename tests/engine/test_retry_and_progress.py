@@ -140,6 +140,21 @@ def test_a_retry_into_stalled_storage_reads_no_speed_until_its_bytes_move_on() -
     assert tracker.snapshot().speed == pytest.approx(flowing + 300_000 / 5)
 
 
+def test_a_run_that_goes_on_with_an_upload_reads_no_speed_from_its_first_moments() -> None:
+    """The window tries again after a lost connection: with storage still frozen, each part's new connection
+    filled its buffers and the row read a speed for five seconds at every try."""
+    now = [0.0]
+    tracker = ProgressTracker("job", "presigned-s3", 10**9, lambda e: None, clock=lambda: now[0], again=True)
+    for part in (1, 2, 3):
+        tracker.sent(part, 300_000)
+    now[0] = 1.0
+    assert tracker.snapshot().speed == 0.0 and tracker.snapshot().sent == 900_000
+    for tenth in range(1, 61):  # storage answers: part 1 goes on at 1 MB/s
+        now[0] = 1.0 + tenth / 10
+        tracker.sent(1, 100_000)
+    assert 0.9e6 < tracker.snapshot().speed < 1.1e6
+
+
 def test_progress_is_coalesced() -> None:
     seen: list[Event] = []
     tracker = ProgressTracker("job", "m", 10**9, seen.append, interval=10.0)

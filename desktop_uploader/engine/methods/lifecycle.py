@@ -132,7 +132,7 @@ def run_multipart(ctx: JobContext, backend: MultipartBackend) -> Completion:
     restarted = False
     while True:
         try:
-            parts, tracker = _send_parts(ctx, backend, plan, record, done)
+            parts, tracker = _send_parts(ctx, backend, plan, record, done, again=resumed is not None and not restarted)
             break
         except LinksExpiredError as expired:
             if restarted:  # once is a chance; twice means the file takes longer than the links live
@@ -146,10 +146,17 @@ def run_multipart(ctx: JobContext, backend: MultipartBackend) -> Completion:
 
 
 def _send_parts(
-    ctx: JobContext, backend: MultipartBackend, plan: PartPlan, record: UploadRecord, done: dict[int, SavedPart]
+    ctx: JobContext,
+    backend: MultipartBackend,
+    plan: PartPlan,
+    record: UploadRecord,
+    done: dict[int, SavedPart],
+    *,
+    again: bool,
 ) -> tuple[dict[int, SavedPart], ProgressTracker]:
-    """Send every part not in ``done``; every part confirmed, and the tracker that counted them."""
-    tracker = ProgressTracker(ctx.job_id, backend.method, ctx.size, ctx.emit, parts_total=plan.part_count)
+    """Send every part not in ``done``; every part confirmed, and the tracker that counted them. ``again``: this
+    run goes on with an upload, so every part's first moments are kept from the speed (progress.py)."""
+    tracker = ProgressTracker(ctx.job_id, backend.method, ctx.size, ctx.emit, parts_total=plan.part_count, again=again)
     resumed_bytes = sum(p.size for p in done.values())
     ctx.announce(backend.method, plan, resumed_bytes)
     tracker.baseline(resumed_bytes, len(done))
