@@ -89,8 +89,13 @@ def no_display() -> bool:
 
 
 def unknown_words(parser: argparse.ArgumentParser, files: Sequence[str]) -> str | None:
-    """What to say when words that should open the app name no file: most often a mistyped command."""
-    missing = [file for file in files if not os.path.exists(file)]
+    """What to say when words that should open the app name no file: most often a mistyped command.
+
+    A missing path with a folder in it is a file, not a command: a file manager's "Open with" passes
+    whole paths, and one on a drive no longer there exited with this sentence on a terminal nobody
+    sees, no window, and the other files dropped too (an installed-app audit). The window says it.
+    """
+    missing = [file for file in files if not os.path.exists(file) and not _has_folder(file)]
     if not missing:
         return None
     commands = sorted(_commands(parser))
@@ -101,6 +106,10 @@ def unknown_words(parser: argparse.ArgumentParser, files: Sequence[str]) -> str 
         f"'{missing[0]}' is neither a command nor a file. The commands are {', '.join(commands)} "
         "(see desktop-uploader --help)."
     )
+
+
+def _has_folder(word: str) -> bool:
+    return os.sep in word or (os.altsep is not None and os.altsep in word)
 
 
 def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:

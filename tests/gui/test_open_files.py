@@ -52,6 +52,32 @@ def test_the_command_with_file_paths_opens_the_window_and_queues_them(
     assert seen == {"visible": True, "queued": ["first.safetensors", "second.safetensors"]}
 
 
+def test_a_missing_path_opens_the_window_with_the_others_and_is_named_there(
+    qapp: QApplication, make_file: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """ "Open with" on a file whose drive is gone: no window, the other file dropped, a sentence on stderr
+    that no one sees (an installed-app audit). A bare word is still taken for a mistyped command (below)."""
+    here = make_file(1024, "here.safetensors")
+    gone = tmp_path / "unplugged" / "gone.safetensors"
+    real_start = gui_app.start
+    seen: dict[str, Any] = {}
+
+    async def start_then_quit(desktop: gui_app.Desktop, files: Any = ()) -> None:
+        try:
+            await real_start(desktop, files)
+            await until(lambda: "gone.safetensors" in desktop.window.statusBar().currentMessage(), 30, "the sentence")
+            seen["visible"] = desktop.window.isVisible()
+            seen["queued"] = [row.file_name for row in desktop.session.model.rows()]
+            seen["said"] = desktop.window.statusBar().currentMessage()
+        finally:
+            desktop.window.quitRequested.emit(False)
+
+    monkeypatch.setattr(gui_app, "start", start_then_quit)
+    assert cli.main([str(here.path), str(gone)]) == 0
+    assert seen["visible"] and seen["queued"] == ["here.safetensors"]
+    assert f"{gone}: no such file or folder." in seen["said"], seen["said"]
+
+
 def test_a_command_name_still_runs_the_command_and_files_after_a_double_dash_are_files() -> None:
     parser = cli.build_parser()
     assert cli.split_files(parser, ["list", "--json"]) == (["list", "--json"], [])
