@@ -301,12 +301,21 @@ def save_choices(
     token: str | None,
     secret: str | None,
 ) -> bool:
-    """Save settings from the window, the token and S3 secret to the keychain (blocking); whether to reconnect."""
+    """Save settings from the window, the token and S3 secret to the keychain (blocking); whether to reconnect.
+
+    ``token`` None leaves the saved tokens alone; "" is a token field emptied: the token is forgotten, for the
+    address saved and the one before (an audit emptied both and found the token still in the private file).
+    """
     reconnect = settings.server_url != before.server_url or settings.use_sandbox != before.use_sandbox
     save_settings(paths.settings_file, settings)
-    if token is not None and settings.server_url:
+    if token and settings.server_url:
         credentials.set(token_key(settings.server_url), token)
         reconnect = True
+    elif token == "":
+        for server in {settings.server_url, before.server_url} - {""}:
+            if credentials.get(token_key(server)) is not None:
+                credentials.delete(token_key(server))
+                reconnect = True
     if secret is not None and settings.direct_access_key:
         credentials.set(direct_secret_key(settings.direct_endpoint, settings.direct_access_key), secret)
     return reconnect

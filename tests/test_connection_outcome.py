@@ -102,6 +102,23 @@ def test_saving_a_token_saves_it_and_reconnects(credentials: CredentialStore) ->
     assert load_settings(paths.settings_file)[0] == Settings()
 
 
+def test_emptying_the_token_field_forgets_the_saved_token(credentials: CredentialStore) -> None:
+    """An audit emptied the address and the token and saved: the token stayed in the private file."""
+    paths = resolve_paths().ensure()
+    before = Settings(server_url=URL)
+    credentials.set(token_key(URL), "old-token")
+    assert save_choices(paths, credentials, before, before, "", None)
+    assert credentials.get(token_key(URL)) is None
+    assert not save_choices(paths, credentials, before, before, "", None), "nothing left to forget"
+    credentials.set(token_key(URL), "old-token")
+    assert save_choices(paths, credentials, before, Settings(), "", None)  # both fields emptied
+    assert credentials.get(token_key(URL)) is None
+    assert "old-token" not in credentials.fallback_file.read_text()
+    credentials.set(token_key(URL), "kept")
+    save_choices(paths, credentials, before, Settings(), None, None)  # only the address changed
+    assert credentials.get(token_key(URL)) == "kept"
+
+
 def test_saving_a_direct_secret_does_not_reconnect(credentials: CredentialStore) -> None:
     paths = resolve_paths().ensure()
     settings = Settings(direct_endpoint="https://s3.example.com", direct_bucket="b", direct_access_key="AK")

@@ -332,9 +332,9 @@ class SettingsDialog(QDialog):
         text = self.direct_secret_edit.text().strip()
         return text or None
 
-    def token(self) -> str | None:
-        text = self.token_edit.text().strip()
-        return text or None
+    def token(self) -> str:
+        """The token as typed; empty when the field was emptied, which forgets the saved one."""
+        return self.token_edit.text().strip()
 
     async def test_connection(self) -> Probe:
         """Probe the server as typed (the tester runs off the GUI thread) and show what it said."""

@@ -23,7 +23,9 @@ from PySide6.QtWidgets import (
     QToolButton,
     QWidget,
 )
+from shiboken6 import isValid
 
+from desktop_uploader.connection import token_key
 from desktop_uploader.engine.limits import MiB
 from desktop_uploader.engine.settings import load_settings
 from desktop_uploader.gui.session import Link
@@ -257,6 +259,26 @@ def test_saving_an_unreachable_server_says_why_and_saved_anyway_shows_failed(
     assert sentence in session.link_detail and sentence in window.banner.text() and not window.banner.isHidden()
     assert window.server_label.text() == "Server: 127.0.0.1:9 · test failed"
     assert sentence in window.server_label.toolTip()
+
+
+def test_emptying_the_address_and_token_and_saving_forgets_the_token(
+    make_desktop: Any, aloop: Any, sandbox: Any
+) -> None:
+    """An installed-app audit emptied both fields and saved: the token stayed in the private file."""
+    desktop = make_desktop()
+    session, dialog = desktop.session, open_dialog(desktop)
+    assert session.token_for(sandbox.api_url) == sandbox.token
+    dialog.server_url.clear()
+    dialog.token_edit.clear()
+
+    async def save() -> None:
+        save_button(dialog).click()
+        await until(lambda: not (isValid(dialog) and dialog.isVisible()) and pending() == 0, 30, "saving to finish")
+
+    run(aloop, save())
+    assert load_settings(session.paths.settings_file)[0].server_url == ""
+    assert session.credentials.get(token_key(sandbox.api_url)) is None
+    assert sandbox.token not in session.credentials.fallback_file.read_text(encoding="utf-8")
 
 
 def test_clearing_the_address_uses_the_local_sandbox_as_the_hint_promises(make_desktop: Any, aloop: Any) -> None:
