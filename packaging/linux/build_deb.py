@@ -71,15 +71,17 @@ command -v gtk-update-icon-cache >/dev/null 2>&1 && gtk-update-icon-cache -q -t 
 @LEFT_BEHIND@exit 0
 """
 # dpkg cannot reach into home folders (nor should it delete a person's settings and resumable
-# uploads), so removal says what each user keeps, and where. Not on upgrade: nothing is left then.
+# uploads), so removal says what each user keeps, and where. Not on upgrade: nothing is left then. Only
+# on remove: purging an installed package runs this for remove and again for purge (said twice, an audit).
 LEFT_BEHIND = """\
-if [ "$1" = remove ] || [ "$1" = purge ]; then
+if [ "$1" = remove ]; then
   echo "Desktop Uploader is removed. Each user's own files stay in their home folder:"
   echo "  settings:                        ~/.config/desktop-uploader"
-  echo "  upload history and sandbox data: ~/.local/share/desktop-uploader"
+  echo "  upload history and sandbox data: ~/.local/share/desktop-uploader (test uploads kept in full)"
   echo "  logs:                            ~/.local/state/desktop-uploader"
   echo "  the sandbox's storage server:    ~/.cache/desktop-uploader (about 150 MB)"
   echo "  saved access keys:               the desktop keyring, under \"desktop-uploader\""
+  echo "                                   (with no keyring, credentials.json in the settings folder)"
   echo "Delete them to leave no trace; keep them to pick up where you left off after reinstalling."
 fi
 """

@@ -318,8 +318,10 @@ def test_the_installed_app_opens_a_real_window_under_wayland(root: Path) -> None
 
 
 def test_removal_leaves_opt_and_says_what_each_user_keeps(root: Path) -> None:
-    """Last in this file: it removes the package the tests above use."""
-    removed = apt_get(root, ["remove", "-y", "-q", "desktop-uploader"], 600)
-    assert "Each user's own files stay in their home folder" in removed, removed
+    """Last in this file: it purges the package the tests above use. Purging an installed package removes it
+    first, and the note was said twice (an installed-app audit)."""
+    removed = apt_get(root, ["purge", "-y", "-q", "desktop-uploader"], 600)
+    assert removed.count("Each user's own files stay in their home folder") == 1, removed
+    assert "credentials.json in the settings folder" in removed
     assert "~/.cache/desktop-uploader" in removed and "~/.config/desktop-uploader" in removed
     assert inside(root, "/opt").is_dir() and not inside(root, APP).exists()
