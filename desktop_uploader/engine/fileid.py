@@ -2,8 +2,12 @@
 
 Hashing a 40 GB file to check it before resuming would take minutes, so the identity samples it:
 size and mtime catch nearly every edit, and the first and last MiB catch an edit that preserved
-both (a tool that restores mtime, a file replaced by a same-size copy). A change anywhere else that
-keeps size and mtime is not caught here; Content-MD5 on every part makes storage catch it instead.
+both (a tool that restores mtime, a file replaced by a same-size copy). A change elsewhere that
+kept all four (an audit overwrote 1 MiB in the middle and restored the mtime with ``touch -r``)
+still moves the inode's change time, which no tool can set back: ``ctime_ns`` is kept beside the
+identity, not in it (a file moved away and back, or chmod, moves it too, and must still resume),
+and an upload whose file's change time moved has every part checked against the file before it is
+completed (methods/recheck.py), so storage never assembles a mix of two versions.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
@@ -26,6 +30,7 @@ class FileIdentity:
     mtime_ns: int
     head_sha256: str
     tail_sha256: str
+    ctime_ns: int = field(default=0, compare=False)  # 0: unknown (a record from an older store)
 
 
 def _sample(handle: BinaryIO, offset: int, length: int) -> str:
@@ -65,7 +70,7 @@ def identify(path: Path) -> FileIdentity:
             tail = _sample(handle, max(0, stat.st_size - SAMPLE), SAMPLE)
     except OSError as exc:
         raise unreadable(path, exc) from exc
-    return FileIdentity(stat.st_size, stat.st_mtime_ns, head, tail)
+    return FileIdentity(stat.st_size, stat.st_mtime_ns, head, tail, stat.st_ctime_ns)
 
 
 def quick_unchanged(path: Path, identity: FileIdentity) -> bool:
@@ -75,6 +80,15 @@ def quick_unchanged(path: Path, identity: FileIdentity) -> bool:
     except OSError:
         return False
     return stat.st_size == identity.size and stat.st_mtime_ns == identity.mtime_ns
+
+
+def touched_since(path: Path, *identities: FileIdentity) -> bool:
+    """Whether the file's change time moved since any of ``identities`` was taken (those that know theirs)."""
+    try:
+        now = os.stat(path).st_ctime_ns
+    except OSError:
+        return True
+    return any(identity.ctime_ns and identity.ctime_ns != now for identity in identities)
 
 
 def shrank(name: str) -> FileChangedError:

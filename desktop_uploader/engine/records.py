@@ -57,7 +57,7 @@ def _row_to_record(row: sqlite3.Row) -> UploadRecord:
         id=row["id"],
         path=row["path"],
         display_name=row["display_name"],
-        identity=FileIdentity(row["size"], row["mtime_ns"], row["head_sha256"], row["tail_sha256"]),
+        identity=FileIdentity(row["size"], row["mtime_ns"], row["head_sha256"], row["tail_sha256"], row["ctime_ns"]),
         method=row["method"],
         server=row["server"],
         status=row["status"],

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 2  # 2: the checksum algorithm of an upload, and each part's checksum
+SCHEMA_VERSION = 3  # 2: the checksum algorithm of an upload, and each part's checksum; 3: the file's change time
 SCHEMA = """
 CREATE TABLE uploads (
     id TEXT PRIMARY KEY,
@@ -12,6 +12,7 @@ CREATE TABLE uploads (
     mtime_ns INTEGER NOT NULL,
     head_sha256 TEXT NOT NULL,
     tail_sha256 TEXT NOT NULL,
+    ctime_ns INTEGER NOT NULL DEFAULT 0,
     method TEXT NOT NULL,
     server TEXT NOT NULL,
     upload_id TEXT,
@@ -50,4 +51,5 @@ MIGRATIONS = {
         "ALTER TABLE uploads ADD COLUMN checksum TEXT NOT NULL DEFAULT '';"
         "ALTER TABLE parts ADD COLUMN checksum TEXT NOT NULL DEFAULT '';"
     ),
+    3: "ALTER TABLE uploads ADD COLUMN ctime_ns INTEGER NOT NULL DEFAULT 0;",
 }

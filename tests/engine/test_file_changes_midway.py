@@ -9,6 +9,7 @@ from the engine's own events, as the window does.
 from __future__ import annotations
 
 import hashlib
+import os
 from typing import Any
 
 import pytest
@@ -109,3 +110,43 @@ def test_a_file_cut_short_while_it_uploads_says_what_to_do(
     assert failed.status == Status.FAILED and failed.message.startswith("cut.safetensors ")
     assert failed.message.endswith(" while it was uploading. Start the upload again to send the new version.")
     assert not open_multipart_uploads(s3, sandbox.bucket, key)
+
+
+def overwrite_keeping_mtime(path: Any, offset: int, data: bytes) -> None:
+    """An edit in place that puts the modification time back, as ``touch -r`` does."""
+    before = path.stat()
+    with open(path, "r+b") as handle:
+        handle.seek(offset)
+        handle.write(data)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+
+@pytest.mark.allow_log(*UPLOAD_FAILED)
+def test_a_file_edited_in_the_middle_with_its_mtime_put_back_is_never_stored_mixed(
+    make_engine: Any, make_file: Any, s3: Any, sandbox: Any
+) -> None:
+    """A big-file audit paused, overwrote 1 MiB of what was stored, restored the mtime, and resumed: "completed",
+    and storage held a mix of both versions. Size, mtime, head and tail all matched; the change time did not."""
+    sample = make_file(40 * MiB, name="edited.safetensors")
+    engine = make_engine(SLOW)
+    job_id, key = started_and_stored(engine, sample)
+    engine.manager.pause(job_id)
+    engine.wait_for(lambda: engine.manager.job(job_id).status == Status.PAUSED)
+    overwrite_keeping_mtime(sample.path, 2 * MiB, b"\x5a" * MiB)  # inside the first part, stored already
+    engine.manager.update_settings(SLOW.replace(bandwidth_limit=0))
+    engine.manager.resume(job_id)
+    assert engine.manager.wait([job_id], 60)
+    failed = engine.manager.job(job_id)
+    assert failed.status == Status.FAILED, failed.message
+    assert failed.message == (
+        "edited.safetensors was changed while it was uploading, so the parts already stored no longer match it. "
+        "Start the upload again to send the new version."
+    )
+    assert "Contents" not in s3.list_objects_v2(Bucket=sandbox.bucket, Prefix=key), "nothing mixed is stored"
+    assert not open_multipart_uploads(s3, sandbox.bucket, key)
+
+    engine.manager.retry(job_id)
+    assert engine.manager.wait([job_id], 60)
+    done = engine.manager.job(job_id)
+    assert done.status == Status.COMPLETED and done.result is not None, done.message
+    assert object_sha256(s3, sandbox.bucket, done.result.s3_key) == hashlib.sha256(sample.path.read_bytes()).hexdigest()

@@ -8,6 +8,7 @@ import sqlite3
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -134,7 +135,8 @@ PRAGMA user_version = 1;
 
 
 def test_a_store_from_the_previous_version_is_upgraded_and_keeps_its_uploads(tmp_path: Path) -> None:
-    """An interrupted upload from before part checksums still resumes (without checksums) after an update."""
+    """An interrupted upload from before part checksums still resumes (without checksums) after an update, and
+    from before the change time (0: unknown, never read as "touched")."""
     path = tmp_path / "state.sqlite3"
     with sqlite3.connect(path) as old:
         old.executescript(_SCHEMA_1)
@@ -143,17 +145,19 @@ def test_a_store_from_the_previous_version_is_upgraded_and_keeps_its_uploads(tmp
     assert store.notices == []
     saved = store.get("old")
     assert saved is not None and saved.status == "paused" and saved.checksum == ""
+    assert saved.identity.ctime_ns == 0
     assert store.parts("old") == {1: SavedPart(1, '"etag1"', 5, "")}
-    store.create(record("new").with_changes(checksum="crc32c"))
+    fresh = record("new")
+    store.create(fresh.with_changes(checksum="crc32c", identity=replace(fresh.identity, ctime_ns=7)))
     store.record_part("new", 1, '"e1"', 5, "AAAAAA==")
     store.close()
     again = StateStore.open(path)
     assert again.notices == []
     new = again.get("new")
-    assert new is not None and new.checksum == "crc32c"
+    assert new is not None and new.checksum == "crc32c" and new.identity.ctime_ns == 7
     assert again.parts("new") == {1: SavedPart(1, '"e1"', 5, "AAAAAA==")}
     with sqlite3.connect(path) as check:
-        assert check.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert check.execute("PRAGMA user_version").fetchone()[0] == 3
     check.close()
     again.close()
 

@@ -41,6 +41,7 @@ from desktop_uploader.engine.errors import LinksExpiredError, NotFoundError, Upl
 from desktop_uploader.engine.fileid import ensure_unchanged
 from desktop_uploader.engine.methods.base import Completion, JobContext
 from desktop_uploader.engine.methods.multipart import PartQueue, PartScheduler, PartSender
+from desktop_uploader.engine.methods.recheck import ensure_parts_match
 from desktop_uploader.engine.planner import PartPlan
 from desktop_uploader.engine.progress import ProgressTracker
 from desktop_uploader.engine.signed_urls import duration
@@ -142,6 +143,7 @@ def run_multipart(ctx: JobContext, backend: MultipartBackend) -> Completion:
             plan, record = backend.create(None)
             done = {}
     log.info("%s: all %d parts stored; completing", ctx.name, plan.part_count)
+    ensure_parts_match(ctx, record, plan, parts)
     return backend.complete(record, parts, tracker)
 
 
