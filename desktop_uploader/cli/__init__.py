@@ -145,9 +145,28 @@ def split_files(parser: argparse.ArgumentParser, argv: Sequence[str]) -> tuple[l
     return options, [*plain, *after]
 
 
+def glue_values(argv: Sequence[str]) -> list[str]:
+    """``--token T`` as ``--token=T``: argparse takes a T that starts with "-" for an option, and refused one in
+    64 sandbox tokens ("argument --token: expected one argument", a big-file audit's)."""
+    words: list[str] = []
+    given = iter(argv)
+    for word in given:
+        value = next(given, None) if word in VALUE_OPTIONS else None
+        if value is None:
+            words.append(word)
+        elif value.startswith("-") and value != "--":
+            words.append(f"{word}={value}")
+        else:
+            words += [word, value]
+    return words
+
+
+VALUE_OPTIONS = frozenset({"--token", "--display-name"})
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    words, files = split_files(parser, sys.argv[1:] if argv is None else argv)
+    words, files = split_files(parser, glue_values(sys.argv[1:] if argv is None else argv))
     Parser.words = words
     args, extra = parser.parse_known_args(words)
     if extra:  # said by the command's own parser, which names the command and its help

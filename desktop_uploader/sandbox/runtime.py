@@ -48,12 +48,19 @@ class SandboxIdentity:
         identity = cls(
             access_key="SANDBOX" + secrets.token_hex(6).upper(),
             secret_key=secrets.token_urlsafe(30),
-            token=secrets.token_urlsafe(32),
+            token=_word(),
         )
         data_dir.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(asdict(identity)), encoding="utf-8")
         os.chmod(path, 0o600)
         return identity
+
+
+def _word() -> str:
+    """A token that a shell and argparse take as a word: never one that starts with "-"."""
+    while (token := secrets.token_urlsafe(32)).startswith("-"):
+        pass
+    return token
 
 
 def _make_bucket_when_ready(storage: Storage, timeout: float = 30.0) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from desktop_uploader.cli import glue_values
 from desktop_uploader.engine.fileid import identify
 from desktop_uploader.engine.limits import MiB
 from desktop_uploader.engine.state import OWED_ABORT, StateStore, UploadRecord
@@ -145,6 +146,17 @@ def test_a_wrong_token_fails_with_a_clear_message(cli: Any, make_file: Any) -> N
     assert result.code == 1
     assert "did not accept your access token" in result.stdout
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_a_token_that_starts_with_a_dash_is_taken_as_the_token(cli: Any, make_file: Any) -> None:
+    """argparse read "--token -qXK…" as an option and refused it: one sandbox token in 64 starts so."""
+    result = cli(
+        "upload", str(make_file(1000).path), "--token", "-not-the-token", "--display-name", "-dash.safetensors"
+    )
+    assert result.code == 1, result.stdout + result.stderr
+    assert "did not accept your access token" in result.stdout
+    glued = glue_values(["--token", "-t", "--display-name", "x", "--token"])
+    assert glued == ["--token=-t", "--display-name", "x", "--token"]
 
 
 @pytest.mark.without_upload_api("refused by the CLI before any server is asked")
