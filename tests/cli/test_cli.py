@@ -344,6 +344,29 @@ def test_an_upload_whose_process_was_killed_is_listed_as_interrupted(cli: Any, m
     assert finished.code == 0, finished.stderr
 
 
+def test_a_resumed_upload_whose_process_was_killed_is_listed_as_interrupted_not_paused(
+    cli: Any, make_file: Any, s3: Any, sandbox: Any
+) -> None:
+    """A big-file audit paused with Ctrl-C, resumed, and killed the resume: 'list' said "paused"."""
+    sample = make_file(40 * MiB)
+    code, _, _ = stopped_midway(cli, sample.path)
+    assert code == 130
+    [paused] = cli("list", "--json").json()["uploads"]
+    assert paused["status"] == "paused"
+    resuming = cli.popen("resume", paused["id"], "--bandwidth-limit", "1MiB")
+    try:
+        wait_for_parts(cli.home, stored_parts(cli.home) + 1, resuming)
+    finally:
+        resuming.kill()
+        resuming.communicate(timeout=60)
+    [killed] = cli("list", "--json").json()["uploads"]
+    assert (killed["id"], killed["status"], killed["message"]) == (paused["id"], "interrupted", "")
+    finished = cli("resume", killed["id"], "--json")
+    assert finished.code == 0, finished.stderr
+    [result] = finished.json()["uploads"]
+    assert object_sha256(s3, sandbox.bucket, result["s3Key"]) == sample.sha256
+
+
 def test_self_test_against_a_configured_server(cli: Any) -> None:
     from desktop_uploader.engine.settings import Settings, save_settings
 

@@ -48,11 +48,13 @@ class ChunkedMethod:
         assert ctx.api is not None and record.upload_id and record.s3_key
         ensure_unchanged(ctx.path, record.identity)
         try:
-            return ctx.api.chunked_status(record.upload_id, record.s3_key, control=ctx.control)
+            offset = ctx.api.chunked_status(record.upload_id, record.s3_key, control=ctx.control)
         except NotFoundError:
             ctx.notice("The interrupted upload is no longer on the server; starting it again from the beginning.")
             ctx.state.delete(ctx.job_id)
             return None
+        ctx.save(partial(ctx.state.update, ctx.job_id, status="active", message=""))  # a kill now: "interrupted"
+        return offset
 
     def run(self, ctx: JobContext) -> Completion:
         api = ctx.api

@@ -35,6 +35,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from enum import Enum
+from functools import partial
 from typing import Protocol
 
 from desktop_uploader.engine.errors import LinksExpiredError, NotFoundError, UploaderError
@@ -225,4 +226,6 @@ def _resume(ctx: JobContext, backend: MultipartBackend, record: UploadRecord) ->
     if done is None or isinstance(done, Completion):
         return done
     log.info("%s: resuming %s with %d of %d parts stored", ctx.name, record.s3_key, len(done), plan.part_count)
+    # Running again: a kill now must leave it "interrupted", not the "paused" of the run before (a big-file audit).
+    ctx.save(partial(ctx.state.update, ctx.job_id, status="active", message=""))
     return Resumed(plan, record, done)
