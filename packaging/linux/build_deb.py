@@ -98,7 +98,8 @@ def package_for(soname: str) -> str:
                 return owner.stdout.split(":", 1)[0].strip()
     raise SystemExit(
         f"{soname} is linked by the bundle but neither bundled nor installed here, so the .deb cannot "
-        "depend on its package: install the package that has it (see .ci/run) and build again"
+        "depend on its package: install what the build needs and build again: "
+        "apt-get install $(grep -v '^#' packaging/linux/build-packages.txt)"
     )
 
 
