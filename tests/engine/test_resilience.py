@@ -11,12 +11,15 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from desktop_uploader.engine.api_client import ApiClient
 from desktop_uploader.engine.events import FallingBack, Retrying, Status
 from desktop_uploader.engine.limits import MiB
 from desktop_uploader.engine.settings import Settings
+from desktop_uploader.engine.signed_urls import signed_at
 from tests.support.api_servers import api_server
 from tests.support.logfail import FAULTS
 from tests.support.proxy import Delay, Forward, Proxy, RequestInfo, Respond, Stall
@@ -101,20 +104,42 @@ def stored(database: Path) -> int:
 def test_urls_expiring_mid_upload_are_resigned(
     make_engine: Any, make_file: Any, sandbox: Any, s3: Any, storage_proxy: Proxy, tmp_path: Path
 ) -> None:
+    # Links of 4 s, not 2: a link's time left is known to about a second (X-Amz-Date and the server's Date
+    # header count whole seconds), and the 0.5 s margin of a 2 s link was once used up on a busy machine.
     sample = make_file(30 * MiB)
-    settings = Settings(method="presigned", chunk_size=5 * MiB, concurrency=2, bandwidth_limit=4 * MiB)
-    with api_via(sandbox, storage_proxy, tmp_path / "api", url_expiry_seconds=2) as url:
+    settings = Settings(method="presigned", chunk_size=5 * MiB, concurrency=2, bandwidth_limit=2 * MiB)
+    with api_via(sandbox, storage_proxy, tmp_path / "api", url_expiry_seconds=4) as url:
         engine = make_engine(settings, api_url=url)
         began = time.monotonic()
         job = engine.upload(sample.path)
         took = time.monotonic() - began
     assert job.status == Status.COMPLETED, job.message
     assert job.result is not None and object_sha256(s3, sandbox.bucket, job.result.s3_key) == sample.sha256
-    assert took > 3 * 2, "the upload must outlive several URL lifetimes"
+    assert took > 3 * 4, "the upload must outlive several URL lifetimes"
     puts = part_puts(storage_proxy)
-    assert all(p.status == 200 for p in puts), "no URL is used after it expired"
+    expired = [(p.query["partNumber"], p.query["X-Amz-Date"]) for p in puts if p.status == 403]
+    assert expired == [], "no URL is used after it expired"
     signed_at = {p.query["X-Amz-Date"] for p in puts}
     assert len(signed_at) >= 3, "parts went out on freshly signed URLs"
+
+
+def test_a_link_is_never_thought_to_live_longer_than_its_signature_says(
+    sandbox: Any, s3: Any, storage_proxy: Proxy, tmp_path: Path
+) -> None:
+    """X-Amz-Date and the answer's Date count whole seconds: read as the earliest the server's time could be,
+    a link seemed to live up to a second longer than storage allows (a 2 s link's 403 on a busy machine)."""
+    with api_via(sandbox, storage_proxy, tmp_path / "api", url_expiry_seconds=2) as url:
+        api = ApiClient(url, sandbox.token, Settings())
+        try:
+            started = api.start("deadline.safetensors", 3, 15 * MiB)
+            wall_minus_mono = time.time() - time.monotonic()  # the same machine: storage's clock is ours
+            for link in started.urls.values():
+                real = signed_at(link.url) + float(parse_qs(urlsplit(link.url).query)["X-Amz-Expires"][0])
+                assert link.expires_at + wall_minus_mono <= real + 0.05, (link.expires_at + wall_minus_mono, real)
+            api.abort(started.upload_id, started.s3_key)
+        finally:
+            api.close()
+    assert not open_multipart_uploads(s3, sandbox.bucket, "loras/sandbox-user/")
 
 
 def test_an_expired_url_is_resigned_without_costing_an_attempt(
