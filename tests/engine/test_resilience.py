@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from desktop_uploader.engine.api_client import ApiClient
-from desktop_uploader.engine.events import FallingBack, Retrying, Status
+from desktop_uploader.engine.events import FallingBack, Progress, Retrying, Status
 from desktop_uploader.engine.limits import MiB
 from desktop_uploader.engine.settings import Settings
 from desktop_uploader.engine.signed_urls import signed_at
@@ -238,6 +238,51 @@ def test_a_stalled_connection_times_out_and_the_part_is_resent(
     assert job.status == Status.COMPLETED, job.message
     assert "stalled" in engine.of(job.id, Retrying)[0].reason
     assert job.result is not None and object_sha256(s3, sandbox.bucket, job.result.s3_key) == sample.sha256
+
+
+def test_a_resumed_run_reads_no_speed_from_bytes_a_silent_store_swallowed(
+    make_engine: Any, make_file: Any, sandbox: Any, s3: Any, storage_proxy: Proxy, tmp_path: Path
+) -> None:
+    """The window's try after a lost connection is a resume, often into a store that still says nothing.
+
+    Its first attempt at a part is no retry by count, yet the socket buffers it fills in a moment are
+    no speed either: a network audit saw "42 KiB/s · 1 h 2 min left" while storage was frozen.
+    """
+    sample = make_file(20 * MiB)
+    stalled: list[int] = []
+
+    def stall_the_resumed_runs_first_part(request: RequestInfo) -> Any:
+        if request.method == "PUT" and "partNumber" in request.query and not stalled:
+            stalled.append(request.seq)
+            return Stall(30, take_bytes_per_second=8 * MiB)  # 5 MiB in 0.6 s: all before the part is 1.5 s old
+        return None
+
+    with api_via(sandbox, storage_proxy, tmp_path / "api") as url:
+        first = make_engine(
+            Settings(method="presigned", chunk_size=5 * MiB, concurrency=1, bandwidth_limit=8 * 1000 * 1000),
+            api_url=url,
+        )
+        job = first.manager.add(sample.path)
+        first.wait_for(lambda: first.manager.job(job).confirmed >= 5 * MiB)
+        first.manager.pause(job)
+        assert first.manager.wait([job], 10)
+        first.manager.close()
+        storage_proxy.set_fault_plan(stall_the_resumed_runs_first_part)
+        second = make_engine(
+            Settings(method="presigned", concurrency=1, read_timeout=2.0, backoff_base=0.05), api_url=url
+        )
+        [restored] = second.manager.restore_interrupted()
+        second.manager.resume(restored)
+        assert second.manager.wait([restored], 60)
+    resumed = second.manager.job(restored)
+    assert resumed.status == Status.COMPLETED, resumed.message
+    events = [e for e in second.events if e.job_id == restored]
+    first_retry = next(i for i, e in enumerate(events) if isinstance(e, Retrying))
+    swallowed = [e for e in events[:first_retry] if isinstance(e, Progress) and e.in_flight > 0]
+    assert swallowed, "the stalled part's bytes were taken by the store and shown as sent"
+    assert [e.speed for e in swallowed] == [0.0] * len(swallowed)
+    assert resumed.result is not None and object_sha256(s3, sandbox.bucket, resumed.result.s3_key) == sample.sha256
+    assert not open_multipart_uploads(s3, sandbox.bucket, resumed.result.s3_key)
 
 
 def test_an_etag_that_is_not_the_parts_md5_is_retried(

@@ -193,13 +193,19 @@ class Stall:
     Nothing is forwarded. The proxy keeps reading (and discarding) the request body so the client's send
     completes and it ends up waiting for a response, then sends nothing for ``seconds`` and closes the
     connection cleanly (FIN). Ends early, with a reset, when the proxy stops or goes down.
+
+    With ``take_bytes_per_second``, the body is taken no faster than that, as by a store whose buffers
+    fill as it freezes: the client sees its bytes leave over a while, not in one moment.
     """
 
     seconds: float
+    take_bytes_per_second: int | None = None
 
     def __post_init__(self) -> None:
         if self.seconds < 0:
             raise ValueError("seconds must be >= 0")
+        if self.take_bytes_per_second is not None and self.take_bytes_per_second <= 0:
+            raise ValueError("take_bytes_per_second must be > 0")
 
 
 @dataclass(frozen=True)
@@ -960,11 +966,15 @@ class _ClientConnection:
 
     # -- actions that never reach the upstream -----------------------------------------------------------------
 
-    def _discard_request_body(self, deadline: float | None = None) -> bool:
+    def _discard_request_body(self, deadline: float | None = None, pacer: _Pacer | None = None) -> bool:
         """Read the rest of the request body and drop it; False if ``deadline`` came first."""
         while self.client.conn.their_state is h11.SEND_BODY:
-            if self.client.next_event(deadline) is None:
+            event = self.client.next_event(deadline)
+            if event is None:
                 return False
+            if pacer is not None and isinstance(event, h11.Data):
+                for _ in pacer.pieces(event.data):  # each piece waits for its turn
+                    pass
         return True
 
     def _respond(self, action: Respond, method: str, progress: _Progress) -> None:
@@ -985,7 +995,8 @@ class _ClientConnection:
 
     def _stall(self, action: Stall) -> None:
         deadline = time.monotonic() + action.seconds
-        self._discard_request_body(deadline)
+        rate = action.take_bytes_per_second
+        self._discard_request_body(deadline, _Pacer(rate, self.wait) if rate is not None else None)
         # Watch the socket rather than sleep, so a client that gave up frees this thread at once.
         while (data := self.client.recv(deadline)) is not None:
             if not data:
