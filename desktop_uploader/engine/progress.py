@@ -11,6 +11,11 @@ those few hundred KB read as a small made-up speed ("42 KiB/s · 1 h 2 min left"
 of retries (a network audit froze storage for a minute: 8 of 37 readings). A run that goes on with
 an upload (``again``: a resume, or the window's try after a lost connection) meters every part so.
 
+Time left is what is still to send at the current speed, plus how long storage has lately taken to
+answer a part after its last byte was handed over: bytes in socket buffers, or taken by a store that
+writes slower than it reads, are no nearer to stored for having been sent (a 12 GiB audit read "1 s
+left" with 1.2 GiB in flight, for about 5 s).
+
 "Sent" is confirmed plus in flight: what went on the wire for this upload, so a slow link shows
 movement long before the first part is stored. "Mature" bytes are what parts sent after their first
 ``MATURE``: a part's first moments fill socket buffers at memory speed, so only a mature
@@ -23,6 +28,7 @@ upload emits a few thousand events, not millions; state changes always go out at
 
 from __future__ import annotations
 
+import statistics
 import threading
 import time
 from collections import deque
@@ -32,6 +38,7 @@ from desktop_uploader.engine.events import Event, Progress
 from desktop_uploader.engine.linkmeter import MATURE
 
 WINDOW_SECONDS = 5.0
+ANSWER_LAGS_KEPT = 5  # the median of the latest few: one slow answer doesn't move time left
 
 
 class SpeedMeter:
@@ -96,6 +103,8 @@ class ProgressTracker:
         self.bytes_sent = 0
         self._in_flight: dict[int, int] = {}
         self._born: dict[int, float] = {}  # when each part in flight sent its first byte
+        self._last_byte: dict[int, float] = {}  # ...and its latest
+        self._answer_lags: deque[float] = deque(maxlen=ANSWER_LAGS_KEPT)  # last byte handed over to stored
         self._mature_bytes = 0  # sent by parts older than MATURE (a counter: never goes back)
         self._again = again  # every part is a retry: this run goes on with an upload
         self._retried: set[int] = set()  # parts that started over in this run
@@ -123,6 +132,7 @@ class ProgressTracker:
             if self.first_sent_at is None:
                 self.first_sent_at = now
             self.last_sent_at = now
+            self._last_byte[part] = now
             self._in_flight[part] = self._in_flight.get(part, 0) + amount
             young = now - self._born.setdefault(part, now) < MATURE
             if not young:
@@ -141,6 +151,7 @@ class ProgressTracker:
         with self._lock:
             self._in_flight.pop(part, None)
             self._born.pop(part, None)
+            self._last_byte.pop(part, None)
             self._unmetered.pop(part, None)
             self._retried.add(part)
 
@@ -167,6 +178,9 @@ class ProgressTracker:
             born = self._born.pop(part, None)
             if born is not None:
                 self.part_times.append((size, now - born))
+            last_byte = self._last_byte.pop(part, None)
+            if last_byte is not None:
+                self._answer_lags.append(now - last_byte)
             self._metered += self._unmetered.pop(part, 0)  # stored: they did cross the link
             self._meter.add(self._metered)
             self.confirmed += size
@@ -198,8 +212,17 @@ class ProgressTracker:
             in_flight = min(sum(self._in_flight.values()), remaining)
             # Time left counts down what is still to send: by what is stored, it stood still while a part
             # was on the wire and jumped when it landed (16 MiB parts at 1 MiB/s: 16 s frozen, a GUI audit's
-            # finding). With everything sent and not yet stored it says nothing rather than "0 s".
+            # finding). With everything sent and not yet stored it counts down storage's usual answer
+            # time, and past that says nothing rather than "0 s".
             to_send = remaining - in_flight
+            lag = statistics.median(self._answer_lags) if self._answer_lags else None
+            if remaining == 0:
+                eta: float | None = 0.0
+            elif to_send > 0:
+                eta = to_send / speed + (lag or 0.0) if speed > 0 else None
+            else:
+                since = self.clock() - self.last_sent_at if self.last_sent_at is not None else 0.0
+                eta = lag - since if lag is not None and lag > since else None
             return Progress(
                 job_id=self.job_id,
                 method=self.method,
@@ -207,7 +230,7 @@ class ProgressTracker:
                 in_flight=in_flight,
                 total=self.total,
                 speed=speed,
-                eta=to_send / speed if speed > 0 and to_send > 0 else (0.0 if remaining == 0 else None),
+                eta=eta,
                 parts_done=self.parts_done,
                 parts_total=self.parts_total,
                 parts_in_flight=len(self._in_flight),

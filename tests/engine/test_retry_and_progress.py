@@ -89,6 +89,38 @@ def test_time_left_counts_down_while_a_part_is_on_the_wire() -> None:
     assert tracker.snapshot().eta == 0.0
 
 
+def test_time_left_counts_the_wait_for_storage_to_answer_parts_already_sent() -> None:
+    """A 12 GiB audit read "1 s left" for about 5 s: 1.2 GiB were sent, and the store answered parts
+    seconds after their last byte. Sent is not stored, and time left now says so."""
+    now = [0.0]
+    tracker = ProgressTracker("job", "presigned-s3", 100, lambda event: None, interval=0.0, clock=lambda: now[0])
+    for part in (1, 2, 3):  # 10 bytes a second; each part stored 3 s after its last byte, then the next starts
+        for _ in range(2):
+            now[0] += 0.5
+            tracker.sent(part, 5)
+        now[0] += 3.0
+        tracker.confirmed_part(part, 10)
+    assert tracker.snapshot().eta is not None
+    now[0] += 0.5
+    tracker.sent(4, 5)
+    now[0] += 0.5
+    tracker.sent(4, 5)
+    speed = tracker.snapshot().speed
+    eta = tracker.snapshot().eta
+    assert speed > 0 and eta is not None
+    assert eta == pytest.approx(60 / speed + 3.0), "60 bytes still to send, then the store's usual 3 s"
+    now[0] += 0.1
+    tracker.sent(5, 60)  # the rest handed over: the wait for the answers counts down
+    assert tracker.snapshot().eta == pytest.approx(3.0)
+    now[0] += 2.0
+    assert tracker.snapshot().eta == pytest.approx(1.0)
+    now[0] += 1.5
+    assert tracker.snapshot().eta is None, "later than storage usually answers: no '0 s left'"
+    tracker.confirmed_part(4, 10)
+    tracker.confirmed_part(5, 60)
+    assert tracker.snapshot().eta == 0.0
+
+
 def test_a_stalled_link_reads_no_speed_and_no_time_left_within_the_window() -> None:
     """A network audit froze storage for a minute: the row read "34 KiB/s · 1 h 46 min left" throughout,
     the speed only thinning out, and with no bytes moving no event came to change it."""
