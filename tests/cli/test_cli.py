@@ -267,7 +267,10 @@ def test_list_says_why_an_upload_stopped_in_a_whole_sentence_under_its_table(
     [row] = [line for line in human.stdout.splitlines() if line.startswith("│ " + paused["id"][:8])]
     cells = [cell.strip() for cell in row.strip("│").split("│")]
     assert cells[4] == "failed", cells
-    said = f"{paused['id'][:8]}: {sample.path.name} was deleted or moved. Put it back to go on."
+    said = (
+        f"{paused['id'][:8]}: {sample.path.name} was deleted or moved. "
+        "Put it back to go on, or discard the upload to delete what it has stored."
+    )
     assert said in " ".join(human.stdout.split())
     aside.rename(sample.path)
     assert cli("discard", paused["id"]).code == 0  # the bucket is shared: leave no upload open in it
