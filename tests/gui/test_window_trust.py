@@ -6,6 +6,7 @@ cancelled, completed on a RunPod-style server) is shown exactly, without timing 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from desktop_uploader.engine import events
 from desktop_uploader.engine.events import Status, UploadResult
 from desktop_uploader.engine.limits import MiB
 from desktop_uploader.engine.rows import Row
+from desktop_uploader.gui import folders
 from desktop_uploader.gui.bar_colours import bar_palette
 from desktop_uploader.gui.palette import contrast, dark_palette
 from desktop_uploader.gui.queue_delegate import UploadDelegate, row_text, status_area
@@ -306,6 +308,35 @@ def test_where_no_file_manager_opens_the_log_folder_its_path_is_shown(make_deskt
     box = window.findChild(QMessageBox, "folderNotOpened")
     assert box is not None and box.isVisible()
     assert box.text() == "No file manager opened the folder. It is here:"
+    assert box.informativeText() == str(desktop.session.paths.log_dir)
+    box.accept()
+
+
+@pytest.mark.parametrize("exit_code", [3, 0])
+def test_an_xdg_open_that_opens_nothing_is_seen_and_the_path_shown(
+    make_desktop: Any, aloop: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exit_code: int
+) -> None:
+    """An installed-app audit: xdg-open started, found no file manager and exited 3, and Qt, which counts a
+    launch as success, showed nothing. A stand-in xdg-open on PATH exits as asked and says what it got."""
+    launcher = tmp_path / "bin" / "xdg-open"
+    launcher.parent.mkdir()
+    launcher.write_text(f'#!/bin/sh\nprintf "%s" "$1" > "{tmp_path}/asked"\nexit {exit_code}\n', encoding="utf-8")
+    launcher.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{launcher.parent}:{os.environ['PATH']}")
+    monkeypatch.setattr(folders, "WATCHED_PLATFORMS", (QGuiApplication.platformName(),))  # offscreen stands in
+    desktop = make_desktop(connect=False)
+    window = desktop.window
+    next(a for a in window.menuBar().actions()[3].menu().actions() if a.text() == "Open log folder").trigger()
+    watch = window.findChild(folders.LauncherWatch, "folderLauncherWatch")
+    assert watch is not None
+    run(aloop, until(lambda: watch.done, 15, "xdg-open to be watched to its end"))
+    assert (tmp_path / "asked").read_text(encoding="utf-8") == str(desktop.session.paths.log_dir)
+    assert watch.exit_code == exit_code
+    box = window.findChild(QMessageBox, "folderNotOpened")
+    if exit_code == 0:
+        assert box is None, "a file manager opened it: nothing more to say"
+        return
+    assert box is not None and box.isVisible()
     assert box.informativeText() == str(desktop.session.paths.log_dir)
     box.accept()
 
