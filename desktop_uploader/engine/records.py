@@ -52,29 +52,6 @@ class SavedPart:
     checksum: str = ""  # base64, of the upload's checksum algorithm, when it has one
 
 
-def _row_to_record(row: sqlite3.Row) -> UploadRecord:
-    return UploadRecord(
-        id=row["id"],
-        path=row["path"],
-        display_name=row["display_name"],
-        identity=FileIdentity(row["size"], row["mtime_ns"], row["head_sha256"], row["tail_sha256"], row["ctime_ns"]),
-        method=row["method"],
-        server=row["server"],
-        status=row["status"],
-        upload_id=row["upload_id"],
-        s3_key=row["s3_key"],
-        unique_file_name=row["unique_file_name"],
-        comfyui_path=row["comfyui_path"],
-        part_size=row["part_size"],
-        part_count=row["part_count"],
-        chunk_offset=row["chunk_offset"],
-        checksum=row["checksum"],
-        message=row["message"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )
-
-
 _RECORD_FIELDS = [f.name for f in fields(UploadRecord) if f.name != "identity"]
 _IDENTITY_FIELDS = [f.name for f in fields(FileIdentity)]
 RECORD_COLUMNS = [*_RECORD_FIELDS, *_IDENTITY_FIELDS]
