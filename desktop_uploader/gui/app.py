@@ -21,7 +21,7 @@ from desktop_uploader.gui.file_open import FileOpenEvents
 from desktop_uploader.gui.icons import app_icon
 from desktop_uploader.gui.main_window import MainWindow
 from desktop_uploader.gui.session import AppSession, Link
-from desktop_uploader.gui.single_instance import InstanceServer, hand_over
+from desktop_uploader.gui.single_instance import InstanceServer, become_window_or_hand_over
 from desktop_uploader.gui.tasks import cancel_pending, in_thread, spawn
 from desktop_uploader.gui.tray import Tray
 from desktop_uploader.logsetup import configure_logging
@@ -95,13 +95,13 @@ def bring_forward_and_queue(desktop: Desktop, files: list[str]) -> None:
         spawn(queue_opened(desktop, files))
 
 
-def welcome_later_launches(desktop: Desktop) -> InstanceServer:
-    """Later launches bring this window to the front and queue the files they were opened with."""
-    instance = InstanceServer(desktop.session.paths)
+def welcome_later_launches(desktop: Desktop, instance: InstanceServer) -> None:
+    """Later launches (and those that came while the window was built) bring it to the front and queue
+    the files they were opened with."""
     instance.launched.connect(
         lambda files: bring_forward_and_queue(desktop, files), Qt.ConnectionType.QueuedConnection
     )  # sent from its listening thread
-    return instance
+    instance.ready()
 
 
 def welcome_opened_files(app: QApplication, desktop: Desktop) -> FileOpenEvents:
@@ -141,21 +141,30 @@ def pause_and_quit_on_ctrl_c(quit_app: Callable[[], None], loop: asyncio.Abstrac
 
 def run(paths: AppPaths, argv: list[str] | None = None, files: Sequence[str] = ()) -> int:
     configure_logging(paths.log_file)
-    if hand_over(paths, list(files)):  # a window is open already: it takes the files
+    claim = become_window_or_hand_over(paths, list(files))
+    if claim is None:  # a window is open (or starting) already: it takes the files
         log.info("Handed %d file(s) to the window already open", len(files))
         return 0
-    app = application(argv)
+    try:
+        app = application(argv)
+        return _run_window(paths, app, files, InstanceServer(paths))  # listening before the slow start-up
+    finally:
+        claim.release()  # only now, with the uploads paused: a launch waiting for this window opens its own
+
+
+def _run_window(paths: AppPaths, app: QApplication, files: Sequence[str], instance: InstanceServer) -> int:
+    """The window's whole life, from listening for other launches to the last pause."""
     app.setQuitOnLastWindowClosed(False)  # uploads may go on in the tray
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
     desktop = build(paths)
-    instance = welcome_later_launches(desktop)
+    welcome_later_launches(desktop, instance)
     welcome_opened_files(app, desktop)
     finished = asyncio.Event()
 
     async def quit_app(cancel: bool) -> None:
         log.info("Quitting: %s", "cancelling the uploads" if cancel else "pausing the uploads")  # for support
-        instance.close()  # from now on a launch opens a window of its own
+        instance.close()  # from now on a launch waits for this one to end, then opens its own
         desktop.window.hide()
         try:
             await desktop.session.shutdown(cancel=cancel)

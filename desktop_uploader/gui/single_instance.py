@@ -11,6 +11,12 @@ user's data folder, so another user's program can't feed the window files. (QLoc
 the same, but QtNetwork is left out of the installers: it drags in Kerberos.) The name follows
 the data folder, so a profile of its own (``DESKTOP_UPLOADER_HOME``: tests, a second profile) has
 its own window. A socket left by a killed window answers nobody, and the next window replaces it.
+
+A window takes a few seconds to start (tens on a busy machine, with the sandbox), and a launch in that
+time found nobody listening and opened a second window, whose sandbox then failed on the first one's
+data folder. So a window first claims its profile (an OS file lock, freed even by kill -9) and listens
+at once, keeping what launches hand over until it can queue them; a launch that finds the profile
+claimed but nobody answering yet waits for that window rather than opening its own.
 """
 
 from __future__ import annotations
@@ -24,18 +30,24 @@ import socket
 import sys
 import tempfile
 import threading
+import time
+from collections.abc import Callable
 from multiprocessing.connection import Client, Connection, Listener
 from pathlib import Path
 
+import filelock
 from PySide6.QtCore import QObject, Signal
 
-from desktop_uploader.engine.private import private_dir
+from desktop_uploader.engine.private import FILE_MODE, private_dir
 from desktop_uploader.paths import AppPaths
 
 log = logging.getLogger(__name__)
 
 HANDOVER_SECONDS = 3.0  # a running window answers in milliseconds; a hung one must not hold a launch long
 KEY_FILE = "instance.key"
+CLAIM_FILE = "window.lock"
+STARTING_WINDOW_SECONDS = 120.0  # a window starting, or pausing its uploads to quit, on a very busy machine
+LOOK_AGAIN_SECONDS = 0.2
 
 
 def _family() -> str:
@@ -54,14 +66,24 @@ def address(paths: AppPaths) -> str:
 
 
 def _key(paths: AppPaths) -> bytes:
-    """The shared secret of this profile's launches, made once, readable by this user only."""
+    """The shared secret of this profile's launches, made once, readable by this user only.
+
+    Two first launches at once both make one: each writes its own whole, then links it into place
+    only if none is there yet (no half-written key is ever read), and both read the one that won.
+    """
     path = paths.data_dir / KEY_FILE
     with contextlib.suppress(FileNotFoundError):
         return path.read_bytes()
     private_dir(paths.data_dir)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        out.write(secrets.token_bytes(32))
+    draft = path.with_name(f"{KEY_FILE}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(secrets.token_bytes(32))
+        with contextlib.suppress(FileExistsError):
+            os.link(draft, path)
+    finally:
+        draft.unlink(missing_ok=True)
     return path.read_bytes()
 
 
@@ -101,8 +123,55 @@ def hand_over(paths: AppPaths, files: list[str]) -> bool:
     return bool(answered and answered[0])
 
 
+def _claim(paths: AppPaths) -> filelock.BaseFileLock | None:
+    """This profile's window claim, held for the window's life; None while another window holds it."""
+    lock = filelock.FileLock(paths.data_dir / CLAIM_FILE, timeout=0, mode=FILE_MODE, thread_local=False)
+    try:
+        private_dir(paths.data_dir)
+        lock.acquire()
+    except filelock.Timeout:
+        return None
+    except OSError as exc:  # no lock can be made (a full disk): nobody else's can either; go on alone
+        log.warning("The window's claim can't be made: %s", exc)
+        return filelock.FileLock(paths.data_dir / CLAIM_FILE)  # never acquired: releasing it does nothing
+    return lock
+
+
+def become_window_or_hand_over(
+    paths: AppPaths,
+    files: list[str],
+    wait: float = STARTING_WINDOW_SECONDS,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> filelock.BaseFileLock | None:
+    """None when the running window took ``files``; else the claim this launch holds as the window.
+
+    A window that holds the claim but doesn't answer yet is starting (or quitting): this launch waits
+    for it, up to ``wait``, and only then opens a window of its own beside a hung one.
+    """
+    deadline = clock() + wait
+    said = False
+    while True:
+        if hand_over(paths, files):
+            return None
+        claim = _claim(paths)
+        if claim is not None:
+            return claim
+        if clock() >= deadline:
+            log.warning("This profile's window holds its claim but doesn't answer; opening another window")
+            return filelock.FileLock(paths.data_dir / CLAIM_FILE)
+        if not said:
+            log.info("A window of this profile is starting or quitting; waiting for it")
+            said = True
+        sleep(LOOK_AGAIN_SECONDS)
+
+
 class InstanceServer(QObject):
-    """The running window's end; ``launched`` carries each later launch's files to the GUI thread."""
+    """The running window's end; ``launched`` carries each later launch's files to the GUI thread.
+
+    It listens from the start of the window's start-up; what arrives before ``ready()`` is kept and
+    sent then, in order, so nothing handed over to a window still being built is lost.
+    """
 
     launched = Signal(list)
 
@@ -111,6 +180,8 @@ class InstanceServer(QObject):
         self.paths = paths
         self.listener: Listener | None = None
         self._closed = threading.Event()
+        self._handing = threading.Lock()
+        self._early: list[list[str]] | None = []  # None once the window takes files as they come
         try:
             where = address(paths)
             if _family() == "AF_UNIX" and _connect(paths) is None:
@@ -149,7 +220,18 @@ class InstanceServer(QObject):
                 except (OSError, EOFError):
                     continue
             log.info("Another launch handed over %d file(s)", len(files))
-            self.launched.emit(files)
+            with self._handing:
+                if self._early is not None:
+                    self._early.append(files)
+                else:
+                    self.launched.emit(files)
+
+    def ready(self) -> None:
+        """The window can queue files now: the launches that came while it started are sent on."""
+        with self._handing:
+            early, self._early = self._early or [], None
+            for files in early:
+                self.launched.emit(files)
 
     def close(self) -> None:
         """Stop listening; a launch from now on opens a window of its own."""

@@ -90,7 +90,8 @@ def test_a_command_name_still_runs_the_command_and_files_after_a_double_dash_are
 def test_a_second_launch_hands_its_files_to_the_open_window_and_exits(make_desktop: Any, aloop: Any) -> None:
     """`desktop-uploader FILE` while the window is open: no second window, the open one queues the file."""
     desktop = make_desktop(auto_start=False)
-    instance = gui_app.welcome_later_launches(desktop)
+    instance = single_instance.InstanceServer(desktop.session.paths)
+    gui_app.welcome_later_launches(desktop, instance)
     on_gui_thread: list[bool] = []
     instance.launched.connect(
         lambda _files: on_gui_thread.append(threading.current_thread() is threading.main_thread()),
@@ -122,6 +123,48 @@ def test_a_second_launch_hands_its_files_to_the_open_window_and_exits(make_deskt
         assert desktop.window.isVisible()
     finally:
         instance.close()
+
+
+def test_a_launch_while_the_window_starts_waits_for_it_and_its_file_is_queued_once_the_window_is_built(
+    make_desktop: Any, aloop: Any
+) -> None:
+    """An audit opened a file while the window was still starting: a second window opened, and its sandbox
+    failed on the first one's data ("weed exited with code 255"). Here the test plays the starting window:
+    it holds the profile's claim, then listens, then finishes building, each step when the launch is seen
+    waiting for it."""
+    desktop = make_desktop(auto_start=False)
+    paths = desktop.session.paths
+    claim = single_instance._claim(paths)  # what a window takes first, before its slow start-up
+    assert claim is not None
+    handed = paths.data_dir.parent / "early.safetensors"
+    write_safetensors(handed, 4096)
+    launch = subprocess.Popen(
+        [sys.executable, "-m", "desktop_uploader", str(handed)],
+        env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},  # the same profile (DESKTOP_UPLOADER_HOME)
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    instance: single_instance.InstanceServer | None = None
+    names = lambda: [row.file_name for row in desktop.session.model.rows()]  # noqa: E731
+    try:
+        said = lambda: paths.log_file.read_text() if paths.log_file.exists() else ""  # noqa: E731
+        run(aloop, until(lambda: "waiting for it" in said() or launch.poll() is not None, 60, "the launch"))
+        assert launch.poll() is None and " started" not in said(), "the launch opened a window of its own"
+        instance = single_instance.InstanceServer(paths)  # listening, the window not built yet
+        run(aloop, until(lambda: launch.poll() is not None, 60, "the hand-over"))
+        assert launch.returncode == 0, launch.stderr.read() if launch.stderr else ""
+        assert names() == []  # kept by the window until it can queue it
+        gui_app.welcome_later_launches(desktop, instance)
+        run(aloop, until(lambda: "early.safetensors" in names(), 30, "the file queued"))
+        assert names() == ["early.safetensors"]
+    finally:
+        if launch.poll() is None:
+            launch.kill()
+        launch.wait(10)
+        if instance is not None:
+            instance.close()
+        claim.release()
 
 
 def test_a_killed_windows_socket_is_replaced_and_a_closed_window_takes_no_files(make_desktop: Any) -> None:
