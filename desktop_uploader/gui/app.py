@@ -69,11 +69,16 @@ def build(paths: AppPaths) -> Desktop:
 
 
 async def start(desktop: Desktop, files: Sequence[str] = ()) -> None:
-    """Connect, show what was interrupted last time, then queue the files the app was opened with."""
+    """Show what was interrupted last time, connect, then queue the files the app was opened with.
+
+    The interrupted rows come first: connecting can take half a minute (the sandbox, a busy machine),
+    and a window that looked empty meanwhile had people add a file again, which then started over
+    beside its own interrupted upload and was stored twice.
+    """
+    await desktop.session.restore_interrupted()
     # Asked once, off the GUI thread, so the settings can say up front that it won't work here.
     await in_thread(desktop.session.keep_awake.probe)
     await desktop.session.connect_storage()
-    await desktop.session.restore_interrupted()
     await desktop.session.server_uploads.refresh(desktop.session.link == Link.CONNECTED)
     if files:
         await queue_opened(desktop, files)

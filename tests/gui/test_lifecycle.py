@@ -15,6 +15,7 @@ from desktop_uploader.engine.events import Completed, Queued, Started, Status, S
 from desktop_uploader.engine.limits import MiB
 from desktop_uploader.engine.rows import RowAction
 from desktop_uploader.engine.saved_queue import FILE_NAME as QUEUE_FILE
+from desktop_uploader.gui.app import start
 from desktop_uploader.gui.dialogs import CloseChoice
 from desktop_uploader.gui.queue_model import UploadQueueModel
 from desktop_uploader.gui.session import Link
@@ -62,6 +63,37 @@ def test_a_new_window_shows_an_interrupted_upload_and_resume_completes_it(
     assert done.result is not None and object_sha256(s3, sandbox.bucket, done.result.s3_key) == sample.sha256
     resumed = [e for e in events if isinstance(e, Started)]
     assert resumed and resumed[0].resumed_bytes >= 10 * MiB  # it went on; it did not start again
+
+
+def test_an_interrupted_upload_shows_before_the_sandbox_is_up_and_adding_its_file_again_keeps_one_row(
+    make_desktop: Any, make_file: Any, aloop: Any
+) -> None:
+    """A busy machine took 8–35 s to start the sandbox, and the window stayed empty all that time; an audit
+    added the file again meanwhile, and it was uploaded from 0 beside its interrupted upload."""
+    sample = make_file(12 * MiB)
+    first = make_desktop(bandwidth_limit=4 * 1000 * 1000, chunk_size=5 * MiB, concurrency=1)
+
+    async def interrupt() -> None:
+        drop(first.window, [sample.path])
+        rows = first.session.model.rows
+        await until(lambda: bool(rows()) and rows()[0].confirmed >= 5 * MiB, 60, "a part stored")
+        await first.session.shutdown()
+
+    run(aloop, interrupt())
+    first.window.close()
+    [interrupted] = [row.job_id for row in first.session.model.rows()]
+    second = make_desktop(server="", use_sandbox=True, connect=False)
+    session = second.session
+    at_each_link: list[tuple[Link, list[str]]] = []
+    session.linkChanged.connect(lambda: at_each_link.append((session.link, [r.job_id for r in session.model.rows()])))
+    messages: list[str] = []
+    session.message.connect(messages.append)
+    run(aloop, start(second))
+    assert at_each_link[0] == (Link.CONNECTING, [interrupted])  # there while the sandbox starts
+    assert session.link == Link.CONNECTED
+    drop(second.window, [sample.path])
+    run(aloop, until(lambda: any("Already in the queue" in m for m in messages), 30, "the answer to the drop"))
+    assert [row.job_id for row in session.model.rows()] == [interrupted]
 
 
 def test_closing_with_uploads_running_asks_what_to_do(make_desktop: Any, make_file: Any, aloop: Any) -> None:
