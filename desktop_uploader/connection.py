@@ -13,14 +13,8 @@ or start one (``desktop-uploader sandbox --json``) that lives as long as they do
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import queue
-import signal
-import subprocess
-import sys
-import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
@@ -35,7 +29,9 @@ from desktop_uploader.engine.manager import ServerConnection
 from desktop_uploader.engine.methods.direct_s3 import DirectTarget
 from desktop_uploader.engine.settings import DEFAULT_REGION, Settings, save_settings
 from desktop_uploader.paths import AppPaths
-from desktop_uploader.sandbox.info import START_FAILED, SandboxInfo, running_sandbox
+from desktop_uploader.sandbox import launcher
+from desktop_uploader.sandbox.info import SandboxInfo
+from desktop_uploader.sandbox.launcher import SandboxStartError, launch
 
 SERVER_ENV = "DESKTOP_UPLOADER_SERVER"
 TOKEN_ENV = "DESKTOP_UPLOADER_TOKEN"  # noqa: S105 - the variable's name, not a secret
@@ -44,84 +40,20 @@ SANDBOX_LABEL = "Local sandbox (this computer)"
 
 log = logging.getLogger(__name__)
 
+SandboxHandle = launcher.SandboxHandle  # the window and the CLI reach the sandbox through this module only
+
 
 class ConnectionSetupError(Exception):
     """A configuration the user has to fix (no token for a server, a sandbox that won't start)."""
 
 
-def self_command() -> list[str]:
-    """How to run this app again as a subprocess, installed or frozen by PyInstaller."""
-    if getattr(sys, "frozen", False):
-        return [sys.executable]
-    return [sys.executable, "-m", "desktop_uploader"]
-
-
-@dataclass
-class SandboxHandle:
-    info: SandboxInfo
-    process: subprocess.Popen[str] | None  # None: someone else's sandbox, not ours to stop
-
-    def stopped(self) -> bool:
-        """Whether the sandbox we started has exited (killed, crashed): it is started again on the next try."""
-        return self.process is not None and self.process.poll() is not None
-
-    def stop(self, grace: float = 10.0) -> None:
-        process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError, OSError):
-            process.send_signal(signal.SIGINT if os.name != "nt" else signal.CTRL_BREAK_EVENT)  # type: ignore[attr-defined]
-        try:
-            process.wait(grace)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
-        for stream in (process.stdout, process.stderr):
-            if stream is not None:
-                stream.close()
-
-
-def launch_sandbox(paths: AppPaths, timeout: float = 45.0) -> SandboxHandle:
-    """The user's running sandbox, or a new one that stops when we do."""
-    existing = running_sandbox(paths.sandbox_dir)
-    if existing is not None:
-        return SandboxHandle(existing, None)
-    kwargs: dict[str, object] = {}
-    if os.name == "nt":
-        kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP  # type: ignore[attr-defined]
-    process = subprocess.Popen(  # type: ignore[call-overload]
-        [*self_command(), "sandbox", "--json", "--data-dir", str(paths.sandbox_dir)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        **kwargs,
-    )
-    lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=lambda: lines.put(process.stdout.readline()), daemon=True).start()
+def launch_sandbox(paths: AppPaths) -> SandboxHandle:
+    """The user's running sandbox (or another window's or command's), or a new one; shared until the last
+    of them is done."""
     try:
-        line = lines.get(timeout=timeout)
-    except queue.Empty:
-        line = None  # still starting after the bound: stopped, with nothing to say
-    if line is None or not line.strip():
-        said = ""
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            if line is not None:  # it closed its output on its way out: its reason is on stderr, once it ends
-                process.wait(5)
-                said = process.stderr.read()
-        SandboxHandle(SandboxInfo("", "", "", "", "", "", ""), process).stop()
-        raise start_failure(said, paths)
-    return SandboxHandle(SandboxInfo.from_json(line), process)
-
-
-def start_failure(said: str, paths: AppPaths) -> ConnectionSetupError:
-    """The sandbox's own reason, on one line, after one "could not start"; anything else (a traceback from a
-    broken install, or silence) goes to the log, and the person is told where it is."""
-    said = " ".join(said.split())  # the terminal's line breaks showed as "\n" in a CLI audit
-    if said.startswith(START_FAILED):
-        return ConnectionSetupError(f"The local sandbox could not start: {said.removeprefix(START_FAILED)}")
-    log.warning("The sandbox stopped before it started; it said: %s", said or "nothing")
-    return ConnectionSetupError(f"The local sandbox could not start. Details are in {paths.log_file}")
+        return launch(paths.sandbox_dir, paths.log_file)
+    except SandboxStartError as exc:
+        raise ConnectionSetupError(str(exc)) from None
 
 
 def sandbox_connection(info: SandboxInfo) -> ServerConnection:

@@ -21,7 +21,7 @@ def register(commands: Any) -> None:
         "sandbox",
         help="run a local S3 store and the upload API on loopback",
         description="Start SeaweedFS and the upload API on 127.0.0.1, print one JSON line describing them, "
-        "and run until Ctrl-C, SIGTERM, or the parent process exits.",
+        "and run until Ctrl-C, SIGTERM, or the parent process exits and no other window or command uses it.",
     )
     parser.add_argument("--data-dir", type=Path, help="where the store keeps its data (default: user data dir)")
     parser.add_argument("--json", action="store_true", help="print only the JSON line")
@@ -55,6 +55,7 @@ def start_problem(exc: Exception) -> str:
 
 def run_sandbox(data_dir: Path, *, json_only: bool, log_file: Path, cache_dir: Path) -> int:
     from desktop_uploader.sandbox.runtime import Sandbox
+    from desktop_uploader.sandbox.users import in_use
 
     # Details (and tracebacks) go to the log file; the terminal gets sentences.
     configure_logging(log_file)
@@ -88,7 +89,7 @@ def run_sandbox(data_dir: Path, *, json_only: bool, log_file: Path, cache_dir: P
         print(info.to_json(), flush=True)
     try:
         while not stop.wait(0.5):
-            if os.getppid() != parent:  # the process that started us is gone
+            if os.getppid() != parent and not in_use(data_dir):  # our starter is gone, and everyone else too
                 break
             if (code := sandbox.storage_exit_code()) is not None:
                 # Killed or crashed, weed left the API answering 503 to every upload, which no Retry could
