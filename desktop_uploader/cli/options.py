@@ -32,6 +32,7 @@ def parse_size(text: str) -> int:
 
 # Bits, as internet plans are sold, when said in words: "40Mbps", "40 Mbit/s" ("5mb" stays bytes, as in sizes).
 _BITS = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]?)([iI]?)(?:[bB]its?|bps)(?:\s*/\s*s)?\s*$")
+_BARE_NUMBER = re.compile(r"^\s*\d+(?:\.\d+)?\s*$")
 _PER_SECOND = re.compile(r"\s*(?:/\s*s(?:ec)?|ps)\s*$", re.IGNORECASE)
 
 
@@ -39,15 +40,24 @@ def parse_rate(text: str) -> int:
     """Bytes per second from a size (``5MB``, ``4MiB``), written with or without ``/s``, or from bits.
 
     A CLI audit's ``--bandwidth-limit 5MB/s`` and ``5Mbps`` were "not a size".
+    A bare number other than 0 is refused: ``--bandwidth-limit 5`` meant 5 bytes a second, and an audit's
+    upload looked hung with nothing said. "5B/s" still says bytes on purpose.
     """
     bits = _BITS.match(text)
     if bits:
         number, prefix, binary = bits.groups()
         return int(float(number) * (1024 if binary else 1000) ** _POWERS[prefix.lower()] / 8)
+    size = _PER_SECOND.sub("", text)
     try:
-        return parse_size(_PER_SECOND.sub("", text))
+        rate = parse_size(size)
     except argparse.ArgumentTypeError:
         raise argparse.ArgumentTypeError(f"'{text}' is not a rate; try 5MB/s, 4MiB/s or 40Mbit/s.") from None
+    if rate and _BARE_NUMBER.match(size):
+        raise argparse.ArgumentTypeError(
+            f"'{text}' has no unit; did you mean {size.strip()}MB/s? Give one, as in 5MB/s, 4MiB/s or 40Mbit/s "
+            "(0: no limit)."
+        )
+    return rate
 
 
 def parse_concurrency(text: str) -> int:

@@ -88,6 +88,10 @@ def test_usage_errors_exit_2_with_a_sentence(cli: Any, make_file: Any, tmp_path:
         ),
         (("upload", str(sample.path), "--preset", "Turbo"), "invalid choice: 'Turbo'"),
         (("upload", str(sample.path), "--retries", "0"), "Retries must be between 1 and 50"),
+        (  # an audit's upload at 5 bytes a second looked hung
+            ("upload", str(sample.path), "--bandwidth-limit", "5"),
+            "'5' has no unit; did you mean 5MB/s? Give one, as in 5MB/s, 4MiB/s or 40Mbit/s (0: no limit).",
+        ),
         (("upload",), "required"),
         (("resume", "nope"), "'nope' matches no interrupted upload; see 'desktop-uploader list'."),
         (("list", "extra"), "desktop-uploader list: unrecognized arguments: extra See 'desktop-uploader list --help'."),

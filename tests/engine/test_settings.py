@@ -115,6 +115,7 @@ def test_cli_sizes(text: str, size: int) -> None:
         ("40 Mbit/s", 5_000_000),
         ("8Kbit/s", 1000),
         ("0", 0),
+        ("5B/s", 5),  # bytes, said so
     ],
 )
 def test_cli_rates(text: str, rate: int) -> None:
