@@ -5,12 +5,12 @@ never save what the engine would refuse, and the reason shown is the engine's se
 the limit. Fields accept more than is valid on purpose: typing 1000 parts sent at once explains the
 limit instead of silently turning into 100 or 64.
 
-Enter saves, and only Save is ever the default button: "Test connection" and "Restore Defaults"
-never are, so pressing Enter after a test can't reset everything, and restoring defaults asks
-first. Saving a changed server tests it first, off the GUI thread, and so does saving changed keys
-for your own S3 storage when uploads go there; if a test fails the dialog stays open with the
-reason and a "Save anyway" choice, so the window never claims a connection it doesn't have. All
-sizes and speeds are in MiB, the unit the engine's own sentences use.
+Enter saves, unless the person Tabbed to Cancel: "Test connection" and "Restore Defaults" never take it,
+so pressing Enter after a test can't reset everything, and restoring defaults asks first. Saving a
+changed server tests it first, off the GUI thread, and so does saving changed keys for your own S3
+storage when uploads go there; if a test fails the dialog stays open with the reason and a "Save
+anyway" choice, so the window never claims a connection it doesn't have. All sizes and speeds are in
+MiB, the unit the engine's own sentences use.
 """
 
 from __future__ import annotations
@@ -102,9 +102,9 @@ class SettingsDialog(QDialog):
         self.buttons.accepted.connect(lambda: spawn(self.save()))
         self.buttons.rejected.connect(self.reject)
         restore.clicked.connect(lambda: restore_question(self, self.restore_defaults).open())
-        cancel = self.buttons.button(QDialogButtonBox.StandardButton.Cancel)
-        for button in (restore, self.save_anyway, self.test_button, cancel):
-            button.setAutoDefault(False)  # a focused button other than Save never takes Enter
+        for button in (restore, self.save_anyway, self.test_button):
+            button.setAutoDefault(False)  # a focused button other than Save or Cancel never takes Enter
+        self.buttons.button(QDialogButtonBox.StandardButton.Cancel).setAutoDefault(True)  # Tab to it, Enter cancels
         self.save_button.setDefault(True)
         layout = QVBoxLayout(self)
         layout.addWidget(tabs)

@@ -75,6 +75,23 @@ def test_enter_after_testing_the_connection_saves_and_never_restores_defaults(ma
     assert takes_enter == (False, False)  # a focused Restore Defaults or Test connection never takes Enter
 
 
+def test_enter_on_a_focused_cancel_cancels_and_saves_nothing(make_desktop: Any, aloop: Any) -> None:
+    """A keyboard audit changed a field, Tabbed to Cancel and pressed Enter: the dialog saved."""
+    desktop = make_desktop(chunk_size=64 * MiB, concurrency=3)
+    dialog = open_dialog(desktop)
+    finished: list[int] = []
+    dialog.finished.connect(finished.append)
+    type_into(dialog.concurrency, "7")
+    cancel = dialog.buttons.button(QDialogButtonBox.StandardButton.Cancel)
+    cancel.setFocus()
+    run(aloop, until(cancel.hasFocus, 10, "the focus on Cancel"))
+    QTest.keyClick(cancel, Qt.Key.Key_Return)
+    run(aloop, until(lambda: finished, 10, "the dialog to close"))
+    assert finished == [0]  # rejected
+    saved = load_settings(desktop.session.paths.settings_file)[0]
+    assert saved.chunk_size == 64 * MiB and saved.concurrency == 3
+
+
 def test_restore_defaults_asks_first_and_keeping_is_the_default_answer(make_desktop: Any, aloop: Any) -> None:
     desktop = make_desktop(chunk_size=64 * MiB, concurrency=3)
     dialog = open_dialog(desktop)
