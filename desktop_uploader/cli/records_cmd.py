@@ -12,6 +12,7 @@ from desktop_uploader.cli.server_uploads_cmd import as_json, print_section, serv
 from desktop_uploader.cli.session import (
     UsageError,
     console,
+    elsewhere_note,
     engine_session,
     load_base_settings,
     not_one_match,
@@ -19,7 +20,7 @@ from desktop_uploader.cli.session import (
 )
 from desktop_uploader.connection import ConnectionSetupError
 from desktop_uploader.engine.errors import UploaderError
-from desktop_uploader.engine.jobs import stored_bytes
+from desktop_uploader.engine.jobs import running_elsewhere, stored_bytes
 from desktop_uploader.engine.ledger import not_removed, where
 from desktop_uploader.engine.limits import human_bytes
 from desktop_uploader.engine.manager import interrupted_records
@@ -67,6 +68,7 @@ def run_list(args: argparse.Namespace) -> int:
         for notice in state.notices:
             out.print(f"[yellow]{plain(notice)}")
         records = interrupted_records(state)
+        running = running_elsewhere(state)
         rows = [(r, stored_bytes(state, r)) for r in records]
         owed = [r for r in state.unfinished() if r.status == OWED_ABORT]
         on_server, server_problem = server_uploads(args, state, out)
@@ -96,6 +98,7 @@ def run_list(args: argparse.Namespace) -> int:
                     {"file": r.display_name or r.path, "server": r.server, "s3Key": r.s3_key, "since": r.updated_at}
                     for r in owed
                 ],
+                "runningElsewhere": [{"id": r.id, "file": r.path, "displayName": r.display_name} for r in running],
                 "serverUploads": [as_json(upload) for upload in on_server],
                 "serverProblem": server_problem,  # why serverUploads is empty because the server wasn't asked
             }
@@ -103,7 +106,8 @@ def run_list(args: argparse.Namespace) -> int:
         return 0
     _print_owed(out, owed)
     if not rows:
-        out.print("No interrupted uploads on this computer." if on_server else "No interrupted uploads.")
+        said = "No interrupted uploads on this computer." if on_server else "No interrupted uploads."
+        out.print(f"{said}{elsewhere_note(running)}", soft_wrap=True)
         if on_server:
             print_section(on_server, out)
         return 0
@@ -132,6 +136,8 @@ def run_list(args: argparse.Namespace) -> int:
     for line in reasons:
         listing.print(line)
     out.print("Resume with 'desktop-uploader resume ID' (or --all); give one up with 'desktop-uploader discard ID'.")
+    if running:
+        out.print(elsewhere_note(running).strip(), soft_wrap=True)
     if on_server:
         print_section(on_server, out)
     return 0
@@ -155,8 +161,12 @@ def run_discard(args: argparse.Namespace) -> int:
     state = StateStore.open(args.paths.state_db)
     try:
         matches = [r for r in interrupted_records(state) if r.id.startswith(args.id)]
+        running = running_elsewhere(state)
     finally:
         state.close()
+    if not matches and (said := not_one_match(args.id, 0, running)) != not_one_match(args.id, 0):
+        out.print(f"[red]desktop-uploader: {plain(said)}")  # being sent right now: not for discarding
+        return 2
     if not matches:
         return _discard_on_server(args, out)
     if len(matches) != 1:

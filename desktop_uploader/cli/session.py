@@ -6,7 +6,7 @@ import argparse
 import contextlib
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from desktop_uploader.cli.render import Out, new_console, plain
@@ -25,10 +25,12 @@ from desktop_uploader.connection import direct_target as connection_direct_targe
 from desktop_uploader.engine.errors import SettingsError
 from desktop_uploader.engine.history import HistoryStore
 from desktop_uploader.engine.history_recorder import HistoryRecorder
+from desktop_uploader.engine.jobs import RunningElsewhereError
 from desktop_uploader.engine.manager import ServerConnection, UploadManager
 from desktop_uploader.engine.methods.direct_s3 import DirectTarget
+from desktop_uploader.engine.rows import plural
 from desktop_uploader.engine.settings import Settings, load_settings
-from desktop_uploader.engine.state import StateStore
+from desktop_uploader.engine.state import StateStore, UploadRecord
 from desktop_uploader.logsetup import configure_logging
 from desktop_uploader.paths import AppPaths
 
@@ -37,10 +39,22 @@ class UsageError(Exception):
     """Exit code 2: the command line (or the settings it relies on) can't work as given."""
 
 
-def not_one_match(upload_id: str, count: int) -> str:
-    """An id that names no interrupted upload, or several ("matches 0 interrupted uploads" read as a program's)."""
+def not_one_match(upload_id: str, count: int, running: Sequence[UploadRecord] = ()) -> str:
+    """An id that names no interrupted upload, or several ("matches 0 interrupted uploads" read as a program's);
+    or one that another window or command is sending right now, said as such."""
+    busy = [record for record in running if record.id.startswith(upload_id)] if upload_id else []
+    if count == 0 and len(busy) == 1:
+        return RunningElsewhereError(f"'{upload_id}' ({busy[0].display_name or busy[0].path})").message
     matched = "no interrupted upload" if count == 0 else f"{count} interrupted uploads"
     return f"'{upload_id}' matches {matched}; see 'desktop-uploader list'."
+
+
+def elsewhere_note(running: list[UploadRecord]) -> str:
+    """What ``list`` and ``resume`` say of uploads another window or command is sending right now."""
+    if not running:
+        return ""
+    names = ", ".join(plain(record.display_name or record.path) for record in running[:3])
+    return f" {plural(len(running), 'upload is', 'uploads are')} running in another window or command: {names}."
 
 
 def console() -> Out:

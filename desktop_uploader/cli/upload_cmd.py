@@ -13,6 +13,7 @@ from desktop_uploader.cli.render import Out, ProgressView, job_json, new_console
 from desktop_uploader.cli.session import (
     UsageError,
     console,
+    elsewhere_note,
     engine_session,
     load_base_settings,
     not_one_match,
@@ -24,11 +25,11 @@ from desktop_uploader.engine.errors import SettingsError, UploaderError
 from desktop_uploader.engine.events import Event, Notice, Queued, Status
 from desktop_uploader.engine.files import as_given, collect, missing_reason
 from desktop_uploader.engine.intake import damaged
-from desktop_uploader.engine.jobs import interrupted_upload_of, stored_bytes
+from desktop_uploader.engine.jobs import interrupted_upload_of, running_elsewhere, stored_bytes
 from desktop_uploader.engine.limits import human_bytes
 from desktop_uploader.engine.manager import JobView, UploadManager, interrupted_records
 from desktop_uploader.engine.rows import plural
-from desktop_uploader.engine.state import StateStore
+from desktop_uploader.engine.state import StateStore, UploadRecord
 
 
 def register(commands: Any) -> None:
@@ -166,12 +167,9 @@ def _upload(
         _listen(manager, view, json_mode=args.json)
         ids = []
         for path in files:
-            going_on = _go_on_with(manager, path, args.display_name, out)
-            if going_on is not None:
-                ids.append(going_on)
-                continue
             try:
-                ids.append(manager.add(path, args.display_name))
+                going_on = _go_on_with(manager, path, args.display_name, out)
+                ids.append(going_on if going_on is not None else manager.add(path, args.display_name))
             except UploaderError as exc:
                 out.print(f"[red]{plain(exc.message)}")
                 rejected.append({"file": str(path), "status": "failed", "message": exc.message})
@@ -284,16 +282,17 @@ def run_resume(args: argparse.Namespace) -> int:
         state = StateStore.open(args.paths.state_db)
         try:
             waiting = [record.id for record in interrupted_records(state)]
+            running = running_elsewhere(state)
         finally:
             state.close()
         if not waiting and not args.id:
             for notice in state.notices:  # why there may be nothing (the session below would say it otherwise)
                 out.print(f"[yellow]{plain(notice)}")
-            out.print("Nothing to resume: there are no interrupted uploads.")
+            out.print(f"Nothing to resume: there are no interrupted uploads.{elsewhere_note(running)}")
             if args.json:
                 print_json({"uploads": []})
             return 0
-        chosen = _choose(waiting, args)
+        chosen = _choose(waiting, args, running)
         with engine_session(args, settings, out) as session:
             manager = session.manager
             manager.restore_interrupted()
@@ -316,13 +315,13 @@ def run_resume(args: argparse.Namespace) -> int:
         return _refused(exc, out, args)
 
 
-def _choose(restored: list[str], args: argparse.Namespace) -> list[str]:
+def _choose(restored: list[str], args: argparse.Namespace, running: list[UploadRecord]) -> list[str]:
     if args.all:
         return restored
     if args.id:
         matches = [i for i in restored if i.startswith(args.id)]
         if len(matches) != 1:
-            raise UsageError(not_one_match(args.id, len(matches)))
+            raise UsageError(not_one_match(args.id, len(matches), running))
         return matches
     if len(restored) == 1:
         return restored

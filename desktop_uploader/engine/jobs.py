@@ -88,8 +88,31 @@ def stored_bytes(state: StateStore, record: UploadRecord) -> int:
 
 def interrupted_records(state: StateStore) -> list[UploadRecord]:
     """Uploads waiting to be resumed: not an owed abort, and not running in another process right now."""
+    return _unfinished(state, running=False)
+
+
+def running_elsewhere(state: StateStore) -> list[UploadRecord]:
+    """Uploads another window or command is sending right now (it holds their locks).
+
+    Left out of the interrupted ones, they were nowhere: an audit's ``resume ID`` said the id "matches no
+    interrupted upload" and ``list`` said there were none, while the upload ran in another terminal.
+    """
+    return _unfinished(state, running=True)
+
+
+def _unfinished(state: StateStore, *, running: bool) -> list[UploadRecord]:
     locks = UploadLocks(state.lock_dir)
-    return [r for r in state.unfinished() if r.status != OWED_ABORT and not locks.busy(r.id)]
+    return [r for r in state.unfinished() if r.status != OWED_ABORT and locks.busy(r.id) == running]
+
+
+class RunningElsewhereError(UploaderError):
+    """The file (or the upload named) is being sent by another window or command right now."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"{name} is being uploaded by another Desktop Uploader window or command right now; "
+            "pause it there first, or let it finish."
+        )
 
 
 def interrupted_upload_of(
@@ -100,18 +123,24 @@ def interrupted_upload_of(
     Someone whose upload was stopped runs the same command again: sending it all again would store the
     file twice and leave the parts already stored waiting for a discard. "The same file" is the same
     path, size and modification time (resuming checks its content again), under the same name.
+
+    Raises RunningElsewhereError when another window or command is sending this same file there right
+    now: starting again beside it stored the file twice (an audit ran two commands on one file).
     """
     try:
         stat = path.stat()
     except OSError:
         return None
-    for record in interrupted_records(state):
-        if (
+
+    def same(record: UploadRecord) -> bool:
+        return (
             record.path == str(path)
             and record.server in servers
             and record.identity.size == stat.st_size
             and record.identity.mtime_ns == stat.st_mtime_ns
             and display_name in (None, record.display_name)
-        ):
-            return record
-    return None
+        )
+
+    if any(same(record) for record in running_elsewhere(state)):
+        raise RunningElsewhereError(path.name)
+    return next((record for record in interrupted_records(state) if same(record)), None)

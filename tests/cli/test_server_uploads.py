@@ -105,6 +105,7 @@ def test_uploading_the_same_file_again_continues_the_upload_found_on_the_server(
     assert cli("list", "--json", env=user.env()).json() == {
         "uploads": [],
         "owedAborts": [],
+        "runningElsewhere": [],
         "serverUploads": [],
         "serverProblem": None,
     }
@@ -138,7 +139,13 @@ def test_a_seed_server_without_list_offers_nothing_and_says_nothing(
     with seed_api(user) as seed:
         listing = cli("list", "--json", env=seed.env())
         assert listing.code == 0, listing.stderr
-        assert listing.json() == {"uploads": [], "owedAborts": [], "serverUploads": [], "serverProblem": None}
+        assert listing.json() == {
+            "uploads": [],
+            "owedAborts": [],
+            "runningElsewhere": [],
+            "serverUploads": [],
+            "serverProblem": None,
+        }
         human = cli("list", env=seed.env())
         assert human.code == 0 and "No interrupted uploads." in human.stderr
         assert "On the server" not in human.stdout and "could not be asked" not in human.stderr
