@@ -8,11 +8,14 @@ the disk), then clamped to the available area of the screen the window lands on.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from PySide6.QtCore import QEvent, QObject, QRect, QSettings, QSize
 from PySide6.QtGui import QGuiApplication, QScreen
 from PySide6.QtWidgets import QWidget
+
+from desktop_uploader.engine.private import private_file
 
 KEY = "mainWindow/geometry"
 # A title bar and borders the window manager adds around the window, allowed for before the first
@@ -47,6 +50,10 @@ class WindowGeometry(QObject):
     def __init__(self, window: QWidget, file: Path) -> None:
         super().__init__(window)
         self.window = window
+        # Made 0600 first: Qt writes it anew each time but keeps an existing file's mode, and it holds the
+        # last folder files were picked from, which is nobody else's business (an audit found it 0644).
+        with contextlib.suppress(OSError):
+            private_file(file)
         self.store = QSettings(str(file), QSettings.Format.IniFormat)
         self.restore()
         window.installEventFilter(self)

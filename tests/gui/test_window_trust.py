@@ -7,6 +7,7 @@ cancelled, completed on a RunPod-style server) is shown exactly, without timing 
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -392,7 +393,14 @@ def test_the_file_dialog_opens_at_home_then_in_the_last_folder_used(
     assert Path(open_dialog(window, "addFolderDialog").directory().absolutePath()) == sample.path.parent
     open_dialog(window, "addFolderDialog").reject()
     run(aloop, desktop.session.shutdown())
-    window.close()  # and it is remembered across a restart (a GUI audit's dialogs always opened at home)
+    umask = os.umask(0o022)  # the usual one, which left the file where it is kept readable by all
+    try:
+        window.close()  # and it is remembered across a restart (a GUI audit's dialogs always opened at home)
+    finally:
+        os.umask(umask)
+    kept = desktop.session.paths.config_dir / "window.ini"
+    assert str(sample.path.parent) in kept.read_text()
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o600  # a folder of the person's is nobody else's business
     later = make_desktop(connect=False, auto_start=False)
     later.window.add_files_action.trigger()
     assert Path(open_dialog(later.window, "addFilesDialog").directory().absolutePath()) == sample.path.parent
