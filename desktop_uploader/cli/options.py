@@ -114,7 +114,7 @@ def settings_from_args(base: Settings, args: argparse.Namespace) -> Settings:
         if value is not None:
             changes[flag] = value
     if "chunk_size" in changes:  # the person's own part size, kept as it is rather than sized by the link
-        changes["preset"] = CUSTOM_PRESET
+        changes["preset"], changes["auto_part_size"] = CUSTOM_PRESET, False
     given = [f"--{flag.replace('_', '-')}" for flag in DIRECT_FLAGS if getattr(args, flag, None) is not None]
     if given and changes.get("method", "direct-s3") != "direct-s3":
         raise SettingsError(f"{', '.join(given)} name your own S3 storage: drop them, or use --method direct-s3.")

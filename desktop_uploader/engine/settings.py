@@ -37,6 +37,9 @@ CHUNKED_PATH = "/api/user/influencers/chunked-upload"
 LEGACY_PATH = "/api/user/influencers/upload"
 
 
+AUTO_PART_SIZE_BASE = 8 * MiB  # Auto's part size when parts in flight are fixed, and what it starts from
+
+
 @dataclass(frozen=True)
 class Settings:
     # Connection. An empty server means "the local sandbox".
@@ -46,7 +49,8 @@ class Settings:
     legacy_path: str = LEGACY_PATH
     # Performance.
     preset: str = "Normal"
-    chunk_size: int = 8 * MiB
+    chunk_size: int = AUTO_PART_SIZE_BASE  # the part size, unless it is on Auto (part_size_is_auto)
+    auto_part_size: bool = True  # off: the person chose the chunk size, even one equal to the default
     concurrency: int = AUTO_CONCURRENCY  # measured best on loopback, clean and lossy links (docs/benchmarks.md)
     retries: int = 5
     backoff_base: float = 1.0
@@ -102,10 +106,19 @@ class Settings:
 
     @property
     def part_size_follows_link(self) -> bool:
-        """Auto parts in flight with the preset's own chunk size: the engine sizes parts by the link it
-        measured (linkmemory.py). A chunk size the person chose is theirs, and kept."""
-        preset = PRESETS.get(self.preset)
-        return self.auto_concurrency and preset is not None and preset.values.get("chunk_size") == self.chunk_size
+        """Auto parts in flight and an Auto part size: the engine sizes parts by the link it measured
+        (linkmemory.py). A chunk size the person chose is theirs, and kept.
+
+        It was "the preset's own chunk size", so changing only the retries in Settings made the preset
+        Custom and silently fixed every part at 8 MiB (a GUI audit); the Auto is now said on its own.
+        """
+        return self.auto_concurrency and self.part_size_is_auto
+
+    @property
+    def part_size_is_auto(self) -> bool:
+        """The app sizes parts: by the link when parts in flight are on Auto too, else 8 MiB. A chunk size
+        other than the default, set in code or an old settings file, is a choice."""
+        return self.auto_part_size and self.chunk_size == AUTO_PART_SIZE_BASE
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -149,7 +162,14 @@ PRESETS: dict[str, Preset] = {
             "Fast",
             "Fast, stable connection (fibre, office)",
             "10 MB chunks, 6 at once",
-            {"chunk_size": 16 * MiB, "concurrency": 8, "retries": 3, "backoff_base": 1.0, "read_timeout": 60.0},
+            {
+                "chunk_size": 16 * MiB,
+                "auto_part_size": False,
+                "concurrency": 8,
+                "retries": 3,
+                "backoff_base": 1.0,
+                "read_timeout": 60.0,
+            },
         ),
         Preset(
             "Normal",
@@ -157,6 +177,7 @@ PRESETS: dict[str, Preset] = {
             "5 MB chunks, 3 at once; parts in flight on Auto",
             {
                 "chunk_size": 8 * MiB,
+                "auto_part_size": True,
                 "concurrency": AUTO_CONCURRENCY,
                 "retries": 5,
                 "backoff_base": 1.0,
@@ -167,19 +188,40 @@ PRESETS: dict[str, Preset] = {
             "Slow",
             "Slow uplink (DSL, busy Wi-Fi)",
             "2 MB chunks, 2 at once; chunks raised to 5 MiB",
-            {"chunk_size": 5 * MiB, "concurrency": 3, "retries": 6, "backoff_base": 2.0, "read_timeout": 120.0},
+            {
+                "chunk_size": 5 * MiB,
+                "auto_part_size": False,
+                "concurrency": 3,
+                "retries": 6,
+                "backoff_base": 2.0,
+                "read_timeout": 120.0,
+            },
         ),
         Preset(
             "Unstable",
             "Connection that drops or loses packets (mobile, far Wi-Fi)",
             "512 KB chunks, 2 at once, 5 retries; chunks raised to 5 MiB, more in flight",
-            {"chunk_size": 5 * MiB, "concurrency": 12, "retries": 10, "backoff_base": 1.0, "read_timeout": 120.0},
+            {
+                "chunk_size": 5 * MiB,
+                "auto_part_size": False,
+                "concurrency": 12,
+                "retries": 10,
+                "backoff_base": 1.0,
+                "read_timeout": 120.0,
+            },
         ),
         Preset(
             "Very large",
             "Files of 10 GB and more",
             "50 MB chunks, 4 at once",
-            {"chunk_size": 64 * MiB, "concurrency": 8, "retries": 8, "backoff_base": 2.0, "read_timeout": 120.0},
+            {
+                "chunk_size": 64 * MiB,
+                "auto_part_size": False,
+                "concurrency": 8,
+                "retries": 8,
+                "backoff_base": 2.0,
+                "read_timeout": 120.0,
+            },
         ),
     )
 }

@@ -158,7 +158,7 @@ class SettingsDialog(QDialog):
         return page
 
     def _performance_page(self) -> PerformancePage:
-        page = PerformancePage(self._apply_preset, self._performance_edited)
+        self.performance = page = PerformancePage(self._apply_preset, self._performance_edited)
         self.preset, self.preset_note, self.chunk_size = page.preset, page.preset_note, page.chunk_size
         self.concurrency, self.retries, self.backoff = page.concurrency, page.retries, page.backoff
         self.files_at_once, self.bandwidth = page.files_at_once, page.bandwidth
@@ -171,7 +171,7 @@ class SettingsDialog(QDialog):
         try:
             self.server_url.setText(settings.server_url)
             self.preset.setCurrentText(settings.preset if settings.preset in PRESETS else CUSTOM)
-            self.chunk_size.setValue(settings.chunk_size / MiB)
+            self.performance.show_part_size(settings)
             self.concurrency.setValue(settings.concurrency)
             self.retries.setValue(settings.retries)
             self.backoff.setValue(settings.backoff_base)
@@ -204,7 +204,7 @@ class SettingsDialog(QDialog):
             server_url=url,
             use_sandbox=not url,  # the promise the hint makes: empty means the local sandbox
             preset=self.preset.currentText(),
-            chunk_size=round(self.chunk_size.value() * MiB),
+            **self.performance.part_size(),
             concurrency=self.concurrency.value(),
             retries=self.retries.value(),
             backoff_base=self.backoff.value(),
@@ -273,7 +273,7 @@ class SettingsDialog(QDialog):
         values = PRESETS[name].values
         self._filling = True
         try:
-            self.chunk_size.setValue(values["chunk_size"] / MiB)
+            self.performance.show_part_size(Settings().replace(**values))
             self.concurrency.setValue(values["concurrency"])
             self.retries.setValue(values["retries"])
             self.backoff.setValue(values["backoff_base"])

@@ -22,7 +22,8 @@ from PySide6.QtWidgets import (
 )
 
 from desktop_uploader.connection import site_address
-from desktop_uploader.engine.settings import CUSTOM_PRESET, PRESETS
+from desktop_uploader.engine.limits import MiB
+from desktop_uploader.engine.settings import AUTO_PART_SIZE_BASE, CUSTOM_PRESET, PRESETS, Settings
 from desktop_uploader.gui.folders import open_folder
 from desktop_uploader.gui.form_widgets import (
     ANY_NUMBER,
@@ -102,18 +103,18 @@ class PerformancePage(QWidget):
         form.addRow("Preset", self.preset)
         self.preset_note = hint_label("")
         form.addRow("", self.preset_note)
-        self.chunk_size = decimal_box(0.0, ANY_NUMBER, 2, " MiB")
+        self.chunk_size = decimal_box(0.0, ANY_NUMBER, 2, " MiB", "Auto")  # 0 shows as Auto
         self.chunk_size.setObjectName("chunkSize")
-        self.chunk_size.setAccessibleName("Chunk size in MiB")
+        self.chunk_size.setAccessibleName("Chunk size in MiB, or 0 for Auto")
         form.addRow("Chunk size", self.chunk_size)
         form.addRow(
             "",
             hint_label(
                 "Sizes and speeds here are in MiB (1 MiB is 1,048,576 bytes). Files are sent in pieces "
                 "of this size; storage needs pieces of at least 5 MiB, so smaller ones are raised to "
-                "5 MiB, and very large files get bigger pieces automatically. With parts on Auto and the "
-                "preset's size, pieces follow your connection: 5 MiB for the first upload to a server, then "
-                "sized by what it measured."
+                "5 MiB, and very large files get bigger pieces automatically. On Auto (type 0), with parts "
+                "on Auto too, pieces follow your connection: 5 MiB for the first upload to a server, then "
+                "sized by what it measured; with a number of parts, they are 8 MiB."
             ),
         )
         self.concurrency = count_box(0, ANY_NUMBER, " part", " parts", "Auto")
@@ -145,6 +146,15 @@ class PerformancePage(QWidget):
         form.addRow("", hint_label(when))
         for box in (self.chunk_size, self.concurrency, self.retries, self.backoff, self.files_at_once, self.bandwidth):
             box.valueChanged.connect(on_edit)
+
+    def show_part_size(self, settings: Settings) -> None:
+        self.chunk_size.setValue(0.0 if settings.part_size_is_auto else settings.chunk_size / MiB)
+
+    def part_size(self) -> dict[str, object]:
+        """The part size as Settings hold it: Auto (with the default size, for fixed parts), or the typed one."""
+        if self.chunk_size.value() == 0:
+            return {"auto_part_size": True, "chunk_size": AUTO_PART_SIZE_BASE}
+        return {"auto_part_size": False, "chunk_size": round(self.chunk_size.value() * MiB)}
 
 
 class BehaviourPage(QWidget):

@@ -24,6 +24,8 @@ def test_only_the_presets_own_chunk_size_follows_the_link() -> None:
     assert chosen.chunk_size == 8 * MiB
     assert not chosen.part_size_follows_link
     assert not settings_for("--concurrency", "6").part_size_follows_link
+    # Another value changed (Custom, as the window saves it) leaves the part size on Auto.
+    assert settings_for("--retries", "7").replace(preset="Custom").part_size_follows_link
 
 
 def test_a_chunk_size_too_small_to_show_in_mib_is_said_in_bytes(cli: Any, make_file: Any) -> None:

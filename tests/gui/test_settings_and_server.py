@@ -87,7 +87,7 @@ def test_restore_defaults_keeps_where_uploads_go(make_desktop: Any) -> None:
     assert {name: getattr(dialog, name).text() for name in own_s3} == own_s3
     assert dialog.direct_secret_edit.text() == "the-secret"
     assert dialog.method.currentData() == "auto", "the method is a setting like the others"
-    assert dialog.chunk_size.value() == 8 and dialog.concurrency.value() == 0  # 0 shows as "Auto"
+    assert dialog.chunk_size.value() == 0 and dialog.concurrency.value() == 0  # 0 shows as "Auto"
 
 
 def test_test_connection_shows_what_the_server_offers(make_desktop: Any, aloop: Any, sandbox: Any) -> None:

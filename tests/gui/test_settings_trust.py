@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, Qt
+from PySide6.QtGui import QFocusEvent
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import (
     QAbstractButton,
@@ -50,6 +51,12 @@ def type_into(box: QAbstractSpinBox, text: str) -> None:
     """Select what the field shows and type over it, key by key, as a person does."""
     box.selectAll()
     QTest.keyClicks(box, text)
+
+
+def shown_after_typing(box: QAbstractSpinBox) -> str:
+    """What the field shows once the person moves on (Qt shows what was typed until then)."""
+    QApplication.sendEvent(box, QFocusEvent(QEvent.Type.FocusOut))
+    return box.text()
 
 
 def test_enter_after_testing_the_connection_saves_and_never_restores_defaults(make_desktop: Any, aloop: Any) -> None:
@@ -108,7 +115,7 @@ def test_restore_defaults_asks_first_and_keeping_is_the_default_answer(make_desk
     assert run(aloop, choose("Keep my settings")) == "Keep my settings"  # Enter keeps them
     assert dialog.chunk_size.value() == 64 and dialog.concurrency.value() == 3
     run(aloop, choose("Restore defaults"))
-    assert dialog.chunk_size.value() == 8 and dialog.concurrency.value() == 0  # 0 shows as "Auto"
+    assert dialog.chunk_size.value() == 0 and dialog.concurrency.value() == 0  # 0 shows as "Auto"
     assert dialog.server_url.text() and dialog.token_edit.text()  # the server and token stay
 
     dialog.server_url.setText("ftp://half-typed")  # restoring while the address is still being typed
@@ -131,10 +138,12 @@ def test_out_of_range_entries_stay_as_typed_and_say_the_limit(make_desktop: Any)
     type_into(dialog.concurrency, "4")
     assert save.isEnabled() and dialog.problem.text() == ""
 
-    type_into(dialog.chunk_size, "0")
-    assert dialog.chunk_size.value() == 0
-    assert dialog.problem.text() == "Chunk size must be between 0.0625 MiB and 5,120 MiB; you entered 0 MiB."
+    type_into(dialog.chunk_size, "0.03")
+    assert dialog.chunk_size.value() == 0.03
+    assert dialog.problem.text() == "Chunk size must be between 0.0625 MiB and 5,120 MiB; you entered 0.03 MiB."
     assert not save.isEnabled()
+    type_into(dialog.chunk_size, "0")
+    assert shown_after_typing(dialog.chunk_size) == "Auto" and save.isEnabled()
     type_into(dialog.chunk_size, "16")
 
     type_into(dialog.files_at_once, "100")
@@ -217,7 +226,9 @@ def test_the_preset_follows_the_values_back_and_forth(make_desktop: Any) -> None
     type_into(dialog.chunk_size, "0.01")
     assert dialog.preset.currentText() == "Custom"
     type_into(dialog.chunk_size, "8")
-    assert dialog.preset.currentText() == "Normal"
+    assert dialog.preset.currentText() == "Custom", "8 MiB typed is a size chosen, not Normal's Auto"
+    type_into(dialog.chunk_size, "0")
+    assert shown_after_typing(dialog.chunk_size) == "Auto" and dialog.preset.currentText() == "Normal"
     assert dialog.preset_note.text() == "Typical home broadband."
     type_into(dialog.read_timeout, "90")
     assert dialog.preset.currentText() == "Custom", "the Advanced tab's stall timeout is one of the preset's values"
@@ -229,6 +240,22 @@ def test_the_preset_follows_the_values_back_and_forth(make_desktop: Any) -> None
     type_into(dialog.backoff, "2")
     type_into(dialog.read_timeout, "120")
     assert dialog.preset.currentText() == "Very large", "another preset's values, typed, name it"
+
+
+def test_changing_only_the_retries_keeps_parts_sized_by_the_connection(make_desktop: Any, aloop: Any) -> None:
+    """A GUI audit changed only Tries per part: the preset turned Custom and every part became 8 MiB, silently,
+    while the field had shown 8 MiB all along whatever size the parts really were."""
+    desktop = make_desktop()
+    dialog = open_dialog(desktop)
+    assert shown_after_typing(dialog.chunk_size) == "Auto"
+    finished: list[int] = []
+    dialog.finished.connect(finished.append)
+    type_into(dialog.retries, "7")
+    assert dialog.preset.currentText() == "Custom" and shown_after_typing(dialog.chunk_size) == "Auto"
+    dialog.save_button.click()
+    run(aloop, until(lambda: finished and pending() == 0, 30, "saving"))
+    saved = load_settings(desktop.session.paths.settings_file)[0]
+    assert saved.retries == 7 and saved.preset == "Custom" and saved.part_size_follows_link
 
 
 def test_server_paths_are_in_a_closed_group_for_administrators(make_desktop: Any) -> None:
