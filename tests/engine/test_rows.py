@@ -79,6 +79,12 @@ def test_the_summary_counts_what_a_person_cares_about() -> None:
     assert (summary.total, summary.done, summary.active, summary.failed) == (3, 1, 1, 1)
     assert summary.text() == "1 of 3 done · 1 uploading · 1 failed · 1 cancelled · 1.9 MiB/s"
     assert summary.fraction == (100 + 50) / 300
+    # Every row is counted somewhere: "2 of 3 done · 1 cancelled" left an audit's paused third unexplained.
+    rows += [row(status=Status.QUEUED), row(status=Status.PAUSED), row(status=Status.INTERRUPTED)]
+    said = summarize(rows).text()
+    assert (
+        said == "1 of 6 done · 1 uploading · 1 waiting · 1 paused · 1 interrupted · 1 failed · 1 cancelled · 1.9 MiB/s"
+    )
 
 
 def test_counts_are_said_in_the_singular_or_the_plural() -> None:
