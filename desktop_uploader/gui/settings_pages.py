@@ -140,8 +140,9 @@ class PerformancePage(QWidget):
         form.addRow("Bandwidth limit", self.bandwidth)
         # Saved mid-upload, a new chunk size showed nowhere and left the audit guessing what had changed.
         when = (
-            "Files at once and the bandwidth limit apply at once. The rest apply to uploads that start or resume "
-            "after you save; a paused upload keeps its chunk size."
+            "The bandwidth limit applies at once, and so does a higher Files at once; a lower one lets the "
+            "uploads running finish first. The rest apply to uploads that start or resume after you save; a "
+            "paused upload keeps its chunk size."
         )
         form.addRow("", hint_label(when))
         for box in (self.chunk_size, self.concurrency, self.retries, self.backoff, self.files_at_once, self.bandwidth):

@@ -177,7 +177,8 @@ def test_plain_words_and_one_unit_system(make_desktop: Any) -> None:
     assert "original app" not in text and "in flight" not in text
     assert "Parts sent at once" in text
     assert "Direct uploads go to your own S3 storage, set on the Advanced tab." in text
-    assert "Files at once and the bandwidth limit apply at once. The rest apply to uploads that start" in text
+    # An audit lowered Files at once and saw the running uploads go on: "apply at once" had promised otherwise.
+    assert "a lower one lets the uploads running finish first. The rest apply to uploads that start" in text
     assert any("in MiB" in w for w in words)  # the hint says which unit
     assert dialog.bandwidth.suffix() == " MiB/s"
     counts = {dialog.concurrency: ("1 part", "6 parts"), dialog.retries: ("1 try", "6 tries")}
