@@ -50,6 +50,11 @@ class SpeedMeter:
         self._samples: deque[tuple[float, int]] = deque()
 
     def add(self, total: int) -> None:
+        """A reading of the counter. The time before it first counts anything isn't the link's: a resumed
+        run meters a part only from its second second, and that wait, inside the window, read as a slow
+        link ("a resumed upload's time left was far too high for 2-3 s", an audit)."""
+        if not self._samples and total == 0:
+            return
         now = self.clock()
         if self._samples and now - self._samples[-1][0] < 0.05:
             self._samples[-1] = (self._samples[-1][0], total)

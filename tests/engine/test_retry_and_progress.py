@@ -187,6 +187,20 @@ def test_a_run_that_goes_on_with_an_upload_reads_no_speed_from_its_first_moments
     assert 0.9e6 < tracker.snapshot().speed < 1.1e6
 
 
+def test_a_resumed_upload_reads_the_links_speed_once_it_is_metered_not_the_wait_before() -> None:
+    """An audit resumed an upload and its time left was far too high for 2-3 s: a resumed run meters a part
+    only from its second second, and the speed was read over that wait too."""
+    now = [0.0]
+    total = 100 * 1000 * 1000
+    tracker = ProgressTracker("job", "presigned-s3", total, lambda e: None, clock=lambda: now[0], again=True)
+    for tenth in range(1, 26):  # 2.5 s at 1 MB/s; counted from 1.5 s on
+        now[0] = tenth / 10
+        tracker.sent(1, 100_000)
+    progress = tracker.snapshot()
+    assert 0.9e6 < progress.speed < 1.1e6
+    assert progress.eta is not None and 85 < progress.eta < 105  # 97.5 MB still to send at 1 MB/s
+
+
 def test_progress_is_coalesced() -> None:
     seen: list[Event] = []
     tracker = ProgressTracker("job", "m", 10**9, seen.append, interval=10.0)
