@@ -89,7 +89,7 @@ def add_tuning_flags(parser: argparse.ArgumentParser) -> None:
         help="part size wish, e.g. 16MiB; a bare number is bytes (default: sized by the link)",
     )
     group.add_argument("--concurrency", type=parse_concurrency, metavar="N|auto", help="parts in flight per file")
-    group.add_argument("--retries", type=int, metavar="N", help="tries per part")
+    group.add_argument("--retries", type=int, metavar="N", help="tries per part, the first included (1: no retry)")
     group.add_argument("--files-at-once", type=int, metavar="N", help="files uploading at the same time")
     group.add_argument(
         "--bandwidth-limit", type=parse_rate, metavar="RATE", help="e.g. 5MB/s, 4MiB/s or 40Mbit/s (0: none)"
@@ -115,6 +115,11 @@ def settings_from_args(base: Settings, args: argparse.Namespace) -> Settings:
             changes[flag] = value
     if "chunk_size" in changes:  # the person's own part size, kept as it is rather than sized by the link
         changes["preset"], changes["auto_part_size"] = CUSTOM_PRESET, False
+    if changes.get("retries", 1) < 1:  # "--retries 0" meant "no retries" to an audit; the flag counts tries
+        raise SettingsError(
+            f"--retries counts the tries of each part, the first one included: give 1 (no retry) to 50; "
+            f"got {changes['retries']}."
+        )
     given = [f"--{flag.replace('_', '-')}" for flag in DIRECT_FLAGS if getattr(args, flag, None) is not None]
     if given and changes.get("method", "direct-s3") != "direct-s3":
         raise SettingsError(f"{', '.join(given)} name your own S3 storage: drop them, or use --method direct-s3.")
