@@ -52,6 +52,7 @@ def test_human_output_and_the_log_explain_a_raised_part_size(cli: Any, make_file
     log = (private_home / "logs" / "desktop-uploader.log").read_text()
     assert "Chunk size 512.0 KiB is below the 5.0 MiB minimum" in log
     assert "presigned-s3 upload of 11534336 bytes in 3 parts of 5242880 bytes" in log
+    assert "part size 524288 bytes as set (before S3's limits); parts in flight on Auto" in log  # who chose what
     assert "completed via presigned-s3" in log
 
 

@@ -68,12 +68,28 @@ class JobContext:
         to ``server`` measured of its link (the part size only with the preset's own chunk size, and S3's smallest
         with no recent reading); otherwise the settings."""
         if self.links is None or self.pacing is None:
+            in_flight = "on Auto" if self.settings.auto_concurrency else str(self.settings.concurrency)
+            log.info(
+                "%s: part size %d bytes as set (before S3's limits); parts in flight %s",
+                self.name,
+                self.settings.chunk_size,
+                in_flight,
+            )
             return self.settings.chunk_size
         size, limit = self.settings.chunk_size, self.settings.bandwidth_limit
-        if self.settings.part_size_follows_link:
+        follows = self.settings.part_size_follows_link
+        if follows:
             size = self.links.part_size(server, self.size, limit)
         level, proof = self.links.parts(server, size, limit)
         self.pacing.start_at(level, proof)
+        # Which of these the app chose and which the person did, for support (an audit found neither said).
+        log.info(
+            "%s: part size %d bytes %s (before S3's limits); parts in flight on Auto%s",
+            self.name,
+            size,
+            "sized by the link" if follows else "as set",
+            f", from the {level} an earlier upload here proved" if level else "",
+        )
         return size
 
     def learn_link(self, server: str, tracker: ProgressTracker) -> None:
