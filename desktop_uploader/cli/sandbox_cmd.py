@@ -13,7 +13,7 @@ from typing import Any
 
 from desktop_uploader.engine.filenames import shown
 from desktop_uploader.logsetup import configure_logging
-from desktop_uploader.sandbox.info import START_FAILED
+from desktop_uploader.sandbox.info import START_FAILED, running_sandbox
 
 
 def register(commands: Any) -> None:
@@ -65,6 +65,9 @@ def run_sandbox(data_dir: Path, *, json_only: bool, log_file: Path, cache_dir: P
     parent = os.getppid()
     data_dir = data_dir.expanduser().resolve()
     problem = data_dir_problem(data_dir)
+    if problem is None and (running := running_sandbox(data_dir)) is not None:
+        # A second store on one folder failed as "weed exited with code 255" (an audit), naming nothing.
+        problem = f"one is already running on {data_dir} (its upload API is {running.api_url}); stop it first."
     if problem is not None:
         print(f"{START_FAILED}{problem}", file=sys.stderr)
         return 1

@@ -316,6 +316,26 @@ def test_a_data_dir_that_is_a_file_is_said_in_words(tmp_path: Path) -> None:
     assert "Errno" not in result.stderr and not_a_folder.read_bytes() == b"weights"
 
 
+def test_a_second_sandbox_on_a_running_ones_folder_names_it_and_leaves_it_running(
+    sandbox: SandboxInfo, tmp_path: Path
+) -> None:
+    """The audit's second window started a second store on the first one's data: "weed exited with code 255"."""
+    result = subprocess.run(
+        [sys.executable, "-m", "desktop_uploader", "sandbox", "--data-dir", sandbox.data_dir],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DESKTOP_UPLOADER_HOME": str(tmp_path / "home")},
+        timeout=60,
+    )
+    assert result.returncode == 1
+    said = " ".join(result.stderr.split())
+    assert said == (
+        f"The sandbox could not start: one is already running on {sandbox.data_dir} "
+        f"(its upload API is {sandbox.api_url}); stop it first."
+    )
+    assert requests.get(f"{sandbox.api_url}/healthz", timeout=5).ok
+
+
 @pytest.mark.timeout(120)
 def test_in_a_terminal_the_sandbox_says_where_it_is_but_keeps_its_credentials_to_json(tmp_path: Path) -> None:
     env = {**os.environ, "DESKTOP_UPLOADER_HOME": str(tmp_path / "home")}
