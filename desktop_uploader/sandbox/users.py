@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 
 USERS_DIR = "users"
 START_LOCK = "starting.lock"
+STALE_SECONDS = 60.0
 
 
 @dataclass
@@ -79,7 +81,11 @@ def in_use(data_dir: Path, besides: Lease | None = None) -> bool:
         except OSError:
             continue
         try:
-            path.unlink(missing_ok=True)  # its holder is gone
+            # Its holder is gone; a young file may be one a new user has made and not yet locked.
+            if time.time() - path.stat().st_mtime > STALE_SECONDS:
+                path.unlink(missing_ok=True)
+        except OSError:
+            pass
         finally:
             probe.release()
     return False
