@@ -215,6 +215,8 @@ def start_sandbox(paths: AppPaths, sandbox: SandboxHandle | None) -> Outcome:
     """The window's second step when the sandbox was chosen (blocking): the one it has, or a new or running one."""
     try:
         if sandbox is None or sandbox.stopped():
+            if sandbox is not None:
+                sandbox.stop()  # it died: only its lease is left to let go
             sandbox = launch_sandbox(paths)
     except Exception as exc:  # shown to the person; details in the log
         log.exception("Sandbox start failed")

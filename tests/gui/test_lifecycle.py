@@ -242,6 +242,8 @@ def test_a_sandbox_that_died_is_started_again_by_retry(
             session.act(session.model.rows()[0].job_id, RowAction.RETRY)  # Retry goes at once
         await until(lambda: status() is Status.COMPLETED, 180, "the retried upload")
         assert session.sandbox is not None and session.sandbox is not first and not session.sandbox.stopped()
+        # The dead one's lease was let go: one left, the new sandbox's, so it stops when the window does.
+        assert len(list((session.paths.sandbox_dir / "users").glob("*.lock"))) == 1
 
     run(aloop, scenario())
     result = session.model.rows()[0].result
