@@ -32,6 +32,7 @@ def parse_size(text: str) -> int:
 
 # Bits, as internet plans are sold, when said in words: "40Mbps", "40 Mbit/s" ("5mb" stays bytes, as in sizes).
 _BITS = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]?)([iI]?)(?:[bB]its?|bps)(?:\s*/\s*s)?\s*$")
+BARE_RATE_FLOOR = 10_000  # bytes a second: below this, a bare number is a unit forgotten, not a limit wanted
 _BARE_NUMBER = re.compile(r"^\s*\d+(?:\.\d+)?\s*$")
 _PER_SECOND = re.compile(r"\s*(?:/\s*s(?:ec)?|ps)\s*$", re.IGNORECASE)
 
@@ -40,8 +41,9 @@ def parse_rate(text: str) -> int:
     """Bytes per second from a size (``5MB``, ``4MiB``), written with or without ``/s``, or from bits.
 
     A CLI audit's ``--bandwidth-limit 5MB/s`` and ``5Mbps`` were "not a size".
-    A bare number other than 0 is refused: ``--bandwidth-limit 5`` meant 5 bytes a second, and an audit's
-    upload looked hung with nothing said. "5B/s" still says bytes on purpose.
+    A bare number is bytes a second, as a bare size is bytes (scripts pass them), but one too small to be
+    meant is refused: ``--bandwidth-limit 5`` was 5 bytes a second, and an audit's upload looked hung
+    with nothing said. "5B/s" still says bytes on purpose.
     """
     bits = _BITS.match(text)
     if bits:
@@ -52,7 +54,7 @@ def parse_rate(text: str) -> int:
         rate = parse_size(size)
     except argparse.ArgumentTypeError:
         raise argparse.ArgumentTypeError(f"'{text}' is not a rate; try 5MB/s, 4MiB/s or 40Mbit/s.") from None
-    if rate and _BARE_NUMBER.match(size):
+    if 0 < rate < BARE_RATE_FLOOR and _BARE_NUMBER.match(size):
         raise argparse.ArgumentTypeError(
             f"'{text}' has no unit; did you mean {size.strip()}MB/s? Give one, as in 5MB/s, 4MiB/s or 40Mbit/s "
             "(0: no limit)."
@@ -92,7 +94,10 @@ def add_tuning_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--retries", type=int, metavar="N", help="tries per part, the first included (1: no retry)")
     group.add_argument("--files-at-once", type=int, metavar="N", help="files uploading at the same time")
     group.add_argument(
-        "--bandwidth-limit", type=parse_rate, metavar="RATE", help="e.g. 5MB/s, 4MiB/s or 40Mbit/s (0: none)"
+        "--bandwidth-limit",
+        type=parse_rate,
+        metavar="RATE",
+        help="e.g. 5MB/s, 4MiB/s or 40Mbit/s; a bare number is bytes a second (0: none)",
     )
     group.add_argument(
         "--method",

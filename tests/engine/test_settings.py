@@ -116,6 +116,7 @@ def test_cli_sizes(text: str, size: int) -> None:
         ("8Kbit/s", 1000),
         ("0", 0),
         ("5B/s", 5),  # bytes, said so
+        ("12582912", 12_582_912),  # bytes a second, as scripts give them
     ],
 )
 def test_cli_rates(text: str, rate: int) -> None:
