@@ -8,7 +8,8 @@ a worker thread.
 
 Outside the engine because the last resort, the local sandbox, is a subprocess of this app: when
 no server is configured, the CLI and the GUI use a sandbox that is already running for this user,
-or start one (``desktop-uploader sandbox --json``) that lives as long as they do.
+or start one (``desktop-uploader sandbox --json``) that lives as long as any of them uses it
+(sandbox/launcher.py).
 """
 
 from __future__ import annotations

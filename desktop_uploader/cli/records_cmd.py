@@ -16,6 +16,7 @@ from desktop_uploader.cli.session import (
     engine_session,
     load_base_settings,
     not_one_match,
+    running_match,
     setup_logging,
 )
 from desktop_uploader.connection import ConnectionSetupError
@@ -164,8 +165,8 @@ def run_discard(args: argparse.Namespace) -> int:
         running = running_elsewhere(state)
     finally:
         state.close()
-    if not matches and (said := not_one_match(args.id, 0, running)) != not_one_match(args.id, 0):
-        out.print(f"[red]desktop-uploader: {plain(said)}")  # being sent right now: not for discarding
+    if not matches and running_match(args.id, running) is not None:  # being sent right now: not for discarding
+        out.print(f"[red]desktop-uploader: {plain(not_one_match(args.id, 0, running))}")
         return 2
     if not matches:
         return _discard_on_server(args, out)

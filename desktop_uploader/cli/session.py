@@ -42,11 +42,17 @@ class UsageError(Exception):
 def not_one_match(upload_id: str, count: int, running: Sequence[UploadRecord] = ()) -> str:
     """An id that names no interrupted upload, or several ("matches 0 interrupted uploads" read as a program's);
     or one that another window or command is sending right now, said as such."""
-    busy = [record for record in running if record.id.startswith(upload_id)] if upload_id else []
-    if count == 0 and len(busy) == 1:
-        return RunningElsewhereError(f"'{upload_id}' ({busy[0].display_name or busy[0].path})").message
+    busy = running_match(upload_id, running)
+    if count == 0 and busy is not None:
+        return RunningElsewhereError(f"'{upload_id}' ({busy.display_name or busy.path})").message
     matched = "no interrupted upload" if count == 0 else f"{count} interrupted uploads"
     return f"'{upload_id}' matches {matched}; see 'desktop-uploader list'."
+
+
+def running_match(upload_id: str, running: Sequence[UploadRecord]) -> UploadRecord | None:
+    """The one upload being sent elsewhere whose id starts with ``upload_id``, if exactly one does."""
+    busy = [record for record in running if upload_id and record.id.startswith(upload_id)]
+    return busy[0] if len(busy) == 1 else None
 
 
 def elsewhere_note(running: list[UploadRecord]) -> str:
