@@ -7,7 +7,9 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -85,3 +87,29 @@ def test_the_sandbox_goes_on_for_a_second_command_after_the_first_is_done_then_e
                 stop_process(process)
         if sandbox_pid and not ended(sandbox_pid):
             psutil.Process(sandbox_pid).kill()
+
+
+def test_two_first_users_at_once_share_one_sandbox(tmp_path: Path) -> None:
+    """The audit's window and a second launch both started a store on one folder: "weed exited with code 255"."""
+    paths = resolve_paths({HOME_ENV: str(tmp_path / "home")}).ensure()
+    handles: list[Any] = []
+    errors: list[BaseException] = []
+
+    def first_user() -> None:
+        try:
+            handles.append(launch_sandbox(paths))
+        except BaseException as exc:
+            errors.append(exc)
+
+    users = [threading.Thread(target=first_user) for _ in range(2)]
+    for user in users:
+        user.start()
+    for user in users:
+        user.join(180 * SLACK)
+    try:
+        assert errors == [] and len(handles) == 2
+        assert handles[0].info.api_url == handles[1].info.api_url
+        assert sorted(handle.process is None for handle in handles) == [False, True]  # one started it
+    finally:
+        for handle in sorted(handles, key=lambda h: h.process is not None):  # the starter last
+            handle.stop()
