@@ -31,6 +31,7 @@ from desktop_uploader.engine.errors import (
     RejectedError,
     ServerBusyError,
     StateError,
+    StorageFullError,
     TransientError,
     UnsupportedError,
     UploaderError,
@@ -56,7 +57,9 @@ def may_fall_back(error: UploaderError, confirmed: int) -> bool:
 
 def keeps_state(error: UploaderError) -> bool:
     """Whether a failure keeps the upload (and its record) for Retry, rather than aborting it."""
-    return isinstance(error, TransientError | AuthError | FileUnreadableError | StateError | DiskFullError)
+    return isinstance(
+        error, TransientError | AuthError | FileUnreadableError | StateError | DiskFullError | StorageFullError
+    )
 
 
 # The API calls that name the file, and the answers that mean "not this file" (its type, name or size),

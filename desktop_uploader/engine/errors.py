@@ -193,6 +193,34 @@ class DiskFullError(PermanentError):
         super().__init__(message)
 
 
+class StorageFullError(PermanentError):
+    """Storage has no room left (MinIO's ``507 XMinioStorageFull``, a quota, a disk full behind the store).
+
+    Trying the part again only sends it again to be refused, and another method writes to the same
+    store; but what is stored stays, so freeing space there and pressing Retry finishes the upload.
+    """
+
+
+# The answers that mean "no room": MinIO's own code and status, Ceph's and others' quota code.
+STORAGE_FULL_CODES = frozenset({"XMinioStorageFull", "QuotaExceeded", "InsufficientStorage"})
+STORAGE_FULL_WORDS = ("no space left", "storage full", "disk full", "insufficient storage")
+
+
+def storage_full(status: int, code: str, message: str, host: str) -> StorageFullError | None:
+    """A StorageFullError for an S3 error answer that says storage is full, else None.
+
+    SeaweedFS says nothing of the kind: with no writable volume left it answers ``500 InternalError``
+    ("please try again"), which stays a busy store (retried) because nothing in it tells the two apart.
+    """
+    said = message.lower()
+    if status != 507 and code not in STORAGE_FULL_CODES and not any(word in said for word in STORAGE_FULL_WORDS):
+        return None
+    return StorageFullError(
+        f"Storage at {host} is full ({code or f'HTTP {status}'}): it has no room for the rest of this file. "
+        "What is already stored is kept: free some space there, then retry."
+    )
+
+
 class StateError(PermanentError):
     pass
 

@@ -40,6 +40,7 @@ from desktop_uploader.engine.errors import (
     StalledError,
     UploaderError,
     UrlExpiredError,
+    storage_full,
 )
 from desktop_uploader.engine.perthread import PerThread
 
@@ -193,6 +194,9 @@ def _s3_error(
     """
     if status == 403 and ("expired" in message.lower() or code in {"ExpiredToken", "RequestExpired"}):
         return UrlExpiredError("The upload link expired; getting a fresh one.")
+    full = storage_full(status, code, message, host)
+    if full is not None:
+        return full
     if code in {"BadDigest", "InvalidDigest", "XAmzContentSHA256Mismatch"}:
         return IntegrityError("Storage received different bytes than were sent (a damaged transfer); resending.")
     if status in (408, 429) or status >= 500 or code in {"SlowDown", "RequestTimeout", "InternalError"}:

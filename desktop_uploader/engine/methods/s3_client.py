@@ -30,6 +30,7 @@ from desktop_uploader.engine.errors import (
     StalledError,
     TransientError,
     UploaderError,
+    storage_full,
 )
 from desktop_uploader.engine.http import host_of
 from desktop_uploader.engine.retry import Announce, RetryPolicy, RetryQuota, RetryRun
@@ -68,6 +69,9 @@ class DirectTarget:
 
 def classify(status: int, code: str, message: str, host: str, retry_after: float | None = None) -> UploaderError:
     """An S3 error answer, by its code and status, in words; ``message`` is only repeated, never read."""
+    full = storage_full(status, code, message, host)
+    if full is not None:
+        return full
     if code in DAMAGED:
         return IntegrityError("Storage received different bytes than were sent (a damaged transfer); resending.")
     if code in BUSY or status in (408, 429) or status >= 500:

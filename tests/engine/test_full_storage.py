@@ -1,0 +1,115 @@
+"""Storage that has no room left: said in words, not retried, and nothing stored is lost.
+
+MinIO answers ``507 XMinioStorageFull`` when its disks are full; a RunPod volume or a quota fills the
+same way. SeaweedFS can't be told to say so (full, it answers ``500 InternalError``), so a proxy in
+front of its S3 port answers every part past the second as MinIO does; the engine, the API and the
+store are real. Before, the app read the answer as a busy store: every part was sent five times over,
+the chunked method through the API was tried next, and the row said "busy or unavailable".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from desktop_uploader.engine.events import Failed, FallingBack, Status
+from desktop_uploader.engine.limits import MiB
+from desktop_uploader.engine.methods.direct_s3 import DirectTarget
+from desktop_uploader.engine.settings import Settings
+from tests.support.api_servers import api_server
+from tests.support.logfail import UPLOAD_FAILED
+from tests.support.proxy import Proxy, RequestInfo, Respond
+from tests.support.storage import object_sha256, open_multipart_uploads
+
+FULL = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>XMinioStorageFull</Code><Message>Storage backend has '
+    b"reached its minimum free disk threshold. Please delete a few objects to proceed.</Message></Error>"
+)
+PARTS = Settings(chunk_size=5 * MiB, auto_part_size=False, concurrency=2, retries=3, backoff_base=0.05, backoff_cap=0.1)
+
+
+class FullAfterTwoParts:
+    """A fault plan: parts 1 and 2 are stored, every later part is refused as MinIO refuses on a full disk."""
+
+    def __init__(self) -> None:
+        self.refused: Counter[int] = Counter()
+
+    def __call__(self, request: RequestInfo) -> Respond | None:
+        part = int(request.query.get("partNumber", "0"))
+        if request.method == "PUT" and part > 2:
+            self.refused[part] += 1
+            return Respond(507, FULL, {"Content-Type": "application/xml"})
+        return None
+
+
+@pytest.fixture
+def storage(sandbox: Any) -> Iterator[Proxy]:
+    with Proxy.start(sandbox.s3_endpoint) as started:
+        yield started
+
+
+def stored_bytes(s3: Any, bucket: str, key: str) -> int:
+    [upload] = open_multipart_uploads(s3, bucket, key)
+    parts = s3.list_parts(Bucket=bucket, Key=key, UploadId=upload["UploadId"]).get("Parts", [])
+    return sum(int(part["Size"]) for part in parts)
+
+
+def assert_full_and_kept(engine: Any, job_id: str, plan: FullAfterTwoParts) -> Failed:
+    """What the person reads and is offered, and that no part was sent again to be refused again."""
+    view = engine.manager.job(job_id)
+    assert view.status == Status.FAILED, view.message
+    [failed] = engine.of(job_id, Failed)
+    assert "is full (XMinioStorageFull)" in failed.message, failed.message
+    assert failed.message.endswith("What is already stored is kept: free some space there, then retry.")
+    assert (failed.resumable, failed.retry_helps) == (True, True)
+    assert plan.refused and max(plan.refused.values()) == 1, f"a refused part was sent again: {plan.refused}"
+    assert not engine.of(job_id, FallingBack), "another method writes to the same full store"
+    return failed
+
+
+@pytest.mark.allow_log(*UPLOAD_FAILED)
+def test_a_full_store_stops_the_upload_and_retry_after_space_is_freed_sends_only_the_rest(
+    make_engine: Any, make_file: Any, sandbox: Any, s3: Any, storage: Proxy, tmp_path: Path
+) -> None:
+    sample = make_file(20 * MiB, name=f"full-{uuid.uuid4().hex[:8]}.safetensors")
+    plan = FullAfterTwoParts()
+    storage.set_fault_plan(plan)
+    with api_server(sandbox, tmp_path / "api", s3_public_endpoint=storage.url) as url:
+        engine = make_engine(PARTS, api_url=url, token=sandbox.token)
+        view = engine.upload(sample.path)
+        assert_full_and_kept(engine, view.id, plan)
+        record = engine.state.get(view.id)
+        assert record is not None and record.s3_key
+        kept = stored_bytes(s3, sandbox.bucket, record.s3_key)
+        assert kept >= 5 * MiB, "the parts stored before the store filled are still there"
+
+        storage.set_fault_plan(None)  # space was freed
+        storage.stats.reset()
+        engine.manager.retry(view.id)
+        assert engine.manager.wait([view.id], 60)
+    done = engine.manager.job(view.id)
+    assert done.status == Status.COMPLETED and done.result is not None, done.message
+    assert storage.stats.body_bytes("PUT") == sample.size - kept, "what was stored was not sent again"
+    assert object_sha256(s3, sandbox.bucket, done.result.s3_key) == sample.sha256
+    listed = s3.list_objects_v2(Bucket=sandbox.bucket, Prefix=done.result.s3_key).get("Contents", [])
+    assert [o["Key"] for o in listed] == [done.result.s3_key], "exactly one object"
+    assert open_multipart_uploads(s3, sandbox.bucket, done.result.s3_key) == []
+
+
+@pytest.mark.allow_log(*UPLOAD_FAILED)
+def test_a_full_store_is_said_the_same_way_on_direct_s3(
+    make_engine: Any, make_file: Any, sandbox: Any, s3: Any, storage: Proxy, direct_target: DirectTarget
+) -> None:
+    target = dataclasses.replace(direct_target, endpoint=storage.url, prefix=f"full-{uuid.uuid4().hex[:12]}")
+    plan = FullAfterTwoParts()
+    storage.set_fault_plan(plan)
+    engine = make_engine(PARTS.replace(method="direct-s3"), direct=target)
+    view = engine.upload(make_file(20 * MiB, name="full-direct.safetensors").path)
+    assert_full_and_kept(engine, view.id, plan)
+    assert len(open_multipart_uploads(s3, sandbox.bucket, f"{target.prefix}/")) == 1, "kept for Retry"
