@@ -16,9 +16,10 @@ import gc
 import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from desktop_uploader import __version__
 from desktop_uploader.cli import records_cmd, sandbox_cmd, serve_cmd, upload_cmd
@@ -28,12 +29,22 @@ from desktop_uploader.system.proxies import never_proxy_loopback
 Runner = Callable[[argparse.Namespace], int]
 
 
+_NEGATIVE_AMOUNT = re.compile(r"^-\d")
+
+
 class Parser(argparse.ArgumentParser):
     """argparse, but a mistake is one sentence and where to look, not the whole usage block before it."""
 
     # The words main() parses: a script asking for --json gets JSON on stdout even for a mistake, and a
     # file named like an option gets told how to name it.
     words: Sequence[str] = ()
+
+    def _parse_optional(self, arg_string: str) -> Any:
+        """A dash then a digit is a value, not an option: a CLI audit's ``--chunk-size -5MiB`` was answered
+        "expected one argument", because argparse takes only plain negative numbers ("-5") as values."""
+        if _NEGATIVE_AMOUNT.match(arg_string):
+            return None
+        return super()._parse_optional(arg_string)
 
     def error(self, message: str) -> NoReturn:
         dashed = next((w for w in Parser.words if w.startswith("-") and os.path.isfile(w)), None)

@@ -23,6 +23,8 @@ _POWERS = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4}
 def parse_size(text: str) -> int:
     """``8MiB``, ``8M`` (binary) and ``8MB`` (decimal); a bare number is bytes."""
     match = _SIZE.match(text)
+    if not match and _SIZE.match(text.strip().removeprefix("-")):
+        raise argparse.ArgumentTypeError(f"'{text}' is below zero; a size is 0 or more, as in 8MiB.")
     if not match:
         raise argparse.ArgumentTypeError(f"'{text}' is not a size; try 8MiB, 512KB or 10485760.")
     number, prefix, binary, byte = match.groups()
@@ -50,6 +52,8 @@ def parse_rate(text: str) -> int:
         number, prefix, binary = bits.groups()
         return int(float(number) * (1024 if binary else 1000) ** _POWERS[prefix.lower()] / 8)
     size = _PER_SECOND.sub("", text)
+    if _SIZE.match(size.strip().removeprefix("-")) and size.strip().startswith("-"):
+        raise argparse.ArgumentTypeError(f"'{text}' is below zero; give a rate such as 5MB/s, or 0 for no limit.")
     try:
         rate = parse_size(size)
     except argparse.ArgumentTypeError:

@@ -80,7 +80,7 @@ class Settings:
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        _check_range("Chunk size", self.chunk_size, 64 * KiB, 5 * GiB, in_mib)
+        _check_range("Chunk size", self.chunk_size, 64 * KiB, 5 * GiB, size_words)
         if self.concurrency != AUTO_CONCURRENCY:
             _check_range("Parts in flight (concurrency)", self.concurrency, 1, MAX_CONCURRENCY)
         _check_range("Retries", self.retries, 1, 50)
@@ -126,6 +126,18 @@ class Settings:
     def to_json(self) -> dict[str, Any]:
         data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
         return {**self.extra, **data}
+
+
+def size_words(size: float) -> str:
+    """A size in the largest binary unit it is a whole number of ("64 KiB", "5 GiB"), else in MiB.
+
+    A CLI audit read the chunk size's limits as "0.0625 MiB and 5,120 MiB", and ``--chunk-size 6GiB``
+    was answered "got 6,144 MiB": the limits and a typed unit read as they are written.
+    """
+    for unit, name in ((GiB, "GiB"), (MiB, "MiB"), (KiB, "KiB")):
+        if size >= unit and size % unit == 0 and (unit != KiB or size < MiB):
+            return f"{size // unit:,.0f} {name}"
+    return in_mib(size)
 
 
 def in_mib(size: float) -> str:

@@ -21,7 +21,7 @@ from desktop_uploader.engine.settings import PRESETS, Settings, load_settings, s
         ({"concurrency": 65}, "between 1 and 64"),
         ({"concurrency": -1}, "between 1 and 64"),
         ({"retries": 0}, "Retries must be between 1 and 50"),
-        ({"chunk_size": 1000}, "Chunk size must be between 0.0625 MiB and 5,120 MiB; got 0.001 MiB."),
+        ({"chunk_size": 1000}, "Chunk size must be between 64 KiB and 5 GiB; got 0.001 MiB."),
         ({"files_at_once": 0}, "Files at once"),
         ({"backoff_base": 0}, "Backoff base"),
         ({"method": "carrier-pigeon"}, "Upload method must be one of"),

@@ -140,7 +140,7 @@ def test_out_of_range_entries_stay_as_typed_and_say_the_limit(make_desktop: Any)
 
     type_into(dialog.chunk_size, "0.03")
     assert dialog.chunk_size.value() == 0.03
-    assert dialog.problem.text() == "Chunk size must be between 0.0625 MiB and 5,120 MiB; you entered 0.03 MiB."
+    assert dialog.problem.text() == "Chunk size must be between 64 KiB and 5 GiB; you entered 0.03 MiB."
     assert not save.isEnabled()
     type_into(dialog.chunk_size, "0")
     assert shown_after_typing(dialog.chunk_size) == "Auto" and save.isEnabled()
