@@ -128,8 +128,10 @@ class PerformancePage(QWidget):
         form.addRow("Tries per part", self.retries)
         self.backoff = decimal_box(0.0, ANY_NUMBER, 2, " s")
         self.backoff.setObjectName("backoff")
-        self.backoff.setAccessibleName("First retry delay in seconds")
-        form.addRow("First retry after", self.backoff)
+        # The engine waits a random share of this (full jitter, retry.py) so that parts failed together
+        # don't retry together: an audit read "after 1.00 s" and saw the first retry at 0.8 s.
+        self.backoff.setAccessibleName("Longest wait before the first retry, in seconds")
+        form.addRow("First retry within", self.backoff)
         self.files_at_once = count_box(0, ANY_NUMBER, " file", " files")
         self.files_at_once.setObjectName("filesAtOnce")
         self.files_at_once.setAccessibleName("Files uploading at once")

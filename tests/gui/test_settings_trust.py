@@ -28,6 +28,7 @@ from shiboken6 import isValid
 
 from desktop_uploader.connection import token_key
 from desktop_uploader.engine.limits import MiB
+from desktop_uploader.engine.retry import RetryPolicy
 from desktop_uploader.engine.settings import load_settings
 from desktop_uploader.gui.session import Link
 from desktop_uploader.gui.tasks import pending
@@ -356,3 +357,15 @@ def test_cancelling_while_the_server_is_tested_saves_nothing(make_desktop: Any, 
     run(aloop, until(lambda: pending() == 0, 30, "the test to finish"))
     assert load_settings(session.paths.settings_file)[0].server_url == sandbox.api_url
     assert session.settings.server_url == sandbox.api_url
+
+
+def test_the_first_retry_wait_is_said_as_the_longest_it_can_be(make_desktop: Any) -> None:
+    """A GUI audit read "First retry after 1.00 s" and saw the first retry at 0.8 s: waits are a random share
+    of the value (full jitter), never longer, so the field names the longest wait."""
+    dialog = open_dialog(make_desktop(connect=False))
+    form = dialog.backoff.parentWidget().layout()
+    assert form.labelForField(dialog.backoff).text() == "First retry within"
+    type_into(dialog.backoff, "2")
+    policy = RetryPolicy(5, dialog.backoff.value(), 30.0, rng=lambda: 0.9999)
+    assert 1.99 < policy.delay(1) <= 2.0, "the longest first wait is the value typed"
+    assert RetryPolicy(5, 2.0, 30.0, rng=lambda: 0.0).delay(1) == 0.0
