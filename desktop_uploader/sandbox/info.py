@@ -28,6 +28,7 @@ class SandboxInfo:
     access_key: str
     secret_key: str
     data_dir: str
+    pid: int = 0  # the process that serves it: a window using someone else's sandbox sees it end (0: unknown)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -35,7 +36,7 @@ class SandboxInfo:
     @classmethod
     def from_json(cls, text: str) -> SandboxInfo:
         raw: dict[str, Any] = json.loads(text)
-        return cls(**{k: raw[k] for k in cls.__dataclass_fields__})
+        return cls(**{k: raw[k] for k in cls.__dataclass_fields__ if k in raw or k != "pid"})
 
     @property
     def server_id(self) -> str:

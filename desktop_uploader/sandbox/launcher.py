@@ -22,6 +22,7 @@ from pathlib import Path
 import filelock
 
 from desktop_uploader.sandbox.info import START_FAILED, SandboxInfo, running_sandbox
+from desktop_uploader.sandbox.leftovers import process_alive
 from desktop_uploader.sandbox.users import Lease, in_use, join, start_lock
 
 log = logging.getLogger(__name__)
@@ -47,8 +48,12 @@ class SandboxHandle:
     lease: Lease | None = None
 
     def stopped(self) -> bool:
-        """Whether the sandbox we started has exited (killed, crashed): it is started again on the next try."""
-        return self.process is not None and self.process.poll() is not None
+        """Whether the sandbox has exited (killed, crashed, or its terminal's Ctrl-C): it is started again on
+        the next try. Someone else's is asked by its pid: a window on a sandbox that a ``desktop-uploader
+        sandbox`` in a terminal ran kept failing with "refused the connection" once that was stopped."""
+        if self.process is not None:
+            return self.process.poll() is not None
+        return self.info.pid > 0 and not process_alive(self.info.pid)
 
     def stop(self, grace: float = 10.0) -> None:
         """Done with it: stopped if we started it and nobody else uses it; else it goes on for them."""

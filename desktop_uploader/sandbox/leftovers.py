@@ -41,7 +41,10 @@ def _mine(path: Path) -> bool:
         return False
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists; where that can't be asked without acting on it (Windows), it does."""
+    if os.name != "posix":
+        return True  # os.kill(pid, 0) there would send CTRL_C_EVENT
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -71,7 +74,7 @@ def dead_socket(path: Path) -> bool:
 def _dead_folder(folder: Path, now: float) -> bool:
     pid_file = folder / PID_FILE
     with contextlib.suppress(OSError, ValueError):
-        return not _alive(int(pid_file.read_text(encoding="ascii").strip()))
+        return not process_alive(int(pid_file.read_text(encoding="ascii").strip()))
     sockets = [p for p in folder.iterdir() if p.name.endswith(".sock")]
     if sockets:
         return all(dead_socket(p) for p in sockets)

@@ -154,6 +154,7 @@ class Sandbox:
             access_key=identity.access_key,
             secret_key=identity.secret_key,
             data_dir=str(self.data_dir),
+            pid=os.getpid(),
         )
         runtime = self.data_dir / RUNTIME_FILE
         runtime.write_text(self.info.to_json(), encoding="utf-8")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import urllib.parse
 from typing import Any
 
@@ -11,6 +12,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 from pytestqt.qtbot import QtBot
 
+from desktop_uploader.connection import launch_sandbox
 from desktop_uploader.engine.events import Completed, Queued, Started, Status, StatusChanged
 from desktop_uploader.engine.limits import MiB
 from desktop_uploader.engine.rows import RowAction
@@ -19,6 +21,7 @@ from desktop_uploader.gui.app import start
 from desktop_uploader.gui.dialogs import CloseChoice
 from desktop_uploader.gui.queue_model import UploadQueueModel
 from desktop_uploader.gui.session import Link
+from desktop_uploader.paths import resolve_paths
 from tests.gui.conftest import answer, run, until
 from tests.gui.test_queue import drop
 from tests.support.logfail import RETRIED, UPLOAD_FAILED
@@ -253,3 +256,52 @@ def test_a_sandbox_that_died_is_started_again_by_retry(
     listed = storage.list_objects_v2(Bucket=bucket).get("Contents", [])
     assert [o["Key"] for o in listed if o["Key"].endswith(sample.path.name)] == [result.s3_key]
     assert open_multipart_uploads(storage, bucket) == []
+
+
+@pytest.mark.allow_log(r"gui\.session: The local sandbox had stopped", *RETRIED, *UPLOAD_FAILED)
+def test_someone_else_s_sandbox_that_stopped_is_replaced_by_the_window_s_own(
+    make_desktop: Any, aloop: Any, make_file: Any
+) -> None:
+    """The window joins a sandbox that is already running, as one a `desktop-uploader sandbox` in a terminal
+    runs. Ctrl-C there stopped it, and every upload of the window failed with "refused the connection" until
+    the app was restarted: only a sandbox the window had started itself was known to stop."""
+    other = launch_sandbox(resolve_paths().ensure())
+    try:
+        assert other.process is not None
+        desktop = make_desktop(server="", connect=True, use_sandbox=True, bandwidth_limit=2 * 1000 * 1000)
+        window, session = desktop.window, desktop.session
+        sample = make_file(16 * MiB, name="outlived.safetensors")
+        messages: list[str] = []
+        session.message.connect(messages.append)
+
+        def status() -> Status | None:
+            rows = session.model.rows()
+            return rows[0].status if rows else None
+
+        async def scenario() -> None:
+            await until(lambda: session.link == Link.CONNECTED and session.sandbox is not None, 60, "the sandbox")
+            joined = session.sandbox
+            assert joined is not None and joined.process is None, "the window joined the running sandbox"
+            assert joined.info.api_url == other.info.api_url and not joined.stopped()
+            session.reconnect.delays = (0.3,) * 5  # its next try comes by itself, soon
+            drop(window, [sample.path])
+            await until(lambda: session.model.rowCount() and session.model.rows()[0].confirmed > 0, 60, "a part")
+            assert other.process is not None
+            other.process.send_signal(signal.SIGINT)  # Ctrl-C in its terminal
+            other.process.wait(30)
+            await until(lambda: status() is Status.FAILED, 120, "the failure")
+            assert any("has stopped; it starts again with the upload's next try." in m for m in messages), messages
+            await until(lambda: status() is Status.COMPLETED, 180, "the upload's next try")
+            assert session.sandbox is not None and session.sandbox is not joined
+            assert session.sandbox.process is not None, "the window runs its own sandbox now"
+
+        run(aloop, scenario())
+        result = session.model.rows()[0].result
+        assert result is not None and session.sandbox is not None
+        storage, bucket = s3_client(session.sandbox.info), session.sandbox.info.bucket
+        assert object_sha256(storage, bucket, result.s3_key) == sample.sha256
+        listed = storage.list_objects_v2(Bucket=bucket).get("Contents", [])
+        assert [o["Key"] for o in listed if o["Key"].endswith(sample.path.name)] == [result.s3_key]
+        assert open_multipart_uploads(storage, bucket) == []
+    finally:
+        other.stop()
