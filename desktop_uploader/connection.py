@@ -30,7 +30,7 @@ from desktop_uploader.engine.manager import ServerConnection
 from desktop_uploader.engine.methods.direct_s3 import DirectTarget
 from desktop_uploader.engine.settings import DEFAULT_REGION, Settings, save_settings
 from desktop_uploader.paths import AppPaths
-from desktop_uploader.sandbox import launcher
+from desktop_uploader.sandbox import launcher, storage_use
 from desktop_uploader.sandbox.info import SandboxInfo
 from desktop_uploader.sandbox.launcher import SandboxStartError, launch
 
@@ -55,6 +55,21 @@ def launch_sandbox(paths: AppPaths) -> SandboxHandle:
         return launch(paths.sandbox_dir, paths.log_file)
     except SandboxStartError as exc:
         raise ConnectionSetupError(str(exc)) from None
+
+
+def sandbox_stored(paths: AppPaths) -> int:
+    """Bytes the local sandbox's test uploads take on this computer."""
+    return storage_use.stored_size(paths.sandbox_dir)
+
+
+def empty_sandbox(paths: AppPaths) -> str:
+    """Delete the local sandbox's test uploads (refused while one runs on them): what that freed, in words."""
+    try:
+        emptied = storage_use.empty_store(paths.sandbox_dir)
+    except storage_use.SandboxInUseError as exc:
+        return str(exc)
+    kept = f" {human_bytes(emptied.left)} could not be removed from {paths.sandbox_dir}." if emptied.left else ""
+    return f"Emptied the test storage: {human_bytes(emptied.freed)} freed.{kept}"
 
 
 def sandbox_connection(info: SandboxInfo) -> ServerConnection:

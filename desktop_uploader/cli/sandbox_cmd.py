@@ -25,14 +25,38 @@ def register(commands: Any) -> None:
     )
     parser.add_argument("--data-dir", type=Path, help="where the store keeps its data (default: user data dir)")
     parser.add_argument("--json", action="store_true", help="print only the JSON line")
+    parser.add_argument(
+        "--empty", action="store_true", help="delete every file uploaded to the sandbox, then exit (when none runs)"
+    )
     parser.set_defaults(
-        run=lambda args: run_sandbox(
-            args.data_dir or args.paths.sandbox_dir,
-            json_only=args.json,
-            log_file=args.paths.log_dir / "sandbox.log",
-            cache_dir=args.paths.cache_dir / "sandbox",
+        run=lambda args: (
+            empty_sandbox(args.data_dir or args.paths.sandbox_dir)
+            if args.empty
+            else run_sandbox(
+                args.data_dir or args.paths.sandbox_dir,
+                json_only=args.json,
+                log_file=args.paths.log_dir / "sandbox.log",
+                cache_dir=args.paths.cache_dir / "sandbox",
+            )
         )
     )
+
+
+def empty_sandbox(data_dir: Path) -> int:
+    """``sandbox --empty``: the test uploads deleted, and how much space that gave back."""
+    from desktop_uploader.engine.limits import human_bytes
+    from desktop_uploader.sandbox.storage_use import SandboxInUseError, empty_store
+
+    try:
+        emptied = empty_store(data_dir.expanduser())
+    except SandboxInUseError as exc:
+        print(f"desktop-uploader: {exc}", file=sys.stderr)
+        return 1
+    print(f"Emptied the test storage in {shown(str(data_dir))}: {human_bytes(emptied.freed)} freed.")
+    if emptied.left:
+        print(f"{human_bytes(emptied.left)} could not be removed from {shown(str(data_dir))}.", file=sys.stderr)
+        return 1
+    return 0
 
 
 def data_dir_problem(data_dir: Path) -> str | None:
@@ -54,7 +78,9 @@ def start_problem(exc: Exception) -> str:
 
 
 def run_sandbox(data_dir: Path, *, json_only: bool, log_file: Path, cache_dir: Path) -> int:
+    from desktop_uploader.engine.limits import human_bytes
     from desktop_uploader.sandbox.runtime import Sandbox
+    from desktop_uploader.sandbox.storage_use import stored_size
     from desktop_uploader.sandbox.users import in_use
 
     # Details (and tracebacks) go to the log file; the terminal gets sentences.
@@ -83,7 +109,7 @@ def run_sandbox(data_dir: Path, *, json_only: bool, log_file: Path, cache_dir: P
             "Sandbox running: a real S3 store (SeaweedFS) and the upload API, on this computer only.\n"
             f"  Upload API  {info.api_url}\n"
             f"  S3 store    {info.s3_endpoint}  (bucket '{info.bucket}')\n"
-            f"  Data        {info.data_dir}\n"
+            f"  Data        {info.data_dir}  ({human_bytes(stored_size(data_dir))} stored; --empty deletes it)\n"
             "Upload a file to it with:  desktop-uploader upload FILE\n"
             "Press Ctrl-C to stop. For scripts, --json prints these details with the credentials, as one line.",
             flush=True,

@@ -48,6 +48,7 @@ from desktop_uploader.gui.pickers import Pickers
 from desktop_uploader.gui.queue_delegate import UploadDelegate
 from desktop_uploader.gui.removal import RemovalGuard
 from desktop_uploader.gui.row_actions import RowActionBar
+from desktop_uploader.gui.sandbox_space import install_empty_test_storage
 from desktop_uploader.gui.server_uploads import ServerUploadsNotice
 from desktop_uploader.gui.session import AppSession, Link
 from desktop_uploader.gui.settings_dialog import SettingsDialog
@@ -85,6 +86,7 @@ class MainWindow(QMainWindow):
             open_log_folder=self.open_log_folder,
         )
         self.history_action = install_history(self, session.memory.store)
+        self.empty_test_storage_action = install_empty_test_storage(self, session)
         self._build_toolbar()
         self._build_central()
         self.drop_highlight = DropHighlight(self, self.add_paths)  # takes the window's drag and drop events

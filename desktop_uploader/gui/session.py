@@ -26,6 +26,7 @@ from desktop_uploader.connection import (
     configured_direct,
     credential_store,
     direct_secret,
+    empty_sandbox,
     save_choices,
     server_token,
     start_sandbox,
@@ -126,6 +127,21 @@ class AppSession(QObject):
         if outcome.link in (Link.CONNECTED, Link.NEEDS_SETUP):
             self.manager.set_connection(outcome.connection)
         self._set_link(outcome.link, outcome.label, outcome.detail)
+
+    async def empty_sandbox(self) -> str:
+        """Delete what the local sandbox stores (sandbox/storage_use.py), as a sentence for the status bar.
+
+        The window's own sandbox is stopped for it and started again after, empty, when it was on it.
+        """
+        handle, self.sandbox = self.sandbox, None
+        if handle is not None:
+            self.manager.set_connection(None)
+            self._set_link(Link.CONNECTING, "Emptying the test storage…")
+            await in_thread(handle.stop)
+        said = await in_thread(empty_sandbox, self.paths)
+        if handle is not None:
+            await self._connect()
+        return said
 
     def direct_secret(self, settings: Settings | None = None) -> str | None:
         return direct_secret(self.credentials, settings or self.settings)
