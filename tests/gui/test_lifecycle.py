@@ -249,13 +249,7 @@ def test_a_sandbox_that_died_is_started_again_by_retry(
         assert len(list((session.paths.sandbox_dir / "users").glob("*.lock"))) == 1
 
     run(aloop, scenario())
-    result = session.model.rows()[0].result
-    assert result is not None and session.sandbox is not None
-    storage, bucket = s3_client(session.sandbox.info), session.sandbox.info.bucket
-    assert object_sha256(storage, bucket, result.s3_key) == sample.sha256
-    listed = storage.list_objects_v2(Bucket=bucket).get("Contents", [])
-    assert [o["Key"] for o in listed if o["Key"].endswith(sample.path.name)] == [result.s3_key]
-    assert open_multipart_uploads(storage, bucket) == []
+    assert_stored_once_on_the_sandbox(session, sample)
 
 
 @pytest.mark.allow_log(r"gui\.session: The local sandbox had stopped", *RETRIED, *UPLOAD_FAILED)
@@ -274,10 +268,6 @@ def test_someone_else_s_sandbox_that_stopped_is_replaced_by_the_window_s_own(
         messages: list[str] = []
         session.message.connect(messages.append)
 
-        def status() -> Status | None:
-            rows = session.model.rows()
-            return rows[0].status if rows else None
-
         async def scenario() -> None:
             await until(lambda: session.link == Link.CONNECTED and session.sandbox is not None, 60, "the sandbox")
             joined = session.sandbox
@@ -289,19 +279,29 @@ def test_someone_else_s_sandbox_that_stopped_is_replaced_by_the_window_s_own(
             assert other.process is not None
             other.process.send_signal(signal.SIGINT)  # Ctrl-C in its terminal
             other.process.wait(30)
-            await until(lambda: status() is Status.FAILED, 120, "the failure")
+            await until(lambda: first_status(session) is Status.FAILED, 120, "the failure")
             assert any("has stopped; it starts again with the upload's next try." in m for m in messages), messages
-            await until(lambda: status() is Status.COMPLETED, 180, "the upload's next try")
+            await until(lambda: first_status(session) is Status.COMPLETED, 180, "the upload's next try")
             assert session.sandbox is not None and session.sandbox is not joined
             assert session.sandbox.process is not None, "the window runs its own sandbox now"
 
         run(aloop, scenario())
-        result = session.model.rows()[0].result
-        assert result is not None and session.sandbox is not None
-        storage, bucket = s3_client(session.sandbox.info), session.sandbox.info.bucket
-        assert object_sha256(storage, bucket, result.s3_key) == sample.sha256
-        listed = storage.list_objects_v2(Bucket=bucket).get("Contents", [])
-        assert [o["Key"] for o in listed if o["Key"].endswith(sample.path.name)] == [result.s3_key]
-        assert open_multipart_uploads(storage, bucket) == []
+        assert_stored_once_on_the_sandbox(session, sample)
     finally:
         other.stop()
+
+
+def first_status(session: Any) -> Status | None:
+    rows = session.model.rows()
+    return rows[0].status if rows else None
+
+
+def assert_stored_once_on_the_sandbox(session: Any, sample: Any) -> None:
+    """What a user would check: the file's bytes, stored once, and nothing half-done left on the sandbox."""
+    result = session.model.rows()[0].result
+    assert result is not None and session.sandbox is not None
+    storage, bucket = s3_client(session.sandbox.info), session.sandbox.info.bucket
+    assert object_sha256(storage, bucket, result.s3_key) == sample.sha256
+    listed = storage.list_objects_v2(Bucket=bucket).get("Contents", [])
+    assert [o["Key"] for o in listed if o["Key"].endswith(sample.path.name)] == [result.s3_key]
+    assert open_multipart_uploads(storage, bucket) == []
