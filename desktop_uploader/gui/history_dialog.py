@@ -21,7 +21,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QMainWindow,
-    QMenu,
     QMessageBox,
     QPushButton,
     QTreeWidget,
@@ -33,6 +32,7 @@ from PySide6.QtWidgets import (
 from desktop_uploader.engine.history import HistoryEntry, HistoryStore
 from desktop_uploader.engine.limits import human_bytes
 from desktop_uploader.gui.dialogs import finished
+from desktop_uploader.gui.menus import add_to_file_menu
 from desktop_uploader.gui.tasks import in_thread, spawn
 
 COLUMNS = ("File", "ComfyUI path", "Size", "Method", "Completed", "Server")
@@ -195,12 +195,5 @@ def install_history(window: QMainWindow, store: HistoryStore) -> QAction:
         dialog.activateWindow()
 
     action.triggered.connect(open_history)
-    menus = [a.menu() for a in window.menuBar().actions() if isinstance(a.menu(), QMenu)]
-    file_menu = menus[0] if menus else window.menuBar().addMenu("&File")
-    assert isinstance(file_menu, QMenu)
-    quit_group = next((a for a in file_menu.actions() if a.isSeparator()), None)
-    if quit_group is not None:
-        file_menu.insertAction(quit_group, action)  # after Add files and Add folder, before Quit
-    else:
-        file_menu.addAction(action)
+    add_to_file_menu(window, action)
     return action

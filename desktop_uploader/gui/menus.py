@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
-from PySide6.QtWidgets import QMainWindow, QMessageBox
+from PySide6.QtWidgets import QMainWindow, QMenu, QMessageBox
 
 from desktop_uploader import APP_NAME, __version__
 from desktop_uploader.engine.rows import Row, RowAction
@@ -93,3 +93,16 @@ def build_menu_bar(
     bar.addMenu("&Uploads").addActions(uploads)
     bar.addMenu("&Help").addActions([about, log_folder])
     return quit_action
+
+
+def add_to_file_menu(window: QMainWindow, action: QAction) -> None:
+    """An action of its own module's (History…, Empty test storage…) in File, after the ways to add files and
+    before Quit."""
+    menus = [a.menu() for a in window.menuBar().actions() if isinstance(a.menu(), QMenu)]
+    file_menu = menus[0] if menus else window.menuBar().addMenu("&File")
+    assert isinstance(file_menu, QMenu)
+    quit_group = next((a for a in file_menu.actions() if a.isSeparator()), None)
+    if quit_group is not None:
+        file_menu.insertAction(quit_group, action)
+    else:
+        file_menu.addAction(action)

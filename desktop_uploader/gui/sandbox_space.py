@@ -9,13 +9,14 @@ sandbox is stopped for that and started again, empty (AppSession.empty_sandbox).
 from __future__ import annotations
 
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QMainWindow, QMenu
+from PySide6.QtWidgets import QMainWindow
 
 from desktop_uploader.connection import sandbox_stored
 from desktop_uploader.engine.events import Status
 from desktop_uploader.engine.limits import human_bytes
 from desktop_uploader.engine.rows import Row
 from desktop_uploader.gui.dialogs import confirm
+from desktop_uploader.gui.menus import add_to_file_menu
 from desktop_uploader.gui.session import AppSession
 from desktop_uploader.gui.tasks import in_thread, spawn
 
@@ -28,14 +29,7 @@ def install_empty_test_storage(window: QMainWindow, session: AppSession) -> QAct
     action.setObjectName("emptyTestStorage")
     action.setStatusTip("Delete the files uploaded to the test storage on this computer")
     action.triggered.connect(lambda: spawn(empty_test_storage(window, session)))
-    menus = [a.menu() for a in window.menuBar().actions() if isinstance(a.menu(), QMenu)]
-    file_menu = menus[0] if menus else window.menuBar().addMenu("&File")
-    assert isinstance(file_menu, QMenu)
-    quit_group = next((a for a in file_menu.actions() if a.isSeparator()), None)
-    if quit_group is not None:
-        file_menu.insertAction(quit_group, action)  # beside History…, before Quit
-    else:
-        file_menu.addAction(action)
+    add_to_file_menu(window, action)  # beside History…
     return action
 
 
@@ -44,12 +38,19 @@ def holds_sandbox_parts(row: Row) -> bool:
     return not row.status.finished or (row.status is Status.FAILED and row.resumable)
 
 
+def uploads_in_the_way(session: AppSession) -> bool:
+    """Whether uploads in the list would lose what they stored on the window's sandbox; if so, it says so."""
+    if session.sandbox is None or not any(holds_sandbox_parts(row) for row in session.model.rows()):
+        return False
+    session.message.emit(
+        "Finish or remove the uploads in the list first: emptying the test storage would lose what they stored."
+    )
+    return True
+
+
 async def empty_test_storage(window: QMainWindow, session: AppSession) -> None:
     """Ask, then empty; every answer ends as a sentence in the status bar."""
-    if session.sandbox is not None and any(holds_sandbox_parts(row) for row in session.model.rows()):
-        session.message.emit(
-            "Finish or remove the uploads in the list first: emptying the test storage would lose what they stored."
-        )
+    if uploads_in_the_way(session):
         return
     held = await in_thread(sandbox_stored, session.paths)
     if not held:
@@ -63,5 +64,5 @@ async def empty_test_storage(window: QMainWindow, session: AppSession) -> None:
         EMPTY_IT,
         name=QUESTION,
     )
-    if asked:
+    if asked and not uploads_in_the_way(session):  # a file may have been added while the question was open
         session.message.emit(await session.empty_sandbox())

@@ -273,7 +273,7 @@ def test_the_menu_bar_offers_every_toolbar_command_with_platform_shortcuts(make_
     desktop = make_desktop(connect=False)
     window = desktop.window
     assert [a.text().replace("&", "") for a in window.menuBar().actions()] == ["File", "Edit", "Uploads", "Help"]
-    assert menu(window, "File") == ["Add files…", "Add folder…", "History…", "Quit"]
+    assert menu(window, "File") == ["Add files…", "Add folder…", "History…", "Empty test storage…", "Quit"]
     assert menu(window, "Edit") == ["Settings…"]
     assert menu(window, "Uploads") == ["Start all", "Pause all", "Clear finished"]
     assert menu(window, "Help") == [f"About {APP_NAME}", "Open log folder"]
