@@ -19,19 +19,21 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from desktop_uploader.engine.api_client import ApiClient, Capabilities
 from desktop_uploader.engine.api_trial import trial_upload
 from desktop_uploader.engine.credentials import CredentialStore, direct_secret_key, token_key
 from desktop_uploader.engine.errors import UploaderError
+from desktop_uploader.engine.history import HistoryStore
 from desktop_uploader.engine.limits import human_bytes
 from desktop_uploader.engine.manager import ServerConnection
 from desktop_uploader.engine.methods.direct_s3 import DirectTarget
 from desktop_uploader.engine.settings import DEFAULT_REGION, Settings, save_settings
 from desktop_uploader.paths import AppPaths
 from desktop_uploader.sandbox import launcher, storage_use
-from desktop_uploader.sandbox.info import SandboxInfo
+from desktop_uploader.sandbox.info import SandboxInfo, sandbox_server_id
 from desktop_uploader.sandbox.launcher import SandboxStartError, launch
 
 SERVER_ENV = "DESKTOP_UPLOADER_SERVER"
@@ -62,14 +64,20 @@ def sandbox_stored(paths: AppPaths) -> int:
     return storage_use.stored_size(paths.sandbox_dir)
 
 
-def empty_sandbox(paths: AppPaths) -> str:
-    """Delete the local sandbox's test uploads (refused while one runs on them): what that freed, in words."""
+def empty_sandbox(paths: AppPaths, data_dir: Path | None = None) -> tuple[storage_use.Emptied | None, str]:
+    """Delete the test uploads of the sandbox in ``data_dir`` (the local one by default) and their History
+    entries, so a file tried again is not "already uploaded"; refused while a sandbox runs there.
+
+    What was freed (None if refused), and a sentence for the window's status bar.
+    """
+    folder = data_dir or paths.sandbox_dir
     try:
-        emptied = storage_use.empty_store(paths.sandbox_dir)
+        emptied = storage_use.empty_store(folder)
     except storage_use.SandboxInUseError as exc:
-        return str(exc)
-    kept = f" {human_bytes(emptied.left)} could not be removed from {paths.sandbox_dir}." if emptied.left else ""
-    return f"Emptied the test storage: {human_bytes(emptied.freed)} freed.{kept}"
+        return None, str(exc)
+    HistoryStore.in_data_dir(paths.data_dir).forget_server(sandbox_server_id(folder.expanduser().resolve()))
+    kept = f" {human_bytes(emptied.left)} could not be removed from {folder}." if emptied.left else ""
+    return emptied, f"Emptied the test storage: {human_bytes(emptied.freed)} freed.{kept}"
 
 
 def sandbox_connection(info: SandboxInfo) -> ServerConnection:

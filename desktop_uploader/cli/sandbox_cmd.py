@@ -13,6 +13,7 @@ from typing import Any
 
 from desktop_uploader.engine.filenames import shown
 from desktop_uploader.logsetup import configure_logging
+from desktop_uploader.paths import AppPaths
 from desktop_uploader.sandbox.info import START_FAILED, running_sandbox
 
 
@@ -30,7 +31,7 @@ def register(commands: Any) -> None:
     )
     parser.set_defaults(
         run=lambda args: (
-            empty_sandbox(args.data_dir or args.paths.sandbox_dir)
+            empty_sandbox(args.paths, args.data_dir)
             if args.empty
             else run_sandbox(
                 args.data_dir or args.paths.sandbox_dir,
@@ -42,19 +43,19 @@ def register(commands: Any) -> None:
     )
 
 
-def empty_sandbox(data_dir: Path) -> int:
+def empty_sandbox(paths: AppPaths, data_dir: Path | None) -> int:
     """``sandbox --empty``: the test uploads deleted, and how much space that gave back."""
+    from desktop_uploader.connection import empty_sandbox as empty
     from desktop_uploader.engine.limits import human_bytes
-    from desktop_uploader.sandbox.storage_use import SandboxInUseError, empty_store
 
-    try:
-        emptied = empty_store(data_dir.expanduser())
-    except SandboxInUseError as exc:
-        print(f"desktop-uploader: {exc}", file=sys.stderr)
+    folder = data_dir or paths.sandbox_dir
+    emptied, refused = empty(paths, folder)
+    if emptied is None:
+        print(f"desktop-uploader: {refused}", file=sys.stderr)
         return 1
-    print(f"Emptied the test storage in {shown(str(data_dir))}: {human_bytes(emptied.freed)} freed.")
+    print(f"Emptied the test storage in {shown(str(folder))}: {human_bytes(emptied.freed)} freed.")
     if emptied.left:
-        print(f"{human_bytes(emptied.left)} could not be removed from {shown(str(data_dir))}.", file=sys.stderr)
+        print(f"{human_bytes(emptied.left)} could not be removed from {shown(str(folder))}.", file=sys.stderr)
         return 1
     return 0
 

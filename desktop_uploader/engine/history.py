@@ -181,6 +181,11 @@ class HistoryStore:
         with self._db() as db:
             db.execute("DELETE FROM history")
 
+    def forget_server(self, server_key: str) -> None:
+        """The uploads to a store that was emptied: they are gone, so no later drop is "already uploaded"."""
+        with self._db() as db:
+            db.execute("DELETE FROM history WHERE server_key = ?", (server_key,))
+
     def duplicate_of(self, server_key: str, path: Path) -> tuple[HistoryEntry | None, str]:
         """The completed upload of these very bytes to this server, if there is one (by size and sha256),
         and the file's sha256 ("" when no size matched, so it was not hashed).

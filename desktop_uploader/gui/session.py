@@ -138,7 +138,7 @@ class AppSession(QObject):
             self.manager.set_connection(None)
             self._set_link(Link.CONNECTING, "Emptying the test storage…")
             await in_thread(handle.stop)
-        said = await in_thread(empty_sandbox, self.paths)
+        _, said = await in_thread(empty_sandbox, self.paths)
         if handle is not None:
             await self._connect()
         return said

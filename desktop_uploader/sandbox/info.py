@@ -40,8 +40,15 @@ class SandboxInfo:
 
     @property
     def server_id(self) -> str:
-        """Stable across restarts (ports change, the data dir and identity do not)."""
-        return f"sandbox:{self.data_dir}"
+        return sandbox_server_id(self.data_dir)
+
+
+def sandbox_server_id(data_dir: str | Path) -> str:
+    """Which sandbox an upload went to, stable across restarts (ports change, the data folder does not).
+
+    ``data_dir`` as the sandbox has it: `desktop-uploader sandbox` resolves the folder it is given.
+    """
+    return f"sandbox:{data_dir}"
 
 
 def running_sandbox(data_dir: Path) -> SandboxInfo | None:

@@ -20,7 +20,7 @@ from desktop_uploader.paths import resolve_paths
 from desktop_uploader.sandbox.storage_use import IN_USE
 from tests.gui.conftest import answer, run, until
 from tests.gui.test_queue import drop
-from tests.support.storage import s3_client
+from tests.support.storage import object_sha256, s3_client
 
 
 def test_emptying_the_window_s_own_sandbox_deletes_its_uploads_and_starts_it_again_empty(
@@ -46,14 +46,23 @@ def test_emptying_the_window_s_own_sandbox_deletes_its_uploads_and_starts_it_aga
         await until(lambda: any(m.startswith("Emptied the test storage: ") for m in messages), 120, "emptied")
         await until(lambda: session.link == Link.CONNECTED, 60, "the sandbox started again")
         assert session.sandbox is not None and session.sandbox is not first and not session.sandbox.stopped()
+        assert sandbox_stored(session.paths) < held[1]
+
+        # Tried again after emptying: it is not "already on this server" any more, so it is simply sent.
+        drop(window, [sample.path])
+        await until(lambda: session.model.rowCount() == 2, 30, "the second row")
+        await until(lambda: session.model.rows()[1].status is Status.COMPLETED, 120, "the upload, sent again")
+        assert window.findChild(QMessageBox, "alreadyUploadedQuestion") is None
 
     run(aloop, scenario())
     [said] = [m for m in messages if m.startswith("Emptied")]
     assert said.endswith(" freed.") and "MiB" in said, said
-    assert sandbox_stored(session.paths) < held[1]
     assert session.sandbox is not None
-    storage = s3_client(session.sandbox.info)
-    assert storage.list_objects_v2(Bucket=session.sandbox.info.bucket).get("KeyCount", 0) == 0
+    storage, bucket = s3_client(session.sandbox.info), session.sandbox.info.bucket
+    second = session.model.rows()[1].result
+    assert second is not None and object_sha256(storage, bucket, second.s3_key) == sample.sha256
+    keys = [o["Key"] for o in storage.list_objects_v2(Bucket=bucket).get("Contents", [])]
+    assert keys == [second.s3_key], "the first upload went with the emptied store; the second is the only one"
 
 
 def test_a_sandbox_someone_else_uses_is_not_emptied(make_desktop: Any, aloop: Any) -> None:

@@ -2,42 +2,53 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 from desktop_uploader.connection import launch_sandbox
+from desktop_uploader.engine.history import HistoryStore
 from desktop_uploader.engine.limits import MiB
 from desktop_uploader.paths import HOME_ENV, resolve_paths
 from desktop_uploader.sandbox.storage_use import IN_USE
+from tests.support.safetensors_files import write_safetensors
 from tests.support.storage import s3_client
 
-KEY = "loras/tried.safetensors"
 
-
-def empty(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "desktop_uploader", "sandbox", "--empty"]
-    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+def command(env: dict[str, str], *words: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "desktop_uploader", *words], env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_the_command_empties_a_stopped_sandbox_and_refuses_a_running_one(tmp_path: Path) -> None:
     env = {**os.environ, HOME_ENV: str(tmp_path / "home"), "COLUMNS": "200"}
     paths = resolve_paths(env).ensure()
+    model = tmp_path / "tried.safetensors"
+    write_safetensors(model, 3 * MiB)
+    uploaded = command(env, "upload", str(model), "--json")  # no server set up: to the sandbox, started for it
+    assert uploaded.returncode == 0, uploaded.stderr
+    [upload] = json.loads(uploaded.stdout)["uploads"]
+    history = HistoryStore.in_data_dir(paths.data_dir)
+    assert [entry.size for entry in history.entries()] == [3 * MiB]
+
     running = launch_sandbox(paths)
     try:
-        s3_client(running.info).put_object(Bucket=running.info.bucket, Key=KEY, Body=os.urandom(3 * MiB))
-        refused = empty(env)
+        refused = command(env, "sandbox", "--empty")
         assert refused.returncode == 1
         assert refused.stderr.strip() == f"desktop-uploader: {IN_USE}"
-        assert s3_client(running.info).head_object(Bucket=running.info.bucket, Key=KEY)["ContentLength"] == 3 * MiB
+        stored = s3_client(running.info).head_object(Bucket=running.info.bucket, Key=upload["s3Key"])
+        assert stored["ContentLength"] == 3 * MiB, "nothing was taken from under the running sandbox"
     finally:
         running.stop()
 
-    emptied = empty(env)
+    emptied = command(env, "sandbox", "--empty")
     assert emptied.returncode == 0, emptied.stderr
-    assert emptied.stdout.startswith(f"Emptied the test storage in {paths.sandbox_dir}: 3.")
+    assert emptied.stdout.startswith(f"Emptied the test storage in {paths.sandbox_dir}: ")
     assert emptied.stdout.strip().endswith("MiB freed.")
+    assert history.entries() == [], "a file tried again is not 'already uploaded' to a store that was emptied"
     again = launch_sandbox(paths)
     try:
         listed = s3_client(again.info).list_objects_v2(Bucket=again.info.bucket)
