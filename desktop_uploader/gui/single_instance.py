@@ -31,7 +31,6 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from multiprocessing.connection import Client, Connection, Listener
 from pathlib import Path
 
@@ -133,23 +132,26 @@ def _claim(paths: AppPaths) -> filelock.BaseFileLock | None:
         return None
     except OSError as exc:  # no lock can be made (a full disk): nobody else's can either; go on alone
         log.warning("The window's claim can't be made: %s", exc)
-        return filelock.FileLock(paths.data_dir / CLAIM_FILE)  # never acquired: releasing it does nothing
+        return _unheld_claim(paths)
     return lock
+
+
+def _unheld_claim(paths: AppPaths) -> filelock.BaseFileLock:
+    """A claim for a window that opens without holding one: never acquired, so releasing it does nothing."""
+    return filelock.FileLock(paths.data_dir / CLAIM_FILE)
 
 
 def become_window_or_hand_over(
     paths: AppPaths,
     files: list[str],
     wait: float = STARTING_WINDOW_SECONDS,
-    sleep: Callable[[float], None] = time.sleep,
-    clock: Callable[[], float] = time.monotonic,
 ) -> filelock.BaseFileLock | None:
     """None when the running window took ``files``; else the claim this launch holds as the window.
 
     A window that holds the claim but doesn't answer yet is starting (or quitting): this launch waits
     for it, up to ``wait``, and only then opens a window of its own beside a hung one.
     """
-    deadline = clock() + wait
+    deadline = time.monotonic() + wait
     said = False
     while True:
         if hand_over(paths, files):
@@ -157,13 +159,13 @@ def become_window_or_hand_over(
         claim = _claim(paths)
         if claim is not None:
             return claim
-        if clock() >= deadline:
+        if time.monotonic() >= deadline:
             log.warning("This profile's window holds its claim but doesn't answer; opening another window")
-            return filelock.FileLock(paths.data_dir / CLAIM_FILE)
+            return _unheld_claim(paths)
         if not said:
             log.info("A window of this profile is starting or quitting; waiting for it")
             said = True
-        sleep(LOOK_AGAIN_SECONDS)
+        time.sleep(LOOK_AGAIN_SECONDS)
 
 
 class InstanceServer(QObject):
