@@ -38,6 +38,7 @@ from desktop_uploader.engine.errors import (
     RejectedError,
     ServerBusyError,
     StalledError,
+    StorageFullError,
     UploaderError,
     UrlExpiredError,
     storage_full,
@@ -257,6 +258,10 @@ def _api_error(response: requests.Response, action: str) -> UploaderError:
         return AuthError("The server did not accept your access token. Check it, or ask for a new one.")
     if status == 501:  # Not Implemented: a web server that is not an upload API (Python's http.server, say)
         return not_offered(action, status)
+    if status == 507:  # Insufficient Storage: the store behind the API is full (our server and route say so)
+        return StorageFullError(
+            (reason or "The server's storage is full.") + " What is already stored is kept: retry once there is room."
+        )
     if status in (408, 429) or status >= 500:
         return ServerBusyError(
             f"The upload server is busy or having trouble (HTTP {status} on {action}).",

@@ -21,6 +21,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
+from desktop_uploader.engine.errors import STORAGE_FULL_CODES
 from desktop_uploader.engine.limits import human_bytes
 from desktop_uploader.server.config import ServerConfig
 from desktop_uploader.server.errors import ApiError
@@ -67,6 +68,8 @@ def _code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
 
+# Said as it is, never "busy": trying again can't help until someone frees space there (MinIO's 507).
+STORAGE_FULL = "Storage is full: it has no room for more data. Free some space there, then retry."
 _PER_UPLOAD = frozenset({"ListParts", "UploadPart", "CompleteMultipartUpload", "AbortMultipartUpload"})
 
 
@@ -93,6 +96,8 @@ def _translated(action: str, min_part_size: int) -> Iterator[None]:
             ) from exc
         if code in {"EntityTooLarge", "InvalidArgument", "InvalidRequest", "MalformedXML"}:
             raise ApiError(400, f"Storage refused the request ({code}).") from exc
+        if code in STORAGE_FULL_CODES or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 507:
+            raise ApiError(507, STORAGE_FULL) from exc
         if code in {"SlowDown", "ServiceUnavailable", "RequestTimeout", "InternalError"}:
             raise ApiError(503, "Storage is busy; try again shortly.") from exc
         raise ApiError(502, f"Storage answered with an error ({code or 'unknown'}).") from exc

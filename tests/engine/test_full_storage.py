@@ -9,6 +9,7 @@ the chunked method through the API was tried next, and the row said "busy or una
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import uuid
 from collections import Counter
@@ -23,7 +24,8 @@ from desktop_uploader.engine.limits import MiB
 from desktop_uploader.engine.methods.direct_s3 import DirectTarget
 from desktop_uploader.engine.settings import Settings
 from tests.support.api_servers import api_server
-from tests.support.logfail import UPLOAD_FAILED
+from tests.support.logfail import STORAGE_REFUSED, UPLOAD_FAILED
+from tests.support.nextjs_route import nextjs_route
 from tests.support.proxy import Proxy, RequestInfo, Respond
 from tests.support.storage import object_sha256, open_multipart_uploads
 
@@ -113,3 +115,50 @@ def test_a_full_store_is_said_the_same_way_on_direct_s3(
     view = engine.upload(make_file(20 * MiB, name="full-direct.safetensors").path)
     assert_full_and_kept(engine, view.id, plan)
     assert len(open_multipart_uploads(s3, sandbox.bucket, f"{target.prefix}/")) == 1, "kept for Retry"
+
+
+class FullAfterTwoPuts:
+    """A fault plan for the API's own storage calls: two writes are stored, then every write is refused."""
+
+    def __init__(self) -> None:
+        self.puts = 0
+        self.refused = 0
+
+    def __call__(self, request: RequestInfo) -> Respond | None:
+        if request.method != "PUT":
+            return None
+        self.puts += 1
+        if self.puts <= 2:
+            return None
+        self.refused += 1
+        return Respond(507, FULL, {"Content-Type": "application/xml"})
+
+
+@pytest.mark.allow_log(*UPLOAD_FAILED, *STORAGE_REFUSED)
+@pytest.mark.parametrize("server", ["fastapi", "nextjs"])
+def test_a_full_store_behind_the_api_is_said_as_full_through_the_chunked_upload(
+    make_engine: Any, make_file: Any, sandbox: Any, storage: Proxy, tmp_path: Path, server: str
+) -> None:
+    """The chunked method sends the bytes through the API, which writes them to storage itself: the API says
+    507 with a sentence (docs/api.md), where it said 502 "Storage answered with an error", which the app
+    retried as a busy server five times over and then called "busy or having trouble"."""
+    plan = FullAfterTwoPuts()
+    storage.set_fault_plan(plan)
+    settings = PARTS.replace(method="chunked")
+    with contextlib.ExitStack() as stack:
+        if server == "fastapi":
+            url, token = stack.enter_context(api_server(sandbox, tmp_path / "api", s3_endpoint=storage.url)), None
+        else:
+            route = stack.enter_context(
+                nextjs_route(
+                    sandbox, tmp_path / "route", UPLOAD_API_S3_ENDPOINT=storage.url, UPLOAD_API_CHUNKED_ENABLED="1"
+                )
+            )
+            url, token = route.url, route.alice.token
+        engine = make_engine(settings, api_url=url, token=token or sandbox.token)
+        view = engine.upload(make_file(20 * MiB, name=f"full-chunked-{server}.safetensors").path)
+    assert view.status == Status.FAILED, view.message
+    [failed] = engine.of(view.id, Failed)
+    assert failed.message.startswith("Storage is full: it has no room for more data."), failed.message
+    assert (failed.resumable, failed.retry_helps) == (True, True)
+    assert plan.refused == 1, "the refused write was not tried again"

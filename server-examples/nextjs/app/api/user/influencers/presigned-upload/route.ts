@@ -515,6 +515,10 @@ function translated(action: string, error: unknown): ApiError {
   if (['EntityTooLarge', 'InvalidArgument', 'InvalidRequest', 'MalformedXML'].includes(code)) {
     return new ApiError(400, `Storage refused the request (${code}).`);
   }
+  if (['XMinioStorageFull', 'QuotaExceeded', 'InsufficientStorage'].includes(code) || failure.$metadata.httpStatusCode === 507) {
+    // Said as it is, never "busy": trying again can't help until someone frees space there (MinIO's 507).
+    return new ApiError(507, 'Storage is full: it has no room for more data. Free some space there, then retry.');
+  }
   if (['SlowDown', 'ServiceUnavailable', 'RequestTimeout', 'InternalError'].includes(code)) {
     return new ApiError(503, 'Storage is busy; try again shortly.');
   }
