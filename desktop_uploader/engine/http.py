@@ -260,7 +260,8 @@ def _api_error(response: requests.Response, action: str) -> UploaderError:
         return not_offered(action, status)
     if status == 507:  # Insufficient Storage: the store behind the API is full (our server and route say so)
         return StorageFullError(
-            (reason or "The server's storage is full.") + " What is already stored is kept: retry once there is room."
+            (reason or "The server's storage is full: free some space there, then retry.")
+            + " What is already stored is kept."
         )
     if status in (408, 429) or status >= 500:
         return ServerBusyError(

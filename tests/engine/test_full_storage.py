@@ -159,6 +159,9 @@ def test_a_full_store_behind_the_api_is_said_as_full_through_the_chunked_upload(
         view = engine.upload(make_file(20 * MiB, name=f"full-chunked-{server}.safetensors").path)
     assert view.status == Status.FAILED, view.message
     [failed] = engine.of(view.id, Failed)
-    assert failed.message.startswith("Storage is full: it has no room for more data."), failed.message
+    assert failed.message == (
+        "Storage is full: it has no room for more data. Free some space there, then retry. "
+        "What is already stored is kept."
+    )
     assert (failed.resumable, failed.retry_helps) == (True, True)
     assert plan.refused == 1, "the refused write was not tried again"
