@@ -28,6 +28,7 @@ from tests.support.logfail import STORAGE_REFUSED, UPLOAD_FAILED
 from tests.support.nextjs_route import nextjs_route
 from tests.support.proxy import Proxy, RequestInfo, Respond
 from tests.support.storage import object_sha256, open_multipart_uploads
+from tests.support.waiting import wait_until
 
 FULL = (
     b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>XMinioStorageFull</Code><Message>Storage backend has '
@@ -115,6 +116,16 @@ def test_a_full_store_is_said_the_same_way_on_direct_s3(
     view = engine.upload(make_file(20 * MiB, name="full-direct.safetensors").path)
     assert_full_and_kept(engine, view.id, plan)
     assert len(open_multipart_uploads(s3, sandbox.bucket, f"{target.prefix}/")) == 1, "kept for Retry"
+    discard(engine, view.id, storage, s3, sandbox.bucket, f"{target.prefix}/")
+
+
+def discard(engine: Any, job_id: str, storage: Proxy, s3: Any, bucket: str, prefix: str) -> None:
+    """What a person does with an upload they won't finish: its parts leave the shared sandbox with it (the
+    abort runs in the background, so it is waited for)."""
+    storage.set_fault_plan(None)
+    engine.manager.cancel(job_id)
+    assert engine.manager.job(job_id).status == Status.CANCELLED
+    wait_until(lambda: not open_multipart_uploads(s3, bucket, prefix), 60, "the discarded upload's abort")
 
 
 class FullAfterTwoPuts:
@@ -137,7 +148,7 @@ class FullAfterTwoPuts:
 @pytest.mark.allow_log(*UPLOAD_FAILED, *STORAGE_REFUSED)
 @pytest.mark.parametrize("server", ["fastapi", "nextjs"])
 def test_a_full_store_behind_the_api_is_said_as_full_through_the_chunked_upload(
-    make_engine: Any, make_file: Any, sandbox: Any, storage: Proxy, tmp_path: Path, server: str
+    make_engine: Any, make_file: Any, sandbox: Any, s3: Any, storage: Proxy, tmp_path: Path, server: str
 ) -> None:
     """The chunked method sends the bytes through the API, which writes them to storage itself: the API says
     507 with a sentence (docs/api.md), where it said 502 "Storage answered with an error", which the app
@@ -157,6 +168,10 @@ def test_a_full_store_behind_the_api_is_said_as_full_through_the_chunked_upload(
             url, token = route.url, route.alice.token
         engine = make_engine(settings, api_url=url, token=token or sandbox.token)
         view = engine.upload(make_file(20 * MiB, name=f"full-chunked-{server}.safetensors").path)
+        record = engine.state.get(view.id)
+        assert record is not None and record.s3_key
+        assert len(open_multipart_uploads(s3, sandbox.bucket, record.s3_key)) == 1, "kept for Retry"
+        discard(engine, view.id, storage, s3, sandbox.bucket, record.s3_key)
     assert view.status == Status.FAILED, view.message
     [failed] = engine.of(view.id, Failed)
     assert failed.message == (
