@@ -83,7 +83,8 @@ class AppSession(QObject):
         self.link_detail = ""
         self.sandbox: SandboxHandle | None = None
         self.keep_awake = KeepAwake()
-        self._completed_since_summary = False  # a file completed since the summary last changed
+        self._completed_in_batch = False  # a file completed since the last "Uploads finished"
+        self._ended_since_summary = False  # a file completed or failed since the summary last changed
         self.closed = False
         self.server_uploads = ServerUploadsOffer(self.manager, self.message.emit)
         self.memory = SessionMemory(paths.data_dir, self.manager, self.model)  # history, duplicates, queue
@@ -299,13 +300,18 @@ class AppSession(QObject):
             return
         if isinstance(event, events.Completed):
             self.server_uploads.forget(event.result.s3_key)
-            self._completed_since_summary = True
+            self._completed_in_batch = self._ended_since_summary = True
         if isinstance(event, events.Completed | events.Cancelled):
             self.reconnect.forget(event.job_id)
+        if isinstance(event, events.StatusChanged) and event.status in (events.Status.PAUSED, events.Status.CANCELLED):
+            self._ended_since_summary = False  # stopped by a person: what ends now is not the batch's end
         if not isinstance(event, events.Failed):
             return
         row = self.model.row_by_id(event.job_id)
         again = self.reconnect.failed(event, row.confirmed if row else 0)  # if so, the row counts down to it
+        # A failure can end a batch too: a CI run under load finished the good file first, then the refused
+        # one, and "Uploads finished" never came. One tried again by itself has not ended.
+        self._ended_since_summary = self._ended_since_summary or not again
         if self._sandbox_stopped():
             then = "it starts again with the upload's next try" if again else "press Retry to start it again"
             self.message.emit(f"The test storage on this computer has stopped; {then}.")
@@ -319,19 +325,24 @@ class AppSession(QObject):
             self.act(job_id, RowAction.RETRY)
 
     def _on_summary(self, summary: QueueSummary) -> None:
-        """A batch is announced when a completion leaves nothing to do. The completion is taken from the
-        events, not from two summaries, one active and one not: the summary is refreshed ten times a
-        second, and a small file can start and finish between two refreshes unseen. Pausing the last
-        running files announces nothing, even if others completed before."""
+        """A batch is announced when a completion or a failure leaves nothing to do, if a file of it
+        completed. The ending is taken from the events, not from two summaries, one active and one not:
+        the summary is refreshed ten times a second, and a small file can start and finish between two
+        refreshes unseen. It is kept until nothing is active (a refresh can come between a file's
+        Completed and its status). Pausing or cancelling the last running files announces nothing,
+        even if others completed before."""
         if summary.active and self.settings.keep_awake:
             self.keep_awake.hold("Uploading model files")
         elif not summary.active:
             self.keep_awake.release()
         # A file waiting for a free slot is part of this batch: the next one starts just after one completes.
-        waiting = self.model.status_counts()[events.Status.QUEUED]
-        completed, self._completed_since_summary = self._completed_since_summary, False
-        if completed and not summary.active and not waiting and self.settings.notifications:
-            self.notify.emit("Uploads finished", summary.text())
+        if summary.active or self.model.status_counts()[events.Status.QUEUED]:
+            return  # the batch goes on (a file waiting for a free slot starts just after one completes)
+        ended, self._ended_since_summary = self._ended_since_summary, False
+        if ended and self._completed_in_batch:
+            self._completed_in_batch = False
+            if self.settings.notifications:
+                self.notify.emit("Uploads finished", summary.text())
 
     # -- the end -------------------------------------------------------------------------------------------
 

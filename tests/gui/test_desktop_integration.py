@@ -10,7 +10,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtGui import QColor, QKeySequence, QPalette
 from PySide6.QtWidgets import QApplication
 
-from desktop_uploader.engine.events import Status
+from desktop_uploader.engine.events import Completed, Failed, Queued, Status, StatusChanged, UploadResult
 from desktop_uploader.engine.limits import MiB
 from desktop_uploader.engine.rows import QueueSummary, RowAction
 from desktop_uploader.gui.tray import tooltip
@@ -243,3 +243,29 @@ def test_settings_offer_only_what_works_on_this_desktop(make_desktop: Any, aloop
     assert ("refuses to let apps keep it awake" in note("keepAwake")) is refused, note("keepAwake")
     assert box("keepAwake").isChecked(), "the saved choice is kept, only greyed out"
     dialog.reject()
+
+
+def test_a_batch_that_a_failure_ends_is_announced_too(make_desktop: Any, qtbot: Any) -> None:
+    """A CI run under load finished the good file first and the refused one after it: "Uploads finished" never
+    came, because only a completion could end a batch. The events come in that order here, as the engine
+    sends them, with the summary refreshed between them."""
+    desktop = make_desktop(connect=False)
+    session = desktop.session
+    notes: list[tuple[str, str]] = []
+    session.notify.connect(lambda title, text: notes.append((title, text)))
+    send = session.bridge.engineEvent.emit  # to the model and the session, as the engine's events go
+    result = UploadResult("presigned-s3", 200, "u_1_good.safetensors", "loras/u/u_1_good.safetensors", "/c", "s", "e")
+    for job, name in (("good", "good.safetensors"), ("bad", "bad.txt")):
+        send(Queued(job, f"/tmp/{name}", name, 100))
+    qtbot.waitUntil(lambda: session.model.rowCount() == 2)  # arrivals are inserted together, on the next turn
+    for job in ("good", "bad"):
+        send(StatusChanged(job, Status.UPLOADING))
+    session.model.flush()
+    send(Completed("good", result))
+    send(StatusChanged("good", Status.COMPLETED))
+    session.model.flush()
+    assert notes == [], "one file is still uploading"
+    send(Failed("bad", "Files of type '.txt' are not accepted.", False, retry_helps=False))
+    send(StatusChanged("bad", Status.FAILED))
+    session.model.flush()
+    assert ("Uploads finished", "1 of 2 done · 1 failed") in notes, notes
