@@ -269,3 +269,24 @@ def test_a_batch_that_a_failure_ends_is_announced_too(make_desktop: Any, qtbot: 
     send(StatusChanged("bad", Status.FAILED))
     session.model.flush()
     assert ("Uploads finished", "1 of 2 done · 1 failed") in notes, notes
+
+
+def test_a_refresh_between_the_last_file_s_completion_and_its_status_still_announces(
+    make_desktop: Any, qtbot: Any
+) -> None:
+    """The engine says Completed, then the status: the summary, refreshed between the two, still saw the file
+    uploading, and the completion it had been told of was spent on that refresh (a flaky CI run)."""
+    desktop = make_desktop(connect=False)
+    session = desktop.session
+    notes: list[tuple[str, str]] = []
+    session.notify.connect(lambda title, text: notes.append((title, text)))
+    send = session.bridge.engineEvent.emit
+    send(Queued("only", "/tmp/only.safetensors", "only.safetensors", 100))
+    qtbot.waitUntil(lambda: session.model.rowCount() == 1)
+    send(StatusChanged("only", Status.UPLOADING))
+    session.model.flush()
+    send(Completed("only", UploadResult("presigned-s3", 100, "u_1_only", "loras/u/u_1_only", "/c", "s", "e")))
+    session.model.flush()  # the refresh that came between the two
+    send(StatusChanged("only", Status.COMPLETED))
+    session.model.flush()
+    assert notes == [("Uploads finished", "1 of 1 done")]
