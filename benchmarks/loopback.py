@@ -16,6 +16,7 @@ from typing import Any
 
 from benchmarks.contenders import Contender
 from benchmarks.measure import GiB, Sample, payload_size, run_measured
+from benchmarks.resident import ResidentWindow, run_resident
 from benchmarks.servers import SinkServers, Target
 
 Log = Callable[[str], None]
@@ -32,7 +33,12 @@ def run_one(
     *,
     sink: SinkServers | None = None,
     timeout: float = 300.0,
+    window: ResidentWindow | None = None,
 ) -> Sample:
+    if contender.kind == "window":
+        if window is None:
+            raise ValueError("the window contender needs a window started on this target")
+        return run_resident(scenario, window, path, round_no, sink)
     size = payload_size(path)
     if sink is not None:
         sink.reset()
@@ -128,6 +134,7 @@ def run_rounds(
     sink: SinkServers | None = None,
     timeout: float = 300.0,
     first_round: int = 1,
+    window: ResidentWindow | None = None,
 ) -> list[Sample]:
     samples: list[Sample] = []
     for round_no in range(first_round, first_round + rounds):
@@ -136,7 +143,9 @@ def run_rounds(
             if free < 2 * payload_size(path) + MIN_FREE:
                 raise RuntimeError(f"only {free >> 30} GiB of disk left; stopping before storage fills it")
             began = time.monotonic()
-            sample = run_one(scenario, contender, target, path, work, round_no, sink=sink, timeout=timeout)
+            sample = run_one(
+                scenario, contender, target, path, work, round_no, sink=sink, timeout=timeout, window=window
+            )
             samples.append(sample)
             log(
                 f"{scenario:<10} r{round_no} {contender.name:<18} "

@@ -8,14 +8,16 @@ fresh store per round (it keeps deleted objects' space until a vacuum).
 
 from __future__ import annotations
 
+import contextlib
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from benchmarks.contenders import Contender, per_file_contenders
 from benchmarks.loopback import run_rounds
 from benchmarks.measure import MiB, Sample, make_file, make_folder, warm_all
-from benchmarks.servers import SeaweedSandbox, SinkServers
+from benchmarks.resident import ResidentWindow, window_contender
+from benchmarks.servers import SeaweedSandbox, SinkServers, Target
 
 FILE_SIZE = 64 * MiB
 FOLDER_FILES = 20
@@ -35,6 +37,20 @@ def scenario_name(server: str, kind: str) -> str:
     return f"{server}-{'64mib' if kind == 'small' else f'folder-{FOLDER_FILES}x64mib'}"
 
 
+@contextlib.contextmanager
+def open_window(wanted: bool, target: Target, work: Path) -> Iterator[ResidentWindow | None]:
+    """The window already open on ``target`` (its start not timed), when the window contender runs."""
+    if not wanted:
+        yield None
+        return
+    window = ResidentWindow(target, work / "homes" / "ours-window")
+    try:
+        window.start()
+        yield window
+    finally:
+        window.stop()
+
+
 def per_file_scenarios(
     work: Path,
     kinds: list[str],
@@ -46,15 +62,20 @@ def per_file_scenarios(
     paths = {kind: path for kind, path in inputs(work).items() if kind in kinds}
     for path in paths.values():
         warm_all(path)
-    contenders = pick(per_file_contenders())
+    everyone = pick([*per_file_contenders(), window_contender()])
+    # The window takes one file at a time here: a dropped folder is what "files at once" measures.
+    contenders = {kind: [c for c in everyone if kind == "small" or c.kind != "window"] for kind in paths}
+    wants_window = "small" in paths and any(c.kind == "window" for c in everyone)
     samples: list[Sample] = []
     servers = SinkServers(work / "sink-perfile")
     target = servers.start()
     try:
-        for kind, path in paths.items():
-            samples += run_rounds(
-                scenario_name("sink", kind), contenders, target, path, work, rounds, log, sink=servers
-            )
+        with open_window(wants_window, target, work) as window:
+            for kind, path in paths.items():
+                name = scenario_name("sink", kind)
+                samples += run_rounds(
+                    name, contenders[kind], target, path, work, rounds, log, sink=servers, window=window
+                )
     finally:
         servers.stop()
     if save is not None:
@@ -65,9 +86,12 @@ def per_file_scenarios(
         sandbox = SeaweedSandbox(store)
         target = sandbox.start()
         try:
-            for kind, path in paths.items():
-                name = scenario_name("seaweedfs", kind)
-                samples += run_rounds(name, contenders, target, path, work, 1, log, first_round=round_no)
+            with open_window(wants_window, target, work) as window:
+                for kind, path in paths.items():
+                    name = scenario_name("seaweedfs", kind)
+                    samples += run_rounds(
+                        name, contenders[kind], target, path, work, 1, log, first_round=round_no, window=window
+                    )
         finally:
             sandbox.stop()
             shutil.rmtree(store, ignore_errors=True)
