@@ -335,7 +335,6 @@ class AppSession(QObject):
             self.keep_awake.hold("Uploading model files")
         elif not summary.active:
             self.keep_awake.release()
-        # A file waiting for a free slot is part of this batch: the next one starts just after one completes.
         if summary.active or self.model.status_counts()[events.Status.QUEUED]:
             return  # the batch goes on (a file waiting for a free slot starts just after one completes)
         ended, self._ended_since_summary = self._ended_since_summary, False
