@@ -62,15 +62,7 @@ def run_one(
         note = ("timed out; " if result.timed_out else f"exit {result.returncode}; ") + result.stderr.strip()[-300:]
     extra: dict[str, Any] = {"server_cpu": round(server_cpu, 3)}
     if sink is not None:
-        stats = sink.stats()
-        first, last = stats.get("first_byte"), stats.get("last_byte")
-        extra["payload_bytes"] = stats.get("payload_bytes", 0)
-        if first is not None and last is not None and last > first:
-            extra["data_mbps"] = round(stats["payload_bytes"] / (last - first) / 1e6, 1)
-            # The sink's clock is this machine's monotonic one too: what a run spends before its first
-            # payload byte arrives (start-up, imports, API round trips) and after its last (completion, exit).
-            extra["to_first_byte_s"] = round(first - result.started, 4)
-            extra["after_last_byte_s"] = round(result.ended - last, 4)
+        extra |= sink.timing(result.started, result.ended)
     gib = size / GiB
     return Sample(
         scenario,

@@ -109,13 +109,7 @@ def run_resident(scenario: str, window: ResidentWindow, path: Path, round_no: in
     }
     ok = report.get("status") == "completed" and report.get("method") == "presigned-s3" and ended > began
     if sink is not None:
-        stats = sink.stats()
-        first, last = stats.get("first_byte"), stats.get("last_byte")
-        extra["payload_bytes"] = stats.get("payload_bytes", 0)
-        if first is not None and last is not None and last > first:
-            extra["data_mbps"] = round(stats["payload_bytes"] / (last - first) / 1e6, 1)
-            extra["to_first_byte_s"] = round(first - began, 4)
-            extra["after_last_byte_s"] = round(ended - last, 4)
+        extra |= sink.timing(began, ended)
     wall = ended - began
     cpu = float(report.get("cpu", 0.0))
     return Sample(

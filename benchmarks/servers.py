@@ -188,6 +188,21 @@ class SinkServers:
     def reset(self) -> None:
         self._command("reset")
 
+    def timing(self, started: float, ended: float) -> dict[str, Any]:
+        """What the sink saw of one run that began at ``started`` and ended at ``ended`` (time.monotonic()).
+
+        The sink's clock is this machine's monotonic one too: what a run spends before its first payload
+        byte arrives (start-up, imports, API round trips) and after its last (completion, exit).
+        """
+        stats = self.stats()
+        first, last = stats.get("first_byte"), stats.get("last_byte")
+        timing: dict[str, Any] = {"payload_bytes": stats.get("payload_bytes", 0)}
+        if first is not None and last is not None and last > first:
+            timing["data_mbps"] = round(stats["payload_bytes"] / (last - first) / 1e6, 1)
+            timing["to_first_byte_s"] = round(first - started, 4)
+            timing["after_last_byte_s"] = round(ended - last, 4)
+        return timing
+
     def stop(self) -> None:
         if self.api is not None:
             stop_process(self.api)
