@@ -37,6 +37,7 @@ from desktop_uploader.engine.errors import (
 )
 from desktop_uploader.engine.events import (
     CANCELLED,
+    RESUMING,
     Cancelled,
     Completed,
     Event,
@@ -217,7 +218,7 @@ class AttemptRunner:
             method = methods[name]
             job.method = name
             ctx.record = record if record is not None and record.method == name else None
-            self._set(job, Status.UPLOADING, "Resuming…" if ctx.record else "")
+            self._set(job, Status.UPLOADING, RESUMING if ctx.record else "")
             try:
                 completion = method.run(ctx)
             except Interrupted:

@@ -77,6 +77,7 @@ CANCELLED = "Cancelled."  # a cancel's message; one that left parts on storage s
 
 # A file added while "start uploads as soon as files are added" is off: PAUSED, though nobody paused it.
 NOT_STARTED = "Waiting for you to start it."
+RESUMING = "Resuming…"  # an attempt that goes on from a record: said until it sends beyond what was stored
 
 
 @dataclass(frozen=True)

@@ -71,6 +71,7 @@ class Row:
     confirmed: int = 0
     in_flight: int = 0
     sent: int = 0  # on the wire: stored plus parts in flight (``confirmed`` is what a pause keeps)
+    resumed: int = 0  # what a resumed attempt found stored: "Resuming…" until bytes beyond it are sent
     speed: float = 0.0
     eta: float | None = None
     message: str = ""
@@ -147,7 +148,7 @@ class Row:
             case events.Started():
                 self.method = event.method
                 self.falling_back_to = ""
-                self.confirmed = self.sent = event.resumed_bytes
+                self.confirmed = self.sent = self.resumed = event.resumed_bytes
             case events.StatusChanged():
                 self._status_changed(event)
             case events.Reconnecting():
@@ -186,6 +187,8 @@ class Row:
             self.sent = self.confirmed
         if event.status is not Status.FAILED:
             self.reconnect_at = None  # tried again (by itself or by Retry), or given up
+        if event.message == events.RESUMING:
+            self.resumed = self.sent  # until the attempt's Started says what storage had
         self.message = event.message
 
     def _failed_text(self, now: float) -> str:
@@ -209,8 +212,10 @@ class Row:
                 wait = max(1, math.ceil(self.retry_until - now))
                 return f"Retrying in {wait} s (attempt {self.retry_attempt + 1}/{self.retry_max})"
             case Status.UPLOADING | Status.RETRYING:
-                if self.message == "Resuming…" and not self.speed:
-                    return "Resuming…"
+                if self.message == events.RESUMING and self.sent <= self.resumed:
+                    return (
+                        events.RESUMING
+                    )  # nothing new on the wire yet (a GUI audit saw it stay while 64 MiB were stored)
                 # Stored bytes are on line 2; what is on the wire beyond them shows a slow link moving
                 # before its first part lands (and is what a pause now would send again).
                 return f"Uploading · {human_bytes(self.sent)} sent" if self.sent > self.confirmed else "Uploading"

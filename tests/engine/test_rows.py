@@ -126,3 +126,16 @@ def test_a_file_nobody_started_reads_not_started_and_offers_start_not_resume() -
     r.apply(events.StatusChanged("job", Status.PAUSED), now=3)
     assert r.status_text(3) == "Paused"
     assert [r.action_label(action) for action in r.actions()] == ["Resume", "Cancel"]
+
+
+def test_a_resumed_upload_says_resuming_only_until_it_sends_beyond_what_was_stored() -> None:
+    """A GUI audit saw "Resuming…" stay while stored grew from 64 to 128 MiB: it waited for a speed reading."""
+    r = row(status=Status.PAUSED, confirmed=64 * MiB, sent=64 * MiB)
+    r.apply(events.StatusChanged("job", Status.UPLOADING, events.RESUMING), now=0)
+    assert r.status_text(0) == "Resuming…"
+    r.apply(events.Started("job", "presigned-s3", 8 * MiB, 13, 64 * MiB), now=0)
+    assert r.status_text(0) == "Resuming…"
+    r.apply(events.Progress("job", "presigned-s3", 64 * MiB, 16 * MiB, 100 * MiB, 0.0, None, sent=80 * MiB), now=1)
+    assert r.status_text(1) == "Uploading · 80.0 MiB sent", "sending again, before any speed is measured"
+    r.apply(events.Progress("job", "presigned-s3", 96 * MiB, 0, 100 * MiB, 0.0, None, sent=96 * MiB), now=2)
+    assert r.status_text(2) == "Uploading"
