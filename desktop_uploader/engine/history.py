@@ -69,6 +69,13 @@ class HistoryEntry:
     mtime_ns: int = 0  # the local file's, when it was uploaded: is a later hash of it still this upload's?
     id: int = 0
 
+    def other_name(self, path: Path) -> str:
+        """The name of the file this upload was sent from, when it is not ``path``'s: the same bytes under
+        another name (an audit's folder of copies was told its files were "already on this server" by
+        names never uploaded). Empty when the names are the same."""
+        sent_from = Path(self.local_path).name if self.local_path else ""
+        return sent_from if sent_from and sent_from != path.name else ""
+
     def matches(self, text: str) -> bool:
         """The search box: every word appears in the name, a path or the server (case-insensitive)."""
         haystack = " ".join((self.file_name, self.local_path, self.comfyui_path, self.s3_path, self.server)).lower()

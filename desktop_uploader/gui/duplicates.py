@@ -23,6 +23,11 @@ def _when(entry: HistoryEntry) -> str:
     return time.strftime("%d %b %Y at %H:%M", time.localtime(entry.completed_at))
 
 
+def _named(path: Path, entry: HistoryEntry) -> str:
+    other = entry.other_name(path)
+    return f"{path.name} (the same as {other})" if other else path.name
+
+
 async def ask_already_uploaded(parent: QWidget, found: list[tuple[Path, HistoryEntry]]) -> bool:
     """True to skip the files (the default, also for Escape), False to upload them again."""
     box = QMessageBox(parent)
@@ -30,13 +35,16 @@ async def ask_already_uploaded(parent: QWidget, found: list[tuple[Path, HistoryE
     box.setIcon(QMessageBox.Icon.Question)
     path, entry = found[0]
     where = entry.comfyui_path or entry.s3_path or entry.file_name
+    box.setWindowTitle("Already uploaded")
     if len(found) == 1:
-        box.setWindowTitle("Already uploaded")
-        box.setText(f"{path.name} is already on this server: it was uploaded on {_when(entry)} as {where}.")
+        other = entry.other_name(path)
+        what = f"{path.name} has the same contents as {other}, which" if other else path.name
+        box.setText(f"{what} is already on this server: it was uploaded on {_when(entry)} as {where}.")
         box.setInformativeText("Skip it, or upload it again as a second copy?")
     else:
-        box.setWindowTitle("Already uploaded")
-        names = ", ".join(p.name for p, _ in found[:5]) + (f" and {len(found) - 5} more" if len(found) > 5 else "")
+        names = ", ".join(_named(p, e) for p, e in found[:5]) + (
+            f" and {len(found) - 5} more" if len(found) > 5 else ""
+        )
         box.setText(f"{len(found)} of these files are already on this server: {names}.")
         box.setInformativeText("Skip them, or upload them again as second copies?")
     skip = box.addButton(SKIP, QMessageBox.ButtonRole.RejectRole)

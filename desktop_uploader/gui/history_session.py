@@ -81,13 +81,13 @@ class SessionMemory:
         suspects = await in_thread(self._same_size, key, chosen)
         if not suspects:
             return chosen, []
-        which = suspects[0].name if len(suspects) == 1 else f"{len(suspects)} files"
-        say(f"Checking whether {which} is already on this server…")
+        which = f"{suspects[0].name} is" if len(suspects) == 1 else f"{len(suspects)} files are"
+        say(f"Checking whether {which} already on this server…")
         found = await in_thread(self._uploaded, key, suspects)
         if not found or not await ask(found):
             return chosen, []
         skipped = {path for path, _ in found}
-        said = [f"{path.name} was skipped: it is already uploaded." for path, _ in found]
+        said = [_skipped(path, entry) for path, entry in found]
         return [p for p in chosen if p not in skipped], said
 
     # -- the queue across restarts --------------------------------------------------------------------------
@@ -170,3 +170,10 @@ class SessionMemory:
         """What the last session left: started uploads (from the resume store; those the person had
         paused as "Paused"), then the files still waiting. The ids of the interrupted uploads."""
         return await in_thread(self._restore)
+
+
+def _skipped(path: Path, entry: HistoryEntry) -> str:
+    other = entry.other_name(path)
+    if other:
+        return f"{path.name} was skipped: the same contents are already uploaded, from {other}."
+    return f"{path.name} was skipped: it is already uploaded."

@@ -208,9 +208,13 @@ def test_the_same_bytes_under_another_name_offer_to_skip_and_a_same_size_file_is
         )
         box = desktop.window.findChild(QMessageBox, "alreadyUploadedQuestion")
         assert box.defaultButton().text() == "Skip"
-        assert original.path.name in box.text() or "already on this server" in box.text()
+        # Named as what it is, a copy: an audit's folder of copies was told "already on this server" by names
+        # that were never uploaded.
+        assert box.text().startswith(f"{copy.name} has the same contents as {original.path.name}, which is already")
         await answer(desktop.window, "alreadyUploadedQuestion", "Skip")
         await until(lambda: any("already uploaded" in m for m in messages), 10, "the sentence about it")
+        said = f"{copy.name} was skipped: the same contents are already uploaded, from {original.path.name}."
+        assert any(said in m for m in messages), messages
 
     run(aloop, offer())
     assert [r.file_name for r in desktop.session.model.rows()] == [original.path.name]
@@ -238,6 +242,44 @@ def test_the_same_bytes_under_another_name_offer_to_skip_and_a_same_size_file_is
     upload(desktop, aloop, [lookalike.path])  # no question: it would wait for an answer and time out
     assert desktop.window.findChild(QMessageBox, "alreadyUploadedQuestion") is None
     assert len(stored_keys(s3, sandbox.bucket, lookalike.path.stem)) == 1
+
+
+def test_a_folder_of_copies_is_told_which_uploaded_file_each_is_the_same_as(
+    make_desktop: Any, make_file: Any, aloop: Any, s3: Any, sandbox: Any, tmp_path: Path
+) -> None:
+    """A GUI audit dropped a folder of two copies of an uploaded file and read "2 of these files are already
+    on this server: a.safetensors, b.ckpt", names never uploaded, after "Checking whether 2 files is…"."""
+    desktop = make_desktop()
+    original = make_file(3 * MiB, unique("original"))
+    upload(desktop, aloop, [original.path])
+    folder = tmp_path / "copies"
+    folder.mkdir()
+    copies = [folder / unique("first-copy"), folder / unique("second-copy")]
+    for copy in copies:
+        shutil.copyfile(original.path, copy)
+    messages: list[str] = []
+    desktop.session.message.connect(messages.append)
+
+    async def skip() -> None:
+        drop(desktop.window, [folder])
+        await until(
+            lambda: desktop.window.findChild(QMessageBox, "alreadyUploadedQuestion") is not None,
+            30,
+            "the already-uploaded question",
+        )
+        text = desktop.window.findChild(QMessageBox, "alreadyUploadedQuestion").text()
+        same = f"(the same as {original.path.name})"
+        names = sorted(f"{copy.name} {same}" for copy in copies)
+        assert text in (
+            f"2 of these files are already on this server: {', '.join(order)}." for order in (names, names[::-1])
+        )
+        await answer(desktop.window, "alreadyUploadedQuestion", "Skip")
+        await until(lambda: sum("was skipped" in m for m in messages) >= 1, 10, "the sentence about them")
+
+    run(aloop, skip())
+    assert "Checking whether 2 files are already on this server…" in messages
+    assert [r.file_name for r in desktop.session.model.rows()] == [original.path.name]
+    assert all(stored_keys(s3, sandbox.bucket, copy.stem) == [] for copy in copies)
 
 
 def test_an_upload_the_person_paused_comes_back_paused_not_interrupted(
