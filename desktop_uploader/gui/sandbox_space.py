@@ -59,8 +59,8 @@ async def empty_test_storage(window: QMainWindow, session: AppSession) -> None:
     asked = await confirm(
         window,
         "Empty test storage",
-        f"Delete the {human_bytes(held)} of test uploads kept on this computer? Your own files and your server "
-        f"are not touched.\n\nThey are in {session.paths.sandbox_dir}",
+        f"Delete the {human_bytes(held)} of test uploads kept on this computer? History forgets them too. Your own "
+        f"files and your server are not touched.\n\nThey are in {session.paths.sandbox_dir}",
         EMPTY_IT,
         name=QUESTION,
     )

@@ -84,6 +84,7 @@ class AppSession(QObject):
         self.sandbox: SandboxHandle | None = None
         self.keep_awake = KeepAwake()
         self._completed_in_batch = False  # a file completed since the last "Uploads finished"
+        self._stored_on_sandbox: set[str] = set()  # rows completed on the sandbox: emptying it clears them
         self._ended_since_summary = False  # a file completed or failed since the summary last changed
         self.closed = False
         self.server_uploads = ServerUploadsOffer(self.manager, self.message.emit)
@@ -139,10 +140,20 @@ class AppSession(QObject):
             self.manager.set_connection(None)
             self._set_link(Link.CONNECTING, "Emptying the test storage…")
             await in_thread(handle.stop)
-        _, said = await in_thread(empty_sandbox, self.paths)
+        emptied, said = await in_thread(empty_sandbox, self.paths)
         if handle is not None:
             await self._connect()
-        return said
+        # Their files are gone: an audit's "Completed" rows still offered to copy the paths of deleted files.
+        gone = [job_id for job_id in self._stored_on_sandbox if self.model.row_by_id(job_id)] if emptied else []
+        for job_id in gone:
+            self.act(job_id, RowAction.REMOVE)
+        if emptied:
+            self._stored_on_sandbox.clear()
+        return said + (
+            f" {plural(len(gone), 'finished upload was', 'finished uploads were')} cleared from the list."
+            if gone
+            else ""
+        )
 
     def direct_secret(self, settings: Settings | None = None) -> str | None:
         return direct_secret(self.credentials, settings or self.settings)
@@ -301,6 +312,8 @@ class AppSession(QObject):
         if isinstance(event, events.Completed):
             self.server_uploads.forget(event.result.s3_key)
             self._completed_in_batch = self._ended_since_summary = True
+            if self.sandbox is not None:
+                self._stored_on_sandbox.add(event.job_id)
         if isinstance(event, events.Completed | events.Cancelled):
             self.reconnect.forget(event.job_id)
         if isinstance(event, events.StatusChanged) and event.status in (events.Status.PAUSED, events.Status.CANCELLED):
