@@ -235,6 +235,11 @@ def test_a_selected_rows_bar_shows_stored_sent_and_remaining_apart_from_the_sele
     needed = {pair: 3.0 if pair == ("stored", "track") else 1.5 for pair in measured}
     failing = {" / ".join(pair): round(value, 2) for pair, value in measured.items() if value < needed[pair]}
     assert not failing, f"{ {name: colour.name() for name, colour in seen.items()} }: {failing}"
+    # And it reads the way every other row's bar does: its empty part is the track they all have, the filled
+    # part the one that stands out. The next audit read a dark track under a white fill at 8 % as 90 % full.
+    track = palette.color(QPalette.ColorRole.Base)
+    assert seen["track"] == track, (seen["track"].name(), track.name())
+    assert contrast(seen["stored"], track) >= 3.0
 
 
 def test_painting_a_badge_leaves_the_painters_font_as_it_was(make_desktop: Any) -> None:
