@@ -76,7 +76,10 @@ async def confirm_other_files(parent: QWidget, others: list[Path]) -> bool:
         box.setInformativeText("The server may refuse them. Add them anyway?")
     one = len(others) == 1
     add = box.addButton("Add it" if one else "Add them too", QMessageBox.ButtonRole.AcceptRole)
-    box.addButton("Skip it" if one else "Skip them", QMessageBox.ButtonRole.RejectRole)
+    skip = box.addButton("Skip it" if one else "Skip them", QMessageBox.ButtonRole.RejectRole)
+    # Skipping is the default, as for damaged files: an audit's Enter added a .txt that the server then refused.
+    box.setDefaultButton(skip)
+    box.setEscapeButton(skip)
     await finished(box)
     chosen = box.clickedButton() is add
     box.deleteLater()
