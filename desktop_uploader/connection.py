@@ -39,7 +39,7 @@ from desktop_uploader.sandbox.launcher import SandboxStartError, launch
 SERVER_ENV = "DESKTOP_UPLOADER_SERVER"
 TOKEN_ENV = "DESKTOP_UPLOADER_TOKEN"  # noqa: S105 - the variable's name, not a secret
 SECRET_ENV = "DESKTOP_UPLOADER_S3_SECRET"  # noqa: S105 - the variable's name, not a secret
-SANDBOX_LABEL = "Local sandbox (this computer)"
+SANDBOX_LABEL = "Test storage (this computer)"  # the words the window uses for the sandbox everywhere
 
 log = logging.getLogger(__name__)
 
@@ -226,7 +226,7 @@ def choose_connection(credentials: CredentialStore, settings: Settings) -> Outco
     if not url and not settings.use_sandbox:
         return Outcome(Link.NEEDS_SETUP, "No server set up", direct=direct)
     if not url:
-        return Outcome(Link.CONNECTING, "Starting the local sandbox…", direct=direct)
+        return Outcome(Link.CONNECTING, "Starting the test storage on this computer…", direct=direct)
     token = server_token(credentials, url)
     if not token:
         detail = f"Add the access token for {url} in Settings → Connection."
@@ -244,8 +244,12 @@ def start_sandbox(paths: AppPaths, sandbox: SandboxHandle | None) -> Outcome:
             sandbox = launch_sandbox(paths)
     except Exception as exc:  # shown to the person; details in the log
         log.exception("Sandbox start failed")
-        said = str(exc) if isinstance(exc, ConnectionSetupError) else f"The local sandbox could not start: {exc}"
-        return Outcome(Link.FAILED, "Local sandbox failed", said)
+        said = (
+            str(exc)
+            if isinstance(exc, ConnectionSetupError)
+            else f"The test storage on this computer could not start: {exc}"
+        )
+        return Outcome(Link.FAILED, "Test storage failed to start", said)
     info = sandbox.info
     detail = f"Files go to a test storage on this computer: s3://{info.bucket}/loras/… in {info.data_dir}"
     return Outcome(Link.CONNECTED, SANDBOX_LABEL, detail, sandbox_connection(info), sandbox)

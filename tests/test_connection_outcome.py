@@ -68,7 +68,7 @@ def test_the_token_from_the_environment_counts(credentials: CredentialStore, mon
 
 def test_the_chosen_sandbox_is_started_next(credentials: CredentialStore) -> None:
     outcome = choose_connection(credentials, Settings(use_sandbox=True))
-    assert (outcome.link, outcome.label) == (Link.CONNECTING, "Starting the local sandbox…")
+    assert (outcome.link, outcome.label) == (Link.CONNECTING, "Starting the test storage on this computer…")
 
 
 def test_the_direct_target_comes_with_every_outcome(credentials: CredentialStore) -> None:
@@ -87,8 +87,8 @@ def test_a_sandbox_that_will_not_start_is_a_sentence(monkeypatch: pytest.MonkeyP
 
     monkeypatch.setattr("desktop_uploader.connection.launch_sandbox", refuse)
     outcome = start_sandbox(resolve_paths(), None)
-    assert (outcome.link, outcome.label) == (Link.FAILED, "Local sandbox failed")
-    assert outcome.detail == "The local sandbox could not start: port taken"
+    assert (outcome.link, outcome.label) == (Link.FAILED, "Test storage failed to start")
+    assert outcome.detail == "The test storage on this computer could not start: port taken"
     assert outcome.sandbox is None and outcome.connection is None
 
 

@@ -144,6 +144,8 @@ def start_failure(said: str, log_file: Path) -> SandboxStartError:
     broken install, or silence) goes to the log, and the person is told where it is."""
     said = " ".join(said.split())  # the terminal's line breaks showed as "\n" in a CLI audit
     if said.startswith(START_FAILED):
-        return SandboxStartError(f"The local sandbox could not start: {said.removeprefix(START_FAILED)}")
+        return SandboxStartError(
+            f"The test storage on this computer could not start: {said.removeprefix(START_FAILED)}"
+        )
     log.warning("The sandbox stopped before it started; it said: %s", said or "nothing")
-    return SandboxStartError(f"The local sandbox could not start. Details are in {log_file}")
+    return SandboxStartError(f"The test storage on this computer could not start. Details are in {log_file}")

@@ -342,7 +342,7 @@ def test_clearing_the_address_uses_the_local_sandbox_as_the_hint_promises(make_d
 
     run(aloop, scenario())
     assert links[-1] == Link.CONNECTED and session.sandbox is not None and session.settings.use_sandbox
-    assert window.server_label.text() == "Server: Local sandbox (this computer)"
+    assert window.server_label.text() == "Server: Test storage (this computer)"
 
 
 def test_cancelling_while_the_server_is_tested_saves_nothing(make_desktop: Any, aloop: Any, sandbox: Any) -> None:

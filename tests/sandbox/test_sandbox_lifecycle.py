@@ -366,7 +366,8 @@ def test_a_sandbox_the_window_starts_that_fails_says_why_once(tmp_path: Path) ->
     paths.sandbox_dir.write_text("a file where the sandbox keeps its data")
     outcome = start_sandbox(paths, None)
     assert outcome.link is Link.FAILED and outcome.sandbox is None
-    said = f"The local sandbox could not start: {paths.sandbox_dir} is a file; the sandbox keeps its data in a folder."
+    reason = f"{paths.sandbox_dir} is a file; the sandbox keeps its data in a folder."
+    said = f"The test storage on this computer could not start: {reason}"
     assert outcome.detail == said
 
 
@@ -391,6 +392,8 @@ def test_a_sandbox_that_cant_write_its_folder_says_why_in_words_on_one_line(tmp_
     start = re.escape(str(paths.sandbox_dir))
     log = re.escape(str(paths.log_dir / "sandbox.log"))
     assert re.search(
-        f"The local sandbox could not start: permission denied for {start}/\\S+\\. Details are in {log}$", said
+        "The test storage on this computer could not start: "
+        f"permission denied for {start}/\\S+\\. Details are in {log}$",
+        said,
     )
     assert said.count("could not start") == 1 and "Errno" not in said and "\\n" not in said
