@@ -215,10 +215,11 @@ class UploadManager(AttemptRunner):
         self._set(job, Status.PAUSED, "Paused.")
 
     def resume(self, job_id: str) -> None:
-        """Go on with a paused, interrupted or failed upload (from where it stopped, if it can)."""
+        """Go on with a paused, interrupted or failed upload (from where it stopped, if it can), or start a
+        cancelled one again from its first byte (its parts were deleted with it)."""
         with self._lock:
             job = self._jobs[job_id]
-            if job.status not in {Status.PAUSED, Status.INTERRUPTED, Status.FAILED}:
+            if job.status not in {Status.PAUSED, Status.INTERRUPTED, Status.FAILED, Status.CANCELLED}:
                 return
             job.control = Control()
         self._set(job, Status.QUEUED)

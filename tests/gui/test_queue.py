@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -180,6 +181,37 @@ def test_pause_then_resume_completes_and_cancel_leaves_nothing(
     run(aloop, scenario())
     kept = model.rows()[0]
     assert kept.result is not None and object_sha256(s3, sandbox.bucket, kept.result.s3_key) == keep.sha256
+
+
+def test_a_cancelled_upload_is_started_again_from_its_row_and_stored_once(
+    make_desktop: Any, make_file: Any, aloop: Any, s3: Any, sandbox: Any
+) -> None:
+    """A GUI audit cancelled an upload and found only a bin on its row: starting it again meant adding it again."""
+    desktop = make_desktop(bandwidth_limit=8 * 1000 * 1000, chunk_size=5 * MiB, concurrency=2)
+    model = desktop.session.model
+    sample = make_file(24 * MiB, name=f"cancelled-by-mistake-{uuid.uuid4().hex[:8]}.safetensors")
+    seen: list[object] = []
+
+    async def scenario() -> None:
+        drop(desktop.window, [sample.path])
+        await until(lambda: model.rowCount() == 1 and model.rows()[0].confirmed >= 5 * MiB, 60, "a stored part")
+        row = model.rows()[0]
+        click_row_button(desktop, row.job_id, "secondary")  # Cancel
+        await answer(desktop.window, "cancelQuestion", "Cancel upload")
+        await until(lambda: row.status == Status.CANCELLED, 15, "the cancel")
+        seen.append((row.primary_action(), row.action_label(RowAction.RETRY)))
+        click_row_button(desktop, row.job_id, "primary")  # Start again
+        await until(lambda: row.status == Status.COMPLETED, 60, "the upload, started again")
+
+    run(aloop, scenario())
+    assert seen == [(RowAction.RETRY, "Start again")]
+    [row] = model.rows()
+    assert row.result is not None and object_sha256(s3, sandbox.bucket, row.result.s3_key) == sample.sha256
+    stem = sample.path.stem
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=sandbox.bucket)
+    keys = [item["Key"] for page in pages for item in page.get("Contents", []) if stem in item["Key"]]
+    assert keys == [row.result.s3_key], "exactly one object"
+    assert not [u for u in open_multipart_uploads(s3, sandbox.bucket) if stem in u["Key"]], "no orphan upload"
 
 
 def test_a_dropped_pipe_is_named_for_what_it_is(make_desktop: Any, make_file: Any, aloop: Any, tmp_path: Path) -> None:
