@@ -110,11 +110,9 @@ class PerformancePage(QWidget):
         form.addRow(
             "",
             hint_label(
-                "Sizes and speeds here are in MiB (1 MiB is 1,048,576 bytes). Files are sent in pieces "
-                "of this size; storage needs pieces of at least 5 MiB, so smaller ones are raised to "
-                "5 MiB, and very large files get bigger pieces automatically. On Auto (type 0), with parts "
-                "on Auto too, pieces follow your connection: 5 MiB for the first upload to a server, then "
-                "sized by what it measured; with a number of parts, they are 8 MiB."
+                "Files are sent in pieces of this size. Auto (type 0) sizes them to your connection. "
+                "Storage needs pieces of at least 5 MiB, so smaller ones are raised to 5 MiB, and very "
+                "large files get bigger pieces. Sizes and speeds here are in MiB (1,048,576 bytes)."
             ),
         )
         self.concurrency = count_box(0, ANY_NUMBER, " part", " parts", "Auto")
