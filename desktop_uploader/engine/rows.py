@@ -227,12 +227,18 @@ class Row:
             case Status.INTERRUPTED:
                 return "Interrupted: resume to go on where it stopped"
             case Status.COMPLETED:
-                return "Completed"
+                return self._completed_text()
             case Status.FAILED:
                 return self._failed_text(now)
             case Status.CANCELLED:  # with what stays on storage, when its parts could not be removed
                 return "Cancelled" if self.message in ("", events.CANCELLED) else f"Cancelled. {self.message}"
         return self.status.value
+
+    def _completed_text(self) -> str:
+        """ "Completed", with the name storage gave the file when it is not the file's own: what a person picks
+        in ComfyUI. A GUI audit found the server's prefix and underscores only by pasting the copied path."""
+        stored = self.result.unique_file_name if self.result is not None else ""
+        return f"Completed · stored as {stored}" if stored and stored != self.path.name else "Completed"
 
     def progress_text(self) -> str:
         """Stored bytes and percentage; nothing for a cancelled row, whose parts were deleted from storage."""

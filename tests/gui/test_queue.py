@@ -121,9 +121,12 @@ def test_a_20_mib_file_uploads_and_its_row_shows_method_and_100_percent(
     run(aloop, scenario())
     index = model.index(0)
     assert model.data(index, Role.METHOD) == "presigned-s3"
-    assert model.data(index, Role.STATUS_TEXT) == "Completed"
     row = model.rows()[0]
     assert row.result is not None and object_sha256(s3, sandbox.bucket, row.result.s3_key) == sample.sha256
+    # The name storage gave it (the server makes it unique), which is what ComfyUI lists, is on the row.
+    stored_as = row.result.s3_key.rsplit("/", 1)[-1]
+    assert stored_as != sample.path.name and stored_as.endswith("lora.safetensors")
+    assert model.data(index, Role.STATUS_TEXT) == f"Completed · stored as {stored_as}"
     assert desktop.window.server_label.text().startswith("Server: 127.0.0.1:")
 
 
