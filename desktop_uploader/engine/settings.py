@@ -91,7 +91,7 @@ class Settings:
         _check_range("Connect timeout", self.connect_timeout, 1.0, 300.0, lambda v: f"{v:g} s")
         _check_range("Read timeout", self.read_timeout, 1.0, 3600.0, lambda v: f"{v:g} s")
         _check_range("Completion timeout", self.complete_timeout, 10.0, 7200.0, lambda v: f"{v:g} s")
-        _check_range("URL expiry", self.url_expiry_seconds, 1, 7 * 24 * 3600, lambda v: f"{v} s")
+        _check_range("URL expiry", self.url_expiry_seconds, 1, 7 * 24 * 3600, seconds_words)
         if self.method not in METHODS:
             raise SettingsError(f"Upload method must be one of {', '.join(METHODS)}.")
         if self.server_url and not self.server_url.startswith(("http://", "https://")):
@@ -138,6 +138,15 @@ def size_words(size: float) -> str:
         if size >= unit and size % unit == 0 and (unit != KiB or size < MiB):
             return f"{size // unit:,.0f} {name}"
     return in_mib(size)
+
+
+def seconds_words(seconds: float) -> str:
+    """Seconds in the largest unit they are a whole number of: the link lifetime's limit read "604800 s"."""
+    for unit, name in ((86400, "day"), (3600, "hour"), (60, "minute")):
+        if seconds >= unit and seconds % unit == 0:
+            count = int(seconds // unit)
+            return f"{count} {name}{'' if count == 1 else 's'}"
+    return f"{seconds:g} s"
 
 
 def in_mib(size: float) -> str:

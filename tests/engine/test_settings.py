@@ -28,6 +28,8 @@ from desktop_uploader.engine.settings import PRESETS, Settings, load_settings, s
         ({"server_url": "ftp://x"}, "must start with http"),
         ({"bandwidth_limit": -5}, "Bandwidth limit"),
         ({"read_timeout": 0.5}, "Read timeout"),
+        ({"url_expiry_seconds": 0}, "URL expiry must be between 1 s and 7 days; got 0 s."),  # not "604800 s"
+        ({"url_expiry_seconds": 8 * 86400}, "got 8 days"),
     ],
 )
 def test_invalid_values_are_refused_naming_the_limit(change: dict[str, object], phrase: str) -> None:
