@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import shlex
 from typing import Any
 
 from desktop_uploader.engine.errors import SettingsError
@@ -111,7 +112,24 @@ def add_tuning_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--no-fallback", action="store_true", help="don't fall back to another method")
 
 
-DIRECT_FLAGS = ("s3_endpoint", "bucket", "access_key", "region", "prefix")  # upload's direct-s3 group
+DIRECT_FLAGS = ("s3_endpoint", "bucket", "access_key", "region", "prefix")  # the direct-s3 group's
+
+
+def add_direct_flags(parser: argparse.ArgumentParser) -> None:
+    """Your own S3 storage, for ``upload`` and for ``resume``: a CLI audit's direct-s3 upload, interrupted,
+    could not be resumed, since ``resume`` knew none of these (and was told to use it)."""
+    direct = parser.add_argument_group("direct-s3 (your own S3 storage; secret from $DESKTOP_UPLOADER_S3_SECRET)")
+    direct.add_argument("--s3-endpoint", metavar="URL")
+    direct.add_argument("--bucket")
+    direct.add_argument("--access-key")
+    direct.add_argument("--region", help="the storage's region (default us-east-1; R2: auto)")
+    direct.add_argument("--prefix", metavar="FOLDER", help="the folder in the bucket (default loras; '' for the top)")
+
+
+def direct_flags_given(args: argparse.Namespace) -> str:
+    """The direct-s3 flags as given (never the secret, which comes from the environment), for a hint to repeat."""
+    given = [(flag, getattr(args, flag, None)) for flag in DIRECT_FLAGS]
+    return "".join(f" --{flag.replace('_', '-')} {shlex.quote(value)}" for flag, value in given if value is not None)
 
 
 def settings_from_args(base: Settings, args: argparse.Namespace) -> Settings:

@@ -211,8 +211,9 @@ def _short(name: str, width: int = 36) -> str:
     return name if len(name) <= width else name[: width - 1] + "…"
 
 
-def print_summary(out: Out, jobs: list[JobView]) -> None:
-    """One block per file, each path on a line of its own so it can be copied whole."""
+def print_summary(out: Out, jobs: list[JobView], direct_flags: str = "") -> None:
+    """One block per file, each path on a line of its own so it can be copied whole; ``direct_flags``, your
+    own S3 storage's flags as given, go in the resume hint of an upload sent there."""
     done = sum(1 for j in jobs if j.status == events.Status.COMPLETED)
     out.print(f"[bold]{done} of {len(jobs)} uploaded")
     for job in jobs:
@@ -232,7 +233,8 @@ def print_summary(out: Out, jobs: list[JobView]) -> None:
             if job.message:
                 out.print(f"    {plain(job.message)}", soft_wrap=True)
             if job.resumable:
-                out.print(f"    Resume with: desktop-uploader resume {job.id[:8]}", soft_wrap=True)
+                again = direct_flags if job.method == "direct-s3" else ""
+                out.print(f"    Resume with: desktop-uploader resume {job.id[:8]}{plain(again)}", soft_wrap=True)
 
 
 def job_json(job: JobView) -> dict[str, Any]:

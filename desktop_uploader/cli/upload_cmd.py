@@ -8,7 +8,13 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from desktop_uploader.cli.options import add_server_flags, add_tuning_flags, settings_from_args
+from desktop_uploader.cli.options import (
+    add_direct_flags,
+    add_server_flags,
+    add_tuning_flags,
+    direct_flags_given,
+    settings_from_args,
+)
 from desktop_uploader.cli.render import Out, ProgressView, job_json, new_console, plain, print_json, print_summary
 from desktop_uploader.cli.session import (
     UsageError,
@@ -26,9 +32,12 @@ from desktop_uploader.engine.events import Event, Notice, Queued, Status
 from desktop_uploader.engine.files import as_given, collect, missing_reason
 from desktop_uploader.engine.intake import damaged
 from desktop_uploader.engine.jobs import interrupted_upload_of, running_elsewhere, stored_bytes
+from desktop_uploader.engine.ledger import where
 from desktop_uploader.engine.limits import human_bytes
 from desktop_uploader.engine.manager import JobView, UploadManager, interrupted_records
+from desktop_uploader.engine.methods.base import DIRECT
 from desktop_uploader.engine.rows import plural
+from desktop_uploader.engine.settings import Settings
 from desktop_uploader.engine.state import StateStore, UploadRecord
 
 
@@ -47,12 +56,7 @@ def register(commands: Any) -> None:
     )
     add_server_flags(upload)
     add_tuning_flags(upload)
-    direct = upload.add_argument_group("direct-s3 (your own S3 storage; secret from $DESKTOP_UPLOADER_S3_SECRET)")
-    direct.add_argument("--s3-endpoint", metavar="URL")
-    direct.add_argument("--bucket")
-    direct.add_argument("--access-key")
-    direct.add_argument("--region", help="the storage's region (default us-east-1; R2: auto)")
-    direct.add_argument("--prefix", metavar="FOLDER", help="the folder in the bucket (default loras; '' for the top)")
+    add_direct_flags(upload)
     upload.set_defaults(run=run_upload)
 
     resume: argparse.ArgumentParser = commands.add_parser(
@@ -69,6 +73,7 @@ def register(commands: Any) -> None:
     resume.add_argument("--json", action="store_true", help="print machine-readable results on stdout")
     add_server_flags(resume)
     add_tuning_flags(resume)
+    add_direct_flags(resume)
     resume.set_defaults(run=run_resume)
 
 
@@ -268,7 +273,7 @@ def _report(
     if args.json:
         print_json({"uploads": [job_json(j) for j in jobs] + (rejected or [])})
     else:
-        print_summary(new_console(), jobs)
+        print_summary(new_console(), jobs, direct_flags_given(args))
     ok = all(j.status == Status.COMPLETED for j in jobs) and not rejected
     return 0 if ok else 1
 
@@ -281,17 +286,13 @@ def run_resume(args: argparse.Namespace) -> int:
         # Choose from the local records first: no server is needed to learn there is nothing to do.
         state = StateStore.open(args.paths.state_db)
         try:
-            waiting = [record.id for record in interrupted_records(state)]
+            records = interrupted_records(state)
             running = running_elsewhere(state)
         finally:
             state.close()
+        waiting, blocked = _resumable(records, settings, args, out)
         if not waiting and not args.id:
-            for notice in state.notices:  # why there may be nothing (the session below would say it otherwise)
-                out.print(f"[yellow]{plain(notice)}")
-            out.print(f"Nothing to resume: there are no interrupted uploads.{elsewhere_note(running)}")
-            if args.json:
-                print_json({"uploads": []})
-            return 0
+            return _nothing_to_resume(args, out, state.notices, running, blocked=blocked)
         chosen = _choose(waiting, args, running)
         with engine_session(args, settings, out) as session:
             manager = session.manager
@@ -306,13 +307,49 @@ def run_resume(args: argparse.Namespace) -> int:
                     manager.resume(job_id)
                 stopped = _wait(manager, chosen, out)
             code = _report(manager, chosen, args, out)
-            return stopped or code
+            return stopped or code or (1 if blocked else 0)  # --all left some for their own storage
     except SettingsError as exc:
         return _usage(settings_problem(exc), out, args)
     except UsageError as exc:
         return _usage(exc, out, args)
     except ConnectionSetupError as exc:
         return _refused(exc, out, args)
+
+
+def _resumable(
+    records: list[UploadRecord], settings: Settings, args: argparse.Namespace, out: Out
+) -> tuple[list[str], bool]:
+    """The ids that may be resumed now, and whether some were set aside for their own storage (said why).
+
+    One sent to your own S3 storage needs that storage named again (or saved in Settings): a CLI audit's
+    ``resume`` of such an upload, with no flags, sent the file to the sandbox instead.
+    """
+    own_storage = bool(getattr(args, "bucket", None) or settings.direct_bucket)  # as cli/session.direct_target
+    blocked = [record for record in records if record.method == DIRECT and not own_storage]
+    for record in blocked:
+        if (args.id and record.id.startswith(args.id)) or (not args.all and len(records) == 1):
+            raise UsageError(_needs_its_storage(record))
+        out.print(f"[yellow]{plain(_needs_its_storage(record))}")
+    return [record.id for record in records if record not in blocked], bool(blocked)
+
+
+def _nothing_to_resume(
+    args: argparse.Namespace, out: Out, notices: list[str], running: list[UploadRecord], *, blocked: bool
+) -> int:
+    if not blocked:
+        for notice in notices:  # why there may be nothing (the session below would say it otherwise)
+            out.print(f"[yellow]{plain(notice)}")
+        out.print(f"Nothing to resume: there are no interrupted uploads.{elsewhere_note(running)}")
+    if args.json:
+        print_json({"uploads": []})
+    return 2 if blocked else 0  # those set aside need their storage named: a usage to correct
+
+
+def _needs_its_storage(record: UploadRecord) -> str:
+    return (
+        f"{record.display_name} was going to {where(record.server)}: resume it with that storage's "
+        "--s3-endpoint, --bucket and --access-key (and $DESKTOP_UPLOADER_S3_SECRET), or discard it."
+    )
 
 
 def _choose(restored: list[str], args: argparse.Namespace, running: list[UploadRecord]) -> list[str]:

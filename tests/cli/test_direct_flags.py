@@ -75,3 +75,38 @@ def test_your_own_storage_flags_with_another_method_are_refused_before_anything_
     assert result.code == 2
     assert "--bucket, --region name your own S3 storage: drop them, or use --method direct-s3." in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.without_upload_api("direct-s3 talks to storage only")
+def test_an_upload_to_your_own_storage_is_resumed_there_and_never_sent_elsewhere(
+    cli: Any, make_file: Any, s3: Any, sandbox: Any
+) -> None:
+    """A CLI audit was told "Resume with: desktop-uploader resume ID" after a direct-s3 upload stopped, but
+    ``resume`` knew no --s3-endpoint; and ``resume`` with no flags sent the file to the sandbox instead."""
+    sample = make_file(6 * MiB, name=f"own-storage-{uuid.uuid4().hex[:8]}.safetensors")
+    folder = f"cli-resume-{uuid.uuid4().hex[:12]}"
+    flags = ["--s3-endpoint", sandbox.s3_endpoint, "--bucket", sandbox.bucket, "--access-key", sandbox.access_key]
+    refused = cli("upload", str(sample.path), *flags, "--prefix", folder, env={SECRET_ENV: "not-the-secret"})
+    assert refused.code == 1, refused.stderr
+    said = refused.stdout + refused.stderr
+    [hint] = [line.strip() for line in said.splitlines() if line.strip().startswith("Resume with:")]
+    command = hint.removeprefix("Resume with: desktop-uploader ").split()
+    assert command[2:] == [*flags, "--prefix", folder], hint  # the hint repeats the storage, never the secret
+    upload_id = command[1]
+
+    bare = cli("resume", upload_id)
+    assert bare.code == 2
+    assert (
+        f"was going to the S3 bucket {sandbox.bucket} ({sandbox.s3_endpoint}): resume it with that storage's "
+        "--s3-endpoint, --bucket and --access-key" in " ".join((bare.stdout + bare.stderr).split())
+    )
+
+    resumed = cli(*command, "--json", env={SECRET_ENV: sandbox.secret_key})
+    assert resumed.code == 0, resumed.stderr
+    [upload] = resumed.json()["uploads"]
+    assert upload["status"] == "completed" and upload["method"] == "direct-s3"
+    assert object_sha256(s3, sandbox.bucket, upload["s3Key"]) == sample.sha256
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=sandbox.bucket)
+    keys = [item["Key"] for page in pages for item in page.get("Contents", []) if sample.path.stem in item["Key"]]
+    assert keys == [upload["s3Key"]] and keys[0].startswith(f"{folder}/"), "stored once, in your own storage"
+    assert open_multipart_uploads(s3, sandbox.bucket, f"{folder}/") == []
