@@ -47,8 +47,12 @@ def empty_sandbox(paths: AppPaths, data_dir: Path | None) -> int:
     """``sandbox --empty``: the test uploads deleted, and how much space that gave back."""
     from desktop_uploader.connection import empty_sandbox as empty
     from desktop_uploader.engine.limits import human_bytes
+    from desktop_uploader.sandbox.storage_use import holds_store
 
     folder = data_dir or paths.sandbox_dir
+    if not holds_store(folder):  # nothing to empty, and nothing to create there (not even a lock)
+        print(f"Nothing to empty: {shown(str(folder))} holds no test storage.")
+        return 0
     emptied, refused = empty(paths, folder)
     if emptied is None:
         print(f"desktop-uploader: {refused}", file=sys.stderr)

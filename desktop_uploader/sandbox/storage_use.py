@@ -53,6 +53,12 @@ def stored_size(data_dir: Path) -> int:
     return total
 
 
+def holds_store(data_dir: Path) -> bool:
+    """Whether ``data_dir`` holds a sandbox's store: a CLI audit's ``--empty`` on a folder that never held
+    one said "Emptied … 0 B freed" and left a lock file there."""
+    return any((data_dir / name).is_dir() for name in STORED_DIRS)
+
+
 def empty_store(data_dir: Path) -> Emptied:
     """Remove what the sandbox stores; raises SandboxInUseError while a sandbox runs or starts on it."""
     try:

@@ -55,3 +55,18 @@ def test_the_command_empties_a_stopped_sandbox_and_refuses_a_running_one(tmp_pat
         assert listed.get("KeyCount", 0) == 0, "the new store is empty"
     finally:
         again.stop()
+
+
+def test_emptying_a_folder_that_holds_no_test_storage_says_so_and_leaves_it_untouched(tmp_path: Path) -> None:
+    """A CLI audit ran ``--empty --data-dir`` on a folder of its own files: "Emptied … 0 B freed", a lock left
+    there, and a missing folder created."""
+    env = {**os.environ, HOME_ENV: str(tmp_path / "home")}
+    mine = tmp_path / "my-files"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    missing = tmp_path / "nowhere"
+    for folder in (mine, missing):
+        said = command(env, "sandbox", "--empty", "--data-dir", str(folder))
+        assert said.returncode == 0, said.stderr
+        assert said.stdout.strip() == f"Nothing to empty: {folder} holds no test storage."
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"] and not missing.exists()
