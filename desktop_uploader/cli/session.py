@@ -93,6 +93,15 @@ def direct_target(settings: Settings, paths: AppPaths, args: argparse.Namespace)
         return None
     if not (bucket or settings.direct_bucket):
         raise UsageError("Direct uploads need a bucket: pass --bucket or set it in Settings.")
+    # Checked before anything is recorded: a CLI audit's "--s3-endpoint not-a-url" was "Something unexpected
+    # went wrong" and a resume hint, and a missing key a failure kept for a resume that could never work.
+    if endpoint is not None and not endpoint.startswith(("http://", "https://")):
+        raise UsageError(f"--s3-endpoint must start with http:// or https://; got {endpoint!r}.")
+    if not access_key:
+        raise UsageError(
+            f"Direct uploads need your access key: pass --access-key (the secret goes in {SECRET_ENV}), "
+            "or save both in the app's Settings."
+        )
     secret = direct_secret(
         credential_store(paths), settings.replace(direct_endpoint=endpoint or settings.direct_endpoint), access_key
     )

@@ -110,3 +110,31 @@ def test_an_upload_to_your_own_storage_is_resumed_there_and_never_sent_elsewhere
     keys = [item["Key"] for page in pages for item in page.get("Contents", []) if sample.path.stem in item["Key"]]
     assert keys == [upload["s3Key"]] and keys[0].startswith(f"{folder}/"), "stored once, in your own storage"
     assert open_multipart_uploads(s3, sandbox.bucket, f"{folder}/") == []
+
+
+@pytest.mark.parametrize(
+    ("flags", "said"),
+    [
+        (
+            ["--s3-endpoint", "not-a-url", "--bucket", "mine", "--access-key", "K"],
+            "--s3-endpoint must start with http:// or https://; got 'not-a-url'.",
+        ),
+        (
+            ["--s3-endpoint", "http://127.0.0.1:9", "--bucket", "mine"],
+            "Direct uploads need your access key: pass --access-key (the secret goes in DESKTOP_UPLOADER_S3_SECRET)",
+        ),
+    ],
+    ids=["endpoint", "access-key"],
+)
+def test_your_own_storage_given_wrong_is_refused_before_anything_is_recorded(
+    cli: Any, make_file: Any, flags: list[str], said: str
+) -> None:
+    """A CLI audit's "--s3-endpoint not-a-url" read "Something unexpected went wrong" and offered a resume; a
+    missing access key became a failure kept for a resume that could never work."""
+    sample = make_file(6 * MiB)
+    result = cli("upload", str(sample.path), *flags, env={SECRET_ENV: "s"})
+    assert result.code == 2
+    assert said in " ".join(result.stderr.split()) and "Traceback" not in result.stderr
+    assert "Resume with" not in result.stdout + result.stderr
+    listed = cli("list", "--json")
+    assert listed.code == 0 and [u for u in listed.json()["uploads"] if u.get("source") != "server"] == []
