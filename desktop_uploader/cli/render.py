@@ -105,7 +105,11 @@ class ProgressView:
             # Names and methods are data: shown literally (no markup, no emoji codes), styled by the column.
             TextColumn("{task.fields[name]}", style="bold", markup=False, table_column=Column(no_wrap=True)),
             TextColumn("{task.fields[method]}", style="cyan", markup=False, table_column=Column(no_wrap=True)),
-            BarColumn(bar_width=None, table_column=Column(ratio=1, min_width=2)),
+            # Rich's default fill is a pink that 16-colour terminals show as bright red: a CLI audit read a
+            # normal upload as an error. Blue while it runs, green once stored.
+            BarColumn(
+                bar_width=None, complete_style="blue", finished_style="green", table_column=Column(ratio=1, min_width=2)
+            ),
             DownloadColumn(binary_units=True, table_column=Column(no_wrap=True)),  # stored: what a pause keeps
             # On the wire, stored or not; then the engine's speed (of bytes sent) and time left (of bytes still to
             # send), in MiB/s as the sizes and the window are: rich's own, from stored bytes, read MB/s and stood
