@@ -254,6 +254,12 @@ def not_offered(action: str, status: int) -> NotOfferedError:
 def _api_error(response: requests.Response, action: str) -> UploaderError:
     status = response.status_code
     reason = api_error_message(response)
+    code = storage_error_code(response)[0] if 400 <= status < 500 and not reason else ""
+    if code:  # S3's XML error, from what should be the upload API: a CLI audit gave the storage's address
+        return NotOfferedError(
+            f"{host_of(response.url)} answers as S3 storage ({code}), not as an upload server: check the server "
+            "address (your own S3 storage is the direct upload's endpoint, not the server)."
+        )
     if status == 401:
         return AuthError("The server did not accept your access token. Check it, or ask for a new one.")
     if status == 501:  # Not Implemented: a web server that is not an upload API (Python's http.server, say)
@@ -287,6 +293,10 @@ def error_for_exception(exc: requests.RequestException, url: str, read_timeout: 
     if isinstance(exc, requests.exceptions.SSLError):
         if "CERTIFICATE_VERIFY_FAILED" in str(exc):
             return RejectedError(f"The certificate of {host} is not trusted, so the connection was refused.")
+        if "WRONG_VERSION_NUMBER" in str(exc):  # TLS spoken to a plain-HTTP server (a CLI audit's https://)
+            return NetworkError(
+                f"{host} does not answer secure connections: is its address http:// rather than https://?"
+            )
         return NetworkError(f"The secure connection to {host} broke.")
     if isinstance(exc, requests.exceptions.InvalidURL | requests.exceptions.MissingSchema):
         return RejectedError(f"'{url[:80]}' is not a usable address.")

@@ -150,6 +150,24 @@ def test_an_address_that_is_not_an_upload_server_is_said_at_once(cli: Any, make_
     assert "busy" not in result.stdout + result.stderr
 
 
+@pytest.mark.without_upload_api("the addresses given are the storage's, and the API's in the wrong scheme")
+def test_the_storage_s_address_or_https_to_a_plain_server_is_said_for_what_it_is(
+    cli: Any, make_file: Any, sandbox: Any
+) -> None:
+    """A CLI audit gave the sandbox's S3 port as --server ("The server refused capabilities (HTTP 403)") and
+    https:// for a plain-HTTP server ("The secure connection to … broke")."""
+    token = ["--token", "a-token-of-twenty-chars"]
+    storage = cli("upload", str(make_file(1000).path), "--server", sandbox.s3_endpoint, *token)
+    said = " ".join((storage.stdout + storage.stderr).split())
+    assert storage.code == 1
+    assert "answers as S3 storage (" in said and "not as an upload server: check the server address" in said, said
+    secure = sandbox.api_url.replace("http://", "https://", 1)
+    tls = cli("upload", str(make_file(1000).path), "--server", secure, *token)
+    said = " ".join((tls.stdout + tls.stderr).split())
+    assert tls.code == 1
+    assert "does not answer secure connections: is its address http:// rather than https://?" in said, said
+
+
 def test_a_wrong_token_fails_with_a_clear_message(cli: Any, make_file: Any) -> None:
     result = cli("upload", str(make_file(1000).path), env={"DESKTOP_UPLOADER_TOKEN": "wrong-token-wrong-token"})
     assert result.code == 1
