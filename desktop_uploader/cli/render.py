@@ -215,11 +215,12 @@ def _short(name: str, width: int = 36) -> str:
     return name if len(name) <= width else name[: width - 1] + "…"
 
 
-def print_summary(out: Out, jobs: list[JobView], direct_flags: str = "") -> None:
+def print_summary(out: Out, jobs: list[JobView], direct_flags: str = "", not_started: int = 0) -> None:
     """One block per file, each path on a line of its own so it can be copied whole; ``direct_flags``, your
-    own S3 storage's flags as given, go in the resume hint of an upload sent there."""
+    own S3 storage's flags as given, go in the resume hint of an upload sent there. ``not_started`` files were
+    asked for but refused before they could start (said above): a CLI audit read "0 of 0 uploaded"."""
     done = sum(1 for j in jobs if j.status == events.Status.COMPLETED)
-    out.print(f"[bold]{done} of {len(jobs)} uploaded")
+    out.print(f"[bold]{done} of {len(jobs) + not_started} uploaded")
     for job in jobs:
         result = job.result
         name = plain(job.path.name)

@@ -273,7 +273,7 @@ def _report(
     if args.json:
         print_json({"uploads": [job_json(j) for j in jobs] + (rejected or [])})
     else:
-        print_summary(new_console(), jobs, direct_flags_given(args))
+        print_summary(new_console(), jobs, direct_flags_given(args), len(rejected or []))
     ok = all(j.status == Status.COMPLETED for j in jobs) and not rejected
     return 0 if ok else 1
 

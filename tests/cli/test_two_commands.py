@@ -40,6 +40,8 @@ def test_an_upload_running_in_another_command_is_named_and_never_resumed_discard
         assert again.code == 1, again.stderr
         [refused_upload] = again.json()["uploads"]
         assert refused_upload["status"] == "failed" and RUNNING in refused_upload["message"]
+        told = cli("upload", str(sample.path))
+        assert told.code == 1 and "0 of 1 uploaded" in told.stdout, told.stdout  # not "0 of 0"
         assert running.poll() is None  # the first one goes on, untouched
     finally:
         running.send_signal(signal.SIGINT)
