@@ -170,5 +170,17 @@ def _connect(
     return resolve_connection(paths, settings, server=server, token=token)
 
 
+FLAG_OF_SETTING = {  # the settings' names in their messages, and the flag each comes from here
+    "Chunk size": "--chunk-size",
+    "Parts in flight (concurrency)": "--concurrency",
+    "Retries": "--retries",
+    "Files at once": "--files-at-once",
+    "Bandwidth limit": "--bandwidth-limit",
+}
+
+
 def settings_problem(exc: SettingsError) -> UsageError:
-    return UsageError(exc.message)
+    """The settings' sentence, led by the flag it is about: a CLI audit's ``--files-at-once 0`` was answered
+    "Files at once must be between 1 and 16", where other flags' answers named the flag."""
+    flag = next((flag for name, flag in FLAG_OF_SETTING.items() if exc.message.startswith(f"{name} must")), None)
+    return UsageError(f"{flag}: {exc.message}" if flag else exc.message)

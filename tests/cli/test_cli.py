@@ -92,7 +92,8 @@ def test_usage_errors_exit_2_with_a_sentence(cli: Any, make_file: Any, tmp_path:
             ("upload", str(sample.path), "--retries", "0"),
             "--retries counts the tries of each part, the first one included: give 1 (no retry) to 50; got 0.",
         ),
-        (("upload", str(sample.path), "--retries", "51"), "Retries must be between 1 and 50"),
+        (("upload", str(sample.path), "--retries", "51"), "--retries: Retries must be between 1 and 50"),
+        (("upload", str(sample.path), "--files-at-once", "0"), "--files-at-once: Files at once must be between 1"),
         (  # an audit's upload at 5 bytes a second looked hung
             ("upload", str(sample.path), "--bandwidth-limit", "5"),
             "'5' has no unit; did you mean 5MB/s? Give one, as in 5MB/s, 4MiB/s or 40Mbit/s (0: no limit).",
