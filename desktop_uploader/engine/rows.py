@@ -215,10 +215,9 @@ class Row:
                 wait = max(1, math.ceil(self.retry_until - now))
                 return f"Retrying in {wait} s (attempt {self.retry_attempt + 1}/{self.retry_max})"
             case Status.UPLOADING | Status.RETRYING:
+                # Until anything new is on the wire: a GUI audit saw it stay while 64 MiB were stored.
                 if self.message == events.RESUMING and self.sent <= self.resumed:
-                    return (
-                        events.RESUMING
-                    )  # nothing new on the wire yet (a GUI audit saw it stay while 64 MiB were stored)
+                    return events.RESUMING
                 # Stored bytes are on line 2; what is on the wire beyond them shows a slow link moving
                 # before its first part lands (and is what a pause now would send again).
                 return f"Uploading · {human_bytes(self.sent)} sent" if self.sent > self.confirmed else "Uploading"

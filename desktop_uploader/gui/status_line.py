@@ -2,7 +2,7 @@
 
 The queue's summary sits under a passing message, as Qt places normal widgets; where uploads go is
 permanent. In a window 700 px wide a GUI audit read "Added 2 files. Skipped 1 file that isn't a model.
-empty.safetensors was no" run into "Server: Test storage (this computer)": the news that a file was
+empty.safetensors was no" run into "Server: Local sandbox (this computer)": the news that a file was
 refused was the part cut. A message too long to read beside where uploads go now hides that label for
 the message's few seconds; the label is back when the message ends, and its tooltip has it meanwhile.
 """
