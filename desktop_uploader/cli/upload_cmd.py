@@ -190,14 +190,19 @@ def _go_on_with(manager: UploadManager, path: Path, display_name: str | None, ou
     if record is None:
         return None
     manager.restore_interrupted(only=[record.id])
+    _say_going_on(manager, record, path.name, out)
+    manager.resume(record.id)
+    return record.id
+
+
+def _say_going_on(manager: UploadManager, record: UploadRecord, name: str, out: Out) -> None:
+    """What is already stored, said before the rest is sent (a CLI audit's ``resume`` never said it)."""
     stored = stored_bytes(manager.state, record)
     out.print(
-        f"Going on with {plain(path.name)} where it stopped: {human_bytes(stored)} of "
+        f"Going on with {plain(name)} where it stopped: {human_bytes(stored)} of "
         f"{human_bytes(record.identity.size)} already stored.",
         soft_wrap=True,
     )
-    manager.resume(record.id)
-    return record.id
 
 
 def _listen(manager: UploadManager, view: ProgressView, *, json_mode: bool, only: list[str] | None = None) -> None:
@@ -297,6 +302,9 @@ def run_resume(args: argparse.Namespace) -> int:
         with engine_session(args, settings, out) as session:
             manager = session.manager
             manager.restore_interrupted()
+            for record in records:
+                if record.id in chosen:
+                    _say_going_on(manager, record, record.display_name, out)
             view = ProgressView(out, live=not args.json)
             with view if not args.json else _Quiet():
                 for job in manager.jobs():
