@@ -1,10 +1,9 @@
 """One run of an upload: through the fallback chain, to one ending (see ending.py for which).
 
-A run picks the chain (presigned → chunked → single request, or direct-s3), builds the context a method
-needs, and runs the methods in turn. A method that fails is cleaned up before the next starts: its
-server-side upload is aborted, or owed to its server (engine/ledger.py), so nothing is orphaned. But an
-upload with parts in storage is not thrown away for a fallback: a failure then is most likely the
-network, and the upload stays resumable instead.
+A run picks the chain (presigned → chunked → single request, or direct-s3), builds the context a method needs,
+and runs the methods in turn. A method that fails is cleaned up before the next starts: its server-side upload
+is aborted, or owed to its server (engine/ledger.py), so nothing is orphaned. But an upload with parts in
+storage is not thrown away for a fallback: a failure then is most likely the network, and it stays resumable.
 
 ``AttemptRunner`` is the half of the upload manager that runs uploads; the queue (manager.py) is the
 half that takes commands. The attributes below are the queue's, named so each half reads on its own.
