@@ -19,6 +19,7 @@ from desktop_uploader.cli.session import (
     running_match,
     setup_logging,
 )
+from desktop_uploader.cli.wording import for_terminal
 from desktop_uploader.connection import ConnectionSetupError
 from desktop_uploader.engine.errors import UploaderError
 from desktop_uploader.engine.jobs import running_elsewhere, stored_bytes
@@ -58,7 +59,7 @@ def _status(record: UploadRecord) -> str:
 def _reason(record: UploadRecord) -> str | None:
     """What the record's message adds to its state, if anything (said under the table, where it reads whole)."""
     redundant = record.message.lower().rstrip(".") in {"", record.status, _status(record)}
-    return None if redundant else record.message
+    return None if redundant else for_terminal(record.message)
 
 
 def run_list(args: argparse.Namespace) -> int:
@@ -88,7 +89,7 @@ def run_list(args: argparse.Namespace) -> int:
                         "stored": stored,
                         "method": r.method,
                         "status": _status(r),
-                        "message": r.message,
+                        "message": for_terminal(r.message),
                         "server": r.server,
                         "s3Key": r.s3_key,
                         "updatedAt": r.updated_at,

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from desktop_uploader.cli.wording import for_terminal
 from desktop_uploader.engine import events
 from desktop_uploader.engine.filenames import shown
 from desktop_uploader.engine.limits import human_bytes
@@ -236,7 +237,7 @@ def print_summary(out: Out, jobs: list[JobView], direct_flags: str = "", not_sta
             stored = f" · {human_bytes(job.confirmed)} of {human_bytes(job.size)} stored" if job.confirmed else ""
             out.print(f"{mark} {name}  [dim]({job.status.value}{method}){stored}")
             if job.message:
-                out.print(f"    {plain(job.message)}", soft_wrap=True)
+                out.print(f"    {plain(for_terminal(job.message))}", soft_wrap=True)
             if job.resumable:
                 again = direct_flags if job.method == "direct-s3" else ""
                 out.print(f"    Resume with: desktop-uploader resume {job.id[:8]}{plain(again)}", soft_wrap=True)
@@ -251,7 +252,7 @@ def job_json(job: JobView) -> dict[str, Any]:
         "size": job.size,
         "status": job.status.value,
         "method": job.method,
-        "message": job.message,
+        "message": for_terminal(job.message),
         "resumable": job.resumable,
         "stored": job.confirmed,  # bytes safe in storage: all of them once completed, a resume's head start if not
         "comfyUIPath": result.comfyui_path if result else None,

@@ -9,7 +9,7 @@ import pytest
 
 from desktop_uploader.cli.session import SECRET_ENV
 from desktop_uploader.engine.limits import MiB
-from tests.support.proxy import Proxy, RequestInfo
+from tests.support.proxy import Proxy, RequestInfo, Respond
 from tests.support.storage import object_sha256, open_multipart_uploads
 
 
@@ -138,3 +138,43 @@ def test_your_own_storage_given_wrong_is_refused_before_anything_is_recorded(
     assert "Resume with" not in result.stdout + result.stderr
     listed = cli("list", "--json")
     assert listed.code == 0 and [u for u in listed.json()["uploads"] if u.get("source") != "server"] == []
+
+
+NO_SUCH_BUCKET = b"<Error><Code>NoSuchBucket</Code><Message>The specified bucket does not exist</Message></Error>"
+
+
+def no_such_bucket(request: RequestInfo) -> Respond:
+    """What AWS answers for a bucket that is not there (SeaweedFS makes the bucket instead)."""
+    return Respond(404, NO_SUCH_BUCKET, {"Content-Type": "application/xml"})
+
+
+@pytest.mark.without_upload_api("direct-s3 talks to storage only")
+@pytest.mark.parametrize(
+    ("wrong", "said"),
+    [
+        ("secret", "Check --access-key and DESKTOP_UPLOADER_S3_SECRET, or what the app's Settings hold."),
+        ("bucket", "Check --bucket, or the bucket in the app's Settings."),
+    ],
+)
+def test_storage_refusing_what_the_flags_gave_names_the_flags_to_check(
+    cli: Any, make_file: Any, s3: Any, sandbox: Any, wrong: str, said: str
+) -> None:
+    """A CLI audit with a wrong secret was told "Check them in Settings": a window the terminal never showed."""
+    sample = make_file(6 * MiB)
+    folder = f"cli-refused-{uuid.uuid4().hex[:12]}"
+    secret = "not-the-secret" if wrong == "secret" else sandbox.secret_key
+    with Proxy.start(sandbox.s3_endpoint) as storage:
+        if wrong == "bucket":
+            storage.set_fault_plan(no_such_bucket)
+        flags = ["--s3-endpoint", storage.url, "--bucket", sandbox.bucket, "--access-key", sandbox.access_key]
+        result = cli("upload", str(sample.path), *flags, "--prefix", folder, env={SECRET_ENV: secret})
+        assert storage.plan_errors == []
+    assert result.code == 1, result.stderr
+    shown = " ".join((result.stdout + result.stderr).split())
+    assert said in shown and "in Settings" not in shown and "Traceback" not in shown
+    # Kept to resume once the secret is right; a bucket that is not there had nothing started to keep.
+    listed = [u for u in cli("list", "--json").json()["uploads"] if u["file"] == str(sample.path)]
+    assert len(listed) == (1 if wrong == "secret" else 0)
+    assert all(said in upload["message"] for upload in listed)
+    assert s3.list_objects_v2(Bucket=sandbox.bucket, Prefix=f"{folder}/").get("KeyCount", 0) == 0
+    assert open_multipart_uploads(s3, sandbox.bucket, f"{folder}/") == []
