@@ -152,6 +152,11 @@ def settings_from_args(base: Settings, args: argparse.Namespace) -> Settings:
         raise SettingsError(f"{', '.join(given)} name your own S3 storage: drop them, or use --method direct-s3.")
     if given:  # your own storage's details say where the files go (they were ignored, and files went elsewhere)
         changes["method"] = "direct-s3"
+    if changes.get("method") == "direct-s3" and getattr(args, "server", None):  # --server was ignored without a word
+        raise SettingsError(
+            "--server names an upload API, and direct-s3 sends to your own S3 storage instead: "
+            "drop --server, or the direct-s3 flags."
+        )
     if getattr(args, "no_fallback", False):
         changes["fallback"] = False
     if getattr(args, "server", None):

@@ -77,6 +77,23 @@ def test_your_own_storage_flags_with_another_method_are_refused_before_anything_
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.without_upload_api("refused before anything is sent")
+@pytest.mark.parametrize("method", [[], ["--method", "direct-s3"]], ids=["implied", "named"])
+def test_an_upload_api_and_your_own_storage_together_are_refused_before_anything_is_sent(
+    cli: Any, make_file: Any, method: list[str]
+) -> None:
+    """A CLI audit gave --server beside its own storage's flags: the server was ignored without a word."""
+    sample = make_file(6 * MiB)
+    flags = ["--s3-endpoint", "http://127.0.0.1:9", "--bucket", "mine", "--access-key", "K"]
+    result = cli("upload", str(sample.path), *method, *flags, "--server", "http://127.0.0.1:9", env={SECRET_ENV: "s"})
+    assert result.code == 2
+    said = " ".join(result.stderr.split())
+    assert "--server names an upload API, and direct-s3 sends to your own S3 storage instead: drop --server" in said
+    assert "Traceback" not in said
+    listed = cli("list", "--json")
+    assert listed.code == 0 and [u for u in listed.json()["uploads"] if u.get("source") != "server"] == []
+
+
 @pytest.mark.without_upload_api("direct-s3 talks to storage only")
 def test_an_upload_to_your_own_storage_is_resumed_there_and_never_sent_elsewhere(
     cli: Any, make_file: Any, s3: Any, sandbox: Any
