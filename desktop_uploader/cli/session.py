@@ -31,6 +31,7 @@ from desktop_uploader.engine.methods.direct_s3 import DirectTarget
 from desktop_uploader.engine.rows import plural
 from desktop_uploader.engine.settings import Settings, load_settings
 from desktop_uploader.engine.state import StateStore, UploadRecord
+from desktop_uploader.engine.storage_names import bucket_problem, folder_problem
 from desktop_uploader.logsetup import configure_logging
 from desktop_uploader.paths import AppPaths
 
@@ -93,6 +94,13 @@ def direct_target(settings: Settings, paths: AppPaths, args: argparse.Namespace)
         return None
     if not (bucket or settings.direct_bucket):
         raise UsageError("Direct uploads need a bucket: pass --bucket or set it in Settings.")
+    prefix = getattr(args, "prefix", None)
+    for flag, problem in (
+        ("--bucket", bucket_problem(bucket) if bucket else None),
+        ("--prefix", folder_problem(prefix.strip("/")) if prefix else None),
+    ):
+        if problem:
+            raise UsageError(f"{flag}: {problem}")
     # Checked before anything is recorded: a CLI audit's "--s3-endpoint not-a-url" was "Something unexpected
     # went wrong" and a resume hint, and a missing key a failure kept for a resume that could never work.
     if endpoint is not None and not endpoint.startswith(("http://", "https://")):
@@ -114,7 +122,7 @@ def direct_target(settings: Settings, paths: AppPaths, args: argparse.Namespace)
         bucket=bucket,
         access_key=access_key,
         region=getattr(args, "region", None),
-        prefix=getattr(args, "prefix", None),
+        prefix=prefix,
     )
 
 

@@ -140,8 +140,20 @@ def test_an_upload_to_your_own_storage_is_resumed_there_and_never_sent_elsewhere
             ["--s3-endpoint", "http://127.0.0.1:9", "--bucket", "mine"],
             "Direct uploads need your access key: pass --access-key (the secret goes in DESKTOP_UPLOADER_S3_SECRET)",
         ),
+        (
+            ["--s3-endpoint", "http://127.0.0.1:9", "--bucket", "Bad_Bucket!", "--access-key", "K"],
+            "--bucket: A bucket name holds only letters, digits, dots, hyphens and underscores; 'Bad_Bucket!' has '!'.",
+        ),
+        (
+            ["--s3-endpoint", "http://127.0.0.1:9", "--bucket", "mine/loras", "--access-key", "K"],
+            "--bucket: The bucket is one name without '/': give 'mine' as the bucket and 'loras' as the folder in it.",
+        ),
+        (
+            ["--s3-endpoint", "http://127.0.0.1:9", "--bucket", "mine", "--access-key", "K", "--prefix", "../x"],
+            "--prefix: The folder in the bucket can't have '.' or '..' in its path: got '../x'.",
+        ),
     ],
-    ids=["endpoint", "access-key"],
+    ids=["endpoint", "access-key", "bucket-character", "bucket-folder", "prefix-up"],
 )
 def test_your_own_storage_given_wrong_is_refused_before_anything_is_recorded(
     cli: Any, make_file: Any, flags: list[str], said: str

@@ -176,6 +176,29 @@ def type_keys(dialog: Any, sandbox: Any, secret: str, endpoint: str = "") -> Non
     dialog.direct_secret_edit.setText(secret)
 
 
+@pytest.mark.parametrize(
+    ("field", "typed", "said"),
+    [
+        ("direct_bucket", "s3://my-models", "The bucket is its name alone (like my-models), not an address"),
+        ("direct_bucket", "my-models/loras", "give 'my-models' as the bucket and 'loras' as the folder in it"),
+        ("direct_bucket", "Bad_Bucket!", "A bucket name holds only letters, digits, dots, hyphens and underscores"),
+        ("direct_prefix", "../loras", "The folder in the bucket can't have '.' or '..' in its path"),
+    ],
+    ids=["address", "folder", "character", "dot-dot"],
+)
+def test_a_bucket_or_folder_storage_could_never_take_is_said_before_saving(
+    make_desktop: Any, sandbox: Any, field: str, typed: str, said: str
+) -> None:
+    """A CLI audit's odd bucket and folder came back as storage's own vague refusals, after the upload began."""
+    _, dialog = settings_going_direct(make_desktop)
+    type_keys(dialog, sandbox, sandbox.secret_key)
+    assert save_button(dialog).isEnabled() and dialog.problem.text() == ""
+    getattr(dialog, field).setText(typed)
+    assert said in dialog.problem.text() and not save_button(dialog).isEnabled()
+    getattr(dialog, field).setText("loras" if field == "direct_prefix" else sandbox.bucket)
+    assert save_button(dialog).isEnabled() and dialog.problem.text() == ""
+
+
 def test_direct_uploads_to_your_own_s3_storage_from_the_settings(
     make_desktop: Any, make_file: Any, aloop: Any, s3: Any, sandbox: Any
 ) -> None:
