@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import signal
@@ -25,13 +26,13 @@ def register(commands: Any) -> None:
         "and run until Ctrl-C, SIGTERM, or the parent process exits and no other window or command uses it.",
     )
     parser.add_argument("--data-dir", type=Path, help="where the store keeps its data (default: user data dir)")
-    parser.add_argument("--json", action="store_true", help="print only the JSON line")
+    parser.add_argument("--json", action="store_true", help="print only the JSON line (with --empty too)")
     parser.add_argument(
         "--empty", action="store_true", help="delete every file uploaded to the sandbox, then exit (when none runs)"
     )
     parser.set_defaults(
         run=lambda args: (
-            empty_sandbox(args.paths, args.data_dir)
+            empty_sandbox(args.paths, args.data_dir, as_json=args.json)
             if args.empty
             else run_sandbox(
                 args.data_dir or args.paths.sandbox_dir,
@@ -43,25 +44,41 @@ def register(commands: Any) -> None:
     )
 
 
-def empty_sandbox(paths: AppPaths, data_dir: Path | None) -> int:
-    """``sandbox --empty``: the test uploads deleted, and how much space that gave back."""
+def empty_sandbox(paths: AppPaths, data_dir: Path | None, *, as_json: bool = False) -> int:
+    """``sandbox --empty``: the test uploads deleted, and how much space that gave back.
+
+    With --json, stdout is one JSON object whatever happens, as for every other command (a CLI audit's
+    script got nothing to parse when a running sandbox refused), and people still read the refusal
+    on stderr."""
     from desktop_uploader.connection import empty_sandbox as empty
     from desktop_uploader.engine.limits import human_bytes
     from desktop_uploader.sandbox.storage_use import holds_store
 
     folder = data_dir or paths.sandbox_dir
+    answer: dict[str, Any] = {"dataDir": str(folder), "emptied": False, "freedBytes": 0, "leftBytes": 0}
+
+    def say(code: int, text: str = "", problem: str = "") -> int:
+        if problem:
+            print(f"desktop-uploader: {problem}", file=sys.stderr)
+            answer["error"] = problem
+        if as_json:
+            print(json.dumps(answer), flush=True)
+        elif text:
+            print(text)
+        return code
+
     if not holds_store(folder):  # nothing to empty, and nothing to create there (not even a lock)
-        print(f"Nothing to empty: {shown(str(folder))} holds no test storage.")
-        return 0
+        return say(0, f"Nothing to empty: {shown(str(folder))} holds no test storage.")
     emptied, refused = empty(paths, folder)
     if emptied is None:
-        print(f"desktop-uploader: {refused}", file=sys.stderr)
-        return 1
-    print(f"Emptied the test storage in {shown(str(folder))}: {human_bytes(emptied.freed)} freed.")
+        return say(1, problem=refused)
+    answer.update(emptied=True, freedBytes=emptied.freed, leftBytes=emptied.left)
+    text = f"Emptied the test storage in {shown(str(folder))}: {human_bytes(emptied.freed)} freed."
     if emptied.left:
-        print(f"{human_bytes(emptied.left)} could not be removed from {shown(str(folder))}.", file=sys.stderr)
-        return 1
-    return 0
+        if not as_json:
+            print(text)
+        return say(1, problem=f"{human_bytes(emptied.left)} could not be removed from {shown(str(folder))}.")
+    return say(0, text)
 
 
 def data_dir_problem(data_dir: Path) -> str | None:
@@ -82,6 +99,14 @@ def start_problem(exc: Exception) -> str:
     return str(exc).rstrip(".")
 
 
+def _start_failed(problem: str, json_only: bool) -> int:
+    """Said on stderr; with --json, also the one JSON line a script waits for, with an "error"."""
+    print(problem, file=sys.stderr)
+    if json_only:
+        print(json.dumps({"error": problem}), flush=True)
+    return 1
+
+
 def run_sandbox(data_dir: Path, *, json_only: bool, log_file: Path, cache_dir: Path) -> int:
     from desktop_uploader.engine.limits import human_bytes
     from desktop_uploader.sandbox.runtime import Sandbox
@@ -100,15 +125,13 @@ def run_sandbox(data_dir: Path, *, json_only: bool, log_file: Path, cache_dir: P
         # A second store on one folder failed as "weed exited with code 255" (an audit), naming nothing.
         problem = f"one is already running on {data_dir} (its upload API is {running.api_url}); stop it first."
     if problem is not None:
-        print(f"{START_FAILED}{problem}", file=sys.stderr)
-        return 1
+        return _start_failed(f"{START_FAILED}{problem}", json_only)
     sandbox = Sandbox(data_dir, cache_dir=cache_dir, log_dir=log_file.parent)
     try:
         info = sandbox.start()
     except Exception as exc:
         logging.getLogger(__name__).exception("sandbox start failed")
-        print(f"{START_FAILED}{shown(start_problem(exc))}. Details are in {log_file}", file=sys.stderr)
-        return 1
+        return _start_failed(f"{START_FAILED}{shown(start_problem(exc))}. Details are in {log_file}", json_only)
     if not json_only:
         print(
             "Sandbox running: a real S3 store (SeaweedFS) and the upload API, on this computer only.\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import re
@@ -312,8 +313,17 @@ def test_a_data_dir_that_is_a_file_is_said_in_words(tmp_path: Path) -> None:
         timeout=60,
     )
     assert result.returncode == 1
-    assert f"{not_a_folder} is a file; the sandbox keeps its data in a folder." in result.stderr
+    said = f"{not_a_folder} is a file; the sandbox keeps its data in a folder."
+    assert said in result.stderr
     assert "Errno" not in result.stderr and not_a_folder.read_bytes() == b"weights"
+    for_a_script = subprocess.run(  # a script waiting for the JSON line is told, on stdout too
+        [sys.executable, "-m", "desktop_uploader", "sandbox", "--json", "--data-dir", str(not_a_folder)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DESKTOP_UPLOADER_HOME": str(tmp_path / "home")},
+        timeout=60,
+    )
+    assert for_a_script.returncode == 1 and said in json.loads(for_a_script.stdout)["error"]
 
 
 def test_a_second_sandbox_on_a_running_ones_folder_names_it_and_leaves_it_running(

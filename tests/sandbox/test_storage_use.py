@@ -39,15 +39,25 @@ def test_the_command_empties_a_stopped_sandbox_and_refuses_a_running_one(tmp_pat
         refused = command(env, "sandbox", "--empty")
         assert refused.returncode == 1
         assert refused.stderr.strip() == f"desktop-uploader: {IN_USE}"
+        for_a_script = command(env, "sandbox", "--empty", "--json")  # a CLI audit's script got nothing to parse
+        assert for_a_script.returncode == 1 and for_a_script.stderr.strip() == f"desktop-uploader: {IN_USE}"
+        assert json.loads(for_a_script.stdout) == {
+            "dataDir": str(paths.sandbox_dir),
+            "emptied": False,
+            "freedBytes": 0,
+            "leftBytes": 0,
+            "error": IN_USE,
+        }
         stored = s3_client(running.info).head_object(Bucket=running.info.bucket, Key=upload["s3Key"])
         assert stored["ContentLength"] == 3 * MiB, "nothing was taken from under the running sandbox"
     finally:
         running.stop()
 
-    emptied = command(env, "sandbox", "--empty")
+    emptied = command(env, "sandbox", "--empty", "--json")
     assert emptied.returncode == 0, emptied.stderr
-    assert emptied.stdout.startswith(f"Emptied the test storage in {paths.sandbox_dir}: ")
-    assert emptied.stdout.strip().endswith("MiB freed.")
+    answer = json.loads(emptied.stdout)
+    assert answer["emptied"] is True and answer["freedBytes"] >= 3 * MiB
+    assert (answer["leftBytes"], answer["dataDir"], "error" in answer) == (0, str(paths.sandbox_dir), False)
     assert history.entries() == [], "a file tried again is not 'already uploaded' to a store that was emptied"
     again = launch_sandbox(paths)
     try:
@@ -55,6 +65,10 @@ def test_the_command_empties_a_stopped_sandbox_and_refuses_a_running_one(tmp_pat
         assert listed.get("KeyCount", 0) == 0, "the new store is empty"
     finally:
         again.stop()
+    said = command(env, "sandbox", "--empty")  # and in words, for people
+    assert said.returncode == 0, said.stderr
+    assert said.stdout.startswith(f"Emptied the test storage in {paths.sandbox_dir}: ")
+    assert said.stdout.strip().endswith(" freed.")
 
 
 def test_emptying_a_folder_that_holds_no_test_storage_says_so_and_leaves_it_untouched(tmp_path: Path) -> None:
@@ -69,4 +83,6 @@ def test_emptying_a_folder_that_holds_no_test_storage_says_so_and_leaves_it_unto
         said = command(env, "sandbox", "--empty", "--data-dir", str(folder))
         assert said.returncode == 0, said.stderr
         assert said.stdout.strip() == f"Nothing to empty: {folder} holds no test storage."
+        for_a_script = command(env, "sandbox", "--empty", "--json", "--data-dir", str(folder))
+        assert for_a_script.returncode == 0 and json.loads(for_a_script.stdout)["emptied"] is False
     assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"] and not missing.exists()
