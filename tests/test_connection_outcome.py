@@ -72,12 +72,12 @@ def test_the_chosen_sandbox_is_started_next(credentials: CredentialStore) -> Non
 
 
 def test_the_direct_target_comes_with_every_outcome(credentials: CredentialStore) -> None:
-    settings = Settings(direct_endpoint="https://s3.example.com", direct_bucket="b", direct_access_key="AK")
+    settings = Settings(direct_endpoint="https://s3.example.com", direct_bucket="models", direct_access_key="AK")
     credentials.set(direct_secret_key("https://s3.example.com", "AK"), "sk")
     outcome = choose_connection(credentials, settings)
     assert outcome.link is Link.NEEDS_SETUP
     assert outcome.direct is not None
-    assert (outcome.direct.bucket, outcome.direct.access_key, outcome.direct.secret_key) == ("b", "AK", "sk")
+    assert (outcome.direct.bucket, outcome.direct.access_key, outcome.direct.secret_key) == ("models", "AK", "sk")
 
 
 @pytest.mark.allow_log(r"desktop_uploader\.connection: Sandbox start failed")
@@ -121,7 +121,7 @@ def test_emptying_the_token_field_forgets_the_saved_token(credentials: Credentia
 
 def test_saving_a_direct_secret_does_not_reconnect(credentials: CredentialStore) -> None:
     paths = resolve_paths().ensure()
-    settings = Settings(direct_endpoint="https://s3.example.com", direct_bucket="b", direct_access_key="AK")
+    settings = Settings(direct_endpoint="https://s3.example.com", direct_bucket="models", direct_access_key="AK")
     assert not save_choices(paths, credentials, settings, settings, None, "sk")
     assert credentials.get(direct_secret_key("https://s3.example.com", "AK")) == "sk"
 
