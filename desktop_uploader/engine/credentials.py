@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import os
+import threading
 from pathlib import Path
 from types import ModuleType
 
@@ -50,7 +51,24 @@ def _keyring_usable() -> bool:
 class CredentialStore:
     def __init__(self, fallback_file: Path, *, use_keyring: bool | None = None) -> None:
         self.fallback_file = fallback_file
-        self.use_keyring = _keyring_usable() if use_keyring is None else use_keyring
+        self._use_keyring = use_keyring
+        self._asking = threading.Lock()
+
+    @property
+    def use_keyring(self) -> bool:
+        """Whether secrets go to the keychain, asked the first time a secret is needed, not when made.
+
+        Asking loads the keychain's backend and, on Linux, asks the Secret Service over D-Bus, which can
+        take seconds on a fresh desktop: the window makes its store on the GUI thread, and a person on the
+        test storage may never need a secret at all (nor the ~10 MiB the backend's libraries take)."""
+        with self._asking:
+            if self._use_keyring is None:
+                self._use_keyring = _keyring_usable()
+            return self._use_keyring
+
+    @use_keyring.setter
+    def use_keyring(self, value: bool) -> None:
+        self._use_keyring = value
 
     @property
     def where(self) -> str:

@@ -52,7 +52,7 @@ from desktop_uploader.gui.sandbox_space import install_empty_test_storage
 from desktop_uploader.gui.server_uploads import ServerUploadsNotice
 from desktop_uploader.gui.session import AppSession, Link
 from desktop_uploader.gui.settings_dialog import SettingsDialog
-from desktop_uploader.gui.settings_pages import unavailable_features
+from desktop_uploader.gui.settings_opener import SettingsOpener
 from desktop_uploader.gui.status_line import StatusLine
 from desktop_uploader.gui.tasks import spawn
 
@@ -75,6 +75,8 @@ class MainWindow(QMainWindow):
         self.setMinimumSize(640, 420)
         self.geometry_keeper = WindowGeometry(self, session.paths.config_dir / "window.ini")
         self.pickers = Pickers(self, self.add_paths, self.geometry_keeper.store)  # the last folder, kept with it
+        self.settings_opener = SettingsOpener(self)
+        self.settings_dialog: SettingsDialog | None = None
         self._build_actions()
         self.quit_action = build_menu_bar(
             self,
@@ -293,28 +295,7 @@ class MainWindow(QMainWindow):
         )
 
     def open_settings(self) -> None:
-        session = self.session
-        dialog = SettingsDialog(
-            session.settings,
-            token=session.token_for(session.settings.server_url) or "",
-            direct_secret=session.direct_secret() or "",
-            token_home=session.credentials.where,
-            log_dir=session.paths.log_dir,
-            tester=session.test_connection,
-            direct_tester=session.test_direct,
-            unavailable=unavailable_features(tray=self.tray_available, keep_awake_why=session.keep_awake.why_not),
-            parent=self,
-        )
-        dialog.accepted.connect(
-            lambda: spawn(
-                session.apply_settings(
-                    dialog.result_settings(), dialog.token(), dialog.direct_secret(), probe=dialog.probe
-                )
-            )
-        )
-        dialog.finished.connect(dialog.deleteLater)
-        dialog.open()
-        self.settings_dialog = dialog
+        self.settings_opener.open()  # a moment later: the saved secrets are read off this thread first
 
     def selected_row(self) -> Row | None:
         return self.session.model.row_at(self.view.currentIndex())

@@ -17,6 +17,7 @@ from desktop_uploader.gui.tray import tooltip
 from desktop_uploader.system.keep_awake import inhibit_command
 from tests.gui.conftest import in_thread, run, until
 from tests.gui.test_queue import drop
+from tests.gui.test_settings_trust import open_dialog
 from tests.support.logfail import UPLOAD_FAILED
 
 
@@ -223,8 +224,7 @@ def test_settings_offer_only_what_works_on_this_desktop(make_desktop: Any, aloop
     desktop.session.keep_awake = KeepAwake("linux", lambda *_: [inhibitor, "sleep", "infinity"])
     run(aloop, in_thread(desktop.session.keep_awake.probe))
     window.tray_available = False  # offscreen has no tray; said explicitly, as on a desktop without one
-    window.open_settings()
-    dialog = window.settings_dialog
+    dialog = open_dialog(desktop)
 
     def box(name: str) -> QCheckBox:
         found = dialog.findChild(QCheckBox, name)

@@ -32,8 +32,7 @@ def test_settings_reject_invalid_values_persist_valid_ones_and_the_next_upload_u
 ) -> None:
     desktop = make_desktop()
     window, session = desktop.window, desktop.session
-    window.open_settings()
-    dialog = window.settings_dialog
+    dialog = open_dialog(desktop)
     assert dialog.isVisible() and dialog.tabs.count() == 4
 
     dialog.concurrency.setValue(100)
@@ -78,8 +77,7 @@ def test_restore_defaults_keeps_where_uploads_go(make_desktop: Any) -> None:
     """The server, its token and your own S3 storage stay; a GUI audit saw the S3 fields go but the secret stay."""
     own_s3 = {"direct_endpoint": "http://127.0.0.1:9", "direct_bucket": "mine", "direct_access_key": "AK"}
     desktop = make_desktop(chunk_size=64 * MiB, concurrency=3, method="direct-s3", **own_s3)
-    desktop.window.open_settings()
-    dialog = desktop.window.settings_dialog
+    dialog = open_dialog(desktop)
     dialog.direct_secret_edit.setText("the-secret")
     server = dialog.server_url.text()
     dialog.restore_defaults()
@@ -92,8 +90,7 @@ def test_restore_defaults_keeps_where_uploads_go(make_desktop: Any) -> None:
 
 def test_test_connection_shows_what_the_server_offers(make_desktop: Any, aloop: Any, sandbox: Any) -> None:
     desktop = make_desktop()
-    desktop.window.open_settings()
-    dialog = desktop.window.settings_dialog
+    dialog = open_dialog(desktop)
 
     async def scenario() -> None:
         dialog.test_button.click()
@@ -162,8 +159,7 @@ def test_a_failing_server_shows_the_reason_and_retry_completes_once_it_is_back(
 def settings_going_direct(make_desktop: Any) -> tuple[Any, Any]:
     """A window, and its Settings open with the method set to your own S3 storage (on the Behaviour tab)."""
     desktop = make_desktop()
-    desktop.window.open_settings()
-    dialog = desktop.window.settings_dialog
+    dialog = open_dialog(desktop)
     dialog.method.setCurrentIndex(dialog.method.findData("direct-s3"))
     return desktop, dialog
 
@@ -250,8 +246,7 @@ def test_your_own_s3_keys_are_tested_before_anything_is_uploaded(
 ) -> None:
     """A GUI audit saved a wrong secret without a word, and learned it only when a file failed."""
     desktop = make_desktop()
-    desktop.window.open_settings()
-    dialog = desktop.window.settings_dialog
+    dialog = open_dialog(desktop)
     page = dialog.advanced
     dialog.tabs.setCurrentWidget(page)
     type_keys(dialog, sandbox, "not-the-secret")

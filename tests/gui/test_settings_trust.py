@@ -7,6 +7,7 @@ server paths in plain view, and a saved unreachable server shown as connected.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
@@ -44,8 +45,15 @@ def save_anyway(dialog: Any) -> Any:
 
 
 def open_dialog(desktop: Any) -> Any:
-    desktop.window.open_settings()
-    return desktop.window.settings_dialog
+    """Press Settings and wait for it, as a person does: it opens once the saved token and secret are read
+    off the GUI thread."""
+    window = desktop.window
+    window.settings_dialog = None
+    window.open_settings()
+    asyncio.get_event_loop().run_until_complete(
+        until(lambda: window.settings_dialog is not None and window.settings_dialog.isVisible(), 30, "Settings")
+    )
+    return window.settings_dialog
 
 
 def type_into(box: QAbstractSpinBox, text: str) -> None:
