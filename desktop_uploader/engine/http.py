@@ -235,6 +235,23 @@ def error_for_storage_response(response: requests.Response) -> UploaderError:
     )
 
 
+DOING = {  # what the app was asking the upload server for, in a person's words
+    "capabilities": "asking what it offers",
+    "start": "starting the upload",
+    "sign": "getting upload links",
+    "complete": "finishing the upload",
+    "abort": "removing an unfinished upload",
+    "status": "asking what it has stored",
+    "list": "listing unfinished uploads",
+    "chunked start": "starting the upload through it",
+    "chunk": "sending a chunk through it",
+    "chunked status": "asking what it has stored",
+    "chunked complete": "finishing the upload",
+    "chunked abort": "removing an unfinished upload",
+    "upload": "sending the file through it",
+}
+
+
 def error_for_api_response(response: requests.Response, action: str) -> UploaderError:
     error = _api_error(response, action)
     return error.at(Origin("api", host_of(response.url), action, response.status_code))
@@ -270,8 +287,16 @@ def _api_error(response: requests.Response, action: str) -> UploaderError:
             + " What is already stored is kept."
         )
     if status in (408, 429) or status >= 500:
+        # The server's own sentence says what went wrong behind it (its storage refused its keys, its
+        # tokens file is missing); a Next.js audit saw only "busy or having trouble" for each of them.
+        said = (
+            f"The upload server answered, while {DOING.get(action, action)}: {reason.rstrip('.')}. "
+            "If this goes on, tell whoever runs that server."
+            if reason
+            else f"The upload server is busy or having trouble (HTTP {status}, while {DOING.get(action, action)})."
+        )
         return ServerBusyError(
-            f"The upload server is busy or having trouble (HTTP {status} on {action}).",
+            said,
             status=status,
             retry_after=retry_after_seconds(response.headers.get("Retry-After")),
         )

@@ -92,7 +92,7 @@ CASES = {
     "an HTML 502 page from start": (
         break_start(502, b"<html><body>502 Bad Gateway</body></html>", "text/html"),
         None,
-        "busy or having trouble (HTTP 502 on start)",
+        "busy or having trouble (HTTP 502, while starting the upload)",
     ),
     "start answers without its fields": (break_start(200, b"{}", "application/json"), None, "start"),
     "upload links point at a closed port": (None, "closed", "refused the connection"),

@@ -142,7 +142,10 @@ def test_a_failing_server_shows_the_reason_and_retry_completes_once_it_is_back(
 
         run(aloop, failing())
         row = session.model.rows()[0]
-        assert row.status_text(0) == "Failed: The upload server is busy or having trouble (HTTP 503 on capabilities)."
+        assert row.status_text(0) == (
+            "Failed: The upload server answered, while asking what it offers: maintenance. "
+            "If this goes on, tell whoever runs that server."
+        )
         assert row.primary_action() == RowAction.RETRY
 
         proxy.set_fault_plan(None)  # the server is back
