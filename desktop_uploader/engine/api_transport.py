@@ -21,6 +21,7 @@ from desktop_uploader.engine.http import (
     Sessions,
     error_for_api_response,
     error_for_exception,
+    error_for_redirect,
     host_of,
     json_object,
 )
@@ -91,11 +92,14 @@ class ApiTransport:
                         self._url(path),
                         headers={**self._headers(), **(headers_extra or {})},
                         timeout=(self.settings.connect_timeout, read_timeout),
+                        allow_redirects=False,  # said, not followed: see error_for_redirect
                         **{**kwargs, **paced},
                     )
                 except requests.RequestException as exc:
                     url = self._url(path)
                     raise error_for_exception(exc, url, read_timeout).at(Origin("api", host_of(url), action)) from exc
+                if 300 <= response.status_code < 400:
+                    raise error_for_redirect(response, path, action)
                 if response.status_code >= 400 and response.status_code not in accept:
                     raise error_for_api_response(response, action)
                 answer = parse(response) if parse else json_object(response, action)

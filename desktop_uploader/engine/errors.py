@@ -14,6 +14,7 @@ look at this tree, and the original stays attached for the log::
     │   └── UrlExpiredError            a presigned URL ran out: re-sign, not a retry attempt
     ├── PermanentError                 trying the same thing again will fail the same way
     │   ├── AuthError                  401: token wrong or missing
+    │   │   └── MovedError             3xx: the server address redirects; use the one it names
     │   ├── ForbiddenError             403 that is not an expired URL
     │   ├── NotFoundError              the upload is gone on the server
     │   │   └── NotOfferedError        the server has no such route (404/405 page, Next.js's 409)
@@ -117,6 +118,12 @@ class PermanentError(UploaderError):
 
 class AuthError(PermanentError):
     pass
+
+
+class MovedError(AuthError):
+    """The upload server's address answers with a redirect, which is not followed: the token would not
+    go with it to another host (so it read as a wrong token), and a POST would lose its body. Like a
+    wrong token, it is the address in the settings to fix, then Retry."""
 
 
 class ForbiddenError(PermanentError):

@@ -20,7 +20,7 @@ import struct
 import sys
 import time
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -30,6 +30,7 @@ from desktop_uploader.engine.errors import (
     AuthError,
     ForbiddenError,
     IntegrityError,
+    MovedError,
     NetworkError,
     NotFoundError,
     NotOfferedError,
@@ -250,6 +251,29 @@ DOING = {  # what the app was asking the upload server for, in a person's words
     "chunked abort": "removing an unfinished upload",
     "upload": "sending the file through it",
 }
+
+
+def error_for_redirect(response: requests.Response, path: str, action: str) -> UploaderError:
+    """A 3xx from the upload API, with the address to use instead: the one it redirects to, less the route.
+
+    A Next.js audit's example.com → www.example.com redirect was followed without the token (requests
+    drops it for another host) and read "did not accept your access token"."""
+    target = urljoin(response.url, response.headers.get("Location", ""))
+    given = _less(response.url, path)
+    suggested = _less(target, path)
+    if not response.headers.get("Location") or suggested == given:
+        said = (
+            f"The server address {given} answers with a redirect (HTTP {response.status_code}) that leads nowhere new."
+        )
+    else:
+        said = f"The server address {given} redirects to {suggested}: use that address instead."
+    return MovedError(said).at(Origin("api", host_of(response.url), action, response.status_code))
+
+
+def _less(url: str, path: str) -> str:
+    """``url`` without its query and without ``path`` at its end: the server address a person types."""
+    bare = url.split("?", 1)[0].split("#", 1)[0]
+    return bare[: -len(path)].rstrip("/") if path and bare.endswith(path) else bare.rstrip("/")
 
 
 def error_for_api_response(response: requests.Response, action: str) -> UploaderError:

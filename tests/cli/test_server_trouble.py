@@ -10,6 +10,7 @@ import pytest
 from desktop_uploader.engine.limits import MiB
 from tests.support.api_servers import api_server
 from tests.support.logfail import STORAGE_REFUSED
+from tests.support.proxy import Proxy, Respond
 from tests.support.storage import open_multipart_uploads
 
 
@@ -31,3 +32,27 @@ def test_a_server_whose_storage_refuses_its_keys_is_quoted_not_called_busy(
     )
     assert "HTTP 502 on" not in said and "Traceback" not in said
     assert open_multipart_uploads(s3, sandbox.bucket, "loras/sandbox-user/") == []
+
+
+@pytest.mark.without_upload_api("a redirect in front of the sandbox's own server")
+@pytest.mark.parametrize("status", [301, 308])
+def test_a_server_address_that_redirects_names_the_address_to_use(
+    cli: Any, make_file: Any, sandbox: Any, status: int
+) -> None:
+    """A Next.js audit's site redirected (example.com → www.example.com): requests followed it without the
+    token, and the app said "did not accept your access token" though the token was right."""
+    sample = make_file(6 * MiB)
+    with Proxy.start(sandbox.api_url) as moved:
+        moved.set_fault_plan(
+            lambda request: Respond(status, b"", {"Location": sandbox.api_url.rstrip("/") + request.path})
+        )
+        result = cli("upload", str(sample.path), "--server", moved.url, "--token", sandbox.token)
+        assert moved.plan_errors == []
+        asked = moved.stats.records()
+    assert result.code == 1, result.stderr
+    said = " ".join((result.stdout + result.stderr).split())
+    assert (
+        f"The server address {moved.url} redirects to {sandbox.api_url.rstrip('/')}: use that address instead." in said
+    )
+    assert "access token" not in said and "Traceback" not in said
+    assert len(asked) == 1, "said at the first answer: not retried, no other method tried"
