@@ -31,7 +31,7 @@ from desktop_uploader.engine.errors import SettingsError, UploaderError
 from desktop_uploader.engine.events import Event, Notice, Queued, Status
 from desktop_uploader.engine.files import as_given, collect, missing_reason
 from desktop_uploader.engine.intake import damaged
-from desktop_uploader.engine.jobs import interrupted_upload_of, running_elsewhere, stored_bytes
+from desktop_uploader.engine.jobs import RunningElsewhereError, interrupted_upload_of, running_elsewhere, stored_bytes
 from desktop_uploader.engine.ledger import where
 from desktop_uploader.engine.limits import human_bytes
 from desktop_uploader.engine.manager import JobView, UploadManager, interrupted_records
@@ -301,7 +301,9 @@ def run_resume(args: argparse.Namespace) -> int:
         chosen = _choose(waiting, args, running)
         with engine_session(args, settings, out) as session:
             manager = session.manager
-            manager.restore_interrupted()
+            chosen = _still_ours(manager.restore_interrupted(), chosen, records, out)
+            if not chosen:
+                return 1
             for record in records:
                 if record.id in chosen:
                     _say_going_on(manager, record, record.display_name, out)
@@ -358,6 +360,17 @@ def _needs_its_storage(record: UploadRecord) -> str:
         f"{record.display_name} was going to {where(record.server)}: resume it with that storage's "
         "--s3-endpoint, --bucket and --access-key (and $DESKTOP_UPLOADER_S3_SECRET), or discard it."
     )
+
+
+def _still_ours(restored: list[str], chosen: list[str], records: list[UploadRecord], out: Out) -> list[str]:
+    """The chosen uploads no other window or command took while this one started (the sandbox's start is
+    seconds): two ``resume`` commands half a second apart ended, for one, in a KeyError and "Something
+    went wrong" (a resume audit). Those taken are said as they are when seen up front."""
+    for record in records:
+        if record.id in chosen and record.id not in restored:
+            name = f"'{record.id[:8]}' ({record.display_name or record.path})"
+            out.print(f"[red]{plain(RunningElsewhereError(name).message)}", soft_wrap=True)
+    return [job_id for job_id in chosen if job_id in restored]
 
 
 def _choose(restored: list[str], args: argparse.Namespace, running: list[UploadRecord]) -> list[str]:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from desktop_uploader.engine.limits import MiB
+from desktop_uploader.engine.locks import UploadLocks
+from tests.cli.test_cli import wait_for_parts
 from tests.support.api_servers import api_server
 from tests.support.logfail import STORAGE_REFUSED
-from tests.support.proxy import Proxy, Respond
+from tests.support.proxy import Proxy, RequestInfo, Respond
 from tests.support.storage import open_multipart_uploads
 
 
@@ -56,3 +59,54 @@ def test_a_server_address_that_redirects_names_the_address_to_use(
     )
     assert "access token" not in said and "Traceback" not in said
     assert len(asked) == 1, "said at the first answer: not retried, no other method tried"
+
+
+@pytest.mark.without_upload_api("a proxy in front of the sandbox's own server, which takes the lock at a set moment")
+def test_an_upload_another_command_takes_while_resume_starts_is_said_not_a_crash(
+    cli: Any, make_file: Any, sandbox: Any, tmp_path: Path
+) -> None:
+    """A resume audit ran two ``resume --all`` half a second apart: the second listed the upload, the first
+    took it while the second started, and the second ended in a KeyError ("Something went wrong").
+
+    Here the other command is this test: it takes the upload's lock at the moment the resuming command
+    makes its first request to the server (sending the abort an earlier discard still owes), which is
+    after it listed the upload and before it takes it."""
+    kept, given_up = make_file(40 * MiB, name="kept.safetensors"), make_file(40 * MiB, name="given-up.safetensors")
+    with Proxy.start(sandbox.api_url, peek_bytes=4096) as api:
+        env = {"DESKTOP_UPLOADER_SERVER": api.url, "DESKTOP_UPLOADER_TOKEN": sandbox.token}
+        for number, sample in enumerate((kept, given_up), start=1):
+            running = cli.popen(
+                "upload", str(sample.path), "--chunk-size", "5MiB", "--concurrency", "2", "--bandwidth-limit", "2MiB",
+                env=env,
+            )  # fmt: skip
+            wait_for_parts(cli.home, 2 * number, running)
+            running.send_signal(signal.SIGINT)
+            running.communicate(timeout=60)
+        listed = cli("list", "--json", env=env).json()["uploads"]
+        uploads = {Path(u["file"]).name: u["id"] for u in listed}
+        assert sorted(uploads) == ["given-up.safetensors", "kept.safetensors"], listed
+        refused = Respond(503, b'{"error": "not now"}')
+        api.set_fault_plan(lambda request: refused if b'"abort"' in request.body else None)
+        assert cli("discard", uploads["given-up.safetensors"], env=env).code == 1, "its abort is owed"
+
+        locks = UploadLocks(cli.home / "data" / "locks")
+        taken: list[Any] = []
+
+        def take_when_asked(request: RequestInfo) -> None:
+            if b'"abort"' in request.body and not taken:
+                taken.append(locks.acquire(uploads["kept.safetensors"]))
+
+        api.set_fault_plan(take_when_asked)
+        try:
+            result = cli("resume", "--all", env=env)
+        finally:
+            for lock in taken:
+                lock.release()
+        assert api.plan_errors == [] and taken, "the lock was taken between the listing and the resume"
+    said = " ".join((result.stdout + result.stderr).split())
+    assert result.code == 1, said
+    assert (
+        f"'{uploads['kept.safetensors'][:8]}' (kept) is being uploaded by another Desktop Uploader "
+        "window or command right now" in said
+    )
+    assert "Something went wrong" not in said and "Going on with" not in said
