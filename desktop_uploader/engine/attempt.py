@@ -52,7 +52,7 @@ from desktop_uploader.engine.events import (
 )
 from desktop_uploader.engine.fileid import identify
 from desktop_uploader.engine.http import Sessions
-from desktop_uploader.engine.jobs import Job, ServerConnection
+from desktop_uploader.engine.jobs import Job, ServerConnection, has_record
 from desktop_uploader.engine.ledger import AbortLedger, not_removed
 from desktop_uploader.engine.linkmemory import LinkMemory
 from desktop_uploader.engine.locks import UploadLocks
@@ -203,7 +203,7 @@ class AttemptRunner:
             ctx = self._context(job, settings, api)
             chain = self._chain(settings, api, ctx.size, job.control)
             reached = (ctx.server_id, self.direct.server_id if self.direct else None, api is not None)
-            record, chain = go_on_from(record, chain, reached, self.state, self._ledger)
+            record, chain = go_on_from(record, chain, reached, self.state, self._ledger, expected=job.had_record)
         except Interrupted:
             self._stopped(job, None, None)
             return
@@ -335,8 +335,7 @@ class AttemptRunner:
             if ctx is not None and method is not None:
                 self._abandon(ctx, method)
             else:
-                # Cancelled while preparing (before any method ran). This run holds the upload's lock,
-                # so abort here: _abort_saved would find the lock taken, by us, and give up.
+                # Cancelled while preparing: this run holds the lock, so it aborts (_abort_saved would give up)
                 with contextlib.suppress(UploaderError):
                     record = self.state.get(job.id)
                     if record is not None:
@@ -365,14 +364,15 @@ class AttemptRunner:
         log.warning("%s failed (%s): %s", job.path.name, type(error).__name__, error.message)
         with self._lock:
             job.resumable = resumable
-        failed = Failed(job.id, error.message, resumable, job.method, type(error).__name__, retry_can_help(error))
-        self._emit(failed)
+        self._emit(Failed(job.id, error.message, resumable, job.method, type(error).__name__, retry_can_help(error)))
         self._finish(job, Status.FAILED, error.message)
 
     def _finish(self, job: Job, status: Status, message: str, *, resumable: bool | None = None) -> None:
+        kept = status in {Status.PAUSED, Status.FAILED} and has_record(self.state, job.id)
         with self._lock:
             if resumable is not None:
                 job.resumable = resumable
+            job.had_record = kept
         self._set(job, status, message)
 
     def _abort_when_unwound(self, job_id: str) -> None:

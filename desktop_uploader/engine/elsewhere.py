@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from desktop_uploader.engine.errors import StateError
+from desktop_uploader.engine.errors import StateError, TakenElsewhereError
 from desktop_uploader.engine.jobs import stored_bytes
 from desktop_uploader.engine.ledger import AbortLedger, where
 from desktop_uploader.engine.limits import human_bytes
@@ -54,9 +54,15 @@ def go_on_from(
     reached: tuple[str, str | None, bool],
     state: StateStore,
     ledger: AbortLedger,
+    *,
+    expected: bool = False,
 ) -> tuple[UploadRecord | None, list[str]]:
     """The record a run goes on from (None: afresh) and the methods it tries, given what this session
-    reaches: ``(its server's id, your own S3's id or None, whether an upload API is connected)``."""
+    reaches: ``(its server's id, your own S3's id or None, whether an upload API is connected)``.
+
+    ``expected``: the job's last stop left a record; none now raises TakenElsewhereError."""
+    if record is None and expected:
+        raise TakenElsewhereError
     server_id, direct_id, has_api = reached
     record = record_to_go_on_with(record, {server_id, direct_id or ""}, state, ledger)
     return route_for(record, chain, state, ledger, lambda name: direct_id is not None if name == DIRECT else has_api)

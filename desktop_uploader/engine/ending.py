@@ -32,6 +32,7 @@ from desktop_uploader.engine.errors import (
     ServerBusyError,
     StateError,
     StorageFullError,
+    TakenElsewhereError,
     TransientError,
     UnsupportedError,
     UploaderError,
@@ -76,7 +77,7 @@ def retry_can_help(error: UploaderError) -> bool:
     down at the start, needs another file (or another server), not another try. Anything else (the
     network, a token, a bucket name in Settings) may be fixed meanwhile, so Retry stays.
     """
-    if isinstance(error, FileTooLargeError):
+    if isinstance(error, FileTooLargeError | TakenElsewhereError):
         return False
     origin = error.origin
     return not (

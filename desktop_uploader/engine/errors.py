@@ -15,6 +15,7 @@ look at this tree, and the original stays attached for the log::
     ├── PermanentError                 trying the same thing again will fail the same way
     │   ├── AuthError                  401: token wrong or missing
     │   │   └── MovedError             3xx: the server address redirects; use the one it names
+    │   ├── TakenElsewhereError        its record went while it waited: finished or discarded elsewhere
     │   ├── ForbiddenError             403 that is not an expired URL
     │   ├── NotFoundError              the upload is gone on the server
     │   │   └── NotOfferedError        the server has no such route (404/405 page, Next.js's 409)
@@ -124,6 +125,20 @@ class MovedError(AuthError):
     """The upload server's address answers with a redirect, which is not followed: the token would not
     go with it to another host (so it read as a wrong token), and a POST would lose its body. Like a
     wrong token, it is the address in the settings to fix, then Retry."""
+
+
+class TakenElsewhereError(PermanentError):
+    """The upload's record went while it waited here: another window or command finished or discarded it.
+
+    A resume audit's window, its row interrupted, was pressed Resume after ``desktop-uploader resume``
+    had finished the upload: it sent the whole file again and stored it twice. Another Retry would do
+    the same, so none is offered; adding the file again asks whether it is already uploaded."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Another Desktop Uploader window or command finished or discarded this upload meanwhile, so "
+            "nothing was sent. To send the file again, add it again."
+        )
 
 
 class ForbiddenError(PermanentError):

@@ -34,6 +34,12 @@ class Job:
     result: UploadResult | None = None
     progress: Progress | None = None
     control: Control = field(default_factory=Control)
+    # Whether its last stop left a record in the resume store (made resumable: restored from one). A run
+    # that then finds none knows another window or command finished or discarded it meanwhile.
+    had_record: bool = False
+
+    def __post_init__(self) -> None:
+        self.had_record = self.had_record or self.resumable
 
     @property
     def confirmed(self) -> int:
@@ -84,6 +90,14 @@ def stored_bytes(state: StateStore, record: UploadRecord) -> int:
         return sum(part.size for part in state.parts(record.id).values())
     except UploaderError:
         return 0
+
+
+def has_record(state: StateStore, job_id: str) -> bool:
+    """Whether the resume store holds this upload (an unreadable store: as if it did not)."""
+    try:
+        return state.get(job_id) is not None
+    except UploaderError:
+        return False
 
 
 def interrupted_records(state: StateStore) -> list[UploadRecord]:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import signal
+import subprocess
+import sys
 import urllib.parse
+import uuid
 from typing import Any
 
 import psutil
@@ -305,3 +309,56 @@ def assert_stored_once_on_the_sandbox(session: Any, sample: Any) -> None:
     listed = storage.list_objects_v2(Bucket=bucket).get("Contents", [])
     assert [o["Key"] for o in listed if o["Key"].endswith(sample.path.name)] == [result.s3_key]
     assert open_multipart_uploads(storage, bucket) == []
+
+
+@pytest.mark.allow_log(*UPLOAD_FAILED)
+def test_resume_after_another_command_finished_the_upload_sends_nothing_again(
+    make_desktop: Any, make_file: Any, aloop: Any, s3: Any, sandbox: Any
+) -> None:
+    """A resume audit's window showed an interrupted upload; ``desktop-uploader resume --all`` finished it in a
+    terminal; the window's Resume then sent the whole file again and stored it twice."""
+    sample = make_file(30 * MiB, name=f"taken-{uuid.uuid4().hex[:8]}.safetensors")
+    first = make_desktop(bandwidth_limit=8 * 1000 * 1000, chunk_size=5 * MiB, concurrency=2)
+
+    async def interrupt() -> None:
+        drop(first.window, [sample.path])
+        await until(
+            lambda: first.session.model.rowCount() and first.session.model.rows()[0].confirmed >= 10 * MiB,
+            60,
+            "some parts stored",
+        )
+        await first.session.shutdown()
+
+    run(aloop, interrupt())
+    first.window.close()
+    (first.session.paths.data_dir / QUEUE_FILE).unlink()  # as a crash leaves it
+    second = make_desktop(bandwidth_limit=0)
+    [row] = second.session.model.rows()
+    assert row.status == Status.INTERRUPTED
+
+    finished = subprocess.run(
+        [sys.executable, "-m", "desktop_uploader", "resume", "--all", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert finished.returncode == 0, finished.stderr
+    [elsewhere] = json.loads(finished.stdout)["uploads"]
+    assert elsewhere["status"] == "completed"
+
+    async def resume() -> None:
+        second.session.act(row.job_id, RowAction.RESUME)
+        await until(lambda: second.session.model.rows()[0].status == Status.FAILED, 60, "the resume to end")
+
+    run(aloop, resume())
+    ended = second.session.model.rows()[0]
+    assert ended.status_text(0) == (
+        "Failed: Another Desktop Uploader window or command finished or discarded this upload meanwhile, "
+        "so nothing was sent. To send the file again, add it again."
+    )
+    assert RowAction.RETRY not in ended.actions()
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=sandbox.bucket, Prefix="loras/sandbox-user/")
+    stored = [item["Key"] for page in pages for item in page.get("Contents", []) if sample.path.stem in item["Key"]]
+    assert stored == [elsewhere["s3Key"]], "stored once"
+    assert object_sha256(s3, sandbox.bucket, stored[0]) == sample.sha256
+    assert open_multipart_uploads(s3, sandbox.bucket, "loras/sandbox-user/") == []
