@@ -216,10 +216,13 @@ def _short(name: str, width: int = 36) -> str:
     return name if len(name) <= width else name[: width - 1] + "…"
 
 
-def print_summary(out: Out, jobs: list[JobView], direct_flags: str = "", not_started: int = 0) -> None:
+def print_summary(
+    out: Out, jobs: list[JobView], direct_flags: str = "", not_started: int = 0, servers: dict[str, str] | None = None
+) -> None:
     """One block per file, each path on a line of its own so it can be copied whole; ``direct_flags``, your
     own S3 storage's flags as given, go in the resume hint of an upload sent there. ``not_started`` files were
-    asked for but refused before they could start (said above): a CLI audit read "0 of 0 uploaded"."""
+    asked for but refused before they could start (said above): a CLI audit read "0 of 0 uploaded". ``servers``:
+    the ``--server`` flag of an upload that started on another server than this session's."""
     done = sum(1 for j in jobs if j.status == events.Status.COMPLETED)
     out.print(f"[bold]{done} of {len(jobs) + not_started} uploaded")
     for job in jobs:
@@ -239,7 +242,7 @@ def print_summary(out: Out, jobs: list[JobView], direct_flags: str = "", not_sta
             if job.message:
                 out.print(f"    {plain(for_terminal(job.message))}", soft_wrap=True)
             if job.resumable:
-                again = direct_flags if job.method == "direct-s3" else ""
+                again = direct_flags if job.method == "direct-s3" else (servers or {}).get(job.id, "")
                 out.print(f"    Resume with: desktop-uploader resume {job.id[:8]}{plain(again)}", soft_wrap=True)
 
 

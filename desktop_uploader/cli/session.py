@@ -22,11 +22,11 @@ from desktop_uploader.connection import (
     server_connection,
 )
 from desktop_uploader.connection import direct_target as connection_direct_target
-from desktop_uploader.engine.errors import SettingsError
+from desktop_uploader.engine.errors import SettingsError, UploaderError
 from desktop_uploader.engine.history import HistoryStore
 from desktop_uploader.engine.history_recorder import HistoryRecorder
 from desktop_uploader.engine.jobs import RunningElsewhereError
-from desktop_uploader.engine.manager import ServerConnection, UploadManager
+from desktop_uploader.engine.manager import JobView, ServerConnection, UploadManager
 from desktop_uploader.engine.methods.direct_s3 import DirectTarget
 from desktop_uploader.engine.rows import plural
 from desktop_uploader.engine.settings import Settings, load_settings
@@ -192,3 +192,16 @@ def settings_problem(exc: SettingsError) -> UsageError:
     "Files at once must be between 1 and 16", where other flags' answers named the flag."""
     flag = next((flag for name, flag in FLAG_OF_SETTING.items() if exc.message.startswith(f"{name} must")), None)
     return UsageError(f"{flag}: {exc.message}" if flag else exc.message)
+
+
+def started_on(manager: UploadManager, job: JobView) -> str:
+    """The upload server a resumable upload started on, when this session is connected to another: its
+    resume hint must name it (a Next.js audit was told to switch back, then handed a hint without it)."""
+    if not job.resumable or job.method == "direct-s3":
+        return ""
+    with contextlib.suppress(UploaderError):
+        record = manager.state.get(job.id)
+        server = record.server if record is not None else ""
+        if server.startswith(("http://", "https://")) and server not in manager.server_ids():
+            return server
+    return ""

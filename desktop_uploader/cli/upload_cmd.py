@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import shlex
 import signal
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from desktop_uploader.cli.session import (
     not_one_match,
     settings_problem,
     setup_logging,
+    started_on,
 )
 from desktop_uploader.connection import ConnectionSetupError
 from desktop_uploader.engine.errors import SettingsError, UploaderError
@@ -278,7 +280,8 @@ def _report(
     if args.json:
         print_json({"uploads": [job_json(j) for j in jobs] + (rejected or [])})
     else:
-        print_summary(new_console(), jobs, direct_flags_given(args), len(rejected or []))
+        servers = {j.id: f" --server {shlex.quote(url)}" for j in jobs if (url := started_on(manager, j))}
+        print_summary(new_console(), jobs, direct_flags_given(args), len(rejected or []), servers)
     ok = all(j.status == Status.COMPLETED for j in jobs) and not rejected
     return 0 if ok else 1
 

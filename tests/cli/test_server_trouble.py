@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +12,11 @@ import pytest
 from desktop_uploader.engine.limits import MiB
 from desktop_uploader.engine.locks import UploadLocks
 from tests.cli.test_cli import wait_for_parts
+from tests.engine.test_abort_ledger import OTHER_BUCKET
 from tests.support.api_servers import api_server
 from tests.support.logfail import STORAGE_REFUSED
 from tests.support.proxy import Proxy, RequestInfo, Respond
-from tests.support.storage import open_multipart_uploads
+from tests.support.storage import object_sha256, open_multipart_uploads
 
 
 @pytest.mark.without_upload_api("a server of its own, whose storage refuses its keys")
@@ -110,3 +112,38 @@ def test_an_upload_another_command_takes_while_resume_starts_is_said_not_a_crash
         "window or command right now" in said
     )
     assert "Something went wrong" not in said and "Going on with" not in said
+
+
+@pytest.mark.without_upload_api("a second server of its own, on a bucket of its own")
+def test_the_resume_hint_of_an_upload_started_on_another_server_names_that_server(
+    cli: Any, make_file: Any, s3: Any, sandbox: Any, tmp_path: Path
+) -> None:
+    """A Next.js audit's ``resume ID`` was told the upload's parts are on another server, "switch back to it",
+    and then handed ``Resume with: desktop-uploader resume ID``, the command that had just failed."""
+    if OTHER_BUCKET not in {b["Name"] for b in s3.list_buckets()["Buckets"]}:
+        s3.create_bucket(Bucket=OTHER_BUCKET)
+    sample = make_file(40 * MiB, name=f"elsewhere-{uuid.uuid4().hex[:8]}.safetensors")
+    with api_server(sandbox, tmp_path / "server-b", bucket=OTHER_BUCKET) as other:
+        there = {"DESKTOP_UPLOADER_SERVER": other, "DESKTOP_UPLOADER_TOKEN": sandbox.token}
+        running = cli.popen(
+            "upload", str(sample.path), "--chunk-size", "5MiB", "--concurrency", "2", "--bandwidth-limit", "2MiB",
+            env=there,
+        )  # fmt: skip
+        wait_for_parts(cli.home, 2, running)
+        running.send_signal(signal.SIGINT)
+        running.communicate(timeout=60)
+        [upload] = cli("list", "--json").json()["uploads"]
+
+        here = cli("resume", upload["id"][:8])  # with the sandbox's server, not the one it started on
+        assert here.code == 1, here.stderr
+        said = " ".join((here.stdout + here.stderr).split())
+        assert f"is stored on {other.rstrip('/')}, where its upload started" in said
+        hint = f"Resume with: desktop-uploader resume {upload['id'][:8]} --server {other.rstrip('/')}"
+        assert hint in said
+
+        again = cli(*hint.removeprefix("Resume with: desktop-uploader ").split(), "--json", env=there)
+    assert again.code == 0, again.stderr
+    [done] = again.json()["uploads"]
+    assert done["status"] == "completed"
+    assert object_sha256(s3, OTHER_BUCKET, done["s3Key"]) == sample.sha256
+    assert open_multipart_uploads(s3, OTHER_BUCKET, "loras/") == []
