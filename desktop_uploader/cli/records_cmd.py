@@ -146,15 +146,21 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def _print_owed(out: Out, owed: list[UploadRecord]) -> None:
-    """Partial uploads given up on, whose server hasn't been reached yet to remove them."""
-    places: dict[str, int] = {}
+    """Partial uploads given up on, whose server hasn't been reached yet to remove them; and starts that got
+    no clear answer (a 5xx), which may have left one. A Next.js audit whose starts all failed was told of
+    "discarded uploads" it had never discarded."""
+    places: dict[tuple[str, bool], int] = {}
     for record in owed:
-        places[record.server] = places.get(record.server, 0) + 1
-    for server, count in places.items():
-        out.print(
-            f"{plural(count, 'discarded upload')} still to be removed from {plain(where(server))}: "
-            "that happens the next time the app connects there."
-        )
+        places[(record.server, bool(record.upload_id))] = places.get((record.server, bool(record.upload_id)), 0) + 1
+    for (server, known), count in places.items():
+        place = plain(where(server))
+        if known:
+            verb = "is" if count == 1 else "are"
+            said = f"{plural(count, 'partial upload')} given up here {verb} still to be removed from {place}"
+            out.print(f"{said}: that happens the next time the app connects there.", soft_wrap=True)
+        else:
+            said = f"{plural(count, 'upload start')} that got no clear answer may have left a partial upload on {place}"
+            out.print(f"{said}: it is looked for and removed the next time the app connects there.", soft_wrap=True)
 
 
 def run_discard(args: argparse.Namespace) -> int:

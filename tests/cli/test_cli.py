@@ -455,10 +455,29 @@ def test_an_abort_owed_to_another_server_is_listed_and_kept_by_a_session_elsewhe
             s3_key="loras/u/given-up-elsewhere.safetensors",
         )
     )
+    unanswered = make_file(1 * MiB, name="unanswered-start.safetensors")
+    state.create(  # a start answered with a 502: it may or may not have made an upload there
+        UploadRecord(
+            id="fedcbafedcbafedcbafedcbafedcbafe",
+            path=str(unanswered.path),
+            display_name=unanswered.path.name,
+            identity=identify(unanswered.path),
+            method="presigned-s3",
+            server="https://uploads.example.com",
+            status=OWED_ABORT,
+            upload_id="",
+            s3_key="loras/u/unanswered-start.safetensors",
+        )
+    )
     state.close()
 
     assert cli("upload", str(make_file(1 * MiB, name="today.safetensors").path)).code == 0
-    listing = cli("list")
-    assert "1 discarded upload still to be removed from https://uploads.example.com" in listing.stderr
-    [owed] = cli("list", "--json").json()["owedAborts"]
-    assert owed["server"] == "https://uploads.example.com" and owed["file"] == sample.path.name
+    listing = " ".join(cli("list").stderr.split())
+    assert "1 partial upload given up here is still to be removed from https://uploads.example.com" in listing
+    assert (
+        "1 upload start that got no clear answer may have left a partial upload on https://uploads.example.com: "
+        "it is looked for and removed the next time the app connects there." in listing
+    )
+    assert "discarded" not in listing, "a Next.js audit had discarded nothing"
+    owed = cli("list", "--json").json()["owedAborts"]
+    assert {o["file"] for o in owed} == {sample.path.name, unanswered.path.name}
