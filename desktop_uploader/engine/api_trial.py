@@ -11,6 +11,9 @@ before a byte is sent, and the ``abort`` leaves nothing on the server or in stor
 
 from __future__ import annotations
 
+import socket
+from urllib.parse import urlsplit
+
 from desktop_uploader.engine.api_client import ApiClient
 from desktop_uploader.engine.errors import PermanentError, PinnedChecksumError, UploaderError
 from desktop_uploader.engine.signed_urls import pinned_checksum_problem
@@ -29,6 +32,8 @@ def trial_upload(client: ApiClient) -> None:
         (found for url in started.urls.values() if (found := pinned_checksum_problem(url.url, started.checksum, None))),
         None,
     )
+    first = next(iter(started.urls.values()), None)
+    out_of_reach = unreachable(first.url, client) if first is not None else None
     try:
         client.abort(started.upload_id, started.s3_key)
     except UploaderError as exc:
@@ -38,3 +43,33 @@ def trial_upload(client: ApiClient) -> None:
         ) from exc
     if problem is not None:
         raise PinnedChecksumError(problem)
+    if out_of_reach is not None:
+        raise PermanentError(out_of_reach)
+
+
+def unreachable(link: str, client: ApiClient) -> str | None:
+    """Why this computer can't reach the storage a link points at, in a sentence, or None.
+
+    A Next.js audit's route wrote a storage address into its links that nobody could reach (its public
+    endpoint setting was wrong): "Test connection" said "Connected", and every upload then failed with
+    "refused the connection: the server may be down", about a server that was up. Only a connection is
+    opened: a part sent here would be a byte stored for nothing."""
+    parts = urlsplit(link)
+    host, port = parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        socket.create_connection((host, port), timeout=client.settings.connect_timeout).close()
+    except socket.gaierror:
+        why = "its name is not known here"
+    except TimeoutError:
+        why = "it did not answer"
+    except ConnectionRefusedError:
+        why = "it refused the connection"
+    except OSError as exc:
+        why = (exc.strerror or str(exc)).lower()
+    else:
+        return None
+    return (
+        f"The server hands out upload links to storage at {parts.netloc}, which can't be reached from this "
+        f"computer ({why}). The storage address the server writes into its links is likely wrong "
+        "(UPLOAD_API_S3_PUBLIC_ENDPOINT on our example servers); tell whoever runs the server."
+    )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import socket
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +20,7 @@ from desktop_uploader.engine.settings import load_settings
 from tests.gui.conftest import run, until
 from tests.gui.test_queue import drop
 from tests.gui.test_settings_trust import open_dialog
+from tests.support.api_servers import api_server
 from tests.support.logfail import FAULTS
 from tests.support.proxy import Proxy, RequestInfo, Respond
 from tests.support.storage import object_sha256, open_multipart_uploads
@@ -86,6 +89,32 @@ def test_restore_defaults_keeps_where_uploads_go(make_desktop: Any) -> None:
     assert dialog.direct_secret_edit.text() == "the-secret"
     assert dialog.method.currentData() == "auto", "the method is a setting like the others"
     assert dialog.chunk_size.value() == 0 and dialog.concurrency.value() == 0  # 0 shows as "Auto"
+
+
+def test_test_connection_fails_when_the_servers_links_point_at_storage_out_of_reach(
+    make_desktop: Any, aloop: Any, s3: Any, sandbox: Any, tmp_path: Path
+) -> None:
+    """A Next.js audit's route wrote an unreachable storage address into its links: "Test connection" said
+    "Connected", and every upload then failed with "refused the connection: the server may be down"."""
+    with socket.socket() as spare:
+        spare.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{spare.getsockname()[1]}"  # nobody listens there once it is closed
+    with api_server(sandbox, tmp_path / "api", s3_public_endpoint=closed) as url:
+        desktop = make_desktop(server=url)
+        dialog = open_dialog(desktop)
+
+        async def scenario() -> None:
+            dialog.test_button.click()
+            await until(lambda: dialog.test_result.text().startswith(("✓", "✗")), 20, "the test result")
+
+        run(aloop, scenario())
+    assert dialog.test_result.text() == (
+        f"✗ The server hands out upload links to storage at {closed.removeprefix('http://')}, which can't be "
+        "reached from this computer (it refused the connection). The storage address the server writes into "
+        "its links is likely wrong (UPLOAD_API_S3_PUBLIC_ENDPOINT on our example servers); tell whoever runs "
+        "the server."
+    )
+    assert open_multipart_uploads(s3, sandbox.bucket, "loras/sandbox-user/") == [], "the trial upload was aborted"
 
 
 def test_test_connection_shows_what_the_server_offers(make_desktop: Any, aloop: Any, sandbox: Any) -> None:
