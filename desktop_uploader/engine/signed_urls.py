@@ -32,7 +32,7 @@ EMPTY_BODY = {
     "sha1": "2jmj7l5rSw0yVb/vlWAYkK/YBwk=",
     "sha256": "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=",
 }
-SERVER_FIX = "the server's AWS SDK needs requestChecksumCalculation: 'WHEN_REQUIRED'"
+SERVER_FIX = "tell whoever runs the server: its AWS SDK needs requestChecksumCalculation: 'WHEN_REQUIRED'"
 
 
 def _query(url: str) -> dict[str, str]:
