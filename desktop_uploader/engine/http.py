@@ -281,13 +281,14 @@ def error_for_api_response(response: requests.Response, action: str) -> Uploader
     return error.at(Origin("api", host_of(response.url), action, response.status_code))
 
 
-def not_offered(action: str, status: int) -> NotOfferedError:
+def not_offered(action: str, status: int, url: str = "") -> NotOfferedError:
     """An action the server has no route for. Without 'start' nothing can be uploaded there at all, which
-    almost always means the address is not the upload API's (a web page, a mistyped path)."""
+    almost always means the address is not the upload API's (a web page, a mistyped path): the address
+    tried is named, with the two forms that work (a Next.js audit was told only "check the address")."""
     if action == "start":
         return NotOfferedError(
-            f"This address doesn't take uploads: the server has no 'start' here (HTTP {status}). "
-            "Check the server address."
+            f"Nothing at {url.split('?', 1)[0] or 'this address'} takes uploads (HTTP {status}). Check the server "
+            "address: the site's own (like https://example.com), or the upload route's full address."
         )
     return NotOfferedError(f"The server does not offer '{action}' here (HTTP {status}).")
 
@@ -304,7 +305,7 @@ def _api_error(response: requests.Response, action: str) -> UploaderError:
     if status == 401:
         return AuthError("The server did not accept your access token. Check it, or ask for a new one.")
     if status == 501:  # Not Implemented: a web server that is not an upload API (Python's http.server, say)
-        return not_offered(action, status)
+        return not_offered(action, status, response.url)
     if status == 507:  # Insufficient Storage: the store behind the API is full (our server and route say so)
         return StorageFullError(
             (reason or "The server's storage is full: free some space there, then retry.")
@@ -327,7 +328,7 @@ def _api_error(response: requests.Response, action: str) -> UploaderError:
     if status == 403:
         return ForbiddenError(reason or f"The server refused {action} (HTTP 403).")
     if (status in (404, 405) and not reason) or (status == 409 and response.headers.get(NEXTJS_NO_ACTION) == "1"):
-        return not_offered(action, status)
+        return not_offered(action, status, response.url)
     if status == 404:
         return NotFoundError(reason)
     return RejectedError(reason or f"The server refused {action} (HTTP {status}).", status=status)

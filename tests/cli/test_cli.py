@@ -147,7 +147,8 @@ def test_an_address_that_is_not_an_upload_server_is_said_at_once(cli: Any, make_
             web.shutdown()
     assert result.code == 1
     said = " ".join(result.stdout.split())
-    assert "This address doesn't take uploads" in said and "Check the server address." in said
+    assert f"Nothing at {url}api/user/influencers/presigned-upload takes uploads (HTTP 501). Check the server " in said
+    assert "address: the site's own (like https://example.com), or the upload route's full address." in said
     assert "busy" not in result.stdout + result.stderr
 
 

@@ -151,7 +151,7 @@ def test_a_start_refused_outright_warns_of_no_leftovers_on_a_server_without_list
     job = engine.upload(make_file(5 * MiB, name="wrong-path.safetensors").path)
 
     assert job.status == Status.FAILED
-    assert "no 'start' here (HTTP 404)" in job.message, job.message
+    assert "api/user/influencers/presigned-upload takes uploads (HTTP 404)" in job.message, job.message
     said = [event.message for event in engine.events if isinstance(event, Notice)]
     assert not [message for message in said if "can't list uploads" in message], said
     assert engine.state.unfinished() == [], "nothing left to resume or to look for"
