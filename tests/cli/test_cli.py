@@ -442,34 +442,23 @@ def test_an_abort_owed_to_another_server_is_listed_and_kept_by_a_session_elsewhe
 ) -> None:
     """The CLI's sweep used to send it to the connected server, read "no such upload" as done, and drop it."""
     sample = make_file(1 * MiB, name="given-up-elsewhere.safetensors")
-    state = StateStore.open(private_home / "data" / "uploads.sqlite3")
-    state.create(
-        UploadRecord(
-            id="abcdefabcdefabcdefabcdefabcdefab",
-            path=str(sample.path),
-            display_name=sample.path.name,
-            identity=identify(sample.path),
-            method="presigned-s3",
-            server="https://uploads.example.com",
-            status=OWED_ABORT,
-            upload_id="held-by-the-other-server",
-            s3_key="loras/u/given-up-elsewhere.safetensors",
-        )
-    )
     unanswered = make_file(1 * MiB, name="unanswered-start.safetensors")
-    state.create(  # a start answered with a 502: it may or may not have made an upload there
-        UploadRecord(
-            id="fedcbafedcbafedcbafedcbafedcbafe",
-            path=str(unanswered.path),
-            display_name=unanswered.path.name,
-            identity=identify(unanswered.path),
-            method="presigned-s3",
-            server="https://uploads.example.com",
-            status=OWED_ABORT,
-            upload_id="",
-            s3_key="loras/u/unanswered-start.safetensors",
+    state = StateStore.open(private_home / "data" / "uploads.sqlite3")
+    # Given up, its upload known; and a start answered with a 502, which may or may not have made one there.
+    for number, (path, upload_id) in enumerate([(sample.path, "held-by-the-other-server"), (unanswered.path, "")]):
+        state.create(
+            UploadRecord(
+                id=f"{number:032x}",
+                path=str(path),
+                display_name=path.name,
+                identity=identify(path),
+                method="presigned-s3",
+                server="https://uploads.example.com",
+                status=OWED_ABORT,
+                upload_id=upload_id,
+                s3_key=f"loras/u/{path.name}",
+            )
         )
-    )
     state.close()
 
     assert cli("upload", str(make_file(1 * MiB, name="today.safetensors").path)).code == 0

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import urllib.parse
 import uuid
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -32,14 +33,13 @@ from tests.support.logfail import RETRIED, UPLOAD_FAILED
 from tests.support.storage import object_sha256, open_multipart_uploads, s3_client
 
 
-def test_a_new_window_shows_an_interrupted_upload_and_resume_completes_it(
-    make_desktop: Any, make_file: Any, aloop: Any, s3: Any, sandbox: Any
-) -> None:
-    sample = make_file(30 * MiB)
+def interrupted_then_opened_again(make_desktop: Any, aloop: Any, path: Path) -> Any:
+    """A window that uploads ``path`` and is gone with 10 MiB of it stored, as a crash leaves it; then the
+    window opened again on the same home (the same settings and resume store)."""
     first = make_desktop(bandwidth_limit=8 * 1000 * 1000, chunk_size=5 * MiB, concurrency=2)
 
     async def interrupt() -> None:
-        drop(first.window, [sample.path])
+        drop(first.window, [path])
         await until(
             lambda: first.session.model.rowCount() and first.session.model.rows()[0].confirmed >= 10 * MiB,
             60,
@@ -52,7 +52,14 @@ def test_a_new_window_shows_an_interrupted_upload_and_resume_completes_it(
     # What a crash leaves: the queue saved while the upload ran, which lists only files waiting their turn
     # (after "Pause and quit" it lists the upload as paused, and it comes back "Paused": test_history.py).
     (first.session.paths.data_dir / QUEUE_FILE).unlink()
-    second = make_desktop(bandwidth_limit=0)  # the same home: the same settings dir and resume store
+    return make_desktop(bandwidth_limit=0)
+
+
+def test_a_new_window_shows_an_interrupted_upload_and_resume_completes_it(
+    make_desktop: Any, make_file: Any, aloop: Any, s3: Any, sandbox: Any
+) -> None:
+    sample = make_file(30 * MiB)
+    second = interrupted_then_opened_again(make_desktop, aloop, sample.path)
     [row] = second.session.model.rows()
     assert row.status == Status.INTERRUPTED and row.file_name == sample.path.name
     assert row.confirmed >= 10 * MiB and row.method == "presigned-s3"  # what's stored shows, not 0%
@@ -318,21 +325,7 @@ def test_resume_after_another_command_finished_the_upload_sends_nothing_again(
     """A resume audit's window showed an interrupted upload; ``desktop-uploader resume --all`` finished it in a
     terminal; the window's Resume then sent the whole file again and stored it twice."""
     sample = make_file(30 * MiB, name=f"taken-{uuid.uuid4().hex[:8]}.safetensors")
-    first = make_desktop(bandwidth_limit=8 * 1000 * 1000, chunk_size=5 * MiB, concurrency=2)
-
-    async def interrupt() -> None:
-        drop(first.window, [sample.path])
-        await until(
-            lambda: first.session.model.rowCount() and first.session.model.rows()[0].confirmed >= 10 * MiB,
-            60,
-            "some parts stored",
-        )
-        await first.session.shutdown()
-
-    run(aloop, interrupt())
-    first.window.close()
-    (first.session.paths.data_dir / QUEUE_FILE).unlink()  # as a crash leaves it
-    second = make_desktop(bandwidth_limit=0)
+    second = interrupted_then_opened_again(make_desktop, aloop, sample.path)
     [row] = second.session.model.rows()
     assert row.status == Status.INTERRUPTED
 
