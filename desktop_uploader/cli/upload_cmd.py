@@ -31,6 +31,7 @@ from desktop_uploader.cli.session import (
 from desktop_uploader.connection import ConnectionSetupError
 from desktop_uploader.engine.errors import SettingsError, UploaderError
 from desktop_uploader.engine.events import Event, Notice, Queued, Status
+from desktop_uploader.engine.fileid import quick_unchanged
 from desktop_uploader.engine.files import as_given, collect, missing_reason
 from desktop_uploader.engine.intake import damaged
 from desktop_uploader.engine.jobs import RunningElsewhereError, interrupted_upload_of, running_elsewhere, stored_bytes
@@ -198,7 +199,10 @@ def _go_on_with(manager: UploadManager, path: Path, display_name: str | None, ou
 
 
 def _say_going_on(manager: UploadManager, record: UploadRecord, name: str, out: Out) -> None:
-    """What is already stored, said before the rest is sent (a CLI audit's ``resume`` never said it)."""
+    """What is already stored, said before the rest is sent (a CLI audit's ``resume`` never said it). Not for a
+    file moved or changed since: its run says why it can't go on, after a "Going on" (a resume audit)."""
+    if not quick_unchanged(Path(record.path), record.identity):
+        return
     stored = stored_bytes(manager.state, record)
     out.print(
         f"Going on with {plain(name)} where it stopped: {human_bytes(stored)} of "

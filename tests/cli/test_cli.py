@@ -290,7 +290,10 @@ def test_list_says_why_an_upload_stopped_in_a_whole_sentence_under_its_table(
     stopped_midway(cli, sample.path)
     [paused] = cli("list", "--json").json()["uploads"]
     aside = sample.path.rename(tmp_path / "aside.bin")
-    assert cli("resume", paused["id"]).code == 1
+    moved = cli("resume", paused["id"])
+    assert moved.code == 1 and "Going on with" not in moved.stdout + moved.stderr, (
+        "a resume audit read it, then why not"
+    )
 
     human = cli("list")
     [row] = [line for line in human.stdout.splitlines() if line.startswith("│ " + paused["id"][:8])]
