@@ -6,8 +6,10 @@ import argparse
 import contextlib
 import logging
 import os
+import socket
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from desktop_uploader.cli.render import Out, new_console, plain
 from desktop_uploader.connection import (
@@ -205,3 +207,26 @@ def started_on(manager: UploadManager, job: JobView) -> str:
         if server.startswith(("http://", "https://")) and server not in manager.server_ids():
             return server
     return ""
+
+
+def say_if_sandbox_stopped(session: EngineSession, out: Out) -> None:
+    """The test storage this command started stopped during it: a resume audit read only "127.0.0.1:38161
+    refused the connection: the server may be down", a port that meant nothing to them (the window says
+    this in words already). Its storage is asked too: the sandbox stops with it, but only a moment later."""
+    sandbox = session.sandbox
+    if sandbox is not None and (sandbox.stopped() or not answers(sandbox.info.s3_endpoint)):
+        out.print(
+            "[yellow]The test storage on this computer stopped during the upload; run the command again to "
+            "start it and go on where the upload stopped.",
+            soft_wrap=True,
+        )
+
+
+def answers(url: str) -> bool:
+    """Whether something takes connections at ``url``'s host and port (a loopback address: at once either way)."""
+    parts = urlsplit(url)
+    try:
+        socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 80), timeout=2).close()
+    except OSError:
+        return False
+    return True

@@ -24,6 +24,7 @@ from desktop_uploader.cli.session import (
     engine_session,
     load_base_settings,
     not_one_match,
+    say_if_sandbox_stopped,
     settings_problem,
     setup_logging,
     started_on,
@@ -116,7 +117,9 @@ def run_upload(args: argparse.Namespace) -> int:
         if not files:
             return _report_rejected(rejected, args)
         with engine_session(args, settings, out) as session:
-            return _upload(session.manager, files, args, out, rejected)
+            code = _upload(session.manager, files, args, out, rejected)
+            say_if_sandbox_stopped(session, out)
+            return code
     except SettingsError as exc:
         return _usage(settings_problem(exc), out, args)
     except UsageError as exc:
@@ -324,6 +327,7 @@ def run_resume(args: argparse.Namespace) -> int:
                     manager.resume(job_id)
                 stopped = _wait(manager, chosen, out)
             code = _report(manager, chosen, args, out)
+            say_if_sandbox_stopped(session, out)
             return stopped or code or (1 if blocked else 0)  # --all left some for their own storage
     except SettingsError as exc:
         return _usage(settings_problem(exc), out, args)
