@@ -31,6 +31,13 @@ from desktop_uploader.engine.settings import Settings
 log = logging.getLogger(__name__)
 
 
+def bare_token(token: str) -> str:
+    """The token without a "Bearer " that was pasted with it (copied from a request's header, as a Next.js
+    audit did), which the header would otherwise carry twice and the server refuse as a wrong token."""
+    token = token.strip()
+    return token[7:].strip() if token[:7].lower() == "bearer " else token
+
+
 class ApiTransport:
     def __init__(
         self,
@@ -43,7 +50,7 @@ class ApiTransport:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        self.token = token
+        self.token = bare_token(token)
         self.settings = settings
         self.sessions = sessions or Sessions()
         self.policy = policy or RetryPolicy(settings.retries, settings.backoff_base, settings.backoff_cap)

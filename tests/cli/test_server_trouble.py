@@ -147,3 +147,12 @@ def test_the_resume_hint_of_an_upload_started_on_another_server_names_that_serve
     assert done["status"] == "completed"
     assert object_sha256(s3, OTHER_BUCKET, done["s3Key"]) == sample.sha256
     assert open_multipart_uploads(s3, OTHER_BUCKET, "loras/") == []
+
+
+def test_a_token_pasted_with_its_bearer_word_is_taken(cli: Any, make_file: Any, s3: Any, sandbox: Any) -> None:
+    """A Next.js audit pasted the token as "Bearer …", copied from a request's header: "not accepted"."""
+    sample = make_file(6 * MiB, name=f"bearer-{uuid.uuid4().hex[:8]}.safetensors")
+    result = cli("upload", str(sample.path), "--server", cli.api.url, "--token", f"Bearer {cli.api.token} ", "--json")
+    assert result.code == 0, result.stderr
+    [upload] = result.json()["uploads"]
+    assert object_sha256(s3, sandbox.bucket, upload["s3Key"]) == sample.sha256
