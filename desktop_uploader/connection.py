@@ -301,14 +301,21 @@ def describe_capabilities(caps: Capabilities) -> str:
     """A sentence saying what a server offers."""
     offers = []
     if caps.presigned:
-        extras = [w for w, on in (("re-signing", caps.offers("sign")), ("Content-MD5", caps.content_md5)) if on]
+        # Its checksums by name (a Next.js audit's route offered CRC32C and CRC32, and read "Content-MD5").
+        checks = "/".join(name.upper() for name in caps.checksums) + " checks" if caps.checksums else ""
+        integrity = (checks, True) if checks else ("Content-MD5", caps.content_md5)
+        extras = [w for w, on in (("re-signing", caps.offers("sign")), integrity) if on]
         offers.append("presigned uploads" + (f" (with {' and '.join(extras)})" if extras else ""))
     if caps.chunked_path:
         offers.append(f"chunked uploads ({human_bytes(caps.max_chunk_bytes)} chunks)")
     if caps.legacy_path and caps.legacy_max_bytes:
         offers.append(f"single requests up to {human_bytes(caps.legacy_max_bytes)}")
     if not caps.advertised:
-        return "Connected. This server speaks the original contract (start, complete, abort)."
+        # What it can't do, said: a Next.js audit read the sentence as all being well.
+        return (
+            "Connected. This server speaks the original contract (start, complete, abort): uploads work, but "
+            "links that run out can't be renewed, and unfinished uploads can't be listed there."
+        )
     expiry = caps.url_expiry_seconds
     lasting = f"{expiry // 60} min" if expiry >= 60 else f"{expiry} s"
     return f"Connected. It offers {', '.join(offers) or 'nothing we can use'}; upload links last {lasting}."

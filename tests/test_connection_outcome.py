@@ -143,7 +143,8 @@ def test_addresses_are_checked_before_any_request() -> None:
 def test_a_server_without_a_capabilities_document_speaks_the_original_contract() -> None:
     assert (
         describe_capabilities(seed_capabilities(Settings()))
-        == "Connected. This server speaks the original contract (start, complete, abort)."
+        == "Connected. This server speaks the original contract (start, complete, abort): uploads work, but links "
+        "that run out can't be renewed, and unfinished uploads can't be listed there."
     )
 
 
@@ -160,6 +161,14 @@ def test_an_advertised_server_says_what_it_offers() -> None:
     assert describe_capabilities(caps) == (
         "Connected. It offers presigned uploads (with re-signing and Content-MD5), chunked uploads (8.0 MiB chunks),"
         " single requests up to 6.0 MiB; upload links last 15 min."
+    )
+
+
+def test_an_advertised_server_names_the_checksums_it_signs() -> None:
+    """A Next.js audit's route offered CRC32C and CRC32 checks; the test said "with … Content-MD5"."""
+    caps = parse_capabilities({"actions": ["sign", "list"], "checksums": ["crc32c", "crc32"], "urlExpirySeconds": 3600})
+    assert describe_capabilities(caps) == (
+        "Connected. It offers presigned uploads (with re-signing and CRC32C/CRC32 checks); upload links last 60 min."
     )
 
 

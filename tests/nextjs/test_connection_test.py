@@ -18,8 +18,9 @@ from tests.support.nextjs_route import NextRoute, RouteUser
 from tests.support.storage import object_sha256, open_multipart_uploads
 
 CONNECTED = (
-    "Connected. This server speaks the original contract (start, complete, abort). "
-    "A test upload started there and was cancelled."
+    "Connected. This server speaks the original contract (start, complete, abort): uploads work, but links that "
+    "run out can't be renewed, and unfinished uploads can't be listed there. A test upload started there and was "
+    "cancelled."
 )
 
 
