@@ -9,6 +9,7 @@ starter stops it on the way out only if nobody else holds a lease on it (users.p
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import queue
@@ -128,10 +129,10 @@ def _start(data_dir: Path, log_file: Path, timeout: float, lease: Lease | None) 
         line = lines.get(timeout=timeout)
     except queue.Empty:
         line = None  # still starting after the bound: stopped, with nothing to say
-    if line is None or not line.strip():
+    if line is None or not _describes_a_sandbox(line):
         said = ""
         with contextlib.suppress(subprocess.TimeoutExpired):
-            if line is not None:  # it closed its output on its way out: its reason is on stderr, once it ends
+            if line is not None:  # it closed its output, or said why as JSON, on its way out: stderr has it too
                 process.wait(5)
                 said = process.stderr.read()
         SandboxHandle(SandboxInfo("", "", "", "", "", "", ""), process).stop()
@@ -149,3 +150,12 @@ def start_failure(said: str, log_file: Path) -> SandboxStartError:
         )
     log.warning("The sandbox stopped before it started; it said: %s", said or "nothing")
     return SandboxStartError(f"The test storage on this computer could not start. Details are in {log_file}")
+
+
+def _describes_a_sandbox(line: str) -> bool:
+    """Whether ``sandbox --json`` printed its details, rather than nothing or ``{"error": …}`` (a start
+    that failed answers a script on stdout as well; the sentence for people is the one on stderr)."""
+    try:
+        return "api_url" in json.loads(line)
+    except (ValueError, TypeError):
+        return False

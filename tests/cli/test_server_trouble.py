@@ -26,7 +26,7 @@ def test_a_server_whose_storage_refuses_its_keys_is_quoted_not_called_busy(
 ) -> None:
     """A Next.js audit's route, given a wrong S3 secret, answered "Storage answered with an error
     (SignatureDoesNotMatch)." with its 502; the app said only "busy or having trouble (HTTP 502 on start)"."""
-    sample = make_file(6 * MiB)
+    sample = make_file(6 * MiB, name=f"refused-keys-{uuid.uuid4().hex[:8]}.safetensors")
     with api_server(sandbox, tmp_path / "api", s3_secret_key="not-the-secret") as url:
         result = cli("upload", str(sample.path), "--server", url, "--token", sandbox.token, "--retries", "1")
     assert result.code == 1, result.stderr
@@ -36,7 +36,10 @@ def test_a_server_whose_storage_refuses_its_keys_is_quoted_not_called_busy(
         "(SignatureDoesNotMatch). If this goes on, tell whoever runs that server." in said
     )
     assert "HTTP 502 on" not in said and "Traceback" not in said
-    assert open_multipart_uploads(s3, sandbox.bucket, "loras/sandbox-user/") == []
+    left = [
+        u for u in open_multipart_uploads(s3, sandbox.bucket, "loras/sandbox-user/") if sample.path.stem in u["Key"]
+    ]
+    assert left == []
 
 
 @pytest.mark.without_upload_api("a redirect in front of the sandbox's own server")
@@ -65,7 +68,7 @@ def test_a_server_address_that_redirects_names_the_address_to_use(
 
 @pytest.mark.without_upload_api("a proxy in front of the sandbox's own server, which takes the lock at a set moment")
 def test_an_upload_another_command_takes_while_resume_starts_is_said_not_a_crash(
-    cli: Any, make_file: Any, sandbox: Any, tmp_path: Path
+    cli: Any, make_file: Any, s3: Any, sandbox: Any, tmp_path: Path
 ) -> None:
     """A resume audit ran two ``resume --all`` half a second apart: the second listed the upload, the first
     took it while the second started, and the second ended in a KeyError ("Something went wrong").
@@ -73,7 +76,9 @@ def test_an_upload_another_command_takes_while_resume_starts_is_said_not_a_crash
     Here the other command is this test: it takes the upload's lock at the moment the resuming command
     makes its first request to the server (sending the abort an earlier discard still owes), which is
     after it listed the upload and before it takes it."""
-    kept, given_up = make_file(40 * MiB, name="kept.safetensors"), make_file(40 * MiB, name="given-up.safetensors")
+    tag = uuid.uuid4().hex[:8]  # the sandbox is shared: these names, and what is left open, are this test's
+    kept = make_file(40 * MiB, name=f"kept-{tag}.safetensors")
+    given_up = make_file(40 * MiB, name=f"given-up-{tag}.safetensors")
     with Proxy.start(sandbox.api_url, peek_bytes=4096) as api:
         env = {"DESKTOP_UPLOADER_SERVER": api.url, "DESKTOP_UPLOADER_TOKEN": sandbox.token}
         for number, sample in enumerate((kept, given_up), start=1):
@@ -86,17 +91,17 @@ def test_an_upload_another_command_takes_while_resume_starts_is_said_not_a_crash
             running.communicate(timeout=60)
         listed = cli("list", "--json", env=env).json()["uploads"]
         uploads = {Path(u["file"]).name: u["id"] for u in listed}
-        assert sorted(uploads) == ["given-up.safetensors", "kept.safetensors"], listed
+        assert sorted(uploads) == [given_up.path.name, kept.path.name], listed
         refused = Respond(503, b'{"error": "not now"}')
         api.set_fault_plan(lambda request: refused if b'"abort"' in request.body else None)
-        assert cli("discard", uploads["given-up.safetensors"], env=env).code == 1, "its abort is owed"
+        assert cli("discard", uploads[given_up.path.name], env=env).code == 1, "its abort is owed"
 
         locks = UploadLocks(cli.home / "data" / "locks")
         taken: list[Any] = []
 
         def take_when_asked(request: RequestInfo) -> None:
             if b'"abort"' in request.body and not taken:
-                taken.append(locks.acquire(uploads["kept.safetensors"]))
+                taken.append(locks.acquire(uploads[kept.path.name]))
 
         api.set_fault_plan(take_when_asked)
         try:
@@ -105,13 +110,18 @@ def test_an_upload_another_command_takes_while_resume_starts_is_said_not_a_crash
             for lock in taken:
                 lock.release()
         assert api.plan_errors == [] and taken, "the lock was taken between the listing and the resume"
+        api.set_fault_plan(None)
+        # Discarded as a person would: that also sends the abort the other one owes, on connecting.
+        assert cli("discard", uploads[kept.path.name], env=env).code == 0
     said = " ".join((result.stdout + result.stderr).split())
     assert result.code == 1, said
     assert (
-        f"'{uploads['kept.safetensors'][:8]}' (kept) is being uploaded by another Desktop Uploader "
+        f"'{uploads[kept.path.name][:8]}' ({kept.path.stem}) is being uploaded by another Desktop Uploader "
         "window or command right now" in said
     )
     assert "Something went wrong" not in said and "Going on with" not in said
+    ours = [u for u in open_multipart_uploads(s3, sandbox.bucket, "loras/sandbox-user/") if tag in u["Key"]]
+    assert ours == [], "nothing of this test is left open in the shared sandbox"
 
 
 @pytest.mark.without_upload_api("a second server of its own, on a bucket of its own")
