@@ -18,6 +18,7 @@ from desktop_uploader.engine.events import Started, Status
 from desktop_uploader.engine.limits import MiB
 from desktop_uploader.engine.rows import RowAction
 from desktop_uploader.engine.settings import load_settings
+from desktop_uploader.gui.tasks import pending
 from tests.gui.conftest import run, until
 from tests.gui.test_queue import drop
 from tests.gui.test_settings_trust import open_dialog
@@ -406,7 +407,9 @@ def test_saving_a_wrong_secret_for_direct_uploads_says_so_and_saves_nothing_unti
 
     async def saving_fixed() -> None:
         save_button(dialog).click()
-        await until(lambda: session.manager.direct is not None, 30, "the direct target")
+        # Until the whole save has run: the keychain is now asked on the first secret saved, and a busy proof
+        # run ended the test while the save still had the server's uploads to refresh.
+        await until(lambda: session.manager.direct is not None and pending() == 0, 30, "the settings applied")
 
     run(aloop, saving_fixed())
     assert load_settings(session.paths.settings_file)[0].method == "direct-s3"
