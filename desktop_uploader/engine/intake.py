@@ -7,10 +7,11 @@ Plain work for a worker thread (the window asks its questions in between, on its
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from desktop_uploader.engine.errors import UploaderError
+from desktop_uploader.engine.events import Status
 from desktop_uploader.engine.filenames import shown
 from desktop_uploader.engine.files import Collected, missing_reason
 from desktop_uploader.engine.manager import UploadManager
@@ -19,15 +20,29 @@ from desktop_uploader.engine.safetensors_header import safetensors_problem
 
 
 @dataclass(frozen=True)
+class Intake:
+    """What queueing a drop did: files added, files already queued, problems, and the rows of dropped files
+    that stopped short (interrupted, or failed with their parts kept), for the window to go on with."""
+
+    added: int
+    duplicates: list[str]
+    problems: list[str]
+    stopped_short: dict[str, str] = field(default_factory=dict)  # job id -> file name
+
+
+@dataclass(frozen=True)
 class AddOutcome:
     added: int
     duplicates: list[str]
     problems: list[str]
     skipped: int
+    going_on: list[str] = field(default_factory=list)
 
     def text(self) -> str:
         """The status bar's sentence about a drop."""
-        words = [f"Added {plural(self.added, 'file')}."]
+        words = [f"Added {plural(self.added, 'file')}."] if self.added or not self.going_on else []
+        if self.going_on:
+            words.append(f"Going on with {', '.join(self.going_on[:3])} from where it stopped.")
         if self.duplicates:
             words.append(f"Already in the queue: {', '.join(self.duplicates[:3])}.")
         if self.skipped:
@@ -54,12 +69,15 @@ def refuse(chosen: list[Path], refused: list[tuple[Path, str]]) -> tuple[list[Pa
     return [p for p in chosen if p not in gone], sentences
 
 
-def add_all(
-    manager: UploadManager, chosen: list[Path], known: set[str], *, start: bool
-) -> tuple[int, list[str], list[str]]:
+def add_all(manager: UploadManager, chosen: list[Path], known: set[str], *, start: bool) -> Intake:
     """One trip to a worker thread for the whole drop; the manager refuses files already queued (``known``
-    holds the queue's job ids and gains the new ones). How many were added, the duplicates, the problems."""
-    added, duplicates, problems = 0, [], []
+    holds the queue's job ids and gains the new ones).
+
+    A file whose row was interrupted (a crash, a quit) or failed with its parts kept is named apart when
+    uploads start on adding: dropping it again is the plainest way to say "send this", and being told it
+    was "already in the queue" left it sitting there, unsent.
+    """
+    added, duplicates, problems, stopped_short = 0, [], [], {}
     for number, path in enumerate(chosen):
         if number % 25 == 24:
             time.sleep(0)  # let the window take the interpreter between batches of a big drop
@@ -68,12 +86,20 @@ def add_all(
         except UploaderError as exc:
             problems.append(exc.message)
             continue
-        if job in known:
-            duplicates.append(path.name)
-        else:
+        if job not in known:
             known.add(job)
             added += 1
-    return added, duplicates, problems
+        elif start and _stopped_short(manager, job):
+            stopped_short[job] = path.name
+        else:
+            duplicates.append(path.name)
+    return Intake(added, duplicates, problems, stopped_short)
+
+
+def _stopped_short(manager: UploadManager, job_id: str) -> bool:
+    """Interrupted, or failed with its parts kept for Retry; a paused row is as the person left it."""
+    view = manager.job(job_id)
+    return view.status is Status.INTERRUPTED or (view.status is Status.FAILED and view.resumable)
 
 
 def unusable(found: Collected) -> list[str]:

@@ -42,6 +42,12 @@ class Job:
         self.had_record = self.had_record or self.resumable
 
     @property
+    def holds_the_file(self) -> bool:
+        """Not done with its file: waiting, running, paused, interrupted, or failed with its parts kept for
+        Retry (a second row for that file would start over beside them)."""
+        return not self.status.finished or (self.status is Status.FAILED and self.resumable)
+
+    @property
     def confirmed(self) -> int:
         if self.status == Status.FAILED and not self.resumable:
             return 0  # its parts were aborted with it (or are owed an abort): none of it is kept

@@ -144,11 +144,11 @@ class UploadManager(AttemptRunner):
         return unsubscribe
 
     def add(self, path: str | Path, display_name: str | None = None, *, start: bool = True) -> str:
-        """Queue a file; returns its job id (the existing one if the file is already queued)."""
+        """Queue a file; returns its job id (the existing one if the file has a row that isn't done with it)."""
         resolved, size = uploadable_file(path)
         with self._lock:
             for job in self._jobs.values():
-                if job.path == resolved and not job.status.finished:
+                if job.path == resolved and job.holds_the_file:
                     return job.id
             job = Job(uuid.uuid4().hex, resolved, display_name or resolved.stem, size)
             if not start:

@@ -243,8 +243,11 @@ class AppSession(QObject):
             chosen, skipped_uploaded = await self.memory.skip_uploaded(chosen, confirm_uploaded, self.message.emit)
             refused += skipped_uploaded
         known, start = self.model.job_ids(), self.settings.auto_start  # read here, on the GUI thread
-        added, duplicates, problems = await in_thread(lambda: add_all(self.manager, chosen, known, start=start))
-        outcome = AddOutcome(added, duplicates, problems + refused + unusable(found), skipped)
+        taken = await in_thread(lambda: add_all(self.manager, chosen, known, start=start))
+        for job_id in taken.stopped_short:
+            self.act(job_id, RowAction.RESUME)  # as its Resume or Retry button would (a stopped sandbox is started)
+        problems = taken.problems + refused + unusable(found)
+        outcome = AddOutcome(taken.added, taken.duplicates, problems, skipped, list(taken.stopped_short.values()))
         self.message.emit(outcome.text())
         return outcome
 

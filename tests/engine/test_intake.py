@@ -11,7 +11,7 @@ import pytest
 
 from desktop_uploader.engine import files
 from desktop_uploader.engine.files import collect
-from desktop_uploader.engine.intake import AddOutcome, add_all, damaged, refuse, unusable
+from desktop_uploader.engine.intake import AddOutcome, Intake, add_all, damaged, refuse, unusable
 from desktop_uploader.engine.manager import UploadManager
 from desktop_uploader.engine.settings import Settings
 from desktop_uploader.engine.state import StateStore
@@ -42,13 +42,12 @@ def test_a_drop_is_queued_once_and_duplicates_are_named(tmp_path: Path) -> None:
     manager = UploadManager(Settings(), state, None)
     try:
         known: set[str] = set()
-        assert add_all(manager, files[:2], known, start=False) == (2, [], [])
+        assert add_all(manager, files[:2], known, start=False) == Intake(2, [], [])
         assert len(known) == 2
-        added, duplicates, problems = add_all(manager, files, known, start=False)
-        assert (added, duplicates, problems) == (1, ["m0.ckpt", "m1.ckpt"], [])
+        assert add_all(manager, files, known, start=False) == Intake(1, ["m0.ckpt", "m1.ckpt"], [])
         gone = tmp_path / "gone.ckpt"
-        added, _, problems = add_all(manager, [gone], known, start=False)
-        assert added == 0 and len(problems) == 1
+        taken = add_all(manager, [gone], known, start=False)
+        assert taken.added == 0 and len(taken.problems) == 1
     finally:
         manager.close()
         state.close()
@@ -74,6 +73,7 @@ def test_the_status_sentence() -> None:
     assert outcome.text() == (
         "Added 0 files. Already in the queue: a, b, c. Skipped 5 files that aren't models. one two"
     )
+    assert AddOutcome(0, [], [], 0, ["m.safetensors"]).text() == ("Going on with m.safetensors from where it stopped.")
 
 
 def test_a_folder_is_queued_in_the_order_a_file_manager_lists_it(tmp_path: Path) -> None:

@@ -220,13 +220,17 @@ def test_closing_right_after_the_last_upload_finished_quits_without_asking(make_
 
 
 @pytest.mark.allow_log(r"gui\.session: The local sandbox had stopped", *RETRIED, *UPLOAD_FAILED)
-@pytest.mark.parametrize("killed", ["sandbox", "its storage server"])
+@pytest.mark.parametrize(
+    ("killed", "then"),
+    [("sandbox", "Retry"), ("sandbox", "the file dropped again"), ("its storage server", "its own next try")],
+)
 def test_a_sandbox_that_died_is_started_again_by_retry(
-    make_desktop: Any, aloop: Any, make_file: Any, killed: str
+    make_desktop: Any, aloop: Any, make_file: Any, killed: str, then: str
 ) -> None:
     """A GUI audit's test storage was killed: the rows said "127.0.0.1:… refused the connection" and Retry
     failed the same way until the app was restarted. A network audit killed only its weed: the API then
-    answered 503 to every Retry. Retry starts a new sandbox; without it, the upload's own next try does."""
+    answered 503 to every Retry. Retry starts a new sandbox; without it, the upload's own next try does.
+    Dropping the failed file again is a Retry too (it was "Already in the queue", and stayed unsent)."""
     desktop = make_desktop(server="", connect=True, use_sandbox=True, bandwidth_limit=2 * 1000 * 1000)
     window, session = desktop.window, desktop.session
     sample = make_file(16 * MiB, name="survivor.safetensors")
@@ -252,8 +256,11 @@ def test_a_sandbox_that_died_is_started_again_by_retry(
         first.process.wait(30)
         await until(lambda: status() is Status.FAILED, 120, "the failure")
         assert any("has stopped; it starts again with the upload's next try." in m for m in messages), messages
-        if killed == "sandbox":
+        if then == "Retry":
             session.act(session.model.rows()[0].job_id, RowAction.RETRY)  # Retry goes at once
+        elif then == "the file dropped again":
+            drop(window, [sample.path])
+            await until(lambda: "Going on with survivor.safetensors from where it stopped." in messages, 30, "the word")
         await until(lambda: status() is Status.COMPLETED, 180, "the retried upload")
         assert session.sandbox is not None and session.sandbox is not first and not session.sandbox.stopped()
         # The dead one's lease was let go: one left, the new sandbox's, so it stops when the window does.
