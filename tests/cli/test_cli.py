@@ -48,6 +48,7 @@ def test_human_output_and_the_log_explain_a_raised_part_size(cli: Any, make_file
     result = cli("upload", str(sample.path), "--chunk-size", "512KiB")
     assert result.code == 0, result.stderr
     assert "1 of 1 uploaded" in result.stdout and "ComfyUI: /runpod-volume/loras/" in result.stdout
+    assert re.search(rf"✓ {sample.path.name}  \(presigned-s3, 11\.0 MiB in \d+\.\d s\)", result.stdout), result.stdout
     assert "below the 5.0 MiB minimum" in result.stderr
     log = (private_home / "logs" / "desktop-uploader.log").read_text()
     assert "Chunk size 512.0 KiB is below the 5.0 MiB minimum" in log
@@ -316,18 +317,22 @@ def test_the_same_upload_run_again_after_ctrl_c_goes_on_where_it_stopped(
     stopped_midway(cli, sample.path)
     [paused] = cli("list", "--json").json()["uploads"]
 
-    again = cli("upload", str(sample.path), "--json")
+    again = cli("upload", str(sample.path))
     assert again.code == 0, again.stderr
     assert f"Going on with {sample.path.name} where it stopped" in again.stderr
     assert f"{paused['stored'] // MiB}.0 MiB of 40.0 MiB already stored" in again.stderr
-    [done] = again.json()["uploads"]
-    assert done["id"] == paused["id"] and done["status"] == "completed"
+    # A resume audit read "40.0 MiB in 5.8 s" as this run's speed: the summary says what this run sent.
+    took = re.search(
+        rf"✓ {sample.path.name}  \(presigned-s3, 40\.0 MiB; ([\d.]+) MiB sent in [\d.]+ s, the rest", again.stdout
+    )
+    assert took is not None, again.stdout
+    assert float(took.group(1)) <= (sample.size - paused["stored"]) / MiB
     stored = s3.list_objects_v2(Bucket=sandbox.bucket).get("Contents", [])
-    assert [o["Key"] for o in stored if o["Key"].endswith(sample.path.name)] == [done["s3Key"]]
-    assert object_sha256(s3, sandbox.bucket, done["s3Key"]) == sample.sha256
+    assert [o["Key"] for o in stored if o["Key"].endswith(sample.path.name)] == [paused["s3Key"]]
+    assert f"S3:      s3://{sandbox.bucket}/{paused['s3Key']}" in again.stdout
+    assert object_sha256(s3, sandbox.bucket, paused["s3Key"]) == sample.sha256
     # This file's keys only: the bucket is shared with tests that may leave an upload open on purpose.
     assert open_multipart_uploads(s3, sandbox.bucket, paused["s3Key"]) == []
-    assert open_multipart_uploads(s3, sandbox.bucket, done["s3Key"]) == []
     listing = cli("list", "--json").json()
     assert (listing["uploads"], listing["owedAborts"]) == ([], [])
 
