@@ -249,7 +249,7 @@ def _what_it_took(result: events.UploadResult) -> str:
     """The size, and what this run sent in its time: a resume audit read "229 MiB in 5.8 s" as 39 MiB/s
     when most of it had been stored before the crash, and only the rest was sent then."""
     size, seconds = human_bytes(result.size), f" in {result.seconds:.1f} s" if result.seconds else ""
-    if 0 < result.size and result.bytes_sent == 0:
+    if result.size > 0 and result.bytes_sent == 0:
         return f"{size}, all of it stored before"
     if 0 < result.bytes_sent < result.size:
         return f"{size}; {human_bytes(result.bytes_sent)} sent{seconds}, the rest was stored before"
