@@ -15,7 +15,7 @@ import socket
 from urllib.parse import urlsplit
 
 from desktop_uploader.engine.api_client import ApiClient
-from desktop_uploader.engine.errors import PermanentError, PinnedChecksumError, UploaderError
+from desktop_uploader.engine.errors import TELL_ITS_KEEPER, PermanentError, PinnedChecksumError, UploaderError
 from desktop_uploader.engine.signed_urls import pinned_checksum_problem
 
 # A model's extension, as servers accept only those; the server adds its own unique prefix to the key.
@@ -71,5 +71,5 @@ def unreachable(link: str, client: ApiClient) -> str | None:
     return (
         f"The server hands out upload links to storage at {parts.netloc}, which can't be reached from this "
         f"computer ({why}). The storage address the server writes into its links is likely wrong "
-        "(UPLOAD_API_S3_PUBLIC_ENDPOINT on our example servers); tell whoever runs the server."
+        f"(UPLOAD_API_S3_PUBLIC_ENDPOINT on our example servers); {TELL_ITS_KEEPER} the server."
     )

@@ -53,6 +53,16 @@ class Origin:
     code: str = ""  # S3's error code, when storage gave one
 
 
+# Every sentence about a fault the server's keeper must fix (its storage, its SDK, its links) says so in these
+# words, so that Settings' line beside "Save anyway" can point there rather than at the address and token.
+TELL_ITS_KEEPER = "tell whoever runs"
+
+
+def for_the_servers_keeper(sentence: str) -> bool:
+    """Whether a sentence says its fault is on the server, for whoever runs it to fix."""
+    return TELL_ITS_KEEPER in sentence
+
+
 class UploaderError(Exception):
     """Base of the tree. ``message`` is for people; ``str()`` adds nothing beyond it."""
 

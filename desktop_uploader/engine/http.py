@@ -27,6 +27,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection
 
 from desktop_uploader.engine.errors import (
+    TELL_ITS_KEEPER,
     AuthError,
     ForbiddenError,
     IntegrityError,
@@ -316,7 +317,7 @@ def _api_error(response: requests.Response, action: str) -> UploaderError:
         # tokens file is missing); a Next.js audit saw only "busy or having trouble" for each of them.
         said = (
             f"The upload server answered, while {DOING.get(action, action)}: {reason.rstrip('.')}. "
-            "If this goes on, tell whoever runs that server."
+            f"If this goes on, {TELL_ITS_KEEPER} that server."
             if reason
             else f"The upload server is busy or having trouble (HTTP {status}, while {DOING.get(action, action)})."
         )

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import parse_qsl, urlsplit
 
+from desktop_uploader.engine.errors import TELL_ITS_KEEPER
+
 CHECKSUM_PREFIX = "x-amz-checksum-"
 SDK_ALGORITHM = "x-amz-sdk-checksum-algorithm"
 # The checksum of zero bytes, per algorithm: what AWS SDK v3 signs in when it presigns without a body.
@@ -32,7 +34,7 @@ EMPTY_BODY = {
     "sha1": "2jmj7l5rSw0yVb/vlWAYkK/YBwk=",
     "sha256": "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=",
 }
-SERVER_FIX = "tell whoever runs the server: its AWS SDK needs requestChecksumCalculation: 'WHEN_REQUIRED'"
+SERVER_FIX = f"{TELL_ITS_KEEPER} the server: its AWS SDK needs requestChecksumCalculation: 'WHEN_REQUIRED'"
 
 
 def _query(url: str) -> dict[str, str]:

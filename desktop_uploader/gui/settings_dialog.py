@@ -9,8 +9,7 @@ Enter saves, unless the person Tabbed to Cancel: "Test connection" and "Restore 
 so pressing Enter after a test can't reset everything, and restoring defaults asks first. Saving a
 changed server tests it first, off the GUI thread, and so does saving changed keys for your own S3
 storage when uploads go there; if a test fails the dialog stays open with the reason and a "Save
-anyway" choice, so the window never claims a connection it doesn't have. All sizes and speeds are in
-MiB, the unit the engine's own sentences use.
+anyway" choice, so the window never claims a connection it doesn't have. Sizes and speeds are in MiB.
 """
 
 from __future__ import annotations
@@ -31,7 +30,7 @@ from PySide6.QtWidgets import (
 )
 from shiboken6 import isValid
 
-from desktop_uploader.engine.errors import SettingsError
+from desktop_uploader.engine.errors import SettingsError, for_the_servers_keeper
 from desktop_uploader.engine.limits import MiB
 from desktop_uploader.engine.settings import CUSTOM_PRESET, DEFAULT_REGION, PRESETS, Settings
 from desktop_uploader.gui.form_widgets import (
@@ -44,6 +43,7 @@ from desktop_uploader.gui.settings_pages import AdvancedPage, BehaviourPage, Con
 from desktop_uploader.gui.tasks import spawn
 
 Probe = tuple[bool, str]  # passed, and the sentence that says so or why not
+KEEPERS_TO_FIX = "Nothing here can fix that: press Save anyway to keep these settings until the server is fixed."
 Tester = Callable[[str, str], Awaitable[Probe]]
 DirectTester = Callable[[Settings, str], Awaitable[Probe]]
 CUSTOM = CUSTOM_PRESET
@@ -380,7 +380,7 @@ class SettingsDialog(QDialog):
                 self.probe = (ok, text)
             if not ok:  # the tab whose test failed comes forward, its reason under its test button
                 self.tabs.setCurrentWidget(page)
-                self.problem.setText(fix)
+                self.problem.setText(KEEPERS_TO_FIX if for_the_servers_keeper(text) else fix)
                 self.save_anyway.setVisible(True)
                 return
         self.accept()

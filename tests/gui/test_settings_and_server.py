@@ -97,19 +97,25 @@ def test_test_connection_fails_when_the_servers_links_point_at_storage_out_of_re
     make_desktop: Any, aloop: Any, s3: Any, sandbox: Any, tmp_path: Path
 ) -> None:
     """A Next.js audit's route wrote an unreachable storage address into its links: "Test connection" said
-    "Connected", and every upload then failed with "refused the connection: the server may be down"."""
+    "Connected", and every upload then failed with "refused the connection: the server may be down".
+    Saving that server then said "Fix the address or token above": neither was wrong."""
     with socket.socket() as spare:
         spare.bind(("127.0.0.1", 0))
         closed = f"http://127.0.0.1:{spare.getsockname()[1]}"  # nobody listens there once it is closed
     with api_server(sandbox, tmp_path / "api", s3_public_endpoint=closed) as url:
-        desktop = make_desktop(server=url)
-        dialog = open_dialog(desktop)
+        dialog = open_dialog(make_desktop())
+        dialog.server_url.setText(url)
+        dialog.token_edit.setText(sandbox.token)
 
         async def scenario() -> None:
-            dialog.test_button.click()
-            await until(lambda: dialog.test_result.text().startswith(("✓", "✗")), 20, "the test result")
+            save_button(dialog).click()  # a changed server is tested before it is saved
+            await until(dialog.save_anyway.isVisible, 30, "the test before saving")
 
         run(aloop, scenario())
+    assert dialog.problem.text() == (
+        "Nothing here can fix that: press Save anyway to keep these settings until the server is fixed."
+    )
+    dialog.reject()
     assert dialog.test_result.text() == (
         f"✗ The server hands out upload links to storage at {closed.removeprefix('http://')}, which can't be "
         "reached from this computer (it refused the connection). The storage address the server writes into "
