@@ -266,7 +266,7 @@ def _wait(manager: UploadManager, ids: list[str], out: Out) -> int | None:
         manager.wait(ids)
     except KeyboardInterrupt as exc:
         with contextlib.suppress(OSError):  # after a hang-up, the terminal may refuse the words
-            out.print("[yellow]Pausing… (the uploads can be resumed with: desktop-uploader resume --all)")
+            out.print("[yellow]Pausing… (what is stored is kept; how to go on follows)")
         manager.pause_all()
         manager.wait(ids, timeout=30)
         return 128 + (exc.signum if isinstance(exc, _Stopped) else signal.SIGINT)

@@ -244,7 +244,11 @@ def test_ctrl_c_pauses_then_list_and_discard(cli: Any, make_file: Any, s3: Any, 
     sample = make_file(40 * MiB)
     code, out, err = stopped_midway(cli, sample.path)
     assert code == 130, err  # paused by the person, as a shell reports Ctrl-C; not "failed"
-    assert "Pausing" in err and "Resume with: desktop-uploader resume" in out
+    assert (
+        "Pausing… (what is stored is kept; how to go on follows)" in err
+        and "Resume with: desktop-uploader resume" in out
+    )
+    assert "--all" not in err + out, "the hint names this upload, not every one on the computer (a CLI audit)"
     kept = re.search(r"\(paused, presigned-s3\) · ([\d.]+) MiB of 40\.0 MiB stored", out)
     assert kept is not None, out
 
