@@ -40,16 +40,25 @@ class AddOutcome:
 
     def text(self) -> str:
         """The status bar's sentence about a drop."""
-        words = [f"Added {plural(self.added, 'file')}."] if self.added or not self.going_on else []
+        words = []
         if self.going_on:
-            words.append(f"Going on with {', '.join(self.going_on[:3])} from where it stopped.")
+            they = "it" if len(self.going_on) == 1 else "they"
+            words.append(f"Going on with {_names(self.going_on)} from where {they} stopped.")
         if self.duplicates:
-            words.append(f"Already in the queue: {', '.join(self.duplicates[:3])}.")
+            words.append(f"Already in the queue: {_names(self.duplicates)}.")
         if self.skipped:
             kind = "isn't a model" if self.skipped == 1 else "aren't models"
             words.append(f"Skipped {plural(self.skipped, 'file')} that {kind}.")
         words += self.problems[:2]
+        if self.added or not (self.going_on or self.duplicates):  # "Added 0 files. Already in the queue: a." read oddly
+            words.insert(0, f"Added {plural(self.added, 'file')}.")
         return " ".join(words)
+
+
+def _names(names: list[str]) -> str:
+    """Three names at most, and how many more: a drop of a whole folder named three and dropped the rest."""
+    more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+    return ", ".join(names[:3]) + more
 
 
 def damaged(paths: list[Path]) -> list[tuple[Path, str]]:

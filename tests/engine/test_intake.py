@@ -70,10 +70,11 @@ def test_a_dropped_link_that_loops_is_named_as_a_link(tmp_path: Path) -> None:
 def test_the_status_sentence() -> None:
     assert AddOutcome(2, [], [], 0).text() == "Added 2 files."
     outcome = AddOutcome(0, ["a", "b", "c", "d"], ["one", "two", "three"], 5)
-    assert outcome.text() == (
-        "Added 0 files. Already in the queue: a, b, c. Skipped 5 files that aren't models. one two"
-    )
-    assert AddOutcome(0, [], [], 0, ["m.safetensors"]).text() == ("Going on with m.safetensors from where it stopped.")
+    assert outcome.text() == "Already in the queue: a, b, c and 1 more. Skipped 5 files that aren't models. one two"
+    assert AddOutcome(0, [], ["gone.ckpt: no such file."], 0).text() == "Added 0 files. gone.ckpt: no such file."
+    assert AddOutcome(1, ["a"], [], 0).text() == "Added 1 file. Already in the queue: a."
+    assert AddOutcome(0, [], [], 0, ["m.safetensors"]).text() == "Going on with m.safetensors from where it stopped."
+    assert AddOutcome(1, [], [], 0, ["a", "b"]).text() == "Added 1 file. Going on with a, b from where they stopped."
 
 
 def test_a_folder_is_queued_in_the_order_a_file_manager_lists_it(tmp_path: Path) -> None:

@@ -64,7 +64,7 @@ def test_dropping_a_paused_file_again_leaves_it_paused(
         session.manager.pause(session.model.rows()[0].job_id)
         await until(lambda: session.model.rows()[0].status == Status.PAUSED, 60, "the pause")
         drop(desktop.window, [sample.path])
-        await until(lambda: f"Already in the queue: {sample.path.name}." in messages[-1], 30, "the answer to the drop")
+        await until(lambda: messages[-1] == f"Already in the queue: {sample.path.name}.", 30, "the answer to the drop")
         assert session.model.rows()[0].status == Status.PAUSED
         session.manager.cancel(session.model.rows()[0].job_id)  # tidy: what it stored is deleted with it
         await until(lambda: session.model.rows()[0].status == Status.CANCELLED, 60, "the cancel")
