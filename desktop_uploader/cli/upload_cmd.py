@@ -316,7 +316,7 @@ def run_resume(args: argparse.Namespace) -> int:
                 return 1
             for record in records:
                 if record.id in chosen:
-                    _say_going_on(manager, record, record.display_name, out)
+                    _say_going_on(manager, record, Path(record.path).name, out)
             view = ProgressView(out, live=not args.json)
             with view if not args.json else _Quiet():
                 for job in manager.jobs():

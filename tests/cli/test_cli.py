@@ -364,6 +364,7 @@ def test_an_upload_running_in_one_process_cannot_be_resumed_or_discarded_by_anot
         r"Going on with (\S+) where it stopped: ([\d.]+) MiB of 40\.0 MiB already stored\.", finished.stderr
     )
     assert going_on and float(going_on[2]) >= 5, finished.stderr  # what was kept, said before the rest is sent
+    assert going_on[1] == sample.path.name, 'the file\'s name, as "upload" says it (an audit saw it without .ckpt)'
     [result] = finished.json()["uploads"]
     assert result["s3Key"] == record["s3Key"], "the same upload went on; no second one was started"
     assert object_sha256(s3, sandbox.bucket, result["s3Key"]) == sample.sha256
