@@ -316,7 +316,7 @@ def _api_error(response: requests.Response, action: str) -> UploaderError:
         # The server's own sentence says what went wrong behind it (its storage refused its keys, its
         # tokens file is missing); a Next.js audit saw only "busy or having trouble" for each of them.
         said = (
-            f"The upload server answered, while {DOING.get(action, action)}: {reason.rstrip('.')}. "
+            f"The upload server reported a problem (while {DOING.get(action, action)}): {reason.rstrip('.')}. "
             f"If this goes on, {TELL_ITS_KEEPER} that server."
             if reason
             else f"The upload server is busy or having trouble (HTTP {status}, while {DOING.get(action, action)})."

@@ -32,7 +32,7 @@ def test_a_server_whose_storage_refuses_its_keys_is_quoted_not_called_busy(
     assert result.code == 1, result.stderr
     said = " ".join((result.stdout + result.stderr).split())
     assert (
-        "The upload server answered, while starting the upload: Storage answered with an error "
+        "The upload server reported a problem (while starting the upload): Storage answered with an error "
         "(SignatureDoesNotMatch). If this goes on, tell whoever runs that server." in said
     )
     assert "HTTP 502 on" not in said and "Traceback" not in said

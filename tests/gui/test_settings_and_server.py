@@ -181,7 +181,7 @@ def test_a_failing_server_shows_the_reason_and_retry_completes_once_it_is_back(
         run(aloop, failing())
         row = session.model.rows()[0]
         assert row.status_text(0) == (
-            "Failed: The upload server answered, while asking what it offers: maintenance. "
+            "Failed: The upload server reported a problem (while asking what it offers): maintenance. "
             "If this goes on, tell whoever runs that server."
         )
         assert row.primary_action() == RowAction.RETRY
