@@ -17,6 +17,7 @@ from PySide6.QtWidgets import QApplication, QSystemTrayIcon
 from desktop_uploader import APP_ID, APP_NAME, __version__
 from desktop_uploader.engine.settings import load_settings
 from desktop_uploader.engine.state import StateStore
+from desktop_uploader.gui.collector import collect_on_gui_thread
 from desktop_uploader.gui.file_open import FileOpenEvents
 from desktop_uploader.gui.icons import app_icon
 from desktop_uploader.gui.main_window import MainWindow
@@ -57,6 +58,7 @@ class Desktop:
 
 def build(paths: AppPaths) -> Desktop:
     """The whole app, ready to show; also what the tests build, against their own home."""
+    collect_on_gui_thread()  # before any upload thread runs: a Qt object must never die in one
     settings, warnings = load_settings(paths.settings_file)
     state = StateStore.open(paths.state_db)
     session = AppSession(paths, settings, state)

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 from desktop_uploader.engine.credentials import token_key
 from desktop_uploader.engine.settings import Settings, save_settings
 from desktop_uploader.gui.app import Desktop, build, start
+from desktop_uploader.gui.collector import stop_collecting_on_gui_thread
 from desktop_uploader.gui.session import in_thread
 from desktop_uploader.gui.tasks import cancel_pending
 from desktop_uploader.paths import resolve_paths
@@ -38,6 +39,14 @@ def release_qt_objects_before_exit() -> Iterator[None]:
 
     forget_icons()
     gc.collect()
+
+
+@pytest.fixture(autouse=True)
+def python_collects_again_after_each_test() -> Iterator[None]:
+    """A window collects on its GUI thread only (gui/collector.py); the tests after it, windows closed,
+    collect as Python does (torn down last: autouse fixtures are set up first)."""
+    yield
+    stop_collecting_on_gui_thread()
 
 
 @pytest.fixture
