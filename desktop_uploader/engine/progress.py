@@ -5,7 +5,8 @@ retried and never counts bytes that merely sit in a socket buffer. "In flight" i
 network has taken for parts still unacknowledged; it drops back when a part is retried. Speed is
 measured over a sliding window of everything sent (retries included: that is what the link does).
 
-A part's retry is metered only from its ``MATURE``-th second, or once it is stored: when storage
+A part's retry is metered only from its ``MATURE``-th second, or once it is stored (then as of the moments
+its first bytes were sent): when storage
 stops answering, each retry's new connection fills socket buffers in a moment and then waits, and
 those few hundred KB read as a small made-up speed ("42 KiB/s · 1 h 2 min left") after every round
 of retries (a network audit froze storage for a minute: 8 of 37 readings). A run that goes on with
@@ -63,6 +64,25 @@ class SpeedMeter:
         while len(self._samples) > 2 and now - self._samples[1][0] > self.window:
             self._samples.popleft()
 
+    def backdate(self, amount: int, since: float, until: float) -> None:
+        """Count ``amount`` bytes as sent evenly from ``since`` to ``until``, after the fact.
+
+        A retry's first seconds are kept from the speed until its part is stored (see the module's docstring).
+        Credited at the moment it was stored, every part's first seconds came at once: a resumed upload under
+        a bandwidth cap, whose parts all started together, read about a third over the cap for five seconds
+        when they were stored together, and time left fell with it (seen in the window). Counted when they
+        were sent, bytes from before the window leave the speed as it was.
+        """
+        span = until - since
+        for index, (moment, total) in enumerate(self._samples):
+            if moment >= until or span <= 0:
+                share = amount
+            elif moment > since:
+                share = int(amount * (moment - since) / span)
+            else:
+                continue
+            self._samples[index] = (moment, total + share)
+
     def rate(self) -> float:
         """Bytes per second over the window ending now: from the last sample at or before its start.
 
@@ -114,6 +134,7 @@ class ProgressTracker:
         self._again = again  # every part is a retry: this run goes on with an upload
         self._retried: set[int] = set()  # parts that started over in this run
         self._unmetered: dict[int, int] = {}  # a retry's first MATURE seconds, kept from the speed until stored
+        self._unmetered_until: dict[int, float] = {}  # ...and when the last of them was sent
         self._metered = 0  # what the speed counts: bytes_sent less what is unmetered
         self.stored_bytes = 0  # stored in this run (the baseline excluded)
         self.parts_stored = 0  # in this run
@@ -145,6 +166,7 @@ class ProgressTracker:
             self.bytes_sent += amount
             if young and (self._again or part in self._retried):
                 self._unmetered[part] = self._unmetered.get(part, 0) + amount
+                self._unmetered_until[part] = now
             else:
                 self._metered += amount
             self._meter.add(self._metered)
@@ -158,6 +180,7 @@ class ProgressTracker:
             self._born.pop(part, None)
             self._last_byte.pop(part, None)
             self._unmetered.pop(part, None)
+            self._unmetered_until.pop(part, None)
             self._retried.add(part)
 
     def part_sent(self, part: int) -> int:
@@ -186,7 +209,11 @@ class ProgressTracker:
             last_byte = self._last_byte.pop(part, None)
             if last_byte is not None:
                 self._answer_lags.append(now - last_byte)
-            self._metered += self._unmetered.pop(part, 0)  # stored: they did cross the link
+            unmetered = self._unmetered.pop(part, 0)
+            until = self._unmetered_until.pop(part, now)
+            if unmetered:  # stored: they did cross the link, back when they were sent
+                self._metered += unmetered
+                self._meter.backdate(unmetered, born if born is not None else until, until)
             self._meter.add(self._metered)
             self.confirmed += size
             self.parts_done += 1

@@ -168,8 +168,8 @@ def test_a_retry_into_stalled_storage_reads_no_speed_until_its_bytes_move_on() -
         tracker.sent(1, 100_000)
     flowing = tracker.snapshot().speed
     assert 0.9e6 < flowing < 1.1e6, "past its first seconds a retry counts again"
-    tracker.confirmed_part(2, 300_000)  # stored: its first bytes did cross the link
-    assert tracker.snapshot().speed == pytest.approx(flowing + 300_000 / 5)
+    tracker.confirmed_part(2, 300_000)  # stored: its bytes crossed the link, but at 30 s, before the window
+    assert tracker.snapshot().speed == pytest.approx(flowing)
 
 
 def test_a_run_that_goes_on_with_an_upload_reads_no_speed_from_its_first_moments() -> None:
@@ -199,6 +199,34 @@ def test_a_resumed_upload_reads_the_links_speed_once_it_is_metered_not_the_wait_
     progress = tracker.snapshot()
     assert 0.9e6 < progress.speed < 1.1e6
     assert progress.eta is not None and 85 < progress.eta < 105  # 97.5 MB still to send at 1 MB/s
+
+
+def test_a_resumed_upload_under_a_cap_reads_the_cap_when_its_parts_are_stored_together() -> None:
+    """A resumed upload's parts start together and, sharing a cap, are stored together. Their first seconds,
+    kept from the speed until then, were credited at that moment: the row read a third over the cap and time
+    left fell with it (seen in the window)."""
+    now = [0.0]
+    total = 100 * 1000 * 1000
+    tracker = ProgressTracker("job", "presigned-s3", total, lambda e: None, clock=lambda: now[0], again=True)
+    for tenth in range(1, 201):  # 20 s at a 1 MB/s cap shared by four parts of 5 MB
+        now[0] = tenth / 10
+        for part in (1, 2, 3, 4):
+            tracker.sent(part, 25_000)
+    assert tracker.snapshot().speed == pytest.approx(1e6, rel=0.02)
+    for part in (1, 2, 3, 4):
+        tracker.confirmed_part(part, 5_000_000)
+    assert tracker.snapshot().speed == pytest.approx(1e6, rel=0.02)
+
+
+def test_a_retry_stored_within_the_window_counts_its_first_seconds_where_they_were_sent() -> None:
+    now = [0.0]
+    tracker = ProgressTracker("job", "presigned-s3", 10**9, lambda e: None, clock=lambda: now[0], again=True)
+    for tenth in range(1, 31):  # 3 s at 1 MB/s, metered from 1.5 s on
+        now[0] = tenth / 10
+        tracker.sent(1, 100_000)
+    assert tracker.snapshot().speed == pytest.approx(1e6, rel=0.05)
+    tracker.confirmed_part(1, 3_000_000)
+    assert tracker.snapshot().speed == pytest.approx(1e6, rel=0.05), "3 MB in 3 s"
 
 
 def test_progress_is_coalesced() -> None:
