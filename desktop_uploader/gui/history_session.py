@@ -146,9 +146,12 @@ class SessionMemory:
         self._writes.shutdown(wait=False)
 
     def _restore(self) -> list[str]:
+        """Rows come back in the order the person left them. Started uploads came first, then the files that
+        waited: a file started by hand ahead of the one above it swapped places after a restart."""
         saved = take_queue(self.data_dir)
         paused = saved.paused_ids
-        interrupted = self._manager.restore_interrupted(paused=paused)
+        listed = {row.job_id for row in saved.rows if row.job_id}
+        unlisted = [record.id for record in self._manager.state.unfinished() if record.id not in listed]
         try:
             done = (
                 {e.local_path for e in self.store.entries() if e.completed_at >= saved.saved_at}
@@ -157,11 +160,18 @@ class SessionMemory:
             )
         except (OSError, sqlite3.Error):
             done = set()
+        # Uploads the list doesn't name (a crash before it was written) first, as they started.
+        interrupted = self._manager.restore_interrupted(paused=paused, only=unlisted) if unlisted else []
         for row in saved.rows:
             if row.path in done:
                 continue  # it completed after the list was last written (a crash right then)
+            if row.job_id:
+                restored = self._manager.restore_interrupted(paused=paused, only={row.job_id})
+                interrupted += restored
+                if restored:
+                    continue
             with contextlib.suppress(UploaderError):  # gone or unreadable since: nothing to bring back
-                # A started upload was restored from its resume record just now: adding its file is a no-op.
+                # A started upload another window or command is running: adding its file is a no-op.
                 # Not started: after a quit nothing goes on until the person says so (Start all).
                 self._manager.add(row.path, row.display_name, start=False)
         return [job_id for job_id in interrupted if job_id not in paused]

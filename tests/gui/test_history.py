@@ -167,6 +167,29 @@ def test_queued_and_paused_files_come_back_after_pause_and_quit(
     assert result.s3_key.endswith(f"_{waiting.path.name}")  # stored under its own name, as before the restart
 
 
+def test_the_queue_comes_back_in_the_order_it_was_left(make_desktop: Any, make_file: Any, aloop: Any) -> None:
+    """A file started by hand ahead of the one above it came back first: started uploads were brought back
+    before the files that waited, whatever their places."""
+    first = make_desktop(auto_start=False, bandwidth_limit=4 * 1000 * 1000, chunk_size=5 * MiB)
+    above, started = make_file(1 * MiB, unique("above")), make_file(20 * MiB, unique("started"))
+    names = [above.path.name, started.path.name]
+
+    async def start_the_second_and_quit() -> None:
+        drop(first.window, [above.path, started.path])
+        rows = first.session.model.rows
+        await until(lambda: [r.file_name for r in rows()] == names, 10, "the rows")
+        first.session.act(rows()[1].job_id, RowAction.RESUME)  # its Start button
+        await until(lambda: rows()[1].confirmed >= 5 * MiB, 60, "a part of the second file stored")
+        await first.session.shutdown()  # "Pause and quit"
+
+    run(aloop, start_the_second_and_quit())
+    first.window.close()
+    second = make_desktop(auto_start=False)
+    rows = second.session.model.rows()
+    assert [r.file_name for r in rows] == names
+    assert rows[0].never_started and rows[1].status == Status.PAUSED and rows[1].confirmed >= 5 * MiB
+
+
 def test_a_file_waiting_to_be_started_comes_back_paused(make_desktop: Any, make_file: Any, aloop: Any) -> None:
     first = make_desktop(auto_start=False)
     sample = make_file(1 * MiB, unique("later"))
