@@ -63,6 +63,16 @@ def for_the_servers_keeper(sentence: str) -> bool:
     return TELL_ITS_KEEPER in sentence
 
 
+# A server that answered 408, 429 or 5xx without saying why may only be busy: nothing typed in Settings is
+# wrong, so its line beside "Save anyway" says to test again rather than to fix the address and token.
+BUSY_OR_IN_TROUBLE = "busy or having trouble"
+
+
+def maybe_only_busy(sentence: str) -> bool:
+    """Whether a sentence says the server was busy or in trouble, without a reason that points anywhere."""
+    return BUSY_OR_IN_TROUBLE in sentence
+
+
 class UploaderError(Exception):
     """Base of the tree. ``message`` is for people; ``str()`` adds nothing beyond it."""
 

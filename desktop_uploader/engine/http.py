@@ -27,6 +27,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection
 
 from desktop_uploader.engine.errors import (
+    BUSY_OR_IN_TROUBLE,
     TELL_ITS_KEEPER,
     AuthError,
     ForbiddenError,
@@ -319,7 +320,7 @@ def _api_error(response: requests.Response, action: str) -> UploaderError:
             f"The upload server reported a problem (while {DOING.get(action, action)}): {reason.rstrip('.')}. "
             f"If this goes on, {TELL_ITS_KEEPER} that server."
             if reason
-            else f"The upload server is busy or having trouble (HTTP {status}, while {DOING.get(action, action)})."
+            else f"The upload server is {BUSY_OR_IN_TROUBLE} (HTTP {status}, while {DOING.get(action, action)})."
         )
         return ServerBusyError(
             said,

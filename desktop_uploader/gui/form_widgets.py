@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 )
 from shiboken6 import isValid
 
+from desktop_uploader.engine.errors import for_the_servers_keeper, maybe_only_busy
 from desktop_uploader.gui.palette import muted_text, readable
 
 # The upload method box: what a person reads, and the setting it stands for.
@@ -56,6 +57,19 @@ def plain_problem(message: str) -> str:
         if message.startswith(engine + " "):
             message = dialog + message[len(engine) :]
     return message.replace("; got ", "; you entered ")
+
+
+KEEPERS_TO_FIX = "Nothing here can fix that: press Save anyway to keep these settings until the server is fixed."
+TRY_AGAIN_SOON = "The server may only be busy: test again in a moment, or press Save anyway."
+
+
+def after_a_failed_test(sentence: str, fix: str) -> str:
+    """What to do about a failed test before saving: ``fix`` the fields, unless the test's sentence says the
+    fault is the server's to fix or that it was only busy (a 503 without a reason said "Fix the address or
+    token above", neither of which was wrong)."""
+    if for_the_servers_keeper(sentence):
+        return KEEPERS_TO_FIX
+    return TRY_AGAIN_SOON if maybe_only_busy(sentence) else fix
 
 
 def collapsible(title: str, name: str) -> tuple[QToolButton, QWidget]:

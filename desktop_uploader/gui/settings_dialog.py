@@ -30,11 +30,12 @@ from PySide6.QtWidgets import (
 )
 from shiboken6 import isValid
 
-from desktop_uploader.engine.errors import SettingsError, for_the_servers_keeper
+from desktop_uploader.engine.errors import SettingsError
 from desktop_uploader.engine.limits import MiB
 from desktop_uploader.engine.settings import CUSTOM_PRESET, DEFAULT_REGION, PRESETS, Settings
 from desktop_uploader.gui.form_widgets import (
     ProblemLabel,
+    after_a_failed_test,
     held,
     plain_problem,
     restore_question,
@@ -43,7 +44,6 @@ from desktop_uploader.gui.settings_pages import AdvancedPage, BehaviourPage, Con
 from desktop_uploader.gui.tasks import spawn
 
 Probe = tuple[bool, str]  # passed, and the sentence that says so or why not
-KEEPERS_TO_FIX = "Nothing here can fix that: press Save anyway to keep these settings until the server is fixed."
 Tester = Callable[[str, str], Awaitable[Probe]]
 DirectTester = Callable[[Settings, str], Awaitable[Probe]]
 CUSTOM = CUSTOM_PRESET
@@ -380,7 +380,7 @@ class SettingsDialog(QDialog):
                 self.probe = (ok, text)
             if not ok:  # the tab whose test failed comes forward, its reason under its test button
                 self.tabs.setCurrentWidget(page)
-                self.problem.setText(KEEPERS_TO_FIX if for_the_servers_keeper(text) else fix)
+                self.problem.setText(after_a_failed_test(text, fix))
                 self.save_anyway.setVisible(True)
                 return
         self.accept()

@@ -154,6 +154,27 @@ def test_test_connection_shows_what_the_server_offers(make_desktop: Any, aloop: 
     assert failed_colour == dialog.problem.palette().color(QPalette.ColorRole.WindowText) != passed_colour, "✗ in red"
 
 
+@pytest.mark.allow_log(*FAULTS)
+def test_saving_a_server_that_is_only_busy_says_to_test_again_not_to_fix_the_address(
+    make_desktop: Any, aloop: Any, sandbox: Any
+) -> None:
+    """A 503 without a reason said "Fix the address or token above, or press Save anyway": neither was wrong."""
+    with Proxy.start(sandbox.api_url) as proxy:
+        proxy.set_fault_plan(lambda request: Respond(503, b"", {"Retry-After": "0"}))
+        dialog = open_dialog(make_desktop(retries=1, backoff_base=0.05))
+        dialog.server_url.setText(proxy.url)
+        dialog.token_edit.setText(sandbox.token)
+
+        async def scenario() -> None:
+            save_button(dialog).click()  # a changed server is tested before it is saved
+            await until(dialog.save_anyway.isVisible, 30, "the test before saving")
+
+        run(aloop, scenario())
+    assert dialog.test_result.text().startswith("✗ The upload server is busy or having trouble (HTTP 503")
+    assert dialog.problem.text() == "The server may only be busy: test again in a moment, or press Save anyway."
+    dialog.reject()
+
+
 async def _click_and_wait(dialog: Any) -> None:
     dialog.test_result.setText("")
     dialog.test_button.click()
