@@ -32,6 +32,7 @@ DEFAULT_REGION = "us-east-1"  # AWS's own default, and what S3-compatible stores
 CUSTOM_PRESET = "Custom"  # settings the person set one by one, not a preset's
 AUTO_CONCURRENCY = 0  # "Auto": the engine adapts parts in flight to measured goodput
 MAX_CONCURRENCY = 64
+MIN_BANDWIDTH_LIMIT = 10 * KiB  # bytes a second; slower is a slip (a unit, a zero too many), not a wish
 
 PRESIGNED_PATH = "/api/user/influencers/presigned-upload"
 CHUNKED_PATH = "/api/user/influencers/chunked-upload"
@@ -89,6 +90,11 @@ class Settings:
         _check_range("Backoff cap", self.backoff_cap, self.backoff_base, 600.0, lambda v: f"{v:g} s")
         _check_range("Files at once", self.files_at_once, 1, 16)
         _check_range("Bandwidth limit", self.bandwidth_limit, 0, 100 * GiB, lambda v: f"{human_bytes(v)}/s")
+        if 0 < self.bandwidth_limit < MIN_BANDWIDTH_LIMIT:  # an audit typed 0.04 MiB/s and got no limit at all
+            raise SettingsError(
+                f"Bandwidth limit must be at least {human_bytes(MIN_BANDWIDTH_LIMIT)}/s (0.01 MiB/s), or 0 for none; "
+                f"got {human_bytes(self.bandwidth_limit)}/s."
+            )
         _check_range("Connect timeout", self.connect_timeout, 1.0, 300.0, lambda v: f"{v:g} s")
         _check_range("Read timeout", self.read_timeout, 1.0, 3600.0, lambda v: f"{v:g} s")
         _check_range("Completion timeout", self.complete_timeout, 10.0, 7200.0, lambda v: f"{v:g} s")

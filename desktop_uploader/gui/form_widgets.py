@@ -157,6 +157,13 @@ class DecimalBox(QDoubleSpinBox):
             return QValidator.State.Invalid, text, pos
         return super().validate(text, pos)
 
+    def textFromValue(self, value: float) -> str:
+        """Without trailing zeros ("5 MiB/s", "0.04 MiB/s"), so a box can take more decimals than most values
+        need: with one, a bandwidth limit of 0.04 MiB/s was rounded to 0 and read "Unlimited" (an audit)."""
+        text = super().textFromValue(value)
+        point = self.locale().decimalPoint()
+        return text.rstrip("0").rstrip(point) if point in text else text
+
 
 def decimal_box(low: float, high: float, decimals: int, suffix: str = "", special: str = "") -> QDoubleSpinBox:
     box = DecimalBox()

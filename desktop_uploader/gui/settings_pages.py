@@ -134,7 +134,7 @@ class PerformancePage(QWidget):
         self.files_at_once.setObjectName("filesAtOnce")
         self.files_at_once.setAccessibleName("Files uploading at once")
         form.addRow("Files at once", self.files_at_once)
-        self.bandwidth = decimal_box(0.0, ANY_NUMBER, 1, " MiB/s", "Unlimited")
+        self.bandwidth = decimal_box(0.0, ANY_NUMBER, 3, " MiB/s", "Unlimited")
         self.bandwidth.setObjectName("bandwidth")
         self.bandwidth.setAccessibleName("Bandwidth limit in MiB per second")
         form.addRow("Bandwidth limit", self.bandwidth)

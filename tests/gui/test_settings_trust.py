@@ -212,6 +212,28 @@ def test_a_minus_sign_is_refused_where_no_negative_is_possible(make_desktop: Any
     assert dialog.result_settings().bandwidth_limit == 1 * MiB
 
 
+def test_a_tiny_bandwidth_limit_is_kept_or_refused_never_read_as_unlimited(make_desktop: Any) -> None:
+    """An audit typed 0.04 MiB/s: the box had one decimal, rounded it to 0, and saved no limit at all."""
+    dialog = open_dialog(make_desktop())
+    dialog.tabs.setCurrentIndex(1)  # Performance
+    box = dialog.bandwidth
+    for typed, shown in (("0.04", "0.04 MiB/s"), ("2.5", "2.5 MiB/s"), ("3", "3 MiB/s")):
+        box.lineEdit().selectAll()
+        QTest.keyClicks(box, typed)
+        QTest.keyClick(box, Qt.Key.Key_Tab)
+        assert box.text() == shown
+        assert dialog.result_settings().bandwidth_limit == round(float(typed) * MiB)
+        assert dialog.problem.text() == "" and save_button(dialog).isEnabled()
+    box.lineEdit().selectAll()
+    QTest.keyClicks(box, "0.001")
+    QTest.keyClick(box, Qt.Key.Key_Tab)
+    assert box.text() == "0.001 MiB/s"
+    assert dialog.problem.text() == (
+        "Bandwidth limit must be at least 10.0 KiB/s (0.01 MiB/s), or 0 for none; you entered 1.0 KiB/s."
+    )
+    assert not save_button(dialog).isEnabled()
+
+
 def test_choosing_another_preset_leaves_every_field_where_it_was(make_desktop: Any, aloop: Any) -> None:
     """A GUI audit saw the Performance tab's fields jump when the preset became Custom: its one-line
     note was given 14, 22 or 29 px by its wording, and everything under it moved."""
