@@ -33,7 +33,7 @@ from desktop_uploader.engine.methods.direct_s3 import DirectTarget
 from desktop_uploader.engine.rows import plural
 from desktop_uploader.engine.settings import Settings, load_settings
 from desktop_uploader.engine.state import StateStore, UploadRecord
-from desktop_uploader.engine.storage_names import bucket_problem, folder_problem
+from desktop_uploader.engine.storage_names import bucket_problem, endpoint_problem, folder_problem
 from desktop_uploader.logsetup import configure_logging
 from desktop_uploader.paths import AppPaths
 
@@ -105,8 +105,9 @@ def direct_target(settings: Settings, paths: AppPaths, args: argparse.Namespace)
             raise UsageError(f"{flag}: {problem}")
     # Checked before anything is recorded: a CLI audit's "--s3-endpoint not-a-url" was "Something unexpected
     # went wrong" and a resume hint, and a missing key a failure kept for a resume that could never work.
-    if endpoint is not None and not endpoint.startswith(("http://", "https://")):
-        raise UsageError(f"--s3-endpoint must start with http:// or https://; got {endpoint!r}.")
+    problem = endpoint_problem(endpoint, bucket or settings.direct_bucket) if endpoint is not None else None
+    if problem:
+        raise UsageError(f"--s3-endpoint: {problem}")
     if not access_key:
         raise UsageError(
             f"Direct uploads need your access key: pass --access-key (the secret goes in {SECRET_ENV}), "

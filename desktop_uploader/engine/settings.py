@@ -25,7 +25,7 @@ from desktop_uploader.engine.errors import SettingsError
 from desktop_uploader.engine.limits import GiB, KiB, MiB, human_bytes
 from desktop_uploader.engine.private import private_dir
 from desktop_uploader.engine.state_files import damaged_name
-from desktop_uploader.engine.storage_names import bucket_problem, folder_problem
+from desktop_uploader.engine.storage_names import bucket_problem, endpoint_problem, folder_problem
 
 METHODS = ("auto", "presigned", "chunked", "legacy", "direct-s3")
 DEFAULT_REGION = "us-east-1"  # AWS's own default, and what S3-compatible stores that ignore regions accept
@@ -106,8 +106,10 @@ class Settings:
         for name in ("presigned_path", "chunked_path", "legacy_path"):
             if not getattr(self, name).startswith("/"):
                 raise SettingsError("Endpoint paths must start with '/'.")
-        problem = (bucket_problem(self.direct_bucket) if self.direct_bucket else None) or folder_problem(
-            self.direct_prefix.strip("/")
+        problem = (
+            (bucket_problem(self.direct_bucket) if self.direct_bucket else None)
+            or folder_problem(self.direct_prefix.strip("/"))
+            or (endpoint_problem(self.direct_endpoint, self.direct_bucket) if self.direct_endpoint else None)
         )
         if problem:
             raise SettingsError(problem)

@@ -9,6 +9,7 @@ older buckets have capitals and underscores, so only what no store takes is refu
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit
 
 BUCKET_CHARACTER = re.compile(r"[A-Za-z0-9._-]")
 MIN_BUCKET_LENGTH = 3
@@ -42,3 +43,22 @@ def folder_problem(folder: str) -> str | None:
     if any(not part for part in parts):
         return f"The folder in the bucket has an empty step ('//'): got {folder!r}."
     return None
+
+
+def endpoint_problem(endpoint: str, bucket: str = "") -> str | None:
+    """Why ``endpoint`` can't be an S3 endpoint, or None. A path is refused: pasting the bucket's address
+    (https://host/bucket, as R2 and MinIO consoles show it) went unnoticed, the objects landed in a folder
+    named after the bucket, and the app named a key that wasn't there (a direct-s3 audit)."""
+    if not endpoint.startswith(("http://", "https://")):
+        return f"The S3 endpoint must start with http:// or https://; got {endpoint!r}."
+    parts = urlsplit(endpoint)
+    path = parts.path.strip("/")
+    if not path and not parts.query:
+        return None
+    address = f"{parts.scheme}://{parts.netloc}"
+    if path.split("/")[0] == bucket:
+        return (
+            f"The S3 endpoint is the storage's address alone: {address}, without '/{path}' "
+            "(the bucket has its own field)."
+        )
+    return f"The S3 endpoint is the storage's address alone, without a path: {address}, not {endpoint!r}."

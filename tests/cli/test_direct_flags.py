@@ -134,7 +134,17 @@ def test_an_upload_to_your_own_storage_is_resumed_there_and_never_sent_elsewhere
     [
         (
             ["--s3-endpoint", "not-a-url", "--bucket", "mine", "--access-key", "K"],
-            "--s3-endpoint must start with http:// or https://; got 'not-a-url'.",
+            "--s3-endpoint: The S3 endpoint must start with http:// or https://; got 'not-a-url'.",
+        ),
+        (  # the bucket's own address pasted as the endpoint: objects landed under a folder named after it
+            ["--s3-endpoint", "http://127.0.0.1:9/mine", "--bucket", "mine", "--access-key", "K"],
+            "--s3-endpoint: The S3 endpoint is the storage's address alone: http://127.0.0.1:9, without '/mine' "
+            "(the bucket has its own field).",
+        ),
+        (
+            ["--s3-endpoint", "https://s3.example.com/some/where", "--bucket", "mine", "--access-key", "K"],
+            "--s3-endpoint: The S3 endpoint is the storage's address alone, without a path: https://s3.example.com, "
+            "not 'https://s3.example.com/some/where'.",
         ),
         (
             ["--s3-endpoint", "http://127.0.0.1:9", "--bucket", "mine"],
@@ -153,7 +163,15 @@ def test_an_upload_to_your_own_storage_is_resumed_there_and_never_sent_elsewhere
             "--prefix: The folder in the bucket can't have '.' or '..' in its path: got '../x'.",
         ),
     ],
-    ids=["endpoint", "access-key", "bucket-character", "bucket-folder", "prefix-up"],
+    ids=[
+        "endpoint",
+        "endpoint-with-bucket",
+        "endpoint-with-path",
+        "access-key",
+        "bucket-character",
+        "bucket-folder",
+        "prefix-up",
+    ],
 )
 def test_your_own_storage_given_wrong_is_refused_before_anything_is_recorded(
     cli: Any, make_file: Any, flags: list[str], said: str

@@ -241,8 +241,9 @@ def type_keys(dialog: Any, sandbox: Any, secret: str, endpoint: str = "") -> Non
         ("direct_bucket", "my-models/loras", "give 'my-models' as the bucket and 'loras' as the folder in it"),
         ("direct_bucket", "Bad_Bucket!", "A bucket name holds only letters, digits, dots, hyphens and underscores"),
         ("direct_prefix", "../loras", "The folder in the bucket can't have '.' or '..' in its path"),
+        ("direct_endpoint", "http://127.0.0.1:9/uploads/", "address alone: http://127.0.0.1:9, without '/uploads'"),
     ],
-    ids=["address", "folder", "character", "dot-dot"],
+    ids=["address", "folder", "character", "dot-dot", "bucket-in-endpoint"],
 )
 def test_a_bucket_or_folder_storage_could_never_take_is_said_before_saving(
     make_desktop: Any, sandbox: Any, field: str, typed: str, said: str
@@ -253,7 +254,8 @@ def test_a_bucket_or_folder_storage_could_never_take_is_said_before_saving(
     assert save_button(dialog).isEnabled() and dialog.problem.text() == ""
     getattr(dialog, field).setText(typed)
     assert said in dialog.problem.text() and not save_button(dialog).isEnabled()
-    getattr(dialog, field).setText("loras" if field == "direct_prefix" else sandbox.bucket)
+    restored = {"direct_prefix": "loras", "direct_endpoint": sandbox.s3_endpoint}.get(field, sandbox.bucket)
+    getattr(dialog, field).setText(restored)
     assert save_button(dialog).isEnabled() and dialog.problem.text() == ""
 
 
