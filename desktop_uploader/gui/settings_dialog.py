@@ -87,6 +87,7 @@ class SettingsDialog(QDialog):
         self.auto_start, self.keep_awake = behaviour.auto_start, behaviour.keep_awake
         self.minimize_to_tray = behaviour.minimize_to_tray
         behaviour.mark_unavailable(unavailable or {})
+        advanced.follow_method(self.method)  # "Send uploads to this storage" is the method, said where keys are typed
         tabs.addTab(behaviour, "Behaviour")
         tabs.addTab(advanced, "Advanced")
         self.tabs = tabs
@@ -150,8 +151,7 @@ class SettingsDialog(QDialog):
         self.direct_region, self.direct_prefix = page.direct_region, page.direct_prefix
         self.direct_access_key, self.direct_secret_edit = page.direct_access_key, page.direct_secret_edit
         self.presigned_path, self.chunked_path = page.presigned_path, page.chunked_path
-        self.legacy_path = page.legacy_path
-        self.url_expiry, self.read_timeout = page.url_expiry, page.read_timeout
+        self.url_expiry, self.read_timeout, self.legacy_path = page.url_expiry, page.read_timeout, page.legacy_path
         self.read_timeout.valueChanged.connect(self._performance_edited)  # presets set it too
         page.direct_test_button.setVisible(self.direct_tester is not None)
         page.direct_test_button.clicked.connect(lambda: spawn(self.test_direct()))

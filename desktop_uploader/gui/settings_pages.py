@@ -10,11 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from PySide6.QtCore import QSignalBlocker
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QFormLayout,
     QHBoxLayout,
+    QLabel,
     QLineEdit,
     QPushButton,
     QVBoxLayout,
@@ -261,7 +263,14 @@ class AdvancedPage(QWidget):
 
     def _direct_section(self, form: QFormLayout, direct_secret: str, on_change: Callable[..., None]) -> None:
         """Your own S3 storage: where it is, the folder to upload into, its keys, and a button to test them."""
-        form.addRow(hint_label("<b>Your own S3 storage</b>, for the “Direct to my own S3 storage” method."))
+        # Its keys were typed here and the method, on another tab, left on Automatic: a direct-s3 audit saved,
+        # saw "✓" for its keys, and its files went on to the test storage. Typing a bucket where there was
+        # none ticks this box (the method follows it) unless the person has ticked or cleared it by hand.
+        self.use_direct = QCheckBox("Send uploads to this storage")
+        self.use_direct.setObjectName("useDirect")
+        self.use_direct.clicked.connect(lambda: setattr(self, "_direct_chosen", True))
+        self._direct_chosen = False
+        form.addRow(QLabel("<b>Your own S3 storage</b>"), self.use_direct)
         self.direct_endpoint = QLineEdit()
         self.direct_region = QLineEdit()
         self.direct_bucket = QLineEdit()
@@ -299,6 +308,28 @@ class AdvancedPage(QWidget):
         form.addRow("", self.direct_test_result)
         for edit in self.direct_fields():
             edit.textChanged.connect(self.direct_test_result.clear)  # a result is about what was tested
+        self._bucket_before = ""
+        self.direct_bucket.textChanged.connect(self._bucket_changed)
+
+    def _bucket_changed(self, text: str) -> None:
+        was_empty, self._bucket_before = not self._bucket_before.strip(), text
+        typed = self.direct_bucket.isModified()  # by the person, not filled in from the saved settings
+        if typed and was_empty and text.strip() and not self._direct_chosen:
+            self.use_direct.setChecked(True)
+
+    def follow_method(self, method: QComboBox) -> None:
+        """Keep the box and the Behaviour tab's method one setting: ticking it chooses direct-s3, clearing it
+        Automatic, and choosing a method there ticks or clears it."""
+
+        def method_chosen() -> None:
+            with QSignalBlocker(self.use_direct):
+                self.use_direct.setChecked(method.currentData() == "direct-s3")
+
+        method.currentIndexChanged.connect(method_chosen)
+        self.use_direct.toggled.connect(
+            lambda on: method.setCurrentIndex(max(0, method.findData("direct-s3" if on else "auto")))
+        )
+        method_chosen()
 
     def route_paths(self) -> list[str]:
         """The upload routes' paths as typed: pasted onto the server's address, they are taken off it."""

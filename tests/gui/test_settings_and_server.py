@@ -305,6 +305,39 @@ def test_direct_uploads_to_your_own_s3_storage_from_the_settings(
     assert session.direct_secret() == sandbox.secret_key  # kept by the credential store
 
 
+def test_typing_your_own_s3_storage_sends_uploads_there_unless_the_box_is_cleared(
+    make_desktop: Any, aloop: Any, sandbox: Any
+) -> None:
+    """A direct-s3 audit typed its storage on Advanced, saw "✓" for its keys and saved: the method, on the
+    Behaviour tab, was still Automatic, and its files went on to the test storage."""
+    desktop = make_desktop()
+    dialog = open_dialog(desktop)
+    dialog.tabs.setCurrentWidget(dialog.advanced)
+    box = dialog.advanced.use_direct
+    assert box.text() == "Send uploads to this storage" and not box.isChecked()
+    type_keys(dialog, sandbox, sandbox.secret_key)
+    dialog.direct_bucket.clear()
+    QTest.keyClicks(dialog.direct_bucket, sandbox.bucket)  # typed, as a person does
+    assert box.isChecked() and dialog.method.currentData() == "direct-s3"
+    box.click()  # cleared by hand: the method goes back, and typing again doesn't tick it
+    assert dialog.method.currentData() == "auto"
+    dialog.direct_bucket.clear()
+    QTest.keyClicks(dialog.direct_bucket, sandbox.bucket)
+    assert not box.isChecked()
+    dialog.method.setCurrentIndex(dialog.method.findData("direct-s3"))  # chosen on the Behaviour tab instead
+    assert box.isChecked()
+    host = sandbox.s3_endpoint.split("//", 1)[1]
+
+    async def scenario() -> None:
+        save_button(dialog).click()  # the keys are tested first
+        await until(lambda: desktop.session.manager.direct is not None, 30, "the direct target")
+        want = f"Uploads go to your S3 bucket {sandbox.bucket}/loras ({host})"
+        await until(lambda: desktop.window.server_label.text() == want, 10, "the status bar to say where uploads go")
+
+    run(aloop, scenario())
+    assert load_settings(desktop.session.paths.settings_file)[0].method == "direct-s3"
+
+
 def test_your_own_s3_keys_are_tested_before_anything_is_uploaded(
     make_desktop: Any, aloop: Any, s3: Any, sandbox: Any
 ) -> None:
