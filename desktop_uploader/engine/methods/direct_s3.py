@@ -143,13 +143,19 @@ class DirectS3Backend:
         fields = {"server": self.target.server_id, "s3_key": key, "unique_file_name": unique}
         shape = {"part_size": plan.part_size, "part_count": plan.part_count}
         intent = lost_starts.intent(ctx, DIRECT, **fields, **shape)
-        answer, attempts = s3.counted(
-            "create_multipart_upload",
-            ctx.control,
-            Key=key,
-            ContentType="application/octet-stream",
-            Metadata=metadata,
-        )
+        try:
+            answer, attempts = s3.counted(
+                "create_multipart_upload",
+                ctx.control,
+                Key=key,
+                ContentType="application/octet-stream",
+                Metadata=metadata,
+            )
+        except UploaderError as exc:
+            # A wrong secret or a wrong port kept the intent, and with it a "resumable" upload with nothing
+            # stored, which came back as Interrupted after a restart (a direct-s3 audit).
+            lost_starts.withdraw(ctx, intent, exc)
+            raise
         upload_id = str(answer["UploadId"])
         after_create(ctx, s3, intent, upload_id, attempts, lost)
         record = ctx.new_record(DIRECT, upload_id=upload_id, **fields, **shape)

@@ -24,12 +24,13 @@ from desktop_uploader.engine.errors import (
     Interrupted,
     NetworkError,
     NotFoundError,
+    Origin,
     ProtocolError,
     RejectedError,
     ServerBusyError,
     StalledError,
-    TransientError,
     UploaderError,
+    refused,
     storage_full,
 )
 from desktop_uploader.engine.http import host_of
@@ -115,13 +116,17 @@ def translate(exc: Exception, endpoint: str, read_timeout: float) -> UploaderErr
         status = int(meta.get("HTTPStatusCode") or 0)
         retry_after_header = str(meta.get("HTTPHeaders", {}).get("retry-after", ""))
         retry_after = float(retry_after_header) if retry_after_header.isdigit() else None
-        return classify(status, str(error.get("Code", "")), str(error.get("Message", "")), host, retry_after)
+        code = str(error.get("Code", ""))
+        said = classify(status, code, str(error.get("Message", "")), host, retry_after)
+        return said.at(Origin("storage", host, status=status or None, code=code))
     if isinstance(exc, NoCredentialsError):
         return AuthError("No S3 access key and secret are set for direct uploads. Add them in Settings.")
     if isinstance(exc, ReadTimeoutError):
         return StalledError(f"The connection to {host} stalled: nothing moved for {read_timeout:g} s.")
     if isinstance(exc, ConnectionError):  # refused, DNS, connect timeout, proxy
-        return NetworkError(f"Could not connect to {host}.")
+        unreached = NetworkError(f"Could not connect to {host}.")
+        unreached.created_nothing = True  # the request never reached storage
+        return unreached
     if isinstance(exc, HTTPClientError):  # reset, closed mid-answer, a broken stream
         return NetworkError(f"The connection to {host} was lost.")
     return ProtocolError(f"The request to {host} could not be made or its answer could not be read.")
@@ -217,13 +222,19 @@ class S3Client:
                 self.on_retry(attempt, exc, delay)
 
         run = RetryRun(self.policy, self.quota, announce=say, sleep=control.sleep if control is not None else None)
+        reached = False  # an attempt got to storage and its answer, if any, was lost
         while True:
             run.next_attempt()
             if control is not None:
                 control.check()
             try:
                 answer = self.once(operation, **kwargs)
-            except TransientError as exc:
+            except UploaderError as exc:
+                # Whether every attempt was turned away or never arrived: a create made nothing to clear up then.
+                reached = reached or not (exc.created_nothing or refused(exc))
+                exc.created_nothing = not reached
+                if not exc.transient:
+                    raise
                 run.backoff(exc)
                 continue
             run.succeeded()
