@@ -6,6 +6,8 @@ Each test that asks an upload API runs against our FastAPI server and the Next.j
 
 from __future__ import annotations
 
+import sys
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -73,6 +75,23 @@ def test_small_file_through_the_single_request_path(make_engine: Any, make_file:
     job = make_engine(Settings(method="legacy")).upload(sample.path)
     assert job.status == Status.COMPLETED and job.result is not None
     assert job.result.method == "serverless-function"
+    assert object_sha256(s3, sandbox.bucket, job.result.s3_key) == sample.sha256
+
+
+@pytest.mark.parametrize("method", ["presigned", "chunked", "legacy", "direct-s3"])
+def test_a_backslash_in_a_file_name_is_part_of_the_name(
+    make_engine: Any, make_file: Any, s3: Any, sandbox: Any, direct_target: Any, method: str
+) -> None:
+    """On Linux and macOS a backslash is a character like any other: an audit's back\\slash.safetensors was
+    stored as slash.safetensors, the part before it taken for a Windows folder."""
+    if sys.platform == "win32":
+        pytest.skip("Windows file names can't hold a backslash")
+    stem = f"back\\slash-{uuid.uuid4().hex[:8]}"
+    sample = make_file(3 * MiB, name=f"{stem}.safetensors")
+    direct = direct_target if method == "direct-s3" else None
+    job = make_engine(Settings(method=method), direct=direct).upload(sample.path)
+    assert job.status == Status.COMPLETED and job.result is not None, job.message
+    assert job.result.s3_key.endswith(f"_{stem.replace(chr(92), '_')}.safetensors"), job.result.s3_key
     assert object_sha256(s3, sandbox.bucket, job.result.s3_key) == sample.sha256
 
 

@@ -57,7 +57,10 @@ class JobContext:
 
     @property
     def name(self) -> str:
-        return self.path.name
+        """The file's name as sent to be stored. A backslash is a character like any other in a Linux or macOS
+        name, but servers (ours, the Next.js route, browsers' uploads) take it for a Windows folder: an audit's
+        back\\slash.safetensors was stored as slash.safetensors. It goes as "_", as spaces and quotes do."""
+        return self.path.name.replace("\\", "_")
 
     @property
     def size(self) -> int:
