@@ -14,6 +14,7 @@ from pathlib import Path
 
 from desktop_uploader.engine import events
 from desktop_uploader.engine.events import Status
+from desktop_uploader.engine.filenames import shown
 from desktop_uploader.engine.limits import human_bytes
 
 
@@ -90,7 +91,9 @@ class Row:
 
     @property
     def file_name(self) -> str:
-        return self.path.name
+        """The file's name as the window shows it: a line break or tab in it drew the row's name as two lines
+        over each other, or a gap (an audit); they read as \\n and \\t, as the command line shows them."""
+        return shown(self.path.name)
 
     @property
     def fraction(self) -> float:

@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop_uploader.engine.events import Status
+from desktop_uploader.engine.filenames import shown
 from desktop_uploader.engine.limits import human_bytes
 from desktop_uploader.engine.rows import Row, RowAction
 from desktop_uploader.gui.bar_colours import bar_colours, bar_palette
@@ -128,7 +129,7 @@ class RowText:
 def row_text(row: Row, now: float) -> RowText:
     extra = f"  {human_bytes(row.size)}"
     if row.display_name and row.display_name != row.path.stem:
-        extra = f"  “{row.display_name}”" + extra
+        extra = f"  “{shown(row.display_name)}”" + extra
     return RowText(
         row.file_name,
         extra,

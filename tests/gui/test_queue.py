@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 from desktop_uploader.engine.events import Status
 from desktop_uploader.engine.limits import MiB
 from desktop_uploader.engine.rows import RowAction
-from desktop_uploader.gui.queue_delegate import secondary_action
+from desktop_uploader.gui.queue_delegate import row_text, secondary_action
 from desktop_uploader.gui.queue_model import Role
 from tests.gui.conftest import answer, run, until
 from tests.support.logfail import UPLOAD_FAILED
@@ -231,6 +231,22 @@ def test_a_dropped_pipe_is_named_for_what_it_is(make_desktop: Any, make_file: An
     [outcome] = outcomes
     assert outcome.added == 1 and outcome.problems == ["pipe.safetensors is a named pipe (FIFO), not a file."]
     assert "pipe.safetensors is a named pipe (FIFO), not a file." in desktop.window.statusBar().currentMessage()
+
+
+def test_a_line_break_or_tab_in_a_file_name_shows_as_an_escape_on_one_line(
+    make_desktop: Any, make_file: Any, aloop: Any
+) -> None:
+    """An audit's new<LF>line.safetensors drew as two clipped lines over each other, and a tab as a wide gap."""
+    desktop = make_desktop(auto_start=False)
+    sample = make_file(1000, name="new\nline\tand tab.safetensors")
+    drop(desktop.window, [sample.path])
+    run(aloop, until(lambda: desktop.session.model.rowCount() == 1, 10, "the row"))
+    row = desktop.session.model.rows()[0]
+    assert row_text(row, 0.0).name == "new\\nline\\tand tab.safetensors"
+    index = desktop.session.model.index(0, 0)
+    assert desktop.session.model.data(index, Qt.ItemDataRole.AccessibleTextRole).startswith(
+        "new\\nline\\tand tab.safetensors, "
+    )
 
 
 def test_a_cut_short_model_is_asked_about_before_it_is_queued(
