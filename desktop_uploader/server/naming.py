@@ -25,10 +25,8 @@ def checked_name(config: ServerConfig, file_name: str) -> str:
         raise ApiError(400, "fileName has no usable characters once path parts and control characters are removed.")
     allowed = config.allowed_extensions
     if extension_of(name) not in allowed:
-        raise ApiError(
-            400,
-            f"Files of type '{extension_of(name) or '(none)'}' are not accepted. Allowed types: {', '.join(allowed)}.",
-        )
+        kind = f"of type '{extension_of(name)}'" if extension_of(name) else "without a type at the end of the name"
+        raise ApiError(400, f"Files {kind} are not accepted. Allowed types: {', '.join(allowed)}.")
     return name
 
 

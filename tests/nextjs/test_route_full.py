@@ -121,10 +121,13 @@ def test_the_single_request_upload_stores_small_files_and_refuses_what_it_must(
     for why, answer, status in (
         ("over 6 MiB", api.legacy("big.safetensors", b"x" * (6 * MiB + 1)), 413),
         ("not a model type", api.legacy("notes.txt", b"x"), 400),
+        ("no type at all", api.legacy("model", b"x"), 400),
         ("no token", anonymous, 401),
     ):
         assert answer.status_code == status, (why, answer.text)
         assert answer.json()["error"], why
+        if why == "no type at all":  # as our server says it
+            assert answer.json()["error"].startswith("Files without a type at the end of the name are not accepted.")
 
 
 def test_another_users_upload_is_out_of_reach_for_every_action(nextjs_full: NextRoute) -> None:

@@ -302,7 +302,8 @@ function checkedName(cfg: Config, fileName: string): string {
   }
   const ext = extensionOf(name);
   if (!cfg.extensions.includes(ext)) {
-    throw new ApiError(400, `Files of type '${ext || '(none)'}' are not accepted. Allowed types: ${cfg.extensions.join(', ')}.`);
+    const kind = ext ? `of type '${ext}'` : 'without a type at the end of the name';
+    throw new ApiError(400, `Files ${kind} are not accepted. Allowed types: ${cfg.extensions.join(', ')}.`);
   }
   return name;
 }
