@@ -181,7 +181,7 @@ def test_other_extensions_are_refused_naming_the_allowed_types(api: Api, name: s
         assert answer.status_code == 400
         assert ".safetensors" in answer.json()["error"] and ".gguf" in answer.json()["error"]
         # "Files of type '(none)'" was a riddle for a file with no extension (an audit).
-        kind = "without a type at the end of the name" if name == "model" else f"of type '.{name.rsplit('.')[-1]}'"
+        kind = "without a type at the end of the name" if name == "model" else f"of type '.{name.rsplit('.', 1)[-1]}'"
         assert answer.json()["error"].startswith(f"Files {kind} are not accepted. Allowed types: ")
 
 
