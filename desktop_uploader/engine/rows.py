@@ -78,6 +78,7 @@ class Row:
     message: str = ""
     resumable: bool = False
     retry_helps: bool = True  # a failure another try can't change (a refused file type) offers no Retry
+    failed_kind: str = ""  # the failure's error class, as events carry it (a changed file is checked again)
     retry_until: float | None = None
     reconnect_at: float | None = None  # a failure's own next try, after a lost connection (gui/reconnect.py)
     retry_attempt: int = 0
@@ -182,6 +183,7 @@ class Row:
 
     def _failed(self, event: events.Failed) -> None:
         self.message, self.resumable, self.retry_helps = event.message, event.resumable, event.retry_helps
+        self.failed_kind = event.kind
         self.method = event.method or self.method  # one that failed before sending a byte is named too
         if not event.resumable:  # its parts were aborted with it (a GUI audit's row still said "15 MiB stored")
             self.confirmed = self.sent = self.in_flight = 0

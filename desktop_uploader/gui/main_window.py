@@ -308,7 +308,7 @@ class MainWindow(QMainWindow):
     def _toggle_selected(self) -> None:
         row = self.selected_row()
         if row is not None:
-            self.session.toggle(row.job_id)
+            self.session.toggle(row.job_id, self.act)
 
     def _remove_selected(self) -> None:
         row = self.selected_row()

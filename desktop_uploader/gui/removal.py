@@ -4,6 +4,9 @@ Every way of cancelling (the row's ⊗ button, the Del key, the context menu) co
 the rule holds for all of them: a row with stored bytes gets a question whose default answer keeps
 the upload (Enter, Esc and closing the box are safe); a row with nothing stored goes at once,
 since there is nothing to lose. Finished rows (completed, cancelled) are only taken off the list.
+
+Retry of a file that changed mid-upload sends the file as it is now, so it is checked as a drop is,
+and a damaged one asked about first: that protects the stored copy from a cut-short file.
 """
 
 from __future__ import annotations
@@ -12,12 +15,14 @@ from enum import Enum
 
 from PySide6.QtWidgets import QWidget
 
+from desktop_uploader.engine.errors import FileChangedError
 from desktop_uploader.engine.events import Status
+from desktop_uploader.engine.intake import damaged
 from desktop_uploader.engine.limits import human_bytes
 from desktop_uploader.engine.rows import Row, RowAction
-from desktop_uploader.gui.dialogs import choose, confirm
+from desktop_uploader.gui.dialogs import choose, confirm, confirm_damaged_files
 from desktop_uploader.gui.session import AppSession
-from desktop_uploader.gui.tasks import spawn
+from desktop_uploader.gui.tasks import in_thread, spawn
 
 GIVING_UP = (RowAction.CANCEL, RowAction.DISCARD, RowAction.REMOVE)
 
@@ -60,11 +65,28 @@ class RemovalGuard:
 
     def act(self, job_id: str, action: RowAction) -> None:
         row = self.session.model.row_by_id(job_id)
+        if row is not None and action is RowAction.RETRY and row.failed_kind == FileChangedError.__name__:
+            if job_id not in self.asking:
+                spawn(self._check_then_retry(row))
+            return
         if row is None or not loses_work(row, action):
             self.session.act(job_id, action)
             return
         if job_id not in self.asking:
             spawn(self._ask_then(row, action))
+
+    async def _check_then_retry(self, row: Row) -> None:
+        """A file changed while it uploaded is sent again as it is now, so it is looked at as a drop looks at it:
+        an audit cut a model short mid-upload, pressed Retry, and the cut file was stored as "Completed"."""
+        self.asking.add(row.job_id)
+        try:
+            found = await in_thread(damaged, [row.path])
+            if found and not await confirm_damaged_files(self.parent, found):
+                self.session.message.emit(f"{row.file_name} was not sent again: it looks damaged.")
+                return
+        finally:
+            self.asking.discard(row.job_id)
+        self.session.act(row.job_id, RowAction.RETRY)
 
     def remove(self, row: Row) -> None:
         """The Del key: take a finished row off the list, or cancel (asking if needed) an unfinished one."""

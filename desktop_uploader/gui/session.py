@@ -271,15 +271,15 @@ class AppSession(QObject):
                 if said:
                     self.message.emit(said)
 
-    def toggle(self, job_id: str) -> None:
-        """Space bar: pause what runs, resume what waits."""
+    def toggle(self, job_id: str, act: Callable[[str, RowAction], None] | None = None) -> None:
+        """Space bar: pause what runs, resume what waits (through ``act``: the window's, which asks first)."""
         row = self.model.row_by_id(job_id)
         if row is None:
             return
         actions = row.actions()
         for action in (RowAction.PAUSE, RowAction.RESUME, RowAction.RETRY):
             if action in actions:
-                self.act(job_id, action)
+                (act or self.act)(job_id, action)
                 return
 
     def start_all(self) -> None:

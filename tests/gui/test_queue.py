@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import uuid
 from pathlib import Path
@@ -9,7 +10,7 @@ from typing import Any
 
 import pytest
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
-from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent, QGuiApplication
+from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent, QGuiApplication, QKeySequence, QShortcut
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from desktop_uploader.engine.events import Status
@@ -280,6 +281,38 @@ def test_a_cut_short_model_is_asked_about_before_it_is_queued(
     assert text == "cut.safetensors looks damaged."
     assert details.startswith("It is 2.0 MiB, but its header describes") and details.endswith("Send it anyway?")
     assert default == "Skip it", "Enter keeps the damaged file out, as the warning advises"
+
+
+@pytest.mark.allow_log(*UPLOAD_FAILED)
+def test_retry_of_a_file_cut_short_while_it_uploaded_asks_as_a_drop_does(
+    make_desktop: Any, make_file: Any, aloop: Any, s3: Any, sandbox: Any
+) -> None:
+    """An audit truncated a model mid-upload and pressed Retry: the cut file was stored as "Completed"."""
+    desktop = make_desktop(bandwidth_limit=2 * 1000 * 1000, chunk_size=5 * MiB, concurrency=1)
+    window, rows = desktop.window, desktop.session.model.rows
+    sample = make_file(30 * MiB, name=f"shrinks-{uuid.uuid4().hex[:8]}.safetensors")
+
+    async def scenario() -> None:
+        drop(window, [sample.path])
+        await until(lambda: rows() and rows()[0].confirmed >= 5 * MiB, 60, "a part stored")
+        with open(sample.path, "r+b") as handle:
+            handle.truncate(12 * MiB)
+        await until(lambda: rows()[0].status is Status.FAILED, 60, "the change to be noticed")
+        assert "was changed while it was uploading" in rows()[0].message
+        window.act(rows()[0].job_id, RowAction.RETRY)
+        await answer(window, "damagedFilesQuestion", "Skip it")
+        await until(lambda: "was not sent again: it looks damaged" in window.statusBar().currentMessage())
+        assert rows()[0].status is Status.FAILED
+        window.view.setCurrentIndex(desktop.session.model.index(0, 0))
+        [space] = [k for k in window.view.findChildren(QShortcut) if k.key() == QKeySequence(Qt.Key.Key_Space)]
+        space.activated.emit()  # the Space bar's Retry asks too; then it is sent as the person says
+        await answer(window, "damagedFilesQuestion", "Send anyway")
+        await until(lambda: rows()[0].status is Status.COMPLETED, 60, "the cut file, sent as asked")
+
+    run(aloop, scenario())
+    done = rows()[0]
+    now = hashlib.sha256(sample.path.read_bytes()).hexdigest()
+    assert done.result is not None and object_sha256(s3, sandbox.bucket, done.result.s3_key) == now
 
 
 def test_several_damaged_files_are_each_named_with_their_own_reason(
