@@ -119,9 +119,11 @@ def add_direct_flags(parser: argparse.ArgumentParser) -> None:
     """Your own S3 storage, for ``upload`` and for ``resume``: a CLI audit's direct-s3 upload, interrupted,
     could not be resumed, since ``resume`` knew none of these (and was told to use it)."""
     direct = parser.add_argument_group("direct-s3 (your own S3 storage; secret from $DESKTOP_UPLOADER_S3_SECRET)")
-    direct.add_argument("--s3-endpoint", metavar="URL")
-    direct.add_argument("--bucket")
-    direct.add_argument("--access-key")
+    direct.add_argument(
+        "--s3-endpoint", metavar="URL", help="the storage's address alone, like https://s3.example.com (empty: AWS)"
+    )
+    direct.add_argument("--bucket", help="the bucket's name, like my-models")
+    direct.add_argument("--access-key", help="your access key (its secret goes in $DESKTOP_UPLOADER_S3_SECRET)")
     direct.add_argument("--region", help="the storage's region (default us-east-1; R2: auto)")
     direct.add_argument("--prefix", metavar="FOLDER", help="the folder in the bucket (default loras; '' for the top)")
 

@@ -6,7 +6,7 @@ import argparse
 import time
 from typing import Any
 
-from desktop_uploader.cli.options import add_server_flags
+from desktop_uploader.cli.options import add_direct_flags, add_server_flags
 from desktop_uploader.cli.render import Out, new_console, plain, print_json
 from desktop_uploader.cli.server_uploads_cmd import as_json, print_section, server_to_ask, server_uploads
 from desktop_uploader.cli.session import (
@@ -26,6 +26,7 @@ from desktop_uploader.engine.jobs import running_elsewhere, stored_bytes
 from desktop_uploader.engine.ledger import not_removed, where
 from desktop_uploader.engine.limits import human_bytes
 from desktop_uploader.engine.manager import interrupted_records
+from desktop_uploader.engine.methods.base import DIRECT
 from desktop_uploader.engine.rows import plural
 from desktop_uploader.engine.server_uploads import discard, matching, unknown_uploads
 from desktop_uploader.engine.state import OWED_ABORT, StateStore, UploadRecord
@@ -43,6 +44,7 @@ def register(commands: Any) -> None:
     )
     discard.add_argument("id", help="the upload's id (or its first characters), from 'list'")
     add_server_flags(discard)
+    add_direct_flags(discard)  # one sent to your own S3 storage is aborted there, as resume goes on there
     discard.set_defaults(run=run_discard)
 
 
@@ -185,9 +187,19 @@ def run_discard(args: argparse.Namespace) -> int:
     record = matches[0]
     try:
         settings = load_base_settings(args.paths, out)
+        if record.method == DIRECT:  # aborted where it was going: a CLI audit's discard started the sandbox
+            if not (args.bucket or settings.direct_bucket):
+                raise UsageError(
+                    f"{record.display_name} was going to {where(record.server)}: discard it with that storage's "
+                    "--s3-endpoint, --bucket and --access-key (and $DESKTOP_UPLOADER_S3_SECRET)."
+                )
+            settings = settings.replace(method=DIRECT)
         with engine_session(args, settings, out) as session:
             settled = session.manager.discard_record(record.id)
-    except (UsageError, ConnectionSetupError) as exc:
+    except UsageError as exc:
+        out.print(f"[red]{plain(exc)}", soft_wrap=True)
+        return 2
+    except ConnectionSetupError as exc:
         out.print(f"[red]{plain(exc)}")
         return 1
     except UploaderError as exc:
@@ -201,7 +213,8 @@ def run_discard(args: argparse.Namespace) -> int:
             soft_wrap=True,
         )
         return 1
-    out.print(f"Discarded {name}; its partial upload was removed from the server.")
+    place = plain(where(record.server)) if record.method == DIRECT else "the server"
+    out.print(f"Discarded {name}; its partial upload was removed from {place}.", soft_wrap=True)
     return 0
 
 

@@ -97,6 +97,47 @@ def test_an_upload_api_and_your_own_storage_together_are_refused_before_anything
     assert listed.code == 0 and [u for u in listed.json()["uploads"] if u.get("source") != "server"] == []
 
 
+def own_storage_flags(sandbox: Any) -> list[str]:
+    return ["--s3-endpoint", sandbox.s3_endpoint, "--bucket", sandbox.bucket, "--access-key", sandbox.access_key]
+
+
+def stopped_with_ctrl_c(cli: Any, sample: Any, flags: list[str], sandbox: Any) -> str:
+    """Upload ``sample`` to your own storage and Ctrl-C it once a part is stored; what it printed."""
+    slowly = ["--chunk-size", "5MiB", "--concurrency", "2", "--bandwidth-limit", "2MiB"]
+    running = cli.popen("upload", str(sample.path), *flags, *slowly, env={SECRET_ENV: sandbox.secret_key})
+    wait_for_parts(cli.home, 1, running)
+    running.send_signal(signal.SIGINT)
+    out, err = running.communicate(timeout=60)
+    assert running.returncode == 130, err
+    return str(out + err)
+
+
+@pytest.mark.without_upload_api("direct-s3 talks to storage only")
+def test_an_upload_to_your_own_storage_is_discarded_there_and_never_starts_the_sandbox(
+    cli: Any, make_file: Any, s3: Any, sandbox: Any
+) -> None:
+    """A direct-s3 audit's ``discard`` knew no --s3-endpoint: it started the local sandbox and left the
+    partial upload on the storage, though the resume sentence said "or discard it"."""
+    sample = make_file(20 * MiB, name=f"own-discard-{uuid.uuid4().hex[:8]}.safetensors")
+    folder = f"cli-discard-{uuid.uuid4().hex[:12]}"
+    stopped_with_ctrl_c(cli, sample, [*own_storage_flags(sandbox), "--prefix", folder], sandbox)
+    [record] = [u for u in cli("list", "--json").json()["uploads"] if u["file"] == str(sample.path)]
+    assert open_multipart_uploads(s3, sandbox.bucket, f"{folder}/") != []
+
+    bare = cli("discard", record["id"][:8])
+    assert bare.code == 2
+    said = " ".join((bare.stdout + bare.stderr).split())
+    assert "was going to the S3 bucket" in said and "discard it with that storage's --s3-endpoint" in said
+    assert "sandbox" not in said
+
+    done = cli("discard", record["id"][:8], *own_storage_flags(sandbox), env={SECRET_ENV: sandbox.secret_key})
+    assert done.code == 0, done.stdout + done.stderr
+    said = " ".join((done.stdout + done.stderr).split())
+    assert f"its partial upload was removed from the S3 bucket {sandbox.bucket}" in said and "sandbox" not in said
+    assert open_multipart_uploads(s3, sandbox.bucket, f"{folder}/") == []
+    assert [u for u in cli("list", "--json").json()["uploads"] if u["file"] == str(sample.path)] == []
+
+
 @pytest.mark.without_upload_api("direct-s3 talks to storage only")
 def test_an_upload_to_your_own_storage_is_resumed_there_and_never_sent_elsewhere(
     cli: Any, make_file: Any, s3: Any, sandbox: Any
@@ -105,16 +146,8 @@ def test_an_upload_to_your_own_storage_is_resumed_there_and_never_sent_elsewhere
     ``resume`` knew no --s3-endpoint; and ``resume`` with no flags sent the file to the sandbox instead."""
     sample = make_file(20 * MiB, name=f"own-storage-{uuid.uuid4().hex[:8]}.safetensors")
     folder = f"cli-resume-{uuid.uuid4().hex[:12]}"
-    flags = ["--s3-endpoint", sandbox.s3_endpoint, "--bucket", sandbox.bucket, "--access-key", sandbox.access_key]
-    slowly = ["--chunk-size", "5MiB", "--concurrency", "2", "--bandwidth-limit", "2MiB"]
-    running = cli.popen(
-        "upload", str(sample.path), *flags, "--prefix", folder, *slowly, env={SECRET_ENV: sandbox.secret_key}
-    )
-    wait_for_parts(cli.home, 1, running)
-    running.send_signal(signal.SIGINT)  # Ctrl-C
-    out, err = running.communicate(timeout=60)
-    assert running.returncode == 130, err
-    said = out + err
+    flags = own_storage_flags(sandbox)
+    said = stopped_with_ctrl_c(cli, sample, [*flags, "--prefix", folder], sandbox)
     [hint] = [line.strip() for line in said.splitlines() if line.strip().startswith("Resume with:")]
     command = hint.removeprefix("Resume with: desktop-uploader ").split()
     assert command[2:] == [*flags, "--prefix", folder], hint  # the hint repeats the storage, never the secret
