@@ -241,8 +241,13 @@ class Row:
     def _completed_text(self) -> str:
         """ "Completed", with the name storage gave the file when it is not the file's own: what a person picks
         in ComfyUI. A GUI audit found the server's prefix and underscores only by pasting the copied path."""
-        stored = self.result.unique_file_name if self.result is not None else ""
-        return f"Completed · stored as {stored}" if stored and stored != self.path.name else "Completed"
+        result = self.result
+        if result is not None and result.method == "direct-s3" and result.network_volume_path:
+            # In your own bucket the folder is the news: a direct-s3 audit's "stored as 1796…_lora.safetensors"
+            # said neither the bucket nor the folder, and History has no ComfyUI path to show for it.
+            return f"Completed · stored as {shown(result.network_volume_path)}"
+        stored = result.unique_file_name if result is not None else ""
+        return f"Completed · stored as {shown(stored)}" if stored and stored != self.path.name else "Completed"
 
     def progress_text(self) -> str:
         """Stored bytes and percentage; nothing for a cancelled row, whose parts were deleted from storage."""

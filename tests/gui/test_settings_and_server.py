@@ -297,6 +297,7 @@ def test_direct_uploads_to_your_own_s3_storage_from_the_settings(
     row = session.model.rows()[0]
     assert row.method == "direct-s3" and row.result is not None
     assert row.result.s3_key.startswith("checkpoints/sdxl/")
+    assert row.status_text(0) == f"Completed · stored as s3://{sandbox.bucket}/{row.result.s3_key}", "where, in full"
     assert object_sha256(s3, sandbox.bucket, row.result.s3_key) == sample.sha256
     assert {scope.split("/", 2)[-1] for scope in scopes} == {"eu-ro-1/s3/aws4_request"}, scopes
     saved = load_settings(session.paths.settings_file)[0]
