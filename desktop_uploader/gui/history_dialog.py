@@ -60,6 +60,9 @@ class HistoryDialog(QDialog):
         self.list.setAccessibleName("Completed uploads")
         self.list.setHeaderLabels(list(COLUMNS))
         self.list.setRootIsDecorated(False)
+        # Cut at the start: every path begins /runpod-volume/loras/<user>/, and cut at its end every row read
+        # the same, the file's name gone (an audit); the end of a path or name is what tells rows apart.
+        self.list.setTextElideMode(Qt.TextElideMode.ElideLeft)
         self.list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.list.currentItemChanged.connect(self._update_buttons)
         for column, width in enumerate((220, 270, 80, 120, 130)):  # long names stay readable in their tooltips

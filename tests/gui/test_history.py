@@ -11,7 +11,7 @@ from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QMessageBox
+from PySide6.QtWidgets import QMessageBox, QStyle
 
 from desktop_uploader.engine.events import Status
 from desktop_uploader.engine.history import HistoryEntry, HistoryStore
@@ -95,6 +95,11 @@ def test_history_survives_a_restart_and_can_be_searched_copied_and_cleared(
     [item] = [i for i in items if i.data(0, Qt.ItemDataRole.UserRole).local_path == str(alpha.path.resolve())]
     assert shown.file_name != alpha.path.name  # the sandbox, like our users' servers, makes the name unique
     assert item.text(0) == alpha.path.name and f"Stored as {shown.file_name}" in item.toolTip(0)
+    # A long ComfyUI path is cut at its start, so its end (the stored name) shows: cut at the end, every row
+    # read "/runpod-volume/loras/sandbox-user/sand…" (an audit).
+    room = dialog.list.columnWidth(1) - 2 * dialog.list.style().pixelMetric(QStyle.PixelMetric.PM_FocusFrameHMargin)
+    painted = dialog.list.fontMetrics().elidedText(item.text(1), dialog.list.textElideMode(), room)
+    assert "…" in painted and alpha.path.name in painted
 
     dialog.search.setText("alpha")
     assert [e.local_path for e in dialog.shown_entries()] == [str(alpha.path.resolve())]
