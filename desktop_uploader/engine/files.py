@@ -26,6 +26,8 @@ class Collected:
     hidden_models: list[Path] = field(default_factory=list)
     # Folders that couldn't be searched, and why ("permission denied"): not empty, so not said to be.
     unreadable_folders: list[tuple[Path, str]] = field(default_factory=list)
+    # A file given again, by the same name or another (a link, ../): each with the name it was first given by.
+    repeats: list[tuple[Path, Path]] = field(default_factory=list)
 
     def split_others(self, given: Iterable[str | Path]) -> tuple[list[Path], list[Path]]:
         """The files that aren't models: those named in ``given`` (asked about, or sent when named on a command
@@ -141,14 +143,15 @@ def collect(paths: Iterable[str | Path]) -> Collected:
     checkpoint under ``.cache/`` is named as skipped instead of silently left out.
     """
     found = Collected()
-    seen: set[Path] = set()
+    seen: dict[Path, Path] = {}
 
     def keep(path: Path) -> None:
         resolved = path.resolve()  # the same file twice, by any names, is one upload
-        if resolved in seen:
-            return
-        seen.add(resolved)
         named = as_given(path)
+        if resolved in seen:
+            found.repeats.append((named, seen[resolved]))
+            return
+        seen[resolved] = named
         (found.models if is_model_file(named.name) else found.others).append(named)
 
     for given in paths:

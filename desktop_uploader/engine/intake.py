@@ -117,4 +117,12 @@ def unusable(found: Collected) -> list[str]:
     missing = [missing_reason(p) for p in found.missing]
     special = [f"{p.name} is {kind}, not a file." for p, kind in found.special]
     empty = [f"The folder {shown(p.name)} has no files in it." for p in found.empty_folders]
-    return missing + special + empty + [s for s in (found.unreadable_sentence(), found.hidden_sentence()) if s]
+    # Said, as a file already in the queue is: a drop of a file with a link to it read only "Added 1 file." (an audit)
+    once = [
+        f"{shown(p.name)} was given twice; it is added once."
+        if p.name == first.name
+        else f"{shown(p.name)} is the same file as {shown(first.name)}; it is added once."
+        for p, first in found.repeats
+    ]
+    found_words = [s for s in (found.unreadable_sentence(), found.hidden_sentence()) if s]
+    return missing + special + empty + once + found_words

@@ -53,6 +53,20 @@ def test_a_drop_is_queued_once_and_duplicates_are_named(tmp_path: Path) -> None:
         state.close()
 
 
+def test_a_file_given_twice_or_with_a_link_to_it_is_taken_once_and_said(tmp_path: Path) -> None:
+    """An audit's drop of a file twice, or with a link to it, read only "Added 1 file." and no more."""
+    model = tmp_path / "same.ckpt"
+    model.write_bytes(b"x" * 10)
+    link = tmp_path / "link.ckpt"
+    link.symlink_to(model)
+    found = collect([model, tmp_path / ".." / tmp_path.name / "same.ckpt", link])
+    assert found.models == [model]
+    assert unusable(found) == [
+        "same.ckpt was given twice; it is added once.",
+        "link.ckpt is the same file as same.ckpt; it is added once.",
+    ]
+
+
 def test_missing_paths_are_named(tmp_path: Path) -> None:
     found = collect([tmp_path / "nowhere.safetensors"])
     assert unusable(found) == [f"{tmp_path / 'nowhere.safetensors'}: no such file or folder."]
