@@ -348,7 +348,9 @@ def _resumable(
     own_storage = bool(getattr(args, "bucket", None) or settings.direct_bucket)  # as cli/session.direct_target
     blocked = [record for record in records if record.method == DIRECT and not own_storage]
     for record in blocked:
-        if (args.id and record.id.startswith(args.id)) or (not args.all and len(records) == 1):
+        if args.id and not record.id.startswith(args.id):
+            continue  # another upload, not asked about: a direct-s3 audit's "resume ID" spoke of three others
+        if args.id or (not args.all and len(records) == 1):
             raise UsageError(_needs_its_storage(record))
         out.print(f"[yellow]{plain(_needs_its_storage(record))}")
     return [record.id for record in records if record not in blocked], bool(blocked)

@@ -11,7 +11,7 @@ import pytest
 
 from desktop_uploader.cli.session import SECRET_ENV
 from desktop_uploader.engine.limits import MiB
-from tests.cli.test_cli import wait_for_parts
+from tests.cli.test_cli import stored_parts, wait_for_parts
 from tests.support.proxy import Proxy, RequestInfo, Respond
 from tests.support.storage import object_sha256, open_multipart_uploads
 
@@ -104,8 +104,9 @@ def own_storage_flags(sandbox: Any) -> list[str]:
 def stopped_with_ctrl_c(cli: Any, sample: Any, flags: list[str], sandbox: Any) -> str:
     """Upload ``sample`` to your own storage and Ctrl-C it once a part is stored; what it printed."""
     slowly = ["--chunk-size", "5MiB", "--concurrency", "2", "--bandwidth-limit", "2MiB"]
+    before = stored_parts(cli.home)  # another upload's parts, stored already, count too
     running = cli.popen("upload", str(sample.path), *flags, *slowly, env={SECRET_ENV: sandbox.secret_key})
-    wait_for_parts(cli.home, 1, running)
+    wait_for_parts(cli.home, before + 1, running)
     running.send_signal(signal.SIGINT)
     out, err = running.communicate(timeout=60)
     assert running.returncode == 130, err
@@ -136,6 +137,23 @@ def test_an_upload_to_your_own_storage_is_discarded_there_and_never_starts_the_s
     assert f"its partial upload was removed from the S3 bucket {sandbox.bucket}" in said and "sandbox" not in said
     assert open_multipart_uploads(s3, sandbox.bucket, f"{folder}/") == []
     assert [u for u in cli("list", "--json").json()["uploads"] if u["file"] == str(sample.path)] == []
+
+
+@pytest.mark.without_upload_api("direct-s3 talks to storage only")
+def test_resume_of_one_upload_without_its_storage_speaks_of_that_upload_only(
+    cli: Any, make_file: Any, sandbox: Any
+) -> None:
+    """A direct-s3 audit's "resume ID" without flags said "… was going to the S3 bucket …" for three other
+    uploads as well as the one asked for."""
+    folder = f"cli-one-{uuid.uuid4().hex[:12]}"
+    samples = [make_file(20 * MiB, name=f"{n}-{uuid.uuid4().hex[:8]}.safetensors") for n in ("first", "second")]
+    for sample in samples:
+        stopped_with_ctrl_c(cli, sample, [*own_storage_flags(sandbox), "--prefix", folder], sandbox)
+    listed = {u["file"]: u["id"] for u in cli("list", "--json").json()["uploads"]}
+    asked = cli("resume", listed[str(samples[1].path)][:8])
+    assert asked.code == 2
+    said = " ".join((asked.stdout + asked.stderr).split())
+    assert f"{samples[1].path.stem} was going to the S3 bucket" in said and samples[0].path.stem not in said
 
 
 @pytest.mark.without_upload_api("direct-s3 talks to storage only")
