@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -372,6 +373,13 @@ def test_your_own_s3_keys_are_tested_before_anything_is_uploaded(
     )
     leftovers = [u["Key"] for u in open_multipart_uploads(s3, sandbox.bucket) if "/.desktop-uploader-test-" in u["Key"]]
     assert leftovers == [], "the test's own upload was aborted"
+    # A mistyped bucket: SeaweedFS, like some other stores, makes a bucket on its first write, so the test
+    # upload passed and made it (a direct-s3 audit's "typo-bucket").
+    typo = f"typo-{uuid.uuid4().hex[:8]}"
+    dialog.direct_bucket.setText(typo)
+    run(aloop, test_keys())
+    assert page.direct_test_result.text() == f"✗ There is no bucket {typo} at {host}: check its name."
+    assert typo not in [b["Name"] for b in s3.list_buckets()["Buckets"]], "the test made no bucket"
 
 
 def press_test_connection(aloop: Any, dialog: Any) -> None:

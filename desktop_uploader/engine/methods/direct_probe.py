@@ -2,8 +2,10 @@
 
 A GUI audit saved a wrong secret without a word: the settings took it, and the first upload failed.
 What a direct upload needs first is to create a multipart upload under the prefix, so that is what
-the test does, and it aborts that upload at once. Listing the bucket would test a permission the
-uploads don't use (many upload-only keys lack it), and say nothing about the one they do.
+the test does, and it aborts that upload at once. Before it, a bucket that storage says isn't there
+is told as such: a store that makes buckets on the first write let a mistyped name pass. Listing the
+bucket would test a permission the uploads don't use (many upload-only keys lack it), and say nothing
+about the one they do; a refused look at the bucket is left for the test upload to explain.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import logging
 import uuid
 
-from desktop_uploader.engine.errors import UploaderError
+from desktop_uploader.engine.errors import NetworkError, UploaderError
 from desktop_uploader.engine.http import host_of
 from desktop_uploader.engine.methods.s3_client import DirectTarget, S3Client
 from desktop_uploader.engine.retry import RetryPolicy, RetryQuota
@@ -21,11 +23,19 @@ log = logging.getLogger(__name__)
 
 
 def try_direct(target: DirectTarget, settings: Settings) -> tuple[bool, str]:
-    """Whether ``target`` takes uploads (blocking: two requests), and a sentence saying so or why not."""
-    where = f"the bucket {target.bucket} at {host_of(target.endpoint) if target.endpoint else 'AWS S3'}"
+    """Whether ``target`` takes uploads (blocking: three requests), and a sentence saying so or why not."""
+    host = host_of(target.endpoint) if target.endpoint else "AWS S3"
+    where = f"the bucket {target.bucket} at {host}"
     if not (target.access_key and target.secret_key):
         return False, f"Direct uploads to {where} need an access key and a secret."
     client = S3Client(target, settings.connect_timeout, settings.read_timeout, RetryPolicy(1), RetryQuota())
+    try:  # some stores (SeaweedFS) make a bucket on its first upload: a typo'd name passed, and was made
+        client.once("head_bucket")
+    except NetworkError as exc:
+        return False, exc.message
+    except UploaderError as exc:  # upload-only keys may not look at the bucket: the test upload tells then
+        if exc.origin is not None and exc.origin.status == 404:
+            return False, f"There is no bucket {target.bucket} at {host}: check its name."
     key = target.key_for(f".desktop-uploader-test-{uuid.uuid4().hex[:12]}")
     try:
         upload_id = str(client.once("create_multipart_upload", Key=key)["UploadId"])
