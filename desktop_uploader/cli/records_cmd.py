@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 from typing import Any
 
 from desktop_uploader.cli.options import add_direct_flags, add_server_flags
@@ -126,7 +127,7 @@ def run_list(args: argparse.Namespace) -> int:
         ago = time.strftime("%Y-%m-%d %H:%M", time.localtime(record.updated_at))
         table.add_row(
             record.id[:8],
-            plain(record.display_name or record.path),
+            plain(_file_cell(record)),
             share,
             plain(record.method),
             _status(record),
@@ -145,6 +146,14 @@ def run_list(args: argparse.Namespace) -> int:
     if on_server:
         print_section(on_server, out)
     return 0
+
+
+def _file_cell(record: UploadRecord) -> str:
+    """The file's own name, and the name it is stored under when the person chose another: the display
+    name alone ("lora", without its extension) left two rows of a direct-s3 audit's list alike."""
+    name = Path(record.path).name
+    chosen = record.display_name
+    return for_terminal(name if not chosen or chosen == Path(name).stem else f"{name} “{chosen}”")
 
 
 def _print_owed(out: Out, owed: list[UploadRecord]) -> None:

@@ -304,6 +304,7 @@ def test_list_says_why_an_upload_stopped_in_a_whole_sentence_under_its_table(
     [row] = [line for line in human.stdout.splitlines() if line.startswith("│ " + paused["id"][:8])]
     cells = [cell.strip() for cell in row.strip("│").split("│")]
     assert cells[4] == "failed", cells
+    assert cells[1] == sample.path.name, "the file's own name, its extension too (the display name was ambiguous)"
     said = (
         f"{paused['id'][:8]}: {sample.path.name} was deleted or moved. "
         "Put it back to go on, or discard the upload to delete what it has stored."
