@@ -223,6 +223,10 @@ def choose_connection(credentials: CredentialStore, settings: Settings) -> Outco
     and no sandbox chosen, or ``Link.CONNECTING`` when the local sandbox is to be started next."""
     direct = configured_direct(credentials, settings)
     url = configured_server(settings)
+    if not url and settings.method == "direct-s3":
+        # Every upload goes straight to your own storage: a re-check audit saved its S3 keys, no server, and a
+        # test storage (SeaweedFS and the API) was started for nothing, and ran until the window closed.
+        return Outcome(Link.CONNECTED, "no server (uploads go to your S3 storage)", direct=direct)
     if not url and not settings.use_sandbox:
         return Outcome(Link.NEEDS_SETUP, "No server set up", direct=direct)
     if not url:
@@ -269,6 +273,7 @@ def save_choices(
     address saved and the one before (an audit emptied both and found the token still in the private file).
     """
     reconnect = settings.server_url != before.server_url or settings.use_sandbox != before.use_sandbox
+    reconnect |= (settings.method == "direct-s3") != (before.method == "direct-s3")  # direct needs no sandbox
     save_settings(paths.settings_file, settings)
     if token and settings.server_url:
         credentials.set(token_key(settings.server_url), token)

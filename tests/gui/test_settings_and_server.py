@@ -19,6 +19,7 @@ from desktop_uploader.engine.events import Started, Status
 from desktop_uploader.engine.limits import MiB
 from desktop_uploader.engine.rows import RowAction
 from desktop_uploader.engine.settings import load_settings
+from desktop_uploader.gui.session import Link
 from desktop_uploader.gui.tasks import pending
 from tests.gui.conftest import run, until
 from tests.gui.test_queue import drop
@@ -338,6 +339,39 @@ def test_typing_your_own_s3_storage_sends_uploads_there_unless_the_box_is_cleare
 
     run(aloop, scenario())
     assert load_settings(desktop.session.paths.settings_file)[0].method == "direct-s3"
+
+
+def test_your_own_s3_storage_with_no_server_starts_no_test_storage(
+    make_desktop: Any, make_file: Any, aloop: Any, s3: Any, sandbox: Any
+) -> None:
+    """A re-check audit saved its own S3 keys on a first run, with no server: a test storage (SeaweedFS and the
+    API) was started for nothing and ran until the window closed."""
+    desktop = make_desktop(server="")
+    session = desktop.session
+    assert session.link == Link.NEEDS_SETUP and session.sandbox is None
+    dialog = open_dialog(desktop)
+    type_keys(dialog, sandbox, sandbox.secret_key)
+    dialog.advanced.use_direct.click()
+    sample = make_file(6 * MiB)
+
+    async def scenario() -> None:
+        save_button(dialog).click()
+        want = f"Uploads go to your S3 bucket {sandbox.bucket}/loras ({sandbox.s3_endpoint.split('//', 1)[1]})"
+        await until(lambda: desktop.window.server_label.text() == want, 30, "the status bar to say where")
+        await until(lambda: session.link == Link.CONNECTED, 30, "the window to be ready")
+        drop(desktop.window, [sample.path])
+        await until(
+            lambda: session.model.rowCount() == 1 and session.model.rows()[0].status == Status.COMPLETED,
+            60,
+            "the direct upload",
+        )
+
+    run(aloop, scenario())
+    assert session.sandbox is None and not (session.paths.data_dir / "sandbox").exists()
+    assert not desktop.window.banner.isVisible() and not desktop.window.empty.setup.isVisible()
+    row = session.model.rows()[0]
+    assert row.method == "direct-s3" and row.result is not None
+    assert object_sha256(s3, sandbox.bucket, row.result.s3_key) == sample.sha256
 
 
 def test_your_own_s3_keys_are_tested_before_anything_is_uploaded(
