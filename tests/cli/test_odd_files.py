@@ -121,7 +121,7 @@ def test_list_shows_a_hostile_name_and_server_message_escaped(cli: Any) -> None:
     assert "\x1b" not in result.stdout and "\x07" not in result.stdout
     [row] = [line for line in result.stdout.splitlines() if line.startswith("│ feedface")]
     cells = [cell.strip() for cell in row.strip("│").split("│")]
-    assert cells[1] == HOSTILE_SHOWN and cells[4] == "failed", cells
+    assert cells[1] == f"x.ckpt “{HOSTILE_SHOWN}”" and cells[4] == "failed", cells  # its file, and its chosen name
     [reason] = [line for line in result.stdout.splitlines() if line.startswith("feedface")]
     assert reason == "feedface: [red]\\x1b]0;storage said\\x07"  # under the table, escaped
 
