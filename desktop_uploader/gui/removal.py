@@ -6,17 +6,22 @@ the upload (Enter, Esc and closing the box are safe); a row with nothing stored 
 since there is nothing to lose. Finished rows (completed, cancelled) are only taken off the list.
 
 Retry of a file that changed mid-upload sends the file as it is now, so it is checked as a drop is,
-and a damaged one asked about first: that protects the stored copy from a cut-short file.
+and a damaged one asked about first: that protects the stored copy from a cut-short file. Retry of a
+file that was missing or unreadable looks at it first, and says so when it still is: otherwise the row
+went Queued and back to the same Failed sentence in a blink, and Retry seemed to do nothing.
 """
 
 from __future__ import annotations
 
 from enum import Enum
+from pathlib import Path
 
 from PySide6.QtWidgets import QWidget
 
-from desktop_uploader.engine.errors import FileChangedError
+from desktop_uploader.engine.errors import FileChangedError, FileUnreadableError
 from desktop_uploader.engine.events import Status
+from desktop_uploader.engine.fileid import identify
+from desktop_uploader.engine.filenames import shown
 from desktop_uploader.engine.intake import damaged
 from desktop_uploader.engine.limits import human_bytes
 from desktop_uploader.engine.rows import Row, RowAction
@@ -25,6 +30,7 @@ from desktop_uploader.gui.session import AppSession
 from desktop_uploader.gui.tasks import in_thread, spawn
 
 GIVING_UP = (RowAction.CANCEL, RowAction.DISCARD, RowAction.REMOVE)
+LOOKED_AT_BEFORE_RETRY = (FileChangedError.__name__, FileUnreadableError.__name__)
 
 
 def loses_work(row: Row, action: RowAction) -> bool:
@@ -55,6 +61,17 @@ async def ask_to_cancel(parent: QWidget, stored: str) -> Answer:
     )
 
 
+def still_unreadable(path: Path) -> str | None:
+    """What is still wrong with a file whose upload failed because it couldn't be read, or None if it reads now."""
+    try:
+        identify(path)
+    except FileUnreadableError as error:
+        if path.exists() or path.is_symlink():
+            return f"Still can't send it: {error}"
+        return f"{shown(path.name)} is still not in {shown(str(path.parent))}. Put it back there, then press Retry."
+    return None
+
+
 class RemovalGuard:
     """Carries out row actions for the window, asking before any that would throw stored bytes away."""
 
@@ -65,7 +82,7 @@ class RemovalGuard:
 
     def act(self, job_id: str, action: RowAction) -> None:
         row = self.session.model.row_by_id(job_id)
-        if row is not None and action is RowAction.RETRY and row.failed_kind == FileChangedError.__name__:
+        if row is not None and action is RowAction.RETRY and row.failed_kind in LOOKED_AT_BEFORE_RETRY:
             if job_id not in self.asking:
                 spawn(self._check_then_retry(row))
             return
@@ -80,6 +97,10 @@ class RemovalGuard:
         an audit cut a model short mid-upload, pressed Retry, and the cut file was stored as "Completed"."""
         self.asking.add(row.job_id)
         try:
+            still = await in_thread(still_unreadable, row.path)
+            if still:
+                self.session.message.emit(still)
+                return
             found = await in_thread(damaged, [row.path])
             if found and not await confirm_damaged_files(self.parent, found):
                 self.session.message.emit(f"{row.file_name} was not sent again: it looks damaged.")
