@@ -368,6 +368,7 @@ def test_an_upload_running_in_one_process_cannot_be_resumed_or_discarded_by_anot
     assert going_on[1] == sample.path.name, 'the file\'s name, as "upload" says it (an audit saw it without .ckpt)'
     [result] = finished.json()["uploads"]
     assert result["s3Key"] == record["s3Key"], "the same upload went on; no second one was started"
+    assert result["bytesSent"] <= result["size"] - 5 * MiB, "this run's bytes: not the part stored before"
     assert object_sha256(s3, sandbox.bucket, result["s3Key"]) == sample.sha256
     assert not open_multipart_uploads(s3, sandbox.bucket, result["s3Key"])
 
