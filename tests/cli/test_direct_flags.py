@@ -296,3 +296,21 @@ def test_storage_refusing_what_the_flags_gave_names_the_flags_to_check(
     assert listed == [] and "Resume with" not in shown
     assert s3.list_objects_v2(Bucket=sandbox.bucket, Prefix=f"{folder}/").get("KeyCount", 0) == 0
     assert open_multipart_uploads(s3, sandbox.bucket, f"{folder}/") == []
+
+
+@pytest.mark.without_upload_api("direct-s3 talks to storage only")
+def test_a_mistyped_bucket_is_refused_and_not_made(cli: Any, make_file: Any, s3: Any, sandbox: Any) -> None:
+    """SeaweedFS makes a bucket on its first upload: a typo'd --bucket was made, and the file stored where
+    nobody would look for it (exit 0). Storage is asked first; a bucket it says isn't there is named."""
+    sample = make_file(6 * MiB)
+    typo = f"{sandbox.bucket}-typo-{uuid.uuid4().hex[:6]}"
+    flags = ["--s3-endpoint", sandbox.s3_endpoint, "--bucket", typo, "--access-key", sandbox.access_key]
+    result = cli("upload", str(sample.path), *flags, "--json", env={SECRET_ENV: sandbox.secret_key})
+    assert result.code == 1, result.stderr
+    [upload] = result.json()["uploads"]
+    host = sandbox.s3_endpoint.removeprefix("http://")
+    said = f"There is no bucket {typo} at {host}. Check --bucket, or the bucket in the app's Settings."
+    assert upload["status"] == "failed" and upload["message"] == said
+    assert typo not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+    assert "Traceback" not in result.stderr and "Resume with" not in result.stderr  # nothing was started to go on
+    assert cli("list", "--json").json()["uploads"] == []

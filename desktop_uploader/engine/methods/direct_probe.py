@@ -15,7 +15,7 @@ import uuid
 
 from desktop_uploader.engine.errors import NetworkError, UploaderError
 from desktop_uploader.engine.http import host_of
-from desktop_uploader.engine.methods.s3_client import DirectTarget, S3Client
+from desktop_uploader.engine.methods.s3_client import DirectTarget, S3Client, bucket_missing
 from desktop_uploader.engine.retry import RetryPolicy, RetryQuota
 from desktop_uploader.engine.settings import Settings
 
@@ -29,13 +29,11 @@ def try_direct(target: DirectTarget, settings: Settings) -> tuple[bool, str]:
     if not (target.access_key and target.secret_key):
         return False, f"Direct uploads to {where} need an access key and a secret."
     client = S3Client(target, settings.connect_timeout, settings.read_timeout, RetryPolicy(1), RetryQuota())
-    try:  # some stores (SeaweedFS) make a bucket on its first upload: a typo'd name passed, and was made
-        client.once("head_bucket")
+    try:
+        if bucket_missing(client, again=True):
+            return False, f"There is no bucket {target.bucket} at {host}: check its name."
     except NetworkError as exc:
         return False, exc.message
-    except UploaderError as exc:  # upload-only keys may not look at the bucket: the test upload tells then
-        if exc.origin is not None and exc.origin.status == 404:
-            return False, f"There is no bucket {target.bucket} at {host}: check its name."
     key = target.key_for(f".desktop-uploader-test-{uuid.uuid4().hex[:12]}")
     try:
         upload_id = str(client.once("create_multipart_upload", Key=key)["UploadId"])

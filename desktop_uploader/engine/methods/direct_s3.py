@@ -25,13 +25,14 @@ from desktop_uploader.engine.errors import IntegrityError, NotFoundError, Server
 from desktop_uploader.engine.events import Retrying
 from desktop_uploader.engine.fileid import ensure_unchanged
 from desktop_uploader.engine.filenames import safe_basename
+from desktop_uploader.engine.http import host_of
 from desktop_uploader.engine.limits import DEFAULT_LIMITS
 from desktop_uploader.engine.methods import lost_starts
 from desktop_uploader.engine.methods.base import DIRECT, Completion, JobContext
 from desktop_uploader.engine.methods.direct_recovery import abort_leftovers, after_create, stored_object
 from desktop_uploader.engine.methods.lifecycle import run_multipart
 from desktop_uploader.engine.methods.multipart import PartQueue, multipart_etag, plain_etag
-from desktop_uploader.engine.methods.s3_client import DirectTarget, S3Client, UploadGoneError
+from desktop_uploader.engine.methods.s3_client import DirectTarget, S3Client, UploadGoneError, bucket_missing
 from desktop_uploader.engine.partbody import PartBody, md5_of_span
 from desktop_uploader.engine.planner import PartPlan, PartSpan, plan_parts
 from desktop_uploader.engine.progress import ProgressTracker
@@ -136,6 +137,13 @@ class DirectS3Backend:
 
     def create(self, lost: UploadRecord | None) -> tuple[PartPlan, UploadRecord]:
         ctx, s3 = self.ctx, self.s3
+        try:  # a mistyped bucket was made by a store that makes one on the first upload (a direct-s3 audit)
+            missing = bucket_missing(s3)
+        except TransientError:
+            missing = False  # the create below retries what may work next time, and says why if it can't
+        if missing:
+            where = f"{self.target.bucket} at {host_of(self.target.endpoint) if self.target.endpoint else 'AWS S3'}"
+            raise NotFoundError(f"There is no bucket {where}. Check the bucket name in Settings.")
         plan = plan_parts(ctx.size, ctx.follow_link(self.target.server_id), DEFAULT_LIMITS)
         unique = f"{int(time.time() * 1000)}_{safe_basename(ctx.name) or 'upload.bin'}"
         key = self.target.key_for(unique)

@@ -239,3 +239,27 @@ class S3Client:
                 continue
             run.succeeded()
             return answer, run.attempt
+
+
+_BUCKETS_FOUND: set[str] = set()  # server ids whose bucket storage said is there, once per process
+
+
+def bucket_missing(client: S3Client, *, again: bool = False) -> bool:
+    """Whether storage says the bucket isn't there; a network failure is raised.
+
+    Some stores (SeaweedFS) make a bucket on its first upload: a mistyped name was made, and the files
+    went where nobody would look. Upload-only keys may not be allowed to look at the bucket: any other
+    refusal is left for the upload itself to explain. A bucket found once is not asked about again,
+    unless ``again`` (Settings' Test, which a person presses to know how things stand now).
+    """
+    target = client.target
+    if target.server_id in _BUCKETS_FOUND and not again:
+        return False
+    try:
+        client.once("head_bucket")
+    except NetworkError:
+        raise
+    except UploaderError as exc:
+        return exc.origin is not None and exc.origin.status == 404
+    _BUCKETS_FOUND.add(target.server_id)
+    return False
