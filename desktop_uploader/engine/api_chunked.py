@@ -9,6 +9,7 @@ from typing import Any
 import requests
 from urllib3.filepost import encode_multipart_formdata
 
+from desktop_uploader.engine.api_answers import json_object
 from desktop_uploader.engine.api_transport import ApiTransport
 from desktop_uploader.engine.api_types import (
     ChunkedUpload,
@@ -20,7 +21,6 @@ from desktop_uploader.engine.api_types import (
 from desktop_uploader.engine.control import Control
 from desktop_uploader.engine.errors import NotFoundError, ProtocolError, UnsupportedError, UploaderError
 from desktop_uploader.engine.fileid import unreadable
-from desktop_uploader.engine.http import json_object
 from desktop_uploader.engine.limits import MiB
 
 

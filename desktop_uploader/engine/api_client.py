@@ -24,6 +24,7 @@ from typing import Any
 
 import requests
 
+from desktop_uploader.engine.api_answers import json_object
 from desktop_uploader.engine.api_capabilities import Capabilities, seed_capabilities
 from desktop_uploader.engine.api_chunked import ChunkedActions
 from desktop_uploader.engine.api_lost_starts import abort_lost_starts, clock_offset
@@ -42,7 +43,6 @@ from desktop_uploader.engine.api_types import (
 from desktop_uploader.engine.checksums import api_field, s3_field
 from desktop_uploader.engine.control import Control
 from desktop_uploader.engine.errors import NotFoundError, ProtocolError, UploaderError, refused
-from desktop_uploader.engine.http import json_object
 from desktop_uploader.engine.signed_urls import url_lifetime
 
 __all__ = [

@@ -13,18 +13,11 @@ from typing import Any
 
 import requests
 
+from desktop_uploader.engine.api_answers import error_for_api_response, error_for_redirect, json_object
 from desktop_uploader.engine.api_capabilities import Capabilities, parse_capabilities, seed_capabilities
 from desktop_uploader.engine.control import Control
 from desktop_uploader.engine.errors import NotFoundError, Origin, RejectedError, TransientError, UploaderError
-from desktop_uploader.engine.http import (
-    PacedBody,
-    Sessions,
-    error_for_api_response,
-    error_for_exception,
-    error_for_redirect,
-    host_of,
-    json_object,
-)
+from desktop_uploader.engine.http import PacedBody, Sessions, error_for_exception, host_of
 from desktop_uploader.engine.retry import RetryPolicy, RetryRun
 from desktop_uploader.engine.settings import Settings
 
@@ -108,7 +101,7 @@ class ApiTransport:
                 if 300 <= response.status_code < 400:
                     raise error_for_redirect(response, path, action)
                 if response.status_code >= 400 and response.status_code not in accept:
-                    raise error_for_api_response(response, action)
+                    raise error_for_api_response(response, action, path)
                 answer = parse(response) if parse else json_object(response, action)
                 run.succeeded()
                 return answer

@@ -6,8 +6,9 @@ of up to 1 MiB instead of urllib3's 16 KiB, which cuts the Python-level loop per
 the part body itself decides how much each read returns, so a slow link still sees small,
 pause-friendly blocks.
 
-This module is also the boundary where ``requests`` errors and HTTP statuses become the engine's
-own exceptions (see :mod:`desktop_uploader.engine.errors`), each with a sentence for people.
+This module is also the boundary where ``requests`` errors and storage's HTTP statuses become the
+engine's own exceptions (see :mod:`desktop_uploader.engine.errors`), each with a sentence for people;
+the upload API's answers are read in :mod:`api_answers`.
 """
 
 from __future__ import annotations
@@ -20,28 +21,22 @@ import struct
 import sys
 import time
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection
 
 from desktop_uploader.engine.errors import (
-    BUSY_OR_IN_TROUBLE,
-    TELL_ITS_KEEPER,
     AuthError,
     ForbiddenError,
     IntegrityError,
-    MovedError,
     NetworkError,
     NotFoundError,
-    NotOfferedError,
     Origin,
-    ProtocolError,
     RejectedError,
     ServerBusyError,
     StalledError,
-    StorageFullError,
     UploaderError,
     UrlExpiredError,
     storage_full,
@@ -238,104 +233,6 @@ def error_for_storage_response(response: requests.Response) -> UploaderError:
     )
 
 
-DOING = {  # what the app was asking the upload server for, in a person's words
-    "capabilities": "asking what it offers",
-    "start": "starting the upload",
-    "sign": "getting upload links",
-    "complete": "finishing the upload",
-    "abort": "removing an unfinished upload",
-    "status": "asking what it has stored",
-    "list": "listing unfinished uploads",
-    "chunked start": "starting the upload through it",
-    "chunk": "sending a chunk through it",
-    "chunked status": "asking what it has stored",
-    "chunked complete": "finishing the upload",
-    "chunked abort": "removing an unfinished upload",
-    "upload": "sending the file through it",
-}
-
-
-def error_for_redirect(response: requests.Response, path: str, action: str) -> UploaderError:
-    """A 3xx from the upload API, with the address to use instead: the one it redirects to, less the route.
-
-    A Next.js audit's example.com → www.example.com redirect was followed without the token (requests
-    drops it for another host) and read "did not accept your access token"."""
-    target = urljoin(response.url, response.headers.get("Location", ""))
-    given = _less(response.url, path)
-    suggested = _less(target, path)
-    if not response.headers.get("Location") or suggested == given:
-        said = (
-            f"The server address {given} answers with a redirect (HTTP {response.status_code}) that leads nowhere new."
-        )
-    else:
-        said = f"The server address {given} redirects to {suggested}: use that address instead."
-    return MovedError(said).at(Origin("api", host_of(response.url), action, response.status_code))
-
-
-def _less(url: str, path: str) -> str:
-    """``url`` without its query and without ``path`` at its end: the server address a person types."""
-    bare = url.split("?", 1)[0].split("#", 1)[0]
-    return bare[: -len(path)].rstrip("/") if path and bare.endswith(path) else bare.rstrip("/")
-
-
-def error_for_api_response(response: requests.Response, action: str) -> UploaderError:
-    error = _api_error(response, action)
-    return error.at(Origin("api", host_of(response.url), action, response.status_code))
-
-
-def not_offered(action: str, status: int, url: str = "") -> NotOfferedError:
-    """An action the server has no route for. Without 'start' nothing can be uploaded there at all, which
-    almost always means the address is not the upload API's (a web page, a mistyped path): the address
-    tried is named, with the two forms that work (a Next.js audit was told only "check the address")."""
-    if action == "start":
-        return NotOfferedError(
-            f"Nothing at {url.split('?', 1)[0] or 'this address'} takes uploads (HTTP {status}). Check the server "
-            "address: the site's own (like https://example.com), or the upload route's full address."
-        )
-    return NotOfferedError(f"The server does not offer '{action}' here (HTTP {status}).")
-
-
-def _api_error(response: requests.Response, action: str) -> UploaderError:
-    status = response.status_code
-    reason = api_error_message(response)
-    code = storage_error_code(response)[0] if 400 <= status < 500 and not reason else ""
-    if code:  # S3's XML error, from what should be the upload API: a CLI audit gave the storage's address
-        return NotOfferedError(
-            f"{host_of(response.url)} answers as S3 storage ({code}), not as an upload server: check the server "
-            "address (your own S3 storage is the direct upload's endpoint, not the server)."
-        )
-    if status == 401:
-        return AuthError("The server did not accept your access token. Check it, or ask for a new one.")
-    if status == 501:  # Not Implemented: a web server that is not an upload API (Python's http.server, say)
-        return not_offered(action, status, response.url)
-    if status == 507:  # Insufficient Storage: the store behind the API is full (our server and route say so)
-        return StorageFullError(
-            (reason or "The server's storage is full: free some space there, then retry.")
-            + " What is already stored is kept."
-        )
-    if status in (408, 429) or status >= 500:
-        # The server's own sentence says what went wrong behind it (its storage refused its keys, its
-        # tokens file is missing); a Next.js audit saw only "busy or having trouble" for each of them.
-        said = (
-            f"The upload server reported a problem (while {DOING.get(action, action)}): {reason.rstrip('.')}. "
-            f"If this goes on, {TELL_ITS_KEEPER} that server."
-            if reason
-            else f"The upload server is {BUSY_OR_IN_TROUBLE} (HTTP {status}, while {DOING.get(action, action)})."
-        )
-        return ServerBusyError(
-            said,
-            status=status,
-            retry_after=retry_after_seconds(response.headers.get("Retry-After")),
-        )
-    if status == 403:
-        return ForbiddenError(reason or f"The server refused {action} (HTTP 403).")
-    if (status in (404, 405) and not reason) or (status == 409 and response.headers.get(NEXTJS_NO_ACTION) == "1"):
-        return not_offered(action, status, response.url)
-    if status == 404:
-        return NotFoundError(reason)
-    return RejectedError(reason or f"The server refused {action} (HTTP {status}).", status=status)
-
-
 def error_for_exception(exc: requests.RequestException, url: str, read_timeout: float) -> UploaderError:
     host = host_of(url)
     if isinstance(exc, requests.ConnectTimeout):
@@ -362,15 +259,3 @@ def error_for_exception(exc: requests.RequestException, url: str, read_timeout: 
             return NetworkError(f"{host} refused the connection: the server may be down.")
         return NetworkError(f"The connection to {host} was lost.")
     return NetworkError(f"Talking to {host} failed ({type(exc).__name__}).")
-
-
-def json_object(response: requests.Response, action: str) -> dict[str, Any]:
-    """The body of a successful API answer, or a ProtocolError if it is not a JSON object."""
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if not isinstance(body, dict):
-        kind = "an empty answer" if not response.content else "something that is not JSON"
-        raise ProtocolError(f"The upload server sent {kind} to '{action}'; it may be misconfigured or overloaded.")
-    return body

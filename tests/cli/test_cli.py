@@ -12,7 +12,7 @@ import sqlite3
 import subprocess
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -151,6 +151,61 @@ def test_an_address_that_is_not_an_upload_server_is_said_at_once(cli: Any, make_
     assert f"Nothing at {url}api/user/influencers/presigned-upload takes uploads (HTTP 501). Check the server " in said
     assert "address: the site's own (like https://example.com), or the upload route's full address." in said
     assert "busy" not in result.stdout + result.stderr
+
+
+class WebPages(http.server.BaseHTTPRequestHandler):
+    """A site that answers every request with its home page (as a single-page app's host does)."""
+
+    asked: ClassVar[list[str]] = []
+
+    def _page(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        WebPages.asked.append(f"{self.command} {self.path}")
+        page = b"<!DOCTYPE html><html><body><h1>Welcome to our site</h1></body></html>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(page)))
+        self.end_headers()
+        self.wfile.write(page)
+
+    do_GET = do_POST = do_PUT = _page  # noqa: N815 - the names http.server calls
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.mark.without_upload_api("the address given is a site that answers with its home page")
+def test_an_address_answering_with_a_web_page_is_said_at_once(cli: Any, make_file: Any) -> None:
+    """A Next.js audit's address answered 200 with an HTML page: "sent something that is not JSON to
+    'capabilities'; it may be misconfigured or overloaded", after 13 s of retries."""
+    WebPages.asked = []
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), WebPages) as web:
+        threading.Thread(target=web.serve_forever, daemon=True).start()
+        try:
+            url = f"http://127.0.0.1:{web.server_address[1]}"
+            result = cli("upload", str(make_file(1000).path), "--server", url, "--token", "a-token-of-twenty-chars")
+        finally:
+            web.shutdown()
+    assert result.code == 1
+    said = " ".join(result.stdout.split())
+    route = f"{url}/api/user/influencers/presigned-upload"
+    assert f"Nothing at {route} takes uploads (it answered with a web page, HTTP 200). Check the server " in said
+    assert "JSON" not in result.stdout + result.stderr and "overloaded" not in result.stdout + result.stderr
+    asked = [a for a in WebPages.asked if a.endswith("/presigned-upload")]
+    assert len(asked) == len(set(asked)) == 2, WebPages.asked  # what it offers, then a start: each asked once
+
+
+def test_a_mistyped_route_address_is_named_as_typed_with_the_ending_it_needs(
+    cli: Any, make_file: Any, upload_api: Any
+) -> None:
+    """A Next.js audit typed the route's full address with one letter off, and read it back with the route's
+    path pasted after it, told to give "the upload route's full address": as it had."""
+    typed = f"{upload_api.url}/api/user/influencer/presigned-upload"
+    result = cli("upload", str(make_file(1000).path), "--server", typed, "--token", upload_api.token)
+    assert result.code == 1
+    said = " ".join(result.stdout.split())
+    assert f"Nothing at {typed} takes uploads (HTTP 404; the app asked {typed}/api/user/influencers/" in said, said
+    assert "or the upload route's full address, which ends in /api/user/influencers/presigned-upload." in said
 
 
 @pytest.mark.without_upload_api("the addresses given are the storage's, and the API's in the wrong scheme")

@@ -53,7 +53,8 @@ def test_a_wrong_token_or_path_fails_the_test(nextjs_three_fixed: NextRoute) -> 
     ok, said = try_server(nextjs_three_fixed.url, "not-the-token", Settings())
     assert not ok and said.startswith("The server did not accept your access token."), said
     ok, said = try_server(f"{nextjs_three_fixed.url}/myapp", nextjs_three_fixed.alice.token, Settings())
-    assert not ok and said.startswith(f"Nothing at {nextjs_three_fixed.url}/myapp/api/"), said
+    typed = f"{nextjs_three_fixed.url}/myapp"
+    assert not ok and said.startswith(f"Nothing at {typed} takes uploads (HTTP 404; the app asked {typed}/api/"), said
 
 
 def test_the_routes_own_path_pasted_into_the_address_is_taken_off(
