@@ -152,8 +152,12 @@ def is_server_address(url: str) -> bool:
 
 
 def probe_server(url: str, token: str, settings: Settings) -> Capabilities:
-    """What a server offers, proving the token on the way; raises an UploaderError saying what went wrong."""
-    client = ApiClient(url, token, settings.replace(retries=1, connect_timeout=5, read_timeout=10))
+    """What a server offers, proving the token on the way; raises an UploaderError saying what went wrong.
+
+    It waits for an answer as long as an upload would (the stall timeout): a serverless route that was
+    asleep took 20 s to answer its first request, and a 10 s wait failed the test of a server that worked.
+    """
+    client = ApiClient(url, token, settings.replace(retries=1, connect_timeout=5))
     try:
         caps = client.capabilities()
         # The capabilities GET doesn't prove the token on the seed's server; 'list' does, so ask for

@@ -339,7 +339,7 @@ class SettingsDialog(QDialog):
     async def test_connection(self) -> Probe:
         """Probe the server as typed (the tester runs off the GUI thread) and show what it said."""
         tested = (self.server_url.text(), self.token_edit.text())
-        self.test_result.setText("Testing…")
+        self.test_result.setText("Testing… (a server that was asleep can take up to a minute to answer)")
         with held(self.test_button):
             ok, text = await self.tester(self.connection.site_address(), tested[1].strip())
         if isValid(self) and (self.server_url.text(), self.token_edit.text()) == tested:

@@ -15,6 +15,7 @@ from desktop_uploader.engine.api_trial import TRIAL_NAME
 from desktop_uploader.engine.limits import MiB
 from desktop_uploader.engine.settings import Settings
 from tests.support.nextjs_route import NextRoute, RouteUser
+from tests.support.proxy import Delay, Proxy, RequestInfo
 from tests.support.storage import object_sha256, open_multipart_uploads
 
 CONNECTED = (
@@ -55,6 +56,24 @@ def test_a_wrong_token_or_path_fails_the_test(nextjs_three_fixed: NextRoute) -> 
     ok, said = try_server(f"{nextjs_three_fixed.url}/myapp", nextjs_three_fixed.alice.token, Settings())
     typed = f"{nextjs_three_fixed.url}/myapp"
     assert not ok and said.startswith(f"Nothing at {typed} takes uploads (HTTP 404; the app asked {typed}/api/"), said
+
+
+def test_a_route_that_was_asleep_passes_the_test(nextjs_three_fixed: NextRoute, s3: Any, sandbox: Any) -> None:
+    """A Next.js audit's route took 20 s to answer its first request (a serverless cold start): the test gave
+    up after 10 s with "nothing moved", while uploads waited it out. It waits as long as an upload does."""
+    woken: list[int] = []
+
+    def cold_start(request: RequestInfo) -> Delay | None:
+        if woken:
+            return None
+        woken.append(request.seq)
+        return Delay(12)  # past the 10 s the test used to wait, well within the 60 s an upload waits
+
+    with Proxy.start(nextjs_three_fixed.url) as route:
+        route.set_fault_plan(cold_start)
+        assert try_server(route.url, nextjs_three_fixed.alice.token, Settings()) == (True, CONNECTED)
+        assert route.plan_errors == [] and woken == [1]
+    nothing_left(s3, sandbox.bucket, nextjs_three_fixed.alice)
 
 
 def test_the_routes_own_path_pasted_into_the_address_is_taken_off(
