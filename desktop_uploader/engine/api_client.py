@@ -62,6 +62,9 @@ __all__ = [
 
 
 DATE_RESOLUTION = 1.0  # seconds: HTTP's Date header is whole seconds
+# Every byte is stored when 'complete' is asked: a redeploy of a serverless route (a Next.js audit's outage of
+# 15 s) failed the upload after the settings' 5 tries, about 8 s of backoff. Ten tries wait about a minute.
+COMPLETE_ATTEMPTS = 10
 
 
 class ApiClient(ChunkedActions):
@@ -228,6 +231,7 @@ class ApiClient(ChunkedActions):
                 control=control,
                 timeout=self.settings.complete_timeout,
                 on_retry=lambda *_: retried.append(True),
+                attempts=max(self.policy.attempts, COMPLETE_ATTEMPTS),
             )
         except NotFoundError as exc:
             if retried:

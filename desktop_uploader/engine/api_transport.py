@@ -6,6 +6,7 @@ status becomes an :class:`UploaderError` that knows whether a retry can help.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -69,16 +70,18 @@ class ApiTransport:
         announce: bool = True,
         accept: frozenset[int] = frozenset(),
         headers_extra: dict[str, str] | None = None,
+        attempts: int | None = None,
         **kwargs: Any,
     ) -> Any:
         """One API request with retries for transient failures; returns ``parse(response)`` (JSON by default).
 
         Statuses in ``accept`` go to ``parse`` instead of becoming errors, for answers whose body matters.
+        ``attempts``, when given, replaces the settings' number of tries (with their backoff) for this call.
         With ``control`` (the upload's), each retry draws on the upload's quota and, if ``announce``, is
         told to its listener (which makes it a Retrying event with its delay).
         """
         read_timeout = timeout or self.settings.read_timeout
-        run = self._retry_run(action, control, on_retry, announce=announce)
+        run = self._retry_run(action, control, on_retry, announce=announce, attempts=attempts)
         while True:
             run.next_attempt()
             if control is not None:
@@ -115,6 +118,7 @@ class ApiTransport:
         on_retry: Callable[[int, UploaderError, float], None] | None,
         *,
         announce: bool,
+        attempts: int | None = None,
     ) -> RetryRun:
         """The retries of one call: on the upload's quota (shared with its parts) when there is a control.
 
@@ -136,9 +140,10 @@ class ApiTransport:
             if announce and control is not None and control.on_retry is not None:
                 control.on_retry(action, attempt, exc, delay)
 
+        policy = self.policy if attempts is None else dataclasses.replace(self.policy, attempts=attempts)
         if control is None:
-            return RetryRun(self.policy, announce=say)
-        return RetryRun(self.policy, control.quota, announce=say, sleep=control.sleep)
+            return RetryRun(policy, announce=say)
+        return RetryRun(policy, control.quota, announce=say, sleep=control.sleep)
 
     def close(self) -> None:
         self.sessions.close()

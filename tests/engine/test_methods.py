@@ -21,7 +21,7 @@ from desktop_uploader.engine.settings import Settings
 from tests.support.api_servers import api_server
 from tests.support.logfail import RETRIED, UPLOAD_FAILED
 from tests.support.nextjs_route import nextjs_route
-from tests.support.proxy import Proxy, RequestInfo, Respond
+from tests.support.proxy import Proxy, RequestInfo, ResetRequest, Respond
 from tests.support.storage import object_sha256, open_multipart_uploads
 from tests.support.upload_apis import NEXTJS, UploadApi, every_upload_api
 
@@ -270,6 +270,33 @@ def test_a_chunked_retry_says_how_long_it_waits(
     [retry] = engine.of(job.id, Retrying)
     assert retry.method == "chunked-s3" and retry.delay >= 1.0, retry
     assert job.result is not None and object_sha256(s3, sandbox.bucket, job.result.s3_key) == sample.sha256
+
+
+@pytest.mark.allow_log(*RETRIED)
+def test_completion_outlasts_a_server_that_is_down_for_more_tries_than_a_part_gets(
+    make_engine: Any, make_file: Any, sandbox: Any, s3: Any, upload_api: UploadApi
+) -> None:
+    """A Next.js audit stopped its route for 15 s as the last part landed: every byte was stored, and the upload
+    failed after the settings' 5 tries at 'complete'. Completion gets ten, whatever the tries per part."""
+    sample = make_file(6 * MiB, name="redeployed.safetensors")
+    refused: list[int] = []
+
+    def plan(request: RequestInfo) -> Any:
+        if request.method == "POST" and b'"complete"' in request.body and len(refused) < 7:
+            refused.append(request.seq)
+            return ResetRequest()  # the route is down: the connection breaks before it answers
+        return None
+
+    with Proxy.start(upload_api.url, peek_bytes=4096) as api:
+        api.set_fault_plan(plan)
+        settings = Settings(method="presigned", retries=5, backoff_base=0.05, backoff_cap=0.1)
+        engine = make_engine(settings, api_url=api.url)
+        job = engine.upload(sample.path)
+        assert api.plan_errors == []
+    assert job.status == Status.COMPLETED, job.message
+    assert len(refused) == 7 and len(engine.of(job.id, Retrying)) == 7
+    assert job.result is not None and object_sha256(s3, sandbox.bucket, job.result.s3_key) == sample.sha256
+    assert not open_multipart_uploads(s3, sandbox.bucket, job.result.s3_key)
 
 
 @pytest.mark.allow_log(*RETRIED)
