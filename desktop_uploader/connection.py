@@ -22,6 +22,7 @@ from enum import Enum
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from desktop_uploader.engine.addresses import scheme_missing
 from desktop_uploader.engine.api_client import ApiClient, Capabilities
 from desktop_uploader.engine.api_trial import trial_upload
 from desktop_uploader.engine.credentials import CredentialStore, direct_secret_key, token_key
@@ -293,9 +294,12 @@ def save_choices(
 
 
 def check_server_address(url: str) -> str | None:
-    """What is wrong with an address typed in Settings or given as --server, or None."""
+    """What is wrong with an address typed in Settings or given as --server, or None.
+
+    One typed without http:// is refused with the whole address it likely meant (engine/addresses.py).
+    """
     if not is_server_address(url):
-        return "The address must start with http:// or https://."
+        return scheme_missing("The address", url)
     try:
         parts = urlsplit(url)
         port = parts.port

@@ -129,14 +129,21 @@ def test_saving_a_direct_secret_does_not_reconnect(credentials: CredentialStore)
 def test_addresses_are_checked_before_any_request() -> None:
     assert check_server_address(URL) is None
     assert check_server_address("http://localhost:8000") is None
-    assert check_server_address("uploads.example.com") == "The address must start with http:// or https://."
+    must = "The address must start with http:// or https://"
+    assert check_server_address("uploads.example.com") == f"{must}: did you mean https://uploads.example.com?"
+    assert check_server_address("127.0.0.1:3000/app") == f"{must}: did you mean http://127.0.0.1:3000/app?"
+    assert check_server_address("localhost:8000") == f"{must}: did you mean http://localhost:8000?"
+    assert check_server_address("192.168.1.20:3000") == f"{must}: did you mean http://192.168.1.20:3000?"
+    assert check_server_address("nas.local:3000") == f"{must}: did you mean http://nas.local:3000?"
+    assert check_server_address("uploads") == f"{must}; got 'uploads'."  # not an address: nothing to offer
+    assert check_server_address("ftp://uploads.example.com") == f"{must}; got 'ftp://uploads.example.com'."
     port = "The port in the address must be a number from 1 to 65535."
     assert check_server_address("http://127.0.0.1:9999999/") == port  # the CLI audit's: it named an API path
     assert check_server_address("https://uploads.example.com:https/") == port
     assert (
         check_server_address("https://:8000/") == "The address must name a server, as in https://uploads.example.com."
     )
-    assert try_server("ftp://x", "t", Settings()) == (False, "The address must start with http:// or https://.")
+    assert try_server("ftp://x", "t", Settings()) == (False, f"{must}; got 'ftp://x'.")
     assert try_server("", "", Settings()) == (True, "No address: uploads go to the local sandbox on this computer.")
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from desktop_uploader.engine.addresses import scheme_missing
 from desktop_uploader.engine.errors import SettingsError
 from desktop_uploader.engine.limits import GiB, KiB, MiB, human_bytes
 from desktop_uploader.engine.private import private_dir
@@ -102,7 +103,7 @@ class Settings:
         if self.method not in METHODS:
             raise SettingsError(f"Upload method must be one of {', '.join(METHODS)}.")
         if self.server_url and not self.server_url.startswith(("http://", "https://")):
-            raise SettingsError("The server URL must start with http:// or https://.")
+            raise SettingsError(scheme_missing("The server address", self.server_url))
         for name in ("presigned_path", "chunked_path", "legacy_path"):
             if not getattr(self, name).startswith("/"):
                 raise SettingsError("Endpoint paths must start with '/'.")

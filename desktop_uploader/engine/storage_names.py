@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
+from desktop_uploader.engine.addresses import scheme_missing
+
 BUCKET_CHARACTER = re.compile(r"[A-Za-z0-9._-]")
 MIN_BUCKET_LENGTH = 3
 
@@ -50,7 +52,7 @@ def endpoint_problem(endpoint: str, bucket: str = "") -> str | None:
     (https://host/bucket, as R2 and MinIO consoles show it) went unnoticed, the objects landed in a folder
     named after the bucket, and the app named a key that wasn't there (a direct-s3 audit)."""
     if not endpoint.startswith(("http://", "https://")):
-        return f"The S3 endpoint must start with http:// or https://; got {endpoint!r}."
+        return scheme_missing("The S3 endpoint", endpoint)
     parts = urlsplit(endpoint)
     path = parts.path.strip("/")
     if not path and not parts.query:

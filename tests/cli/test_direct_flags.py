@@ -196,6 +196,10 @@ def test_an_upload_to_your_own_storage_is_resumed_there_and_never_sent_elsewhere
             ["--s3-endpoint", "not-a-url", "--bucket", "mine", "--access-key", "K"],
             "--s3-endpoint: The S3 endpoint must start with http:// or https://; got 'not-a-url'.",
         ),
+        (  # typed as a browser takes it: the whole address it likely is, offered, not assumed
+            ["--s3-endpoint", "s3.example.com", "--bucket", "mine", "--access-key", "K"],
+            "--s3-endpoint: The S3 endpoint must start with http:// or https://: did you mean https://s3.example.com?",
+        ),
         (  # the bucket's own address pasted as the endpoint: objects landed under a folder named after it
             ["--s3-endpoint", "http://127.0.0.1:9/mine", "--bucket", "mine", "--access-key", "K"],
             "--s3-endpoint: The S3 endpoint is the storage's address alone: http://127.0.0.1:9, without '/mine' "
@@ -225,6 +229,7 @@ def test_an_upload_to_your_own_storage_is_resumed_there_and_never_sent_elsewhere
     ],
     ids=[
         "endpoint",
+        "endpoint-without-scheme",
         "endpoint-with-bucket",
         "endpoint-with-path",
         "access-key",

@@ -52,6 +52,10 @@ def test_settings_reject_invalid_values_persist_valid_ones_and_the_next_upload_u
     dialog.files_at_once.setValue(1)
     dialog.server_url.setText("ftp://nope")
     assert "must start with http" in dialog.problem.text() and not save_button(dialog).isEnabled()
+    dialog.server_url.setText("127.0.0.1:3000")  # as a browser takes it: the whole address is offered, not assumed
+    said = "The server address must start with http:// or https://: did you mean http://127.0.0.1:3000?"
+    assert dialog.problem.text() == said and not save_button(dialog).isEnabled()
+    assert dialog.server_url.text() == "127.0.0.1:3000"
     dialog.server_url.setText(sandbox.api_url)
 
     dialog.preset.setCurrentText("Fast")
