@@ -85,6 +85,11 @@ def test_the_summary_counts_what_a_person_cares_about() -> None:
     assert (
         said == "1 of 6 done · 1 uploading · 1 waiting · 1 paused · 1 interrupted · 1 failed · 1 cancelled · 1.9 MiB/s"
     )
+    # Files nobody started (automatic start off, or waiting when the window was quit) read "Not started" on their
+    # rows: a busy-machine audit's status bar summed 40 of them and 2 paused ones as "42 paused".
+    rows += [row(status=Status.PAUSED, message=events.NOT_STARTED) for _ in range(2)]
+    said = summarize(rows).text()
+    assert said.startswith("1 of 8 done · 1 uploading · 1 waiting · 2 not started · 1 paused · 1 interrupted"), said
 
 
 def test_counts_are_said_in_the_singular_or_the_plural() -> None:
