@@ -135,17 +135,24 @@ def test_a_link_that_leads_nowhere_is_named_as_a_link(cli: Any, tmp_path: Path) 
     )
 
 
+def upload_to_a_site(cli: Any, path: Path, handler: Any) -> tuple[str, Any]:
+    """``upload`` with ``--server`` at a real web server on loopback that is not an upload API: its address
+    (without a trailing slash) and the CLI's result."""
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as web:
+        threading.Thread(target=web.serve_forever, daemon=True).start()
+        try:
+            url = f"http://127.0.0.1:{web.server_address[1]}"
+            return url, cli("upload", str(path), "--server", url, "--token", "a-token-of-twenty-chars")
+        finally:
+            web.shutdown()
+
+
 @pytest.mark.without_upload_api("the address given is a plain web server's")
 def test_an_address_that_is_not_an_upload_server_is_said_at_once(cli: Any, make_file: Any, tmp_path: Path) -> None:
     """The audit's mistake: a web server's address, answered 501 to every POST, was "busy" and retried for 26 s."""
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
-    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as web:
-        threading.Thread(target=web.serve_forever, daemon=True).start()
-        try:
-            url = f"http://127.0.0.1:{web.server_address[1]}/"
-            result = cli("upload", str(make_file(1000).path), "--server", url, "--token", "a-token-of-twenty-chars")
-        finally:
-            web.shutdown()
+    url, result = upload_to_a_site(cli, make_file(1000).path, handler)
+    url += "/"
     assert result.code == 1
     said = " ".join(result.stdout.split())
     assert f"Nothing at {url}api/user/influencers/presigned-upload takes uploads (HTTP 501). Check the server " in said
@@ -179,13 +186,7 @@ def test_an_address_answering_with_a_web_page_is_said_at_once(cli: Any, make_fil
     """A Next.js audit's address answered 200 with an HTML page: "sent something that is not JSON to
     'capabilities'; it may be misconfigured or overloaded", after 13 s of retries."""
     WebPages.asked = []
-    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), WebPages) as web:
-        threading.Thread(target=web.serve_forever, daemon=True).start()
-        try:
-            url = f"http://127.0.0.1:{web.server_address[1]}"
-            result = cli("upload", str(make_file(1000).path), "--server", url, "--token", "a-token-of-twenty-chars")
-        finally:
-            web.shutdown()
+    url, result = upload_to_a_site(cli, make_file(1000).path, WebPages)
     assert result.code == 1
     said = " ".join(result.stdout.split())
     route = f"{url}/api/user/influencers/presigned-upload"
