@@ -14,7 +14,6 @@ import logging
 import uuid
 
 from desktop_uploader.engine.errors import NetworkError, UploaderError
-from desktop_uploader.engine.http import host_of
 from desktop_uploader.engine.methods.s3_client import DirectTarget, S3Client, bucket_missing
 from desktop_uploader.engine.retry import RetryPolicy, RetryQuota
 from desktop_uploader.engine.settings import Settings
@@ -24,7 +23,7 @@ log = logging.getLogger(__name__)
 
 def try_direct(target: DirectTarget, settings: Settings) -> tuple[bool, str]:
     """Whether ``target`` takes uploads (blocking: three requests), and a sentence saying so or why not."""
-    host = host_of(target.endpoint) if target.endpoint else "AWS S3"
+    host = target.place
     where = f"the bucket {target.bucket} at {host}"
     if not (target.access_key and target.secret_key):
         return False, f"Direct uploads to {where} need an access key and a secret."

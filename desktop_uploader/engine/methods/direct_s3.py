@@ -25,7 +25,6 @@ from desktop_uploader.engine.errors import IntegrityError, NotFoundError, Server
 from desktop_uploader.engine.events import Retrying
 from desktop_uploader.engine.fileid import ensure_unchanged
 from desktop_uploader.engine.filenames import safe_basename
-from desktop_uploader.engine.http import host_of
 from desktop_uploader.engine.limits import DEFAULT_LIMITS
 from desktop_uploader.engine.methods import lost_starts
 from desktop_uploader.engine.methods.base import DIRECT, Completion, JobContext
@@ -142,7 +141,7 @@ class DirectS3Backend:
         except TransientError:
             missing = False  # the create below retries what may work next time, and says why if it can't
         if missing:
-            where = f"{self.target.bucket} at {host_of(self.target.endpoint) if self.target.endpoint else 'AWS S3'}"
+            where = f"{self.target.bucket} at {self.target.place}"
             raise NotFoundError(f"There is no bucket {where}. Check the bucket name in Settings.")
         plan = plan_parts(ctx.size, ctx.follow_link(self.target.server_id), DEFAULT_LIMITS)
         unique = f"{int(time.time() * 1000)}_{safe_basename(ctx.name) or 'upload.bin'}"

@@ -59,6 +59,11 @@ class DirectTarget:
     prefix: str = "loras"
 
     @property
+    def place(self) -> str:
+        """The storage's host as a person would name it in a sentence; no endpoint means AWS itself."""
+        return storage_place(self.endpoint)
+
+    @property
     def server_id(self) -> str:
         return f"s3:{self.endpoint or 'aws'}/{self.bucket}"
 
@@ -66,6 +71,11 @@ class DirectTarget:
         """The object key for ``name`` under the folder (prefix) chosen; at the bucket's top without one."""
         folder = self.prefix.strip("/")
         return f"{folder}/{name}" if folder else name
+
+
+def storage_place(endpoint: str) -> str:
+    """The host of a direct-s3 endpoint, or "AWS S3" when none was typed (boto3 then goes to AWS)."""
+    return host_of(endpoint) if endpoint else "AWS S3"
 
 
 def classify(status: int, code: str, message: str, host: str, retry_after: float | None = None) -> UploaderError:
@@ -109,7 +119,7 @@ def translate(exc: Exception, endpoint: str, read_timeout: float) -> UploaderErr
         ReadTimeoutError,
     )
 
-    host = host_of(endpoint) if endpoint else "AWS S3"
+    host = storage_place(endpoint)
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
         meta = exc.response.get("ResponseMetadata", {})
