@@ -32,6 +32,7 @@ from desktop_uploader.engine.events import Status
 from desktop_uploader.engine.intake import AddOutcome
 from desktop_uploader.engine.methods.base import DIRECT
 from desktop_uploader.engine.rows import QueueSummary, Row, RowAction
+from desktop_uploader.gui.added_rows import AddedRowsInView
 from desktop_uploader.gui.button_guard import ButtonGuard
 from desktop_uploader.gui.dialogs import CloseChoice, ask_close, confirm_damaged_files, confirm_other_files
 from desktop_uploader.gui.drop_highlight import DropHighlight
@@ -98,7 +99,7 @@ class MainWindow(QMainWindow):
         self.first_run = FirstRun(self)  # files added with no server ask where to go; queued rows say why
         self.enter_key = EnterPressesButtons(self)
         session.model.rowsInserted.connect(self._update_page)
-        session.model.rowsInserted.connect(self._show_added)
+        self.added_rows = AddedRowsInView(self.view, session.model)  # a drop's rows scrolled into view
         session.model.rowsRemoved.connect(self._update_page)
         session.model.summaryChanged.connect(self._show_summary)
         session.linkChanged.connect(self._show_link)
@@ -237,13 +238,6 @@ class MainWindow(QMainWindow):
     def _update_page(self, *_: object) -> None:
         self.pages.setCurrentIndex(1 if self.session.model.rowCount() else 0)
 
-    def _show_added(self, _parent: object, first: int, last: int) -> None:
-        """Files added to a long list are scrolled into view, the first of them on screen (a GUI audit's
-        only sign of two files added below the fold was "Added 2 files." in the status bar)."""
-        model = self.session.model
-        self.view.scrollTo(model.index(last))
-        self.view.scrollTo(model.index(first))
-
     def _show_summary(self, summary: QueueSummary) -> None:
         counts = self.session.model.status_counts()
         self.start_all_action.setEnabled(bool(counts[Status.PAUSED] + counts[Status.INTERRUPTED]))
@@ -287,12 +281,15 @@ class MainWindow(QMainWindow):
 
     async def queue_paths(self, paths: list[str]) -> AddOutcome:
         """Every way in (drop, dialog, Open With, a second launch) asks the same questions."""
-        return await self.session.add_paths(
+        self.added_rows.expect()
+        outcome = await self.session.add_paths(
             paths,
             lambda others: confirm_other_files(self, others),
             lambda damaged: confirm_damaged_files(self, damaged),
             lambda found: ask_already_uploaded(self, found),
         )
+        self.added_rows.queued(outcome.added)
+        return outcome
 
     def open_settings(self) -> None:
         self.settings_opener.open()  # a moment later: the saved secrets are read off this thread first

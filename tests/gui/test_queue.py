@@ -340,23 +340,3 @@ def test_several_damaged_files_are_each_named_with_their_own_reason(
     assert lines[0] == "2 files look damaged:" and sorted(buttons) == ["Send anyway", "Skip them"]
     assert {line.split(":")[0] for line in lines[1:]} == {"• empty.safetensors", "• cut.safetensors"}
     assert len(set(line.split(":", 1)[1] for line in lines[1:])) == 2, "each with its own reason"
-
-
-def test_files_added_to_a_long_list_are_scrolled_into_view(make_desktop: Any, make_file: Any, aloop: Any) -> None:
-    desktop = make_desktop(auto_start=False)
-    window, view = desktop.window, desktop.window.view
-    first = [make_file(1000, name=f"early-{n:02}.safetensors").path for n in range(12)]
-    later = [make_file(1000, name=f"later-{n}.safetensors").path for n in range(2)]
-
-    async def scenario() -> None:
-        drop(window, first)
-        await until(lambda: desktop.session.model.rowCount() == 12, what="twelve rows")
-        view.scrollToTop()
-        drop(window, later)
-        await until(lambda: desktop.session.model.rowCount() == 14, what="fourteen rows")
-
-    run(aloop, scenario())
-    shown = view.viewport().rect()
-    for row in (12, 13):
-        assert shown.contains(view.visualRect(desktop.session.model.index(row))), row
-    assert not shown.contains(view.visualRect(desktop.session.model.index(0))), "the list is longer than the window"
