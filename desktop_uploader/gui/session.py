@@ -39,6 +39,7 @@ from desktop_uploader.engine.intake import AddOutcome, add_all, damaged, refuse,
 from desktop_uploader.engine.manager import UploadManager
 from desktop_uploader.engine.rows import QueueSummary, RowAction, plural
 from desktop_uploader.engine.settings import Settings
+from desktop_uploader.engine.settings_change import saved_sentence
 from desktop_uploader.engine.state import StateStore
 from desktop_uploader.gui.bridge import EngineBridge
 from desktop_uploader.gui.executors import QtPoolExecutor
@@ -168,15 +169,20 @@ class AppSession(QObject):
         direct_secret: str | None = None,
         *,
         probe: tuple[bool, str] | None = None,
+        announce: bool = False,
     ) -> None:
         """Save new settings (secrets go to the keychain); they apply to uploads that start from now on.
 
         ``probe`` is the test the dialog ran on this server before saving. A server saved although
         its test failed is used (uploads will try it) but shown as FAILED with the test's sentence:
-        the window never claims a connection it doesn't have, not even for a moment.
+        the window never claims a connection it doesn't have, not even for a moment. With ``announce``
+        (the Settings dialog's Save), the status bar says it is saved, and what that means for uploads
+        under way; a connection's own news, said after, takes its place.
         """
         before, self.settings = self.settings, settings
         reconnect = await in_thread(save_choices, self.paths, self.credentials, before, settings, token, direct_secret)
+        if announce:
+            self.message.emit(saved_sentence(before, settings, self.model.summary.active))
         self.manager.update_settings(settings)
         self.manager.set_direct(await in_thread(configured_direct, self.credentials, settings))
         if not reconnect:

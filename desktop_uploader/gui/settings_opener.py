@@ -80,7 +80,11 @@ class SettingsOpener:
         dialog.accepted.connect(
             lambda: spawn(
                 session.apply_settings(
-                    dialog.result_settings(), dialog.token(), dialog.direct_secret(), probe=dialog.probe
+                    dialog.result_settings(),
+                    dialog.token(),
+                    dialog.direct_secret(),
+                    probe=dialog.probe,
+                    announce=True,
                 )
             )
         )
