@@ -319,3 +319,13 @@ class StateStore:
             rows = db.execute("SELECT number, url, expires_at FROM urls WHERE upload = ?", (upload,)).fetchall()
             db.execute("COMMIT")
         return {row["number"]: (row["url"], row["expires_at"]) for row in rows}
+
+    def links_expire_at(self, uploads: list[str]) -> float | None:
+        """When the first kept link of ``uploads`` runs out (wall clock), or None when none is kept: links
+        are kept only for a server that can't renew them, so a pause past then means starting over."""
+        query = "SELECT MIN(expires_at) AS first FROM urls WHERE upload = ? AND expires_at > ?"
+        now = time.time()
+        with self._transaction() as db:
+            firsts = [db.execute(query, (upload, now)).fetchone()["first"] for upload in uploads]
+        kept = [float(first) for first in firsts if first is not None]
+        return min(kept) if kept else None

@@ -8,6 +8,7 @@ keeps one event loop and makes dialogs easy to drive from tests.
 from __future__ import annotations
 
 import asyncio
+import time
 from enum import Enum
 from pathlib import Path
 
@@ -33,15 +34,32 @@ class CloseChoice(Enum):
     STAY = "Don't quit"
 
 
-async def ask_close(parent: QWidget, *, tray: bool) -> CloseChoice:
+def pause_promise(links_until: float | None, now: float) -> str:
+    """What a pause keeps. A server that can't renew its upload links (our users' three-action route)
+    keeps a paused upload only while its links last: after that it starts over, which "go on from where
+    they stopped" had promised away."""
+    if links_until is None:
+        return "go on from where they stopped when you start them"
+    at = time.localtime(links_until)
+    when = time.strftime("%H:%M", at)
+    if time.localtime(now)[:3] != at[:3]:
+        when = time.strftime("%A %H:%M", at)  # links last up to a week
+    return (
+        f"go on from where they stopped if you start them before {when}; this server can't renew its upload "
+        "links, so after that they start again from the beginning"
+    )
+
+
+async def ask_close(parent: QWidget, *, tray: bool, links_until: float | None = None) -> CloseChoice:
+    """``links_until``: when the first kept link of the running uploads expires (None: their server re-signs)."""
     box = QMessageBox(parent)
     box.setObjectName("closeQuestion")
     box.setIcon(QMessageBox.Icon.Question)
     box.setWindowTitle("Uploads are still running")
     box.setText("Uploads are still running. What should happen to them?")
     box.setInformativeText(
-        "Paused uploads wait in the list for the next time you open the app, and go on from where they "
-        "stopped when you start them. Cancelled uploads are removed from the server."
+        f"Paused uploads wait in the list for the next time you open the app, and "
+        f"{pause_promise(links_until, time.time())}. Cancelled uploads are removed from the server."
     )
     buttons = {
         box.addButton(CloseChoice.PAUSE_AND_QUIT.value, QMessageBox.ButtonRole.AcceptRole): CloseChoice.PAUSE_AND_QUIT,

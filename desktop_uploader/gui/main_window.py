@@ -25,9 +25,11 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from shiboken6 import isValid
 
 from desktop_uploader import APP_NAME
 from desktop_uploader.connection import direct_place
+from desktop_uploader.engine.errors import UploaderError
 from desktop_uploader.engine.events import Status
 from desktop_uploader.engine.intake import AddOutcome
 from desktop_uploader.engine.methods.base import DIRECT
@@ -55,7 +57,7 @@ from desktop_uploader.gui.session import AppSession, Link
 from desktop_uploader.gui.settings_dialog import SettingsDialog
 from desktop_uploader.gui.settings_opener import SettingsOpener
 from desktop_uploader.gui.status_line import StatusLine
-from desktop_uploader.gui.tasks import spawn
+from desktop_uploader.gui.tasks import in_thread, spawn
 
 MenuEntry = tuple[str, Callable[[], None]]
 
@@ -363,7 +365,14 @@ class MainWindow(QMainWindow):
         spawn(self._ask_and_close())
 
     async def _ask_and_close(self) -> None:
-        choice = await ask_close(self, tray=self.tray_available)
+        running = [row.job_id for row in self.session.model.rows() if row.status.active]
+        try:
+            links_until = await in_thread(self.session.state.links_expire_at, running)
+        except UploaderError:
+            links_until = None  # an unreadable store: the question is asked all the same
+        if not isValid(self):
+            return  # the window went while the store was read: nobody left to ask
+        choice = await ask_close(self, tray=self.tray_available, links_until=links_until)
         if choice == CloseChoice.KEEP_IN_TRAY:
             self.hide()
         elif choice in (CloseChoice.PAUSE_AND_QUIT, CloseChoice.CANCEL_AND_QUIT):

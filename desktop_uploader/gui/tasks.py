@@ -27,10 +27,7 @@ def _finished(task: asyncio.Task[Any]) -> None:
 
 def _this_loops() -> list[asyncio.Task[Any]]:
     """Tasks of the running loop. A task of a loop that was closed never runs again: it is dropped."""
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
-        loop = asyncio.get_event_loop_policy().get_event_loop()
+    loop = _loop()
     for task in [t for t in _running if t.get_loop() is not loop and t.get_loop().is_closed()]:
         _running.discard(task)
     return [task for task in _running if task.get_loop() is loop]
@@ -51,4 +48,13 @@ async def cancel_pending() -> None:
 
 async def in_thread(function: Callable[..., T], *args: Any) -> T:
     """Run blocking work on the loop's worker threads and await it from the GUI thread."""
-    return await asyncio.get_running_loop().run_in_executor(None, function, *args)
+    return await _loop().run_in_executor(None, function, *args)
+
+
+def _loop() -> asyncio.AbstractEventLoop:
+    """The qasync loop. It also steps tasks from Qt events outside its own run (a window closed while Qt
+    alone dispatches events: the close question's first step), when asyncio knows of no running loop."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.get_event_loop_policy().get_event_loop()
