@@ -34,7 +34,11 @@ EMPTY_BODY = {
     "sha1": "2jmj7l5rSw0yVb/vlWAYkK/YBwk=",
     "sha256": "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=",
 }
-SERVER_FIX = f"{TELL_ITS_KEEPER} the server: its AWS SDK needs requestChecksumCalculation: 'WHEN_REQUIRED'"
+# Where the option goes, not only its name: the keeper of a route may not know which of its objects signs.
+SERVER_FIX = (
+    f"{TELL_ITS_KEEPER} the server to add requestChecksumCalculation: 'WHEN_REQUIRED' to the options of its "
+    "S3Client (AWS SDK v3)"
+)
 
 
 def _query(url: str) -> dict[str, str]:

@@ -83,8 +83,8 @@ def test_the_sdk_v3_default_checksum_is_found_and_explained() -> None:
     problem = pinned_checksum_problem(link, "", None)
     assert problem == (
         "The server's upload links demand a fixed checksum (x-amz-checksum-crc32=AAAAAA==, that of an empty file), "
-        "so storage would refuse every part; tell whoever runs the server: its AWS SDK needs "
-        "requestChecksumCalculation: 'WHEN_REQUIRED'."
+        "so storage would refuse every part; tell whoever runs the server to add "
+        "requestChecksumCalculation: 'WHEN_REQUIRED' to the options of its S3Client (AWS SDK v3)."
     )
 
 

@@ -441,7 +441,7 @@ def test_test_connection_names_the_fix_for_our_users_route_before_any_file_fails
     press_test_connection(aloop, dialog)
     said = dialog.test_result.text()
     assert said.startswith("✗ The server's upload links demand a fixed checksum (x-amz-checksum-crc32=AAAAAA==")
-    assert said.endswith("requestChecksumCalculation: 'WHEN_REQUIRED'."), said
+    assert said.endswith("'WHEN_REQUIRED' to the options of its S3Client (AWS SDK v3)."), said
     result = dialog.test_result
     assert result.height() >= result.heightForWidth(result.width()), "the fix is cut off"
 

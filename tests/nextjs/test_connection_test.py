@@ -39,8 +39,8 @@ def test_the_route_with_the_sdks_pinned_checksum_fails_the_test_naming_the_fix(
     assert not ok
     assert said == (
         "The server's upload links demand a fixed checksum (x-amz-checksum-crc32=AAAAAA==, that of an empty "
-        "file), so storage would refuse every part; tell whoever runs the server: its AWS SDK needs "
-        "requestChecksumCalculation: 'WHEN_REQUIRED'."
+        "file), so storage would refuse every part; tell whoever runs the server to add "
+        "requestChecksumCalculation: 'WHEN_REQUIRED' to the options of its S3Client (AWS SDK v3)."
     )
     nothing_left(s3, sandbox.bucket, nextjs_original.alice)
 
