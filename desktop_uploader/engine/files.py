@@ -26,6 +26,7 @@ class Collected:
     hidden_models: list[Path] = field(default_factory=list)
     # Folders that couldn't be searched, and why ("permission denied"): not empty, so not said to be.
     unreadable_folders: list[tuple[Path, str]] = field(default_factory=list)
+    unreadable_met: int = 0  # each time one was met: a folder holding one said already is not empty either
     # A file given again, by the same name or another (a link, ../): each with the name it was first given by.
     repeats: list[tuple[Path, Path]] = field(default_factory=list)
 
@@ -35,9 +36,16 @@ class Collected:
         named = {as_given(p) for p in given}
         return [p for p in self.others if p in named], [p for p in self.others if p not in named]
 
+    def cant_look_inside(self, folder: Path, exc: OSError) -> None:
+        """``folder`` couldn't be searched, or a file in it reached: said once, whichever way it was met."""
+        self.unreadable_met += 1
+        if all(seen != folder for seen, _why in self.unreadable_folders):
+            why = os.strerror(exc.errno).lower() if exc.errno else "it can't be read"
+            self.unreadable_folders.append((folder, why))
+
     def things_seen(self) -> int:
         """Files found and folders that couldn't be searched: a folder that adds none is empty."""
-        return len(self.models) + len(self.others) + len(self.hidden_models) + len(self.unreadable_folders)
+        return len(self.models) + len(self.others) + len(self.hidden_models) + self.unreadable_met
 
     def hidden_sentence(self) -> str | None:
         """What was skipped for being hidden, short enough for a status bar; None when nothing was."""
@@ -118,8 +126,7 @@ def _search(folder: Path, keep: Callable[[Path], None], found: Collected) -> Non
     budget = HIDDEN_LOOK
 
     def unreadable(exc: OSError) -> None:
-        why = os.strerror(exc.errno).lower() if exc.errno else "it can't be read"
-        found.unreadable_folders.append((Path(exc.filename or folder), why))
+        found.cant_look_inside(Path(exc.filename or folder), exc)
 
     for root, dirs, names in os.walk(folder, onerror=unreadable):
         hidden_root = _hidden(Path(root), folder)
@@ -129,11 +136,16 @@ def _search(folder: Path, keep: Callable[[Path], None], found: Collected) -> Non
         dirs[:] = sorted((d for d in dirs if looking or not (hidden_root or d.startswith("."))), key=natural_order)
         for name in sorted(names, key=natural_order):
             candidate = Path(root) / name
-            if not (hidden_root or name.startswith(".")):
-                if candidate.is_file():
-                    keep(candidate)
-            elif is_model_file(name) and candidate.is_file():
-                found.hidden_models.append(candidate)
+            hidden = hidden_root or name.startswith(".")
+            if hidden and not is_model_file(name):
+                continue
+            try:
+                is_file = candidate.is_file()
+            except OSError as exc:  # a folder that can be listed but not entered (mode 600): none of it can be read
+                found.cant_look_inside(Path(root), exc)
+                break
+            if is_file:
+                (found.hidden_models.append if hidden else keep)(candidate)
 
 
 def collect(paths: Iterable[str | Path]) -> Collected:
@@ -156,7 +168,12 @@ def collect(paths: Iterable[str | Path]) -> Collected:
 
     for given in paths:
         path = Path(given).expanduser()
-        if path.is_dir():
+        try:
+            is_dir = path.is_dir()
+        except OSError as exc:  # Python 3.11 raises, for a file in a folder that can't be entered
+            found.cant_look_inside(path.parent, exc)
+            continue
+        if is_dir:
             before = found.things_seen()
             _search(path, keep, found)
             if found.things_seen() == before:

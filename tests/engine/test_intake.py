@@ -151,3 +151,31 @@ def test_a_dropped_folder_that_cant_be_opened_is_named_not_counted_as_empty(tmp_
     models, empty, sentences = json.loads(done.stdout)
     assert models == ["a.safetensors"] and empty == []
     assert sentences == ["Couldn't look inside 2 folders, e.g. models/one: permission denied."]
+
+
+def test_a_folder_that_can_be_listed_but_not_entered_is_named_and_the_rest_still_goes(tmp_path: Path) -> None:
+    """An odd-inputs audit: a folder of mode 600 (its names readable, its files not) crashed the CLI with
+    "Something went wrong" and made the window drop the whole drop without a word: Python 3.11's
+    ``Path.is_file`` raises for a file in it instead of answering."""
+    write_safetensors(tmp_path / "models" / "a.safetensors", 4096)
+    write_safetensors(tmp_path / "models" / "noexec" / "inside.safetensors", 4096)
+    (tmp_path / "models" / "noexec").chmod(0o600)
+    drop = (
+        "import json, sys; from desktop_uploader.engine.files import collect; "
+        "from desktop_uploader.engine.intake import unusable; found = collect(sys.argv[1:]); "
+        "print(json.dumps([[p.name for p in found.models], [str(p) for p in found.empty_folders], unusable(found)]))"
+    )
+    given = [str(tmp_path / "models" / "noexec" / "inside.safetensors"), str(tmp_path / "models")]
+    try:
+        done = subprocess.run(
+            [*without_the_power_to_ignore_permissions(), sys.executable, "-c", drop, *given],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+    finally:
+        (tmp_path / "models" / "noexec").chmod(0o755)
+    models, empty, sentences = json.loads(done.stdout)
+    assert models == ["a.safetensors"] and empty == [], "a folder holding one it couldn't enter is not empty"
+    assert sentences == ["Couldn't look inside models/noexec: permission denied."], "once, however it was met"
