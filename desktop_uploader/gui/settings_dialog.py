@@ -32,6 +32,7 @@ from shiboken6 import isValid
 
 from desktop_uploader.engine.errors import SettingsError
 from desktop_uploader.engine.limits import MiB
+from desktop_uploader.engine.methods.base import DIRECT
 from desktop_uploader.engine.settings import CUSTOM_PRESET, DEFAULT_REGION, PRESETS, Settings
 from desktop_uploader.gui.form_widgets import (
     ProblemLabel,
@@ -314,9 +315,12 @@ class SettingsDialog(QDialog):
 
         That is the server and token, and your own S3 storage: its endpoint, bucket and key went and its
         secret stayed, which a GUI audit found half-done. All are kept as typed, even if not valid yet.
+        Sending to that storage is where uploads go too: a direct-S3 audit's Restore defaults unticked it,
+        and the next files went to the test storage. Other methods (how files travel) go back to Automatic.
         """
         kept = [(edit, edit.text()) for edit in self._where_uploads_go()]
-        self.fill(Settings(use_sandbox=self.original.use_sandbox))
+        method = DIRECT if self.method.currentData() == DIRECT else "auto"
+        self.fill(Settings(use_sandbox=self.original.use_sandbox, method=method))
         for edit, text in kept:
             edit.setText(text)
 
@@ -351,8 +355,12 @@ class SettingsDialog(QDialog):
         assert self.direct_tester is not None
         page, fields = self.advanced, self.advanced.direct_fields()
         tested = [edit.text() for edit in fields]
+        try:
+            settings = self.original.replace(**self._direct_values())
+        except SettingsError as exc:  # an endpoint without http://: "Testing…" stayed for good (a direct-S3 audit)
+            page.direct_test_result.show_result(False, exc.message)
+            return False, exc.message
         page.direct_test_result.setText("Testing…")
-        settings = self.original.replace(**self._direct_values())
         with held(page.direct_test_button):
             ok, text = await self.direct_tester(settings, self.direct_secret_edit.text().strip())
         if isValid(self) and [edit.text() for edit in fields] == tested:

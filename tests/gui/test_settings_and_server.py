@@ -95,8 +95,11 @@ def test_restore_defaults_keeps_where_uploads_go(make_desktop: Any) -> None:
     assert dialog.server_url.text() == server and dialog.token_edit.text()
     assert {name: getattr(dialog, name).text() for name in own_s3} == own_s3
     assert dialog.direct_secret_edit.text() == "the-secret"
-    assert dialog.method.currentData() == "auto", "the method is a setting like the others"
+    assert dialog.method.currentData() == "direct-s3" and dialog.advanced.use_direct.isChecked(), "still sent there"
     assert dialog.chunk_size.value() == 0 and dialog.concurrency.value() == 0  # 0 shows as "Auto"
+    dialog.method.setCurrentIndex(dialog.method.findData("chunked"))
+    dialog.restore_defaults()
+    assert dialog.method.currentData() == "auto", "how files travel is a setting like the others"
 
 
 def test_test_connection_fails_when_the_servers_links_point_at_storage_out_of_reach(
@@ -418,6 +421,13 @@ def test_your_own_s3_keys_are_tested_before_anything_is_uploaded(
     run(aloop, test_keys())
     assert page.direct_test_result.text() == f"✗ There is no bucket {typo} at {host}: check its name."
     assert typo not in [b["Name"] for b in s3.list_buckets()["Buckets"]], "the test made no bucket"
+    # An endpoint typed without http://: "Testing…" stayed for good (a direct-S3 audit), the reason only below.
+    dialog.direct_bucket.setText(sandbox.bucket)
+    dialog.direct_endpoint.setText(host)
+    run(aloop, test_keys())
+    assert page.direct_test_result.text() == (
+        f"✗ The S3 endpoint must start with http:// or https://: did you mean http://{host}?"
+    )
 
 
 def press_test_connection(aloop: Any, dialog: Any) -> None:
