@@ -228,7 +228,7 @@ class MainWindow(QMainWindow):
             shortcut.activated.connect(slot)
         copy = QShortcut(QKeySequence.StandardKey.Copy, self.view)
         copy.setContext(Qt.ShortcutContext.WidgetShortcut)
-        copy.activated.connect(lambda: self._act_selected(RowAction.COPY_COMFYUI))
+        copy.activated.connect(self._copy_selected)
 
     def _build_status_bar(self) -> None:
         self.status_line = StatusLine(self.statusBar())  # a drop's message gets room beside where uploads go
@@ -303,6 +303,16 @@ class MainWindow(QMainWindow):
         row = self.selected_row()
         if row is not None and action in row.actions():
             self.act(row.job_id, action)
+
+    def _copy_selected(self) -> None:
+        """Ctrl+C: the first thing the row offers to copy. A direct-S3 row has no ComfyUI path, and Ctrl+C
+        on it did nothing (an audit); a failed row gives its message."""
+        row = self.selected_row()
+        offered = row.actions() if row is not None else []
+        for action in (RowAction.COPY_COMFYUI, RowAction.COPY_S3, RowAction.COPY_MESSAGE):
+            if row is not None and action in offered:
+                self.act(row.job_id, action)
+                return
 
     def _toggle_selected(self) -> None:
         row = self.selected_row()

@@ -12,7 +12,16 @@ from typing import Any
 
 import pytest
 from PySide6.QtCore import QMimeData, QPoint, QRect, Qt, QUrl
-from PySide6.QtGui import QAccessible, QColor, QDragEnterEvent, QDragLeaveEvent, QGuiApplication, QImage, QPalette
+from PySide6.QtGui import (
+    QAccessible,
+    QColor,
+    QDragEnterEvent,
+    QDragLeaveEvent,
+    QGuiApplication,
+    QImage,
+    QKeySequence,
+    QPalette,
+)
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QStyleFactory, QWidget
 
@@ -216,6 +225,9 @@ def test_keyboard_alone_reaches_every_row_action_with_visible_focus_and_names(
     assert QApplication.focusWidget() is bar.buttons[RowAction.COPY_S3]
     QTest.keyClick(bar.buttons[RowAction.COPY_S3], Qt.Key.Key_Space)
     assert QGuiApplication.clipboard().text() == model.rows()[0].clipboard_text(RowAction.COPY_S3)
+    view.setFocus()
+    QTest.keySequence(view, QKeySequence.StandardKey.Copy)  # Ctrl+C on the row: its ComfyUI path first
+    assert QGuiApplication.clipboard().text() == model.rows()[0].clipboard_text(RowAction.COPY_COMFYUI)
 
 
 def test_resume_and_pause_take_enter_by_keyboard_while_uploading(make_desktop: Any, make_file: Any, aloop: Any) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from PySide6.QtCore import QPoint, Qt
-from PySide6.QtGui import QPalette
+from PySide6.QtGui import QGuiApplication, QKeySequence, QPalette
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QDialogButtonBox, QLabel, QPushButton
 
@@ -309,6 +309,12 @@ def test_direct_uploads_to_your_own_s3_storage_from_the_settings(
     assert row.status_text(0) == f"Completed · stored as s3://{sandbox.bucket}/{row.result.s3_key}", "where, in full"
     assert object_sha256(s3, sandbox.bucket, row.result.s3_key) == sample.sha256
     assert {scope.split("/", 2)[-1] for scope in scopes} == {"eu-ro-1/s3/aws4_request"}, scopes
+    window.view.setCurrentIndex(session.model.index(0))
+    window.activateWindow()
+    run(aloop, until(window.isActiveWindow, 10, "the window to have the keyboard again"))
+    window.view.setFocus()
+    QTest.keySequence(window.view, QKeySequence.StandardKey.Copy)  # no ComfyUI path here: Ctrl+C did nothing
+    assert QGuiApplication.clipboard().text() == f"s3://{sandbox.bucket}/{row.result.s3_key}"
     saved = load_settings(session.paths.settings_file)[0]
     assert (saved.direct_region, saved.direct_prefix) == ("eu-ro-1", "checkpoints/sdxl")
     assert sandbox.secret_key not in session.paths.settings_file.read_text()
