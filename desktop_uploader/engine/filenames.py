@@ -11,7 +11,12 @@ import unicodedata
 from pathlib import PurePath
 
 DEFAULT_MODEL_EXTENSIONS: tuple[str, ...] = (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".gguf", ".onnx")
-MAX_NAME_LENGTH = 150
+# In UTF-8 bytes: the server puts "{user}_{millis}_" in front, and a volume's filesystem (ext4, SeaweedFS's
+# filer) takes 255 bytes a name. Counted in characters, 76 CJK ones passed the cap and failed at the very
+# end of the upload, "entry name too long", on every try (an odd-inputs audit).
+MAX_NAME_BYTES = 150
+# What a name that is only its type ("_.safetensors", ".ckpt") is stored as: still a model, with its type.
+NAMELESS_STEM = "unnamed"
 
 # Characters that are separators or reserved somewhere (Windows, POSIX shells, URLs) become "_".
 _RESERVED = re.compile(r'[\\/:*?"<>|\s]+')
@@ -32,24 +37,39 @@ def _visible(char: str) -> bool:
     return char not in _BIDI and unicodedata.category(char) not in {"Cc", "Cf", "Cs", "Co", "Cn"}
 
 
-def safe_basename(name: str, max_length: int = MAX_NAME_LENGTH) -> str:
-    """The last path component of ``name``, NFC-normalised, with nothing that could escape or mislead.
+def safe_basename(name: str, max_bytes: int = MAX_NAME_BYTES) -> str:
+    """The last path component of ``name``, NFC-normalised, with nothing that could escape or mislead,
+    at most ``max_bytes`` long in UTF-8, its type kept.
 
     Returns ``""`` when nothing usable is left (the caller refuses such names).
     """
     name = unicodedata.normalize("NFC", name)
     name = name.replace("\\", "/").rsplit("/", 1)[-1]
     name = "".join(ch for ch in name if _visible(ch))
-    name = _RESERVED.sub("_", name).strip("._ ")
-    if not name or set(name) <= {"."}:
-        return ""
-    if len(name) > max_length:
-        stem, dot, ext = name.rpartition(".")
-        if dot and 0 < len(ext) < 20:
-            name = stem[: max_length - len(ext) - 1].rstrip("._ ") + "." + ext
-        else:
-            name = name[:max_length]
-    return name
+    stem, ext = _stem_and_type(_RESERVED.sub("_", name))
+    if not ext:
+        return _cut(stem, max_bytes)
+    # Stripped apart, so "_.safetensors" keeps its type: stripped whole it became "safetensors", refused
+    # for having no type at all (an odd-inputs audit).
+    room = max_bytes - len(ext.encode()) - 1
+    return f"{_cut(stem or NAMELESS_STEM, room) or NAMELESS_STEM}.{ext}"
+
+
+def _stem_and_type(name: str) -> tuple[str, str]:
+    """``name`` cut at its last dot: the name without leading dots, spaces and underscores (hidden files),
+    the type without trailing ones (Windows' trailing dots); no type when what follows the dot isn't one."""
+    stem, dot, ext = name.rpartition(".")
+    ext = ext.strip("._ ")
+    if not dot or not ext or len(ext) >= 20:
+        return name.strip("._ "), ""
+    return stem.lstrip("._ "), ext
+
+
+def _cut(text: str, max_bytes: int) -> str:
+    """``text`` cut to ``max_bytes`` of UTF-8 at a character's edge, without a dot or space left at its end."""
+    if len(text.encode()) <= max_bytes:
+        return text
+    return text.encode()[:max_bytes].decode(errors="ignore").rstrip("._ ")
 
 
 _NAMED_CONTROLS = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}

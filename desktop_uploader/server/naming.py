@@ -44,7 +44,7 @@ def owned_destination(config: ServerConfig, user_id: str, s3_key: str) -> Destin
     prefix = f"{config.key_prefix}/{user_id}/"
     name = s3_key[len(prefix) :] if s3_key.startswith(prefix) else ""
     # Compared without the length cap: the unique name adds "{user}_{millis}_" to a capped name.
-    if not name or name != safe_basename(name, max_length=len(name)) or not name.startswith(f"{user_id}_"):
+    if not name or name != safe_basename(name, max_bytes=len(name.encode())) or not name.startswith(f"{user_id}_"):
         raise ApiError(403, "That upload belongs to someone else, or the key is not one this API hands out.")
     return Destination(
         unique_file_name=name,

@@ -294,3 +294,27 @@ def test_a_folder_that_cant_be_opened_is_said_so_not_called_empty(
     assert closed.returncode == 2, closed.stderr
     assert f"Couldn't look inside {tmp_path.name}/closed: permission denied." in said
     assert "Nothing to upload." in said and "no files" not in said
+
+
+def test_a_long_name_in_a_wide_script_is_stored_shortened_not_failed_at_the_end(
+    cli: Any, make_file: Any, s3: Any, sandbox: Any
+) -> None:
+    """An odd-inputs audit: 76 CJK characters (240 bytes, legal on ext4) passed a cap counted in characters,
+    were sent in full, and failed at completion on every try: SeaweedFS's "entry name too long"."""
+    wide = make_file(6 * MiB + 1, name="模" * 76 + ".safetensors")
+    done = cli("upload", str(wide.path), "--json")
+    assert done.code == 0, done.stderr
+    [upload] = done.json()["uploads"]
+    stored = upload["s3Key"].rsplit("/", 1)[-1]
+    assert len(stored.encode()) <= 255 and stored.endswith("模.safetensors")
+    assert object_sha256(s3, sandbox.bucket, upload["s3Key"]) == wide.sha256
+
+
+def test_a_name_that_is_only_its_type_is_stored_as_unnamed(cli: Any, make_file: Any, s3: Any, sandbox: Any) -> None:
+    """ "_.safetensors" lost its type to the name's cleaning and was refused as a file "without a type"."""
+    bare = make_file(1 * MiB, name="_.safetensors")
+    done = cli("upload", str(bare.path), "--json")
+    assert done.code == 0, done.stderr
+    [upload] = done.json()["uploads"]
+    assert upload["s3Key"].endswith("_unnamed.safetensors")
+    assert object_sha256(s3, sandbox.bucket, upload["s3Key"]) == bare.sha256

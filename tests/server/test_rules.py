@@ -148,6 +148,8 @@ def test_unknown_upload_id_on_own_key_is_404(api: Api) -> None:
         ("e\u0301toile.safetensors", "\u00e9toile.safetensors"),
         ("my lora: v2?.safetensors", "my_lora_v2_.safetensors"),
         ("..hidden.gguf", "hidden.gguf"),
+        ("_.safetensors", "unnamed.safetensors"),  # only its type: it kept no type, and was refused for that
+        (".. .ckpt", "unnamed.ckpt"),
     ],
 )
 def test_file_names_become_safe_basenames(api: Api, given: str, stored: str) -> None:
@@ -163,6 +165,10 @@ def test_long_names_are_capped_and_keep_their_extension(api: Api) -> None:
     name = started["uniqueFileName"].split("_", 2)[2]
     assert len(name) <= 150 and name.endswith(".safetensors")
     api.ok(api.presigned({"action": "abort", "uploadId": started["uploadId"], "s3Key": started["s3Key"]}))
+    wide = start(api, "模" * 76 + ".safetensors")  # counted in bytes: a volume's filesystem takes 255 a name
+    name = wide["uniqueFileName"].split("_", 2)[2]
+    assert len(name.encode()) <= 150 and name.endswith("模.safetensors")
+    api.ok(api.presigned({"action": "abort", "uploadId": wide["uploadId"], "s3Key": wide["s3Key"]}))
 
 
 @pytest.mark.parametrize("name", ["..", "/", "\u202e", "\x00", "...", " "])

@@ -65,7 +65,8 @@ const COMFYUI_ROOT = '/runpod-volume';
 const SEED_ACTIONS = ['start', 'complete', 'abort'] as const;
 const FULL_ACTIONS = [...SEED_ACTIONS, 'sign', 'status', 'list'] as const;
 const DEFAULT_EXTENSIONS = ['.safetensors', '.ckpt', '.pt', '.pth', '.bin', '.gguf', '.onnx'];
-const MAX_NAME_LENGTH = 150;
+const MAX_NAME_BYTES = 150; // UTF-8: SeaweedFS's filer and ext4 take 255 bytes a name, prefix included
+const NAMELESS_STEM = 'unnamed';
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 type Body = { [key: string]: Json };
@@ -261,27 +262,37 @@ function strip(text: string, chars: string): string {
   return text.slice(start, end);
 }
 
-/** The last path component, NFC, with nothing that could escape or mislead; "" when nothing is left. */
-function safeBasename(name: string, maxLength = MAX_NAME_LENGTH): string {
+/** The last path component, NFC, with nothing that could escape or mislead, at most `maxBytes` of UTF-8
+ * (a volume's filesystem takes 255 bytes a name, and the unique name adds a prefix), its type kept;
+ * "" when nothing is left. A name that is only its type ("_.safetensors") is stored as unnamed.<type>. */
+function safeBasename(name: string, maxBytes = MAX_NAME_BYTES): string {
   let text = name.normalize('NFC').replaceAll('\\', '/');
   text = text.slice(text.lastIndexOf('/') + 1);
   text = Array.from(text)
     .filter((ch) => !BIDI.has(ch) && !INVISIBLE.test(ch))
     .join('');
-  text = strip(text.replace(RESERVED, '_'), '._ ');
-  if (!text || /^\.+$/.test(text)) return '';
-  const chars = Array.from(text);
-  if (chars.length > maxLength) {
-    const dot = text.lastIndexOf('.');
-    const ext = dot >= 0 ? Array.from(text.slice(dot + 1)) : [];
-    if (dot >= 0 && ext.length > 0 && ext.length < 20) {
-      const stem = Array.from(text.slice(0, dot)).slice(0, maxLength - ext.length - 1).join('');
-      text = stem.replace(/[._ ]+$/, '') + '.' + ext.join('');
-    } else {
-      text = chars.slice(0, maxLength).join('');
-    }
+  text = text.replace(RESERVED, '_');
+  const dot = text.lastIndexOf('.');
+  const ext = dot >= 0 ? strip(text.slice(dot + 1), '._ ') : '';
+  if (dot < 0 || !ext || Array.from(ext).length >= 20) return cut(strip(text, '._ '), maxBytes);
+  const stem = text.slice(0, dot).replace(/^[._ ]+/, '');
+  const room = maxBytes - byteLength(ext) - 1;
+  return `${cut(stem || NAMELESS_STEM, room) || NAMELESS_STEM}.${ext}`;
+}
+
+function byteLength(text: string): number {
+  return new TextEncoder().encode(text).length;
+}
+
+/** `text` cut to `maxBytes` of UTF-8 at a character's edge, without a dot or space left at its end. */
+function cut(text: string, maxBytes: number): string {
+  if (byteLength(text) <= maxBytes) return text;
+  let kept = '';
+  for (const ch of text) {
+    if (byteLength(kept + ch) > maxBytes) break;
+    kept += ch;
   }
-  return text;
+  return kept.replace(/[._ ]+$/, '');
 }
 
 function extensionOf(name: string): string {
@@ -320,7 +331,7 @@ function destination(userId: string, uniqueFileName: string): Destination {
 function owned(userId: string, s3Key: string): Destination {
   const prefix = `${KEY_PREFIX}/${userId}/`;
   const name = s3Key.startsWith(prefix) ? s3Key.slice(prefix.length) : '';
-  if (!name || name !== safeBasename(name, Array.from(name).length) || !name.startsWith(`${userId}_`)) {
+  if (!name || name !== safeBasename(name, byteLength(name)) || !name.startsWith(`${userId}_`)) {
     throw new ApiError(403, 'That upload belongs to someone else, or the key is not one this API hands out.');
   }
   return destination(userId, name);
