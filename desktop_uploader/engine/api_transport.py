@@ -126,21 +126,23 @@ class ApiTransport:
         the waits are the control's, so a pause cuts them short.
         """
 
+        policy = self.policy if attempts is None else dataclasses.replace(self.policy, attempts=attempts)
+
         def say(attempt: int, exc: UploaderError, delay: float) -> None:
+            # Out of this call's own tries: a completion's ten were logged as "attempt 9/5" (an audit).
             log.warning(
                 "API %s failed (attempt %d/%d), retrying in %.1f s: %s",
                 action,
                 attempt,
-                self.policy.attempts,
+                policy.attempts,
                 delay,
                 exc.message,
             )
             if on_retry is not None:
                 on_retry(attempt, exc, delay)
             if announce and control is not None and control.on_retry is not None:
-                control.on_retry(action, attempt, exc, delay)
+                control.on_retry(action, attempt, policy.attempts, exc, delay)
 
-        policy = self.policy if attempts is None else dataclasses.replace(self.policy, attempts=attempts)
         if control is None:
             return RetryRun(policy, announce=say)
         return RetryRun(policy, control.quota, announce=say, sleep=control.sleep)

@@ -163,10 +163,10 @@ class AttemptRunner:
                     self._disk_full_said = True
             self._emit(event)
 
-        def api_retry(action: str, attempt: int, error: UploaderError, delay: float) -> None:
+        def api_retry(action: str, attempt: int, attempts: int, error: UploaderError, delay: float) -> None:
             """A control-plane call about to be retried: said as part 0, with its delay, like any retry."""
             busy = isinstance(error, ServerBusyError) and error.status in (429, 503)
-            emit(Retrying(job.id, job.method, 0, attempt, settings.retries, delay, error.message, busy))
+            emit(Retrying(job.id, job.method, 0, attempt, attempts, delay, error.message, busy))
 
         job.control.on_retry = api_retry
         return JobContext(

@@ -14,7 +14,8 @@ from desktop_uploader.engine.errors import Interrupted, UploaderError
 from desktop_uploader.engine.retry import RetryQuota
 
 # Told of a control-plane call about to be retried: the action, the failed attempt, the error, the delay.
-RetryListener = Callable[[str, int, UploaderError, float], None]
+# (action, attempt, attempts in all, error, delay): a completion gets more tries than the settings' (api_client).
+RetryListener = Callable[[str, int, int, UploaderError, float], None]
 
 PAUSE = "pause"
 CANCEL = "cancel"

@@ -295,6 +295,8 @@ def test_completion_outlasts_a_server_that_is_down_for_more_tries_than_a_part_ge
         assert api.plan_errors == []
     assert job.status == Status.COMPLETED, job.message
     assert len(refused) == 7 and len(engine.of(job.id, Retrying)) == 7
+    # Counted out of completion's own tries: the window and the log said "attempt 6/5" (an odd-inputs audit).
+    assert [(r.attempt, r.max_attempts) for r in engine.of(job.id, Retrying)] == [(n, 10) for n in range(1, 8)]
     assert job.result is not None and object_sha256(s3, sandbox.bucket, job.result.s3_key) == sample.sha256
     assert not open_multipart_uploads(s3, sandbox.bucket, job.result.s3_key)
 
