@@ -34,7 +34,7 @@ from desktop_uploader.engine.errors import SettingsError, UploaderError
 from desktop_uploader.engine.events import Event, Notice, Queued, Status
 from desktop_uploader.engine.fileid import quick_unchanged
 from desktop_uploader.engine.files import as_given, collect, missing_reason
-from desktop_uploader.engine.intake import damaged
+from desktop_uploader.engine.intake import damaged, given_again
 from desktop_uploader.engine.jobs import RunningElsewhereError, interrupted_upload_of, running_elsewhere, stored_bytes
 from desktop_uploader.engine.ledger import where
 from desktop_uploader.engine.limits import human_bytes
@@ -92,6 +92,8 @@ def expand(paths: list[str], out: Out) -> list[Path]:
         raise UsageError(missing_reason(found.missing[0]) + others)
     for folder in found.empty_folders:
         out.print(f"[yellow]{plain(folder)}: no files in this folder")
+    for sentence in given_again(found, "sent"):  # a file and a link to it: one went unsaid (an odd-inputs audit)
+        out.print(f"[yellow]{plain(sentence)}")
     if (unreadable := found.unreadable_sentence()) is not None:
         out.print(f"[yellow]{plain(unreadable)}")
     if (hidden := found.hidden_sentence()) is not None:

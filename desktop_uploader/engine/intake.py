@@ -111,6 +111,16 @@ def _stopped_short(manager: UploadManager, job_id: str) -> bool:
     return view.status is Status.INTERRUPTED or (view.status is Status.FAILED and view.resumable)
 
 
+def given_again(found: Collected, done: str) -> list[str]:
+    """A sentence for each file given twice, by the same name or another (a link): it is ``done`` once."""
+    return [
+        f"{shown(p.name)} was given twice; it is {done} once."
+        if p.name == first.name
+        else f"{shown(p.name)} is the same file as {shown(first.name)}; it is {done} once."
+        for p, first in found.repeats
+    ]
+
+
 def unusable(found: Collected) -> list[str]:
     """Sentences for what was dropped but is missing, is not a regular file, is an empty folder (a drop of one
     read only "Added 0 files."), couldn't be searched, or was skipped as hidden."""
@@ -118,11 +128,6 @@ def unusable(found: Collected) -> list[str]:
     special = [f"{p.name} is {kind}, not a file." for p, kind in found.special]
     empty = [f"The folder {shown(p.name)} has no files in it." for p in found.empty_folders]
     # Said, as a file already in the queue is: a drop of a file with a link to it read only "Added 1 file." (an audit)
-    once = [
-        f"{shown(p.name)} was given twice; it is added once."
-        if p.name == first.name
-        else f"{shown(p.name)} is the same file as {shown(first.name)}; it is added once."
-        for p, first in found.repeats
-    ]
+    once = given_again(found, "added")
     found_words = [s for s in (found.unreadable_sentence(), found.hidden_sentence()) if s]
     return missing + special + empty + once + found_words

@@ -318,3 +318,19 @@ def test_a_name_that_is_only_its_type_is_stored_as_unnamed(cli: Any, make_file: 
     [upload] = done.json()["uploads"]
     assert upload["s3Key"].endswith("_unnamed.safetensors")
     assert object_sha256(s3, sandbox.bucket, upload["s3Key"]) == bare.sha256
+
+
+def test_a_file_given_twice_by_two_names_is_sent_once_and_said(
+    cli: Any, make_file: Any, s3: Any, sandbox: Any, tmp_path: Path
+) -> None:
+    """An odd-inputs audit gave a file and a link to it: one was sent, and the other never mentioned."""
+    top = make_file(1 * MiB, name="top.safetensors")
+    link = top.path.parent / "link-to-top.safetensors"
+    link.symlink_to(top.path.name)
+    result = cli("upload", str(top.path), str(link), str(top.path), "--json")
+    assert result.code == 0, result.stderr
+    said = " ".join(result.stderr.split())
+    assert "link-to-top.safetensors is the same file as top.safetensors; it is sent once." in said
+    assert "top.safetensors was given twice; it is sent once." in said
+    [upload] = result.json()["uploads"]
+    assert object_sha256(s3, sandbox.bucket, upload["s3Key"]) == top.sha256
