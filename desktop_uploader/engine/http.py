@@ -233,6 +233,15 @@ def error_for_storage_response(response: requests.Response) -> UploaderError:
     )
 
 
+def tls_failure(text: str, host: str) -> UploaderError:
+    """A secure connection that failed, from its OpenSSL text: for the API (requests) and storage (botocore)."""
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        return RejectedError(f"The certificate of {host} is not trusted, so the connection was refused.")
+    if "WRONG_VERSION_NUMBER" in text:  # TLS spoken to a plain-HTTP server (a CLI audit's https://)
+        return NetworkError(f"{host} does not answer secure connections: is its address http:// rather than https://?")
+    return NetworkError(f"The secure connection to {host} broke.")
+
+
 def error_for_exception(exc: requests.RequestException, url: str, read_timeout: float) -> UploaderError:
     host = host_of(url)
     if isinstance(exc, requests.ConnectTimeout):
@@ -240,13 +249,7 @@ def error_for_exception(exc: requests.RequestException, url: str, read_timeout: 
     if isinstance(exc, requests.ReadTimeout):
         return StalledError(f"The connection to {host} stalled: nothing moved for {read_timeout:g} s.")
     if isinstance(exc, requests.exceptions.SSLError):
-        if "CERTIFICATE_VERIFY_FAILED" in str(exc):
-            return RejectedError(f"The certificate of {host} is not trusted, so the connection was refused.")
-        if "WRONG_VERSION_NUMBER" in str(exc):  # TLS spoken to a plain-HTTP server (a CLI audit's https://)
-            return NetworkError(
-                f"{host} does not answer secure connections: is its address http:// rather than https://?"
-            )
-        return NetworkError(f"The secure connection to {host} broke.")
+        return tls_failure(str(exc), host)
     if isinstance(exc, requests.exceptions.InvalidURL | requests.exceptions.MissingSchema):
         return RejectedError(f"'{url[:80]}' is not a usable address.")
     if isinstance(exc, requests.exceptions.ChunkedEncodingError | requests.exceptions.ContentDecodingError):

@@ -12,6 +12,7 @@ import pytest
 from desktop_uploader.cli.session import SECRET_ENV
 from desktop_uploader.engine.limits import MiB
 from tests.cli.test_cli import stored_parts, wait_for_parts
+from tests.support.logfail import RETRIED
 from tests.support.proxy import Proxy, RequestInfo, Respond
 from tests.support.storage import object_sha256, open_multipart_uploads
 
@@ -319,3 +320,20 @@ def test_a_mistyped_bucket_is_refused_and_not_made(cli: Any, make_file: Any, s3:
     assert typo not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
     assert "Traceback" not in result.stderr and "Resume with" not in result.stderr  # nothing was started to go on
     assert cli("list", "--json").json()["uploads"] == []
+
+
+@pytest.mark.without_upload_api("direct-s3 talks to storage only")
+@pytest.mark.allow_log(*RETRIED)
+def test_https_typed_for_a_plain_http_store_says_to_try_http(cli: Any, make_file: Any, sandbox: Any) -> None:
+    """A direct-S3 audit typed https:// for the sandbox's plain-HTTP storage and read "Could not connect to
+    127.0.0.1:…", though storage was right there."""
+    sample = make_file(6 * MiB)
+    secure = sandbox.s3_endpoint.replace("http://", "https://", 1)
+    flags = ["--s3-endpoint", secure, "--bucket", sandbox.bucket, "--access-key", sandbox.access_key]
+    result = cli("upload", str(sample.path), *flags, "--retries", "1", "--json", env={SECRET_ENV: sandbox.secret_key})
+    assert result.code == 1, result.stderr
+    [upload] = result.json()["uploads"]
+    host = sandbox.s3_endpoint.removeprefix("http://")
+    assert upload["message"].startswith(
+        f"{host} does not answer secure connections: is its address http:// rather than https://?"
+    ), upload["message"]

@@ -33,7 +33,7 @@ from desktop_uploader.engine.errors import (
     refused,
     storage_full,
 )
-from desktop_uploader.engine.http import host_of
+from desktop_uploader.engine.http import host_of, tls_failure
 from desktop_uploader.engine.retry import Announce, RetryPolicy, RetryQuota, RetryRun
 
 log = logging.getLogger(__name__)
@@ -117,6 +117,7 @@ def translate(exc: Exception, endpoint: str, read_timeout: float) -> UploaderErr
         HTTPClientError,
         NoCredentialsError,
         ReadTimeoutError,
+        SSLError,
     )
 
     host = storage_place(endpoint)
@@ -133,6 +134,10 @@ def translate(exc: Exception, endpoint: str, read_timeout: float) -> UploaderErr
         return AuthError("No S3 access key and secret are set for direct uploads. Add them in Settings.")
     if isinstance(exc, ReadTimeoutError):
         return StalledError(f"The connection to {host} stalled: nothing moved for {read_timeout:g} s.")
+    if isinstance(exc, SSLError):  # https:// typed for a plain-HTTP store read "Could not connect" (an audit)
+        failed = tls_failure(str(exc), host)
+        failed.created_nothing = True
+        return failed
     if isinstance(exc, ConnectionError):  # refused, DNS, connect timeout, proxy
         unreached = NetworkError(f"Could not connect to {host}.")
         unreached.created_nothing = True  # the request never reached storage
