@@ -59,7 +59,7 @@ async def ask_close(parent: QWidget, *, tray: bool, links_until: float | None = 
     box.setText("Uploads are still running. What should happen to them?")
     box.setInformativeText(
         f"Paused uploads wait in the list for the next time you open the app, and "
-        f"{pause_promise(links_until, time.time())}. Cancelled uploads are removed from the server."
+        f"{pause_promise(links_until, time.time())}. Cancelled uploads are removed from storage."
     )
     buttons = {
         box.addButton(CloseChoice.PAUSE_AND_QUIT.value, QMessageBox.ButtonRole.AcceptRole): CloseChoice.PAUSE_AND_QUIT,

@@ -22,6 +22,7 @@ from desktop_uploader.engine.events import Status
 from desktop_uploader.engine.history import HistoryEntry, HistoryStore
 from desktop_uploader.engine.history_recorder import HistoryRecorder, destination_key
 from desktop_uploader.engine.manager import UploadManager
+from desktop_uploader.engine.methods.base import DIRECT
 from desktop_uploader.engine.rows import Row
 from desktop_uploader.engine.saved_queue import SavedQueue, SavedRow, save_queue, take_queue
 from desktop_uploader.gui.queue_model import UploadQueueModel
@@ -82,7 +83,8 @@ class SessionMemory:
         if not suspects:
             return chosen, []
         which = f"{suspects[0].name} is" if len(suspects) == 1 else f"{len(suspects)} files are"
-        say(f"Checking whether {which} already on this server…")
+        there = "in your S3 storage" if self._manager.settings.method == DIRECT else "on this server"
+        say(f"Checking whether {which} already {there}…")
         found = await in_thread(self._uploaded, key, suspects)
         if not found or not await ask(found):
             return chosen, []

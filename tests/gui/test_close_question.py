@@ -60,7 +60,7 @@ def test_a_server_that_cant_renew_links_is_promised_only_until_they_expire(
     assert text == (
         f"Paused uploads wait in the list for the next time you open the app, and go on from where they stopped if "
         f"you start them before {when}; this server can't renew its upload links, so after that they start again "
-        "from the beginning. Cancelled uploads are removed from the server."
+        "from the beginning. Cancelled uploads are removed from storage."
     )
 
 
@@ -70,5 +70,5 @@ def test_a_server_that_renews_links_is_promised_the_upload_goes_on(
     desktop = make_desktop(bandwidth_limit=2 * MiB)
     assert close_question_text(desktop, aloop, make_file) == (
         "Paused uploads wait in the list for the next time you open the app, and go on from where they stopped "
-        "when you start them. Cancelled uploads are removed from the server."
+        "when you start them. Cancelled uploads are removed from storage."
     )

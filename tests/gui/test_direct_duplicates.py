@@ -1,0 +1,58 @@
+"""A file already in your own S3 storage is asked about in those words, not as "on this server"."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtWidgets import QMessageBox
+
+from desktop_uploader.engine.limits import MiB
+from tests.gui.conftest import answer, run, until
+from tests.gui.test_history import stored_keys, unique, upload
+from tests.gui.test_queue import drop
+from tests.gui.test_settings_and_server import save_button, settings_going_direct, type_keys
+
+
+def test_a_copy_of_a_file_in_your_own_s3_storage_is_asked_about_as_in_it(
+    make_desktop: Any, make_file: Any, aloop: Any, s3: Any, sandbox: Any, tmp_path: Path
+) -> None:
+    """A direct-S3 audit was told its bucket was "this server"."""
+    desktop, dialog = settings_going_direct(make_desktop)
+    type_keys(dialog, sandbox, sandbox.secret_key)
+    save_button(dialog).click()  # the keys are tested first
+    run(aloop, until(lambda: desktop.session.manager.direct is not None, 30, "the direct target"))
+    original = make_file(2 * MiB, unique("original"))
+    upload(desktop, aloop, [original.path])
+    copy = tmp_path / "again" / unique("copy")
+    copy.parent.mkdir()
+    shutil.copyfile(original.path, copy)
+    messages: list[str] = []
+    desktop.session.message.connect(messages.append)
+    seen: dict[str, str] = {}
+
+    async def offer() -> None:
+        drop(desktop.window, [copy])
+        await until(
+            lambda: desktop.window.findChild(QMessageBox, "alreadyUploadedQuestion") is not None,
+            30,
+            "the already-uploaded question",
+        )
+        seen["text"] = desktop.window.findChild(QMessageBox, "alreadyUploadedQuestion").text()
+        await answer(desktop.window, "alreadyUploadedQuestion", "Skip")
+
+    run(aloop, offer())
+    [row] = desktop.session.model.rows()
+    assert row.result is not None and row.method == "direct-s3"
+    stored_as = f"s3://{sandbox.bucket}/{row.result.s3_key}"
+    assert seen["text"].startswith(
+        f"{copy.name} has the same contents as {original.path.name}, which is already in "
+        "your S3 storage: it was uploaded on "
+    )
+    assert seen["text"].endswith(f" as {stored_as}.")
+    assert f"Checking whether {copy.name} is already in your S3 storage…" in messages
+    assert (
+        stored_keys(s3, sandbox.bucket, copy.stem) == []
+        and len(stored_keys(s3, sandbox.bucket, original.path.stem)) == 1
+    )
