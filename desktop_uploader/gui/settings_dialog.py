@@ -47,11 +47,6 @@ from desktop_uploader.gui.tasks import spawn
 Probe = tuple[bool, str]  # passed, and the sentence that says so or why not
 Tester = Callable[[str, str], Awaitable[Probe]]
 DirectTester = Callable[[Settings, str], Awaitable[Probe]]
-CUSTOM = CUSTOM_PRESET
-
-
-def _has(settings: Settings, values: dict[str, object]) -> bool:
-    return all(getattr(settings, name) == value for name, value in values.items())
 
 
 class SettingsDialog(QDialog):
@@ -171,7 +166,7 @@ class SettingsDialog(QDialog):
         self._filling = True
         try:
             self.server_url.setText(settings.server_url)
-            self.preset.setCurrentText(settings.preset if settings.preset in PRESETS else CUSTOM)
+            self.preset.setCurrentText(settings.preset if settings.preset in PRESETS else CUSTOM_PRESET)
             self.performance.show_part_size(settings)
             self.concurrency.setValue(settings.concurrency)
             self.retries.setValue(settings.retries)
@@ -296,7 +291,8 @@ class SettingsDialog(QDialog):
         """
         if not self._filling:
             values = self._collect_quietly()
-            matching = next((p.name for p in PRESETS.values() if values and _has(values, p.values)), CUSTOM)
+            same = (p.name for p in PRESETS.values() if values and values == values.replace(**p.values))
+            matching = next(same, CUSTOM_PRESET)
             if matching != self.preset.currentText():
                 self._filling = True
                 self.preset.setCurrentText(matching)
@@ -311,13 +307,9 @@ class SettingsDialog(QDialog):
             return None
 
     def restore_defaults(self) -> None:
-        """Performance, behaviour and advanced values go back to defaults; where uploads go stays.
-
-        That is the server and token, and your own S3 storage: its endpoint, bucket and key went and its
-        secret stayed, which a GUI audit found half-done. All are kept as typed, even if not valid yet.
-        Sending to that storage is where uploads go too: a direct-S3 audit's Restore defaults unticked it,
-        and the next files went to the test storage. Other methods (how files travel) go back to Automatic.
-        """
+        """Performance, behaviour and advanced values go back to defaults; where uploads go stays, as typed:
+        the server and token, your own S3 storage (its secret stayed while the rest went, in a GUI audit), and
+        sending there (unticked, the next files went to the test storage). Other methods go back to Automatic."""
         kept = [(edit, edit.text()) for edit in self._where_uploads_go()]
         method = DIRECT if self.method.currentData() == DIRECT else "auto"
         self.fill(Settings(use_sandbox=self.original.use_sandbox, method=method))
@@ -333,8 +325,7 @@ class SettingsDialog(QDialog):
         return self._candidate
 
     def direct_secret(self) -> str | None:
-        text = self.direct_secret_edit.text().strip()
-        return text or None
+        return self.direct_secret_edit.text().strip() or None
 
     def token(self) -> str:
         """The token as typed; empty when the field was emptied, which forgets the saved one."""
