@@ -175,6 +175,7 @@ async def choose(
 class FirstRunChoice(Enum):
     SANDBOX = "Try it on this computer"
     SERVER = "Connect to my server…"
+    OWN_S3 = "Use my own S3 storage…"
     LATER = "Not now"
 
 
@@ -190,11 +191,13 @@ async def ask_first_run(parent: QWidget) -> FirstRunChoice:
     box.setWindowTitle("Where should your files go?")
     box.setText("No upload server is set up yet. What you add waits in the queue until you choose one.")
     box.setInformativeText(
-        "Try the app right away with a local test storage on this computer, or connect to your team's upload server."
+        "Try the app right away with a local test storage on this computer, or connect to your team's upload server "
+        "or your own S3 storage."
     )
     buttons = {
         box.addButton(FirstRunChoice.SANDBOX.value, QMessageBox.ButtonRole.AcceptRole): FirstRunChoice.SANDBOX,
         box.addButton(FirstRunChoice.SERVER.value, QMessageBox.ButtonRole.ActionRole): FirstRunChoice.SERVER,
+        box.addButton(FirstRunChoice.OWN_S3.value, QMessageBox.ButtonRole.ActionRole): FirstRunChoice.OWN_S3,
         box.addButton(FirstRunChoice.LATER.value, QMessageBox.ButtonRole.RejectRole): FirstRunChoice.LATER,
     }
     box.setDefaultButton(next(b for b, c in buttons.items() if c is FirstRunChoice.SANDBOX))

@@ -9,6 +9,7 @@ from PySide6.QtGui import QPainter, QPaintEvent, QPalette, QPen
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from desktop_uploader.engine.filenames import DEFAULT_MODEL_EXTENSIONS
+from desktop_uploader.gui.dialogs import FirstRunChoice
 from desktop_uploader.gui.icons import ui_icon
 from desktop_uploader.gui.tasks import spawn
 
@@ -83,7 +84,7 @@ class SetupPanel(QFrame):
         # Explicit line breaks: a word-wrapped label under a centred layout gets too little height.
         self.text = QLabel(
             "<b>No upload server is set up yet.</b><br>Try the app right away with a local test storage on<br>"
-            "this computer, or connect to your team's upload server.",
+            "this computer, or connect to your team's upload server or your own S3 storage.",
             self,
         )
         self.text.setTextFormat(Qt.TextFormat.RichText)
@@ -96,7 +97,12 @@ class SetupPanel(QFrame):
         self.connect_server = QPushButton("Connect to my server…", self)  # the first-run question's words
         self.connect_server.setAccessibleName("Connect to my server")
         self.connect_server.clicked.connect(window.open_settings)
+        self.own_s3 = QPushButton(FirstRunChoice.OWN_S3.value, self)
+        self.own_s3.setObjectName("useOwnS3")
+        self.own_s3.setAccessibleName("Use my own S3 storage")
+        self.own_s3.clicked.connect(lambda: window.open_settings(own_s3=True))
         row.addWidget(self.try_local)
         row.addWidget(self.connect_server)
+        row.addWidget(self.own_s3)
         row.addStretch(1)
         layout.addLayout(row)

@@ -102,3 +102,5 @@ class FirstRun(QObject):
             await self.session.use_sandbox()
         elif choice is FirstRunChoice.SERVER:
             self.window.open_settings()
+        elif choice is FirstRunChoice.OWN_S3:
+            self.window.open_settings(own_s3=True)

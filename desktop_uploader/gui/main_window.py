@@ -293,8 +293,8 @@ class MainWindow(QMainWindow):
         self.added_rows.queued(outcome.added)
         return outcome
 
-    def open_settings(self) -> None:
-        self.settings_opener.open()  # a moment later: the saved secrets are read off this thread first
+    def open_settings(self, *, own_s3: bool = False) -> None:
+        self.settings_opener.open(own_s3=own_s3)  # a moment later: the saved secrets are read off this thread first
 
     def selected_row(self) -> Row | None:
         return self.session.model.row_at(self.view.currentIndex())

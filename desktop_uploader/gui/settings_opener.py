@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from desktop_uploader.engine.methods.base import DIRECT
 from desktop_uploader.gui.settings_dialog import SettingsDialog
 from desktop_uploader.gui.settings_pages import unavailable_features
 from desktop_uploader.gui.tasks import in_thread, spawn
@@ -47,11 +48,14 @@ class SettingsOpener:
     def __init__(self, window: MainWindow) -> None:
         self.window = window
         self.opening = False
+        self.own_s3 = False
 
-    def open(self) -> None:
+    def open(self, *, own_s3: bool = False) -> None:
+        """``own_s3``: at your own S3 storage's fields, sending there ticked (the first-run "Use my own S3
+        storage…"; a direct-S3 audit found that choice only deep in Settings › Advanced)."""
         if self.opening:  # pressed again while the keychain is read: that dialog is on its way
             return
-        self.opening = True
+        self.opening, self.own_s3 = True, own_s3
         spawn(self._open())
 
     async def _open(self) -> None:
@@ -89,5 +93,10 @@ class SettingsOpener:
             )
         )
         dialog.finished.connect(dialog.deleteLater)
+        if self.own_s3:
+            dialog.method.setCurrentIndex(dialog.method.findData(DIRECT))  # ticks "Send uploads to this storage"
+            dialog.tabs.setCurrentWidget(dialog.advanced)
         dialog.open()
+        if self.own_s3:
+            dialog.direct_endpoint.setFocus()
         window.settings_dialog = dialog
