@@ -41,7 +41,10 @@ def server_names(connection: ServerConnection | None, direct: DirectTarget | Non
     if method == DIRECT:
         if direct is None:
             return "your S3 storage", "direct-s3"
-        return f"{direct.endpoint or 'AWS S3'}/{direct.bucket}", direct.server_id
+        # Not the endpoint with the bucket pasted on as a path, which read as an address Settings refuses (an audit).
+        folder = direct.prefix.strip("/")
+        where = f"{direct.bucket}/{folder}" if folder else direct.bucket
+        return f"your S3 bucket {where} ({direct.place})", direct.server_id
     if connection is None:
         return "", ""
     if SANDBOX_MARK in connection.label:

@@ -35,7 +35,7 @@ from desktop_uploader.gui.dialogs import finished
 from desktop_uploader.gui.menus import add_to_file_menu
 from desktop_uploader.gui.tasks import in_thread, spawn
 
-COLUMNS = ("File", "ComfyUI path", "Size", "Method", "Completed", "Server")
+COLUMNS = ("File", "Stored at", "Size", "Method", "Completed", "Server")
 CLEAR = "Clear history"
 KEEP = "Keep history"
 
@@ -112,11 +112,15 @@ class HistoryDialog(QDialog):
             # The file as the person knows it: a server often stores it under a longer, unique name
             # ("user_1796055688513_name"), which the tooltip and the ComfyUI path show.
             local_name = PurePath(entry.local_path).name or entry.file_name
-            values = (local_name, entry.comfyui_path, human_bytes(entry.size), entry.method, when, entry.server)
+            # Where ComfyUI finds it, or, with none (your own S3 storage), its s3:// address: that column was empty.
+            stored_at = entry.comfyui_path or entry.s3_path
+            values = (local_name, stored_at, human_bytes(entry.size), entry.method, when, entry.server)
             item = QTreeWidgetItem(list(values))
             item.setData(0, Qt.ItemDataRole.UserRole, entry)
             item.setToolTip(0, f"{entry.local_path or local_name}\nStored as {entry.file_name}")
-            item.setToolTip(1, f"{entry.comfyui_path}\nS3: {entry.s3_path}")
+            item.setToolTip(
+                1, f"ComfyUI: {entry.comfyui_path}\nS3: {entry.s3_path}" if entry.comfyui_path else entry.s3_path
+            )
             self.list.addTopLevelItem(item)
         first = self.list.topLevelItem(0)
         if first is not None:

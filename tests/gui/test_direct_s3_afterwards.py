@@ -1,4 +1,5 @@
-"""A file already in your own S3 storage is asked about in those words, not as "on this server"."""
+"""Uploads to your own S3 storage as the window tells of them afterwards: a copy dropped again is asked
+about as "in your S3 storage", not "on this server", and History says where each file is."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from PySide6.QtWidgets import QMessageBox
 
 from desktop_uploader.engine.limits import MiB
 from tests.gui.conftest import answer, run, until
-from tests.gui.test_history import stored_keys, unique, upload
+from tests.gui.test_history import open_history, stored_keys, unique, upload
 from tests.gui.test_queue import drop
 from tests.gui.test_settings_and_server import save_button, settings_going_direct, type_keys
 
@@ -56,3 +57,9 @@ def test_a_copy_of_a_file_in_your_own_s3_storage_is_asked_about_as_in_it(
         stored_keys(s3, sandbox.bucket, copy.stem) == []
         and len(stored_keys(s3, sandbox.bucket, original.path.stem)) == 1
     )
+    host = sandbox.s3_endpoint.split("//", 1)[1]
+    dialog = open_history(desktop, aloop)
+    [item] = [dialog.list.topLevelItem(i) for i in range(dialog.list.topLevelItemCount())]
+    # A direct-S3 audit's History had an empty ComfyUI column, and the endpoint with the bucket pasted on as a path.
+    assert dialog.list.headerItem().text(1) == "Stored at" and item.text(1) == stored_as
+    assert item.text(5) == f"your S3 bucket {sandbox.bucket}/loras ({host})"
