@@ -83,8 +83,8 @@ class SetupPanel(QFrame):
         layout = QVBoxLayout(self)
         # Explicit line breaks: a word-wrapped label under a centred layout gets too little height.
         self.text = QLabel(
-            "<b>No upload server is set up yet.</b><br>Try the app right away with a local test storage on<br>"
-            "this computer, or connect to your team's upload server or your own S3 storage.",
+            "<b>No upload server is set up yet.</b><br>Try the app right away with a local test storage on this "
+            "computer,<br>or connect to your team's upload server or your own S3 storage.",
             self,
         )
         self.text.setTextFormat(Qt.TextFormat.RichText)
