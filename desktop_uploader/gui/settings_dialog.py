@@ -367,12 +367,10 @@ class SettingsDialog(QDialog):
         if candidate is None:
             return  # invalid, or the dialog was closed before this ran
         for test, fix, page in self._tests_before_saving(candidate):
-            self.save_button.setEnabled(False)
-            try:
+            with held(self.save_button):  # clicked, it keeps the focus: Cancel took it, and Enter lost all typed
                 ok, text = await test()
-            finally:
-                if isValid(self):
-                    self.save_button.setEnabled(self._candidate is not None)
+            if isValid(self):
+                self.save_button.setEnabled(self._candidate is not None)
             if not isValid(self) or not self.isVisible() or self._candidate is not candidate:
                 return  # cancelled, or edited while testing: the person saves what they see now
             if test == self.test_connection:
