@@ -33,6 +33,7 @@ from desktop_uploader.connection import ConnectionSetupError
 from desktop_uploader.engine.errors import SettingsError, UploaderError
 from desktop_uploader.engine.events import Event, Notice, Queued, Status
 from desktop_uploader.engine.fileid import quick_unchanged
+from desktop_uploader.engine.filenames import odd_type_letters
 from desktop_uploader.engine.files import as_given, collect, missing_reason
 from desktop_uploader.engine.intake import damaged, given_again
 from desktop_uploader.engine.jobs import RunningElsewhereError, interrupted_upload_of, running_elsewhere, stored_bytes
@@ -99,6 +100,9 @@ def expand(paths: list[str], out: Out) -> list[Path]:
     if (hidden := found.hidden_sentence()) is not None:
         out.print(f"[yellow]{plain(hidden)} Hidden names start with a dot; name a file itself to upload it.")
     named, skipped = found.split_others(paths)
+    for path in named:  # sent, as named; storage's refusal alone read as if the type were the one allowed
+        if (odd := odd_type_letters(path.name)) is not None:
+            out.print(f"[yellow]{plain(path.name)}: {plain(odd)}")
     if skipped:
         example = plain(skipped[0].name)
         out.print(f"[yellow]Skipped {plural(len(skipped), 'file')} in folders that aren't model files, e.g. {example}")

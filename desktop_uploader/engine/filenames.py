@@ -32,6 +32,17 @@ def is_model_file(name: str, allowed: tuple[str, ...] = DEFAULT_MODEL_EXTENSIONS
     return extension_of(name) in {ext.lower() for ext in allowed}
 
 
+def odd_type_letters(name: str) -> str | None:
+    """Why the type of ``name`` is not the model type it looks like, or None: ".safetensоrs" with a Cyrillic
+    "о" was refused as a type not accepted, which read as the very type allowed (an odd-inputs audit)."""
+    ext = extension_of(name)
+    odd = [char for char in dict.fromkeys(ext) if ord(char) > 127]
+    if not odd:
+        return None
+    letters = ", ".join(f"{shown(char)} ({unicodedata.name(char, 'unnamed').lower()})" for char in odd)
+    return f"Its type, {shown(ext)}, has characters that only look like plain letters: {letters}."
+
+
 def _visible(char: str) -> bool:
     # Cc: control (NUL, newlines, ESC); Cf: format (zero-width, bidi); Cs/Co/Cn: not text at all.
     return char not in _BIDI and unicodedata.category(char) not in {"Cc", "Cf", "Cs", "Co", "Cn"}

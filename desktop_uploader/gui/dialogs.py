@@ -14,6 +14,8 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QDialog, QMessageBox, QPushButton, QWidget
 
+from desktop_uploader.engine.filenames import odd_type_letters
+
 
 async def finished(dialog: QDialog) -> int:
     future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
@@ -88,7 +90,8 @@ async def confirm_other_files(parent: QWidget, others: list[Path]) -> bool:
     names = ", ".join(p.name for p in others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
     if len(others) == 1:
         box.setText(f"{names} isn't a model file.")
-        box.setInformativeText("The server may refuse it. Add it anyway?")
+        odd = odd_type_letters(others[0].name)
+        box.setInformativeText(f"{odd + ' ' if odd else ''}The server may refuse it. Add it anyway?")
     else:
         box.setText(f"{len(others)} of the files aren't model files: {names}.")
         box.setInformativeText("The server may refuse them. Add them anyway?")

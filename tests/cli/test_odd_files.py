@@ -334,3 +334,18 @@ def test_a_file_given_twice_by_two_names_is_sent_once_and_said(
     assert "top.safetensors was given twice; it is sent once." in said
     [upload] = result.json()["uploads"]
     assert object_sha256(s3, sandbox.bucket, upload["s3Key"]) == top.sha256
+
+
+def test_a_type_with_a_look_alike_letter_is_named_for_it(cli: Any, make_file: Any) -> None:
+    """An odd-inputs audit's ".safetensоrs" (a Cyrillic о) was refused as "Files of type '.safetensоrs' are
+    not accepted. Allowed types: .safetensors, …", which reads as refusing the very type it allows."""
+    odd = make_file(1 * MiB, name="lora.safetens\u043ers")
+    result = cli("upload", str(odd.path), "--json")
+    assert result.code == 1, result.stderr
+    said = " ".join(result.stderr.split())
+    assert (
+        "lora.safetens\u043ers: Its type, .safetens\u043ers, has characters that only look like plain letters: "
+        "\u043e (cyrillic small letter o)." in said
+    ), said
+    [upload] = result.json()["uploads"]
+    assert upload["status"] == "failed"

@@ -124,6 +124,26 @@ def test_one_file_that_is_not_a_model_is_told_in_the_singular(make_desktop: Any,
     assert seen == ["readme.txt isn't a model file.", "Skip it"]
 
 
+def test_a_type_with_a_look_alike_letter_is_said_in_the_question(make_desktop: Any, make_file: Any, aloop: Any) -> None:
+    """ ".safetensоrs" (a Cyrillic о) was asked about as not a model file, with nothing to say why."""
+    desktop = make_desktop(connect=False, auto_start=False)
+    window = desktop.window
+    odd = make_file(1000, name="lora.safetens\u043ers")
+    seen: list[str] = []
+
+    async def scenario() -> None:
+        drop(window, [odd.path])
+        await until(lambda: window.findChild(QMessageBox, "otherFilesQuestion") is not None, 10, "the question")
+        seen.append(window.findChild(QMessageBox, "otherFilesQuestion").informativeText())
+        await answer(window, "otherFilesQuestion", "Skip it")
+
+    run(aloop, scenario())
+    assert seen == [
+        "Its type, .safetens\u043ers, has characters that only look like plain letters: \u043e (cyrillic small "
+        "letter o). The server may refuse it. Add it anyway?"
+    ]
+
+
 def test_a_cancelled_row_shows_cancelled_and_no_percentage(make_desktop: Any, aloop: Any) -> None:
     desktop = make_desktop(connect=False)
     window = desktop.window
