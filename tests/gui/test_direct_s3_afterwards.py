@@ -3,15 +3,12 @@ about as "in your S3 storage", not "on this server", and History says where each
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtWidgets import QMessageBox
-
 from desktop_uploader.engine.limits import MiB
 from tests.gui.conftest import answer, run, until
-from tests.gui.test_history import open_history, stored_keys, unique, upload
+from tests.gui.test_history import a_copy_of_an_upload, already_uploaded_question, open_history, stored_keys, unique
 from tests.gui.test_queue import drop
 from tests.gui.test_settings_and_server import save_button, settings_going_direct, type_keys
 
@@ -24,23 +21,14 @@ def test_a_copy_of_a_file_in_your_own_s3_storage_is_asked_about_as_in_it(
     type_keys(dialog, sandbox, sandbox.secret_key)
     save_button(dialog).click()  # the keys are tested first
     run(aloop, until(lambda: desktop.session.manager.direct is not None, 30, "the direct target"))
-    original = make_file(2 * MiB, unique("original"))
-    upload(desktop, aloop, [original.path])
-    copy = tmp_path / "again" / unique("copy")
-    copy.parent.mkdir()
-    shutil.copyfile(original.path, copy)
+    original, copy = a_copy_of_an_upload(desktop, aloop, make_file(2 * MiB, unique("original")), tmp_path)
     messages: list[str] = []
     desktop.session.message.connect(messages.append)
     seen: dict[str, str] = {}
 
     async def offer() -> None:
         drop(desktop.window, [copy])
-        await until(
-            lambda: desktop.window.findChild(QMessageBox, "alreadyUploadedQuestion") is not None,
-            30,
-            "the already-uploaded question",
-        )
-        seen["text"] = desktop.window.findChild(QMessageBox, "alreadyUploadedQuestion").text()
+        seen["text"] = (await already_uploaded_question(desktop)).text()
         await answer(desktop.window, "alreadyUploadedQuestion", "Skip")
 
     run(aloop, offer())

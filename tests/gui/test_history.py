@@ -215,26 +215,36 @@ def test_a_file_waiting_to_be_started_comes_back_paused(make_desktop: Any, make_
     assert row.display_name == "my-style"  # the name it will be stored under, as the person chose it
 
 
-def test_the_same_bytes_under_another_name_offer_to_skip_and_a_same_size_file_is_not_flagged(
-    make_desktop: Any, make_file: Any, aloop: Any, s3: Any, sandbox: Any, tmp_path: Path
-) -> None:
-    desktop = make_desktop()
-    original = make_file(3 * MiB, unique("original"))
+def a_copy_of_an_upload(desktop: Any, aloop: Any, original: Any, tmp_path: Path) -> tuple[Any, Path]:
+    """``original`` uploaded, and a copy of it under another name in another folder, not yet dropped."""
     upload(desktop, aloop, [original.path])
     copy = tmp_path / "elsewhere" / unique("renamed-copy")
     copy.parent.mkdir()
     shutil.copyfile(original.path, copy)
+    return original, copy
+
+
+async def already_uploaded_question(desktop: Any) -> QMessageBox:
+    """The question about a file already uploaded, once it is open (it comes after the file is hashed)."""
+    await until(
+        lambda: desktop.window.findChild(QMessageBox, "alreadyUploadedQuestion") is not None,
+        30,
+        "the already-uploaded question",
+    )
+    return desktop.window.findChild(QMessageBox, "alreadyUploadedQuestion")
+
+
+def test_the_same_bytes_under_another_name_offer_to_skip_and_a_same_size_file_is_not_flagged(
+    make_desktop: Any, make_file: Any, aloop: Any, s3: Any, sandbox: Any, tmp_path: Path
+) -> None:
+    desktop = make_desktop()
+    original, copy = a_copy_of_an_upload(desktop, aloop, make_file(3 * MiB, unique("original")), tmp_path)
     messages: list[str] = []
     desktop.session.message.connect(messages.append)
 
     async def offer() -> None:
         drop(desktop.window, [copy])
-        await until(
-            lambda: desktop.window.findChild(QMessageBox, "alreadyUploadedQuestion") is not None,
-            30,
-            "the already-uploaded question",
-        )
-        box = desktop.window.findChild(QMessageBox, "alreadyUploadedQuestion")
+        box = await already_uploaded_question(desktop)
         assert box.defaultButton().text() == "Skip"
         # Named as what it is, a copy: an audit's folder of copies was told "already on this server" by names
         # that were never uploaded.
