@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from schemathesis.generation.modes import GenerationMode
 
-from desktop_uploader.engine.filenames import DEFAULT_MODEL_EXTENSIONS, MAX_NAME_LENGTH
+from desktop_uploader.engine.filenames import DEFAULT_MODEL_EXTENSIONS, MAX_NAME_BYTES
 from desktop_uploader.engine.limits import MiB
 from desktop_uploader.logsetup import configure_logging
 from desktop_uploader.sandbox.info import SandboxInfo
@@ -369,7 +369,7 @@ def check_stored_name(given: str, answer: requests.Response, user: str) -> None:
     prefix, _, millis_and_name = unique.partition("_")
     millis, _, name = millis_and_name.partition("_")
     assert prefix == user.split("_", maxsplit=1)[0] and millis.isdigit(), unique
-    assert name and len(name) <= MAX_NAME_LENGTH, (repr(given), name)
+    assert name and len(name.encode()) <= MAX_NAME_BYTES, (repr(given), name)
     assert "/" not in name and "\\" not in name and ".." not in name.split("/") and not name.startswith(".")
     assert not any(unicodedata.category(ch) in {"Cc", "Cf", "Cs", "Co", "Cn"} or ch in _BIDI for ch in name), name
     assert unicodedata.is_normalized("NFC", name)
