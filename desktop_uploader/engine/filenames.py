@@ -40,7 +40,10 @@ def odd_type_letters(name: str) -> str | None:
     if not odd:
         return None
     letters = ", ".join(f"{shown(char)} ({unicodedata.name(char, 'unnamed').lower()})" for char in odd)
-    return f"Its type, {shown(ext)}, has characters that only look like plain letters: {letters}."
+    return (
+        f"Its type, {shown(ext)}, has characters that only look like plain letters: {letters}. "
+        "Rename the file with plain letters to upload it as a model."
+    )
 
 
 def _visible(char: str) -> bool:

@@ -95,7 +95,8 @@ class SettingsOpener:
         dialog.finished.connect(dialog.deleteLater)
         if self.own_s3:
             dialog.method.setCurrentIndex(dialog.method.findData(DIRECT))  # ticks "Send uploads to this storage"
-            dialog.tabs.setCurrentWidget(dialog.advanced)
+        if self.own_s3 or session.settings.method == DIRECT:  # where uploads go: Connection's empty server
+            dialog.tabs.setCurrentWidget(dialog.advanced)  # read as if files went to the test storage (an audit)
         dialog.open()
         if self.own_s3:
             dialog.direct_endpoint.setFocus()

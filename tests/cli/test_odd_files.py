@@ -345,7 +345,7 @@ def test_a_type_with_a_look_alike_letter_is_named_for_it(cli: Any, make_file: An
     said = " ".join(result.stderr.split())
     assert (
         "lora.safetens\u043ers: Its type, .safetens\u043ers, has characters that only look like plain letters: "
-        "\u043e (cyrillic small letter o)." in said
+        "\u043e (cyrillic small letter o). Rename the file with plain letters to upload it as a model." in said
     ), said
     [upload] = result.json()["uploads"]
     assert upload["status"] == "failed"

@@ -14,6 +14,7 @@ from desktop_uploader.gui.dialogs import FirstRunChoice
 from tests.gui.conftest import answer, run, until
 from tests.gui.test_queue import drop
 from tests.gui.test_settings_and_server import save_button, type_keys
+from tests.gui.test_settings_trust import open_dialog
 from tests.support.storage import object_sha256, open_multipart_uploads
 
 
@@ -66,3 +67,7 @@ def test_answering_own_s3_to_the_first_run_question_sends_the_waiting_file_there
     assert open_multipart_uploads(s3, sandbox.bucket, row.result.s3_key) == []
     assert window.first_run.choices == [FirstRunChoice.OWN_S3]
     assert session.sandbox is None and not (session.paths.data_dir / "sandbox").exists(), "no test storage started"
+    # Opened again, Settings shows where uploads go: on Connection, its empty server read as the test storage.
+    again = open_dialog(desktop)
+    assert again.tabs.currentWidget() is again.advanced and again.advanced.use_direct.isChecked()
+    again.reject()

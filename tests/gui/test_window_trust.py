@@ -140,7 +140,8 @@ def test_a_type_with_a_look_alike_letter_is_said_in_the_question(make_desktop: A
     run(aloop, scenario())
     assert seen == [
         "Its type, .safetens\u043ers, has characters that only look like plain letters: \u043e (cyrillic small "
-        "letter o). The server may refuse it. Add it anyway?"
+        "letter o). Rename the file with plain letters to upload it as a model. The server may refuse it. "
+        "Add it anyway?"
     ]
 
 
