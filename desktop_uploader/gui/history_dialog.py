@@ -121,6 +121,7 @@ class HistoryDialog(QDialog):
             item.setToolTip(
                 1, f"ComfyUI: {entry.comfyui_path}\nS3: {entry.s3_path}" if entry.comfyui_path else entry.s3_path
             )
+            item.setToolTip(5, entry.server)  # cut at the column's width like the paths (a re-check audit)
             self.list.addTopLevelItem(item)
         first = self.list.topLevelItem(0)
         if first is not None:

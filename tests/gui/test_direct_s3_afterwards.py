@@ -50,4 +50,4 @@ def test_a_copy_of_a_file_in_your_own_s3_storage_is_asked_about_as_in_it(
     [item] = [dialog.list.topLevelItem(i) for i in range(dialog.list.topLevelItemCount())]
     # A direct-S3 audit's History had an empty ComfyUI column, and the endpoint with the bucket pasted on as a path.
     assert dialog.list.headerItem().text(1) == "Stored at" and item.text(1) == stored_as
-    assert item.text(5) == f"your S3 bucket {sandbox.bucket}/loras ({host})"
+    assert item.text(5) == item.toolTip(5) == f"your S3 bucket {sandbox.bucket}/loras ({host})"
