@@ -64,4 +64,4 @@ def test_saving_mid_upload_says_the_upload_keeps_its_settings_and_it_does(
     assert started.part_size == 5 * MiB, "the upload under way kept its part size"
     result = session.model.rows()[0].result
     assert result is not None and object_sha256(s3, sandbox.bucket, result.s3_key) == sample.sha256
-    assert open_multipart_uploads(s3, sandbox.bucket) == []
+    assert open_multipart_uploads(s3, sandbox.bucket, result.s3_key) == []
