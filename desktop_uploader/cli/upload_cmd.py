@@ -9,6 +9,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
+from desktop_uploader.cli.given_paths import expand
 from desktop_uploader.cli.options import (
     add_direct_flags,
     add_server_flags,
@@ -33,15 +34,13 @@ from desktop_uploader.connection import ConnectionSetupError
 from desktop_uploader.engine.errors import SettingsError, UploaderError
 from desktop_uploader.engine.events import Event, Notice, Queued, Status
 from desktop_uploader.engine.fileid import quick_unchanged
-from desktop_uploader.engine.filenames import odd_type_letters
-from desktop_uploader.engine.files import as_given, collect, missing_reason
-from desktop_uploader.engine.intake import damaged, given_again
+from desktop_uploader.engine.files import as_given
+from desktop_uploader.engine.intake import damaged
 from desktop_uploader.engine.jobs import RunningElsewhereError, interrupted_upload_of, running_elsewhere, stored_bytes
 from desktop_uploader.engine.ledger import where
 from desktop_uploader.engine.limits import human_bytes
 from desktop_uploader.engine.manager import JobView, UploadManager, interrupted_records
 from desktop_uploader.engine.methods.base import DIRECT
-from desktop_uploader.engine.rows import plural
 from desktop_uploader.engine.settings import Settings
 from desktop_uploader.engine.state import StateStore, UploadRecord
 
@@ -80,33 +79,6 @@ def register(commands: Any) -> None:
     add_tuning_flags(resume)
     add_direct_flags(resume)
     resume.set_defaults(run=run_resume)
-
-
-def expand(paths: list[str], out: Out) -> list[Path]:
-    """Files as given; folders searched recursively for model files (other files in folders are skipped)."""
-    found = collect(paths)
-    if found.special:
-        path, kind = found.special[0]
-        raise UsageError(f"{path} is {kind}, not a file; only regular files can be uploaded.")
-    if found.missing:
-        others = " Nothing was uploaded: check the name, or leave it out." if len(paths) > 1 else ""
-        raise UsageError(missing_reason(found.missing[0]) + others)
-    for folder in found.empty_folders:
-        out.print(f"[yellow]{plain(folder)}: no files in this folder")
-    for sentence in given_again(found, "sent"):  # a file and a link to it: one went unsaid (an odd-inputs audit)
-        out.print(f"[yellow]{plain(sentence)}")
-    if (unreadable := found.unreadable_sentence()) is not None:
-        out.print(f"[yellow]{plain(unreadable)}")
-    if (hidden := found.hidden_sentence()) is not None:
-        out.print(f"[yellow]{plain(hidden)} Hidden names start with a dot; name a file itself to upload it.")
-    named, skipped = found.split_others(paths)
-    for path in named:  # sent, as named; storage's refusal alone read as if the type were the one allowed
-        if (odd := odd_type_letters(path.name)) is not None:
-            out.print(f"[yellow]{plain(path.name)}: {plain(odd)}")
-    if skipped:
-        example = plain(skipped[0].name)
-        out.print(f"[yellow]Skipped {plural(len(skipped), 'file')} in folders that aren't model files, e.g. {example}")
-    return found.models + named
 
 
 def run_upload(args: argparse.Namespace) -> int:
