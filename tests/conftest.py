@@ -17,8 +17,14 @@ from tests.support.sandbox_process import SandboxProcess
 from tests.support.storage import s3_client
 
 # Any unexpected WARNING or ERROR record fails the test that logged it (tests/support/logfail.py).
-# disks: the small_disk fixture; upload_apis: the FastAPI server or the Next.js route a client test talks to.
-pytest_plugins = ["tests.support.logfail", "tests.support.disks", "tests.support.upload_apis"]
+# disks: the small_disk fixture; upload_apis: the FastAPI server or the Next.js route a client test talks to;
+# disk_room: the run stops, saying so, when the machine's disk is nearly full.
+pytest_plugins = [
+    "tests.support.logfail",
+    "tests.support.disks",
+    "tests.support.upload_apis",
+    "tests.support.disk_room",
+]
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 # Tests never read or write a real keychain: with no usable backend, secrets go to the private home.
