@@ -308,9 +308,11 @@ class MainWindow(QMainWindow):
         """Ctrl+C: the first thing the row offers to copy. A direct-S3 row has no ComfyUI path, and Ctrl+C
         on it did nothing (an audit); a failed row gives its message."""
         row = self.selected_row()
-        offered = row.actions() if row is not None else []
+        if row is None:
+            return
+        offered = row.actions()
         for action in (RowAction.COPY_COMFYUI, RowAction.COPY_S3, RowAction.COPY_MESSAGE):
-            if row is not None and action in offered:
+            if action in offered:
                 self.act(row.job_id, action)
                 return
 
