@@ -233,26 +233,16 @@ class HintLabel(ReadableLabel):
 
 
 class ProblemLabel(ReadableLabel):
-    """What is wrong with the settings, in red that reads on a light or a dark window (#c62828 was 2.5:1 on dark)."""
+    """What is wrong with the settings, in red that reads on a light or a dark window (#c62828 was 2.5:1 on dark),
+    or what is still to fill in, in the window's own colour: a first-time user who chose "Use my own S3
+    storage…" met a red "need your S3 bucket" before typing a thing (an audit)."""
 
-    def wanted(self, palette: QPalette) -> QColor:
-        dark = palette.color(QPalette.ColorRole.Window).lightness() < 128
-        return readable(QColor("#ef6c6c" if dark else "#c62828"), palette.color(QPalette.ColorRole.Window))
+    failed = True
 
-
-class TestResultLabel(ProblemLabel):
-    """What "Test connection" found: a failure in the problem red (a GUI audit saw its ✗ in plain black)."""
-
-    def __init__(self) -> None:
-        self.failed = False
-        super().__init__()
-        self.setWordWrap(True)
-        self.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-
-    def show_result(self, ok: bool, text: str) -> None:
-        self.failed = not ok
+    def show_problem(self, text: str) -> None:
+        self.failed = True
         self._recolour()
-        self.setText(("✓ " if ok else "✗ ") + text)
+        self.setText(text)
 
     def show_note(self, text: str) -> None:
         """A line that is neither a pass nor a failure, in the window's text colour (a re-check read one in red)."""
@@ -261,7 +251,27 @@ class TestResultLabel(ProblemLabel):
         self.setText(text)
 
     def wanted(self, palette: QPalette) -> QColor:
-        return super().wanted(palette) if self.failed else palette.color(QPalette.ColorRole.WindowText)
+        if not self.failed:
+            return palette.color(QPalette.ColorRole.WindowText)
+        dark = palette.color(QPalette.ColorRole.Window).lightness() < 128
+        return readable(QColor("#ef6c6c" if dark else "#c62828"), palette.color(QPalette.ColorRole.Window))
+
+
+class TestResultLabel(ProblemLabel):
+    """What "Test connection" found: a failure in the problem red (a GUI audit saw its ✗ in plain black)."""
+
+    failed = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setWordWrap(True)
+        self.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+    def show_result(self, ok: bool, text: str) -> None:
+        if ok:
+            self.show_note("✓ " + text)
+        else:
+            self.show_problem("✗ " + text)
 
 
 @contextlib.contextmanager

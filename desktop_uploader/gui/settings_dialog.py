@@ -234,21 +234,24 @@ class SettingsDialog(QDialog):
     def revalidate(self, *_: object) -> None:
         if self._filling:
             return
+        problem, to_fill_in = "", ""
         try:
             self._candidate = self._collect()
-            problem = ""
             if self._candidate.server_url and not self.token_edit.text().strip():
                 problem = "Enter the access token for this server."
                 self._candidate = None
             elif self._candidate.method == "direct-s3" and not self._candidate.direct_bucket:
-                problem = "Direct uploads need your S3 bucket (Advanced tab)."
+                to_fill_in = "To send uploads to your own S3 storage, fill in its bucket (Advanced tab)."
                 self._candidate = None
         except SettingsError as exc:
             self._candidate = None
             problem = plain_problem(exc.message)
         self.probe = None
         self.save_anyway.setVisible(False)
-        self.problem.setText(problem)
+        if to_fill_in:  # not a mistake: what is left to type, with Save off until it is
+            self.problem.show_note(to_fill_in)
+        else:
+            self.problem.show_problem(problem)
         self.save_button.setEnabled(self._candidate is not None)
 
     def _method_chosen(self, *_: object) -> None:
@@ -377,7 +380,7 @@ class SettingsDialog(QDialog):
                 self.probe = (ok, text)
             if not ok:  # the tab whose test failed comes forward, its reason under its test button
                 self.tabs.setCurrentWidget(page)
-                self.problem.setText(after_a_failed_test(text, fix))
+                self.problem.show_problem(after_a_failed_test(text, fix))
                 self.save_anyway.setVisible(True)
                 return
         self.accept()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QApplication
 
 from desktop_uploader.connection import Link
@@ -35,6 +36,13 @@ def test_the_empty_windows_own_s3_button_opens_settings_at_its_fields(make_deskt
     assert dialog.tabs.currentWidget() is dialog.advanced
     assert dialog.advanced.use_direct.isChecked() and dialog.method.currentData() == "direct-s3"
     assert QApplication.focusWidget() is dialog.direct_endpoint, "ready to type the endpoint"
+    # Nothing typed yet is nothing wrong: what is left to fill in, in the window's colour, not the problem red.
+    assert dialog.problem.text() == "To send uploads to your own S3 storage, fill in its bucket (Advanced tab)."
+    assert dialog.problem.text_colour() == dialog.palette().color(QPalette.ColorRole.WindowText)
+    assert not save_button(dialog).isEnabled()
+    dialog.direct_endpoint.setText("127.0.0.1:9000")  # no http://: a mistake, in red
+    assert "http://" in dialog.problem.text()
+    assert dialog.problem.text_colour() != dialog.palette().color(QPalette.ColorRole.WindowText)
     dialog.reject()
     run(aloop, desktop.session.shutdown())
 

@@ -274,7 +274,7 @@ def test_direct_uploads_to_your_own_s3_storage_from_the_settings(
     """Where, in which region and into which folder: RunPod's storage, for one, wants its own region signed."""
     desktop, dialog = settings_going_direct(make_desktop)
     window, session = desktop.window, desktop.session
-    assert "need your S3 bucket" in dialog.problem.text() and not save_button(dialog).isEnabled()
+    assert "fill in its bucket" in dialog.problem.text() and not save_button(dialog).isEnabled()
     assert (dialog.direct_region.text(), dialog.direct_prefix.text()) == ("us-east-1", "loras"), "the defaults"
     sample = make_file(9 * MiB)
     scopes: set[str] = set()
