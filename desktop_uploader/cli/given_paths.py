@@ -16,8 +16,12 @@ from desktop_uploader.engine.intake import given_again
 from desktop_uploader.engine.rows import plural
 
 
-def expand(paths: list[str], out: Out) -> list[Path]:
-    """Files as given; folders searched recursively for model files (other files in folders are skipped)."""
+def expand(paths: list[str], out: Out) -> tuple[list[Path], list[dict[str, str]]]:
+    """Files as given; folders searched recursively for model files (other files in folders are skipped).
+
+    And the folders that couldn't be searched, as --json reports them: what they hold went unsent, so the
+    command ends in 1 as for a file that failed (it ended in 0, and a script took the upload as whole).
+    """
     found = collect(paths)
     if found.special:
         path, kind = found.special[0]
@@ -40,4 +44,8 @@ def expand(paths: list[str], out: Out) -> list[Path]:
     if skipped:
         example = plain(skipped[0].name)
         out.print(f"[yellow]Skipped {plural(len(skipped), 'file')} in folders that aren't model files, e.g. {example}")
-    return found.models + named
+    unsearched = [
+        {"folder": str(folder), "status": "failed", "message": f"Couldn't look inside {folder}: {why}."}
+        for folder, why in found.unreadable_folders
+    ]
+    return found.models + named, unsearched

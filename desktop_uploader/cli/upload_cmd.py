@@ -86,12 +86,13 @@ def run_upload(args: argparse.Namespace) -> int:
     setup_logging(args)
     try:
         settings = settings_from_args(load_base_settings(args.paths, out), args)
-        files = expand(args.files, out)
+        files, unsearched = expand(args.files, out)
         if not files:
             raise UsageError("Nothing to upload.")
         if args.display_name and len(files) > 1:
             raise UsageError("--display-name names a single file; drop it to upload several.")
         files, rejected = _preflight(files, args.send_anyway, out)
+        rejected = unsearched + rejected
         if not files:
             return _report_rejected(rejected, args)
         with engine_session(args, settings, out) as session:
@@ -144,8 +145,15 @@ def _preflight(files: list[Path], send_anyway: bool, out: Out) -> tuple[list[Pat
 
 def _report_rejected(rejected: list[dict[str, Any]], args: argparse.Namespace) -> int:
     if args.json:
-        print_json({"uploads": rejected})
+        print_json(_as_json([], rejected))
     return 1
+
+
+def _as_json(uploads: list[dict[str, Any]], rejected: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each upload, refused files among them; folders that couldn't be searched apart, being no upload."""
+    files = [entry for entry in rejected if "folder" not in entry]
+    folders = [entry for entry in rejected if "folder" in entry]
+    return {"uploads": uploads + files, **({"unsearchedFolders": folders} if folders else {})}
 
 
 def _upload(
@@ -262,11 +270,20 @@ def _report(
     rejected: list[dict[str, Any]] | None = None,
 ) -> int:
     jobs: list[JobView] = [manager.job(i) for i in ids]
+    rejected = rejected or []
     if args.json:
-        print_json({"uploads": [job_json(j) for j in jobs] + (rejected or [])})
+        print_json(_as_json([job_json(j) for j in jobs], rejected))
     else:
         servers = {j.id: f" --server {shlex.quote(url)}" for j in jobs if (url := started_on(manager, j))}
-        print_summary(new_console(), jobs, direct_flags_given(args), len(rejected or []), servers)
+        refused = sum(1 for entry in rejected if "folder" not in entry)
+        summary = new_console()
+        print_summary(summary, jobs, direct_flags_given(args), refused, servers)
+        folders = [entry["message"] for entry in rejected if "folder" in entry]
+        if folders:  # said before the bars too, and scrolled away by now
+            said = f"{folders[0]} Nothing in it was sent."
+            if len(folders) > 1:
+                said = f"{len(folders)} folders couldn't be searched; nothing in them was sent."
+            summary.print(f"[yellow]{plain(said)}", soft_wrap=True)
     ok = all(j.status == Status.COMPLETED for j in jobs) and not rejected
     return 0 if ok else 1
 

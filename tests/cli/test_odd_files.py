@@ -261,35 +261,41 @@ def test_a_folder_that_cant_be_opened_is_said_so_not_called_empty(
     write_safetensors(tmp_path / "closed" / "c.safetensors", 6 * MiB)
     (models / "locked").chmod(0)
     (tmp_path / "closed").chmod(0)
+    command = [sys.executable, "-m", "desktop_uploader", "upload"]
+
+    def as_another_user(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*without_the_power_to_ignore_permissions(), *command, *args],
+            capture_output=True,
+            text=True,
+            timeout=180,
+            env=cli.env(),
+            check=False,
+        )
+
     try:
-        command = [sys.executable, "-m", "desktop_uploader", "upload", "--json"]
-        env = cli.env()
-        inside = subprocess.run(
-            [*without_the_power_to_ignore_permissions(), *command, str(models)],
-            capture_output=True,
-            text=True,
-            timeout=180,
-            env=env,
-            check=False,
-        )
-        closed = subprocess.run(
-            [*without_the_power_to_ignore_permissions(), *command, str(tmp_path / "closed")],
-            capture_output=True,
-            text=True,
-            timeout=180,
-            env=env,
-            check=False,
-        )
+        inside = as_another_user("--json", str(models))
+        told = as_another_user(str(models / "a.safetensors"), str(models / "locked"))
+        closed = as_another_user("--json", str(tmp_path / "closed"))
     finally:
         (models / "locked").chmod(0o755)
         (tmp_path / "closed").chmod(0o755)
     said = " ".join(inside.stderr.split())
-    assert inside.returncode == 0, inside.stderr
     assert "Couldn't look inside models/locked: permission denied." in said
     assert "no files" not in said
-    [upload] = json.loads(inside.stdout)["uploads"]  # what could be read still goes
+    # What could be read still goes; what the folder holds didn't, so the command doesn't end as if all had.
+    assert inside.returncode == 1, inside.stderr
+    report = json.loads(inside.stdout)
+    [upload] = report["uploads"]
     assert Path(upload["file"]).name == "a.safetensors" and upload["status"] == "completed"
     assert object_sha256(s3, sandbox.bucket, upload["s3Key"]) == sha256
+    [folder] = report["unsearchedFolders"]
+    assert folder["folder"] == str(models / "locked") and folder["status"] == "failed"
+    # Without --json, the summary ends saying so: the first warning scrolled away above the bars.
+    assert told.returncode == 1, told.stderr
+    summary = " ".join(told.stdout.split())
+    assert summary.startswith("1 of 1 uploaded"), summary
+    assert summary.endswith(f"Couldn't look inside {models / 'locked'}: permission denied. Nothing in it was sent.")
     said = " ".join(closed.stderr.split())
     assert closed.returncode == 2, closed.stderr
     assert f"Couldn't look inside {tmp_path.name}/closed: permission denied." in said
