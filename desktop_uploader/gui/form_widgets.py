@@ -18,9 +18,11 @@ from PySide6.QtWidgets import (
     QApplication,
     QDoubleSpinBox,
     QFormLayout,
+    QHBoxLayout,
     QLabel,
     QLineEdit,
     QMessageBox,
+    QPushButton,
     QSpinBox,
     QToolButton,
     QWidget,
@@ -272,6 +274,28 @@ class TestResultLabel(ProblemLabel):
             self.show_note("✓ " + text)
         else:
             self.show_problem("✗ " + text)
+
+
+def problem_row(dialog: QWidget) -> tuple[ProblemLabel, QPushButton, QHBoxLayout]:
+    """Why the settings can't be saved as they are, and, after a failed test, the choice to save anyway."""
+    problem = ProblemLabel("", dialog)  # red that stays readable in a dark palette
+    problem.setObjectName("settingsProblem")
+    problem.setWordWrap(True)
+    # Its two lines are kept while empty: shown and hidden, it squeezed every field of the tab above as a
+    # mistake was typed, and one line cut the Advanced tab's hints through (GUI audits' findings).
+    problem.setMinimumHeight(2 * problem.fontMetrics().lineSpacing())
+    # Beside the reason it answers, its room kept while hidden: in the button row it pushed Save aside when
+    # it came, and an edit that hid it put Save back under the pointer (a GUI audit's finding).
+    save_anyway = QPushButton("Save anyway", dialog)
+    save_anyway.setObjectName("saveAnyway")
+    kept = save_anyway.sizePolicy()
+    kept.setRetainSizeWhenHidden(True)
+    save_anyway.setSizePolicy(kept)
+    save_anyway.setVisible(False)
+    row = QHBoxLayout()
+    row.addWidget(problem, 1)
+    row.addWidget(save_anyway, 0, Qt.AlignmentFlag.AlignTop)
+    return problem, save_anyway, row
 
 
 @contextlib.contextmanager

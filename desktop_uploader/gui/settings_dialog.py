@@ -17,13 +17,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
-from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
-    QHBoxLayout,
     QLineEdit,
-    QPushButton,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -35,10 +32,10 @@ from desktop_uploader.engine.limits import MiB
 from desktop_uploader.engine.methods.base import DIRECT
 from desktop_uploader.engine.settings import CUSTOM_PRESET, DEFAULT_REGION, PRESETS, Settings
 from desktop_uploader.gui.form_widgets import (
-    ProblemLabel,
     after_a_failed_test,
     held,
     plain_problem,
+    problem_row,
     restore_question,
 )
 from desktop_uploader.gui.settings_pages import AdvancedPage, BehaviourPage, ConnectionPage, PerformancePage
@@ -87,7 +84,8 @@ class SettingsDialog(QDialog):
         tabs.addTab(behaviour, "Behaviour")
         tabs.addTab(advanced, "Advanced")
         self.tabs = tabs
-        problem_row = self._problem_row()
+        self.problem, self.save_anyway, problems = problem_row(self)
+        self.save_anyway.clicked.connect(self.accept)
         self.buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Save
             | QDialogButtonBox.StandardButton.Cancel
@@ -105,32 +103,10 @@ class SettingsDialog(QDialog):
         self.save_button.setDefault(True)
         layout = QVBoxLayout(self)
         layout.addWidget(tabs)
-        layout.addLayout(problem_row)
+        layout.addLayout(problems)
         layout.addWidget(self.buttons)
         self.fill(settings)
         self._direct_before = [edit.text() for edit in self.advanced.direct_fields()]
-
-    def _problem_row(self) -> QHBoxLayout:
-        """Why the settings can't be saved as they are, and, after a failed test, the choice to save anyway."""
-        self.problem = ProblemLabel("", self)  # red that stays readable in a dark palette
-        self.problem.setObjectName("settingsProblem")
-        self.problem.setWordWrap(True)
-        # Its two lines are kept while empty: shown and hidden, it squeezed every field of the tab above as a
-        # mistake was typed, and one line cut the Advanced tab's hints through (GUI audits' findings).
-        self.problem.setMinimumHeight(2 * self.problem.fontMetrics().lineSpacing())
-        # Beside the reason it answers, its room kept while hidden: in the button row it pushed Save aside when
-        # it came, and an edit that hid it put Save back under the pointer (a GUI audit's finding).
-        self.save_anyway = QPushButton("Save anyway", self)
-        self.save_anyway.setObjectName("saveAnyway")
-        kept = self.save_anyway.sizePolicy()
-        kept.setRetainSizeWhenHidden(True)
-        self.save_anyway.setSizePolicy(kept)
-        self.save_anyway.setVisible(False)
-        self.save_anyway.clicked.connect(self.accept)
-        row = QHBoxLayout()
-        row.addWidget(self.problem, 1)
-        row.addWidget(self.save_anyway, 0, Qt.AlignmentFlag.AlignTop)
-        return row
 
     # -- tabs ---------------------------------------------------------------------------------------------
 
@@ -352,7 +328,10 @@ class SettingsDialog(QDialog):
         try:
             settings = self.original.replace(**self._direct_values())
         except SettingsError as exc:  # an endpoint without http://: "Testing…" stayed for good (a direct-S3 audit)
-            page.direct_test_result.show_result(False, exc.message)
+            said = plain_problem(exc.message)  # once: it stood here and at the bottom, word for word (an audit)
+            page.direct_test_result.show_result(
+                False, "Not tested: fix what is said below first." if said == self.problem.text() else said
+            )
             return False, exc.message
         page.direct_test_result.setText("Testing…")
         with held(page.direct_test_button):

@@ -431,9 +431,10 @@ def test_your_own_s3_keys_are_tested_before_anything_is_uploaded(
     dialog.direct_bucket.setText(sandbox.bucket)
     dialog.direct_endpoint.setText(host)
     run(aloop, test_keys())
-    assert page.direct_test_result.text() == (
-        f"✗ The S3 endpoint must start with http:// or https://: did you mean http://{host}?"
-    )
+    # The reason once, where it was already said, with Save off; the test's own line points to it.
+    assert dialog.problem.text() == f"The S3 endpoint must start with http:// or https://: did you mean http://{host}?"
+    assert page.direct_test_result.text() == "✗ Not tested: fix what is said below first."
+    assert not save_button(dialog).isEnabled()
 
 
 def press_test_connection(aloop: Any, dialog: Any) -> None:
