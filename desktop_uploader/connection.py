@@ -260,7 +260,8 @@ def start_sandbox(paths: AppPaths, sandbox: SandboxHandle | None) -> Outcome:
         )
         return Outcome(Link.FAILED, "Test storage failed to start", said)
     info = sandbox.info
-    detail = f"Files go to a test storage on this computer: s3://{info.bucket}/loras/… in {info.data_dir}"
+    # "you add": a paused upload to your own S3 storage, listed under it, still goes there (an audit).
+    detail = f"Files you add go to a test storage on this computer: s3://{info.bucket}/loras/… in {info.data_dir}"
     return Outcome(Link.CONNECTED, SANDBOX_LABEL, detail, sandbox_connection(info), sandbox)
 
 

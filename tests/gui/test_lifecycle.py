@@ -147,7 +147,8 @@ def test_first_run_offers_the_sandbox_and_shows_where_files_go(make_desktop: Any
 
     run(aloop, scenario())
     assert window.server_label.text() == "Server: Test storage (this computer)"
-    assert window.banner.isVisible() and "test storage on this computer" in window.banner.text()
+    assert window.banner.isVisible()
+    assert window.banner.text().startswith("Files you add go to a test storage on this computer: s3://")
     assert session.settings.use_sandbox and not window.empty.setup.isVisible()
 
 
