@@ -93,9 +93,17 @@ class ProgressView:
             BarColumn,
             DownloadColumn,
             Progress,
+            Task,
             TextColumn,
         )
         from rich.table import Column
+        from rich.text import Text
+
+        class StoredColumn(DownloadColumn):
+            """Stored of the size; an empty file's bar, whose total is 1 so that it can fill, read "1/1 bytes"."""
+
+            def render(self, task: Task) -> Text:
+                return Text("0 B", style="progress.download") if task.fields.get("empty") else super().render(task)
 
         # One line per file, however narrow the terminal: at 80 columns the bars wrapped ("128.0/286.1" over
         # "MiB") or lost the stored count. Below 100 columns the method goes, and the name takes what is left.
@@ -111,7 +119,7 @@ class ProgressView:
             BarColumn(
                 bar_width=None, complete_style="blue", finished_style="green", table_column=Column(ratio=1, min_width=2)
             ),
-            DownloadColumn(binary_units=True, table_column=Column(no_wrap=True)),  # stored: what a pause keeps
+            StoredColumn(binary_units=True, table_column=Column(no_wrap=True)),  # stored: what a pause keeps
             # On the wire, stored or not; then the engine's speed (of bytes sent) and time left (of bytes still to
             # send), in MiB/s as the sizes and the window are: rich's own, from stored bytes, read MB/s and stood
             # still while a part was sent.
@@ -155,6 +163,7 @@ class ProgressView:
             self.tasks[event.job_id] = self.progress.add_task(
                 "",
                 total=max(event.size, 1),
+                empty=event.size == 0,
                 name=_short(shown(name), self.name_width),
                 method="",
                 note="queued",

@@ -154,6 +154,8 @@ def test_an_empty_file_is_uploaded_after_a_warning(cli: Any, make_file: Any, s3:
     human = cli("upload", str(empty.path))
     assert human.code == 0, human.stderr
     assert "empty.ckpt: This file is empty (0 bytes); it will be uploaded as it is." in human.stderr
+    [bar] = [line for line in human.stderr.splitlines() if line.startswith("empty.ckpt ") and "done" in line]
+    assert " 0 B " in bar and "1/1" not in bar, bar  # its bar's total is 1 so that it fills; it read "1/1 bytes"
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX special files")
