@@ -41,9 +41,11 @@ def _sample(handle: BinaryIO, offset: int, length: int) -> str:
 def gone(path: Path) -> FileUnreadableError:
     """A file deleted or moved since it was added. Its upload is kept (a FileUnreadableError keeps its
     record): put back, it goes on from the parts already stored. Until then those parts take room in
-    storage, so the sentence names the way to give them up (a big-file audit's finding)."""
+    storage, so the sentence names the way to give them up (a big-file audit's finding); "any", as there may be
+    none yet ("what it has stored" was said of 0 B, a re-check audit's finding)."""
     return FileUnreadableError(
-        f"{path.name} was deleted or moved. Put it back to go on, or discard the upload to delete what it has stored."
+        f"{path.name} was deleted or moved. "
+        "Put it back to go on, or discard the upload to delete any of it already stored."
     )
 
 

@@ -363,7 +363,7 @@ def test_list_says_why_an_upload_stopped_in_a_whole_sentence_under_its_table(
     assert cells[1] == sample.path.name, "the file's own name, its extension too (the display name was ambiguous)"
     said = (
         f"{paused['id'][:8]}: {sample.path.name} was deleted or moved. "
-        "Put it back to go on, or discard the upload to delete what it has stored."
+        "Put it back to go on, or discard the upload to delete any of it already stored."
     )
     assert said in " ".join(human.stdout.split())
     aside.rename(sample.path)

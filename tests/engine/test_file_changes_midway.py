@@ -55,7 +55,7 @@ def test_a_file_deleted_while_it_uploads_is_said_deleted_and_goes_on_once_it_is_
     assert (view.status, view.resumable) == (Status.FAILED, True), "kept: the parts stored wait for the file"
     assert view.message == (
         "deleted.safetensors was deleted or moved. "
-        "Put it back to go on, or discard the upload to delete what it has stored."
+        "Put it back to go on, or discard the upload to delete any of it already stored."
     )
     kept = view.confirmed
     assert kept >= 5 * MiB and row_of(engine, job_id, sample).confirmed == kept
