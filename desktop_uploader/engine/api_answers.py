@@ -117,10 +117,9 @@ def _api_error(response: requests.Response, action: str, path: str) -> UploaderE
     if status == 501:  # Not Implemented: a web server that is not an upload API (Python's http.server, say)
         return not_offered(action, status, response.url, path)
     if status == 507:  # Insufficient Storage: the store behind the API is full (our server and route say so)
-        return StorageFullError(
-            (reason or "The server's storage is full: free some space there, then retry.")
-            + " What is already stored is kept."
-        )
+        said = reason or "The server's storage is full: free some space there, then retry."
+        # Refused at start (a file past the room on the sandbox's disk), nothing of it is stored to keep.
+        return StorageFullError(said if action in STARTS else f"{said} What is already stored is kept.")
     if status in (408, 429) or status >= 500:
         # The server's own sentence says what went wrong behind it (its storage refused its keys, its
         # tokens file is missing); a Next.js audit saw only "busy or having trouble" for each of them.

@@ -119,6 +119,7 @@ class Sandbox:
             "s3_secret_key": identity.secret_key,
             "tokens_file": tokens,
             "spool_dir": self.data_dir / "spool",
+            "local_store_dir": self.data_dir,  # SeaweedFS writes here: a file past its disk's room is refused
             **self.server_overrides,
             **overrides,
         }

@@ -54,6 +54,7 @@ from desktop_uploader.server.models import (
 )
 from desktop_uploader.server.naming import checked_name, metadata_for, new_destination, owned_destination
 from desktop_uploader.server.presigned import PresignedService, content_type_of
+from desktop_uploader.server.room import check_room
 from desktop_uploader.server.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -201,6 +202,7 @@ class ChunkedService:
                 f"{human_bytes(self.config.max_file_size)}.",
             )
         self._within_cap(user_id)
+        check_room(self.config.local_store_dir, request.file_size)
         plan = plan_parts(request.file_size, _PART_WISH, self.config.limits)
         destination = new_destination(self.config, user_id, name)
         upload_id = self.storage.create_multipart(

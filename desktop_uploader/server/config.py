@@ -52,6 +52,11 @@ class ServerConfig(BaseSettings):
             "Unset: so when `actions` offers only the seed's, as the real seed backend does."
         ),
     )
+    local_store_dir: Path | None = Field(
+        None,
+        description="Where a store on this machine keeps its data (the sandbox's): a file that won't fit on that "
+        "disk is refused at start (server/room.py).",
+    )
     capabilities_enabled: bool = True
     presigned_enabled: bool = True
     chunked_enabled: bool = True

@@ -19,6 +19,7 @@ from desktop_uploader.server.models import (
     StatusRequest,
 )
 from desktop_uploader.server.naming import Destination, checked_name, metadata_for, new_destination, owned_destination
+from desktop_uploader.server.room import check_room
 from desktop_uploader.server.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,7 @@ class PresignedService:
             problem = layout_problem(request.file_size, request.total_parts, limits)
             if problem:
                 raise ApiError(400, problem)
+        check_room(self.config.local_store_dir, request.file_size)
         content_type = content_type_of(request.content_type)
         destination = new_destination(self.config, user_id, name)
         # Only a client that can sign checksums may ask for one: storage then refuses parts without it.
