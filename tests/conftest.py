@@ -27,6 +27,7 @@ pytest_plugins = [
 ]
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+STARTED: list[SandboxProcess] = []  # the session's sandbox, once a test has asked for it
 # Tests never read or write a real keychain: with no usable backend, secrets go to the private home.
 os.environ["PYTHON_KEYRING_BACKEND"] = "keyring.backends.fail.Keyring"
 
@@ -35,15 +36,31 @@ os.environ["PYTHON_KEYRING_BACKEND"] = "keyring.backends.fail.Keyring"
 def sandbox_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxProcess]:
     home = tmp_path_factory.mktemp("sandbox-home")
     process = SandboxProcess.start(home)
+    STARTED.append(process)
     try:
         yield process
     finally:
+        STARTED.remove(process)
         process.stop()
 
 
 @pytest.fixture(scope="session")
 def sandbox(sandbox_process: SandboxProcess) -> SandboxInfo:
     return sandbox_process.info
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Every later test that stores would fail after its retries and its timeout, naming no cause: the run
+    stops at the first one instead, saying where the sandbox's own words are (before any fixture is set up)."""
+    if "sandbox_process" not in getattr(item, "fixturenames", ()):
+        return
+    for process in STARTED:
+        if process.process.poll() is not None:
+            pytest.exit(
+                f"the session's sandbox exited ({process.process.returncode}) before {item.nodeid}; "
+                f"see {process.stderr_path} and the logs in {process.home / 'logs'}",
+                returncode=3,
+            )
 
 
 @pytest.fixture(scope="session")
