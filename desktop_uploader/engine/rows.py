@@ -319,6 +319,9 @@ class QueueSummary:
     paused: int = 0
     interrupted: int = 0
     not_started: int = 0  # paused before anything was sent, as the rows say: "Not started", never "paused"
+    # Failed on a lost connection, its next try counting down ("Trying again in 25 s"): the bar said "1 failed"
+    # beside that row, which went on by itself a minute later (a network audit).
+    trying_again: int = 0
 
     def text(self) -> str:
         if not self.total:  # "No uploads" beside a listed Cancelled row read as a contradiction (a GUI audit)
@@ -331,6 +334,7 @@ class QueueSummary:
             (self.not_started, "not started"),
             (self.paused, "paused"),
             (self.interrupted, "interrupted"),
+            (self.trying_again, "trying again soon"),
         ):
             if count:
                 parts.append(f"{count} {said}")
@@ -345,7 +349,7 @@ class QueueSummary:
 
 def summarize(rows: list[Row]) -> QueueSummary:
     """One pass over the rows: it runs ten times a second over queues of thousands."""
-    total = done = active = failed = cancelled = waiting = paused = interrupted = not_started = 0
+    total = done = active = failed = cancelled = waiting = paused = interrupted = not_started = trying_again = 0
     size = confirmed = 0
     speed = 0.0
     for row in rows:
@@ -360,7 +364,9 @@ def summarize(rows: list[Row]) -> QueueSummary:
             confirmed += row.size
             continue
         confirmed += row.confirmed
-        if status is Status.FAILED:
+        if status is Status.FAILED and row.reconnect_at is not None:
+            trying_again += 1
+        elif status is Status.FAILED:
             failed += 1
         elif status.active:
             active += 1
@@ -374,5 +380,5 @@ def summarize(rows: list[Row]) -> QueueSummary:
         elif status is Status.INTERRUPTED:
             interrupted += 1
     fraction = confirmed / size if size else (1.0 if total else 0.0)
-    counts = (cancelled, waiting, paused, interrupted, not_started)
+    counts = (cancelled, waiting, paused, interrupted, not_started, trying_again)
     return QueueSummary(total, done, active, failed, speed, fraction, *counts)

@@ -57,6 +57,10 @@ def test_a_lost_connection_is_tried_again_by_itself_once_storage_is_back(
             row = model.rows()[0]
             seen["failed"], seen["stored"] = row.status_text(time.monotonic()), row.confirmed
             seen["actions"] = row.actions()
+            # The bar said "1 failed" beside a row counting down to its next try (a network audit).
+            summary = desktop.window.summary_label
+            await until(lambda: "1 trying again soon" in summary.text(), 30, "the bar to say it tries again")
+            seen["summary"] = summary.text()
             storage.up()  # it comes back
             await until(lambda: model.rows()[0].status == Status.COMPLETED, 120, "the upload to go on by itself")
 
@@ -65,6 +69,7 @@ def test_a_lost_connection_is_tried_again_by_itself_once_storage_is_back(
     assert seen["failed"].startswith("Trying again in "), seen["failed"]
     assert "refused the connection" in seen["failed"] or "was lost" in seen["failed"], seen["failed"]
     assert RowAction.RETRY in seen["actions"], "Retry still goes at once"
+    assert "failed" not in seen["summary"], seen["summary"]
     done = model.rows()[0]
     assert done.result is not None
     assert object_sha256(s3, sandbox.bucket, done.result.s3_key) == sample.sha256
