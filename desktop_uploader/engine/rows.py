@@ -83,6 +83,9 @@ class Row:
     reconnect_at: float | None = None  # a failure's own next try, after a lost connection (gui/reconnect.py)
     retry_attempt: int = 0
     retry_max: int = 0
+    # Stored bytes at a part's first retry; None once more is stored. On a dead link each new try takes a timeout:
+    # the row said a bare "Uploading" for a minute while every part failed (a network audit), and now says why.
+    retried_at: int | None = None
     falling_back_to: str = ""
     result: events.UploadResult | None = None
     notices: list[str] = field(default_factory=list)
@@ -146,12 +149,7 @@ class Row:
         """Fold one event into the row; False when it changed nothing visible."""
         match event:
             case events.Progress():
-                self.size = event.total or self.size  # a changed file, sent again, at its size now
-                self.confirmed, self.in_flight = event.confirmed, event.in_flight
-                self.sent = max(event.sent, event.confirmed)
-                self.speed, self.eta, self.method = event.speed, event.eta, event.method
-                if self.retry_until is not None and now >= self.retry_until:
-                    self.retry_until = None
+                self._progress(event, now)
             case events.Started():
                 self.method = event.method
                 self.falling_back_to = ""
@@ -164,6 +162,7 @@ class Row:
                 self.retry_until = now + event.delay
                 self.retry_attempt, self.retry_max = event.attempt, event.max_attempts
                 self.message = event.reason
+                self.retried_at = self.confirmed if self.retried_at is None else self.retried_at
             case events.FallingBack():
                 self.falling_back_to = event.to_method
                 self.confirmed = self.sent = 0
@@ -181,6 +180,16 @@ class Row:
                 return False
         return True
 
+    def _progress(self, event: events.Progress, now: float) -> None:
+        self.size = event.total or self.size  # a changed file, sent again, at its size now
+        self.confirmed, self.in_flight = event.confirmed, event.in_flight
+        self.sent = max(event.sent, event.confirmed)
+        self.speed, self.eta, self.method = event.speed, event.eta, event.method
+        if self.retry_until is not None and now >= self.retry_until:
+            self.retry_until = None
+        if self.retried_at is not None and event.confirmed > self.retried_at:
+            self.retried_at = None  # stored again: the link works
+
     def _failed(self, event: events.Failed) -> None:
         self.message, self.resumable, self.retry_helps = event.message, event.resumable, event.retry_helps
         self.failed_kind = event.kind
@@ -192,6 +201,8 @@ class Row:
         self.status = event.status
         if event.status in (Status.FAILED, Status.PAUSED, Status.INTERRUPTED, Status.CANCELLED):
             self.speed, self.eta, self.in_flight, self.retry_until = 0.0, None, 0, None
+        if not event.status.active or event.message == events.RESUMING:
+            self.retried_at = None  # a new attempt starts with a clean slate
             self.sent = self.confirmed
         if event.status is not Status.FAILED:
             self.reconnect_at = None  # tried again (by itself or by Retry), or given up
@@ -216,16 +227,8 @@ class Row:
                 return f"Falling back to {self.falling_back_to or 'another method'}…"
             case Status.COMPLETING:
                 return "Finishing…"
-            case Status.UPLOADING | Status.RETRYING if self.retry_until is not None and now < self.retry_until:
-                wait = max(1, math.ceil(self.retry_until - now))
-                return f"Retrying in {wait} s (attempt {self.retry_attempt + 1}/{self.retry_max})"
             case Status.UPLOADING | Status.RETRYING:
-                # Until anything new is on the wire: a GUI audit saw it stay while 64 MiB were stored.
-                if self.message == events.RESUMING and self.sent <= self.resumed:
-                    return events.RESUMING
-                # Stored bytes are on line 2; what is on the wire beyond them shows a slow link moving
-                # before its first part lands (and is what a pause now would send again).
-                return f"Uploading · {human_bytes(self.sent)} sent" if self.sent > self.confirmed else "Uploading"
+                return self._uploading_text(now)
             case Status.PAUSED:
                 return "Not started" if self.never_started else "Paused"
             case Status.INTERRUPTED:
@@ -237,6 +240,19 @@ class Row:
             case Status.CANCELLED:  # with what stays on storage, when its parts could not be removed
                 return "Cancelled" if self.message in ("", events.CANCELLED) else f"Cancelled. {self.message}"
         return self.status.value
+
+    def _uploading_text(self, now: float) -> str:
+        attempt = f"attempt {self.retry_attempt + 1}/{self.retry_max}"
+        if self.retry_until is not None and now < self.retry_until:
+            return f"Retrying in {max(1, math.ceil(self.retry_until - now))} s ({attempt})"
+        if self.retried_at is not None and self.message:
+            return f"Retrying ({attempt}): {self.message}"
+        # Until anything new is on the wire: a GUI audit saw it stay while 64 MiB were stored.
+        if self.message == events.RESUMING and self.sent <= self.resumed:
+            return events.RESUMING
+        # Stored bytes are on line 2; what is on the wire beyond them shows a slow link moving
+        # before its first part lands (and is what a pause now would send again).
+        return f"Uploading · {human_bytes(self.sent)} sent" if self.sent > self.confirmed else "Uploading"
 
     def _completed_text(self) -> str:
         """ "Completed", with the name storage gave the file when it is not the file's own: what a person picks

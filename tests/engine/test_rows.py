@@ -34,12 +34,17 @@ def test_progress_speed_and_eta_read_like_a_person_would_say_them() -> None:
     assert human_speed(999 * 1024) == "999 KiB/s"
 
 
-def test_retrying_counts_down_then_returns_to_uploading() -> None:
+def test_retrying_counts_down_says_why_until_more_is_stored_then_returns_to_uploading() -> None:
     r = row(status=Status.UPLOADING)
-    r.apply(events.Retrying("job", "presigned-s3", 4, 1, 5, 4.0, "busy"), now=100.0)
+    r.apply(events.Progress("job", "presigned-s3", 10 * MiB, 0, 100 * MiB, 0.0, None), now=99.0)
+    r.apply(events.Retrying("job", "presigned-s3", 4, 1, 5, 4.0, "The connection to storage was lost."), now=100.0)
     assert r.status_text(100.0) == "Retrying in 4 s (attempt 2/5)"
     assert r.status_text(102.5) == "Retrying in 2 s (attempt 2/5)"
-    assert r.status_text(104.5) == "Uploading"
+    # Its new try on a dead link takes a timeout: the row said a bare "Uploading" for a minute (a network audit).
+    r.apply(events.Progress("job", "presigned-s3", 10 * MiB, 5 * MiB, 100 * MiB, 0.0, None), now=104.5)
+    assert r.status_text(104.5) == "Retrying (attempt 2/5): The connection to storage was lost."
+    r.apply(events.Progress("job", "presigned-s3", 15 * MiB, 5 * MiB, 100 * MiB, 0.0, None), now=110.0)
+    assert r.status_text(110.0) == "Uploading", "stored again: the link works"
 
 
 def test_each_state_offers_the_actions_that_make_sense() -> None:
