@@ -201,9 +201,9 @@ class Row:
         self.status = event.status
         if event.status in (Status.FAILED, Status.PAUSED, Status.INTERRUPTED, Status.CANCELLED):
             self.speed, self.eta, self.in_flight, self.retry_until = 0.0, None, 0, None
+            self.sent = self.confirmed
         if not event.status.active or event.message == events.RESUMING:
             self.retried_at = None  # a new attempt starts with a clean slate
-            self.sent = self.confirmed
         if event.status is not Status.FAILED:
             self.reconnect_at = None  # tried again (by itself or by Retry), or given up
         if event.message == events.RESUMING:
