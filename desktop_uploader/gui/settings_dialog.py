@@ -313,7 +313,7 @@ class SettingsDialog(QDialog):
     async def test_connection(self) -> Probe:
         """Probe the server as typed (the tester runs off the GUI thread) and show what it said."""
         tested = (self.server_url.text(), self.token_edit.text())
-        self.test_result.setText("Testing… (a server that was asleep can take up to a minute to answer)")
+        self.test_result.show_note("Testing… (a server that was asleep can take up to a minute to answer)")
         with held(self.test_button):
             ok, text = await self.tester(self.connection.site_address(), tested[1].strip())
         if isValid(self) and (self.server_url.text(), self.token_edit.text()) == tested:
@@ -333,7 +333,7 @@ class SettingsDialog(QDialog):
                 False, "Not tested: fix what is said below first." if said == self.problem.text() else said
             )
             return False, exc.message
-        page.direct_test_result.setText("Testing…")
+        page.direct_test_result.show_note("Testing…")
         with held(page.direct_test_button):
             ok, text = await self.direct_tester(settings, self.direct_secret_edit.text().strip())
         if isValid(self) and [edit.text() for edit in fields] == tested:
