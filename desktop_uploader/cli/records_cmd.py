@@ -214,7 +214,7 @@ def run_discard(args: argparse.Namespace) -> int:
     except UploaderError as exc:
         out.print(f"[red]{plain(exc.message)}")
         return 1
-    name = plain(record.display_name or record.path)
+    name = plain(Path(record.path).name)  # as 'list' names it: the display name lacks the type ("del" for del.bin)
     if not settled.aborted:
         out.print(
             f"Discarded {name}. {plain(not_removed(record, settled.target))}; that is "

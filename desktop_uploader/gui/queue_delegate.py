@@ -74,9 +74,11 @@ def status_color(row: Row, palette: QPalette, now: float) -> QColor:
     base = palette.color(QPalette.ColorRole.Base)
     if row.status == Status.COMPLETED:
         return readable(QColor("#66bb6a" if dark else "#2e7d32"), base)
-    if row.status == Status.FAILED:
+    if row.status == Status.FAILED and row.reconnect_at is None:
         return readable(QColor("#ef6c6c" if dark else "#c62828"), base)
-    if row.status == Status.INTERRUPTED or (row.retry_until is not None and now < row.retry_until):
+    # Trying again, by itself: a countdown to the next try read in a failure's red (a re-check audit).
+    retrying = row.reconnect_at is not None or row.retried_at is not None
+    if row.status == Status.INTERRUPTED or retrying or (row.retry_until is not None and now < row.retry_until):
         return readable(QColor("#ffb74d" if dark else "#9a5200"), base)
     if row.status in (Status.PAUSED, Status.CANCELLED, Status.QUEUED):
         return muted_text(palette)

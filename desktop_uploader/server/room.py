@@ -10,11 +10,14 @@ disk as it is now, which catches the one big file, not two that each fit alone.
 
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
 
 from desktop_uploader.engine.limits import human_bytes
 from desktop_uploader.server.errors import ApiError
+
+log = logging.getLogger(__name__)
 
 RESERVE_PERCENT = 1  # what SeaweedFS keeps free (its -minFreeSpace default, which `weed mini` doesn't take)
 
@@ -34,9 +37,10 @@ def check_room(folder: Path | None, file_size: int | None) -> None:
     except OSError:
         return  # the store's folder can't be looked at: the store will say what it says
     if file_size > room:
+        # What to do first, in the few words a row shows: "…room for only…" was cut before its remedy (a re-check).
+        log.info("Refused %d bytes: %d left above the %d %% reserve in %s", file_size, room, RESERVE_PERCENT, folder)
         raise ApiError(
             507,
-            f"There is room for only {human_bytes(room)} more on the disk the storage writes to, and this file is "
-            f"{human_bytes(file_size)} (the storage stops taking files with {RESERVE_PERCENT} % of its disk "
-            "left). Free some space on that disk, then try again.",
+            f"Not enough disk space for this file ({human_bytes(file_size)}): free some space on the disk the storage "
+            f"writes to, which has room for {human_bytes(room)} more, then try again.",
         )

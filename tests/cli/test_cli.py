@@ -367,7 +367,10 @@ def test_list_says_why_an_upload_stopped_in_a_whole_sentence_under_its_table(
     )
     assert said in " ".join(human.stdout.split())
     aside.rename(sample.path)
-    assert cli("discard", paused["id"]).code == 0  # the bucket is shared: leave no upload open in it
+    discarded = cli("discard", paused["id"])  # the bucket is shared: leave no upload open in it
+    assert discarded.code == 0, discarded.stderr
+    said = " ".join((discarded.stdout + discarded.stderr).split())
+    assert f"Discarded {sample.path.name};" in said, "named as 'list' names it, its type too (it read 'moved-…;')"
 
 
 def test_the_same_upload_run_again_after_ctrl_c_goes_on_where_it_stopped(

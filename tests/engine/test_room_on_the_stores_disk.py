@@ -37,10 +37,9 @@ def test_a_file_past_the_room_on_the_stores_disk_is_refused_at_start_and_nothing
         view = engine.upload(sample.path)
     assert view.status == Status.FAILED
     assert view.message == (
-        f"There is room for only {human_bytes(room)} more on the disk the storage writes to, and this file is "
-        "6.0 MiB (the storage stops taking files with 1 % of its disk left). Free some space on that disk, then "
-        "try again."
-    ), "said once, and nothing about what is stored: nothing is"
+        "Not enough disk space for this file (6.0 MiB): free some space on the disk the storage writes to, which "
+        f"has room for {human_bytes(room)} more, then try again."
+    ), "what to do first, said once, and nothing about what is stored: nothing is"
     assert not engine.of(view.id, FallingBack), "the chunked way writes to the same disk"
     listed = s3.list_objects_v2(Bucket=sandbox.bucket, Prefix="loras/").get("Contents", [])
     assert [o["Key"] for o in listed if name in o["Key"]] == [], "no object"

@@ -18,6 +18,7 @@ import pytest
 from desktop_uploader.engine.events import Failed, Status
 from desktop_uploader.engine.limits import MiB
 from desktop_uploader.engine.rows import RowAction
+from desktop_uploader.gui.queue_delegate import status_color
 from desktop_uploader.gui.reconnect import Reconnector
 from tests.gui.conftest import run, until
 from tests.gui.test_queue import drop
@@ -61,6 +62,12 @@ def test_a_lost_connection_is_tried_again_by_itself_once_storage_is_back(
             summary = desktop.window.summary_label
             await until(lambda: "1 trying again soon" in summary.text(), 30, "the bar to say it tries again")
             seen["summary"] = summary.text()
+            # ...and its countdown in the amber of a retry, not a failure's red (a re-check audit)
+            await until(lambda: model.rows()[0].reconnect_at is not None, 30, "a countdown to the next try")
+            waiting, palette = model.rows()[0], desktop.window.view.palette()
+            given_up = waiting.copy()
+            given_up.reconnect_at = None
+            seen["colours"] = (status_color(waiting, palette, 0.0), status_color(given_up, palette, 0.0))
             storage.up()  # it comes back
             await until(lambda: model.rows()[0].status == Status.COMPLETED, 120, "the upload to go on by itself")
 
@@ -70,6 +77,8 @@ def test_a_lost_connection_is_tried_again_by_itself_once_storage_is_back(
     assert "refused the connection" in seen["failed"] or "was lost" in seen["failed"], seen["failed"]
     assert RowAction.RETRY in seen["actions"], "Retry still goes at once"
     assert "failed" not in seen["summary"], seen["summary"]
+    countdown, failure = seen["colours"]
+    assert countdown != failure
     done = model.rows()[0]
     assert done.result is not None
     assert object_sha256(s3, sandbox.bucket, done.result.s3_key) == sample.sha256
