@@ -183,8 +183,10 @@ class AppSession(QObject):
         reconnect = await in_thread(save_choices, self.paths, self.credentials, before, settings, token, direct_secret)
         if announce:
             self.message.emit(saved_sentence(before, settings, self.model.summary.active))
-        self.manager.update_settings(settings)
+        # Your own S3 storage first: settings that send there pump the queue, and a file waiting for a server
+        # started with no storage to go to ("Direct uploads need an S3 endpoint…", a busy CI run's failure).
         self.manager.set_direct(await in_thread(configured_direct, self.credentials, settings))
+        self.manager.update_settings(settings)
         if not reconnect:
             self.linkChanged.emit()  # where uploads go may have changed all the same (the method)
             return
